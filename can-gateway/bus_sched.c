@@ -1,0 +1,307 @@
+/*
+ * bus_sched: pacing, matching, retries and priority queues for one CAN bus.
+ * See bus_sched.h for the contract. Pure: no I/O, time comes in as `now` (µs).
+ */
+#include "bus_sched.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BIC_RX_ID_BASE 0x000C0200u
+#define CAN_EFF_MASK_29 0x1FFFFFFFu
+
+typedef struct {
+    bus_req_t req;
+    uint64_t tag;
+} entry_t;
+
+typedef struct {
+    entry_t *items;
+    size_t cap, head, count;
+} ring_t;
+
+typedef enum { FLIGHT_NONE = 0, FLIGHT_RETRY, FLIGHT_WAIT } flight_state_t;
+
+struct bus_sched {
+    bus_sched_cfg_t cfg;
+    ring_t q[BUS_PRIO_COUNT];
+    bus_result_t *results; /* FIFO of finished requests */
+    size_t res_cap, res_head, res_count;
+    struct {
+        flight_state_t state;
+        entry_t e;
+        int attempts;
+        int64_t started;  /* last transmission */
+        int64_t first;    /* first transmission */
+        int64_t deadline; /* reply timeout of the last transmission */
+    } flight;
+    bool up;
+    bool have_start, have_reply;
+    int64_t last_start, last_reply;
+    bus_sched_stats_t stats;
+};
+
+void bus_sched_cfg_default(bus_sched_cfg_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->period_us = 20000;
+    cfg->gap_after_reply_us = 5000;
+    cfg->timeout_us = 50000;
+    cfg->retries = 2;
+    cfg->queue_cap[BUS_PRIO_SAFETY] = 32;
+    cfg->queue_cap[BUS_PRIO_CLIENT] = 64;
+    cfg->queue_cap[BUS_PRIO_FAST] = 64;
+    cfg->queue_cap[BUS_PRIO_SLOW] = 64;
+}
+
+bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
+{
+    if (!cfg || cfg->period_us < 0 || cfg->gap_after_reply_us < 0 || cfg->timeout_us <= 0 ||
+        cfg->retries < 0)
+        return NULL;
+    bus_sched_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    size_t total = 1;
+    for (int p = 0; p < BUS_PRIO_COUNT; p++) {
+        if (cfg->queue_cap[p] <= 0)
+            goto fail;
+        s->q[p].cap = (size_t)cfg->queue_cap[p];
+        s->q[p].items = calloc(s->q[p].cap, sizeof(entry_t));
+        if (!s->q[p].items)
+            goto fail;
+        total += s->q[p].cap;
+    }
+    s->res_cap = total;
+    s->results = calloc(total, sizeof(bus_result_t));
+    if (!s->results)
+        goto fail;
+    s->up = true;
+    return s;
+fail:
+    bus_sched_destroy(&s);
+    return NULL;
+}
+
+void bus_sched_destroy(bus_sched_t **p)
+{
+    if (!p || !*p)
+        return;
+    bus_sched_t *s = *p;
+    for (int i = 0; i < BUS_PRIO_COUNT; i++)
+        free(s->q[i].items);
+    free(s->results);
+    free(s);
+    *p = NULL;
+}
+
+void bus_sched_set_timing(bus_sched_t *s, int64_t timeout_us, int retries)
+{
+    if (timeout_us > 0)
+        s->cfg.timeout_us = timeout_us;
+    if (retries >= 0)
+        s->cfg.retries = retries;
+}
+
+static size_t s_queued(const bus_sched_t *s)
+{
+    size_t n = 0;
+    for (int p = 0; p < BUS_PRIO_COUNT; p++)
+        n += s->q[p].count;
+    return n;
+}
+
+static void s_push_result(bus_sched_t *s, const entry_t *e, bus_status_t st, int attempts)
+{
+    /* Capacity is guaranteed by the outstanding-request check in submit. */
+    if (s->res_count == s->res_cap)
+        return;
+    bus_result_t *r = &s->results[(s->res_head + s->res_count) % s->res_cap];
+    memset(r, 0, sizeof *r);
+    r->tag = e->tag;
+    r->status = st;
+    r->req = e->req;
+    r->attempts = attempts;
+    s->res_count++;
+}
+
+int bus_sched_submit(bus_sched_t *s, bus_prio_t prio, const bus_req_t *req, uint64_t tag)
+{
+    if (!s || !req || prio < 0 || prio >= BUS_PRIO_COUNT || req->addr > 63 || req->len > 6)
+        return BUS_SCHED_EINVAL;
+    if (!s->up) {
+        s->stats.bus_down++;
+        return BUS_SCHED_EDOWN;
+    }
+    ring_t *q = &s->q[prio];
+    size_t outstanding = s_queued(s) + s->res_count + (s->flight.state != FLIGHT_NONE);
+    if (q->count == q->cap || outstanding >= s->res_cap) {
+        s->stats.busy++;
+        return BUS_SCHED_EFULL;
+    }
+    entry_t *e = &q->items[(q->head + q->count) % q->cap];
+    e->req = *req;
+    e->tag = tag;
+    q->count++;
+    return 0;
+}
+
+static int64_t s_earliest(const bus_sched_t *s)
+{
+    int64_t t = INT64_MIN;
+    if (s->have_start)
+        t = s->last_start + s->cfg.period_us;
+    if (s->have_reply && s->last_reply + s->cfg.gap_after_reply_us > t)
+        t = s->last_reply + s->cfg.gap_after_reply_us;
+    return t;
+}
+
+static bool s_pop(bus_sched_t *s, entry_t *out)
+{
+    for (int p = 0; p < BUS_PRIO_COUNT; p++) {
+        ring_t *q = &s->q[p];
+        if (q->count == 0)
+            continue;
+        *out = q->items[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        return true;
+    }
+    return false;
+}
+
+int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
+{
+    if (s->flight.state == FLIGHT_WAIT && now >= s->flight.deadline) {
+        if (s->flight.attempts <= s->cfg.retries) {
+            s->flight.state = FLIGHT_RETRY;
+        } else {
+            s->stats.timeouts++;
+            s_push_result(s, &s->flight.e, BUS_TIMEOUT, s->flight.attempts);
+            s->flight.state = FLIGHT_NONE;
+        }
+    }
+    if (!s->up || s->flight.state == FLIGHT_WAIT)
+        return 0;
+    if (now < s_earliest(s))
+        return 0;
+    if (s->flight.state == FLIGHT_RETRY) {
+        s->stats.retries++;
+    } else {
+        if (!s_pop(s, &s->flight.e))
+            return 0;
+        s->flight.attempts = 0;
+        s->flight.first = now;
+    }
+    s->flight.attempts++;
+    s->flight.started = now;
+    s->have_start = true;
+    s->last_start = now;
+    s->stats.frames_tx++;
+    *tx = s->flight.e.req;
+    if (s->flight.e.req.len > 0) {
+        /* The device never answers a write: it is done once it is on the wire. */
+        s_push_result(s, &s->flight.e, BUS_WRITTEN, s->flight.attempts);
+        s->flight.state = FLIGHT_NONE;
+    } else {
+        s->flight.state = FLIGHT_WAIT;
+        s->flight.deadline = now + s->cfg.timeout_us;
+    }
+    return 1;
+}
+
+int64_t bus_sched_deadline(const bus_sched_t *s)
+{
+    if (s->flight.state == FLIGHT_WAIT)
+        return s->flight.deadline;
+    if (!s->up)
+        return INT64_MAX;
+    if (s->flight.state == FLIGHT_RETRY || s_queued(s) > 0) {
+        int64_t t = s_earliest(s);
+        return t == INT64_MIN ? 0 : t;
+    }
+    return INT64_MAX;
+}
+
+int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data,
+                    size_t dlc)
+{
+    s->stats.frames_rx++;
+    const bus_req_t *r = &s->flight.e.req;
+    uint32_t id = can_id & CAN_EFF_MASK_29;
+    if (s->flight.state != FLIGHT_WAIT || !data || dlc < 2 || dlc > 8 ||
+        id != (BIC_RX_ID_BASE | r->addr) ||
+        (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
+        s->stats.stray++;
+        return 0;
+    }
+    s->stats.replies++;
+    s_push_result(s, &s->flight.e, BUS_OK, s->flight.attempts);
+    bus_result_t *res = &s->results[(s->res_head + s->res_count - 1) % s->res_cap];
+    res->len = (uint8_t)(dlc - 2);
+    memcpy(res->data, data + 2, dlc - 2);
+    res->rtt_us = now - s->flight.started;
+    s->flight.state = FLIGHT_NONE;
+    s->have_reply = true;
+    s->last_reply = now;
+    return 1;
+}
+
+void bus_sched_set_up(bus_sched_t *s, bool up, int64_t now)
+{
+    (void)now;
+    if (up) {
+        s->up = true;
+        return;
+    }
+    s->up = false;
+    if (s->flight.state != FLIGHT_NONE) {
+        s_push_result(s, &s->flight.e, BUS_DOWN, s->flight.attempts);
+        s->stats.bus_down++;
+        s->flight.state = FLIGHT_NONE;
+    }
+    entry_t e;
+    while (s_pop(s, &e)) {
+        s_push_result(s, &e, BUS_DOWN, 0);
+        s->stats.bus_down++;
+    }
+}
+
+bool bus_sched_is_up(const bus_sched_t *s)
+{
+    return s->up;
+}
+
+int bus_sched_result(bus_sched_t *s, bus_result_t *out)
+{
+    if (s->res_count == 0)
+        return 0;
+    *out = s->results[s->res_head];
+    s->res_head = (s->res_head + 1) % s->res_cap;
+    s->res_count--;
+    return 1;
+}
+
+size_t bus_sched_depth(const bus_sched_t *s)
+{
+    return s_queued(s);
+}
+
+size_t bus_sched_depth_prio(const bus_sched_t *s, bus_prio_t prio)
+{
+    if (prio < 0 || prio >= BUS_PRIO_COUNT)
+        return 0;
+    return s->q[prio].count;
+}
+
+bool bus_sched_idle(const bus_sched_t *s)
+{
+    return s->flight.state == FLIGHT_NONE && s_queued(s) == 0;
+}
+
+const bus_sched_stats_t *bus_sched_stats(const bus_sched_t *s)
+{
+    return &s->stats;
+}

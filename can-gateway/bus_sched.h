@@ -1,0 +1,119 @@
+/*
+ * bus_sched: the scheduler that owns one CAN bus (pure core, no I/O, no clock reads).
+ *
+ * It enforces the BIC-2200 timing rules (one request in flight per bus, a minimum period
+ * between request starts, a gap after every reply), matches replies by CAN ID and echoed
+ * command code (anything else is counted as stray and dropped, so a late reply can never
+ * shift later reads), retries timed-out reads a bounded number of times and serves four
+ * bounded priority queues. The loop around it transmits what bus_sched_tick() returns,
+ * feeds received frames to bus_sched_on_rx() and collects results with bus_sched_result().
+ * All times are monotonic microseconds passed in by the caller.
+ */
+#ifndef BIC_BUS_SCHED_H
+#define BIC_BUS_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Highest first. */
+typedef enum {
+    BUS_PRIO_SAFETY = 0, /* safety and setpoint writes, lease lapse */
+    BUS_PRIO_CLIENT,     /* client get/set/init/discover */
+    BUS_PRIO_FAST,       /* fast telemetry set, every cycle */
+    BUS_PRIO_SLOW,       /* slow telemetry set, round robin */
+    BUS_PRIO_COUNT
+} bus_prio_t;
+
+typedef enum {
+    BUS_OK = 0,       /* read answered; data holds the reply payload after the command */
+    BUS_WRITTEN,      /* write transmitted (the device never answers writes) */
+    BUS_TIMEOUT,      /* no matching reply after all retries */
+    BUS_DOWN,         /* the bus went down while the request was queued or in flight */
+} bus_status_t;
+
+/* Submission errors. */
+#define BUS_SCHED_EFULL (-1) /* the queue of that priority is full */
+#define BUS_SCHED_EDOWN (-2) /* the bus is down: fail fast, do not queue */
+#define BUS_SCHED_EINVAL (-3)
+
+typedef struct {
+    uint8_t addr;    /* device address 0-63 */
+    uint16_t cmd;    /* command code */
+    uint8_t len;     /* data bytes to write (1 or 2); 0 = read */
+    uint8_t data[6]; /* little-endian payload of a write */
+} bus_req_t;
+
+typedef struct {
+    uint64_t tag;        /* the caller's tag from bus_sched_submit */
+    bus_status_t status;
+    bus_req_t req;       /* the request as submitted */
+    uint8_t len;         /* reply data bytes (after the echoed command), BUS_OK only */
+    uint8_t data[6];     /* reply data */
+    int attempts;        /* transmissions made (1 + retries) */
+    int64_t rtt_us;      /* request start to reply, BUS_OK only */
+} bus_result_t;
+
+typedef struct {
+    int64_t period_us;          /* minimum time between request starts (20 ms) */
+    int64_t gap_after_reply_us; /* minimum time from a reply to the next request (5 ms) */
+    int64_t timeout_us;         /* reply timeout per attempt */
+    int retries;                /* extra attempts after a timeout */
+    int queue_cap[BUS_PRIO_COUNT];
+} bus_sched_cfg_t;
+
+typedef struct {
+    uint64_t frames_tx;
+    uint64_t frames_rx;    /* every frame offered to bus_sched_on_rx */
+    uint64_t replies;      /* frames matched to the request in flight */
+    uint64_t stray;        /* frames that matched nothing (late, duplicate, foreign) */
+    uint64_t timeouts;     /* requests failed after all retries */
+    uint64_t retries;      /* retransmissions */
+    uint64_t busy;         /* submissions refused because a queue was full */
+    uint64_t bus_down;     /* requests failed because the bus was down */
+} bus_sched_stats_t;
+
+typedef struct bus_sched bus_sched_t;
+
+/* Fills cfg with the manual's timing and the gateway's defaults. */
+void bus_sched_cfg_default(bus_sched_cfg_t *cfg);
+
+/* Returns a new scheduler (bus initially up) or NULL on bad cfg / no memory. */
+bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg);
+void bus_sched_destroy(bus_sched_t **p);
+
+/* Applies new timing (queue capacities are kept). Takes effect for the next request. */
+void bus_sched_set_timing(bus_sched_t *s, int64_t timeout_us, int retries);
+
+/* Queues a request. Returns 0, BUS_SCHED_EFULL, BUS_SCHED_EDOWN or BUS_SCHED_EINVAL. Every
+ * accepted request yields exactly one result. */
+int bus_sched_submit(bus_sched_t *s, bus_prio_t prio, const bus_req_t *req, uint64_t tag);
+
+/* Advances time: fails or retries a timed-out request, then, if the pacing rules allow a
+ * request to start at `now`, marks it in flight, copies it to *tx and returns 1; the caller
+ * must transmit it right away. Returns 0 when nothing is to be sent now. */
+int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx);
+
+/* The next time bus_sched_tick() has something to do (INT64_MAX when idle). */
+int64_t bus_sched_deadline(const bus_sched_t *s);
+
+/* Offers a received frame (29-bit ID, flags masked or not; data with its DLC). Returns 1 if it
+ * answered the request in flight, 0 if it was dropped as stray. */
+int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data,
+                    size_t dlc);
+
+/* Marks the bus up or down. Going down fails the request in flight and everything queued with
+ * BUS_DOWN; while down, submissions are refused with BUS_SCHED_EDOWN. */
+void bus_sched_set_up(bus_sched_t *s, bool up, int64_t now);
+bool bus_sched_is_up(const bus_sched_t *s);
+
+/* Pops one finished request. Returns 1 and fills *out, or 0 when there is none. */
+int bus_sched_result(bus_sched_t *s, bus_result_t *out);
+
+/* Requests queued (all priorities, not counting the one in flight). */
+size_t bus_sched_depth(const bus_sched_t *s);
+size_t bus_sched_depth_prio(const bus_sched_t *s, bus_prio_t prio);
+bool bus_sched_idle(const bus_sched_t *s);
+const bus_sched_stats_t *bus_sched_stats(const bus_sched_t *s);
+
+#endif

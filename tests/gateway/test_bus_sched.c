@@ -1,0 +1,310 @@
+/*
+ * Unit tests for bus_sched: pacing (20 ms between starts, 5 ms after a reply), matching by ID
+ * and echoed command, stray and late frames, retries and timeouts, priorities, queue bounds
+ * and failing fast while the bus is down.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bus_sched.h"
+
+#define MS 1000
+#define RD(a, c) (&(bus_req_t){.addr = (a), .cmd = (c)})
+#define WR(a, c, v) (&(bus_req_t){.addr = (a), .cmd = (c), .len = 2, .data = {(v)&0xff, (v) >> 8}})
+
+static bus_sched_t *s_new(void)
+{
+    bus_sched_cfg_t cfg;
+    bus_sched_cfg_default(&cfg);
+    cfg.queue_cap[BUS_PRIO_CLIENT] = 4;
+    bus_sched_t *s = bus_sched_new(&cfg);
+    assert_non_null(s);
+    return s;
+}
+
+static void s_reply(bus_sched_t *s, int64_t now, uint8_t addr, uint16_t cmd, uint16_t v,
+                    int expect)
+{
+    uint8_t d[4] = {cmd & 0xff, cmd >> 8, v & 0xff, v >> 8};
+    assert_int_equal(bus_sched_on_rx(s, now, 0x80000000u | 0x000C0200u | addr, d, 4), expect);
+}
+
+static void test_pacing_between_starts(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, WR(0, 0x30, 100 + i), i), 0);
+    assert_int_equal(bus_sched_tick(s, 1000 * MS, &tx), 1);
+    assert_int_equal(tx.cmd, 0x30);
+    assert_int_equal(tx.data[0], 100);
+    /* writes need no reply, but the next request still waits for the 20 ms period */
+    assert_int_equal(bus_sched_tick(s, 1000 * MS + 19999, &tx), 0);
+    assert_int_equal(bus_sched_deadline(s), 1020 * MS);
+    assert_int_equal(bus_sched_tick(s, 1020 * MS, &tx), 1);
+    assert_int_equal(tx.data[0], 101);
+    bus_result_t r;
+    assert_int_equal(bus_sched_result(s, &r), 1);
+    assert_int_equal(r.status, BUS_WRITTEN);
+    assert_int_equal(r.tag, 0);
+    bus_sched_destroy(&s);
+    assert_null(s);
+}
+
+static void test_gap_after_reply(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x61), 2);
+    assert_int_equal(bus_sched_tick(s, 0, &tx), 1);
+    /* one request in flight: nothing else goes out while we wait for the reply */
+    assert_int_equal(bus_sched_tick(s, 30 * MS, &tx), 0);
+    s_reply(s, 18 * MS, 0, 0x60, 2641, 1);
+    /* period from the start is over (20 ms) but the reply came at 18 ms: wait until 23 ms */
+    assert_int_equal(bus_sched_deadline(s), 23 * MS);
+    assert_int_equal(bus_sched_tick(s, 22 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 23 * MS, &tx), 1);
+    assert_int_equal(tx.cmd, 0x61);
+    bus_result_t r;
+    assert_int_equal(bus_sched_result(s, &r), 1);
+    assert_int_equal(r.status, BUS_OK);
+    assert_int_equal(r.tag, 1);
+    assert_int_equal(r.len, 2);
+    assert_int_equal(r.data[0] | (r.data[1] << 8), 2641);
+    bus_sched_destroy(&s);
+}
+
+static void test_match_by_id_and_command(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_result_t r;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(1, 0x60), 7);
+    bus_sched_tick(s, 0, &tx);
+    s_reply(s, 1 * MS, 0, 0x60, 1111, 0);  /* another device */
+    s_reply(s, 1 * MS, 1, 0x61, 2222, 0);  /* another command */
+    uint8_t shortf[1] = {0x60};
+    assert_int_equal(bus_sched_on_rx(s, 1 * MS, 0x000C0201, shortf, 1), 0);
+    uint8_t req_echo[2] = {0x60, 0x00}; /* our own request id, not a reply */
+    assert_int_equal(bus_sched_on_rx(s, 1 * MS, 0x000C0301, req_echo, 2), 0);
+    assert_int_equal(bus_sched_result(s, &r), 0);
+    s_reply(s, 2 * MS, 1, 0x60, 3333, 1);
+    assert_int_equal(bus_sched_result(s, &r), 1);
+    assert_int_equal(r.tag, 7);
+    assert_int_equal(r.data[0] | (r.data[1] << 8), 3333);
+    assert_int_equal(bus_sched_stats(s)->stray, 4);
+    bus_sched_destroy(&s);
+}
+
+static void test_late_reply_never_shifts_later_reads(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_sched_set_timing(s, 50 * MS, 0);
+    bus_req_t tx;
+    bus_result_t r;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x61), 2);
+    bus_sched_tick(s, 0, &tx);
+    assert_int_equal(bus_sched_tick(s, 50 * MS, &tx), 1); /* timeout, then the next read */
+    assert_int_equal(tx.cmd, 0x61);
+    assert_int_equal(bus_sched_result(s, &r), 1);
+    assert_int_equal(r.tag, 1);
+    assert_int_equal(r.status, BUS_TIMEOUT);
+    /* the late READ_VOUT reply arrives while READ_IOUT is in flight: dropped */
+    s_reply(s, 52 * MS, 0, 0x60, 2641, 0);
+    assert_int_equal(bus_sched_result(s, &r), 0);
+    s_reply(s, 53 * MS, 0, 0x61, 500, 1);
+    assert_int_equal(bus_sched_result(s, &r), 1);
+    assert_int_equal(r.tag, 2);
+    assert_int_equal(r.data[0] | (r.data[1] << 8), 500);
+    /* a duplicate of the same reply after completion is stray too */
+    s_reply(s, 54 * MS, 0, 0x61, 500, 0);
+    assert_int_equal(bus_sched_stats(s)->stray, 2);
+    bus_sched_destroy(&s);
+}
+
+static void test_retries_then_timeout(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new(); /* 50 ms timeout, 2 retries */
+    bus_req_t tx;
+    bus_result_t r;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(3, 0x70), 9);
+    int sent = 0;
+    int64_t t = 0;
+    for (; t < 1000 * MS; t += MS) {
+        sent += bus_sched_tick(s, t, &tx);
+        if (bus_sched_result(s, &r))
+            break;
+    }
+    assert_int_equal(sent, 3);
+    assert_int_equal(r.status, BUS_TIMEOUT);
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(t, 150 * MS);
+    assert_int_equal(bus_sched_stats(s)->retries, 2);
+    assert_int_equal(bus_sched_stats(s)->timeouts, 1);
+    assert_true(bus_sched_idle(s));
+
+    /* a retry that gets answered succeeds with attempts = 2 */
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(3, 0x62), 10);
+    assert_int_equal(bus_sched_tick(s, 200 * MS, &tx), 1);
+    assert_int_equal(bus_sched_tick(s, 250 * MS, &tx), 1);
+    s_reply(s, 252 * MS, 3, 0x62, 312, 1);
+    assert_int_equal(bus_sched_result(s, &r), 1);
+    assert_int_equal(r.status, BUS_OK);
+    assert_int_equal(r.attempts, 2);
+    bus_sched_destroy(&s);
+}
+
+static void test_priorities(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_sched_submit(s, BUS_PRIO_SLOW, WR(0, 0x50, 1), 1);
+    bus_sched_submit(s, BUS_PRIO_FAST, WR(0, 0x60, 2), 2);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, WR(0, 0x20, 3), 3);
+    bus_sched_submit(s, BUS_PRIO_SAFETY, WR(0, 0x00, 4), 4);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, WR(0, 0x30, 5), 5);
+    uint16_t order[5];
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(bus_sched_tick(s, i * 20 * MS, &tx), 1);
+        order[i] = tx.cmd;
+    }
+    assert_int_equal(order[0], 0x00);
+    assert_int_equal(order[1], 0x20); /* FIFO within a priority */
+    assert_int_equal(order[2], 0x30);
+    assert_int_equal(order[3], 0x60);
+    assert_int_equal(order[4], 0x50);
+    bus_sched_destroy(&s);
+}
+
+static void test_queue_bound(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new(); /* client queue holds 4 */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), i), 0);
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 4), BUS_SCHED_EFULL);
+    /* a full client queue does not block safety writes */
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_SAFETY, WR(0, 0, 0), 5), 0);
+    assert_int_equal(bus_sched_depth(s), 5);
+    assert_int_equal(bus_sched_stats(s)->busy, 1);
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(64, 0x60), 0), BUS_SCHED_EINVAL);
+    bus_sched_destroy(&s);
+}
+
+static void test_bus_down_fails_fast(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_result_t r;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
+    bus_sched_submit(s, BUS_PRIO_FAST, RD(0, 0x61), 2);
+    bus_sched_tick(s, 0, &tx);
+    bus_sched_set_up(s, false, 5 * MS);
+    int n = 0;
+    while (bus_sched_result(s, &r)) {
+        assert_int_equal(r.status, BUS_DOWN);
+        n++;
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_SAFETY, RD(0, 0x60), 3), BUS_SCHED_EDOWN);
+    assert_int_equal(bus_sched_tick(s, 100 * MS, &tx), 0);
+    assert_true(bus_sched_deadline(s) == INT64_MAX);
+    bus_sched_set_up(s, true, 200 * MS);
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 4), 0);
+    assert_int_equal(bus_sched_tick(s, 200 * MS, &tx), 1);
+    bus_sched_destroy(&s);
+}
+
+static void test_bad_config_rejected(void **state)
+{
+    (void)state;
+    bus_sched_cfg_t cfg;
+    bus_sched_cfg_default(&cfg);
+    cfg.timeout_us = 0;
+    assert_null(bus_sched_new(&cfg));
+    bus_sched_cfg_default(&cfg);
+    cfg.queue_cap[BUS_PRIO_FAST] = 0;
+    assert_null(bus_sched_new(&cfg));
+    assert_null(bus_sched_new(NULL));
+    bus_sched_destroy(NULL);
+}
+
+/* A long random mix of requests, replies, late replies and silence never breaks the pacing
+ * rules and answers every request exactly once. */
+static void test_pacing_invariant_under_load(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_result_t r;
+    uint32_t rnd = 12345;
+    int64_t last_start = -1000 * MS, last_reply = -1000 * MS;
+    int submitted = 0, finished = 0;
+    int pending_reply = -1;
+    int64_t reply_at = 0;
+    uint16_t reply_cmd = 0;
+    for (int64_t t = 0; t < 20000 * MS; t += 100) {
+        rnd = rnd * 1103515245u + 12345u;
+        if ((rnd >> 16) % 400 == 0) {
+            bus_prio_t p = (bus_prio_t)((rnd >> 8) % BUS_PRIO_COUNT);
+            if (bus_sched_submit(s, p, RD(rnd % 8, 0x60 + (rnd >> 4) % 3), submitted) == 0)
+                submitted++;
+        }
+        if (pending_reply >= 0 && t >= reply_at) {
+            uint8_t d[4] = {reply_cmd & 0xff, reply_cmd >> 8, 1, 0};
+            if (bus_sched_on_rx(s, t, 0x000C0200u | (unsigned)pending_reply, d, 4))
+                last_reply = t;
+            pending_reply = -1;
+        }
+        if (bus_sched_tick(s, t, &tx)) {
+            assert_true(t - last_start >= 20 * MS);
+            assert_true(t - last_reply >= 5 * MS);
+            last_start = t;
+            /* the device answers after 1-80 ms: some replies come after the timeout */
+            pending_reply = tx.addr;
+            reply_cmd = tx.cmd;
+            reply_at = t + (int64_t)(1 + (rnd >> 20) % 80) * MS;
+        }
+        while (bus_sched_result(s, &r))
+            finished++;
+    }
+    for (int64_t t = 20000 * MS; !bus_sched_idle(s); t += MS) {
+        bus_sched_tick(s, t, &tx);
+        while (bus_sched_result(s, &r))
+            finished++;
+    }
+    while (bus_sched_result(s, &r))
+        finished++;
+    assert_true(submitted > 50);
+    assert_int_equal(finished, submitted);
+    bus_sched_destroy(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pacing_between_starts),
+        cmocka_unit_test(test_gap_after_reply),
+        cmocka_unit_test(test_match_by_id_and_command),
+        cmocka_unit_test(test_late_reply_never_shifts_later_reads),
+        cmocka_unit_test(test_retries_then_timeout),
+        cmocka_unit_test(test_priorities),
+        cmocka_unit_test(test_queue_bound),
+        cmocka_unit_test(test_bus_down_fails_fast),
+        cmocka_unit_test(test_bad_config_rejected),
+        cmocka_unit_test(test_pacing_invariant_under_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
