@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "battery.h"
+#include "bic_proto.h"
 #include "can_frame.h"
 
 #ifdef __cplusplus
@@ -34,18 +35,18 @@ typedef enum { BIC_RANGE_IGNORE = 0, BIC_RANGE_CLAMP = 1 } bic_range_policy_t;
 /* Injectable faults. Latched ones (OVP, OLP, SHORT, ISLANDING unless configured otherwise)
  * stay set after the cause is removed, until AC re-power. */
 typedef enum {
-    BIC_FAULT_FAN_FAIL = 0, /* flag only: FAULT_STATUS bit 0, fan 1 reads 0 RPM */
-    BIC_FAULT_OTP,          /* shutdown, auto-recovers when removed */
-    BIC_FAULT_OVP,          /* shutdown, latched */
-    BIC_FAULT_OLP,          /* shutdown, latched */
-    BIC_FAULT_SHORT,        /* shutdown, latched */
-    BIC_FAULT_AC_FAIL,      /* shutdown, auto-recovers when removed; PFC_OK = 0 */
-    BIC_FAULT_HI_TEMP,      /* flag only: FAULT_STATUS bit 7 */
-    BIC_FAULT_HV_OVP,       /* flag only: FAULT_STATUS bit 8 */
-    BIC_FAULT_EEPER,        /* SYSTEM_STATUS EEPER, shutdown while set */
-    BIC_FAULT_ISLANDING,    /* anti-islanding trip: shutdown, latched by default */
-    BIC_FAULT_COUNT
-} bic_fault_t;
+    BIC_DEV_FAULT_FAN_FAIL = 0, /* flag only: FAULT_STATUS bit 0, fan 1 reads 0 RPM */
+    BIC_DEV_FAULT_OTP,          /* shutdown, auto-recovers when removed */
+    BIC_DEV_FAULT_OVP,          /* shutdown, latched */
+    BIC_DEV_FAULT_OLP,          /* shutdown, latched */
+    BIC_DEV_FAULT_SHORT,        /* shutdown, latched */
+    BIC_DEV_FAULT_AC_FAIL,      /* shutdown, auto-recovers when removed; PFC_OK = 0 */
+    BIC_DEV_FAULT_HI_TEMP,      /* flag only: FAULT_STATUS bit 7 */
+    BIC_DEV_FAULT_HV_OVP,       /* flag only: FAULT_STATUS bit 8 */
+    BIC_DEV_FAULT_EEPER,        /* SYSTEM_STATUS EEPER, shutdown while set */
+    BIC_DEV_FAULT_ISLANDING,    /* anti-islanding trip: shutdown, latched by default */
+    BIC_DEV_FAULT_COUNT
+} bic_dev_fault_t;
 
 /* Result of a register write through bic_device_write() (frames never get a reply). */
 typedef enum {
@@ -175,13 +176,13 @@ bool bic_device_eeprom_pending(const bic_device_t *dev);
 
 /* Fault injection: on = the cause is present. Latched faults stay active after off until
  * AC re-power. */
-void bic_device_set_fault(bic_device_t *dev, bic_fault_t fault, bool on, int64_t now_us);
-bool bic_device_fault_active(const bic_device_t *dev, bic_fault_t fault);
+void bic_device_set_fault(bic_device_t *dev, bic_dev_fault_t fault, bool on, int64_t now_us);
+bool bic_device_fault_active(const bic_device_t *dev, bic_dev_fault_t fault);
 
 /* Fault names ("otp", "ovp", "olp", "short", "ac_fail", "fan_fail", "hi_temp", "hv_ovp",
  * "eeper", "islanding"). from_name returns -1 for an unknown name. */
-const char *bic_fault_name(bic_fault_t fault);
-int bic_fault_from_name(const char *name);
+const char *bic_dev_fault_name(bic_dev_fault_t fault);
+int bic_dev_fault_from_name(const char *name);
 
 /* AC mains. Off: the device is unpowered (silent, output off, pending EEPROM commits lost).
  * On after off: power-up (reload EEPROM, apply BIDIRECTIONAL_CONFIG and OPERATION_INIT,
