@@ -1,0 +1,1 @@
+/* can_slcan.c - stub, implementation follows. */

@@ -1,0 +1,1 @@
+/* can_socketcan.c - stub, implementation follows. */

@@ -1,0 +1,1 @@
+/* can_transport.c - stub, implementation follows. */

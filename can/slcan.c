@@ -1,0 +1,1 @@
+/* slcan.c - stub, implementation follows. */
