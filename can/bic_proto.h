@@ -347,7 +347,7 @@ bic_err_t bic_raw_to_data(const bic_cmd_t *c, int32_t raw, uint8_t out[BIC_DATA_
 /* raw x factor. Commands without a scale return raw. */
 double bic_raw_to_value(const bic_cmd_t *c, const bic_scaling_t *s, int32_t raw);
 /* Engineering units to raw: round half away from zero to the register's resolution (a value
-   within 1e-9 of a half step counts as the half step, so 20.005 V -> 2001). BIC_E_RANGE for
+   within 1e-7 step of a half step counts as the half step, so 20.005 V -> 2001). BIC_E_RANGE for
    NaN/inf, negatives on unsigned registers (REVERSE_IOUT_SET is a magnitude) and values
    beyond the register width. s may be NULL (fixed factors). */
 bic_err_t bic_value_to_raw(const bic_cmd_t *c, const bic_scaling_t *s, double value,
@@ -394,7 +394,9 @@ bic_err_t bic_decode_reply(const bic_family_t *f, const can_frame_t *fr, bic_msg
    with addr 0..addr_max or the broadcast id (addr = BIC_ADDR_BROADCAST), DLC >= 2. The
    command may be unknown (cmd NULL, BIC_E_UNKNOWN_CMD returned with ret filled). write =
    DLC > 2; a write shorter than 2+N gives BIC_E_DLC; a longer one is accepted (len as
-   received, the device uses the first N bytes). */
+   received, the device uses the first N bytes); a write to a read-only command gives
+   BIC_E_READ_ONLY. On these errors ret is filled as far as decoded, so a device can stay
+   silent knowingly. */
 bic_err_t bic_decode_request(const bic_family_t *f, const can_frame_t *fr, bic_msg_t *ret_msg);
 
 /* Does reply answer request? Same family, reply id = dev_base|addr for request id
