@@ -1,0 +1,662 @@
+/*
+ * ctl_step: the grid-balance controller's pure step function (see ctl_step.h).
+ *
+ * The law, per meter sample: new battery power = measured battery power - gain * (grid -
+ * target), with a fast gain and a large step for corrections that cut export and a slow
+ * gain and a small step for corrections that raise export risk. A step is taken only once
+ * the device has followed the previous setpoint (read-back and current) and a meter sample
+ * newer than that has arrived; only a clear export may be cut before that. Around the
+ * result sit the limits (profile, device, blocks, battery protection), the idle state with
+ * hysteresis and dwell, the direction dwell and the write-rate limit.
+ */
+#include "ctl_step.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define NEVER INT64_MIN
+
+void ctl_params_defaults(ctl_params_t *p)
+{
+    memset(p, 0, sizeof *p);
+    p->enabled = true;
+    p->charge_tol_w = 10;
+    p->loop_gain = 0.5;
+    p->fast_gain = 1.0;
+    p->step_fast_w = 2000;
+    p->step_slow_w = 300;
+    p->direction_dwell_ms = 30000;
+    p->idle_dwell_ms = 20000;
+    p->meter_timeout_ms = 30000;
+    p->settle_timeout_ms = 5000;
+    p->effect_margin_ms = 500;
+    p->fast_export_w = 100;
+    p->efficiency = 0.92;
+    for (int h = 0; h < 24; h++) {
+        p->hours[h].max_charge_w = 2000;
+        p->hours[h].max_discharge_w = -1600;
+        p->hours[h].grid_offset_w = 0;
+        p->hours[h].block_time_s = 60;
+    }
+    p->block_hour_start = -1;
+    p->block_hour_stop = -1;
+    p->min_current_ca = 90;
+    p->quantum_ca = 10;
+    p->idle_enter_ca = 45;
+    p->idle_exit_ca = 180;
+    p->r_internal_ohm = 0.010;
+    p->min_soc_pct = 5;
+    p->max_soc_pct = 100;
+    p->protect_hyst_pct = 3;
+    p->pid_p = 1.0;
+    p->pid_max_charge_w = 400;
+    p->pid_max_discharge_w = -400;
+}
+
+void ctl_params_inherit(ctl_params_t *p, const bool set[24][4])
+{
+    for (int h = 1; h < 24; h++) {
+        const ctl_hour_t *prev = &p->hours[h - 1];
+        ctl_hour_t *cur = &p->hours[h];
+        if (!set[h][0])
+            cur->max_charge_w = prev->max_charge_w;
+        if (!set[h][1])
+            cur->max_discharge_w = prev->max_discharge_w;
+        if (!set[h][2])
+            cur->grid_offset_w = prev->grid_offset_w;
+        if (!set[h][3])
+            cur->block_time_s = prev->block_time_s;
+    }
+}
+
+int ctl_params_validate(const ctl_params_t *p, char *err, size_t errlen)
+{
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        if (err)                                                                                   \
+            snprintf(err, errlen, __VA_ARGS__);                                                    \
+        return -1;                                                                                 \
+    } while (0)
+    if (p->min_current_ca <= 0)
+        FAIL("minimum current %d cA must be > 0", p->min_current_ca);
+    if (p->max_charge_ca < p->min_current_ca)
+        FAIL("MaxChargeCurrent %d is below the minimum current %d (A x 100)", p->max_charge_ca,
+             p->min_current_ca);
+    if (p->max_discharge_ca < p->min_current_ca)
+        FAIL("MaxDischargeCurrent %d is below the minimum current %d (A x 100)",
+             p->max_discharge_ca, p->min_current_ca);
+    if (p->quantum_ca < 1 || p->quantum_ca > 1000)
+        FAIL("current quantum %d cA out of range; allowed 1-1000", p->quantum_ca);
+    if (p->efficiency <= 0.3 || p->efficiency > 1.0)
+        FAIL("efficiency %.3f out of range; allowed 0.3-1", p->efficiency);
+    if (p->loop_gain <= 0 || p->loop_gain > 2 || p->fast_gain <= 0 || p->fast_gain > 2)
+        FAIL("gains must be in (0, 2]");
+    if (p->meter_timeout_ms < 1000)
+        FAIL("meter timeout %d ms too short; allowed >= 1000", p->meter_timeout_ms);
+    if (p->min_soc_pct < 0 || p->max_soc_pct > 100 || p->min_soc_pct >= p->max_soc_pct)
+        FAIL("MinSocPct %d must be below MaxSocPct %d, both 0-100", p->min_soc_pct,
+             p->max_soc_pct);
+    if (p->block_hour_start < -1 || p->block_hour_start > 23 || p->block_hour_stop < -1 ||
+        p->block_hour_stop > 23)
+        FAIL("discharge block hours must be -1 or 0-23");
+    for (int h = 0; h < 24; h++) {
+        if (p->hours[h].max_charge_w < 0 || p->hours[h].max_discharge_w > 0)
+            FAIL("hour %d: MaxChargePower must be >= 0 and MaxDischargePower <= 0", h);
+    }
+    for (int i = 1; i < p->cap2v_n; i++) {
+        if (!(p->cap2v_pct[i] > p->cap2v_pct[i - 1]) || !(p->cap2v_v[i] > p->cap2v_v[i - 1]))
+            FAIL("Cap2V table must rise: %g %% = %g V after %g %% = %g V", p->cap2v_pct[i],
+                 p->cap2v_v[i], p->cap2v_pct[i - 1], p->cap2v_v[i - 1]);
+    }
+    return 0;
+#undef FAIL
+}
+
+void ctl_state_init(ctl_state_t *s, int64_t now_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->mode = CTL_MODE_NONE;
+    s->since_ms = now_ms;
+    s->effect_ms = NEVER;
+    s->dir_end_ms = NEVER;
+    s->idle_since_ms = NEVER;
+    s->last_charge_ms = NEVER;
+    s->last_change_ms = NEVER;
+}
+
+double ctl_soc_from_voltage(const ctl_params_t *p, double v)
+{
+    int n = p->cap2v_n;
+    if (n < 1)
+        return -1;
+    if (n == 1 || v <= p->cap2v_v[0])
+        return v <= p->cap2v_v[0] ? p->cap2v_pct[0] : p->cap2v_pct[n - 1];
+    if (v >= p->cap2v_v[n - 1])
+        return p->cap2v_pct[n - 1];
+    for (int i = 1; i < n; i++) {
+        if (v <= p->cap2v_v[i]) {
+            double f = (v - p->cap2v_v[i - 1]) / (p->cap2v_v[i] - p->cap2v_v[i - 1]);
+            return p->cap2v_pct[i - 1] + f * (p->cap2v_pct[i] - p->cap2v_pct[i - 1]);
+        }
+    }
+    return p->cap2v_pct[n - 1];
+}
+
+bool ctl_block_hour(const ctl_params_t *p, int hour)
+{
+    int a = p->block_hour_start, b = p->block_hour_stop;
+    if (a < 0 || b < 0)
+        return false;
+    if (a <= b)
+        return hour >= a && hour <= b;
+    return hour >= a || hour <= b; /* across midnight, e.g. 22-5 */
+}
+
+int ctl_quantise_ca(const ctl_params_t *p, double current_a)
+{
+    /* One rule: magnitude in centi-amps, rounded half up to the nearest quantum. */
+    double ca = fabs(current_a) * 100.0;
+    long q = p->quantum_ca > 0 ? p->quantum_ca : 1;
+    long steps = (long)floor(ca / (double)q + 0.5);
+    return (int)(steps * q);
+}
+
+const char *ctl_mode_name(ctl_mode_t m)
+{
+    switch (m) {
+    case CTL_MODE_NONE: return "none";
+    case CTL_MODE_IDLE: return "idle";
+    case CTL_MODE_OFF: return "off";
+    case CTL_MODE_CHARGE: return "charge";
+    case CTL_MODE_DISCHARGE: return "discharge";
+    }
+    return "?";
+}
+
+const char *ctl_reason_name(ctl_reason_t r)
+{
+    static const char *names[] = {
+        [CTL_R_DISABLED] = "disabled",
+        [CTL_R_NO_METER] = "no meter value yet",
+        [CTL_R_METER_STALE] = "meter stale",
+        [CTL_R_NO_LEASE] = "lease lost",
+        [CTL_R_OFFLINE] = "device offline",
+        [CTL_R_NO_VOLTAGE] = "no battery voltage",
+        [CTL_R_WAIT_EFFECT] = "waiting for the device to follow",
+        [CTL_R_WAIT_SAMPLE] = "waiting for a newer meter sample",
+        [CTL_R_DEADBAND] = "within deadband",
+        [CTL_R_TRACK] = "tracking",
+        [CTL_R_IDLE_ZERO] = "idle: demand below the minimum current",
+        [CTL_R_IDLE_DWELL] = "idle dwell",
+        [CTL_R_DIRECTION_DWELL] = "direction dwell",
+        [CTL_R_RATE_LIMIT] = "write rate limit",
+    };
+    if ((unsigned)r < sizeof names / sizeof names[0] && names[r])
+        return names[r];
+    return "?";
+}
+
+const char *ctl_limit_name(ctl_limit_t l)
+{
+    static const char *names[] = {
+        [CTL_L_NONE] = "none",
+        [CTL_L_PROFILE_CHARGE] = "hourly charge limit",
+        [CTL_L_PROFILE_DISCHARGE] = "hourly discharge limit",
+        [CTL_L_DEVICE_CHARGE] = "device charge current limit",
+        [CTL_L_DEVICE_DISCHARGE] = "device discharge current limit",
+        [CTL_L_BLOCK_HOURS] = "discharge block hours",
+        [CTL_L_BLOCK_AFTER_CHARGE] = "discharge blocked after charging",
+        [CTL_L_FULL] = "battery full",
+        [CTL_L_EMPTY] = "battery empty",
+        [CTL_L_VOLTAGE_HIGH] = "battery voltage high",
+        [CTL_L_VOLTAGE_LOW] = "battery voltage low",
+    };
+    if ((unsigned)l < sizeof names / sizeof names[0] && names[l])
+        return names[l];
+    return "?";
+}
+
+/* Battery power on the AC side for a DC power (+ charging). */
+static double s_dc_to_ac(const ctl_params_t *p, double dc_w)
+{
+    return dc_w >= 0 ? dc_w / p->efficiency : dc_w * p->efficiency;
+}
+
+/* DC current magnitude (A) for an AC battery power. */
+static double s_ac_to_amps(const ctl_params_t *p, double ac_w, double v)
+{
+    double dc = ac_w >= 0 ? ac_w * p->efficiency : ac_w / p->efficiency;
+    return fabs(dc) / v;
+}
+
+static double s_amps_to_ac(const ctl_params_t *p, int dir, int ca, double v)
+{
+    double dc = dir * (ca / 100.0) * v;
+    return s_dc_to_ac(p, dc);
+}
+
+/* Protection with hysteresis, independent of the control law. */
+static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
+                      ctl_output_t *out, ctl_limit_t *charge_why, ctl_limit_t *discharge_why)
+{
+    *charge_why = CTL_L_NONE;
+    *discharge_why = CTL_L_NONE;
+    if (!in->telemetry_valid || in->dc_v <= 0)
+        return;
+    double ocv = in->dc_v - in->dc_a * p->r_internal_ohm; /* load-corrected */
+    double ocv_cv = ocv * 100.0;
+    double soc = ctl_soc_from_voltage(p, ocv);
+    if (soc >= 0) {
+        out->soc_valid = true;
+        out->soc_pct = soc;
+    }
+    /* Voltage hysteresis: 1 % of the cut-off voltage. */
+    bool v_high = p->max_voltage_cv > 0 && ocv_cv >= p->max_voltage_cv;
+    bool v_high_clear = p->max_voltage_cv <= 0 || ocv_cv < p->max_voltage_cv * 0.99;
+    bool v_low = p->min_voltage_cv > 0 && ocv_cv <= p->min_voltage_cv;
+    bool v_low_clear = p->min_voltage_cv <= 0 || ocv_cv > p->min_voltage_cv * 1.01;
+    bool full = soc >= 0 && soc >= p->max_soc_pct;
+    bool full_clear = soc < 0 || soc <= p->max_soc_pct - p->protect_hyst_pct;
+    bool empty = soc >= 0 && soc <= p->min_soc_pct;
+    bool empty_clear = soc < 0 || soc >= p->min_soc_pct + p->protect_hyst_pct;
+
+    if (!s->charge_cut && (full || v_high))
+        s->charge_cut = true;
+    else if (s->charge_cut && full_clear && v_high_clear)
+        s->charge_cut = false;
+    if (!s->discharge_cut && (empty || v_low))
+        s->discharge_cut = true;
+    else if (s->discharge_cut && empty_clear && v_low_clear)
+        s->discharge_cut = false;
+
+    if (s->charge_cut)
+        *charge_why = (v_high || (!full && !full_clear && !v_high_clear)) && !full
+                          ? CTL_L_VOLTAGE_HIGH
+                          : CTL_L_FULL;
+    if (s->discharge_cut)
+        *discharge_why = (v_low && !empty) ? CTL_L_VOLTAGE_LOW : CTL_L_EMPTY;
+}
+
+/* Has the device followed the last command (read-back and current)? */
+static bool s_effect_seen(const ctl_params_t *p, const ctl_state_t *s, const ctl_input_t *in)
+{
+    if (!in->telemetry_valid || in->telemetry_ms <= s->since_ms)
+        return false;
+    double a_ca = in->dc_a * 100.0;
+    int tol = s->current_ca / 10;
+    if (tol < 50)
+        tol = 50;
+    switch (s->mode) {
+    case CTL_MODE_CHARGE:
+        return in->operation == 1 && in->direction == 0 && in->iout_ca == s->current_ca &&
+               fabs(a_ca - s->current_ca) <= tol;
+    case CTL_MODE_DISCHARGE:
+        return in->operation == 1 && in->direction == 1 && in->rev_iout_ca == s->current_ca &&
+               fabs(-a_ca - s->current_ca) <= tol;
+    case CTL_MODE_IDLE:
+    case CTL_MODE_OFF:
+        return fabs(a_ca) <= p->min_current_ca * 1.5;
+    case CTL_MODE_NONE:
+        return true;
+    }
+    return true;
+}
+
+/* Record a new command in the state; returns whether it differs from the last one. */
+static bool s_command(ctl_state_t *s, const ctl_input_t *in, ctl_mode_t mode, int ca, double ac_w)
+{
+    bool running_before = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+    bool running_after = mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE;
+    if (mode == s->mode && (!running_after || ca == s->current_ca)) {
+        s->power_w = ac_w;
+        return false;
+    }
+    if (running_before && (!running_after || mode != s->mode))
+        s->dir_end_ms = in->now_ms;
+    if (!running_after && (running_before || s->idle_since_ms == NEVER || s->mode == CTL_MODE_NONE))
+        s->idle_since_ms = in->now_ms;
+    if (running_after) {
+        s->last_dir = mode == CTL_MODE_CHARGE ? 1 : -1;
+        s->last_change_ms = in->now_ms;
+    }
+    s->mode = mode;
+    s->current_ca = running_after ? ca : 0;
+    s->power_w = ac_w;
+    s->since_ms = in->now_ms;
+    s->pending = true;
+    return true;
+}
+
+static void s_finish(const ctl_params_t *p, ctl_state_t *s, ctl_output_t *out, bool send)
+{
+    out->mode = s->mode;
+    out->current_ca = s->current_ca;
+    out->power_w = s->power_w;
+    out->send = send;
+    out->reason_text = ctl_reason_name(out->reason);
+    out->limit_text = ctl_limit_name(out->limit);
+    if (!out->block_text)
+        out->block_text = "";
+    (void)p;
+}
+
+/* The safe state: idle, nothing pending; `mode` NONE when the device cannot be commanded. */
+static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
+                   ctl_output_t *out, ctl_reason_t why, ctl_mode_t mode)
+{
+    out->reason = why;
+    s->safe = true;
+    bool send = false;
+    if (mode == CTL_MODE_NONE) {
+        /* Forget what the device has: a fresh command is sent once it can be reached. */
+        if (s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE)
+            s->dir_end_ms = in->now_ms;
+        s->mode = CTL_MODE_NONE;
+        s->current_ca = 0;
+        s->power_w = 0;
+        s->pending = false;
+    } else {
+        send = s_command(s, in, mode, 0, 0);
+    }
+    s_finish(p, s, out, send);
+}
+
+void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_output_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->block_text = "";
+    int hour = in->hour >= 0 && in->hour < 24 ? in->hour : 0;
+    const ctl_hour_t *hp = &p->hours[hour];
+    out->target_w = hp->grid_offset_w;
+    out->error_w = in->meter_valid ? in->meter_w - hp->grid_offset_w : 0;
+
+    ctl_limit_t charge_why, discharge_why;
+    s_protect(p, s, in, out, &charge_why, &discharge_why);
+
+    bool block_hours = ctl_block_hour(p, hour);
+    bool block_after = s->last_charge_ms != NEVER &&
+                       in->now_ms - s->last_charge_ms < (int64_t)hp->block_time_s * 1000;
+    if (block_hours) {
+        out->block_active = true;
+        out->block_text = "discharge block hours";
+    } else if (block_after) {
+        out->block_active = true;
+        out->block_text = "discharge blocked after charging";
+    }
+
+    if (!in->online) {
+        s_safe(p, s, in, out, CTL_R_OFFLINE, CTL_MODE_NONE);
+        return;
+    }
+    if (!in->lease_held) {
+        s_safe(p, s, in, out, CTL_R_NO_LEASE, CTL_MODE_NONE);
+        return;
+    }
+    if (!p->enabled || !in->enabled) {
+        s_safe(p, s, in, out, CTL_R_DISABLED, CTL_MODE_IDLE);
+        return;
+    }
+    if (!in->meter_valid) {
+        s_safe(p, s, in, out, CTL_R_NO_METER, CTL_MODE_IDLE);
+        return;
+    }
+    if (in->now_ms - in->meter_arrival_ms > p->meter_timeout_ms) {
+        s_safe(p, s, in, out, CTL_R_METER_STALE, CTL_MODE_IDLE);
+        return;
+    }
+    if (!in->telemetry_valid || in->dc_v <= 1.0) {
+        s_safe(p, s, in, out, CTL_R_NO_VOLTAGE, CTL_MODE_IDLE);
+        return;
+    }
+    bool was_safe = s->safe;
+    s->safe = false;
+    double v = in->dc_v;
+
+    /* Follow-up of the last command. */
+    if (s->pending) {
+        if (s_effect_seen(p, s, in)) {
+            s->pending = false;
+            s->effect_ms = in->telemetry_ms;
+        } else if (in->now_ms - s->since_ms >= p->settle_timeout_ms) {
+            s->pending = false; /* the device cannot follow (e.g. CV phase): take what it does */
+            s->effect_ms = in->now_ms;
+        }
+    }
+
+    double meas_ac = s_dc_to_ac(p, in->dc_v * in->dc_a);
+    double err = in->meter_w - hp->grid_offset_w;
+    bool new_sample = in->meter_seq != s->used_seq;
+    bool fresh = !s->pending && new_sample &&
+                 (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
+    bool emergency = s->pending && new_sample &&
+                     in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
+                     err < -(double)(p->charge_tol_w + p->fast_export_w);
+
+    /* What the law wants, in AC watts (+ charging). */
+    double want = s->power_w;
+    bool stepped = false;
+    if (was_safe || s->mode == CTL_MODE_NONE)
+        want = 0;
+    if (fresh || emergency) {
+        s->used_seq = in->meter_seq;
+        if (fabs(err) <= p->charge_tol_w) {
+            out->reason = CTL_R_DEADBAND;
+        } else {
+            double corr = -err;
+            if (corr > 0) {
+                corr *= p->fast_gain;
+                if (corr > p->step_fast_w)
+                    corr = p->step_fast_w;
+            } else {
+                corr *= p->loop_gain;
+                if (corr < -p->step_slow_w)
+                    corr = -p->step_slow_w;
+            }
+            want = meas_ac + corr;
+            stepped = true;
+            out->reason = CTL_R_TRACK;
+        }
+    } else {
+        out->reason = s->pending ? CTL_R_WAIT_EFFECT : CTL_R_WAIT_SAMPLE;
+    }
+
+    /* Limits, in order: profile, device, blocks, protection. */
+    ctl_limit_t lim = CTL_L_NONE;
+    double dev_max_c = s_amps_to_ac(p, 1, p->max_charge_ca, v);
+    double dev_max_d = s_amps_to_ac(p, -1, p->max_discharge_ca, v);
+    if (want > hp->max_charge_w) {
+        want = hp->max_charge_w;
+        lim = CTL_L_PROFILE_CHARGE;
+    }
+    if (want > dev_max_c) {
+        want = dev_max_c;
+        lim = CTL_L_DEVICE_CHARGE;
+    }
+    if (want < hp->max_discharge_w) {
+        want = hp->max_discharge_w;
+        lim = CTL_L_PROFILE_DISCHARGE;
+    }
+    if (want < dev_max_d) {
+        want = dev_max_d;
+        lim = CTL_L_DEVICE_DISCHARGE;
+    }
+    if (want < 0 && block_hours) {
+        want = 0;
+        lim = CTL_L_BLOCK_HOURS;
+    } else if (want < 0 && block_after) {
+        want = 0;
+        lim = CTL_L_BLOCK_AFTER_CHARGE;
+    }
+    if (want > 0 && s->charge_cut) {
+        want = 0;
+        lim = charge_why;
+    }
+    if (want < 0 && s->discharge_cut) {
+        want = 0;
+        lim = discharge_why;
+    }
+    out->limit = lim;
+
+    /* From watts to a mode and a quantised current. */
+    int dir = want > 0 ? 1 : (want < 0 ? -1 : 0);
+    int ca = ctl_quantise_ca(p, s_ac_to_amps(p, want, v));
+    int max_ca = dir > 0 ? p->max_charge_ca : p->max_discharge_ca;
+    bool running = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+    int run_dir = s->mode == CTL_MODE_CHARGE ? 1 : (s->mode == CTL_MODE_DISCHARGE ? -1 : 0);
+    ctl_mode_t mode = s->mode;
+    int new_ca = s->current_ca;
+    bool forced = lim != CTL_L_NONE && want == 0;
+
+    if (!running) {
+        mode = CTL_MODE_IDLE;
+        new_ca = 0;
+        if (dir == 0 || ca < p->idle_exit_ca) {
+            if (stepped)
+                out->reason = CTL_R_IDLE_ZERO;
+        } else if (s->idle_since_ms != NEVER && in->now_ms - s->idle_since_ms < p->idle_dwell_ms) {
+            out->reason = CTL_R_IDLE_DWELL;
+        } else if (dir != s->last_dir && s->last_dir != 0 && s->dir_end_ms != NEVER &&
+                   in->now_ms - s->dir_end_ms < p->direction_dwell_ms) {
+            out->reason = CTL_R_DIRECTION_DWELL;
+        } else {
+            mode = dir > 0 ? CTL_MODE_CHARGE : CTL_MODE_DISCHARGE;
+            new_ca = ca < p->min_current_ca ? p->min_current_ca : ca;
+            if (new_ca > max_ca)
+                new_ca = max_ca;
+        }
+    } else if (dir != run_dir || ca < p->idle_enter_ca) {
+        mode = CTL_MODE_IDLE;
+        new_ca = 0;
+        if (stepped || forced)
+            out->reason = CTL_R_IDLE_ZERO;
+    } else if (stepped || (lim != CTL_L_NONE && ca < s->current_ca)) {
+        new_ca = ca < p->min_current_ca ? p->min_current_ca : ca;
+        if (new_ca > max_ca)
+            new_ca = max_ca;
+        /* Rate limit: changes that only trim the current wait for the write interval;
+         * reductions forced by a limit do not. */
+        bool reduce = new_ca < s->current_ca;
+        if (new_ca != s->current_ca && p->min_write_interval_ms > 0 && s->last_change_ms != NEVER &&
+            in->now_ms - s->last_change_ms < p->min_write_interval_ms && !(reduce && lim != CTL_L_NONE)) {
+            new_ca = s->current_ca;
+            out->reason = CTL_R_RATE_LIMIT;
+        }
+        if (!stepped && new_ca > s->current_ca)
+            new_ca = s->current_ca; /* a limit never raises the current by itself */
+    }
+
+    double ac = mode == CTL_MODE_CHARGE ? s_amps_to_ac(p, 1, new_ca, v)
+                : mode == CTL_MODE_DISCHARGE ? s_amps_to_ac(p, -1, new_ca, v)
+                                             : 0;
+    bool send = s_command(s, in, mode, new_ca, ac);
+    if (s->mode == CTL_MODE_CHARGE)
+        s->last_charge_ms = in->now_ms;
+    s_finish(p, s, out, send);
+}
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+#include "config.h"
+
+/* The device's lowest current when [DEVICE] MinCurrent is not set: 1 % of the rated
+ * current of the variant, judged from the charge voltage (A x 100). */
+static int s_model_min_ca(long charge_voltage_cv)
+{
+    if (charge_voltage_cv <= 1600)
+        return 180;
+    if (charge_voltage_cv <= 3000)
+        return 90;
+    if (charge_voltage_cv <= 6600)
+        return 45;
+    return 25;
+}
+
+int ctl_params_from_config(const struct config *cfg_, int id, ctl_params_t *p, char *err,
+                           size_t errlen)
+{
+    const config_t *cfg = (const config_t *)cfg_;
+    const char *cc = "CHARGE_CONTROL";
+    const char *dv = "DEVICE";
+    ctl_params_defaults(p);
+    p->dev_id = id;
+
+    const char *type = config_str(cfg, cc, "Id/%d/Type", id);
+    p->enabled = config_bool(cfg, cc, "Id/%d/Enable", id) && strcasecmp(type, "off") != 0;
+    p->charge_tol_w = (int)config_int(cfg, cc, "Id/%d/ChargeTol", id);
+    int offset = (int)config_int(cfg, cc, "Id/%d/ChargePowerOffset", id);
+    p->block_hour_start = (int)config_int(cfg, cc, "Id/%d/DischargeBlockHourStart", id);
+    p->block_hour_stop = (int)config_int(cfg, cc, "Id/%d/DischargeBlockHourStop", id);
+    int block_time = (int)config_int(cfg, cc, "Id/%d/DischargeBlockTimeSec", id);
+    p->loop_gain = config_float(cfg, cc, "Id/%d/LoopGain", id);
+    p->pid_p = config_float(cfg, cc, "Id/%d/Pid/P", id);
+    p->pid_i = config_float(cfg, cc, "Id/%d/Pid/I", id);
+    p->pid_d = config_float(cfg, cc, "Id/%d/Pid/D", id);
+    p->pid_clock_s = (int)config_int(cfg, cc, "Id/%d/Pid/ClockSec", id);
+    p->pid_max_charge_w = (int)config_int(cfg, cc, "Id/%d/Pid/MaxChargePower", id);
+    p->pid_max_discharge_w = (int)config_int(cfg, cc, "Id/%d/Pid/MaxDischargePower", id);
+    p->direction_dwell_ms = (int)config_int(cfg, cc, "Id/%d/DirectionDwellSec", id) * 1000;
+    p->idle_dwell_ms = (int)config_int(cfg, cc, "Id/%d/IdleDwellSec", id) * 1000;
+    p->step_fast_w = (int)config_int(cfg, cc, "Id/%d/StepUpFast", id);
+    p->step_slow_w = (int)config_int(cfg, cc, "Id/%d/StepSlow", id);
+    p->min_soc_pct = (int)config_int(cfg, cc, "Id/%d/MinSocPct", id);
+    p->max_soc_pct = (int)config_int(cfg, cc, "Id/%d/MaxSocPct", id);
+    p->protect_hyst_pct = (int)config_int(cfg, cc, "Id/%d/ProtectHysteresisPct", id);
+    p->meter_timeout_ms = (int)config_int(cfg, cc, "Id/%d/MeterTimeoutSec", id) * 1000;
+
+    /* Device limits. */
+    p->charge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/ChargeVoltage", id);
+    p->discharge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/DischargeVoltage", id);
+    p->max_charge_ca = (int)config_int(cfg, dv, "Id/%d/MaxChargeCurrent", id);
+    p->max_discharge_ca = (int)config_int(cfg, dv, "Id/%d/MaxDischargeCurrent", id);
+    if (config_has(cfg, dv, "Id/%d/MinCurrent", id))
+        p->min_current_ca = (int)config_int(cfg, dv, "Id/%d/MinCurrent", id);
+    else
+        p->min_current_ca = s_model_min_ca(p->charge_voltage_cv);
+    p->idle_enter_ca = p->min_current_ca / 2;
+    p->idle_exit_ca = p->min_current_ca * 2;
+    p->min_voltage_cv = config_has(cfg, cc, "Id/%d/MinVoltage", id)
+                            ? (int)config_int(cfg, cc, "Id/%d/MinVoltage", id)
+                            : p->discharge_voltage_cv;
+    p->max_voltage_cv = config_has(cfg, cc, "Id/%d/MaxVoltage", id)
+                            ? (int)config_int(cfg, cc, "Id/%d/MaxVoltage", id)
+                            : p->charge_voltage_cv;
+
+    /* Battery. */
+    size_t n = config_cap2v(cfg, p->cap2v_pct, p->cap2v_v, CTL_CAP2V_MAX);
+    p->cap2v_n = n > CTL_CAP2V_MAX ? CTL_CAP2V_MAX : (int)n;
+    p->r_internal_ohm = config_float(cfg, "BAT_0", "InternalResistanceMOhm") / 1000.0;
+
+    /* Hourly profile with the seed's inheritance; without any profile key the flat
+     * MaxChargePower/MaxDischargePower apply to every hour. */
+    bool any = false;
+    bool set[24][4];
+    memset(set, 0, sizeof set);
+    static const char *fields[4] = {"MaxChargePower", "MaxDischargePower", "GridOffsetPower",
+                                    "DischargeBlockTimeSec"};
+    for (int h = 0; h < 24; h++)
+        for (int f = 0; f < 4; f++)
+            if (config_has(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[f]))
+                set[h][f] = any = true;
+    int flat_c = (int)config_int(cfg, cc, "Id/%d/MaxChargePower", id);
+    int flat_d = (int)config_int(cfg, cc, "Id/%d/MaxDischargePower", id);
+    for (int h = 0; h < 24; h++) {
+        ctl_hour_t *hr = &p->hours[h];
+        hr->max_charge_w = any ? 0 : flat_c;
+        hr->max_discharge_w = any ? 0 : flat_d;
+        hr->grid_offset_w = offset;
+        hr->block_time_s = block_time;
+        if (set[h][0])
+            hr->max_charge_w = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[0]);
+        if (set[h][1])
+            hr->max_discharge_w = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[1]);
+        if (set[h][2])
+            hr->grid_offset_w = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[2]);
+        if (set[h][3])
+            hr->block_time_s = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[3]);
+    }
+    if (any)
+        ctl_params_inherit(p, set);
+    return ctl_params_validate(p, err, errlen);
+}

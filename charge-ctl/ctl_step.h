@@ -1,0 +1,221 @@
+/*
+ * ctl_step: the grid-balance controller as a pure step function.
+ *
+ * One call per loop pass: parameters, state and the latest inputs (meter value with its
+ * arrival time, device telemetry, lease, wall-clock hour) go in; the setpoint to apply and
+ * the reasons for it come out. No I/O, no clock reads: the daemon and the offline twin run
+ * exactly the same code.
+ *
+ * One controller instance drives one device (the [CHARGE_CONTROL] Id/X it was built for).
+ * Several BICs on one battery are run as several instances, each with its own meter share
+ * or target offset; see docs/charge-ctl.md.
+ *
+ * Sign conventions: grid power > 0 is import; battery power > 0 is charging.
+ */
+#ifndef CTL_STEP_H
+#define CTL_STEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTL_CAP2V_MAX 101
+
+struct config; /* common/config.h */
+
+typedef struct {
+    int max_charge_w;    /* ceiling of the charge power in this hour, >= 0 (W) */
+    int max_discharge_w; /* floor of the discharge power, <= 0 (W); 0 = no discharge */
+    int grid_offset_w;   /* grid target in this hour (W) */
+    int block_time_s;    /* discharge blocked this long after charging (s) */
+} ctl_hour_t;
+
+typedef struct {
+    int dev_id;
+    bool enabled; /* Enable: run at start */
+
+    /* Control law */
+    int charge_tol_w;        /* deadband around the target (W) */
+    double loop_gain;        /* per-sample gain for corrections that raise export risk */
+    double fast_gain;        /* per-sample gain for corrections that cut export */
+    int step_fast_w;         /* largest step per sample that reduces export (W) */
+    int step_slow_w;         /* largest step per sample that increases export risk (W) */
+    int direction_dwell_ms;  /* minimum time between direction reversals */
+    int idle_dwell_ms;       /* minimum time in idle before leaving it */
+    int meter_timeout_ms;    /* meter stale after this long without a message */
+    int settle_timeout_ms;   /* give up waiting for the device to follow after this */
+    int effect_margin_ms;    /* a meter sample counts as "after the effect" this much later */
+    int fast_export_w;       /* export beyond target+this may be cut before the effect shows */
+    double efficiency;       /* converter efficiency, one way, for W(AC) <-> A(DC) */
+
+    /* Schedule */
+    ctl_hour_t hours[24];
+    int block_hour_start; /* -1 = none; windows may cross midnight */
+    int block_hour_stop;
+
+    /* Device limits */
+    int charge_voltage_cv;    /* VOUT_SET (V x 100) */
+    int discharge_voltage_cv; /* REVERSE_VOUT_SET (V x 100) */
+    int max_charge_ca;        /* A x 100 */
+    int max_discharge_ca;     /* A x 100 */
+    int min_current_ca;       /* the device's lowest current (A x 100) */
+    int quantum_ca;           /* setpoint resolution (A x 100), e.g. 10 = 0.1 A */
+    int idle_enter_ca;        /* below this desired current: go idle */
+    int idle_exit_ca;         /* at or above this desired current: leave idle */
+    int min_write_interval_ms; /* at least this long between current changes (EEPROM) */
+
+    /* Battery protection */
+    int cap2v_n;
+    double cap2v_pct[CTL_CAP2V_MAX]; /* rising */
+    double cap2v_v[CTL_CAP2V_MAX];   /* rising, open-circuit V */
+    double r_internal_ohm;           /* for the load-corrected voltage */
+    int min_soc_pct, max_soc_pct, protect_hyst_pct;
+    int min_voltage_cv, max_voltage_cv; /* load-corrected cut-offs (V x 100); 0 = off */
+
+    /* Seed PID keys (used by the seed reference only) */
+    double pid_p, pid_i, pid_d;
+    int pid_clock_s;
+    int pid_max_charge_w, pid_max_discharge_w;
+} ctl_params_t;
+
+typedef enum {
+    CTL_MODE_NONE = 0, /* nothing to command (keep what the device has) */
+    CTL_MODE_IDLE,
+    CTL_MODE_OFF,
+    CTL_MODE_CHARGE,
+    CTL_MODE_DISCHARGE,
+} ctl_mode_t;
+
+typedef enum {
+    CTL_R_DISABLED = 0,
+    CTL_R_NO_METER,
+    CTL_R_METER_STALE,
+    CTL_R_NO_LEASE,
+    CTL_R_OFFLINE,
+    CTL_R_NO_VOLTAGE,
+    CTL_R_WAIT_EFFECT,
+    CTL_R_WAIT_SAMPLE,
+    CTL_R_DEADBAND,
+    CTL_R_TRACK,
+    CTL_R_IDLE_ZERO,
+    CTL_R_IDLE_DWELL,
+    CTL_R_DIRECTION_DWELL,
+    CTL_R_RATE_LIMIT,
+} ctl_reason_t;
+
+typedef enum {
+    CTL_L_NONE = 0,
+    CTL_L_PROFILE_CHARGE,
+    CTL_L_PROFILE_DISCHARGE,
+    CTL_L_DEVICE_CHARGE,
+    CTL_L_DEVICE_DISCHARGE,
+    CTL_L_BLOCK_HOURS,
+    CTL_L_BLOCK_AFTER_CHARGE,
+    CTL_L_FULL,
+    CTL_L_EMPTY,
+    CTL_L_VOLTAGE_HIGH,
+    CTL_L_VOLTAGE_LOW,
+} ctl_limit_t;
+
+typedef struct {
+    int64_t now_ms; /* monotonic */
+    int hour;       /* local wall clock 0-23 */
+    int minute;     /* 0-59 */
+    bool enabled;   /* runtime enable (control/set) */
+
+    bool meter_valid;         /* at least one accepted sample */
+    double meter_w;           /* latest grid power (W, + import) */
+    int64_t meter_arrival_ms; /* monotonic arrival time of that sample */
+    uint64_t meter_seq;       /* increments with each accepted sample */
+
+    bool online;             /* device answers */
+    bool lease_held;         /* we hold the gateway's control lease */
+    bool telemetry_valid;    /* dc_v/dc_a are real readings */
+    int64_t telemetry_ms;    /* monotonic arrival of the telemetry below */
+    double dc_v;             /* battery voltage (V) */
+    double dc_a;             /* battery current (A, + charging) */
+    int operation;           /* OPERATION read-back: 0 off, 1 on */
+    int direction;           /* DIRECTION_CTRL read-back: 0 charge, 1 discharge */
+    int iout_ca;             /* IOUT_SET read-back (A x 100) */
+    int rev_iout_ca;         /* REVERSE_IOUT_SET read-back (A x 100) */
+    int64_t setpoints_age_ms; /* age of the read-back above */
+} ctl_input_t;
+
+typedef struct {
+    ctl_mode_t mode;      /* commanded mode */
+    int current_ca;       /* magnitude (A x 100) for charge/discharge */
+    double power_w;       /* battery power aimed at, AC side (W, + charging) */
+    int64_t since_ms;     /* when this command was decided */
+
+    bool pending;          /* waiting for the device to follow */
+    int64_t effect_ms;     /* when the device was last seen following */
+    uint64_t used_seq;     /* meter sample last acted on */
+
+    int last_dir;              /* +1 charge, -1 discharge, 0 none yet */
+    int64_t dir_end_ms;        /* when the last direction was left (INT64_MIN: never) */
+    int64_t idle_since_ms;     /* when idle was entered */
+    int64_t last_charge_ms;    /* last time charging was commanded (INT64_MIN: never) */
+    int64_t last_change_ms;    /* last current change (rate limit) */
+
+    bool charge_cut;    /* protection: charging stopped (full / high voltage) */
+    bool discharge_cut; /* protection: discharging stopped (empty / low voltage) */
+    bool safe;          /* in the safe state */
+    bool started;
+} ctl_state_t;
+
+typedef struct {
+    ctl_mode_t mode;  /* what the device should do; NONE = send nothing */
+    int current_ca;   /* magnitude for charge/discharge (A x 100) */
+    double power_w;   /* battery power aimed at, AC side (W, + charging) */
+    bool send;        /* the command differs from the last one: send it now */
+
+    ctl_reason_t reason;
+    const char *reason_text;
+    ctl_limit_t limit; /* the limit that shaped this setpoint */
+    const char *limit_text;
+
+    double target_w; /* grid target in this hour */
+    double error_w;  /* meter - target */
+    bool soc_valid;
+    double soc_pct;  /* from the load-corrected voltage */
+    bool block_active;        /* discharge is blocked right now */
+    const char *block_text;   /* why, or "" */
+} ctl_output_t;
+
+/* Defaults for everything (no device limits: these must come from the config or caller). */
+void ctl_params_defaults(ctl_params_t *p);
+
+/* Fill p from [CHARGE_CONTROL] Id/<id>/..., [DEVICE] Id/<id>/... and [BAT_0]. Returns 0, or
+ * -1 with a message in err naming the key, what was wrong and what is allowed. */
+int ctl_params_from_config(const struct config *cfg, int id, ctl_params_t *p, char *err,
+                           size_t errlen);
+
+/* Apply the seed's hourly inheritance: hour h without a key takes hour h-1's value. `set`
+ * flags say which (hour, field) were given: field 0 max charge, 1 max discharge, 2 offset,
+ * 3 block time. Hour 0's unset fields keep the values already in p->hours[0]. */
+void ctl_params_inherit(ctl_params_t *p, const bool set[24][4]);
+
+/* Check ranges and consistency; 0 or -1 with a message. */
+int ctl_params_validate(const ctl_params_t *p, char *err, size_t errlen);
+
+/* Fresh state: idle, nothing pending. */
+void ctl_state_init(ctl_state_t *s, int64_t now_ms);
+
+/* One controller pass. */
+void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_output_t *out);
+
+/* State of charge (0-100) from the SOC table for an open-circuit voltage, interpolated
+ * linearly and clamped at both ends. Returns -1 without a table. */
+double ctl_soc_from_voltage(const ctl_params_t *p, double ocv_v);
+
+/* Is discharge blocked by the hour window at this hour? (windows may cross midnight) */
+bool ctl_block_hour(const ctl_params_t *p, int hour);
+
+/* Quantise a current magnitude (A x 100) to the parameter's quantum: round half up. */
+int ctl_quantise_ca(const ctl_params_t *p, double current_a);
+
+const char *ctl_mode_name(ctl_mode_t m);
+const char *ctl_reason_name(ctl_reason_t r);
+const char *ctl_limit_name(ctl_limit_t l);
+
+#endif
