@@ -1,0 +1,288 @@
+/* sim_bus.c - simulated bus: fan-out of controller frames to the devices, reply queue with
+ * delay and fault injection, pacing check, frame log. */
+#include "sim_bus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t due_us;
+    can_frame_t frame;
+} s_pending_t;
+
+struct sim_bus_t {
+    sim_bus_options_t opts;
+    bic_device_t *dev[SIM_BUS_MAX_DEVICES];
+    size_t ndev;
+    s_pending_t queue[SIM_BUS_QUEUE_MAX];
+    size_t nqueue;
+    sim_bus_counters_t c;
+    bool have_request;
+    int64_t last_request_us;
+    bool have_reply;
+    int64_t last_reply_us;
+    uint64_t rng;
+    sim_frame_log_t log[SIM_BUS_LOG_MAX];
+    size_t log_head; /* next slot to write */
+    size_t log_count;
+};
+
+void sim_bus_options_defaults(sim_bus_options_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->reply_delay_us = 1000;
+    opts->late_delay_us = 8000;
+    opts->seed = 1;
+}
+
+int sim_bus_options_validate(const sim_bus_options_t *o, char *err, size_t errlen)
+{
+    const char *what = NULL;
+    if (o->reply_delay_us < 0 || o->reply_delay_us > 1000000)
+        what = "reply delay (allowed: 0..1000000 us)";
+    else if (o->late_delay_us < 0 || o->late_delay_us > 10000000)
+        what = "late reply delay (allowed: 0..10000000 us)";
+    else if (o->late_pct < 0 || o->late_pct > 100)
+        what = "late reply share (allowed: 0..100 %)";
+    else if (o->drop_pct < 0 || o->drop_pct > 100)
+        what = "dropped reply share (allowed: 0..100 %)";
+    else if (o->dup_pct < 0 || o->dup_pct > 100)
+        what = "duplicated reply share (allowed: 0..100 %)";
+    if (what) {
+        if (err && errlen)
+            snprintf(err, errlen, "bad bus option: %s", what);
+        return -1;
+    }
+    return 0;
+}
+
+sim_bus_t *sim_bus_new(const sim_bus_options_t *opts)
+{
+    sim_bus_options_t def;
+    if (!opts) {
+        sim_bus_options_defaults(&def);
+        opts = &def;
+    }
+    if (sim_bus_options_validate(opts, NULL, 0) != 0)
+        return NULL;
+    sim_bus_t *bus = calloc(1, sizeof *bus);
+    if (!bus)
+        return NULL;
+    bus->opts = *opts;
+    bus->rng = opts->seed ? opts->seed : 1;
+    return bus;
+}
+
+void sim_bus_destroy(sim_bus_t **p)
+{
+    if (!p || !*p)
+        return;
+    for (size_t i = 0; i < (*p)->ndev; i++)
+        bic_device_destroy(&(*p)->dev[i]);
+    free(*p);
+    *p = NULL;
+}
+
+int sim_bus_add(sim_bus_t *bus, bic_device_t **dev)
+{
+    if (!dev || !*dev)
+        return -1;
+    if (bus->ndev >= SIM_BUS_MAX_DEVICES || sim_bus_find(bus, bic_device_addr(*dev))) {
+        bic_device_destroy(dev);
+        return -1;
+    }
+    bus->dev[bus->ndev++] = *dev;
+    *dev = NULL;
+    return 0;
+}
+
+size_t sim_bus_count(const sim_bus_t *bus)
+{
+    return bus->ndev;
+}
+
+bic_device_t *sim_bus_device(sim_bus_t *bus, size_t i)
+{
+    return i < bus->ndev ? bus->dev[i] : NULL;
+}
+
+bic_device_t *sim_bus_find(sim_bus_t *bus, uint8_t addr)
+{
+    for (size_t i = 0; i < bus->ndev; i++)
+        if (bic_device_addr(bus->dev[i]) == addr)
+            return bus->dev[i];
+    return NULL;
+}
+
+int sim_bus_set_options(sim_bus_t *bus, const sim_bus_options_t *opts)
+{
+    if (sim_bus_options_validate(opts, NULL, 0) != 0)
+        return -1;
+    if (opts->seed != bus->opts.seed)
+        bus->rng = opts->seed ? opts->seed : 1;
+    bus->opts = *opts;
+    return 0;
+}
+
+void sim_bus_get_options(const sim_bus_t *bus, sim_bus_options_t *out)
+{
+    *out = bus->opts;
+}
+
+/* xorshift64*: small, seedable, reproducible across platforms. */
+static int s_roll(sim_bus_t *bus)
+{
+    uint64_t x = bus->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    bus->rng = x;
+    return (int)(((x * 0x2545F4914F6CDD1DULL) >> 33) % 100);
+}
+
+static bool s_chance(sim_bus_t *bus, int pct)
+{
+    if (pct <= 0)
+        return false;
+    if (pct >= 100)
+        return true;
+    return s_roll(bus) < pct;
+}
+
+static void s_log(sim_bus_t *bus, sim_frame_dir_t dir, const can_frame_t *fr, int64_t now_us)
+{
+    sim_frame_log_t *e = &bus->log[bus->log_head];
+    e->t_us = now_us;
+    e->dir = dir;
+    e->frame = *fr;
+    bus->log_head = (bus->log_head + 1) % SIM_BUS_LOG_MAX;
+    if (bus->log_count < SIM_BUS_LOG_MAX)
+        bus->log_count++;
+}
+
+static void s_enqueue(sim_bus_t *bus, const can_frame_t *fr, int64_t due_us)
+{
+    if (bus->nqueue >= SIM_BUS_QUEUE_MAX) {
+        bus->c.queue_overflow++;
+        return;
+    }
+    bus->queue[bus->nqueue].due_us = due_us;
+    bus->queue[bus->nqueue].frame = *fr;
+    bus->nqueue++;
+}
+
+static bool s_is_bic_request(const can_frame_t *fr)
+{
+    return fr->ext && (fr->id & 0x1FFFFF00u) == 0x000C0300u;
+}
+
+int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us)
+{
+    s_log(bus, SIM_FRAME_RX, req, now_us);
+    if (!s_is_bic_request(req)) {
+        bus->c.foreign++;
+        return 0;
+    }
+    bus->c.requests++;
+    bool violation = false;
+    if (bus->have_request && now_us - bus->last_request_us < SIM_BUS_PERIOD_US) {
+        bus->c.pacing_period++;
+        violation = true;
+    }
+    if (bus->have_reply && now_us - bus->last_reply_us < SIM_BUS_MARGIN_US) {
+        bus->c.pacing_margin++;
+        violation = true;
+    }
+    bus->have_request = true;
+    bus->last_request_us = now_us;
+    if (violation) {
+        bus->c.pacing_violations++;
+        if (bus->opts.pacing_drop) {
+            bus->c.pacing_dropped++;
+            bus->c.silent++;
+            return 0;
+        }
+    }
+    int scheduled = 0;
+    bool addressed = false;
+    uint8_t to = (uint8_t)(req->id & 0xFF);
+    for (size_t i = 0; i < bus->ndev; i++) {
+        if (to != 0xFF && to != bic_device_addr(bus->dev[i]))
+            continue;
+        addressed = true;
+        can_frame_t reply;
+        if (bic_device_handle_frame(bus->dev[i], req, now_us, &reply) != 1)
+            continue;
+        if (s_chance(bus, bus->opts.drop_pct)) {
+            bus->c.dropped++;
+            continue;
+        }
+        int64_t delay = bus->opts.reply_delay_us;
+        if (s_chance(bus, bus->opts.late_pct)) {
+            bus->c.late++;
+            delay = bus->opts.late_delay_us;
+        }
+        s_enqueue(bus, &reply, now_us + delay);
+        scheduled++;
+        if (s_chance(bus, bus->opts.dup_pct)) {
+            bus->c.duplicated++;
+            s_enqueue(bus, &reply, now_us + delay + 200);
+        }
+    }
+    if (!addressed)
+        bus->c.foreign++;
+    if (scheduled == 0)
+        bus->c.silent++;
+    return scheduled;
+}
+
+int64_t sim_bus_next_due_us(const sim_bus_t *bus)
+{
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < bus->nqueue; i++)
+        if (bus->queue[i].due_us < due)
+            due = bus->queue[i].due_us;
+    return due;
+}
+
+int sim_bus_take_reply(sim_bus_t *bus, int64_t now_us, can_frame_t *out)
+{
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < bus->nqueue; i++)
+        if (bus->queue[i].due_us <= now_us &&
+            (best == SIZE_MAX || bus->queue[i].due_us < bus->queue[best].due_us))
+            best = i;
+    if (best == SIZE_MAX)
+        return 0;
+    *out = bus->queue[best].frame;
+    memmove(&bus->queue[best], &bus->queue[best + 1],
+            (bus->nqueue - best - 1) * sizeof bus->queue[0]);
+    bus->nqueue--;
+    bus->c.replies++;
+    bus->have_reply = true;
+    bus->last_reply_us = now_us;
+    s_log(bus, SIM_FRAME_TX, out, now_us);
+    return 1;
+}
+
+void sim_bus_step(sim_bus_t *bus, int64_t now_us)
+{
+    for (size_t i = 0; i < bus->ndev; i++)
+        bic_device_step(bus->dev[i], now_us);
+}
+
+void sim_bus_counters(const sim_bus_t *bus, sim_bus_counters_t *out)
+{
+    *out = bus->c;
+}
+
+size_t sim_bus_log(const sim_bus_t *bus, sim_frame_log_t *out, size_t max)
+{
+    size_t n = bus->log_count < max ? bus->log_count : max;
+    /* The newest n entries, oldest first. */
+    size_t start = (bus->log_head + SIM_BUS_LOG_MAX - n) % SIM_BUS_LOG_MAX;
+    for (size_t i = 0; i < n; i++)
+        out[i] = bus->log[(start + i) % SIM_BUS_LOG_MAX];
+    return n;
+}

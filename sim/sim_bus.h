@@ -1,0 +1,108 @@
+/* sim_bus.h - the simulated CAN bus in front of one or more BIC-2200 models.
+ *
+ * Delivers each controller frame to every device, schedules their replies after the
+ * response delay (with optional fault injection: late, dropped and duplicated replies),
+ * counts pacing violations against the manual's timing (a request less than 20 ms after the
+ * previous request's start, or less than 5 ms after the previous reply) and keeps a log of
+ * recent frames. Pure: the caller passes now_us and moves the frames between the transport
+ * and the bus.
+ */
+#ifndef BIC_SIM_SIM_BUS_H
+#define BIC_SIM_SIM_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bic_device.h"
+#include "can_frame.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SIM_BUS_MAX_DEVICES 64
+#define SIM_BUS_LOG_MAX 512     /* frames kept in the log */
+#define SIM_BUS_QUEUE_MAX 128   /* replies waiting for their delay */
+#define SIM_BUS_PERIOD_US 20000 /* minimum request period (manual) */
+#define SIM_BUS_MARGIN_US 5000  /* minimum gap after a reply (manual) */
+
+typedef struct {
+    int64_t reply_delay_us; /* normal reply delay, us (default 1000; manual: at most 5000) */
+    int64_t late_delay_us;  /* delay of a late reply, us (default 8000) */
+    int late_pct;           /* share of replies sent late, 0..100 (default 0) */
+    int drop_pct;           /* share of replies dropped, 0..100 (default 0) */
+    int dup_pct;            /* share of replies sent twice, 0..100 (default 0) */
+    bool pacing_drop;       /* requests violating the pacing are not delivered (default: only counted) */
+    uint64_t seed;          /* PRNG seed for the shares above (default 1) */
+} sim_bus_options_t;
+
+typedef struct {
+    uint64_t requests;         /* frames received from the controller */
+    uint64_t replies;          /* replies sent (duplicates included) */
+    uint64_t silent;           /* requests that got no reply */
+    uint64_t foreign;          /* frames not addressed to any simulated device or not BIC requests */
+    uint64_t dropped;          /* replies dropped by injection */
+    uint64_t late;             /* replies delayed by injection */
+    uint64_t duplicated;       /* replies sent twice by injection */
+    uint64_t pacing_violations;/* requests breaking either timing rule */
+    uint64_t pacing_period;    /* requests < 20 ms after the previous request */
+    uint64_t pacing_margin;    /* requests < 5 ms after the previous reply */
+    uint64_t pacing_dropped;   /* requests not delivered because of pacing_drop */
+    uint64_t queue_overflow;   /* replies lost because the queue was full */
+} sim_bus_counters_t;
+
+typedef enum { SIM_FRAME_RX = 0, SIM_FRAME_TX = 1 } sim_frame_dir_t; /* RX: from the controller */
+
+typedef struct {
+    int64_t t_us;
+    sim_frame_dir_t dir;
+    can_frame_t frame;
+} sim_frame_log_t;
+
+typedef struct sim_bus_t sim_bus_t;
+
+void sim_bus_options_defaults(sim_bus_options_t *opts);
+/* 0 when valid, else -1 with a message in err (may be NULL). */
+int sim_bus_options_validate(const sim_bus_options_t *opts, char *err, size_t errlen);
+
+/* A bus with no devices. opts NULL = defaults. NULL for invalid options. Caller owns it. */
+sim_bus_t *sim_bus_new(const sim_bus_options_t *opts);
+/* Destroys the bus and its devices; accepts NULL, nulls the pointer. */
+void sim_bus_destroy(sim_bus_t **p);
+
+/* Adds a device; the bus takes ownership (also on failure, when *dev is destroyed).
+ * Returns 0, or -1 when the address is taken or the bus is full. *dev is set to NULL. */
+int sim_bus_add(sim_bus_t *bus, bic_device_t **dev);
+size_t sim_bus_count(const sim_bus_t *bus);
+bic_device_t *sim_bus_device(sim_bus_t *bus, size_t i);    /* borrowed, NULL beyond count */
+bic_device_t *sim_bus_find(sim_bus_t *bus, uint8_t addr);  /* borrowed, NULL if none */
+
+/* Options at run time (the reply queue keeps its scheduled times). -1 when invalid. */
+int sim_bus_set_options(sim_bus_t *bus, const sim_bus_options_t *opts);
+void sim_bus_get_options(const sim_bus_t *bus, sim_bus_options_t *out);
+
+/* A frame from the controller at now_us. Counts pacing, logs the frame, hands it to every
+ * device and schedules the replies. Returns the number of replies scheduled. */
+int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us);
+
+/* When the next reply is due, or INT64_MAX when none waits. */
+int64_t sim_bus_next_due_us(const sim_bus_t *bus);
+
+/* Takes one reply due at or before now_us into *out (1), or 0 when none is due. The reply
+ * is logged and its time kept for the pacing check; the caller transmits it. */
+int sim_bus_take_reply(sim_bus_t *bus, int64_t now_us, can_frame_t *out);
+
+/* Advances every device to now_us. */
+void sim_bus_step(sim_bus_t *bus, int64_t now_us);
+
+void sim_bus_counters(const sim_bus_t *bus, sim_bus_counters_t *out);
+
+/* Recent frames, oldest first: fills up to max entries, returns how many. */
+size_t sim_bus_log(const sim_bus_t *bus, sim_frame_log_t *out, size_t max);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
