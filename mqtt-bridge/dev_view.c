@@ -1,0 +1,631 @@
+/*
+ * dev_view: one BIC as the bridge sees it, and its seed-compatible payloads.
+ * See dev_view.h for the contract; docs/mqtt.md for the payload keys and their meanings.
+ */
+#include "dev_view.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const dev_view_fault_keys[DEV_VIEW_FAULTS] = {
+    "fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short", "acRange", "dcOff", "eeprom", "can"};
+
+const char *const dev_view_fault_desc[DEV_VIEW_FAULTS] = {
+    "fanspeed abnormal",
+    "over temperature protection",
+    "internal high temperature alarm",
+    "DC over voltage protection",
+    "HV over voltage protection",
+    "DC over current protection",
+    "short circuit protection",
+    "AC voltage or frequency out of range",
+    "DC output off",
+    "EEPROM access error",
+    "no CAN communication"};
+
+/* Telemetry `fault` field behind each seed key (NULL: not in `fault`, handled apart). */
+static const char *const s_fault_fields[DEV_VIEW_FAULTS] = {
+    "fan_fail", "otp", "hi_temp", "ovp", "hv_ovp", "olp", "short", "ac_fail", "op_off", NULL,
+    NULL};
+enum { FAULT_EEPROM = 9, FAULT_CAN = 10 };
+
+#define MAX_FANS 4
+enum { LIM_VOUT, LIM_IOUT, LIM_REV_VOUT, LIM_REV_IOUT, LIM_COUNT };
+static const char *const s_limit_names[LIM_COUNT] = {"vout_v", "iout_a", "rev_vout_v",
+                                                     "rev_iout_a"};
+
+struct dev_view_t {
+    int dev;
+    bool have_tel;
+    bool have_info;
+    bool gw_reachable;
+    bool online;
+    int operation;      /* 0/1, -1 unknown */
+    char direction[16]; /* "charge"/"discharge", "" unknown */
+    char mode[16];      /* "battery"/..., "" unknown */
+    double dc_v;        /* V, NAN unknown */
+    double dc_a;        /* A, + charge */
+    double dc_w;        /* W, + charge */
+    double ac_v;        /* V */
+    double temp_c;      /* °C */
+    int nfans;
+    double fans[MAX_FANS]; /* RPM */
+    double sp_vout;        /* V, VOUT_SET */
+    double sp_iout;        /* A, IOUT_SET */
+    double sp_rev_vout;    /* V, REVERSE_VOUT_SET */
+    double sp_rev_iout;    /* A, REVERSE_IOUT_SET */
+    int fault_active[DEV_VIEW_FAULTS];
+    unsigned long fault_cnt[DEV_VIEW_FAULTS];
+    long eeprom_writes; /* persisted writes, -1 unknown */
+    char lease_holder[40];
+    /* energy */
+    double charged_wh;
+    double discharged_wh;
+    bool have_last;
+    int64_t last_ts_ms;
+    double last_w;
+    /* SOC from the controller */
+    bool have_soc;
+    double soc_pct;
+    /* info */
+    char model[40];
+    char firmware[40];
+    char firm_rev[16];
+    char serial[40];
+    char date[16];
+    char eeprom_policy[16];
+    char mode_pending[16];
+    int can_ctrl; /* -1 unknown */
+    bool fans_cap;
+    bool have_limit[LIM_COUNT];
+    double limit[LIM_COUNT][2];
+    char sys_cfg[12];
+    char sys_cfg_bdir[12];
+};
+
+dev_view_t *dev_view_new(int dev)
+{
+    dev_view_t *dv = calloc(1, sizeof *dv);
+    if (!dv)
+        return NULL;
+    dv->dev = dev;
+    dv->gw_reachable = true;
+    dv->operation = -1;
+    dv->dc_v = dv->dc_a = dv->dc_w = dv->ac_v = dv->temp_c = NAN;
+    dv->sp_vout = dv->sp_iout = dv->sp_rev_vout = dv->sp_rev_iout = NAN;
+    for (int i = 0; i < DEV_VIEW_FAULTS; i++)
+        dv->fault_active[i] = 0;
+    dv->fault_active[FAULT_CAN] = -1;
+    dv->eeprom_writes = -1;
+    dv->can_ctrl = -1;
+    return dv;
+}
+
+void dev_view_destroy(dev_view_t **p)
+{
+    if (!p || !*p)
+        return;
+    free(*p);
+    *p = NULL;
+}
+
+int dev_view_dev(const dev_view_t *dv)
+{
+    return dv->dev;
+}
+
+static void s_err(char *err, size_t n, const char *msg)
+{
+    if (err && n)
+        snprintf(err, n, "%s", msg);
+}
+
+/* Number field or NAN when missing, null or not a finite number. */
+static double s_num(const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+        return NAN;
+    return it->valuedouble;
+}
+
+static void s_keep_num(double *dst, const cJSON *obj, const char *key)
+{
+    double v = s_num(obj, key);
+    if (!isnan(v))
+        *dst = v;
+}
+
+static void s_keep_str(char *dst, size_t n, const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsString(it) && it->valuestring)
+        snprintf(dst, n, "%s", it->valuestring);
+}
+
+static void s_fault_set(dev_view_t *dv, int i, int active)
+{
+    if (active == 1 && dv->fault_active[i] != 1)
+        dv->fault_cnt[i]++;
+    dv->fault_active[i] = active;
+}
+
+static void s_integrate(dev_view_t *dv, const cJSON *tel)
+{
+    double ts = s_num(tel, "ts_ms");
+    double w = s_num(tel, "dc_w");
+    if (isnan(w) && !isnan(s_num(tel, "dc_v")) && !isnan(s_num(tel, "dc_a")))
+        w = s_num(tel, "dc_v") * s_num(tel, "dc_a");
+    if (!dv->online || isnan(ts) || isnan(w)) {
+        dv->have_last = false;
+        return;
+    }
+    int64_t ts_ms = (int64_t)ts;
+    if (dv->have_last) {
+        int64_t dt = ts_ms - dv->last_ts_ms;
+        if (dt <= 0)
+            return; /* the same sample again (or a clock step back): nothing to add */
+        if (dt <= DEV_VIEW_ENERGY_MAX_GAP_MS) {
+            /* Each sample's power holds until the next one: the energy of one interval
+             * goes wholly to one direction, so the two counters stay clean. */
+            double wh = dv->last_w * (double)dt / 3600000.0;
+            if (wh > 0)
+                dv->charged_wh += wh;
+            else
+                dv->discharged_wh -= wh;
+        }
+    }
+    dv->have_last = true;
+    dv->last_ts_ms = ts_ms;
+    dv->last_w = w;
+}
+
+int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(tel)) {
+        s_err(err, errlen, "telemetry is not a JSON object");
+        return -1;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(tel, "v");
+    if (!cJSON_IsNumber(v) || v->valuedouble != 1) {
+        s_err(err, errlen, "telemetry 'v' is not 1");
+        return -1;
+    }
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(tel, "dev");
+    if (!cJSON_IsNumber(dev) || dev->valuedouble != dv->dev) {
+        s_err(err, errlen, "telemetry 'dev' does not name this device");
+        return -1;
+    }
+    const cJSON *online = cJSON_GetObjectItemCaseSensitive(tel, "online");
+    if (!cJSON_IsBool(online)) {
+        s_err(err, errlen, "telemetry 'online' is not a boolean");
+        return -1;
+    }
+    dv->have_tel = true;
+    dv->online = cJSON_IsTrue(online);
+
+    s_keep_num(&dv->dc_v, tel, "dc_v");
+    s_keep_num(&dv->dc_a, tel, "dc_a");
+    double w = s_num(tel, "dc_w");
+    if (!isnan(w))
+        dv->dc_w = w;
+    else if (!isnan(dv->dc_v) && !isnan(dv->dc_a))
+        dv->dc_w = dv->dc_v * dv->dc_a;
+    s_keep_num(&dv->ac_v, tel, "ac_v");
+    s_keep_num(&dv->temp_c, tel, "temp_c");
+
+    const cJSON *fans = cJSON_GetObjectItemCaseSensitive(tel, "fans");
+    if (cJSON_IsArray(fans)) {
+        int n = 0;
+        const cJSON *f;
+        cJSON_ArrayForEach(f, fans)
+        {
+            if (n >= MAX_FANS)
+                break;
+            if (cJSON_IsNumber(f) && isfinite(f->valuedouble))
+                dv->fans[n++] = f->valuedouble;
+        }
+        dv->nfans = n;
+    }
+
+    double op = s_num(tel, "operation");
+    if (op == 0 || op == 1)
+        dv->operation = (int)op;
+    s_keep_str(dv->direction, sizeof dv->direction, tel, "direction");
+    s_keep_str(dv->mode, sizeof dv->mode, tel, "mode");
+
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(tel, "setpoints");
+    if (cJSON_IsObject(sp)) {
+        s_keep_num(&dv->sp_vout, sp, "vout_v");
+        s_keep_num(&dv->sp_iout, sp, "iout_a");
+        s_keep_num(&dv->sp_rev_vout, sp, "rev_vout_v");
+        s_keep_num(&dv->sp_rev_iout, sp, "rev_iout_a");
+    }
+
+    const cJSON *fault = cJSON_GetObjectItemCaseSensitive(tel, "fault");
+    if (cJSON_IsObject(fault)) {
+        for (int i = 0; i < DEV_VIEW_FAULTS; i++) {
+            if (!s_fault_fields[i])
+                continue;
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(fault, s_fault_fields[i]);
+            if (cJSON_IsBool(b))
+                s_fault_set(dv, i, cJSON_IsTrue(b) ? 1 : 0);
+        }
+    }
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(tel, "status");
+    if (cJSON_IsObject(status)) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(status, "eeper");
+        if (cJSON_IsBool(b))
+            s_fault_set(dv, FAULT_EEPROM, cJSON_IsTrue(b) ? 1 : 0);
+    }
+    s_fault_set(dv, FAULT_CAN, dv->online && dv->gw_reachable ? 0 : 1);
+
+    const cJSON *eep = cJSON_GetObjectItemCaseSensitive(tel, "eeprom");
+    if (cJSON_IsObject(eep)) {
+        double wt = s_num(eep, "writes_total");
+        if (!isnan(wt) && wt >= 0)
+            dv->eeprom_writes = (long)wt;
+    }
+    const cJSON *lease = cJSON_GetObjectItemCaseSensitive(tel, "lease");
+    if (cJSON_IsNull(lease))
+        dv->lease_holder[0] = '\0';
+    else if (cJSON_IsObject(lease))
+        s_keep_str(dv->lease_holder, sizeof dv->lease_holder, lease, "holder");
+
+    s_integrate(dv, tel);
+    return 0;
+}
+
+/* "0E0DFFFFFFFF" -> "0xd0e", as the seed prints MFR_REVISION (first two bytes, LE). */
+static void s_firm_rev(char *dst, size_t n, const char *raw)
+{
+    unsigned b0, b1;
+    if (!raw || strlen(raw) < 4 || sscanf(raw, "%2x%2x", &b0, &b1) != 2) {
+        dst[0] = '\0';
+        return;
+    }
+    snprintf(dst, n, "0x%x", (b1 << 8) | b0);
+}
+
+int dev_view_on_info(dev_view_t *dv, const cJSON *info, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(info)) {
+        s_err(err, errlen, "device info is not a JSON object");
+        return -1;
+    }
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(info, "dev");
+    if (!cJSON_IsNumber(dev) || dev->valuedouble != dv->dev) {
+        s_err(err, errlen, "device info 'dev' does not name this device");
+        return -1;
+    }
+    dv->have_info = true;
+    s_keep_str(dv->model, sizeof dv->model, info, "model");
+    s_keep_str(dv->serial, sizeof dv->serial, info, "serial");
+    s_keep_str(dv->date, sizeof dv->date, info, "date");
+    s_keep_str(dv->mode, sizeof dv->mode, info, "mode");
+    dv->mode_pending[0] = '\0';
+    s_keep_str(dv->mode_pending, sizeof dv->mode_pending, info, "mode_pending");
+    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(info, "can_ctrl");
+    if (cJSON_IsBool(cc))
+        dv->can_ctrl = cJSON_IsTrue(cc);
+    const cJSON *fw = cJSON_GetObjectItemCaseSensitive(info, "firmware");
+    if (cJSON_IsObject(fw)) {
+        const cJSON *raw = cJSON_GetObjectItemCaseSensitive(fw, "raw");
+        if (cJSON_IsString(raw))
+            s_firm_rev(dv->firm_rev, sizeof dv->firm_rev, raw->valuestring);
+        const cJSON *mcu = cJSON_GetObjectItemCaseSensitive(fw, "mcu");
+        if (cJSON_IsArray(mcu)) {
+            size_t len = 0;
+            const cJSON *m;
+            dv->firmware[0] = '\0';
+            cJSON_ArrayForEach(m, mcu)
+            {
+                if (!cJSON_IsString(m) || len >= sizeof dv->firmware)
+                    continue;
+                len += (size_t)snprintf(dv->firmware + len, sizeof dv->firmware - len, "%s%s",
+                                        len ? "/" : "", m->valuestring);
+            }
+        }
+    }
+    const cJSON *caps = cJSON_GetObjectItemCaseSensitive(info, "caps");
+    if (cJSON_IsObject(caps))
+        dv->fans_cap = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(caps, "fans"));
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(info, "limits");
+    if (cJSON_IsObject(lim)) {
+        for (int i = 0; i < LIM_COUNT; i++) {
+            const cJSON *pair = cJSON_GetObjectItemCaseSensitive(lim, s_limit_names[i]);
+            const cJSON *lo = cJSON_GetArrayItem(pair, 0);
+            const cJSON *hi = cJSON_GetArrayItem(pair, 1);
+            if (cJSON_IsArray(pair) && cJSON_IsNumber(lo) && cJSON_IsNumber(hi) &&
+                isfinite(lo->valuedouble) && isfinite(hi->valuedouble) &&
+                lo->valuedouble <= hi->valuedouble) {
+                dv->have_limit[i] = true;
+                dv->limit[i][0] = lo->valuedouble;
+                dv->limit[i][1] = hi->valuedouble;
+            }
+        }
+    }
+    const cJSON *eep = cJSON_GetObjectItemCaseSensitive(info, "eeprom");
+    if (cJSON_IsObject(eep)) {
+        s_keep_str(dv->eeprom_policy, sizeof dv->eeprom_policy, eep, "policy");
+        double wt = s_num(eep, "writes_total");
+        if (!isnan(wt) && wt >= 0)
+            dv->eeprom_writes = (long)wt;
+    }
+    const cJSON *online = cJSON_GetObjectItemCaseSensitive(info, "online");
+    if (cJSON_IsBool(online) && !dv->have_tel)
+        dv->online = cJSON_IsTrue(online);
+    const cJSON *lease = cJSON_GetObjectItemCaseSensitive(info, "lease");
+    if (cJSON_IsNull(lease))
+        dv->lease_holder[0] = '\0';
+    else if (cJSON_IsObject(lease))
+        s_keep_str(dv->lease_holder, sizeof dv->lease_holder, lease, "holder");
+    return 0;
+}
+
+static void s_reg_hex(char *dst, size_t n, const cJSON *values, const char *reg)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(values, reg);
+    double raw = s_num(r, "raw");
+    if (!isnan(raw) && raw >= 0 && raw <= 0xFFFF)
+        snprintf(dst, n, "0x%x", (unsigned)raw);
+}
+
+int dev_view_on_regs(dev_view_t *dv, const cJSON *values)
+{
+    if (!cJSON_IsObject(values))
+        return -1;
+    s_reg_hex(dv->sys_cfg, sizeof dv->sys_cfg, values, "SYSTEM_CONFIG");
+    s_reg_hex(dv->sys_cfg_bdir, sizeof dv->sys_cfg_bdir, values, "BIDIRECTIONAL_CONFIG");
+    return 0;
+}
+
+void dev_view_set_gateway_reachable(dev_view_t *dv, bool reachable)
+{
+    dv->gw_reachable = reachable;
+    if (!reachable) {
+        dv->have_last = false; /* do not integrate across the outage */
+        if (dv->have_tel)
+            s_fault_set(dv, FAULT_CAN, 1);
+    }
+}
+
+int dev_view_set_soc(dev_view_t *dv, double pct)
+{
+    if (!isfinite(pct) || pct < 0 || pct > 100)
+        return -1;
+    dv->have_soc = true;
+    dv->soc_pct = pct;
+    return 0;
+}
+
+int dev_view_set_energy(dev_view_t *dv, double charged_wh, double discharged_wh)
+{
+    if (!isfinite(charged_wh) || !isfinite(discharged_wh) || charged_wh < 0 || discharged_wh < 0)
+        return -1;
+    dv->charged_wh = charged_wh;
+    dv->discharged_wh = discharged_wh;
+    return 0;
+}
+
+void dev_view_energy(const dev_view_t *dv, double *charged_wh, double *discharged_wh)
+{
+    if (charged_wh)
+        *charged_wh = dv->charged_wh;
+    if (discharged_wh)
+        *discharged_wh = dv->discharged_wh;
+}
+
+bool dev_view_has_telemetry(const dev_view_t *dv)
+{
+    return dv->have_tel;
+}
+
+bool dev_view_has_info(const dev_view_t *dv)
+{
+    return dv->have_info;
+}
+
+bool dev_view_has_soc(const dev_view_t *dv)
+{
+    return dv->have_soc;
+}
+
+bool dev_view_online(const dev_view_t *dv)
+{
+    return dv->have_tel && dv->online && dv->gw_reachable;
+}
+
+int dev_view_operation(const dev_view_t *dv)
+{
+    return dev_view_online(dv) ? dv->operation : -1;
+}
+
+const char *dev_view_model(const dev_view_t *dv)
+{
+    return dv->model;
+}
+
+const char *dev_view_firmware(const dev_view_t *dv)
+{
+    return dv->firmware;
+}
+
+const char *dev_view_serial(const dev_view_t *dv)
+{
+    return dv->serial;
+}
+
+bool dev_view_has_fans(const dev_view_t *dv)
+{
+    return dv->fans_cap;
+}
+
+bool dev_view_limit(const dev_view_t *dv, const char *which, double *min, double *max)
+{
+    for (int i = 0; i < LIM_COUNT; i++) {
+        if (strcmp(which, s_limit_names[i]) != 0)
+            continue;
+        if (!dv->have_limit[i])
+            return false;
+        *min = dv->limit[i][0];
+        *max = dv->limit[i][1];
+        return true;
+    }
+    return false;
+}
+
+const char *dev_view_availability(const dev_view_t *dv)
+{
+    return dev_view_online(dv) ? "online" : "offline";
+}
+
+/* Adds a number rounded to `decimals` places, or null when unknown. */
+static void s_add_num(cJSON *o, const char *key, double v, int decimals)
+{
+    if (isnan(v)) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    double scale = pow(10.0, decimals);
+    double r = round(v * scale) / scale;
+    if (r == 0)
+        r = 0; /* no "-0" in the payload */
+    cJSON_AddNumberToObject(o, key, r);
+}
+
+static void s_add_str(cJSON *o, const char *key, const char *s)
+{
+    if (s && *s)
+        cJSON_AddStringToObject(o, key, s);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+static char *s_finish(cJSON *o)
+{
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+static const char *s_onl_mode(const dev_view_t *dv)
+{
+    if (!dev_view_online(dv))
+        return "offline";
+    if (dv->operation == 1)
+        return "running";
+    if (dv->operation == 0)
+        return "idle";
+    return "init";
+}
+
+char *dev_view_state_json(const dev_view_t *dv)
+{
+    if (!dv->have_tel)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "onlMode", s_onl_mode(dv));
+    if (dv->operation >= 0)
+        cJSON_AddNumberToObject(o, "opMode", dv->operation);
+    else
+        cJSON_AddNullToObject(o, "opMode");
+    s_add_num(o, "tempC", dv->temp_c, 0);
+    cJSON *fan = cJSON_AddArrayToObject(o, "fan");
+    for (int i = 0; fan && i < dv->nfans; i++)
+        cJSON_AddItemToArray(fan, cJSON_CreateNumber(round(dv->fans[i] / 100.0) * 100.0));
+    s_add_num(o, "acGridV", dv->ac_v, 0);
+    s_add_num(o, "dcBatV", dv->dc_v, 2);
+    s_add_num(o, "capBatPc", dv->have_soc ? dv->soc_pct : NAN, 0);
+    /* Additions beyond the seed's keys. */
+    s_add_str(o, "direction", dv->direction);
+    s_add_str(o, "mode", dv->mode);
+    s_add_num(o, "chargeV", dv->sp_vout, 2);
+    s_add_num(o, "dischargeV", dv->sp_rev_vout, 2);
+    s_add_num(o, "chargeLimA", dv->sp_iout, 2);
+    s_add_num(o, "dischargeLimA", dv->sp_rev_iout, 2);
+    s_add_str(o, "leaseHolder", dv->lease_holder);
+    return s_finish(o);
+}
+
+char *dev_view_charge_json(const dev_view_t *dv)
+{
+    if (!dv->have_tel)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    s_add_num(o, "chargeA", dv->dc_a, 1);
+    s_add_num(o, "chargeP", dv->dc_w, 0);
+    double set_a = NAN;
+    if (strcmp(dv->direction, "discharge") == 0)
+        set_a = isnan(dv->sp_rev_iout) ? NAN : -dv->sp_rev_iout;
+    else if (strcmp(dv->direction, "charge") == 0)
+        set_a = dv->sp_iout;
+    s_add_num(o, "chargeSetA", set_a, 2);
+    s_add_num(o, "chargedKWh", dv->charged_wh / 1000.0, 3);
+    s_add_num(o, "dischargedKWh", dv->discharged_wh / 1000.0, 3);
+    return s_finish(o);
+}
+
+char *dev_view_fault_json(const dev_view_t *dv)
+{
+    if (!dv->have_tel)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    for (int i = 0; i < DEV_VIEW_FAULTS; i++) {
+        cJSON *e = cJSON_AddObjectToObject(o, dev_view_fault_keys[i]);
+        if (!e)
+            break;
+        cJSON_AddNumberToObject(e, "active", dv->fault_active[i]);
+        cJSON_AddNumberToObject(e, "cnt", (double)dv->fault_cnt[i]);
+        cJSON_AddStringToObject(e, "desc", dev_view_fault_desc[i]);
+    }
+    return s_finish(o);
+}
+
+char *dev_view_info_json(const dev_view_t *dv)
+{
+    if (!dv->have_info)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", dv->dev);
+    s_add_str(o, "modelName", dv->model);
+    s_add_str(o, "firmRev", dv->firm_rev);
+    s_add_str(o, "sysCfg", dv->sys_cfg);
+    s_add_str(o, "sysCfgBDir", dv->sys_cfg_bdir);
+    s_add_str(o, "manDate", dv->date);
+    if (dv->eeprom_writes >= 0)
+        cJSON_AddNumberToObject(o, "cntWrite", (double)dv->eeprom_writes);
+    else
+        cJSON_AddNullToObject(o, "cntWrite");
+    s_add_str(o, "ChargeCtrlName", dv->lease_holder);
+    /* Additions beyond the seed's keys. */
+    s_add_str(o, "serial", dv->serial);
+    s_add_str(o, "firmware", dv->firmware);
+    s_add_str(o, "mode", dv->mode);
+    s_add_str(o, "modePending", dv->mode_pending);
+    if (dv->can_ctrl >= 0)
+        cJSON_AddBoolToObject(o, "canCtrl", dv->can_ctrl);
+    else
+        cJSON_AddNullToObject(o, "canCtrl");
+    s_add_str(o, "eepromPolicy", dv->eeprom_policy);
+    cJSON_AddBoolToObject(o, "fans", dv->fans_cap);
+    cJSON *lim = cJSON_AddObjectToObject(o, "limits");
+    for (int i = 0; lim && i < LIM_COUNT; i++) {
+        if (!dv->have_limit[i])
+            continue;
+        cJSON *pair = cJSON_AddArrayToObject(lim, s_limit_names[i]);
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber(dv->limit[i][0]));
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber(dv->limit[i][1]));
+    }
+    return s_finish(o);
+}
