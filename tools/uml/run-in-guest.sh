@@ -1,0 +1,168 @@
+#!/bin/sh
+# Runs one command inside a user-mode-linux guest kernel that has SocketCAN, with vcan0 up.
+#
+# The build hosts' kernels have no CAN, but Debian's user-mode-linux kernel does and boots
+# as an ordinary process in a couple of seconds with the host's root filesystem (hostfs).
+# The guest sees the same files as the host (binaries, build tree, /tmp), plus its own
+# /proc, /sys, /dev, a private tmpfs on /run (so the default ipc:///run/bic2mqtt/ endpoints
+# work), loopback up, and the modules can, can_raw, can_dev, vcan with vcan0 up.
+#
+# usage: run-in-guest.sh [-t SECONDS] [-m MEM] [-i IFACE]... [--] CMD [ARG...]
+#   -t SECONDS  time limit for CMD inside the guest (default 120); the host adds a margin
+#               for boot and power-off and kills the whole guest if even that passes
+#   -m MEM      guest memory (default 384M)
+#   -i IFACE    create and bring up another vcan interface besides vcan0 (repeatable)
+#
+# CMD runs with the caller's environment and working directory, stdin from /dev/null. Its
+# stdout and stderr are copied to ours once the guest has stopped. Exit status: CMD's own;
+# 124 when CMD ran out of time; 125 when the guest failed (the console log goes to stderr).
+# No process survives the script: the guest powers itself off, and on a timeout or a signal
+# the whole guest process group is killed.
+set -eu
+
+timeout_s=120
+mem=384M
+ifaces=vcan0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -t) [ $# -ge 2 ] || { echo "run-in-guest: -t needs SECONDS" >&2; exit 2; }
+        timeout_s=$2; shift 2 ;;
+    -m) [ $# -ge 2 ] || { echo "run-in-guest: -m needs a size such as 384M" >&2; exit 2; }
+        mem=$2; shift 2 ;;
+    -i) [ $# -ge 2 ] || { echo "run-in-guest: -i needs an interface name" >&2; exit 2; }
+        ifaces="$ifaces $2"; shift 2 ;;
+    --) shift; break ;;
+    -*) echo "run-in-guest: unknown option $1 (allowed: -t SECONDS, -m MEM, -i IFACE)" >&2
+        exit 2 ;;
+    *) break ;;
+    esac
+done
+[ $# -ge 1 ] || { echo "usage: run-in-guest.sh [-t SECONDS] [-m MEM] [-i IFACE]... CMD [ARG...]" >&2; exit 2; }
+case "$timeout_s" in
+''|*[!0-9]*) echo "run-in-guest: -t must be a whole number of seconds, got '$timeout_s'" >&2; exit 2 ;;
+esac
+[ "$timeout_s" -ge 1 ] && [ "$timeout_s" -le 3600 ] ||
+    { echo "run-in-guest: -t must be 1-3600 seconds, got $timeout_s" >&2; exit 2; }
+case "$mem" in
+*[!0-9MmGg]*|'') echo "run-in-guest: -m must look like 384M, got '$mem'" >&2; exit 2 ;;
+esac
+for i in $ifaces; do
+    case "$i" in
+    *[!A-Za-z0-9_.-]*|'') echo "run-in-guest: bad interface name '$i'" >&2; exit 2 ;;
+    esac
+done
+
+uml=${BIC_UML_KERNEL:-$(command -v linux.uml || true)}
+[ -n "$uml" ] && [ -x "$uml" ] ||
+    { echo "run-in-guest: linux.uml not found (Debian package user-mode-linux)" >&2; exit 125; }
+command -v modprobe >/dev/null 2>&1 ||
+    { echo "run-in-guest: modprobe not found (Debian package kmod)" >&2; exit 125; }
+# The module tree that belongs to this kernel binary.
+kver=$("$uml" --version 2>/dev/null | tail -n 1 | tr -d '[:space:]')
+moddir=${BIC_UML_MODULES:-/usr/lib/uml/modules/$kver}
+[ -f "$moddir/modules.dep" ] ||
+    { echo "run-in-guest: no modules for UML kernel '$kver' in $moddir" >&2; exit 125; }
+
+run=$(mktemp -d "${TMPDIR:-/tmp}/bic-guest.XXXXXX")
+guest_pid=
+# linux.uml makes itself a session leader, so its host processes form a process group of
+# their own (not timeout's). Its pid file names it; the command line check makes sure a
+# recycled pid is never hit.
+kill_uml() {
+    for f in "$run"/uml/*/pid; do
+        [ -f "$f" ] || continue
+        p=$(cat "$f" 2>/dev/null || true)
+        case "$p" in ''|*[!0-9]*) continue ;; esac
+        if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF "$run/init"; then
+            kill -KILL -- "-$p" 2>/dev/null || true
+        fi
+    done
+}
+cleanup() {
+    if [ -n "$guest_pid" ]; then
+        kill -KILL -- "-$guest_pid" 2>/dev/null || true
+        kill_uml
+        wait "$guest_pid" 2>/dev/null || true
+    fi
+    kill_uml
+    rm -rf "$run"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# modprobe -d wants BASE/lib/modules/VERSION.
+mkdir -p "$run/mods/lib/modules"
+ln -s "$moddir" "$run/mods/lib/modules/$kver"
+
+# Each argument single-quoted for the guest's shell.
+quoted=
+for a in "$@"; do
+    q=$(printf '%s' "$a" | sed "s/'/'\\\\''/g")
+    quoted="$quoted '$q'"
+done
+export -p > "$run/env"
+
+cat > "$run/init" <<EOF
+#!/bin/sh
+# Guest init: written by run-in-guest.sh for one run.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+fail() { echo "guest: \$*" > '$run/guest-error'; sync; echo o > /proc/sysrq-trigger; sleep 60; }
+mount -t proc proc /proc || fail "mount /proc"
+mount -t sysfs sys /sys || fail "mount /sys"
+[ -e /dev/null ] || mount -t devtmpfs dev /dev || fail "mount /dev"
+mount -t tmpfs -o mode=0755 run /run || fail "mount /run"
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o ptmxmode=0666 devpts /dev/pts || fail "mount /dev/pts"
+mount -t tmpfs shm /dev/shm || fail "mount /dev/shm"
+ip link set lo up || fail "loopback up"
+modprobe -d '$run/mods' -a can_raw vcan || fail "modprobe can_raw vcan"
+for i in $ifaces; do
+    ip link add dev "\$i" type vcan && ip link set "\$i" up || fail "vcan \$i up"
+done
+. '$run/env'
+cd '$PWD' || fail "cd $PWD"
+timeout -k 5 $timeout_s $quoted < /dev/null > '$run/stdout' 2> '$run/stderr'
+echo \$? > '$run/status.tmp'
+sync
+mv '$run/status.tmp' '$run/status'
+sync
+echo o > /proc/sysrq-trigger
+sleep 60
+EOF
+chmod +x "$run/init"
+
+# The UML memory file lives in TMPDIR; shared memory makes the guest faster than disk.
+uml_tmp=/dev/shm
+[ -d "$uml_tmp" ] && [ -w "$uml_tmp" ] || uml_tmp=${TMPDIR:-/tmp}
+# Boot and power-off take a few seconds; the margin covers a slow, shared machine.
+# BIC_UML_HOST_LIMIT_S overrides the host's backstop (the harness's own test uses it).
+host_limit=${BIC_UML_HOST_LIMIT_S:-$((timeout_s + 60))}
+case "$host_limit" in ''|*[!0-9]*) echo "run-in-guest: bad BIC_UML_HOST_LIMIT_S" >&2; exit 2 ;; esac
+TMPDIR=$uml_tmp timeout -k 5 "$host_limit" "$uml" mem="$mem" \
+    root=/dev/root rootfstype=hostfs rootflags=/ rw init="$run/init" \
+    con=null ssl=null con0=null,fd:1 uml_dir="$run/uml" \
+    < /dev/null > "$run/console.log" 2>&1 &
+guest_pid=$!
+rc=0
+wait "$guest_pid" || rc=$?
+guest_pid=
+kill_uml
+
+[ -f "$run/stdout" ] && cat "$run/stdout"
+[ -f "$run/stderr" ] && cat "$run/stderr" >&2
+if [ -f "$run/status" ]; then
+    exit "$(cat "$run/status")"
+fi
+if [ -f "$run/guest-error" ]; then
+    echo "run-in-guest: guest set-up failed: $(cat "$run/guest-error")" >&2
+elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "run-in-guest: the guest did not stop within ${host_limit} s; killed" >&2
+else
+    echo "run-in-guest: the guest stopped without a result (linux.uml exit $rc)" >&2
+fi
+echo "run-in-guest: last lines of the guest console:" >&2
+tail -n 30 "$run/console.log" >&2 || true
+[ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && exit 124
+exit 125
