@@ -1,0 +1,97 @@
+"""The guest kernel harness (tools/uml/run-in-guest.sh) does what the SocketCAN tests rely on.
+
+Boots the user-mode-linux guest a few times and checks, from the host: the command's exit
+status, stdout and stderr come back separately; environment and working directory carry over;
+vcan0 is up and SocketCAN frames flow on it (and an interface down/up is seen as ENETDOWN,
+then traffic again); a command that overruns its time limit is stopped with status 124 and
+no guest process is left behind; bad options are refused with a clear message.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+SRC = os.environ.get("BIC_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RUN = os.path.join(SRC, "tools", "uml", "run-in-guest.sh")
+HERE = os.path.join(SRC, "tests", "vcan")
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def run(args, env=None, cwd=None, timeout=150):
+    return subprocess.run([RUN] + args, capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+
+
+def guest_processes(marker):
+    """Host processes whose command line mentions marker (our private TMPDIR)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd:
+            found.append(f"{pid}: {cmd}")
+    return found
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="bic-vcan-") as tmp:
+        env = dict(os.environ, TMPDIR=tmp, BIC_GUEST_PROBE="carried over")
+
+        r = run(["sh", "-c", 'echo "out $BIC_GUEST_PROBE"; pwd; echo err >&2; exit 7'], env=env, cwd=tmp)
+        check(r.returncode == 7, f"exit status propagates (got {r.returncode})")
+        check(r.stdout.splitlines() == ["out carried over", tmp],
+              f"stdout, environment and working directory carry over (got {r.stdout!r})")
+        check(r.stderr.strip() == "err", f"stderr comes back separately (got {r.stderr!r})")
+
+        r = run(["ip", "-details", "link", "show", "vcan0"], env=env)
+        check(r.returncode == 0 and "UP" in r.stdout and "vcan" in r.stdout,
+              f"vcan0 exists and is up in the guest (rc {r.returncode}: {r.stdout.strip()!r})")
+
+        r = run([sys.executable, "-u", os.path.join(HERE, "guest_can_echo.py")], env=env)
+        print(r.stdout + r.stderr, end="")
+        check(r.returncode == 0 and "echo ok" in r.stdout and "down: ENETDOWN" in r.stdout
+              and "up: traffic again" in r.stdout,
+              "SocketCAN frames flow on vcan0; down gives ENETDOWN, up brings traffic back")
+
+        r = run(["-i", "vcan1", "ip", "-brief", "link", "show", "vcan1"], env=env)
+        check(r.returncode == 0 and "vcan1" in r.stdout, f"-i adds another interface (rc {r.returncode})")
+
+        r = run(["-t", "2", "sleep", "60"], env=env)
+        check(r.returncode == 124, f"a command past its time limit ends with 124 (got {r.returncode})")
+        check(guest_processes(tmp) == [], f"no guest process left after a timeout: {guest_processes(tmp)}")
+
+        # The host's own backstop: the guest is killed even when it does not stop by itself.
+        r = run(["-t", "100", "sleep", "60"], env=dict(env, BIC_UML_HOST_LIMIT_S="5"))
+        check(r.returncode == 124 and "did not stop" in r.stderr,
+              f"the host kills a guest that overruns the backstop (rc {r.returncode})")
+        check(guest_processes(tmp) == [], f"no guest process left after the backstop: {guest_processes(tmp)}")
+        check(os.listdir(tmp) == [], f"no run directory left behind: {os.listdir(tmp)}")
+
+        r = run(["-t", "soon", "true"], env=env)
+        check(r.returncode == 2 and "-t must be a whole number" in r.stderr,
+              f"a bad -t is refused with a message (rc {r.returncode}: {r.stderr.strip()!r})")
+        r = run(["-x", "true"], env=env)
+        check(r.returncode == 2 and "unknown option -x" in r.stderr, "an unknown option is refused")
+        r = run([], env=env)
+        check(r.returncode == 2 and "usage" in r.stderr, "no command prints the usage")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
