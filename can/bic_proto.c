@@ -384,10 +384,8 @@ bic_err_t bic_model_parse(const uint8_t b0b5[6], const uint8_t b6b11[6], bic_mod
     /* Say what arrived (hex, as it may not be text) and what is recognised. */
     if (err && errlen) {
         char hex[2 * 12 + 1];
-        for (int i = 0; i < 6; i++) {
-            snprintf(hex + 2 * i, 3, "%02X", b0b5[i]);
-            snprintf(hex + 12 + 2 * i, 3, "%02X", b6b11[i]);
-        }
+        for (int i = 0; i < 12; i++)
+            snprintf(hex + 2 * i, 3, "%02X", i < 6 ? b0b5[i] : b6b11[i - 6]);
         snprintf(err, errlen,
                  "unrecognised MFR_MODEL %s (bytes %s): expected BIC-2200-12/24/48/96 or "
                  "NPB-<power>-<volts>",
