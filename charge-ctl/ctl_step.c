@@ -573,10 +573,9 @@ static int s_model_min_ca(long charge_voltage_cv)
     return 25;
 }
 
-int ctl_params_from_config(const struct config *cfg_, int id, ctl_params_t *p, char *err,
+int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, char *err,
                            size_t errlen)
 {
-    const config_t *cfg = (const config_t *)cfg_;
     const char *cc = "CHARGE_CONTROL";
     const char *dv = "DEVICE";
     ctl_params_defaults(p);
@@ -656,6 +655,7 @@ int ctl_params_from_config(const struct config *cfg_, int id, ctl_params_t *p, c
         if (set[h][3])
             hr->block_time_s = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[3]);
     }
+    p->has_profile = any;
     if (any)
         ctl_params_inherit(p, set);
     return ctl_params_validate(p, err, errlen);

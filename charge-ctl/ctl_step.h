@@ -21,7 +21,7 @@
 
 #define CTL_CAP2V_MAX 101
 
-struct config; /* common/config.h */
+struct config_t; /* common/config.h */
 
 typedef struct {
     int max_charge_w;    /* ceiling of the charge power in this hour, >= 0 (W) */
@@ -50,6 +50,7 @@ typedef struct {
 
     /* Schedule */
     ctl_hour_t hours[24];
+    bool has_profile;     /* any Profile/Hour key given (the seed pins 0 W without one) */
     int block_hour_start; /* -1 = none; windows may cross midnight */
     int block_hour_stop;
 
@@ -187,7 +188,7 @@ void ctl_params_defaults(ctl_params_t *p);
 
 /* Fill p from [CHARGE_CONTROL] Id/<id>/..., [DEVICE] Id/<id>/... and [BAT_0]. Returns 0, or
  * -1 with a message in err naming the key, what was wrong and what is allowed. */
-int ctl_params_from_config(const struct config *cfg, int id, ctl_params_t *p, char *err,
+int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, char *err,
                            size_t errlen);
 
 /* Apply the seed's hourly inheritance: hour h without a key takes hour h-1's value. `set`

@@ -30,10 +30,9 @@ double meter_unit_scale(const char *unit)
     return -1;
 }
 
-int meter_cfg_from_config(const struct config *cfg_, int id, meter_cfg_t *m, char *err,
+int meter_cfg_from_config(const struct config_t *cfg, int id, meter_cfg_t *m, char *err,
                           size_t errlen)
 {
-    const config_t *cfg = (const config_t *)cfg_;
     const char *cc = "CHARGE_CONTROL";
     meter_cfg_defaults(m);
     const char *path = config_str(cfg, cc, "Id/%d/MeterJsonPath", id);

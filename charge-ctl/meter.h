@@ -16,7 +16,7 @@
 #define METER_MAX_PAYLOAD 4096
 #define METER_MAX_PATH 128
 
-struct config;
+struct config_t;
 
 typedef struct {
     char json_path[METER_MAX_PATH]; /* empty: the payload is a plain number */
@@ -32,7 +32,7 @@ double meter_unit_scale(const char *unit);
 
 /* From [CHARGE_CONTROL] Id/<id>/MeterJsonPath, MeterUnit, MeterInvert, MeterMaxAbsW.
  * 0, or -1 with a message. */
-int meter_cfg_from_config(const struct config *cfg, int id, meter_cfg_t *m, char *err,
+int meter_cfg_from_config(const struct config_t *cfg, int id, meter_cfg_t *m, char *err,
                           size_t errlen);
 
 /* Parse a payload of len bytes (need not be NUL-terminated). Returns 0 with *out_w, or -1

@@ -34,7 +34,7 @@ static double s_pyround(double x, int ndigits)
 static ctl_hour_t s_profile(const ctl_params_t *p, const seed_state_t *s)
 {
     ctl_hour_t h = {0, 0, 0, 60};
-    if (s->profile_hour >= 0 && s->profile_hour < 24)
+    if (p->has_profile && s->profile_hour >= 0 && s->profile_hour < 24)
         h = p->hours[s->profile_hour];
     return h;
 }

@@ -1,0 +1,79 @@
+/*
+ * twin: the offline digital twin. Replays a household day in simulated time against the
+ * device and battery model with the real controller step function, and against three
+ * references on the same day and battery: no battery, an ideal (oracle) battery within the
+ * same limits and rules, and the seed's algorithm. A whole day takes about a second.
+ *
+ * `bic-sim twin --profile FILE.csv -c bic2mqtt.ini [--json] [--plot FILE.png] ...`
+ * (options in twin_usage / docs/charge-ctl.md).
+ */
+#ifndef TWIN_H
+#define TWIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    /* battery */
+    double soc_pct;       /* initial SOC (%) */
+    double capacity_ah;
+    int cells;            /* LiFePO4 cells in series */
+    double r_mohm;
+    double soc_min_pct;   /* usable window (BMS cut-offs) */
+    double soc_max_pct;
+    /* converter */
+    int variant;           /* 12/24/48/96 */
+    double max_charge_w;   /* AC charge power limit (W) */
+    double max_discharge_w; /* AC discharge power limit (W, magnitude) */
+    double efficiency;     /* each way */
+    double min_current_a;
+    double tau_s;          /* first-order response time constant */
+    /* meter and links */
+    double meter_period_s;
+    double meter_latency_s;
+    double telemetry_period_s;
+    /* EEPROM */
+    bool eeprom_on;        /* old firmware: every setpoint write is persisted */
+    int eeprom_interval_s; /* the gateway's minimum interval between persisted writes */
+    /* day */
+    bool transients;
+    uint64_t transient_seed;
+    int ctl_id;            /* [CHARGE_CONTROL] Id/X to run */
+    double step_s;         /* simulation step */
+    FILE *trace;           /* controller decisions are written here when not NULL */
+} twin_model_t;
+
+typedef struct {
+    double import_kwh;
+    double export_kwh;
+    double captured_pct;
+    int overshoot_events;
+    double rms_w;
+    long setpoint_changes;
+    long eeprom_writes;
+    double throughput_kwh;
+    double final_soc_pct;
+} twin_metrics_t;
+
+enum { TWIN_CONTROLLER = 0, TWIN_NONE, TWIN_IDEAL, TWIN_SEED, TWIN_RUNS };
+
+typedef struct {
+    twin_metrics_t m[TWIN_RUNS];
+} twin_result_t;
+
+void twin_model_defaults(twin_model_t *m);
+
+/* Run all four on a day. plot_path may be NULL. Returns 0, or -1 with a message. */
+int twin_run(const char *profile_path, const char *config_path, const twin_model_t *model,
+             const char *plot_path, twin_result_t *res, char *err, size_t errlen);
+
+/* Print the result as a table or as one JSON object. */
+void twin_print_table(FILE *f, const twin_result_t *res);
+void twin_print_json(FILE *f, const twin_result_t *res);
+
+/* The `twin` subcommand: argv[0] is "twin" (or the program name). Exit code 0 ok, 1 run
+ * failure, 2 usage. */
+int twin_main(int argc, char **argv);
+
+#endif
