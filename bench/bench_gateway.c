@@ -227,7 +227,7 @@ static bool s_sim_reply_delay(const opts_t *o, double *us)
     cJSON_Delete(r);
     if (ok)
         return true;
-    r = s_call(o->sim_control, "{\"cmd\":\"state\"}", 2000);
+    r = s_call(o->sim_control, "{\"cmd\":\"set\"}", 2000); /* no change: echoes the options */
     ok = r && s_find_num(r, "reply_delay_us", us);
     cJSON_Delete(r);
     return ok;
@@ -277,9 +277,10 @@ static void s_tel_drain(tel_t *t)
 static char *s_get_json(const opts_t *o, long id)
 {
     static char buf[256];
-    snprintf(buf, sizeof buf,
-             "{\"v\":1,\"op\":\"get\",\"id\":%ld,\"dev\":%d,\"regs\":[\"%s\"],\"client\":\"bench\"}",
-             id, o->dev, o->reg);
+    snprintf(
+        buf, sizeof buf,
+        "{\"v\":1,\"op\":\"get\",\"id\":%ld,\"dev\":%d,\"regs\":[\"%s\"],\"client\":\"bench\"}", id,
+        o->dev, o->reg);
     return buf;
 }
 
@@ -411,33 +412,83 @@ static int s_opt_int(const char *name, const char *text, long lo, long hi, long 
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.dev = 0, .reg = "READ_VOUT", .latency_n = 300, .spacing_ms = 25,
-                .duration_s = 10, .inflight = 4, .device_response_us = -1};
-    static const struct option longopts[] = {
-        {"endpoint", required_argument, NULL, 'e'}, {"pub", required_argument, NULL, 'p'},
-        {"sim-control", required_argument, NULL, 's'}, {"gateway-pid", required_argument, NULL, 'g'},
-        {"dev", required_argument, NULL, 'd'}, {"reg", required_argument, NULL, 'r'},
-        {"latency-n", required_argument, NULL, 'n'}, {"spacing-ms", required_argument, NULL, 'S'},
-        {"duration-s", required_argument, NULL, 'D'}, {"inflight", required_argument, NULL, 'i'},
-        {"device-response-us", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    opts_t o = {.dev = 0,
+                .reg = "READ_VOUT",
+                .latency_n = 300,
+                .spacing_ms = 25,
+                .duration_s = 10,
+                .inflight = 4,
+                .device_response_us = -1};
+    static const struct option longopts[] = {{"endpoint", required_argument, NULL, 'e'},
+                                             {"pub", required_argument, NULL, 'p'},
+                                             {"sim-control", required_argument, NULL, 's'},
+                                             {"gateway-pid", required_argument, NULL, 'g'},
+                                             {"dev", required_argument, NULL, 'd'},
+                                             {"reg", required_argument, NULL, 'r'},
+                                             {"latency-n", required_argument, NULL, 'n'},
+                                             {"spacing-ms", required_argument, NULL, 'S'},
+                                             {"duration-s", required_argument, NULL, 'D'},
+                                             {"inflight", required_argument, NULL, 'i'},
+                                             {"device-response-us", required_argument, NULL, 'R'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c;
     long v;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'e': o.endpoint = optarg; break;
-        case 'p': o.pub = optarg; break;
-        case 's': o.sim_control = optarg; break;
-        case 'r': o.reg = optarg; break;
-        case 'g': if (s_opt_int("--gateway-pid", optarg, 1, 1 << 22, &v)) return 2; o.gateway_pid = (int)v; break;
-        case 'd': if (s_opt_int("--dev", optarg, 0, 63, &v)) return 2; o.dev = (int)v; break;
-        case 'n': if (s_opt_int("--latency-n", optarg, 1, MAX_SAMPLES, &v)) return 2; o.latency_n = (int)v; break;
-        case 'S': if (s_opt_int("--spacing-ms", optarg, 0, 10000, &v)) return 2; o.spacing_ms = (int)v; break;
-        case 'D': if (s_opt_int("--duration-s", optarg, 1, 3600, &v)) return 2; o.duration_s = (int)v; break;
-        case 'i': if (s_opt_int("--inflight", optarg, 1, 64, &v)) return 2; o.inflight = (int)v; break;
-        case 'R': if (s_opt_int("--device-response-us", optarg, 0, 1000000, &v)) return 2; o.device_response_us = (double)v; break;
-        case 'h': s_usage(stdout); return 0;
-        default: s_usage(stderr); return 2;
+        case 'e':
+            o.endpoint = optarg;
+            break;
+        case 'p':
+            o.pub = optarg;
+            break;
+        case 's':
+            o.sim_control = optarg;
+            break;
+        case 'r':
+            o.reg = optarg;
+            break;
+        case 'g':
+            if (s_opt_int("--gateway-pid", optarg, 1, 1 << 22, &v))
+                return 2;
+            o.gateway_pid = (int)v;
+            break;
+        case 'd':
+            if (s_opt_int("--dev", optarg, 0, 63, &v))
+                return 2;
+            o.dev = (int)v;
+            break;
+        case 'n':
+            if (s_opt_int("--latency-n", optarg, 1, MAX_SAMPLES, &v))
+                return 2;
+            o.latency_n = (int)v;
+            break;
+        case 'S':
+            if (s_opt_int("--spacing-ms", optarg, 0, 10000, &v))
+                return 2;
+            o.spacing_ms = (int)v;
+            break;
+        case 'D':
+            if (s_opt_int("--duration-s", optarg, 1, 3600, &v))
+                return 2;
+            o.duration_s = (int)v;
+            break;
+        case 'i':
+            if (s_opt_int("--inflight", optarg, 1, 64, &v))
+                return 2;
+            o.inflight = (int)v;
+            break;
+        case 'R':
+            if (s_opt_int("--device-response-us", optarg, 0, 1000000, &v))
+                return 2;
+            o.device_response_us = (double)v;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
         }
     }
     if (!o.endpoint || optind != argc) {
@@ -466,8 +517,8 @@ int main(int argc, char **argv)
 
     samples_t rtt = {0};
     int lat_errors = 0;
-    printf("phase 1: %d sequential gets of %s on dev %d, %d ms apart\n", o.latency_n, o.reg,
-           o.dev, o.spacing_ms);
+    printf("phase 1: %d sequential gets of %s on dev %d, %d ms apart\n", o.latency_n, o.reg, o.dev,
+           o.spacing_ms);
     fflush(stdout);
     if (s_latency(&o, &tel, &rtt, &lat_errors) != 0 || rtt.n == 0) {
         fprintf(stderr, "bench_gateway: the gateway at %s did not answer\n", o.endpoint);
@@ -525,8 +576,8 @@ int main(int argc, char **argv)
         double wall = (double)(mono_us() - wall0) / 1e6;
         if (cpu0 >= 0 && cpu1 >= 0 && wall > 0)
             cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)sysconf(_SC_CLK_TCK) / wall;
-        printf("gateway pid %d: RSS %ld kB (peak %ld kB), CPU %.1f %% of one core\n",
-               o.gateway_pid, rss, hwm, cpu_pct);
+        printf("gateway pid %d: RSS %ld kB (peak %ld kB), CPU %.1f %% of one core\n", o.gateway_pid,
+               rss, hwm, cpu_pct);
     }
     double violations = have_sim && !isnan(viol1) && !isnan(viol0) ? viol1 - viol0 : NAN;
     if (!isnan(violations))
@@ -536,8 +587,8 @@ int main(int argc, char **argv)
            "rtt_p50_us=%.0f rtt_p99_us=%.0f overhead_p50_us=%.0f overhead_p99_us=%.0f "
            "tel_age_p50_ms=%.0f tel_age_max_ms=%.0f rss_kb=%ld cpu_pct=%.1f "
            "pacing_violations=%.0f errors=%d\n",
-           bus_rps, client_rps, PACING_LIMIT_PER_S, ratio, rtt50, rtt99, ov50, ov99, age50,
-           agemax, rss, cpu_pct, violations, lat_errors + tp_errors);
+           bus_rps, client_rps, PACING_LIMIT_PER_S, ratio, rtt50, rtt99, ov50, ov99, age50, agemax,
+           rss, cpu_pct, violations, lat_errors + tp_errors);
 
     free(rtt.v);
     free(over.v);

@@ -119,13 +119,17 @@ static bool s_client_name_ok(const char *s)
  * reason (*EXIT_CODE is set: 0 for --help/--version, 1 for usage errors). */
 static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_code)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"endpoint", required_argument, NULL, 'e'},
-        {"pub", required_argument, NULL, 'P'},     {"dev", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},          {"timeout", required_argument, NULL, 't'},
-        {"client", required_argument, NULL, 'C'},  {"count", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"endpoint", required_argument, NULL, 'e'},
+                                             {"pub", required_argument, NULL, 'P'},
+                                             {"dev", required_argument, NULL, 'd'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"client", required_argument, NULL, 'C'},
+                                             {"count", required_argument, NULL, 'n'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     char err[512];
     long v;
     int c;
@@ -185,8 +189,7 @@ static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_c
             *exit_code = BICCTL_EXIT_OK;
             return NULL;
         case ':':
-            s_fail("option %s needs a value (bicctl --help lists the options)",
-                   argv[optind - 1]);
+            s_fail("option %s needs a value (bicctl --help lists the options)", argv[optind - 1]);
             return NULL;
         default:
             s_fail("unknown option '%s' (bicctl --help lists the options)", argv[optind - 1]);
@@ -242,8 +245,9 @@ static int s_run_gateway(const bicctl_cmd_t *cmd, const opts_t *o, const config_
                path);
         return BICCTL_EXIT_GATEWAY;
     }
-    int timeout = o->timeout_ms ? o->timeout_ms
-                                : bicctl_cmd_slow(cmd) ? DEFAULT_SLOW_TIMEOUT_MS : DEFAULT_TIMEOUT_MS;
+    int timeout = o->timeout_ms          ? o->timeout_ms
+                  : bicctl_cmd_slow(cmd) ? DEFAULT_SLOW_TIMEOUT_MS
+                                         : DEFAULT_TIMEOUT_MS;
     client = gw_client_new(endpoint, timeout, 1);
     if (!client) {
         s_fail("cannot open a socket for endpoint '%s' (allowed: ipc://PATH, tcp://HOST:PORT)",
@@ -327,8 +331,7 @@ static int s_run_watch(const opts_t *o, const config_t *cfg, const char *pub)
     while (!sigflag_stop()) {
         int64_t now = mono_ms();
         if (now >= deadline) {
-            s_fail("no telemetry from %s for %d ms (is bic-can-gateway running?)", pub,
-                   silence_ms);
+            s_fail("no telemetry from %s for %d ms (is bic-can-gateway running?)", pub, silence_ms);
             rc = BICCTL_EXIT_GATEWAY;
             goto cleanup;
         }

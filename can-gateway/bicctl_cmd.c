@@ -36,7 +36,9 @@ struct bicctl_cmd {
     const char *help;
 };
 
-#define RENDER(name) static int name(const cmd_t *c, const bicctl_args_t *a, cJSON *const *r, size_t n, FILE *out, char *err, size_t errlen)
+#define RENDER(name)                                                                               \
+    static int name(const cmd_t *c, const bicctl_args_t *a, cJSON *const *r, size_t n, FILE *out,  \
+                    char *err, size_t errlen)
 RENDER(r_raw);
 RENDER(r_fan);
 RENDER(r_type);
@@ -57,73 +59,364 @@ RENDER(r_status);
 static const bicctl_cmd_t s_cmds[] = {
     {"on", K_FIXED, V_NONE, {"OPERATION"}, 1, 0, 0, NULL, NULL, GW, r_quiet, "output on"},
     {"off", K_FIXED, V_NONE, {"OPERATION"}, 0, 0, 0, NULL, NULL, GW, r_quiet, "output off"},
-    {"outputread", K_GET, V_NONE, {"OPERATION"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"outputread",
+     K_GET,
+     V_NONE,
+     {"OPERATION"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read output status 1:on 0:off"},
-    {"cvread", K_GET, V_NONE, {"VOUT_SET"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"cvread",
+     K_GET,
+     V_NONE,
+     {"VOUT_SET"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read charge voltage setting (V x 100)"},
-    {"cvset", K_SET, V_CENTI, {"VOUT_SET"}, 0, 1000, 11200, "V", NULL, GW, r_quiet,
+    {"cvset",
+     K_SET,
+     V_CENTI,
+     {"VOUT_SET"},
+     0,
+     1000,
+     11200,
+     "V",
+     NULL,
+     GW,
+     r_quiet,
      "set charge voltage, VALUE = V x 100"},
-    {"ccread", K_GET, V_NONE, {"IOUT_SET"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"ccread",
+     K_GET,
+     V_NONE,
+     {"IOUT_SET"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read charge current setting (A x 100)"},
-    {"ccset", K_SET, V_CENTI, {"IOUT_SET"}, 0, 25, 19800, "A", NULL, GW, r_quiet,
+    {"ccset",
+     K_SET,
+     V_CENTI,
+     {"IOUT_SET"},
+     0,
+     25,
+     19800,
+     "A",
+     NULL,
+     GW,
+     r_quiet,
      "set charge current, VALUE = A x 100"},
-    {"dvread", K_GET, V_NONE, {"REVERSE_VOUT_SET"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"dvread",
+     K_GET,
+     V_NONE,
+     {"REVERSE_VOUT_SET"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read discharge voltage setting (V x 100)"},
-    {"dvset", K_SET, V_CENTI, {"REVERSE_VOUT_SET"}, 0, 1000, 11200, "V", NULL, GW, r_quiet,
+    {"dvset",
+     K_SET,
+     V_CENTI,
+     {"REVERSE_VOUT_SET"},
+     0,
+     1000,
+     11200,
+     "V",
+     NULL,
+     GW,
+     r_quiet,
      "set discharge voltage, VALUE = V x 100"},
-    {"dcread", K_GET, V_NONE, {"REVERSE_IOUT_SET"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"dcread",
+     K_GET,
+     V_NONE,
+     {"REVERSE_IOUT_SET"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read discharge current setting (A x 100)"},
-    {"dcset", K_SET, V_CENTI, {"REVERSE_IOUT_SET"}, 0, 25, 15300, "A", NULL, GW, r_quiet,
+    {"dcset",
+     K_SET,
+     V_CENTI,
+     {"REVERSE_IOUT_SET"},
+     0,
+     25,
+     15300,
+     "A",
+     NULL,
+     GW,
+     r_quiet,
      "set discharge current, VALUE = A x 100"},
-    {"vread", K_GET, V_NONE, {"READ_VOUT"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"vread",
+     K_GET,
+     V_NONE,
+     {"READ_VOUT"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read DC voltage (V x 100)"},
-    {"cread", K_GET, V_NONE, {"READ_IOUT"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"cread",
+     K_GET,
+     V_NONE,
+     {"READ_IOUT"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read DC current (A x 100, negative while discharging)"},
-    {"acvread", K_GET, V_NONE, {"READ_VIN"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"acvread",
+     K_GET,
+     V_NONE,
+     {"READ_VIN"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read AC voltage (V x 10)"},
-    {"charge", K_FIXED, V_NONE, {"DIRECTION_CTRL"}, 0, 0, 0, NULL, NULL, GW, r_quiet,
+    {"charge",
+     K_FIXED,
+     V_NONE,
+     {"DIRECTION_CTRL"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_quiet,
      "set direction: charge battery"},
-    {"discharge", K_FIXED, V_NONE, {"DIRECTION_CTRL"}, 1, 0, 0, NULL, NULL, GW, r_quiet,
+    {"discharge",
+     K_FIXED,
+     V_NONE,
+     {"DIRECTION_CTRL"},
+     1,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_quiet,
      "set direction: discharge battery"},
-    {"dirread", K_GET, V_NONE, {"DIRECTION_CTRL"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"dirread",
+     K_GET,
+     V_NONE,
+     {"DIRECTION_CTRL"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read direction 0:charge 1:discharge"},
-    {"tempread", K_GET, V_NONE, {"READ_TEMPERATURE_1"}, 0, 0, 0, NULL, NULL, GW, r_raw,
+    {"tempread",
+     K_GET,
+     V_NONE,
+     {"READ_TEMPERATURE_1"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_raw,
      "read internal temperature (degC x 10)"},
-    {"fanread", K_GET, V_NONE, {"READ_FAN_SPEED_1", "READ_FAN_SPEED_2"}, 0, 0, 0, NULL, NULL,
-     GW, r_fan, "read fan 1 and 2 speed (RPM; newer firmware)"},
-    {"typeread", K_GET, V_NONE, {"MFR_MODEL_B0B5", "MFR_MODEL_B6B11"}, 0, 0, 0, NULL, NULL, GW,
-     r_type, "read power supply type"},
-    {"dump", K_DUMP, V_NONE,
+    {"fanread",
+     K_GET,
+     V_NONE,
+     {"READ_FAN_SPEED_1", "READ_FAN_SPEED_2"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_fan,
+     "read fan 1 and 2 speed (RPM; newer firmware)"},
+    {"typeread",
+     K_GET,
+     V_NONE,
+     {"MFR_MODEL_B0B5", "MFR_MODEL_B6B11"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_type,
+     "read power supply type"},
+    {"dump",
+     K_DUMP,
+     V_NONE,
      {"MFR_MODEL_B0B5", "MFR_MODEL_B6B11", "MFR_REVISION_B0B5", "SYSTEM_CONFIG",
       "BIDIRECTIONAL_CONFIG", "MFR_DATE_B0B5"},
-     0, 0, 0, NULL, NULL, GW, r_dump, "dump type, firmware, configuration, date, write count"},
-    {"statusread", K_GET, V_NONE, {"SYSTEM_STATUS"}, 0, 0, 0, NULL, NULL, GW, r_sysstatus,
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_dump,
+     "dump type, firmware, configuration, date, write count"},
+    {"statusread",
+     K_GET,
+     V_NONE,
+     {"SYSTEM_STATUS"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_sysstatus,
      "read system status"},
-    {"faultread", K_GET, V_NONE, {"FAULT_STATUS"}, 0, 0, 0, NULL, NULL, GW, r_fault,
+    {"faultread",
+     K_GET,
+     V_NONE,
+     {"FAULT_STATUS"},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_fault,
      "read fault status"},
-    {"init_mode", K_OP, V_NONE, {NULL}, 0, 0, 0, NULL, "init", GW, r_init,
+    {"init_mode",
+     K_OP,
+     V_NONE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     "init",
+     GW,
+     r_init,
      "commission: CAN control, EEPROM writes off, battery mode"},
-    {"can_up", K_CAN, V_IFACE, {NULL}, 0, 0, 0, NULL, NULL, BICCTL_RUN_CAN_UP, NULL,
+    {"can_up",
+     K_CAN,
+     V_IFACE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     BICCTL_RUN_CAN_UP,
+     NULL,
      "bring a SocketCAN interface (default: -c file's Can=, else can0) up at 250 kbit/s"},
-    {"can_down", K_CAN, V_IFACE, {NULL}, 0, 0, 0, NULL, NULL, BICCTL_RUN_CAN_DOWN, NULL,
+    {"can_down",
+     K_CAN,
+     V_IFACE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     BICCTL_RUN_CAN_DOWN,
+     NULL,
      "take a SocketCAN interface down"},
-    {"info", K_OP, V_NONE, {NULL}, 0, 0, 0, NULL, "info", GW, r_info,
+    {"info",
+     K_OP,
+     V_NONE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     "info",
+     GW,
+     r_info,
      "gateway and device information"},
-    {"devices", K_OP, V_NONE, {NULL}, 0, 0, 0, NULL, "devices", GW, r_devices,
+    {"devices",
+     K_OP,
+     V_NONE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     "devices",
+     GW,
+     r_devices,
      "list the devices the gateway knows"},
-    {"status", K_STATUS, V_NONE,
-     {NULL}, 0, 0, 0, NULL, NULL, GW, r_status, "one-screen summary of the device(s)"},
-    {"eeprom", K_OP, V_NONE, {NULL}, 0, 0, 0, NULL, "eeprom", GW, r_eeprom,
+    {"status",
+     K_STATUS,
+     V_NONE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     GW,
+     r_status,
+     "one-screen summary of the device(s)"},
+    {"eeprom",
+     K_OP,
+     V_NONE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     "eeprom",
+     GW,
+     r_eeprom,
      "EEPROM policy and persisted write counters"},
-    {"watch", K_WATCH, V_NONE, {NULL}, 0, 0, 0, NULL, NULL, BICCTL_RUN_WATCH, NULL,
+    {"watch",
+     K_WATCH,
+     V_NONE,
+     {NULL},
+     0,
+     0,
+     0,
+     NULL,
+     NULL,
+     BICCTL_RUN_WATCH,
+     NULL,
      "live telemetry and events until Ctrl-C or --count N"},
 };
 
 /* The registers `status` reads besides the info op. */
 static const char *const s_status_regs[] = {
-    "READ_VOUT", "READ_IOUT", "READ_VIN", "READ_TEMPERATURE_1", "READ_FAN_SPEED_1",
-    "READ_FAN_SPEED_2", "OPERATION", "DIRECTION_CTRL", "VOUT_SET", "IOUT_SET",
-    "REVERSE_VOUT_SET", "REVERSE_IOUT_SET", "FAULT_STATUS", "SYSTEM_STATUS", NULL};
+    "READ_VOUT",          "READ_IOUT",        "READ_VIN",
+    "READ_TEMPERATURE_1", "READ_FAN_SPEED_1", "READ_FAN_SPEED_2",
+    "OPERATION",          "DIRECTION_CTRL",   "VOUT_SET",
+    "IOUT_SET",           "REVERSE_VOUT_SET", "REVERSE_IOUT_SET",
+    "FAULT_STATUS",       "SYSTEM_STATUS",    NULL};
 
 /* FAULT_STATUS bits (protocol reference 8.1) with the seed's names and texts. */
 static const struct {
@@ -312,9 +605,18 @@ const bicctl_cmd_t *bicctl_cmd_find(const char *name)
     return NULL;
 }
 
-const char *bicctl_cmd_name(const bicctl_cmd_t *cmd) { return cmd->name; }
-bicctl_run_t bicctl_cmd_run(const bicctl_cmd_t *cmd) { return cmd->run; }
-bool bicctl_cmd_slow(const bicctl_cmd_t *cmd) { return cmd->op && strcmp(cmd->op, "init") == 0; }
+const char *bicctl_cmd_name(const bicctl_cmd_t *cmd)
+{
+    return cmd->name;
+}
+bicctl_run_t bicctl_cmd_run(const bicctl_cmd_t *cmd)
+{
+    return cmd->run;
+}
+bool bicctl_cmd_slow(const bicctl_cmd_t *cmd)
+{
+    return cmd->op && strcmp(cmd->op, "init") == 0;
+}
 
 void bicctl_cmd_list(FILE *out)
 {
@@ -322,7 +624,9 @@ void bicctl_cmd_list(FILE *out)
         const bicctl_cmd_t *c = &s_cmds[i];
         char name[32];
         snprintf(name, sizeof name, "%s%s", c->name,
-                 c->val == V_CENTI ? " VALUE" : c->val == V_IFACE ? " [IFACE]" : "");
+                 c->val == V_CENTI   ? " VALUE"
+                 : c->val == V_IFACE ? " [IFACE]"
+                                     : "");
         fprintf(out, "  %-16s %s\n", name, c->help);
     }
 }
@@ -331,10 +635,9 @@ int bicctl_exit_for_code(const char *code)
 {
     static const char *const refused[] = {"out_of_range", "lease_held", "no_lease", "read_only",
                                           NULL};
-    static const char *const device[] = {"device_offline", "bus_down",       "timeout",
-                                         "verify_failed",  "not_supported",  "unknown_device",
-                                         "no_voltage",     "busy",           "unknown_register",
-                                         NULL};
+    static const char *const device[] = {
+        "device_offline", "bus_down",   "timeout", "verify_failed",    "not_supported",
+        "unknown_device", "no_voltage", "busy",    "unknown_register", NULL};
     if (!code)
         return BICCTL_EXIT_GATEWAY;
     for (size_t i = 0; refused[i]; i++)
@@ -458,8 +761,8 @@ static const cJSON *s_status_device(const bicctl_args_t *a, const cJSON *info, s
     return NULL;
 }
 
-cJSON *bicctl_next_request(const bicctl_cmd_t *cmd, const bicctl_args_t *a,
-                           cJSON *const *replies, size_t n)
+cJSON *bicctl_next_request(const bicctl_cmd_t *cmd, const bicctl_args_t *a, cJSON *const *replies,
+                           size_t n)
 {
     switch (cmd->kind) {
     case K_GET:
@@ -542,8 +845,7 @@ int bicctl_reply_check(const bicctl_cmd_t *cmd, const bicctl_args_t *a, const cJ
         const char *holder = s_str(e, "holder");
         double ttl;
         if (holder && s_num(e, "expires_in_s", &ttl))
-            s_fmt(msg, msglen, "refused: controlled by %s (lease expires in %.1f s)", holder,
-                  ttl);
+            s_fmt(msg, msglen, "refused: controlled by %s (lease expires in %.1f s)", holder, ttl);
         else if (holder)
             s_fmt(msg, msglen, "refused: controlled by %s", holder);
         else
@@ -953,7 +1255,9 @@ static void s_print_status_values(FILE *out, const cJSON *get)
     s_print_val(out, get, "READ_IOUT", 2, true, "A");
     if (s_val(get, "READ_VOUT", &v) && s_val(get, "READ_IOUT", &i))
         fprintf(out, "  %+.1f W (%s)", v * i,
-                i > 0 ? "charging" : i < 0 ? "discharging" : "no current");
+                i > 0   ? "charging"
+                : i < 0 ? "discharging"
+                        : "no current");
     fputc('\n', out);
     fputs("AC            ", out);
     s_print_val(out, get, "READ_VIN", 1, false, "V");
@@ -992,8 +1296,8 @@ static void s_print_status_values(FILE *out, const cJSON *get)
     fputs("\nsystem        ", out);
     if (s_slot_raw(get, "SYSTEM_STATUS", &raw, dummy, sizeof dummy) == 0)
         fprintf(out, "%s, DC %s, PFC %s, %s, EEPROM %s", raw & 1 ? "master" : "slave",
-                raw & 2 ? "ok" : "too low", raw & 4 ? "ok" : "off", raw & 32 ? "ready" : "initialising",
-                raw & 64 ? "ERROR" : "ok");
+                raw & 2 ? "ok" : "too low", raw & 4 ? "ok" : "off",
+                raw & 32 ? "ready" : "initialising", raw & 64 ? "ERROR" : "ok");
     else
         fputs("n/a", out);
     fputc('\n', out);
@@ -1021,7 +1325,8 @@ RENDER(r_status)
         if (all) {
             cJSON *o = cJSON_Duplicate(d, true);
             const cJSON *vals = get ? cJSON_GetObjectItemCaseSensitive(get, "values") : NULL;
-            cJSON_AddItemToObject(o, "values", vals ? cJSON_Duplicate(vals, true) : cJSON_CreateNull());
+            cJSON_AddItemToObject(o, "values",
+                                  vals ? cJSON_Duplicate(vals, true) : cJSON_CreateNull());
             cJSON_AddItemToArray(all, o);
         } else {
             if (shown)
@@ -1049,8 +1354,8 @@ RENDER(r_status)
     return rc;
 }
 
-int bicctl_render(const bicctl_cmd_t *cmd, const bicctl_args_t *a, cJSON *const *replies,
-                  size_t n, FILE *out, char *err, size_t errlen)
+int bicctl_render(const bicctl_cmd_t *cmd, const bicctl_args_t *a, cJSON *const *replies, size_t n,
+                  FILE *out, char *err, size_t errlen)
 {
     if (!cmd->render || n == 0) {
         s_fmt(err, errlen, "%s: nothing to render", cmd->name);
@@ -1082,12 +1387,11 @@ static void s_print_time(FILE *out, const cJSON *msg)
     time_t sec = (time_t)(ts / 1000);
     struct tm tm;
     localtime_r(&sec, &tm);
-    fprintf(out, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
-            (int)fmod(ts, 1000.0));
+    fprintf(out, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, (int)fmod(ts, 1000.0));
 }
 
-static void s_print_num_or_na(FILE *out, const cJSON *msg, const char *key, int dec,
-                              bool is_signed, const char *unit)
+static void s_print_num_or_na(FILE *out, const cJSON *msg, const char *key, int dec, bool is_signed,
+                              const char *unit)
 {
     double v;
     if (s_num(msg, key, &v))
@@ -1123,7 +1427,7 @@ int bicctl_render_pub(const char *topic, const cJSON *msg, int dev, bool json, F
     if (is_gw) {
         const char *bus = s_str(msg, "bus");
         fprintf(out, " gateway bus %s", bus ? bus : "?");
-        static const char *const keys[] = {"frames_tx", "frames_rx", "errors", "timeouts",
+        static const char *const keys[] = {"frames_tx", "frames_rx", "errors",      "timeouts",
                                            "retries",   "stray",     "queue_depth", NULL};
         for (size_t i = 0; keys[i]; i++) {
             double v;

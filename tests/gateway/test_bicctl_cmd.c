@@ -52,11 +52,11 @@ static void test_unknown_command(void **state)
     assert_null(bicctl_cmd_find(NULL));
     assert_null(bicctl_cmd_find("CVSET")); /* command names are exact, as in the seed */
     static const char *const seed[] = {
-        "on",     "off",     "statusread", "outputread", "cvread",    "cvset",    "ccread",
-        "ccset",  "dvread",  "dvset",      "dcread",     "dcset",     "vread",    "cread",
-        "acvread", "charge", "discharge",  "dirread",    "tempread",  "typeread", "dump",
-        "faultread", "fanread", "init_mode", "can_up",   "can_down",  "info",     "devices",
-        "status", "eeprom",  "watch",      NULL};
+        "on",        "off",     "statusread", "outputread", "cvread",   "cvset",    "ccread",
+        "ccset",     "dvread",  "dvset",      "dcread",     "dcset",    "vread",    "cread",
+        "acvread",   "charge",  "discharge",  "dirread",    "tempread", "typeread", "dump",
+        "faultread", "fanread", "init_mode",  "can_up",     "can_down", "info",     "devices",
+        "status",    "eeprom",  "watch",      NULL};
     for (size_t i = 0; seed[i]; i++) {
         const bicctl_cmd_t *c = bicctl_cmd_find(seed[i]);
         assert_non_null(c);
@@ -97,13 +97,11 @@ static void test_value_validation(void **state)
     assert_int_equal(bicctl_cmd_check_value(dcset, "15301", &a, err, sizeof err), -1);
     assert_non_null(strstr(err, "25-15300"));
     assert_int_equal(bicctl_cmd_check_value(dcset, "15300", &a, err, sizeof err), 0);
-    assert_int_equal(bicctl_cmd_check_value(bicctl_cmd_find("ccset"), "19800", &a, err,
-                                            sizeof err),
+    assert_int_equal(bicctl_cmd_check_value(bicctl_cmd_find("ccset"), "19800", &a, err, sizeof err),
                      0);
 
     /* commands without a value refuse one; charge points at the current setter */
-    assert_int_equal(bicctl_cmd_check_value(bicctl_cmd_find("charge"), "500", &a, err,
-                                            sizeof err),
+    assert_int_equal(bicctl_cmd_check_value(bicctl_cmd_find("charge"), "500", &a, err, sizeof err),
                      -1);
     assert_non_null(strstr(err, "ccset"));
     assert_int_equal(bicctl_cmd_check_value(bicctl_cmd_find("vread"), "1", &a, err, sizeof err),
@@ -116,8 +114,7 @@ static void test_value_validation(void **state)
     assert_int_equal(bicctl_cmd_check_value(up, NULL, &a, err, sizeof err), 0);
     assert_int_equal(bicctl_cmd_check_value(up, "can1", &a, err, sizeof err), 0);
     assert_int_equal(bicctl_cmd_check_value(up, "can0; reboot", &a, err, sizeof err), -1);
-    assert_int_equal(bicctl_cmd_check_value(up, "averyveryverylongname", &a, err, sizeof err),
-                     -1);
+    assert_int_equal(bicctl_cmd_check_value(up, "averyveryverylongname", &a, err, sizeof err), -1);
     assert_int_equal(bicctl_cmd_check_value(up, "-x", &a, err, sizeof err), -1);
 }
 
@@ -567,8 +564,8 @@ static void test_render_pub(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unknown_command),  cmocka_unit_test(test_value_validation),
-        cmocka_unit_test(test_requests),         cmocka_unit_test(test_reply_errors),
+        cmocka_unit_test(test_unknown_command),    cmocka_unit_test(test_value_validation),
+        cmocka_unit_test(test_requests),           cmocka_unit_test(test_reply_errors),
         cmocka_unit_test(test_render_seed_output), cmocka_unit_test(test_render_views),
         cmocka_unit_test(test_render_pub),
     };
