@@ -179,6 +179,11 @@ static bool s_is_bic_request(const can_frame_t *fr)
 
 int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us)
 {
+    return sim_bus_request_at(bus, req, now_us, now_us);
+}
+
+int sim_bus_request_at(sim_bus_t *bus, const can_frame_t *req, int64_t now_us, int64_t dev_us)
+{
     s_log(bus, SIM_FRAME_RX, req, now_us);
     if (!s_is_bic_request(req)) {
         bus->c.foreign++;
@@ -212,7 +217,7 @@ int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us)
             continue;
         addressed = true;
         can_frame_t reply;
-        if (bic_device_handle_frame(bus->dev[i], req, now_us, &reply) != 1)
+        if (bic_device_handle_frame(bus->dev[i], req, dev_us, &reply) != 1)
             continue;
         if (s_chance(bus, bus->opts.drop_pct)) {
             bus->c.dropped++;

@@ -86,6 +86,10 @@ void sim_bus_get_options(const sim_bus_t *bus, sim_bus_options_t *out);
  * device and schedules the replies. Returns the number of replies scheduled. */
 int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us);
 
+/* The same with two clocks: bus_us (real time: pacing, reply delays, the log) and dev_us
+ * (the devices' simulated time, which runs faster under time compression). */
+int sim_bus_request_at(sim_bus_t *bus, const can_frame_t *req, int64_t bus_us, int64_t dev_us);
+
 /* When the next reply is due, or INT64_MAX when none waits. */
 int64_t sim_bus_next_due_us(const sim_bus_t *bus);
 

@@ -1,0 +1,854 @@
+/* bic-sim - simulated Mean Well BIC-2200 devices on a CAN transport.
+ *
+ * Plays one or more devices (sim/bic_device.h) behind an slcan adapter on a pty, or on a
+ * SocketCAN interface, with a JSON control socket (ZeroMQ REP) for tests and people, and
+ * optionally replays a household day and publishes the smart meter's reading on MQTT.
+ * `bic-sim twin ...` runs the offline twin (charge-ctl/twin.h) when it is built in.
+ * Options, control commands and model defaults: docs/simulator.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+#include <zmq.h>
+
+#include "bic_device.h"
+#include "can_transport.h"
+#include "household.h"
+#include "log.h"
+#include "monotime.h"
+#include "sigflag.h"
+#include "sim_bus.h"
+#include "sim_control.h"
+#include "slcan_adapter.h"
+
+#ifdef BIC_HAVE_TWIN
+#include "twin.h"
+#endif
+
+#define S_MAX_DEVICES SIM_BUS_MAX_DEVICES
+#define S_STEP_US 50000          /* physics step while idle, real time */
+#define S_MQTT_MISC_US 1000000   /* mosquitto_loop_misc period */
+#define S_MQTT_RETRY_US 1000000  /* reconnect back-off */
+#define S_CAN_RETRY_US 1000000   /* SocketCAN reopen back-off */
+
+typedef struct {
+    const char *pty_path;
+    const char *socketcan;
+    const char *specs[S_MAX_DEVICES];
+    size_t nspecs;
+    char control[512];
+    const char *household;
+    double speed;
+    double start_s;
+    const char *mqtt;
+    char mqtt_host[256];
+    int mqtt_port;
+    const char *meter_topic;
+    long meter_period_ms;
+    bool meter_json;
+    bool transients;
+    uint64_t transients_seed;
+    sim_bus_options_t bus;
+    log_level_t level;
+} s_opts_t;
+
+typedef struct {
+    s_opts_t o;
+    sim_bus_t *bus;
+    household_t *household;
+    /* slcan pty */
+    int pty_master;
+    int pty_keep;              /* our own slave fd: the master never sees EIO between hosts */
+    char pty_name[128];
+    bool symlink_made;
+    slcan_adapter_t *adapter;
+    /* SocketCAN */
+    can_transport_t *can;
+    int64_t can_retry_us;
+    /* control */
+    void *zctx;
+    void *zrep;
+    /* MQTT */
+    struct mosquitto *mosq;
+    bool mqtt_connected;
+    bool mqtt_started;
+    int64_t mqtt_retry_us;
+    int64_t mqtt_misc_us;
+    int64_t meter_due_us;
+    uint64_t meter_published;
+    /* clocks */
+    int64_t t0_us;             /* real time at start */
+    int64_t now_us;            /* real time of the current pass */
+    int64_t dev_us;            /* simulated time of the current pass */
+} s_sim_t;
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bic-sim (--slcan-pty PATH | --socketcan IFACE) [--device ADDR:VARIANT[:OPTIONS]]...\n"
+            "               [--control ENDPOINT] [--household CSV [--speed N] [--start-s S]\n"
+            "               [--transients SEED]] [--mqtt HOST:PORT [--meter-topic T]\n"
+            "               [--meter-period-ms MS] [--meter-json]] [--reply-delay-us US]\n"
+            "               [--late-delay-us US] [--late-pct P] [--drop-pct P] [--dup-pct P]\n"
+            "               [--pacing-drop] [--seed N] [--log-level LEVEL]\n"
+            "       bic-sim twin [twin options]   (the offline twin, when built in)\n"
+            "Simulated Mean Well BIC-2200 devices on a CAN transport. See docs/simulator.md.\n"
+            "  --slcan-pty PATH       create a pty speaking slcan; PATH becomes a symlink to it\n"
+            "  --socketcan IFACE      use a SocketCAN interface (needs kernel CAN)\n"
+            "  --device SPEC          ADDR:VARIANT[:OPTIONS], repeatable (default 0:24), e.g.\n"
+            "                         1:48:fw=old,soc=80,clamp\n"
+            "  --control ENDPOINT     ZeroMQ REP for JSON commands (default ipc:///tmp/bic-sim-PID.ctl)\n"
+            "  --household CSV        replay a t_s,load_w,pv_w day for the meter reading\n"
+            "  --speed N              time compression for the devices and the day (0.01..10000, default 1)\n"
+            "  --start-s S            household time at start, s (default 0)\n"
+            "  --transients SEED      add kettle/oven/microwave/cloud transients from SEED\n"
+            "  --mqtt HOST:PORT       publish the meter reading to this broker\n"
+            "  --meter-topic T        topic (default bic-sim/meter)\n"
+            "  --meter-period-ms MS   publish period in real time (50..3600000, default 2000)\n"
+            "  --meter-json           publish {\"power_w\":...} instead of a plain number\n"
+            "  --reply-delay-us US    reply delay (default 1000)\n"
+            "  --late-delay-us US     delay of a late reply (default 8000)\n"
+            "  --late-pct/--drop-pct/--dup-pct P   share of late/dropped/duplicated replies (0..100)\n"
+            "  --pacing-drop          do not deliver requests that break the 20 ms / 5 ms pacing\n"
+            "  --seed N               seed for the shares above (default 1)\n"
+            "  --log-level LEVEL      debug, info, warn, error (default info)\n");
+}
+
+static int s_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int s_bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bic-sim: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(run bic-sim --help for the options)\n");
+    va_end(ap);
+    return 2;
+}
+
+static int s_num(const char *text, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!*text || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parses the command line into *o. Returns 0, 1 for --help/--version (exit 0), 2 on error
+ * (message printed). */
+static int s_parse(int argc, char **argv, s_opts_t *o)
+{
+    enum {
+        O_PTY = 1000, O_SOCKETCAN, O_DEVICE, O_CONTROL, O_HOUSEHOLD, O_SPEED, O_START, O_MQTT,
+        O_TOPIC, O_PERIOD, O_JSON, O_TRANSIENTS, O_DELAY, O_LATE_DELAY, O_LATE, O_DROP, O_DUP,
+        O_PACING, O_SEED, O_LEVEL, O_VERSION,
+    };
+    static const struct option longopts[] = {
+        {"slcan-pty", required_argument, NULL, O_PTY},
+        {"socketcan", required_argument, NULL, O_SOCKETCAN},
+        {"device", required_argument, NULL, O_DEVICE},
+        {"control", required_argument, NULL, O_CONTROL},
+        {"household", required_argument, NULL, O_HOUSEHOLD},
+        {"speed", required_argument, NULL, O_SPEED},
+        {"start-s", required_argument, NULL, O_START},
+        {"mqtt", required_argument, NULL, O_MQTT},
+        {"meter-topic", required_argument, NULL, O_TOPIC},
+        {"meter-period-ms", required_argument, NULL, O_PERIOD},
+        {"meter-json", no_argument, NULL, O_JSON},
+        {"transients", required_argument, NULL, O_TRANSIENTS},
+        {"reply-delay-us", required_argument, NULL, O_DELAY},
+        {"late-delay-us", required_argument, NULL, O_LATE_DELAY},
+        {"late-pct", required_argument, NULL, O_LATE},
+        {"drop-pct", required_argument, NULL, O_DROP},
+        {"dup-pct", required_argument, NULL, O_DUP},
+        {"pacing-drop", no_argument, NULL, O_PACING},
+        {"seed", required_argument, NULL, O_SEED},
+        {"log-level", required_argument, NULL, O_LEVEL},
+        {"version", no_argument, NULL, O_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->speed = 1;
+    o->meter_period_ms = 2000;
+    o->meter_topic = NULL;
+    o->level = BIC_LOG_INFO;
+    sim_bus_options_defaults(&o->bus);
+    snprintf(o->control, sizeof o->control, "ipc:///tmp/bic-sim-%ld.ctl", (long)getpid());
+    bool period_given = false;
+    opterr = 0;
+    int c;
+    double v;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': s_usage(stdout); return 1;
+        case O_VERSION: printf("bic-sim %s\n", BIC_VERSION); return 1;
+        case O_PTY: o->pty_path = optarg; break;
+        case O_SOCKETCAN: o->socketcan = optarg; break;
+        case O_DEVICE:
+            if (o->nspecs >= S_MAX_DEVICES)
+                return s_bad("more than %d devices", S_MAX_DEVICES);
+            o->specs[o->nspecs++] = optarg;
+            break;
+        case O_CONTROL:
+            if (strlen(optarg) >= sizeof o->control || (strncmp(optarg, "ipc://", 6) != 0 &&
+                                                        strncmp(optarg, "tcp://", 6) != 0 &&
+                                                        strncmp(optarg, "inproc://", 9) != 0))
+                return s_bad("--control '%s' (allowed: an ipc://, tcp:// or inproc:// endpoint, at most 511 characters)",
+                             optarg);
+            snprintf(o->control, sizeof o->control, "%s", optarg);
+            break;
+        case O_HOUSEHOLD: o->household = optarg; break;
+        case O_SPEED:
+            if (s_num(optarg, 0.01, 10000, &o->speed) != 0)
+                return s_bad("--speed '%s' (allowed: a number from 0.01 to 10000)", optarg);
+            break;
+        case O_START:
+            if (s_num(optarg, 0, 1e9, &o->start_s) != 0)
+                return s_bad("--start-s '%s' (allowed: seconds, 0 or more)", optarg);
+            break;
+        case O_MQTT: o->mqtt = optarg; break;
+        case O_TOPIC:
+            if (!*optarg || strlen(optarg) > 256 || strpbrk(optarg, "#+"))
+                return s_bad("--meter-topic '%s' (allowed: 1..256 characters, no wildcards)",
+                             optarg);
+            o->meter_topic = optarg;
+            break;
+        case O_PERIOD:
+            if (s_num(optarg, 50, 3600000, &v) != 0 || v != floor(v))
+                return s_bad("--meter-period-ms '%s' (allowed: whole ms from 50 to 3600000)",
+                             optarg);
+            o->meter_period_ms = (long)v;
+            period_given = true;
+            break;
+        case O_JSON: o->meter_json = true; break;
+        case O_TRANSIENTS:
+            if (s_num(optarg, 0, 1e15, &v) != 0 || v != floor(v))
+                return s_bad("--transients '%s' (allowed: a whole number seed, 0 or more)",
+                             optarg);
+            o->transients = true;
+            o->transients_seed = (uint64_t)v;
+            break;
+        case O_DELAY:
+        case O_LATE_DELAY:
+            if (s_num(optarg, 0, 1000000, &v) != 0 || v != floor(v))
+                return s_bad("%s (allowed: whole microseconds 0..1000000, got '%s')",
+                             c == O_DELAY ? "--reply-delay-us" : "--late-delay-us", optarg);
+            if (c == O_DELAY)
+                o->bus.reply_delay_us = (int64_t)v;
+            else
+                o->bus.late_delay_us = (int64_t)v;
+            break;
+        case O_LATE:
+        case O_DROP:
+        case O_DUP:
+            if (s_num(optarg, 0, 100, &v) != 0 || v != floor(v))
+                return s_bad("%s (allowed: a whole percentage 0..100, got '%s')",
+                             c == O_LATE ? "--late-pct" : c == O_DROP ? "--drop-pct" : "--dup-pct",
+                             optarg);
+            if (c == O_LATE)
+                o->bus.late_pct = (int)v;
+            else if (c == O_DROP)
+                o->bus.drop_pct = (int)v;
+            else
+                o->bus.dup_pct = (int)v;
+            break;
+        case O_PACING: o->bus.pacing_drop = true; break;
+        case O_SEED:
+            if (s_num(optarg, 0, 1e15, &v) != 0 || v != floor(v))
+                return s_bad("--seed '%s' (allowed: a whole number, 0 or more)", optarg);
+            o->bus.seed = (uint64_t)v;
+            break;
+        case O_LEVEL:
+            if (log_level_parse(optarg, &o->level) != 0)
+                return s_bad("--log-level '%s' (allowed: debug, info, warn, error)", optarg);
+            break;
+        case ':':
+            return s_bad("option %s needs a value", argv[optind - 1]);
+        default:
+            return s_bad("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return s_bad("unexpected argument '%s'", argv[optind]);
+    if (!o->pty_path == !o->socketcan)
+        return s_bad("give exactly one transport: --slcan-pty PATH or --socketcan IFACE");
+    if (o->pty_path && (!*o->pty_path || strlen(o->pty_path) > 400))
+        return s_bad("--slcan-pty '%s' (allowed: a file path of 1..400 characters)",
+                     o->pty_path);
+    if (o->socketcan && !can_socketcan_iface_valid(o->socketcan))
+        return s_bad("--socketcan '%s' (allowed: an interface name of 1..15 characters of "
+                     "A-Z a-z 0-9 _ . -)",
+                     o->socketcan);
+    if (o->transients && !o->household)
+        return s_bad("--transients needs --household");
+    if (!o->mqtt && (o->meter_topic || period_given || o->meter_json))
+        return s_bad("--meter-topic, --meter-period-ms and --meter-json need --mqtt");
+    if (o->mqtt) {
+        const char *colon = strrchr(o->mqtt, ':');
+        double port;
+        size_t hl = colon ? (size_t)(colon - o->mqtt) : 0;
+        if (!colon || hl == 0 || hl >= sizeof o->mqtt_host || s_num(colon + 1, 1, 65535, &port) != 0 ||
+            port != floor(port))
+            return s_bad("--mqtt '%s' (allowed: HOST:PORT with PORT 1..65535, e.g. 127.0.0.1:1883)",
+                         o->mqtt);
+        memcpy(o->mqtt_host, o->mqtt, hl);
+        o->mqtt_host[hl] = '\0';
+        o->mqtt_port = (int)port;
+        if (!o->meter_topic)
+            o->meter_topic = "bic-sim/meter";
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Clocks
+   --------------------------------------------------------------------------------------- */
+
+static void s_tick(s_sim_t *s)
+{
+    s->now_us = mono_us();
+    s->dev_us = s->t0_us + (int64_t)((double)(s->now_us - s->t0_us) * s->o.speed);
+}
+
+static double s_sim_elapsed_s(const s_sim_t *s)
+{
+    return (double)(s->dev_us - s->t0_us) / 1e6;
+}
+
+static double s_household_t(const s_sim_t *s)
+{
+    if (!s->household)
+        return 0;
+    double t = s->o.start_s + s_sim_elapsed_s(s);
+    double span = household_span_s(s->household);
+    return span > 0 ? fmod(t, span) : t;
+}
+
+/* ---------------------------------------------------------------------------------------
+   slcan pty
+   --------------------------------------------------------------------------------------- */
+
+static int s_pty_open(s_sim_t *s)
+{
+    s->pty_master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (s->pty_master < 0) {
+        log_error("cannot create a pty: %s", strerror(errno));
+        return -1;
+    }
+    if (grantpt(s->pty_master) != 0 || unlockpt(s->pty_master) != 0 ||
+        ptsname_r(s->pty_master, s->pty_name, sizeof s->pty_name) != 0) {
+        log_error("cannot set up the pty: %s", strerror(errno));
+        return -1;
+    }
+    struct termios t;
+    if (tcgetattr(s->pty_master, &t) == 0) {
+        cfmakeraw(&t);
+        tcsetattr(s->pty_master, TCSANOW, &t);
+    }
+    s->pty_keep = open(s->pty_name, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (s->pty_keep < 0) {
+        log_error("cannot open %s: %s", s->pty_name, strerror(errno));
+        return -1;
+    }
+    if (tcgetattr(s->pty_keep, &t) == 0) {
+        cfmakeraw(&t);
+        tcsetattr(s->pty_keep, TCSANOW, &t);
+    }
+    struct stat st;
+    if (lstat(s->o.pty_path, &st) == 0) {
+        if (!S_ISLNK(st.st_mode)) {
+            log_error("%s exists and is not a symlink; refusing to replace it", s->o.pty_path);
+            return -1;
+        }
+        if (unlink(s->o.pty_path) != 0) {
+            log_error("cannot remove the old symlink %s: %s", s->o.pty_path, strerror(errno));
+            return -1;
+        }
+    }
+    if (symlink(s->pty_name, s->o.pty_path) != 0) {
+        log_error("cannot create the symlink %s -> %s: %s", s->o.pty_path, s->pty_name,
+                  strerror(errno));
+        return -1;
+    }
+    s->symlink_made = true;
+    s->adapter = slcan_adapter_new();
+    if (!s->adapter) {
+        log_error("out of memory");
+        return -1;
+    }
+    log_info("slcan adapter on %s (symlink %s)", s->pty_name, s->o.pty_path);
+    return 0;
+}
+
+static uint16_t s_ts_ms(const s_sim_t *s)
+{
+    return (uint16_t)(((s->now_us - s->t0_us) / 1000) % 60000);
+}
+
+static void s_on_host_frame(void *arg, const can_frame_t *fr)
+{
+    s_sim_t *s = arg;
+    sim_bus_request_at(s->bus, fr, s->now_us, s->dev_us);
+}
+
+static void s_pty_read(s_sim_t *s)
+{
+    uint8_t buf[4096];
+    for (int rounds = 0; rounds < 16; rounds++) {
+        ssize_t n = read(s->pty_master, buf, sizeof buf);
+        if (n > 0) {
+            slcan_adapter_feed(s->adapter, buf, (size_t)n, s_ts_ms(s), s_on_host_frame, s);
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            log_warn("pty read: %s", strerror(errno));
+        return;
+    }
+}
+
+static void s_pty_write(s_sim_t *s)
+{
+    size_t len;
+    const uint8_t *out = slcan_adapter_output(s->adapter, &len);
+    if (len == 0)
+        return;
+    ssize_t n = write(s->pty_master, out, len);
+    if (n > 0)
+        slcan_adapter_consume(s->adapter, (size_t)n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   SocketCAN
+   --------------------------------------------------------------------------------------- */
+
+static int s_can_open(s_sim_t *s, bool first)
+{
+    char spec[64], err[256];
+    snprintf(spec, sizeof spec, "socketcan:%s", s->o.socketcan);
+    static const can_filter_spec_t none[1] = {{0, 0}};
+    can_transport_opts_t opts = {.filters = none, .nfilters = 0};
+    s->can = can_transport_open_opts(spec, &opts, err, sizeof err);
+    if (!s->can) {
+        if (first)
+            fprintf(stderr, "bic-sim: %s\n", err);
+        else
+            log_warn("%s", err);
+        return -1;
+    }
+    log_info("on SocketCAN interface %s", s->o.socketcan);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+   MQTT meter
+   --------------------------------------------------------------------------------------- */
+
+static void s_on_connect(struct mosquitto *m, void *arg, int rc)
+{
+    s_sim_t *s = arg;
+    (void)m;
+    s->mqtt_connected = rc == 0;
+    if (rc == 0)
+        log_info("MQTT connected to %s:%d", s->o.mqtt_host, s->o.mqtt_port);
+    else
+        log_warn("MQTT connection refused: %s", mosquitto_connack_string(rc));
+}
+
+static void s_on_disconnect(struct mosquitto *m, void *arg, int rc)
+{
+    s_sim_t *s = arg;
+    (void)m;
+    if (s->mqtt_connected)
+        log_warn("MQTT disconnected (%d)", rc);
+    s->mqtt_connected = false;
+    s->mqtt_retry_us = s->now_us + S_MQTT_RETRY_US;
+}
+
+static void s_mqtt_try(s_sim_t *s)
+{
+    int rc = s->mqtt_started ? mosquitto_reconnect_async(s->mosq)
+                             : mosquitto_connect_async(s->mosq, s->o.mqtt_host, s->o.mqtt_port, 30);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        s->mqtt_started = true;
+        return;
+    }
+    if (!s->mqtt_started && rc == MOSQ_ERR_INVAL) {
+        log_error("MQTT: invalid broker address %s:%d", s->o.mqtt_host, s->o.mqtt_port);
+    }
+    log_debug("MQTT connect: %s", mosquitto_strerror(rc));
+    s->mqtt_retry_us = s->now_us + S_MQTT_RETRY_US;
+}
+
+static double s_meter_w(s_sim_t *s, double *load, double *pv, double *bat)
+{
+    *load = *pv = *bat = 0;
+    if (s->household)
+        household_at(s->household, s_household_t(s), load, pv);
+    for (size_t i = 0; i < sim_bus_count(s->bus); i++) {
+        bic_device_state_t st;
+        bic_device_get_state(sim_bus_device(s->bus, i), &st);
+        *bat += st.ac_w;
+    }
+    return household_meter_w(*load, *pv, *bat);
+}
+
+static void s_meter_publish(s_sim_t *s)
+{
+    double load, pv, bat;
+    double w = s_meter_w(s, &load, &pv, &bat);
+    char payload[256];
+    if (s->o.meter_json)
+        snprintf(payload, sizeof payload,
+                 "{\"power_w\":%.1f,\"load_w\":%.1f,\"pv_w\":%.1f,\"battery_w\":%.1f,\"t_s\":%.1f}",
+                 w, load, pv, bat, s_household_t(s));
+    else
+        snprintf(payload, sizeof payload, "%.1f", w);
+    if (!s->mqtt_connected)
+        return;
+    int rc = mosquitto_publish(s->mosq, NULL, s->o.meter_topic, (int)strlen(payload), payload, 0,
+                               false);
+    if (rc == MOSQ_ERR_SUCCESS)
+        s->meter_published++;
+    else
+        log_debug("MQTT publish: %s", mosquitto_strerror(rc));
+}
+
+/* ---------------------------------------------------------------------------------------
+   Control
+   --------------------------------------------------------------------------------------- */
+
+static void s_control(s_sim_t *s)
+{
+    for (int rounds = 0; rounds < 16; rounds++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        int n = zmq_msg_recv(&msg, s->zrep, ZMQ_DONTWAIT);
+        if (n < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        /* Multipart requests are drained; only the first part is read. */
+        while (zmq_msg_more(&msg)) {
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            zmq_msg_recv(&extra, s->zrep, 0);
+            zmq_msg_close(&extra);
+        }
+        sim_control_env_t env = {
+            .adapter = s->adapter,
+            .household = s->household,
+            .household_t_s = s_household_t(s),
+            .speed = s->o.speed,
+            .sim_time_s = s_sim_elapsed_s(s),
+            .meter_published = s->meter_published,
+            .transport = s->o.pty_path ? s->o.pty_path : s->o.socketcan,
+        };
+        char *reply = sim_control_handle(s->bus, &env, zmq_msg_data(&msg), zmq_msg_size(&msg),
+                                         s->now_us, s->dev_us);
+        zmq_msg_close(&msg);
+        const char *fallback =
+            "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        const char *out = reply ? reply : fallback;
+        zmq_send(s->zrep, out, strlen(out), 0);
+        free(reply);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+   Main
+   --------------------------------------------------------------------------------------- */
+
+static int s_setup(s_sim_t *s)
+{
+    s->pty_master = -1;
+    s->pty_keep = -1;
+    s_tick(s);
+    s->t0_us = s->now_us;
+    s->dev_us = s->now_us;
+
+    s->bus = sim_bus_new(&s->o.bus);
+    if (!s->bus) {
+        log_error("bad bus options");
+        return 2;
+    }
+    const char *def_spec = "0:24";
+    size_t nspecs = s->o.nspecs ? s->o.nspecs : 1;
+    for (size_t i = 0; i < nspecs; i++) {
+        const char *spec = s->o.nspecs ? s->o.specs[i] : def_spec;
+        bic_device_config_t cfg;
+        battery_config_t bcfg;
+        char err[512];
+        if (bic_device_parse_spec(spec, &cfg, &bcfg, err, sizeof err) != 0) {
+            fprintf(stderr, "bic-sim: --device %s\n", err);
+            return 2;
+        }
+        if (sim_bus_find(s->bus, cfg.addr)) {
+            fprintf(stderr, "bic-sim: --device %s: address %u is used twice\n", spec, cfg.addr);
+            return 2;
+        }
+        bic_device_t *dev = bic_device_new(&cfg, &bcfg, s->dev_us);
+        if (!dev || sim_bus_add(s->bus, &dev) != 0) {
+            fprintf(stderr, "bic-sim: --device %s: cannot create the device\n", spec);
+            return 2;
+        }
+        log_info("device %u: BIC-2200-%d, firmware %s, battery %.0f%% SOC", cfg.addr, cfg.variant,
+                 cfg.fw == BIC_FW_OLD ? "old" : "new", bcfg.soc_pct);
+    }
+    if (s->o.household) {
+        char err[512];
+        s->household = household_load(s->o.household, err, sizeof err);
+        if (!s->household) {
+            fprintf(stderr, "bic-sim: --household %s\n", err);
+            return 2;
+        }
+        if (s->o.transients)
+            log_info("%d transient events from seed %" PRIu64,
+                     household_add_transients(s->household, s->o.transients_seed),
+                     s->o.transients_seed);
+    }
+    if (s->o.socketcan) {
+        if (s_can_open(s, true) != 0)
+            return 2;
+    } else if (s_pty_open(s) != 0) {
+        return 1;
+    }
+
+    s->zctx = zmq_ctx_new();
+    s->zrep = s->zctx ? zmq_socket(s->zctx, ZMQ_REP) : NULL;
+    int linger = 0;
+    if (!s->zrep) {
+        log_error("cannot create the control socket: %s", zmq_strerror(zmq_errno()));
+        return 1;
+    }
+    zmq_setsockopt(s->zrep, ZMQ_LINGER, &linger, sizeof linger);
+    int64_t maxmsg = SIM_CONTROL_REQUEST_MAX + 1;
+    zmq_setsockopt(s->zrep, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(s->zrep, s->o.control) != 0) {
+        fprintf(stderr, "bic-sim: --control %s: cannot bind: %s\n", s->o.control,
+                zmq_strerror(zmq_errno()));
+        return 2;
+    }
+    log_info("control on %s", s->o.control);
+
+    if (s->o.mqtt) {
+        mosquitto_lib_init();
+        char id[64];
+        snprintf(id, sizeof id, "bic-sim-%ld", (long)getpid());
+        s->mosq = mosquitto_new(id, true, s);
+        if (!s->mosq) {
+            log_error("cannot create the MQTT client");
+            return 1;
+        }
+        mosquitto_connect_callback_set(s->mosq, s_on_connect);
+        mosquitto_disconnect_callback_set(s->mosq, s_on_disconnect);
+        s->mqtt_retry_us = s->now_us;
+        s->mqtt_misc_us = s->now_us + S_MQTT_MISC_US;
+        s->meter_due_us = s->now_us + s->o.meter_period_ms * 1000;
+        log_info("meter on %s:%d topic %s every %ld ms", s->o.mqtt_host, s->o.mqtt_port,
+                 s->o.meter_topic, s->o.meter_period_ms);
+    }
+    return 0;
+}
+
+static void s_teardown(s_sim_t *s)
+{
+    if (s->mosq) {
+        if (s->mqtt_connected)
+            mosquitto_disconnect(s->mosq);
+        mosquitto_destroy(s->mosq);
+        mosquitto_lib_cleanup();
+    }
+    if (s->zrep)
+        zmq_close(s->zrep);
+    if (s->zctx)
+        zmq_ctx_term(s->zctx);
+    can_transport_close(&s->can);
+    if (s->symlink_made)
+        unlink(s->o.pty_path);
+    if (s->pty_keep >= 0)
+        close(s->pty_keep);
+    if (s->pty_master >= 0)
+        close(s->pty_master);
+    slcan_adapter_destroy(&s->adapter);
+    household_destroy(&s->household);
+    sim_bus_destroy(&s->bus);
+}
+
+static int64_t s_min(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static void s_deliver_replies(s_sim_t *s)
+{
+    can_frame_t fr;
+    while (sim_bus_take_reply(s->bus, s->now_us, &fr) == 1) {
+        if (s->adapter)
+            slcan_adapter_bus_frame(s->adapter, &fr, s_ts_ms(s));
+        else if (s->can && can_transport_send(s->can, &fr) != 0)
+            log_debug("SocketCAN send failed: %s", can_transport_last_error(s->can));
+    }
+}
+
+static void s_can_read(s_sim_t *s)
+{
+    can_frame_t fr;
+    for (int rounds = 0; rounds < 64; rounds++) {
+        int rc = can_transport_recv(s->can, &fr);
+        if (rc == 1) {
+            sim_bus_request_at(s->bus, &fr, s->now_us, s->dev_us);
+            continue;
+        }
+        if (rc < 0) {
+            log_warn("SocketCAN interface %s is down: %s", s->o.socketcan,
+                     can_transport_last_error(s->can));
+            can_transport_close(&s->can);
+            s->can_retry_us = s->now_us + S_CAN_RETRY_US;
+        }
+        return;
+    }
+}
+
+static int s_loop(s_sim_t *s)
+{
+    int64_t next_step = s->now_us + S_STEP_US;
+    while (!sigflag_stop()) {
+        s_tick(s);
+        int64_t deadline = s_min(next_step, sim_bus_next_due_us(s->bus));
+        if (s->mosq) {
+            deadline = s_min(deadline, s->meter_due_us);
+            deadline = s_min(deadline, s->mqtt_misc_us);
+            if (!s->mqtt_connected)
+                deadline = s_min(deadline, s->mqtt_retry_us);
+        }
+        if (s->o.socketcan && !s->can)
+            deadline = s_min(deadline, s->can_retry_us);
+
+        zmq_pollitem_t items[3];
+        int n = 0;
+        items[n++] = (zmq_pollitem_t){.socket = s->zrep, .events = ZMQ_POLLIN};
+        int i_can = -1, i_mq = -1;
+        if (s->adapter) {
+            size_t pending;
+            slcan_adapter_output(s->adapter, &pending);
+            i_can = n;
+            items[n++] = (zmq_pollitem_t){.fd = s->pty_master,
+                                          .events = ZMQ_POLLIN | (pending ? ZMQ_POLLOUT : 0)};
+        } else if (s->can && can_transport_fd(s->can) >= 0) {
+            i_can = n;
+            items[n++] = (zmq_pollitem_t){.fd = can_transport_fd(s->can), .events = ZMQ_POLLIN};
+        }
+        int mfd = s->mosq ? mosquitto_socket(s->mosq) : -1;
+        if (mfd >= 0) {
+            i_mq = n;
+            items[n++] = (zmq_pollitem_t){
+                .fd = mfd, .events = ZMQ_POLLIN | (mosquitto_want_write(s->mosq) ? ZMQ_POLLOUT : 0)};
+        }
+        long timeout_ms = 0;
+        if (deadline > s->now_us)
+            timeout_ms = (long)((deadline - s->now_us + 999) / 1000);
+        if (timeout_ms > 1000)
+            timeout_ms = 1000;
+        int rc = zmq_poll(items, n, timeout_ms);
+        if (rc < 0 && zmq_errno() != EINTR) {
+            log_error("poll: %s", zmq_strerror(zmq_errno()));
+            return 1;
+        }
+        s_tick(s);
+
+        if (i_can >= 0 && rc > 0 && (items[i_can].revents & ZMQ_POLLIN)) {
+            if (s->adapter)
+                s_pty_read(s);
+            else
+                s_can_read(s);
+        }
+        s_deliver_replies(s);
+        if (s->adapter)
+            s_pty_write(s);
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+            s_control(s);
+
+        if (s->now_us >= next_step) {
+            sim_bus_step(s->bus, s->dev_us);
+            next_step = s->now_us + S_STEP_US;
+        }
+        if (s->o.socketcan && !s->can && s->now_us >= s->can_retry_us) {
+            if (s_can_open(s, false) != 0)
+                s->can_retry_us = s->now_us + S_CAN_RETRY_US;
+        }
+        if (s->mosq) {
+            if (i_mq >= 0 && rc > 0) {
+                if (items[i_mq].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+                    mosquitto_loop_read(s->mosq, 1);
+                if (items[i_mq].revents & ZMQ_POLLOUT)
+                    mosquitto_loop_write(s->mosq, 1);
+            }
+            if (s->now_us >= s->mqtt_misc_us) {
+                mosquitto_loop_misc(s->mosq);
+                s->mqtt_misc_us = s->now_us + S_MQTT_MISC_US;
+            }
+            if (!s->mqtt_connected && s->now_us >= s->mqtt_retry_us &&
+                mosquitto_socket(s->mosq) < 0)
+                s_mqtt_try(s);
+            if (s->now_us >= s->meter_due_us) {
+                sim_bus_step(s->bus, s->dev_us);
+                s_meter_publish(s);
+                s->meter_due_us += s->o.meter_period_ms * 1000;
+                if (s->meter_due_us <= s->now_us)
+                    s->meter_due_us = s->now_us + s->o.meter_period_ms * 1000;
+                if (mosquitto_want_write(s->mosq))
+                    mosquitto_loop_write(s->mosq, 1);
+            }
+        }
+    }
+    log_info("stopping on signal %d", sigflag_stop_signal());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "twin") == 0) {
+#ifdef BIC_HAVE_TWIN
+        return twin_main(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "bic-sim: the twin is not built into this binary (it needs charge-ctl/)\n");
+        return 2;
+#endif
+    }
+    log_init("bic-sim");
+    s_sim_t s;
+    memset(&s, 0, sizeof s);
+    int rc = s_parse(argc, argv, &s.o);
+    if (rc == 1)
+        return 0;
+    if (rc != 0)
+        return rc;
+    log_set_level(s.o.level);
+    if (sigflag_install() != 0) {
+        fprintf(stderr, "bic-sim: cannot install signal handlers: %s\n", strerror(errno));
+        return 1;
+    }
+    rc = s_setup(&s);
+    if (rc == 0)
+        rc = s_loop(&s);
+    s_teardown(&s);
+    return rc;
+}
