@@ -472,6 +472,10 @@ static void s_unknown_hint(const char *section, const char *key, char *hint, siz
                           "bic2mqtt does not use)");
         return;
     }
+    if (strcasestr(key, "Winter/")) {
+        snprintf(hint, n, " (the seed's Winter controller is not provided)");
+        return;
+    }
     char canon[KEY_MAX];
     for (size_t i = 0; i < config_schema_count; i++) {
         const config_key_t *row = &config_schema[i];
@@ -676,12 +680,13 @@ static void s_check_device(loader_t *ld, int id)
     int first = s_first_line(cfg, "DEVICE", id);
     for (int i = 0; required[i]; i++) {
         if (!s_get(cfg, "DEVICE", "Id/%d/%s", id, required[i])) {
-            char canon[KEY_MAX], range[64];
+            char key[KEY_MAX], canon[KEY_MAX], range[64] = "";
             int status;
-            snprintf(canon, sizeof canon, "Id/%d/%s", id, required[i]);
+            snprintf(key, sizeof key, "Id/%d/%s", id, required[i]);
             const config_key_t *k =
-                s_find_schema("DEVICE", canon, canon, sizeof canon, &status, NULL, 0);
-            s_range_text(k, range, sizeof range);
+                s_find_schema("DEVICE", key, canon, sizeof canon, &status, NULL, 0);
+            if (k)
+                s_range_text(k, range, sizeof range);
             s_strlist_add(&ld->errors,
                           "%s:%d: [DEVICE] Id/%d/%s: missing; required for device %d (its "
                           "Id/%d/ keys start on this line); allowed: %s",
