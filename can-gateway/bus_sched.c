@@ -175,7 +175,8 @@ static bool s_pop(bus_sched_t *s, entry_t *out)
 int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
 {
     if (s->flight.state == FLIGHT_WAIT && now >= s->flight.deadline) {
-        if (s->flight.attempts <= s->cfg.retries) {
+        int retries = (s->flight.e.req.flags & BUS_REQ_NO_RETRY) ? 0 : s->cfg.retries;
+        if (s->flight.attempts <= retries) {
             s->flight.state = FLIGHT_RETRY;
         } else {
             s->stats.timeouts++;

@@ -42,7 +42,10 @@ typedef struct {
     uint16_t cmd;    /* command code */
     uint8_t len;     /* data bytes to write (1 or 2); 0 = read */
     uint8_t data[6]; /* little-endian payload of a write */
+    uint8_t flags;   /* BUS_REQ_* */
 } bus_req_t;
+
+#define BUS_REQ_NO_RETRY 0x01 /* one attempt only (discovery scans, capability probes) */
 
 typedef struct {
     uint64_t tag;        /* the caller's tag from bus_sched_submit */

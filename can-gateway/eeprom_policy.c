@@ -1,0 +1,206 @@
+/*
+ * eeprom_policy: persisted-write budget and counters for one device (see eeprom_policy.h).
+ */
+#include "eeprom_policy.h"
+
+#include <stdlib.h>
+
+static const struct {
+    uint16_t cmd;
+    const char *name;
+    bool star;     /* obeys EEP_OFF; only these are ever deferred */
+} s_regs[EEPROM_NREGS] = {
+    {0x0000, "OPERATION", false},         {0x0020, "VOUT_SET", true},
+    {0x0030, "IOUT_SET", true},           {0x0120, "REVERSE_VOUT_SET", true},
+    {0x0130, "REVERSE_IOUT_SET", true},   {0x00C2, "SYSTEM_CONFIG", false},
+    {0x0140, "BIDIRECTIONAL_CONFIG", false},
+};
+
+struct eeprom_policy {
+    int64_t interval;
+    bool eep_off;
+    bool have_last;
+    int64_t last; /* last persisted write */
+    uint64_t count[EEPROM_NREGS];
+    bool pending[EEPROM_NREGS];
+    uint32_t pending_raw[EEPROM_NREGS];
+    int64_t pending_since[EEPROM_NREGS];
+};
+
+eeprom_policy_t *eeprom_policy_new(int64_t min_interval_us)
+{
+    if (min_interval_us < 0)
+        return NULL;
+    eeprom_policy_t *e = calloc(1, sizeof *e);
+    if (e)
+        e->interval = min_interval_us;
+    return e;
+}
+
+void eeprom_policy_destroy(eeprom_policy_t **p)
+{
+    if (!p || !*p)
+        return;
+    free(*p);
+    *p = NULL;
+}
+
+void eeprom_policy_set_interval(eeprom_policy_t *e, int64_t min_interval_us)
+{
+    if (min_interval_us >= 0)
+        e->interval = min_interval_us;
+}
+
+int64_t eeprom_policy_interval(const eeprom_policy_t *e)
+{
+    return e->interval;
+}
+
+void eeprom_policy_set_eep_off(eeprom_policy_t *e, bool eep_off)
+{
+    e->eep_off = eep_off;
+    if (eep_off) /* setpoints no longer wear the EEPROM: nothing needs to wait */
+        for (int i = 0; i < EEPROM_NREGS; i++)
+            if (s_regs[i].star)
+                e->pending[i] = false;
+}
+
+bool eeprom_policy_eep_off(const eeprom_policy_t *e)
+{
+    return e->eep_off;
+}
+
+int eeprom_reg_index(uint16_t cmd)
+{
+    for (int i = 0; i < EEPROM_NREGS; i++)
+        if (s_regs[i].cmd == cmd)
+            return i;
+    return -1;
+}
+
+uint16_t eeprom_reg_cmd(int index)
+{
+    return (index >= 0 && index < EEPROM_NREGS) ? s_regs[index].cmd : 0xFFFF;
+}
+
+const char *eeprom_reg_name(int index)
+{
+    return (index >= 0 && index < EEPROM_NREGS) ? s_regs[index].name : NULL;
+}
+
+bool eeprom_policy_persists(const eeprom_policy_t *e, uint16_t cmd)
+{
+    int i = eeprom_reg_index(cmd);
+    if (i < 0)
+        return false;
+    return !(s_regs[i].star && e->eep_off);
+}
+
+static int64_t s_allowed_at(const eeprom_policy_t *e)
+{
+    return e->have_last ? e->last + e->interval : INT64_MIN;
+}
+
+eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw,
+                                        int64_t now)
+{
+    int i = eeprom_reg_index(cmd);
+    if (i < 0 || !s_regs[i].star || e->eep_off)
+        return EEPROM_WRITE_NOW;
+    if (now >= s_allowed_at(e))
+        return EEPROM_WRITE_NOW;
+    if (!e->pending[i])
+        e->pending_since[i] = now;
+    e->pending[i] = true;
+    e->pending_raw[i] = raw;
+    return EEPROM_DEFER;
+}
+
+void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now)
+{
+    int i = eeprom_reg_index(cmd);
+    if (i < 0)
+        return;
+    e->pending[i] = false;
+    if (!eeprom_policy_persists(e, cmd))
+        return;
+    e->count[i]++;
+    e->have_last = true;
+    e->last = now;
+}
+
+void eeprom_policy_clear_pending(eeprom_policy_t *e, uint16_t cmd)
+{
+    int i = eeprom_reg_index(cmd);
+    if (i >= 0)
+        e->pending[i] = false;
+}
+
+bool eeprom_policy_pending(const eeprom_policy_t *e, uint16_t cmd, uint32_t *raw)
+{
+    int i = eeprom_reg_index(cmd);
+    if (i < 0 || !e->pending[i])
+        return false;
+    if (raw)
+        *raw = e->pending_raw[i];
+    return true;
+}
+
+static int s_oldest_pending(const eeprom_policy_t *e)
+{
+    int best = -1;
+    for (int i = 0; i < EEPROM_NREGS; i++)
+        if (e->pending[i] && (best < 0 || e->pending_since[i] < e->pending_since[best]))
+            best = i;
+    return best;
+}
+
+bool eeprom_policy_due(const eeprom_policy_t *e, int64_t now, uint16_t *cmd, uint32_t *raw)
+{
+    int i = s_oldest_pending(e);
+    if (i < 0 || now < s_allowed_at(e))
+        return false;
+    *cmd = s_regs[i].cmd;
+    *raw = e->pending_raw[i];
+    return true;
+}
+
+int64_t eeprom_policy_deadline(const eeprom_policy_t *e)
+{
+    if (s_oldest_pending(e) < 0)
+        return INT64_MAX;
+    int64_t t = s_allowed_at(e);
+    return t == INT64_MIN ? 0 : t;
+}
+
+uint64_t eeprom_policy_count(const eeprom_policy_t *e, int index)
+{
+    return (index >= 0 && index < EEPROM_NREGS) ? e->count[index] : 0;
+}
+
+uint64_t eeprom_policy_total(const eeprom_policy_t *e)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < EEPROM_NREGS; i++)
+        t += e->count[i];
+    return t;
+}
+
+void eeprom_policy_set_count(eeprom_policy_t *e, int index, uint64_t count)
+{
+    if (index >= 0 && index < EEPROM_NREGS)
+        e->count[index] = count;
+}
+
+bool eeprom_policy_last_write(const eeprom_policy_t *e, int64_t *when)
+{
+    if (e->have_last && when)
+        *when = e->last;
+    return e->have_last;
+}
+
+void eeprom_policy_set_last_write(eeprom_policy_t *e, int64_t when)
+{
+    e->have_last = true;
+    e->last = when;
+}

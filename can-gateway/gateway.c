@@ -1,0 +1,2604 @@
+/*
+ * gateway: the bic-can-gateway service loop (see gateway.h and docs/ipc-protocol.md).
+ *
+ * Layout of this file: settings from the config; devices and the EEPROM state; jobs (the
+ * pending state of requests that need CAN exchanges); bus I/O; telemetry and events; the
+ * request handlers; the loop.
+ */
+#include "gateway.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <cJSON.h>
+#include <czmq.h>
+
+#include "bic_proto.h"
+#include "bus_sched.h"
+#include "can_transport.h"
+#include "eeprom_policy.h"
+#include "gw_device.h"
+#include "gw_state.h"
+#include "lease.h"
+#include "log.h"
+#include "monotime.h"
+
+#define REQ_MAX_BYTES 4096
+#define GW_PUB_PERIOD_US (5 * 1000000LL)
+#define RECONNECT_MIN_US 500000LL
+#define RECONNECT_MAX_US 10000000LL
+#define STATE_RETRY_US (30 * 1000000LL)
+#define VOLTAGE_MAX_AGE_US (10 * 1000000LL)
+#define STOP_MAX_US (3 * 1000000LL)
+#define PACING_GUARD_US 1000 /* margin on the manual's 20 ms / 5 ms against delivery jitter */
+#define READ_WINDOW 8        /* reads a job keeps queued at once */
+#define JOB_MAX_READS 64
+#define JOB_MAX_TARGETS 8
+#define MAX_JOBS 256
+
+enum { SAFE_OFF = 0, SAFE_MIN, SAFE_HOLD };
+
+typedef struct {
+    char can[300];
+    char req_ep[256], pub_ep[256], curve_key[256], state_dir[256];
+    int tel_period_ms, timeout_ms, retries, offline_after;
+    bool discover;
+    bool idle_min;
+    int safe_state;
+    bool safe_on_exit;
+    int eep_interval_s, lease_max_ttl_s;
+    gw_dev_cfg_t dev[GW_DEV_MAX];
+} settings_t;
+
+/* ---------------------------------------------------------------------------------------
+   Jobs
+   --------------------------------------------------------------------------------------- */
+
+typedef enum { JOB_GET, JOB_ENSURE, JOB_IDENT, JOB_DISCOVER } job_kind_t;
+typedef enum { ENS_SET, ENS_SETPOINT, ENS_INIT, ENS_SAFE, ENS_PENDING } ens_purpose_t;
+typedef enum { PH_READ, PH_WRITE, PH_VERIFY } ens_phase_t;
+
+typedef struct {
+    uint16_t cmd;
+    uint16_t value;    /* wanted bits */
+    uint16_t mask;     /* bits that matter (0xFFFF: the whole register) */
+    bool tolerate;     /* a read-back mismatch is a finding, not an error (EEP_OFF probe) */
+    const char *label; /* init step name */
+    /* outcome */
+    bool read_ok;
+    int32_t before, after;
+    bool written, deferred, mismatch;
+} target_t;
+
+typedef struct {
+    uint8_t addr;
+    uint16_t cmd;
+    uint8_t flags;
+    bool submitted, done;
+    bus_result_t r;
+} read_slot_t;
+
+typedef struct job {
+    struct job *next;
+    uint32_t id;
+    job_kind_t kind;
+    zmsg_t *env;    /* reply envelope; NULL for internal jobs */
+    cJSON *req_id;  /* echoed "id" */
+    uint8_t addr;
+    bus_prio_t prio;
+    char client[LEASE_NAME_MAX + 1];
+    bool waiting;   /* ensure job waiting for another one on the same device */
+    /* reads (GET, IDENT, DISCOVER) */
+    int nreads, next_read, reads_left;
+    read_slot_t rd[JOB_MAX_READS];
+    char names[JOB_MAX_READS][24]; /* GET: the names as asked */
+    int discover_phase;
+    bool extended;
+    /* ensure */
+    ens_purpose_t purpose;
+    int ntargets, cur;
+    ens_phase_t phase;
+    target_t t[JOB_MAX_TARGETS];
+    int writes;
+    bool any_deferred;
+    char mode[12];
+    double current_a;
+    bool have_current;
+    char reason[64];
+} job_t;
+
+struct gateway {
+    settings_t set;
+    can_transport_t *tp;
+    bus_sched_t *sched;
+    zsock_t *router, *pub;
+    lease_t *lease;
+    gw_dev_t *dev[GW_DEV_MAX];
+    eeprom_policy_t *eep[GW_DEV_MAX];
+    job_t *jobs;
+    int njobs;
+    uint32_t next_job_id;
+    int64_t start_us;
+    int64_t reconnect_at, backoff_us;
+    uint64_t reconnects;
+    char bus_error[256];
+    int64_t next_tel, next_gw;
+    char state_path[512];
+    bool state_dirty;
+    int64_t state_retry_at;
+    char state_error[256];
+    uint64_t state_failures;
+    bool stopping;
+    int64_t stop_deadline;
+    bool stopped;
+};
+
+/* ---------------------------------------------------------------------------------------
+   Settings
+   --------------------------------------------------------------------------------------- */
+
+static int s_read_settings(const config_t *cfg, settings_t *s, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->can, sizeof s->can, "%s", config_str(cfg, "GATEWAY", "Can"));
+    snprintf(s->req_ep, sizeof s->req_ep, "%s", config_str(cfg, "GATEWAY", "ReqEndpoint"));
+    snprintf(s->pub_ep, sizeof s->pub_ep, "%s", config_str(cfg, "GATEWAY", "PubEndpoint"));
+    snprintf(s->curve_key, sizeof s->curve_key, "%s",
+             config_str(cfg, "GATEWAY", "CurveSecretKeyFile"));
+    snprintf(s->state_dir, sizeof s->state_dir, "%s", config_str(cfg, "GATEWAY", "StateDir"));
+    s->tel_period_ms = (int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs");
+    s->timeout_ms = (int)config_int(cfg, "GATEWAY", "ResponseTimeoutMs");
+    s->retries = (int)config_int(cfg, "GATEWAY", "Retries");
+    s->offline_after = (int)config_int(cfg, "GATEWAY", "OfflineAfterTimeouts");
+    s->discover = config_bool(cfg, "GATEWAY", "Discover");
+    s->idle_min = strcasecmp(config_str(cfg, "GATEWAY", "IdleState"), "min") == 0;
+    const char *ss = config_str(cfg, "GATEWAY", "SafeState");
+    s->safe_state = strcasecmp(ss, "min") == 0 ? SAFE_MIN
+                    : strcasecmp(ss, "hold") == 0 ? SAFE_HOLD
+                                                 : SAFE_OFF;
+    s->safe_on_exit = config_bool(cfg, "GATEWAY", "SafeStateOnExit");
+    s->eep_interval_s = (int)config_int(cfg, "GATEWAY", "EepromWriteIntervalSec");
+    s->lease_max_ttl_s = (int)config_int(cfg, "GATEWAY", "LeaseMaxTtlSec");
+    /* the loader validated the ranges; guard against a zero from an absent schema entry */
+    if (s->tel_period_ms < 200)
+        s->tel_period_ms = 1000;
+    if (s->timeout_ms < 10)
+        s->timeout_ms = 50;
+    if (s->offline_after < 1)
+        s->offline_after = 3;
+    if (s->lease_max_ttl_s < 1)
+        s->lease_max_ttl_s = 3600;
+
+    int ids[GW_DEV_MAX];
+    size_t n = config_ids(cfg, "DEVICE", ids, GW_DEV_MAX);
+    for (size_t i = 0; i < n && i < GW_DEV_MAX; i++) {
+        int a = ids[i];
+        if (a < 0 || a >= GW_DEV_MAX)
+            continue;
+        gw_dev_cfg_t *d = &s->dev[a];
+        d->present = true;
+        snprintf(d->type, sizeof d->type, "%s", config_str(cfg, "DEVICE", "Id/%d/Type", a));
+        d->type_variant = gw_type_variant(d->type);
+        if (d->type_variant < 0) {
+            snprintf(err, errlen,
+                     "[DEVICE] Id/%d/Type: '%s' is not a known type; allowed: BIC2200-12CAN, "
+                     "BIC2200-24CAN, BIC2200-48CAN, BIC2200-96CAN or empty",
+                     a, d->type);
+            return -1;
+        }
+        d->charge_v_raw = (int)config_int(cfg, "DEVICE", "Id/%d/ChargeVoltage", a);
+        d->discharge_v_raw = (int)config_int(cfg, "DEVICE", "Id/%d/DischargeVoltage", a);
+        d->max_charge_raw = (int)config_int(cfg, "DEVICE", "Id/%d/MaxChargeCurrent", a);
+        d->max_discharge_raw = (int)config_int(cfg, "DEVICE", "Id/%d/MaxDischargeCurrent", a);
+        d->min_current_raw = config_has(cfg, "DEVICE", "Id/%d/MinCurrent", a)
+                                 ? (int)config_int(cfg, "DEVICE", "Id/%d/MinCurrent", a)
+                                 : 0;
+    }
+    return 0;
+}
+
+/* tcp://HOST:PORT with HOST not a loopback address needs CURVE. */
+static bool s_endpoint_needs_curve(const char *ep)
+{
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *h = ep + 6;
+    if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
+        strncmp(h, "[::1]:", 6) == 0 || strncmp(h, "lo:", 3) == 0)
+        return false;
+    return true;
+}
+
+static int s_check_endpoint(const char *key, const char *ep, char *err, size_t errlen)
+{
+    if (strncmp(ep, "ipc://", 6) != 0 && strncmp(ep, "tcp://", 6) != 0) {
+        snprintf(err, errlen, "[GATEWAY] %s: '%s' is not an endpoint; allowed: ipc://PATH, "
+                 "tcp://HOST:PORT", key, ep);
+        return -1;
+    }
+    return 0;
+}
+
+int gateway_check_config(const config_t *cfg, char *err, size_t errlen)
+{
+    settings_t *s = calloc(1, sizeof *s);
+    int rc = -1;
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (s_read_settings(cfg, s, err, errlen) < 0)
+        goto cleanup;
+    if (s_check_endpoint("ReqEndpoint", s->req_ep, err, errlen) < 0 ||
+        s_check_endpoint("PubEndpoint", s->pub_ep, err, errlen) < 0)
+        goto cleanup;
+    if ((s_endpoint_needs_curve(s->req_ep) || s_endpoint_needs_curve(s->pub_ep)) &&
+        !s->curve_key[0]) {
+        snprintf(err, errlen,
+                 "[GATEWAY] a tcp:// endpoint on a non-loopback address needs "
+                 "CurveSecretKeyFile (ReqEndpoint '%s', PubEndpoint '%s')",
+                 s->req_ep, s->pub_ep);
+        goto cleanup;
+    }
+    can_transport_spec_t spec;
+    if (can_transport_parse_spec(s->can, &spec, err, errlen) < 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    free(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Small helpers
+   --------------------------------------------------------------------------------------- */
+
+static const bic_family_t *s_fam(void)
+{
+    return bic_family_bic();
+}
+
+static int64_t s_wall(void)
+{
+    return wall_ms();
+}
+
+static void s_publish(gateway_t *gw, const char *topic, cJSON *body)
+{
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (!text)
+        return;
+    zsock_send(gw->pub, "ss", topic, text);
+    free(text);
+}
+
+static cJSON *s_event(const gw_dev_t *d, const char *name)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "v", 1);
+    cJSON_AddNumberToObject(e, "dev", d->addr);
+    cJSON_AddNumberToObject(e, "ts_ms", (double)s_wall());
+    cJSON_AddStringToObject(e, "event", name);
+    return e;
+}
+
+static void s_publish_event(gateway_t *gw, const gw_dev_t *d, cJSON *e)
+{
+    char topic[16];
+    snprintf(topic, sizeof topic, "evt/%d", d->addr);
+    s_publish(gw, topic, e);
+}
+
+static cJSON *s_lease_json(gateway_t *gw, int64_t now)
+{
+    const char *h = lease_holder(gw->lease, now);
+    if (!h)
+        return cJSON_CreateNull();
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddStringToObject(l, "holder", h);
+    cJSON_AddNumberToObject(l, "expires_in_s",
+                            round(lease_remaining(gw->lease, now) / 100000.0) / 10.0);
+    return l;
+}
+
+static eeprom_policy_t *s_eep(gateway_t *gw, uint8_t addr)
+{
+    if (!gw->eep[addr])
+        gw->eep[addr] = eeprom_policy_new((int64_t)gw->set.eep_interval_s * 1000000);
+    return gw->eep[addr];
+}
+
+static void s_save_state(gateway_t *gw, int64_t now)
+{
+    char err[256];
+    if (!gw->state_path[0])
+        return;
+    if (gw_state_save(gw->state_path, gw->eep, now, s_wall(), err, sizeof err) < 0) {
+        if (strcmp(err, gw->state_error) != 0)
+            log_error("EEPROM counters not saved (kept in memory, retrying): %s", err);
+        snprintf(gw->state_error, sizeof gw->state_error, "%s", err);
+        gw->state_failures++;
+        gw->state_dirty = true;
+        gw->state_retry_at = now + STATE_RETRY_US;
+        return;
+    }
+    if (gw->state_error[0])
+        log_info("EEPROM counters saved again to %s", gw->state_path);
+    gw->state_error[0] = '\0';
+    gw->state_dirty = false;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Devices
+   --------------------------------------------------------------------------------------- */
+
+static gw_dev_t *s_dev_add(gateway_t *gw, uint8_t addr)
+{
+    if (gw->dev[addr])
+        return gw->dev[addr];
+    gw_dev_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->addr = addr;
+    d->cfg = gw->set.dev[addr];
+    snprintf(d->offline_reason, sizeof d->offline_reason, "not identified yet");
+    bic_scaling_fixed(&d->scaling);
+    gw->dev[addr] = d;
+    s_eep(gw, addr);
+    return d;
+}
+
+static int s_dev_count(const gateway_t *gw, int *only)
+{
+    int n = 0;
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if (gw->dev[a]) {
+            n++;
+            if (only)
+                *only = a;
+        }
+    return n;
+}
+
+static void s_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *reason)
+{
+    if (!online && reason)
+        snprintf(d->offline_reason, sizeof d->offline_reason, "%s", reason);
+    if (d->online == online)
+        return;
+    d->online = online;
+    d->fast_busy = false;
+    if (online) {
+        d->offline_reason[0] = '\0';
+        log_info("device %d (%s) online", d->addr, d->model.model);
+    } else {
+        log_warn("device %d offline: %s", d->addr, d->offline_reason);
+    }
+    cJSON *e = s_event(d, online ? "online" : "offline");
+    if (!online)
+        cJSON_AddStringToObject(e, "reason", d->offline_reason);
+    s_publish_event(gw, d, e);
+}
+
+/* A request to the device failed after its retries. */
+static void s_dev_failed(gateway_t *gw, gw_dev_t *d)
+{
+    if (++d->fails >= gw->set.offline_after && d->online) {
+        char why[96];
+        snprintf(why, sizeof why, "no reply to %d requests", d->fails);
+        d->identified = false; /* re-read the identity when it answers again */
+        s_set_online(gw, d, false, why);
+    }
+}
+
+static void s_cache(gw_dev_t *d, uint16_t cmd, const bus_result_t *r, int64_t now)
+{
+    int slot = gw_treg_slot(cmd);
+    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    int32_t raw;
+    if (slot < 0 || !c || bic_data_to_raw(c, r->data, r->len, &raw) != BIC_OK)
+        return;
+    d->cache[slot].valid = true;
+    d->cache[slot].raw = raw;
+    d->cache[slot].at = now;
+}
+
+static void s_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now)
+{
+    int slot = gw_treg_slot(cmd);
+    if (slot < 0)
+        return;
+    d->cache[slot].valid = true;
+    d->cache[slot].raw = raw;
+    d->cache[slot].at = now;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Replies
+   --------------------------------------------------------------------------------------- */
+
+static void s_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply)
+{
+    char *text = cJSON_PrintUnformatted(reply);
+    cJSON_Delete(reply);
+    if (!*env) {
+        free(text);
+        return;
+    }
+    zmsg_t *msg = *env;
+    *env = NULL;
+    if (!text) {
+        zmsg_destroy(&msg);
+        return;
+    }
+    zmsg_addstr(msg, text);
+    free(text);
+    zmsg_send(&msg, gw->router);
+}
+
+static cJSON *s_ok(const cJSON *id)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "v", 1);
+    cJSON_AddBoolToObject(r, "ok", true);
+    if (id)
+        cJSON_AddItemToObject(r, "id", cJSON_Duplicate(id, true));
+    return r;
+}
+
+static cJSON *s_error(const cJSON *id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static cJSON *s_error(const cJSON *id, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "v", 1);
+    cJSON_AddBoolToObject(r, "ok", false);
+    if (id)
+        cJSON_AddItemToObject(r, "id", cJSON_Duplicate(id, true));
+    cJSON *e = cJSON_AddObjectToObject(r, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", msg);
+    return r;
+}
+
+static cJSON *s_error_obj(cJSON *reply)
+{
+    return cJSON_GetObjectItemCaseSensitive(reply, "error");
+}
+
+/* ---------------------------------------------------------------------------------------
+   Jobs: creation, submission, completion
+   --------------------------------------------------------------------------------------- */
+
+static job_t *s_job_new(gateway_t *gw, job_kind_t kind, zmsg_t **env, const cJSON *id)
+{
+    if (gw->njobs >= MAX_JOBS)
+        return NULL;
+    job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    if (++gw->next_job_id == 0)
+        gw->next_job_id = 1;
+    j->id = gw->next_job_id;
+    j->kind = kind;
+    if (env) {
+        j->env = *env;
+        *env = NULL;
+    }
+    if (id)
+        j->req_id = cJSON_Duplicate(id, true);
+    j->prio = BUS_PRIO_CLIENT;
+    j->next = gw->jobs;
+    gw->jobs = j;
+    gw->njobs++;
+    return j;
+}
+
+static void s_job_free(gateway_t *gw, job_t *j)
+{
+    job_t **pp = &gw->jobs;
+    while (*pp && *pp != j)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = j->next;
+        gw->njobs--;
+    }
+    zmsg_destroy(&j->env);
+    cJSON_Delete(j->req_id);
+    free(j);
+}
+
+static job_t *s_job_find(gateway_t *gw, uint32_t id)
+{
+    for (job_t *j = gw->jobs; j; j = j->next)
+        if (j->id == id)
+            return j;
+    return NULL;
+}
+
+static uint64_t s_tag(uint32_t job, int idx)
+{
+    return ((uint64_t)job << 16) | (uint16_t)idx;
+}
+
+/* Queue a bus request; returns 0 or the scheduler's error. */
+static int s_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool write,
+                    uint16_t raw, uint8_t flags, uint64_t tag)
+{
+    bus_req_t r = {.addr = addr, .cmd = cmd, .flags = flags};
+    if (write) {
+        const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+        r.len = c ? c->len : 2;
+        r.data[0] = raw & 0xff;
+        r.data[1] = raw >> 8;
+    }
+    return bus_sched_submit(gw->sched, prio, &r, tag);
+}
+
+static void s_job_add_read(job_t *j, uint8_t addr, uint16_t cmd, uint8_t flags)
+{
+    if (j->nreads >= JOB_MAX_READS)
+        return;
+    read_slot_t *s = &j->rd[j->nreads++];
+    memset(s, 0, sizeof *s);
+    s->addr = addr;
+    s->cmd = cmd;
+    s->flags = flags;
+    j->reads_left++;
+}
+
+/* Keeps up to READ_WINDOW reads of the job queued. A refused submission completes the slot
+ * with BUS_DOWN (bus down) or a busy marker (queue full). */
+static void s_job_pump_reads(gateway_t *gw, job_t *j)
+{
+    int inflight = 0;
+    for (int i = 0; i < j->next_read; i++)
+        if (j->rd[i].submitted && !j->rd[i].done)
+            inflight++;
+    while (j->next_read < j->nreads && inflight < READ_WINDOW) {
+        read_slot_t *s = &j->rd[j->next_read];
+        int rc = s_submit(gw, j->prio, s->addr, s->cmd, false, 0, s->flags,
+                          s_tag(j->id, j->next_read));
+        j->next_read++;
+        s->submitted = true;
+        if (rc != 0) {
+            s->done = true;
+            s->r.status = rc == BUS_SCHED_EDOWN ? BUS_DOWN : BUS_TIMEOUT;
+            s->r.attempts = rc == BUS_SCHED_EFULL ? -1 : 0; /* -1 marks "busy" */
+            j->reads_left--;
+            continue;
+        }
+        inflight++;
+    }
+}
+
+static void s_job_step(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now);
+
+static void s_job_start(gateway_t *gw, job_t *j, int64_t now)
+{
+    s_job_step(gw, j, NULL, now);
+}
+
+/* ---------------------------------------------------------------------------------------
+   GET
+   --------------------------------------------------------------------------------------- */
+
+static const char *s_status_code(const bus_result_t *r, bool bus_up)
+{
+    if (r->status == BUS_DOWN || !bus_up)
+        return "bus_down";
+    if (r->attempts < 0)
+        return "busy";
+    return "timeout";
+}
+
+static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
+{
+    gw_dev_t *d = gw->dev[j->addr];
+    cJSON *reply = s_ok(j->req_id);
+    cJSON_AddNumberToObject(reply, "dev", j->addr);
+    cJSON *vals = cJSON_AddObjectToObject(reply, "values");
+    int ok = 0;
+    const char *first_err = NULL;
+    for (int i = 0; i < j->nreads; i++) {
+        read_slot_t *s = &j->rd[i];
+        const bic_cmd_t *c = bic_cmd_by_code(s_fam(), s->cmd);
+        if (s->r.status == BUS_OK && c && d) {
+            cJSON_AddItemToObject(vals, j->names[i], gw_reg_json(d, c, s->r.data, s->r.len));
+            ok++;
+        } else {
+            const char *code = s_status_code(&s->r, bus_sched_is_up(gw->sched));
+            if (!first_err)
+                first_err = code;
+            cJSON *slot = cJSON_CreateObject();
+            cJSON *e = cJSON_AddObjectToObject(slot, "error");
+            cJSON_AddStringToObject(e, "code", code);
+            cJSON_AddStringToObject(e, "message",
+                                    strcmp(code, "timeout") == 0
+                                        ? "no reply after the retries (unsupported by this "
+                                          "firmware or device not answering)"
+                                        : strcmp(code, "busy") == 0
+                                              ? "request queue full, retry later"
+                                              : "CAN bus is down");
+            cJSON_AddItemToObject(vals, j->names[i], slot);
+        }
+    }
+    (void)now;
+    if (ok == 0) {
+        cJSON_Delete(reply);
+        reply = s_error(j->req_id, first_err ? first_err : "timeout",
+                        "no register of device %d could be read (%s)", j->addr,
+                        first_err ? first_err : "timeout");
+    }
+    s_send_reply(gw, &j->env, reply);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Identification
+   --------------------------------------------------------------------------------------- */
+
+static const uint16_t s_ident_regs[] = {
+    BIC_CMD_MFR_MODEL_B0B5,    BIC_CMD_MFR_MODEL_B6B11, BIC_CMD_SCALING_FACTOR,
+    BIC_CMD_MFR_REVISION_B0B5, BIC_CMD_MFR_LOCATION_B0B2, BIC_CMD_MFR_DATE_B0B5,
+    BIC_CMD_MFR_SERIAL_B0B5,   BIC_CMD_MFR_SERIAL_B6B11, BIC_CMD_SYSTEM_CONFIG,
+    BIC_CMD_BIDIRECTIONAL_CONFIG, BIC_CMD_READ_FAN_SPEED_1,
+};
+#define N_IDENT (int)(sizeof s_ident_regs / sizeof s_ident_regs[0])
+
+static void s_start_ident(gateway_t *gw, gw_dev_t *d, int64_t now)
+{
+    if (d->identifying)
+        return;
+    job_t *j = s_job_new(gw, JOB_IDENT, NULL, NULL);
+    if (!j)
+        return;
+    j->addr = d->addr;
+    j->prio = BUS_PRIO_CLIENT;
+    for (int i = 0; i < N_IDENT; i++)
+        s_job_add_read(j, d->addr, s_ident_regs[i],
+                       s_ident_regs[i] == BIC_CMD_READ_FAN_SPEED_1 ? BUS_REQ_NO_RETRY : 0);
+    d->identifying = true;
+    s_job_start(gw, j, now);
+}
+
+static void s_text(char *out, size_t outlen, const bus_result_t *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->len && n + 1 < outlen; i++)
+        out[n++] = (r->data[i] >= 0x20 && r->data[i] < 0x7f) ? (char)r->data[i] : ' ';
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
+{
+    gw_dev_t *d = gw->dev[j->addr];
+    if (!d)
+        return;
+    d->identifying = false;
+    const bus_result_t *r[N_IDENT];
+    for (int i = 0; i < N_IDENT; i++)
+        r[i] = &j->rd[i].r;
+    if (r[0]->status != BUS_OK || r[1]->status != BUS_OK || r[8]->status != BUS_OK ||
+        r[9]->status != BUS_OK) {
+        s_dev_failed(gw, d);
+        if (d->online)
+            s_set_online(gw, d, false, "identification failed: no reply to MFR_MODEL, "
+                                       "SYSTEM_CONFIG or BIDIRECTIONAL_CONFIG");
+        else
+            snprintf(d->offline_reason, sizeof d->offline_reason,
+                     "identification failed: no reply");
+        return;
+    }
+    uint8_t b0[6] = {0}, b1[6] = {0};
+    memcpy(b0, r[0]->data, r[0]->len > 6 ? 6 : r[0]->len);
+    memcpy(b1, r[1]->data, r[1]->len > 6 ? 6 : r[1]->len);
+    char why[120];
+    bic_model_t m;
+    if (bic_model_parse(b0, b1, &m, why, sizeof why) != BIC_OK || m.family != BIC_FAMILY_BIC) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "not a supported BIC-2200: %s", why);
+        d->identified = false;
+        s_set_online(gw, d, false, msg);
+        return;
+    }
+    if (d->cfg.present && d->cfg.type_variant > 0 && d->cfg.type_variant != m.variant) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "type mismatch: configured %s, device reports %s",
+                 d->cfg.type, m.model);
+        d->identified = false;
+        s_set_online(gw, d, false, msg);
+        return;
+    }
+    d->model = m;
+    if (r[2]->status != BUS_OK || bic_scaling_decode(r[2]->data, r[2]->len, &d->scaling) != BIC_OK)
+        bic_scaling_fixed(&d->scaling);
+    if (r[3]->status == BUS_OK)
+        bic_revision_decode(r[3]->data, r[3]->len, &d->revision);
+    if (r[4]->status == BUS_OK)
+        s_text(d->location, sizeof d->location, r[4]);
+    if (r[5]->status == BUS_OK)
+        s_text(d->date, sizeof d->date, r[5]);
+    char s1[8] = "", s2[8] = "";
+    if (r[6]->status == BUS_OK)
+        s_text(s1, sizeof s1, r[6]);
+    if (r[7]->status == BUS_OK)
+        s_text(s2, sizeof s2, r[7]);
+    snprintf(d->serial, sizeof d->serial, "%.6s%.6s", s1, s2);
+    d->sysconfig = (uint16_t)(r[8]->data[0] | (r[8]->data[1] << 8));
+    bic_sysconfig_t sc;
+    bic_sysconfig_decode(d->sysconfig, &sc);
+    d->can_ctrl = sc.can_ctrl;
+    eeprom_policy_set_eep_off(s_eep(gw, d->addr), sc.eep_off);
+    uint16_t bidir = (uint16_t)(r[9]->data[0] | (r[9]->data[1] << 8));
+    d->mode = (bidir & 1) ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
+    d->mode_pending = false;
+    d->fans = r[10]->status == BUS_OK;
+    if (d->fans)
+        s_cache(d, BIC_CMD_READ_FAN_SPEED_1, r[10], now);
+    char err[160];
+    if (gw_dev_compute_limits(d, err, sizeof err) < 0) {
+        d->identified = false;
+        s_set_online(gw, d, false, err);
+        return;
+    }
+    d->identified = true;
+    d->fails = 0;
+    s_set_online(gw, d, true, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Discovery
+   --------------------------------------------------------------------------------------- */
+
+static cJSON *s_devices_json(gateway_t *gw)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        gw_dev_t *d = gw->dev[a];
+        if (!d)
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "dev", a);
+        cJSON_AddBoolToObject(o, "online", d->online);
+        if (d->identified)
+            cJSON_AddStringToObject(o, "model", d->model.model);
+        else
+            cJSON_AddNullToObject(o, "model");
+        if (!d->online)
+            cJSON_AddStringToObject(o, "reason", d->offline_reason);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
+{
+    if (j->discover_phase == 0) {
+        /* phase 1 done: read the model's second half from every address that answered */
+        int answered[JOB_MAX_READS], n = 0;
+        for (int i = 0; i < j->nreads; i++)
+            if (j->rd[i].r.status == BUS_OK)
+                answered[n++] = j->rd[i].addr;
+        if (!bus_sched_is_up(gw->sched)) {
+            s_send_reply(gw, &j->env, s_error(j->req_id, "bus_down", "CAN bus is down"));
+            s_job_free(gw, j);
+            return;
+        }
+        j->discover_phase = 1;
+        read_slot_t first[JOB_MAX_READS];
+        memcpy(first, j->rd, sizeof first);
+        j->nreads = j->next_read = j->reads_left = 0;
+        for (int k = 0; k < n; k++)
+            s_job_add_read(j, (uint8_t)answered[k], BIC_CMD_MFR_MODEL_B6B11, 0);
+        for (int k = 0; k < n; k++) {
+            /* stash the first half in the slot's data until both are in */
+            for (int i = 0; i < JOB_MAX_READS; i++)
+                if (first[i].addr == answered[k] && first[i].r.status == BUS_OK) {
+                    memcpy(j->names[k], first[i].r.data, 6);
+                    break;
+                }
+        }
+        if (n > 0) {
+            s_job_pump_reads(gw, j);
+            if (j->reads_left > 0)
+                return;
+        }
+    }
+    for (int k = 0; k < j->nreads; k++) {
+        read_slot_t *s = &j->rd[k];
+        if (s->r.status != BUS_OK)
+            continue;
+        uint8_t b0[6], b1[6] = {0};
+        memcpy(b0, j->names[k], 6);
+        memcpy(b1, s->r.data, s->r.len > 6 ? 6 : s->r.len);
+        bic_model_t m;
+        if (bic_model_parse(b0, b1, &m, NULL, 0) != BIC_OK || m.family != BIC_FAMILY_BIC)
+            continue;
+        gw_dev_t *d = gw->dev[s->addr];
+        if (!d) {
+            d = s_dev_add(gw, s->addr);
+            if (d)
+                log_info("discovered %s at address %d", m.model, s->addr);
+        }
+        if (d && !d->online)
+            s_start_ident(gw, d, now);
+    }
+    cJSON *reply = s_ok(j->req_id);
+    cJSON_AddItemToObject(reply, "devices", s_devices_json(gw));
+    s_send_reply(gw, &j->env, reply);
+    s_job_free(gw, j);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Ensure jobs: bring registers to wanted values (read, skip when equal, EEPROM policy, write,
+   read back, verify), one target after the other.
+   --------------------------------------------------------------------------------------- */
+
+static void s_add_target(job_t *j, uint16_t cmd, uint16_t value, uint16_t mask, bool tolerate,
+                         const char *label)
+{
+    if (j->ntargets >= JOB_MAX_TARGETS)
+        return;
+    target_t *t = &j->t[j->ntargets++];
+    memset(t, 0, sizeof *t);
+    t->cmd = cmd;
+    t->value = value;
+    t->mask = mask;
+    t->tolerate = tolerate;
+    t->label = label;
+}
+
+static bool s_ensure_busy(gateway_t *gw, const job_t *self)
+{
+    for (job_t *j = gw->jobs; j; j = j->next)
+        if (j != self && j->kind == JOB_ENSURE && j->addr == self->addr && !j->waiting)
+            return true;
+    return false;
+}
+
+static const char *s_reg_name(uint16_t cmd)
+{
+    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    return c ? c->name : "?";
+}
+
+static double s_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
+{
+    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    if (!c)
+        return raw;
+    double v = bic_raw_to_value(c, d ? &d->scaling : NULL, raw);
+    double f = bic_scaling_factor(d ? &d->scaling : NULL, c->scale);
+    if (c->scale != BIC_SCALE_NONE && f > 0 && f < 1)
+        v = round(v / f) * f;
+    return v;
+}
+
+static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const char *err_msg,
+                           int64_t now)
+{
+    gw_dev_t *d = gw->dev[j->addr];
+    if (j->purpose == ENS_SAFE || j->purpose == ENS_PENDING) {
+        if (err_code) {
+            log_warn("device %d: %s not applied: %s", j->addr,
+                     j->purpose == ENS_SAFE ? "safe state" : "deferred EEPROM write", err_msg);
+        } else if (j->purpose == ENS_SAFE && d) {
+            static const char *names[] = {"off", "min", "hold"};
+            cJSON *e = s_event(d, "safe_state");
+            cJSON_AddStringToObject(e, "state", names[gw->set.safe_state]);
+            cJSON_AddStringToObject(e, "reason", j->reason);
+            s_publish_event(gw, d, e);
+            log_info("device %d: safe state '%s' applied (%s)", j->addr,
+                     names[gw->set.safe_state], j->reason);
+        }
+        return;
+    }
+    if (err_code) {
+        s_send_reply(gw, &j->env, s_error(j->req_id, err_code, "%s", err_msg));
+        return;
+    }
+    cJSON *reply = s_ok(j->req_id);
+    cJSON_AddNumberToObject(reply, "dev", j->addr);
+    if (j->purpose == ENS_SET) {
+        target_t *t = &j->t[0];
+        int32_t raw = t->deferred ? t->value : (t->written ? t->after : t->before);
+        if (t->deferred)
+            raw = t->value;
+        cJSON_AddStringToObject(reply, "reg", s_reg_name(t->cmd));
+        cJSON_AddNumberToObject(reply, "value", s_raw_value(d, t->cmd, raw));
+        cJSON_AddNumberToObject(reply, "raw", raw);
+        cJSON_AddBoolToObject(reply, "written", t->written);
+        cJSON_AddBoolToObject(reply, "deferred", t->deferred);
+    } else if (j->purpose == ENS_SETPOINT) {
+        cJSON_AddStringToObject(reply, "mode", j->mode);
+        if (j->have_current)
+            cJSON_AddNumberToObject(reply, "current_a", j->current_a);
+        cJSON_AddNumberToObject(reply, "writes", j->writes);
+        cJSON_AddBoolToObject(reply, "deferred", j->any_deferred);
+        cJSON *ap = cJSON_AddObjectToObject(reply, "applied");
+        int32_t op = -1, dir = -1, io = -1, rio = -1;
+        if (d) {
+            if (d->cache[TREG_OPERATION].valid)
+                op = d->cache[TREG_OPERATION].raw;
+            if (d->cache[TREG_DIRECTION].valid)
+                dir = d->cache[TREG_DIRECTION].raw;
+            if (d->cache[TREG_IOUT_SET].valid)
+                io = d->cache[TREG_IOUT_SET].raw;
+            if (d->cache[TREG_REV_IOUT_SET].valid)
+                rio = d->cache[TREG_REV_IOUT_SET].raw;
+        }
+        for (int i = 0; i < j->ntargets; i++) {
+            target_t *t = &j->t[i];
+            if (!t->read_ok)
+                continue;
+            int32_t v = t->written ? t->after : t->before;
+            if (t->cmd == BIC_CMD_OPERATION)
+                op = v;
+            else if (t->cmd == BIC_CMD_DIRECTION_CTRL)
+                dir = v;
+            else if (t->cmd == BIC_CMD_IOUT_SET)
+                io = v;
+            else if (t->cmd == BIC_CMD_REVERSE_IOUT_SET)
+                rio = v;
+        }
+        if (op >= 0)
+            cJSON_AddNumberToObject(ap, "operation", op);
+        if (dir >= 0)
+            cJSON_AddStringToObject(ap, "direction", dir ? "discharge" : "charge");
+        if (io >= 0)
+            cJSON_AddNumberToObject(ap, "iout_a", io / 100.0);
+        if (rio >= 0)
+            cJSON_AddNumberToObject(ap, "rev_iout_a", rio / 100.0);
+        if (j->any_deferred) {
+            cJSON *p = cJSON_AddObjectToObject(reply, "pending");
+            for (int i = 0; i < j->ntargets; i++)
+                if (j->t[i].deferred)
+                    cJSON_AddNumberToObject(p, s_reg_name(j->t[i].cmd),
+                                            s_raw_value(d, j->t[i].cmd, j->t[i].value));
+        }
+    } else if (j->purpose == ENS_INIT) {
+        cJSON *steps = cJSON_AddArrayToObject(reply, "steps");
+        bool eep_off = false, cycle = false;
+        for (int i = 0; i < j->ntargets; i++) {
+            target_t *t = &j->t[i];
+            char line[96];
+            bool is_eep = t->cmd == BIC_CMD_SYSTEM_CONFIG && (t->mask & 0x0400);
+            if (is_eep && t->mismatch)
+                snprintf(line, sizeof line, "%s: not supported", t->label);
+            else
+                snprintf(line, sizeof line, "%s: %s", t->label,
+                         t->written ? "set" : "already set");
+            if (is_eep && !t->mismatch)
+                eep_off = true;
+            if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && t->written)
+                cycle = true;
+            if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && !t->written && d && d->mode_pending)
+                cycle = true;
+            cJSON_AddItemToArray(steps, cJSON_CreateString(line));
+        }
+        cJSON_AddBoolToObject(reply, "eep_off", eep_off);
+        cJSON_AddBoolToObject(reply, "power_cycle_needed", cycle);
+    }
+    (void)now;
+    s_send_reply(gw, &j->env, reply);
+}
+
+static void s_ensure_next_target(gateway_t *gw, job_t *j, int64_t now);
+
+static void s_ensure_fail(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
+{
+    char msg[160];
+    const char *code = r->status == BUS_DOWN || !bus_sched_is_up(gw->sched) ? "bus_down"
+                                                                            : "timeout";
+    snprintf(msg, sizeof msg, "device %d: %s of %s failed: %s", j->addr,
+             j->phase == PH_READ ? "read" : j->phase == PH_WRITE ? "write" : "read-back",
+             s_reg_name(j->t[j->cur].cmd),
+             strcmp(code, "bus_down") == 0 ? "CAN bus is down" : "no reply after the retries");
+    if (gw->dev[j->addr] && strcmp(code, "timeout") == 0)
+        s_dev_failed(gw, gw->dev[j->addr]);
+    s_ensure_reply(gw, j, code, msg, now);
+    s_job_free(gw, j);
+}
+
+static void s_ensure_submit_fail(gateway_t *gw, job_t *j, int rc, int64_t now)
+{
+    bus_result_t r = {.status = rc == BUS_SCHED_EDOWN ? BUS_DOWN : BUS_TIMEOUT};
+    if (rc == BUS_SCHED_EFULL) {
+        s_ensure_reply(gw, j, "busy", "request queue for the bus is full; retry later", now);
+        s_job_free(gw, j);
+        return;
+    }
+    s_ensure_fail(gw, j, &r, now);
+}
+
+/* Starts the current target (a read), or finishes the job. */
+static void s_ensure_next_target(gateway_t *gw, job_t *j, int64_t now)
+{
+    if (j->cur >= j->ntargets) {
+        s_ensure_reply(gw, j, NULL, NULL, now);
+        s_job_free(gw, j);
+        return;
+    }
+    j->phase = PH_READ;
+    int rc = s_submit(gw, j->prio, j->addr, j->t[j->cur].cmd, false, 0, 0, s_tag(j->id, 0));
+    if (rc != 0)
+        s_ensure_submit_fail(gw, j, rc, now);
+}
+
+static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, uint16_t cmd, int32_t raw)
+{
+    cJSON *e = s_event(d, "write_deferred");
+    cJSON_AddStringToObject(e, "reg", s_reg_name(cmd));
+    cJSON_AddNumberToObject(e, "value", s_raw_value(d, cmd, raw));
+    cJSON_AddNumberToObject(e, "raw", raw);
+    s_publish_event(gw, d, e);
+}
+
+static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
+{
+    gw_dev_t *d = gw->dev[j->addr];
+    target_t *t = &j->t[j->cur];
+    eeprom_policy_t *eep = s_eep(gw, j->addr);
+    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), t->cmd);
+    if (j->phase == PH_READ || j->phase == PH_VERIFY) {
+        int32_t raw;
+        if (r->status != BUS_OK || !c || bic_data_to_raw(c, r->data, r->len, &raw) != BIC_OK) {
+            s_ensure_fail(gw, j, r, now);
+            return;
+        }
+        if (d) {
+            d->fails = 0;
+            s_cache_raw(d, t->cmd, raw, now);
+        }
+        int32_t want = (raw & ~t->mask) | (t->value & t->mask);
+        if (j->phase == PH_READ) {
+            t->read_ok = true;
+            t->before = raw;
+            if (want == raw) {
+                /* the device already holds it: an older deferred value must not win later */
+                eeprom_policy_clear_pending(eep, t->cmd);
+                j->cur++;
+                s_ensure_next_target(gw, j, now);
+                return;
+            }
+            if (eeprom_policy_request(eep, t->cmd, (uint32_t)want, now) == EEPROM_DEFER) {
+                t->deferred = true;
+                t->value = (uint16_t)want;
+                j->any_deferred = true;
+                if (d)
+                    s_publish_deferred(gw, d, t->cmd, want);
+                j->cur++;
+                s_ensure_next_target(gw, j, now);
+                return;
+            }
+            t->value = (uint16_t)want;
+            t->mask = 0xFFFF;
+            j->phase = PH_WRITE;
+            int rc = s_submit(gw, j->prio, j->addr, t->cmd, true, (uint16_t)want, 0,
+                              s_tag(j->id, 0));
+            if (rc != 0)
+                s_ensure_submit_fail(gw, j, rc, now);
+            return;
+        }
+        /* verify */
+        t->after = raw;
+        if (raw != t->value) {
+            t->mismatch = true;
+            if (!t->tolerate) {
+                char msg[200];
+                snprintf(msg, sizeof msg,
+                         "device %d: %s written %d (%g) but read back %d (%g)", j->addr,
+                         s_reg_name(t->cmd), t->value, s_raw_value(d, t->cmd, t->value), raw,
+                         s_raw_value(d, t->cmd, raw));
+                if (d) {
+                    cJSON *e = s_event(d, "write_rejected");
+                    cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
+                    cJSON_AddNumberToObject(e, "value", s_raw_value(d, t->cmd, t->value));
+                    cJSON_AddStringToObject(e, "reason", "read-back differs");
+                    s_publish_event(gw, d, e);
+                }
+                s_ensure_reply(gw, j, "verify_failed", msg, now);
+                s_job_free(gw, j);
+                return;
+            }
+        }
+        if (t->cmd == BIC_CMD_SYSTEM_CONFIG && d) {
+            bic_sysconfig_t sc;
+            d->sysconfig = (uint16_t)raw;
+            bic_sysconfig_decode(d->sysconfig, &sc);
+            d->can_ctrl = sc.can_ctrl;
+            eeprom_policy_set_eep_off(eep, sc.eep_off);
+        }
+        if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && d && t->written) {
+            bic_mode_t m = (raw & 1) ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
+            d->mode_pending = m != d->mode;
+            d->pending_mode = m;
+            if (d->mode_pending) {
+                cJSON *e = s_event(d, "power_cycle_needed");
+                cJSON_AddStringToObject(e, "mode", bic_mode_name(m));
+                s_publish_event(gw, d, e);
+            }
+        }
+        j->cur++;
+        s_ensure_next_target(gw, j, now);
+        return;
+    }
+    /* PH_WRITE */
+    if (r->status != BUS_WRITTEN) {
+        s_ensure_fail(gw, j, r, now);
+        return;
+    }
+    t->written = true;
+    j->writes++;
+    bool persists = eeprom_policy_persists(eep, t->cmd);
+    eeprom_policy_written(eep, t->cmd, now);
+    if (persists)
+        s_save_state(gw, now);
+    j->phase = PH_VERIFY;
+    int rc = s_submit(gw, j->prio, j->addr, t->cmd, false, 0, 0, s_tag(j->id, 0));
+    if (rc != 0)
+        s_ensure_submit_fail(gw, j, rc, now);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Job dispatch
+   --------------------------------------------------------------------------------------- */
+
+static void s_start_waiting(gateway_t *gw, int64_t now);
+
+static void s_job_step(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
+{
+    if (j->kind == JOB_ENSURE) {
+        if (!r) {
+            if (s_ensure_busy(gw, j)) {
+                j->waiting = true;
+                return;
+            }
+            j->waiting = false;
+            s_ensure_next_target(gw, j, now);
+            return;
+        }
+        s_ensure_on_result(gw, j, r, now);
+        return;
+    }
+    if (r) {
+        int idx = (int)(r->tag & 0xFFFF);
+        if (idx < 0 || idx >= j->nreads)
+            return;
+        read_slot_t *s = &j->rd[idx];
+        if (s->done)
+            return;
+        s->done = true;
+        s->r = *r;
+        j->reads_left--;
+        gw_dev_t *d = gw->dev[s->addr];
+        if (d && r->status == BUS_OK) {
+            d->fails = 0;
+            s_cache(d, s->cmd, r, now);
+        } else if (d && r->status == BUS_TIMEOUT && j->kind == JOB_GET) {
+            s_dev_failed(gw, d);
+        }
+    }
+    s_job_pump_reads(gw, j);
+    if (j->reads_left > 0)
+        return;
+    switch (j->kind) {
+    case JOB_GET:
+        s_get_finish(gw, j, now);
+        s_job_free(gw, j);
+        break;
+    case JOB_IDENT:
+        s_ident_finish(gw, j, now);
+        s_job_free(gw, j);
+        break;
+    case JOB_DISCOVER:
+        s_discover_step(gw, j, now);
+        break;
+    default:
+        s_job_free(gw, j);
+    }
+}
+
+static void s_start_waiting(gateway_t *gw, int64_t now)
+{
+    bool again = true;
+    while (again) {
+        again = false;
+        for (job_t *j = gw->jobs; j; j = j->next) {
+            if (j->kind == JOB_ENSURE && j->waiting && !s_ensure_busy(gw, j)) {
+                j->waiting = false;
+                s_ensure_next_target(gw, j, now);
+                again = true; /* the list may have changed */
+                break;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+   Telemetry polling and publishing
+   --------------------------------------------------------------------------------------- */
+
+#define TAG_TEL 0 /* job id 0: telemetry and probes */
+#define TEL_PROBE 0x8000
+
+static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
+{
+    cJSON *t = gw_dev_telemetry(d, now, s_wall());
+    eeprom_policy_t *eep = s_eep(gw, d->addr);
+    cJSON *e = cJSON_AddObjectToObject(t, "eeprom");
+    cJSON_AddNumberToObject(e, "writes_total", (double)eeprom_policy_total(eep));
+    cJSON_AddStringToObject(e, "policy", eeprom_policy_eep_off(eep) ? "eep_off" : "budget");
+    cJSON_AddItemToObject(t, "lease", s_lease_json(gw, now));
+    char topic[16];
+    snprintf(topic, sizeof topic, "tel/%d", d->addr);
+    s_publish(gw, topic, t);
+}
+
+static void s_fault_edges(gateway_t *gw, gw_dev_t *d)
+{
+    if (!d->cache[TREG_FAULT].valid)
+        return;
+    uint16_t now_raw = (uint16_t)d->cache[TREG_FAULT].raw;
+    uint16_t old = d->fault_known ? d->last_fault : 0;
+    d->last_fault = now_raw;
+    d->fault_known = true;
+    if (now_raw == old)
+        return;
+    bic_field_t fn[16], fo[16];
+    int n = bic_fields(s_fam(), BIC_CMD_FAULT_STATUS, now_raw, fn, 16);
+    bic_fields(s_fam(), BIC_CMD_FAULT_STATUS, old, fo, 16);
+    for (int i = 0; i < n; i++) {
+        if (fn[i].value == fo[i].value)
+            continue;
+        cJSON *e = s_event(d, fn[i].value ? "fault_on" : "fault_off");
+        cJSON_AddStringToObject(e, "fault", fn[i].name);
+        s_publish_event(gw, d, e);
+    }
+}
+
+static void s_tel_result(gateway_t *gw, const bus_result_t *r, int64_t now)
+{
+    gw_dev_t *d = gw->dev[r->req.addr];
+    if (!d)
+        return;
+    int idx = (int)(r->tag & 0xFFFF);
+    if (idx & TEL_PROBE) {
+        d->probing = false;
+        if (r->status == BUS_OK)
+            s_start_ident(gw, d, now);
+        return;
+    }
+    if (r->status == BUS_OK) {
+        d->fails = 0;
+        s_cache(d, r->req.cmd, r, now);
+    } else if (r->status == BUS_TIMEOUT) {
+        if (r->req.cmd == BIC_CMD_READ_FAN_SPEED_1 || r->req.cmd == BIC_CMD_READ_FAN_SPEED_2)
+            ; /* optional register: silence is not a dead device */
+        else
+            s_dev_failed(gw, d);
+    }
+    int slot = gw_treg_slot(r->req.cmd);
+    if (slot >= TREG_FAST_COUNT) {
+        d->slow_at = now;
+        return;
+    }
+    if (d->fast_left > 0 && --d->fast_left == 0) {
+        d->fast_busy = false;
+        d->fast_at = now;
+        s_fault_edges(gw, d);
+        if (d->online)
+            s_publish_tel(gw, d, now);
+    }
+}
+
+static void s_tel_cycle(gateway_t *gw, int64_t now)
+{
+    bool up = bus_sched_is_up(gw->sched);
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        gw_dev_t *d = gw->dev[a];
+        if (!d)
+            continue;
+        if (!up || !d->online) {
+            s_publish_tel(gw, d, now);
+            if (up && !d->probing && !d->identifying) {
+                /* one cheap read per cycle to notice the device coming back */
+                if (s_submit(gw, BUS_PRIO_SLOW, d->addr, BIC_CMD_MFR_MODEL_B0B5, false, 0,
+                             BUS_REQ_NO_RETRY, s_tag(TAG_TEL, TEL_PROBE)) == 0)
+                    d->probing = true;
+            }
+            continue;
+        }
+        if (d->fast_busy)
+            continue; /* the bus is behind: skip a cycle rather than pile up */
+        d->fast_left = 0;
+        for (int s = 0; s < TREG_FAST_COUNT; s++)
+            if (s_submit(gw, BUS_PRIO_FAST, d->addr, gw_treg_cmd(s), false, 0, 0,
+                         s_tag(TAG_TEL, s)) == 0)
+                d->fast_left++;
+        d->fast_busy = d->fast_left > 0;
+        /* two slow registers per cycle, round robin; fans only where the firmware has them */
+        for (int k = 0; k < 2; k++) {
+            int s;
+            do {
+                s = TREG_FAST_COUNT + d->slow_next;
+                d->slow_next = (d->slow_next + 1) % (TREG_COUNT - TREG_FAST_COUNT);
+            } while (!d->fans && (s == TREG_FAN1 || s == TREG_FAN2));
+            s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0, s_tag(TAG_TEL, s));
+        }
+    }
+}
+
+static void s_publish_gw(gateway_t *gw, int64_t now)
+{
+    const bus_sched_stats_t *st = bus_sched_stats(gw->sched);
+    can_transport_stats_t ts = {0};
+    if (gw->tp)
+        can_transport_stats(gw->tp, &ts);
+    cJSON *g = cJSON_CreateObject();
+    cJSON_AddNumberToObject(g, "v", 1);
+    cJSON_AddNumberToObject(g, "ts_ms", (double)s_wall());
+    cJSON_AddStringToObject(g, "bus", bus_sched_is_up(gw->sched) ? "up" : "down");
+    if (!bus_sched_is_up(gw->sched) && gw->bus_error[0])
+        cJSON_AddStringToObject(g, "bus_error", gw->bus_error);
+    cJSON_AddStringToObject(g, "transport", gw->set.can);
+    cJSON_AddNumberToObject(g, "uptime_s", round((now - gw->start_us) / 100000.0) / 10.0);
+    cJSON_AddNumberToObject(g, "frames_tx", (double)st->frames_tx);
+    cJSON_AddNumberToObject(g, "frames_rx", (double)st->frames_rx);
+    cJSON_AddNumberToObject(g, "errors", (double)(ts.errors + ts.error_frames + ts.garbage));
+    cJSON_AddNumberToObject(g, "timeouts", (double)st->timeouts);
+    cJSON_AddNumberToObject(g, "retries", (double)st->retries);
+    cJSON_AddNumberToObject(g, "stray", (double)st->stray);
+    cJSON_AddNumberToObject(g, "busy", (double)st->busy);
+    cJSON_AddNumberToObject(g, "queue_depth", (double)bus_sched_depth(gw->sched));
+    cJSON_AddNumberToObject(g, "reconnects", (double)gw->reconnects);
+    cJSON_AddItemToObject(g, "lease", s_lease_json(gw, now));
+    cJSON *sf = cJSON_AddObjectToObject(g, "state_file");
+    cJSON_AddBoolToObject(sf, "ok", gw->state_error[0] == '\0');
+    cJSON_AddStringToObject(sf, "path", gw->state_path);
+    if (gw->state_error[0])
+        cJSON_AddStringToObject(sf, "error", gw->state_error);
+    cJSON_AddNumberToObject(sf, "failures", (double)gw->state_failures);
+    s_publish(gw, "gw", g);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Bus up/down
+   --------------------------------------------------------------------------------------- */
+
+static void s_dispatch_results(gateway_t *gw, int64_t now);
+
+static void s_bus_down(gateway_t *gw, int64_t now, const char *why)
+{
+    snprintf(gw->bus_error, sizeof gw->bus_error, "%s", why);
+    log_error("CAN bus down: %s; reconnecting", why);
+    can_transport_close(&gw->tp);
+    bus_sched_set_up(gw->sched, false, now);
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        gw_dev_t *d = gw->dev[a];
+        if (!d)
+            continue;
+        d->probing = false;
+        d->fast_busy = false;
+        d->fast_left = 0;
+        s_set_online(gw, d, false, "CAN bus down");
+    }
+    s_dispatch_results(gw, now);
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if (gw->dev[a])
+            gw->dev[a]->identifying = false;
+    gw->backoff_us = RECONNECT_MIN_US;
+    gw->reconnect_at = now + gw->backoff_us;
+    s_publish_gw(gw, now);
+}
+
+static int s_open_transport(gateway_t *gw, int64_t now)
+{
+    char err[256];
+    gw->tp = can_transport_open(gw->set.can, err, sizeof err);
+    if (!gw->tp) {
+        if (strcmp(err, gw->bus_error) != 0)
+            log_warn("cannot open CAN transport %s: %s", gw->set.can, err);
+        snprintf(gw->bus_error, sizeof gw->bus_error, "%s", err);
+        return -1;
+    }
+    gw->bus_error[0] = '\0';
+    bus_sched_set_up(gw->sched, true, now);
+    log_info("CAN transport %s up", gw->set.can);
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if (gw->dev[a])
+            s_start_ident(gw, gw->dev[a], now);
+    return 0;
+}
+
+static void s_try_reconnect(gateway_t *gw, int64_t now)
+{
+    if (gw->tp || now < gw->reconnect_at)
+        return;
+    if (s_open_transport(gw, now) == 0) {
+        gw->reconnects++;
+        gw->backoff_us = RECONNECT_MIN_US;
+        s_publish_gw(gw, now);
+        return;
+    }
+    gw->backoff_us = gw->backoff_us * 2 > RECONNECT_MAX_US ? RECONNECT_MAX_US : gw->backoff_us * 2;
+    gw->reconnect_at = now + gw->backoff_us;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Bus I/O
+   --------------------------------------------------------------------------------------- */
+
+static void s_dispatch_results(gateway_t *gw, int64_t now)
+{
+    bus_result_t r;
+    while (bus_sched_result(gw->sched, &r)) {
+        uint32_t jid = (uint32_t)(r.tag >> 16);
+        if (jid == TAG_TEL) {
+            s_tel_result(gw, &r, now);
+            continue;
+        }
+        job_t *j = s_job_find(gw, jid);
+        if (j)
+            s_job_step(gw, j, &r, now);
+    }
+    s_start_waiting(gw, now);
+}
+
+static void s_bus_io(gateway_t *gw, int64_t now)
+{
+    if (gw->tp) {
+        can_frame_t fr;
+        int rc;
+        while ((rc = can_transport_recv(gw->tp, &fr)) == 1) {
+            uint32_t id = (fr.ext && !fr.rtr) ? fr.id : 0xFFFFFFFFu;
+            bus_sched_on_rx(gw->sched, mono_us(), id, fr.data, fr.dlc);
+        }
+        if (rc < 0) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", can_transport_last_error(gw->tp));
+            s_bus_down(gw, now, why[0] ? why : "adapter gone");
+            return;
+        }
+    }
+    for (int guard = 0; guard < 4; guard++) {
+        now = mono_us();
+        bus_req_t tx;
+        if (!gw->tp || !bus_sched_tick(gw->sched, now, &tx)) {
+            break;
+        }
+        can_frame_t fr;
+        bic_err_t e = tx.len ? bic_encode_write(s_fam(), tx.addr, tx.cmd,
+                                                tx.len == 1 ? tx.data[0]
+                                                            : (tx.data[0] | (tx.data[1] << 8)),
+                                                &fr)
+                             : bic_encode_read(s_fam(), tx.addr, tx.cmd, &fr);
+        if (e != BIC_OK) {
+            log_error("cannot encode request 0x%04X for device %d: %s", tx.cmd, tx.addr,
+                      bic_strerror(e));
+            continue;
+        }
+        if (can_transport_send(gw->tp, &fr) < 0) {
+            if (can_transport_state(gw->tp) == CAN_TRANSPORT_DOWN) {
+                char why[256];
+                snprintf(why, sizeof why, "%s", can_transport_last_error(gw->tp));
+                s_bus_down(gw, now, why[0] ? why : "adapter gone");
+                return;
+            }
+            log_warn("CAN send refused: %s", can_transport_last_error(gw->tp));
+        }
+    }
+    bus_req_t dummy;
+    (void)dummy;
+    s_dispatch_results(gw, mono_us());
+}
+
+/* ---------------------------------------------------------------------------------------
+   Lease lapse and safe state
+   --------------------------------------------------------------------------------------- */
+
+static void s_add_idle_targets(job_t *j, const gw_dev_t *d, bool min_state)
+{
+    if (min_state) {
+        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false,
+                     NULL);
+        s_add_target(j, BIC_CMD_IOUT_SET, d->limits.iout.min_raw, 0xFFFF, false, NULL);
+        s_add_target(j, BIC_CMD_DIRECTION_CTRL, 0, 0xFFFF, false, NULL);
+        s_add_target(j, BIC_CMD_OPERATION, 1, 0xFFFF, false, NULL);
+    } else {
+        s_add_target(j, BIC_CMD_IOUT_SET, d->limits.iout.min_raw, 0xFFFF, false, NULL);
+        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false,
+                     NULL);
+        s_add_target(j, BIC_CMD_OPERATION, 0, 0xFFFF, false, NULL);
+    }
+}
+
+static void s_apply_safe_state(gateway_t *gw, const char *reason, int64_t now)
+{
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        gw_dev_t *d = gw->dev[a];
+        if (!d || !d->identified)
+            continue;
+        if (gw->set.safe_state == SAFE_HOLD) {
+            cJSON *e = s_event(d, "safe_state");
+            cJSON_AddStringToObject(e, "state", "hold");
+            cJSON_AddStringToObject(e, "reason", reason);
+            s_publish_event(gw, d, e);
+            continue;
+        }
+        job_t *j = s_job_new(gw, JOB_ENSURE, NULL, NULL);
+        if (!j) {
+            log_error("device %d: no room to apply the safe state", a);
+            continue;
+        }
+        j->addr = (uint8_t)a;
+        j->prio = BUS_PRIO_SAFETY;
+        j->purpose = ENS_SAFE;
+        snprintf(j->reason, sizeof j->reason, "%s", reason);
+        s_add_idle_targets(j, d, gw->set.safe_state == SAFE_MIN);
+        /* pending EEPROM values from the lapsed controller must not be applied later */
+        for (int i = 0; i < EEPROM_NREGS; i++)
+            eeprom_policy_clear_pending(s_eep(gw, d->addr), eeprom_reg_cmd(i));
+        s_job_start(gw, j, now);
+    }
+}
+
+static void s_check_lease(gateway_t *gw, int64_t now)
+{
+    char holder[LEASE_NAME_MAX + 1];
+    if (!lease_check_lapse(gw->lease, now, holder))
+        return;
+    log_warn("control lease of '%s' lapsed; applying the safe state", holder);
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        gw_dev_t *d = gw->dev[a];
+        if (!d)
+            continue;
+        cJSON *e = s_event(d, "lease_lapsed");
+        cJSON_AddStringToObject(e, "holder", holder);
+        s_publish_event(gw, d, e);
+    }
+    s_apply_safe_state(gw, "lease lapsed", now);
+}
+
+static void s_check_pending_eeprom(gateway_t *gw, int64_t now)
+{
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        gw_dev_t *d = gw->dev[a];
+        if (!d || !d->online || !gw->eep[a])
+            continue;
+        uint16_t cmd;
+        uint32_t raw;
+        if (!eeprom_policy_due(gw->eep[a], now, &cmd, &raw))
+            continue;
+        bool busy = false;
+        for (job_t *j = gw->jobs; j; j = j->next)
+            if (j->kind == JOB_ENSURE && j->addr == a)
+                busy = true;
+        if (busy)
+            continue;
+        job_t *j = s_job_new(gw, JOB_ENSURE, NULL, NULL);
+        if (!j)
+            return;
+        j->addr = (uint8_t)a;
+        j->prio = BUS_PRIO_SAFETY;
+        j->purpose = ENS_PENDING;
+        s_add_target(j, cmd, (uint16_t)raw, 0xFFFF, false, NULL);
+        log_info("device %d: writing deferred %s = %u", a, s_reg_name(cmd), raw);
+        s_job_start(gw, j, now);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+   Requests
+   --------------------------------------------------------------------------------------- */
+
+typedef struct {
+    gateway_t *gw;
+    zmsg_t **env;
+    const cJSON *req;
+    const cJSON *id;
+    int64_t now;
+} ctx_t;
+
+static void s_reply_now(ctx_t *c, cJSON *reply)
+{
+    s_send_reply(c->gw, c->env, reply);
+}
+
+/* Resolves "dev": present and known, or absent with exactly one device. */
+static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
+{
+    *replied = true;
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(c->req, "dev");
+    int addr = -1;
+    if (!dv || cJSON_IsNull(dv)) {
+        int only = -1;
+        int n = s_dev_count(c->gw, &only);
+        if (n != 1) {
+            s_reply_now(c, s_error(c->id, "bad_request",
+                                   "'dev' is required when the gateway has %d devices "
+                                   "(allowed: a CAN address 0-63)", n));
+            return NULL;
+        }
+        addr = only;
+    } else {
+        if (!cJSON_IsNumber(dv) || dv->valuedouble != floor(dv->valuedouble) ||
+            dv->valuedouble < 0 || dv->valuedouble > 63) {
+            s_reply_now(c, s_error(c->id, "bad_request",
+                                   "'dev' must be an integer CAN address 0-63"));
+            return NULL;
+        }
+        addr = (int)dv->valuedouble;
+    }
+    if (!c->gw->dev[addr]) {
+        s_reply_now(c, s_error(c->id, "unknown_device",
+                               "device %d is not configured or discovered", addr));
+        return NULL;
+    }
+    *replied = false;
+    return c->gw->dev[addr];
+}
+
+/* Device must be reachable: bus up and device online. */
+static bool s_req_online(ctx_t *c, gw_dev_t *d)
+{
+    if (!bus_sched_is_up(c->gw->sched)) {
+        s_reply_now(c, s_error(c->id, "bus_down", "CAN bus is down (%s); reconnecting",
+                               c->gw->bus_error[0] ? c->gw->bus_error : "adapter gone"));
+        return false;
+    }
+    if (!d->online || !d->identified) {
+        s_reply_now(c, s_error(c->id, "device_offline", "device %d is offline: %s", d->addr,
+                               d->offline_reason));
+        return false;
+    }
+    return true;
+}
+
+/* Optional/required "client". Returns the name, "" when absent and optional, NULL after an
+ * error reply. */
+static const char *s_req_client(ctx_t *c, bool required)
+{
+    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(c->req, "client");
+    if (!cl || cJSON_IsNull(cl)) {
+        if (!required)
+            return "";
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "'client' is required: 1-32 characters of [A-Za-z0-9_.-]"));
+        return NULL;
+    }
+    if (!cJSON_IsString(cl) || !lease_name_valid(cl->valuestring)) {
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "'client' must be 1-32 characters of [A-Za-z0-9_.-]"));
+        return NULL;
+    }
+    return cl->valuestring;
+}
+
+static cJSON *s_lease_held_error(ctx_t *c)
+{
+    const char *h = lease_holder(c->gw->lease, c->now);
+    cJSON *r = s_error(c->id, "lease_held", "controlled by %s", h ? h : "?");
+    cJSON *e = s_error_obj(r);
+    cJSON_AddStringToObject(e, "holder", h ? h : "");
+    cJSON_AddNumberToObject(e, "expires_in_s",
+                            round(lease_remaining(c->gw->lease, c->now) / 100000.0) / 10.0);
+    return r;
+}
+
+static cJSON *s_range_error(ctx_t *c, const gw_dev_t *d, const bic_cmd_t *cmd, int32_t min,
+                            int32_t max, double got)
+{
+    double lo = s_raw_value(d, cmd->code, min), hi = s_raw_value(d, cmd->code, max);
+    cJSON *r = s_error(c->id, "out_of_range", "%s %g%s%s is outside %g-%g%s%s (device %d)",
+                       cmd->name, got, cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", lo,
+                       hi, cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", d->addr);
+    cJSON *e = s_error_obj(r);
+    cJSON_AddNumberToObject(e, "min", lo);
+    cJSON_AddNumberToObject(e, "max", hi);
+    if (cmd->unit)
+        cJSON_AddStringToObject(e, "unit", cmd->unit);
+    return r;
+}
+
+static void s_op_ping(ctx_t *c)
+{
+    cJSON *r = s_ok(c->id);
+    cJSON_AddStringToObject(r, "gateway", "bic-can-gateway");
+    cJSON_AddStringToObject(r, "version", BIC_VERSION);
+    cJSON_AddNumberToObject(r, "uptime_s", round((c->now - c->gw->start_us) / 100000.0) / 10.0);
+    cJSON_AddStringToObject(r, "bus", bus_sched_is_up(c->gw->sched) ? "up" : "down");
+    s_reply_now(c, r);
+}
+
+static cJSON *s_eeprom_json(gateway_t *gw, const gw_dev_t *d)
+{
+    eeprom_policy_t *eep = s_eep(gw, d->addr);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "policy", eeprom_policy_eep_off(eep) ? "eep_off" : "budget");
+    cJSON_AddNumberToObject(o, "min_interval_s", (double)(eeprom_policy_interval(eep) / 1000000));
+    cJSON_AddNumberToObject(o, "writes_total", (double)eeprom_policy_total(eep));
+    cJSON *w = cJSON_AddObjectToObject(o, "writes");
+    for (int i = 0; i < EEPROM_NREGS; i++)
+        cJSON_AddNumberToObject(w, eeprom_reg_name(i), (double)eeprom_policy_count(eep, i));
+    cJSON *p = cJSON_AddObjectToObject(o, "pending");
+    for (int i = 0; i < EEPROM_NREGS; i++) {
+        uint32_t raw;
+        if (eeprom_policy_pending(eep, eeprom_reg_cmd(i), &raw))
+            cJSON_AddNumberToObject(p, eeprom_reg_name(i),
+                                    s_raw_value(d, eeprom_reg_cmd(i), (int32_t)raw));
+    }
+    return o;
+}
+
+static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "dev", d->addr);
+    cJSON_AddBoolToObject(o, "online", d->online);
+    if (!d->online)
+        cJSON_AddStringToObject(o, "reason", d->offline_reason);
+    if (d->identified) {
+        cJSON_AddStringToObject(o, "family", "BIC");
+        cJSON_AddStringToObject(o, "model", d->model.model);
+        cJSON_AddNumberToObject(o, "variant", d->model.variant);
+        cJSON *fw = cJSON_AddObjectToObject(o, "firmware");
+        cJSON_AddStringToObject(fw, "raw", d->revision.raw);
+        cJSON *m = cJSON_AddArrayToObject(fw, "mcu");
+        for (int i = 0; i < d->revision.nmcu; i++)
+            cJSON_AddItemToArray(m, cJSON_CreateString(d->revision.mcu[i]));
+        cJSON_AddStringToObject(o, "serial", d->serial);
+        cJSON_AddStringToObject(o, "date", d->date);
+        cJSON_AddStringToObject(o, "location", d->location);
+        cJSON_AddStringToObject(o, "mode", bic_mode_name(d->mode));
+        if (d->mode_pending)
+            cJSON_AddStringToObject(o, "mode_pending", bic_mode_name(d->pending_mode));
+        else
+            cJSON_AddNullToObject(o, "mode_pending");
+        cJSON_AddBoolToObject(o, "can_ctrl", d->can_ctrl);
+        cJSON *caps = cJSON_AddObjectToObject(o, "caps");
+        cJSON_AddBoolToObject(caps, "fans", d->fans);
+        cJSON_AddBoolToObject(caps, "eep_off", eeprom_policy_eep_off(s_eep(gw, d->addr)));
+        cJSON_AddItemToObject(o, "limits", gw_dev_limits_json(d));
+    } else {
+        cJSON_AddNullToObject(o, "model");
+    }
+    cJSON_AddItemToObject(o, "eeprom", s_eeprom_json(gw, d));
+    cJSON_AddItemToObject(o, "lease", s_lease_json(gw, now));
+    return o;
+}
+
+static void s_op_info(ctx_t *c)
+{
+    gateway_t *gw = c->gw;
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(c->req, "dev");
+    gw_dev_t *only = NULL;
+    if (dv && !cJSON_IsNull(dv)) {
+        bool replied;
+        only = s_req_dev(c, &replied);
+        if (!only)
+            return;
+    }
+    cJSON *r = s_ok(c->id);
+    cJSON *g = cJSON_AddObjectToObject(r, "gateway");
+    cJSON_AddStringToObject(g, "version", BIC_VERSION);
+    cJSON_AddStringToObject(g, "transport", gw->set.can);
+    cJSON_AddStringToObject(g, "bus", bus_sched_is_up(gw->sched) ? "up" : "down");
+    cJSON_AddNumberToObject(g, "uptime_s", round((c->now - gw->start_us) / 100000.0) / 10.0);
+    cJSON *arr = cJSON_AddArrayToObject(r, "devices");
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if (gw->dev[a] && (!only || only == gw->dev[a]))
+            cJSON_AddItemToArray(arr, s_device_info(gw, gw->dev[a], c->now));
+    s_reply_now(c, r);
+}
+
+static void s_op_devices(ctx_t *c)
+{
+    cJSON *r = s_ok(c->id);
+    cJSON_AddItemToObject(r, "devices", s_devices_json(c->gw));
+    s_reply_now(c, r);
+}
+
+static void s_op_eeprom(ctx_t *c)
+{
+    bool replied;
+    gw_dev_t *d = s_req_dev(c, &replied);
+    if (!d)
+        return;
+    cJSON *r = s_ok(c->id);
+    cJSON_AddNumberToObject(r, "dev", d->addr);
+    cJSON_AddItemToObject(r, "eeprom", s_eeprom_json(c->gw, d));
+    s_reply_now(c, r);
+}
+
+static void s_op_discover(ctx_t *c)
+{
+    bool ext = false;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->req, "extended");
+    if (e && !cJSON_IsNull(e)) {
+        if (!cJSON_IsBool(e)) {
+            s_reply_now(c, s_error(c->id, "bad_request", "'extended' must be true or false"));
+            return;
+        }
+        ext = cJSON_IsTrue(e);
+    }
+    if (!bus_sched_is_up(c->gw->sched)) {
+        s_reply_now(c, s_error(c->id, "bus_down", "CAN bus is down; reconnecting"));
+        return;
+    }
+    job_t *j = s_job_new(c->gw, JOB_DISCOVER, c->env, c->id);
+    if (!j) {
+        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
+        return;
+    }
+    j->extended = ext;
+    int top = ext ? 63 : 7;
+    for (int a = 0; a <= top; a++)
+        s_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
+    s_job_start(c->gw, j, c->now);
+}
+
+static void s_op_get(ctx_t *c)
+{
+    bool replied;
+    gw_dev_t *d = s_req_dev(c, &replied);
+    if (!d)
+        return;
+    const cJSON *regs = cJSON_GetObjectItemCaseSensitive(c->req, "regs");
+    const cJSON *reg = cJSON_GetObjectItemCaseSensitive(c->req, "reg");
+    const cJSON *list[JOB_MAX_READS];
+    int n = 0;
+    if (regs && reg) {
+        s_reply_now(c, s_error(c->id, "bad_request", "give either 'reg' or 'regs', not both"));
+        return;
+    }
+    if (reg) {
+        list[n++] = reg;
+    } else if (cJSON_IsArray(regs)) {
+        int sz = cJSON_GetArraySize(regs);
+        if (sz < 1 || sz > 32) {
+            s_reply_now(c, s_error(c->id, "bad_request",
+                                   "'regs' must list 1-32 register names (got %d)", sz));
+            return;
+        }
+        const cJSON *it;
+        cJSON_ArrayForEach(it, regs) list[n++] = it;
+    } else {
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "'reg' (a register name or \"0x0030\") or 'regs' (a list of "
+                               "them) is required"));
+        return;
+    }
+    const bic_cmd_t *cmds[JOB_MAX_READS];
+    for (int i = 0; i < n; i++) {
+        if (!cJSON_IsString(list[i]) || strlen(list[i]->valuestring) > 23) {
+            s_reply_now(c, s_error(c->id, "bad_request",
+                                   "register names must be strings such as \"READ_VOUT\" or "
+                                   "\"0x0060\""));
+            return;
+        }
+        cmds[i] = bic_cmd_by_name(s_fam(), list[i]->valuestring);
+        if (!cmds[i]) {
+            s_reply_now(c, s_error(c->id, "unknown_register",
+                                   "'%s' is not in the BIC-2200 command table",
+                                   list[i]->valuestring));
+            return;
+        }
+    }
+    if (!s_req_online(c, d))
+        return;
+    job_t *j = s_job_new(c->gw, JOB_GET, c->env, c->id);
+    if (!j) {
+        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
+        return;
+    }
+    j->addr = d->addr;
+    for (int i = 0; i < n; i++) {
+        s_job_add_read(j, d->addr, cmds[i]->code,
+                       (cmds[i]->code == BIC_CMD_READ_FAN_SPEED_1 ||
+                        cmds[i]->code == BIC_CMD_READ_FAN_SPEED_2) && !d->fans
+                           ? BUS_REQ_NO_RETRY
+                           : 0);
+        /* reply keys: canonical names (codes asked as "0x0030" come back under the name) */
+        snprintf(j->names[i], sizeof j->names[i], "%s", cmds[i]->name);
+    }
+    s_job_start(c->gw, j, c->now);
+}
+
+static bool s_lease_blocks(ctx_t *c, const char *client)
+{
+    if (lease_owner(c->gw->lease, client[0] ? client : NULL, c->now) == LEASE_OTHER) {
+        s_reply_now(c, s_lease_held_error(c));
+        return true;
+    }
+    return false;
+}
+
+static void s_op_set(ctx_t *c)
+{
+    bool replied;
+    gw_dev_t *d = s_req_dev(c, &replied);
+    if (!d)
+        return;
+    const char *client = s_req_client(c, false);
+    if (!client)
+        return;
+    const cJSON *reg = cJSON_GetObjectItemCaseSensitive(c->req, "reg");
+    if (!cJSON_IsString(reg)) {
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "'reg' is required: a register name such as \"VOUT_SET\" or a "
+                               "code such as \"0x0020\""));
+        return;
+    }
+    const bic_cmd_t *cmd = bic_cmd_by_name(s_fam(), reg->valuestring);
+    if (!cmd) {
+        s_reply_now(c, s_error(c->id, "unknown_register",
+                               "'%.40s' is not in the BIC-2200 command table", reg->valuestring));
+        return;
+    }
+    if (!cmd->writable) {
+        s_reply_now(c, s_error(c->id, "read_only", "%s is read-only", cmd->name));
+        return;
+    }
+    const cJSON *val = cJSON_GetObjectItemCaseSensitive(c->req, "value");
+    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(c->req, "raw");
+    if ((val && raw) || (!val && !raw)) {
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "give exactly one of 'value' (engineering units) or 'raw' "
+                               "(register integer)"));
+        return;
+    }
+    if (!s_req_online(c, d))
+        return;
+    int32_t want;
+    double shown;
+    if (val) {
+        if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble)) {
+            s_reply_now(c, s_error(c->id, "bad_request", "'value' must be a number"));
+            return;
+        }
+        shown = val->valuedouble;
+        if (bic_value_to_raw(cmd, &d->scaling, val->valuedouble, &want) != BIC_OK) {
+            int32_t lo, hi;
+            gw_dev_reg_range(d, cmd, &lo, &hi);
+            s_reply_now(c, s_range_error(c, d, cmd, lo, hi, shown));
+            return;
+        }
+    } else {
+        if (!cJSON_IsNumber(raw) || raw->valuedouble != floor(raw->valuedouble) ||
+            fabs(raw->valuedouble) > 1e9) {
+            s_reply_now(c, s_error(c->id, "bad_request", "'raw' must be an integer"));
+            return;
+        }
+        want = (int32_t)raw->valuedouble;
+        shown = s_raw_value(d, cmd->code, want);
+    }
+    int32_t lo, hi;
+    gw_dev_reg_range(d, cmd, &lo, &hi);
+    if (want < lo || want > hi) {
+        cJSON *r = s_range_error(c, d, cmd, lo, hi, shown);
+        cJSON *ev = s_event(d, "write_rejected");
+        cJSON_AddStringToObject(ev, "reg", cmd->name);
+        cJSON_AddNumberToObject(ev, "value", shown);
+        cJSON_AddStringToObject(ev, "reason", "out of range");
+        s_publish_event(c->gw, d, ev);
+        s_reply_now(c, r);
+        return;
+    }
+    if (cmd->output && s_lease_blocks(c, client))
+        return;
+    job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
+    if (!j) {
+        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
+        return;
+    }
+    j->addr = d->addr;
+    j->purpose = ENS_SET;
+    j->prio = cmd->output ? BUS_PRIO_SAFETY : BUS_PRIO_CLIENT;
+    snprintf(j->client, sizeof j->client, "%s", client);
+    s_add_target(j, cmd->code, (uint16_t)want, 0xFFFF, false, NULL);
+    s_job_start(c->gw, j, c->now);
+}
+
+/* Takes or renews the lease for a setpoint that carries lease_ttl_s. Returns false after
+ * an error reply. */
+static bool s_setpoint_lease(ctx_t *c, const char *client)
+{
+    const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "lease_ttl_s");
+    int64_t max_s = lease_max_ttl(c->gw->lease) / 1000000;
+    if (ttl && !cJSON_IsNull(ttl)) {
+        if (!cJSON_IsNumber(ttl) || !(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
+            cJSON *r = s_error(c->id, "out_of_range", "'lease_ttl_s' must be 1-%lld s",
+                               (long long)max_s);
+            cJSON_AddNumberToObject(s_error_obj(r), "min", 1);
+            cJSON_AddNumberToObject(s_error_obj(r), "max", (double)max_s);
+            cJSON_AddStringToObject(s_error_obj(r), "unit", "s");
+            s_reply_now(c, r);
+            return false;
+        }
+        lease_rc_t rc = lease_take(c->gw->lease, client,
+                                   (int64_t)(ttl->valuedouble * 1000000), c->now);
+        if (rc == LEASE_HELD) {
+            s_reply_now(c, s_lease_held_error(c));
+            return false;
+        }
+        return true;
+    }
+    lease_owner_t o = lease_owner(c->gw->lease, client, c->now);
+    if (o == LEASE_OTHER) {
+        s_reply_now(c, s_lease_held_error(c));
+        return false;
+    }
+    if (o == LEASE_FREE) {
+        s_reply_now(c, s_error(c->id, "no_lease",
+                               "setpoint needs the control lease: send 'lease_ttl_s' or take "
+                               "it with the lease op"));
+        return false;
+    }
+    return true;
+}
+
+static void s_op_setpoint(ctx_t *c)
+{
+    bool replied;
+    gw_dev_t *d = s_req_dev(c, &replied);
+    if (!d)
+        return;
+    const char *client = s_req_client(c, true);
+    if (!client)
+        return;
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(c->req, "mode");
+    if (!cJSON_IsString(mode) ||
+        (strcmp(mode->valuestring, "charge") && strcmp(mode->valuestring, "discharge") &&
+         strcmp(mode->valuestring, "idle") && strcmp(mode->valuestring, "off"))) {
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "'mode' must be \"charge\", \"discharge\", \"idle\" or \"off\""));
+        return;
+    }
+    bool charge = strcmp(mode->valuestring, "charge") == 0;
+    bool discharge = strcmp(mode->valuestring, "discharge") == 0;
+    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(c->req, "current_a");
+    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(c->req, "power_w");
+    int32_t amps_raw = 0;
+    double amps = 0;
+    if (charge || discharge) {
+        if ((cur && pw) || (!cur && !pw)) {
+            s_reply_now(c, s_error(c->id, "bad_request",
+                                   "%s needs exactly one of 'current_a' or 'power_w' "
+                                   "(magnitudes)", mode->valuestring));
+            return;
+        }
+        const cJSON *num = cur ? cur : pw;
+        if (!cJSON_IsNumber(num) || !isfinite(num->valuedouble) || num->valuedouble < 0) {
+            s_reply_now(c, s_error(c->id, "bad_request", "'%s' must be a number >= 0",
+                                   cur ? "current_a" : "power_w"));
+            return;
+        }
+        if (!s_req_online(c, d))
+            return;
+        if (pw) {
+            gw_cached_t *v = &d->cache[TREG_READ_VOUT];
+            double volts = gw_dev_value(d, TREG_READ_VOUT);
+            if (!v->valid || c->now - v->at > VOLTAGE_MAX_AGE_US || !(volts > 1.0)) {
+                s_reply_now(c, s_error(c->id, "no_voltage",
+                                       "power_w needs a battery voltage reading younger than "
+                                       "10 s from device %d; there is none", d->addr));
+                return;
+            }
+            amps = num->valuedouble / volts;
+        } else {
+            amps = num->valuedouble;
+        }
+        amps_raw = (int32_t)floor(amps * 100.0 + 0.5);
+        amps = amps_raw / 100.0;
+        const bic_range_t *rg = charge ? &d->limits.iout : &d->limits.rev_iout;
+        if (amps_raw < rg->min_raw || amps_raw > rg->max_raw) {
+            const bic_cmd_t *cmd = bic_cmd_by_code(s_fam(), charge ? BIC_CMD_IOUT_SET
+                                                                     : BIC_CMD_REVERSE_IOUT_SET);
+            cJSON *r = s_range_error(c, d, cmd, rg->min_raw, rg->max_raw, amps);
+            if (pw) {
+                cJSON *e = s_error_obj(r);
+                cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+                char msg[300];
+                snprintf(msg, sizeof msg, "%g W at %.2f V is %.2f A; %s", pw->valuedouble,
+                         gw_dev_value(d, TREG_READ_VOUT), amps, m ? m->valuestring : "");
+                cJSON_ReplaceItemInObject(e, "message", cJSON_CreateString(msg));
+            }
+            s_reply_now(c, r);
+            return;
+        }
+    } else if (!s_req_online(c, d)) {
+        return;
+    }
+    if (!s_setpoint_lease(c, client))
+        return;
+    job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
+    if (!j) {
+        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
+        return;
+    }
+    j->addr = d->addr;
+    j->purpose = ENS_SETPOINT;
+    j->prio = BUS_PRIO_SAFETY;
+    snprintf(j->client, sizeof j->client, "%s", client);
+    snprintf(j->mode, sizeof j->mode, "%s", mode->valuestring);
+    if (charge || discharge) {
+        j->have_current = true;
+        j->current_a = amps;
+        /* new direction's current first, then the direction, then output on; the other
+         * direction's current is left at its minimum */
+        s_add_target(j, charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET, (uint16_t)amps_raw,
+                     0xFFFF, false, NULL);
+        s_add_target(j, BIC_CMD_DIRECTION_CTRL, discharge ? 1 : 0, 0xFFFF, false, NULL);
+        s_add_target(j, BIC_CMD_OPERATION, 1, 0xFFFF, false, NULL);
+        s_add_target(j, charge ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
+                     charge ? d->limits.rev_iout.min_raw : d->limits.iout.min_raw, 0xFFFF,
+                     false, NULL);
+    } else if (strcmp(j->mode, "idle") == 0) {
+        s_add_idle_targets(j, d, c->gw->set.idle_min);
+    } else {
+        s_add_target(j, BIC_CMD_OPERATION, 0, 0xFFFF, false, NULL);
+    }
+    s_job_start(c->gw, j, c->now);
+}
+
+static void s_op_init(ctx_t *c)
+{
+    bool replied;
+    gw_dev_t *d = s_req_dev(c, &replied);
+    if (!d)
+        return;
+    const char *client = s_req_client(c, false);
+    if (!client)
+        return;
+    if (s_lease_blocks(c, client))
+        return;
+    if (!s_req_online(c, d))
+        return;
+    job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
+    if (!j) {
+        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
+        return;
+    }
+    j->addr = d->addr;
+    j->purpose = ENS_INIT;
+    j->prio = BUS_PRIO_CLIENT;
+    snprintf(j->client, sizeof j->client, "%s", client);
+    s_add_target(j, BIC_CMD_SYSTEM_CONFIG, 0x0001, 0x0001, false, "can_ctrl");
+    s_add_target(j, BIC_CMD_SYSTEM_CONFIG, 0x0400, 0x0400, true, "eep_off");
+    s_add_target(j, BIC_CMD_BIDIRECTIONAL_CONFIG, 0x0001, 0x0001, false, "battery_mode");
+    s_job_start(c->gw, j, c->now);
+}
+
+static void s_op_lease(ctx_t *c)
+{
+    const char *client = s_req_client(c, true);
+    if (!client)
+        return;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c->req, "action");
+    if (!cJSON_IsString(act) ||
+        (strcmp(act->valuestring, "take") && strcmp(act->valuestring, "renew") &&
+         strcmp(act->valuestring, "release"))) {
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "'action' must be \"take\", \"renew\" or \"release\""));
+        return;
+    }
+    gateway_t *gw = c->gw;
+    int64_t max_s = lease_max_ttl(gw->lease) / 1000000;
+    lease_rc_t rc;
+    if (strcmp(act->valuestring, "release") == 0) {
+        rc = lease_release(gw->lease, client, c->now);
+    } else {
+        const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "ttl_s");
+        if (!ttl || !cJSON_IsNumber(ttl)) {
+            s_reply_now(c, s_error(c->id, "bad_request", "'ttl_s' must be a number of seconds "
+                                   "1-%lld", (long long)max_s));
+            return;
+        }
+        if (!(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
+            cJSON *r = s_error(c->id, "out_of_range", "'ttl_s' %g is outside 1-%lld s",
+                               ttl->valuedouble, (long long)max_s);
+            cJSON_AddNumberToObject(s_error_obj(r), "min", 1);
+            cJSON_AddNumberToObject(s_error_obj(r), "max", (double)max_s);
+            cJSON_AddStringToObject(s_error_obj(r), "unit", "s");
+            s_reply_now(c, r);
+            return;
+        }
+        int64_t us = (int64_t)(ttl->valuedouble * 1000000);
+        rc = strcmp(act->valuestring, "take") == 0 ? lease_take(gw->lease, client, us, c->now)
+                                                   : lease_renew(gw->lease, client, us, c->now);
+    }
+    if (rc == LEASE_HELD) {
+        s_reply_now(c, s_lease_held_error(c));
+        return;
+    }
+    if (rc == LEASE_NOT_HOLDER) {
+        s_reply_now(c, s_error(c->id, "no_lease", "'%s' does not hold the lease", client));
+        return;
+    }
+    if (rc != LEASE_OK) {
+        s_reply_now(c, s_error(c->id, "bad_request", "lease request refused"));
+        return;
+    }
+    log_info("lease %s by '%s'", act->valuestring, client);
+    cJSON *r = s_ok(c->id);
+    const char *h = lease_holder(gw->lease, c->now);
+    if (h)
+        cJSON_AddStringToObject(r, "holder", h);
+    else
+        cJSON_AddNullToObject(r, "holder");
+    cJSON_AddNumberToObject(r, "expires_in_s",
+                            round(lease_remaining(gw->lease, c->now) / 100000.0) / 10.0);
+    s_reply_now(c, r);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(ctx_t *);
+} s_ops[] = {
+    {"ping", s_op_ping},         {"info", s_op_info},   {"devices", s_op_devices},
+    {"discover", s_op_discover}, {"get", s_op_get},     {"set", s_op_set},
+    {"setpoint", s_op_setpoint}, {"init", s_op_init},   {"lease", s_op_lease},
+    {"eeprom", s_op_eeprom},
+};
+
+static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
+{
+    /* envelope: routing frames up to and including the empty delimiter, then the body */
+    zframe_t *body = zmsg_last(msg);
+    if (!body || zmsg_size(msg) < 2) {
+        zmsg_destroy(&msg);
+        return;
+    }
+    body = zmsg_last(msg);
+    zmsg_remove(msg, body);
+    zmsg_t *env = msg;
+    size_t len = zframe_size(body);
+    cJSON *req = NULL;
+    ctx_t c = {.gw = gw, .env = &env, .now = now};
+    if (len > REQ_MAX_BYTES) {
+        s_reply_now(&c, s_error(NULL, "too_large",
+                                "request is %zu bytes; at most %d are allowed", len,
+                                REQ_MAX_BYTES));
+        goto cleanup;
+    }
+    req = cJSON_ParseWithLength((const char *)zframe_data(body), len);
+    if (!req || !cJSON_IsObject(req)) {
+        s_reply_now(&c, s_error(NULL, "bad_request",
+                                req ? "request must be a JSON object"
+                                    : "request is not valid JSON"));
+        goto cleanup;
+    }
+    c.req = req;
+    c.id = cJSON_GetObjectItemCaseSensitive(req, "id");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "v");
+    if (!cJSON_IsNumber(v) || v->valuedouble != 1) {
+        s_reply_now(&c, s_error(c.id, "bad_version", "'v' must be 1"));
+        goto cleanup;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
+    if (!cJSON_IsString(op)) {
+        s_reply_now(&c, s_error(c.id, "bad_request", "'op' is required (a string)"));
+        goto cleanup;
+    }
+    for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++) {
+        if (strcmp(op->valuestring, s_ops[i].name) == 0) {
+            s_ops[i].fn(&c);
+            goto cleanup;
+        }
+    }
+    s_reply_now(&c, s_error(c.id, "unknown_op",
+                            "unknown op '%.40s'; ops: ping, info, devices, discover, get, set, "
+                            "setpoint, init, lease, eeprom",
+                            op->valuestring));
+cleanup:
+    if (env) {
+        /* a handler that neither replied nor kept the envelope: answer anyway, once */
+        s_reply_now(&c, s_error(c.id, "internal", "request was not answered"));
+    }
+    cJSON_Delete(req);
+    zframe_destroy(&body);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Construction, loop, reload, stop
+   --------------------------------------------------------------------------------------- */
+
+static int s_apply_curve(zsock_t *sock, const char *keyfile, char *err, size_t errlen)
+{
+    zcert_t *cert = zcert_load(keyfile);
+    if (!cert) {
+        snprintf(err, errlen, "[GATEWAY] CurveSecretKeyFile: cannot load zcert file '%s'",
+                 keyfile);
+        return -1;
+    }
+    zcert_apply(cert, sock);
+    zsock_set_curve_server(sock, 1);
+    zcert_destroy(&cert);
+    return 0;
+}
+
+static zsock_t *s_bind(int type, const char *ep, const char *curve, char *err, size_t errlen)
+{
+    zsock_t *s = zsock_new(type);
+    if (!s) {
+        snprintf(err, errlen, "cannot create a ZeroMQ socket");
+        return NULL;
+    }
+    zsock_set_linger(s, 200);
+    if (type == ZMQ_ROUTER)
+        zsock_set_maxmsgsize(s, 65536);
+    if (curve[0] && s_apply_curve(s, curve, err, errlen) < 0) {
+        zsock_destroy(&s);
+        return NULL;
+    }
+    if (strncmp(ep, "ipc://", 6) == 0) {
+        /* create the socket's directory (e.g. /run/bic2mqtt) when it is missing */
+        char dir[256];
+        snprintf(dir, sizeof dir, "%s", ep + 6);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            mkdir(dir, 0755);
+        }
+    }
+    if (zsock_bind(s, "%s", ep) < 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
+        zsock_destroy(&s);
+        return NULL;
+    }
+    return s;
+}
+
+gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
+{
+    if (gateway_check_config(cfg, err, errlen) < 0)
+        return NULL;
+    gateway_t *gw = calloc(1, sizeof *gw);
+    if (!gw) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int64_t now = mono_us();
+    gw->start_us = now;
+    if (s_read_settings(cfg, &gw->set, err, errlen) < 0)
+        goto fail;
+    bus_sched_cfg_t sc;
+    bus_sched_cfg_default(&sc);
+    sc.period_us += PACING_GUARD_US;
+    sc.gap_after_reply_us += PACING_GUARD_US;
+    sc.timeout_us = (int64_t)gw->set.timeout_ms * 1000;
+    sc.retries = gw->set.retries;
+    gw->sched = bus_sched_new(&sc);
+    gw->lease = lease_new((int64_t)gw->set.lease_max_ttl_s * 1000000);
+    if (!gw->sched || !gw->lease) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (gw->set.state_dir[0]) {
+        snprintf(gw->state_path, sizeof gw->state_path, "%s/%s", gw->set.state_dir,
+                 GW_STATE_FILE);
+        char lerr[256];
+        int n = gw_state_load(gw->state_path, gw->eep, (int64_t)gw->set.eep_interval_s * 1000000,
+                              now, s_wall(), lerr, sizeof lerr);
+        if (n < 0) {
+            /* a damaged file must not silently reset the counters to 0 */
+            snprintf(err, errlen, "EEPROM state: %s (fix or remove the file)", lerr);
+            goto fail;
+        }
+        if (n > 0)
+            log_info("EEPROM write counters of %d device(s) loaded from %s", n, gw->state_path);
+    }
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if (gw->set.dev[a].present && !s_dev_add(gw, (uint8_t)a)) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    gw->router = s_bind(ZMQ_ROUTER, gw->set.req_ep, gw->set.curve_key, err, errlen);
+    if (!gw->router)
+        goto fail;
+    gw->pub = s_bind(ZMQ_PUB, gw->set.pub_ep, gw->set.curve_key, err, errlen);
+    if (!gw->pub)
+        goto fail;
+    if (s_open_transport(gw, now) < 0) {
+        bus_sched_set_up(gw->sched, false, now);
+        gw->backoff_us = RECONNECT_MIN_US;
+        gw->reconnect_at = now + gw->backoff_us;
+    } else if (gw->set.discover) {
+        job_t *j = s_job_new(gw, JOB_DISCOVER, NULL, NULL);
+        if (j) {
+            for (int a = 0; a <= 7; a++)
+                s_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
+            s_job_start(gw, j, now);
+        }
+    }
+    gw->next_tel = now + (int64_t)gw->set.tel_period_ms * 1000;
+    gw->next_gw = now;
+    return gw;
+fail:
+    gateway_destroy(&gw);
+    return NULL;
+}
+
+void gateway_destroy(gateway_t **p)
+{
+    if (!p || !*p)
+        return;
+    gateway_t *gw = *p;
+    if (gw->state_dirty)
+        s_save_state(gw, mono_us());
+    while (gw->jobs)
+        s_job_free(gw, gw->jobs);
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        free(gw->dev[a]);
+        eeprom_policy_destroy(&gw->eep[a]);
+    }
+    can_transport_close(&gw->tp);
+    zsock_destroy(&gw->router);
+    zsock_destroy(&gw->pub);
+    bus_sched_destroy(&gw->sched);
+    lease_destroy(&gw->lease);
+    free(gw);
+    *p = NULL;
+}
+
+static int64_t s_min(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+int gateway_poll(gateway_t *gw, int max_wait_ms)
+{
+    int64_t now = mono_us();
+    int64_t dl = now + (int64_t)max_wait_ms * 1000;
+    dl = s_min(dl, bus_sched_deadline(gw->sched));
+    dl = s_min(dl, gw->next_tel);
+    dl = s_min(dl, gw->next_gw);
+    dl = s_min(dl, lease_deadline(gw->lease));
+    if (!gw->tp)
+        dl = s_min(dl, gw->reconnect_at);
+    if (gw->state_dirty)
+        dl = s_min(dl, gw->state_retry_at);
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if (gw->eep[a] && gw->dev[a] && gw->dev[a]->online)
+            dl = s_min(dl, eeprom_policy_deadline(gw->eep[a]));
+    if (gw->stopping)
+        dl = s_min(dl, gw->stop_deadline);
+    int64_t wait_us = dl - now;
+    if (wait_us < 0)
+        wait_us = 0;
+    long timeout_ms = (long)((wait_us + 999) / 1000);
+
+    zmq_pollitem_t items[2];
+    int n = 0;
+    items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(gw->router), .events = ZMQ_POLLIN};
+    int tfd = gw->tp ? can_transport_fd(gw->tp) : -1;
+    if (tfd >= 0)
+        items[n++] = (zmq_pollitem_t){.fd = tfd, .events = ZMQ_POLLIN};
+    int rc = zmq_poll(items, n, timeout_ms);
+    if (rc < 0 && zmq_errno() != EINTR) {
+        log_error("poll failed: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    now = mono_us();
+    s_check_lease(gw, now);
+    /* bus first: replies are time-critical */
+    s_bus_io(gw, now);
+    if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
+        for (int k = 0; k < 32; k++) {
+            zmsg_t *msg = zmsg_recv_nowait(gw->router);
+            if (!msg)
+                break;
+            if (!gw->stopping)
+                s_handle_request(gw, msg, mono_us());
+            else
+                zmsg_destroy(&msg);
+        }
+    }
+    now = mono_us();
+    s_try_reconnect(gw, now);
+    if (now >= gw->next_tel) {
+        s_tel_cycle(gw, now);
+        gw->next_tel += (int64_t)gw->set.tel_period_ms * 1000;
+        if (gw->next_tel < now)
+            gw->next_tel = now + (int64_t)gw->set.tel_period_ms * 1000;
+    }
+    if (now >= gw->next_gw) {
+        s_publish_gw(gw, now);
+        gw->next_gw = now + GW_PUB_PERIOD_US;
+    }
+    if (!gw->stopping)
+        s_check_pending_eeprom(gw, now);
+    if (gw->state_dirty && now >= gw->state_retry_at)
+        s_save_state(gw, now);
+    s_bus_io(gw, now);
+    if (gw->stopping) {
+        bool busy = false;
+        for (job_t *j = gw->jobs; j; j = j->next)
+            if (j->kind == JOB_ENSURE && j->purpose == ENS_SAFE)
+                busy = true;
+        if (!busy || now >= gw->stop_deadline)
+            gw->stopped = true;
+    }
+    return 0;
+}
+
+int gateway_reload(gateway_t *gw, const config_t *cfg, char *note, size_t notelen)
+{
+    settings_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(note, notelen, "out of memory");
+        return -1;
+    }
+    if (gateway_check_config(cfg, note, notelen) < 0 ||
+        s_read_settings(cfg, s, note, notelen) < 0) {
+        free(s);
+        return -1;
+    }
+    note[0] = '\0';
+    if (strcmp(s->can, gw->set.can) || strcmp(s->req_ep, gw->set.req_ep) ||
+        strcmp(s->pub_ep, gw->set.pub_ep) || strcmp(s->state_dir, gw->set.state_dir) ||
+        strcmp(s->curve_key, gw->set.curve_key)) {
+        snprintf(note, notelen,
+                 "Can, endpoints, CURVE key and StateDir changes take effect after a restart");
+        snprintf(s->can, sizeof s->can, "%s", gw->set.can);
+        snprintf(s->req_ep, sizeof s->req_ep, "%s", gw->set.req_ep);
+        snprintf(s->pub_ep, sizeof s->pub_ep, "%s", gw->set.pub_ep);
+        snprintf(s->state_dir, sizeof s->state_dir, "%s", gw->set.state_dir);
+        snprintf(s->curve_key, sizeof s->curve_key, "%s", gw->set.curve_key);
+    }
+    gw->set = *s;
+    free(s);
+    bus_sched_set_timing(gw->sched, (int64_t)gw->set.timeout_ms * 1000, gw->set.retries);
+    lease_set_max_ttl(gw->lease, (int64_t)gw->set.lease_max_ttl_s * 1000000);
+    int64_t now = mono_us();
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        if (gw->eep[a])
+            eeprom_policy_set_interval(gw->eep[a], (int64_t)gw->set.eep_interval_s * 1000000);
+        if (gw->set.dev[a].present && !gw->dev[a])
+            s_dev_add(gw, (uint8_t)a);
+        gw_dev_t *d = gw->dev[a];
+        if (!d)
+            continue;
+        d->cfg = gw->set.dev[a];
+        if (d->identified) {
+            /* re-check type and limits against the new config */
+            s_start_ident(gw, d, now);
+        }
+    }
+    return 0;
+}
+
+void gateway_begin_stop(gateway_t *gw)
+{
+    if (gw->stopping)
+        return;
+    int64_t now = mono_us();
+    gw->stopping = true;
+    gw->stop_deadline = now + STOP_MAX_US;
+    /* answer what is pending with an error: nothing is left unanswered */
+    for (job_t *j = gw->jobs; j; j = j->next)
+        if (j->env)
+            s_send_reply(gw, &j->env, s_error(j->req_id, "internal", "gateway is stopping"));
+    if (gw->set.safe_on_exit && bus_sched_is_up(gw->sched))
+        s_apply_safe_state(gw, "gateway stopping", now);
+}
+
+bool gateway_stopped(const gateway_t *gw)
+{
+    return gw->stopped;
+}

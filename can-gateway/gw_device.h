@@ -1,0 +1,116 @@
+/*
+ * gw_device: what the gateway knows about one BIC on its bus (plain data plus pure helpers).
+ *
+ * Identity (model, variant, firmware, serial), capabilities (fans, EEP_OFF), the active mode,
+ * the effective limits (the model's table for the mode intersected with the [DEVICE] limits),
+ * online state and a cache of the last value read from each telemetry register. The gateway
+ * service owns the devices and mutates them from its loop; these helpers never do I/O.
+ */
+#ifndef BIC_GW_DEVICE_H
+#define BIC_GW_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "bic_proto.h"
+#include "eeprom_policy.h"
+
+#define GW_DEV_MAX 64
+
+/* [DEVICE] Id/X/... as configured; raw units (0.01 V, 0.01 A). */
+typedef struct {
+    bool present;
+    int type_variant;     /* 0 = detect; else 12/24/48/96 from Id/X/Type */
+    char type[24];        /* the configured Type text */
+    int charge_v_raw;     /* ChargeVoltage: upper bound of VOUT_SET */
+    int discharge_v_raw;  /* DischargeVoltage: lower bound of REVERSE_VOUT_SET */
+    int max_charge_raw;   /* MaxChargeCurrent: upper bound of IOUT_SET */
+    int max_discharge_raw;/* MaxDischargeCurrent: upper bound of REVERSE_IOUT_SET */
+    int min_current_raw;  /* MinCurrent, 0 = the model's minimum */
+} gw_dev_cfg_t;
+
+/* Registers the gateway polls for telemetry, and the cache slot of each. */
+enum {
+    TREG_READ_VOUT = 0,
+    TREG_READ_IOUT,
+    TREG_OPERATION,
+    TREG_DIRECTION,
+    TREG_FAULT,
+    TREG_IOUT_SET,
+    TREG_REV_IOUT_SET,
+    TREG_FAST_COUNT, /* the fast set ends here */
+    TREG_READ_VIN = TREG_FAST_COUNT,
+    TREG_TEMP,
+    TREG_FAN1,
+    TREG_FAN2,
+    TREG_SYSSTATUS,
+    TREG_VOUT_SET,
+    TREG_REV_VOUT_SET,
+    TREG_COUNT
+};
+
+typedef struct {
+    bool valid;
+    int32_t raw;
+    int64_t at; /* monotonic µs of the read */
+} gw_cached_t;
+
+typedef struct {
+    uint8_t addr;
+    gw_dev_cfg_t cfg;
+    bool identified;            /* identity read and accepted */
+    bool online;
+    char offline_reason[160];
+    bic_model_t model;
+    bic_scaling_t scaling;
+    bic_revision_t revision;
+    char serial[13], date[7], location[4];
+    uint16_t sysconfig;         /* SYSTEM_CONFIG as last read */
+    bool can_ctrl;
+    bic_mode_t mode;            /* active mode */
+    bool mode_pending;          /* BIDIRECTIONAL_CONFIG written, power cycle needed */
+    bic_mode_t pending_mode;
+    bool fans;                  /* READ_FAN_SPEED answered */
+    bic_limits_t limits;        /* effective limits, raw */
+    int fails;                  /* consecutive failed requests */
+    gw_cached_t cache[TREG_COUNT];
+    int64_t fast_at, slow_at;   /* when each set was last completed */
+    bool fast_busy;             /* fast-set reads outstanding */
+    int fast_left;
+    int slow_next;              /* round robin index into the slow set */
+    bool probing, identifying;
+    uint16_t last_fault;
+    bool fault_known;
+} gw_dev_t;
+
+/* Telemetry register table: command and slot. */
+uint16_t gw_treg_cmd(int slot);
+int gw_treg_slot(uint16_t cmd); /* -1 when not a telemetry register */
+
+/* Parses an Id/X/Type text ("BIC2200-24CAN") to its variant, 0 for "", -1 when unknown. */
+int gw_type_variant(const char *type);
+
+/* Computes d->limits from the model table for d->mode intersected with d->cfg. Returns 0,
+ * or -1 with a reason in err when the intersection is empty or the model has no table. */
+int gw_dev_compute_limits(gw_dev_t *d, char *err, size_t errlen);
+
+/* Range of a writable register in raw units for d (effective limits for the setpoints,
+ * the register's own bounds otherwise). */
+void gw_dev_reg_range(const gw_dev_t *d, const bic_cmd_t *c, int32_t *min, int32_t *max);
+
+/* A register value as JSON: {"value":..,"unit":..,"raw":..} (bitfields add "bits", text and
+ * byte registers give hex "raw"). data/len are the reply bytes after the command code. */
+cJSON *gw_reg_json(const gw_dev_t *d, const bic_cmd_t *c, const uint8_t *data, size_t len);
+
+/* Cached engineering value of a telemetry slot, or NAN when not valid. */
+double gw_dev_value(const gw_dev_t *d, int slot);
+
+/* tel/<dev> body (without lease/eeprom, which the service adds). */
+cJSON *gw_dev_telemetry(const gw_dev_t *d, int64_t now_us, int64_t wall_ms);
+
+/* The "limits" object in engineering units. */
+cJSON *gw_dev_limits_json(const gw_dev_t *d);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * gw_state: persisted EEPROM write counters (see gw_state.h).
+ */
+#include "gw_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#define STATE_MAX_BYTES (256 * 1024)
+
+static int s_write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
+                  int64_t wall_ms, char *err, size_t errlen)
+{
+    int rc = -1, fd = -1;
+    char *text = NULL;
+    char tmp[4096];
+    cJSON *root = cJSON_CreateObject();
+    if (!root) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    cJSON_AddNumberToObject(root, "v", 1);
+    cJSON *devs = cJSON_AddObjectToObject(root, "devices");
+    for (int a = 0; a < 64; a++) {
+        if (!eep[a])
+            continue;
+        char key[8];
+        snprintf(key, sizeof key, "%d", a);
+        cJSON *d = cJSON_AddObjectToObject(devs, key);
+        cJSON *w = cJSON_AddObjectToObject(d, "writes");
+        for (int i = 0; i < EEPROM_NREGS; i++)
+            cJSON_AddNumberToObject(w, eeprom_reg_name(i), (double)eeprom_policy_count(eep[a], i));
+        int64_t last;
+        if (eeprom_policy_last_write(eep[a], &last))
+            cJSON_AddNumberToObject(d, "last_write_ms", (double)(wall_ms - (now_us - last) / 1000));
+    }
+    text = cJSON_Print(root);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        snprintf(err, errlen, "state path too long");
+        goto cleanup;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        goto cleanup;
+    }
+    if (s_write_all(fd, text, strlen(text)) < 0 || s_write_all(fd, "\n", 1) < 0 ||
+        fsync(fd) < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto cleanup;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto cleanup;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        goto cleanup;
+    }
+    /* make the rename itself durable */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    rc = 0;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, int64_t now_us,
+                  int64_t wall_ms, char *err, size_t errlen)
+{
+    int rc = -1, loaded = 0;
+    char *buf = NULL;
+    cJSON *root = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    buf = malloc(STATE_MAX_BYTES + 1);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    size_t n = fread(buf, 1, STATE_MAX_BYTES + 1, f);
+    if (n > STATE_MAX_BYTES) {
+        snprintf(err, errlen, "%s: larger than %d bytes", path, STATE_MAX_BYTES);
+        goto cleanup;
+    }
+    buf[n] = '\0';
+    root = cJSON_Parse(buf);
+    cJSON *devs = root ? cJSON_GetObjectItemCaseSensitive(root, "devices") : NULL;
+    if (!cJSON_IsObject(devs)) {
+        snprintf(err, errlen, "%s: not a state file (expected {\"v\":1,\"devices\":{...}})",
+                 path);
+        goto cleanup;
+    }
+    cJSON *d;
+    cJSON_ArrayForEach(d, devs)
+    {
+        char *end = NULL;
+        long a = strtol(d->string, &end, 10);
+        if (!end || *end || a < 0 || a > 63 || !cJSON_IsObject(d)) {
+            snprintf(err, errlen, "%s: bad device entry '%s' (allowed: 0-63)", path, d->string);
+            goto cleanup;
+        }
+        if (!eep[a] && !(eep[a] = eeprom_policy_new(interval_us))) {
+            snprintf(err, errlen, "out of memory");
+            goto cleanup;
+        }
+        cJSON *w = cJSON_GetObjectItemCaseSensitive(d, "writes");
+        for (int i = 0; i < EEPROM_NREGS && cJSON_IsObject(w); i++) {
+            cJSON *c = cJSON_GetObjectItemCaseSensitive(w, eeprom_reg_name(i));
+            if (cJSON_IsNumber(c) && c->valuedouble >= 0)
+                eeprom_policy_set_count(eep[a], i, (uint64_t)c->valuedouble);
+        }
+        cJSON *lw = cJSON_GetObjectItemCaseSensitive(d, "last_write_ms");
+        if (cJSON_IsNumber(lw)) {
+            int64_t ago_ms = wall_ms - (int64_t)lw->valuedouble;
+            if (ago_ms < 0) /* clock went back: assume the write was just now */
+                ago_ms = 0;
+            eeprom_policy_set_last_write(eep[a], now_us - ago_ms * 1000);
+        }
+        loaded++;
+    }
+    rc = loaded;
+cleanup:
+    fclose(f);
+    free(buf);
+    cJSON_Delete(root);
+    return rc;
+}

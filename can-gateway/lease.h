@@ -1,0 +1,59 @@
+/*
+ * lease: the control lease of one gateway (pure core, time passed in as monotonic µs).
+ *
+ * One client at a time may drive setpoints. It takes the lease with a TTL and renews it;
+ * when it lapses the gateway applies its safe state. Names are validated here so every
+ * caller gets the same rule (1-32 characters of [A-Za-z0-9_.-]).
+ */
+#ifndef BIC_LEASE_H
+#define BIC_LEASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LEASE_NAME_MAX 32
+
+typedef enum {
+    LEASE_OK = 0,
+    LEASE_HELD,       /* another client holds it */
+    LEASE_NOT_HOLDER, /* renew/release by a client that does not hold it */
+    LEASE_BAD_NAME,
+    LEASE_BAD_TTL,
+} lease_rc_t;
+
+typedef enum { LEASE_FREE = 0, LEASE_MINE, LEASE_OTHER } lease_owner_t;
+
+typedef struct lease lease_t;
+
+/* max_ttl_us: the longest TTL a client may ask for. NULL on bad argument or no memory. */
+lease_t *lease_new(int64_t max_ttl_us);
+void lease_destroy(lease_t **p);
+void lease_set_max_ttl(lease_t *l, int64_t max_ttl_us);
+int64_t lease_max_ttl(const lease_t *l);
+
+/* True when name is 1-32 characters of [A-Za-z0-9_.-]. */
+bool lease_name_valid(const char *name);
+
+/* Takes the lease (free, lapsed or already held by client) for ttl_us. */
+lease_rc_t lease_take(lease_t *l, const char *client, int64_t ttl_us, int64_t now);
+/* Extends the holder's lease to now + ttl_us. */
+lease_rc_t lease_renew(lease_t *l, const char *client, int64_t ttl_us, int64_t now);
+/* Gives the lease up (no safe state: the holder leaves the device as it wants it). */
+lease_rc_t lease_release(lease_t *l, const char *client, int64_t now);
+
+/* Who holds it from client's point of view (client may be NULL: FREE or OTHER). */
+lease_owner_t lease_owner(const lease_t *l, const char *client, int64_t now);
+
+/* Holder name, or NULL when free at now. Owned by the lease. */
+const char *lease_holder(const lease_t *l, int64_t now);
+/* Time left (µs, >= 0), 0 when free. */
+int64_t lease_remaining(const lease_t *l, int64_t now);
+
+/* Detects a lapse: returns true once, when a held lease has expired at now, copying the
+ * former holder's name to lapsed_holder (LEASE_NAME_MAX + 1 bytes) and freeing the lease. */
+bool lease_check_lapse(lease_t *l, int64_t now, char *lapsed_holder);
+
+/* When lease_check_lapse() has something to do (INT64_MAX when free). */
+int64_t lease_deadline(const lease_t *l);
+
+#endif

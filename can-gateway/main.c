@@ -1,0 +1,153 @@
+/*
+ * bic-can-gateway: the only process with access to the CAN bus. Thin shell around the
+ * gateway service: flags, logging, config, sockets, READY, loop, clean exit.
+ *
+ *   bic-can-gateway [-c PATH] [-v] [--check-config]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+#include "monotime.h"
+#include "sdnotify.h"
+#include "sigflag.h"
+
+#define PROG "bic-can-gateway"
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: " PROG " [-c PATH] [-v] [--check-config]\n"
+            "  -c, --config PATH   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+            "  -v, --verbose       debug logging\n"
+            "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
+            "  -h, --help          this text\n");
+}
+
+static config_t *s_load(const char *path)
+{
+    char err[4096];
+    config_t *cfg = config_load(path, err, sizeof err);
+    if (!cfg) {
+        log_error("%s", err);
+        return NULL;
+    }
+    for (size_t i = 0; i < config_warning_count(cfg); i++)
+        log_warn("%s", config_warning(cfg, i));
+    char gerr[512];
+    if (gateway_check_config(cfg, gerr, sizeof gerr) < 0) {
+        log_error("%s: %s", path, gerr);
+        config_destroy(&cfg);
+    }
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = CONFIG_DEFAULT_PATH;
+    bool verbose = false, check = false;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case 'C':
+            check = true;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
+        s_usage(stderr);
+        return 2;
+    }
+    log_init(PROG);
+    if (check) {
+        int rc = config_check_main(path);
+        if (rc != 0)
+            return rc;
+        config_t *cfg = s_load(path);
+        if (!cfg)
+            return 1;
+        config_destroy(&cfg);
+        return 0;
+    }
+
+    int rc = 1;
+    gateway_t *gw = NULL;
+    config_t *cfg = s_load(path);
+    if (!cfg)
+        goto cleanup;
+    log_setup_from_config(cfg, PROG);
+    if (verbose)
+        log_set_level(BIC_LOG_DEBUG);
+    if (sigflag_install() < 0) {
+        log_error("cannot install signal handlers");
+        goto cleanup;
+    }
+    char err[512];
+    gw = gateway_new(cfg, err, sizeof err);
+    if (!gw) {
+        log_error("%s", err);
+        goto cleanup;
+    }
+    sdnotify_ready();
+    log_info("running (config %s)", path);
+    int64_t wd_us = sdnotify_watchdog_interval_us();
+    int64_t next_wd = mono_us();
+    while (!gateway_stopped(gw)) {
+        if (sigflag_stop())
+            gateway_begin_stop(gw);
+        if (sigflag_reload_take()) {
+            sdnotify_reloading();
+            config_t *fresh = s_load(path);
+            char note[512] = "";
+            if (!fresh) {
+                log_error("reload: keeping the old configuration");
+            } else if (gateway_reload(gw, fresh, note, sizeof note) < 0) {
+                log_error("reload: %s; keeping the old configuration", note);
+                config_destroy(&fresh);
+            } else {
+                config_destroy(&cfg);
+                cfg = fresh;
+                log_info("reloaded %s%s%s", path, note[0] ? "; " : "", note);
+            }
+            sdnotify_ready();
+        }
+        if (wd_us > 0 && mono_us() >= next_wd) {
+            sdnotify_watchdog();
+            next_wd = mono_us() + wd_us / 2;
+        }
+        if (gateway_poll(gw, wd_us > 0 ? (int)(wd_us / 2000) : 1000) < 0)
+            goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    sdnotify_stopping();
+    gateway_destroy(&gw);
+    config_destroy(&cfg);
+    log_info("stopped");
+    log_close();
+    return rc;
+}
