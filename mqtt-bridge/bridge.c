@@ -1,0 +1,1146 @@
+/*
+ * bridge: the bic-mqtt-bridge service loop. See bridge.h for the contract and docs/mqtt.md
+ * for every topic it publishes and serves.
+ *
+ * One thread, one zmq_poll over three things: the MQTT socket (fetched afresh each pass,
+ * POLLOUT only when libmosquitto wants to write), the gateway's PUB via SUB, and the REQ
+ * socket of the asynchronous gateway client. Gateway requests are queued and sent one at a
+ * time; the MQTT side never waits for the gateway.
+ */
+#include "bridge.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <czmq.h>
+#include <mosquitto.h>
+
+#include "bridge_cmd.h"
+#include "dev_view.h"
+#include "gw_client.h"
+#include "ha_disc.h"
+#include "log.h"
+#include "monotime.h"
+#include "sdnotify.h"
+#include "sigflag.h"
+
+#define MAX_DEVS 64
+#define QUEUE_MAX 32
+#define RECONNECT_MIN_MS 1000
+#define RECONNECT_MAX_MS 30000
+#define GW_SILENCE_MS 15000     /* the gateway publishes `gw` every 5 s */
+#define INFO_PERIOD_MS 3600000  /* device info re-read hourly */
+#define INFO_RETRY_MS 5000
+#define APP_PERIOD_MS 60000
+#define SHUTDOWN_FLUSH_MS 1500
+#define DEFAULT_LEASE_TTL_S 300 /* a manual setpoint holds the device this long */
+
+/* Seed topics per device, in publishing order. */
+enum { PUB_AVAIL, PUB_INFO, PUB_STATE, PUB_CHARGE, PUB_FAULT, PUB_COUNT };
+static const char *const s_pub_names[PUB_COUNT] = {"availability", "info", "state", "charge",
+                                                   "fault"};
+
+typedef struct {
+    char topic_main[256];
+    char ha_prefix[256];
+    char ha_status[256];
+    bool ha_discovery;
+    char pl_online[65];
+    char pl_offline[65];
+    int publish_period_s;
+    int lease_ttl_s;
+    int ids[MAX_DEVS];
+    size_t nids;
+    /* connection: applied at start only */
+    char host[256];
+    int port;
+    char user[257];
+    char pass[257];
+    char client_id[128];
+    int keepalive_s;
+    char tls_ca[4096];
+    char tls_cert[4096];
+    char tls_key[4096];
+} settings_t;
+
+typedef struct {
+    dev_view_t *dv; /* NULL: slot unused */
+    char *last[PUB_COUNT];
+    int64_t last_ms[PUB_COUNT];
+    uint64_t disc_hash; /* of the discovery set last published; 0 = none */
+    bool want_regs;     /* read SYSTEM_CONFIG / BIDIRECTIONAL_CONFIG for `info` */
+} slot_t;
+
+typedef enum { ORIGIN_CMD, ORIGIN_INFO, ORIGIN_REGS } origin_t;
+
+typedef struct {
+    origin_t origin;
+    cJSON *req; /* owned */
+    /* ORIGIN_CMD */
+    bcmd_kind_t kind;
+    int dev;
+    cJSON *corr; /* owned */
+    char what[64];
+    char result_topic[600];
+} job_t;
+
+struct bridge_t {
+    settings_t set;
+    char *config_path;
+    char node[256];
+    struct mosquitto *mosq;
+    bool connected;
+    bool stopping;
+    int64_t reconnect_at; /* 0: no reconnect scheduled */
+    int backoff_ms;
+    int64_t next_misc;
+    unsigned conn_count;
+    time_t start_wall;
+    int offline_mid; /* mid of the `offline` publish at shutdown */
+    bool offline_acked;
+
+    gw_client_t *gw;
+    zsock_t *sub;
+    bool gw_alive;
+    int64_t gw_last_ms;
+    char gw_bus[16];
+
+    slot_t slots[MAX_DEVS];
+    bool dynamic; /* no [DEVICE] ids: serve what the gateway reports */
+
+    job_t queue[QUEUE_MAX];
+    size_t qhead, qlen;
+    job_t inflight;
+    bool busy;
+
+    int64_t next_info;
+    int64_t republish_at; /* Home Assistant came online: republish everything then */
+    int64_t next_app;
+    int64_t next_periodic;
+    int64_t last_info_ms; /* when device info was last asked for */
+    uint64_t bridge_disc_hash;
+};
+
+/* ---------------------------------------------------------------- settings */
+
+static void s_copy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    s_copy(s->topic_main, sizeof s->topic_main, config_str(cfg, "MQTT", "TopicMain"));
+    s_copy(s->ha_prefix, sizeof s->ha_prefix, config_str(cfg, "MQTT", "HaPrefix"));
+    s_copy(s->ha_status, sizeof s->ha_status, config_str(cfg, "MQTT", "HaStatusTopic"));
+    s->ha_discovery = config_bool(cfg, "MQTT", "HaDiscovery");
+    s_copy(s->pl_online, sizeof s->pl_online, config_str(cfg, "MQTT", "StatePayloadOnline"));
+    s_copy(s->pl_offline, sizeof s->pl_offline, config_str(cfg, "MQTT", "StatePayloadOffline"));
+    s->publish_period_s = (int)config_int(cfg, "MQTT", "PublishPeriodSec");
+    s->lease_ttl_s = DEFAULT_LEASE_TTL_S;
+    int ids[CONFIG_MAX_IDS];
+    size_t nids = config_ids(cfg, "DEVICE", ids, CONFIG_MAX_IDS);
+    for (size_t i = 0; i < nids && i < MAX_DEVS; i++)
+        if (ids[i] >= 0 && ids[i] < MAX_DEVS)
+            s->ids[s->nids++] = ids[i];
+
+    s_copy(s->host, sizeof s->host, config_str(cfg, "MQTT", "BrokerIpAdr"));
+    s->port = (int)config_int(cfg, "MQTT", "BrokerPort");
+    s_copy(s->user, sizeof s->user, config_str(cfg, "MQTT", "BrokerAccUser"));
+    s_copy(s->pass, sizeof s->pass, config_str(cfg, "MQTT", "BrokerAccPasswd"));
+    const char *app = config_str(cfg, "MQTT", "AppId");
+    if (app && *app) {
+        snprintf(s->client_id, sizeof s->client_id, "%s-bridge", app);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(s->client_id, sizeof s->client_id, "bic2mqtt-%s-bridge", host);
+    }
+    s->keepalive_s = (int)config_int(cfg, "MQTT", "KeepAliveSec");
+    s_copy(s->tls_ca, sizeof s->tls_ca, config_str(cfg, "MQTT", "TlsCaFile"));
+    s_copy(s->tls_cert, sizeof s->tls_cert, config_str(cfg, "MQTT", "TlsCertFile"));
+    s_copy(s->tls_key, sizeof s->tls_key, config_str(cfg, "MQTT", "TlsKeyFile"));
+    if (!s->topic_main[0]) {
+        snprintf(err, n, "[MQTT] TopicMain is empty");
+        return -1;
+    }
+    if ((s->tls_cert[0] != '\0') != (s->tls_key[0] != '\0')) {
+        snprintf(err, n, "[MQTT] TlsCertFile and TlsKeyFile must be given together");
+        return -1;
+    }
+    if (s->tls_cert[0] && !s->tls_ca[0]) {
+        snprintf(err, n, "[MQTT] TlsCertFile needs TlsCaFile (TLS is enabled by the CA file)");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t s_fnv(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h ^ 0xff; /* separates "ab"+"c" from "a"+"bc" */
+}
+
+static ha_ctx_t s_ha_ctx(const bridge_t *b)
+{
+    ha_ctx_t c = {.prefix = b->set.ha_prefix,
+                  .topic_main = b->set.topic_main,
+                  .node = b->node,
+                  .avail_online = b->set.pl_online,
+                  .avail_offline = b->set.pl_offline,
+                  .sw_version = BIC_VERSION};
+    return c;
+}
+
+static int s_publish(bridge_t *b, const char *topic, const char *payload, int qos, bool retain)
+{
+    if (!b->connected)
+        return -1;
+    int rc = mosquitto_publish(b->mosq, NULL, topic, (int)strlen(payload), payload, qos, retain);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_warn("publish %s failed: %s", topic, mosquitto_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static bool s_configured(const bridge_t *b, int dev)
+{
+    for (size_t i = 0; i < b->set.nids; i++)
+        if (b->set.ids[i] == dev)
+            return true;
+    return false;
+}
+
+static slot_t *s_slot(bridge_t *b, int dev, bool create)
+{
+    if (dev < 0 || dev >= MAX_DEVS)
+        return NULL;
+    slot_t *s = &b->slots[dev];
+    if (!s->dv && create && (b->dynamic || s_configured(b, dev))) {
+        s->dv = dev_view_new(dev);
+        if (s->dv)
+            dev_view_set_gateway_reachable(s->dv, b->gw_alive);
+    }
+    return s->dv ? s : NULL;
+}
+
+static void s_slot_forget(slot_t *s)
+{
+    for (int i = 0; i < PUB_COUNT; i++) {
+        free(s->last[i]);
+        s->last[i] = NULL;
+        s->last_ms[i] = 0;
+    }
+    s->disc_hash = 0;
+}
+
+static void s_slot_clear(slot_t *s)
+{
+    s_slot_forget(s);
+    dev_view_destroy(&s->dv);
+    s->want_regs = false;
+}
+
+/* Forget what was published so that the next pass publishes everything again. */
+static void s_forget_all(bridge_t *b)
+{
+    for (int d = 0; d < MAX_DEVS; d++)
+        s_slot_forget(&b->slots[d]);
+    b->bridge_disc_hash = 0;
+}
+
+/* ---------------------------------------------------------------- publishing */
+
+static void s_publish_discovery(bridge_t *b, slot_t *s)
+{
+    if (!b->set.ha_discovery || !b->connected)
+        return;
+    ha_ctx_t ctx = s_ha_ctx(b);
+    ha_list_t list = {0};
+    int dev = dev_view_dev(s->dv);
+    if (ha_device_msgs(&ctx, s->dv, &list) != 0) {
+        log_error("dev %d: cannot build discovery messages (out of memory)", dev);
+        ha_list_clear(&list);
+        return;
+    }
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < list.count; i++)
+        h = s_fnv(s_fnv(h, list.msgs[i].topic), list.msgs[i].payload);
+    if (h != s->disc_hash) {
+        for (size_t i = 0; i < list.count; i++)
+            s_publish(b, list.msgs[i].topic, list.msgs[i].payload, 1, true);
+        log_info("dev %d: published %zu discovery entities", dev, list.count);
+        s->disc_hash = h;
+    }
+    ha_list_clear(&list);
+}
+
+static void s_publish_bridge_discovery(bridge_t *b)
+{
+    if (!b->set.ha_discovery || !b->connected || b->bridge_disc_hash)
+        return;
+    ha_ctx_t ctx = s_ha_ctx(b);
+    ha_list_t list = {0};
+    if (ha_bridge_msgs(&ctx, &list) == 0) {
+        for (size_t i = 0; i < list.count; i++)
+            s_publish(b, list.msgs[i].topic, list.msgs[i].payload, 1, true);
+        b->bridge_disc_hash = 1;
+    }
+    ha_list_clear(&list);
+}
+
+static char *s_seed_payload(const slot_t *s, int which)
+{
+    switch (which) {
+    case PUB_AVAIL:
+        return strdup(dev_view_availability(s->dv));
+    case PUB_INFO:
+        return dev_view_info_json(s->dv);
+    case PUB_STATE:
+        return dev_view_state_json(s->dv);
+    case PUB_CHARGE:
+        return dev_view_charge_json(s->dv);
+    default:
+        return dev_view_fault_json(s->dv);
+    }
+}
+
+/* Seed topics of one device: on change, and again after PublishPeriodSec. */
+static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
+{
+    if (!b->connected || !s->dv)
+        return;
+    s_publish_discovery(b, s);
+    int dev = dev_view_dev(s->dv);
+    int64_t period = (int64_t)b->set.publish_period_s * 1000;
+    for (int i = 0; i < PUB_COUNT; i++) {
+        char *p = s_seed_payload(s, i);
+        if (!p)
+            continue;
+        bool changed = !s->last[i] || strcmp(s->last[i], p) != 0;
+        if (!changed && now - s->last_ms[i] < period) {
+            free(p);
+            continue;
+        }
+        char topic[600];
+        snprintf(topic, sizeof topic, "%s/inv/%d/%s", b->set.topic_main, dev, s_pub_names[i]);
+        if (s_publish(b, topic, p, i == PUB_AVAIL ? 1 : 0, true) == 0) {
+            free(s->last[i]);
+            s->last[i] = p;
+            s->last_ms[i] = now;
+        } else {
+            free(p);
+        }
+    }
+}
+
+static void s_publish_app(bridge_t *b, int64_t now)
+{
+    if (!b->connected)
+        return;
+    /* The seed's time format: yymmdd_HH:MM:SS, local time. */
+    char start[32], ts[48];
+    struct tm tm;
+    localtime_r(&b->start_wall, &tm);
+    snprintf(start, sizeof start, "%02d%02d%02d_%02d:%02d:%02d", tm.tm_year % 100, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int64_t wall = wall_ms();
+    time_t secs = (time_t)(wall / 1000);
+    localtime_r(&secs, &tm);
+    snprintf(ts, sizeof ts, "%02d%02d%02d_%02d:%02d:%02d.%03d", tm.tm_year % 100, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall % 1000));
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return;
+    cJSON_AddStringToObject(o, "appVer", BIC_VERSION);
+    cJSON_AddStringToObject(o, "appName", "bic2mqtt");
+    cJSON_AddStringToObject(o, "startTS", start);
+    cJSON_AddStringToObject(o, "ts", ts);
+    cJSON_AddNumberToObject(o, "conTimeMin", (double)((secs - b->start_wall) / 60));
+    cJSON_AddNumberToObject(o, "conCnt", b->conn_count);
+    cJSON_AddStringToObject(o, "program", "bic-mqtt-bridge");
+    cJSON_AddBoolToObject(o, "gateway", b->gw_alive);
+    cJSON_AddStringToObject(o, "bus", b->gw_bus[0] ? b->gw_bus : "unknown");
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s)
+        s_publish(b, b->set.topic_main, s, 0, true);
+    free(s);
+    b->next_app = now + APP_PERIOD_MS;
+}
+
+/* Everything, in Home Assistant's preferred order: discovery, availability, states. */
+static void s_publish_all(bridge_t *b, int64_t now)
+{
+    s_forget_all(b);
+    s_publish_bridge_discovery(b);
+    for (int d = 0; d < MAX_DEVS; d++)
+        if (b->slots[d].dv)
+            s_publish_device(b, &b->slots[d], now);
+    s_publish_app(b, now);
+}
+
+/* Empty retained messages for a device that left the configuration. */
+static void s_unpublish_device(bridge_t *b, int dev)
+{
+    if (!b->connected)
+        return;
+    ha_ctx_t ctx = s_ha_ctx(b);
+    ha_list_t list = {0};
+    if (ha_device_remove_msgs(&ctx, dev, &list) == 0)
+        for (size_t i = 0; i < list.count; i++)
+            s_publish(b, list.msgs[i].topic, "", 1, true);
+    ha_list_clear(&list);
+    for (int i = 0; i < PUB_COUNT; i++) {
+        char topic[600];
+        snprintf(topic, sizeof topic, "%s/inv/%d/%s", b->set.topic_main, dev, s_pub_names[i]);
+        s_publish(b, topic, "", 1, true);
+    }
+    log_info("dev %d: removed from the configuration; its retained topics are cleared", dev);
+}
+
+/* ---------------------------------------------------------------- gateway requests */
+
+static void s_job_free(job_t *j)
+{
+    cJSON_Delete(j->req);
+    cJSON_Delete(j->corr);
+    memset(j, 0, sizeof *j);
+}
+
+/* Takes ownership of the job's allocations (freed on failure). */
+static int s_enqueue(bridge_t *b, job_t *j)
+{
+    if (b->qlen == QUEUE_MAX) {
+        s_job_free(j);
+        return -1;
+    }
+    b->queue[(b->qhead + b->qlen) % QUEUE_MAX] = *j;
+    b->qlen++;
+    memset(j, 0, sizeof *j);
+    return 0;
+}
+
+static bool s_queued(const bridge_t *b, origin_t origin, int dev)
+{
+    if (b->busy && b->inflight.origin == origin && b->inflight.dev == dev)
+        return true;
+    for (size_t i = 0; i < b->qlen; i++) {
+        const job_t *j = &b->queue[(b->qhead + i) % QUEUE_MAX];
+        if (j->origin == origin && j->dev == dev)
+            return true;
+    }
+    return false;
+}
+
+static void s_request_info(bridge_t *b)
+{
+    if (s_queued(b, ORIGIN_INFO, -1))
+        return;
+    job_t j = {.origin = ORIGIN_INFO, .dev = -1};
+    j.req = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j.req, "v", 1);
+    cJSON_AddStringToObject(j.req, "op", "info");
+    cJSON_AddStringToObject(j.req, "client", BCMD_CLIENT);
+    if (s_enqueue(b, &j) != 0)
+        log_warn("gateway request queue full; device info refresh postponed");
+}
+
+static void s_request_regs(bridge_t *b, int dev)
+{
+    if (s_queued(b, ORIGIN_REGS, dev))
+        return;
+    job_t j = {.origin = ORIGIN_REGS, .dev = dev};
+    j.req = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j.req, "v", 1);
+    cJSON_AddStringToObject(j.req, "op", "get");
+    cJSON_AddNumberToObject(j.req, "dev", dev);
+    cJSON_AddStringToObject(j.req, "client", BCMD_CLIENT);
+    cJSON *regs = cJSON_AddArrayToObject(j.req, "regs");
+    cJSON_AddItemToArray(regs, cJSON_CreateString("SYSTEM_CONFIG"));
+    cJSON_AddItemToArray(regs, cJSON_CreateString("BIDIRECTIONAL_CONFIG"));
+    s_enqueue(b, &j);
+}
+
+static void s_result(bridge_t *b, const job_t *j, const cJSON *reply)
+{
+    char *payload;
+    if (cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok"))) {
+        payload = bcmd_result_ok(j->kind, j->corr, j->what, reply);
+        log_info("dev %d %s/set %s: ok", j->dev, bcmd_kind_name(j->kind), j->what);
+    } else {
+        const cJSON *e = cJSON_GetObjectItem(reply, "error");
+        const cJSON *code = cJSON_GetObjectItem(e, "code");
+        const cJSON *msg = cJSON_GetObjectItem(e, "message");
+        const char *c = cJSON_IsString(code) ? code->valuestring : "internal";
+        const char *m = cJSON_IsString(msg) ? msg->valuestring : "gateway error without message";
+        payload = bcmd_result_error(j->kind, j->corr, j->what, c, m, e);
+        log_warn("dev %d %s/set %s: refused by the gateway: %s: %s", j->dev,
+                 bcmd_kind_name(j->kind), j->what, c, m);
+    }
+    if (payload)
+        s_publish(b, j->result_topic, payload, 1, false);
+    free(payload);
+}
+
+static void s_on_reply(bridge_t *b, job_t *j, cJSON *reply, int64_t now)
+{
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok"));
+    switch (j->origin) {
+    case ORIGIN_CMD:
+        s_result(b, j, reply);
+        break;
+    case ORIGIN_INFO: {
+        if (!ok) {
+            b->next_info = now + INFO_RETRY_MS;
+            break;
+        }
+        const cJSON *devs = cJSON_GetObjectItem(reply, "devices");
+        const cJSON *d;
+        cJSON_ArrayForEach(d, devs)
+        {
+            const cJSON *id = cJSON_GetObjectItem(d, "dev");
+            if (!cJSON_IsNumber(id))
+                continue;
+            slot_t *s = s_slot(b, id->valueint, true);
+            if (!s)
+                continue;
+            char err[128];
+            if (dev_view_on_info(s->dv, d, err, sizeof err) != 0)
+                log_warn("gateway info for dev %d ignored: %s", id->valueint, err);
+            else if (cJSON_IsTrue(cJSON_GetObjectItem(d, "online")))
+                s->want_regs = true;
+        }
+        b->next_info = now + INFO_PERIOD_MS;
+        for (int dev = 0; dev < MAX_DEVS; dev++) {
+            slot_t *s = &b->slots[dev];
+            if (!s->dv)
+                continue;
+            if (s->want_regs)
+                s_request_regs(b, dev);
+            s_publish_device(b, s, now);
+        }
+        break;
+    }
+    case ORIGIN_REGS: {
+        slot_t *s = s_slot(b, j->dev, false);
+        if (!s)
+            break;
+        if (ok) {
+            dev_view_on_regs(s->dv, cJSON_GetObjectItem(reply, "values"));
+            s->want_regs = false;
+            s_publish_device(b, s, now);
+        }
+        break;
+    }
+    }
+}
+
+static void s_on_gateway_lost(bridge_t *b, const job_t *j, int64_t now)
+{
+    if (j->origin == ORIGIN_CMD) {
+        char *p = bcmd_result_error(j->kind, j->corr, j->what, "gateway_unreachable",
+                                    "the gateway did not answer; nothing was changed by the "
+                                    "bridge (the request may or may not have reached the device)",
+                                    NULL);
+        if (p)
+            s_publish(b, j->result_topic, p, 1, false);
+        free(p);
+        log_warn("dev %d %s/set %s: the gateway did not answer", j->dev, bcmd_kind_name(j->kind),
+                 j->what);
+    } else if (j->origin == ORIGIN_INFO) {
+        b->next_info = now + INFO_RETRY_MS;
+    }
+}
+
+static void s_pump_queue(bridge_t *b)
+{
+    while (!b->busy && b->qlen) {
+        job_t j = b->queue[b->qhead];
+        b->qhead = (b->qhead + 1) % QUEUE_MAX;
+        b->qlen--;
+        if (gw_client_send(b->gw, j.req) != 0) {
+            log_error("cannot send a request to the gateway");
+            s_on_gateway_lost(b, &j, mono_ms());
+            s_job_free(&j);
+            continue;
+        }
+        b->inflight = j;
+        b->busy = true;
+    }
+}
+
+/* ---------------------------------------------------------------- gateway PUB */
+
+static void s_set_gw_alive(bridge_t *b, bool alive, int64_t now)
+{
+    if (alive == b->gw_alive)
+        return;
+    b->gw_alive = alive;
+    if (alive)
+        log_info("gateway reachable");
+    else
+        log_warn("gateway silent for %d s: devices reported offline", GW_SILENCE_MS / 1000);
+    for (int d = 0; d < MAX_DEVS; d++) {
+        slot_t *s = &b->slots[d];
+        if (!s->dv)
+            continue;
+        dev_view_set_gateway_reachable(s->dv, alive);
+        s_publish_device(b, s, now);
+    }
+    if (alive)
+        b->next_info = now; /* a restarted gateway may know more (or other) devices */
+    s_publish_app(b, now);
+}
+
+static void s_on_pub(bridge_t *b, const char *topic, cJSON *msg, int64_t now)
+{
+    b->gw_last_ms = now;
+    s_set_gw_alive(b, true, now);
+    if (strncmp(topic, "tel/", 4) == 0) {
+        const cJSON *id = cJSON_GetObjectItem(msg, "dev");
+        if (!cJSON_IsNumber(id))
+            return;
+        slot_t *s = s_slot(b, id->valueint, true);
+        if (!s)
+            return; /* a device this bridge is not configured for */
+        char err[128];
+        if (dev_view_on_telemetry(s->dv, msg, err, sizeof err) != 0) {
+            log_warn("telemetry %s ignored: %s", topic, err);
+            return;
+        }
+        if (!dev_view_has_info(s->dv) && b->next_info > b->last_info_ms + INFO_RETRY_MS)
+            b->next_info = b->last_info_ms + INFO_RETRY_MS;
+        s_publish_device(b, s, now);
+    } else if (strncmp(topic, "evt/", 4) == 0) {
+        const cJSON *ev = cJSON_GetObjectItem(msg, "event");
+        const cJSON *id = cJSON_GetObjectItem(msg, "dev");
+        if (!cJSON_IsString(ev))
+            return;
+        log_info("gateway event dev %d: %s", cJSON_IsNumber(id) ? id->valueint : -1,
+                 ev->valuestring);
+        if (strcmp(ev->valuestring, "online") == 0)
+            b->next_info = now; /* identity and limits may have changed */
+    } else if (strcmp(topic, "gw") == 0) {
+        const cJSON *bus = cJSON_GetObjectItem(msg, "bus");
+        if (cJSON_IsString(bus) && strcmp(bus->valuestring, b->gw_bus) != 0) {
+            s_copy(b->gw_bus, sizeof b->gw_bus, bus->valuestring);
+            s_publish_app(b, now);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- configuration reload */
+
+static int s_reload(bridge_t *b, char *err, size_t n)
+{
+    config_t *cfg = config_load(b->config_path, err, n);
+    if (!cfg)
+        return -1;
+    settings_t ns;
+    if (s_settings(cfg, &ns, err, n) != 0) {
+        config_destroy(&cfg);
+        return -1;
+    }
+    log_setup_from_config(cfg, "bic-mqtt-bridge");
+    config_destroy(&cfg);
+    /* What needs a new connection or a new topic tree takes effect at the next start. */
+    if (strcmp(ns.host, b->set.host) || ns.port != b->set.port || strcmp(ns.user, b->set.user) ||
+        strcmp(ns.pass, b->set.pass) || strcmp(ns.topic_main, b->set.topic_main) ||
+        strcmp(ns.ha_prefix, b->set.ha_prefix) || strcmp(ns.ha_status, b->set.ha_status) ||
+        ns.ha_discovery != b->set.ha_discovery || strcmp(ns.tls_ca, b->set.tls_ca) ||
+        strcmp(ns.pl_online, b->set.pl_online) || strcmp(ns.pl_offline, b->set.pl_offline))
+        log_warn("config reload: [MQTT] connection, topic and discovery settings take effect "
+                 "after a restart");
+    settings_t old = b->set;
+    b->set.publish_period_s = ns.publish_period_s;
+    b->set.lease_ttl_s = ns.lease_ttl_s;
+    memcpy(b->set.ids, ns.ids, sizeof ns.ids);
+    b->set.nids = ns.nids;
+    bool was_dynamic = b->dynamic;
+    b->dynamic = ns.nids == 0;
+    int64_t now = mono_ms();
+    for (int d = 0; d < MAX_DEVS; d++) {
+        bool before = was_dynamic ? b->slots[d].dv != NULL : false;
+        for (size_t i = 0; i < old.nids; i++)
+            before = before || old.ids[i] == d;
+        bool after = b->dynamic ? b->slots[d].dv != NULL : s_configured(b, d);
+        if (before && !after) {
+            s_slot_clear(&b->slots[d]);
+            s_unpublish_device(b, d);
+        } else if (after && !b->slots[d].dv) {
+            s_slot(b, d, true);
+            b->next_info = now;
+        }
+    }
+    log_info("configuration reloaded from %s", b->config_path);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- MQTT commands */
+
+static void s_publish_refusal(bridge_t *b, const char *result_topic, bcmd_kind_t kind,
+                              const cJSON *corr, const char *what, const char *code,
+                              const char *msg)
+{
+    char *p = bcmd_result_error(kind, corr, what, code, msg, NULL);
+    if (p)
+        s_publish(b, result_topic, p, 1, false);
+    free(p);
+}
+
+static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev,
+                         bcmd_kind_t kind)
+{
+    char result_topic[600];
+    snprintf(result_topic, sizeof result_topic, "%s/result", m->topic);
+    if (m->retain) {
+        /* A retained command would replay an old setpoint at every reconnect. */
+        log_warn("%s: retained command ignored (publish commands without the retain flag)",
+                 m->topic);
+        s_publish_refusal(b, result_topic, kind, NULL, NULL, "retained",
+                          "retained command ignored; publish commands without the retain flag "
+                          "and clear the retained message");
+        return;
+    }
+    slot_t *s = s_slot(b, dev, false);
+    bcmd_opts_t opts = {.lease_ttl_s = b->set.lease_ttl_s,
+                        .operation = s ? dev_view_operation(s->dv) : -1};
+    bcmd_t cmd;
+    const char *code = NULL;
+    char err[256];
+    if (bcmd_parse(kind, dev, m->payload, (size_t)(m->payloadlen > 0 ? m->payloadlen : 0), &opts,
+                   &cmd, &code, err, sizeof err) != 0) {
+        log_warn("%s: refused: %s: %s", m->topic, code, err);
+        s_publish_refusal(b, result_topic, kind, cmd.corr, NULL, code, err);
+        bcmd_clear(&cmd);
+        return;
+    }
+    if (!s && !cmd.reload) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "device %d is not configured on this bridge", dev);
+        log_warn("%s: refused: %s", m->topic, msg);
+        s_publish_refusal(b, result_topic, kind, cmd.corr, cmd.what, "unknown_device", msg);
+        bcmd_clear(&cmd);
+        return;
+    }
+    if (cmd.reload) {
+        char rerr[1024];
+        if (s_reload(b, rerr, sizeof rerr) == 0) {
+            char *p = bcmd_result_ok(kind, cmd.corr, cmd.what, NULL);
+            if (p)
+                s_publish(b, result_topic, p, 1, false);
+            free(p);
+        } else {
+            log_error("cfgReload: configuration kept: %s", rerr);
+            s_publish_refusal(b, result_topic, kind, cmd.corr, cmd.what, "bad_config", rerr);
+        }
+        bcmd_clear(&cmd);
+        return;
+    }
+    log_info("%s: %s", m->topic, cmd.what);
+    job_t j = {.origin = ORIGIN_CMD, .kind = kind, .dev = dev, .req = cmd.req, .corr = cmd.corr};
+    s_copy(j.what, sizeof j.what, cmd.what);
+    s_copy(j.result_topic, sizeof j.result_topic, result_topic);
+    cJSON *corr_copy = cmd.corr ? cJSON_Duplicate(cmd.corr, true) : NULL;
+    if (s_enqueue(b, &j) != 0) {
+        log_warn("%s: refused: gateway request queue full", m->topic);
+        s_publish_refusal(b, result_topic, kind, corr_copy, cmd.what, "busy",
+                          "too many commands waiting for the gateway; retry later");
+    }
+    cJSON_Delete(corr_copy);
+}
+
+static void s_on_soc(bridge_t *b, const struct mosquitto_message *m, int dev)
+{
+    slot_t *s = s_slot(b, dev, false);
+    if (!s || m->payloadlen <= 0 || m->payloadlen > 32)
+        return;
+    char buf[40];
+    memcpy(buf, m->payload, (size_t)m->payloadlen);
+    buf[m->payloadlen] = '\0';
+    char *end;
+    double v = strtod(buf, &end);
+    while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
+        end++;
+    if (end == buf || *end || dev_view_set_soc(s->dv, v) != 0) {
+        log_warn("%s: '%s' is not a state of charge; allowed: a number 0-100", m->topic, buf);
+        return;
+    }
+    s_publish_device(b, s, mono_ms());
+}
+
+/* `<T>/ctl/<id>/soc` -> id, or -1. */
+static int s_soc_dev(const bridge_t *b, const char *topic)
+{
+    size_t tl = strlen(b->set.topic_main);
+    if (strncmp(topic, b->set.topic_main, tl) != 0 || strncmp(topic + tl, "/ctl/", 5) != 0)
+        return -1;
+    char *end;
+    long id = strtol(topic + tl + 5, &end, 10);
+    if (end == topic + tl + 5 || strcmp(end, "/soc") != 0 || id < 0 || id >= MAX_DEVS)
+        return -1;
+    return (int)id;
+}
+
+/* ---------------------------------------------------------------- libmosquitto callbacks */
+
+static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    bridge_t *b = obj;
+    if (rc != 0) {
+        log_error("broker refused the connection: %s", mosquitto_connack_string(rc));
+        return; /* the library closes the socket; on_disconnect schedules the retry */
+    }
+    b->connected = true;
+    b->backoff_ms = RECONNECT_MIN_MS;
+    b->conn_count++;
+    log_info("connected to %s:%d as %s", b->set.host, b->set.port, b->set.client_id);
+    char topic[600];
+    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
+    s_publish(b, topic, b->set.pl_online, 1, true);
+    for (int k = 0; k < BCMD_KINDS; k++) {
+        snprintf(topic, sizeof topic, "%s/inv/+/%s/set", b->set.topic_main,
+                 bcmd_kind_name((bcmd_kind_t)k));
+        mosquitto_subscribe(mosq, NULL, topic, 1);
+    }
+    snprintf(topic, sizeof topic, "%s/ctl/+/soc", b->set.topic_main);
+    mosquitto_subscribe(mosq, NULL, topic, 0);
+    if (b->set.ha_discovery)
+        mosquitto_subscribe(mosq, NULL, b->set.ha_status, 1);
+    /* Our own discovery topics: stale ones (devices no longer configured, or all of them
+     * when discovery is off) arrive retained and are cleared. */
+    snprintf(topic, sizeof topic, "%s/+/%s/+/config", b->set.ha_prefix, b->node);
+    mosquitto_subscribe(mosq, NULL, topic, 1);
+    s_publish_all(b, mono_ms());
+    sdnotify_status("connected to %s:%d", b->set.host, b->set.port);
+}
+
+static void s_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    bridge_t *b = obj;
+    b->connected = false;
+    if (b->stopping)
+        return;
+    log_warn("disconnected from the broker (%s); retrying in %d ms",
+             rc ? mosquitto_strerror(rc) : "clean", b->backoff_ms);
+    b->reconnect_at = mono_ms() + b->backoff_ms;
+    b->backoff_ms = b->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : b->backoff_ms * 2;
+}
+
+static void s_on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+    bridge_t *b = obj;
+    if (b->stopping && mid == b->offline_mid)
+        b->offline_acked = true;
+}
+
+static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
+{
+    bridge_t *b = obj;
+    int dev;
+    bcmd_kind_t kind;
+    if (bcmd_topic_parse(m->topic, b->set.topic_main, &dev, &kind)) {
+        s_on_command(b, m, dev, kind);
+        return;
+    }
+    if (b->set.ha_discovery && strcmp(m->topic, b->set.ha_status) == 0) {
+        if (m->payloadlen == 6 && memcmp(m->payload, "online", 6) == 0) {
+            /* A short random delay spreads the burst when many clients react at once. */
+            b->republish_at = mono_ms() + 1000 + (int64_t)(random() % 2000);
+            log_info("Home Assistant is online: republishing discovery and states");
+        }
+        return;
+    }
+    ha_ctx_t ctx = s_ha_ctx(b);
+    if (ha_topic_dev(&ctx, m->topic, &dev)) {
+        if (m->payloadlen == 0)
+            return;
+        bool keep = b->set.ha_discovery && (dev < 0 || b->dynamic || s_slot(b, dev, false));
+        if (!keep) {
+            log_info("removing stale discovery entity %s", m->topic);
+            s_publish(b, m->topic, "", 1, true);
+        }
+        return;
+    }
+    int sdev = s_soc_dev(b, m->topic);
+    if (sdev >= 0)
+        s_on_soc(b, m, sdev);
+}
+
+static void s_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+        log_debug("mosquitto: %s", str);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, size_t errlen)
+{
+    bridge_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (s_settings(cfg, &b->set, err, errlen) != 0)
+        goto fail;
+    b->config_path = strdup(config_path ? config_path : CONFIG_DEFAULT_PATH);
+    ha_node_id(b->set.topic_main, b->node, sizeof b->node);
+    b->dynamic = b->set.nids == 0;
+    b->backoff_ms = RECONNECT_MIN_MS;
+    b->start_wall = time(NULL);
+    b->gw_alive = false;
+    for (size_t i = 0; i < b->set.nids; i++)
+        s_slot(b, b->set.ids[i], true);
+
+    b->gw = gw_client_from_config(cfg, err, errlen);
+    if (!b->gw)
+        goto fail;
+    const char *prefixes[] = {"tel/", "evt/", "gw", NULL};
+    b->sub = gw_client_sub_from_config(cfg, prefixes, err, errlen);
+    if (!b->sub)
+        goto fail;
+
+    mosquitto_lib_init();
+    b->mosq = mosquitto_new(b->set.client_id, true, b);
+    if (!b->mosq) {
+        snprintf(err, errlen, "cannot create the MQTT client: %s", strerror(errno));
+        goto fail;
+    }
+    mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    char topic[600];
+    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
+    int rc = mosquitto_will_set(b->mosq, topic, (int)strlen(b->set.pl_offline), b->set.pl_offline,
+                                1, true);
+    if (rc == MOSQ_ERR_SUCCESS && b->set.user[0])
+        rc = mosquitto_username_pw_set(b->mosq, b->set.user, b->set.pass[0] ? b->set.pass : NULL);
+    if (rc == MOSQ_ERR_SUCCESS && b->set.tls_ca[0])
+        rc = mosquitto_tls_set(b->mosq, b->set.tls_ca, NULL,
+                               b->set.tls_cert[0] ? b->set.tls_cert : NULL,
+                               b->set.tls_key[0] ? b->set.tls_key : NULL, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errlen, "MQTT client setup: %s", mosquitto_strerror(rc));
+        goto fail;
+    }
+    mosquitto_connect_callback_set(b->mosq, s_on_connect);
+    mosquitto_disconnect_callback_set(b->mosq, s_on_disconnect);
+    mosquitto_message_callback_set(b->mosq, s_on_message);
+    mosquitto_publish_callback_set(b->mosq, s_on_publish);
+    mosquitto_log_callback_set(b->mosq, s_on_log);
+    srandom((unsigned)(time(NULL) ^ getpid()));
+    return b;
+fail:
+    bridge_destroy(&b);
+    return NULL;
+}
+
+void bridge_destroy(bridge_t **p)
+{
+    if (!p || !*p)
+        return;
+    bridge_t *b = *p;
+    if (b->mosq) {
+        mosquitto_destroy(b->mosq);
+        mosquitto_lib_cleanup();
+    }
+    zsock_destroy(&b->sub);
+    gw_client_destroy(&b->gw);
+    for (int d = 0; d < MAX_DEVS; d++)
+        s_slot_clear(&b->slots[d]);
+    while (b->qlen) {
+        s_job_free(&b->queue[b->qhead]);
+        b->qhead = (b->qhead + 1) % QUEUE_MAX;
+        b->qlen--;
+    }
+    if (b->busy)
+        s_job_free(&b->inflight);
+    free(b->config_path);
+    free(b);
+    *p = NULL;
+}
+
+static void s_connect(bridge_t *b, bool first)
+{
+    int rc = first ? mosquitto_connect_async(b->mosq, b->set.host, b->set.port,
+                                             b->set.keepalive_s)
+                   : mosquitto_reconnect_async(b->mosq);
+    b->reconnect_at = 0;
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_warn("cannot connect to %s:%d (%s); retrying in %d ms", b->set.host, b->set.port,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), b->backoff_ms);
+        b->reconnect_at = mono_ms() + b->backoff_ms;
+        b->backoff_ms =
+            b->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : b->backoff_ms * 2;
+    }
+}
+
+/* One poll over the MQTT socket, the SUB and the REQ socket, until `deadline` at most. */
+static void s_poll_once(bridge_t *b, int64_t deadline)
+{
+    zmq_pollitem_t items[3];
+    int n = 0;
+    int mq = -1, isub = -1, ireq = -1;
+    int fd = mosquitto_socket(b->mosq);
+    if (fd >= 0) {
+        items[n] = (zmq_pollitem_t){.socket = NULL, .fd = fd, .events = ZMQ_POLLIN};
+        if (mosquitto_want_write(b->mosq))
+            items[n].events |= ZMQ_POLLOUT;
+        mq = n++;
+    }
+    if (!b->stopping) {
+        items[n] = (zmq_pollitem_t){.socket = zsock_resolve(b->sub), .events = ZMQ_POLLIN};
+        isub = n++;
+        void *req = gw_client_socket(b->gw);
+        if (req && gw_client_pending(b->gw)) {
+            items[n] = (zmq_pollitem_t){.socket = zsock_resolve(req), .events = ZMQ_POLLIN};
+            ireq = n++;
+            if (gw_client_deadline(b->gw) < deadline)
+                deadline = gw_client_deadline(b->gw);
+        }
+    }
+    int64_t now = mono_ms();
+    long timeout = deadline > now ? (long)(deadline - now) : 0;
+    if (zmq_poll(items, n, timeout) < 0) {
+        if (errno != EINTR)
+            log_warn("poll: %s", zmq_strerror(errno));
+        return;
+    }
+    if (mq >= 0) {
+        if (items[mq].revents & ZMQ_POLLIN)
+            mosquitto_loop_read(b->mosq, 1);
+        if ((items[mq].revents & ZMQ_POLLOUT) && mosquitto_socket(b->mosq) >= 0)
+            mosquitto_loop_write(b->mosq, 1);
+    }
+    now = mono_ms();
+    if (isub >= 0 && (items[isub].revents & ZMQ_POLLIN)) {
+        /* Drain what is there, bounded so MQTT is never starved. */
+        for (int i = 0; i < 64; i++) {
+            char topic[64];
+            cJSON *msg = gw_client_sub_recv(b->sub, topic, sizeof topic);
+            if (msg) {
+                s_on_pub(b, topic, msg, now);
+                cJSON_Delete(msg);
+            }
+            if (!(zsock_events(b->sub) & ZMQ_POLLIN))
+                break;
+        }
+    }
+    if (ireq >= 0 && (items[ireq].revents & ZMQ_POLLIN)) {
+        cJSON *reply = gw_client_recv(b->gw);
+        if (reply && b->busy) {
+            job_t j = b->inflight;
+            b->busy = false;
+            memset(&b->inflight, 0, sizeof b->inflight);
+            s_on_reply(b, &j, reply, now);
+            s_job_free(&j);
+        }
+        cJSON_Delete(reply);
+    }
+}
+
+static void s_timers(bridge_t *b, int64_t now)
+{
+    if (now >= b->next_misc) {
+        mosquitto_loop_misc(b->mosq);
+        b->next_misc = now + 1000;
+        sdnotify_watchdog();
+    }
+    if (b->reconnect_at && now >= b->reconnect_at && !b->connected)
+        s_connect(b, false);
+    if (b->busy && now >= gw_client_deadline(b->gw)) {
+        if (gw_client_expire(b->gw, now) < 0) {
+            job_t j = b->inflight;
+            b->busy = false;
+            memset(&b->inflight, 0, sizeof b->inflight);
+            s_on_gateway_lost(b, &j, now);
+            s_job_free(&j);
+        }
+    }
+    if (b->gw_alive && now - b->gw_last_ms > GW_SILENCE_MS)
+        s_set_gw_alive(b, false, now);
+    if (now >= b->next_info && b->gw_alive) {
+        b->next_info = now + INFO_RETRY_MS; /* until the reply sets the next hour */
+        b->last_info_ms = now;
+        s_request_info(b);
+    }
+    if (b->republish_at && now >= b->republish_at) {
+        b->republish_at = 0;
+        s_publish_all(b, now);
+    }
+    if (b->connected && now >= b->next_app)
+        s_publish_app(b, now);
+    /* Periodic republish of the seed topics (each topic keeps its own period). */
+    if (b->connected && now >= b->next_periodic) {
+        b->next_periodic = now + 1000;
+        for (int d = 0; d < MAX_DEVS; d++)
+            if (b->slots[d].dv)
+                s_publish_device(b, &b->slots[d], now);
+    }
+    s_pump_queue(b);
+}
+
+static void s_shutdown(bridge_t *b)
+{
+    b->stopping = true;
+    if (!b->connected)
+        return;
+    char topic[600];
+    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
+    /* The broker drops the will on a clean disconnect: say offline ourselves. */
+    if (mosquitto_publish(b->mosq, &b->offline_mid, topic, (int)strlen(b->set.pl_offline),
+                          b->set.pl_offline, 1, true) == MOSQ_ERR_SUCCESS) {
+        int64_t deadline = mono_ms() + SHUTDOWN_FLUSH_MS;
+        while (!b->offline_acked && b->connected && mono_ms() < deadline)
+            s_poll_once(b, deadline);
+    }
+    mosquitto_disconnect(b->mosq);
+    int64_t deadline = mono_ms() + 200;
+    while (mosquitto_socket(b->mosq) >= 0 && mosquitto_want_write(b->mosq) &&
+           mono_ms() < deadline)
+        s_poll_once(b, deadline);
+}
+
+int bridge_run(bridge_t *b)
+{
+    log_info("bridge for %s on %s:%d, gateway %s, %zu configured device(s)%s",
+             b->set.topic_main, b->set.host, b->set.port, gw_client_endpoint(b->gw), b->set.nids,
+             b->dynamic ? " (serving every device the gateway reports)" : "");
+    s_connect(b, true);
+    sdnotify_ready();
+    while (!sigflag_stop()) {
+        if (sigflag_reload_take()) {
+            char err[1024];
+            if (s_reload(b, err, sizeof err) != 0)
+                log_error("SIGHUP: configuration kept: %s", err);
+        }
+        int64_t now = mono_ms();
+        int64_t deadline = now + 1000;
+        if (b->reconnect_at && b->reconnect_at < deadline)
+            deadline = b->reconnect_at;
+        if (b->republish_at && b->republish_at < deadline)
+            deadline = b->republish_at;
+        if (b->next_misc < deadline)
+            deadline = b->next_misc;
+        s_poll_once(b, deadline);
+        s_timers(b, mono_ms());
+    }
+    log_info("stopping (signal %d)", sigflag_stop_signal());
+    sdnotify_stopping();
+    s_shutdown(b);
+    return 0;
+}
