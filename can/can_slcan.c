@@ -270,7 +270,9 @@ int can_slcan_open(can_transport_t *t, const char *path, uint32_t baud, int time
     }
     cfmakeraw(&tio);
     tio.c_cflag |= CLOCAL | CREAD;
-    tio.c_cc[VMIN] = 0;
+    /* VMIN 1: with VMIN 0 a non-blocking read of an idle tty returns 0, which would be
+       indistinguishable from a hang-up; with VMIN 1 it fails with EAGAIN instead. */
+    tio.c_cc[VMIN] = 1;
     tio.c_cc[VTIME] = 0;
     speed_t sp = s_speed(baud ? baud : SLCAN_DEFAULT_BAUD);
     cfsetispeed(&tio, sp);
