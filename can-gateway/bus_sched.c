@@ -39,6 +39,7 @@ struct bus_sched {
     bool up;
     bool have_start, have_reply;
     int64_t last_start, last_reply;
+    int64_t min_rtt; /* shortest round trip seen, -1 before the first reply */
     bus_sched_stats_t stats;
 };
 
@@ -79,6 +80,7 @@ bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
     if (!s->results)
         goto fail;
     s->up = true;
+    s->min_rtt = -1;
     return s;
 fail:
     bus_sched_destroy(&s);
@@ -213,6 +215,17 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
     return 1;
 }
 
+void bus_sched_sent(bus_sched_t *s, int64_t now)
+{
+    if (!s->have_start || now <= s->last_start)
+        return;
+    if (s->flight.state == FLIGHT_WAIT && s->flight.started == s->last_start) {
+        s->flight.deadline += now - s->flight.started;
+        s->flight.started = now;
+    }
+    s->last_start = now;
+}
+
 int64_t bus_sched_deadline(const bus_sched_t *s)
 {
     if (s->flight.state == FLIGHT_WAIT)
@@ -244,6 +257,10 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     res->len = (uint8_t)(dlc - 2);
     memcpy(res->data, data + 2, dlc - 2);
     res->rtt_us = now - s->flight.started;
+    if (res->rtt_us >= 0 && (s->min_rtt < 0 || res->rtt_us < s->min_rtt))
+        s->min_rtt = res->rtt_us;
+    if (s->min_rtt >= 0 && now - s->min_rtt > s->last_start)
+        s->last_start = now - s->min_rtt;
     s->flight.state = FLIGHT_NONE;
     s->have_reply = true;
     s->last_reply = now;

@@ -97,11 +97,18 @@ int bus_sched_submit(bus_sched_t *s, bus_prio_t prio, const bus_req_t *req, uint
  * must transmit it right away. Returns 0 when nothing is to be sent now. */
 int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx);
 
+/* Tells the scheduler when the frame returned by bus_sched_tick() actually left (after the
+ * write returned). Pacing and the reply timeout count from the later of the two times, so a
+ * process delay between tick and write never shortens the gap the device sees. */
+void bus_sched_sent(bus_sched_t *s, int64_t now);
+
 /* The next time bus_sched_tick() has something to do (INT64_MAX when idle). */
 int64_t bus_sched_deadline(const bus_sched_t *s);
 
 /* Offers a received frame (29-bit ID, flags masked or not; data with its DLC). Returns 1 if it
- * answered the request in flight, 0 if it was dropped as stray. */
+ * answered the request in flight, 0 if it was dropped as stray. A reply also moves the
+ * request's start to (reply time - shortest round trip seen): when the request reached the
+ * device late (adapter or delivery delay), the next request is held back by as much. */
 int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data,
                     size_t dlc);
 

@@ -1492,7 +1492,9 @@ static void s_bus_io(gateway_t *gw, int64_t now)
                       bic_strerror(e));
             continue;
         }
-        if (can_transport_send(gw->tp, &fr) < 0) {
+        int sent = can_transport_send(gw->tp, &fr);
+        bus_sched_sent(gw->sched, mono_us());
+        if (sent < 0) {
             if (can_transport_state(gw->tp) == CAN_TRANSPORT_DOWN) {
                 char why[256];
                 snprintf(why, sizeof why, "%s", can_transport_last_error(gw->tp));

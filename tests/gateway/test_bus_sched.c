@@ -227,6 +227,28 @@ static void test_bus_down_fails_fast(void **state)
     bus_sched_destroy(&s);
 }
 
+static void test_pacing_counts_from_actual_send_and_slow_delivery(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    for (int i = 0; i < 3; i++)
+        bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60 + i), i);
+    /* first exchange: the device answers 1 ms after the request */
+    bus_sched_tick(s, 0, &tx);
+    s_reply(s, 1 * MS, 0, 0x60, 1, 1);
+    /* the second frame is picked at 20 ms but only written at 24 ms (process delay) */
+    assert_int_equal(bus_sched_tick(s, 20 * MS, &tx), 1);
+    bus_sched_sent(s, 24 * MS);
+    /* it reached the device even later: the reply comes at 34 ms (rtt 10 ms, usual 1 ms),
+     * so the device saw the request at about 33 ms and the next one waits until 53 ms */
+    s_reply(s, 34 * MS, 0, 0x61, 1, 1);
+    assert_int_equal(bus_sched_deadline(s), 53 * MS);
+    assert_int_equal(bus_sched_tick(s, 52 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 53 * MS, &tx), 1);
+    bus_sched_destroy(&s);
+}
+
 static void test_bad_config_rejected(void **state)
 {
     (void)state;
@@ -303,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_priorities),
         cmocka_unit_test(test_queue_bound),
         cmocka_unit_test(test_bus_down_fails_fast),
+        cmocka_unit_test(test_pacing_counts_from_actual_send_and_slow_delivery),
         cmocka_unit_test(test_bad_config_rejected),
         cmocka_unit_test(test_pacing_invariant_under_load),
     };
