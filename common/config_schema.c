@@ -101,6 +101,7 @@ const config_key_t config_schema[] = {
     BOOL("MQTT", "HaDiscovery", "1"),
     TOPIC("MQTT", "HaPrefix", "homeassistant"),
     TOPIC("MQTT", "HaStatusTopic", "homeassistant/status"),
+    INT("MQTT", "ManualLeaseTtlSec", "600", 10, 3600),
 
     CHECKED("GATEWAY", "Can", "slcan:/dev/ttyACM0", s_check_can),
     ENDP("GATEWAY", "ReqEndpoint", "ipc:///run/bic2mqtt/gateway.sock"),
