@@ -193,7 +193,7 @@ static int s_parse_charge(int dev, const char *text, const bcmd_opts_t *opts, bc
                           const char **code, char *err, size_t n)
 {
     static const char allowed[] =
-        "allowed: {\"var\":\"chargeA\"|\"chargeP\"|\"cfgReload\",\"val\":<number>}";
+        "allowed: {\"var\":\"chargeA\"|\"chargeP\"|\"cfgReload\"|\"release\",\"val\":<number>}";
     cJSON *obj = cJSON_Parse(text);
     int rc = 0;
     if (!cJSON_IsObject(obj)) {
@@ -212,6 +212,18 @@ static int s_parse_charge(int dev, const char *text, const bcmd_opts_t *opts, bc
     if (strcmp(var->valuestring, "cfgReload") == 0) {
         out->reload = true;
         snprintf(out->what, sizeof out->what, "cfgReload");
+        goto cleanup;
+    }
+    if (strcmp(var->valuestring, "release") == 0) {
+        /* Hands the device back before the manual lease runs out. */
+        snprintf(out->what, sizeof out->what, "release");
+        out->req = s_base_req("lease", dev);
+        if (!out->req) {
+            rc = s_fail(code, "internal", err, n, "out of memory");
+            goto cleanup;
+        }
+        cJSON_DeleteItemFromObject(out->req, "dev");
+        cJSON_AddStringToObject(out->req, "action", "release");
         goto cleanup;
     }
     bool amps = strcmp(var->valuestring, "chargeA") == 0;
@@ -356,6 +368,9 @@ int bcmd_parse(bcmd_kind_t kind, int dev, const void *payload, size_t len,
     text[len] = '\0';
     if (strlen(text) != len)
         return s_fail(code, "bad_request", err, errlen, "payload contains a NUL byte");
+    /* An empty payload is what clearing a retained message delivers: never a command. */
+    if (len == 0)
+        return s_fail(code, "bad_request", err, errlen, "empty payload ignored");
     int rc;
     switch (kind) {
     case BCMD_STATE:

@@ -22,7 +22,7 @@
 
 typedef enum {
     BCMD_STATE,          /* state/set: 1 on, 2 toggle, anything else off (seed) */
-    BCMD_CHARGE,         /* charge/set: {"var":"chargeA"|"chargeP"|"cfgReload","val":N} */
+    BCMD_CHARGE,         /* charge/set: {"var":"chargeA"|"chargeP"|"cfgReload"|"release","val":N} */
     BCMD_CHARGE_V,       /* chargeV/set: VOUT_SET in V */
     BCMD_DISCHARGE_V,    /* dischargeV/set: REVERSE_VOUT_SET in V */
     BCMD_CHARGE_LIM_A,   /* chargeLimA/set: IOUT_SET in A */

@@ -95,7 +95,7 @@ static void test_state_set(void **state)
     bcmd_clear(&c); /* twice is fine */
 
     /* Seed rule: anything but 1 and 2 switches off. */
-    const char *offs[] = {"0", " 0\n", "abc", "", "3", "-1"};
+    const char *offs[] = {"0", " 0\n", "abc", " ", "3", "-1"};
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
         c = ok(BCMD_STATE, offs[i], &OPTS_UNKNOWN);
         assert_int_equal(req_num(&c, "value"), 0);
@@ -119,6 +119,7 @@ static void test_state_set(void **state)
     assert_string_equal(req_str(&c, "id"), "abc-1");
     assert_string_equal(c.corr->valuestring, "abc-1");
     bcmd_clear(&c);
+    refused(BCMD_STATE, "", "bad_request"); /* what clearing a retained message delivers */
     refused(BCMD_STATE, "{\"val\":\"on\"}", "bad_request");
     refused(BCMD_STATE, "{\"val\":1", "bad_request");
     refused(BCMD_STATE, "{\"val\":1,\"id\":[1]}", "bad_request");
@@ -152,6 +153,12 @@ static void test_charge_set(void **state)
     bcmd_clear(&c);
     c = ok(BCMD_CHARGE, "{\"var\":\"cfgReload\"}", &OPTS_ON); /* val optional here */
     assert_true(c.reload);
+    bcmd_clear(&c);
+
+    c = ok(BCMD_CHARGE, "{\"var\":\"release\"}", &OPTS_ON);
+    assert_string_equal(req_str(&c, "op"), "lease");
+    assert_string_equal(req_str(&c, "action"), "release");
+    assert_string_equal(req_str(&c, "client"), "mqtt-bridge");
     bcmd_clear(&c);
 
     refused(BCMD_CHARGE, "12", "bad_request");
