@@ -39,7 +39,6 @@
 #define INFO_RETRY_MS 5000
 #define APP_PERIOD_MS 60000
 #define SHUTDOWN_FLUSH_MS 1500
-#define DEFAULT_LEASE_TTL_S 300 /* a manual setpoint holds the device this long */
 
 /* Seed topics per device, in publishing order. */
 enum { PUB_AVAIL, PUB_INFO, PUB_STATE, PUB_CHARGE, PUB_FAULT, PUB_COUNT };
@@ -144,7 +143,7 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
     s_copy(s->pl_online, sizeof s->pl_online, config_str(cfg, "MQTT", "StatePayloadOnline"));
     s_copy(s->pl_offline, sizeof s->pl_offline, config_str(cfg, "MQTT", "StatePayloadOffline"));
     s->publish_period_s = (int)config_int(cfg, "MQTT", "PublishPeriodSec");
-    s->lease_ttl_s = DEFAULT_LEASE_TTL_S;
+    s->lease_ttl_s = (int)config_int(cfg, "MQTT", "ManualLeaseTtlSec");
     int ids[CONFIG_MAX_IDS];
     size_t nids = config_ids(cfg, "DEVICE", ids, CONFIG_MAX_IDS);
     for (size_t i = 0; i < nids && i < MAX_DEVS; i++)
