@@ -54,65 +54,106 @@ const char *bic_strerror(bic_err_t err)
 
 /* Column order: code, name, aliases, writable, len, min_len, type, scale, unit,
    eep_star, persisted, output. */
-#define CMD(code, name, wr, len, type, scale, unit, star, pers, out)                          \
-    {(code), (name), {NULL}, (wr), (len), (len), (type), (scale), (unit), (star), (pers), (out)}
+#define CMD(code, name, wr, len, type, scale, unit, star, pers, out)                               \
+    {                                                                                              \
+        (code), (name), {NULL}, (wr), (len), (len), (type), (scale), (unit), (star), (pers), (out) \
+    }
 
 static const bic_cmd_t s_bic_cmds[] = {
     CMD(0x0000, "OPERATION", true, 1, BIC_TYPE_U8, BIC_SCALE_NONE, NULL, false, true, true),
     CMD(0x0020, "VOUT_SET", true, 2, BIC_TYPE_U16, BIC_SCALE_VOUT, "V", true, true, true),
     CMD(0x0030, "IOUT_SET", true, 2, BIC_TYPE_U16, BIC_SCALE_IOUT, "A", true, true, true),
-    CMD(0x0040, "FAULT_STATUS", false, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, false,
-        false),
+    CMD(0x0040, "FAULT_STATUS", false, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, false, false),
     CMD(0x0050, "READ_VIN", false, 2, BIC_TYPE_U16, BIC_SCALE_VIN, "V", false, false, false),
     CMD(0x0060, "READ_VOUT", false, 2, BIC_TYPE_U16, BIC_SCALE_VOUT, "V", false, false, false),
     CMD(0x0061, "READ_IOUT", false, 2, BIC_TYPE_S16, BIC_SCALE_IOUT, "A", false, false, false),
-    CMD(0x0062, "READ_TEMPERATURE_1", false, 2, BIC_TYPE_S16, BIC_SCALE_TEMP, "degC", false,
-        false, false),
+    CMD(0x0062, "READ_TEMPERATURE_1", false, 2, BIC_TYPE_S16, BIC_SCALE_TEMP, "degC", false, false,
+        false),
     CMD(0x0070, "READ_FAN_SPEED_1", false, 2, BIC_TYPE_U16, BIC_SCALE_FAN, "RPM", false, false,
         false),
     CMD(0x0071, "READ_FAN_SPEED_2", false, 2, BIC_TYPE_U16, BIC_SCALE_FAN, "RPM", false, false,
         false),
-    CMD(0x0080, "MFR_ID_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
-        false),
+    CMD(0x0080, "MFR_ID_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false, false),
     CMD(0x0081, "MFR_ID_B6B11", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
         false),
     CMD(0x0082, "MFR_MODEL_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
         false),
     CMD(0x0083, "MFR_MODEL_B6B11", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
         false),
-    CMD(0x0084, "MFR_REVISION_B0B5", false, 6, BIC_TYPE_BYTES, BIC_SCALE_NONE, NULL, false,
-        false, false),
+    CMD(0x0084, "MFR_REVISION_B0B5", false, 6, BIC_TYPE_BYTES, BIC_SCALE_NONE, NULL, false, false,
+        false),
     /* The manual lists the next four as R/W but shows no write format and nobody writes
        them (§4): read-only here. */
-    CMD(0x0085, "MFR_LOCATION_B0B2", false, 3, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false,
-        false, false),
+    CMD(0x0085, "MFR_LOCATION_B0B2", false, 3, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
     CMD(0x0086, "MFR_DATE_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
         false),
-    CMD(0x0087, "MFR_SERIAL_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false,
-        false, false),
-    CMD(0x0088, "MFR_SERIAL_B6B11", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false,
-        false, false),
+    CMD(0x0087, "MFR_SERIAL_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0088, "MFR_SERIAL_B6B11", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
     /* 6 bytes in practice, 2 in the command list (§7): replies of 2-6 accepted. */
-    {0x00C0, "SCALING_FACTOR", {NULL}, false, 6, 2, BIC_TYPE_BYTES, BIC_SCALE_NONE, NULL,
-     false, false, false},
+    {0x00C0,
+     "SCALING_FACTOR",
+     {NULL},
+     false,
+     6,
+     2,
+     BIC_TYPE_BYTES,
+     BIC_SCALE_NONE,
+     NULL,
+     false,
+     false,
+     false},
     CMD(0x00C1, "SYSTEM_STATUS", false, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, false,
         false),
-    CMD(0x00C2, "SYSTEM_CONFIG", true, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, true,
-        false),
-    CMD(0x0100, "DIRECTION_CTRL", true, 1, BIC_TYPE_U8, BIC_SCALE_NONE, NULL, false, false,
-        true),
-    {0x0120, "REVERSE_VOUT_SET", {"REV_VOUT_SET", "VOUT_SET_REV", NULL}, true, 2, 2,
-     BIC_TYPE_U16, BIC_SCALE_VOUT, "V", true, true, true},
-    {0x0130, "REVERSE_IOUT_SET", {"REV_IOUT_SET", NULL}, true, 2, 2, BIC_TYPE_U16,
-     BIC_SCALE_IOUT, "A", true, true, true},
-    {0x0140, "BIDIRECTIONAL_CONFIG", {"BIDIR_CONFIG", NULL}, true, 2, 2, BIC_TYPE_BITS,
-     BIC_SCALE_NONE, NULL, false, true, false},
+    CMD(0x00C2, "SYSTEM_CONFIG", true, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, true, false),
+    CMD(0x0100, "DIRECTION_CTRL", true, 1, BIC_TYPE_U8, BIC_SCALE_NONE, NULL, false, false, true),
+    {0x0120,
+     "REVERSE_VOUT_SET",
+     {"REV_VOUT_SET", "VOUT_SET_REV", NULL},
+     true,
+     2,
+     2,
+     BIC_TYPE_U16,
+     BIC_SCALE_VOUT,
+     "V",
+     true,
+     true,
+     true},
+    {0x0130,
+     "REVERSE_IOUT_SET",
+     {"REV_IOUT_SET", NULL},
+     true,
+     2,
+     2,
+     BIC_TYPE_U16,
+     BIC_SCALE_IOUT,
+     "A",
+     true,
+     true,
+     true},
+    {0x0140,
+     "BIDIRECTIONAL_CONFIG",
+     {"BIDIR_CONFIG", NULL},
+     true,
+     2,
+     2,
+     BIC_TYPE_BITS,
+     BIC_SCALE_NONE,
+     NULL,
+     false,
+     true,
+     false},
 };
 
 /* ------------------------------------------------------------------------------------- */
 /* Variants (§9.2, §9.3), register units: 0.01 V and 0.01 A                               */
 
-#define RNG(lo, hi, def) {(lo), (hi), (def)}
+#define RNG(lo, hi, def)                                                                           \
+    {                                                                                              \
+        (lo), (hi), (def)                                                                          \
+    }
 
 static const bic_variant_t s_bic_variants[] = {
     {.variant = 12,
@@ -281,8 +322,7 @@ bic_err_t bic_limits_get(const bic_variant_t *v, bic_mode_t mode, bic_min_policy
     return BIC_OK;
 }
 
-bic_err_t bic_default_raw(const bic_variant_t *v, bic_mode_t mode, uint16_t code,
-                          int32_t *ret_raw)
+bic_err_t bic_default_raw(const bic_variant_t *v, bic_mode_t mode, uint16_t code, int32_t *ret_raw)
 {
     if (!v || !ret_raw || (mode != BIC_MODE_AUTO && mode != BIC_MODE_BATTERY))
         return BIC_E_ARG;
@@ -395,8 +435,7 @@ bic_err_t bic_model_parse(const uint8_t b0b5[6], const uint8_t b6b11[6], bic_mod
     return BIC_E_PARSE;
 }
 
-bic_err_t bic_model_encode(const bic_family_t *f, int variant, uint8_t b0b5[6],
-                           uint8_t b6b11[6])
+bic_err_t bic_model_encode(const bic_family_t *f, int variant, uint8_t b0b5[6], uint8_t b6b11[6])
 {
     if (!f || !b0b5 || !b6b11 || !bic_variant_get(f, variant) || !f->model_prefix)
         return BIC_E_ARG;
@@ -573,12 +612,15 @@ double bic_scaling_factor(const bic_scaling_t *s, bic_scale_t cls)
     return pow(10.0, s_exp(s, cls));
 }
 
-int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *out,
-               size_t max)
+int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *out, size_t max)
 {
     bic_field_t tmp[9];
     size_t n = 0;
-#define FLAG(nm, v) tmp[n++] = (bic_field_t){(nm), (v) ? 1 : 0, true, NULL}
+#define FLAG(nm, v)                                                                                \
+    tmp[n++] = (bic_field_t)                                                                       \
+    {                                                                                              \
+        (nm), (v) ? 1 : 0, true, NULL                                                              \
+    }
     switch (code) {
     case BIC_CMD_FAULT_STATUS: {
         bic_fault_t x;
@@ -612,8 +654,8 @@ int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *
         FLAG("can_ctrl", x.can_ctrl);
         tmp[n++] = (bic_field_t){"operation_init", (int)x.operation_init, false,
                                  bic_opinit_name(x.operation_init)};
-        tmp[n++] = (bic_field_t){"eep_config", (int)x.eep_config, false,
-                                 bic_eepcfg_name(x.eep_config)};
+        tmp[n++] =
+            (bic_field_t){"eep_config", (int)x.eep_config, false, bic_eepcfg_name(x.eep_config)};
         FLAG("eep_off", x.eep_off);
         break;
     }
@@ -660,8 +702,7 @@ static void s_raw_bounds(const bic_cmd_t *c, int64_t *lo, int64_t *hi)
     }
 }
 
-bic_err_t bic_data_to_raw(const bic_cmd_t *c, const uint8_t *data, size_t len,
-                          int32_t *ret_raw)
+bic_err_t bic_data_to_raw(const bic_cmd_t *c, const uint8_t *data, size_t len, int32_t *ret_raw)
 {
     if (!c || !data || !ret_raw || !s_numeric(c))
         return BIC_E_ARG;
@@ -846,8 +887,8 @@ bic_err_t bic_encode_write(const bic_family_t *f, uint8_t addr, uint16_t code, i
     return BIC_OK;
 }
 
-bic_err_t bic_encode_reply(const bic_family_t *f, uint8_t addr, uint16_t code,
-                           const uint8_t *data, size_t len, can_frame_t *ret_frame)
+bic_err_t bic_encode_reply(const bic_family_t *f, uint8_t addr, uint16_t code, const uint8_t *data,
+                           size_t len, can_frame_t *ret_frame)
 {
     if (!f || !ret_frame || (!data && len))
         return BIC_E_ARG;
@@ -932,8 +973,7 @@ bic_err_t bic_decode_request(const bic_family_t *f, const can_frame_t *fr, bic_m
     return BIC_OK;
 }
 
-bool bic_reply_matches(const bic_family_t *f, const can_frame_t *request,
-                       const can_frame_t *reply)
+bool bic_reply_matches(const bic_family_t *f, const can_frame_t *request, const can_frame_t *reply)
 {
     if (!f || !request || !reply)
         return false;

@@ -81,10 +81,10 @@ typedef struct {
     uint8_t min_len;        /* fewest data bytes accepted in a reply (SCALING_FACTOR: 2) */
     bic_type_t type;
     bic_scale_t scale;
-    const char *unit;       /* "V", "A", "V", "degC", "RPM" or NULL */
-    bool eep_star;          /* '*' command: obeys EEP_OFF / EEP_CONFIG (§6, §11) */
-    bool persisted;         /* in the EEPROM-backed (factory reset) set (§11) */
-    bool output;            /* moves the output (setpoint registers; lease-protected) */
+    const char *unit; /* "V", "A", "V", "degC", "RPM" or NULL */
+    bool eep_star;    /* '*' command: obeys EEP_OFF / EEP_CONFIG (§6, §11) */
+    bool persisted;   /* in the EEPROM-backed (factory reset) set (§11) */
+    bool output;      /* moves the output (setpoint registers; lease-protected) */
 } bic_cmd_t;
 
 /* BIC command codes (§6). */
@@ -146,17 +146,17 @@ typedef struct {
 
 /* A voltage variant of a family (§9). Plain data. */
 typedef struct {
-    int variant;                /* nominal battery voltage: 12, 24, 48, 96 */
-    bic_limits_t limits[2];     /* indexed by bic_mode_t, 1 % minimum */
-    uint16_t iout_min20_raw;    /* 20 % current minimum, 0.01 A (IOUT and REVERSE_IOUT) */
-    uint16_t vout_tol_raw;      /* accuracy of VOUT readings/setpoints, 0.01 V */
-    uint16_t iout_tol_raw;      /* accuracy of IOUT, 0.01 A */
+    int variant;             /* nominal battery voltage: 12, 24, 48, 96 */
+    bic_limits_t limits[2];  /* indexed by bic_mode_t, 1 % minimum */
+    uint16_t iout_min20_raw; /* 20 % current minimum, 0.01 A (IOUT and REVERSE_IOUT) */
+    uint16_t vout_tol_raw;   /* accuracy of VOUT readings/setpoints, 0.01 V */
+    uint16_t iout_tol_raw;   /* accuracy of IOUT, 0.01 A */
     /* ratings, manual §2.3 */
-    uint16_t rated_power_w;     /* AC->DC rated power, W */
-    uint32_t rated_current_ca;  /* AC->DC rated current, 0.01 A */
-    uint32_t dc_in_current_ca;  /* DC->AC maximum input current, 0.01 A */
-    uint16_t dc_in_power_w;     /* DC->AC rated input power (constant-power limit), W */
-    uint32_t ovp_min_cv;        /* DC over-voltage protection trip range, 0.01 V */
+    uint16_t rated_power_w;    /* AC->DC rated power, W */
+    uint32_t rated_current_ca; /* AC->DC rated current, 0.01 A */
+    uint32_t dc_in_current_ca; /* DC->AC maximum input current, 0.01 A */
+    uint16_t dc_in_power_w;    /* DC->AC rated input power (constant-power limit), W */
+    uint32_t ovp_min_cv;       /* DC over-voltage protection trip range, 0.01 V */
     uint32_t ovp_max_cv;
 } bic_variant_t;
 
@@ -204,19 +204,18 @@ bic_err_t bic_limits_get(const bic_variant_t *v, bic_mode_t mode, bic_min_policy
 /* Factory default raw value of a writable register for a variant and mode (§9.2, §16 item 12):
    OPERATION 1, DIRECTION_CTRL 0, SYSTEM_CONFIG 0x0002, BIDIRECTIONAL_CONFIG 0 and the four
    setpoints. Returns BIC_OK, or BIC_E_UNKNOWN_CMD when the command has no default. */
-bic_err_t bic_default_raw(const bic_variant_t *v, bic_mode_t mode, uint16_t code,
-                          int32_t *ret_raw);
+bic_err_t bic_default_raw(const bic_variant_t *v, bic_mode_t mode, uint16_t code, int32_t *ret_raw);
 
 /* ---------------------------------------------------------------------------------------
    Identity: MFR_MODEL and MFR_REVISION
    --------------------------------------------------------------------------------------- */
 
 typedef struct {
-    bic_family_id_t family;       /* BIC or NPB */
-    int variant;                  /* 12/24/48/96 for BIC; the trailing number for NPB */
-    char model[13];               /* trimmed text, e.g. "BIC-2200-24" */
-    const bic_family_t *fam;      /* descriptor, NULL if the family has none yet */
-    const bic_variant_t *var;     /* variant data, NULL if not known */
+    bic_family_id_t family;   /* BIC or NPB */
+    int variant;              /* 12/24/48/96 for BIC; the trailing number for NPB */
+    char model[13];           /* trimmed text, e.g. "BIC-2200-24" */
+    const bic_family_t *fam;  /* descriptor, NULL if the family has none yet */
+    const bic_variant_t *var; /* variant data, NULL if not known */
 } bic_model_t;
 
 /* Parse the two 6-byte halves of MFR_MODEL (0x0082, 0x0083), space/NUL padded.
@@ -226,13 +225,12 @@ bic_err_t bic_model_parse(const uint8_t b0b5[6], const uint8_t b6b11[6], bic_mod
                           char *err, size_t errlen);
 /* The two halves a device of this family and variant reports ("BIC-22", "00-24 ").
    BIC_E_ARG for a variant the family does not have. */
-bic_err_t bic_model_encode(const bic_family_t *f, int variant, uint8_t b0b5[6],
-                           uint8_t b6b11[6]);
+bic_err_t bic_model_encode(const bic_family_t *f, int variant, uint8_t b0b5[6], uint8_t b6b11[6]);
 
 #define BIC_REVISION_MCUS 6
 typedef struct {
-    int nmcu;                        /* MCUs present (bytes other than 0xFF) */
-    char mcu[BIC_REVISION_MCUS][7];  /* "R01.4" per present MCU, in byte order */
+    int nmcu;                            /* MCUs present (bytes other than 0xFF) */
+    char mcu[BIC_REVISION_MCUS][7];      /* "R01.4" per present MCU, in byte order */
     char raw[2 * BIC_REVISION_MCUS + 1]; /* the bytes as upper-case hex, "0E0DFFFFFFFF" */
 } bic_revision_t;
 
@@ -295,19 +293,19 @@ typedef struct {
 void bic_sysconfig_decode(uint16_t raw, bic_sysconfig_t *ret_cfg);
 /* Inverse of decode (reserved bits included as given). */
 uint16_t bic_sysconfig_encode(const bic_sysconfig_t *cfg);
-const char *bic_opinit_name(bic_opinit_t v);   /* "off", "on", "previous", "reserved" */
-const char *bic_eepcfg_name(bic_eepcfg_t v);   /* "immediate", "1min", "10min", "reserved" */
+const char *bic_opinit_name(bic_opinit_t v); /* "off", "on", "previous", "reserved" */
+const char *bic_eepcfg_name(bic_eepcfg_t v); /* "immediate", "1min", "10min", "reserved" */
 
 typedef struct {
-    bic_mode_t mode;    /* bit 0: 0 auto-detect, 1 battery */
-    uint16_t reserved;  /* bits 15:1 as received */
+    bic_mode_t mode;   /* bit 0: 0 auto-detect, 1 battery */
+    uint16_t reserved; /* bits 15:1 as received */
 } bic_bidir_t;
 void bic_bidir_decode(uint16_t raw, bic_bidir_t *ret_cfg);
 const char *bic_mode_name(bic_mode_t m); /* "auto", "battery" */
 
 /* SCALING_FACTOR: a power-of-ten exponent per value class (factor = 10^exp10). */
 typedef struct {
-    int8_t exp10[BIC_SCALE_COUNT]; /* index bic_scale_t; [BIC_SCALE_NONE] = 0 */
+    int8_t exp10[BIC_SCALE_COUNT];  /* index bic_scale_t; [BIC_SCALE_NONE] = 0 */
     bool reported[BIC_SCALE_COUNT]; /* true: from the device; false: fixed-table fallback */
 } bic_scaling_t;
 
@@ -329,8 +327,7 @@ typedef struct {
 /* Fields of a bitfield register (FAULT_STATUS, SYSTEM_STATUS, SYSTEM_CONFIG,
    BIDIRECTIONAL_CONFIG) in bit order. Returns the number of fields written (at most max),
    or -1 if the command is not a bitfield of the family. */
-int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *out,
-               size_t max);
+int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *out, size_t max);
 
 /* ---------------------------------------------------------------------------------------
    Values: data bytes <-> raw <-> engineering units
@@ -338,8 +335,7 @@ int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *
 
 /* Read a numeric register's raw value from its data bytes (little-endian; s16 sign-extended;
    u8 one byte). BIC_E_DLC if len < cmd->len; BIC_E_ARG for text/bytes commands. */
-bic_err_t bic_data_to_raw(const bic_cmd_t *c, const uint8_t *data, size_t len,
-                          int32_t *ret_raw);
+bic_err_t bic_data_to_raw(const bic_cmd_t *c, const uint8_t *data, size_t len, int32_t *ret_raw);
 /* Write a raw value as the command's N data bytes. BIC_E_RANGE if it does not fit (u8 0-255,
    u16 0-65535, s16 -32768..32767). Returns BIC_OK. */
 bic_err_t bic_raw_to_data(const bic_cmd_t *c, int32_t raw, uint8_t out[BIC_DATA_MAX]);
@@ -363,11 +359,11 @@ bic_err_t bic_text_to_raw(const bic_cmd_t *c, const bic_scaling_t *s, const char
 
 /* A decoded protocol message (request or reply). */
 typedef struct {
-    uint8_t addr;          /* 0..addr_max, or BIC_ADDR_BROADCAST */
-    uint16_t code;         /* command code as received */
-    const bic_cmd_t *cmd;  /* NULL when the code is unknown */
-    bool write;            /* requests: data bytes follow the code */
-    uint8_t len;           /* data bytes received (dlc - 2) */
+    uint8_t addr;               /* 0..addr_max, or BIC_ADDR_BROADCAST */
+    uint16_t code;              /* command code as received */
+    const bic_cmd_t *cmd;       /* NULL when the code is unknown */
+    bool write;                 /* requests: data bytes follow the code */
+    uint8_t len;                /* data bytes received (dlc - 2) */
     uint8_t data[BIC_DATA_MAX]; /* first min(len, 6) data bytes */
 } bic_msg_t;
 
@@ -381,8 +377,8 @@ bic_err_t bic_encode_write(const bic_family_t *f, uint8_t addr, uint16_t code, i
                            can_frame_t *ret_frame);
 /* Device -> controller reply (the simulator's side): id dev_base|addr, DLC 2+len. len must be
    the command's N, except SCALING_FACTOR (2-6). */
-bic_err_t bic_encode_reply(const bic_family_t *f, uint8_t addr, uint16_t code,
-                           const uint8_t *data, size_t len, can_frame_t *ret_frame);
+bic_err_t bic_encode_reply(const bic_family_t *f, uint8_t addr, uint16_t code, const uint8_t *data,
+                           size_t len, can_frame_t *ret_frame);
 
 /* Decode a device reply (the gateway's side). Checks, in order: extended (BIC_E_NOT_EXT), not
    RTR (BIC_E_RTR), id is dev_base|addr with addr 0..addr_max (BIC_E_WRONG_ID), DLC >= 2
@@ -402,8 +398,7 @@ bic_err_t bic_decode_request(const bic_family_t *f, const can_frame_t *fr, bic_m
 /* Does reply answer request? Same family, reply id = dev_base|addr for request id
    host_base|addr, both extended data frames, reply DLC >= 2 and the echoed command equals the
    request's. Broadcast requests are never answered. */
-bool bic_reply_matches(const bic_family_t *f, const can_frame_t *request,
-                       const can_frame_t *reply);
+bool bic_reply_matches(const bic_family_t *f, const can_frame_t *request, const can_frame_t *reply);
 
 #ifdef __cplusplus
 }

@@ -138,8 +138,7 @@ static int s_next_item(can_transport_t *t, slcan_item_t *it)
 
 /* Send one command and wait for CR or BEL until the deadline, skipping frames and other
    lines. 1 = CR, 0 = BEL, -1 = no answer / gone (message in err). */
-static int s_command(can_transport_t *t, const char *cmd, int timeout_ms, char *err,
-                     size_t errlen)
+static int s_command(can_transport_t *t, const char *cmd, int timeout_ms, char *err, size_t errlen)
 {
     char shown[8];
     snprintf(shown, sizeof shown, "%.*s", (int)strcspn(cmd, "\r"), cmd);
@@ -153,8 +152,8 @@ static int s_command(can_transport_t *t, const char *cmd, int timeout_ms, char *
         slcan_item_t it;
         int r = s_next_item(t, &it);
         if (r < 0) {
-            snprintf(err, errlen, "slcan: adapter at %s went away during '%s': %s", t->spec,
-                     shown, t->last_error);
+            snprintf(err, errlen, "slcan: adapter at %s went away during '%s': %s", t->spec, shown,
+                     t->last_error);
             return -1;
         }
         if (r == 1) {
@@ -237,8 +236,8 @@ static void s_close(can_transport_t *t)
 
 static const can_transport_ops_t s_ops = {s_send, s_recv, s_close};
 
-int can_slcan_open(can_transport_t *t, const char *path, uint32_t baud, int timeout_ms,
-                   char *err, size_t errlen)
+int can_slcan_open(can_transport_t *t, const char *path, uint32_t baud, int timeout_ms, char *err,
+                   size_t errlen)
 {
     char e[256] = "";
     int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);

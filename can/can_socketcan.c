@@ -62,8 +62,7 @@ static int s_recv(can_transport_t *t, can_frame_t *out)
             }
             /* Other errors (e.g. a reported bus problem) are counted, not fatal. */
             t->stats.errors++;
-            snprintf(t->last_error, sizeof t->last_error, "CAN read error: %s",
-                     strerror(errno));
+            snprintf(t->last_error, sizeof t->last_error, "CAN read error: %s", strerror(errno));
             return 0;
         }
         if (n != (ssize_t)sizeof cf) {
@@ -136,8 +135,8 @@ int can_socketcan_open(can_transport_t *t, const char *iface, char *err, size_t 
         kf[i].can_id = t->filters[i].id;
         kf[i].can_mask = t->filters[i].mask;
     }
-    if (setsockopt(fd, SOL_CAN_RAW, CAN_RAW_FILTER, kf,
-                   (socklen_t)(t->nfilters * sizeof kf[0])) < 0) {
+    if (setsockopt(fd, SOL_CAN_RAW, CAN_RAW_FILTER, kf, (socklen_t)(t->nfilters * sizeof kf[0])) <
+        0) {
         snprintf(err, errlen, "socketcan: cannot set the receive filter: %s", strerror(errno));
         return -1;
     }

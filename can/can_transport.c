@@ -70,8 +70,7 @@ bool can_socketcan_iface_valid(const char *iface)
     return true;
 }
 
-int can_transport_parse_spec(const char *spec, can_transport_spec_t *ret, char *err,
-                             size_t errlen)
+int can_transport_parse_spec(const char *spec, can_transport_spec_t *ret, char *err, size_t errlen)
 {
     static const char *allowed = "allowed: slcan:PATH[:BAUD] or socketcan:IFACE";
     if (!spec || !ret) {
@@ -106,8 +105,7 @@ int can_transport_parse_spec(const char *spec, can_transport_spec_t *ret, char *
             plen = (size_t)(last - rest); /* "slcan:/dev/x:" - tolerate the empty baud */
         }
         if (plen == 0) {
-            s_err(err, errlen, "bad CAN transport '%s': missing device path (%s)", spec,
-                  allowed);
+            s_err(err, errlen, "bad CAN transport '%s': missing device path (%s)", spec, allowed);
             return -1;
         }
         if (plen >= sizeof ret->path) {
@@ -149,8 +147,8 @@ int can_transport_reply_filters(uint32_t base, const uint8_t *addrs, size_t nadd
             return -1;
         /* addresses 0-63 are the low 6 bits */
         out[0].id = (base & ~0x3Fu) | CAN_TRANSPORT_EFF_FLAG;
-        out[0].mask = CAN_TRANSPORT_EFF_FLAG | CAN_TRANSPORT_RTR_FLAG |
-                      (CAN_TRANSPORT_EFF_MASK & ~0x3Fu);
+        out[0].mask =
+            CAN_TRANSPORT_EFF_FLAG | CAN_TRANSPORT_RTR_FLAG | (CAN_TRANSPORT_EFF_MASK & ~0x3Fu);
         return 1;
     }
     if (naddrs > max)
@@ -164,13 +162,12 @@ int can_transport_reply_filters(uint32_t base, const uint8_t *addrs, size_t nadd
     return (int)naddrs;
 }
 
-bool can_transport_filter_match(const can_filter_spec_t *filters, size_t n,
-                                const can_frame_t *fr)
+bool can_transport_filter_match(const can_filter_spec_t *filters, size_t n, const can_frame_t *fr)
 {
     if (!fr)
         return false;
-    uint32_t fid = fr->id | (fr->ext ? CAN_TRANSPORT_EFF_FLAG : 0) |
-                   (fr->rtr ? CAN_TRANSPORT_RTR_FLAG : 0);
+    uint32_t fid =
+        fr->id | (fr->ext ? CAN_TRANSPORT_EFF_FLAG : 0) | (fr->rtr ? CAN_TRANSPORT_RTR_FLAG : 0);
     for (size_t i = 0; i < n; i++)
         if ((fid & filters[i].mask) == (filters[i].id & filters[i].mask))
             return true;
@@ -215,10 +212,10 @@ can_transport_t *can_transport_open_opts(const char *spec, const can_transport_o
         }
     } else {
         t->nfilters = (size_t)can_transport_reply_filters(BIC_REPLY_BASE, NULL, 0, t->filters,
-                                                         CAN_TRANSPORT_FILTERS_MAX);
+                                                          CAN_TRANSPORT_FILTERS_MAX);
     }
-    int timeout_ms = opts && opts->handshake_timeout_ms > 0 ? opts->handshake_timeout_ms
-                                                            : DEFAULT_HANDSHAKE_MS;
+    int timeout_ms =
+        opts && opts->handshake_timeout_ms > 0 ? opts->handshake_timeout_ms : DEFAULT_HANDSHAKE_MS;
     int rc = strcmp(ps.kind, "slcan") == 0
                  ? can_slcan_open(t, ps.path, ps.baud, timeout_ms, err, errlen)
                  : can_socketcan_open(t, ps.path, err, errlen);
@@ -266,8 +263,8 @@ int can_transport_send(can_transport_t *t, const can_frame_t *fr)
     if (fr->dlc > 8 || fr->id > (fr->ext ? CAN_FRAME_EXT_MAX : CAN_FRAME_STD_MAX)) {
         t->stats.errors++;
         snprintf(t->last_error, sizeof t->last_error,
-                 "invalid frame: id 0x%X dlc %u (allowed: 29-bit id, dlc 0-8)",
-                 (unsigned)fr->id, (unsigned)fr->dlc);
+                 "invalid frame: id 0x%X dlc %u (allowed: 29-bit id, dlc 0-8)", (unsigned)fr->id,
+                 (unsigned)fr->dlc);
         return -1;
     }
     int rc = t->ops->send(t, fr);

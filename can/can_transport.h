@@ -55,9 +55,9 @@ typedef struct {
 #define CAN_TRANSPORT_FILTERS_MAX 72 /* 64 addresses and a few more */
 
 typedef struct {
-    int handshake_timeout_ms;  /* slcan: deadline for each step of C/S5/O; 0 = 1000 */
+    int handshake_timeout_ms;         /* slcan: deadline for each step of C/S5/O; 0 = 1000 */
     const can_filter_spec_t *filters; /* NULL = BIC device replies 0x000C0200-0x000C023F */
-    size_t nfilters;           /* 0 with filters != NULL: accept every extended data frame */
+    size_t nfilters;                  /* 0 with filters != NULL: accept every extended data frame */
 } can_transport_opts_t;
 
 /* Open a transport from its spec (see above). On failure returns NULL and writes into err a
@@ -98,14 +98,13 @@ const char *can_transport_last_error(const can_transport_t *t);
 int can_transport_reply_filters(uint32_t base, const uint8_t *addrs, size_t naddrs,
                                 can_filter_spec_t *out, size_t max);
 /* Does a frame pass the filter list? (The slcan backend applies filters with this.) */
-bool can_transport_filter_match(const can_filter_spec_t *filters, size_t n,
-                                const can_frame_t *fr);
+bool can_transport_filter_match(const can_filter_spec_t *filters, size_t n, const can_frame_t *fr);
 
 /* Parsed spec. kind "slcan" or "socketcan". Returns 0, or -1 with a message in err. */
 typedef struct {
     char kind[16];
-    char path[256];  /* slcan: device path; socketcan: interface name */
-    uint32_t baud;   /* slcan only; 0 = default */
+    char path[256]; /* slcan: device path; socketcan: interface name */
+    uint32_t baud;  /* slcan only; 0 = default */
 } can_transport_spec_t;
 int can_transport_parse_spec(const char *spec, can_transport_spec_t *ret_spec, char *err,
                              size_t errlen);

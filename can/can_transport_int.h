@@ -33,8 +33,8 @@ void can_transport_set_down(can_transport_t *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Backend openers: fill t->ops, t->fd; return 0, or -1 with a message in err. */
-int can_slcan_open(can_transport_t *t, const char *path, uint32_t baud, int timeout_ms,
-                   char *err, size_t errlen);
+int can_slcan_open(can_transport_t *t, const char *path, uint32_t baud, int timeout_ms, char *err,
+                   size_t errlen);
 int can_socketcan_open(can_transport_t *t, const char *iface, char *err, size_t errlen);
 
 #endif

@@ -323,8 +323,7 @@ emit:
 /* ------------------------------------------------------------------------------------- */
 /* Encoding                                                                               */
 
-static int s_encode_frame(const can_frame_t *fr, bool ts, uint16_t timestamp, char *buf,
-                          size_t n)
+static int s_encode_frame(const can_frame_t *fr, bool ts, uint16_t timestamp, char *buf, size_t n)
 {
     if (!fr || !buf || n < SLCAN_ENCODE_MAX || fr->dlc > 8)
         return -1;
@@ -411,7 +410,9 @@ int slcan_encode(slcan_side_t side, const slcan_item_t *it, char *buf, size_t n)
         if (!s_text_ok(it->text))
             return -1;
         return snprintf(buf, n, "%c%s\r",
-                        it->kind == SLCAN_VERSION ? 'V' : it->kind == SLCAN_SERIAL ? 'N' : 'v',
+                        it->kind == SLCAN_VERSION  ? 'V'
+                        : it->kind == SLCAN_SERIAL ? 'N'
+                                                   : 'v',
                         it->text);
     case SLCAN_STATUS:
         return it->value <= 0xFF ? snprintf(buf, n, "F%02X\r", (unsigned)it->value) : -1;

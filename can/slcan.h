@@ -38,31 +38,31 @@ typedef enum {
 
 typedef enum {
     SLCAN_NONE = 0,
-    SLCAN_FRAME,     /* a CAN frame: received from the bus (from adapter) or to send (from host) */
-    SLCAN_OK,        /* from adapter: bare CR, the positive answer to a command */
-    SLCAN_TX_OK,     /* from adapter: "z"/"Z" CR, a frame was queued for transmission */
-    SLCAN_ERROR,     /* from adapter: BEL, the command or frame was refused */
-    SLCAN_OPEN,      /* from host: "O" open the channel */
-    SLCAN_LISTEN,    /* from host: "L" open listen-only */
-    SLCAN_CLOSE,     /* from host: "C" close the channel */
-    SLCAN_BITRATE,   /* from host: "Sn", value = n (0-8), see slcan_bitrate_bps() */
-    SLCAN_BTR,       /* from host: "sxxyy" raw bit timing, value = 0xXXYY */
-    SLCAN_VERSION,   /* "V": from host a request; from adapter "Vhhss", text = "hhss" */
-    SLCAN_FW_VERSION,/* "v": as VERSION, for the firmware version */
-    SLCAN_SERIAL,    /* "N": from host a request; from adapter "Nxxxx", text = serial */
-    SLCAN_STATUS,    /* "F": from host a request; from adapter "Fxx", value = status flags */
-    SLCAN_TIMESTAMP, /* from host: "Z0"/"Z1" timestamps off/on, value = 0/1 */
-    SLCAN_ACCEPT,    /* from host: "Mxxxxxxxx" code or "mxxxxxxxx" mask, value, text = "M"/"m" */
-    SLCAN_GARBAGE,   /* a line that is not valid for that side, skipped (text = its start) */
-    SLCAN_OVERLONG,  /* a line longer than SLCAN_LINE_MAX, skipped up to the next CR */
+    SLCAN_FRAME,      /* a CAN frame: received from the bus (from adapter) or to send (from host) */
+    SLCAN_OK,         /* from adapter: bare CR, the positive answer to a command */
+    SLCAN_TX_OK,      /* from adapter: "z"/"Z" CR, a frame was queued for transmission */
+    SLCAN_ERROR,      /* from adapter: BEL, the command or frame was refused */
+    SLCAN_OPEN,       /* from host: "O" open the channel */
+    SLCAN_LISTEN,     /* from host: "L" open listen-only */
+    SLCAN_CLOSE,      /* from host: "C" close the channel */
+    SLCAN_BITRATE,    /* from host: "Sn", value = n (0-8), see slcan_bitrate_bps() */
+    SLCAN_BTR,        /* from host: "sxxyy" raw bit timing, value = 0xXXYY */
+    SLCAN_VERSION,    /* "V": from host a request; from adapter "Vhhss", text = "hhss" */
+    SLCAN_FW_VERSION, /* "v": as VERSION, for the firmware version */
+    SLCAN_SERIAL,     /* "N": from host a request; from adapter "Nxxxx", text = serial */
+    SLCAN_STATUS,     /* "F": from host a request; from adapter "Fxx", value = status flags */
+    SLCAN_TIMESTAMP,  /* from host: "Z0"/"Z1" timestamps off/on, value = 0/1 */
+    SLCAN_ACCEPT,     /* from host: "Mxxxxxxxx" code or "mxxxxxxxx" mask, value, text = "M"/"m" */
+    SLCAN_GARBAGE,    /* a line that is not valid for that side, skipped (text = its start) */
+    SLCAN_OVERLONG,   /* a line longer than SLCAN_LINE_MAX, skipped up to the next CR */
 } slcan_kind_t;
 
 typedef struct {
     slcan_kind_t kind;
-    can_frame_t frame;   /* SLCAN_FRAME */
-    bool has_timestamp;  /* SLCAN_FRAME from adapter with a 4-digit timestamp */
-    uint16_t timestamp;  /* ms, 0-59999 on real adapters */
-    uint32_t value;      /* BITRATE, BTR, STATUS, TIMESTAMP, ACCEPT */
+    can_frame_t frame;             /* SLCAN_FRAME */
+    bool has_timestamp;            /* SLCAN_FRAME from adapter with a 4-digit timestamp */
+    uint16_t timestamp;            /* ms, 0-59999 on real adapters */
+    uint32_t value;                /* BITRATE, BTR, STATUS, TIMESTAMP, ACCEPT */
     char text[SLCAN_LINE_MAX + 1]; /* VERSION/SERIAL payload; GARBAGE: the line (cut) */
 } slcan_item_t;
 

@@ -263,7 +263,7 @@ static void test_fault_status(void **state)
 {
     (void)state;
     bic_fault_t f;
-    static const char *names[] = {"fan_fail", "otp",     "ovp",     "olp",   "short",
+    static const char *names[] = {"fan_fail", "otp",    "ovp",     "olp",   "short",
                                   "ac_fail",  "op_off", "hi_temp", "hv_ovp"};
     for (int bit = 0; bit < 9; bit++) {
         bic_fault_decode((uint16_t)(1u << bit), &f);
@@ -472,21 +472,21 @@ static void test_model_detection(void **state)
     bic_model_t m;
     char err[200];
     /* NUL padding is as good as spaces */
-    assert_int_equal(bic_model_parse((const uint8_t *)"BIC-22", (const uint8_t *)"00-48\0", &m,
-                                     err, sizeof err),
-                     BIC_OK);
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"BIC-22", (const uint8_t *)"00-48\0", &m, err, sizeof err),
+        BIC_OK);
     assert_int_equal(m.variant, 48);
     /* NPB family */
-    assert_int_equal(bic_model_parse((const uint8_t *)"NPB-12", (const uint8_t *)"00-24 ", &m,
-                                     err, sizeof err),
-                     BIC_OK);
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"NPB-12", (const uint8_t *)"00-24 ", &m, err, sizeof err),
+        BIC_OK);
     assert_int_equal(m.family, BIC_FAMILY_NPB);
     assert_int_equal(m.variant, 24);
     assert_string_equal(m.model, "NPB-1200-24");
     /* garbage */
-    assert_int_equal(bic_model_parse((const uint8_t *)"BIC-22", (const uint8_t *)"00-36 ", &m,
-                                     err, sizeof err),
-                     BIC_E_PARSE);
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"BIC-22", (const uint8_t *)"00-36 ", &m, err, sizeof err),
+        BIC_E_PARSE);
     assert_non_null(strstr(err, "BIC-2200-36"));
     assert_int_equal(m.family, BIC_FAMILY_UNKNOWN);
     assert_int_equal(bic_model_parse((const uint8_t *)"\xff\xff\xff\xff\xff\xff",
@@ -494,18 +494,18 @@ static void test_model_detection(void **state)
                                      sizeof err),
                      BIC_E_PARSE);
     assert_non_null(strstr(err, "FFFFFFFFFFFF000102030405"));
-    assert_int_equal(bic_model_parse((const uint8_t *)"      ", (const uint8_t *)"      ", &m,
-                                     err, sizeof err),
-                     BIC_E_PARSE);
-    assert_int_equal(bic_model_parse((const uint8_t *)"BIC-22", (const uint8_t *)"00-2x ", &m,
-                                     err, sizeof err),
-                     BIC_E_PARSE);
-    assert_int_equal(bic_model_parse((const uint8_t *)"NPB--2", (const uint8_t *)"4     ", &m,
-                                     err, sizeof err),
-                     BIC_E_PARSE);
-    assert_int_equal(bic_model_parse((const uint8_t *)"BIC 22", (const uint8_t *)"00 24 ", &m,
-                                     err, sizeof err),
-                     BIC_E_PARSE);
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"      ", (const uint8_t *)"      ", &m, err, sizeof err),
+        BIC_E_PARSE);
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"BIC-22", (const uint8_t *)"00-2x ", &m, err, sizeof err),
+        BIC_E_PARSE);
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"NPB--2", (const uint8_t *)"4     ", &m, err, sizeof err),
+        BIC_E_PARSE);
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"BIC 22", (const uint8_t *)"00 24 ", &m, err, sizeof err),
+        BIC_E_PARSE);
     uint8_t a[6], b[6];
     assert_int_equal(bic_model_encode(F, 36, a, b), BIC_E_ARG);
 }
@@ -600,8 +600,7 @@ static void test_encode_errors(void **state)
     assert_int_equal(bic_encode_read(F, 64, BIC_CMD_READ_VOUT, &fr), BIC_E_ADDR);
     assert_int_equal(bic_encode_read(F, 63, BIC_CMD_READ_VOUT, &fr), BIC_OK);
     assert_int_equal(fr.id, 0x000C033F);
-    assert_int_equal(bic_encode_read(F, BIC_ADDR_BROADCAST, BIC_CMD_READ_VOUT, &fr),
-                     BIC_E_ADDR);
+    assert_int_equal(bic_encode_read(F, BIC_ADDR_BROADCAST, BIC_CMD_READ_VOUT, &fr), BIC_E_ADDR);
     assert_int_equal(bic_encode_read(F, 0, 0x1234, &fr), BIC_E_UNKNOWN_CMD);
     assert_int_equal(bic_encode_write(F, 0, BIC_CMD_READ_VOUT, 1, &fr), BIC_E_READ_ONLY);
     assert_int_equal(bic_encode_write(F, 0, BIC_CMD_MFR_DATE_B0B5, 1, &fr), BIC_E_READ_ONLY);
@@ -732,24 +731,15 @@ int main(void)
 {
     F = bic_family_bic();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_complete),
-        cmocka_unit_test(test_table_attributes),
-        cmocka_unit_test(test_lookup_names),
-        cmocka_unit_test(test_manual_examples),
-        cmocka_unit_test(test_signed_decodes),
-        cmocka_unit_test(test_rounding),
-        cmocka_unit_test(test_fault_status),
-        cmocka_unit_test(test_system_status_manual_bits),
-        cmocka_unit_test(test_system_config),
-        cmocka_unit_test(test_bidir_and_fields),
-        cmocka_unit_test(test_scaling_factor),
-        cmocka_unit_test(test_model_detection),
-        cmocka_unit_test(test_revision),
-        cmocka_unit_test(test_ranges),
-        cmocka_unit_test(test_encode_errors),
-        cmocka_unit_test(test_decode_reply_errors),
-        cmocka_unit_test(test_decode_request),
-        cmocka_unit_test(test_reply_matching),
+        cmocka_unit_test(test_table_complete), cmocka_unit_test(test_table_attributes),
+        cmocka_unit_test(test_lookup_names),   cmocka_unit_test(test_manual_examples),
+        cmocka_unit_test(test_signed_decodes), cmocka_unit_test(test_rounding),
+        cmocka_unit_test(test_fault_status),   cmocka_unit_test(test_system_status_manual_bits),
+        cmocka_unit_test(test_system_config),  cmocka_unit_test(test_bidir_and_fields),
+        cmocka_unit_test(test_scaling_factor), cmocka_unit_test(test_model_detection),
+        cmocka_unit_test(test_revision),       cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_encode_errors),  cmocka_unit_test(test_decode_reply_errors),
+        cmocka_unit_test(test_decode_request), cmocka_unit_test(test_reply_matching),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

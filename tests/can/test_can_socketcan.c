@@ -95,9 +95,9 @@ static void test_frames_both_ways(void **state)
     /* device -> gateway: strays first, then the reply; only the reply passes the filter */
     can_frame_t stray[] = {
         {.id = 0x000C0240, .ext = true, .dlc = 4, .data = {0x60, 0x00, 1, 2}}, /* addr 64 */
-        {.id = 0x200, .ext = false, .dlc = 2, .data = {0x60, 0x00}},          /* standard */
-        {.id = 0x000C0201, .ext = true, .rtr = true, .dlc = 4},               /* RTR */
-        {.id = 0x000C0301, .ext = true, .dlc = 2, .data = {0x60, 0x00}},      /* a request */
+        {.id = 0x200, .ext = false, .dlc = 2, .data = {0x60, 0x00}},           /* standard */
+        {.id = 0x000C0201, .ext = true, .rtr = true, .dlc = 4},                /* RTR */
+        {.id = 0x000C0301, .ext = true, .dlc = 2, .data = {0x60, 0x00}},       /* a request */
     };
     for (size_t i = 0; i < sizeof stray / sizeof stray[0]; i++)
         assert_int_equal(can_transport_send(dev, &stray[i]), 0);
@@ -133,8 +133,8 @@ static void test_error_frames_counted(void **state)
     assert_int_equal(bind(s, (struct sockaddr *)&addr, sizeof addr), 0);
     struct can_frame cf = {.can_id = CAN_ERR_FLAG | CAN_ERR_BUSOFF, .can_dlc = CAN_ERR_DLC};
     assert_int_equal(write(s, &cf, sizeof cf), (ssize_t)sizeof cf);
-    struct can_frame ok = {.can_id = 0x000C0205 | CAN_EFF_FLAG, .can_dlc = 3,
-                           .data = {0x00, 0x00, 0x01}};
+    struct can_frame ok = {
+        .can_id = 0x000C0205 | CAN_EFF_FLAG, .can_dlc = 3, .data = {0x00, 0x00, 0x01}};
     assert_int_equal(write(s, &ok, sizeof ok), (ssize_t)sizeof ok);
     can_frame_t got;
     assert_int_equal(recv_wait(gw, &got, WAIT_MS), 1);

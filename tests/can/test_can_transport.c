@@ -209,11 +209,11 @@ static void test_slcan_handshake_and_frames(void **state)
 
     /* bus -> host: noise, filtered frames, a BEL, then the reply; only the reply arrives */
     adapter_send(a, "garbage line\r");
-    adapter_send(a, "t2004AABBCCDD\r");        /* standard frame */
-    adapter_send(a, "R000C02002\r");           /* RTR */
-    adapter_send(a, "T000C0300400000000\r");   /* a request id, not a reply */
+    adapter_send(a, "t2004AABBCCDD\r");      /* standard frame */
+    adapter_send(a, "R000C02002\r");         /* RTR */
+    adapter_send(a, "T000C0300400000000\r"); /* a request id, not a reply */
     adapter_send(a, "\a");
-    adapter_send(a, "T000C02004300");          /* the reply, split across writes */
+    adapter_send(a, "T000C02004300"); /* the reply, split across writes */
     adapter_send(a, "0D007\r");
     can_frame_t got;
     assert_int_equal(recv_wait(t, &got, WAIT_MS), 1);

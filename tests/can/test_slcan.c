@@ -15,8 +15,8 @@
 #define MAXITEMS 64
 
 /* Feed a whole string in chunks of `chunk` bytes; collect items. */
-static int feed(slcan_parser_t *p, const char *s, size_t len, size_t chunk,
-                slcan_item_t *items, int max)
+static int feed(slcan_parser_t *p, const char *s, size_t len, size_t chunk, slcan_item_t *items,
+                int max)
 {
     int n = 0;
     for (size_t off = 0; off < len;) {
@@ -59,8 +59,7 @@ static void test_encode_frames(void **state)
     fr = (can_frame_t){.id = 0x7FF, .rtr = true, .dlc = 0};
     slcan_encode_frame(&fr, buf, sizeof buf);
     assert_string_equal(buf, "r7FF0\r");
-    fr = (can_frame_t){.id = 0x000C0200, .ext = true, .dlc = 8,
-                       .data = {1, 2, 3, 4, 5, 6, 7, 8}};
+    fr = (can_frame_t){.id = 0x000C0200, .ext = true, .dlc = 8, .data = {1, 2, 3, 4, 5, 6, 7, 8}};
     assert_int_equal(slcan_encode_frame_ts(&fr, 0xEA5F, buf, sizeof buf), 31);
     assert_string_equal(buf, "T000C020080102030405060708EA5F\r");
     /* invalid frames and small buffers */
@@ -137,8 +136,8 @@ static void test_parse_from_adapter(void **state)
     slcan_parser_t *p = slcan_parser_new(SLCAN_FROM_ADAPTER);
     assert_non_null(p);
     slcan_item_t it[MAXITEMS];
-    int n = feed_str(p, "T000C02013000001\rZ\r\r\aV1013\rF00\rT000C020042000B80B1234\r", it,
-                     MAXITEMS);
+    int n =
+        feed_str(p, "T000C02013000001\rZ\r\r\aV1013\rF00\rT000C020042000B80B1234\r", it, MAXITEMS);
     assert_int_equal(n, 7);
     assert_int_equal(it[0].kind, SLCAN_FRAME);
     assert_int_equal(it[0].frame.id, 0x000C0201);
@@ -202,8 +201,9 @@ static void test_parse_from_host(void **state)
     (void)state;
     slcan_parser_t *p = slcan_parser_new(SLCAN_FROM_HOST);
     slcan_item_t it[MAXITEMS];
-    int n = feed_str(p, "\r\r\rC\rS5\rO\rV\rv\rN\rF\rZ1\rs031C\rM00000000\rL\r"
-                        "T000C030042000B80B\r",
+    int n = feed_str(p,
+                     "\r\r\rC\rS5\rO\rV\rv\rN\rF\rZ1\rs031C\rM00000000\rL\r"
+                     "T000C030042000B80B\r",
                      it, MAXITEMS);
     assert_int_equal(n, 12); /* bare CRs flush the adapter's buffer: no items */
     assert_int_equal(it[0].kind, SLCAN_CLOSE);
@@ -231,17 +231,17 @@ static void test_garbage_resync(void **state)
     slcan_parser_t *p = slcan_parser_new(SLCAN_FROM_ADAPTER);
     slcan_item_t it[MAXITEMS];
     const char *lines[] = {
-        "hello",                  /* unknown type */
-        "T000C02002000",          /* dlc 2 but 1 data byte */
-        "T000C0200200000",        /* one digit too many (not a 4-digit timestamp) */
-        "T000C020X20000",         /* non-hex id */
-        "T200000002000",          /* id beyond 29 bits */
-        "T000C020092000",         /* dlc 9 */
-        "t8002ABCD",              /* standard id beyond 11 bits */
-        "T000C02",                /* truncated */
-        "Zz",                     /* ack with a tail */
-        "F0",                     /* short status */
-        "T000C0200200GG",         /* non-hex data */
+        "hello",           /* unknown type */
+        "T000C02002000",   /* dlc 2 but 1 data byte */
+        "T000C0200200000", /* one digit too many (not a 4-digit timestamp) */
+        "T000C020X20000",  /* non-hex id */
+        "T200000002000",   /* id beyond 29 bits */
+        "T000C020092000",  /* dlc 9 */
+        "t8002ABCD",       /* standard id beyond 11 bits */
+        "T000C02",         /* truncated */
+        "Zz",              /* ack with a tail */
+        "F0",              /* short status */
+        "T000C0200200GG",  /* non-hex data */
     };
     char stream[512] = "";
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
@@ -263,8 +263,8 @@ static void test_garbage_resync(void **state)
     assert_int_equal(st.frames, 1);
 
     /* binary noise with NULs and high bytes, then a frame */
-    const uint8_t noise[] = {0xFF, 0x00, 0x80, 'T', 0x01, '\r', 'T', '0', '0', '0', 'C', '0',
-                             '2', '0', '0', '2', '0', '0', '0', '0', '\r'};
+    const uint8_t noise[] = {0xFF, 0x00, 0x80, 'T', 0x01, '\r', 'T', '0', '0', '0', 'C',
+                             '0',  '2',  '0',  '0', '2',  '0',  '0', '0', '0', '\r'};
     size_t off = 0;
     int frames = 0, garbage = 0;
     while (off < sizeof noise) {
@@ -373,8 +373,8 @@ static void test_round_trip(void **state)
     slcan_parser_t *adapter = slcan_parser_new(SLCAN_FROM_ADAPTER);
     for (int ext = 0; ext <= 1; ext++) {
         for (uint8_t dlc = 0; dlc <= 8; dlc++) {
-            can_frame_t fr = {.id = ext ? 0x1ABCDEF0u + dlc : 0x700u + dlc, .ext = ext != 0,
-                              .dlc = dlc};
+            can_frame_t fr = {
+                .id = ext ? 0x1ABCDEF0u + dlc : 0x700u + dlc, .ext = ext != 0, .dlc = dlc};
             for (int i = 0; i < dlc; i++)
                 fr.data[i] = (uint8_t)(0xF0 + i * 3);
             char buf[SLCAN_ENCODE_MAX];
@@ -401,10 +401,10 @@ static void test_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encode_frames),    cmocka_unit_test(test_encode_commands),
+        cmocka_unit_test(test_encode_frames),      cmocka_unit_test(test_encode_commands),
         cmocka_unit_test(test_parse_from_adapter), cmocka_unit_test(test_lowercase_hex),
-        cmocka_unit_test(test_parse_from_host),  cmocka_unit_test(test_garbage_resync),
-        cmocka_unit_test(test_partial_reads),    cmocka_unit_test(test_overlong_and_bel),
+        cmocka_unit_test(test_parse_from_host),    cmocka_unit_test(test_garbage_resync),
+        cmocka_unit_test(test_partial_reads),      cmocka_unit_test(test_overlong_and_bel),
         cmocka_unit_test(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
