@@ -611,13 +611,18 @@ static char *s_reader(char *str, int num, void *stream)
     while (n > 0 && isspace((unsigned char)line[n - 1]))
         line[--n] = '\0';
 
+    //  Comments may be as long as they like: inih never sees them.
+    if (n > 0 && strchr(";#", line[0])) {
+        str[0] = '\0';
+        return str;
+    }
     if (n + 2 >= (size_t)num) {
         s_strlist_add(&ld->errors, "%s:%d: line is %zu characters long; allowed: at most %d",
                       file, ld->lineno, n, num - 3);
         str[0] = '\0';
         return str;
     }
-    if (n > 0 && !strchr(";#", line[0])) {
+    if (n > 0) {
         if (line[0] == '[') {
             if (!strchr(line, ']')) {
                 s_strlist_add(&ld->errors, "%s:%d: '%s' is not a section header; allowed: [NAME]",

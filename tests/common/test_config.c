@@ -240,6 +240,11 @@ static void test_syntax_errors(void **state)
     char longline[400];
     snprintf(longline, sizeof longline, "[MQTT]\nTopicMain=%0300d\n", 0);
     expect_error(longline, ":2: line is", "allowed: at most", NULL);
+    //  A long comment is fine.
+    snprintf(longline, sizeof longline, "# %0300d\n[MQTT]\nBrokerPort=1\n", 0);
+    config_t *ok = expect_ok(longline);
+    assert_int_equal(config_line(ok, "MQTT", "BrokerPort"), 3);
+    done(&ok);
 
     //  A NUL byte inside a line.
     snprintf(s_path, sizeof s_path, "/tmp/bic-test-config-XXXXXX");
