@@ -2343,7 +2343,7 @@ static zsock_t *s_bind(int type, const char *ep, const char *curve, char *err, s
     }
     zsock_set_linger(s, 200);
     if (type == ZMQ_ROUTER)
-        zsock_set_maxmsgsize(s, 65536);
+        zsock_set_maxmsgsize(s, 1 << 20); /* larger frames close the connection */
     if (curve[0] && s_apply_curve(s, curve, err, errlen) < 0) {
         zsock_destroy(&s);
         return NULL;

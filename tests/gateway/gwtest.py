@@ -1,0 +1,174 @@
+"""Helpers for the gateway's integration tests: start bic-can-gateway against a bic-sim from
+the shared harness, talk to it over ZeroMQ (REQ with Lazy Pirate, SUB for telemetry and
+events) and check the simulator's pacing counters.
+"""
+
+import json
+import os
+import time
+
+import zmq
+
+import harness
+
+
+def gateway_ini(sim, tmp, devices=None, **gateway):
+    """The ini dict for a gateway on sim's pty with endpoints on free loopback ports."""
+    gw = {
+        "Can": sim.transport,
+        "ReqEndpoint": "tcp://127.0.0.1:%d" % harness.free_port(),
+        "PubEndpoint": "tcp://127.0.0.1:%d" % harness.free_port(),
+        "StateDir": os.path.join(tmp, "state"),
+        "TelemetryPeriodMs": 500,
+    }
+    gw.update({k: v for k, v in gateway.items()})
+    os.makedirs(gw["StateDir"], exist_ok=True)
+    dev = {}
+    for addr, d in (devices or {0: {}}).items():
+        base = {"Type": "BIC2200-24CAN", "ChargeVoltage": 2760, "DischargeVoltage": 2400,
+                "MaxChargeCurrent": 3000, "MaxDischargeCurrent": 2500}
+        base.update(d)
+        for k, v in base.items():
+            dev["Id/%d/%s" % (addr, k)] = v
+    return {"GATEWAY": gw, "DEVICE": dev}
+
+
+class Client:
+    """REQ client with a receive timeout; on timeout the socket is recreated (Lazy Pirate)."""
+
+    def __init__(self, endpoint, timeout=8.0):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.ctx = zmq.Context.instance()
+        self.sock = None
+        self._open()
+
+    def _open(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        self.sock = self.ctx.socket(zmq.REQ)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(self.endpoint)
+
+    def raw(self, data, retries=1):
+        if isinstance(data, str):
+            data = data.encode()
+        for _ in range(retries + 1):
+            self.sock.send(data)
+            if self.sock.poll(int(self.timeout * 1000)):
+                return json.loads(self.sock.recv().decode())
+            self._open()
+        raise harness.HarnessError("no reply from the gateway at %s" % self.endpoint)
+
+    def call(self, op, **fields):
+        msg = {"v": 1, "op": op}
+        msg.update(fields)
+        return self.raw(json.dumps(msg))
+
+    def ok(self, op, **fields):
+        r = self.call(op, **fields)
+        if not r.get("ok"):
+            raise AssertionError("%s failed: %s" % (op, r))
+        return r
+
+    def error(self, op, code, **fields):
+        """Calls op, asserts an error reply with code; returns the error object."""
+        r = self.call(op, **fields)
+        assert r.get("ok") is False, "expected %s from %s, got %s" % (code, op, r)
+        assert r["error"]["code"] == code, "expected %s from %s, got %s" % (code, op, r)
+        assert r["error"]["message"], r
+        return r["error"]
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None
+
+
+class Sub:
+    """SUB socket recording (topic, json) messages."""
+
+    def __init__(self, endpoint, prefixes=("",)):
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for p in prefixes:
+            self.sock.setsockopt_string(zmq.SUBSCRIBE, p)
+        self.sock.connect(endpoint)
+        self.seen = []
+
+    def _drain(self, wait_ms):
+        while self.sock.poll(wait_ms):
+            parts = self.sock.recv_multipart()
+            if len(parts) == 2:
+                self.seen.append((parts[0].decode(), json.loads(parts[1].decode())))
+            wait_ms = 0
+
+    def wait(self, pred, timeout=harness.DEFAULT_TIMEOUT, what="message"):
+        """Waits for a (topic, body) that satisfies pred; returns it."""
+        deadline = time.monotonic() + timeout
+        checked = 0
+        while True:
+            for m in self.seen[checked:]:
+                if pred(m[0], m[1]):
+                    return m
+            checked = len(self.seen)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise harness.HarnessError("timed out waiting for %s (got %d messages: %s)" %
+                                           (what, len(self.seen),
+                                            [t for t, _ in self.seen[-10:]]))
+            self._drain(int(min(left, 0.2) * 1000))
+
+    def event(self, dev, name, timeout=harness.DEFAULT_TIMEOUT):
+        return self.wait(lambda t, b: t == "evt/%d" % dev and b.get("event") == name,
+                         timeout, "event %s of device %d" % (name, dev))[1]
+
+    def close(self):
+        self.sock.close(linger=0)
+
+
+class Gateway:
+    """bic-can-gateway with an ini from a dict, plus a client; waits until it answers ping
+    and, when wait_online, until every configured device is online."""
+
+    def __init__(self, ini, tmp, wait_online=True, timeout=15.0):
+        self.ini = ini
+        self.tmp = tmp
+        self.path = harness.write_ini(os.path.join(tmp, "gateway.ini"), ini)
+        self.req = ini["GATEWAY"]["ReqEndpoint"]
+        self.pub = ini["GATEWAY"]["PubEndpoint"]
+        self.proc = harness.start_program("bic-can-gateway", ini=self.path, tmp=tmp)
+        self.client = Client(self.req)
+        try:
+            harness.wait_for(lambda: self.client.call("ping")["ok"], timeout,
+                             what="gateway ping")
+            if wait_online:
+                addrs = sorted({int(k.split("/")[1]) for k in ini.get("DEVICE", {})})
+                harness.wait_for(lambda: self.online(addrs), timeout, what="devices online")
+        except Exception:
+            self.stop()
+            raise
+
+    def online(self, addrs):
+        devs = {d["dev"]: d for d in self.client.ok("devices")["devices"]}
+        return all(a in devs and devs[a]["online"] for a in addrs)
+
+    def stop(self):
+        if self.client:
+            self.client.close()
+            self.client = None
+        return self.proc.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def assert_no_pacing_violations(sim):
+    bus = sim.control.counters()["bus"]
+    assert bus["pacing_violations"] == 0, "pacing violations seen by bic-sim: %s" % bus
+    assert bus["requests"] > 0, bus
+    return bus
