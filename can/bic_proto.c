@@ -32,7 +32,8 @@ const char *bic_strerror(bic_err_t err)
     case BIC_E_WRONG_ID:
         return "identifier is not in the family's range for this direction";
     case BIC_E_ADDR:
-        return "address out of range (allowed 0-63, broadcast only for writes)";
+        return "address out of range for the family (BIC 0-63, NPB 0-3; broadcast only for "
+               "writes)";
     case BIC_E_SHORT:
         return "frame shorter than the 2-byte command code";
     case BIC_E_UNKNOWN_CMD:
@@ -230,6 +231,99 @@ static const bic_family_t s_bic_family = {
     .initial_state_is_ready = true,
 };
 
+/* ------------------------------------------------------------------------------------- */
+/* NPB chargers (§15): same protocol, other identifiers, addresses 0-3, no bidirectional    */
+/* commands, charge-curve commands. No variant tables yet: a detected NPB has no limits,   */
+/* so callers that need limits keep it offline.                                             */
+
+#define NPB_CURVE(code, name, scale, unit)                                                         \
+    {                                                                                              \
+        (code), (name), {NULL}, true, 2, 2, BIC_TYPE_U16, (scale), (unit), false, false, false     \
+    }
+
+static const bic_cmd_t s_npb_cmds[] = {
+    CMD(0x0000, "OPERATION", true, 1, BIC_TYPE_U8, BIC_SCALE_NONE, NULL, false, true, true),
+    CMD(0x0020, "VOUT_SET", true, 2, BIC_TYPE_U16, BIC_SCALE_VOUT, "V", true, true, true),
+    CMD(0x0030, "IOUT_SET", true, 2, BIC_TYPE_U16, BIC_SCALE_IOUT, "A", true, true, true),
+    CMD(0x0040, "FAULT_STATUS", false, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, false, false),
+    CMD(0x0050, "READ_VIN", false, 2, BIC_TYPE_U16, BIC_SCALE_VIN, "V", false, false, false),
+    CMD(0x0060, "READ_VOUT", false, 2, BIC_TYPE_U16, BIC_SCALE_VOUT, "V", false, false, false),
+    CMD(0x0061, "READ_IOUT", false, 2, BIC_TYPE_S16, BIC_SCALE_IOUT, "A", false, false, false),
+    CMD(0x0062, "READ_TEMPERATURE_1", false, 2, BIC_TYPE_S16, BIC_SCALE_TEMP, "degC", false, false,
+        false),
+    CMD(0x0080, "MFR_ID_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false, false),
+    CMD(0x0081, "MFR_ID_B6B11", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0082, "MFR_MODEL_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0083, "MFR_MODEL_B6B11", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0084, "MFR_REVISION_B0B5", false, 6, BIC_TYPE_BYTES, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0085, "MFR_LOCATION_B0B2", false, 3, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0086, "MFR_DATE_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0087, "MFR_SERIAL_B0B5", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x0088, "MFR_SERIAL_B6B11", false, 6, BIC_TYPE_ASCII, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    /* Curve parameters act only after a re-power or an OPERATION OFF->ON (§15.4); whether
+       they obey EEP_OFF is not documented, so they are not marked. */
+    NPB_CURVE(0x00B0, "CURVE_CC", BIC_SCALE_IOUT, "A"),
+    NPB_CURVE(0x00B1, "CURVE_CV", BIC_SCALE_VOUT, "V"),
+    NPB_CURVE(0x00B2, "CURVE_FV", BIC_SCALE_VOUT, "V"),
+    NPB_CURVE(0x00B3, "CURVE_TC", BIC_SCALE_IOUT, "A"),
+    {0x00B4,
+     "CURVE_CONFIG",
+     {NULL},
+     true,
+     2,
+     2,
+     BIC_TYPE_BITS,
+     BIC_SCALE_NONE,
+     NULL,
+     false,
+     false,
+     false},
+    NPB_CURVE(0x00B5, "CURVE_CC_TIMEOUT", BIC_SCALE_NONE, "min"),
+    NPB_CURVE(0x00B6, "CURVE_CV_TIMEOUT", BIC_SCALE_NONE, "min"),
+    NPB_CURVE(0x00B7, "CURVE_FV_TIMEOUT", BIC_SCALE_NONE, "min"),
+    CMD(0x00B8, "CHG_STATUS", false, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, false, false),
+    NPB_CURVE(0x00B9, "CHG_RST_VBAT", BIC_SCALE_VOUT, "V"),
+    {0x00C0,
+     "SCALING_FACTOR",
+     {NULL},
+     false,
+     6,
+     2,
+     BIC_TYPE_BYTES,
+     BIC_SCALE_NONE,
+     NULL,
+     false,
+     false,
+     false},
+    CMD(0x00C1, "SYSTEM_STATUS", false, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, false,
+        false),
+    CMD(0x00C2, "SYSTEM_CONFIG", true, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, true, false),
+};
+
+static const bic_family_t s_npb_family = {
+    .id = BIC_FAMILY_NPB,
+    .name = "NPB",
+    .model_prefix = "NPB-",
+    .host_base = 0x000C0100u,
+    .dev_base = 0x000C0000u,
+    .broadcast_id = 0x000C01FFu,
+    .addr_max_basic = 3,
+    .addr_max = 3,
+    .cmds = s_npb_cmds,
+    .ncmds = sizeof s_npb_cmds / sizeof s_npb_cmds[0],
+    .variants = NULL,
+    .nvariants = 0,
+    .initial_state_is_ready = false, /* NPB: 1 = in initialisation (§15.3) */
+};
+
 const bic_family_t *bic_family_bic(void)
 {
     return &s_bic_family;
@@ -239,6 +333,8 @@ const bic_family_t *bic_family_get(bic_family_id_t id)
 {
     if (id == BIC_FAMILY_BIC)
         return &s_bic_family;
+    if (id == BIC_FAMILY_NPB)
+        return &s_npb_family;
     return NULL;
 }
 
@@ -614,7 +710,7 @@ double bic_scaling_factor(const bic_scaling_t *s, bic_scale_t cls)
 
 int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *out, size_t max)
 {
-    bic_field_t tmp[9];
+    bic_field_t tmp[12];
     size_t n = 0;
 #define FLAG(nm, v)                                                                                \
     tmp[n++] = (bic_field_t)                                                                       \
@@ -665,6 +761,31 @@ int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *
         tmp[n++] = (bic_field_t){"mode", (int)x.mode, false, bic_mode_name(x.mode)};
         break;
     }
+    case 0x00B4: { /* NPB CURVE_CONFIG (§15.2) */
+        static const char *cuvs[] = {"custom", "curve1", "curve2", "curve3"};
+        static const char *tcs[] = {"off", "-3mV/C/cell", "-4mV/C/cell", "-5mV/C/cell"};
+        tmp[n++] = (bic_field_t){"cuvs", raw & 3, false, cuvs[raw & 3]};
+        tmp[n++] = (bic_field_t){"tcs", (raw >> 2) & 3, false, tcs[(raw >> 2) & 3]};
+        FLAG("stgs", BIT(raw, 6));
+        FLAG("cuve", BIT(raw, 7));
+        FLAG("cctoe", BIT(raw, 8));
+        FLAG("cvtoe", BIT(raw, 9));
+        FLAG("fvtoe", BIT(raw, 10));
+        FLAG("rste", BIT(raw, 11));
+        break;
+    }
+    case 0x00B8: /* NPB CHG_STATUS (§15.2) */
+        FLAG("fullm", BIT(raw, 0));
+        FLAG("ccm", BIT(raw, 1));
+        FLAG("cvm", BIT(raw, 2));
+        FLAG("fvm", BIT(raw, 3));
+        FLAG("wakeup_stop", BIT(raw, 6));
+        FLAG("ntcer", BIT(raw, 10));
+        FLAG("btnc", BIT(raw, 11));
+        FLAG("cctof", BIT(raw, 13));
+        FLAG("cvtof", BIT(raw, 14));
+        FLAG("fvtof", BIT(raw, 15));
+        break;
     default:
         return -1;
     }

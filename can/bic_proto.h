@@ -182,7 +182,8 @@ typedef struct bic_family {
 
 /* The BIC-2200 descriptor (static data, never NULL). */
 const bic_family_t *bic_family_bic(void);
-/* The descriptor for a family id, or NULL when there is none (yet: NPB). */
+/* The descriptor for a family id (BIC, NPB), NULL for BIC_FAMILY_UNKNOWN. The NPB descriptor
+   has identifiers, addresses 0-3 and its command table (§15) but no variant tables yet. */
 const bic_family_t *bic_family_get(bic_family_id_t id);
 
 /* Command lookup. NULL when unknown. by_name accepts, case-insensitively, the canonical name,
@@ -214,8 +215,8 @@ typedef struct {
     bic_family_id_t family;   /* BIC or NPB */
     int variant;              /* 12/24/48/96 for BIC; the trailing number for NPB */
     char model[13];           /* trimmed text, e.g. "BIC-2200-24" */
-    const bic_family_t *fam;  /* descriptor, NULL if the family has none yet */
-    const bic_variant_t *var; /* variant data, NULL if not known */
+    const bic_family_t *fam;  /* the family's descriptor */
+    const bic_variant_t *var; /* variant data; NULL when unknown (NPB so far) */
 } bic_model_t;
 
 /* Parse the two 6-byte halves of MFR_MODEL (0x0082, 0x0083), space/NUL padded.
@@ -325,8 +326,9 @@ typedef struct {
     const char *text; /* value's name for multi-bit fields ("on", "10min"), NULL for flags */
 } bic_field_t;
 /* Fields of a bitfield register (FAULT_STATUS, SYSTEM_STATUS, SYSTEM_CONFIG,
-   BIDIRECTIONAL_CONFIG) in bit order. Returns the number of fields written (at most max),
-   or -1 if the command is not a bitfield of the family. */
+   BIDIRECTIONAL_CONFIG; NPB also CURVE_CONFIG and CHG_STATUS) in bit order, at most 12.
+   Returns the number of fields written (at most max), or -1 if the command is not a
+   bitfield of the family. */
 int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *out, size_t max);
 
 /* ---------------------------------------------------------------------------------------

@@ -727,6 +727,70 @@ static void test_reply_matching(void **state)
     assert_false(bic_reply_matches(F, &q, &r));
 }
 
+/* ---- the NPB descriptor: same callers, other identifiers and commands ----------------- */
+
+static void test_npb_family(void **state)
+{
+    (void)state;
+    const bic_family_t *npb = bic_family_get(BIC_FAMILY_NPB);
+    assert_non_null(npb);
+    assert_ptr_equal(bic_family_get(BIC_FAMILY_BIC), F);
+    assert_null(bic_family_get(BIC_FAMILY_UNKNOWN));
+    can_frame_t fr;
+    /* usual NPB address 3: 0x000C0103 / 0x000C0003 */
+    assert_int_equal(bic_encode_read(npb, 3, BIC_CMD_READ_VOUT, &fr), BIC_OK);
+    assert_frame(&fr, 0x000C0103, "6000");
+    assert_int_equal(bic_encode_read(npb, 4, BIC_CMD_READ_VOUT, &fr), BIC_E_ADDR);
+    assert_int_equal(bic_encode_read(npb, 0, BIC_CMD_DIRECTION_CTRL, &fr), BIC_E_UNKNOWN_CMD);
+    const bic_cmd_t *cv = bic_cmd_by_name(npb, "curve_cv");
+    assert_non_null(cv);
+    assert_int_equal(cv->code, 0x00B1);
+    assert_null(bic_cmd_by_name(F, "CURVE_CV"));
+    int32_t raw;
+    assert_int_equal(bic_value_to_raw(cv, NULL, 28.8, &raw), BIC_OK);
+    assert_int_equal(bic_encode_write(npb, BIC_ADDR_BROADCAST, 0x00B1, raw, &fr), BIC_OK);
+    assert_frame(&fr, 0x000C01FF, "B100400B");
+    bic_msg_t m;
+    fr = mkframe(0x000C0003, "B8000100");
+    assert_int_equal(bic_decode_reply(npb, &fr, &m), BIC_OK);
+    assert_int_equal(m.addr, 3);
+    assert_int_equal(bic_decode_reply(F, &fr, &m), BIC_E_WRONG_ID);
+    fr = mkframe(0x000C0200, "60001A0A");
+    assert_int_equal(bic_decode_reply(npb, &fr, &m), BIC_E_WRONG_ID);
+    /* INITIAL_STATE polarity is the BIC's opposite */
+    bic_sysstatus_t st;
+    bic_sysstatus_decode(npb, 0x0020, &st);
+    assert_true(st.initial_state);
+    assert_false(st.ready);
+    bic_sysstatus_decode(npb, 0x0000, &st);
+    assert_true(st.ready);
+    /* CURVE_CONFIG 0x0884: charger mode, -3 mV/degC/cell, restart enabled */
+    bic_field_t fl[16];
+    int n = bic_fields(npb, 0x00B4, 0x0884, fl, 16);
+    assert_int_equal(n, 8);
+    assert_string_equal(fl[0].text, "custom");
+    assert_string_equal(fl[1].text, "-3mV/C/cell");
+    assert_string_equal(fl[3].name, "cuve");
+    assert_int_equal(fl[3].value, 1);
+    assert_string_equal(fl[7].name, "rste");
+    assert_int_equal(fl[7].value, 1);
+    assert_int_equal(fl[4].value, 0);
+    n = bic_fields(npb, 0x00B8, 0x0801, fl, 16);
+    assert_int_equal(n, 10);
+    assert_int_equal(fl[0].value, 1); /* fullm */
+    assert_string_equal(fl[6].name, "btnc");
+    assert_int_equal(fl[6].value, 1);
+    assert_int_equal(bic_fields(F, 0x00B4, 0x0884, fl, 16), -1);
+    assert_int_equal(bic_fields(npb, BIC_CMD_BIDIRECTIONAL_CONFIG, 1, fl, 16), -1);
+    /* a detected NPB has its descriptor but no variant data yet */
+    bic_model_t mdl;
+    assert_int_equal(
+        bic_model_parse((const uint8_t *)"NPB-17", (const uint8_t *)"00-48 ", &mdl, NULL, 0),
+        BIC_OK);
+    assert_ptr_equal(mdl.fam, npb);
+    assert_null(mdl.var);
+}
+
 int main(void)
 {
     F = bic_family_bic();
@@ -740,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_revision),       cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_encode_errors),  cmocka_unit_test(test_decode_reply_errors),
         cmocka_unit_test(test_decode_request), cmocka_unit_test(test_reply_matching),
+        cmocka_unit_test(test_npb_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
