@@ -477,6 +477,14 @@ static void s_unknown_hint(const char *section, const char *key, char *hint, siz
         return;
     }
     char canon[KEY_MAX];
+    //  The seed's README lists device keys without their Id/X/ prefix.
+    char prefixed[KEY_MAX];
+    snprintf(prefixed, sizeof prefixed, "Id/0/%s", key);
+    int status;
+    if (s_find_schema(section, prefixed, canon, sizeof canon, &status, NULL, 0) && status == 1) {
+        snprintf(hint, n, " (keys here carry a device address: Id/0/%s)", key);
+        return;
+    }
     for (size_t i = 0; i < config_schema_count; i++) {
         const config_key_t *row = &config_schema[i];
         if (strcmp(row->section, section) == 0)

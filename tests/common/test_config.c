@@ -211,14 +211,18 @@ static void test_unknown_keys_warn(void **state)
                               "[CHARGE_CONTROL]\n"
                               "Id/0/Enable=0\n"
                               "Id/0/ChargeVoltage=2760\n"
-                              "Id/0/switch/0/Name=boiler\n");
-    assert_int_equal(config_warning_count(cfg), 5);
+                              "Id/0/switch/0/Name=boiler\n"
+                              "[Device]\n"
+                              "ChargeVoltage=2750\n");
+    assert_int_equal(config_warning_count(cfg), 6);
     assert_true(has_warning(cfg, ":3: [MQTT] BrokerPrt: unknown key"));
     assert_true(has_warning(cfg, ":5: [NOPE]: unknown section"));
     assert_true(has_warning(cfg, ":8: [SURPLUS_SWITCH]: section not used"));
     assert_true(has_warning(cfg, ":11: [CHARGE_CONTROL] Id/0/ChargeVoltage: unknown key, "
                                  "ignored (it belongs in [DEVICE])"));
     assert_true(has_warning(cfg, ":12: [CHARGE_CONTROL] Id/0/switch/0/Name"));
+    assert_true(has_warning(cfg, ":14: [DEVICE] ChargeVoltage: unknown key, ignored (keys here "
+                                 "carry a device address: Id/0/ChargeVoltage)"));
     //  An unknown key does not leak into the known ones.
     assert_false(config_has(cfg, "DEVICE", "Id/%d/ChargeVoltage", 0));
     done(&cfg);
