@@ -665,8 +665,12 @@ static void s_substep(bic_device_t *dev, int64_t now_us, double dt)
 
 void bic_device_step(bic_device_t *dev, int64_t now_us)
 {
-    if (!dev || now_us <= dev->last_us)
+    if (!dev)
         return;
+    if (now_us <= dev->last_us) {
+        dev->output_on = s_output_enabled(dev, dev->last_us);
+        return;
+    }
     int64_t t = dev->last_us;
     while (t < now_us) {
         int64_t next = t + (int64_t)(S_MAX_SUBSTEP_S * 1e6);
