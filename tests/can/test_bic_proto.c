@@ -791,6 +791,54 @@ static void test_npb_family(void **state)
     assert_null(mdl.var);
 }
 
+/* Random frames: decoders return a defined error or a consistent message, never crash. */
+static void test_random_frames(void **state)
+{
+    (void)state;
+    uint32_t seed = 777;
+    const bic_family_t *fams[2] = {F, bic_family_get(BIC_FAMILY_NPB)};
+    int ok = 0;
+    for (int i = 0; i < 200000; i++) {
+        uint8_t b[24];
+        for (size_t k = 0; k < sizeof b; k++) {
+            seed = seed * 1103515245u + 12345u;
+            b[k] = (uint8_t)(seed >> 16);
+        }
+        can_frame_t fr;
+        memcpy(&fr.id, b + 12, sizeof fr.id);
+        memcpy(fr.data, b + 16, 8);
+        /* keep the bools valid, bias ids and codes towards the interesting ones */
+        fr.ext = (b[0] & 7) != 0;
+        fr.rtr = (b[1] & 15) == 0;
+        fr.dlc = (uint8_t)(b[2] % 11);
+        fr.id = (b[3] & 1) ? (0x000C0000u | (b[4] & 3) << 8 | b[5]) : fr.id & 0x3FFFFFFFu;
+        if (b[6] & 1)
+            fr.data[1] = (uint8_t)(b[7] & 1);
+        const bic_family_t *f = fams[b[8] & 1];
+        if (b[9] & 1) { /* a known command, often with its exact length */
+            const bic_cmd_t *c = &f->cmds[b[10] % f->ncmds];
+            fr.data[0] = (uint8_t)(c->code & 0xFF);
+            fr.data[1] = (uint8_t)(c->code >> 8);
+            if (b[11] & 1)
+                fr.dlc = (uint8_t)(2 + c->len);
+        }
+        bic_msg_t m;
+        bic_err_t e = bic_decode_reply(f, &fr, &m);
+        assert_true(e >= BIC_OK && e <= BIC_E_PARSE);
+        if (e == BIC_OK) {
+            ok++;
+            assert_non_null(m.cmd);
+            assert_true(m.len >= m.cmd->min_len && m.len <= m.cmd->len);
+            assert_true(m.addr <= f->addr_max);
+        }
+        e = bic_decode_request(f, &fr, &m);
+        assert_true(e >= BIC_OK && e <= BIC_E_PARSE);
+        if (e == BIC_OK)
+            assert_true(m.len == fr.dlc - 2 && m.len <= 6);
+    }
+    assert_true(ok > 0); /* the generator does reach valid replies */
+}
+
 int main(void)
 {
     F = bic_family_bic();
@@ -804,7 +852,7 @@ int main(void)
         cmocka_unit_test(test_revision),       cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_encode_errors),  cmocka_unit_test(test_decode_reply_errors),
         cmocka_unit_test(test_decode_request), cmocka_unit_test(test_reply_matching),
-        cmocka_unit_test(test_npb_family),
+        cmocka_unit_test(test_npb_family),     cmocka_unit_test(test_random_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
