@@ -238,6 +238,7 @@ int gw_client_expire(gw_client_t *self, int64_t now)
     }
     self->tries_left--;
     //  Lazy Pirate: a REQ socket that lost its reply is stuck; start over with a new one.
+    //  If that fails the socket stays NULL until the next expiry tries again.
     s_open(self);
     s_transmit(self);
     return 1;
@@ -358,9 +359,10 @@ cJSON *gw_client_call(gw_client_t *self, const cJSON *req, char *err, size_t n)
             }
             continue;
         }
-        zmq_pollitem_t item = {zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0};
         int64_t wait = self->deadline - now;
-        int rc = zmq_poll(&item, 1, (long)wait);
+        zmq_pollitem_t item = {self->sock ? zsock_resolve(self->sock) : NULL, 0, ZMQ_POLLIN, 0};
+        //  Without a socket (a reopen failed) wait for the deadline; expiry tries again.
+        int rc = zmq_poll(self->sock ? &item : NULL, self->sock ? 1 : 0, (long)wait);
         if (rc < 0) {
             if (errno == EINTR && !sigflag_stop())
                 continue;

@@ -67,7 +67,8 @@ cJSON *gw_client_call(gw_client_t *self, const cJSON *req, char *err, size_t n);
 int gw_client_send(gw_client_t *self, const cJSON *req);
 
 /*  The socket to poll for input (a zsock_t *). It changes after a reset (expire), so
-    fetch it afresh before each poll. */
+    fetch it afresh before each poll. NULL in the rare case that reopening failed (out of
+    file descriptors): then poll nothing until the deadline; expiry tries again. */
 void *gw_client_socket(gw_client_t *self);
 
 /*  When the socket is readable: the reply to the pending request (caller frees), or NULL

@@ -69,9 +69,11 @@ int jget_int(const cJSON *obj, const char *key, long min, long max, long *out, c
         return -1;
     char got[64];
     s_got(item, got, sizeof got);
+    //  The magnitude guard keeps the conversion to long defined when MIN/MAX are the
+    //  extremes of long (their double images round outwards).
     if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) ||
-        item->valuedouble != floor(item->valuedouble) || item->valuedouble < (double)min ||
-        item->valuedouble > (double)max) {
+        item->valuedouble != floor(item->valuedouble) || fabs(item->valuedouble) >= 9.2e18 ||
+        item->valuedouble < (double)min || item->valuedouble > (double)max) {
         s_err(err, n, "'%s' must be an integer between %ld and %ld (got %s)", key, min, max,
               got);
         return -1;

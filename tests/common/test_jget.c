@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -48,6 +49,12 @@ static void test_int(void **state)
     assert_int_equal(jget_int(s_doc, "missing", 0, 63, &v, err, sizeof err), -1);
     assert_string_equal(err, "'missing' must be an integer between 0 and 63 (got nothing)");
     assert_int_equal(jget_int(s_doc, "nul", 0, 63, &v, NULL, 0), -1);
+
+    //  Huge integers at the limits of long are refused, not converted with overflow.
+    cJSON *huge = cJSON_Parse("{\"x\":9.3e18,\"y\":-9.3e18}");
+    assert_int_equal(jget_int(huge, "x", LONG_MIN, LONG_MAX, &v, err, sizeof err), -1);
+    assert_int_equal(jget_int(huge, "y", LONG_MIN, LONG_MAX, &v, err, sizeof err), -1);
+    cJSON_Delete(huge);
 
     cJSON *arr = cJSON_GetObjectItem(s_doc, "arr");
     assert_int_equal(jget_int(arr, "x", 0, 1, &v, err, sizeof err), -1);
