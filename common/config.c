@@ -995,6 +995,10 @@ const char *config_warning(const config_t *self, size_t index)
 //  Resolve a getter's key; abort when it is not in the schema (a programming error).
 static const config_key_t *s_resolve(const config_t *self, const char *section,
                                      const char *keyfmt, va_list ap, const entry_t **entry)
+    __attribute__((format(printf, 3, 0)));
+
+static const config_key_t *s_resolve(const config_t *self, const char *section,
+                                     const char *keyfmt, va_list ap, const entry_t **entry)
 {
     char key[KEY_MAX], canon[KEY_MAX];
     vsnprintf(key, sizeof key, keyfmt, ap);
