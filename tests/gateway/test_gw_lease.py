@@ -1,0 +1,191 @@
+"""Control lease and setpoints against the real bic-sim: the holder drives, intruders are
+refused with "controlled by NAME", a lapsed lease puts the device in the safe state (seen in
+the simulator's registers and output), direction changes happen in the safe order, power
+setpoints use the measured voltage, and a restarted gateway writes nothing by itself."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from gwtest import Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
+
+DEV = "0:24:battery,canctrl"
+
+
+def _writes(sim, since=None):
+    """Write frames (command, value) the simulator received after monotonic time `since`
+    (all in its log when None), oldest first."""
+    out = []
+    window_ms = None if since is None else (time.monotonic() - since) * 1000.0
+    for f in sim.control.frames(500):
+        if window_ms is not None and f["age_ms"] > window_ms:
+            continue
+        if f["dir"] == "rx" and f["dlc"] > 2:
+            data = bytes.fromhex(f["data"])
+            cmd = data[0] | (data[1] << 8)
+            val = data[2] | ((data[3] << 8) if len(data) > 3 else 0)
+            out.append((cmd, val))
+    return out
+
+
+def test_lease_holder_and_intruder():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0, LeaseMaxTtlSec=600)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            # setpoints need the lease
+            c.error("setpoint", "no_lease", dev=0, client="ctl", mode="charge", current_a=5)
+            r = c.ok("lease", client="ctl", action="take", ttl_s=60)
+            assert r["holder"] == "ctl" and 59 <= r["expires_in_s"] <= 60, r
+            assert c.ok("lease", client="ctl", action="take", ttl_s=60)["holder"] == "ctl"
+            e = c.error("lease", "lease_held", client="intruder", action="take", ttl_s=10)
+            assert e["message"] == "controlled by ctl" and e["holder"] == "ctl", e
+            assert 0 < e["expires_in_s"] <= 60, e
+            c.error("lease", "lease_held", client="intruder", action="renew", ttl_s=10)
+            c.error("lease", "lease_held", client="intruder", action="release")
+            regs = dict(sim.control.device(0)["registers"])
+            e = c.error("setpoint", "lease_held", dev=0, client="intruder", mode="off")
+            assert e["message"] == "controlled by ctl", e
+            c.error("setpoint", "lease_held", dev=0, client="intruder", mode="charge",
+                    current_a=5, lease_ttl_s=5)
+            c.error("set", "lease_held", dev=0, reg="IOUT_SET", value=5, client="intruder")
+            c.error("set", "lease_held", dev=0, reg="OPERATION", value=0, client="intruder")
+            assert sim.control.device(0)["registers"] == regs
+            # reads and non-output registers stay open to everyone
+            c.ok("get", dev=0, reg="READ_VOUT", client="intruder")
+            # the holder drives
+            r = c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=5)
+            assert r["applied"]["iout_a"] == 5 and r["applied"]["direction"] == "charge", r
+            # bounds and names
+            e = c.error("lease", "out_of_range", client="ctl", action="renew", ttl_s=601)
+            assert e["max"] == 600 and e["min"] == 1, e
+            c.error("lease", "out_of_range", client="ctl", action="renew", ttl_s=0)
+            c.error("lease", "bad_request", client="ctl", action="steal", ttl_s=5)
+            c.error("lease", "bad_request", action="take", ttl_s=5)
+            c.error("lease", "bad_request", client="x" * 33, action="take", ttl_s=5)
+            c.error("lease", "bad_request", client="ctl", action="take", ttl_s="5")
+            r = c.ok("lease", client="ctl", action="release")
+            assert r["holder"] is None, r
+            c.error("lease", "no_lease", client="ctl", action="renew", ttl_s=5)
+            # released: the intruder may take it now; release applies no safe state
+            assert c.ok("lease", client="intruder", action="take", ttl_s=5)["holder"] == "intruder"
+            assert sim.control.device(0)["registers"]["OPERATION"] == 1
+            assert_no_pacing_violations(sim)
+
+
+def test_setpoint_directions_in_safe_order():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            # battery limits first: charge up to 27.6 V, discharge down to 24 V
+            c.ok("set", dev=0, reg="VOUT_SET", value=27.6, client="ctl")
+            c.ok("set", dev=0, reg="REVERSE_VOUT_SET", value=24, client="ctl")
+            r = c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=12.4,
+                     lease_ttl_s=30)
+            assert r["mode"] == "charge" and r["current_a"] == 12.4, r
+            assert r["applied"] == {"operation": 1, "direction": "charge", "iout_a": 12.4,
+                                    "rev_iout_a": 0.9}, r
+            regs = sim.control.device(0)["registers"]
+            assert regs["IOUT_SET"] == 1240 and regs["DIRECTION_CTRL"] == 0, regs
+            assert regs["REVERSE_IOUT_SET"] == 90, regs
+            harness.wait_for(lambda: sim.control.device(0)["dc_a"] > 5, what="charging")
+            # the same setpoint again writes nothing
+            assert c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=12.4)[
+                "writes"] == 0
+            # reverse: new direction's current first, then DIRECTION_CTRL, then the old
+            # direction's current down to its minimum
+            t0 = time.monotonic()
+            r = c.ok("setpoint", dev=0, client="ctl", mode="discharge", current_a=7.5)
+            w = _writes(sim, t0)
+            assert w == [(0x0130, 750), (0x0100, 1), (0x0030, 90)], w
+            assert r["applied"] == {"operation": 1, "direction": "discharge", "iout_a": 0.9,
+                                    "rev_iout_a": 7.5}, r
+            harness.wait_for(lambda: sim.control.device(0)["dc_a"] < -3, what="discharging")
+            # a power setpoint converts with the measured battery voltage
+            volts = c.ok("get", dev=0, reg="READ_VOUT")["values"]["READ_VOUT"]["value"]
+            r = c.ok("setpoint", dev=0, client="ctl", mode="discharge", power_w=150)
+            assert abs(r["current_a"] - 150 / volts) < 0.1, (r, volts)
+            assert abs(sim.control.device(0)["registers"]["REVERSE_IOUT_SET"] -
+                       round(150 / volts * 100)) <= 10
+            # power beyond the limit is refused with the range, in amperes
+            e = c.error("setpoint", "out_of_range", dev=0, client="ctl", mode="discharge",
+                        power_w=5000)
+            assert e["max"] == 25 and "W" in e["message"], e
+            # idle (default "off"): both currents to the minimum, output off
+            r = c.ok("setpoint", dev=0, client="ctl", mode="idle")
+            regs = sim.control.device(0)["registers"]
+            assert regs["OPERATION"] == 0 and regs["IOUT_SET"] == 90, regs
+            assert regs["REVERSE_IOUT_SET"] == 90, regs
+            assert sim.control.device(0)["output_on"] is False
+            # charge again: output back on after the current and direction
+            t0 = time.monotonic()
+            c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=3)
+            w = _writes(sim, t0)
+            assert w == [(0x0030, 300), (0x0100, 0), (0x0000, 1)], w
+            c.ok("setpoint", dev=0, client="ctl", mode="off")
+            assert sim.control.device(0)["registers"]["OPERATION"] == 0
+            c.error("setpoint", "bad_request", dev=0, client="ctl", mode="boost")
+            c.error("setpoint", "bad_request", dev=0, client="ctl", mode="charge")
+            c.error("setpoint", "bad_request", dev=0, client="ctl", mode="charge",
+                    current_a=-1)
+            c.error("setpoint", "bad_request", dev=0, client="ctl", mode="charge",
+                    current_a=1, power_w=20)
+            c.error("setpoint", "bad_request", dev=0, mode="off")
+            assert_no_pacing_violations(sim)
+
+
+def test_lapse_applies_safe_state():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0", "tel/0"])
+            c.ok("setpoint", dev=0, client="charge-ctl", mode="discharge", current_a=10,
+                 lease_ttl_s=2)
+            harness.wait_for(lambda: sim.control.device(0)["dc_a"] < -3, what="discharging")
+            _, t = sub.wait(lambda tp, b: tp == "tel/0" and b["lease"] is not None,
+                            what="telemetry with the lease")
+            assert t["lease"]["holder"] == "charge-ctl", t
+            # the controller dies (stops renewing): within the TTL the safe state follows
+            e = sub.event(0, "lease_lapsed")
+            assert e["holder"] == "charge-ctl", e
+            e = sub.event(0, "safe_state")
+            assert e["state"] == "off" and e["reason"] == "lease lapsed", e
+            dev = sim.control.device(0)
+            assert dev["registers"]["OPERATION"] == 0, dev["registers"]
+            assert dev["registers"]["REVERSE_IOUT_SET"] == 90, dev["registers"]
+            assert dev["registers"]["IOUT_SET"] == 90, dev["registers"]
+            assert dev["output_on"] is False
+            harness.wait_for(lambda: abs(sim.control.device(0)["dc_a"]) < 0.5,
+                             what="no current after the safe state")
+            assert c.ok("ping")["ok"] and c.ok("info")["devices"][0]["lease"] is None
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
+def test_restarted_gateway_writes_nothing():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            gw.client.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=8,
+                         lease_ttl_s=600)
+        regs = dict(sim.control.device(0)["registers"])
+        t0 = time.monotonic()
+        with Gateway(ini, tmp) as gw:
+            time.sleep(2.0)  # identification and a few telemetry cycles
+            assert gw.client.ok("info")["devices"][0]["lease"] is None
+        assert _writes(sim, t0) == []
+        assert sim.control.device(0)["registers"] == regs
+        assert_no_pacing_violations(sim)
+
+
+if __name__ == "__main__":
+    harness.run_tests()
