@@ -58,7 +58,8 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Small helpers
 
-static int s_strlist_add(strlist_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int s_strlist_add(strlist_t *list, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int s_strlist_add(strlist_t *list, const char *fmt, ...)
 {
@@ -409,8 +410,9 @@ static int s_validate(const config_key_t *k, const char *text, entry_t *e, char 
             return -1;
         }
         if (len > 0 && k->type == CT_TOPIC && s_check_topic(text) != 0) {
-            snprintf(msg, n, "is not a valid MQTT topic; allowed: a topic name without '+' or "
-                             "'#' and without a leading or trailing '/'");
+            snprintf(msg, n,
+                     "is not a valid MQTT topic; allowed: a topic name without '+' or "
+                     "'#' and without a leading or trailing '/'");
             return -1;
         }
         if (len > 0 && k->type == CT_ENDPOINT && s_check_endpoint(text) != 0) {
@@ -418,8 +420,9 @@ static int s_validate(const config_key_t *k, const char *text, entry_t *e, char 
             return -1;
         }
         if (len > 0 && k->type == CT_HOST && s_check_host(text) != 0) {
-            snprintf(msg, n, "is not a host name or address; allowed: 1..253 letters, digits "
-                             "and . - _ : [ ]");
+            snprintf(msg, n,
+                     "is not a host name or address; allowed: 1..253 letters, digits "
+                     "and . - _ : [ ]");
             return -1;
         }
         if (k->check) {
@@ -468,8 +471,9 @@ static void s_unknown_hint(const char *section, const char *key, char *hint, siz
 {
     hint[0] = '\0';
     if (strcasestr(key, "switch")) {
-        snprintf(hint, n, " (a surplus-switch key: those belong in [SURPLUS_SWITCH], which "
-                          "bic2mqtt does not use)");
+        snprintf(hint, n,
+                 " (a surplus-switch key: those belong in [SURPLUS_SWITCH], which "
+                 "bic2mqtt does not use)");
         return;
     }
     if (strcasestr(key, "Winter/")) {
@@ -512,8 +516,8 @@ static int s_handler(void *user, const char *section, const char *name, const ch
                 if (strcasecmp(*s, section) == 0)
                     ignored = true;
             if (*section == '\0')
-                s_strlist_add(&cfg->warnings, "%s:%d: %s: key outside any [SECTION], ignored",
-                              file, line, name);
+                s_strlist_add(&cfg->warnings, "%s:%d: %s: key outside any [SECTION], ignored", file,
+                              line, name);
             else if (ignored)
                 s_strlist_add(&cfg->warnings,
                               "%s:%d: [%s]: section not used by bic2mqtt, its keys are ignored",
@@ -625,8 +629,8 @@ static char *s_reader(char *str, int num, void *stream)
         return str;
     }
     if (n + 2 >= (size_t)num) {
-        s_strlist_add(&ld->errors, "%s:%d: line is %zu characters long; allowed: at most %d",
-                      file, ld->lineno, n, num - 3);
+        s_strlist_add(&ld->errors, "%s:%d: line is %zu characters long; allowed: at most %d", file,
+                      ld->lineno, n, num - 3);
         str[0] = '\0';
         return str;
     }
@@ -688,8 +692,8 @@ static int s_first_line(const config_t *cfg, const char *section, int id)
 static void s_check_device(loader_t *ld, int id)
 {
     config_t *cfg = ld->cfg;
-    static const char *const required[] = {"ChargeVoltage", "DischargeVoltage",
-                                           "MaxChargeCurrent", "MaxDischargeCurrent", NULL};
+    static const char *const required[] = {"ChargeVoltage", "DischargeVoltage", "MaxChargeCurrent",
+                                           "MaxDischargeCurrent", NULL};
     int first = s_first_line(cfg, "DEVICE", id);
     for (int i = 0; required[i]; i++) {
         if (!s_get(cfg, "DEVICE", "Id/%d/%s", id, required[i])) {
@@ -993,12 +997,12 @@ const char *config_warning(const config_t *self, size_t index)
 //  Getters
 
 //  Resolve a getter's key; abort when it is not in the schema (a programming error).
-static const config_key_t *s_resolve(const config_t *self, const char *section,
-                                     const char *keyfmt, va_list ap, const entry_t **entry)
+static const config_key_t *s_resolve(const config_t *self, const char *section, const char *keyfmt,
+                                     va_list ap, const entry_t **entry)
     __attribute__((format(printf, 3, 0)));
 
-static const config_key_t *s_resolve(const config_t *self, const char *section,
-                                     const char *keyfmt, va_list ap, const entry_t **entry)
+static const config_key_t *s_resolve(const config_t *self, const char *section, const char *keyfmt,
+                                     va_list ap, const entry_t **entry)
 {
     char key[KEY_MAX], canon[KEY_MAX];
     vsnprintf(key, sizeof key, keyfmt, ap);
@@ -1017,8 +1021,8 @@ static const config_key_t *s_resolve(const config_t *self, const char *section,
 
 static void s_type_abort(const config_key_t *k, const char *asked)
 {
-    fprintf(stderr, "config: [%s] %s is not read as %s (a bug in the caller)\n", k->section,
-            k->key, asked);
+    fprintf(stderr, "config: [%s] %s is not read as %s (a bug in the caller)\n", k->section, k->key,
+            asked);
     abort();
 }
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const config_sections[] = {"ALL",    "MQTT",  "GATEWAY", "DEVICE",
+const char *const config_sections[] = {"ALL",   "MQTT",           "GATEWAY", "DEVICE",
                                        "BAT_0", "CHARGE_CONTROL", NULL};
 const char *const config_ignored_sections[] = {"SURPLUS_SWITCH", NULL};
 
@@ -70,6 +70,7 @@ static int s_check_jpath(const char *value, char *what, size_t n)
     return jpath_valid(value);
 }
 
+// clang-format off
 #define INT(s, k, d, lo, hi) {s, k, CT_INT, d, lo, hi, NULL, NULL, NULL}
 #define FLT(s, k, d, lo, hi) {s, k, CT_FLOAT, d, lo, hi, NULL, NULL, NULL}
 #define BOOL(s, k, d) {s, k, CT_BOOL, d, 0, 1, NULL, NULL, NULL}
@@ -79,6 +80,7 @@ static int s_check_jpath(const char *value, char *what, size_t n)
 #define TOPIC(s, k, d) {s, k, CT_TOPIC, d, 0, 1024, NULL, NULL, NULL}
 #define ENDP(s, k, d) {s, k, CT_ENDPOINT, d, 0, 1024, NULL, NULL, NULL}
 #define CHECKED(s, k, d, fn) {s, k, CT_STRING, d, 0, 256, NULL, fn, NULL}
+// clang-format on
 
 const config_key_t config_schema[] = {
     ENUM("ALL", "TraceLevel", "info", s_levels),

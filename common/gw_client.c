@@ -110,8 +110,8 @@ static zcert_t *s_load_cert(const char *path, char *err, size_t n)
     }
     static const char zero_key[] = "0000000000000000000000000000000000000000";
     if (strcmp(zcert_secret_txt(cert), zero_key) == 0) {
-        s_err(err, n, "%s: the certificate has no secret key (expected %s_secret beside it)",
-              path, path);
+        s_err(err, n, "%s: the certificate has no secret key (expected %s_secret beside it)", path,
+              path);
         zcert_destroy(&cert);
     }
     return cert;
@@ -156,8 +156,8 @@ gw_client_t *gw_client_from_config(const config_t *cfg, char *err, size_t n)
     }
     const char *server_key = config_str(cfg, "GATEWAY", "CurveServerPublicKey");
     if (*server_key &&
-        gw_client_set_curve(self, server_key, config_str(cfg, "GATEWAY", "CurveClientKeyFile"),
-                            err, n) != 0)
+        gw_client_set_curve(self, server_key, config_str(cfg, "GATEWAY", "CurveClientKeyFile"), err,
+                            n) != 0)
         gw_client_destroy(&self);
     return self;
 }
@@ -383,8 +383,8 @@ const char *gw_client_endpoint(const gw_client_t *self)
     return self->endpoint;
 }
 
-static zsock_t *s_sub_new(const char *endpoint, const char *const *prefixes,
-                          const char *server_key, zcert_t *cert)
+static zsock_t *s_sub_new(const char *endpoint, const char *const *prefixes, const char *server_key,
+                          zcert_t *cert)
 {
     if (!endpoint || !*endpoint)
         return NULL;

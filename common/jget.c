@@ -61,8 +61,7 @@ static const cJSON *s_field(const cJSON *obj, const char *key, char *err, size_t
     return cJSON_GetObjectItemCaseSensitive(obj, key);
 }
 
-int jget_int(const cJSON *obj, const char *key, long min, long max, long *out, char *err,
-             size_t n)
+int jget_int(const cJSON *obj, const char *key, long min, long max, long *out, char *err, size_t n)
 {
     const cJSON *item = s_field(obj, key, err, n);
     if (!cJSON_IsObject(obj))
@@ -74,8 +73,7 @@ int jget_int(const cJSON *obj, const char *key, long min, long max, long *out, c
     if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) ||
         item->valuedouble != floor(item->valuedouble) || fabs(item->valuedouble) >= 9.2e18 ||
         item->valuedouble < (double)min || item->valuedouble > (double)max) {
-        s_err(err, n, "'%s' must be an integer between %ld and %ld (got %s)", key, min, max,
-              got);
+        s_err(err, n, "'%s' must be an integer between %ld and %ld (got %s)", key, min, max, got);
         return -1;
     }
     *out = (long)item->valuedouble;
@@ -92,8 +90,7 @@ int jget_num(const cJSON *obj, const char *key, double min, double max, double *
     s_got(item, got, sizeof got);
     if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) || item->valuedouble < min ||
         item->valuedouble > max) {
-        s_err(err, n, "'%s' must be a number between %.10g and %.10g (got %s)", key, min, max,
-              got);
+        s_err(err, n, "'%s' must be a number between %.10g and %.10g (got %s)", key, min, max, got);
         return -1;
     }
     *out = item->valuedouble;
@@ -109,8 +106,7 @@ int jget_str(const cJSON *obj, const char *key, size_t maxlen, const char **out,
     char got[64];
     s_got(item, got, sizeof got);
     if (!cJSON_IsString(item) || !item->valuestring) {
-        s_err(err, n, "'%s' must be a string of at most %zu characters (got %s)", key, maxlen,
-              got);
+        s_err(err, n, "'%s' must be a string of at most %zu characters (got %s)", key, maxlen, got);
         return -1;
     }
     size_t len = strlen(item->valuestring);
@@ -157,8 +153,8 @@ int jget_int_opt(const cJSON *obj, const char *key, long min, long max, long def
     return jget_int(obj, key, min, max, out, err, n);
 }
 
-int jget_num_opt(const cJSON *obj, const char *key, double min, double max, double def,
-                 double *out, char *err, size_t n)
+int jget_num_opt(const cJSON *obj, const char *key, double min, double max, double def, double *out,
+                 char *err, size_t n)
 {
     if (s_absent(obj, key)) {
         *out = def;

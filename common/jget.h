@@ -18,8 +18,7 @@ extern "C" {
 #endif
 
 /*  An integer (a JSON number with no fraction) in [MIN, MAX]. */
-int jget_int(const cJSON *obj, const char *key, long min, long max, long *out, char *err,
-             size_t n);
+int jget_int(const cJSON *obj, const char *key, long min, long max, long *out, char *err, size_t n);
 
 /*  A finite number in [MIN, MAX]. */
 int jget_num(const cJSON *obj, const char *key, double min, double max, double *out, char *err,
@@ -36,8 +35,8 @@ int jget_bool(const cJSON *obj, const char *key, bool *out, char *err, size_t n)
     is validated as above. */
 int jget_int_opt(const cJSON *obj, const char *key, long min, long max, long def, long *out,
                  char *err, size_t n);
-int jget_num_opt(const cJSON *obj, const char *key, double min, double max, double def,
-                 double *out, char *err, size_t n);
+int jget_num_opt(const cJSON *obj, const char *key, double min, double max, double def, double *out,
+                 char *err, size_t n);
 int jget_str_opt(const cJSON *obj, const char *key, size_t maxlen, const char *def,
                  const char **out, char *err, size_t n);
 int jget_bool_opt(const cJSON *obj, const char *key, bool def, bool *out, char *err, size_t n);

@@ -123,8 +123,7 @@ bool log_enabled(log_level_t level)
 
 static void s_emit(FILE *out, const char *stamp, log_level_t level, const char *msg)
 {
-    fprintf(out, "%s%s%s%s: %s\n", stamp, s_prog, *s_prog ? " " : "", log_level_name(level),
-            msg);
+    fprintf(out, "%s%s%s%s: %s\n", stamp, s_prog, *s_prog ? " " : "", log_level_name(level), msg);
 }
 
 void log_vwrite(log_level_t level, const char *fmt, va_list ap)

@@ -71,8 +71,8 @@ static bool has_warning(const config_t *cfg, const char *needle)
     return false;
 }
 
-#define DEVICE0                                                                                \
-    "[DEVICE]\nId/0/ChargeVoltage=2760\nId/0/DischargeVoltage=2500\n"                          \
+#define DEVICE0                                                                                    \
+    "[DEVICE]\nId/0/ChargeVoltage=2760\nId/0/DischargeVoltage=2500\n"                              \
     "Id/0/MaxChargeCurrent=2000\nId/0/MaxDischargeCurrent=1500\n"
 
 static void test_defaults(void **state)
@@ -148,10 +148,9 @@ static void test_int_errors(void **state)
 static void test_float_bool_enum_errors(void **state)
 {
     expect_error("[CHARGE_CONTROL]\nId/0/Enable=0\nId/0/LoopGain=nan\n",
-                 ":3: [CHARGE_CONTROL] Id/0/LoopGain: 'nan' is not a number",
-                 "allowed: 0.01..2", NULL);
-    expect_error("[CHARGE_CONTROL]\nId/0/Enable=0\nId/0/LoopGain=3\n", "'3' is out of range",
+                 ":3: [CHARGE_CONTROL] Id/0/LoopGain: 'nan' is not a number", "allowed: 0.01..2",
                  NULL);
+    expect_error("[CHARGE_CONTROL]\nId/0/Enable=0\nId/0/LoopGain=3\n", "'3' is out of range", NULL);
     expect_error("[CHARGE_CONTROL]\nId/0/Enable=0\nId/0/Pid/P=1,5\n", "is not a number", NULL);
     expect_error("[GATEWAY]\nDiscover=2\n", "Discover: '2' is not a boolean", "allowed: 0, 1",
                  NULL);
@@ -177,12 +176,12 @@ static void test_text_types(void **state)
     expect_error("[GATEWAY]\nReqEndpoint=tcp://localhost\n", "is not a ZeroMQ endpoint", NULL);
     expect_error("[GATEWAY]\nPubEndpoint=tcp://h:0\n", "is not a ZeroMQ endpoint", NULL);
     expect_error("[MQTT]\nBrokerIpAdr=my broker\n", "is not a host name or address", NULL);
-    expect_error("[GATEWAY]\nCan=can0\n", "Can: 'can0' is not valid",
-                 "socketcan:IFACE", NULL);
+    expect_error("[GATEWAY]\nCan=can0\n", "Can: 'can0' is not valid", "socketcan:IFACE", NULL);
     expect_error("[GATEWAY]\nCan=socketcan:averyveryverylongname\n", "is not valid", NULL);
     expect_error("[GATEWAY]\nCurveServerPublicKey=tooshort\n", "Z85 key of 40 characters", NULL);
-    expect_error("[MQTT]\nAppId=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
-                 "has 65 characters; allowed: 0..64 characters", NULL);
+    expect_error(
+        "[MQTT]\nAppId=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+        "has 65 characters; allowed: 0..64 characters", NULL);
     expect_error("[MQTT]\nStatePayloadOnline=\n", "has 0 characters", NULL);
     expect_error("[CHARGE_CONTROL]\nId/0/Enable=0\nId/0/MeterJsonPath=a..b\n",
                  "MeterJsonPath: 'a..b' is not valid", NULL);
@@ -230,13 +229,11 @@ static void test_unknown_keys_warn(void **state)
 
 static void test_syntax_errors(void **state)
 {
-    expect_error("[MQTT]\nthis is no setting\n", ":2: 'this is no setting' is not a setting",
-                 NULL);
+    expect_error("[MQTT]\nthis is no setting\n", ":2: 'this is no setting' is not a setting", NULL);
     expect_error("[MQTT\nBrokerPort=1\n", ":1: '[MQTT' is not a section header", NULL);
     expect_error("[MQTT]\nBrokerPort=1883\nbrokerport=1884\n",
                  ":3: [MQTT] brokerport: set twice (also on line 2)", NULL);
-    expect_error("[DEVICE]\nId/64/ChargeVoltage=2760\n", "device address 64 is out of range",
-                 NULL);
+    expect_error("[DEVICE]\nId/64/ChargeVoltage=2760\n", "device address 64 is out of range", NULL);
     expect_error("[CHARGE_CONTROL]\nId/0/Enable=0\nId/0/Profile/Hour/24/MaxChargePower=1\n",
                  "hour 24 is out of range; allowed: 0..23", NULL);
     expect_error("[BAT_0]\nCap2V/101=27\n", "percentage 101 is out of range", NULL);
@@ -283,8 +280,10 @@ static void test_device_rules(void **state)
                  "Id/0/MaxChargeCurrent=2000\nId/0/MaxDischargeCurrent=1500\n",
                  ":3: [DEVICE] Id/0/DischargeVoltage: '2600' is not below Id/0/ChargeVoltage",
                  NULL);
-    expect_error(DEVICE0 "Id/0/MinCurrent=1800\n", "Id/0/MinCurrent: '1800' is above "
-                                                   "Id/0/MaxDischargeCurrent", NULL);
+    expect_error(DEVICE0 "Id/0/MinCurrent=1800\n",
+                 "Id/0/MinCurrent: '1800' is above "
+                 "Id/0/MaxDischargeCurrent",
+                 NULL);
     //  A bad value is reported once, not again as "missing".
     config_t *cfg = load_text("[DEVICE]\nId/0/ChargeVoltage=abc\nId/0/DischargeVoltage=2500\n"
                               "Id/0/MaxChargeCurrent=2000\nId/0/MaxDischargeCurrent=1500\n");
@@ -372,8 +371,7 @@ static void test_seed_sample(void **state)
     assert_string_equal(config_str(cfg, "CHARGE_CONTROL", "Id/%d/TopicPower", 0),
                         "haus/power/grid/power");
     assert_int_equal(
-        config_int(cfg, "CHARGE_CONTROL", "Id/%d/Profile/Hour/%d/MaxDischargePower", 0, 22),
-        -400);
+        config_int(cfg, "CHARGE_CONTROL", "Id/%d/Profile/Hour/%d/MaxDischargePower", 0, 22), -400);
     assert_false(config_has(cfg, "CHARGE_CONTROL", "Id/%d/Profile/Hour/%d/MaxChargePower", 0, 5));
     assert_int_equal(config_cap2v(cfg, NULL, NULL, 0), 11);
     assert_true(has_warning(cfg, "[SURPLUS_SWITCH]: section not used"));
@@ -453,12 +451,41 @@ static void test_unknown_getter_key_aborts(void **state)
 //  refused with a message; none crashes (the ASan build checks memory use too).
 static void test_random_garbage(void **state)
 {
-    static const char *const parts[] = {
-        "[DEVICE]\n", "[Device]\n", "[CHARGE_CONTROL]\n", "[BAT_0]\n", "[MQTT]\n", "[x\n",
-        "Id/0/ChargeVoltage=", "Id/0/DischargeVoltage=", "Id/99/Type=", "Cap2V/", "=",
-        "Id/0/Profile/Hour/", "Id/0/TopicPower=", "\"", "2750", "-1", "0.3Id/0/Pid/I=0",
-        "\n", "\n", "   ", ";", "#", ":", "/", "+", "nan", "1e999", "\t", "\xEF\xBB\xBF",
-        "\x01", "\xff", "Id/0/Pid/P=", "BrokerPort=", "TopicMain=", "0200"};
+    static const char *const parts[] = {"[DEVICE]\n",
+                                        "[Device]\n",
+                                        "[CHARGE_CONTROL]\n",
+                                        "[BAT_0]\n",
+                                        "[MQTT]\n",
+                                        "[x\n",
+                                        "Id/0/ChargeVoltage=",
+                                        "Id/0/DischargeVoltage=",
+                                        "Id/99/Type=",
+                                        "Cap2V/",
+                                        "=",
+                                        "Id/0/Profile/Hour/",
+                                        "Id/0/TopicPower=",
+                                        "\"",
+                                        "2750",
+                                        "-1",
+                                        "0.3Id/0/Pid/I=0",
+                                        "\n",
+                                        "\n",
+                                        "   ",
+                                        ";",
+                                        "#",
+                                        ":",
+                                        "/",
+                                        "+",
+                                        "nan",
+                                        "1e999",
+                                        "\t",
+                                        "\xEF\xBB\xBF",
+                                        "\x01",
+                                        "\xff",
+                                        "Id/0/Pid/P=",
+                                        "BrokerPort=",
+                                        "TopicMain=",
+                                        "0200"};
     const size_t nparts = sizeof parts / sizeof parts[0];
     srand(12345);
     for (int round = 0; round < 300; round++) {

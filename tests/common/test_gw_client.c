@@ -30,16 +30,16 @@ static void s_server(zsock_t *pipe, void *argp)
 {
     server_args_t *args = argp;
     zsock_t *rep = NULL;
-    #define OPEN_REP()                                                                         \
-        do {                                                                                   \
-            rep = zsock_new(ZMQ_REP);                                                          \
-            zsock_set_linger(rep, 0);                                                          \
-            if (args->cert) {                                                                  \
-                zcert_apply(args->cert, rep);                                                  \
-                zsock_set_curve_server(rep, 1);                                                \
-            }                                                                                  \
-            zsock_bind(rep, "%s", args->endpoint);                                             \
-        } while (0)
+#define OPEN_REP()                                                                                 \
+    do {                                                                                           \
+        rep = zsock_new(ZMQ_REP);                                                                  \
+        zsock_set_linger(rep, 0);                                                                  \
+        if (args->cert) {                                                                          \
+            zcert_apply(args->cert, rep);                                                          \
+            zsock_set_curve_server(rep, 1);                                                        \
+        }                                                                                          \
+        zsock_bind(rep, "%s", args->endpoint);                                                     \
+    } while (0)
     OPEN_REP();
     zpoller_t *poller = zpoller_new(pipe, rep, NULL);
     zsock_signal(pipe, 0);
@@ -389,9 +389,8 @@ static void test_curve(void **state)
     cJSON *req = ping(5);
 
     gw_client_t *client = gw_client_new(s_args.endpoint, 2000, 0);
-    assert_int_equal(gw_client_set_curve(client, zcert_public_txt(server_cert), NULL, err,
-                                         sizeof err),
-                     0);
+    assert_int_equal(
+        gw_client_set_curve(client, zcert_public_txt(server_cert), NULL, err, sizeof err), 0);
     cJSON *reply = gw_client_call(client, req, err, sizeof err);
     if (!reply)
         fail_msg("no reply over CURVE: %s", err);
@@ -402,14 +401,14 @@ static void test_curve(void **state)
     //  The wrong server key: the handshake fails, no reply.
     zcert_t *other = zcert_new();
     client = gw_client_new(s_args.endpoint, 300, 0);
-    assert_int_equal(
-        gw_client_set_curve(client, zcert_public_txt(other), NULL, err, sizeof err), 0);
+    assert_int_equal(gw_client_set_curve(client, zcert_public_txt(other), NULL, err, sizeof err),
+                     0);
     assert_null(gw_client_call(client, req, err, sizeof err));
     //  Bad key text and a missing certificate file are refused.
     assert_int_equal(gw_client_set_curve(client, "short", NULL, err, sizeof err), -1);
-    assert_int_equal(gw_client_set_curve(client, zcert_public_txt(other), "/nonexistent/cert",
-                                         err, sizeof err),
-                     -1);
+    assert_int_equal(
+        gw_client_set_curve(client, zcert_public_txt(other), "/nonexistent/cert", err, sizeof err),
+        -1);
     assert_non_null(strstr(err, "/nonexistent/cert"));
     gw_client_destroy(&client);
     zcert_destroy(&other);
@@ -452,10 +451,14 @@ static void test_from_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_call_answers),     cmocka_unit_test(test_retry_after_drop),
-        cmocka_unit_test(test_retries_exhausted), cmocka_unit_test(test_garbage_replies),
-        cmocka_unit_test(test_bad_requests),     cmocka_unit_test(test_async),
-        cmocka_unit_test(test_sub),              cmocka_unit_test(test_curve),
+        cmocka_unit_test(test_call_answers),
+        cmocka_unit_test(test_retry_after_drop),
+        cmocka_unit_test(test_retries_exhausted),
+        cmocka_unit_test(test_garbage_replies),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_async),
+        cmocka_unit_test(test_sub),
+        cmocka_unit_test(test_curve),
         cmocka_unit_test(test_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

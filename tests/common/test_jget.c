@@ -130,8 +130,8 @@ static void test_num_parse(void **state)
     assert_true(d == 7);
 
     d = 42;
-    const char *bad[] = {"", "   ", "abc", "12abc", "1 2", "nan", "NaN", "inf", "-Infinity",
-                         "0x10", "1e", "1e+", ".", "-", "1e999", "--1", "1.2.3", "0.3Id/0"};
+    const char *bad[] = {"",     "   ", "abc", "12abc", "1 2", "nan",   "NaN", "inf",   "-Infinity",
+                         "0x10", "1e",  "1e+", ".",     "-",   "1e999", "--1", "1.2.3", "0.3Id/0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (num_parse(bad[i], &d) != -1)
             fail_msg("num_parse accepted '%s'", bad[i]);
@@ -154,9 +154,10 @@ static void test_jpath(void **state)
     assert_int_equal(jpath_number(doc, "arr[1][0]", &d), 0);
     assert_true(d == 20);
 
-    const char *bad[] = {"ENERGY.Bad", "ENERGY.Missing", "a.b[2].c", "a.b.c", "arr[0].x",
-                         "s", "t", "a", "a..b", ".a", "a.", "a[", "a[x]", "a[-1]",
-                         "ENERGY.power"};
+    const char *bad[] = {
+        "ENERGY.Bad",  "ENERGY.Missing", "a.b[2].c", "a.b.c", "arr[0].x", "s",    "t",
+        "a",           "a..b",           ".a",       "a.",    "a[",       "a[x]", "a[-1]",
+        "ENERGY.power"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (jpath_number(doc, bad[i], &d) != -1)
             fail_msg("jpath_number accepted '%s'", bad[i]);
