@@ -1,0 +1,207 @@
+"""bic-mqtt-bridge with a real broker, bic-sim, the gateway and a paho client: the seed's
+retained topics carry the documented keys with the simulator's true values, commands change
+the simulated device, bad or retained commands are refused with an error result and change
+nothing, a controller's lease is respected, and the LWT says offline when the bridge dies."""
+
+import json
+import signal
+import time
+
+import harness
+from bridge_stack import Stack, T
+
+
+def test_retained_seed_topics_match_the_device():
+    with Stack() as s:
+        check_seed_topics(s)
+        check_fault_topic(s)
+
+
+def test_commands_and_the_controller_lease():
+    with Stack() as s:
+        check_controller_lease(s)
+        check_state_set(s)
+        check_charge_set(s)
+
+
+def test_bad_and_retained_commands_change_nothing():
+    with Stack() as s:
+        check_bad_payloads(s)
+        check_retained_command(s)
+
+
+def test_lwt_offline_when_killed_and_on_clean_stop():
+    with Stack() as s:
+        check_lwt(s)
+
+
+def check_seed_topics(s):
+    s.wait_json("inv/0/info", lambda i: i["sysCfg"] is not None)
+    late = s.fresh_client(subscribe=(T + "/#",))  # a late subscriber gets the retained state
+    try:
+        for sub in ("info", "state", "charge", "fault", "availability"):
+            harness.wait_for(lambda: late.received("%s/inv/0/%s" % (T, sub)), 10,
+                             what="retained %s" % sub)
+            assert late.received("%s/inv/0/%s" % (T, sub))[0][3], "%s not retained" % sub
+        harness.wait_for(lambda: late.received(T + "/sys/state"), 5, what="sys/state")
+        assert late.last(T + "/sys/state") == "running"
+        assert late.last(T + "/inv/0/availability") == "online"
+        app = json.loads(late.last(T))
+        assert app["appName"] == "bic2mqtt" and app["conCnt"] == 1, app
+    finally:
+        late.close()
+
+    true = s.sim.control.device(0)
+    state = s.last_json("inv/0/state")
+    assert set(state) >= {"onlMode", "opMode", "tempC", "fan", "acGridV", "dcBatV", "capBatPc"}
+    assert state["opMode"] == true["registers"]["OPERATION"]
+    assert state["onlMode"] == ("running" if true["registers"]["OPERATION"] else "idle")
+    assert abs(state["dcBatV"] - true["dc_v"]) < 0.5, (state, true["dc_v"])
+    assert abs(state["tempC"] - true["temperature_c"]) <= 2
+    assert all(f % 100 == 0 for f in state["fan"])
+
+    charge = s.last_json("inv/0/charge")
+    assert set(charge) >= {"chargeA", "chargeP", "chargeSetA", "chargedKWh", "dischargedKWh"}
+    assert abs(charge["chargeA"] - true["dc_a"]) < 5, (charge, true["dc_a"])
+    assert charge["chargedKWh"] >= 0 and charge["dischargedKWh"] >= 0
+
+    fault = s.last_json("inv/0/fault")
+    keys = ["fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short", "acRange", "dcOff", "eeprom",
+            "can"]
+    assert list(fault) == keys, list(fault)
+    for k in keys:
+        assert set(fault[k]) == {"active", "cnt", "desc"}
+    assert fault["otp"]["active"] == 0 and fault["can"]["active"] == 0
+
+    info = s.last_json("inv/0/info")
+    assert info["modelName"].startswith("BIC-2200-24"), info
+    assert info["id"] == 0 and info["firmRev"].startswith("0x")
+    assert info["cntWrite"] == true["eeprom_writes_total"]
+
+
+def check_fault_topic(s):
+    s.sim.control.fault("otp", True, dev=0)
+    try:
+        f = s.wait_json("inv/0/fault", lambda f: f["otp"]["active"] == 1, timeout=10)
+        assert f["otp"]["cnt"] == 1, f
+    finally:
+        after = time.monotonic()
+        s.sim.control.fault("otp", False, dev=0)
+    f = s.wait_json("inv/0/fault", lambda f: f["otp"]["active"] == 0, timeout=10, after=after)
+    assert f["otp"]["cnt"] == 1, f  # edges are counted, not samples
+
+
+def check_controller_lease(s):
+    r = s.gateway_request({"op": "lease", "client": "charge-ctl", "action": "take", "ttl_s": 60})
+    assert r["ok"], r
+    try:
+        before = s.regs(0)
+        res = s.command("inv/0/charge/set", json.dumps({"var": "chargeA", "val": 3, "id": "l1"}))
+        assert res["ok"] is False and res["id"] == "l1", res
+        assert res["error"]["code"] == "lease_held", res
+        assert "controlled by charge-ctl" in res["error"]["message"], res
+        res = s.command("inv/0/state/set", "0")
+        assert res["ok"] is False and "controlled by charge-ctl" in res["error"]["message"], res
+        assert s.regs(0) == before
+    finally:
+        s.gateway_request({"op": "lease", "client": "charge-ctl", "action": "release"})
+
+
+def check_state_set(s):
+    res = s.command("inv/0/state/set", "0")
+    assert res["ok"], res
+    harness.wait_for(lambda: s.regs(0)["OPERATION"] == 0, 10, what="OPERATION off")
+    s.wait_json("inv/0/state", lambda st: st["opMode"] == 0 and st["onlMode"] == "idle")
+    res = s.command("inv/0/state/set", json.dumps({"val": 2, "id": 42}))  # toggle
+    assert res["ok"] and res["id"] == 42 and res["request"] == "toggle -> on", res
+    harness.wait_for(lambda: s.regs(0)["OPERATION"] == 1, 10, what="OPERATION on")
+    s.wait_json("inv/0/state", lambda st: st["opMode"] == 1)
+
+
+def check_charge_set(s):
+    res = s.command("inv/0/charge/set", json.dumps({"var": "chargeA", "val": 5, "id": "c1"}))
+    assert res["ok"] and res["id"] == "c1", res
+    regs = harness.wait_for(lambda: (lambda r: r if r["IOUT_SET"] == 500 else None)(s.regs(0)),
+                            10, what="IOUT_SET 5 A")
+    assert regs["DIRECTION_CTRL"] == 0 and regs["OPERATION"] == 1
+    s.wait_json("inv/0/charge", lambda c: c["chargeSetA"] == 5)
+    s.wait_json("inv/0/state", lambda st: st["leaseHolder"] == "mqtt-bridge")
+
+    res = s.command("inv/0/charge/set", json.dumps({"var": "chargeP", "val": -300}))
+    assert res["ok"], res
+    regs = harness.wait_for(lambda: (lambda r: r if r["DIRECTION_CTRL"] == 1 else None)(
+        s.regs(0)), 10, what="discharge")
+    volts = s.sim.control.device(0)["dc_v"]
+    assert abs(regs["REVERSE_IOUT_SET"] / 100 - 300 / volts) < 1.0, (regs, volts)
+
+    res = s.command("inv/0/chargeV/set", "27.2")
+    assert res["ok"], res
+    harness.wait_for(lambda: s.regs(0)["VOUT_SET"] == 2720, 10, what="VOUT_SET 27.2 V")
+    s.wait_json("inv/0/state", lambda st: st["chargeV"] == 27.2)
+    res = s.command("inv/0/direction/set", "charge")
+    assert res["ok"], res
+    harness.wait_for(lambda: s.regs(0)["DIRECTION_CTRL"] == 0, 10, what="direction charge")
+
+
+BAD = [
+    ("inv/0/charge/set", "not json", "bad_request"),
+    ("inv/0/charge/set", '{"var":"chargeA","val":"5"}', "bad_request"),
+    ("inv/0/charge/set", '{"var":"chargeX","val":5}', "bad_request"),
+    ("inv/0/charge/set", '{"var":"chargeA","val":1000}', "out_of_range"),
+    ("inv/0/charge/set", '{"var":"chargeA","val":95}', "out_of_range"),  # above the device limit
+    ("inv/0/charge/set", '{"var":"chargeA","val":1,"pad":"%s"}' % ("x" * 2000), "too_large"),
+    ("inv/0/chargeV/set", "abc", "bad_request"),
+    ("inv/0/chargeV/set", "99", "out_of_range"),
+    ("inv/0/chargeV/set", "40", "out_of_range"),  # plausible number, outside the limits
+    ("inv/0/direction/set", "sideways", "bad_request"),
+    ("inv/0/state/set", "", "bad_request"),
+    ("inv/9/state/set", "1", "unknown_device"),
+]
+
+
+def check_bad_payloads(s):
+    time.sleep(1.0)  # let the previous commands settle in the device
+    before = s.regs(0)
+    for sub, payload, code in BAD:
+        res = s.command(sub, payload)
+        assert res["ok"] is False, (sub, payload, res)
+        assert res["error"]["code"] == code, (sub, payload, res)
+        assert res["error"]["message"], res
+    assert s.regs(0) == before
+    assert s.bridge.alive()
+    # Still serving afterwards.
+    assert s.command("inv/0/chargeV/set", "27.3")["ok"]
+
+
+def check_retained_command(s):
+    before = s.regs(0)["OPERATION"]
+    # A retained command is delivered with the retain flag to a client that subscribes
+    # later (a running subscriber gets it as a live message): publish it while the bridge is
+    # down, as after a restart.
+    s.bridge.stop()
+    s.client.publish(s.topic("inv/0/state/set"), "0" if before else "1", qos=1, retain=True)
+    s.client.clear()
+    s.start_bridge()
+    res = json.loads(s.client.wait_message(s.topic("inv/0/state/set/result"), timeout=10))
+    assert res["ok"] is False and res["error"]["code"] == "retained", res
+    assert s.regs(0)["OPERATION"] == before
+    s.client.publish(s.topic("inv/0/state/set"), "", qos=1, retain=True)  # clear it
+    time.sleep(1.0)
+    assert s.regs(0)["OPERATION"] == before  # clearing is not a command either
+
+
+def check_lwt(s):
+    s.wait_json("inv/0/state")
+    after = time.monotonic()
+    s.bridge.signal(signal.SIGKILL)
+    s.client.wait_message(T + "/sys/state", lambda p: p == "offline", timeout=20, after=after)
+    s.start_bridge()
+    assert s.client.last(T + "/sys/state") == "running"
+    after = time.monotonic()
+    s.bridge.stop()  # SIGTERM: publishes offline itself before disconnecting
+    s.client.wait_message(T + "/sys/state", lambda p: p == "offline", timeout=5, after=after)
+    assert s.bridge.returncode == 0, s.bridge.output()
+
+
+if __name__ == "__main__":
+    harness.run_tests()
