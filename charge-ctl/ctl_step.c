@@ -50,6 +50,7 @@ void ctl_params_defaults(ctl_params_t *p)
     p->min_soc_pct = 5;
     p->max_soc_pct = 100;
     p->protect_hyst_pct = 3;
+    p->full_hyst_pct = 0.5;
     p->pid_p = 1.0;
     p->pid_max_charge_w = 400;
     p->pid_max_discharge_w = -400;
@@ -257,10 +258,15 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
     bool v_high_clear = p->max_voltage_cv <= 0 || ocv_cv < p->max_voltage_cv * 0.99;
     bool v_low = p->min_voltage_cv > 0 && ocv_cv <= p->min_voltage_cv;
     bool v_low_clear = p->min_voltage_cv <= 0 || ocv_cv > p->min_voltage_cv * 1.01;
-    bool full = soc >= 0 && soc >= p->max_soc_pct;
-    bool full_clear = soc < 0 || soc <= p->max_soc_pct - p->protect_hyst_pct;
-    bool empty = soc >= 0 && soc <= p->min_soc_pct;
-    bool empty_clear = soc < 0 || soc >= p->min_soc_pct + p->protect_hyst_pct;
+    /* A twentieth of a percent short of a limit counts as reaching it: at the top of the table the
+     * estimate approaches the last entry but need not reach it. */
+    bool full = soc >= 0 && soc >= p->max_soc_pct - 0.05;
+    bool full_clear = soc < 0 || soc <= p->max_soc_pct - p->full_hyst_pct;
+    bool empty = soc >= 0 && soc <= p->min_soc_pct + 0.05;
+    /* A tenth of a percent at least, so that the cut cannot toggle on the estimate's
+     * rounding. */
+    double hyst = p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1;
+    bool empty_clear = soc < 0 || soc >= p->min_soc_pct + hyst;
 
     if (!s->charge_cut && (full || v_high))
         s->charge_cut = true;
@@ -426,7 +432,16 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     }
 
     double meas_ac = s_dc_to_ac(p, in->dc_v * in->dc_a);
-    double err = in->meter_w - hp->grid_offset_w;
+    /* Settle on the side of the target where the battery's own power does not cross the
+     * meter: a little import while discharging, a little export while charging. Energy
+     * pushed the other way (discharge exported, charge drawn from the grid) is the costly
+     * kind of deviation. */
+    double aim = hp->grid_offset_w;
+    if (s->mode == CTL_MODE_DISCHARGE)
+        aim += p->charge_tol_w;
+    else if (s->mode == CTL_MODE_CHARGE)
+        aim -= p->charge_tol_w;
+    double err = in->meter_w - aim;
     bool new_sample = in->meter_seq != s->used_seq;
     bool fresh = !s->pending && new_sample &&
                  (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
@@ -444,17 +459,28 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         if (fabs(err) <= p->charge_tol_w) {
             out->reason = CTL_R_DEADBAND;
         } else {
+            /* Fast: anything that cuts export, and taking back charge power (charging from
+             * the grid is never wanted). Slow: raising discharge power, since interval
+             * loads (kettle, oven) switch off again and the discharge would be exported. */
             double corr = -err;
             if (corr > 0) {
                 corr *= p->fast_gain;
                 if (corr > p->step_fast_w)
                     corr = p->step_fast_w;
+                want = meas_ac + corr;
+            } else if (meas_ac > 0) {
+                corr *= p->fast_gain;
+                if (corr < -p->step_fast_w)
+                    corr = -p->step_fast_w;
+                want = meas_ac + corr;
+                if (want < 0)
+                    want = 0;
             } else {
                 corr *= p->loop_gain;
                 if (corr < -p->step_slow_w)
                     corr = -p->step_slow_w;
+                want = meas_ac + corr;
             }
-            want = meas_ac + corr;
             stepped = true;
             out->reason = CTL_R_TRACK;
         }
@@ -551,7 +577,8 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 : mode == CTL_MODE_DISCHARGE ? s_amps_to_ac(p, -1, new_ca, v)
                                              : 0;
     bool send = s_command(s, in, mode, new_ca, ac);
-    if (s->mode == CTL_MODE_CHARGE)
+    /* The block after charging counts from the last time the battery took charge. */
+    if (in->dc_a * 100.0 > p->min_current_ca / 2.0)
         s->last_charge_ms = in->now_ms;
     s_finish(p, s, out, send);
 }
@@ -601,7 +628,11 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     p->step_slow_w = (int)config_int(cfg, cc, "Id/%d/StepSlow", id);
     p->min_soc_pct = (int)config_int(cfg, cc, "Id/%d/MinSocPct", id);
     p->max_soc_pct = (int)config_int(cfg, cc, "Id/%d/MaxSocPct", id);
-    p->protect_hyst_pct = (int)config_int(cfg, cc, "Id/%d/ProtectHysteresisPct", id);
+    p->protect_hyst_pct = (double)config_int(cfg, cc, "Id/%d/ProtectHysteresisPct", id);
+    /* At the top the device's constant-voltage stage at ChargeVoltage ends the charge by
+     * itself; the full cut only stops asking for more, so half a percent is enough to keep
+     * it from toggling, and the battery is kept topped up. */
+    p->full_hyst_pct = p->protect_hyst_pct < 0.5 ? (p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1) : 0.5;
     p->meter_timeout_ms = (int)config_int(cfg, cc, "Id/%d/MeterTimeoutSec", id) * 1000;
 
     /* Device limits. */

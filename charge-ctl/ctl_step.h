@@ -70,7 +70,10 @@ typedef struct {
     double cap2v_pct[CTL_CAP2V_MAX]; /* rising */
     double cap2v_v[CTL_CAP2V_MAX];   /* rising, open-circuit V */
     double r_internal_ohm;           /* for the load-corrected voltage */
-    int min_soc_pct, max_soc_pct, protect_hyst_pct;
+    int min_soc_pct, max_soc_pct;
+    double protect_hyst_pct; /* discharge resumes this far above MinSocPct (and the voltage
+                                cut-offs clear 1 % beyond their limit) */
+    double full_hyst_pct;    /* charging resumes this far below MaxSocPct */
     int min_voltage_cv, max_voltage_cv; /* load-corrected cut-offs (V x 100); 0 = off */
 
     /* Seed PID keys (used by the seed reference only) */

@@ -74,6 +74,8 @@ typedef struct {
 
     /* metrics */
     double import_j, export_j, sq_sum, t_sum;
+    double diag_imp[3], diag_exp[3]; /* by battery state: charging, discharging, idle */
+    double diag_hour_x[24];          /* grid exchange per hour (J) */
     int overshoot_events;
     double over_run_s;
     bool over_counted;
@@ -391,6 +393,14 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
         grid = household_meter_w(load, pv, batt_ac);
 
         /* Metrics. */
+        if (m->trace) {
+            int k = batt_ac > 5 ? 0 : (batt_ac < -5 ? 1 : 2);
+            r->diag_hour_x[hour] += fabs(grid) * dt;
+            if (grid > 0)
+                r->diag_imp[k] += grid * dt;
+            else
+                r->diag_exp[k] -= grid * dt;
+        }
         if (grid > 0)
             r->import_j += grid * dt;
         else
@@ -671,12 +681,27 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
         if (s_run(&d, &runs[k], err, errlen) != 0)
             goto cleanup;
         s_metrics(&runs[k], &res->m[k]);
+        if (model->trace)
+            fprintf(model->trace,
+                    "%s: import while charging/discharging/idle %.3f/%.3f/%.3f kWh, "
+                    "export %.3f/%.3f/%.3f kWh\n",
+                    k == 0 ? "controller" : k == 1 ? "none" : k == 2 ? "ideal" : "seed",
+                    runs[k].diag_imp[0] / 3.6e6, runs[k].diag_imp[1] / 3.6e6,
+                    runs[k].diag_imp[2] / 3.6e6, runs[k].diag_exp[0] / 3.6e6,
+                    runs[k].diag_exp[1] / 3.6e6, runs[k].diag_exp[2] / 3.6e6);
     }
     double x_none = res->m[TWIN_NONE].import_kwh + res->m[TWIN_NONE].export_kwh;
     double x_ideal = res->m[TWIN_IDEAL].import_kwh + res->m[TWIN_IDEAL].export_kwh;
     for (int k = 0; k < TWIN_RUNS; k++) {
         double x = res->m[k].import_kwh + res->m[k].export_kwh;
         res->m[k].captured_pct = x_none - x_ideal > 1e-9 ? 100 * (x_none - x) / (x_none - x_ideal) : 0;
+    }
+    if (model->trace) {
+        fprintf(model->trace, "hour  controller-ideal  seed-ideal (kWh)\n");
+        for (int h = 0; h < 24; h++)
+            fprintf(model->trace, "%2d %8.3f %8.3f\n", h,
+                    (runs[0].diag_hour_x[h] - runs[2].diag_hour_x[h]) / 3.6e6,
+                    (runs[3].diag_hour_x[h] - runs[2].diag_hour_x[h]) / 3.6e6);
     }
     if (plot_path && s_plot(plot_path, runs, err, errlen) != 0)
         goto cleanup;
