@@ -172,7 +172,7 @@ static void test_call_answers(void **state)
 static void test_retry_after_drop(void **state)
 {
     zactor_t *server = server_start("d", NULL);
-    gw_client_t *client = gw_client_new(s_args.endpoint, 300, 2);
+    gw_client_t *client = gw_client_new(s_args.endpoint, 1000, 2);
     char err[256] = "";
     cJSON *req = ping(1);
     cJSON *reply = gw_client_call(client, req, err, sizeof err);
@@ -190,14 +190,14 @@ static void test_retry_after_drop(void **state)
 static void test_retries_exhausted(void **state)
 {
     zactor_t *server = server_start("ddd", NULL);
-    gw_client_t *client = gw_client_new(s_args.endpoint, 200, 2);
+    gw_client_t *client = gw_client_new(s_args.endpoint, 500, 2);
     char err[256] = "";
     cJSON *req = ping(1);
     int64_t start = mono_ms();
     cJSON *reply = gw_client_call(client, req, err, sizeof err);
     assert_null(reply);
     //  It waited for every try (a lower bound only: the machine may be slow).
-    assert_true(mono_ms() - start >= 3 * 200);
+    assert_true(mono_ms() - start >= 3 * 500);
     assert_non_null(strstr(err, "no reply from the gateway"));
     assert_non_null(strstr(err, s_args.endpoint));
     assert_int_equal(server_count(server), 3);
@@ -299,7 +299,7 @@ static cJSON *async_wait(gw_client_t *client, int *expired)
 static void test_async(void **state)
 {
     zactor_t *server = server_start("d", NULL);
-    gw_client_t *client = gw_client_new(s_args.endpoint, 300, 1);
+    gw_client_t *client = gw_client_new(s_args.endpoint, 1000, 1);
     assert_false(gw_client_pending(client));
     assert_true(gw_client_deadline(client) == INT64_MAX);
     assert_int_equal(gw_client_expire(client, mono_ms()), 0);
