@@ -114,6 +114,13 @@ static zactor_t *server_start(const char *script, zcert_t *cert)
     return server;
 }
 
+//  Stop the server and remove its socket file.
+static void server_stop(zactor_t **server)
+{
+    zactor_destroy(server);
+    unlink(s_args.endpoint + strlen("ipc://"));
+}
+
 static int server_count(zactor_t *server)
 {
     zstr_send(server, "COUNT");
@@ -166,7 +173,7 @@ static void test_call_answers(void **state)
     assert_int_equal(server_count(server), 2);
     gw_client_destroy(&client);
     assert_null(client);
-    zactor_destroy(&server);
+    server_stop(&server);
 }
 
 static void test_retry_after_drop(void **state)
@@ -184,7 +191,7 @@ static void test_retry_after_drop(void **state)
     cJSON_Delete(reply);
     cJSON_Delete(req);
     gw_client_destroy(&client);
-    zactor_destroy(&server);
+    server_stop(&server);
 }
 
 static void test_retries_exhausted(void **state)
@@ -217,7 +224,7 @@ static void test_retries_exhausted(void **state)
 
     cJSON_Delete(req);
     gw_client_destroy(&client);
-    zactor_destroy(&server);
+    server_stop(&server);
 }
 
 static void test_garbage_replies(void **state)
@@ -245,7 +252,7 @@ static void test_garbage_replies(void **state)
     cJSON_Delete(reply);
     cJSON_Delete(req);
     gw_client_destroy(&client);
-    zactor_destroy(&server);
+    server_stop(&server);
 }
 
 static void test_bad_requests(void **state)
@@ -320,7 +327,7 @@ static void test_async(void **state)
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "echo"), "id")->valueint, 3);
     assert_false(gw_client_pending(client));
     cJSON_Delete(reply);
-    zactor_destroy(&server);
+    server_stop(&server);
 
     //  Exhaustion: -1 from expire and nothing pending any more.
     server = server_start("dd", NULL);
@@ -334,7 +341,7 @@ static void test_async(void **state)
 
     cJSON_Delete(req);
     gw_client_destroy(&client);
-    zactor_destroy(&server);
+    server_stop(&server);
 }
 
 static void test_sub(void **state)
@@ -376,6 +383,7 @@ static void test_sub(void **state)
     cJSON_Delete(body);
     zsock_destroy(&sub);
     zsock_destroy(&pub);
+    unlink(endpoint + strlen("ipc://"));
     assert_null(gw_client_sub_new("bogus://", NULL));
 }
 
@@ -414,7 +422,7 @@ static void test_curve(void **state)
     zcert_destroy(&other);
 
     cJSON_Delete(req);
-    zactor_destroy(&server);
+    server_stop(&server);
     zcert_destroy(&server_cert);
 }
 
@@ -445,7 +453,7 @@ static void test_from_config(void **state)
     gw_client_destroy(&client);
     config_destroy(&cfg);
     unlink(path);
-    zactor_destroy(&server);
+    server_stop(&server);
 }
 
 int main(void)
