@@ -196,7 +196,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     opterr = 0;
     int c;
     double v;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'h': s_usage(stdout); return 1;
         case O_VERSION: printf("bic-sim %s\n", BIC_VERSION); return 1;
