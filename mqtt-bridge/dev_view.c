@@ -218,16 +218,23 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
 
     const cJSON *fans = cJSON_GetObjectItemCaseSensitive(tel, "fans");
     if (cJSON_IsArray(fans)) {
+        /* Index by index: a fan the gateway has not read yet (a shorter list, or null) keeps
+         * its last value, so fan[1] does not come and go between samples. */
         int n = 0;
         const cJSON *f;
         cJSON_ArrayForEach(f, fans)
         {
             if (n >= MAX_FANS)
                 break;
-            if (cJSON_IsNumber(f) && isfinite(f->valuedouble))
-                dv->fans[n++] = f->valuedouble;
+            if (cJSON_IsNumber(f) && isfinite(f->valuedouble)) {
+                while (dv->nfans < n)
+                    dv->fans[dv->nfans++] = NAN;
+                dv->fans[n] = f->valuedouble;
+                if (dv->nfans <= n)
+                    dv->nfans = n + 1;
+            }
+            n++;
         }
-        dv->nfans = n;
     }
 
     double op = s_num(tel, "operation");
@@ -535,9 +542,16 @@ char *dev_view_state_json(const dev_view_t *dv)
     else
         cJSON_AddNullToObject(o, "opMode");
     s_add_num(o, "tempC", dv->temp_c, 0);
+    /* A BIC has two fans: with the fan capability both positions are always there (null
+     * until read), so templates such as value_json.fan[1] always resolve. */
     cJSON *fan = cJSON_AddArrayToObject(o, "fan");
-    for (int i = 0; fan && i < dv->nfans; i++)
-        cJSON_AddItemToArray(fan, cJSON_CreateNumber(round(dv->fans[i] / 100.0) * 100.0));
+    int nfans = dv->fans_cap && dv->nfans < 2 ? 2 : dv->nfans;
+    for (int i = 0; fan && i < nfans; i++) {
+        if (i < dv->nfans && !isnan(dv->fans[i]))
+            cJSON_AddItemToArray(fan, cJSON_CreateNumber(round(dv->fans[i] / 100.0) * 100.0));
+        else
+            cJSON_AddItemToArray(fan, cJSON_CreateNull());
+    }
     s_add_num(o, "acGridV", dv->ac_v, 0);
     s_add_num(o, "dcBatV", dv->dc_v, 2);
     s_add_num(o, "capBatPc", dv->have_soc ? dv->soc_pct : NAN, 0);

@@ -303,6 +303,23 @@ static void test_info_seed_keys(void **state)
     assert_false(dev_view_limit(dv, "nonsense", &lo, &hi));
     assert_true(dev_view_has_fans(dv));
 
+    /* With the fan capability both fans are always listed; one not read yet is null, and a
+     * shorter list later does not drop a fan already read. */
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"fans\":[1500]}");
+    cJSON *st = parsed(dev_view_state_json(dv));
+    const cJSON *fan = cJSON_GetObjectItem(st, "fan");
+    assert_int_equal(cJSON_GetArraySize(fan), 2);
+    assert_int_equal(cJSON_GetArrayItem(fan, 0)->valueint, 1500);
+    assert_true(cJSON_IsNull(cJSON_GetArrayItem(fan, 1)));
+    cJSON_Delete(st);
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"fans\":[1500,1420]}");
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"fans\":[1600]}");
+    st = parsed(dev_view_state_json(dv));
+    fan = cJSON_GetObjectItem(st, "fan");
+    assert_int_equal(cJSON_GetArrayItem(fan, 0)->valueint, 1600);
+    assert_int_equal(cJSON_GetArrayItem(fan, 1)->valueint, 1400);
+    cJSON_Delete(st);
+
     /* EEPROM writes move with telemetry. */
     feed(dv, TEL);
     feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"eeprom\":{\"writes_total\":18}}");
