@@ -135,8 +135,17 @@ static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_c
     int c;
     *exit_code = BICCTL_EXIT_USAGE;
     opterr = 0;
-    /* "+": stop at the command, so a negative VALUE is not taken for an option */
-    while ((c = getopt_long(argc, argv, "+:c:e:d:jt:n:hV", longopts, NULL)) != -1) {
+    /* Options may follow the command (bicctl watch --count 5). No value of bicctl is
+     * negative, and getopt would take "-2566" for options: say what is wrong instead. */
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] >= '0' && argv[i][1] <= '9') {
+            s_fail("'%s': negative values are not allowed (VALUE is V x 100 or A x 100 as a "
+                   "positive integer, e.g. 2566 = 25.66 V)",
+                   argv[i]);
+            return NULL;
+        }
+    }
+    while ((c = getopt_long(argc, argv, ":c:e:d:jt:n:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->config_path = optarg;
@@ -188,11 +197,16 @@ static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_c
             printf("bicctl %s\n", BIC_VERSION);
             *exit_code = BICCTL_EXIT_OK;
             return NULL;
-        case ':':
-            s_fail("option %s needs a value (bicctl --help lists the options)", argv[optind - 1]);
+        case ':': /* the option without its value is the last argument */
+            s_fail("option %s needs a value (bicctl --help lists the options)",
+                   argv[optind - 1]);
             return NULL;
         default:
-            s_fail("unknown option '%s' (bicctl --help lists the options)", argv[optind - 1]);
+            if (optopt)
+                s_fail("unknown option '-%c' (bicctl --help lists the options)", optopt);
+            else
+                s_fail("unknown option '%s' (bicctl --help lists the options)",
+                       argv[optind - 1]);
             return NULL;
         }
     }

@@ -1053,8 +1053,8 @@ static void s_print_eeprom_line(FILE *out, const cJSON *e)
     bool first = true;
     cJSON_ArrayForEach(it, w)
     {
-        if (!cJSON_IsNumber(it))
-            continue;
+        if (!cJSON_IsNumber(it) || it->valuedouble == 0)
+            continue; /* the one-line view lists the registers that were written */
         fprintf(out, "%s%s %.0f", first ? " (" : ", ", it->string, it->valuedouble);
         first = false;
     }
@@ -1195,7 +1195,7 @@ RENDER(r_eeprom)
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(e, "writes"))
     {
         if (cJSON_IsNumber(it))
-            fprintf(out, "  %-18s %.0f\n", it->string, it->valuedouble);
+            fprintf(out, "  %-22s %.0f\n", it->string, it->valuedouble);
     }
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "pending");
     if (cJSON_GetArraySize(p) == 0)

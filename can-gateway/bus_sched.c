@@ -226,6 +226,14 @@ void bus_sched_sent(bus_sched_t *s, int64_t now)
     s->last_start = now;
 }
 
+void bus_sched_assume_busy(bus_sched_t *s, int64_t now)
+{
+    if (!s->have_start || now > s->last_start) {
+        s->have_start = true;
+        s->last_start = now;
+    }
+}
+
 int64_t bus_sched_deadline(const bus_sched_t *s)
 {
     if (s->flight.state == FLIGHT_WAIT)

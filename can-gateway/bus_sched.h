@@ -102,6 +102,10 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx);
  * process delay between tick and write never shortens the gap the device sees. */
 void bus_sched_sent(bus_sched_t *s, int64_t now);
 
+/* Treats `now` as the start of a request someone else may have made (a previous gateway
+ * process, a reconnected adapter): the first request waits a full period after it. */
+void bus_sched_assume_busy(bus_sched_t *s, int64_t now);
+
 /* The next time bus_sched_tick() has something to do (INT64_MAX when idle). */
 int64_t bus_sched_deadline(const bus_sched_t *s);
 

@@ -315,24 +315,33 @@ static eeprom_policy_t *s_eep(gateway_t *gw, uint8_t addr)
     return gw->eep[addr];
 }
 
+static void s_publish_gw(gateway_t *gw, int64_t now);
+
+/* Saves the counters; a failure keeps them in memory, is reported in `gw` health at once
+ * and retried later. */
 static void s_save_state(gateway_t *gw, int64_t now)
 {
     char err[256];
     if (!gw->state_path[0])
         return;
     if (gw_state_save(gw->state_path, gw->eep, now, s_wall(), err, sizeof err) < 0) {
-        if (strcmp(err, gw->state_error) != 0)
+        bool news = strcmp(err, gw->state_error) != 0;
+        if (news)
             log_error("EEPROM counters not saved (kept in memory, retrying): %s", err);
         snprintf(gw->state_error, sizeof gw->state_error, "%s", err);
         gw->state_failures++;
         gw->state_dirty = true;
         gw->state_retry_at = now + STATE_RETRY_US;
+        if (news)
+            s_publish_gw(gw, now);
         return;
     }
-    if (gw->state_error[0])
-        log_info("EEPROM counters saved again to %s", gw->state_path);
-    gw->state_error[0] = '\0';
     gw->state_dirty = false;
+    if (gw->state_error[0]) {
+        log_info("EEPROM counters saved again to %s", gw->state_path);
+        gw->state_error[0] = '\0';
+        s_publish_gw(gw, now);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -976,7 +985,7 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
         for (int i = 0; i < j->ntargets; i++) {
             target_t *t = &j->t[i];
             char line[96];
-            bool is_eep = t->cmd == BIC_CMD_SYSTEM_CONFIG && (t->mask & 0x0400);
+            bool is_eep = t->label && strcmp(t->label, "eep_off") == 0;
             if (is_eep && t->mismatch)
                 snprintf(line, sizeof line, "%s: not supported", t->label);
             else
@@ -1418,6 +1427,8 @@ static int s_open_transport(gateway_t *gw, int64_t now)
     }
     gw->bus_error[0] = '\0';
     bus_sched_set_up(gw->sched, true, now);
+    /* another process may have used the bus a moment ago (a restart) */
+    bus_sched_assume_busy(gw->sched, mono_us());
     log_info("CAN transport %s up", gw->set.can);
     for (int a = 0; a < GW_DEV_MAX; a++)
         if (gw->dev[a])

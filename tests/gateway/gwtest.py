@@ -167,8 +167,23 @@ class Gateway:
         return False
 
 
+def _close_requests(sim):
+    """Requests in the simulator's frame log closer than 20 ms to the previous one."""
+    out, prev = [], None
+    for f in sim.control.frames(512):
+        if f["dir"] != "rx":
+            continue
+        if prev is not None and prev["age_ms"] - f["age_ms"] < 20.0:
+            out.append("%s %s -> %s %s after %.3f ms" % (prev["id"], prev["data"], f["id"],
+                                                         f["data"],
+                                                         prev["age_ms"] - f["age_ms"]))
+        prev = f
+    return out
+
+
 def assert_no_pacing_violations(sim):
     bus = sim.control.counters()["bus"]
-    assert bus["pacing_violations"] == 0, "pacing violations seen by bic-sim: %s" % bus
+    assert bus["pacing_violations"] == 0, "pacing violations seen by bic-sim: %s %s" % (
+        bus, _close_requests(sim))
     assert bus["requests"] > 0, bus
     return bus

@@ -249,6 +249,19 @@ static void test_pacing_counts_from_actual_send_and_slow_delivery(void **state)
     bus_sched_destroy(&s);
 }
 
+static void test_assume_busy_delays_first_request(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_sched_assume_busy(s, 100 * MS);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x82), 1);
+    assert_int_equal(bus_sched_tick(s, 110 * MS, &tx), 0);
+    assert_int_equal(bus_sched_deadline(s), 120 * MS);
+    assert_int_equal(bus_sched_tick(s, 120 * MS, &tx), 1);
+    bus_sched_destroy(&s);
+}
+
 static void test_bad_config_rejected(void **state)
 {
     (void)state;
@@ -326,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_queue_bound),
         cmocka_unit_test(test_bus_down_fails_fast),
         cmocka_unit_test(test_pacing_counts_from_actual_send_and_slow_delivery),
+        cmocka_unit_test(test_assume_busy_delays_first_request),
         cmocka_unit_test(test_bad_config_rejected),
         cmocka_unit_test(test_pacing_invariant_under_load),
     };

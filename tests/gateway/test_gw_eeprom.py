@@ -1,0 +1,156 @@
+"""EEPROM protection against the real bic-sim: the write budget defers and later applies the
+newest value, counters match the device's own, survive a gateway restart (and so does the
+interval), EEP_OFF is detected by read-back during commissioning, and a state file that cannot
+be written is reported without losing the count."""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from gwtest import Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
+
+
+def test_budget_defers_then_applies_newest():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=3)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0"])
+            w0 = sim.control.eeprom_writes(0)["IOUT_SET"]
+            r = c.ok("set", dev=0, reg="IOUT_SET", value=20, client="t")
+            assert r["written"] is True and r["deferred"] is False, r
+            t_first = time.monotonic()
+            r = c.ok("set", dev=0, reg="IOUT_SET", value=21, client="t")
+            assert r["written"] is False and r["deferred"] is True and r["value"] == 21, r
+            e = sub.event(0, "write_deferred")
+            assert e["reg"] == "IOUT_SET" and e["value"] == 21, e
+            r = c.ok("set", dev=0, reg="IOUT_SET", value=22, client="t")
+            assert r["deferred"] is True, r
+            ee = c.ok("eeprom", dev=0)["eeprom"]
+            assert ee["pending"] == {"IOUT_SET": 22} and ee["min_interval_s"] == 3, ee
+            # the device still has the first value: nothing was written early
+            assert sim.control.device(0)["registers"]["IOUT_SET"] == 2000
+            harness.wait_for(lambda: sim.control.device(0)["registers"]["IOUT_SET"] == 2200,
+                             what="the deferred value applied")
+            assert time.monotonic() - t_first >= 2.5
+            # one write for 20 A, one for the newest deferred value; 21 A never written
+            assert sim.control.eeprom_writes(0)["IOUT_SET"] == w0 + 2
+            ee = c.ok("eeprom", dev=0)["eeprom"]
+            assert ee["pending"] == {} and ee["writes"]["IOUT_SET"] == 2, ee
+            # a deferred value that the device already holds is dropped, not written later
+            c.ok("set", dev=0, reg="IOUT_SET", value=23, client="t")
+            assert c.ok("set", dev=0, reg="IOUT_SET", value=22, client="t")["written"] is False
+            assert c.ok("eeprom", dev=0)["eeprom"]["pending"] == {}
+            time.sleep(3.5)
+            assert sim.control.device(0)["registers"]["IOUT_SET"] == 2200
+            assert sim.control.eeprom_writes(0)["IOUT_SET"] == w0 + 2
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
+def test_counters_persist_across_restart():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            for v in (27.0, 27.1, 27.2):
+                gw.client.ok("set", dev=0, reg="VOUT_SET", value=v, client="t")
+            gw.client.ok("set", dev=0, reg="IOUT_SET", value=10, client="t")
+        path = os.path.join(ini["GATEWAY"]["StateDir"], "eeprom-counters.json")
+        saved = json.load(open(path))
+        assert saved["devices"]["0"]["writes"]["VOUT_SET"] == 3, saved
+        with Gateway(ini, tmp) as gw:
+            e = gw.client.ok("info")["devices"][0]["eeprom"]
+            assert e["writes"]["VOUT_SET"] == 3 and e["writes"]["IOUT_SET"] == 1, e
+            assert e["writes_total"] == 4, e
+            gw.client.ok("set", dev=0, reg="VOUT_SET", value=27.3, client="t")
+            assert gw.client.ok("eeprom", dev=0)["eeprom"]["writes_total"] == 5
+        sim_w = sim.control.eeprom_writes(0)
+        assert sim_w["VOUT_SET"] == 4 and sim_w["IOUT_SET"] == 1, sim_w
+        # the interval is kept too: a budget of 60 s just after a write defers across restart
+        ini2 = gateway_ini(sim, tmp, EepromWriteIntervalSec=60)
+        ini2["GATEWAY"]["StateDir"] = ini["GATEWAY"]["StateDir"]
+        with Gateway(ini2, tmp) as gw:
+            r = gw.client.ok("set", dev=0, reg="VOUT_SET", value=27.4, client="t")
+            assert r["deferred"] is True, r
+        assert sim.control.device(0)["registers"]["VOUT_SET"] == 2730
+        assert_no_pacing_violations(sim)
+
+
+def test_init_detects_eep_off():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24", "1:24:fw=old"]) as sim:
+        ini = gateway_ini(sim, tmp, devices={0: {}, 1: {}}, EepromWriteIntervalSec=79)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/"])
+            r = c.ok("init", dev=0, client="bicctl")
+            assert r["steps"] == ["can_ctrl: set", "eep_off: set", "battery_mode: set"], r
+            assert r["eep_off"] is True and r["power_cycle_needed"] is True, r
+            sub.event(0, "power_cycle_needed")
+            d = c.ok("info", dev=0)["devices"][0]
+            assert d["caps"]["eep_off"] is True and d["eeprom"]["policy"] == "eep_off", d
+            assert d["mode"] == "auto" and d["mode_pending"] == "battery", d
+            assert d["can_ctrl"] is True, d
+            # with EEP_OFF, setpoint writes are RAM-only: no budget, no EEPROM wear
+            w0 = sim.control.eeprom_writes(0)["IOUT_SET"]
+            for v in (10, 11, 12):
+                r = c.ok("set", dev=0, reg="IOUT_SET", value=v, client="t")
+                assert r["written"] is True and r["deferred"] is False, r
+            assert sim.control.eeprom_writes(0)["IOUT_SET"] == w0
+            assert c.ok("eeprom", dev=0)["eeprom"]["writes"]["IOUT_SET"] == 0
+            # commissioning again changes nothing
+            r = c.ok("init", dev=0, client="bicctl")
+            assert r["steps"] == ["can_ctrl: already set", "eep_off: already set",
+                                  "battery_mode: already set"], r
+            # old firmware: the EEP_OFF bit does not stick; reported, not an error
+            r = c.ok("init", dev=1, client="bicctl")
+            assert r["steps"] == ["can_ctrl: set", "eep_off: not supported",
+                                  "battery_mode: set"], r
+            assert r["eep_off"] is False, r
+            d = c.ok("info", dev=1)["devices"][0]
+            assert d["eeprom"]["policy"] == "budget" and d["caps"]["eep_off"] is False, d
+            # gateway and device agree on the persisted writes
+            for dev in (0, 1):
+                mine = c.ok("eeprom", dev=dev)["eeprom"]["writes"]
+                theirs = sim.control.eeprom_writes(dev)
+                for reg in ("SYSTEM_CONFIG", "BIDIRECTIONAL_CONFIG", "IOUT_SET"):
+                    assert mine[reg] == theirs[reg], (dev, reg, mine, theirs)
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
+def test_state_file_failure_reported_and_count_kept():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        state = ini["GATEWAY"]["StateDir"]
+        # a directory in the way of the temporary file: every save fails until it is gone
+        # (running out of space is covered by the unit test with /dev/full)
+        os.mkdir(os.path.join(state, "eeprom-counters.json.tmp"))
+        with Gateway(ini, tmp) as gw:
+            sub = Sub(gw.pub, ["gw"])
+            gw.client.ok("set", dev=0, reg="VOUT_SET", value=27.0, client="t")
+            _, g = sub.wait(lambda t, b: t == "gw" and not b["state_file"]["ok"],
+                            what="state file failure in gw health")
+            assert "cannot create" in g["state_file"]["error"], g
+            assert gw.client.ok("eeprom", dev=0)["eeprom"]["writes_total"] == 1
+            assert "EEPROM counters not saved" in gw.proc.output()
+            # disk fixed: the next save succeeds with the full count
+            os.rmdir(os.path.join(state, "eeprom-counters.json.tmp"))
+            gw.client.ok("set", dev=0, reg="VOUT_SET", value=27.1, client="t")
+            saved = json.load(open(os.path.join(state, "eeprom-counters.json")))
+            assert saved["devices"]["0"]["writes"]["VOUT_SET"] == 2, saved
+            _, g = sub.wait(lambda t, b: t == "gw" and b["state_file"]["ok"],
+                            what="state file ok again")
+            sub.close()
+        assert_no_pacing_violations(sim)
+
+
+if __name__ == "__main__":
+    harness.run_tests()
