@@ -1,0 +1,198 @@
+"""The gateway on SocketCAN, against bic-sim on the same vcan0, inside the guest kernel.
+
+Runs under tools/uml/run-in-guest.sh (see CMakeLists.txt). The checks mirror the slcan
+integration tests (tests/gateway/): get against the simulator's true state, set with
+verification and skip-when-equal (the simulator's EEPROM counters), out-of-range requests that
+leave the device untouched, setpoints in the safe order, telemetry, no pacing violations;
+plus what only a kernel interface can do: `ip link set vcan0 down` while running (device
+offline, bus down, requests refused with a clear error, nothing exits) and `up` again
+(device back online and served again, without a restart).
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "gateway"))
+
+import harness  # noqa: E402
+from gwtest import Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
+
+IFACE = "vcan0"
+# Guest processes are slower to start and to schedule than on the host.
+SLOW = 30.0
+
+
+class SocketcanSim:
+    """bic-sim on a SocketCAN interface with its control socket in a temporary directory."""
+
+    def __init__(self, devices=("0:24",), iface=IFACE, tmp=None):
+        self.dir = tmp or harness.temp_dir("bic-sim-")
+        self.iface = iface
+        endpoint = "ipc://" + os.path.join(self.dir, "sim.ctl")
+        argv = [harness.program("bic-sim"), "--socketcan", iface, "--control", endpoint]
+        for d in devices:
+            argv += ["--device", d]
+        self.proc = harness.Process(argv, name="bic-sim", log_dir=self.dir)
+        self.control = None
+        try:
+            self.control = harness.SimControl(endpoint, timeout=5.0, retries=4)
+            harness.wait_for(lambda: self.control.state(), SLOW, what="bic-sim control")
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def transport(self):
+        return "socketcan:" + self.iface
+
+    def stop(self):
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        return self.proc.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def link(state):
+    subprocess.run(["ip", "link", "set", IFACE, state], check=True)
+
+
+def link_is_up():
+    out = subprocess.run(["ip", "-brief", "link", "show", IFACE], capture_output=True,
+                         text=True, check=True).stdout
+    flags = [w for w in out.split() if w.startswith("<")][0]
+    return "UP" in flags.strip("<>").split(",")
+
+
+def _stack(tmp, devices=("0:24",), **gw):
+    sim = SocketcanSim(devices)
+    try:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0, **gw)
+        gateway = Gateway(ini, tmp, timeout=SLOW)
+    except Exception:
+        sim.stop()
+        raise
+    return sim, gateway
+
+
+def test_ping_info_get():
+    tmp = harness.temp_dir()
+    sim, gw = _stack(tmp)
+    with sim, gw:
+        c = gw.client
+        r = c.ok("ping", id="vcan")
+        assert r["id"] == "vcan" and r["bus"] == "up", r
+        info = c.ok("info")
+        assert info["gateway"]["transport"] == "socketcan:vcan0", info["gateway"]
+        d = info["devices"][0]
+        assert d["online"] and d["model"] == "BIC-2200-24" and d["variant"] == 24, d
+        assert d["limits"]["vout_v"] == [19, 27.6], d["limits"]
+        v = c.ok("get", dev=0, regs=["READ_VOUT", "FAULT_STATUS", "MFR_MODEL_B0B5"])["values"]
+        true_v = sim.control.device(0)["dc_v"]
+        assert v["READ_VOUT"]["unit"] == "V" and abs(v["READ_VOUT"]["value"] - true_v) < 0.2, (v, true_v)
+        assert v["MFR_MODEL_B0B5"]["value"] == "BIC-22", v
+        assert v["FAULT_STATUS"]["bits"]["otp"] is False, v
+        assert_no_pacing_violations(sim)
+
+
+def test_set_verify_skip_and_range():
+    tmp = harness.temp_dir()
+    sim, gw = _stack(tmp)
+    with sim, gw:
+        c = gw.client
+        before = sim.control.eeprom_writes(0)["VOUT_SET"]
+        r = c.ok("set", dev=0, reg="VOUT_SET", value=27.5, client="vcan")
+        assert r["written"] is True and r["raw"] == 2750, r
+        assert sim.control.device(0)["registers"]["VOUT_SET"] == 2750
+        assert sim.control.eeprom_writes(0)["VOUT_SET"] == before + 1
+        # equal value: read, compared, not written
+        assert c.ok("set", dev=0, reg="VOUT_SET", value=27.5, client="vcan")["written"] is False
+        assert sim.control.eeprom_writes(0)["VOUT_SET"] == before + 1
+        assert c.ok("eeprom", dev=0)["eeprom"]["writes"]["VOUT_SET"] == 1
+        # outside the configured limits: refused with the range, device untouched
+        regs = dict(sim.control.device(0)["registers"])
+        e = c.error("set", "out_of_range", dev=0, reg="VOUT_SET", value=27.7, client="vcan")
+        assert e["max"] == 27.6 and e["unit"] == "V", e
+        c.error("set", "out_of_range", dev=0, reg="IOUT_SET", value=30.01, client="vcan")
+        assert sim.control.device(0)["registers"] == regs
+        assert_no_pacing_violations(sim)
+
+
+def test_setpoint_and_telemetry():
+    tmp = harness.temp_dir()
+    sim, gw = _stack(tmp, devices=("0:24:battery,canctrl",))
+    with sim, gw:
+        c = gw.client
+        sub = Sub(gw.pub, ["tel/0"])
+        # battery limits first: charge up to 27.6 V, discharge down to 24 V
+        c.ok("set", dev=0, reg="VOUT_SET", value=27.6, client="ctl")
+        c.ok("set", dev=0, reg="REVERSE_VOUT_SET", value=24, client="ctl")
+        r = c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=12.4, lease_ttl_s=60)
+        assert r["applied"]["direction"] == "charge" and r["applied"]["iout_a"] == 12.4, r
+        regs = sim.control.device(0)["registers"]
+        assert regs["IOUT_SET"] == 1240 and regs["DIRECTION_CTRL"] == 0 and regs["OPERATION"] == 1, regs
+        harness.wait_for(lambda: sim.control.device(0)["dc_a"] > 5, SLOW, what="charging")
+        e = c.error("setpoint", "lease_held", dev=0, client="intruder", mode="off")
+        assert "ctl" in e["message"], e
+        _, t = sub.wait(lambda tp, b: tp == "tel/0" and b["online"] and b["dc_a"] is not None
+                        and b["dc_a"] > 5, SLOW, "telemetry while charging")
+        assert t["direction"] == "charge" and t["lease"]["holder"] == "ctl", t
+        c.ok("setpoint", dev=0, client="ctl", mode="off")
+        assert sim.control.device(0)["registers"]["OPERATION"] == 0
+        sub.close()
+        assert_no_pacing_violations(sim)
+
+
+def test_interface_down_and_up():
+    tmp = harness.temp_dir()
+    sim, gw = _stack(tmp)
+    try:
+        with sim, gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0", "gw"])
+            c.ok("get", dev=0, reg="READ_VOUT")
+
+            link("down")
+            assert not link_is_up()
+            sub.wait(lambda tp, b: tp == "evt/0" and b.get("event") == "offline", SLOW,
+                     "device 0 offline event")
+            sub.wait(lambda tp, b: tp == "gw" and b.get("bus") == "down", SLOW, "gw bus down")
+            r = c.call("get", dev=0, reg="READ_VOUT")
+            assert r["ok"] is False and r["error"]["code"] in ("bus_down", "device_offline"), r
+            assert r["error"]["message"], r
+            assert c.ok("ping")["bus"] == "down"
+            devs = c.ok("devices")["devices"]
+            assert devs[0]["online"] is False, devs
+            assert gw.proc.alive() and sim.proc.alive(), "a process exited on interface down"
+
+            link("up")
+            sub.wait(lambda tp, b: tp == "evt/0" and b.get("event") == "online", SLOW,
+                     "device 0 online again")
+            _, g = sub.wait(lambda tp, b: tp == "gw" and b.get("bus") == "up", SLOW, "gw bus up")
+            assert g["reconnects"] >= 1, g
+            v = c.ok("get", dev=0, reg="READ_VOUT")["values"]["READ_VOUT"]
+            assert abs(v["value"] - sim.control.device(0)["dc_v"]) < 0.2, v
+            assert c.ok("set", dev=0, reg="VOUT_SET", value=27.4, client="vcan")["written"] is True
+            assert sim.control.device(0)["registers"]["VOUT_SET"] == 2740
+            sub.close()
+            assert_no_pacing_violations(sim)
+    finally:
+        if not link_is_up():
+            link("up")
+
+
+if __name__ == "__main__":
+    t0 = time.monotonic()
+    try:
+        harness.run_tests()
+    finally:
+        print("guest test time %.1f s" % (time.monotonic() - t0), flush=True)
