@@ -253,11 +253,11 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
         out->soc_valid = true;
         out->soc_pct = soc;
     }
-    /* Voltage hysteresis: 1 % of the cut-off voltage. */
+    /* Voltage hysteresis: a quarter percent of the cut-off voltage (70 mV at 28 V). */
     bool v_high = p->max_voltage_cv > 0 && ocv_cv >= p->max_voltage_cv;
-    bool v_high_clear = p->max_voltage_cv <= 0 || ocv_cv < p->max_voltage_cv * 0.99;
+    bool v_high_clear = p->max_voltage_cv <= 0 || ocv_cv < p->max_voltage_cv * 0.9975;
     bool v_low = p->min_voltage_cv > 0 && ocv_cv <= p->min_voltage_cv;
-    bool v_low_clear = p->min_voltage_cv <= 0 || ocv_cv > p->min_voltage_cv * 1.01;
+    bool v_low_clear = p->min_voltage_cv <= 0 || ocv_cv > p->min_voltage_cv * 1.0025;
     /* A twentieth of a percent short of a limit counts as reaching it: at the top of the table the
      * estimate approaches the last entry but need not reach it. */
     bool full = soc >= 0 && soc >= p->max_soc_pct - 0.05;
@@ -321,7 +321,8 @@ static bool s_command(ctl_state_t *s, const ctl_input_t *in, ctl_mode_t mode, in
     }
     if (running_before && (!running_after || mode != s->mode))
         s->dir_end_ms = in->now_ms;
-    if (!running_after && (running_before || s->idle_since_ms == NEVER || s->mode == CTL_MODE_NONE))
+    /* The idle dwell counts from leaving a direction; a fresh start has none. */
+    if (!running_after && running_before)
         s->idle_since_ms = in->now_ms;
     if (running_after) {
         s->last_dir = mode == CTL_MODE_CHARGE ? 1 : -1;
@@ -458,6 +459,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         s->used_seq = in->meter_seq;
         if (fabs(err) <= p->charge_tol_w) {
             out->reason = CTL_R_DEADBAND;
+            s->import_run = 0;
         } else {
             /* Fast: anything that cuts export, and taking back charge power (charging from
              * the grid is never wanted). Slow: raising discharge power, since interval
@@ -475,12 +477,20 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 want = meas_ac + corr;
                 if (want < 0)
                     want = 0;
-            } else {
+            } else if (s->import_run == 0) {
+                /* New import: a careful first step; it may be an interval load. */
                 corr *= p->loop_gain;
                 if (corr < -p->step_slow_w)
                     corr = -p->step_slow_w;
                 want = meas_ac + corr;
+            } else {
+                /* The import persisted over another sample: take it. */
+                corr *= p->fast_gain;
+                if (corr < -p->step_fast_w)
+                    corr = -p->step_fast_w;
+                want = meas_ac + corr;
             }
+            s->import_run = corr < 0 && meas_ac <= 0 ? s->import_run + 1 : 0;
             stepped = true;
             out->reason = CTL_R_TRACK;
         }
@@ -535,15 +545,21 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     int new_ca = s->current_ca;
     bool forced = lim != CTL_L_NONE && want == 0;
 
-    if (!running) {
+    /* Dwell and hysteresis guard the risky way only: leaving idle for discharge waits for
+     * the idle dwell, and charge -> discharge for the direction dwell (and the block after
+     * charging). Starting to charge, which absorbs export, may happen at once, and a
+     * discharge -> charge reversal goes straight over (new current, then direction). */
+    bool to_charge = dir > 0 && ca >= p->idle_exit_ca;
+    if (!running || (run_dir < 0 && to_charge)) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;
         if (dir == 0 || ca < p->idle_exit_ca) {
             if (stepped)
                 out->reason = CTL_R_IDLE_ZERO;
-        } else if (s->idle_since_ms != NEVER && in->now_ms - s->idle_since_ms < p->idle_dwell_ms) {
+        } else if (dir < 0 && s->idle_since_ms != NEVER &&
+                   in->now_ms - s->idle_since_ms < p->idle_dwell_ms) {
             out->reason = CTL_R_IDLE_DWELL;
-        } else if (dir != s->last_dir && s->last_dir != 0 && s->dir_end_ms != NEVER &&
+        } else if (dir < 0 && s->last_dir > 0 && s->dir_end_ms != NEVER &&
                    in->now_ms - s->dir_end_ms < p->direction_dwell_ms) {
             out->reason = CTL_R_DIRECTION_DWELL;
         } else {

@@ -154,6 +154,7 @@ typedef struct {
     bool pending;          /* waiting for the device to follow */
     int64_t effect_ms;     /* when the device was last seen following */
     uint64_t used_seq;     /* meter sample last acted on */
+    int import_run;        /* consecutive samples asking for more discharge */
 
     int last_dir;              /* +1 charge, -1 discharge, 0 none yet */
     int64_t dir_end_ms;        /* when the last direction was left (INT64_MIN: never) */

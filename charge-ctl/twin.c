@@ -413,6 +413,9 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             if (r->over_run_s > 5.0 && !r->over_counted) {
                 r->overshoot_events++;
                 r->over_counted = true;
+                if (m->trace && r->kind == TWIN_CONTROLLER)
+                    fprintf(m->trace, "overshoot event at t=%.1f grid=%.0f battery=%.0f\n",
+                            t / 1000.0, grid, batt_ac);
             }
         } else {
             r->over_run_s = 0;
