@@ -597,7 +597,7 @@ static int s_setup(s_sim_t *s)
         battery_config_t bcfg;
         char err[512];
         if (bic_device_parse_spec(spec, &cfg, &bcfg, err, sizeof err) != 0) {
-            fprintf(stderr, "bic-sim: --device %s\n", err);
+            fprintf(stderr, "bic-sim: %s\n", err);
             return 2;
         }
         if (sim_bus_find(s->bus, cfg.addr)) {
