@@ -148,6 +148,20 @@ def test_plain_meter_and_time_compression():
         assert sim.control.state()["speed"] == 120
 
 
+def test_meter_survives_broker_restart():
+    broker_port = harness.free_port()
+    # bic-sim starts before the broker and keeps retrying.
+    with harness.Sim(devices=["0:24"], mqtt="127.0.0.1:%d" % broker_port,
+                     meter_period_ms=100) as sim:
+        with harness.Mosquitto(port=broker_port) as broker:
+            with harness.MqttClient(broker, subscribe=["bic-sim/meter"]) as mq:
+                mq.wait_message("bic-sim/meter", timeout=15)
+            broker.restart()
+            with harness.MqttClient(broker, subscribe=["bic-sim/meter"]) as mq:
+                mq.wait_message("bic-sim/meter", timeout=15)
+        assert sim.proc.alive()
+
+
 def test_bad_command_lines():
     sim = harness.program("bic-sim")
     tmp = harness.temp_dir()
