@@ -198,15 +198,13 @@ static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_c
             *exit_code = BICCTL_EXIT_OK;
             return NULL;
         case ':': /* the option without its value is the last argument */
-            s_fail("option %s needs a value (bicctl --help lists the options)",
-                   argv[optind - 1]);
+            s_fail("option %s needs a value (bicctl --help lists the options)", argv[optind - 1]);
             return NULL;
         default:
             if (optopt)
                 s_fail("unknown option '-%c' (bicctl --help lists the options)", optopt);
             else
-                s_fail("unknown option '%s' (bicctl --help lists the options)",
-                       argv[optind - 1]);
+                s_fail("unknown option '%s' (bicctl --help lists the options)", argv[optind - 1]);
             return NULL;
         }
     }

@@ -640,13 +640,17 @@ int bicctl_exit_for_code(const char *code)
         "unknown_device", "no_voltage", "busy",    "unknown_register", NULL};
     if (!code)
         return BICCTL_EXIT_GATEWAY;
+    /* bicctl validates its own fields, so what the gateway still finds wrong came from the
+     * user: a missing --dev with several devices */
+    if (strcmp(code, "bad_request") == 0)
+        return BICCTL_EXIT_USAGE;
     for (size_t i = 0; refused[i]; i++)
         if (strcmp(code, refused[i]) == 0)
             return BICCTL_EXIT_REFUSED;
     for (size_t i = 0; device[i]; i++)
         if (strcmp(code, device[i]) == 0)
             return BICCTL_EXIT_DEVICE;
-    return BICCTL_EXIT_GATEWAY; /* bad_request, unknown_op, internal...: a protocol mismatch */
+    return BICCTL_EXIT_GATEWAY; /* unknown_op, bad_version, internal...: a protocol mismatch */
 }
 
 /* ---------------------------------------------------------------- values */
@@ -852,7 +856,10 @@ int bicctl_reply_check(const bicctl_cmd_t *cmd, const bicctl_args_t *a, const cJ
             s_fmt(msg, msglen, "refused: %s", text);
         return rc;
     }
-    if (rc == BICCTL_EXIT_REFUSED)
+    if (rc == BICCTL_EXIT_USAGE)
+        s_fmt(msg, msglen, "bad request: %s%s", text,
+              strstr(text, "'dev'") ? " (give --dev N)" : "");
+    else if (rc == BICCTL_EXIT_REFUSED)
         s_fmt(msg, msglen, "refused: %s", text);
     else if (rc == BICCTL_EXIT_DEVICE)
         s_fmt(msg, msglen, "device error (%s): %s", code, text);

@@ -294,6 +294,13 @@ static void test_reply_errors(void **state)
                      BICCTL_EXIT_GATEWAY);
 
     assert_int_equal(bicctl_exit_for_code("unknown_op"), BICCTL_EXIT_GATEWAY);
+    /* what the gateway still finds wrong in a request came from the user */
+    assert_int_equal(s_check("vread", &a,
+                             "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"bad_request\","
+                             "\"message\":\"'dev' is required when the gateway has 2 devices\"}}",
+                             msg, sizeof msg),
+                     BICCTL_EXIT_USAGE);
+    assert_non_null(strstr(msg, "--dev"));
     assert_int_equal(bicctl_exit_for_code("timeout"), BICCTL_EXIT_DEVICE);
     assert_int_equal(bicctl_exit_for_code("not_supported"), BICCTL_EXIT_DEVICE);
     assert_int_equal(bicctl_exit_for_code("no_lease"), BICCTL_EXIT_REFUSED);
