@@ -142,6 +142,7 @@ def wait_for_port(port, timeout=DEFAULT_TIMEOUT, host="127.0.0.1"):
 # Temporary directories and processes (always cleaned up)
 # ---------------------------------------------------------------------------------------
 
+_SETPRIV = shutil.which("setpriv")
 _live_processes = []
 _started_processes = []  # every process of the current test, for failure reports
 _temp_dirs = []
@@ -167,8 +168,13 @@ class Process:
         full_env = dict(os.environ)
         if env:
             full_env.update({k: str(v) for k, v in env.items()})
+        # The program gets SIGTERM if this test process dies without cleaning up (e.g. killed
+        # by ctest on a timeout): nothing is left running in any case.
+        argv = self.args
+        if _SETPRIV:
+            argv = [_SETPRIV, "--pdeathsig", "TERM", "--"] + self.args
         try:
-            self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                          stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                          env=full_env, cwd=cwd, start_new_session=True)
         except OSError as e:
