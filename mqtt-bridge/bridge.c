@@ -122,6 +122,7 @@ struct bridge_t {
     int64_t republish_at; /* Home Assistant came online: republish everything then */
     int64_t next_app;
     int64_t next_periodic;
+    int64_t charge_hold_until; /* no `charge` before the retained counters had time to arrive */
     int64_t last_info_ms; /* when device info was last asked for */
     uint64_t bridge_disc_hash;
 };
@@ -327,6 +328,8 @@ static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
     int dev = dev_view_dev(s->dv);
     int64_t period = (int64_t)b->set.publish_period_s * 1000;
     for (int i = 0; i < PUB_COUNT; i++) {
+        if (i == PUB_CHARGE && now < b->charge_hold_until)
+            continue;
         char *p = s_seed_payload(s, i);
         if (!p)
             continue;
@@ -783,6 +786,44 @@ static void s_on_soc(bridge_t *b, const struct mosquitto_message *m, int dev)
     s_publish_device(b, s, mono_ms());
 }
 
+/* `<T>/inv/<id>/charge` -> id, or -1. */
+static int s_charge_dev(const bridge_t *b, const char *topic)
+{
+    size_t tl = strlen(b->set.topic_main);
+    if (strncmp(topic, b->set.topic_main, tl) != 0 || strncmp(topic + tl, "/inv/", 5) != 0)
+        return -1;
+    char *end;
+    long id = strtol(topic + tl + 5, &end, 10);
+    if (end == topic + tl + 5 || strcmp(end, "/charge") != 0 || id < 0 || id >= MAX_DEVS)
+        return -1;
+    return (int)id;
+}
+
+/* The energy counters live on in the broker: the retained `charge` message of an earlier run
+ * carries them, so a restarted bridge continues from there instead of from zero. Counters
+ * only ever move up (the larger value wins), so this cannot make them run backwards. */
+static void s_on_retained_charge(bridge_t *b, const struct mosquitto_message *m, int dev)
+{
+    slot_t *s = s_slot(b, dev, false);
+    if (!s || !m->retain || m->payloadlen <= 0 || m->payloadlen > 1024)
+        return;
+    cJSON *j = cJSON_ParseWithLength(m->payload, (size_t)m->payloadlen);
+    const cJSON *in = cJSON_GetObjectItem(j, "chargedKWh");
+    const cJSON *out = cJSON_GetObjectItem(j, "dischargedKWh");
+    if (cJSON_IsNumber(in) && cJSON_IsNumber(out) && in->valuedouble >= 0 &&
+        out->valuedouble >= 0) {
+        double cin, cout;
+        dev_view_energy(s->dv, &cin, &cout);
+        double rin = in->valuedouble * 1000.0, rout = out->valuedouble * 1000.0;
+        if (rin > cin || rout > cout) {
+            dev_view_set_energy(s->dv, rin > cin ? rin : cin, rout > cout ? rout : cout);
+            log_info("dev %d: energy counters continue from %.3f / %.3f kWh", dev,
+                     in->valuedouble, out->valuedouble);
+        }
+    }
+    cJSON_Delete(j);
+}
+
 /* `<T>/ctl/<id>/soc` -> id, or -1. */
 static int s_soc_dev(const bridge_t *b, const char *topic)
 {
@@ -819,12 +860,17 @@ static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
     }
     snprintf(topic, sizeof topic, "%s/ctl/+/soc", b->set.topic_main);
     mosquitto_subscribe(mosq, NULL, topic, 0);
+    /* Before anything is published: the broker delivers the retained `charge` messages
+     * (energy counters of the previous run) before it stores our new ones. */
+    snprintf(topic, sizeof topic, "%s/inv/+/charge", b->set.topic_main);
+    mosquitto_subscribe(mosq, NULL, topic, 1);
     if (b->set.ha_discovery)
         mosquitto_subscribe(mosq, NULL, b->set.ha_status, 1);
     /* Our own discovery topics: stale ones (devices no longer configured, or all of them
      * when discovery is off) arrive retained and are cleared. */
     snprintf(topic, sizeof topic, "%s/+/%s/+/config", b->set.ha_prefix, b->node);
     mosquitto_subscribe(mosq, NULL, topic, 1);
+    b->charge_hold_until = mono_ms() + 1000;
     s_publish_all(b, mono_ms());
     sdnotify_status("connected to %s:%d", b->set.host, b->set.port);
 }
@@ -877,8 +923,13 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
         return;
     }
     int sdev = s_soc_dev(b, m->topic);
-    if (sdev >= 0)
+    if (sdev >= 0) {
         s_on_soc(b, m, sdev);
+        return;
+    }
+    int cdev = s_charge_dev(b, m->topic);
+    if (cdev >= 0)
+        s_on_retained_charge(b, m, cdev);
 }
 
 static void s_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)

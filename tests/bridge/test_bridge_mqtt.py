@@ -191,12 +191,17 @@ def check_retained_command(s):
 
 
 def check_lwt(s):
-    s.wait_json("inv/0/state")
+    before = s.wait_json("inv/0/charge", lambda c: c["dischargedKWh"] + c["chargedKWh"] > 0,
+                         timeout=20)
     after = time.monotonic()
     s.bridge.signal(signal.SIGKILL)
     s.client.wait_message(T + "/sys/state", lambda p: p == "offline", timeout=20, after=after)
     s.start_bridge()
     assert s.client.last(T + "/sys/state") == "running"
+    # The energy counters continue from the retained message instead of starting at zero.
+    first = s.wait_json("inv/0/charge", after=after)
+    assert first["chargedKWh"] >= before["chargedKWh"], (before, first)
+    assert first["dischargedKWh"] >= before["dischargedKWh"], (before, first)
     after = time.monotonic()
     s.bridge.stop()  # SIGTERM: publishes offline itself before disconnecting
     s.client.wait_message(T + "/sys/state", lambda p: p == "offline", timeout=5, after=after)
