@@ -292,12 +292,12 @@ static bool s_event_on(const s_event_t *e, double rel)
 
 void household_at(const household_t *h, double t_s, double *load_w, double *pv_w)
 {
-    double abs_t = h->t[0] + t_s;
-    size_t i = s_row(h, abs_t);
+    size_t i = s_row(h, t_s);
     double load = h->load[i], pv = h->pv[i];
+    double rel = t_s - h->t[0];
     for (size_t k = 0; k < h->nev; k++) {
         const s_event_t *e = &h->ev[k];
-        if (!s_event_on(e, t_s))
+        if (!s_event_on(e, rel))
             continue;
         if (e->kind == EV_LOAD)
             load += e->power_w;

@@ -45,8 +45,9 @@ int household_add_transients(household_t *h, uint64_t seed);
 /* Removes the transients. */
 void household_clear_transients(household_t *h);
 
-/* Load and PV at time t_s (seconds since the profile's start, t_s of the first row being
- * the start of the data; before the first row the first row holds). */
+/* Load and PV at time t_s, on the CSV's own time axis (the t_s column): the row with the
+ * largest t_s <= t_s holds; before the first row the first row holds, after the last row
+ * the last row. Transients are placed relative to the first row's t_s. */
 void household_at(const household_t *h, double t_s, double *load_w, double *pv_w);
 
 /* Rows loaded, first and last t_s, and the span (last t_s plus the last row's interval,

@@ -54,6 +54,7 @@ typedef struct {
     const char *household;
     double speed;
     double start_s;
+    bool start_given;
     const char *mqtt;
     char mqtt_host[256];
     int mqtt_port;
@@ -114,7 +115,7 @@ static void s_usage(FILE *f)
             "  --control ENDPOINT     ZeroMQ REP for JSON commands (default ipc:///tmp/bic-sim-PID.ctl)\n"
             "  --household CSV        replay a t_s,load_w,pv_w day for the meter reading\n"
             "  --speed N              time compression for the devices and the day (0.01..10000, default 1)\n"
-            "  --start-s S            household time at start, s (default 0)\n"
+            "  --start-s S            household time at start, on the CSV's t_s axis (default: first row)\n"
             "  --transients SEED      add kettle/oven/microwave/cloud transients from SEED\n"
             "  --mqtt HOST:PORT       publish the meter reading to this broker\n"
             "  --meter-topic T        topic (default bic-sim/meter)\n"
@@ -223,6 +224,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         case O_START:
             if (s_num(optarg, 0, 1e9, &o->start_s) != 0)
                 return s_bad("--start-s '%s' (allowed: seconds, 0 or more)", optarg);
+            o->start_given = true;
             break;
         case O_MQTT: o->mqtt = optarg; break;
         case O_TOPIC:
@@ -337,9 +339,16 @@ static double s_household_t(const s_sim_t *s)
 {
     if (!s->household)
         return 0;
-    double t = s->o.start_s + s_sim_elapsed_s(s);
+    /* The day repeats: time on the CSV's axis, wrapped into [first t_s, first t_s + span). */
+    double t0 = household_start_s(s->household);
+    double start = s->o.start_given ? s->o.start_s : t0;
     double span = household_span_s(s->household);
-    return span > 0 ? fmod(t, span) : t;
+    double rel = start - t0 + s_sim_elapsed_s(s);
+    if (span > 0)
+        rel = fmod(rel, span);
+    if (rel < 0)
+        rel += span;
+    return t0 + rel;
 }
 
 /* ---------------------------------------------------------------------------------------

@@ -391,6 +391,19 @@ static void test_household_hold_and_meter(void **state)
     household_destroy(&h);
     assert_null(h);
     household_destroy(NULL);
+
+    /* Times are on the CSV's own axis: a profile starting at 06:00. */
+    h = s_parse("t_s,load_w,pv_w\n21600,700,0\n21660,800,50\n", err, sizeof err);
+    assert_non_null(h);
+    assert_true(household_start_s(h) == 21600);
+    assert_true(household_span_s(h) == 120);
+    household_at(h, 21659, &load, &pv);
+    assert_true(load == 700);
+    household_at(h, 21660, &load, &pv);
+    assert_true(load == 800 && pv == 50);
+    household_at(h, 60, &load, &pv);
+    assert_true(load == 700);
+    household_destroy(&h);
 }
 
 static void test_household_csv_errors(void **state)

@@ -148,6 +148,19 @@ def test_plain_meter_and_time_compression():
         assert sim.control.state()["speed"] == 120
 
 
+def test_household_start_time():
+    tmp = harness.temp_dir()
+    csv = os.path.join(tmp, "day.csv")
+    with open(csv, "w") as f:
+        f.write("t_s,load_w,pv_w\n3600,100,0\n3660,200,0\n3720,300,0\n")
+    with harness.Sim(household=csv) as sim:
+        h = sim.control.household()
+        assert 3600 <= h["t_s"] < 3660 and h["load_w"] == 100, h
+    with harness.Sim(household=csv, args=["--start-s", "3725"]) as sim:
+        h = sim.control.household()
+        assert 3725 <= h["t_s"] < 3780 and h["load_w"] == 300, h
+
+
 def test_meter_survives_broker_restart():
     broker_port = harness.free_port()
     # bic-sim starts before the broker and keeps retrying.
