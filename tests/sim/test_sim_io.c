@@ -375,6 +375,121 @@ static void test_control_household(void **state)
     sim_bus_destroy(&bus);
 }
 
+/* ---- random input: never a crash, never a malformed reply ---- */
+
+static uint64_t s_rng = 0x1234567;
+static uint32_t s_rand(void)
+{
+    s_rng ^= s_rng << 13;
+    s_rng ^= s_rng >> 7;
+    s_rng ^= s_rng << 17;
+    return (uint32_t)(s_rng >> 11);
+}
+
+static void test_random_frames(void **state)
+{
+    (void)state;
+    sim_bus_t *bus = sim_bus_new(NULL);
+    bic_device_t *d = t_device("0:24:battery,canctrl,clamp", 0);
+    sim_bus_add(bus, &d);
+    d = t_device("63:96:fw=old", 0);
+    sim_bus_add(bus, &d);
+    int replies = 0;
+    for (int i = 0; i < 200000; i++) {
+        can_frame_t f;
+        memset(&f, 0, sizeof f);
+        uint32_t r = s_rand();
+        /* Mostly plausible frames: our ids, known commands, any data. */
+        f.ext = (r & 7) != 0;
+        f.rtr = (r & 0x38) == 0;
+        static const uint8_t addrs[] = {0, 63, 0xFF, 1, 7};
+        f.id = (r & 0x40) ? 0x000C0300u | addrs[s_rand() % 5] : s_rand() & 0x1FFFFFFF;
+        f.dlc = (uint8_t)(s_rand() % 9);
+        for (int k = 0; k < 8; k++)
+            f.data[k] = (uint8_t)s_rand();
+        if (r & 0x80) {
+            static const uint16_t cmds[] = {0x0000, 0x0020, 0x0030, 0x0040, 0x0060, 0x0061,
+                                            0x0070, 0x0085, 0x00C0, 0x00C2, 0x0100, 0x0120,
+                                            0x0130, 0x0140};
+            uint16_t c = cmds[s_rand() % (sizeof cmds / sizeof cmds[0])];
+            f.data[0] = (uint8_t)c;
+            f.data[1] = (uint8_t)(c >> 8);
+        }
+        int64_t now = (int64_t)i * 30000;
+        int n = sim_bus_request(bus, &f, now);
+        can_frame_t rep;
+        while (sim_bus_take_reply(bus, now + 2000, &rep) == 1) {
+            replies++;
+            /* A reply answers a read (DLC 2) of this device, echoing the command. */
+            assert_true(rep.ext && !rep.rtr);
+            assert_int_equal(f.dlc, 2);
+            assert_int_equal(rep.id, 0x000C0200u | (f.id & 0xFF));
+            assert_memory_equal(rep.data, f.data, 2);
+            bic_msg_t msg;
+            assert_int_equal(bic_decode_reply(bic_family_bic(), &rep, &msg), BIC_OK);
+        }
+        (void)n;
+    }
+    assert_true(replies > 1000);
+    /* The devices still hold sane values. */
+    for (size_t k = 0; k < sim_bus_count(bus); k++) {
+        bic_device_state_t st;
+        bic_device_t *dev = sim_bus_device(bus, k);
+        bic_device_step(dev, SEC(7000));
+        bic_device_get_state(dev, &st);
+        assert_true(isfinite(st.dc_a) && isfinite(st.dc_v) && isfinite(st.ac_w));
+        assert_true(st.soc_pct >= 0 && st.soc_pct <= 100);
+    }
+    sim_bus_destroy(&bus);
+}
+
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    slcan_adapter_t *a = slcan_adapter_new();
+    s_sink_t sink = {0};
+    uint8_t buf[64];
+    for (int i = 0; i < 20000; i++) {
+        size_t n = s_rand() % sizeof buf;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t r = s_rand();
+            /* Bias toward slcan's alphabet so deeper states are reached. */
+            static const char alpha[] = "TtRrOCSLZVNF0123456789ABCDEF\r\r\r";
+            buf[k] = (r & 1) ? (uint8_t)alpha[(r >> 1) % (sizeof alpha - 1)] : (uint8_t)(r >> 8);
+        }
+        sink.n = 0;
+        slcan_adapter_feed(a, buf, n, 0, s_sink, &sink);
+        size_t out;
+        slcan_adapter_output(a, &out);
+        slcan_adapter_consume(a, out);
+    }
+    slcan_adapter_destroy(&a);
+
+    /* Household CSV and control requests made of random bytes. */
+    sim_bus_t *bus = sim_bus_new(NULL);
+    bic_device_t *d = t_device("0:24", 0);
+    sim_bus_add(bus, &d);
+    for (int i = 0; i < 5000; i++) {
+        size_t n = s_rand() % sizeof buf;
+        for (size_t k = 0; k < n; k++) {
+            static const char alpha[] = "{}[]\":,0123456789.-e cmdstaeflurbyoqpwnx_\n";
+            uint32_t r = s_rand();
+            buf[k] = (r & 3) ? (uint8_t)alpha[(r >> 2) % (sizeof alpha - 1)] : (uint8_t)(r >> 8);
+        }
+        char err[128];
+        household_t *h = household_parse((const char *)buf, n, "r.csv", err, sizeof err);
+        household_destroy(&h);
+        char *out = sim_control_handle(bus, NULL, (const char *)buf, n, 0, 0);
+        assert_non_null(out);
+        cJSON *j = cJSON_Parse(out);
+        assert_non_null(j);
+        assert_true(cJSON_IsBool(cJSON_GetObjectItem(j, "ok")));
+        cJSON_Delete(j);
+        free(out);
+    }
+    sim_bus_destroy(&bus);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +500,8 @@ int main(void)
         cmocka_unit_test(test_control_actions),
         cmocka_unit_test(test_control_bad_input),
         cmocka_unit_test(test_control_household),
+        cmocka_unit_test(test_random_frames),
+        cmocka_unit_test(test_random_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
