@@ -1,0 +1,363 @@
+/*
+ * ctl_d_mqtt: bic-charge-ctl's MQTT payloads (see ctl_d_mqtt.h). Discovery payloads use Home
+ * Assistant's documented abbreviations, as the bridge's do.
+ */
+#include "ctl_d_mqtt.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cJSON.h>
+
+static const char *const s_state_names[CTLD_ST_COUNT] = {
+    [CTLD_ST_DISABLED] = "disabled", [CTLD_ST_NO_LEASE] = "no_lease",
+    [CTLD_ST_SAFE] = "safe",         [CTLD_ST_RUNNING] = "running",
+    [CTLD_ST_STOPPED] = "stopped",
+};
+
+const char *ctld_state_name(ctld_state_t st)
+{
+    return (unsigned)st < CTLD_ST_COUNT ? s_state_names[st] : "?";
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+static double s_round(double v, double q)
+{
+    return round(v / q) * q;
+}
+
+static void s_str_or_null(cJSON *o, const char *key, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+char *ctld_status_json(const ctld_status_t *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddBoolToObject(o, "enabled", s->enabled);
+    cJSON_AddStringToObject(o, "mode", ctld_state_name(s->state));
+    s_str_or_null(o, "reason", s->reason);
+    cJSON_AddNumberToObject(o, "target_w", s_round(s->target_w, 1));
+    if (s->meter_valid) {
+        cJSON_AddNumberToObject(o, "meter_w", s_round(s->meter_w, 0.1));
+        cJSON_AddNumberToObject(o, "meter_age_s", s_round(s->meter_age_s, 0.1));
+    } else {
+        cJSON_AddNullToObject(o, "meter_w");
+        cJSON_AddNullToObject(o, "meter_age_s");
+    }
+    cJSON_AddBoolToObject(o, "meter_stale", s->meter_stale);
+    cJSON_AddNumberToObject(o, "meter_errors", (double)s->meter_errors);
+    cJSON *sp = cJSON_AddObjectToObject(o, "setpoint");
+    if (sp) {
+        cJSON_AddStringToObject(sp, "mode", s->sp_mode ? s->sp_mode : "none");
+        cJSON_AddNumberToObject(sp, "current_a", s_round(s->sp_current_a, 0.01));
+        cJSON_AddNumberToObject(sp, "power_w", s_round(s->sp_power_w, 1));
+    }
+    cJSON *lim = cJSON_AddObjectToObject(o, "limit");
+    if (lim) {
+        bool active = s->limit && strcmp(s->limit, "none") != 0;
+        cJSON_AddBoolToObject(lim, "active", active);
+        s_str_or_null(lim, "why", active ? s->limit : NULL);
+    }
+    if (s->soc_valid)
+        cJSON_AddNumberToObject(o, "soc_pct", s_round(s->soc_pct, 0.1));
+    else
+        cJSON_AddNullToObject(o, "soc_pct");
+    cJSON *blk = cJSON_AddObjectToObject(o, "discharge_block");
+    if (blk) {
+        cJSON_AddBoolToObject(blk, "active", s->block_active);
+        s_str_or_null(blk, "why", s->block_active && s->block_why && *s->block_why
+                                      ? s->block_why
+                                      : NULL);
+    }
+    cJSON *ls = cJSON_AddObjectToObject(o, "lease");
+    if (ls) {
+        cJSON_AddBoolToObject(ls, "held", s->lease_held);
+        s_str_or_null(ls, "client", s->lease_client);
+        s_str_or_null(ls, "note", s->lease_held ? NULL : s->lease_note);
+    }
+    char *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+/* ---- control/set ----------------------------------------------------------------------- */
+
+int ctld_parse_enable(const void *payload, size_t len, bool *on, const char **code, char *err,
+                      size_t errlen)
+{
+    static const char allowed[] = "allowed: 1 or 0 (also on/off, true/false)";
+    if (!payload || len == 0) {
+        *code = "empty";
+        snprintf(err, errlen, "empty payload; %s", allowed);
+        return -1;
+    }
+    if (len > CTLD_MAX_CMD) {
+        *code = "too_large";
+        snprintf(err, errlen, "payload of %zu bytes is longer than %d; %s", len, CTLD_MAX_CMD,
+                 allowed);
+        return -1;
+    }
+    char buf[CTLD_MAX_CMD + 1];
+    memcpy(buf, payload, len);
+    buf[len] = '\0';
+    char *b = buf;
+    while (*b && isspace((unsigned char)*b))
+        b++;
+    char *e = b + strlen(b);
+    while (e > b && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    /* Only printable text is echoed back into the message. */
+    for (char *p = b; *p; p++)
+        if (!isprint((unsigned char)*p))
+            *p = '?';
+    if (strcmp(b, "1") == 0 || strcasecmp(b, "on") == 0 || strcasecmp(b, "true") == 0) {
+        *on = true;
+        return 0;
+    }
+    if (strcmp(b, "0") == 0 || strcasecmp(b, "off") == 0 || strcasecmp(b, "false") == 0) {
+        *on = false;
+        return 0;
+    }
+    *code = "bad_request";
+    snprintf(err, errlen, "'%s' is not a switch value; %s", b, allowed);
+    return -1;
+}
+
+char *ctld_result_json(bool ok, const char *request, bool enabled, const char *code,
+                       const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddBoolToObject(o, "ok", ok);
+    cJSON_AddStringToObject(o, "cmd", "control");
+    if (request)
+        cJSON_AddStringToObject(o, "request", request);
+    cJSON_AddBoolToObject(o, "enabled", enabled);
+    if (!ok) {
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        if (e) {
+            cJSON_AddStringToObject(e, "code", code ? code : "internal");
+            cJSON_AddStringToObject(e, "message", message ? message : "");
+        }
+    }
+    char *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+/* ---- Home Assistant discovery ---------------------------------------------------------- */
+
+void ctld_list_clear(ctld_list_t *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->msgs[i].topic);
+        free(list->msgs[i].payload);
+    }
+    free(list->msgs);
+    list->msgs = NULL;
+    list->count = list->cap = 0;
+}
+
+void ctld_node_id(const char *topic_main, char *out, size_t outlen)
+{
+    if (!outlen)
+        return;
+    size_t i = 0;
+    for (; topic_main && topic_main[i] && i + 1 < outlen; i++) {
+        char c = topic_main[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        out[i] = ok ? c : '_';
+    }
+    out[i] = '\0';
+}
+
+static char *s_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *s_fmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* Adds a formatted string member; false when out of memory. */
+static bool s_add_fmt(cJSON *o, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool s_add_fmt(cJSON *o, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    bool ok = s && cJSON_AddStringToObject(o, key, s);
+    free(s);
+    return ok;
+}
+
+static cJSON *s_device(const ctld_ha_ctx_t *ctx)
+{
+    cJSON *d = cJSON_CreateObject();
+    if (!d)
+        return NULL;
+    cJSON *ids = cJSON_AddArrayToObject(d, "ids");
+    char *id = s_fmt("%s_ctl_%d", ctx->node, ctx->dev);
+    if (ids && id)
+        cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+    free(id);
+    s_add_fmt(d, "name", "bic2mqtt controller #%d", ctx->dev);
+    cJSON_AddStringToObject(d, "mf", "bic2mqtt");
+    cJSON_AddStringToObject(d, "mdl", "bic-charge-ctl");
+    cJSON_AddStringToObject(d, "sw", ctx->sw_version);
+    s_add_fmt(d, "via_device", "%s_bridge", ctx->node);
+    return d;
+}
+
+/* The part every entity shares: name, unique id, state topic, availability, device,
+ * origin. */
+static cJSON *s_entity(const ctld_ha_ctx_t *ctx, const char *object, const char *name,
+                       const char *tpl)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (!e)
+        return NULL;
+    cJSON_AddStringToObject(e, "name", name);
+    s_add_fmt(e, "uniq_id", "%s_ctl%d_%s", ctx->node, ctx->dev, object);
+    s_add_fmt(e, "stat_t", "%s/inv/%d/control", ctx->topic_main, ctx->dev);
+    cJSON_AddStringToObject(e, "val_tpl", tpl);
+    cJSON *avty = cJSON_AddArrayToObject(e, "avty");
+    cJSON *a = cJSON_CreateObject();
+    if (a) {
+        s_add_fmt(a, "topic", "%s/ctl/%d/state", ctx->topic_main, ctx->dev);
+        cJSON_AddStringToObject(a, "payload_available", ctx->avail_online);
+        cJSON_AddStringToObject(a, "payload_not_available", ctx->avail_offline);
+        if (avty)
+            cJSON_AddItemToArray(avty, a);
+        else
+            cJSON_Delete(a);
+    }
+    cJSON *dev = s_device(ctx);
+    if (dev)
+        cJSON_AddItemToObject(e, "dev", dev);
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddStringToObject(o, "name", "bic2mqtt");
+        cJSON_AddStringToObject(o, "sw", ctx->sw_version);
+        cJSON_AddItemToObject(e, "o", o);
+    }
+    return e;
+}
+
+/* Serialises e (consumed) as the config of <component>/<node>/ctl<dev>_<object>. */
+static int s_emit(const ctld_ha_ctx_t *ctx, ctld_list_t *out, const char *component,
+                  const char *object, cJSON *e)
+{
+    if (!e)
+        return -1;
+    char *payload = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    char *topic = s_fmt("%s/%s/%s/ctl%d_%s/config", ctx->prefix, component, ctx->node, ctx->dev,
+                        object);
+    if (!payload || !topic)
+        goto fail;
+    if (out->count == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 8;
+        ctld_msg_t *m = realloc(out->msgs, cap * sizeof *m);
+        if (!m)
+            goto fail;
+        out->msgs = m;
+        out->cap = cap;
+    }
+    out->msgs[out->count].topic = topic;
+    out->msgs[out->count].payload = payload;
+    out->count++;
+    return 0;
+fail:
+    free(payload);
+    free(topic);
+    return -1;
+}
+
+static int s_sensor(const ctld_ha_ctx_t *ctx, ctld_list_t *out, const char *object,
+                    const char *name, const char *tpl, const char *dev_cla, const char *unit,
+                    const char *ent_cat, int precision)
+{
+    cJSON *e = s_entity(ctx, object, name, tpl);
+    if (!e)
+        return -1;
+    cJSON_AddStringToObject(e, "dev_cla", dev_cla);
+    cJSON_AddStringToObject(e, "stat_cla", "measurement");
+    cJSON_AddStringToObject(e, "unit_of_meas", unit);
+    if (ent_cat)
+        cJSON_AddStringToObject(e, "ent_cat", ent_cat);
+    cJSON_AddNumberToObject(e, "sug_dsp_prc", precision);
+    return s_emit(ctx, out, "sensor", object, e);
+}
+
+int ctld_disc_msgs(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
+{
+    int rc = 0;
+
+    /* Enable switch: the seed's control/set with 1/0; the state HA shows is what the
+     * controller reports, never an optimistic guess. */
+    cJSON *e = s_entity(ctx, "enable", "Controller", "{{ 1 if value_json.enabled else 0 }}");
+    if (e) {
+        s_add_fmt(e, "cmd_t", "%s/inv/%d/control/set", ctx->topic_main, ctx->dev);
+        cJSON_AddStringToObject(e, "pl_on", "1");
+        cJSON_AddStringToObject(e, "pl_off", "0");
+        cJSON_AddStringToObject(e, "stat_on", "1");
+        cJSON_AddStringToObject(e, "stat_off", "0");
+        cJSON_AddBoolToObject(e, "opt", false);
+        cJSON_AddNumberToObject(e, "qos", 1);
+        cJSON_AddBoolToObject(e, "ret", false);
+    }
+    rc |= s_emit(ctx, out, "switch", "enable", e);
+
+    rc |= s_sensor(ctx, out, "grid_power", "Grid power", "{{ value_json.meter_w }}", "power",
+                   "W", NULL, 0);
+    rc |= s_sensor(ctx, out, "setpoint_power", "Setpoint power",
+                   "{{ value_json.setpoint.power_w }}", "power", "W", NULL, 0);
+    rc |= s_sensor(ctx, out, "soc", "State of charge", "{{ value_json.soc_pct }}", "battery", "%",
+                   NULL, 0);
+    rc |= s_sensor(ctx, out, "meter_age", "Meter age", "{{ value_json.meter_age_s }}", "duration",
+                   "s", "diagnostic", 1);
+
+    e = s_entity(ctx, "meter_stale", "Meter stale",
+                 "{{ 'ON' if value_json.meter_stale else 'OFF' }}");
+    if (e)
+        cJSON_AddStringToObject(e, "dev_cla", "problem");
+    rc |= s_emit(ctx, out, "binary_sensor", "meter_stale", e);
+
+    /* Controller state: an enum sensor, so no state class, and every value listed. */
+    e = s_entity(ctx, "state", "Controller state", "{{ value_json.mode }}");
+    if (e) {
+        cJSON_AddStringToObject(e, "dev_cla", "enum");
+        cJSON *ops = cJSON_AddArrayToObject(e, "ops");
+        for (int i = 0; ops && i < CTLD_ST_COUNT; i++)
+            cJSON_AddItemToArray(ops, cJSON_CreateString(ctld_state_name((ctld_state_t)i)));
+    }
+    rc |= s_emit(ctx, out, "sensor", "state", e);
+    return rc ? -1 : 0;
+}

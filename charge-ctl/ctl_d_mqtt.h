@@ -1,0 +1,110 @@
+/*
+ * ctl_d_mqtt: the payloads of bic-charge-ctl's own MQTT topics (docs/charge-ctl.md, "The
+ * daemon"): the retained status `<T>/inv/<id>/control`, the result of a `control/set`
+ * command, the command's payload, and the Home Assistant discovery of the controller's
+ * entities.
+ *
+ * Pure: plain values in, strings out. Nothing here touches a socket or a clock, so every
+ * payload the daemon publishes and every command it accepts is tested without a broker.
+ */
+#ifndef CTL_D_MQTT_H
+#define CTL_D_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest control/set payload accepted; longer ones are refused with `too_large`. */
+#define CTLD_MAX_CMD 64
+
+/* The controller's own state, as published in `mode` and the Home Assistant enum sensor. */
+typedef enum {
+    CTLD_ST_DISABLED = 0, /* switched off (config Enable=0 or control/set 0) */
+    CTLD_ST_NO_LEASE,     /* enabled, but does not hold the gateway's control lease */
+    CTLD_ST_SAFE,         /* holds the lease, device in the safe state (meter stale, ...) */
+    CTLD_ST_RUNNING,      /* tracking the grid target */
+    CTLD_ST_STOPPED,      /* the program stopped (last status before `offline`) */
+    CTLD_ST_COUNT
+} ctld_state_t;
+
+const char *ctld_state_name(ctld_state_t st);
+
+/* Everything the status topic carries. Strings are borrowed; NULL prints as null. */
+typedef struct {
+    bool enabled;
+    ctld_state_t state;
+    const char *reason; /* why the controller does what it does */
+    double target_w;    /* grid target of this hour (W) */
+
+    bool meter_valid;    /* a sample was accepted (retained ones included, for display) */
+    double meter_w;      /* grid power (W, + import) */
+    double meter_age_s;  /* since arrival (s) */
+    bool meter_stale;    /* no fresh sample within MeterTimeoutSec */
+    uint64_t meter_errors; /* payloads rejected since start */
+
+    const char *sp_mode; /* commanded device mode: charge, discharge, idle, off, none */
+    double sp_current_a; /* magnitude (A) */
+    double sp_power_w;   /* battery power aimed at, AC side (W, + charging) */
+
+    const char *limit; /* the limit that shapes the setpoint, NULL or "none" when none */
+
+    bool soc_valid;
+    double soc_pct;
+
+    bool block_active;
+    const char *block_why;
+
+    bool lease_held;
+    const char *lease_client; /* the name this controller uses towards the gateway */
+    const char *lease_note;   /* why the lease is not held ("controlled by X"), or NULL */
+} ctld_status_t;
+
+/* The status JSON (new string, caller frees; NULL when out of memory). */
+char *ctld_status_json(const ctld_status_t *s);
+
+/* control/set: `1`/`0` (also on/off, true/false, case-insensitive, surrounding whitespace
+ * allowed). Returns 0 with *on, or -1 with *code (`bad_request`, `too_large`, `empty`) and a
+ * message naming what was wrong and what is allowed. */
+int ctld_parse_enable(const void *payload, size_t len, bool *on, const char **code, char *err,
+                      size_t errlen);
+
+/* Result published on `<command topic>/result` (new string, caller frees). `request` is the
+ * accepted payload text (NULL when refused); code/message only when !ok. */
+char *ctld_result_json(bool ok, const char *request, bool enabled, const char *code,
+                       const char *message);
+
+/* ---- Home Assistant discovery ---------------------------------------------------------- */
+
+typedef struct {
+    const char *prefix;        /* discovery prefix, e.g. "homeassistant" */
+    const char *topic_main;    /* <T> */
+    const char *node;          /* ctld_node_id(<T>): the bridge's node id */
+    const char *avail_online;  /* payload on <T>/ctl/<id>/state while running */
+    const char *avail_offline; /* its will */
+    const char *sw_version;
+    int dev; /* the device the controller drives */
+} ctld_ha_ctx_t;
+
+typedef struct {
+    char *topic;
+    char *payload;
+} ctld_msg_t;
+
+typedef struct {
+    ctld_msg_t *msgs;
+    size_t count;
+    size_t cap;
+} ctld_list_t;
+
+/* Frees every message and resets the list. */
+void ctld_list_clear(ctld_list_t *list);
+
+/* The node id the bridge derives from TopicMain (every character outside [A-Za-z0-9_-]
+ * becomes '_'), so the controller's device can name the bridge's as via_device. */
+void ctld_node_id(const char *topic_main, char *out, size_t outlen);
+
+/* Appends the controller's discovery messages (topics
+ * `<prefix>/<component>/<node>/ctl<dev>_<object>/config`). 0, or -1 when out of memory. */
+int ctld_disc_msgs(const ctld_ha_ctx_t *ctx, ctld_list_t *out);
+
+#endif

@@ -1,0 +1,1334 @@
+/*
+ * ctl_daemon: the bic-charge-ctl service loop. See ctl_daemon.h for the contract and
+ * docs/charge-ctl.md ("The daemon") for every topic it publishes and serves.
+ *
+ * One thread, one zmq_poll over three things: the MQTT socket (fetched afresh each pass,
+ * POLLOUT only when libmosquitto wants to write), the gateway's PUB via SUB and the REQ
+ * socket of the asynchronous gateway client. At most one gateway request is in flight; what
+ * to send next is decided from state (setpoint to send, lease to take, renew or release),
+ * so a newer setpoint simply replaces an unsent one.
+ */
+#include "ctl_daemon.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <czmq.h>
+#include <mosquitto.h>
+
+#include "ctl_d_mqtt.h"
+#include "ctl_step.h"
+#include "gw_client.h"
+#include "log.h"
+#include "meter.h"
+#include "monotime.h"
+#include "sdnotify.h"
+#include "sigflag.h"
+
+#define RECONNECT_MIN_MS 1000
+#define RECONNECT_MAX_MS 30000
+#define STEP_PERIOD_MS 1000      /* the step also runs without meter samples (staleness) */
+#define STATUS_PERIOD_MS 10000   /* status republished at least this often */
+#define STATUS_MIN_GAP_MS 1000   /* value-only changes are published at most this often */
+#define LEASE_RETRY_MS 2000      /* retry taking a lease another client holds */
+#define INFO_RETRY_MS 10000
+#define SETPOINT_RETRY_MS 2000   /* after a refused setpoint */
+#define BAD_LOG_EVERY_MS 60000   /* rejected meter payloads: one line per minute at most */
+#define STOP_BUDGET_MS 8000      /* idle + release at exit, then leave regardless */
+#define FLUSH_MS 1500
+
+typedef struct {
+    /* MQTT */
+    char topic_main[256];
+    char ha_prefix[256];
+    char ha_status[256];
+    bool ha_discovery;
+    char pl_online[65];
+    char pl_offline[65];
+    char host[256];
+    int port;
+    char user[257];
+    char pass[257];
+    char client_id[160];
+    int keepalive_s;
+    char tls_ca[4096];
+    char tls_cert[4096];
+    char tls_key[4096];
+    /* controller */
+    int id;          /* the device driven: the first [CHARGE_CONTROL] Id/X */
+    size_t n_ids;    /* how many Id/X the section has */
+    char topic_power[512];
+    bool can_run;    /* Type is not off and there is a meter topic */
+    bool enable_at_start;
+    meter_cfg_t meter;
+    ctl_params_t params;
+    int lease_ttl_s;
+    int tel_silence_ms; /* device treated as unreachable after this without telemetry */
+} settings_t;
+
+typedef enum { REQ_NONE = 0, REQ_INFO, REQ_TAKE, REQ_RENEW, REQ_RELEASE, REQ_SETPOINT } req_t;
+
+static const char *const s_req_names[] = {"none", "info", "lease take", "lease renew",
+                                          "lease release", "setpoint"};
+
+struct ctl_daemon_t {
+    settings_t set;
+    char *config_path;
+    char node[256];
+    char client[48]; /* name towards the gateway (lease holder) */
+    char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600];
+
+    struct mosquitto *mosq;
+    bool connected;
+    int64_t reconnect_at;
+    int backoff_ms;
+    int64_t next_misc;
+    int offline_mid;
+    bool offline_acked;
+
+    gw_client_t *gw;
+    zsock_t *sub;
+    req_t inflight;
+    ctl_mode_t inflight_mode;
+    int inflight_ca;
+
+    bool enabled; /* runtime enable (config Enable, then control/set) */
+    ctl_state_t st;
+    ctl_output_t out;
+    int64_t next_step;
+
+    /* meter */
+    bool meter_valid; /* a fresh (not retained) sample was accepted */
+    double meter_w;
+    int64_t meter_ms;
+    uint64_t meter_seq;
+    bool shown_valid; /* for the status: the latest accepted value, retained ones included */
+    double shown_w;
+    int64_t shown_ms;
+    uint64_t meter_errors;
+    uint64_t bad_unlogged;
+    int64_t bad_log_ms;
+    bool retained_logged;
+
+    /* telemetry */
+    bool tel_seen;
+    int64_t tel_ms;
+    bool tel_online;
+    bool tel_valid;
+    double dc_v, dc_a;
+    int operation, direction, iout_ca, rev_iout_ca;
+    int64_t sp_age_ms;
+
+    /* lease */
+    bool lease_held;
+    int64_t lease_taken_ms, lease_ok_ms, renew_at, next_lease_try;
+    char lease_note[160];
+
+    /* the setpoint to send */
+    bool sp_dirty;
+    ctl_mode_t sp_mode;
+    int sp_ca;
+    int64_t sp_retry_at;
+    ctl_mode_t acked_mode; /* the last setpoint the gateway confirmed since the lease */
+
+    bool info_done;
+    int64_t next_info;
+
+    bool stopping, stop_idle_sent, stop_done;
+    int64_t stop_deadline;
+
+    /* publishing */
+    char *status_key;
+    int64_t status_ms;
+    int64_t status_due; /* 0: nothing waiting */
+    bool soc_pub_valid;
+    double soc_pub;
+    int64_t soc_ms;
+    int64_t republish_at;
+    ctld_state_t last_state;
+    char last_reason[160];
+};
+
+/* ---------------------------------------------------------------- settings */
+
+static void s_copy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    const char *cc = "CHARGE_CONTROL";
+    s_copy(s->topic_main, sizeof s->topic_main, config_str(cfg, "MQTT", "TopicMain"));
+    s_copy(s->ha_prefix, sizeof s->ha_prefix, config_str(cfg, "MQTT", "HaPrefix"));
+    s_copy(s->ha_status, sizeof s->ha_status, config_str(cfg, "MQTT", "HaStatusTopic"));
+    s->ha_discovery = config_bool(cfg, "MQTT", "HaDiscovery");
+    s_copy(s->pl_online, sizeof s->pl_online, config_str(cfg, "MQTT", "StatePayloadOnline"));
+    s_copy(s->pl_offline, sizeof s->pl_offline, config_str(cfg, "MQTT", "StatePayloadOffline"));
+    s_copy(s->host, sizeof s->host, config_str(cfg, "MQTT", "BrokerIpAdr"));
+    s->port = (int)config_int(cfg, "MQTT", "BrokerPort");
+    s_copy(s->user, sizeof s->user, config_str(cfg, "MQTT", "BrokerAccUser"));
+    s_copy(s->pass, sizeof s->pass, config_str(cfg, "MQTT", "BrokerAccPasswd"));
+    s->keepalive_s = (int)config_int(cfg, "MQTT", "KeepAliveSec");
+    s_copy(s->tls_ca, sizeof s->tls_ca, config_str(cfg, "MQTT", "TlsCaFile"));
+    s_copy(s->tls_cert, sizeof s->tls_cert, config_str(cfg, "MQTT", "TlsCertFile"));
+    s_copy(s->tls_key, sizeof s->tls_key, config_str(cfg, "MQTT", "TlsKeyFile"));
+    if (!s->topic_main[0]) {
+        snprintf(err, n, "[MQTT] TopicMain is empty");
+        return -1;
+    }
+    if ((s->tls_cert[0] != '\0') != (s->tls_key[0] != '\0')) {
+        snprintf(err, n, "[MQTT] TlsCertFile and TlsKeyFile must be given together");
+        return -1;
+    }
+    if (s->tls_cert[0] && !s->tls_ca[0]) {
+        snprintf(err, n, "[MQTT] TlsCertFile needs TlsCaFile (TLS is enabled by the CA file)");
+        return -1;
+    }
+
+    int ids[CONFIG_MAX_IDS];
+    s->n_ids = config_ids(cfg, cc, ids, CONFIG_MAX_IDS);
+    if (s->n_ids == 0) {
+        snprintf(err, n, "[CHARGE_CONTROL] has no Id/X/ keys: there is no device to control "
+                         "(set at least Id/X/TopicPower for the device X to drive)");
+        return -1;
+    }
+    s->id = ids[0];
+    char perr[512];
+    if (ctl_params_from_config(cfg, s->id, &s->params, perr, sizeof perr) != 0) {
+        snprintf(err, n, "[CHARGE_CONTROL] Id/%d: %s", s->id, perr);
+        return -1;
+    }
+    if (meter_cfg_from_config(cfg, s->id, &s->meter, err, n) != 0)
+        return -1;
+    s_copy(s->topic_power, sizeof s->topic_power, config_str(cfg, cc, "Id/%d/TopicPower", s->id));
+    const char *type = config_str(cfg, cc, "Id/%d/Type", s->id);
+    s->can_run = strcasecmp(type, "off") != 0 && s->topic_power[0] != '\0';
+    s->enable_at_start = s->can_run && config_bool(cfg, cc, "Id/%d/Enable", s->id);
+    /* The runtime switch (config Enable, then control/set) decides; the step only needs to
+     * know whether this controller may run at all. */
+    s->params.enabled = s->can_run;
+    s->lease_ttl_s = (int)config_int(cfg, cc, "Id/%d/LeaseTtlSec", s->id);
+    int tel_ms = (int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs");
+    s->tel_silence_ms = tel_ms * 5 > 3000 ? tel_ms * 5 : 3000;
+
+    const char *app = config_str(cfg, "MQTT", "AppId");
+    /* The pid keeps a replacement instance from taking over the older one's broker session
+     * (same client id: the broker would disconnect one of them, back and forth). */
+    if (app && *app) {
+        snprintf(s->client_id, sizeof s->client_id, "%s-ctl%d-%ld", app, s->id, (long)getpid());
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(s->client_id, sizeof s->client_id, "bic2mqtt-%s-ctl%d-%ld", host, s->id,
+                 (long)getpid());
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static int s_publish(ctl_daemon_t *d, const char *topic, const char *payload, int qos, bool retain)
+{
+    if (!d->connected)
+        return -1;
+    int rc = mosquitto_publish(d->mosq, NULL, topic, (int)strlen(payload), payload, qos, retain);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_warn("publish %s failed: %s", topic, mosquitto_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static bool s_device_reachable(const ctl_daemon_t *d, int64_t now)
+{
+    return d->tel_seen && d->tel_online && now - d->tel_ms <= d->set.tel_silence_ms;
+}
+
+static bool s_meter_stale(const ctl_daemon_t *d, int64_t now)
+{
+    return !d->meter_valid || now - d->meter_ms > d->set.params.meter_timeout_ms;
+}
+
+static ctld_state_t s_state(const ctl_daemon_t *d)
+{
+    if (!d->enabled)
+        return CTLD_ST_DISABLED;
+    if (!d->lease_held)
+        return CTLD_ST_NO_LEASE;
+    switch (d->out.reason) {
+    case CTL_R_WAIT_EFFECT:
+    case CTL_R_WAIT_SAMPLE:
+    case CTL_R_DEADBAND:
+    case CTL_R_TRACK:
+    case CTL_R_IDLE_ZERO:
+    case CTL_R_IDLE_DWELL:
+    case CTL_R_DIRECTION_DWELL:
+    case CTL_R_RATE_LIMIT:
+        return CTLD_ST_RUNNING;
+    default:
+        return CTLD_ST_SAFE;
+    }
+}
+
+static const char *s_reason(const ctl_daemon_t *d)
+{
+    if (!d->enabled)
+        return d->set.can_run ? "disabled" : "controller Type=off or no TopicPower";
+    if (!d->lease_held)
+        return d->lease_note[0] ? d->lease_note : "waiting for the control lease";
+    return d->out.reason_text ? d->out.reason_text : "starting";
+}
+
+/* ---------------------------------------------------------------- publishing */
+
+static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->enabled = d->enabled;
+    s->state = d->stopping && d->stop_done ? CTLD_ST_STOPPED : s_state(d);
+    s->reason = d->stopping && d->stop_done ? "program stopped" : s_reason(d);
+    int hour = 0;
+    time_t t = time(NULL);
+    struct tm tm;
+    if (localtime_r(&t, &tm))
+        hour = tm.tm_hour;
+    s->target_w = d->set.params.hours[hour].grid_offset_w;
+    s->meter_valid = d->shown_valid;
+    s->meter_w = d->shown_w;
+    s->meter_age_s = (double)(now - d->shown_ms) / 1000.0;
+    s->meter_stale = s_meter_stale(d, now);
+    s->meter_errors = d->meter_errors;
+    bool commanding = d->lease_held && d->acked_mode != CTL_MODE_NONE;
+    s->sp_mode = ctl_mode_name(commanding ? d->st.mode : CTL_MODE_NONE);
+    s->sp_current_a = commanding ? d->st.current_ca / 100.0 : 0;
+    s->sp_power_w = commanding ? d->st.power_w : 0;
+    s->limit = d->lease_held && d->out.limit != CTL_L_NONE ? d->out.limit_text : NULL;
+    s->soc_valid = d->out.soc_valid;
+    s->soc_pct = d->out.soc_pct;
+    s->block_active = d->out.block_active;
+    s->block_why = d->out.block_text;
+    s->lease_held = d->lease_held;
+    s->lease_client = d->client;
+    s->lease_note = d->lease_note[0] ? d->lease_note : NULL;
+}
+
+/* The status on change (value-only changes at most once a second) and every 10 s. */
+static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
+{
+    if (!d->connected)
+        return;
+    ctld_status_t s;
+    s_fill_status(d, now, &s);
+    char *json = ctld_status_json(&s);
+    s.meter_age_s = 0; /* the age alone is not a change */
+    char *key = ctld_status_json(&s);
+    if (!json || !key)
+        goto cleanup;
+    bool changed = !d->status_key || strcmp(key, d->status_key) != 0;
+    if (!force && !changed && now - d->status_ms < STATUS_PERIOD_MS)
+        goto cleanup;
+    if (!force && changed && now - d->status_ms < STATUS_MIN_GAP_MS) {
+        d->status_due = d->status_ms + STATUS_MIN_GAP_MS;
+        goto cleanup;
+    }
+    if (s_publish(d, d->t_status, json, 0, true) == 0) {
+        free(d->status_key);
+        d->status_key = key;
+        key = NULL;
+        d->status_ms = now;
+        d->status_due = 0;
+    }
+    /* The bridge shows the controller's SOC on the device (<T>/ctl/<id>/soc). */
+    if (s.soc_valid && (!d->soc_pub_valid || fabs(s.soc_pct - d->soc_pub) >= 0.1 ||
+                        now - d->soc_ms >= STATUS_PERIOD_MS)) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.1f", s.soc_pct);
+        if (s_publish(d, d->t_soc, buf, 0, true) == 0) {
+            d->soc_pub_valid = true;
+            d->soc_pub = s.soc_pct;
+            d->soc_ms = now;
+        }
+    }
+cleanup:
+    free(json);
+    free(key);
+}
+
+static void s_publish_discovery(ctl_daemon_t *d)
+{
+    if (!d->set.ha_discovery || !d->connected)
+        return;
+    ctld_ha_ctx_t ctx = {.prefix = d->set.ha_prefix,
+                         .topic_main = d->set.topic_main,
+                         .node = d->node,
+                         .avail_online = d->set.pl_online,
+                         .avail_offline = d->set.pl_offline,
+                         .sw_version = BIC_VERSION,
+                         .dev = d->set.id};
+    ctld_list_t list = {0};
+    if (ctld_disc_msgs(&ctx, &list) != 0) {
+        log_error("cannot build the discovery messages (out of memory)");
+    } else {
+        for (size_t i = 0; i < list.count; i++)
+            s_publish(d, list.msgs[i].topic, list.msgs[i].payload, 1, true);
+        log_info("published %zu discovery entities", list.count);
+    }
+    ctld_list_clear(&list);
+}
+
+/* Everything, in Home Assistant's preferred order: discovery, availability, state. */
+static void s_publish_all(ctl_daemon_t *d, int64_t now)
+{
+    s_publish_discovery(d);
+    s_publish(d, d->t_avail, d->set.pl_online, 1, true);
+    d->soc_pub_valid = false;
+    s_publish_status(d, now, true);
+}
+
+/* Logs state transitions; a changed state or reason is published at once. */
+static void s_note_state(ctl_daemon_t *d, int64_t now)
+{
+    ctld_state_t st = s_state(d);
+    const char *why = s_reason(d);
+    bool state_changed = st != d->last_state;
+    bool reason_changed = strcmp(why, d->last_reason) != 0;
+    if (!state_changed && !reason_changed)
+        return;
+    if (state_changed) {
+        if (st == CTLD_ST_SAFE || (st == CTLD_ST_NO_LEASE && d->enabled))
+            log_warn("controller %s: %s", ctld_state_name(st), why);
+        else
+            log_info("controller %s: %s", ctld_state_name(st), why);
+    } else {
+        log_debug("controller %s: %s", ctld_state_name(st), why);
+    }
+    d->last_state = st;
+    s_copy(d->last_reason, sizeof d->last_reason, why);
+    s_publish_status(d, now, state_changed);
+}
+
+/* ---------------------------------------------------------------- the step */
+
+static void s_step(ctl_daemon_t *d, int64_t now)
+{
+    d->next_step = now + STEP_PERIOD_MS;
+    if (d->stopping)
+        return;
+    ctl_input_t in;
+    memset(&in, 0, sizeof in);
+    in.now_ms = now;
+    time_t t = time(NULL);
+    struct tm tm;
+    if (localtime_r(&t, &tm)) {
+        in.hour = tm.tm_hour;
+        in.minute = tm.tm_min;
+    }
+    in.enabled = d->enabled;
+    in.meter_valid = d->meter_valid;
+    in.meter_w = d->meter_w;
+    in.meter_arrival_ms = d->meter_ms;
+    in.meter_seq = d->meter_seq;
+    in.online = s_device_reachable(d, now);
+    in.lease_held = d->lease_held;
+    in.telemetry_valid = in.online && d->tel_valid;
+    in.telemetry_ms = d->tel_ms;
+    in.dc_v = d->dc_v;
+    in.dc_a = d->dc_a;
+    in.operation = d->operation;
+    in.direction = d->direction;
+    in.iout_ca = d->iout_ca;
+    in.rev_iout_ca = d->rev_iout_ca;
+    in.setpoints_age_ms = d->sp_age_ms;
+    ctl_step(&d->set.params, &d->st, &in, &d->out);
+    if (d->out.send && d->lease_held && d->out.mode != CTL_MODE_NONE) {
+        d->sp_dirty = true; /* replaces a setpoint not sent yet */
+        d->sp_mode = d->out.mode;
+        d->sp_ca = d->out.current_ca;
+    }
+    s_note_state(d, now);
+}
+
+/* ---------------------------------------------------------------- gateway requests */
+
+static cJSON *s_req(const ctl_daemon_t *d, const char *op)
+{
+    cJSON *r = cJSON_CreateObject();
+    if (!r)
+        return NULL;
+    cJSON_AddNumberToObject(r, "v", 1);
+    cJSON_AddStringToObject(r, "op", op);
+    cJSON_AddStringToObject(r, "client", d->client);
+    return r;
+}
+
+static void s_send(ctl_daemon_t *d, req_t kind, cJSON *req, int64_t now)
+{
+    if (!req || gw_client_send(d->gw, req) != 0) {
+        log_error("cannot send a %s request to the gateway", s_req_names[kind]);
+        cJSON_Delete(req);
+        /* Try again later rather than in a tight loop. */
+        d->next_lease_try = d->sp_retry_at = now + LEASE_RETRY_MS;
+        return;
+    }
+    cJSON_Delete(req);
+    d->inflight = kind;
+}
+
+static void s_send_setpoint(ctl_daemon_t *d, ctl_mode_t mode, int ca, int64_t now)
+{
+    cJSON *r = s_req(d, "setpoint");
+    if (r) {
+        cJSON_AddNumberToObject(r, "dev", d->set.id);
+        cJSON_AddStringToObject(r, "mode", ctl_mode_name(mode));
+        if (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)
+            cJSON_AddNumberToObject(r, "current_a", ca / 100.0);
+        cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
+    }
+    d->inflight_mode = mode;
+    d->inflight_ca = ca;
+    s_send(d, REQ_SETPOINT, r, now);
+}
+
+static void s_send_lease(ctl_daemon_t *d, req_t kind, int64_t now)
+{
+    cJSON *r = s_req(d, "lease");
+    if (r) {
+        cJSON_AddStringToObject(r, "action", kind == REQ_TAKE    ? "take"
+                                             : kind == REQ_RENEW ? "renew"
+                                                                 : "release");
+        if (kind != REQ_RELEASE)
+            cJSON_AddNumberToObject(r, "ttl_s", d->set.lease_ttl_s);
+    }
+    s_send(d, kind, r, now);
+}
+
+static void s_send_info(ctl_daemon_t *d, int64_t now)
+{
+    cJSON *r = s_req(d, "info");
+    if (r)
+        cJSON_AddNumberToObject(r, "dev", d->set.id);
+    s_send(d, REQ_INFO, r, now);
+}
+
+/* Forget what the device was told: after a lease change the gateway (or another client)
+ * may have put it anywhere, and the step must start again from idle. */
+static void s_reset_control(ctl_daemon_t *d, int64_t now)
+{
+    ctl_state_init(&d->st, now);
+    d->sp_dirty = false;
+    d->acked_mode = CTL_MODE_NONE;
+}
+
+static void s_lease_lost(ctl_daemon_t *d, int64_t now, const char *why)
+{
+    s_copy(d->lease_note, sizeof d->lease_note, why);
+    d->next_lease_try = now + LEASE_RETRY_MS;
+    if (!d->lease_held)
+        return;
+    d->lease_held = false;
+    s_reset_control(d, now);
+    log_warn("control lease lost (%s): the gateway applies its safe state when it lapses", why);
+    s_step(d, now);
+}
+
+static void s_lease_taken(ctl_daemon_t *d, int64_t now)
+{
+    d->lease_held = true;
+    d->lease_taken_ms = d->lease_ok_ms = now;
+    d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
+    d->lease_note[0] = '\0';
+    s_reset_control(d, now);
+    log_info("control lease taken as '%s' (TTL %d s)", d->client, d->set.lease_ttl_s);
+    s_step(d, now);
+}
+
+static void s_error_of(const cJSON *reply, const char **code, const char **msg)
+{
+    const cJSON *e = cJSON_GetObjectItem(reply, "error");
+    const cJSON *c = cJSON_GetObjectItem(e, "code");
+    const cJSON *m = cJSON_GetObjectItem(e, "message");
+    *code = cJSON_IsString(c) ? c->valuestring : "internal";
+    *msg = cJSON_IsString(m) ? m->valuestring : "gateway error without message";
+}
+
+static void s_on_info(ctl_daemon_t *d, const cJSON *reply)
+{
+    const cJSON *devs = cJSON_GetObjectItem(reply, "devices");
+    const cJSON *dv;
+    cJSON_ArrayForEach(dv, devs)
+    {
+        const cJSON *id = cJSON_GetObjectItem(dv, "dev");
+        if (!cJSON_IsNumber(id) || id->valueint != d->set.id)
+            continue;
+        const cJSON *eep = cJSON_GetObjectItem(dv, "eeprom");
+        const cJSON *pol = cJSON_GetObjectItem(eep, "policy");
+        const cJSON *iv = cJSON_GetObjectItem(eep, "min_interval_s");
+        /* Without EEP_OFF every current change is a persisted write: space them as the
+         * gateway's budget does, so the gateway never has to defer one. */
+        int ms = 0;
+        if (cJSON_IsString(pol) && strcmp(pol->valuestring, "budget") == 0 &&
+            cJSON_IsNumber(iv) && iv->valuedouble > 0 && iv->valuedouble < 86400)
+            ms = (int)(iv->valuedouble * 1000);
+        d->set.params.min_write_interval_ms = ms;
+        log_info("device %d: EEPROM policy %s%s", d->set.id,
+                 cJSON_IsString(pol) ? pol->valuestring : "unknown",
+                 ms ? ": current changes at most one per write interval" : "");
+        d->info_done = true;
+        return;
+    }
+    log_warn("the gateway does not know device %d (yet); asking again in %d s", d->set.id,
+             INFO_RETRY_MS / 1000);
+}
+
+static void s_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
+{
+    req_t kind = d->inflight;
+    d->inflight = REQ_NONE;
+    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok"));
+    const char *code = "", *msg = "";
+    if (!ok)
+        s_error_of(reply, &code, &msg);
+    switch (kind) {
+    case REQ_NONE:
+        break;
+    case REQ_INFO:
+        d->next_info = now + INFO_RETRY_MS;
+        if (ok)
+            s_on_info(d, reply);
+        else
+            log_warn("gateway info: %s: %s", code, msg);
+        break;
+    case REQ_TAKE:
+        if (ok) {
+            s_lease_taken(d, now);
+        } else {
+            char note[160];
+            snprintf(note, sizeof note, "%s", msg);
+            if (strcmp(note, d->lease_note) != 0)
+                log_warn("cannot take the control lease: %s: %s (retrying every %d s)", code,
+                         msg, LEASE_RETRY_MS / 1000);
+            s_copy(d->lease_note, sizeof d->lease_note, note);
+            d->next_lease_try = now + LEASE_RETRY_MS;
+        }
+        break;
+    case REQ_RENEW:
+        if (ok) {
+            d->lease_ok_ms = now;
+            d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
+        } else {
+            char why[200];
+            snprintf(why, sizeof why, "renewal refused: %s", msg);
+            s_lease_lost(d, now, why);
+        }
+        break;
+    case REQ_RELEASE:
+        if (ok)
+            log_info("control lease released");
+        else
+            log_warn("lease release: %s: %s", code, msg);
+        d->lease_held = false;
+        s_reset_control(d, now);
+        s_copy(d->lease_note, sizeof d->lease_note, "released");
+        s_step(d, now);
+        break;
+    case REQ_SETPOINT:
+        if (ok) {
+            d->acked_mode = d->inflight_mode;
+            d->lease_ok_ms = now;
+            d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
+            if (d->inflight_mode == CTL_MODE_CHARGE || d->inflight_mode == CTL_MODE_DISCHARGE)
+                log_debug("setpoint %s %.2f A", ctl_mode_name(d->inflight_mode),
+                          d->inflight_ca / 100.0);
+            else
+                log_info("setpoint %s", ctl_mode_name(d->inflight_mode));
+        } else if (strcmp(code, "lease_held") == 0 || strcmp(code, "no_lease") == 0) {
+            char why[200];
+            snprintf(why, sizeof why, "setpoint refused: %s", msg);
+            s_lease_lost(d, now, why);
+        } else {
+            log_warn("setpoint %s %.2f A refused: %s: %s; starting again from idle",
+                     ctl_mode_name(d->inflight_mode), d->inflight_ca / 100.0, code, msg);
+            s_reset_control(d, now);
+            d->sp_retry_at = now + SETPOINT_RETRY_MS;
+        }
+        break;
+    }
+}
+
+/* The gateway did not answer after the retries: the lease cannot be trusted any more (it
+ * lapses into the gateway's safe state if the gateway is alive). */
+static void s_on_gw_timeout(ctl_daemon_t *d, int64_t now)
+{
+    req_t kind = d->inflight;
+    d->inflight = REQ_NONE;
+    log_warn("the gateway did not answer (%s)", s_req_names[kind]);
+    if (kind == REQ_INFO)
+        d->next_info = now + INFO_RETRY_MS;
+    if (d->lease_held) {
+        s_lease_lost(d, now, "gateway not answering");
+    } else {
+        s_copy(d->lease_note, sizeof d->lease_note, "gateway not answering");
+        d->next_lease_try = now + LEASE_RETRY_MS;
+    }
+}
+
+/* What to ask the gateway next, one request at a time. */
+static void s_pump(ctl_daemon_t *d, int64_t now)
+{
+    if (d->inflight != REQ_NONE)
+        return;
+    if (d->stopping) {
+        if (d->lease_held && !d->stop_idle_sent) {
+            d->stop_idle_sent = true;
+            s_send_setpoint(d, CTL_MODE_IDLE, 0, now);
+        } else if (d->lease_held) {
+            s_send_lease(d, REQ_RELEASE, now);
+        } else {
+            d->stop_done = true;
+        }
+        return;
+    }
+    if (!d->info_done && now >= d->next_info) {
+        s_send_info(d, now);
+        return;
+    }
+    if (!d->lease_held) {
+        if (d->enabled && now >= d->next_lease_try)
+            s_send_lease(d, REQ_TAKE, now);
+        return;
+    }
+    if (d->sp_dirty && now >= d->sp_retry_at) {
+        d->sp_dirty = false;
+        s_send_setpoint(d, d->sp_mode, d->sp_ca, now);
+        return;
+    }
+    /* Disabled: give the lease back once the device is idle (or cannot be reached). */
+    if (!d->enabled && !d->sp_dirty &&
+        (d->acked_mode == CTL_MODE_IDLE || d->out.mode == CTL_MODE_NONE)) {
+        s_send_lease(d, REQ_RELEASE, now);
+        return;
+    }
+    if (now >= d->renew_at)
+        s_send_lease(d, REQ_RENEW, now);
+}
+
+/* ---------------------------------------------------------------- gateway PUB */
+
+static int s_ca(const cJSON *o, const char *key, int def)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 10000)
+        return def;
+    return (int)lround(v->valuedouble * 100.0);
+}
+
+static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
+{
+    const cJSON *v = cJSON_GetObjectItem(msg, "dc_v");
+    const cJSON *a = cJSON_GetObjectItem(msg, "dc_a");
+    const cJSON *op = cJSON_GetObjectItem(msg, "operation");
+    const cJSON *dir = cJSON_GetObjectItem(msg, "direction");
+    const cJSON *sp = cJSON_GetObjectItem(msg, "setpoints");
+    const cJSON *age = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "age_ms"), "fast");
+    d->tel_seen = true;
+    d->tel_ms = now;
+    d->tel_online = cJSON_IsTrue(cJSON_GetObjectItem(msg, "online"));
+    d->tel_valid = d->tel_online && cJSON_IsNumber(v) && cJSON_IsNumber(a) &&
+                   isfinite(v->valuedouble) && isfinite(a->valuedouble);
+    if (d->tel_valid) {
+        d->dc_v = v->valuedouble;
+        d->dc_a = a->valuedouble;
+    }
+    d->operation = cJSON_IsNumber(op) ? op->valueint : -1;
+    d->direction = cJSON_IsString(dir) && strcmp(dir->valuestring, "discharge") == 0 ? 1 : 0;
+    d->iout_ca = s_ca(sp, "iout_a", -1);
+    d->rev_iout_ca = s_ca(sp, "rev_iout_a", -1);
+    d->sp_age_ms = cJSON_IsNumber(age) ? (int64_t)age->valuedouble : 0;
+
+    /* A gateway that restarted, or a lease that lapsed while its event was missed: the
+     * telemetry names another holder (allowing for telemetry sent before our take). */
+    const cJSON *holder = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "lease"), "holder");
+    if (d->lease_held && now - d->lease_taken_ms > 2000 &&
+        (!cJSON_IsString(holder) || strcmp(holder->valuestring, d->client) != 0)) {
+        char why[160];
+        snprintf(why, sizeof why, "the gateway reports %s%s",
+                 cJSON_IsString(holder) ? "the lease held by " : "no lease holder",
+                 cJSON_IsString(holder) ? holder->valuestring : "");
+        s_lease_lost(d, now, why);
+    }
+    s_step(d, now);
+}
+
+static void s_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now)
+{
+    char mine[16];
+    snprintf(mine, sizeof mine, "tel/%d", d->set.id);
+    if (strcmp(topic, mine) == 0) {
+        s_on_tel(d, msg, now);
+        return;
+    }
+    snprintf(mine, sizeof mine, "evt/%d", d->set.id);
+    if (strcmp(topic, mine) != 0)
+        return;
+    const cJSON *ev = cJSON_GetObjectItem(msg, "event");
+    if (!cJSON_IsString(ev))
+        return;
+    if (strcmp(ev->valuestring, "lease_lapsed") == 0) {
+        const cJSON *h = cJSON_GetObjectItem(msg, "holder");
+        if (cJSON_IsString(h) && strcmp(h->valuestring, d->client) == 0)
+            s_lease_lost(d, now, "lease lapsed");
+    } else if (strcmp(ev->valuestring, "safe_state") == 0 ||
+               strcmp(ev->valuestring, "offline") == 0 || strcmp(ev->valuestring, "online") == 0) {
+        log_info("gateway event on device %d: %s", d->set.id, ev->valuestring);
+    }
+}
+
+/* ---------------------------------------------------------------- MQTT input */
+
+static void s_log_bad_meter(ctl_daemon_t *d, int64_t now, const char *why,
+                            const struct mosquitto_message *m)
+{
+    if (d->bad_log_ms && now - d->bad_log_ms < BAD_LOG_EVERY_MS) {
+        d->bad_unlogged++;
+        return;
+    }
+    char shown[65];
+    size_t n = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+    if (n > sizeof shown - 1)
+        n = sizeof shown - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = ((const char *)m->payload)[i];
+        shown[i] = c >= 32 && c < 127 ? c : '?';
+    }
+    shown[n] = '\0';
+    if (d->bad_unlogged)
+        log_warn("meter %s: payload '%s' rejected: %s (and %llu more since the last report; "
+                 "%llu in all)",
+                 m->topic, shown, why, (unsigned long long)d->bad_unlogged,
+                 (unsigned long long)d->meter_errors);
+    else
+        log_warn("meter %s: payload '%s' rejected: %s", m->topic, shown, why);
+    d->bad_unlogged = 0;
+    d->bad_log_ms = now;
+}
+
+static void s_on_meter(ctl_daemon_t *d, const struct mosquitto_message *m)
+{
+    int64_t now = mono_ms();
+    double w;
+    char err[200];
+    size_t len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+    if (meter_parse(&d->set.meter, m->payload, len, &w, err, sizeof err) != 0) {
+        d->meter_errors++;
+        s_log_bad_meter(d, now, err, m);
+        s_publish_status(d, now, false);
+        return;
+    }
+    d->shown_valid = true;
+    d->shown_w = w;
+    d->shown_ms = now;
+    if (m->retain) {
+        /* Delivered at subscribe time from the broker's store: its age is unknown. */
+        if (!d->retained_logged)
+            log_info("meter %s: retained value %.1f W shown, not used for control", m->topic, w);
+        d->retained_logged = true;
+        s_publish_status(d, now, false);
+        return;
+    }
+    bool was_stale = s_meter_stale(d, now);
+    d->meter_valid = true;
+    d->meter_w = w;
+    d->meter_ms = now;
+    d->meter_seq++;
+    if (was_stale && d->meter_seq > 1)
+        log_info("meter %s: fresh samples again", m->topic);
+    s_step(d, now);
+    s_pump(d, now);
+    s_publish_status(d, now, false);
+}
+
+static void s_publish_result(ctl_daemon_t *d, bool ok, const char *request, const char *code,
+                             const char *msg)
+{
+    char *p = ctld_result_json(ok, request, d->enabled, code, msg);
+    if (p)
+        s_publish(d, d->t_result, p, 1, false);
+    free(p);
+}
+
+static void s_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
+{
+    int64_t now = mono_ms();
+    if (m->payloadlen <= 0)
+        return; /* clearing a retained command is not a command */
+    if (m->retain) {
+        log_warn("%s: retained command ignored (publish commands without the retain flag)",
+                 m->topic);
+        s_publish_result(d, false, NULL, "retained",
+                         "retained command ignored; publish commands without the retain flag "
+                         "and clear the retained message");
+        return;
+    }
+    bool on = false;
+    const char *code = NULL;
+    char err[200];
+    if (ctld_parse_enable(m->payload, (size_t)m->payloadlen, &on, &code, err, sizeof err) != 0) {
+        log_warn("%s: refused: %s: %s", m->topic, code, err);
+        s_publish_result(d, false, NULL, code, err);
+        return;
+    }
+    if (on && !d->set.can_run) {
+        const char *why = "this controller cannot run: [CHARGE_CONTROL] Type=off or no "
+                          "TopicPower in the configuration";
+        log_warn("%s: refused: %s", m->topic, why);
+        s_publish_result(d, false, on ? "1" : "0", "not_configured", why);
+        return;
+    }
+    /* As in the seed, every toggle (also a repeated one) stops charging: start from idle. */
+    log_info("%s: controller %s", m->topic, on ? "enabled" : "disabled");
+    d->enabled = on;
+    s_reset_control(d, now);
+    if (on)
+        d->next_lease_try = now;
+    s_step(d, now);
+    s_pump(d, now);
+    s_publish_result(d, true, on ? "1" : "0", NULL, NULL);
+    s_publish_status(d, now, true);
+}
+
+/* ---------------------------------------------------------------- libmosquitto callbacks */
+
+static void s_subscribe_all(ctl_daemon_t *d)
+{
+    mosquitto_subscribe(d->mosq, NULL, d->set.topic_power, 0);
+    mosquitto_subscribe(d->mosq, NULL, d->t_cmd, 1);
+    mosquitto_subscribe(d->mosq, NULL, d->t_avail, 1);
+    if (d->set.ha_discovery)
+        mosquitto_subscribe(d->mosq, NULL, d->set.ha_status, 1);
+}
+
+static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    ctl_daemon_t *d = obj;
+    if (rc != 0) {
+        log_error("broker refused the connection: %s", mosquitto_connack_string(rc));
+        return; /* the library closes the socket; on_disconnect schedules the retry */
+    }
+    d->connected = true;
+    d->backoff_ms = RECONNECT_MIN_MS;
+    log_info("connected to %s:%d as %s", d->set.host, d->set.port, d->set.client_id);
+    if (d->set.topic_power[0])
+        s_subscribe_all(d);
+    else {
+        mosquitto_subscribe(mosq, NULL, d->t_cmd, 1);
+        mosquitto_subscribe(mosq, NULL, d->t_avail, 1);
+    }
+    s_publish_all(d, mono_ms());
+    sdnotify_status("connected to %s:%d", d->set.host, d->set.port);
+}
+
+static void s_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    ctl_daemon_t *d = obj;
+    d->connected = false;
+    if (d->stopping)
+        return;
+    log_warn("disconnected from the broker (%s); retrying in %d ms",
+             rc ? mosquitto_strerror(rc) : "clean", d->backoff_ms);
+    d->reconnect_at = mono_ms() + d->backoff_ms;
+    d->backoff_ms = d->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : d->backoff_ms * 2;
+}
+
+static void s_on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+    ctl_daemon_t *d = obj;
+    if (d->stopping && mid == d->offline_mid)
+        d->offline_acked = true;
+}
+
+static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
+{
+    ctl_daemon_t *d = obj;
+    if (d->set.topic_power[0] && strcmp(m->topic, d->set.topic_power) == 0) {
+        s_on_meter(d, m);
+    } else if (strcmp(m->topic, d->t_cmd) == 0) {
+        s_on_control(d, m);
+    } else if (strcmp(m->topic, d->t_avail) == 0) {
+        /* A previous instance's will can arrive after this one said it runs. */
+        size_t n = strlen(d->set.pl_online);
+        bool ours = m->payloadlen == (int)n && memcmp(m->payload, d->set.pl_online, n) == 0;
+        if (!ours && !d->stopping)
+            s_publish(d, d->t_avail, d->set.pl_online, 1, true);
+    } else if (d->set.ha_discovery && strcmp(m->topic, d->set.ha_status) == 0) {
+        if (m->payloadlen == 6 && memcmp(m->payload, "online", 6) == 0) {
+            /* A short random delay spreads the burst when many clients react at once. */
+            d->republish_at = mono_ms() + 1000 + (int64_t)(random() % 2000);
+            log_info("Home Assistant is online: republishing discovery and status");
+        }
+    }
+}
+
+static void s_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+        log_debug("mosquitto: %s", str);
+}
+
+/* ---------------------------------------------------------------- configuration reload */
+
+static void s_topics(ctl_daemon_t *d)
+{
+    const char *t = d->set.topic_main;
+    int id = d->set.id;
+    snprintf(d->t_status, sizeof d->t_status, "%s/inv/%d/control", t, id);
+    snprintf(d->t_cmd, sizeof d->t_cmd, "%s/inv/%d/control/set", t, id);
+    snprintf(d->t_result, sizeof d->t_result, "%s/result", d->t_cmd);
+    snprintf(d->t_avail, sizeof d->t_avail, "%s/ctl/%d/state", t, id);
+    snprintf(d->t_soc, sizeof d->t_soc, "%s/ctl/%d/soc", t, id);
+}
+
+static int s_reload(ctl_daemon_t *d, char *err, size_t n)
+{
+    config_t *cfg = config_load(d->config_path, err, n);
+    if (!cfg)
+        return -1;
+    settings_t *ns = malloc(sizeof *ns);
+    if (!ns || s_settings(cfg, ns, err, n) != 0) {
+        if (!ns)
+            snprintf(err, n, "out of memory");
+        free(ns);
+        config_destroy(&cfg);
+        return -1;
+    }
+    log_setup_from_config(cfg, "bic-charge-ctl");
+    config_destroy(&cfg);
+    settings_t *os = &d->set;
+    if (ns->id != os->id)
+        log_warn("config reload: the controlled device stays %d until a restart (the file now "
+                 "names %d first)",
+                 os->id, ns->id);
+    if (strcmp(ns->host, os->host) || ns->port != os->port || strcmp(ns->user, os->user) ||
+        strcmp(ns->pass, os->pass) || strcmp(ns->topic_main, os->topic_main) ||
+        strcmp(ns->ha_prefix, os->ha_prefix) || strcmp(ns->ha_status, os->ha_status) ||
+        ns->ha_discovery != os->ha_discovery || strcmp(ns->tls_ca, os->tls_ca) ||
+        strcmp(ns->pl_online, os->pl_online) || strcmp(ns->pl_offline, os->pl_offline) ||
+        ns->keepalive_s != os->keepalive_s)
+        log_warn("config reload: [MQTT] connection, topic and discovery settings take effect "
+                 "after a restart");
+    if (ns->id == os->id) {
+        if (strcmp(ns->topic_power, os->topic_power) != 0) {
+            if (d->connected && os->topic_power[0])
+                mosquitto_unsubscribe(d->mosq, NULL, os->topic_power);
+            if (d->connected && ns->topic_power[0])
+                mosquitto_subscribe(d->mosq, NULL, ns->topic_power, 0);
+            d->meter_valid = d->shown_valid = false;
+            log_info("meter topic now %s", ns->topic_power[0] ? ns->topic_power : "(none)");
+            s_copy(os->topic_power, sizeof os->topic_power, ns->topic_power);
+        }
+        int eep_ms = os->params.min_write_interval_ms; /* from the gateway, not the file */
+        os->params = ns->params;
+        os->params.min_write_interval_ms = eep_ms;
+        os->meter = ns->meter;
+        os->lease_ttl_s = ns->lease_ttl_s;
+        os->can_run = ns->can_run;
+        os->tel_silence_ms = ns->tel_silence_ms;
+        /* The runtime enable state is kept; only a controller that can no longer run
+         * stops. */
+        if (d->enabled && !os->can_run) {
+            log_warn("config reload: Type=off or no TopicPower: controller disabled");
+            d->enabled = false;
+        }
+    }
+    free(ns);
+    log_info("configuration reloaded from %s", d->config_path);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char *err,
+                             size_t errlen)
+{
+    ctl_daemon_t *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (s_settings(cfg, &d->set, err, errlen) != 0)
+        goto fail;
+    if (d->set.n_ids > 1)
+        log_warn("[CHARGE_CONTROL] names %zu devices; this controller drives device %d only "
+                 "(the gateway's control lease admits one controller)",
+                 d->set.n_ids, d->set.id);
+    d->config_path = strdup(config_path ? config_path : CONFIG_DEFAULT_PATH);
+    ctld_node_id(d->set.topic_main, d->node, sizeof d->node);
+    snprintf(d->client, sizeof d->client, "charge-ctl-%d-%ld", d->set.id, (long)getpid());
+    s_topics(d);
+    d->backoff_ms = RECONNECT_MIN_MS;
+    d->enabled = d->set.enable_at_start;
+    d->last_state = CTLD_ST_COUNT;
+    ctl_state_init(&d->st, mono_ms());
+
+    d->gw = gw_client_from_config(cfg, err, errlen);
+    if (!d->gw)
+        goto fail;
+    const char *prefixes[] = {"tel/", "evt/", NULL};
+    d->sub = gw_client_sub_from_config(cfg, prefixes, err, errlen);
+    if (!d->sub)
+        goto fail;
+
+    mosquitto_lib_init();
+    d->mosq = mosquitto_new(d->set.client_id, true, d);
+    if (!d->mosq) {
+        snprintf(err, errlen, "cannot create the MQTT client: %s", strerror(errno));
+        goto fail;
+    }
+    mosquitto_int_option(d->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    int rc = mosquitto_will_set(d->mosq, d->t_avail, (int)strlen(d->set.pl_offline),
+                                d->set.pl_offline, 1, true);
+    if (rc == MOSQ_ERR_SUCCESS && d->set.user[0])
+        rc = mosquitto_username_pw_set(d->mosq, d->set.user, d->set.pass[0] ? d->set.pass : NULL);
+    if (rc == MOSQ_ERR_SUCCESS && d->set.tls_ca[0])
+        rc = mosquitto_tls_set(d->mosq, d->set.tls_ca, NULL,
+                               d->set.tls_cert[0] ? d->set.tls_cert : NULL,
+                               d->set.tls_key[0] ? d->set.tls_key : NULL, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errlen, "MQTT client setup: %s", mosquitto_strerror(rc));
+        goto fail;
+    }
+    mosquitto_connect_callback_set(d->mosq, s_on_connect);
+    mosquitto_disconnect_callback_set(d->mosq, s_on_disconnect);
+    mosquitto_message_callback_set(d->mosq, s_on_message);
+    mosquitto_publish_callback_set(d->mosq, s_on_publish);
+    mosquitto_log_callback_set(d->mosq, s_on_log);
+    srandom((unsigned)(time(NULL) ^ getpid()));
+    return d;
+fail:
+    ctl_daemon_destroy(&d);
+    return NULL;
+}
+
+void ctl_daemon_destroy(ctl_daemon_t **p)
+{
+    if (!p || !*p)
+        return;
+    ctl_daemon_t *d = *p;
+    if (d->mosq) {
+        mosquitto_destroy(d->mosq);
+        mosquitto_lib_cleanup();
+    }
+    zsock_destroy(&d->sub);
+    gw_client_destroy(&d->gw);
+    free(d->status_key);
+    free(d->config_path);
+    free(d);
+    *p = NULL;
+}
+
+static void s_connect(ctl_daemon_t *d, bool first)
+{
+    int rc = first ? mosquitto_connect_async(d->mosq, d->set.host, d->set.port,
+                                             d->set.keepalive_s)
+                   : mosquitto_reconnect_async(d->mosq);
+    d->reconnect_at = 0;
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_warn("cannot connect to %s:%d (%s); retrying in %d ms", d->set.host, d->set.port,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), d->backoff_ms);
+        d->reconnect_at = mono_ms() + d->backoff_ms;
+        d->backoff_ms =
+            d->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : d->backoff_ms * 2;
+    }
+}
+
+/* One poll over the MQTT socket, the SUB and the REQ socket, until `deadline` at most. */
+static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
+{
+    zmq_pollitem_t items[3];
+    int n = 0;
+    int mq = -1, isub = -1, ireq = -1;
+    int fd = mosquitto_socket(d->mosq);
+    if (fd >= 0) {
+        items[n] = (zmq_pollitem_t){.socket = NULL, .fd = fd, .events = ZMQ_POLLIN};
+        if (mosquitto_want_write(d->mosq))
+            items[n].events |= ZMQ_POLLOUT;
+        mq = n++;
+    }
+    if (gateway) {
+        items[n] = (zmq_pollitem_t){.socket = zsock_resolve(d->sub), .events = ZMQ_POLLIN};
+        isub = n++;
+        void *req = gw_client_socket(d->gw);
+        if (gw_client_pending(d->gw)) {
+            if (req) {
+                items[n] = (zmq_pollitem_t){.socket = zsock_resolve(req), .events = ZMQ_POLLIN};
+                ireq = n++;
+            }
+            if (gw_client_deadline(d->gw) < deadline)
+                deadline = gw_client_deadline(d->gw);
+        }
+    }
+    int64_t now = mono_ms();
+    long timeout = deadline > now ? (long)(deadline - now) : 0;
+    if (zmq_poll(items, n, timeout) < 0) {
+        if (errno != EINTR)
+            log_warn("poll: %s", zmq_strerror(errno));
+        return;
+    }
+    if (mq >= 0) {
+        if (items[mq].revents & ZMQ_POLLIN)
+            mosquitto_loop_read(d->mosq, 1);
+        if ((items[mq].revents & ZMQ_POLLOUT) && mosquitto_socket(d->mosq) >= 0)
+            mosquitto_loop_write(d->mosq, 1);
+    }
+    if (ireq >= 0 && (items[ireq].revents & ZMQ_POLLIN)) {
+        cJSON *reply = gw_client_recv(d->gw);
+        if (reply && d->inflight != REQ_NONE) {
+            int64_t t = mono_ms();
+            s_on_reply(d, reply, t);
+            s_pump(d, t);
+        }
+        cJSON_Delete(reply);
+    }
+    if (isub >= 0 && (items[isub].revents & ZMQ_POLLIN)) {
+        /* Drain what is there, bounded so MQTT is never starved. */
+        for (int i = 0; i < 64; i++) {
+            char topic[64];
+            cJSON *msg = gw_client_sub_recv(d->sub, topic, sizeof topic);
+            if (msg) {
+                s_on_pub(d, topic, msg, mono_ms());
+                cJSON_Delete(msg);
+            }
+            if (!(zsock_events(d->sub) & ZMQ_POLLIN))
+                break;
+        }
+    }
+}
+
+static void s_timers(ctl_daemon_t *d, int64_t now)
+{
+    if (now >= d->next_misc) {
+        mosquitto_loop_misc(d->mosq);
+        d->next_misc = now + 1000;
+        sdnotify_watchdog();
+    }
+    if (d->reconnect_at && now >= d->reconnect_at && !d->connected)
+        s_connect(d, false);
+    if (d->inflight != REQ_NONE && now >= gw_client_deadline(d->gw)) {
+        int rc = gw_client_expire(d->gw, now);
+        if (rc < 0)
+            s_on_gw_timeout(d, now);
+        else if (rc > 0)
+            log_debug("gateway silent: %s resent", s_req_names[d->inflight]);
+    }
+    /* No renewal confirmed within the TTL: the gateway has let the lease lapse by now. */
+    if (d->lease_held && now - d->lease_ok_ms > (int64_t)d->set.lease_ttl_s * 1000)
+        s_lease_lost(d, now, "no renewal confirmed within the lease TTL");
+    if (now >= d->next_step)
+        s_step(d, now);
+    if (d->republish_at && now >= d->republish_at) {
+        d->republish_at = 0;
+        s_publish_all(d, now);
+    }
+    s_pump(d, now);
+    s_publish_status(d, now, false);
+}
+
+static int64_t s_min(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
+{
+    int64_t dl = s_min(now + 1000, d->next_step);
+    dl = s_min(dl, d->next_misc);
+    if (d->reconnect_at)
+        dl = s_min(dl, d->reconnect_at);
+    if (d->republish_at)
+        dl = s_min(dl, d->republish_at);
+    if (d->status_due)
+        dl = s_min(dl, d->status_due);
+    if (d->inflight == REQ_NONE) {
+        if (d->lease_held) {
+            dl = s_min(dl, d->renew_at);
+            if (d->sp_dirty)
+                dl = s_min(dl, d->sp_retry_at);
+        } else if (d->enabled) {
+            dl = s_min(dl, d->next_lease_try);
+        }
+        if (!d->info_done)
+            dl = s_min(dl, d->next_info);
+    }
+    if (d->stopping)
+        dl = s_min(dl, d->stop_deadline);
+    return dl;
+}
+
+/* Orderly exit, MQTT side: the stopped status, `offline` (the broker drops the will on a
+ * clean disconnect), then the disconnect itself. */
+static void s_close_mqtt(ctl_daemon_t *d)
+{
+    if (!d->connected)
+        return;
+    s_publish_status(d, mono_ms(), true);
+    if (mosquitto_publish(d->mosq, &d->offline_mid, d->t_avail, (int)strlen(d->set.pl_offline),
+                          d->set.pl_offline, 1, true) == MOSQ_ERR_SUCCESS) {
+        int64_t deadline = mono_ms() + FLUSH_MS;
+        while (!d->offline_acked && d->connected && mono_ms() < deadline)
+            s_poll_once(d, deadline, false);
+    }
+    mosquitto_disconnect(d->mosq);
+    int64_t deadline = mono_ms() + 200;
+    while (mosquitto_socket(d->mosq) >= 0 && mosquitto_want_write(d->mosq) &&
+           mono_ms() < deadline)
+        s_poll_once(d, deadline, false);
+}
+
+int ctl_daemon_run(ctl_daemon_t *d)
+{
+    log_info("controller for device %d: meter %s, gateway %s, lease '%s' (TTL %d s), %s",
+             d->set.id, d->set.topic_power[0] ? d->set.topic_power : "(none)",
+             gw_client_endpoint(d->gw), d->client, d->set.lease_ttl_s,
+             d->enabled ? "enabled" : "disabled");
+    s_connect(d, true);
+    sdnotify_ready();
+    int64_t now = mono_ms();
+    d->next_step = now;
+    d->next_info = now;
+    d->next_lease_try = now;
+    for (;;) {
+        now = mono_ms();
+        if (sigflag_stop() && !d->stopping) {
+            log_info("stopping (signal %d): device to idle, lease released", sigflag_stop_signal());
+            sdnotify_stopping();
+            d->stopping = true;
+            d->stop_deadline = now + STOP_BUDGET_MS;
+            s_pump(d, now);
+        }
+        if (d->stopping && (d->stop_done || now >= d->stop_deadline)) {
+            if (!d->stop_done)
+                log_warn("the gateway did not confirm idle and release in time; the lease "
+                         "lapses into the gateway's safe state");
+            d->stop_done = true;
+            break;
+        }
+        if (sigflag_reload_take()) {
+            char err[2048];
+            if (s_reload(d, err, sizeof err) != 0)
+                log_error("SIGHUP: configuration kept: %s", err);
+        }
+        s_poll_once(d, s_deadline(d, now), true);
+        s_timers(d, mono_ms());
+    }
+    s_close_mqtt(d);
+    return 0;
+}
