@@ -217,7 +217,8 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
         value = eq + 1;
     }
     static const char *const flags[] = {"clamp", "ignore", "battery", "canctrl", "scaling2",
-                                        "min20", "eep_all", "canctrl_powerup", "island_auto"};
+                                        "min20", "eep_all", "canctrl_powerup", "island_auto",
+                                        "remote_off"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         if (strcmp(key, flags[i]) != 0)
             continue;
@@ -235,13 +236,14 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
         case 6: cfg->all_obey_eep_off = true; break;
         case 7: cfg->can_ctrl_at_power_up = true; break;
         case 8: cfg->islanding_auto = true; break;
+        case 9: cfg->remote_open = true; break;
         }
         return 0;
     }
     if (!value) {
         s_msg(err, errlen,
               "unknown device option '%s' (allowed flags: clamp, ignore, battery, canctrl, "
-              "scaling2, min20, eep_all, canctrl_powerup, island_auto; or key=value)",
+              "scaling2, min20, eep_all, canctrl_powerup, island_auto, remote_off; or key=value)",
               key);
         return -1;
     }
@@ -476,7 +478,7 @@ bic_device_t *bic_device_new(const bic_device_config_t *cfg, const battery_confi
     dev->eep[P_BIDIR] = cfg->battery_mode ? 1 : 0;
     if (cfg->can_ctrl)
         dev->eep[P_SYSCFG] |= 1;
-    dev->remote = true;
+    dev->remote = !cfg->remote_open;
     dev->temp_c = cfg->ambient_c;
     s_power_up(dev, now_us, false);
     return dev;

@@ -72,6 +72,7 @@ typedef struct {
     bool all_obey_eep_off;        /* OPERATION/SYSTEM_CONFIG/BIDIRECTIONAL_CONFIG obey EEP_OFF too */
     bool can_ctrl_at_power_up;    /* a CAN_CTRL change acts only after a power cycle (default: at once) */
     bool islanding_auto;          /* islanding trip recovers automatically (default: latched) */
+    bool remote_open;             /* Remote ON/OFF contact open at start (default: closed) */
     double svr_v;                 /* SVR potentiometer voltage used while CAN_CTRL = 0, V;
                                      0 = the variant's auto-detect default VOUT_SET */
     double tau_s;                 /* first-order current response time constant, s (default 1) */
@@ -120,7 +121,7 @@ int bic_device_config_validate(const bic_device_config_t *cfg, char *err, size_t
 
 /* Parses an --device specification "ADDR:VARIANT[:OPTIONS]" (OPTIONS comma-separated, see
  * docs/simulator.md: fw=old|new, clamp, ignore, battery, canctrl, scaling2, min20,
- * eep_all, canctrl_powerup, island_auto, svr=V, tau=S, ramp=A/S, eff=F, eff_c=F, eff_d=F,
+ * eep_all, canctrl_powerup, island_auto, remote_off, svr=V, tau=S, ramp=A/S, eff=F, eff_c=F, eff_d=F,
  * ambient=C, boot_ms=MS, rev=HEX12, date=YYMMDD, serial=S, location=S, and the battery keys
  * soc=, soc_min=, soc_max=, ah=, cells=, r_mohm=). Fills both configurations from their
  * defaults for the variant first (battery sized for the variant). Returns 0, or -1 with a

@@ -875,6 +875,12 @@ static void test_auto_recovering_faults_and_flags(void **state)
     assert_false(t_state(dev, SEC(18)).output_on);
     bic_device_set_fault(dev, BIC_DEV_FAULT_EEPER, false, SEC(19));
     assert_true(t_state(dev, SEC(19)).output_on);
+    /* Starting with the contact open. */
+    bic_device_t *r = t_device("0:24:remote_off", 0);
+    assert_false(t_state(r, SEC(1)).output_on);
+    bic_device_set_remote(r, true, SEC(1));
+    assert_true(t_state(r, SEC(2)).output_on);
+    bic_device_destroy(&r);
     /* Remote ON/OFF open: output off, OP_OFF. */
     bic_device_set_remote(dev, false, SEC(20));
     assert_int_equal(t_read(dev, 0x0040, SEC(20)) & 0x40, 0x40);
