@@ -40,6 +40,9 @@ struct bus_sched {
     bool have_start, have_reply;
     int64_t last_start, last_reply;
     int64_t min_rtt; /* shortest round trip seen, -1 before the first reply */
+    bool late_valid;  /* the last timed-out read, whose reply may still come */
+    uint8_t late_addr;
+    uint16_t late_cmd;
     bus_sched_stats_t stats;
 };
 
@@ -185,6 +188,11 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
             s_push_result(s, &s->flight.e, BUS_TIMEOUT, s->flight.attempts);
             s->flight.state = FLIGHT_NONE;
         }
+        /* the device may still be busy with it (a slow adapter): a full period from now */
+        s->last_start = s->flight.deadline;
+        s->late_addr = s->flight.e.req.addr;
+        s->late_cmd = s->flight.e.req.cmd;
+        s->late_valid = true;
     }
     if (!s->up || s->flight.state == FLIGHT_WAIT)
         return 0;
@@ -257,6 +265,14 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
         id != (BIC_RX_ID_BASE | r->addr) ||
         (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
         s->stats.stray++;
+        /* a late reply to a timed-out read shows when the device really saw it */
+        if (s->late_valid && data && dlc >= 2 && id == (BIC_RX_ID_BASE | s->late_addr) &&
+            (uint16_t)(data[0] | (data[1] << 8)) == s->late_cmd) {
+            s->late_valid = false;
+            int64_t seen = now - (s->min_rtt > 0 ? s->min_rtt : 0);
+            if (seen > s->last_start)
+                s->last_start = seen;
+        }
         return 0;
     }
     s->stats.replies++;

@@ -113,20 +113,22 @@ static void test_late_reply_never_shifts_later_reads(void **state)
     bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
     bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x61), 2);
     bus_sched_tick(s, 0, &tx);
-    assert_int_equal(bus_sched_tick(s, 50 * MS, &tx), 1); /* timeout, then the next read */
-    assert_int_equal(tx.cmd, 0x61);
+    /* timeout at 50 ms; the next read waits a full period after it */
+    assert_int_equal(bus_sched_tick(s, 50 * MS, &tx), 0);
     assert_int_equal(bus_sched_result(s, &r), 1);
     assert_int_equal(r.tag, 1);
     assert_int_equal(r.status, BUS_TIMEOUT);
+    assert_int_equal(bus_sched_tick(s, 70 * MS, &tx), 1);
+    assert_int_equal(tx.cmd, 0x61);
     /* the late READ_VOUT reply arrives while READ_IOUT is in flight: dropped */
-    s_reply(s, 52 * MS, 0, 0x60, 2641, 0);
+    s_reply(s, 72 * MS, 0, 0x60, 2641, 0);
     assert_int_equal(bus_sched_result(s, &r), 0);
-    s_reply(s, 53 * MS, 0, 0x61, 500, 1);
+    s_reply(s, 73 * MS, 0, 0x61, 500, 1);
     assert_int_equal(bus_sched_result(s, &r), 1);
     assert_int_equal(r.tag, 2);
     assert_int_equal(r.data[0] | (r.data[1] << 8), 500);
     /* a duplicate of the same reply after completion is stray too */
-    s_reply(s, 54 * MS, 0, 0x61, 500, 0);
+    s_reply(s, 74 * MS, 0, 0x61, 500, 0);
     assert_int_equal(bus_sched_stats(s)->stray, 2);
     bus_sched_destroy(&s);
 }
@@ -148,16 +150,17 @@ static void test_retries_then_timeout(void **state)
     assert_int_equal(sent, 3);
     assert_int_equal(r.status, BUS_TIMEOUT);
     assert_int_equal(r.attempts, 3);
-    assert_int_equal(t, 150 * MS);
+    assert_int_equal(t, 190 * MS); /* 50 ms timeouts, retries a period after each */
     assert_int_equal(bus_sched_stats(s)->retries, 2);
     assert_int_equal(bus_sched_stats(s)->timeouts, 1);
     assert_true(bus_sched_idle(s));
 
     /* a retry that gets answered succeeds with attempts = 2 */
     bus_sched_submit(s, BUS_PRIO_CLIENT, RD(3, 0x62), 10);
-    assert_int_equal(bus_sched_tick(s, 200 * MS, &tx), 1);
-    assert_int_equal(bus_sched_tick(s, 250 * MS, &tx), 1);
-    s_reply(s, 252 * MS, 3, 0x62, 312, 1);
+    assert_int_equal(bus_sched_tick(s, 210 * MS, &tx), 1);
+    assert_int_equal(bus_sched_tick(s, 260 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 280 * MS, &tx), 1);
+    s_reply(s, 282 * MS, 3, 0x62, 312, 1);
     assert_int_equal(bus_sched_result(s, &r), 1);
     assert_int_equal(r.status, BUS_OK);
     assert_int_equal(r.attempts, 2);
@@ -246,6 +249,28 @@ static void test_pacing_counts_from_actual_send_and_slow_delivery(void **state)
     assert_int_equal(bus_sched_deadline(s), 53 * MS);
     assert_int_equal(bus_sched_tick(s, 52 * MS, &tx), 0);
     assert_int_equal(bus_sched_tick(s, 53 * MS, &tx), 1);
+    bus_sched_destroy(&s);
+}
+
+static void test_late_reply_after_timeout_holds_next_request(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_sched_set_timing(s, 50 * MS, 0);
+    bus_req_t tx;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x61), 2);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x62), 3);
+    bus_sched_tick(s, 0, &tx);
+    s_reply(s, 1 * MS, 0, 0x60, 1, 1); /* round trip 1 ms */
+    bus_sched_tick(s, 21 * MS, &tx);   /* READ_IOUT: no answer in time */
+    bus_sched_tick(s, 71 * MS, &tx);   /* timeout */
+    assert_int_equal(bus_sched_deadline(s), 91 * MS);
+    /* its reply turns up at 85 ms: the device saw the request at about 84 ms */
+    s_reply(s, 85 * MS, 0, 0x61, 1, 0);
+    assert_int_equal(bus_sched_deadline(s), 104 * MS);
+    assert_int_equal(bus_sched_tick(s, 103 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 104 * MS, &tx), 1);
     bus_sched_destroy(&s);
 }
 
@@ -339,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_queue_bound),
         cmocka_unit_test(test_bus_down_fails_fast),
         cmocka_unit_test(test_pacing_counts_from_actual_send_and_slow_delivery),
+        cmocka_unit_test(test_late_reply_after_timeout_holds_next_request),
         cmocka_unit_test(test_assume_busy_delays_first_request),
         cmocka_unit_test(test_bad_config_rejected),
         cmocka_unit_test(test_pacing_invariant_under_load),

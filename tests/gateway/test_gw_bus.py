@@ -1,0 +1,153 @@
+"""The bus against the real bic-sim: two devices on one bus, a configured type that does not
+match the device, discovery (basic and extended addresses), a device that stops answering and
+comes back, and the adapter disappearing (bic-sim killed) and coming back."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from gwtest import Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
+
+DEV48 = {"Type": "BIC2200-48CAN", "ChargeVoltage": 5520, "DischargeVoltage": 4800,
+         "MaxChargeCurrent": 2000, "MaxDischargeCurrent": 1500}
+
+
+def test_two_devices_on_one_bus():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24", "3:48"]) as sim:
+        ini = gateway_ini(sim, tmp, devices={0: {}, 3: DEV48}, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["tel/"])
+            devs = {d["dev"]: d for d in c.ok("info")["devices"]}
+            assert devs[0]["model"] == "BIC-2200-24" and devs[3]["model"] == "BIC-2200-48"
+            assert devs[3]["limits"]["vout_v"] == [38, 55.2], devs[3]["limits"]
+            assert devs[3]["limits"]["iout_a"] == [0.45, 20], devs[3]["limits"]
+            # each device is read and written at its own address, with its own limits
+            v0 = c.ok("get", dev=0, reg="READ_VOUT")["values"]["READ_VOUT"]["value"]
+            v3 = c.ok("get", dev=3, reg="READ_VOUT")["values"]["READ_VOUT"]["value"]
+            assert v0 < 30 < v3, (v0, v3)
+            c.ok("set", dev=3, reg="VOUT_SET", value=55.0, client="t")
+            c.error("set", "out_of_range", dev=0, reg="VOUT_SET", value=55.0, client="t")
+            assert sim.control.device(3)["registers"]["VOUT_SET"] == 5500
+            assert sim.control.device(0)["registers"]["VOUT_SET"] != 5500
+            c.error("get", "bad_request", reg="READ_VOUT")  # two devices: dev required
+            sub.wait(lambda t, b: t == "tel/0", what="telemetry of device 0")
+            sub.wait(lambda t, b: t == "tel/3" and b["dc_v"] > 30, what="telemetry of 3")
+            # concurrent clients on both devices: each gets its own answer
+            from gwtest import Client
+            a, b = Client(gw.req), Client(gw.req)
+            a.sock.send_json({"v": 1, "op": "get", "dev": 0, "regs": ["READ_VOUT"], "id": "a"})
+            b.sock.send_json({"v": 1, "op": "get", "dev": 3, "regs": ["READ_VOUT"], "id": "b"})
+            ra, rb = a.sock.recv_json(), b.sock.recv_json()
+            assert ra["id"] == "a" and ra["dev"] == 0 and rb["id"] == "b" and rb["dev"] == 3
+            a.close()
+            b.close()
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
+def test_type_mismatch_keeps_device_offline():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:48"]) as sim:
+        ini = gateway_ini(sim, tmp)  # configured as BIC2200-24CAN
+        with Gateway(ini, tmp, wait_online=False) as gw:
+            c = gw.client
+
+            def reason():
+                d = c.ok("devices")["devices"][0]
+                return not d["online"] and "type mismatch" in d.get("reason", "") and d
+            d = harness.wait_for(reason, what="type mismatch reported")
+            assert "BIC2200-24CAN" in d["reason"] and "BIC-2200-48" in d["reason"], d
+            e = c.error("set", "device_offline", dev=0, reg="VOUT_SET", value=50, client="t")
+            assert "type mismatch" in e["message"], e
+            writes = [f for f in sim.control.frames(500) if f["dir"] == "rx" and f["dlc"] > 2]
+            assert writes == [], writes
+            assert_no_pacing_violations(sim)
+
+
+def test_discover():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24", "5:12", "40:96"]) as sim:
+        ini = gateway_ini(sim, tmp)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            r = c.ok("discover")
+            found = {d["dev"]: d for d in r["devices"]}
+            assert set(found) == {0, 5}, r
+            harness.wait_for(lambda: {d["dev"]: d for d in c.ok("devices")["devices"]}[5][
+                "online"], what="discovered device online")
+            d5 = c.ok("info", dev=5)["devices"][0]
+            assert d5["model"] == "BIC-2200-12" and d5["limits"]["vout_v"] == [10, 15], d5
+            r = c.ok("discover", extended=True)
+            assert {d["dev"] for d in r["devices"]} == {0, 5, 40}, r
+            harness.wait_for(lambda: gw.online([0, 5, 40]), what="all three online")
+            c.error("discover", "bad_request", extended="yes")
+            assert_no_pacing_violations(sim)
+
+
+def test_device_stops_answering_and_comes_back():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24", "1:24"]) as sim:
+        ini = gateway_ini(sim, tmp, devices={0: {}, 1: {}}, OfflineAfterTimeouts=2)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/", "tel/1"])
+            sim.control.set(boot_ms=300)
+            sim.control.ac(False, dev=1)
+            e = sub.event(1, "offline")
+            assert e["reason"], e
+            e = c.error("get", "device_offline", dev=1, reg="READ_VOUT")
+            assert "offline" in e["message"], e
+            _, t = sub.wait(lambda tp, b: tp == "tel/1" and b["online"] is False,
+                            what="offline telemetry")
+            # the other device keeps working
+            c.ok("get", dev=0, reg="READ_VOUT")
+            sim.control.ac(True, dev=1)
+            sub.event(1, "online", timeout=15)
+            c.ok("get", dev=1, reg="READ_VOUT")
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
+def test_adapter_loss_and_recovery():
+    tmp = harness.temp_dir()
+    simdir = harness.temp_dir("bic-sim-")
+    sim = harness.Sim(devices=["0:24"], tmp=simdir)
+    ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+    with Gateway(ini, tmp) as gw:
+        c = gw.client
+        sub = Sub(gw.pub, ["gw", "evt/0"])
+        sim.stop()  # the adapter is unplugged
+        _, g = sub.wait(lambda t, b: t == "gw" and b["bus"] == "down", what="bus down")
+        sub.event(0, "offline")
+        assert c.ok("ping")["bus"] == "down"
+        e = c.error("get", "bus_down", dev=0, reg="READ_VOUT")
+        assert "reconnecting" in e["message"], e
+        c.error("set", "bus_down", dev=0, reg="VOUT_SET", value=27, client="t")
+        c.error("setpoint", "bus_down", dev=0, client="ctl", mode="off", lease_ttl_s=5)
+        c.error("discover", "bus_down")
+        info = c.ok("info")
+        assert info["gateway"]["bus"] == "down" and info["devices"][0]["online"] is False
+        time.sleep(1.0)  # the gateway keeps trying with back-off; stays up
+        assert gw.proc.alive()
+        sim = harness.Sim(devices=["0:24"], tmp=simdir)  # plugged in again, same path
+        try:
+            _, g = sub.wait(lambda t, b: t == "gw" and b["bus"] == "up", timeout=20,
+                            what="bus up again")
+            assert g["reconnects"] >= 1, g
+            sub.event(0, "online", timeout=10)
+            assert c.ok("get", dev=0, reg="READ_VOUT")["ok"]
+            c.ok("set", dev=0, reg="VOUT_SET", value=27.0, client="t")
+            assert sim.control.device(0)["registers"]["VOUT_SET"] == 2700
+            assert_no_pacing_violations(sim)
+        finally:
+            sub.close()
+            sim.stop()
+
+
+if __name__ == "__main__":
+    harness.run_tests()
