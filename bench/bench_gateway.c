@@ -284,14 +284,25 @@ static char *s_get_json(const opts_t *o, long id)
     return buf;
 }
 
-/* Is REPLY an ok get with a value for the register? */
+/* The last error seen, for the report. */
+static char s_last_error[160];
+
+/* Is REPLY an ok get with a value for the register? Remembers the error otherwise. */
 static bool s_reply_ok(const cJSON *reply)
 {
-    if (!cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")))
-        return false;
     const cJSON *vals = cJSON_GetObjectItem(reply, "values");
     const cJSON *slot = vals ? vals->child : NULL;
-    return slot && !cJSON_GetObjectItem(slot, "error");
+    if (cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")) && slot &&
+        !cJSON_GetObjectItem(slot, "error"))
+        return true;
+    const cJSON *e = cJSON_GetObjectItem(reply, "error");
+    if (!e && slot)
+        e = cJSON_GetObjectItem(slot, "error");
+    const cJSON *code = cJSON_GetObjectItem(e, "code"), *msg = cJSON_GetObjectItem(e, "message");
+    snprintf(s_last_error, sizeof s_last_error, "%s: %s",
+             cJSON_IsString(code) ? code->valuestring : "no reply",
+             cJSON_IsString(msg) ? msg->valuestring : "unparsable");
+    return false;
 }
 
 /* Wait on SOCK (NULL: none) and the telemetry SUB until SOCK is readable or DEADLINE_US
@@ -321,6 +332,71 @@ static bool s_wait(void *sock, tel_t *t, int64_t deadline_us)
         if (isock >= 0 && (items[isock].revents & ZMQ_POLLIN))
             return true;
     }
+}
+
+/* Wait until the gateway reports the device online (it identifies it after start). */
+static int s_wait_online(const opts_t *o, tel_t *t, int timeout_s)
+{
+    void *s = s_dealer(o->endpoint);
+    if (!s)
+        return -1;
+    int64_t deadline = mono_us() + (int64_t)timeout_s * 1000000;
+    int rc = -1;
+    while (rc != 0 && mono_us() < deadline) {
+        if (s_send(s, "{\"v\":1,\"op\":\"devices\",\"client\":\"bench\"}") != 0)
+            break;
+        if (!s_wait(s, t, deadline))
+            break;
+        cJSON *r = s_recv(s), *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItem(r, "devices"))
+        {
+            const cJSON *dev = cJSON_GetObjectItem(d, "dev");
+            if (cJSON_IsNumber(dev) && dev->valueint == o->dev &&
+                cJSON_IsTrue(cJSON_GetObjectItem(d, "online")))
+                rc = 0;
+        }
+        cJSON_Delete(r);
+        if (rc != 0)
+            s_wait(NULL, t, mono_us() + 200000); /* ask again in 200 ms */
+    }
+    zmq_close(s);
+    return rc;
+}
+
+/* The simulator's view of the bus cadence: median gap between request starts and from a
+ * reply to the next request, over its recent frame log. False without a simulator. */
+static bool s_sim_cadence(const opts_t *o, double *period_ms, double *margin_ms)
+{
+    if (!o->sim_control)
+        return false;
+    cJSON *r = s_call(o->sim_control, "{\"cmd\":\"frames\",\"max\":400}", 2000);
+    samples_t period = {0}, margin = {0};
+    double last_rx = NAN, last_tx = NAN;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(r, "frames"))
+    {
+        const cJSON *age = cJSON_GetObjectItem(f, "age_ms"), *dir = cJSON_GetObjectItem(f, "dir");
+        if (!cJSON_IsNumber(age) || !cJSON_IsString(dir))
+            continue;
+        double t = -age->valuedouble; /* oldest first: ages fall */
+        if (strcmp(dir->valuestring, "rx") == 0) {
+            if (!isnan(last_rx))
+                s_push(&period, t - last_rx);
+            if (!isnan(last_tx))
+                s_push(&margin, t - last_tx);
+            last_rx = t;
+            last_tx = NAN;
+        } else {
+            last_tx = t;
+        }
+    }
+    cJSON_Delete(r);
+    bool ok = period.n > 10;
+    *period_ms = s_pct(&period, 50);
+    *margin_ms = s_pct(&margin, 50);
+    free(period.v);
+    free(margin.v);
+    return ok;
 }
 
 static int s_latency(const opts_t *o, tel_t *t, samples_t *rtt, int *errors)
@@ -515,6 +591,11 @@ int main(int argc, char **argv)
     long long cpu0 = o.gateway_pid ? s_cpu_ticks(o.gateway_pid) : -1;
     int64_t wall0 = mono_us();
 
+    if (s_wait_online(&o, &tel, 20) != 0) {
+        fprintf(stderr, "bench_gateway: device %d not online at %s within 20 s\n", o.dev,
+                o.endpoint);
+        return 1;
+    }
     samples_t rtt = {0};
     int lat_errors = 0;
     printf("phase 1: %d sequential gets of %s on dev %d, %d ms apart\n", o.latency_n, o.reg, o.dev,
@@ -527,12 +608,21 @@ int main(int argc, char **argv)
     samples_t over = {0};
     for (size_t i = 0; i < rtt.n; i++)
         s_push(&over, rtt.v[i] - o.device_response_us);
+    size_t waited = 0; /* requests that found the bus busy (telemetry polling) */
+    for (size_t i = 0; i < over.n; i++)
+        waited += over.v[i] > 5000;
     double rtt50 = s_pct(&rtt, 50), rtt99 = s_pct(&rtt, 99), rttmax = s_pct(&rtt, 100);
-    double ov50 = s_pct(&over, 50), ov99 = s_pct(&over, 99);
+    double ov50 = s_pct(&over, 50), ov90 = s_pct(&over, 90), ov99 = s_pct(&over, 99);
     printf("  round trip   p50 %.0f us  p99 %.0f us  max %.0f us  (%zu ok, %d errors)\n", rtt50,
            rtt99, rttmax, rtt.n, lat_errors);
-    printf("  overhead     p50 %.0f us  p99 %.0f us  (round trip - device response %.0f us)\n",
-           ov50, ov99, o.device_response_us);
+    printf("  overhead     p50 %.0f us  p90 %.0f us  p99 %.0f us  (round trip - device response "
+           "%.0f us)\n",
+           ov50, ov90, ov99, o.device_response_us);
+    printf("  %zu of %zu requests (%.1f %%) waited > 5 ms for a bus slot taken by telemetry "
+           "polling (at most 20 ms by the pacing rule)\n",
+           waited, over.n, over.n ? 100.0 * (double)waited / (double)over.n : 0.0);
+    if (lat_errors)
+        printf("  last error: %s\n", s_last_error);
 
     double sreq0 = 0, sviol0 = NAN;
     bool have_sim2 = s_sim_counters(&o, &sreq0, &sviol0);
@@ -551,11 +641,18 @@ int main(int argc, char **argv)
     double bus_rps = have_sim2 && secs > 0 ? (sreq1 - sreq0) / secs : client_rps;
     printf("  client reads %.1f/s (%ld ok, %d errors in %.1f s)\n", client_rps, done, tp_errors,
            secs);
+    if (tp_errors)
+        printf("  last error: %s\n", s_last_error);
     if (have_sim2)
         printf("  bus requests %.1f/s seen by the simulator (client reads + telemetry polling)\n",
                bus_rps);
     else
         printf("  bus requests: no simulator counters, client reads used\n");
+    double period_ms = NAN, margin_ms = NAN;
+    if (s_sim_cadence(&o, &period_ms, &margin_ms))
+        printf("  bus cadence at the simulator: request to request p50 %.2f ms (pacing: >= 20), "
+               "reply to next request p50 %.2f ms (pacing: >= 5)\n",
+               period_ms, margin_ms);
     double ratio = bus_rps / PACING_LIMIT_PER_S;
     printf("  pacing limit %d/s: ratio %.3f (target >= 0.95)\n", PACING_LIMIT_PER_S, ratio);
 
@@ -586,9 +683,9 @@ int main(int argc, char **argv)
     printf("reads_per_s=%.1f client_reads_per_s=%.1f pacing_limit_per_s=%d ratio=%.3f "
            "rtt_p50_us=%.0f rtt_p99_us=%.0f overhead_p50_us=%.0f overhead_p99_us=%.0f "
            "tel_age_p50_ms=%.0f tel_age_max_ms=%.0f rss_kb=%ld cpu_pct=%.1f "
-           "pacing_violations=%.0f errors=%d\n",
+           "pacing_violations=%.0f bus_period_p50_ms=%.2f errors=%d\n",
            bus_rps, client_rps, PACING_LIMIT_PER_S, ratio, rtt50, rtt99, ov50, ov99, age50, agemax,
-           rss, cpu_pct, violations, lat_errors + tp_errors);
+           rss, cpu_pct, violations, period_ms, lat_errors + tp_errors);
 
     free(rtt.v);
     free(over.v);
