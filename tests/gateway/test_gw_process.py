@@ -1,0 +1,132 @@
+"""The gateway as a process: --check-config, CURVE required off loopback (and working when
+configured), SIGHUP reload that keeps the old config when the new one is invalid, SIGTERM
+clean exit with and without SafeStateOnExit."""
+
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import zmq  # noqa: E402
+
+import harness  # noqa: E402
+from gwtest import Gateway, assert_no_pacing_violations, gateway_ini  # noqa: E402
+
+
+def _check(path):
+    p = subprocess.run([harness.program("bic-can-gateway"), "--check-config", "-c", path],
+                       capture_output=True, text=True, timeout=20)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_check_config():
+    tmp = harness.temp_dir()
+    ini = {"GATEWAY": {"Can": "slcan:/dev/ttyACM0", "ReqEndpoint": "tcp://127.0.0.1:5555",
+                       "PubEndpoint": "tcp://127.0.0.1:5556", "StateDir": tmp},
+           "DEVICE": {"Id/0/ChargeVoltage": 2760, "Id/0/DischargeVoltage": 2400,
+                      "Id/0/MaxChargeCurrent": 3000, "Id/0/MaxDischargeCurrent": 2500}}
+    rc, out = _check(harness.write_ini(os.path.join(tmp, "ok.ini"), ini))
+    assert rc == 0, out
+    # a network endpoint without CURVE keys is refused
+    ini["GATEWAY"]["ReqEndpoint"] = "tcp://0.0.0.0:5555"
+    rc, out = _check(harness.write_ini(os.path.join(tmp, "open.ini"), ini))
+    assert rc == 1 and "CurveSecretKeyFile" in out, out
+    # the program itself refuses to start with it, before touching anything
+    p = harness.start_program("bic-can-gateway", ini=os.path.join(tmp, "open.ini"), tmp=tmp)
+    assert p.wait_exit(10) != 0
+    assert "CurveSecretKeyFile" in p.output(), p.output()
+    ini["GATEWAY"]["ReqEndpoint"] = "tcp://127.0.0.1:5555"
+    ini["GATEWAY"]["ResponseTimeoutMs"] = 5
+    rc, out = _check(harness.write_ini(os.path.join(tmp, "bad.ini"), ini))
+    assert rc == 1 and "ResponseTimeoutMs" in out, out
+    rc, out = _check(os.path.join(tmp, "missing.ini"))
+    assert rc == 1, out
+    p = subprocess.run([harness.program("bic-can-gateway"), "--bogus"], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode != 0 and "usage" in p.stderr, p.stderr
+
+
+def test_curve_on_network_endpoint():
+    import zmq.auth
+    tmp = harness.temp_dir()
+    keys = os.path.join(tmp, "keys")
+    os.mkdir(keys)
+    pub_file, sec_file = zmq.auth.create_certificates(keys, "gateway")
+    server_public, _ = zmq.auth.load_certificate(pub_file)
+    with harness.Sim(devices=["0:24"]) as sim:
+        ini = gateway_ini(sim, tmp)
+        port = harness.free_port()
+        ini["GATEWAY"]["ReqEndpoint"] = "tcp://0.0.0.0:%d" % port
+        ini["GATEWAY"]["CurveSecretKeyFile"] = sec_file
+        path = harness.write_ini(os.path.join(tmp, "gateway.ini"), ini)
+        p = harness.start_program("bic-can-gateway", ini=path, tmp=tmp)
+        ctx = zmq.Context.instance()
+        client_public, client_secret = zmq.curve_keypair()
+        s = ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.curve_serverkey = server_public
+        s.curve_publickey = client_public
+        s.curve_secretkey = client_secret
+        s.connect("tcp://127.0.0.1:%d" % port)
+        s.send_json({"v": 1, "op": "ping"})
+        assert s.poll(10000), p.output()
+        assert s.recv_json()["ok"] is True
+        s.close()
+        # a client without the keys gets nothing
+        plain = ctx.socket(zmq.REQ)
+        plain.setsockopt(zmq.LINGER, 0)
+        plain.connect("tcp://127.0.0.1:%d" % port)
+        plain.send_json({"v": 1, "op": "ping"})
+        assert not plain.poll(1000)
+        plain.close()
+        p.stop()
+
+
+def test_sighup_reload_keeps_old_config_when_invalid():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        ini = gateway_ini(sim, tmp)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            assert c.ok("info")["devices"][0]["limits"]["iout_a"] == [0.9, 30]
+            # invalid: refused, old limits stay, the gateway keeps serving
+            with open(gw.path, "a") as f:
+                f.write("[GATEWAY]\nRetries = 99\n")
+            gw.proc.signal(signal.SIGHUP)
+            gw.proc.wait_output("keeping the old configuration")
+            assert c.ok("info")["devices"][0]["limits"]["iout_a"] == [0.9, 30]
+            # valid: a lower charge current limit applies without a restart
+            ini["DEVICE"]["Id/0/MaxChargeCurrent"] = 2000
+            harness.write_ini(gw.path, ini)
+            gw.proc.signal(signal.SIGHUP)
+            harness.wait_for(lambda: c.ok("info")["devices"][0].get("limits", {}).get(
+                "iout_a") == [0.9, 20], what="new limits after reload")
+            c.error("set", "out_of_range", dev=0, reg="IOUT_SET", value=25, client="t")
+            assert gw.proc.alive()
+            assert_no_pacing_violations(sim)
+
+
+def test_sigterm_clean_exit_and_safe_state_on_exit():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24:battery,canctrl"]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            gw.client.ok("setpoint", dev=0, client="ctl", mode="discharge", current_a=5,
+                         lease_ttl_s=600)
+            gw.proc.signal(signal.SIGTERM)
+            assert gw.proc.wait_exit(10) == 0
+        # default: the device keeps what it was told
+        assert sim.control.device(0)["registers"]["OPERATION"] == 1
+        ini["GATEWAY"]["SafeStateOnExit"] = True
+        with Gateway(ini, tmp) as gw:
+            gw.proc.signal(signal.SIGTERM)
+            assert gw.proc.wait_exit(10) == 0
+        regs = sim.control.device(0)["registers"]
+        assert regs["OPERATION"] == 0 and regs["REVERSE_IOUT_SET"] == 90, regs
+        assert_no_pacing_violations(sim)
+
+
+if __name__ == "__main__":
+    harness.run_tests()
