@@ -745,7 +745,7 @@ static int s_loop(s_sim_t *s)
         if (s->mosq) {
             deadline = s_min(deadline, s->meter_due_us);
             deadline = s_min(deadline, s->mqtt_misc_us);
-            if (!s->mqtt_connected)
+            if (!s->mqtt_connected && mosquitto_socket(s->mosq) < 0)
                 deadline = s_min(deadline, s->mqtt_retry_us);
         }
         if (s->o.socketcan && !s->can)
