@@ -11,10 +11,10 @@
 
 struct battery_t {
     battery_config_t cfg;
-    double soc_pct;         /* % */
-    double current_a;       /* last accepted current, + charge */
-    double charged_wh;      /* Wh into the terminals */
-    double discharged_wh;   /* Wh out of the terminals */
+    double soc_pct;       /* % */
+    double current_a;     /* last accepted current, + charge */
+    double charged_wh;    /* Wh into the terminals */
+    double discharged_wh; /* Wh out of the terminals */
     double charged_ah;
     double discharged_ah;
 };
@@ -80,11 +80,20 @@ int battery_config_for_variant(battery_config_t *cfg, int variant)
     battery_config_defaults(cfg);
     int cells;
     switch (variant) {
-    case 12: cells = 4; break;
-    case 24: cells = 8; break;
-    case 48: cells = 16; break;
-    case 96: cells = 32; break;
-    default: return -1;
+    case 12:
+        cells = 4;
+        break;
+    case 24:
+        cells = 8;
+        break;
+    case 48:
+        cells = 16;
+        break;
+    case 96:
+        cells = 32;
+        break;
+    default:
+        return -1;
     }
     /* Same energy as the 24 V default; resistance grows with the cell count. */
     cfg->cells_series = cells;
@@ -107,7 +116,8 @@ int battery_config_validate(const battery_config_t *cfg, char *err, size_t errle
         return -1;
     }
     if (cfg->cells_series < 1 || cfg->cells_series > 64) {
-        s_err(err, errlen, "%s: %g (allowed: 1..64)", "battery cells in series", (double)cfg->cells_series);
+        s_err(err, errlen, "%s: %g (allowed: 1..64)", "battery cells in series",
+              (double)cfg->cells_series);
         return -1;
     }
     if (!isfinite(cfg->r_internal_ohm) || cfg->r_internal_ohm < 0 || cfg->r_internal_ohm > 10) {
@@ -186,9 +196,10 @@ int battery_config_set(battery_config_t *cfg, const char *key, const char *value
         cfg->r_internal_ohm = v / 1000.0;
     else {
         if (err && errlen)
-            snprintf(err, errlen,
-                     "unknown battery option '%s' (allowed: soc, soc_min, soc_max, ah, cells, r_mohm)",
-                     key);
+            snprintf(
+                err, errlen,
+                "unknown battery option '%s' (allowed: soc, soc_min, soc_max, ah, cells, r_mohm)",
+                key);
         return -1;
     }
     return 0;

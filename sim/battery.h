@@ -20,15 +20,16 @@ extern "C" {
 #define BATTERY_OCV_MAX_POINTS 32
 
 typedef struct {
-    double capacity_ah;     /* usable charge between 0 % and 100 % SOC, Ah (> 0) */
-    int cells_series;       /* cells in series, 1..64 */
-    double r_internal_ohm;  /* pack internal resistance, Ohm (>= 0) */
-    double soc_pct;         /* initial SOC, % (0..100) */
-    double soc_min_pct;     /* SOC floor: discharge stops here (BMS cut-off), % */
-    double soc_max_pct;     /* SOC ceiling: charge stops here (BMS cut-off), % */
-    size_t ocv_points;      /* 0 = the built-in LiFePO4 curve; else 2..BATTERY_OCV_MAX_POINTS */
+    double capacity_ah;    /* usable charge between 0 % and 100 % SOC, Ah (> 0) */
+    int cells_series;      /* cells in series, 1..64 */
+    double r_internal_ohm; /* pack internal resistance, Ohm (>= 0) */
+    double soc_pct;        /* initial SOC, % (0..100) */
+    double soc_min_pct;    /* SOC floor: discharge stops here (BMS cut-off), % */
+    double soc_max_pct;    /* SOC ceiling: charge stops here (BMS cut-off), % */
+    size_t ocv_points;     /* 0 = the built-in LiFePO4 curve; else 2..BATTERY_OCV_MAX_POINTS */
     double ocv_soc_pct[BATTERY_OCV_MAX_POINTS]; /* strictly increasing, first 0, last 100 */
-    double ocv_cell_v[BATTERY_OCV_MAX_POINTS];  /* per-cell OCV at ocv_soc_pct[i], V, non-decreasing */
+    double
+        ocv_cell_v[BATTERY_OCV_MAX_POINTS]; /* per-cell OCV at ocv_soc_pct[i], V, non-decreasing */
 } battery_config_t;
 
 typedef struct battery_t battery_t;

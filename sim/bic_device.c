@@ -13,19 +13,19 @@
 /* Index of a register in the EEPROM-backed set (§11, §16 item 18). */
 enum { P_OPERATION, P_VOUT, P_IOUT, P_RVOUT, P_RIOUT, P_BIDIR, P_SYSCFG, P_COUNT };
 static const uint16_t s_persist_cmd[P_COUNT] = {
-    BIC_CMD_OPERATION,        BIC_CMD_VOUT_SET,          BIC_CMD_IOUT_SET,
-    BIC_CMD_REVERSE_VOUT_SET, BIC_CMD_REVERSE_IOUT_SET,  BIC_CMD_BIDIRECTIONAL_CONFIG,
+    BIC_CMD_OPERATION,        BIC_CMD_VOUT_SET,         BIC_CMD_IOUT_SET,
+    BIC_CMD_REVERSE_VOUT_SET, BIC_CMD_REVERSE_IOUT_SET, BIC_CMD_BIDIRECTIONAL_CONFIG,
     BIC_CMD_SYSTEM_CONFIG,
 };
 
-#define S_SYSCFG_VALID 0x0707u  /* CAN_CTRL, OPERATION_INIT, EEP_CONFIG, EEP_OFF */
+#define S_SYSCFG_VALID 0x0707u /* CAN_CTRL, OPERATION_INIT, EEP_CONFIG, EEP_OFF */
 #define S_SYSCFG_EEP_BITS 0x0700u
-#define S_HI_TEMP_C 80.0        /* internal high-temperature alarm threshold */
+#define S_HI_TEMP_C 80.0 /* internal high-temperature alarm threshold */
 #define S_HI_TEMP_CLEAR_C 75.0
-#define S_OTP_C 95.0            /* over-temperature shutdown */
-#define S_OTP_CLEAR_C 80.0      /* automatic recovery once cooled to this */
-#define S_MAX_SUBSTEP_S 0.25    /* physics integration step */
-#define S_AC_FAIL_VIN_V 170.0   /* READ_VIN while AC is out of range */
+#define S_OTP_C 95.0          /* over-temperature shutdown */
+#define S_OTP_CLEAR_C 80.0    /* automatic recovery once cooled to this */
+#define S_MAX_SUBSTEP_S 0.25  /* physics integration step */
+#define S_AC_FAIL_VIN_V 170.0 /* READ_VIN while AC is out of range */
 
 struct bic_device_t {
     bic_device_config_t cfg;
@@ -33,30 +33,30 @@ struct bic_device_t {
     const bic_variant_t *var;
     battery_t *bat;
 
-    uint16_t ram[P_COUNT];     /* register values as they read back */
-    uint8_t direction;         /* DIRECTION_CTRL, volatile */
-    uint16_t eep[P_COUNT];     /* EEPROM content */
+    uint16_t ram[P_COUNT]; /* register values as they read back */
+    uint8_t direction;     /* DIRECTION_CTRL, volatile */
+    uint16_t eep[P_COUNT]; /* EEPROM content */
     uint32_t eep_writes[P_COUNT];
     uint32_t eep_total;
-    bool pending[P_COUNT];     /* waiting for an EEP_CONFIG delayed commit */
-    int64_t last_change_us;    /* last accepted write (restarts the EEP_CONFIG delay) */
+    bool pending[P_COUNT];  /* waiting for an EEP_CONFIG delayed commit */
+    int64_t last_change_us; /* last accepted write (restarts the EEP_CONFIG delay) */
 
-    bic_mode_t mode;           /* active mode, from BIDIRECTIONAL_CONFIG at power-up */
-    bool can_ctrl;             /* active CAN_CTRL */
+    bic_mode_t mode; /* active mode, from BIDIRECTIONAL_CONFIG at power-up */
+    bool can_ctrl;   /* active CAN_CTRL */
 
     bool ac_on;
-    bool remote;               /* Remote ON/OFF contact closed */
+    bool remote; /* Remote ON/OFF contact closed */
     int64_t boot_until_us;
 
     bool cause[BIC_DEV_FAULT_COUNT];   /* injected cause present */
     bool latched[BIC_DEV_FAULT_COUNT]; /* latched flag (latching faults only) */
-    bool otp_natural;          /* over-temperature from the thermal model */
+    bool otp_natural;                  /* over-temperature from the thermal model */
     bool hi_temp_natural;
-    bool ovp_natural;          /* DC over-voltage trip from the battery voltage, latched */
+    bool ovp_natural; /* DC over-voltage trip from the battery voltage, latched */
 
     int64_t last_us;
     bool output_on;
-    double current_a;          /* DC current, + charge */
+    double current_a; /* DC current, + charge */
     double target_a;
     double ac_w;
     double temp_c;
@@ -216,9 +216,9 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
         *eq = '\0';
         value = eq + 1;
     }
-    static const char *const flags[] = {"clamp", "ignore", "battery", "canctrl", "scaling2",
-                                        "min20", "eep_all", "canctrl_powerup", "island_auto",
-                                        "remote_off"};
+    static const char *const flags[] = {"clamp",       "ignore",    "battery", "canctrl",
+                                        "scaling2",    "min20",     "eep_all", "canctrl_powerup",
+                                        "island_auto", "remote_off"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         if (strcmp(key, flags[i]) != 0)
             continue;
@@ -227,16 +227,36 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
             return -1;
         }
         switch (i) {
-        case 0: cfg->range = BIC_RANGE_CLAMP; break;
-        case 1: cfg->range = BIC_RANGE_IGNORE; break;
-        case 2: cfg->battery_mode = true; break;
-        case 3: cfg->can_ctrl = true; break;
-        case 4: cfg->scaling_short = true; break;
-        case 5: cfg->min_current_20pct = true; break;
-        case 6: cfg->all_obey_eep_off = true; break;
-        case 7: cfg->can_ctrl_at_power_up = true; break;
-        case 8: cfg->islanding_auto = true; break;
-        case 9: cfg->remote_open = true; break;
+        case 0:
+            cfg->range = BIC_RANGE_CLAMP;
+            break;
+        case 1:
+            cfg->range = BIC_RANGE_IGNORE;
+            break;
+        case 2:
+            cfg->battery_mode = true;
+            break;
+        case 3:
+            cfg->can_ctrl = true;
+            break;
+        case 4:
+            cfg->scaling_short = true;
+            break;
+        case 5:
+            cfg->min_current_20pct = true;
+            break;
+        case 6:
+            cfg->all_obey_eep_off = true;
+            break;
+        case 7:
+            cfg->can_ctrl_at_power_up = true;
+            break;
+        case 8:
+            cfg->islanding_auto = true;
+            break;
+        case 9:
+            cfg->remote_open = true;
+            break;
         }
         return 0;
     }
@@ -261,8 +281,8 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
     if (strcmp(key, "rev") == 0) {
         size_t n = strlen(value);
         if (n != 12 || strspn(value, "0123456789abcdefABCDEF") != 12) {
-            s_msg(err, errlen, "device option rev: '%s' (allowed: 12 hex digits, e.g. 0E0DFFFFFFFF)",
-                  value);
+            s_msg(err, errlen,
+                  "device option rev: '%s' (allowed: 12 hex digits, e.g. 0E0DFFFFFFFF)", value);
             return -1;
         }
         for (int i = 0; i < 6; i++) {
@@ -284,8 +304,8 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
     if (strcmp(key, "location") == 0)
         return s_parse_text(key, value, cfg->location, 3, err, errlen);
 
-    static const char *const nums[] = {"svr", "tau", "ramp", "eff", "eff_c", "eff_d", "ambient",
-                                       "boot_ms"};
+    static const char *const nums[] = {"svr",   "tau",   "ramp",    "eff",
+                                       "eff_c", "eff_d", "ambient", "boot_ms"};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (strcmp(key, nums[i]) != 0)
             continue;
@@ -295,13 +315,27 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
             return -1;
         }
         switch (i) {
-        case 0: cfg->svr_v = v; break;
-        case 1: cfg->tau_s = v; break;
-        case 2: cfg->ramp_a_per_s = v; break;
-        case 3: cfg->eff_charge = cfg->eff_discharge = v; break;
-        case 4: cfg->eff_charge = v; break;
-        case 5: cfg->eff_discharge = v; break;
-        case 6: cfg->ambient_c = v; break;
+        case 0:
+            cfg->svr_v = v;
+            break;
+        case 1:
+            cfg->tau_s = v;
+            break;
+        case 2:
+            cfg->ramp_a_per_s = v;
+            break;
+        case 3:
+            cfg->eff_charge = cfg->eff_discharge = v;
+            break;
+        case 4:
+            cfg->eff_charge = v;
+            break;
+        case 5:
+            cfg->eff_discharge = v;
+            break;
+        case 6:
+            cfg->ambient_c = v;
+            break;
         case 7:
             if (v < 0 || v > 60000) {
                 s_msg(err, errlen, "device option boot_ms: %g (allowed: 0..60000)", v);
@@ -328,7 +362,8 @@ int bic_device_parse_spec(const char *spec, bic_device_config_t *cfg, battery_co
 {
     char buf[512];
     if (!spec || !*spec || strlen(spec) >= sizeof buf) {
-        s_msg(err, errlen, "device spec '%s' (allowed: ADDR:VARIANT[:OPTIONS], at most %zu characters)",
+        s_msg(err, errlen,
+              "device spec '%s' (allowed: ADDR:VARIANT[:OPTIONS], at most %zu characters)",
               spec ? spec : "", sizeof buf - 1);
         return -1;
     }
@@ -336,7 +371,8 @@ int bic_device_parse_spec(const char *spec, bic_device_config_t *cfg, battery_co
     char *addr_s = buf;
     char *var_s = strchr(buf, ':');
     if (!var_s) {
-        s_msg(err, errlen, "device spec '%s': missing ':VARIANT' (allowed: ADDR:VARIANT[:OPTIONS], e.g. 0:24)",
+        s_msg(err, errlen,
+              "device spec '%s': missing ':VARIANT' (allowed: ADDR:VARIANT[:OPTIONS], e.g. 0:24)",
               spec);
         return -1;
     }
@@ -391,9 +427,12 @@ static bool s_fault_latches(const bic_device_t *dev, bic_dev_fault_t f)
     switch (f) {
     case BIC_DEV_FAULT_OVP:
     case BIC_DEV_FAULT_OLP:
-    case BIC_DEV_FAULT_SHORT: return true;
-    case BIC_DEV_FAULT_ISLANDING: return !dev->cfg.islanding_auto;
-    default: return false;
+    case BIC_DEV_FAULT_SHORT:
+        return true;
+    case BIC_DEV_FAULT_ISLANDING:
+        return !dev->cfg.islanding_auto;
+    default:
+        return false;
     }
 }
 
@@ -429,9 +468,15 @@ static void s_power_up(bic_device_t *dev, int64_t now_us, bool silent)
     bic_sysconfig_t sc;
     bic_sysconfig_decode(dev->eep[P_SYSCFG], &sc);
     switch (sc.operation_init) {
-    case BIC_OPINIT_OFF: dev->ram[P_OPERATION] = 0; break;
-    case BIC_OPINIT_PREVIOUS: dev->ram[P_OPERATION] = dev->eep[P_OPERATION] ? 1 : 0; break;
-    default: dev->ram[P_OPERATION] = 1; break;
+    case BIC_OPINIT_OFF:
+        dev->ram[P_OPERATION] = 0;
+        break;
+    case BIC_OPINIT_PREVIOUS:
+        dev->ram[P_OPERATION] = dev->eep[P_OPERATION] ? 1 : 0;
+        break;
+    default:
+        dev->ram[P_OPERATION] = 1;
+        break;
     }
     /* A mode change can leave a stored current above the new mode's maximum. */
     bic_limits_t lim = s_limits(dev);
@@ -781,10 +826,18 @@ bic_write_result_t bic_device_write(bic_device_t *dev, uint16_t cmd, uint16_t ra
         if (raw > 1)
             return BIC_WRITE_OUT_OF_RANGE;
         break;
-    case BIC_CMD_VOUT_SET: res = s_check_range(dev, &lim.vout, &raw); break;
-    case BIC_CMD_IOUT_SET: res = s_check_range(dev, &lim.iout, &raw); break;
-    case BIC_CMD_REVERSE_VOUT_SET: res = s_check_range(dev, &lim.rev_vout, &raw); break;
-    case BIC_CMD_REVERSE_IOUT_SET: res = s_check_range(dev, &lim.rev_iout, &raw); break;
+    case BIC_CMD_VOUT_SET:
+        res = s_check_range(dev, &lim.vout, &raw);
+        break;
+    case BIC_CMD_IOUT_SET:
+        res = s_check_range(dev, &lim.iout, &raw);
+        break;
+    case BIC_CMD_REVERSE_VOUT_SET:
+        res = s_check_range(dev, &lim.rev_vout, &raw);
+        break;
+    case BIC_CMD_REVERSE_IOUT_SET:
+        res = s_check_range(dev, &lim.rev_iout, &raw);
+        break;
     case BIC_CMD_BIDIRECTIONAL_CONFIG:
         if (raw > 1)
             return BIC_WRITE_OUT_OF_RANGE;
@@ -801,7 +854,8 @@ bic_write_result_t bic_device_write(bic_device_t *dev, uint16_t cmd, uint16_t ra
             raw &= (uint16_t)~S_SYSCFG_EEP_BITS;
         break;
     }
-    default: return BIC_WRITE_READ_ONLY;
+    default:
+        return BIC_WRITE_READ_ONLY;
     }
     if (res == BIC_WRITE_OUT_OF_RANGE)
         return res;
@@ -853,45 +907,79 @@ int bic_device_read(bic_device_t *dev, uint16_t cmd, int64_t now_us, uint8_t dat
     bool numeric = true;
     uint8_t m0[6], m1[6];
     switch (cmd) {
-    case BIC_CMD_OPERATION: raw = dev->ram[P_OPERATION]; break;
-    case BIC_CMD_DIRECTION_CTRL: raw = dev->direction; break;
+    case BIC_CMD_OPERATION:
+        raw = dev->ram[P_OPERATION];
+        break;
+    case BIC_CMD_DIRECTION_CTRL:
+        raw = dev->direction;
+        break;
     case BIC_CMD_VOUT_SET:
     case BIC_CMD_IOUT_SET:
     case BIC_CMD_REVERSE_VOUT_SET:
     case BIC_CMD_REVERSE_IOUT_SET:
     case BIC_CMD_BIDIRECTIONAL_CONFIG:
-    case BIC_CMD_SYSTEM_CONFIG: raw = dev->ram[s_pidx(cmd)]; break;
-    case BIC_CMD_FAULT_STATUS: raw = s_fault_status(dev); break;
-    case BIC_CMD_SYSTEM_STATUS: raw = s_system_status(dev, now_us); break;
+    case BIC_CMD_SYSTEM_CONFIG:
+        raw = dev->ram[s_pidx(cmd)];
+        break;
+    case BIC_CMD_FAULT_STATUS:
+        raw = s_fault_status(dev);
+        break;
+    case BIC_CMD_SYSTEM_STATUS:
+        raw = s_system_status(dev, now_us);
+        break;
     case BIC_CMD_READ_VIN: {
-        bool bad = s_fault_on(dev, BIC_DEV_FAULT_AC_FAIL) ||
-                   s_fault_on(dev, BIC_DEV_FAULT_ISLANDING);
+        bool bad =
+            s_fault_on(dev, BIC_DEV_FAULT_AC_FAIL) || s_fault_on(dev, BIC_DEV_FAULT_ISLANDING);
         raw = s_round_raw(bad ? S_AC_FAIL_VIN_V : dev->cfg.ac_v, 0.1, 0, 65535);
         break;
     }
-    case BIC_CMD_READ_VOUT: raw = s_round_raw(battery_voltage_v(dev->bat), 0.01, 0, 65535); break;
-    case BIC_CMD_READ_IOUT: raw = s_round_raw(dev->current_a, 0.01, -32768, 32767); break;
-    case BIC_CMD_READ_TEMPERATURE_1: raw = s_round_raw(dev->temp_c, 0.1, -400, 1100); break;
-    case BIC_CMD_READ_FAN_SPEED_1: raw = s_fan_rpm(dev, 0); break;
-    case BIC_CMD_READ_FAN_SPEED_2: raw = s_fan_rpm(dev, 1); break;
-    default: numeric = false; break;
+    case BIC_CMD_READ_VOUT:
+        raw = s_round_raw(battery_voltage_v(dev->bat), 0.01, 0, 65535);
+        break;
+    case BIC_CMD_READ_IOUT:
+        raw = s_round_raw(dev->current_a, 0.01, -32768, 32767);
+        break;
+    case BIC_CMD_READ_TEMPERATURE_1:
+        raw = s_round_raw(dev->temp_c, 0.1, -400, 1100);
+        break;
+    case BIC_CMD_READ_FAN_SPEED_1:
+        raw = s_fan_rpm(dev, 0);
+        break;
+    case BIC_CMD_READ_FAN_SPEED_2:
+        raw = s_fan_rpm(dev, 1);
+        break;
+    default:
+        numeric = false;
+        break;
     }
     if (numeric)
         return bic_raw_to_data(c, raw, data) == BIC_OK ? 0 : -1;
 
     switch (cmd) {
-    case BIC_CMD_MFR_ID_B0B5: s_put_text(data, "MEANWE", 6); break;
-    case BIC_CMD_MFR_ID_B6B11: s_put_text(data, "LL", 6); break;
+    case BIC_CMD_MFR_ID_B0B5:
+        s_put_text(data, "MEANWE", 6);
+        break;
+    case BIC_CMD_MFR_ID_B6B11:
+        s_put_text(data, "LL", 6);
+        break;
     case BIC_CMD_MFR_MODEL_B0B5:
     case BIC_CMD_MFR_MODEL_B6B11:
         if (bic_model_encode(dev->fam, dev->cfg.variant, m0, m1) != BIC_OK)
             return -1;
         memcpy(data, cmd == BIC_CMD_MFR_MODEL_B0B5 ? m0 : m1, 6);
         break;
-    case BIC_CMD_MFR_REVISION_B0B5: memcpy(data, dev->cfg.revision, 6); break;
-    case BIC_CMD_MFR_LOCATION_B0B2: s_put_text(data, dev->cfg.location, 3); break;
-    case BIC_CMD_MFR_DATE_B0B5: s_put_text(data, dev->cfg.date, 6); break;
-    case BIC_CMD_MFR_SERIAL_B0B5: s_put_text(data, dev->cfg.serial, 6); break;
+    case BIC_CMD_MFR_REVISION_B0B5:
+        memcpy(data, dev->cfg.revision, 6);
+        break;
+    case BIC_CMD_MFR_LOCATION_B0B2:
+        s_put_text(data, dev->cfg.location, 3);
+        break;
+    case BIC_CMD_MFR_DATE_B0B5:
+        s_put_text(data, dev->cfg.date, 6);
+        break;
+    case BIC_CMD_MFR_SERIAL_B0B5:
+        s_put_text(data, dev->cfg.serial, 6);
+        break;
     case BIC_CMD_MFR_SERIAL_B6B11:
         s_put_text(data, strlen(dev->cfg.serial) > 6 ? dev->cfg.serial + 6 : "", 6);
         break;
@@ -899,7 +987,8 @@ int bic_device_read(bic_device_t *dev, uint16_t cmd, int64_t now_us, uint8_t dat
         bic_scaling_encode_fixed(data);
         *len = dev->cfg.scaling_short ? 2 : 6;
         break;
-    default: return -1;
+    default:
+        return -1;
     }
     return 0;
 }

@@ -50,63 +50,64 @@ typedef enum {
 
 /* Result of a register write through bic_device_write() (frames never get a reply). */
 typedef enum {
-    BIC_WRITE_OK = 0,         /* applied as written */
-    BIC_WRITE_CLAMPED,        /* out of range, clamped (clamp policy) and applied */
-    BIC_WRITE_OUT_OF_RANGE,   /* out of range, ignored (ignore policy or not clampable) */
-    BIC_WRITE_READ_ONLY,      /* read-only command: ignored */
-    BIC_WRITE_UNKNOWN,        /* not a BIC-2200 command (or not on this firmware): ignored */
-    BIC_WRITE_SHORT,          /* fewer data bytes than the command needs: ignored */
-    BIC_WRITE_UNPOWERED,      /* AC off or booting: the device hears nothing */
+    BIC_WRITE_OK = 0,       /* applied as written */
+    BIC_WRITE_CLAMPED,      /* out of range, clamped (clamp policy) and applied */
+    BIC_WRITE_OUT_OF_RANGE, /* out of range, ignored (ignore policy or not clampable) */
+    BIC_WRITE_READ_ONLY,    /* read-only command: ignored */
+    BIC_WRITE_UNKNOWN,      /* not a BIC-2200 command (or not on this firmware): ignored */
+    BIC_WRITE_SHORT,        /* fewer data bytes than the command needs: ignored */
+    BIC_WRITE_UNPOWERED,    /* AC off or booting: the device hears nothing */
 } bic_write_result_t;
 
 typedef struct {
-    uint8_t addr;                 /* CAN address 0..63 */
-    int variant;                  /* 12, 24, 48 or 96 (V) */
-    bic_fw_t fw;                  /* firmware generation, default NEW */
-    bic_range_policy_t range;     /* default IGNORE */
-    bool battery_mode;            /* factory EEPROM holds BIDIRECTIONAL_CONFIG = 1 (pre-commissioned);
-                                     default false (auto-detect, the factory state) */
-    bool can_ctrl;                /* factory EEPROM holds SYSTEM_CONFIG CAN_CTRL = 1; default false */
-    bool scaling_short;           /* SCALING_FACTOR replies with 2 data bytes instead of 6 */
-    bool min_current_20pct;       /* current minimum 20 % of rated instead of 1 % (old firmware option) */
-    bool all_obey_eep_off;        /* OPERATION/SYSTEM_CONFIG/BIDIRECTIONAL_CONFIG obey EEP_OFF too */
-    bool can_ctrl_at_power_up;    /* a CAN_CTRL change acts only after a power cycle (default: at once) */
-    bool islanding_auto;          /* islanding trip recovers automatically (default: latched) */
-    bool remote_open;             /* Remote ON/OFF contact open at start (default: closed) */
-    double svr_v;                 /* SVR potentiometer voltage used while CAN_CTRL = 0, V;
-                                     0 = the variant's auto-detect default VOUT_SET */
-    double tau_s;                 /* first-order current response time constant, s (default 1) */
-    double ramp_a_per_s;          /* current slew limit, A/s; 0 = none (default) */
-    double eff_charge;            /* AC->DC efficiency (default 0.92) */
-    double eff_discharge;         /* DC->AC efficiency (default 0.92) */
-    double ambient_c;             /* ambient temperature, degC (default 25) */
-    double thermal_k_per_w;       /* steady-state temperature rise per W of loss, K/W (default 0.15) */
-    double thermal_tau_s;         /* temperature time constant, s (default 300) */
-    double ac_v;                  /* READ_VIN while AC is good, V (default 230) */
-    int64_t boot_silence_us;      /* CAN silence after a power-up, us (default 1800000; 0 = none) */
-    uint8_t revision[6];          /* MFR_REVISION bytes (default 0E 0D FF FF FF FF) */
-    char location[4];             /* MFR_LOCATION, 3 ASCII chars (default "TWN") */
-    char date[7];                 /* MFR_DATE YYMMDD (default "240301") */
-    char serial[13];              /* MFR_SERIAL, 12 ASCII chars (default "240301000001") */
+    uint8_t addr;             /* CAN address 0..63 */
+    int variant;              /* 12, 24, 48 or 96 (V) */
+    bic_fw_t fw;              /* firmware generation, default NEW */
+    bic_range_policy_t range; /* default IGNORE */
+    bool battery_mode;        /* factory EEPROM holds BIDIRECTIONAL_CONFIG = 1 (pre-commissioned);
+                                 default false (auto-detect, the factory state) */
+    bool can_ctrl;            /* factory EEPROM holds SYSTEM_CONFIG CAN_CTRL = 1; default false */
+    bool scaling_short;       /* SCALING_FACTOR replies with 2 data bytes instead of 6 */
+    bool min_current_20pct; /* current minimum 20 % of rated instead of 1 % (old firmware option) */
+    bool all_obey_eep_off;  /* OPERATION/SYSTEM_CONFIG/BIDIRECTIONAL_CONFIG obey EEP_OFF too */
+    bool can_ctrl_at_power_up; /* a CAN_CTRL change acts only after a power cycle (default: at once)
+                                */
+    bool islanding_auto;       /* islanding trip recovers automatically (default: latched) */
+    bool remote_open;          /* Remote ON/OFF contact open at start (default: closed) */
+    double svr_v;              /* SVR potentiometer voltage used while CAN_CTRL = 0, V;
+                                  0 = the variant's auto-detect default VOUT_SET */
+    double tau_s;              /* first-order current response time constant, s (default 1) */
+    double ramp_a_per_s;       /* current slew limit, A/s; 0 = none (default) */
+    double eff_charge;         /* AC->DC efficiency (default 0.92) */
+    double eff_discharge;      /* DC->AC efficiency (default 0.92) */
+    double ambient_c;          /* ambient temperature, degC (default 25) */
+    double thermal_k_per_w;    /* steady-state temperature rise per W of loss, K/W (default 0.15) */
+    double thermal_tau_s;      /* temperature time constant, s (default 300) */
+    double ac_v;               /* READ_VIN while AC is good, V (default 230) */
+    int64_t boot_silence_us;   /* CAN silence after a power-up, us (default 1800000; 0 = none) */
+    uint8_t revision[6];       /* MFR_REVISION bytes (default 0E 0D FF FF FF FF) */
+    char location[4];          /* MFR_LOCATION, 3 ASCII chars (default "TWN") */
+    char date[7];              /* MFR_DATE YYMMDD (default "240301") */
+    char serial[13];           /* MFR_SERIAL, 12 ASCII chars (default "240301000001") */
 } bic_device_config_t;
 
 /* True state, as a test or the twin sees it (not quantised like the registers). */
 typedef struct {
-    bool powered;          /* AC present (device alive) */
-    bool booting;          /* within the boot silence after power-up */
-    bool output_on;        /* converter is running (not off, not shut down by a fault) */
-    bool battery_mode;     /* active mode (BIDIRECTIONAL_CONFIG as of the last power-up) */
-    bool can_ctrl;         /* active CAN_CTRL */
-    bool discharging;      /* present direction of power flow is DC->AC */
-    double dc_v;           /* battery terminal voltage, V */
-    double dc_a;           /* DC current, + charging the battery, A */
-    double target_a;       /* the current the converter is steering towards, A */
-    double ac_w;           /* AC power, + drawn from the grid, W */
-    double soc_pct;        /* battery SOC, % */
-    double temperature_c;  /* internal temperature, degC */
-    int fan_rpm[2];        /* fan speeds, RPM */
-    uint16_t fault_status; /* FAULT_STATUS register value */
-    uint16_t system_status;/* SYSTEM_STATUS register value */
+    bool powered;                 /* AC present (device alive) */
+    bool booting;                 /* within the boot silence after power-up */
+    bool output_on;               /* converter is running (not off, not shut down by a fault) */
+    bool battery_mode;            /* active mode (BIDIRECTIONAL_CONFIG as of the last power-up) */
+    bool can_ctrl;                /* active CAN_CTRL */
+    bool discharging;             /* present direction of power flow is DC->AC */
+    double dc_v;                  /* battery terminal voltage, V */
+    double dc_a;                  /* DC current, + charging the battery, A */
+    double target_a;              /* the current the converter is steering towards, A */
+    double ac_w;                  /* AC power, + drawn from the grid, W */
+    double soc_pct;               /* battery SOC, % */
+    double temperature_c;         /* internal temperature, degC */
+    int fan_rpm[2];               /* fan speeds, RPM */
+    uint16_t fault_status;        /* FAULT_STATUS register value */
+    uint16_t system_status;       /* SYSTEM_STATUS register value */
     uint32_t eeprom_writes_total; /* persisted writes since creation, all registers */
 } bic_device_state_t;
 
@@ -121,9 +122,9 @@ int bic_device_config_validate(const bic_device_config_t *cfg, char *err, size_t
 
 /* Parses an --device specification "ADDR:VARIANT[:OPTIONS]" (OPTIONS comma-separated, see
  * docs/simulator.md: fw=old|new, clamp, ignore, battery, canctrl, scaling2, min20,
- * eep_all, canctrl_powerup, island_auto, remote_off, svr=V, tau=S, ramp=A/S, eff=F, eff_c=F, eff_d=F,
- * ambient=C, boot_ms=MS, rev=HEX12, date=YYMMDD, serial=S, location=S, and the battery keys
- * soc=, soc_min=, soc_max=, ah=, cells=, r_mohm=). Fills both configurations from their
+ * eep_all, canctrl_powerup, island_auto, remote_off, svr=V, tau=S, ramp=A/S, eff=F, eff_c=F,
+ * eff_d=F, ambient=C, boot_ms=MS, rev=HEX12, date=YYMMDD, serial=S, location=S, and the battery
+ * keys soc=, soc_min=, soc_max=, ah=, cells=, r_mohm=). Fills both configurations from their
  * defaults for the variant first (battery sized for the variant). Returns 0, or -1 with a
  * message in err naming the bad part and what is allowed. */
 int bic_device_parse_spec(const char *spec, bic_device_config_t *cfg, battery_config_t *bcfg,

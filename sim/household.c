@@ -14,11 +14,11 @@ typedef enum { EV_LOAD, EV_PV_DIP } s_ev_kind_t;
 
 typedef struct {
     s_ev_kind_t kind;
-    double start_s;  /* relative to the profile start */
+    double start_s; /* relative to the profile start */
     double dur_s;
-    double power_w;  /* EV_LOAD: added load while on; EV_PV_DIP: unused */
-    double factor;   /* EV_PV_DIP: PV multiplied by this */
-    double on_s;     /* duty cycle: on for on_s, off for off_s; off_s 0 = always on */
+    double power_w; /* EV_LOAD: added load while on; EV_PV_DIP: unused */
+    double factor;  /* EV_PV_DIP: PV multiplied by this */
+    double on_s;    /* duty cycle: on for on_s, off for off_s; off_s 0 = always on */
     double off_s;
 } s_event_t;
 
@@ -150,8 +150,8 @@ household_t *household_parse(const char *text, size_t len, const char *name, cha
             continue;
         if (!header) {
             char *f[3];
-            if (s_split3(line, f) != 0 || strcmp(f[0], "t_s") != 0 ||
-                strcmp(f[1], "load_w") != 0 || strcmp(f[2], "pv_w") != 0) {
+            if (s_split3(line, f) != 0 || strcmp(f[0], "t_s") != 0 || strcmp(f[1], "load_w") != 0 ||
+                strcmp(f[2], "pv_w") != 0) {
                 s_msg(err, errlen, "%s:%zu: header must be 't_s,load_w,pv_w'", name, lineno);
                 goto fail;
             }
@@ -179,8 +179,9 @@ household_t *household_parse(const char *text, size_t len, const char *name, cha
             }
         }
         if (h->n > 0 && v[0] <= h->t[h->n - 1]) {
-            s_msg(err, errlen, "%s:%zu: t_s %g is not after the previous row's %g (t_s must increase)",
-                  name, lineno, v[0], h->t[h->n - 1]);
+            s_msg(err, errlen,
+                  "%s:%zu: t_s %g is not after the previous row's %g (t_s must increase)", name,
+                  lineno, v[0], h->t[h->n - 1]);
             goto fail;
         }
         if (h->n >= HOUSEHOLD_MAX_ROWS) {
@@ -366,8 +367,7 @@ int household_add_transients(household_t *h, uint64_t seed)
               80);
     int micro = (int)ceil(3 * days);
     for (int i = 0; i < micro; i++)
-        s_add(h, EV_LOAD, s_uniform(&s, 7 * 3600, 21 * 3600) * span / 86400, 240, 1200, 1, 20,
-              20);
+        s_add(h, EV_LOAD, s_uniform(&s, 7 * 3600, 21 * 3600) * span / 86400, 240, 1200, 1, 20, 20);
     /* Cloud edges: only have an effect where PV is producing. */
     int clouds = (int)ceil(30 * days);
     for (int i = 0; i < clouds; i++)

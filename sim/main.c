@@ -40,10 +40,10 @@
 #endif
 
 #define S_MAX_DEVICES SIM_BUS_MAX_DEVICES
-#define S_STEP_US 50000          /* physics step while idle, real time */
-#define S_MQTT_MISC_US 1000000   /* mosquitto_loop_misc period */
-#define S_MQTT_RETRY_US 1000000  /* reconnect back-off */
-#define S_CAN_RETRY_US 1000000   /* SocketCAN reopen back-off */
+#define S_STEP_US 50000         /* physics step while idle, real time */
+#define S_MQTT_MISC_US 1000000  /* mosquitto_loop_misc period */
+#define S_MQTT_RETRY_US 1000000 /* reconnect back-off */
+#define S_CAN_RETRY_US 1000000  /* SocketCAN reopen back-off */
 
 typedef struct {
     const char *pty_path;
@@ -73,7 +73,7 @@ typedef struct {
     household_t *household;
     /* slcan pty */
     int pty_master;
-    int pty_keep;              /* our own slave fd: the master never sees EIO between hosts */
+    int pty_keep; /* our own slave fd: the master never sees EIO between hosts */
     char pty_name[128];
     bool symlink_made;
     slcan_adapter_t *adapter;
@@ -92,41 +92,46 @@ typedef struct {
     int64_t meter_due_us;
     uint64_t meter_published;
     /* clocks */
-    int64_t t0_us;             /* real time at start */
-    int64_t now_us;            /* real time of the current pass */
-    int64_t dev_us;            /* simulated time of the current pass */
+    int64_t t0_us;  /* real time at start */
+    int64_t now_us; /* real time of the current pass */
+    int64_t dev_us; /* simulated time of the current pass */
 } s_sim_t;
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bic-sim (--slcan-pty PATH | --socketcan IFACE) [--device ADDR:VARIANT[:OPTIONS]]...\n"
-            "               [--control ENDPOINT] [--household CSV [--speed N] [--start-s S]\n"
-            "               [--transients SEED]] [--mqtt HOST:PORT [--meter-topic T]\n"
-            "               [--meter-period-ms MS] [--meter-json]] [--reply-delay-us US]\n"
-            "               [--late-delay-us US] [--late-pct P] [--drop-pct P] [--dup-pct P]\n"
-            "               [--pacing-drop] [--seed N] [--log-level LEVEL]\n"
-            "       bic-sim twin [twin options]   (the offline twin, when built in)\n"
-            "Simulated Mean Well BIC-2200 devices on a CAN transport. See docs/simulator.md.\n"
-            "  --slcan-pty PATH       create a pty speaking slcan; PATH becomes a symlink to it\n"
-            "  --socketcan IFACE      use a SocketCAN interface (needs kernel CAN)\n"
-            "  --device SPEC          ADDR:VARIANT[:OPTIONS], repeatable (default 0:24), e.g.\n"
-            "                         1:48:fw=old,soc=80,clamp\n"
-            "  --control ENDPOINT     ZeroMQ REP for JSON commands (default ipc:///tmp/bic-sim-PID.ctl)\n"
-            "  --household CSV        replay a t_s,load_w,pv_w day for the meter reading\n"
-            "  --speed N              time compression for the devices and the day (0.01..10000, default 1)\n"
-            "  --start-s S            household time at start, on the CSV's t_s axis (default: first row)\n"
-            "  --transients SEED      add kettle/oven/microwave/cloud transients from SEED\n"
-            "  --mqtt HOST:PORT       publish the meter reading to this broker\n"
-            "  --meter-topic T        topic (default bic-sim/meter)\n"
-            "  --meter-period-ms MS   publish period in real time (50..3600000, default 2000)\n"
-            "  --meter-json           publish {\"power_w\":...} instead of a plain number\n"
-            "  --reply-delay-us US    reply delay (default 1000)\n"
-            "  --late-delay-us US     delay of a late reply (default 8000)\n"
-            "  --late-pct/--drop-pct/--dup-pct P   share of late/dropped/duplicated replies (0..100)\n"
-            "  --pacing-drop          do not deliver requests that break the 20 ms / 5 ms pacing\n"
-            "  --seed N               seed for the shares above (default 1)\n"
-            "  --log-level LEVEL      debug, info, warn, error (default info)\n");
+    fprintf(
+        f,
+        "usage: bic-sim (--slcan-pty PATH | --socketcan IFACE) [--device "
+        "ADDR:VARIANT[:OPTIONS]]...\n"
+        "               [--control ENDPOINT] [--household CSV [--speed N] [--start-s S]\n"
+        "               [--transients SEED]] [--mqtt HOST:PORT [--meter-topic T]\n"
+        "               [--meter-period-ms MS] [--meter-json]] [--reply-delay-us US]\n"
+        "               [--late-delay-us US] [--late-pct P] [--drop-pct P] [--dup-pct P]\n"
+        "               [--pacing-drop] [--seed N] [--log-level LEVEL]\n"
+        "       bic-sim twin [twin options]   (the offline twin, when built in)\n"
+        "Simulated Mean Well BIC-2200 devices on a CAN transport. See docs/simulator.md.\n"
+        "  --slcan-pty PATH       create a pty speaking slcan; PATH becomes a symlink to it\n"
+        "  --socketcan IFACE      use a SocketCAN interface (needs kernel CAN)\n"
+        "  --device SPEC          ADDR:VARIANT[:OPTIONS], repeatable (default 0:24), e.g.\n"
+        "                         1:48:fw=old,soc=80,clamp\n"
+        "  --control ENDPOINT     ZeroMQ REP for JSON commands (default "
+        "ipc:///tmp/bic-sim-PID.ctl)\n"
+        "  --household CSV        replay a t_s,load_w,pv_w day for the meter reading\n"
+        "  --speed N              time compression for the devices and the day (0.01..10000, "
+        "default 1)\n"
+        "  --start-s S            household time at start, on the CSV's t_s axis (default: first "
+        "row)\n"
+        "  --transients SEED      add kettle/oven/microwave/cloud transients from SEED\n"
+        "  --mqtt HOST:PORT       publish the meter reading to this broker\n"
+        "  --meter-topic T        topic (default bic-sim/meter)\n"
+        "  --meter-period-ms MS   publish period in real time (50..3600000, default 2000)\n"
+        "  --meter-json           publish {\"power_w\":...} instead of a plain number\n"
+        "  --reply-delay-us US    reply delay (default 1000)\n"
+        "  --late-delay-us US     delay of a late reply (default 8000)\n"
+        "  --late-pct/--drop-pct/--dup-pct P   share of late/dropped/duplicated replies (0..100)\n"
+        "  --pacing-drop          do not deliver requests that break the 20 ms / 5 ms pacing\n"
+        "  --seed N               seed for the shares above (default 1)\n"
+        "  --log-level LEVEL      debug, info, warn, error (default info)\n");
 }
 
 static int s_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -157,9 +162,27 @@ static int s_num(const char *text, double lo, double hi, double *out)
 static int s_parse(int argc, char **argv, s_opts_t *o)
 {
     enum {
-        O_PTY = 1000, O_SOCKETCAN, O_DEVICE, O_CONTROL, O_HOUSEHOLD, O_SPEED, O_START, O_MQTT,
-        O_TOPIC, O_PERIOD, O_JSON, O_TRANSIENTS, O_DELAY, O_LATE_DELAY, O_LATE, O_DROP, O_DUP,
-        O_PACING, O_SEED, O_LEVEL, O_VERSION,
+        O_PTY = 1000,
+        O_SOCKETCAN,
+        O_DEVICE,
+        O_CONTROL,
+        O_HOUSEHOLD,
+        O_SPEED,
+        O_START,
+        O_MQTT,
+        O_TOPIC,
+        O_PERIOD,
+        O_JSON,
+        O_TRANSIENTS,
+        O_DELAY,
+        O_LATE_DELAY,
+        O_LATE,
+        O_DROP,
+        O_DUP,
+        O_PACING,
+        O_SEED,
+        O_LEVEL,
+        O_VERSION,
     };
     static const struct option longopts[] = {
         {"slcan-pty", required_argument, NULL, O_PTY},
@@ -199,24 +222,35 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     double v;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h': s_usage(stdout); return 1;
-        case O_VERSION: printf("bic-sim %s\n", BIC_VERSION); return 1;
-        case O_PTY: o->pty_path = optarg; break;
-        case O_SOCKETCAN: o->socketcan = optarg; break;
+        case 'h':
+            s_usage(stdout);
+            return 1;
+        case O_VERSION:
+            printf("bic-sim %s\n", BIC_VERSION);
+            return 1;
+        case O_PTY:
+            o->pty_path = optarg;
+            break;
+        case O_SOCKETCAN:
+            o->socketcan = optarg;
+            break;
         case O_DEVICE:
             if (o->nspecs >= S_MAX_DEVICES)
                 return s_bad("more than %d devices", S_MAX_DEVICES);
             o->specs[o->nspecs++] = optarg;
             break;
         case O_CONTROL:
-            if (strlen(optarg) >= sizeof o->control || (strncmp(optarg, "ipc://", 6) != 0 &&
-                                                        strncmp(optarg, "tcp://", 6) != 0 &&
-                                                        strncmp(optarg, "inproc://", 9) != 0))
-                return s_bad("--control '%s' (allowed: an ipc://, tcp:// or inproc:// endpoint, at most 511 characters)",
+            if (strlen(optarg) >= sizeof o->control ||
+                (strncmp(optarg, "ipc://", 6) != 0 && strncmp(optarg, "tcp://", 6) != 0 &&
+                 strncmp(optarg, "inproc://", 9) != 0))
+                return s_bad("--control '%s' (allowed: an ipc://, tcp:// or inproc:// endpoint, at "
+                             "most 511 characters)",
                              optarg);
             snprintf(o->control, sizeof o->control, "%s", optarg);
             break;
-        case O_HOUSEHOLD: o->household = optarg; break;
+        case O_HOUSEHOLD:
+            o->household = optarg;
+            break;
         case O_SPEED:
             if (s_num(optarg, 0.01, 10000, &o->speed) != 0)
                 return s_bad("--speed '%s' (allowed: a number from 0.01 to 10000)", optarg);
@@ -226,7 +260,9 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
                 return s_bad("--start-s '%s' (allowed: seconds, 0 or more)", optarg);
             o->start_given = true;
             break;
-        case O_MQTT: o->mqtt = optarg; break;
+        case O_MQTT:
+            o->mqtt = optarg;
+            break;
         case O_TOPIC:
             if (!*optarg || strlen(optarg) > 256 || strpbrk(optarg, "#+"))
                 return s_bad("--meter-topic '%s' (allowed: 1..256 characters, no wildcards)",
@@ -240,11 +276,12 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
             o->meter_period_ms = (long)v;
             period_given = true;
             break;
-        case O_JSON: o->meter_json = true; break;
+        case O_JSON:
+            o->meter_json = true;
+            break;
         case O_TRANSIENTS:
             if (s_num(optarg, 0, 1e15, &v) != 0 || v != floor(v))
-                return s_bad("--transients '%s' (allowed: a whole number seed, 0 or more)",
-                             optarg);
+                return s_bad("--transients '%s' (allowed: a whole number seed, 0 or more)", optarg);
             o->transients = true;
             o->transients_seed = (uint64_t)v;
             break;
@@ -263,7 +300,9 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         case O_DUP:
             if (s_num(optarg, 0, 100, &v) != 0 || v != floor(v))
                 return s_bad("%s (allowed: a whole percentage 0..100, got '%s')",
-                             c == O_LATE ? "--late-pct" : c == O_DROP ? "--drop-pct" : "--dup-pct",
+                             c == O_LATE   ? "--late-pct"
+                             : c == O_DROP ? "--drop-pct"
+                                           : "--dup-pct",
                              optarg);
             if (c == O_LATE)
                 o->bus.late_pct = (int)v;
@@ -272,7 +311,9 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
             else
                 o->bus.dup_pct = (int)v;
             break;
-        case O_PACING: o->bus.pacing_drop = true; break;
+        case O_PACING:
+            o->bus.pacing_drop = true;
+            break;
         case O_SEED:
             if (s_num(optarg, 0, 1e15, &v) != 0 || v != floor(v))
                 return s_bad("--seed '%s' (allowed: a whole number, 0 or more)", optarg);
@@ -293,8 +334,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     if (!o->pty_path == !o->socketcan)
         return s_bad("give exactly one transport: --slcan-pty PATH or --socketcan IFACE");
     if (o->pty_path && (!*o->pty_path || strlen(o->pty_path) > 400))
-        return s_bad("--slcan-pty '%s' (allowed: a file path of 1..400 characters)",
-                     o->pty_path);
+        return s_bad("--slcan-pty '%s' (allowed: a file path of 1..400 characters)", o->pty_path);
     if (o->socketcan && !can_socketcan_iface_valid(o->socketcan))
         return s_bad("--socketcan '%s' (allowed: an interface name of 1..15 characters of "
                      "A-Z a-z 0-9 _ . -)",
@@ -307,8 +347,8 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         const char *colon = strrchr(o->mqtt, ':');
         double port;
         size_t hl = colon ? (size_t)(colon - o->mqtt) : 0;
-        if (!colon || hl == 0 || hl >= sizeof o->mqtt_host || s_num(colon + 1, 1, 65535, &port) != 0 ||
-            port != floor(port))
+        if (!colon || hl == 0 || hl >= sizeof o->mqtt_host ||
+            s_num(colon + 1, 1, 65535, &port) != 0 || port != floor(port))
             return s_bad("--mqtt '%s' (allowed: HOST:PORT with PORT 1..65535, e.g. 127.0.0.1:1883)",
                          o->mqtt);
         memcpy(o->mqtt_host, o->mqtt, hl);
@@ -532,8 +572,8 @@ static void s_meter_publish(s_sim_t *s)
         snprintf(payload, sizeof payload, "%.1f", w);
     if (!s->mqtt_connected)
         return;
-    int rc = mosquitto_publish(s->mosq, NULL, s->o.meter_topic, (int)strlen(payload), payload, 0,
-                               false);
+    int rc =
+        mosquitto_publish(s->mosq, NULL, s->o.meter_topic, (int)strlen(payload), payload, 0, false);
     if (rc == MOSQ_ERR_SUCCESS)
         s->meter_published++;
     else
@@ -769,7 +809,8 @@ static int s_loop(s_sim_t *s)
         if (mfd >= 0) {
             i_mq = n;
             items[n++] = (zmq_pollitem_t){
-                .fd = mfd, .events = ZMQ_POLLIN | (mosquitto_want_write(s->mosq) ? ZMQ_POLLOUT : 0)};
+                .fd = mfd,
+                .events = ZMQ_POLLIN | (mosquitto_want_write(s->mosq) ? ZMQ_POLLOUT : 0)};
         }
         long timeout_ms = 0;
         if (deadline > s->now_us)

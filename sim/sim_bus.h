@@ -33,23 +33,23 @@ typedef struct {
     int late_pct;           /* share of replies sent late, 0..100 (default 0) */
     int drop_pct;           /* share of replies dropped, 0..100 (default 0) */
     int dup_pct;            /* share of replies sent twice, 0..100 (default 0) */
-    bool pacing_drop;       /* requests violating the pacing are not delivered (default: only counted) */
-    uint64_t seed;          /* PRNG seed for the shares above (default 1) */
+    bool pacing_drop; /* requests violating the pacing are not delivered (default: only counted) */
+    uint64_t seed;    /* PRNG seed for the shares above (default 1) */
 } sim_bus_options_t;
 
 typedef struct {
-    uint64_t requests;         /* frames received from the controller */
-    uint64_t replies;          /* replies sent (duplicates included) */
-    uint64_t silent;           /* requests that got no reply */
-    uint64_t foreign;          /* frames not addressed to any simulated device or not BIC requests */
-    uint64_t dropped;          /* replies dropped by injection */
-    uint64_t late;             /* replies delayed by injection */
-    uint64_t duplicated;       /* replies sent twice by injection */
-    uint64_t pacing_violations;/* requests breaking either timing rule */
-    uint64_t pacing_period;    /* requests < 20 ms after the previous request */
-    uint64_t pacing_margin;    /* requests < 5 ms after the previous reply */
-    uint64_t pacing_dropped;   /* requests not delivered because of pacing_drop */
-    uint64_t queue_overflow;   /* replies lost because the queue was full */
+    uint64_t requests;   /* frames received from the controller */
+    uint64_t replies;    /* replies sent (duplicates included) */
+    uint64_t silent;     /* requests that got no reply */
+    uint64_t foreign;    /* frames not addressed to any simulated device or not BIC requests */
+    uint64_t dropped;    /* replies dropped by injection */
+    uint64_t late;       /* replies delayed by injection */
+    uint64_t duplicated; /* replies sent twice by injection */
+    uint64_t pacing_violations; /* requests breaking either timing rule */
+    uint64_t pacing_period;     /* requests < 20 ms after the previous request */
+    uint64_t pacing_margin;     /* requests < 5 ms after the previous reply */
+    uint64_t pacing_dropped;    /* requests not delivered because of pacing_drop */
+    uint64_t queue_overflow;    /* replies lost because the queue was full */
 } sim_bus_counters_t;
 
 typedef enum { SIM_FRAME_RX = 0, SIM_FRAME_TX = 1 } sim_frame_dir_t; /* RX: from the controller */
@@ -75,8 +75,8 @@ void sim_bus_destroy(sim_bus_t **p);
  * Returns 0, or -1 when the address is taken or the bus is full. *dev is set to NULL. */
 int sim_bus_add(sim_bus_t *bus, bic_device_t **dev);
 size_t sim_bus_count(const sim_bus_t *bus);
-bic_device_t *sim_bus_device(sim_bus_t *bus, size_t i);    /* borrowed, NULL beyond count */
-bic_device_t *sim_bus_find(sim_bus_t *bus, uint8_t addr);  /* borrowed, NULL if none */
+bic_device_t *sim_bus_device(sim_bus_t *bus, size_t i);   /* borrowed, NULL beyond count */
+bic_device_t *sim_bus_find(sim_bus_t *bus, uint8_t addr); /* borrowed, NULL if none */
 
 /* Options at run time (the reply queue keeps its scheduled times). -1 when invalid. */
 int sim_bus_set_options(sim_bus_t *bus, const sim_bus_options_t *opts);

@@ -13,8 +13,9 @@
 #include "jget.h"
 
 static const uint16_t s_regs[] = {
-    BIC_CMD_OPERATION,        BIC_CMD_VOUT_SET,         BIC_CMD_IOUT_SET,
-    BIC_CMD_SYSTEM_CONFIG,    BIC_CMD_DIRECTION_CTRL,   BIC_CMD_REVERSE_VOUT_SET,
+    BIC_CMD_OPERATION,        BIC_CMD_VOUT_SET,
+    BIC_CMD_IOUT_SET,         BIC_CMD_SYSTEM_CONFIG,
+    BIC_CMD_DIRECTION_CTRL,   BIC_CMD_REVERSE_VOUT_SET,
     BIC_CMD_REVERSE_IOUT_SET, BIC_CMD_BIDIRECTIONAL_CONFIG,
 };
 #define S_NREGS (sizeof s_regs / sizeof s_regs[0])
@@ -157,8 +158,8 @@ static void s_hex(const uint8_t *d, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const char *req,
-                         size_t len, int64_t bus_us, int64_t dev_us)
+char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const char *req, size_t len,
+                         int64_t bus_us, int64_t dev_us)
 {
     char err[256] = "";
     if (len > SIM_CONTROL_REQUEST_MAX)
@@ -321,7 +322,8 @@ char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const cha
         if (jget_str_opt(j, "range", 16, NULL, &range, err, sizeof err) != 0)
             goto bad_set;
         if (range && strcmp(range, "ignore") != 0 && strcmp(range, "clamp") != 0) {
-            snprintf(err, sizeof err, "'range' must be \"ignore\" or \"clamp\" (got \"%s\")", range);
+            snprintf(err, sizeof err, "'range' must be \"ignore\" or \"clamp\" (got \"%s\")",
+                     range);
             goto bad_set;
         }
         if (jget_num_opt(j, "boot_ms", 0, 60000, NAN, &boot_ms, err, sizeof err) != 0)
@@ -329,8 +331,8 @@ char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const cha
         sim_bus_set_options(bus, &o);
         for (size_t i = 0; i < nsel; i++) {
             if (range)
-                bic_device_set_range_policy(sel[i], range[0] == 'c' ? BIC_RANGE_CLAMP
-                                                                     : BIC_RANGE_IGNORE);
+                bic_device_set_range_policy(sel[i],
+                                            range[0] == 'c' ? BIC_RANGE_CLAMP : BIC_RANGE_IGNORE);
             if (!isnan(boot_ms))
                 bic_device_set_boot_silence(sel[i], (int64_t)(boot_ms * 1000));
         }

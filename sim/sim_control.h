@@ -34,8 +34,8 @@ typedef struct {
 /* Handles one request. bus_us is the bus clock (real time), dev_us the devices' clock.
  * Returns a malloc'd NUL-terminated JSON reply the caller frees (NULL only when memory
  * is short). */
-char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const char *req,
-                         size_t len, int64_t bus_us, int64_t dev_us);
+char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const char *req, size_t len,
+                         int64_t bus_us, int64_t dev_us);
 
 #ifdef __cplusplus
 }

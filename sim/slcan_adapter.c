@@ -14,7 +14,7 @@ struct slcan_adapter_t {
     bool open;
     bool listen_only;
     bool timestamps;
-    uint32_t bitrate;      /* bps, 0 = not set */
+    uint32_t bitrate; /* bps, 0 = not set */
     uint8_t out[SLCAN_ADAPTER_OUT_MAX];
     size_t nout;
     slcan_adapter_stats_t st;
@@ -80,8 +80,7 @@ static void s_bel(slcan_adapter_t *a)
     s_answer(a, SLCAN_ERROR, NULL, 0, false);
 }
 
-static void s_item(slcan_adapter_t *a, const slcan_item_t *it, slcan_adapter_frame_fn fn,
-                   void *arg)
+static void s_item(slcan_adapter_t *a, const slcan_item_t *it, slcan_adapter_frame_fn fn, void *arg)
 {
     switch (it->kind) {
     case SLCAN_FRAME:

@@ -20,15 +20,15 @@ extern "C" {
 #define SLCAN_ADAPTER_OUT_MAX 65536 /* bytes waiting for the host before frames are dropped */
 
 typedef struct {
-    uint64_t commands;        /* command lines answered */
-    uint64_t frames_from_host;/* frames transmitted onto the bus */
-    uint64_t frames_to_host;  /* bus frames delivered to the host */
-    uint64_t bel_sent;        /* commands or frames refused with BEL */
-    uint64_t garbage;         /* lines that were not valid slcan */
-    uint64_t overlong;        /* lines longer than the protocol allows */
-    uint64_t not_open;        /* frames from the host while the channel was closed (BEL) */
-    uint64_t bitrate_mismatch;/* frames sent at a bit rate other than 250 kbit/s (lost) */
-    uint64_t out_dropped;     /* frames for the host dropped because it did not read */
+    uint64_t commands;         /* command lines answered */
+    uint64_t frames_from_host; /* frames transmitted onto the bus */
+    uint64_t frames_to_host;   /* bus frames delivered to the host */
+    uint64_t bel_sent;         /* commands or frames refused with BEL */
+    uint64_t garbage;          /* lines that were not valid slcan */
+    uint64_t overlong;         /* lines longer than the protocol allows */
+    uint64_t not_open;         /* frames from the host while the channel was closed (BEL) */
+    uint64_t bitrate_mismatch; /* frames sent at a bit rate other than 250 kbit/s (lost) */
+    uint64_t out_dropped;      /* frames for the host dropped because it did not read */
 } slcan_adapter_stats_t;
 
 typedef struct slcan_adapter_t slcan_adapter_t;

@@ -19,7 +19,8 @@
 
 static int s_usage(const char *why)
 {
-    fprintf(stderr, "can-probe: %s\nusage: can-probe TRANSPORT [--timeout-ms N] [--gap-ms N] ID#DATA...\n",
+    fprintf(stderr,
+            "can-probe: %s\nusage: can-probe TRANSPORT [--timeout-ms N] [--gap-ms N] ID#DATA...\n",
             why);
     return 2;
 }
@@ -128,8 +129,10 @@ int main(int argc, char **argv)
         if (n >= sizeof frames / sizeof frames[0])
             return s_usage("too many frames (at most 256)");
         if (s_parse_frame(argv[i], &frames[n]) != 0) {
-            fprintf(stderr, "can-probe: bad frame '%s' (allowed: ID#HEX with a 3- or 8-digit id, "
-                            "up to 8 data bytes, or ID#R)\n", argv[i]);
+            fprintf(stderr,
+                    "can-probe: bad frame '%s' (allowed: ID#HEX with a 3- or 8-digit id, "
+                    "up to 8 data bytes, or ID#R)\n",
+                    argv[i]);
             return 2;
         }
         n++;

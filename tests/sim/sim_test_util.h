@@ -14,7 +14,7 @@
 #include "bic_device.h"
 #include "bic_proto.h"
 
-#define SEC(s) ((int64_t)((s) * 1000000.0))
+#define SEC(s) ((int64_t)((s)*1000000.0))
 
 /* A raw request frame: extended id 0x000C0300|addr, the command and n data bytes. */
 static inline can_frame_t t_frame(uint32_t id, uint16_t cmd, int ndata, const uint8_t *data)

@@ -72,15 +72,15 @@ static void test_reply_lengths(void **state)
 static void test_identity_and_scaling(void **state)
 {
     (void)state;
-    bic_device_t *dev = t_device("0:24:rev=FE69FFFFFFFF,date=231224,serial=ABC123456789,location=TWX", 0);
+    bic_device_t *dev =
+        t_device("0:24:rev=FE69FFFFFFFF,date=231224,serial=ABC123456789,location=TWX", 0);
     struct {
         uint16_t cmd;
         const char *bytes;
         int n;
     } cases[] = {
-        {0x0080, "MEANWE", 6}, {0x0081, "LL    ", 6},  {0x0082, "BIC-22", 6},
-        {0x0083, "00-24 ", 6}, {0x0085, "TWX", 3},     {0x0086, "231224", 6},
-        {0x0087, "ABC123", 6}, {0x0088, "456789", 6},
+        {0x0080, "MEANWE", 6}, {0x0081, "LL    ", 6}, {0x0082, "BIC-22", 6}, {0x0083, "00-24 ", 6},
+        {0x0085, "TWX", 3},    {0x0086, "231224", 6}, {0x0087, "ABC123", 6}, {0x0088, "456789", 6},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         can_frame_t req = t_frame(0x000C0300, cases[i].cmd, 0, NULL), rep;
@@ -250,9 +250,8 @@ static void test_parse_spec_errors(void **state)
     bic_device_config_t cfg;
     battery_config_t b;
     char err[512];
-    assert_int_equal(bic_device_parse_spec("7:96:fw=old,soc=80,clamp,tau=2.5", &cfg, &b, err,
-                                           sizeof err),
-                     0);
+    assert_int_equal(
+        bic_device_parse_spec("7:96:fw=old,soc=80,clamp,tau=2.5", &cfg, &b, err, sizeof err), 0);
     assert_int_equal(cfg.addr, 7);
     assert_int_equal(cfg.variant, 96);
     assert_int_equal(cfg.fw, BIC_FW_OLD);
@@ -263,14 +262,22 @@ static void test_parse_spec_errors(void **state)
         const char *spec;
         const char *needle;
     } bad[] = {
-        {"", "ADDR:VARIANT"},          {"0", "missing ':VARIANT'"},
-        {"x:24", "address 'x'"},       {"64:24", "0..63"},
-        {"0:25", "12, 24, 48, 96"},    {"0:24:bogus", "unknown device option 'bogus'"},
-        {"0:24:fw=mid", "old, new"},   {"0:24:soc=120", "battery SOC"},
-        {"0:24:soc=abc", "not a number"}, {"0:24:eff=0", "eff_c"},
-        {"0:24:rev=12", "12 hex digits"}, {"0:24:clamp=1", "takes no value"},
-        {"0:24:cells=2.5", "whole number"}, {"0:24:date=2024", "YYMMDD"},
-        {"0:24:boot_ms=-5", "0..60000"}, {"0:24:tau=nan", "not a number"},
+        {"", "ADDR:VARIANT"},
+        {"0", "missing ':VARIANT'"},
+        {"x:24", "address 'x'"},
+        {"64:24", "0..63"},
+        {"0:25", "12, 24, 48, 96"},
+        {"0:24:bogus", "unknown device option 'bogus'"},
+        {"0:24:fw=mid", "old, new"},
+        {"0:24:soc=120", "battery SOC"},
+        {"0:24:soc=abc", "not a number"},
+        {"0:24:eff=0", "eff_c"},
+        {"0:24:rev=12", "12 hex digits"},
+        {"0:24:clamp=1", "takes no value"},
+        {"0:24:cells=2.5", "whole number"},
+        {"0:24:date=2024", "YYMMDD"},
+        {"0:24:boot_ms=-5", "0..60000"},
+        {"0:24:tau=nan", "not a number"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -367,7 +374,7 @@ static void test_eep_off(void **state)
     assert_int_equal(bic_device_eeprom_writes(dev, 0x00C2), 1);
     t_write(dev, 0x0020, 2500, SEC(1));
     t_write(dev, 0x0030, 3000, SEC(1));
-    assert_int_equal(t_read(dev, 0x0020, SEC(1)), 2500);   /* RAM changed */
+    assert_int_equal(t_read(dev, 0x0020, SEC(1)), 2500); /* RAM changed */
     assert_int_equal(bic_device_eeprom_writes(dev, 0x0020), 0);
     assert_int_equal(bic_device_eeprom_writes(dev, 0x0030), 0);
     /* OPERATION still persists under EEP_OFF (not a '*' command). */
@@ -441,8 +448,8 @@ static void test_bidirectional_config_after_power_cycle(void **state)
     t_write(dev, 0x0140, 1, 0);
     assert_int_equal(t_read(dev, 0x0140, 0), 1); /* read-back at once */
     bic_device_state_t st = t_state(dev, SEC(1));
-    assert_false(st.battery_mode);               /* still auto-detect */
-    t_write(dev, 0x0030, 9500, SEC(1));           /* the auto-detect maximum still applies */
+    assert_false(st.battery_mode);      /* still auto-detect */
+    t_write(dev, 0x0030, 9500, SEC(1)); /* the auto-detect maximum still applies */
     assert_int_equal(t_read(dev, 0x0030, SEC(1)), 9500);
     bic_device_power_cycle(dev, SEC(2));
     st = t_state(dev, SEC(5));
@@ -564,9 +571,9 @@ static void test_can_ctrl_svr(void **state)
     t_write(dev, 0x0000, 0, 0);
     assert_int_equal(t_read(dev, 0x0000, 0), 0); /* stored */
     bic_device_state_t st = t_state(dev, SEC(10));
-    assert_true(st.output_on);                   /* but OPERATION does not control the output */
+    assert_true(st.output_on); /* but OPERATION does not control the output */
     assert_true(st.dc_a < -10);
-    t_write(dev, 0x0020, 2800, SEC(10));          /* CAN set-points are ignored too */
+    t_write(dev, 0x0020, 2800, SEC(10)); /* CAN set-points are ignored too */
     st = t_state(dev, SEC(20));
     assert_true(st.dc_a < -10);
     /* CAN_CTRL = 1 acts at once: now OPERATION = 0 switches the output off. */

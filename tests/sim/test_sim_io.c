@@ -99,8 +99,8 @@ static void test_adapter_garbage_and_bitrate(void **state)
     s_feed(a, "S5\rO\r", &sink);
     /* Garbage lines: BEL each, and the next valid line still works. */
     assert_string_equal(s_feed(a, "hello\r", &sink), "\a");
-    assert_string_equal(s_feed(a, "T000C03002\r", &sink), "\a");       /* too short */
-    assert_string_equal(s_feed(a, "TXYZC030022000\r", &sink), "\a");   /* bad hex */
+    assert_string_equal(s_feed(a, "T000C03002\r", &sink), "\a");     /* too short */
+    assert_string_equal(s_feed(a, "TXYZC030022000\r", &sink), "\a"); /* bad hex */
     assert_string_equal(s_feed(a, "T000C03009200000000000000000000\r", &sink), "\a"); /* DLC 9 */
     char longline[200];
     memset(longline, 'T', sizeof longline - 2);
@@ -257,7 +257,8 @@ static void test_control_actions(void **state)
     (void)state;
     sim_bus_t *bus = s_bus2();
     bic_device_t *d0 = sim_bus_find(bus, 0);
-    cJSON *j = s_ctl(bus, NULL, "{\"cmd\":\"fault\",\"dev\":0,\"name\":\"ovp\",\"on\":true}", SEC(1));
+    cJSON *j =
+        s_ctl(bus, NULL, "{\"cmd\":\"fault\",\"dev\":0,\"name\":\"ovp\",\"on\":true}", SEC(1));
     assert_true(s_ok(j));
     cJSON_Delete(j);
     assert_true(bic_device_fault_active(d0, BIC_DEV_FAULT_OVP));
@@ -408,9 +409,8 @@ static void test_random_frames(void **state)
         for (int k = 0; k < 8; k++)
             f.data[k] = (uint8_t)s_rand();
         if (r & 0x80) {
-            static const uint16_t cmds[] = {0x0000, 0x0020, 0x0030, 0x0040, 0x0060, 0x0061,
-                                            0x0070, 0x0085, 0x00C0, 0x00C2, 0x0100, 0x0120,
-                                            0x0130, 0x0140};
+            static const uint16_t cmds[] = {0x0000, 0x0020, 0x0030, 0x0040, 0x0060, 0x0061, 0x0070,
+                                            0x0085, 0x00C0, 0x00C2, 0x0100, 0x0120, 0x0130, 0x0140};
             uint16_t c = cmds[s_rand() % (sizeof cmds / sizeof cmds[0])];
             f.data[0] = (uint8_t)c;
             f.data[1] = (uint8_t)(c >> 8);

@@ -187,7 +187,8 @@ static void test_bus_reply_delay(void **state)
     assert_int_equal(t_read(sim_bus_find(bus, 0), 0x0020, SEC(2)), 2500);
     /* A broadcast write reaches both, a broadcast read gets nothing. */
     req = t_frame(0x000C03FF, 0x0020, 2, v);
-    req.data[2] = 0x8C; req.data[3] = 0x0A; /* 27.00 V: in range for 24 V only */
+    req.data[2] = 0x8C;
+    req.data[3] = 0x0A; /* 27.00 V: in range for 24 V only */
     assert_int_equal(sim_bus_request(bus, &req, SEC(3)), 0);
     assert_int_equal(t_read(sim_bus_find(bus, 0), 0x0020, SEC(3)), 2700);
     assert_int_equal(t_read(sim_bus_find(bus, 1), 0x0020, SEC(3)), 4800); /* ignored */
@@ -367,8 +368,8 @@ static void test_household_hold_and_meter(void **state)
 {
     (void)state;
     char err[256];
-    household_t *h = s_parse("t_s,load_w,pv_w\r\n# comment\n0,400,0\n60, 500 ,100\n\n120,300.5,2000\n",
-                             err, sizeof err);
+    household_t *h = s_parse(
+        "t_s,load_w,pv_w\r\n# comment\n0,400,0\n60, 500 ,100\n\n120,300.5,2000\n", err, sizeof err);
     if (!h)
         fail_msg("%s", err);
     assert_int_equal(household_rows(h), 3);
