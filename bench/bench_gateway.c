@@ -239,8 +239,19 @@ typedef struct {
     void *sub;
     samples_t age_fast_ms; /* the gateway's own age of the fast set */
     samples_t late_ms;     /* arrival minus ts_ms */
+    int64_t last_ms;       /* mono_ms of the last message, 0 before the first */
+    double gap_max_ms[2];  /* longest time without telemetry, per phase */
+    int msgs[2];           /* messages per phase */
+    int phase;             /* 0 latency, 1 throughput */
     int dev;
 } tel_t;
+
+/* Account the time since the last message as a gap of the current phase (at its end). */
+static void s_tel_gap(tel_t *t, int64_t now_ms)
+{
+    if (t->last_ms && (double)(now_ms - t->last_ms) > t->gap_max_ms[t->phase])
+        t->gap_max_ms[t->phase] = (double)(now_ms - t->last_ms);
+}
 
 static void s_tel_drain(tel_t *t)
 {
@@ -267,6 +278,9 @@ static void s_tel_drain(tel_t *t)
                 s_push(&t->age_fast_ms, age);
             if (s_find_num(m, "ts_ms", &ts))
                 s_push(&t->late_ms, (double)now - ts);
+            s_tel_gap(t, mono_ms());
+            t->last_ms = mono_ms();
+            t->msgs[t->phase]++;
         }
         cJSON_Delete(m);
     }
@@ -629,6 +643,8 @@ int main(int argc, char **argv)
     long done = 0;
     int tp_errors = 0;
     double secs = 0;
+    s_tel_gap(&tel, mono_ms());
+    tel.phase = 1;
     printf("phase 2: %d gets in flight for %d s\n", o.inflight, o.duration_s);
     fflush(stdout);
     if (s_throughput(&o, &tel, &done, &tp_errors, &secs) != 0) {
@@ -660,9 +676,13 @@ int main(int argc, char **argv)
         have_sim = s_sim_counters(&o, &req1, &viol1);
     double age50 = s_pct(&tel.age_fast_ms, 50), agemax = s_pct(&tel.age_fast_ms, 100);
     double late50 = s_pct(&tel.late_ms, 50), latemax = s_pct(&tel.late_ms, 100);
-    printf("telemetry: %zu messages, fast-set age p50 %.0f ms max %.0f ms, delivery p50 %.0f ms "
+    s_tel_gap(&tel, mono_ms());
+    printf("telemetry: fast-set age at publication p50 %.0f ms max %.0f ms, delivery p50 %.0f ms "
            "max %.0f ms\n",
-           tel.age_fast_ms.n, age50, agemax, late50, latemax);
+           age50, agemax, late50, latemax);
+    printf("  phase 1: %d messages, longest gap %.0f ms; phase 2 (bus saturated by clients): %d "
+           "messages, longest gap %.0f ms\n",
+           tel.msgs[0], tel.gap_max_ms[0], tel.msgs[1], tel.gap_max_ms[1]);
 
     long rss = -1, hwm = -1;
     double cpu_pct = NAN;
@@ -683,9 +703,11 @@ int main(int argc, char **argv)
     printf("reads_per_s=%.1f client_reads_per_s=%.1f pacing_limit_per_s=%d ratio=%.3f "
            "rtt_p50_us=%.0f rtt_p99_us=%.0f overhead_p50_us=%.0f overhead_p99_us=%.0f "
            "tel_age_p50_ms=%.0f tel_age_max_ms=%.0f rss_kb=%ld cpu_pct=%.1f "
-           "pacing_violations=%.0f bus_period_p50_ms=%.2f errors=%d\n",
+           "tel_gap_idle_ms=%.0f tel_gap_busy_ms=%.0f pacing_violations=%.0f "
+           "bus_period_p50_ms=%.2f errors=%d\n",
            bus_rps, client_rps, PACING_LIMIT_PER_S, ratio, rtt50, rtt99, ov50, ov99, age50, agemax,
-           rss, cpu_pct, violations, period_ms, lat_errors + tp_errors);
+           rss, cpu_pct, tel.gap_max_ms[0], tel.gap_max_ms[1], violations, period_ms,
+           lat_errors + tp_errors);
 
     free(rtt.v);
     free(over.v);
