@@ -452,10 +452,35 @@ static uint16_t s_ts_ms(const s_sim_t *s)
     return (uint16_t)(((s->now_us - s->t0_us) / 1000) % 60000);
 }
 
+static void s_log_frame(const char *dir, const can_frame_t *fr)
+{
+    if (!log_enabled(BIC_LOG_DEBUG))
+        return;
+    char hex[17] = "";
+    for (int i = 0; i < fr->dlc && i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02X", fr->data[i]);
+    log_debug("%s %0*X#%s%s", dir, fr->ext ? 8 : 3, fr->id, fr->rtr ? "R" : "", hex);
+}
+
+/* A frame from the controller: onto the bus; pacing violations are logged. */
+static void s_request(s_sim_t *s, const can_frame_t *fr)
+{
+    sim_bus_counters_t before, after;
+    sim_bus_counters(s->bus, &before);
+    s_log_frame("rx", fr);
+    sim_bus_request_at(s->bus, fr, s->now_us, s->dev_us);
+    sim_bus_counters(s->bus, &after);
+    if (after.pacing_violations != before.pacing_violations)
+        log_debug("pacing violation: request %s (%" PRIu64 " so far)",
+                  after.pacing_period != before.pacing_period
+                      ? "less than 20 ms after the previous request"
+                      : "less than 5 ms after the previous reply",
+                  after.pacing_violations);
+}
+
 static void s_on_host_frame(void *arg, const can_frame_t *fr)
 {
-    s_sim_t *s = arg;
-    sim_bus_request_at(s->bus, fr, s->now_us, s->dev_us);
+    s_request(arg, fr);
 }
 
 static void s_pty_read(s_sim_t *s)
@@ -750,6 +775,7 @@ static void s_deliver_replies(s_sim_t *s)
 {
     can_frame_t fr;
     while (sim_bus_take_reply(s->bus, s->now_us, &fr) == 1) {
+        s_log_frame("tx", &fr);
         if (s->adapter)
             slcan_adapter_bus_frame(s->adapter, &fr, s_ts_ms(s));
         else if (s->can && can_transport_send(s->can, &fr) != 0)
@@ -763,7 +789,7 @@ static void s_can_read(s_sim_t *s)
     for (int rounds = 0; rounds < 64; rounds++) {
         int rc = can_transport_recv(s->can, &fr);
         if (rc == 1) {
-            sim_bus_request_at(s->bus, &fr, s->now_us, s->dev_us);
+            s_request(s, &fr);
             continue;
         }
         if (rc < 0) {
