@@ -27,6 +27,10 @@ static const uint16_t s_persist_cmd[P_COUNT] = {
 #define S_MAX_SUBSTEP_S 0.25  /* physics integration step */
 #define S_AC_FAIL_VIN_V 170.0 /* READ_VIN while AC is out of range */
 
+typedef struct {
+    double dt, tau, alpha;
+} s_lag_cache_t;
+
 struct bic_device_t {
     bic_device_config_t cfg;
     const bic_family_t *fam;
@@ -60,6 +64,8 @@ struct bic_device_t {
     double target_a;
     double ac_w;
     double temp_c;
+    s_lag_cache_t lag_i; /* current response */
+    s_lag_cache_t lag_t; /* temperature */
 };
 
 static void s_msg(char *err, size_t errlen, const char *fmt, ...)
@@ -667,6 +673,19 @@ static double s_target_current(bic_device_t *dev, int64_t now_us)
     return target;
 }
 
+/* The first-order lag factor 1 - exp(-dt/tau), cached: the twin steps with a constant dt. */
+static double s_lag(s_lag_cache_t *c, double dt, double tau)
+{
+    if (tau <= 0)
+        return 1;
+    if (dt != c->dt || tau != c->tau) {
+        c->dt = dt;
+        c->tau = tau;
+        c->alpha = 1 - exp(-dt / tau);
+    }
+    return c->alpha;
+}
+
 static void s_substep(bic_device_t *dev, int64_t now_us, double dt)
 {
     dev->output_on = s_output_enabled(dev, now_us);
@@ -675,7 +694,7 @@ static void s_substep(bic_device_t *dev, int64_t now_us, double dt)
     if (!dev->output_on) {
         i = 0; /* shutdown and OFF cut the current at once */
     } else {
-        double a = dev->cfg.tau_s > 0 ? 1 - exp(-dt / dev->cfg.tau_s) : 1;
+        double a = s_lag(&dev->lag_i, dt, dev->cfg.tau_s);
         double next = i + (dev->target_a - i) * a;
         if (dev->cfg.ramp_a_per_s > 0) {
             double step = dev->cfg.ramp_a_per_s * dt;
@@ -694,7 +713,7 @@ static void s_substep(bic_device_t *dev, int64_t now_us, double dt)
     double loss_w = fabs(dev->ac_w - dc_w);
 
     double t_target = dev->cfg.ambient_c + dev->cfg.thermal_k_per_w * loss_w;
-    double at = dev->cfg.thermal_tau_s > 0 ? 1 - exp(-dt / dev->cfg.thermal_tau_s) : 1;
+    double at = s_lag(&dev->lag_t, dt, dev->cfg.thermal_tau_s);
     dev->temp_c += (t_target - dev->temp_c) * at;
 
     if (dev->temp_c >= S_OTP_C)
