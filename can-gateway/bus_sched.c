@@ -38,6 +38,7 @@ struct bus_sched {
     } flight;
     bool up;
     bool have_start, have_reply;
+    bool last_was_write;
     int64_t last_start, last_reply;
     int64_t min_rtt; /* shortest round trip seen, -1 before the first reply */
     bool late_valid;  /* the last timed-out read, whose reply may still come */
@@ -62,6 +63,7 @@ void bus_sched_cfg_default(bus_sched_cfg_t *cfg)
 bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
 {
     if (!cfg || cfg->period_us < 0 || cfg->gap_after_reply_us < 0 || cfg->timeout_us <= 0 ||
+        cfg->write_extra_us < 0 ||
         cfg->retries < 0)
         return NULL;
     bus_sched_t *s = calloc(1, sizeof *s);
@@ -157,7 +159,7 @@ static int64_t s_earliest(const bus_sched_t *s)
 {
     int64_t t = INT64_MIN;
     if (s->have_start)
-        t = s->last_start + s->cfg.period_us;
+        t = s->last_start + s->cfg.period_us + (s->last_was_write ? s->cfg.write_extra_us : 0);
     if (s->have_reply && s->last_reply + s->cfg.gap_after_reply_us > t)
         t = s->last_reply + s->cfg.gap_after_reply_us;
     return t;
@@ -210,6 +212,7 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
     s->flight.started = now;
     s->have_start = true;
     s->last_start = now;
+    s->last_was_write = s->flight.e.req.len > 0;
     s->stats.frames_tx++;
     *tx = s->flight.e.req;
     if (s->flight.e.req.len > 0) {

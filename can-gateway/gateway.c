@@ -37,6 +37,7 @@
 #define VOLTAGE_MAX_AGE_US (10 * 1000000LL)
 #define STOP_MAX_US (3 * 1000000LL)
 #define PACING_GUARD_US 1000 /* margin on the manual's 20 ms / 5 ms against delivery jitter */
+#define WRITE_GUARD_US 4000 /* more margin after a write, which no reply confirms */
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
 #define JOB_MAX_READS 64
 #define JOB_MAX_TARGETS 8
@@ -2394,6 +2395,7 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
     bus_sched_cfg_default(&sc);
     sc.period_us += PACING_GUARD_US;
     sc.gap_after_reply_us += PACING_GUARD_US;
+    sc.write_extra_us = WRITE_GUARD_US;
     sc.timeout_us = (int64_t)gw->set.timeout_ms * 1000;
     sc.retries = gw->set.retries;
     gw->sched = bus_sched_new(&sc);

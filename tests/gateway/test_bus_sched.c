@@ -274,6 +274,26 @@ static void test_late_reply_after_timeout_holds_next_request(void **state)
     bus_sched_destroy(&s);
 }
 
+static void test_extra_gap_after_write(void **state)
+{
+    (void)state;
+    bus_sched_cfg_t cfg;
+    bus_sched_cfg_default(&cfg);
+    cfg.write_extra_us = 4 * MS;
+    bus_sched_t *s = bus_sched_new(&cfg);
+    bus_req_t tx;
+    bus_sched_submit(s, BUS_PRIO_SAFETY, WR(0, 0x30, 500), 1);
+    bus_sched_submit(s, BUS_PRIO_SAFETY, RD(0, 0x30), 2);
+    bus_sched_submit(s, BUS_PRIO_SAFETY, RD(0, 0x60), 3);
+    bus_sched_tick(s, 0, &tx);
+    assert_int_equal(bus_sched_deadline(s), 24 * MS);
+    assert_int_equal(bus_sched_tick(s, 23 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 24 * MS, &tx), 1);
+    s_reply(s, 25 * MS, 0, 0x30, 500, 1);
+    assert_int_equal(bus_sched_deadline(s), 44 * MS); /* after a read: the plain period */
+    bus_sched_destroy(&s);
+}
+
 static void test_assume_busy_delays_first_request(void **state)
 {
     (void)state;
@@ -365,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_bus_down_fails_fast),
         cmocka_unit_test(test_pacing_counts_from_actual_send_and_slow_delivery),
         cmocka_unit_test(test_late_reply_after_timeout_holds_next_request),
+        cmocka_unit_test(test_extra_gap_after_write),
         cmocka_unit_test(test_assume_busy_delays_first_request),
         cmocka_unit_test(test_bad_config_rejected),
         cmocka_unit_test(test_pacing_invariant_under_load),
