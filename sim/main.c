@@ -424,18 +424,20 @@ static int s_pty_open(s_sim_t *s)
     struct stat st;
     if (lstat(s->o.pty_path, &st) == 0) {
         if (!S_ISLNK(st.st_mode)) {
-            log_error("%s exists and is not a symlink; refusing to replace it", s->o.pty_path);
-            return -1;
+            log_error("--slcan-pty %s exists and is not a symlink; refusing to replace it",
+                      s->o.pty_path);
+            return 2;
         }
         if (unlink(s->o.pty_path) != 0) {
-            log_error("cannot remove the old symlink %s: %s", s->o.pty_path, strerror(errno));
-            return -1;
+            log_error("--slcan-pty: cannot remove the old symlink %s: %s", s->o.pty_path,
+                      strerror(errno));
+            return 2;
         }
     }
     if (symlink(s->pty_name, s->o.pty_path) != 0) {
-        log_error("cannot create the symlink %s -> %s: %s", s->o.pty_path, s->pty_name,
+        log_error("--slcan-pty: cannot create the symlink %s -> %s: %s", s->o.pty_path, s->pty_name,
                   strerror(errno));
-        return -1;
+        return 2;
     }
     s->symlink_made = true;
     s->adapter = slcan_adapter_new();
@@ -701,8 +703,10 @@ static int s_setup(s_sim_t *s)
     if (s->o.socketcan) {
         if (s_can_open(s, true) != 0)
             return 2;
-    } else if (s_pty_open(s) != 0) {
-        return 1;
+    } else {
+        int rc = s_pty_open(s);
+        if (rc != 0)
+            return rc < 0 ? 1 : rc; /* 2: the path is unusable, 1: no pty */
     }
 
     s->zctx = zmq_ctx_new();

@@ -221,10 +221,15 @@ def test_symlink_lifecycle():
         f.write("keep me")
     p = harness.Process([harness.program("bic-sim"), "--slcan-pty", path, "--control",
                          "ipc://" + os.path.join(tmp, "c1")], log_dir=tmp)
-    assert p.wait_exit(10) != 0
+    assert p.wait_exit(10) == 2
     assert "not a symlink" in p.output()
     assert open(path).read() == "keep me"
     os.unlink(path)
+    # A directory that does not exist.
+    p = harness.Process([harness.program("bic-sim"), "--slcan-pty", tmp + "/no/such/dir/can0",
+                         "--control", "ipc://" + os.path.join(tmp, "c2")], log_dir=tmp)
+    assert p.wait_exit(10) == 2
+    assert "cannot create the symlink" in p.output()
     # A stale symlink is replaced; SIGTERM removes it.
     os.symlink("/nonexistent", path)
     with harness.Sim(tmp=tmp) as sim:
