@@ -620,6 +620,23 @@ static void test_battery_mode_charge(void **state)
     bic_device_destroy(&dev);
 }
 
+static void test_cc_then_cv_taper(void **state)
+{
+    (void)state;
+    bic_device_t *dev = t_device("0:24:battery,canctrl,soc=80", 0);
+    t_write(dev, 0x0020, 2720, 0); /* CV at 27.20 V */
+    t_write(dev, 0x0030, 5000, 0); /* CC at 50 A */
+    bic_device_state_t st = t_state(dev, SEC(10));
+    assert_true(fabs(st.dc_a - 50) < 0.1); /* constant current first */
+    st = t_state(dev, SEC(6 * 3600));
+    /* Then constant voltage: the current tapers and the terminal voltage sits at VOUT_SET. */
+    assert_true(st.dc_a > 0 && st.dc_a < 2);
+    int32_t v = t_read(dev, 0x0060, SEC(6 * 3600));
+    assert_true(v >= 2715 && v <= 2721);
+    assert_true(st.soc_pct > 96 && st.soc_pct < 98.5);
+    bic_device_destroy(&dev);
+}
+
 static void test_battery_mode_discharge_negative_iout(void **state)
 {
     (void)state;
@@ -943,6 +960,7 @@ int main(void)
         cmocka_unit_test(test_range_policy),
         cmocka_unit_test(test_can_ctrl_svr),
         cmocka_unit_test(test_battery_mode_charge),
+        cmocka_unit_test(test_cc_then_cv_taper),
         cmocka_unit_test(test_battery_mode_discharge_negative_iout),
         cmocka_unit_test(test_five_percent_rule),
         cmocka_unit_test(test_dc_ac_constant_power_limit),
