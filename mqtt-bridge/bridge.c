@@ -973,6 +973,8 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
         goto fail;
     }
     mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* Small state messages should leave at once, not wait for Nagle's delayed ACK. */
+    mosquitto_int_option(b->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     char topic[600];
     snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
     int rc = mosquitto_will_set(b->mosq, topic, (int)strlen(b->set.pl_offline), b->set.pl_offline,
