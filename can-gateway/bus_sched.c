@@ -284,10 +284,13 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     res->len = (uint8_t)(dlc - 2);
     memcpy(res->data, data + 2, dlc - 2);
     res->rtt_us = now - s->flight.started;
+    /* the device saw the request at the latest at (now - shortest round trip); before a
+     * second reply there is no telling, so assume it saw it just now */
+    int64_t seen = s->min_rtt < 0 ? now : now - s->min_rtt;
+    if (seen > s->last_start)
+        s->last_start = seen;
     if (res->rtt_us >= 0 && (s->min_rtt < 0 || res->rtt_us < s->min_rtt))
         s->min_rtt = res->rtt_us;
-    if (s->min_rtt >= 0 && now - s->min_rtt > s->last_start)
-        s->last_start = now - s->min_rtt;
     s->flight.state = FLIGHT_NONE;
     s->have_reply = true;
     s->last_reply = now;

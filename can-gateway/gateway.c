@@ -37,7 +37,7 @@
 #define VOLTAGE_MAX_AGE_US (10 * 1000000LL)
 #define STOP_MAX_US (3 * 1000000LL)
 #define PACING_GUARD_US 1000 /* margin on the manual's 20 ms / 5 ms against delivery jitter */
-#define WRITE_GUARD_US 4000 /* more margin after a write, which no reply confirms */
+#define WRITE_GUARD_US 10000 /* more margin after a write, which no reply confirms */
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
 #define JOB_MAX_READS 64
 #define JOB_MAX_TARGETS 8

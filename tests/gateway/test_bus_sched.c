@@ -58,7 +58,11 @@ static void test_pacing_between_starts(void **state)
 static void test_gap_after_reply(void **state)
 {
     (void)state;
-    bus_sched_t *s = s_new();
+    /* a short period so that only the 5 ms after a reply binds */
+    bus_sched_cfg_t cfg;
+    bus_sched_cfg_default(&cfg);
+    cfg.period_us = 2 * MS;
+    bus_sched_t *s = bus_sched_new(&cfg);
     bus_req_t tx;
     bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
     bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x61), 2);
@@ -66,7 +70,6 @@ static void test_gap_after_reply(void **state)
     /* one request in flight: nothing else goes out while we wait for the reply */
     assert_int_equal(bus_sched_tick(s, 30 * MS, &tx), 0);
     s_reply(s, 18 * MS, 0, 0x60, 2641, 1);
-    /* period from the start is over (20 ms) but the reply came at 18 ms: wait until 23 ms */
     assert_int_equal(bus_sched_deadline(s), 23 * MS);
     assert_int_equal(bus_sched_tick(s, 22 * MS, &tx), 0);
     assert_int_equal(bus_sched_tick(s, 23 * MS, &tx), 1);
@@ -77,6 +80,21 @@ static void test_gap_after_reply(void **state)
     assert_int_equal(r.tag, 1);
     assert_int_equal(r.len, 2);
     assert_int_equal(r.data[0] | (r.data[1] << 8), 2641);
+    bus_sched_destroy(&s);
+}
+
+static void test_first_reply_counts_as_start(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x61), 2);
+    bus_sched_tick(s, 0, &tx);
+    /* before any round trip is known, a slow first reply may mean the device saw the
+     * request late: the next request waits a full period after the reply */
+    s_reply(s, 18 * MS, 0, 0x60, 1, 1);
+    assert_int_equal(bus_sched_deadline(s), 38 * MS);
     bus_sched_destroy(&s);
 }
 
@@ -240,15 +258,17 @@ static void test_pacing_counts_from_actual_send_and_slow_delivery(void **state)
     /* first exchange: the device answers 1 ms after the request */
     bus_sched_tick(s, 0, &tx);
     s_reply(s, 1 * MS, 0, 0x60, 1, 1);
-    /* the second frame is picked at 20 ms but only written at 24 ms (process delay) */
-    assert_int_equal(bus_sched_tick(s, 20 * MS, &tx), 1);
-    bus_sched_sent(s, 24 * MS);
-    /* it reached the device even later: the reply comes at 34 ms (rtt 10 ms, usual 1 ms),
-     * so the device saw the request at about 33 ms and the next one waits until 53 ms */
-    s_reply(s, 34 * MS, 0, 0x61, 1, 1);
-    assert_int_equal(bus_sched_deadline(s), 53 * MS);
-    assert_int_equal(bus_sched_tick(s, 52 * MS, &tx), 0);
-    assert_int_equal(bus_sched_tick(s, 53 * MS, &tx), 1);
+    /* the second frame is picked at 21 ms but only written at 25 ms (process delay) */
+    assert_int_equal(bus_sched_tick(s, 20 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 21 * MS, &tx), 1);
+    bus_sched_sent(s, 25 * MS);
+    assert_int_equal(bus_sched_deadline(s), 75 * MS); /* the timeout moved with it */
+    /* it reached the device even later: the reply comes at 35 ms (rtt 10 ms, usual 1 ms),
+     * so the device saw the request at about 34 ms and the next one waits until 54 ms */
+    s_reply(s, 35 * MS, 0, 0x61, 1, 1);
+    assert_int_equal(bus_sched_deadline(s), 54 * MS);
+    assert_int_equal(bus_sched_tick(s, 53 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 54 * MS, &tx), 1);
     bus_sched_destroy(&s);
 }
 
@@ -289,8 +309,8 @@ static void test_extra_gap_after_write(void **state)
     assert_int_equal(bus_sched_deadline(s), 24 * MS);
     assert_int_equal(bus_sched_tick(s, 23 * MS, &tx), 0);
     assert_int_equal(bus_sched_tick(s, 24 * MS, &tx), 1);
-    s_reply(s, 25 * MS, 0, 0x30, 500, 1);
-    assert_int_equal(bus_sched_deadline(s), 44 * MS); /* after a read: the plain period */
+    s_reply(s, 25 * MS, 0, 0x30, 500, 1); /* first reply: counts from the reply */
+    assert_int_equal(bus_sched_deadline(s), 45 * MS); /* after a read: the plain period */
     bus_sched_destroy(&s);
 }
 
@@ -377,6 +397,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pacing_between_starts),
         cmocka_unit_test(test_gap_after_reply),
+        cmocka_unit_test(test_first_reply_counts_as_start),
         cmocka_unit_test(test_match_by_id_and_command),
         cmocka_unit_test(test_late_reply_never_shifts_later_reads),
         cmocka_unit_test(test_retries_then_timeout),
