@@ -1,0 +1,192 @@
+"""The whole chain for the controller's integration tests: a private mosquitto, bic-sim on a
+pty replaying a household day (its true grid power published on MQTT), a meter relay that
+forwards that reading to the controller's meter topic (kill it and the meter goes silent),
+bic-can-gateway and bic-charge-ctl with one generated ini, and a paho client that records
+everything. Real processes only; the harness cleans them up."""
+
+import json
+import os
+import sys
+import time
+
+import harness
+
+T = "test/bic"
+METER = "home/meter/power"
+SIM_METER = "sim/meter"
+DEV = "0:24:battery,canctrl"
+PROFILE = harness.source_path("data", "profiles", "p1_clear_march.csv")
+
+# Open-circuit voltage of a 24 V LiFePO4 pack (8 cells), as in charge-ctl/twin-example.ini.
+CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.32, 50: 26.40,
+         60: 26.48, 70: 26.56, 80: 26.64, 90: 26.72, 95: 26.88, 98: 27.20, 100: 28.00}
+
+
+class Stack:
+    def __init__(self, start_s=46920, speed=5, ctl=None, meter_period_ms=500, relay=True,
+                 gateway=None):
+        self.tmp = harness.temp_dir("bic-ctld-")
+        self.broker = harness.Mosquitto()
+        self.sim = self.gateway = self.ctl = self.relay = self.client = None
+        self.old = []  # controllers stopped by the test, for failure reports
+        try:
+            self.sim = harness.Sim(devices=[DEV], household=PROFILE, speed=speed,
+                                   mqtt=self.broker, meter_topic=SIM_METER,
+                                   meter_period_ms=meter_period_ms,
+                                   args=["--start-s", start_s], tmp=self.tmp)
+            self.req_ep = "ipc://%s/gw.sock" % self.tmp
+            self.pub_ep = "ipc://%s/tel.sock" % self.tmp
+            gw = {"Can": self.sim.transport, "ReqEndpoint": self.req_ep,
+                  "PubEndpoint": self.pub_ep, "StateDir": self.tmp, "TelemetryPeriodMs": 500,
+                  "EepromWriteIntervalSec": 0, "ClientTimeoutMs": 1500, "ClientRetries": 1}
+            gw.update(gateway or {})
+            cc = {"Id/0/TopicPower": METER, "Id/0/MeterTimeoutSec": 3,
+                  "Id/0/LeaseTtlSec": 4, "Id/0/IdleDwellSec": 1, "Id/0/DirectionDwellSec": 2,
+                  "Id/0/DischargeBlockTimeSec": 0, "Id/0/ChargeTol": 20}
+            cc.update(ctl or {})
+            self.ini = {
+                "ALL": {"TraceLevel": "debug"},
+                "MQTT": {"BrokerIpAdr": "127.0.0.1", "BrokerPort": self.broker.port,
+                         "TopicMain": T, "KeepAliveSec": 5},
+                "GATEWAY": gw,
+                "DEVICE": {"Id/0/Type": "BIC2200-24CAN", "Id/0/ChargeVoltage": 2800,
+                           "Id/0/DischargeVoltage": 2400, "Id/0/MaxChargeCurrent": 7500,
+                           "Id/0/MaxDischargeCurrent": 6000},
+                "BAT_0": {"Cap2V/%d" % p: v for p, v in CAP2V.items()},
+                "CHARGE_CONTROL": cc,
+            }
+            self.ini_path = os.path.join(self.tmp, "bic2mqtt.ini")
+            self.write_ini()
+            self.client = harness.MqttClient(self.broker)
+            self.gateway = harness.start_program("bic-can-gateway", self.ini_path, tmp=self.tmp)
+            harness.wait_for(lambda: self.gateway_request({"op": "info", "dev": 0})
+                             ["devices"][0]["online"], timeout=20, what="gateway: device online")
+            # Commissioning (as `bicctl` would do it): the charge and discharge end voltages.
+            # The controller commands modes and currents only.
+            for reg, value in (("VOUT_SET", 28.0), ("REVERSE_VOUT_SET", 24.0)):
+                r = self.gateway_request({"op": "set", "dev": 0, "reg": reg, "value": value,
+                                          "client": "commissioning"})
+                assert r.get("ok"), r
+            if relay:
+                self.start_relay()
+        except Exception:
+            self.close()
+            raise
+
+    # -- processes
+    def write_ini(self):
+        harness.write_ini(self.ini_path, self.ini)
+
+    def start_relay(self):
+        self.relay = harness.Process(
+            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          "meter_relay.py"),
+             "127.0.0.1", self.broker.port, SIM_METER, METER], name="meter-relay",
+            log_dir=self.tmp)
+        self.client.wait_message(METER, timeout=15, after=time.monotonic())
+        return self.relay
+
+    def start_ctl(self, wait=True, args=("-v",)):
+        after = time.monotonic()
+        if self.ctl is not None:
+            self.old.append(self.ctl)
+        self.ctl = harness.start_program("bic-charge-ctl", self.ini_path, args=args,
+                                         tmp=self.tmp)
+        if wait:
+            self.client.wait_message(self.topic("ctl/0/state"), lambda p: p == "running",
+                                     timeout=15, after=after)
+            self.wait_status(lambda s: s["lease"]["held"], timeout=15, after=after)
+        return self.ctl
+
+    # -- MQTT helpers
+    def topic(self, sub):
+        return "%s/%s" % (T, sub)
+
+    def status(self):
+        p = self.client.last(self.topic("inv/0/control"))
+        return json.loads(p) if p else None
+
+    def wait_status(self, pred, timeout=15, after=None):
+        def ok(payload):
+            try:
+                return pred(json.loads(payload))
+            except (ValueError, KeyError, TypeError):
+                return False
+        return json.loads(self.client.wait_message(self.topic("inv/0/control"), ok,
+                                                   timeout=timeout, after=after))
+
+    def command(self, payload, retain=False, timeout=10):
+        """Publishes on control/set and returns the result (dict)."""
+        after = time.monotonic()
+        self.client.publish(self.topic("inv/0/control/set"), payload, qos=1, retain=retain)
+        return json.loads(self.client.wait_message(self.topic("inv/0/control/set/result"),
+                                                   timeout=timeout, after=after))
+
+    # -- gateway
+    def gateway_request(self, req, timeout=5):
+        import zmq
+        s = zmq.Context.instance().socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.req_ep)
+        try:
+            s.send(json.dumps(dict(req, v=1)).encode())
+            if not s.poll(int(timeout * 1000)):
+                raise harness.HarnessError("gateway did not answer %r" % req)
+            return json.loads(s.recv())
+        finally:
+            s.close()
+
+    def lease(self):
+        """The gateway's lease of device 0: {"holder":..,"expires_in_s":..} or None."""
+        return self.gateway_request({"op": "info", "dev": 0})["devices"][0]["lease"]
+
+    def gw_health(self, timeout=12):
+        """The gateway's next `gw` message (bus state and reconnect counter)."""
+        import zmq
+        s = zmq.Context.instance().socket(zmq.SUB)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SUBSCRIBE, b"gw")
+        s.connect(self.pub_ep)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if s.poll(200):
+                    parts = s.recv_multipart()
+                    if parts[0] == b"gw":
+                        return json.loads(parts[1])
+            raise harness.HarnessError("no `gw` message from the gateway")
+        finally:
+            s.close()
+
+    # -- the simulator's truth
+    def device(self):
+        return self.sim.control.device(0)
+
+    def household(self):
+        return self.sim.control.household()
+
+    def report(self):
+        out = []
+        for p in self.old + [self.ctl, self.gateway, self.relay]:
+            if p is not None:
+                out.append("--- %s\n%s" % (p.name, p.output()[-5000:]))
+        return "\n".join(out)
+
+    def close(self):
+        for p in [self.ctl, self.relay, self.gateway]:
+            if p is not None:
+                p.stop()
+        if self.client is not None:
+            self.client.close()
+        if self.sim is not None:
+            self.sim.stop()
+        self.broker.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is not None:
+            print(self.report())
+        self.close()
+        return False
