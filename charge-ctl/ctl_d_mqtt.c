@@ -109,6 +109,11 @@ int ctld_parse_enable(const void *payload, size_t len, bool *on, const char **co
                  allowed);
         return -1;
     }
+    if (memchr(payload, '\0', len)) {
+        *code = "bad_request";
+        snprintf(err, errlen, "payload contains a NUL byte; %s", allowed);
+        return -1;
+    }
     char buf[CTLD_MAX_CMD + 1];
     memcpy(buf, payload, len);
     buf[len] = '\0';
