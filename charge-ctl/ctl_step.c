@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -51,6 +52,8 @@ void ctl_params_defaults(ctl_params_t *p)
     p->max_soc_pct = 100;
     p->protect_hyst_pct = 3;
     p->full_hyst_pct = 0.5;
+    p->budget_quantile = 0.1;
+    p->budget_quantile_charge = 0.1;
     p->pid_p = 1.0;
     p->pid_max_charge_w = 400;
     p->pid_max_discharge_w = -400;
@@ -258,31 +261,41 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
     bool v_high_clear = p->max_voltage_cv <= 0 || ocv_cv < p->max_voltage_cv * 0.9975;
     bool v_low = p->min_voltage_cv > 0 && ocv_cv <= p->min_voltage_cv;
     bool v_low_clear = p->min_voltage_cv <= 0 || ocv_cv > p->min_voltage_cv * 1.0025;
-    /* A twentieth of a percent short of a limit counts as reaching it: at the top of the table the
-     * estimate approaches the last entry but need not reach it. */
-    bool full = soc >= 0 && soc >= p->max_soc_pct - 0.05;
-    bool full_clear = soc < 0 || soc <= p->max_soc_pct - p->full_hyst_pct;
-    bool empty = soc >= 0 && soc <= p->min_soc_pct + 0.05;
-    /* A tenth of a percent at least, so that the cut cannot toggle on the estimate's
-     * rounding. */
-    double hyst = p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1;
-    bool empty_clear = soc < 0 || soc >= p->min_soc_pct + hyst;
+    /* A twentieth of a percent short of a limit counts as reaching it: near the ends of the
+     * table the estimate approaches the last entry but need not reach it. */
+    bool soc_full = soc >= 0 && soc >= p->max_soc_pct - 0.05;
+    bool soc_empty = soc >= 0 && soc <= p->min_soc_pct + 0.05;
+    /* End of charge by tail current: the device holds ChargeVoltage and the current has
+     * tapered to a quarter of what is asked and to three times the minimum current. */
+    bool tail = s->mode == CTL_MODE_CHARGE && !s->pending && p->charge_voltage_cv > 0 &&
+                in->dc_v * 100.0 >= p->charge_voltage_cv - 5 &&
+                s->current_ca >= 2 * p->min_current_ca && in->dc_a * 100.0 < s->current_ca / 4.0 &&
+                in->dc_a * 100.0 < 3.0 * p->min_current_ca;
+    /* Resume once the state of charge is the hysteresis away from the limit (or, for a
+     * tail-current cut, from where it was cut); at least a tenth of a percent, so the cut
+     * cannot toggle on the estimate's noise. */
+    double hyst_lo = p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1;
+    double hyst_hi = p->full_hyst_pct > 0.1 ? p->full_hyst_pct : 0.1;
 
-    if (!s->charge_cut && (full || v_high))
+    if (!s->charge_cut && (soc_full || v_high || tail)) {
         s->charge_cut = true;
-    else if (s->charge_cut && full_clear && v_high_clear)
+        s->cut_soc_hi = soc >= 0 ? soc : 100;
+        s->charge_cut_why = v_high && !soc_full ? CTL_L_VOLTAGE_HIGH : CTL_L_FULL;
+    } else if (s->charge_cut && v_high_clear &&
+               (soc < 0 || soc <= fmin(s->cut_soc_hi, p->max_soc_pct) - hyst_hi)) {
         s->charge_cut = false;
-    if (!s->discharge_cut && (empty || v_low))
+    }
+    if (!s->discharge_cut && (soc_empty || v_low)) {
         s->discharge_cut = true;
-    else if (s->discharge_cut && empty_clear && v_low_clear)
+        s->cut_soc_lo = soc >= 0 ? soc : 0;
+        s->discharge_cut_why = v_low && !soc_empty ? CTL_L_VOLTAGE_LOW : CTL_L_EMPTY;
+    } else if (s->discharge_cut && v_low_clear && (soc < 0 || soc >= p->min_soc_pct + hyst_lo)) {
         s->discharge_cut = false;
-
+    }
     if (s->charge_cut)
-        *charge_why = (v_high || (!full && !full_clear && !v_high_clear)) && !full
-                          ? CTL_L_VOLTAGE_HIGH
-                          : CTL_L_FULL;
+        *charge_why = s->charge_cut_why;
     if (s->discharge_cut)
-        *discharge_why = (v_low && !empty) ? CTL_L_VOLTAGE_LOW : CTL_L_EMPTY;
+        *discharge_why = s->discharge_cut_why;
 }
 
 /* Has the device followed the last command (read-back and current)? */
@@ -370,6 +383,157 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
     s_finish(p, s, out, send);
 }
 
+
+/* ---- write-budget mode ------------------------------------------------------------------
+
+   On firmware without EEP_OFF every current change is an EEPROM write, and the gateway
+   allows one per interval (79 s by default). Direction changes are free (DIRECTION_CTRL is
+   not persisted), so the controller keeps one current level per direction and steers by
+   choosing the direction on every sample; at each write opportunity it moves one level to
+   a cautious quantile of the recent demand. OPERATION stays on (switching it is a write
+   too); the idle state is only used for safety. The choice between directions weighs the
+   deviations that move energy the wrong way (discharge exported, charge drawn from the
+   grid) twice. */
+
+static int s_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile over the window of the demand in one direction (sign * net, 0 when the
+ * demand is the other way): a level that the demand reaches (1 - q) of the time. Also
+ * counts the samples with demand in that direction. */
+static double s_net_quantile(const ctl_state_t *s, double sign, double q, int *count)
+{
+    double v[CTL_NET_WINDOW];
+    int n = 0;
+    int pos = 0;
+    for (int i = 0; i < s->net_n; i++) {
+        double x = sign * s->net_w[i];
+        pos += x > 0;
+        v[n++] = x > 0 ? x : 0;
+    }
+    *count = pos;
+    if (n == 0)
+        return 0;
+    qsort(v, (size_t)n, sizeof v[0], s_cmp_double);
+    int k = (int)floor(q * (n - 1) + 0.5);
+    return v[k];
+}
+
+/* The battery power that flows the wrong way (charge drawn from the grid, discharge
+ * exported) costs twice: the exchange now and the same energy missing later. The rest of
+ * the deviation mostly shifts when the battery fills or empties, so it weighs little. */
+static double s_dir_cost(double net_w, double batt_w)
+{
+    double g = net_w + batt_w;
+    double wrong = batt_w > 0 ? fmin(fmax(g, 0), batt_w) : fmin(fmax(-g, 0), -batt_w);
+    return 2 * wrong + 0.25 * (fabs(g) - wrong);
+}
+
+static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
+                          ctl_output_t *out, double target_w, double meas_ac, bool fresh,
+                          bool emergency, bool discharge_ok, ctl_limit_t why_not_discharge,
+                          ctl_limit_t why_not_charge, double max_c_w, double max_d_w)
+{
+    double v = in->dc_v;
+    bool running = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+    if (s->reg_charge_ca <= 0)
+        s->reg_charge_ca = p->min_current_ca;
+    if (s->reg_discharge_ca <= 0)
+        s->reg_discharge_ca = p->min_current_ca;
+    ctl_mode_t mode = running ? s->mode : CTL_MODE_CHARGE;
+    bool hold_off = !running && s->last_change_ms != NEVER &&
+                    in->now_ms - s->last_change_ms < p->min_write_interval_ms;
+    int ca = mode == CTL_MODE_CHARGE ? s->reg_charge_ca : s->reg_discharge_ca;
+    out->limit = CTL_L_NONE;
+
+    if (fresh || emergency) {
+        s->used_seq = in->meter_seq;
+        double net = in->meter_w - meas_ac - target_w; /* demand the battery should meet */
+        s->net_w[s->net_head] = net;
+        s->net_head = (s->net_head + 1) % CTL_NET_WINDOW;
+        if (s->net_n < CTL_NET_WINDOW)
+            s->net_n++;
+
+        /* Write opportunity: move the level that is further off its recent demand. */
+        bool may_write = s->last_change_ms == NEVER ||
+                         in->now_ms - s->last_change_ms >= p->min_write_interval_ms;
+        if (may_write) {
+            int nc = 0, nd = 0;
+            double want_c = s_net_quantile(s, -1, p->budget_quantile_charge, &nc);
+            double want_d = s_net_quantile(s, 1, p->budget_quantile, &nd);
+            want_c = fmin(want_c, max_c_w);
+            want_d = fmin(want_d, max_d_w);
+            int ca_c = ctl_quantise_ca(p, s_ac_to_amps(p, want_c, v));
+            int ca_d = ctl_quantise_ca(p, s_ac_to_amps(p, -want_d, v));
+            ca_c = ca_c < p->min_current_ca ? p->min_current_ca
+                   : ca_c > p->max_charge_ca ? p->max_charge_ca : ca_c;
+            ca_d = ca_d < p->min_current_ca ? p->min_current_ca
+                   : ca_d > p->max_discharge_ca ? p->max_discharge_ca : ca_d;
+            /* Off by how much, weighted by how often that direction is wanted. */
+            double err_c = fabs(s_amps_to_ac(p, 1, ca_c - s->reg_charge_ca, v)) * nc;
+            double err_d = discharge_ok ? fabs(s_amps_to_ac(p, 1, ca_d - s->reg_discharge_ca, v)) * nd : 0;
+            bool pick_d = err_d > err_c;
+            int *reg = pick_d ? &s->reg_discharge_ca : &s->reg_charge_ca;
+            int want_ca = pick_d ? ca_d : ca_c;
+            int hyst = *reg / 20 > p->quantum_ca ? *reg / 20 : p->quantum_ca;
+            if (abs(want_ca - *reg) > hyst) {
+                *reg = want_ca;
+                s->last_change_ms = in->now_ms;
+                mode = pick_d ? CTL_MODE_DISCHARGE : CTL_MODE_CHARGE;
+            }
+        }
+
+        /* Free steering: the direction whose level fits the demand best. */
+        double pc = s->charge_cut ? 0 : s_amps_to_ac(p, 1, s->reg_charge_ca, v);
+        double pd = discharge_ok ? -s_amps_to_ac(p, -1, s->reg_discharge_ca, v) : 0;
+        double cost_c = s_dir_cost(net, pc);
+        double cost_d = discharge_ok ? s_dir_cost(net, -pd) : INFINITY;
+        if (cost_d < cost_c)
+            mode = CTL_MODE_DISCHARGE;
+        else if (cost_c < cost_d)
+            mode = CTL_MODE_CHARGE;
+        out->reason = CTL_R_TRACK;
+        if (hold_off) {
+            mode = s->mode == CTL_MODE_NONE ? CTL_MODE_IDLE : s->mode; /* switching on is a write */
+            out->reason = CTL_R_RATE_LIMIT;
+        }
+    } else {
+        out->reason = s->pending ? CTL_R_WAIT_EFFECT : CTL_R_WAIT_SAMPLE;
+        if (!running)
+            mode = s->mode == CTL_MODE_NONE ? CTL_MODE_IDLE : s->mode;
+    }
+    if (mode == CTL_MODE_DISCHARGE && !discharge_ok) {
+        mode = CTL_MODE_CHARGE;
+        out->limit = why_not_discharge;
+    }
+    if (mode == CTL_MODE_CHARGE && s->charge_cut)
+        out->limit = why_not_charge;
+    ca = mode == CTL_MODE_CHARGE ? s->reg_charge_ca : s->reg_discharge_ca;
+    bool on = mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE;
+    double ac = on ? s_amps_to_ac(p, mode == CTL_MODE_CHARGE ? 1 : -1, ca, v) : 0;
+    /* At the bottom with nothing to absorb, the minimum charge current would only cycle
+     * grid energy through the battery: switch off (one write, like resuming later). */
+    if (mode == CTL_MODE_CHARGE && s->discharge_cut && ca <= p->min_current_ca &&
+        s->net_n > 0 && s->net_w[(s->net_head + CTL_NET_WINDOW - 1) % CTL_NET_WINDOW] > 0) {
+        mode = CTL_MODE_IDLE;
+        ac = 0;
+        out->limit = why_not_discharge;
+    }
+    bool was_running = running;
+    int64_t keep_change = s->last_change_ms;
+    bool send = s_command(s, in, mode, ca, ac);
+    /* Level writes and OPERATION switches count against the interval; a direction change
+     * alone does not (DIRECTION_CTRL is not persisted). */
+    bool now_running = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+    s->last_change_ms = was_running != now_running ? in->now_ms : keep_change;
+    if (in->dc_a * 100.0 > p->min_current_ca * 1.5)
+        s->last_charge_ms = in->now_ms;
+    s_finish(p, s, out, send);
+}
+
 void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_output_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -433,6 +597,28 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     }
 
     double meas_ac = s_dc_to_ac(p, in->dc_v * in->dc_a);
+    if (p->min_write_interval_ms >= CTL_BUDGET_MODE_MS) {
+        bool new_sample_b = in->meter_seq != s->used_seq;
+        bool fresh_b = !s->pending && new_sample_b &&
+                       (s->effect_ms == NEVER ||
+                        in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
+        bool emergency_b = s->pending && new_sample_b &&
+                           in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
+                           in->meter_w - hp->grid_offset_w < -(double)(p->charge_tol_w + p->fast_export_w);
+        bool in_dwell = s->mode != CTL_MODE_DISCHARGE && s->last_dir > 0 &&
+                        s->dir_end_ms != NEVER && in->now_ms - s->dir_end_ms < p->direction_dwell_ms;
+        ctl_limit_t why = block_hours ? CTL_L_BLOCK_HOURS
+                          : block_after ? CTL_L_BLOCK_AFTER_CHARGE
+                          : s->discharge_cut ? discharge_why
+                          : hp->max_discharge_w >= 0 ? CTL_L_PROFILE_DISCHARGE
+                                                     : CTL_L_NONE;
+        bool discharge_ok = why == CTL_L_NONE && !in_dwell;
+        double max_c = fmin(hp->max_charge_w, s_amps_to_ac(p, 1, p->max_charge_ca, v));
+        double max_d = fmin(-hp->max_discharge_w, -s_amps_to_ac(p, -1, p->max_discharge_ca, v));
+        s_step_budget(p, s, in, out, hp->grid_offset_w, meas_ac, fresh_b, emergency_b,
+                      discharge_ok, why, charge_why, max_c, max_d);
+        return;
+    }
     /* Settle on the side of the target where the battery's own power does not cross the
      * meter: a little import while discharging, a little export while charging. Energy
      * pushed the other way (discharge exported, charge drawn from the grid) is the costly
@@ -593,8 +779,9 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 : mode == CTL_MODE_DISCHARGE ? s_amps_to_ac(p, -1, new_ca, v)
                                              : 0;
     bool send = s_command(s, in, mode, new_ca, ac);
-    /* The block after charging counts from the last time the battery took charge. */
-    if (in->dc_a * 100.0 > p->min_current_ca / 2.0)
+    /* The block after charging counts from the last time the battery took more than the
+     * minimum current (the floor some idle states keep flowing). */
+    if (in->dc_a * 100.0 > p->min_current_ca * 1.5)
         s->last_charge_ms = in->now_ms;
     s_finish(p, s, out, send);
 }

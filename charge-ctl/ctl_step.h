@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 #define CTL_CAP2V_MAX 101
+#define CTL_NET_WINDOW 160 /* samples of household demand kept for the write-budget mode */
+#define CTL_BUDGET_MODE_MS 20000 /* write intervals from this long on use the budget mode */
 
 struct config_t; /* common/config.h */
 
@@ -63,7 +65,11 @@ typedef struct {
     int quantum_ca;           /* setpoint resolution (A x 100), e.g. 10 = 0.1 A */
     int idle_enter_ca;        /* below this desired current: go idle */
     int idle_exit_ca;         /* at or above this desired current: leave idle */
-    int min_write_interval_ms; /* at least this long between current changes (EEPROM) */
+    int min_write_interval_ms; /* at least this long between current changes (EEPROM);
+                                  from CTL_BUDGET_MODE_MS on, the write-budget mode runs */
+    double budget_quantile;    /* write-budget mode: discharge level = this quantile of the
+                                  recent demand */
+    double budget_quantile_charge; /* the same for the charge level */
 
     /* Battery protection */
     int cap2v_n;
@@ -156,6 +162,12 @@ typedef struct {
     uint64_t used_seq;     /* meter sample last acted on */
     int import_run;        /* consecutive samples asking for more discharge */
 
+    /* Write-budget mode (see ctl_step.c): the registers as commanded and recent demand. */
+    int reg_charge_ca;     /* IOUT_SET as last commanded (0: unknown) */
+    int reg_discharge_ca;  /* REVERSE_IOUT_SET as last commanded (0: unknown) */
+    double net_w[CTL_NET_WINDOW]; /* household net power per sample (W, + import) */
+    int net_n, net_head;
+
     int last_dir;              /* +1 charge, -1 discharge, 0 none yet */
     int64_t dir_end_ms;        /* when the last direction was left (INT64_MIN: never) */
     int64_t idle_since_ms;     /* when idle was entered */
@@ -164,6 +176,9 @@ typedef struct {
 
     bool charge_cut;    /* protection: charging stopped (full / high voltage) */
     bool discharge_cut; /* protection: discharging stopped (empty / low voltage) */
+    double cut_soc_hi;  /* SOC when charging was cut (%) */
+    double cut_soc_lo;  /* SOC when discharging was cut (%) */
+    ctl_limit_t charge_cut_why, discharge_cut_why;
     bool safe;          /* in the safe state */
     bool started;
 } ctl_state_t;

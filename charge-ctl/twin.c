@@ -76,6 +76,7 @@ typedef struct {
     double import_j, export_j, sq_sum, t_sum;
     double diag_imp[3], diag_exp[3]; /* by battery state: charging, discharging, idle */
     double diag_hour_x[24];          /* grid exchange per hour (J) */
+    double diag_min_x[1440];         /* grid exchange per minute (J) */
     int overshoot_events;
     double over_run_s;
     bool over_counted;
@@ -396,6 +397,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
         if (m->trace) {
             int k = batt_ac > 5 ? 0 : (batt_ac < -5 ? 1 : 2);
             r->diag_hour_x[hour] += fabs(grid) * dt;
+            r->diag_min_x[(t / 60000) % 1440] += fabs(grid) * dt;
             if (grid > 0)
                 r->diag_imp[k] += grid * dt;
             else
@@ -705,6 +707,9 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
             fprintf(model->trace, "%2d %8.3f %8.3f\n", h,
                     (runs[0].diag_hour_x[h] - runs[2].diag_hour_x[h]) / 3.6e6,
                     (runs[3].diag_hour_x[h] - runs[2].diag_hour_x[h]) / 3.6e6);
+        for (int k = 0; k < 1440; k++)
+            fprintf(model->trace, "minute %4d %02d:%02d %8.2f Wh\n", k, k / 60, k % 60,
+                    (runs[0].diag_min_x[k] - runs[2].diag_min_x[k]) / 3600.0);
     }
     if (plot_path && s_plot(plot_path, runs, err, errlen) != 0)
         goto cleanup;
