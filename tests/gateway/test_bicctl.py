@@ -323,8 +323,20 @@ def test_watch_json_and_status():
                       "limits        charge 19.00-27.60 V 0.90-30.00 A", "lease         none",
                       "eeprom        policy"):
             assert label in out, (label, out)
-        info = ok(cfg, "eeprom")
-        assert info.startswith("policy        budget"), info
+        eep = ok(cfg, "eeprom")
+        assert eep.startswith("policy        budget"), eep
+        info = ok(cfg, "info")
+        assert "bic-can-gateway" in info and "bus up" in info, info
+        assert "device 0      BIC-2200-24, online" in info, info
+        assert "firmware      R01.4/R01.3" in info, info
+        j = json.loads(ok(cfg, "--json", "info"))
+        assert j["devices"][0]["model"] == "BIC-2200-24", j
+        j = json.loads(ok(cfg, "--json", "status"))
+        d = j["devices"][0]
+        assert d["dev"] == 0 and d["online"] is True, d
+        assert d["values"]["VOUT_SET"]["raw"] == sim.control.device(0)["registers"]["VOUT_SET"]
+        j = json.loads(ok(cfg, "--json", "dump"))
+        assert j["modelName"] == "BIC-2200-24 " and j["firmRev"] == "0xd0e", j
 
 
 def test_can_up_explains():
