@@ -568,13 +568,77 @@ static void test_render_pub(void **state)
     free(out);
 }
 
+/* Replies a broken or future gateway might send: every command renders them without a
+ * crash, and a read that finds no usable value fails with a message instead of printing. */
+static void test_render_malformed(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "on",      "outputread", "cvread", "cvset",      "cread",     "tempread",
+        "fanread", "typeread",   "dump",   "statusread", "faultread", "init_mode",
+        "info",    "devices",    "status", "eeprom",     NULL};
+    static const char *const bodies[] = {
+        "{\"v\":1,\"ok\":true}",
+        "{\"v\":1,\"ok\":true,\"values\":[]}",
+        "{\"v\":1,\"ok\":true,\"values\":{\"READ_VOUT\":7}}",
+        "{\"v\":1,\"ok\":true,\"values\":{\"VOUT_SET\":{\"raw\":\"zz\"},\"READ_IOUT\":{}}}",
+        "{\"v\":1,\"ok\":true,\"values\":{\"OPERATION\":{\"raw\":1e300},"
+        "\"MFR_MODEL_B0B5\":{\"value\":5},\"SYSTEM_STATUS\":{\"error\":7}}}",
+        "{\"v\":1,\"ok\":true,\"devices\":\"x\",\"steps\":{},\"eeprom\":[1]}",
+        "{\"v\":1,\"ok\":true,\"devices\":[1,null,{\"dev\":\"0\"},{\"dev\":0,"
+        "\"online\":true,\"limits\":{\"vout_v\":[\"a\"]},\"firmware\":7,\"lease\":[],"
+        "\"eeprom\":{\"writes\":[1,2],\"pending\":\"x\"}}]}",
+        NULL};
+    char err[256];
+    for (size_t i = 0; names[i]; i++) {
+        for (size_t k = 0; bodies[k]; k++) {
+            for (int js = 0; js < 2; js++) {
+                bicctl_args_t a = s_args();
+                a.json = js;
+                a.has_value = true;
+                a.value = 2566;
+                const char *texts[3] = {bodies[k], bodies[k], bodies[k]};
+                int rc = -1;
+                char *out = s_render(names[i], &a, texts, 3, &rc, err, sizeof err);
+                assert_true(rc >= 0 && rc <= 4);
+                if (rc != 0)
+                    assert_true(strlen(err) > 0);
+                free(out);
+            }
+        }
+    }
+    /* reads that cannot find their value fail instead of printing a made-up number */
+    bicctl_args_t a = s_args();
+    int rc;
+    const char *empty[] = {"{\"v\":1,\"ok\":true,\"values\":{}}"};
+    char *out = s_render("vread", &a, empty, 1, &rc, err, sizeof err);
+    assert_int_equal(rc, BICCTL_EXIT_GATEWAY);
+    assert_string_equal(out, "");
+    free(out);
+
+    /* watch: garbage messages print nothing or a line, never crash */
+    static const char *const pubs[] = {"{}", "{\"online\":true,\"fault\":7,\"lease\":\"x\"}",
+                                       "{\"event\":5,\"x\":[1,{\"y\":null}]}", NULL};
+    static const char *const topics[] = {"tel/0", "evt/0",           "gw", "tel/",
+                                         "tel/x", "evt/99999999999", NULL};
+    for (size_t i = 0; pubs[i]; i++)
+        for (size_t k = 0; topics[k]; k++) {
+            int printed;
+            char *o = s_pub(topics[k], pubs[i], -1, false, &printed);
+            assert_true(printed == 0 || printed == 1);
+            free(o);
+            o = s_pub(topics[k], pubs[i], 0, true, &printed);
+            free(o);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_command),    cmocka_unit_test(test_value_validation),
         cmocka_unit_test(test_requests),           cmocka_unit_test(test_reply_errors),
         cmocka_unit_test(test_render_seed_output), cmocka_unit_test(test_render_views),
-        cmocka_unit_test(test_render_pub),
+        cmocka_unit_test(test_render_pub),         cmocka_unit_test(test_render_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
