@@ -1,17 +1,19 @@
-"""bic-can-gateway and bic-sim under valgrind memcheck for a short scripted session.
+"""The daemons under valgrind memcheck for short scripted sessions.
 
-Both daemons start under `valgrind --error-exitcode=1 --leak-check=full`, the gateway comes
+First bic-can-gateway and bic-sim together: both start under `valgrind --error-exitcode=1 --leak-check=full`, the gateway comes
 up on the simulator's pty, and a client sends a few requests of every kind (reads, a write
 with read-back, a setpoint under a lease, a lease release, refusals of malformed, oversized
 and unknown requests) while the simulator's control socket is queried and a fault is
-injected and cleared. Both then get SIGTERM. The test fails when either exits non-zero or
-valgrind reports any error or leak (its log is printed).
+injected and cleared. Both then get SIGTERM. Then bic-mqtt-bridge, between a real broker
+and gateway, with commands and bad payloads on its topics. A test fails when a program under
+valgrind exits non-zero or valgrind reports any error or leak (its log is printed).
 """
 
 import json
 import os
 import shutil
 import signal
+import time
 
 import zmq
 
@@ -149,6 +151,50 @@ def test_gateway_and_sim_session():
     rc_sim, text_sim = stop_under_valgrind(sim, sim_log)
     check_clean("bic-can-gateway", rc_gw, text_gw, gw.output())
     check_clean("bic-sim", rc_sim, text_sim, sim.output())
+
+
+def test_bridge_session():
+    """bic-mqtt-bridge under valgrind against a real broker, gateway and simulator: it comes up,
+    publishes state, executes commands and refuses bad payloads, then stops on SIGTERM."""
+    assert VALGRIND, "valgrind is not installed (tools/deps.sh installs it)"
+    tmp = harness.temp_dir("bic-memcheck-")
+    topic = "mc/bic"
+    with harness.Mosquitto() as broker, harness.Sim(devices=["0:24:battery,canctrl"],
+                                                    tmp=tmp) as sim:
+        ini = harness.write_ini(os.path.join(tmp, "bic2mqtt.ini"), {
+            "MQTT": {"BrokerIpAdr": "127.0.0.1", "BrokerPort": broker.port, "TopicMain": topic,
+                     "PublishPeriodSec": 5},
+            "GATEWAY": {"Can": sim.transport, "ReqEndpoint": "ipc://%s/gw.sock" % tmp,
+                        "PubEndpoint": "ipc://%s/tel.sock" % tmp, "StateDir": tmp,
+                        "TelemetryPeriodMs": 500, "EepromWriteIntervalSec": 0},
+            "DEVICE": {"Id/0/Type": "BIC2200-24CAN", "Id/0/ChargeVoltage": 2760,
+                       "Id/0/DischargeVoltage": 2400, "Id/0/MaxChargeCurrent": 3000,
+                       "Id/0/MaxDischargeCurrent": 2500},
+        })
+        client = harness.MqttClient(broker)
+        gw = harness.start_program("bic-can-gateway", ini, tmp=tmp)
+        log, argv = valgrind_argv(tmp, "bic-mqtt-bridge")
+        bridge = harness.Process(argv + [harness.program("bic-mqtt-bridge"), "-c", ini],
+                                 name="bic-mqtt-bridge", log_dir=tmp)
+        try:
+            client.wait_message(topic + "/sys/state", lambda p: p == "running", timeout=SLOW)
+            client.wait_message(topic + "/inv/0/state",
+                                lambda p: json.loads(p).get("onlMode") != "offline",
+                                timeout=SLOW)
+            cmds = [("chargeV/set", "27.5"), ("charge/set", '{"var":"chargeA","val":5,"id":1}'),
+                    ("direction/set", "charge"), ("chargeLimA/set", "not a number"),
+                    ("charge/set", '{"var":'), ("charge/set", "x" * 5000),
+                    ("state/set", "0")]
+            for sub, payload in cmds:
+                after = time.monotonic()
+                client.publish("%s/inv/0/%s" % (topic, sub), payload)
+                client.wait_message("%s/inv/0/%s/result" % (topic, sub), timeout=SLOW,
+                                    after=after)
+        finally:
+            client.close()
+        rc, text = stop_under_valgrind(bridge, log)
+        check_clean("bic-mqtt-bridge", rc, text, bridge.output())
+        gw.stop()
 
 
 if __name__ == "__main__":
