@@ -637,6 +637,16 @@ static void s_on_pub(bridge_t *b, const char *topic, cJSON *msg, int64_t now)
                  ev->valuestring);
         if (strcmp(ev->valuestring, "online") == 0)
             b->next_info = now; /* identity and limits may have changed */
+        /* Events (fault edges, lease lapsed, safe state applied, ...) for users, as the
+         * gateway sent them. */
+        slot_t *s = cJSON_IsNumber(id) ? s_slot(b, id->valueint, false) : NULL;
+        char *p = s ? cJSON_PrintUnformatted(msg) : NULL;
+        if (p) {
+            char t[600];
+            snprintf(t, sizeof t, "%s/inv/%d/event", b->set.topic_main, id->valueint);
+            s_publish(b, t, p, 0, false);
+        }
+        free(p);
     } else if (strcmp(topic, "gw") == 0) {
         const cJSON *bus = cJSON_GetObjectItem(msg, "bus");
         if (cJSON_IsString(bus) && strcmp(bus->valuestring, b->gw_bus) != 0) {
@@ -737,6 +747,15 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev
         snprintf(msg, sizeof msg, "device %d is not configured on this bridge", dev);
         log_warn("%s: refused: %s", m->topic, msg);
         s_publish_refusal(b, result_topic, kind, cmd.corr, cmd.what, "unknown_device", msg);
+        bcmd_clear(&cmd);
+        return;
+    }
+    if (!cmd.reload && !b->gw_alive) {
+        /* Do not let commands wait out the client's retries when the gateway is known to be
+         * silent: say so at once. */
+        log_warn("%s: refused: the gateway is not reachable", m->topic);
+        s_publish_refusal(b, result_topic, kind, cmd.corr, cmd.what, "gateway_unreachable",
+                          "no message from the gateway for a while; nothing was sent");
         bcmd_clear(&cmd);
         return;
     }
