@@ -719,7 +719,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         want = 0;
         lim = discharge_why;
     }
-    out->limit = lim;
+    /* The limit that shapes the setpoint stays reported between steps. */
+    if (stepped || lim != CTL_L_NONE)
+        s->limit = lim;
+    out->limit = stepped || lim != CTL_L_NONE ? lim : s->limit;
 
     /* From watts to a mode and a quantised current. */
     int dir = want > 0 ? 1 : (want < 0 ? -1 : 0);

@@ -180,6 +180,7 @@ typedef struct {
     double cut_soc_lo;  /* SOC when discharging was cut (%) */
     ctl_limit_t charge_cut_why, discharge_cut_why;
     bool safe;          /* in the safe state */
+    ctl_limit_t limit;  /* the limit found at the last step */
     bool started;
 } ctl_state_t;
 

@@ -1,0 +1,767 @@
+/*
+ * Unit tests of ctl_step: the controller's pure step function. A small rig feeds meter
+ * samples and lets the "device" follow each command (read-back and current), the way the
+ * gateway's telemetry would show it, so each test reads like a short scene: import appears,
+ * the controller discharges, the load drops, and so on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ctl_step.h"
+
+typedef struct {
+    ctl_params_t p;
+    ctl_state_t s;
+    ctl_input_t in;
+    ctl_output_t out;
+    int64_t t; /* ms */
+} rig_t;
+
+/* A 24 V LiFePO4 pack: OCV table 20.0 V = 0 %, 24.4 V = 5 %, 26.4 V = 50 %, 28.0 V = 100 %. */
+static void s_params(ctl_params_t *p)
+{
+    ctl_params_defaults(p);
+    p->charge_voltage_cv = 2800;
+    p->discharge_voltage_cv = 2400;
+    p->max_charge_ca = 7000;
+    p->max_discharge_ca = 6500;
+    p->min_current_ca = 90;
+    p->idle_enter_ca = 45;
+    p->idle_exit_ca = 180;
+    p->min_voltage_cv = 0;
+    p->max_voltage_cv = 0;
+    static const double pct[] = {0, 5, 50, 100};
+    static const double v[] = {20.0, 24.4, 26.4, 28.0};
+    p->cap2v_n = 4;
+    memcpy(p->cap2v_pct, pct, sizeof pct);
+    memcpy(p->cap2v_v, v, sizeof v);
+    for (int h = 0; h < 24; h++)
+        p->hours[h].block_time_s = 0; /* tests of the block set it themselves */
+}
+
+static void s_rig(rig_t *r)
+{
+    memset(r, 0, sizeof *r);
+    s_params(&r->p);
+    r->t = 1000000;
+    ctl_state_init(&r->s, r->t);
+    r->in.enabled = true;
+    r->in.online = true;
+    r->in.lease_held = true;
+    r->in.telemetry_valid = true;
+    r->in.telemetry_ms = r->t;
+    r->in.dc_v = 26.4;
+    r->in.dc_a = 0;
+    r->in.hour = 12;
+    r->in.iout_ca = 90;
+    r->in.rev_iout_ca = 90;
+}
+
+static void s_step(rig_t *r)
+{
+    r->in.now_ms = r->t;
+    ctl_step(&r->p, &r->s, &r->in, &r->out);
+    if (getenv("CTL_TEST_TRACE"))
+        fprintf(stderr, "t=%lld meter=%.0f a=%.2f v=%.2f -> %s %d %.0f W (%s; %s) cut=%d/%d\n",
+                (long long)r->t, r->in.meter_w, r->in.dc_a, r->in.dc_v,
+                ctl_mode_name(r->out.mode), r->out.current_ca, r->out.power_w,
+                r->out.reason_text, r->out.limit_text, r->s.charge_cut, r->s.discharge_cut);
+}
+
+/* A meter sample arrives dt_ms later. */
+static void s_meter(rig_t *r, int64_t dt_ms, double grid_w)
+{
+    r->t += dt_ms;
+    r->in.meter_valid = true;
+    r->in.meter_w = grid_w;
+    r->in.meter_arrival_ms = r->t;
+    r->in.meter_seq++;
+    s_step(r);
+}
+
+/* The device follows the last command fully; telemetry shows it dt_ms later. */
+static void s_follow(rig_t *r, int64_t dt_ms)
+{
+    r->t += dt_ms;
+    switch (r->s.mode) {
+    case CTL_MODE_CHARGE:
+        r->in.operation = 1;
+        r->in.direction = 0;
+        r->in.iout_ca = r->s.current_ca;
+        r->in.dc_a = r->s.current_ca / 100.0;
+        break;
+    case CTL_MODE_DISCHARGE:
+        r->in.operation = 1;
+        r->in.direction = 1;
+        r->in.rev_iout_ca = r->s.current_ca;
+        r->in.dc_a = -r->s.current_ca / 100.0;
+        break;
+    default:
+        r->in.operation = 0;
+        r->in.dc_a = 0;
+        break;
+    }
+    r->in.telemetry_ms = r->t;
+    s_step(r);
+}
+
+/* Battery power (AC side) for the rig's current: + charging. */
+static double s_batt_ac(const rig_t *r)
+{
+    double dc = r->in.dc_v * r->in.dc_a;
+    return dc >= 0 ? dc / r->p.efficiency : dc * r->p.efficiency;
+}
+
+/* Run a plant in which the household draws load_w: grid = load + battery power. */
+static void s_settle(rig_t *r, double load_w, int samples)
+{
+    for (int i = 0; i < samples; i++) {
+        s_meter(r, 1000, load_w + s_batt_ac(r));
+        s_follow(r, 1500);
+    }
+}
+
+/* ---- tracking, wait for effect, deadband --------------------------------------------------- */
+
+static void test_import_is_covered_by_discharge(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 500, 8);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    double grid = 500 + s_batt_ac(&r);
+    /* Settles a little on the import side (the discharge deadband is [0, 2 x ChargeTol]). */
+    assert_true(grid >= -1 && grid <= 2 * r.p.charge_tol_w + 5);
+}
+
+static void test_first_import_step_is_careful(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_meter(&r, 1000, 2000); /* a kettle: 2 kW import out of nowhere */
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* First step: loop gain 0.5 and at most StepSlow (300 W). */
+    assert_true(r.out.power_w >= -303 && r.out.power_w <= -250);
+    s_follow(&r, 1500);
+    s_meter(&r, 1000, 2000 + s_batt_ac(&r));
+    /* The import persisted: now the full correction. */
+    assert_true(r.out.power_w < -1500);
+}
+
+static void test_export_is_cut_at_once(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 1500, 8);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* The load drops to 300 W: one sample later the discharge is down to about 300 W. */
+    s_meter(&r, 1000, 300 + s_batt_ac(&r));
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_true(r.out.power_w > -320 && r.out.power_w < -270);
+}
+
+static void test_waits_for_effect_and_newer_sample(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_meter(&r, 1000, 400);
+    assert_true(r.out.send);
+    int ca = r.out.current_ca;
+    /* Another import sample before the device followed: no new step. */
+    s_meter(&r, 500, 400);
+    assert_false(r.out.send);
+    assert_int_equal(r.out.current_ca, ca);
+    assert_int_equal(r.out.reason, CTL_R_WAIT_EFFECT);
+    /* The device follows, but the next sample is older than the effect: still waiting. */
+    s_follow(&r, 1000);
+    assert_int_equal(r.out.current_ca, ca);
+    assert_int_equal(r.out.reason, CTL_R_WAIT_SAMPLE);
+    /* A sample newer than the effect: the next step. */
+    s_meter(&r, 1000, 400 + s_batt_ac(&r));
+    assert_true(r.out.send);
+    assert_int_not_equal(r.out.current_ca, ca);
+}
+
+static void test_clear_export_is_cut_before_the_effect_shows(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 1500, 8);
+    int ca = r.s.current_ca;
+    /* A small correction in flight ... */
+    s_meter(&r, 1000, 1500 + s_batt_ac(&r) + 100);
+    assert_true(r.s.pending);
+    /* ... and then the load vanishes: the export is cut without waiting. */
+    s_meter(&r, 1000, -1400);
+    assert_true(r.out.send);
+    assert_true(r.out.current_ca < ca / 2 || r.out.mode != CTL_MODE_DISCHARGE);
+}
+
+static void test_deadband_holds(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 800, 8);
+    int ca = r.s.current_ca;
+    double g = 800 + s_batt_ac(&r);
+    s_meter(&r, 1000, g + 3);
+    assert_false(r.out.send);
+    assert_int_equal(r.out.current_ca, ca);
+    assert_int_equal(r.out.reason, CTL_R_DEADBAND);
+}
+
+/* ---- idle, dwell, direction ------------------------------------------------------------- */
+
+static void test_zero_is_a_real_idle(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    /* 15 W import wants 0.6 A of discharge: below the exit threshold, the controller stays
+     * idle instead of running a minimum current (the seed's 0.9 A "zero"). */
+    s_meter(&r, 1000, 15);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.current_ca, 0);
+    assert_int_equal(r.out.power_w, 0);
+}
+
+static void test_idle_hysteresis(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 300, 8);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* Demand of about 1 A stays running (above the enter threshold of 0.45 A) ... */
+    s_meter(&r, 1000, 25 + s_batt_ac(&r));
+    s_follow(&r, 1500);
+    assert_int_equal(r.s.mode, CTL_MODE_DISCHARGE);
+    assert_true(r.s.current_ca >= r.p.min_current_ca);
+    /* ... and nearly nothing goes idle. */
+    s_settle(&r, 5, 4);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+}
+
+static void test_idle_dwell_before_discharging_again(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.idle_dwell_ms = 20000;
+    s_settle(&r, 600, 8);
+    s_settle(&r, 0, 3); /* the load goes: idle */
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    int64_t idle_at = r.s.idle_since_ms;
+    /* The load is back: the controller waits out the dwell. */
+    s_meter(&r, 2000, 600);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.reason, CTL_R_IDLE_DWELL);
+    while (r.t - idle_at < 20000)
+        s_meter(&r, 2000, 600);
+    s_meter(&r, 2000, 600);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+}
+
+static void test_direction_dwell_charge_to_discharge(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.direction_dwell_ms = 30000;
+    r.p.idle_dwell_ms = 0;
+    s_settle(&r, -800, 8); /* surplus: charging */
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    s_settle(&r, 600, 2); /* a deficit: charging stops */
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    int64_t left = r.s.dir_end_ms;
+    s_meter(&r, 2000, 600);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.reason, CTL_R_DIRECTION_DWELL);
+    while (r.t - left < 30000)
+        s_meter(&r, 2000, 600);
+    s_meter(&r, 2000, 600);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+}
+
+static void test_discharge_to_charge_goes_straight(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.direction_dwell_ms = 30000;
+    r.p.idle_dwell_ms = 20000;
+    s_settle(&r, 700, 8);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* The sun comes out: export is absorbed at once, without a pause in idle. */
+    s_meter(&r, 1000, -900 + s_batt_ac(&r));
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+}
+
+/* ---- limits and blocks ----------------------------------------------------------------- */
+
+static void test_profile_limits(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.hours[12].max_charge_w = 500;
+    r.p.hours[12].max_discharge_w = -400;
+    s_settle(&r, -2000, 8);
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    assert_true(r.out.power_w <= 503 && r.out.power_w > 480);
+    assert_int_equal(r.out.limit, CTL_L_PROFILE_CHARGE);
+    s_settle(&r, 2000, 20);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* Within one quantum (0.1 A, about 2.4 W) of the limit. */
+    assert_true(r.out.power_w >= -403 && r.out.power_w < -380);
+    assert_int_equal(r.out.limit, CTL_L_PROFILE_DISCHARGE);
+}
+
+static void test_profile_zero_discharge_means_none(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.hours[12].max_discharge_w = 0;
+    s_settle(&r, 1000, 8);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+}
+
+static void test_hour_changes_the_target(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.hours[13].grid_offset_w = 200; /* hour 13: keep 200 W import */
+    s_settle(&r, 1000, 8);
+    double g12 = 1000 + s_batt_ac(&r);
+    r.in.hour = 13;
+    s_settle(&r, 1000, 8);
+    double g13 = 1000 + s_batt_ac(&r);
+    assert_true(g12 < 30);
+    assert_true(g13 > 190 && g13 < 230);
+    assert_int_equal((int)r.out.target_w, 200);
+}
+
+static void test_device_current_limit(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.max_discharge_ca = 1000; /* 10 A: about 240 W */
+    s_settle(&r, 1500, 10);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_int_equal(r.out.current_ca, 1000);
+    assert_int_equal(r.out.limit, CTL_L_DEVICE_DISCHARGE);
+}
+
+static void test_block_hours_across_midnight(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.block_hour_start = 22;
+    r.p.block_hour_stop = 5;
+    assert_true(ctl_block_hour(&r.p, 22));
+    assert_true(ctl_block_hour(&r.p, 23));
+    assert_true(ctl_block_hour(&r.p, 0));
+    assert_true(ctl_block_hour(&r.p, 5));
+    assert_false(ctl_block_hour(&r.p, 6));
+    assert_false(ctl_block_hour(&r.p, 21));
+    r.in.hour = 23;
+    s_settle(&r, 800, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_true(r.out.block_active);
+    assert_string_equal(r.out.block_text, "discharge block hours");
+    r.in.hour = 6;
+    s_settle(&r, 800, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_false(r.out.block_active);
+    /* Running discharge stops when the block window starts. */
+    r.in.hour = 22;
+    s_follow(&r, 1000);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    /* A plain window and an unset one. */
+    r.p.block_hour_start = 1;
+    r.p.block_hour_stop = 3;
+    assert_false(ctl_block_hour(&r.p, 0));
+    assert_true(ctl_block_hour(&r.p, 2));
+    r.p.block_hour_start = -1;
+    assert_false(ctl_block_hour(&r.p, 2));
+}
+
+static void test_block_after_charging(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.direction_dwell_ms = 0;
+    r.p.idle_dwell_ms = 0;
+    r.p.hours[12].block_time_s = 60;
+    s_settle(&r, -800, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    int64_t charged = r.t;
+    s_settle(&r, 700, 3);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_true(r.out.block_active);
+    assert_string_equal(r.out.block_text, "discharge blocked after charging");
+    while (r.t - charged < 60000)
+        s_meter(&r, 2000, 700);
+    s_settle(&r, 700, 3);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_false(r.out.block_active);
+}
+
+/* ---- SOC and protection ---------------------------------------------------------------- */
+
+static void test_soc_table_edges(void **state)
+{
+    ctl_params_t p;
+    s_params(&p);
+    assert_true(ctl_soc_from_voltage(&p, 20.0) == 0);
+    assert_true(ctl_soc_from_voltage(&p, 15.0) == 0);   /* beyond the bottom: 0 % */
+    assert_true(ctl_soc_from_voltage(&p, 28.0) == 100); /* at the top: 100 % (the seed: 0 %) */
+    assert_true(ctl_soc_from_voltage(&p, 29.5) == 100); /* beyond the top */
+    assert_true(ctl_soc_from_voltage(&p, 24.4) == 5);
+    double mid = ctl_soc_from_voltage(&p, 25.4); /* halfway between 5 % and 50 % */
+    assert_true(mid > 27.49 && mid < 27.51);
+    double top = ctl_soc_from_voltage(&p, 27.2);
+    assert_true(top > 74.99 && top < 75.01);
+    p.cap2v_n = 0;
+    assert_true(ctl_soc_from_voltage(&p, 26.0) < 0);
+    p.cap2v_n = 1;
+    p.cap2v_pct[0] = 40;
+    p.cap2v_v[0] = 26.0;
+    assert_true(ctl_soc_from_voltage(&p, 27.0) == 40);
+}
+
+static void test_protection_empty_with_hysteresis(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.min_soc_pct = 5;
+    r.p.protect_hyst_pct = 3;
+    s_settle(&r, 600, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* Load-corrected voltage reaches 24.4 V (5 %): discharge stops. */
+    r.in.dc_v = 24.4 + r.in.dc_a * r.p.r_internal_ohm;
+    s_follow(&r, 500);
+    s_meter(&r, 1000, 600 + s_batt_ac(&r));
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.limit, CTL_L_EMPTY);
+    /* At 6 % (inside the hysteresis) it stays stopped ... */
+    r.in.dc_v = 24.4 + 0.01 * (26.4 - 24.4) / 45 * 100; /* about 6 % */
+    s_settle(&r, 600, 4);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    /* ... at 9 % it resumes. */
+    r.in.dc_v = 24.4 + 0.04 * (26.4 - 24.4) / 45 * 100;
+    s_settle(&r, 600, 12); /* (after the idle dwell) */
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* Charging is never blocked by the empty cut. */
+    r.in.dc_v = 24.0;
+    s_settle(&r, -900, 4);
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+}
+
+static void test_protection_full(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.max_soc_pct = 90;
+    r.p.full_hyst_pct = 0.5;
+    r.in.dc_v = 27.68; /* 90 % at rest */
+    s_settle(&r, -900, 4);
+    assert_int_not_equal(r.out.mode, CTL_MODE_CHARGE);
+    assert_int_equal(r.out.limit, CTL_L_FULL);
+    assert_true(r.out.soc_valid);
+    assert_true(r.out.soc_pct > 89.9);
+    /* Discharging is still allowed at full. */
+    s_settle(&r, 900, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+}
+
+static void test_protection_voltage_is_load_corrected(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.min_voltage_cv = 2500;
+    r.p.cap2v_n = 0; /* voltage only */
+    r.p.r_internal_ohm = 0.02;
+    s_settle(&r, 1500, 8);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* Under a 60 A discharge the terminal sags to 24.9 V, but the corrected voltage is
+     * 26.1 V: no cut. */
+    r.in.dc_a = -60;
+    r.in.dc_v = 24.9;
+    s_step(&r);
+    assert_false(r.s.discharge_cut);
+    /* Corrected 24.9 V: cut. */
+    r.in.dc_v = 23.7;
+    s_step(&r);
+    assert_true(r.s.discharge_cut);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.limit, CTL_L_VOLTAGE_LOW);
+}
+
+/* ---- staleness, lease, offline --------------------------------------------------------- */
+
+static void test_stale_meter_goes_safe_and_recovers(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.meter_timeout_ms = 30000;
+    s_settle(&r, 900, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* No sample for 29 s: still running; the same value arriving again counts as fresh. */
+    s_meter(&r, 1000, 900 + s_batt_ac(&r));
+    r.t += 29000;
+    s_step(&r);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    s_meter(&r, 0, r.in.meter_w);
+    r.t += 29000;
+    s_step(&r);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* 31 s by arrival time: safe state, with the reason. */
+    r.t += 2000;
+    s_step(&r);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_true(r.out.send);
+    assert_int_equal(r.out.reason, CTL_R_METER_STALE);
+    assert_string_equal(r.out.reason_text, "meter stale");
+    /* A fresh sample: control resumes (after the idle dwell). */
+    s_follow(&r, 1000);
+    for (int i = 0; i < 15; i++)
+        s_meter(&r, 2000, 900 + s_batt_ac(&r));
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+}
+
+static void test_no_meter_yet(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_step(&r);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.reason, CTL_R_NO_METER);
+}
+
+static void test_lease_lost_and_offline(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 900, 6);
+    r.in.lease_held = false;
+    s_step(&r);
+    assert_int_equal(r.out.mode, CTL_MODE_NONE);
+    assert_int_equal(r.out.reason, CTL_R_NO_LEASE);
+    r.in.lease_held = true;
+    r.in.online = false;
+    s_step(&r);
+    assert_int_equal(r.out.mode, CTL_MODE_NONE);
+    assert_int_equal(r.out.reason, CTL_R_OFFLINE);
+    /* Back: the first command is sent again (the cache was reset). */
+    r.in.online = true;
+    s_meter(&r, 1000, 900);
+    assert_true(r.out.send);
+}
+
+static void test_disabled_is_idle(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 900, 6);
+    r.in.enabled = false;
+    s_step(&r);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_true(r.out.send);
+    assert_int_equal(r.out.reason, CTL_R_DISABLED);
+}
+
+static void test_no_voltage_no_power(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.in.telemetry_valid = false;
+    s_meter(&r, 1000, 900);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.reason, CTL_R_NO_VOLTAGE);
+}
+
+/* ---- quantisation and write rate ------------------------------------------------------- */
+
+static void test_quantise_one_rule(void **state)
+{
+    ctl_params_t p;
+    s_params(&p);
+    p.quantum_ca = 10;
+    assert_int_equal(ctl_quantise_ca(&p, 4.6), 460); /* the seed wrote 459 */
+    assert_int_equal(ctl_quantise_ca(&p, 0.3), 30);  /* the seed wrote 0.4 A */
+    assert_int_equal(ctl_quantise_ca(&p, -0.3), 30); /* magnitude, the same rule */
+    assert_int_equal(ctl_quantise_ca(&p, 12.349), 1230);
+    assert_int_equal(ctl_quantise_ca(&p, 12.35), 1240); /* half up */
+    p.quantum_ca = 1;
+    assert_int_equal(ctl_quantise_ca(&p, 12.345), 1235);
+}
+
+static void test_setpoints_are_quantised(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.quantum_ca = 20;
+    for (int i = 0; i < 8; i++) {
+        s_meter(&r, 1000, 777 + s_batt_ac(&r));
+        if (r.out.mode == CTL_MODE_DISCHARGE || r.out.mode == CTL_MODE_CHARGE)
+            assert_int_equal(r.out.current_ca % 20, 0);
+        s_follow(&r, 1500);
+    }
+}
+
+static void test_rate_limit_holds_trims(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.min_write_interval_ms = 10000;
+    s_settle(&r, 800, 2);
+    int64_t changed = r.s.last_change_ms;
+    int ca = r.s.current_ca;
+    /* A change wanted 3 s later is held back. */
+    s_meter(&r, 1000, 800 + s_batt_ac(&r) + 200);
+    if (r.t - changed < 10000) {
+        assert_int_equal(r.out.current_ca, ca);
+        assert_int_equal(r.out.reason, CTL_R_RATE_LIMIT);
+    }
+    while (r.t - changed < 10000)
+        s_meter(&r, 2000, 1000 + s_batt_ac(&r));
+    s_follow(&r, 500);
+    s_meter(&r, 1000, 1000 + s_batt_ac(&r));
+    assert_int_not_equal(r.out.current_ca, ca);
+}
+
+static void test_budget_mode_spaces_level_writes(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.min_write_interval_ms = 79000;
+    int changes = 0;
+    int64_t last = INT64_MIN, min_gap = INT64_MAX;
+    int charge_lvl = -1, discharge_lvl = -1;
+    /* Evening-like deficits, then a sunny stretch, then deficits again, each with some
+     * minute-to-minute variation. */
+    double load[] = {600, 650, 550, 700, -500, -600, -450, -520, 580, 620, 590};
+    int64_t t0 = r.t;
+    bool charged = false, discharged = false;
+    for (int k = 0; k < 900; k++) {
+        double l = load[(k / 90) % 11];
+        s_meter(&r, 500, l + s_batt_ac(&r));
+        s_follow(&r, 1500);
+        charged = charged || (r.s.mode == CTL_MODE_CHARGE && r.s.current_ca > r.p.min_current_ca);
+        discharged = discharged || r.s.mode == CTL_MODE_DISCHARGE;
+        if (r.s.reg_charge_ca != charge_lvl || r.s.reg_discharge_ca != discharge_lvl) {
+            if (charge_lvl >= 0) {
+                if (last != INT64_MIN && r.t - last < min_gap)
+                    min_gap = r.t - last;
+                last = r.t;
+                changes++;
+            }
+            charge_lvl = r.s.reg_charge_ca;
+            discharge_lvl = r.s.reg_discharge_ca;
+        }
+    }
+    assert_true(changes > 2);
+    assert_true(min_gap >= 79000);
+    assert_true(changes <= (r.t - t0) / 79000 + 1);
+    /* Between writes it steers by direction: both directions were used. */
+    assert_true(charged && discharged);
+}
+
+/* ---- parameters ------------------------------------------------------------------------- */
+
+static void test_inheritance(void **state)
+{
+    ctl_params_t p;
+    s_params(&p);
+    bool set[24][4];
+    memset(set, 0, sizeof set);
+    p.hours[0] = (ctl_hour_t){1000, -500, 0, 60};
+    p.hours[21] = (ctl_hour_t){0, -1500, 50, 120};
+    set[0][0] = set[0][1] = set[0][2] = set[0][3] = true;
+    set[21][0] = set[21][1] = set[21][2] = set[21][3] = true;
+    p.hours[8].max_charge_w = 2000; /* only one key for hour 8 */
+    set[8][0] = true;
+    ctl_params_inherit(&p, set);
+    assert_int_equal(p.hours[7].max_charge_w, 1000);
+    assert_int_equal(p.hours[8].max_charge_w, 2000);
+    assert_int_equal(p.hours[8].max_discharge_w, -500); /* other keys still from hour 0 */
+    assert_int_equal(p.hours[20].max_charge_w, 2000);
+    assert_int_equal(p.hours[21].max_charge_w, 0);
+    assert_int_equal(p.hours[23].max_discharge_w, -1500);
+    assert_int_equal(p.hours[23].grid_offset_w, 50);
+    assert_int_equal(p.hours[22].block_time_s, 120);
+}
+
+static void test_validate_rejects(void **state)
+{
+    ctl_params_t p;
+    char err[256];
+    s_params(&p);
+    assert_int_equal(ctl_params_validate(&p, err, sizeof err), 0);
+    p.max_charge_ca = 50; /* below the minimum current: the seed wrote IOUT_SET = 0 */
+    assert_int_equal(ctl_params_validate(&p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "MaxChargeCurrent"));
+    s_params(&p);
+    p.cap2v_v[2] = 24.0; /* falls */
+    assert_int_equal(ctl_params_validate(&p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "Cap2V"));
+    s_params(&p);
+    p.hours[3].max_discharge_w = 100;
+    assert_int_equal(ctl_params_validate(&p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "hour 3"));
+    s_params(&p);
+    p.min_soc_pct = 60;
+    p.max_soc_pct = 50;
+    assert_int_equal(ctl_params_validate(&p, err, sizeof err), -1);
+}
+
+static void test_names(void **state)
+{
+    assert_string_equal(ctl_mode_name(CTL_MODE_DISCHARGE), "discharge");
+    assert_string_equal(ctl_mode_name(CTL_MODE_IDLE), "idle");
+    assert_string_equal(ctl_reason_name(CTL_R_DIRECTION_DWELL), "direction dwell");
+    assert_string_equal(ctl_limit_name(CTL_L_BLOCK_HOURS), "discharge block hours");
+    assert_string_equal(ctl_reason_name((ctl_reason_t)999), "?");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_import_is_covered_by_discharge),
+        cmocka_unit_test(test_first_import_step_is_careful),
+        cmocka_unit_test(test_export_is_cut_at_once),
+        cmocka_unit_test(test_waits_for_effect_and_newer_sample),
+        cmocka_unit_test(test_clear_export_is_cut_before_the_effect_shows),
+        cmocka_unit_test(test_deadband_holds),
+        cmocka_unit_test(test_zero_is_a_real_idle),
+        cmocka_unit_test(test_idle_hysteresis),
+        cmocka_unit_test(test_idle_dwell_before_discharging_again),
+        cmocka_unit_test(test_direction_dwell_charge_to_discharge),
+        cmocka_unit_test(test_discharge_to_charge_goes_straight),
+        cmocka_unit_test(test_profile_limits),
+        cmocka_unit_test(test_profile_zero_discharge_means_none),
+        cmocka_unit_test(test_hour_changes_the_target),
+        cmocka_unit_test(test_device_current_limit),
+        cmocka_unit_test(test_block_hours_across_midnight),
+        cmocka_unit_test(test_block_after_charging),
+        cmocka_unit_test(test_soc_table_edges),
+        cmocka_unit_test(test_protection_empty_with_hysteresis),
+        cmocka_unit_test(test_protection_full),
+        cmocka_unit_test(test_protection_voltage_is_load_corrected),
+        cmocka_unit_test(test_stale_meter_goes_safe_and_recovers),
+        cmocka_unit_test(test_no_meter_yet),
+        cmocka_unit_test(test_lease_lost_and_offline),
+        cmocka_unit_test(test_disabled_is_idle),
+        cmocka_unit_test(test_no_voltage_no_power),
+        cmocka_unit_test(test_quantise_one_rule),
+        cmocka_unit_test(test_setpoints_are_quantised),
+        cmocka_unit_test(test_rate_limit_holds_trims),
+        cmocka_unit_test(test_budget_mode_spaces_level_writes),
+        cmocka_unit_test(test_inheritance),
+        cmocka_unit_test(test_validate_rejects),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
