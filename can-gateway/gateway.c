@@ -1478,7 +1478,11 @@ static void s_bus_io(gateway_t *gw, int64_t now)
         int rc;
         while ((rc = can_transport_recv(gw->tp, &fr)) == 1) {
             uint32_t id = (fr.ext && !fr.rtr) ? fr.id : 0xFFFFFFFFu;
-            bus_sched_on_rx(gw->sched, mono_us(), id, fr.data, fr.dlc);
+            int64_t t = mono_us();
+            int matched = bus_sched_on_rx(gw->sched, t, id, fr.data, fr.dlc);
+            if (log_enabled(BIC_LOG_DEBUG))
+                log_debug("rx %lld 0x%08X %02X%02X dlc %d%s", (long long)t, fr.id, fr.data[0],
+                          fr.data[1], fr.dlc, matched ? "" : " stray");
         }
         if (rc < 0) {
             char why[256];
@@ -1505,7 +1509,11 @@ static void s_bus_io(gateway_t *gw, int64_t now)
             continue;
         }
         int sent = can_transport_send(gw->tp, &fr);
-        bus_sched_sent(gw->sched, mono_us());
+        int64_t t_sent = mono_us();
+        bus_sched_sent(gw->sched, t_sent);
+        if (log_enabled(BIC_LOG_DEBUG))
+            log_debug("tx %lld (picked %lld) 0x%08X %02X%02X dlc %d", (long long)t_sent,
+                      (long long)now, fr.id, fr.data[0], fr.data[1], fr.dlc);
         if (sent < 0) {
             if (can_transport_state(gw->tp) == CAN_TRANSPORT_DOWN) {
                 char why[256];
