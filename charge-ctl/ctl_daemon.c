@@ -130,6 +130,7 @@ struct ctl_daemon_t {
     bool lease_held;
     int64_t lease_taken_ms, lease_ok_ms, renew_at, next_lease_try;
     char lease_note[160];
+    bool standby; /* another instance of this controller holds the lease: stay quiet */
 
     /* the setpoint to send */
     bool sp_dirty;
@@ -325,7 +326,8 @@ static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
 /* The status on change (value-only changes at most once a second) and every 10 s. */
 static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
 {
-    if (!d->connected)
+    /* The status topic belongs to the instance that drives the device. */
+    if (!d->connected || d->standby)
         return;
     ctld_status_t s;
     s_fill_status(d, now, &s);
@@ -544,6 +546,7 @@ static void s_lease_lost(ctl_daemon_t *d, int64_t now, const char *why)
 static void s_lease_taken(ctl_daemon_t *d, int64_t now)
 {
     d->lease_held = true;
+    d->standby = false;
     d->lease_taken_ms = d->lease_ok_ms = now;
     d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
     d->lease_note[0] = '\0';
@@ -614,6 +617,14 @@ static void s_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         } else {
             char note[160];
             snprintf(note, sizeof note, "%s", msg);
+            const cJSON *h = cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "error"), "holder");
+            char mine[32];
+            int n = snprintf(mine, sizeof mine, "charge-ctl-%d-", d->set.id);
+            bool was = d->standby;
+            d->standby = cJSON_IsString(h) && strncmp(h->valuestring, mine, (size_t)n) == 0;
+            if (d->standby && !was)
+                log_info("standby: another instance of this controller (%s) drives device %d",
+                         h->valuestring, d->set.id);
             if (strcmp(note, d->lease_note) != 0)
                 log_warn("cannot take the control lease: %s: %s (retrying every %d s)", code,
                          msg, LEASE_RETRY_MS / 1000);
@@ -674,6 +685,7 @@ static void s_on_gw_timeout(ctl_daemon_t *d, int64_t now)
     log_warn("the gateway did not answer (%s)", s_req_names[kind]);
     if (kind == REQ_INFO)
         d->next_info = now + INFO_RETRY_MS;
+    d->standby = false;
     if (d->lease_held) {
         s_lease_lost(d, now, "gateway not answering");
     } else {

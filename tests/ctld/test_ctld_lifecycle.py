@@ -1,0 +1,104 @@
+"""bic-charge-ctl comes and goes without touching the CAN link: stopping it (SIGTERM) puts the
+device to idle and releases the lease, a crash (SIGKILL) lets the lease lapse into the
+gateway's safe state, a restarted or second instance takes over; a second instance started
+while the first runs is held off by the lease until the first stops. Throughout, the gateway
+keeps its pid and its reconnect counter."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from ctld_stack import Stack  # noqa: E402
+
+LEASE_TTL_S = 4
+MARGIN_S = 5
+
+
+def _charging(s):
+    st = s.status()
+    if not st or st["mode"] != "running" or st["setpoint"]["mode"] != "charge":
+        return False
+    d = s.device()
+    return d["output_on"] and abs(d["dc_a"] - st["setpoint"]["current_a"]) < 2
+
+
+def _idle(s):
+    return abs(s.device()["dc_a"]) < 1.5
+
+
+def _holder(s):
+    lease = s.lease()
+    return lease["holder"] if lease else None
+
+
+def test_stop_restart_crash_replace_never_touch_the_can_link():
+    with Stack(start_s=46920, speed=5) as s:
+        gw_pid = s.gateway.pid
+        reconnects = s.gw_health()["reconnects"]
+        avail = s.topic("ctl/0/state")
+
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+
+        # 1. SIGTERM: idle through the gateway, lease released, offline published.
+        after = time.monotonic()
+        assert s.ctl.stop() == 0
+        assert _idle(s), s.device()
+        assert _holder(s) is None
+        s.client.wait_message(avail, lambda p: p == "offline", timeout=5, after=after)
+        assert s.status()["mode"] == "stopped", s.status()
+
+        # 2. Restarted: takes the lease and controls again.
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after a restart")
+
+        # 3. Crash: nobody idles the device, the lease lapses into the gateway's safe state.
+        crashed_name = _holder(s)
+        killed = time.monotonic()
+        s.ctl.kill()
+        harness.wait_for(lambda: _holder(s) is None, timeout=LEASE_TTL_S + MARGIN_S,
+                         what="the lease lapsing")
+        harness.wait_for(lambda: _idle(s), timeout=MARGIN_S, what="the gateway's safe state")
+        print("lease lapsed and device safe %.1f s after the crash (TTL %d s)"
+              % (time.monotonic() - killed, LEASE_TTL_S))
+        assert not s.device()["output_on"], s.device()  # [GATEWAY] SafeState=off
+        s.client.wait_message(avail, lambda p: p == "offline", timeout=15, after=killed)
+
+        # 4. A new instance replaces it (a name of its own: the old lease could not be
+        #    reused by mistake).
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the crash")
+        first = _holder(s)
+        assert first != crashed_name and first.startswith("charge-ctl-0-")
+
+        # 5. A second instance while the first runs: the lease holds it off...
+        started = time.monotonic()
+        second = harness.start_program("bic-charge-ctl", s.ini_path, args=("-v",), tmp=s.tmp)
+        s.old.append(second)
+        second.wait_output("cannot take the control lease", timeout=10)
+        assert "controlled by %s" % first in second.output()
+        time.sleep(1)
+        assert _holder(s) == first
+        assert _charging(s)
+        # ...until the first stops; then it takes over.
+        s.ctl.stop()
+        harness.wait_for(lambda: (_holder(s) or "").endswith("-%d" % second.pid), timeout=10,
+                         what="the second instance taking the lease")
+        s.ctl = second
+        harness.wait_for(lambda: _charging(s), timeout=20, what="the second instance charging")
+        # The first one's `offline` does not stick while the second one runs.
+        s.client.wait_message(avail, lambda p: p == "running", timeout=5, after=started)
+        harness.wait_for(lambda: s.client.last(avail) == "running", timeout=5,
+                         what="availability running")
+
+        # The CAN link was never touched.
+        assert s.gateway.alive() and s.gateway.pid == gw_pid
+        health = s.gw_health()
+        assert health["reconnects"] == reconnects and health["bus"] == "up", health
+
+
+if __name__ == "__main__":
+    harness.run_tests()
