@@ -66,6 +66,7 @@ class Stack:
             for d in self.devices:
                 self.wait_json("inv/%d/state" % d, lambda s: s["onlMode"] != "offline"
                                and s["tempC"] is not None, timeout=20, after=after)
+                self.wait_json("inv/%d/charge" % d, timeout=20, after=after)
         return self.bridge
 
     def rewrite_ini(self, **sections):
