@@ -34,8 +34,8 @@
 #define QUEUE_MAX 32
 #define RECONNECT_MIN_MS 1000
 #define RECONNECT_MAX_MS 30000
-#define GW_SILENCE_MS 15000     /* the gateway publishes `gw` every 5 s */
-#define INFO_PERIOD_MS 3600000  /* device info re-read hourly */
+#define GW_SILENCE_MS 15000    /* the gateway publishes `gw` every 5 s */
+#define INFO_PERIOD_MS 3600000 /* device info re-read hourly */
 #define INFO_RETRY_MS 5000
 #define APP_PERIOD_MS 60000
 #define SHUTDOWN_FLUSH_MS 1500
@@ -123,7 +123,7 @@ struct bridge_t {
     int64_t next_app;
     int64_t next_periodic;
     int64_t charge_hold_until; /* no `charge` before the retained counters had time to arrive */
-    int64_t last_info_ms; /* when device info was last asked for */
+    int64_t last_info_ms;      /* when device info was last asked for */
     uint64_t bridge_disc_hash;
 };
 
@@ -715,8 +715,7 @@ static void s_publish_refusal(bridge_t *b, const char *result_topic, bcmd_kind_t
     free(p);
 }
 
-static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev,
-                         bcmd_kind_t kind)
+static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev, bcmd_kind_t kind)
 {
     char result_topic[600];
     snprintf(result_topic, sizeof result_topic, "%s/result", m->topic);
@@ -836,8 +835,8 @@ static void s_on_retained_charge(bridge_t *b, const struct mosquitto_message *m,
         double rin = in->valuedouble * 1000.0, rout = out->valuedouble * 1000.0;
         if (rin > cin || rout > cout) {
             dev_view_set_energy(s->dv, rin > cin ? rin : cin, rout > cout ? rout : cout);
-            log_info("dev %d: energy counters continue from %.3f / %.3f kWh", dev,
-                     in->valuedouble, out->valuedouble);
+            log_info("dev %d: energy counters continue from %.3f / %.3f kWh", dev, in->valuedouble,
+                     out->valuedouble);
         }
     }
     cJSON_Delete(j);
@@ -1047,16 +1046,14 @@ void bridge_destroy(bridge_t **p)
 
 static void s_connect(bridge_t *b, bool first)
 {
-    int rc = first ? mosquitto_connect_async(b->mosq, b->set.host, b->set.port,
-                                             b->set.keepalive_s)
+    int rc = first ? mosquitto_connect_async(b->mosq, b->set.host, b->set.port, b->set.keepalive_s)
                    : mosquitto_reconnect_async(b->mosq);
     b->reconnect_at = 0;
     if (rc != MOSQ_ERR_SUCCESS) {
         log_warn("cannot connect to %s:%d (%s); retrying in %d ms", b->set.host, b->set.port,
                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), b->backoff_ms);
         b->reconnect_at = mono_ms() + b->backoff_ms;
-        b->backoff_ms =
-            b->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : b->backoff_ms * 2;
+        b->backoff_ms = b->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : b->backoff_ms * 2;
     }
 }
 
@@ -1181,15 +1178,14 @@ static void s_shutdown(bridge_t *b)
     }
     mosquitto_disconnect(b->mosq);
     int64_t deadline = mono_ms() + 200;
-    while (mosquitto_socket(b->mosq) >= 0 && mosquitto_want_write(b->mosq) &&
-           mono_ms() < deadline)
+    while (mosquitto_socket(b->mosq) >= 0 && mosquitto_want_write(b->mosq) && mono_ms() < deadline)
         s_poll_once(b, deadline);
 }
 
 int bridge_run(bridge_t *b)
 {
-    log_info("bridge for %s on %s:%d, gateway %s, %zu configured device(s)%s",
-             b->set.topic_main, b->set.host, b->set.port, gw_client_endpoint(b->gw), b->set.nids,
+    log_info("bridge for %s on %s:%d, gateway %s, %zu configured device(s)%s", b->set.topic_main,
+             b->set.host, b->set.port, gw_client_endpoint(b->gw), b->set.nids,
              b->dynamic ? " (serving every device the gateway reports)" : "");
     s_connect(b, true);
     sdnotify_ready();

@@ -133,8 +133,8 @@ static int s_take_corr(const cJSON *obj, bcmd_t *out, const char **code, char *e
     if (!id)
         return 0;
     if (cJSON_IsString(id) && strlen(id->valuestring) > MAX_CORR_LEN)
-        return s_fail(code, "bad_request", err, n,
-                      "'id' is longer than %d characters", MAX_CORR_LEN);
+        return s_fail(code, "bad_request", err, n, "'id' is longer than %d characters",
+                      MAX_CORR_LEN);
     if (!cJSON_IsString(id) && !cJSON_IsNumber(id))
         return s_fail(code, "bad_request", err, n, "'id' must be a string or a number");
     out->corr = cJSON_Duplicate(id, true);
@@ -156,7 +156,8 @@ static int s_parse_state(int dev, const char *text, const bcmd_opts_t *opts, bcm
         int rc = s_take_corr(obj, out, code, err, n);
         const cJSON *val = cJSON_GetObjectItemCaseSensitive(obj, "val");
         if (rc == 0 && !cJSON_IsNumber(val))
-            rc = s_fail(code, "bad_request", err, n, "'val' must be a number: 0 off, 1 on, 2 toggle");
+            rc = s_fail(code, "bad_request", err, n,
+                        "'val' must be a number: 0 off, 1 on, 2 toggle");
         if (rc == 0) {
             v = val->valuedouble;
             have = true;
@@ -347,9 +348,8 @@ cleanup:
     return rc;
 }
 
-int bcmd_parse(bcmd_kind_t kind, int dev, const void *payload, size_t len,
-               const bcmd_opts_t *opts, bcmd_t *out, const char **code, char *err,
-               size_t errlen)
+int bcmd_parse(bcmd_kind_t kind, int dev, const void *payload, size_t len, const bcmd_opts_t *opts,
+               bcmd_t *out, const char **code, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     out->kind = kind;

@@ -21,13 +21,13 @@
 #define BCMD_CLIENT "mqtt-bridge"
 
 typedef enum {
-    BCMD_STATE,          /* state/set: 1 on, 2 toggle, anything else off (seed) */
-    BCMD_CHARGE,         /* charge/set: {"var":"chargeA"|"chargeP"|"cfgReload"|"release","val":N} */
-    BCMD_CHARGE_V,       /* chargeV/set: VOUT_SET in V */
-    BCMD_DISCHARGE_V,    /* dischargeV/set: REVERSE_VOUT_SET in V */
-    BCMD_CHARGE_LIM_A,   /* chargeLimA/set: IOUT_SET in A */
+    BCMD_STATE,        /* state/set: 1 on, 2 toggle, anything else off (seed) */
+    BCMD_CHARGE,       /* charge/set: {"var":"chargeA"|"chargeP"|"cfgReload"|"release","val":N} */
+    BCMD_CHARGE_V,     /* chargeV/set: VOUT_SET in V */
+    BCMD_DISCHARGE_V,  /* dischargeV/set: REVERSE_VOUT_SET in V */
+    BCMD_CHARGE_LIM_A, /* chargeLimA/set: IOUT_SET in A */
     BCMD_DISCHARGE_LIM_A, /* dischargeLimA/set: REVERSE_IOUT_SET in A */
-    BCMD_DIRECTION,      /* direction/set: "charge" | "discharge" */
+    BCMD_DIRECTION,       /* direction/set: "charge" | "discharge" */
     BCMD_KINDS
 } bcmd_kind_t;
 
@@ -47,9 +47,9 @@ typedef struct {
 typedef struct {
     bcmd_kind_t kind;
     int dev;
-    bool reload; /* charge/set cfgReload: reload the configuration, no gateway request */
-    cJSON *req;  /* the gateway request (owned), NULL for reload */
-    cJSON *corr; /* the payload's correlation `id` (owned), NULL when none */
+    bool reload;   /* charge/set cfgReload: reload the configuration, no gateway request */
+    cJSON *req;    /* the gateway request (owned), NULL for reload */
+    cJSON *corr;   /* the payload's correlation `id` (owned), NULL when none */
     char what[64]; /* what was asked, for logs and the result, e.g. "chargeP -250" */
 } bcmd_t;
 
@@ -57,9 +57,8 @@ typedef struct {
  * On refusal returns -1, sets *code to an error code (`bad_request`, `too_large`,
  * `out_of_range`, `unknown_state`) and a message in err naming what was wrong and what is
  * allowed; out->corr is still filled when the payload carried an `id`. */
-int bcmd_parse(bcmd_kind_t kind, int dev, const void *payload, size_t len,
-               const bcmd_opts_t *opts, bcmd_t *out, const char **code, char *err,
-               size_t errlen);
+int bcmd_parse(bcmd_kind_t kind, int dev, const void *payload, size_t len, const bcmd_opts_t *opts,
+               bcmd_t *out, const char **code, char *err, size_t errlen);
 
 /* Frees what bcmd_parse() allocated; safe on a zeroed or already cleared command. */
 void bcmd_clear(bcmd_t *cmd);
@@ -68,9 +67,8 @@ void bcmd_clear(bcmd_t *cmd);
  * bcmd_result_ok copies the gateway reply's fields (borrowed, may be NULL) under "result".
  * bcmd_result_error copies extra fields of a gateway error object (borrowed, may be NULL),
  * e.g. `holder` and `expires_in_s` of a `lease_held` refusal. */
-char *bcmd_result_ok(bcmd_kind_t kind, const cJSON *corr, const char *what,
-                     const cJSON *reply);
-char *bcmd_result_error(bcmd_kind_t kind, const cJSON *corr, const char *what,
-                        const char *code, const char *message, const cJSON *gw_error);
+char *bcmd_result_ok(bcmd_kind_t kind, const cJSON *corr, const char *what, const cJSON *reply);
+char *bcmd_result_error(bcmd_kind_t kind, const cJSON *corr, const char *what, const char *code,
+                        const char *message, const cJSON *gw_error);
 
 #endif

@@ -12,23 +12,21 @@
 const char *const dev_view_fault_keys[DEV_VIEW_FAULTS] = {
     "fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short", "acRange", "dcOff", "eeprom", "can"};
 
-const char *const dev_view_fault_desc[DEV_VIEW_FAULTS] = {
-    "fanspeed abnormal",
-    "over temperature protection",
-    "internal high temperature alarm",
-    "DC over voltage protection",
-    "HV over voltage protection",
-    "DC over current protection",
-    "short circuit protection",
-    "AC voltage or frequency out of range",
-    "DC output off",
-    "EEPROM access error",
-    "no CAN communication"};
+const char *const dev_view_fault_desc[DEV_VIEW_FAULTS] = {"fanspeed abnormal",
+                                                          "over temperature protection",
+                                                          "internal high temperature alarm",
+                                                          "DC over voltage protection",
+                                                          "HV over voltage protection",
+                                                          "DC over current protection",
+                                                          "short circuit protection",
+                                                          "AC voltage or frequency out of range",
+                                                          "DC output off",
+                                                          "EEPROM access error",
+                                                          "no CAN communication"};
 
 /* Telemetry `fault` field behind each seed key (NULL: not in `fault`, handled apart). */
 static const char *const s_fault_fields[DEV_VIEW_FAULTS] = {
-    "fan_fail", "otp", "hi_temp", "ovp", "hv_ovp", "olp", "short", "ac_fail", "op_off", NULL,
-    NULL};
+    "fan_fail", "otp", "hi_temp", "ovp", "hv_ovp", "olp", "short", "ac_fail", "op_off", NULL, NULL};
 enum { FAULT_EEPROM = 9, FAULT_CAN = 10 };
 
 #define MAX_FANS 4

@@ -18,29 +18,43 @@ typedef struct {
 } s_ent_t;
 
 static const s_ent_t s_all[] = {
-    {"sensor", "dc_voltage"},          {"sensor", "dc_current"},
-    {"sensor", "battery_power"},       {"sensor", "ac_voltage"},
-    {"sensor", "temperature"},         {"sensor", "fan1"},
-    {"sensor", "fan2"},                {"sensor", "soc"},
-    {"sensor", "eeprom_writes"},       {"sensor", "charged_energy"},
-    {"sensor", "discharged_energy"},   {"sensor", "current_setpoint"},
-    {"sensor", "state"},               {"binary_sensor", "connectivity"},
-    {"binary_sensor", "fault_fan"},    {"binary_sensor", "fault_otp"},
-    {"binary_sensor", "fault_otpHi"},  {"binary_sensor", "fault_ovp"},
-    {"binary_sensor", "fault_ovpHi"},  {"binary_sensor", "fault_olp"},
-    {"binary_sensor", "fault_short"},  {"binary_sensor", "fault_acRange"},
-    {"binary_sensor", "fault_dcOff"},  {"binary_sensor", "fault_eeprom"},
-    {"switch", "output"},              {"number", "charge_voltage"},
-    {"number", "discharge_voltage"},   {"number", "charge_current"},
-    {"number", "discharge_current"},   {"select", "direction"},
+    {"sensor", "dc_voltage"},
+    {"sensor", "dc_current"},
+    {"sensor", "battery_power"},
+    {"sensor", "ac_voltage"},
+    {"sensor", "temperature"},
+    {"sensor", "fan1"},
+    {"sensor", "fan2"},
+    {"sensor", "soc"},
+    {"sensor", "eeprom_writes"},
+    {"sensor", "charged_energy"},
+    {"sensor", "discharged_energy"},
+    {"sensor", "current_setpoint"},
+    {"sensor", "state"},
+    {"binary_sensor", "connectivity"},
+    {"binary_sensor", "fault_fan"},
+    {"binary_sensor", "fault_otp"},
+    {"binary_sensor", "fault_otpHi"},
+    {"binary_sensor", "fault_ovp"},
+    {"binary_sensor", "fault_ovpHi"},
+    {"binary_sensor", "fault_olp"},
+    {"binary_sensor", "fault_short"},
+    {"binary_sensor", "fault_acRange"},
+    {"binary_sensor", "fault_dcOff"},
+    {"binary_sensor", "fault_eeprom"},
+    {"switch", "output"},
+    {"number", "charge_voltage"},
+    {"number", "discharge_voltage"},
+    {"number", "charge_current"},
+    {"number", "discharge_current"},
+    {"select", "direction"},
 };
 
 /* Fault names shown in Home Assistant, by seed key (the `can` fault is the connectivity
  * sensor instead). */
 static const char *const s_fault_names[DEV_VIEW_FAULTS - 1] = {
-    "Fan failure",        "Over temperature",     "High temperature", "DC over voltage",
-    "HV over voltage",    "DC over current",      "Short circuit",    "AC out of range",
-    "DC output off",      "EEPROM error"};
+    "Fan failure",     "Over temperature", "High temperature", "DC over voltage", "HV over voltage",
+    "DC over current", "Short circuit",    "AC out of range",  "DC output off",   "EEPROM error"};
 
 void ha_list_clear(ha_list_t *list)
 {
@@ -228,10 +242,9 @@ static void s_opt_str(cJSON *e, const char *key, const char *value)
 }
 
 /* A measurement sensor on a JSON key of a seed topic. */
-static int s_sensor(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out,
-                    const char *object, const char *name, const char *sub, const char *key,
-                    const char *dev_cla, const char *stat_cla, const char *unit,
-                    const char *ent_cat, int precision)
+static int s_sensor(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, const char *object,
+                    const char *name, const char *sub, const char *key, const char *dev_cla,
+                    const char *stat_cla, const char *unit, const char *ent_cat, int precision)
 {
     char *tpl = s_fmt("{{ value_json.%s }}", key);
     cJSON *e = s_bic_entity(ctx, dv, object, name, sub, tpl);
@@ -247,9 +260,9 @@ static int s_sensor(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out,
     return s_emit(ctx, out, "sensor", dev_view_dev(dv), object, e);
 }
 
-static int s_number(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out,
-                    const char *object, const char *name, const char *limit, const char *cmd,
-                    const char *key, const char *dev_cla, const char *unit)
+static int s_number(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, const char *object,
+                    const char *name, const char *limit, const char *cmd, const char *key,
+                    const char *dev_cla, const char *unit)
 {
     double lo, hi;
     if (!dev_view_limit(dv, limit, &lo, &hi))
@@ -311,10 +324,10 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
     rc |= s_sensor(ctx, dv, out, "temperature", "Temperature", "state", "tempC", "temperature",
                    "measurement", "°C", "diagnostic", 0);
     if (dev_view_has_fans(dv)) {
-        rc |= s_sensor(ctx, dv, out, "fan1", "Fan 1", "state", "fan[0]", NULL, "measurement",
-                       "rpm", "diagnostic", 0);
-        rc |= s_sensor(ctx, dv, out, "fan2", "Fan 2", "state", "fan[1]", NULL, "measurement",
-                       "rpm", "diagnostic", 0);
+        rc |= s_sensor(ctx, dv, out, "fan1", "Fan 1", "state", "fan[0]", NULL, "measurement", "rpm",
+                       "diagnostic", 0);
+        rc |= s_sensor(ctx, dv, out, "fan2", "Fan 2", "state", "fan[1]", NULL, "measurement", "rpm",
+                       "diagnostic", 0);
     }
     if (dev_view_has_soc(dv))
         rc |= s_sensor(ctx, dv, out, "soc", "State of charge", "state", "capBatPc", "battery",
@@ -329,8 +342,8 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
                    "current", "measurement", "A", "diagnostic", 2);
 
     /* Operating state as an enum sensor: no state_class, options listed. */
-    cJSON *e = s_bic_entity(ctx, dv, "state", "Operating state", "state",
-                            "{{ value_json.onlMode }}");
+    cJSON *e =
+        s_bic_entity(ctx, dv, "state", "Operating state", "state", "{{ value_json.onlMode }}");
     if (e) {
         cJSON_AddStringToObject(e, "dev_cla", "enum");
         cJSON *opts = cJSON_AddArrayToObject(e, "ops");
@@ -362,8 +375,8 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
 
     for (int i = 0; i < DEV_VIEW_FAULTS - 1; i++) {
         char *object = s_fmt("fault_%s", dev_view_fault_keys[i]);
-        char *tpl = s_fmt("{{ 'ON' if value_json.%s.active == 1 else 'OFF' }}",
-                          dev_view_fault_keys[i]);
+        char *tpl =
+            s_fmt("{{ 'ON' if value_json.%s.active == 1 else 'OFF' }}", dev_view_fault_keys[i]);
         e = object && tpl ? s_bic_entity(ctx, dv, object, s_fault_names[i], "fault", tpl) : NULL;
         if (e) {
             cJSON_AddStringToObject(e, "dev_cla", "problem");
@@ -389,8 +402,8 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
     }
     rc |= s_emit(ctx, out, "switch", dev, "output", e);
 
-    rc |= s_number(ctx, dv, out, "charge_voltage", "Charge voltage", "vout_v", "chargeV",
-                   "chargeV", "voltage", "V");
+    rc |= s_number(ctx, dv, out, "charge_voltage", "Charge voltage", "vout_v", "chargeV", "chargeV",
+                   "voltage", "V");
     rc |= s_number(ctx, dv, out, "discharge_voltage", "Discharge voltage", "rev_vout_v",
                    "dischargeV", "dischargeV", "voltage", "V");
     rc |= s_number(ctx, dv, out, "charge_current", "Charge current", "iout_a", "chargeLimA",

@@ -73,9 +73,9 @@ static void test_topics(void **state)
     assert_int_equal(kind, BCMD_DISCHARGE_LIM_A);
     const char *no[] = {
         T "/inv/0/control/set", /* the controller's topic */
-        T "/inv/64/state/set",  T "/inv/01/state/set", T "/inv/x/state/set",
-        T "/inv/0/state/set/result", T "/inv/0/state",  "other/inv/0/state/set",
-        T "x/inv/0/state/set", T "/inv//state/set",
+        T "/inv/64/state/set",       T "/inv/01/state/set", T "/inv/x/state/set",
+        T "/inv/0/state/set/result", T "/inv/0/state",      "other/inv/0/state/set",
+        T "x/inv/0/state/set",       T "/inv//state/set",
     };
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         if (bcmd_topic_parse(no[i], T, &dev, &kind))
@@ -253,8 +253,7 @@ static void test_results(void **state)
     assert_null(cJSON_GetObjectItem(r, "id"));
     const cJSON *e = cJSON_GetObjectItem(r, "error");
     assert_string_equal(cJSON_GetObjectItem(e, "code")->valuestring, "lease_held");
-    assert_string_equal(cJSON_GetObjectItem(e, "message")->valuestring,
-                        "controlled by charge-ctl");
+    assert_string_equal(cJSON_GetObjectItem(e, "message")->valuestring, "controlled by charge-ctl");
     assert_string_equal(cJSON_GetObjectItem(e, "holder")->valuestring, "charge-ctl");
     cJSON_Delete(r);
     cJSON_Delete(gwerr);
@@ -264,8 +263,8 @@ static void test_results(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_topics),        cmocka_unit_test(test_state_set),
-        cmocka_unit_test(test_charge_set),    cmocka_unit_test(test_register_topics),
+        cmocka_unit_test(test_topics),     cmocka_unit_test(test_state_set),
+        cmocka_unit_test(test_charge_set), cmocka_unit_test(test_register_topics),
         cmocka_unit_test(test_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -243,10 +243,10 @@ static void test_bad_telemetry_refused(void **state)
     dev_view_t *dv = dev_view_new(3);
     const char *bad[] = {
         "[1,2]",
-        "{\"v\":1,\"dev\":0,\"online\":true}",   /* another device */
-        "{\"v\":2,\"dev\":3,\"online\":true}",   /* another version */
-        "{\"dev\":3,\"online\":true}",           /* no version */
-        "{\"v\":1,\"dev\":3}",                   /* no online */
+        "{\"v\":1,\"dev\":0,\"online\":true}",     /* another device */
+        "{\"v\":2,\"dev\":3,\"online\":true}",     /* another version */
+        "{\"dev\":3,\"online\":true}",             /* no version */
+        "{\"v\":1,\"dev\":3}",                     /* no online */
         "{\"v\":1,\"dev\":\"3\",\"online\":true}", /* dev not a number */
     };
     char err[128];

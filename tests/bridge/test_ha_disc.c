@@ -97,7 +97,8 @@ static void test_device_entities(void **state)
     }
 
     /* Numbers take min/max from the gateway's limits and use a box. */
-    const ha_msg_t *m = find(&l, "homeassistant/number/haus_power_bat_bic2mqtt/bic1_discharge_current/config");
+    const ha_msg_t *m =
+        find(&l, "homeassistant/number/haus_power_bat_bic2mqtt/bic1_discharge_current/config");
     assert_non_null(m);
     cJSON *p = cJSON_Parse(m->payload);
     assert_float_equal(cJSON_GetObjectItem(p, "min")->valuedouble, 0.9, 1e-9);
@@ -188,8 +189,8 @@ static void test_bridge_and_topics(void **state)
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         if (ha_topic_dev(&CTX, no[i], &dev))
             fail_msg("%s accepted", no[i]);
-    assert_true(ha_topic_dev(&CTX, "homeassistant/sensor/haus_power_bat_bic2mqtt/bic63_x/config",
-                             &dev));
+    assert_true(
+        ha_topic_dev(&CTX, "homeassistant/sensor/haus_power_bat_bic2mqtt/bic63_x/config", &dev));
     assert_int_equal(dev, 63);
 }
 
