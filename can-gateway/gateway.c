@@ -630,13 +630,18 @@ static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
             ok++;
         } else {
             const char *code = s_status_code(&s->r, bus_sched_is_up(gw->sched));
+            if (strcmp(code, "timeout") == 0 && d && !d->fans &&
+                (s->cmd == BIC_CMD_READ_FAN_SPEED_1 || s->cmd == BIC_CMD_READ_FAN_SPEED_2))
+                code = "not_supported";
             if (!first_err)
                 first_err = code;
             cJSON *slot = cJSON_CreateObject();
             cJSON *e = cJSON_AddObjectToObject(slot, "error");
             cJSON_AddStringToObject(e, "code", code);
             cJSON_AddStringToObject(e, "message",
-                                    strcmp(code, "timeout") == 0
+                                    strcmp(code, "not_supported") == 0
+                                        ? "this device's firmware has no fan speed readings"
+                                    : strcmp(code, "timeout") == 0
                                         ? "no reply after the retries (unsupported by this "
                                           "firmware or device not answering)"
                                         : strcmp(code, "busy") == 0
@@ -1434,6 +1439,15 @@ static int s_open_transport(gateway_t *gw, int64_t now)
     for (int a = 0; a < GW_DEV_MAX; a++)
         if (gw->dev[a])
             s_start_ident(gw, gw->dev[a], now);
+    if (gw->set.discover) {
+        /* [GATEWAY] Discover: scan 0-7 whenever the bus comes up */
+        job_t *j = s_job_new(gw, JOB_DISCOVER, NULL, NULL);
+        if (j) {
+            for (int a = 0; a <= 7; a++)
+                s_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
+            s_job_start(gw, j, now);
+        }
+    }
     return 0;
 }
 
@@ -2441,13 +2455,6 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         bus_sched_set_up(gw->sched, false, now);
         gw->backoff_us = RECONNECT_MIN_US;
         gw->reconnect_at = now + gw->backoff_us;
-    } else if (gw->set.discover) {
-        job_t *j = s_job_new(gw, JOB_DISCOVER, NULL, NULL);
-        if (j) {
-            for (int a = 0; a <= 7; a++)
-                s_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
-            s_job_start(gw, j, now);
-        }
     }
     gw->next_tel = now + (int64_t)gw->set.tel_period_ms * 1000;
     gw->next_gw = now;

@@ -24,7 +24,7 @@ def gateway_ini(sim, tmp, devices=None, **gateway):
     gw.update({k: v for k, v in gateway.items()})
     os.makedirs(gw["StateDir"], exist_ok=True)
     dev = {}
-    for addr, d in (devices or {0: {}}).items():
+    for addr, d in (devices if devices is not None else {0: {}}).items():
         base = {"Type": "BIC2200-24CAN", "ChargeVoltage": 2760, "DischargeVoltage": 2400,
                 "MaxChargeCurrent": 3000, "MaxDischargeCurrent": 2500}
         base.update(d)

@@ -89,6 +89,22 @@ def test_discover():
             assert_no_pacing_violations(sim)
 
 
+def test_discover_at_start_and_old_firmware():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["2:24:fw=old"]) as sim:
+        ini = gateway_ini(sim, tmp, devices={}, Discover=True)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            harness.wait_for(lambda: gw.online([2]), what="device 2 found at start")
+            d = c.ok("info")["devices"][0]
+            assert d["dev"] == 2 and d["caps"]["fans"] is False, d
+            # a single device may be addressed without "dev"
+            r = c.ok("get", regs=["READ_FAN_SPEED_1", "READ_VOUT"])
+            assert r["values"]["READ_FAN_SPEED_1"]["error"]["code"] == "not_supported", r
+            assert r["values"]["READ_VOUT"]["unit"] == "V", r
+            assert_no_pacing_violations(sim)
+
+
 def test_device_stops_answering_and_comes_back():
     tmp = harness.temp_dir()
     with harness.Sim(devices=["0:24", "1:24"]) as sim:
