@@ -41,7 +41,7 @@ struct bus_sched {
     bool last_was_write;
     int64_t last_start, last_reply;
     int64_t min_rtt; /* shortest round trip seen, -1 before the first reply */
-    bool late_valid;  /* the last timed-out read, whose reply may still come */
+    bool late_valid; /* the last timed-out read, whose reply may still come */
     uint8_t late_addr;
     uint16_t late_cmd;
     bus_sched_stats_t stats;
@@ -63,8 +63,7 @@ void bus_sched_cfg_default(bus_sched_cfg_t *cfg)
 bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
 {
     if (!cfg || cfg->period_us < 0 || cfg->gap_after_reply_us < 0 || cfg->timeout_us <= 0 ||
-        cfg->write_extra_us < 0 ||
-        cfg->retries < 0)
+        cfg->write_extra_us < 0 || cfg->retries < 0)
         return NULL;
     bus_sched_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -258,15 +257,13 @@ int64_t bus_sched_deadline(const bus_sched_t *s)
     return INT64_MAX;
 }
 
-int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data,
-                    size_t dlc)
+int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data, size_t dlc)
 {
     s->stats.frames_rx++;
     const bus_req_t *r = &s->flight.e.req;
     uint32_t id = can_id & CAN_EFF_MASK_29;
     if (s->flight.state != FLIGHT_WAIT || !data || dlc < 2 || dlc > 8 ||
-        id != (BIC_RX_ID_BASE | r->addr) ||
-        (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
+        id != (BIC_RX_ID_BASE | r->addr) || (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
         s->stats.stray++;
         /* a late reply to a timed-out read shows when the device really saw it */
         if (s->late_valid && data && dlc >= 2 && id == (BIC_RX_ID_BASE | s->late_addr) &&

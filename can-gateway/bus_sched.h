@@ -26,10 +26,10 @@ typedef enum {
 } bus_prio_t;
 
 typedef enum {
-    BUS_OK = 0,       /* read answered; data holds the reply payload after the command */
-    BUS_WRITTEN,      /* write transmitted (the device never answers writes) */
-    BUS_TIMEOUT,      /* no matching reply after all retries */
-    BUS_DOWN,         /* the bus went down while the request was queued or in flight */
+    BUS_OK = 0,  /* read answered; data holds the reply payload after the command */
+    BUS_WRITTEN, /* write transmitted (the device never answers writes) */
+    BUS_TIMEOUT, /* no matching reply after all retries */
+    BUS_DOWN,    /* the bus went down while the request was queued or in flight */
 } bus_status_t;
 
 /* Submission errors. */
@@ -48,13 +48,13 @@ typedef struct {
 #define BUS_REQ_NO_RETRY 0x01 /* one attempt only (discovery scans, capability probes) */
 
 typedef struct {
-    uint64_t tag;        /* the caller's tag from bus_sched_submit */
+    uint64_t tag; /* the caller's tag from bus_sched_submit */
     bus_status_t status;
-    bus_req_t req;       /* the request as submitted */
-    uint8_t len;         /* reply data bytes (after the echoed command), BUS_OK only */
-    uint8_t data[6];     /* reply data */
-    int attempts;        /* transmissions made (1 + retries) */
-    int64_t rtt_us;      /* request start to reply, BUS_OK only */
+    bus_req_t req;   /* the request as submitted */
+    uint8_t len;     /* reply data bytes (after the echoed command), BUS_OK only */
+    uint8_t data[6]; /* reply data */
+    int attempts;    /* transmissions made (1 + retries) */
+    int64_t rtt_us;  /* request start to reply, BUS_OK only */
 } bus_result_t;
 
 typedef struct {
@@ -69,13 +69,13 @@ typedef struct {
 
 typedef struct {
     uint64_t frames_tx;
-    uint64_t frames_rx;    /* every frame offered to bus_sched_on_rx */
-    uint64_t replies;      /* frames matched to the request in flight */
-    uint64_t stray;        /* frames that matched nothing (late, duplicate, foreign) */
-    uint64_t timeouts;     /* requests failed after all retries */
-    uint64_t retries;      /* retransmissions */
-    uint64_t busy;         /* submissions refused because a queue was full */
-    uint64_t bus_down;     /* requests failed because the bus was down */
+    uint64_t frames_rx; /* every frame offered to bus_sched_on_rx */
+    uint64_t replies;   /* frames matched to the request in flight */
+    uint64_t stray;     /* frames that matched nothing (late, duplicate, foreign) */
+    uint64_t timeouts;  /* requests failed after all retries */
+    uint64_t retries;   /* retransmissions */
+    uint64_t busy;      /* submissions refused because a queue was full */
+    uint64_t bus_down;  /* requests failed because the bus was down */
 } bus_sched_stats_t;
 
 typedef struct bus_sched bus_sched_t;
@@ -115,8 +115,7 @@ int64_t bus_sched_deadline(const bus_sched_t *s);
  * answered the request in flight, 0 if it was dropped as stray. A reply also moves the
  * request's start to (reply time - shortest round trip seen): when the request reached the
  * device late (adapter or delivery delay), the next request is held back by as much. */
-int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data,
-                    size_t dlc);
+int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data, size_t dlc);
 
 /* Marks the bus up or down. Going down fails the request in flight and everything queued with
  * BUS_DOWN; while down, submissions are refused with BUS_SCHED_EDOWN. */

@@ -8,11 +8,14 @@
 static const struct {
     uint16_t cmd;
     const char *name;
-    bool star;     /* obeys EEP_OFF; only these are ever deferred */
+    bool star; /* obeys EEP_OFF; only these are ever deferred */
 } s_regs[EEPROM_NREGS] = {
-    {0x0000, "OPERATION", false},         {0x0020, "VOUT_SET", true},
-    {0x0030, "IOUT_SET", true},           {0x0120, "REVERSE_VOUT_SET", true},
-    {0x0130, "REVERSE_IOUT_SET", true},   {0x00C2, "SYSTEM_CONFIG", false},
+    {0x0000, "OPERATION", false},
+    {0x0020, "VOUT_SET", true},
+    {0x0030, "IOUT_SET", true},
+    {0x0120, "REVERSE_VOUT_SET", true},
+    {0x0130, "REVERSE_IOUT_SET", true},
+    {0x00C2, "SYSTEM_CONFIG", false},
     {0x0140, "BIDIRECTIONAL_CONFIG", false},
 };
 
@@ -101,8 +104,7 @@ static int64_t s_allowed_at(const eeprom_policy_t *e)
     return e->have_last ? e->last + e->interval : INT64_MIN;
 }
 
-eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw,
-                                        int64_t now)
+eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw, int64_t now)
 {
     int i = eeprom_reg_index(cmd);
     if (i < 0 || !s_regs[i].star || e->eep_off)

@@ -89,12 +89,12 @@ typedef struct job {
     struct job *next;
     uint32_t id;
     job_kind_t kind;
-    zmsg_t *env;    /* reply envelope; NULL for internal jobs */
-    cJSON *req_id;  /* echoed "id" */
+    zmsg_t *env;   /* reply envelope; NULL for internal jobs */
+    cJSON *req_id; /* echoed "id" */
     uint8_t addr;
     bus_prio_t prio;
     char client[LEASE_NAME_MAX + 1];
-    bool waiting;   /* ensure job waiting for another one on the same device */
+    bool waiting; /* ensure job waiting for another one on the same device */
     /* reads (GET, IDENT, DISCOVER) */
     int nreads, next_read, reads_left;
     read_slot_t rd[JOB_MAX_READS];
@@ -160,9 +160,9 @@ static int s_read_settings(const config_t *cfg, settings_t *s, char *err, size_t
     s->discover = config_bool(cfg, "GATEWAY", "Discover");
     s->idle_min = strcasecmp(config_str(cfg, "GATEWAY", "IdleState"), "min") == 0;
     const char *ss = config_str(cfg, "GATEWAY", "SafeState");
-    s->safe_state = strcasecmp(ss, "min") == 0 ? SAFE_MIN
+    s->safe_state = strcasecmp(ss, "min") == 0    ? SAFE_MIN
                     : strcasecmp(ss, "hold") == 0 ? SAFE_HOLD
-                                                 : SAFE_OFF;
+                                                  : SAFE_OFF;
     s->safe_on_exit = config_bool(cfg, "GATEWAY", "SafeStateOnExit");
     s->eep_interval_s = (int)config_int(cfg, "GATEWAY", "EepromWriteIntervalSec");
     s->lease_max_ttl_s = (int)config_int(cfg, "GATEWAY", "LeaseMaxTtlSec");
@@ -219,8 +219,10 @@ static bool s_endpoint_needs_curve(const char *ep)
 static int s_check_endpoint(const char *key, const char *ep, char *err, size_t errlen)
 {
     if (strncmp(ep, "ipc://", 6) != 0 && strncmp(ep, "tcp://", 6) != 0) {
-        snprintf(err, errlen, "[GATEWAY] %s: '%s' is not an endpoint; allowed: ipc://PATH, "
-                 "tcp://HOST:PORT", key, ep);
+        snprintf(err, errlen,
+                 "[GATEWAY] %s: '%s' is not an endpoint; allowed: ipc://PATH, "
+                 "tcp://HOST:PORT",
+                 key, ep);
         return -1;
     }
     return 0;
@@ -579,8 +581,8 @@ static void s_job_pump_reads(gateway_t *gw, job_t *j)
             inflight++;
     while (j->next_read < j->nreads && inflight < READ_WINDOW) {
         read_slot_t *s = &j->rd[j->next_read];
-        int rc = s_submit(gw, j->prio, s->addr, s->cmd, false, 0, s->flags,
-                          s_tag(j->id, j->next_read));
+        int rc =
+            s_submit(gw, j->prio, s->addr, s->cmd, false, 0, s->flags, s_tag(j->id, j->next_read));
         j->next_read++;
         s->submitted = true;
         if (rc != 0) {
@@ -644,9 +646,8 @@ static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
                                     : strcmp(code, "timeout") == 0
                                         ? "no reply after the retries (unsupported by this "
                                           "firmware or device not answering)"
-                                        : strcmp(code, "busy") == 0
-                                              ? "request queue full, retry later"
-                                              : "CAN bus is down");
+                                    : strcmp(code, "busy") == 0 ? "request queue full, retry later"
+                                                                : "CAN bus is down");
             cJSON_AddItemToObject(vals, j->names[i], slot);
         }
     }
@@ -665,9 +666,9 @@ static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
    --------------------------------------------------------------------------------------- */
 
 static const uint16_t s_ident_regs[] = {
-    BIC_CMD_MFR_MODEL_B0B5,    BIC_CMD_MFR_MODEL_B6B11, BIC_CMD_SCALING_FACTOR,
-    BIC_CMD_MFR_REVISION_B0B5, BIC_CMD_MFR_LOCATION_B0B2, BIC_CMD_MFR_DATE_B0B5,
-    BIC_CMD_MFR_SERIAL_B0B5,   BIC_CMD_MFR_SERIAL_B6B11, BIC_CMD_SYSTEM_CONFIG,
+    BIC_CMD_MFR_MODEL_B0B5,       BIC_CMD_MFR_MODEL_B6B11,   BIC_CMD_SCALING_FACTOR,
+    BIC_CMD_MFR_REVISION_B0B5,    BIC_CMD_MFR_LOCATION_B0B2, BIC_CMD_MFR_DATE_B0B5,
+    BIC_CMD_MFR_SERIAL_B0B5,      BIC_CMD_MFR_SERIAL_B6B11,  BIC_CMD_SYSTEM_CONFIG,
     BIC_CMD_BIDIRECTIONAL_CONFIG, BIC_CMD_READ_FAN_SPEED_1,
 };
 #define N_IDENT (int)(sizeof s_ident_regs / sizeof s_ident_regs[0])
@@ -711,8 +712,9 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
         r[9]->status != BUS_OK) {
         s_dev_failed(gw, d);
         if (d->online)
-            s_set_online(gw, d, false, "identification failed: no reply to MFR_MODEL, "
-                                       "SYSTEM_CONFIG or BIDIRECTIONAL_CONFIG");
+            s_set_online(gw, d, false,
+                         "identification failed: no reply to MFR_MODEL, "
+                         "SYSTEM_CONFIG or BIDIRECTIONAL_CONFIG");
         else
             snprintf(d->offline_reason, sizeof d->offline_reason,
                      "identification failed: no reply");
@@ -732,8 +734,8 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     }
     if (d->cfg.present && d->cfg.type_variant > 0 && d->cfg.type_variant != m.variant) {
         char msg[160];
-        snprintf(msg, sizeof msg, "type mismatch: configured %s, device reports %s",
-                 d->cfg.type, m.model);
+        snprintf(msg, sizeof msg, "type mismatch: configured %s, device reports %s", d->cfg.type,
+                 m.model);
         d->identified = false;
         s_set_online(gw, d, false, msg);
         return;
@@ -917,8 +919,8 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
             cJSON_AddStringToObject(e, "state", names[gw->set.safe_state]);
             cJSON_AddStringToObject(e, "reason", j->reason);
             s_publish_event(gw, d, e);
-            log_info("device %d: safe state '%s' applied (%s)", j->addr,
-                     names[gw->set.safe_state], j->reason);
+            log_info("device %d: safe state '%s' applied (%s)", j->addr, names[gw->set.safe_state],
+                     j->reason);
         }
         return;
     }
@@ -995,8 +997,7 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
             if (is_eep && t->mismatch)
                 snprintf(line, sizeof line, "%s: not supported", t->label);
             else
-                snprintf(line, sizeof line, "%s: %s", t->label,
-                         t->written ? "set" : "already set");
+                snprintf(line, sizeof line, "%s: %s", t->label, t->written ? "set" : "already set");
             if (is_eep && !t->mismatch)
                 eep_off = true;
             if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && t->written)
@@ -1017,10 +1018,12 @@ static void s_ensure_next_target(gateway_t *gw, job_t *j, int64_t now);
 static void s_ensure_fail(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
 {
     char msg[160];
-    const char *code = r->status == BUS_DOWN || !bus_sched_is_up(gw->sched) ? "bus_down"
-                                                                            : "timeout";
+    const char *code =
+        r->status == BUS_DOWN || !bus_sched_is_up(gw->sched) ? "bus_down" : "timeout";
     snprintf(msg, sizeof msg, "device %d: %s of %s failed: %s", j->addr,
-             j->phase == PH_READ ? "read" : j->phase == PH_WRITE ? "write" : "read-back",
+             j->phase == PH_READ    ? "read"
+             : j->phase == PH_WRITE ? "write"
+                                    : "read-back",
              s_reg_name(j->t[j->cur].cmd),
              strcmp(code, "bus_down") == 0 ? "CAN bus is down" : "no reply after the retries");
     if (gw->dev[j->addr] && strcmp(code, "timeout") == 0)
@@ -1103,8 +1106,8 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
             t->value = (uint16_t)want;
             t->mask = 0xFFFF;
             j->phase = PH_WRITE;
-            int rc = s_submit(gw, j->prio, j->addr, t->cmd, true, (uint16_t)want, 0,
-                              s_tag(j->id, 0));
+            int rc =
+                s_submit(gw, j->prio, j->addr, t->cmd, true, (uint16_t)want, 0, s_tag(j->id, 0));
             if (rc != 0)
                 s_ensure_submit_fail(gw, j, rc, now);
             return;
@@ -1115,10 +1118,9 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
             t->mismatch = true;
             if (!t->tolerate) {
                 char msg[200];
-                snprintf(msg, sizeof msg,
-                         "device %d: %s written %d (%g) but read back %d (%g)", j->addr,
-                         s_reg_name(t->cmd), t->value, s_raw_value(d, t->cmd, t->value), raw,
-                         s_raw_value(d, t->cmd, raw));
+                snprintf(msg, sizeof msg, "device %d: %s written %d (%g) but read back %d (%g)",
+                         j->addr, s_reg_name(t->cmd), t->value, s_raw_value(d, t->cmd, t->value),
+                         raw, s_raw_value(d, t->cmd, raw));
                 if (d) {
                     cJSON *e = s_event(d, "write_rejected");
                     cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
@@ -1512,11 +1514,11 @@ static void s_bus_io(gateway_t *gw, int64_t now)
             break;
         }
         can_frame_t fr;
-        bic_err_t e = tx.len ? bic_encode_write(s_fam(), tx.addr, tx.cmd,
-                                                tx.len == 1 ? tx.data[0]
-                                                            : (tx.data[0] | (tx.data[1] << 8)),
-                                                &fr)
-                             : bic_encode_read(s_fam(), tx.addr, tx.cmd, &fr);
+        bic_err_t e =
+            tx.len
+                ? bic_encode_write(s_fam(), tx.addr, tx.cmd,
+                                   tx.len == 1 ? tx.data[0] : (tx.data[0] | (tx.data[1] << 8)), &fr)
+                : bic_encode_read(s_fam(), tx.addr, tx.cmd, &fr);
         if (e != BIC_OK) {
             log_error("cannot encode request 0x%04X for device %d: %s", tx.cmd, tx.addr,
                       bic_strerror(e));
@@ -1550,15 +1552,13 @@ static void s_bus_io(gateway_t *gw, int64_t now)
 static void s_add_idle_targets(job_t *j, const gw_dev_t *d, bool min_state)
 {
     if (min_state) {
-        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false,
-                     NULL);
+        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false, NULL);
         s_add_target(j, BIC_CMD_IOUT_SET, d->limits.iout.min_raw, 0xFFFF, false, NULL);
         s_add_target(j, BIC_CMD_DIRECTION_CTRL, 0, 0xFFFF, false, NULL);
         s_add_target(j, BIC_CMD_OPERATION, 1, 0xFFFF, false, NULL);
     } else {
         s_add_target(j, BIC_CMD_IOUT_SET, d->limits.iout.min_raw, 0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false,
-                     NULL);
+        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false, NULL);
         s_add_target(j, BIC_CMD_OPERATION, 0, 0xFFFF, false, NULL);
     }
 }
@@ -1667,22 +1667,23 @@ static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
         if (n != 1) {
             s_reply_now(c, s_error(c->id, "bad_request",
                                    "'dev' is required when the gateway has %d devices "
-                                   "(allowed: a CAN address 0-63)", n));
+                                   "(allowed: a CAN address 0-63)",
+                                   n));
             return NULL;
         }
         addr = only;
     } else {
         if (!cJSON_IsNumber(dv) || dv->valuedouble != floor(dv->valuedouble) ||
             dv->valuedouble < 0 || dv->valuedouble > 63) {
-            s_reply_now(c, s_error(c->id, "bad_request",
-                                   "'dev' must be an integer CAN address 0-63"));
+            s_reply_now(c,
+                        s_error(c->id, "bad_request", "'dev' must be an integer CAN address 0-63"));
             return NULL;
         }
         addr = (int)dv->valuedouble;
     }
     if (!c->gw->dev[addr]) {
-        s_reply_now(c, s_error(c->id, "unknown_device",
-                               "device %d is not configured or discovered", addr));
+        s_reply_now(
+            c, s_error(c->id, "unknown_device", "device %d is not configured or discovered", addr));
         return NULL;
     }
     *replied = false;
@@ -1718,8 +1719,8 @@ static const char *s_req_client(ctx_t *c, bool required)
         return NULL;
     }
     if (!cJSON_IsString(cl) || !lease_name_valid(cl->valuestring)) {
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "'client' must be 1-32 characters of [A-Za-z0-9_.-]"));
+        s_reply_now(
+            c, s_error(c->id, "bad_request", "'client' must be 1-32 characters of [A-Za-z0-9_.-]"));
         return NULL;
     }
     return cl->valuestring;
@@ -1741,8 +1742,8 @@ static cJSON *s_range_error(ctx_t *c, const gw_dev_t *d, const bic_cmd_t *cmd, i
 {
     double lo = s_raw_value(d, cmd->code, min), hi = s_raw_value(d, cmd->code, max);
     cJSON *r = s_error(c->id, "out_of_range", "%s %g%s%s is outside %g-%g%s%s (device %d)",
-                       cmd->name, got, cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", lo,
-                       hi, cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", d->addr);
+                       cmd->name, got, cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", lo, hi,
+                       cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", d->addr);
     cJSON *e = s_error_obj(r);
     cJSON_AddNumberToObject(e, "min", lo);
     cJSON_AddNumberToObject(e, "max", hi);
@@ -1929,9 +1930,9 @@ static void s_op_get(ctx_t *c)
         }
         cmds[i] = bic_cmd_by_name(s_fam(), list[i]->valuestring);
         if (!cmds[i]) {
-            s_reply_now(c, s_error(c->id, "unknown_register",
-                                   "'%s' is not in the BIC-2200 command table",
-                                   list[i]->valuestring));
+            s_reply_now(c,
+                        s_error(c->id, "unknown_register",
+                                "'%s' is not in the BIC-2200 command table", list[i]->valuestring));
             return;
         }
     }
@@ -1946,7 +1947,8 @@ static void s_op_get(ctx_t *c)
     for (int i = 0; i < n; i++) {
         s_job_add_read(j, d->addr, cmds[i]->code,
                        (cmds[i]->code == BIC_CMD_READ_FAN_SPEED_1 ||
-                        cmds[i]->code == BIC_CMD_READ_FAN_SPEED_2) && !d->fans
+                        cmds[i]->code == BIC_CMD_READ_FAN_SPEED_2) &&
+                               !d->fans
                            ? BUS_REQ_NO_RETRY
                            : 0);
         /* reply keys: canonical names (codes asked as "0x0030" come back under the name) */
@@ -2058,16 +2060,16 @@ static bool s_setpoint_lease(ctx_t *c, const char *client)
     int64_t max_s = lease_max_ttl(c->gw->lease) / 1000000;
     if (ttl && !cJSON_IsNull(ttl)) {
         if (!cJSON_IsNumber(ttl) || !(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
-            cJSON *r = s_error(c->id, "out_of_range", "'lease_ttl_s' must be 1-%lld s",
-                               (long long)max_s);
+            cJSON *r =
+                s_error(c->id, "out_of_range", "'lease_ttl_s' must be 1-%lld s", (long long)max_s);
             cJSON_AddNumberToObject(s_error_obj(r), "min", 1);
             cJSON_AddNumberToObject(s_error_obj(r), "max", (double)max_s);
             cJSON_AddStringToObject(s_error_obj(r), "unit", "s");
             s_reply_now(c, r);
             return false;
         }
-        lease_rc_t rc = lease_take(c->gw->lease, client,
-                                   (int64_t)(ttl->valuedouble * 1000000), c->now);
+        lease_rc_t rc =
+            lease_take(c->gw->lease, client, (int64_t)(ttl->valuedouble * 1000000), c->now);
         if (rc == LEASE_HELD) {
             s_reply_now(c, s_lease_held_error(c));
             return false;
@@ -2115,7 +2117,8 @@ static void s_op_setpoint(ctx_t *c)
         if ((cur && pw) || (!cur && !pw)) {
             s_reply_now(c, s_error(c->id, "bad_request",
                                    "%s needs exactly one of 'current_a' or 'power_w' "
-                                   "(magnitudes)", mode->valuestring));
+                                   "(magnitudes)",
+                                   mode->valuestring));
             return;
         }
         const cJSON *num = cur ? cur : pw;
@@ -2132,7 +2135,8 @@ static void s_op_setpoint(ctx_t *c)
             if (!v->valid || c->now - v->at > VOLTAGE_MAX_AGE_US || !(volts > 1.0)) {
                 s_reply_now(c, s_error(c->id, "no_voltage",
                                        "power_w needs a battery voltage reading younger than "
-                                       "10 s from device %d; there is none", d->addr));
+                                       "10 s from device %d; there is none",
+                                       d->addr));
                 return;
             }
             amps = num->valuedouble / volts;
@@ -2143,8 +2147,8 @@ static void s_op_setpoint(ctx_t *c)
         amps = amps_raw / 100.0;
         const bic_range_t *rg = charge ? &d->limits.iout : &d->limits.rev_iout;
         if (amps_raw < rg->min_raw || amps_raw > rg->max_raw) {
-            const bic_cmd_t *cmd = bic_cmd_by_code(s_fam(), charge ? BIC_CMD_IOUT_SET
-                                                                     : BIC_CMD_REVERSE_IOUT_SET);
+            const bic_cmd_t *cmd =
+                bic_cmd_by_code(s_fam(), charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET);
             cJSON *r = s_range_error(c, d, cmd, rg->min_raw, rg->max_raw, amps);
             if (pw) {
                 cJSON *e = s_error_obj(r);
@@ -2182,8 +2186,8 @@ static void s_op_setpoint(ctx_t *c)
         s_add_target(j, BIC_CMD_DIRECTION_CTRL, discharge ? 1 : 0, 0xFFFF, false, NULL);
         s_add_target(j, BIC_CMD_OPERATION, 1, 0xFFFF, false, NULL);
         s_add_target(j, charge ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
-                     charge ? d->limits.rev_iout.min_raw : d->limits.iout.min_raw, 0xFFFF,
-                     false, NULL);
+                     charge ? d->limits.rev_iout.min_raw : d->limits.iout.min_raw, 0xFFFF, false,
+                     NULL);
     } else if (strcmp(j->mode, "idle") == 0) {
         s_add_idle_targets(j, d, c->gw->set.idle_min);
     } else {
@@ -2241,8 +2245,10 @@ static void s_op_lease(ctx_t *c)
     } else {
         const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "ttl_s");
         if (!ttl || !cJSON_IsNumber(ttl)) {
-            s_reply_now(c, s_error(c->id, "bad_request", "'ttl_s' must be a number of seconds "
-                                   "1-%lld", (long long)max_s));
+            s_reply_now(c, s_error(c->id, "bad_request",
+                                   "'ttl_s' must be a number of seconds "
+                                   "1-%lld",
+                                   (long long)max_s));
             return;
         }
         if (!(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
@@ -2286,9 +2292,9 @@ static const struct {
     const char *name;
     void (*fn)(ctx_t *);
 } s_ops[] = {
-    {"ping", s_op_ping},         {"info", s_op_info},   {"devices", s_op_devices},
-    {"discover", s_op_discover}, {"get", s_op_get},     {"set", s_op_set},
-    {"setpoint", s_op_setpoint}, {"init", s_op_init},   {"lease", s_op_lease},
+    {"ping", s_op_ping},         {"info", s_op_info}, {"devices", s_op_devices},
+    {"discover", s_op_discover}, {"get", s_op_get},   {"set", s_op_set},
+    {"setpoint", s_op_setpoint}, {"init", s_op_init}, {"lease", s_op_lease},
     {"eeprom", s_op_eeprom},
 };
 
@@ -2307,16 +2313,15 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
     cJSON *req = NULL;
     ctx_t c = {.gw = gw, .env = &env, .now = now};
     if (len > REQ_MAX_BYTES) {
-        s_reply_now(&c, s_error(NULL, "too_large",
-                                "request is %zu bytes; at most %d are allowed", len,
-                                REQ_MAX_BYTES));
+        s_reply_now(&c, s_error(NULL, "too_large", "request is %zu bytes; at most %d are allowed",
+                                len, REQ_MAX_BYTES));
         goto cleanup;
     }
     req = cJSON_ParseWithLength((const char *)zframe_data(body), len);
     if (!req || !cJSON_IsObject(req)) {
-        s_reply_now(&c, s_error(NULL, "bad_request",
-                                req ? "request must be a JSON object"
-                                    : "request is not valid JSON"));
+        s_reply_now(&c,
+                    s_error(NULL, "bad_request",
+                            req ? "request must be a JSON object" : "request is not valid JSON"));
         goto cleanup;
     }
     c.req = req;
@@ -2358,8 +2363,7 @@ static int s_apply_curve(zsock_t *sock, const char *keyfile, char *err, size_t e
 {
     zcert_t *cert = zcert_load(keyfile);
     if (!cert) {
-        snprintf(err, errlen, "[GATEWAY] CurveSecretKeyFile: cannot load zcert file '%s'",
-                 keyfile);
+        snprintf(err, errlen, "[GATEWAY] CurveSecretKeyFile: cannot load zcert file '%s'", keyfile);
         return -1;
     }
     zcert_apply(cert, sock);
@@ -2427,8 +2431,8 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (gw->set.state_dir[0]) {
-        snprintf(gw->state_path, sizeof gw->state_path, "%s/%s", gw->set.state_dir,
-                 GW_STATE_FILE);
+        mkdir(gw->set.state_dir, 0755); /* a missing directory is reported by the first save */
+        snprintf(gw->state_path, sizeof gw->state_path, "%s/%s", gw->set.state_dir, GW_STATE_FILE);
         char lerr[256];
         int n = gw_state_load(gw->state_path, gw->eep, (int64_t)gw->set.eep_interval_s * 1000000,
                               now, s_wall(), lerr, sizeof lerr);

@@ -45,8 +45,8 @@ int gw_type_variant(const char *type)
     static const struct {
         const char *name;
         int v;
-    } t[] = {{"BIC2200-12CAN", 12}, {"BIC2200-24CAN", 24}, {"BIC2200-48CAN", 48},
-             {"BIC2200-96CAN", 96}};
+    } t[] = {
+        {"BIC2200-12CAN", 12}, {"BIC2200-24CAN", 24}, {"BIC2200-48CAN", 48}, {"BIC2200-96CAN", 96}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strcasecmp(type, t[i].name) == 0)
             return t[i].v;
@@ -80,13 +80,11 @@ int gw_dev_compute_limits(gw_dev_t *d, char *err, size_t errlen)
         s_clip(&lim.rev_iout, d->cfg.min_current_raw, d->cfg.max_discharge_raw);
     }
     const bic_range_t *rs[4] = {&lim.vout, &lim.iout, &lim.rev_vout, &lim.rev_iout};
-    static const char *names[4] = {"VOUT_SET", "IOUT_SET", "REVERSE_VOUT_SET",
-                                   "REVERSE_IOUT_SET"};
+    static const char *names[4] = {"VOUT_SET", "IOUT_SET", "REVERSE_VOUT_SET", "REVERSE_IOUT_SET"};
     for (int i = 0; i < 4; i++) {
         if (rs[i]->min_raw > rs[i]->max_raw) {
-            snprintf(err, errlen,
-                     "configured limits leave no valid %s for %s (%.2f > %.2f)", names[i],
-                     d->model.model, rs[i]->min_raw / 100.0, rs[i]->max_raw / 100.0);
+            snprintf(err, errlen, "configured limits leave no valid %s for %s (%.2f > %.2f)",
+                     names[i], d->model.model, rs[i]->min_raw / 100.0, rs[i]->max_raw / 100.0);
             return -1;
         }
     }

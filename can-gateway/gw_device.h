@@ -22,13 +22,13 @@
 /* [DEVICE] Id/X/... as configured; raw units (0.01 V, 0.01 A). */
 typedef struct {
     bool present;
-    int type_variant;     /* 0 = detect; else 12/24/48/96 from Id/X/Type */
-    char type[24];        /* the configured Type text */
-    int charge_v_raw;     /* ChargeVoltage: upper bound of VOUT_SET */
-    int discharge_v_raw;  /* DischargeVoltage: lower bound of REVERSE_VOUT_SET */
-    int max_charge_raw;   /* MaxChargeCurrent: upper bound of IOUT_SET */
-    int max_discharge_raw;/* MaxDischargeCurrent: upper bound of REVERSE_IOUT_SET */
-    int min_current_raw;  /* MinCurrent, 0 = the model's minimum */
+    int type_variant;      /* 0 = detect; else 12/24/48/96 from Id/X/Type */
+    char type[24];         /* the configured Type text */
+    int charge_v_raw;      /* ChargeVoltage: upper bound of VOUT_SET */
+    int discharge_v_raw;   /* DischargeVoltage: lower bound of REVERSE_VOUT_SET */
+    int max_charge_raw;    /* MaxChargeCurrent: upper bound of IOUT_SET */
+    int max_discharge_raw; /* MaxDischargeCurrent: upper bound of REVERSE_IOUT_SET */
+    int min_current_raw;   /* MinCurrent, 0 = the model's minimum */
 } gw_dev_cfg_t;
 
 /* Registers the gateway polls for telemetry, and the cache slot of each. */
@@ -60,26 +60,26 @@ typedef struct {
 typedef struct {
     uint8_t addr;
     gw_dev_cfg_t cfg;
-    bool identified;            /* identity read and accepted */
+    bool identified; /* identity read and accepted */
     bool online;
     char offline_reason[160];
     bic_model_t model;
     bic_scaling_t scaling;
     bic_revision_t revision;
     char serial[13], date[7], location[4];
-    uint16_t sysconfig;         /* SYSTEM_CONFIG as last read */
+    uint16_t sysconfig; /* SYSTEM_CONFIG as last read */
     bool can_ctrl;
-    bic_mode_t mode;            /* active mode */
-    bool mode_pending;          /* BIDIRECTIONAL_CONFIG written, power cycle needed */
+    bic_mode_t mode;   /* active mode */
+    bool mode_pending; /* BIDIRECTIONAL_CONFIG written, power cycle needed */
     bic_mode_t pending_mode;
-    bool fans;                  /* READ_FAN_SPEED answered */
-    bic_limits_t limits;        /* effective limits, raw */
-    int fails;                  /* consecutive failed requests */
+    bool fans;           /* READ_FAN_SPEED answered */
+    bic_limits_t limits; /* effective limits, raw */
+    int fails;           /* consecutive failed requests */
     gw_cached_t cache[TREG_COUNT];
-    int64_t fast_at, slow_at;   /* when each set was last completed */
-    bool fast_busy;             /* fast-set reads outstanding */
+    int64_t fast_at, slow_at; /* when each set was last completed */
+    bool fast_busy;           /* fast-set reads outstanding */
     int fast_left;
-    int slow_next;              /* round robin index into the slow set */
+    int slow_next; /* round robin index into the slow set */
     bool probing, identifying;
     uint16_t last_fault;
     bool fault_known;

@@ -30,8 +30,8 @@ static int s_write_all(int fd, const char *buf, size_t n)
     return 0;
 }
 
-int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
-                  int64_t wall_ms, char *err, size_t errlen)
+int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us, int64_t wall_ms,
+                  char *err, size_t errlen)
 {
     int rc = -1, fd = -1;
     char *text = NULL;
@@ -70,8 +70,7 @@ int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         goto cleanup;
     }
-    if (s_write_all(fd, text, strlen(text)) < 0 || s_write_all(fd, "\n", 1) < 0 ||
-        fsync(fd) < 0) {
+    if (s_write_all(fd, text, strlen(text)) < 0 || s_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         unlink(tmp);
         goto cleanup;
@@ -132,8 +131,7 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
     root = cJSON_Parse(buf);
     cJSON *devs = root ? cJSON_GetObjectItemCaseSensitive(root, "devices") : NULL;
     if (!cJSON_IsObject(devs)) {
-        snprintf(err, errlen, "%s: not a state file (expected {\"v\":1,\"devices\":{...}})",
-                 path);
+        snprintf(err, errlen, "%s: not a state file (expected {\"v\":1,\"devices\":{...}})", path);
         goto cleanup;
     }
     cJSON *d;

@@ -19,8 +19,8 @@
 
 /* Saves the counters of every non-NULL eep[addr] (64 entries) to path. now_us/wall_ms
  * convert the monotonic time of the last write to wall time. Returns 0 or -1 (err). */
-int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
-                  int64_t wall_ms, char *err, size_t errlen);
+int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us, int64_t wall_ms,
+                  char *err, size_t errlen);
 
 /* Loads path into eep[addr], creating a policy with interval_us where there is none.
  * A missing file is not an error (returns 0, nothing loaded). Returns the number of devices

@@ -20,12 +20,11 @@
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: " PROG " [-c PATH] [-v] [--check-config]\n"
-            "  -c, --config PATH   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-            "  -v, --verbose       debug logging\n"
-            "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
-            "  -h, --help          this text\n");
+    fprintf(out, "usage: " PROG " [-c PATH] [-v] [--check-config]\n"
+                 "  -c, --config PATH   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+                 "  -v, --verbose       debug logging\n"
+                 "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
+                 "  -h, --help          this text\n");
 }
 
 static config_t *s_load(const char *path)

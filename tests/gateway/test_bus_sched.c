@@ -25,8 +25,7 @@ static bus_sched_t *s_new(void)
     return s;
 }
 
-static void s_reply(bus_sched_t *s, int64_t now, uint8_t addr, uint16_t cmd, uint16_t v,
-                    int expect)
+static void s_reply(bus_sched_t *s, int64_t now, uint8_t addr, uint16_t cmd, uint16_t v, int expect)
 {
     uint8_t d[4] = {cmd & 0xff, cmd >> 8, v & 0xff, v >> 8};
     assert_int_equal(bus_sched_on_rx(s, now, 0x80000000u | 0x000C0200u | addr, d, 4), expect);
@@ -106,8 +105,8 @@ static void test_match_by_id_and_command(void **state)
     bus_result_t r;
     bus_sched_submit(s, BUS_PRIO_CLIENT, RD(1, 0x60), 7);
     bus_sched_tick(s, 0, &tx);
-    s_reply(s, 1 * MS, 0, 0x60, 1111, 0);  /* another device */
-    s_reply(s, 1 * MS, 1, 0x61, 2222, 0);  /* another command */
+    s_reply(s, 1 * MS, 0, 0x60, 1111, 0); /* another device */
+    s_reply(s, 1 * MS, 1, 0x61, 2222, 0); /* another command */
     uint8_t shortf[1] = {0x60};
     assert_int_equal(bus_sched_on_rx(s, 1 * MS, 0x000C0201, shortf, 1), 0);
     uint8_t req_echo[2] = {0x60, 0x00}; /* our own request id, not a reply */
@@ -309,7 +308,7 @@ static void test_extra_gap_after_write(void **state)
     assert_int_equal(bus_sched_deadline(s), 24 * MS);
     assert_int_equal(bus_sched_tick(s, 23 * MS, &tx), 0);
     assert_int_equal(bus_sched_tick(s, 24 * MS, &tx), 1);
-    s_reply(s, 25 * MS, 0, 0x30, 500, 1); /* first reply: counts from the reply */
+    s_reply(s, 25 * MS, 0, 0x30, 500, 1);             /* first reply: counts from the reply */
     assert_int_equal(bus_sched_deadline(s), 45 * MS); /* after a read: the plain period */
     bus_sched_destroy(&s);
 }

@@ -180,8 +180,7 @@ static void test_state_roundtrip(void **state)
 
     /* a restart: new monotonic origin (5 s), wall clock 10 s later */
     eeprom_policy_t *back[64] = {0};
-    assert_int_equal(gw_state_load(path, back, 79 * S, 5 * S, 1000000010000LL, err, sizeof err),
-                     2);
+    assert_int_equal(gw_state_load(path, back, 79 * S, 5 * S, 1000000010000LL, err, sizeof err), 2);
     assert_non_null(back[0]);
     assert_non_null(back[5]);
     assert_null(back[1]);
