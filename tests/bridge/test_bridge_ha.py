@@ -22,11 +22,11 @@ FAULTS = {"fault_" + k for k in ("fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "
                                  "acRange", "dcOff", "eeprom")}
 
 
-def configs(client, dev=None):
+def configs(client, dev=None, prefix=PREFIX):
     """{topic: payload} of this node's non-empty discovery configs seen by client (last)."""
     out = {}
     for _, topic, payload, _ in client.received():
-        if topic.startswith(PREFIX + "/") and topic.endswith("/config") and "/%s/" % NODE in topic:
+        if topic.startswith(prefix + "/") and topic.endswith("/config") and "/%s/" % NODE in topic:
             out[topic] = payload
     out = {t: p for t, p in out.items() if p}
     if dev is not None:
@@ -34,22 +34,23 @@ def configs(client, dev=None):
     return out
 
 
-def expected_topics(dev, soc=False):
+def expected_topics(dev, soc=False, prefix=PREFIX):
     objs = [("sensor", o) for o in SENSORS | ({"soc"} if soc else set())]
     objs += [("binary_sensor", o) for o in FAULTS | {"connectivity"}]
     objs += [("switch", "output"), ("select", "direction")]
     objs += [("number", o) for o in ("charge_voltage", "discharge_voltage", "charge_current",
                                      "discharge_current")]
-    return {"%s/%s/%s/bic%d_%s/config" % (PREFIX, c, NODE, dev, o) for c, o in objs}
+    return {"%s/%s/%s/bic%d_%s/config" % (prefix, c, NODE, dev, o) for c, o in objs}
 
 
-def wait_complete(client, devs, soc=False, timeout=20):
+def wait_complete(client, devs, soc=False, timeout=20, prefix=PREFIX):
     want = set()
     for d in devs:
-        want |= expected_topics(d, soc)
-    want.add("%s/binary_sensor/%s/bridge_running/config" % (PREFIX, NODE))
-    harness.wait_for(lambda: want <= set(configs(client)), timeout,
-                     what="discovery configs %s" % sorted(want - set(configs(client)))[:5])
+        want |= expected_topics(d, soc, prefix)
+    want.add("%s/binary_sensor/%s/bridge_running/config" % (prefix, NODE))
+    harness.wait_for(lambda: want <= set(configs(client, prefix=prefix)), timeout,
+                     what="discovery configs %s" % sorted(
+                         want - set(configs(client, prefix=prefix)))[:5])
     return want
 
 
@@ -121,20 +122,26 @@ def test_discovery_valid_complete_and_retained():
 
 
 def test_republished_when_home_assistant_comes_online():
-    with Stack(devices=(0,)) as s:
-        want = wait_complete(s.client, (0,))
+    # Prefix and birth topic are configurable: use other ones than the defaults here.
+    prefix, status = "ha-test", "ha-test/birth"
+    with Stack(devices=(0,), mqtt_extra={"HaPrefix": prefix, "HaStatusTopic": status}) as s:
+        want = wait_complete(s.client, (0,), prefix=prefix)
+        assert not configs(s.client), "published under the default prefix"
         s.client.clear()
         after = time.monotonic()
-        s.client.publish(PREFIX + "/status", "online", qos=1)
-        harness.wait_for(lambda: want <= set(configs(s.client)), 15,
+        s.client.publish(status, "online", qos=1)
+        harness.wait_for(lambda: want <= set(configs(s.client, prefix=prefix)), 15,
                          what="discovery republished")
         # then availability and states, as Home Assistant needs them
         s.client.wait_message(T + "/inv/0/availability", lambda p: p == "online", after=after)
         s.wait_json("inv/0/state", after=after)
+        for topic, payload in configs(s.client, prefix=prefix).items():
+            assert not ha_schema.validate(topic, payload, prefix), topic
         s.client.clear()
-        s.client.publish(PREFIX + "/status", "offline", qos=1)
+        s.client.publish(status, "offline", qos=1)
+        s.client.publish(PREFIX + "/status", "online", qos=1)  # not this bridge's birth topic
         time.sleep(4)
-        assert not configs(s.client), "republished on 'offline'"
+        assert not configs(s.client, prefix=prefix), "republished on 'offline'"
 
 
 def test_removed_device_and_discovery_off_clear_entities():
