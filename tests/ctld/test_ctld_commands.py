@@ -1,0 +1,183 @@
+"""bic-charge-ctl's commands and topics: control/set 1/0 with the seed's semantics (every
+toggle starts from idle; disabled releases the lease after idling the device), refused and
+retained commands, the enable state across a config reload (and a bad file kept out), Home
+Assistant discovery checked with the bridge's validator next to the real bridge, and the
+program's refusals of configurations it cannot run."""
+
+import json
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "bridge"))
+
+import harness  # noqa: E402
+import ha_schema  # noqa: E402
+from ctld_stack import Stack  # noqa: E402
+
+
+def _charging(s):
+    st = s.status()
+    if not st or st["mode"] != "running" or st["setpoint"]["mode"] != "charge":
+        return False
+    d = s.device()
+    return d["output_on"] and abs(d["dc_a"] - st["setpoint"]["current_a"]) < 2
+
+
+def _idle(s):
+    return abs(s.device()["dc_a"]) < 1.5
+
+
+def test_control_set():
+    with Stack() as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+
+        # 0: disabled, device idled, lease given back
+        after = time.monotonic()
+        r = s.command("0")
+        assert r["ok"] and r["request"] == "0" and r["enabled"] is False, r
+        s.wait_status(lambda x: x["mode"] == "disabled" and not x["enabled"], timeout=5,
+                      after=after)
+        harness.wait_for(lambda: _idle(s), timeout=5, what="device idle")
+        harness.wait_for(lambda: s.lease() is None, timeout=5, what="lease released")
+        st = s.wait_status(lambda x: not x["lease"]["held"], timeout=5, after=after)
+        assert st["reason"] == "disabled", st
+
+        # refused: not a switch value, and nothing changes
+        for bad in ("2", "enable", "{\"val\":1}"):
+            r = s.command(bad)
+            assert not r["ok"] and r["error"]["code"] == "bad_request", r
+            assert "allowed: 1 or 0" in r["error"]["message"], r
+        time.sleep(1)
+        assert s.status()["mode"] == "disabled" and s.lease() is None
+
+        # 1: enabled, takes the lease, starts from idle, charges again
+        r = s.command("1")
+        assert r["ok"] and r["enabled"] is True, r
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging again")
+
+        # a repeated 1 is a toggle too: charging stops (idle) before control resumes
+        after = time.monotonic()
+        r = s.command("1")
+        assert r["ok"], r
+        s.wait_status(lambda x: x["setpoint"]["mode"] in ("idle", "none"), timeout=5,
+                      after=after)
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the toggle")
+        assert s.ctl.alive()
+
+
+def test_retained_command_ignored():
+    with Stack() as s:
+        # Left in the broker by someone publishing with -r: replayed to every new subscriber.
+        s.client.publish(s.topic("inv/0/control/set"), "0", qos=1, retain=True)
+        after = time.monotonic()
+        s.start_ctl(wait=False)
+        r = json.loads(s.client.wait_message(s.topic("inv/0/control/set/result"), timeout=15,
+                                             after=after))
+        assert not r["ok"] and r["error"]["code"] == "retained", r
+        assert r["enabled"] is True, r
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging (Enable=1 kept)")
+        assert "retained command ignored" in s.ctl.output()
+        s.client.publish(s.topic("inv/0/control/set"), "", qos=1, retain=True)  # clear it
+        time.sleep(1)
+        assert s.status()["enabled"] is True
+
+
+def test_enable_state_survives_reload():
+    with Stack() as s:
+        s.start_ctl()
+        after = time.monotonic()
+        r = s.command("0")
+        assert r["ok"], r
+        s.wait_status(lambda x: x["mode"] == "disabled", timeout=5, after=after)
+        # A valid new file (Enable=1 in it, as before): the runtime switch stays off.
+        s.ini["CHARGE_CONTROL"]["Id/0/ChargeTol"] = 30
+        s.write_ini()
+        s.ctl.signal(signal.SIGHUP)
+        s.ctl.wait_output("configuration reloaded", timeout=5)
+        time.sleep(1.5)
+        assert s.status()["mode"] == "disabled" and s.lease() is None, s.status()
+        # An invalid file is refused and the running configuration kept.
+        s.ini["CHARGE_CONTROL"]["Id/0/ChargeTol"] = "lots"
+        s.write_ini()
+        s.ctl.signal(signal.SIGHUP)
+        out = s.ctl.wait_output("configuration kept", timeout=5)
+        assert "ChargeTol" in out, out[-2000:]
+        assert s.ctl.alive()
+        r = s.command("1")
+        assert r["ok"], r
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+
+
+def test_discovery_beside_the_bridge():
+    with Stack() as s:
+        bridge = harness.start_program("bic-mqtt-bridge", s.ini_path, tmp=s.tmp)
+        s.old.append(bridge)
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        time.sleep(2)  # the bridge's discovery once it knows the device
+        disc = {t: p for _, t, p, _ in s.client.received()
+                if t.startswith("homeassistant/") and t.endswith("/config")}
+        ours = {t: p for t, p in disc.items() if "/ctl0_" in t}
+        assert len(ours) == 7, sorted(ours)
+        problems = []
+        for t, p in ours.items():
+            problems += ha_schema.validate(t, p)
+        problems += ha_schema.validate_set(disc)  # via_device names the bridge's device
+        assert not problems, problems
+        status = s.status()
+        for t, p in ours.items():
+            e = ha_schema.expand(json.loads(p))
+            for path in ha_schema.template_refs(e.get("value_template")):
+                ha_schema.resolve(status, path)  # raises when the status lacks the field
+        kinds = {t.split("/")[1] for t in ours}
+        assert kinds == {"switch", "sensor", "binary_sensor"}, kinds
+        # The bridge keeps them (they are not its stale entities) and shows our SOC.
+        time.sleep(1)
+        for t in ours:
+            assert s.client.last(t), "%s was cleared" % t
+        assert bridge.alive()
+        s.client.wait_message(s.topic("inv/0/state"),
+                              lambda p: json.loads(p).get("capBatPc") is not None, timeout=15)
+
+
+def test_refuses_configurations_it_cannot_run():
+    tmp = harness.temp_dir()
+    base = {"MQTT": {"TopicMain": "t"},
+            "DEVICE": {"Id/0/ChargeVoltage": 2800, "Id/0/DischargeVoltage": 2400,
+                       "Id/0/MaxChargeCurrent": 7500, "Id/0/MaxDischargeCurrent": 6000}}
+    good = dict(base, CHARGE_CONTROL={"Id/0/TopicPower": "m"})
+    path = harness.write_ini(os.path.join(tmp, "good.ini"), good)
+    p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
+    assert p.wait_exit() == 0, p.output()
+    # nothing to control
+    path = harness.write_ini(os.path.join(tmp, "none.ini"), base)
+    p = harness.start_program("bic-charge-ctl", path, tmp=tmp)
+    assert p.wait_exit() == 1
+    assert "no device to control" in p.output(), p.output()
+    # a controller for a device without limits
+    path = harness.write_ini(os.path.join(tmp, "nodev.ini"),
+                             {"MQTT": {"TopicMain": "t"},
+                              "CHARGE_CONTROL": {"Id/2/TopicPower": "m"}})
+    p = harness.start_program("bic-charge-ctl", path, tmp=tmp)
+    assert p.wait_exit() == 1
+    assert "Id/2" in p.output(), p.output()
+    # a bad value names the key
+    bad = dict(base, CHARGE_CONTROL={"Id/0/TopicPower": "m", "Id/0/LeaseTtlSec": 1})
+    path = harness.write_ini(os.path.join(tmp, "bad.ini"), bad)
+    p = harness.start_program("bic-charge-ctl", path, tmp=tmp)
+    assert p.wait_exit() == 1
+    assert "LeaseTtlSec" in p.output(), p.output()
+    p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
+    assert p.wait_exit() == 1 and "LeaseTtlSec" in p.output(), p.output()
+    # bad flags
+    p = harness.start_program("bic-charge-ctl", None, args=("--bogus",), tmp=tmp)
+    assert p.wait_exit() == 2
+
+
+if __name__ == "__main__":
+    harness.run_tests()
