@@ -108,6 +108,14 @@ def test_init_detects_eep_off():
             r = c.ok("init", dev=0, client="bicctl")
             assert r["steps"] == ["can_ctrl: already set", "eep_off: already set",
                                   "battery_mode: already set"], r
+            # after the power cycle the device runs in battery mode, EEP_OFF kept
+            sim.control.power_cycle(dev=0)
+            sub.event(0, "offline")
+            sub.event(0, "online", timeout=15)
+            d = c.ok("info", dev=0)["devices"][0]
+            assert d["mode"] == "battery" and d["mode_pending"] is None, d
+            assert d["eeprom"]["policy"] == "eep_off", d
+            assert d["limits"]["iout_a"] == [0.9, 30], d
             # old firmware: the EEP_OFF bit does not stick; reported, not an error
             r = c.ok("init", dev=1, client="bicctl")
             assert r["steps"] == ["can_ctrl: set", "eep_off: not supported",
