@@ -7,11 +7,16 @@
 # /proc, /sys, /dev, a private tmpfs on /run (so the default ipc:///run/bic2mqtt/ endpoints
 # work), loopback up, and the modules can, can_raw, can_dev, vcan with vcan0 up.
 #
-# usage: run-in-guest.sh [-t SECONDS] [-m MEM] [-i IFACE]... [--] CMD [ARG...]
+# usage: run-in-guest.sh [-t SECONDS] [-m MEM] [-i IFACE]... [--systemd] [--] CMD [ARG...]
 #   -t SECONDS  time limit for CMD inside the guest (default 120); the host adds a margin
 #               for boot and power-off and kills the whole guest if even that passes
 #   -m MEM      guest memory (default 384M)
 #   -i IFACE    create and bring up another vcan interface besides vcan0 (repeatable)
+#   --systemd   boot systemd as the guest's init and run CMD as a service once the system
+#               is up (sysinit and basic targets), for tests of systemd units. The host's
+#               root is then read-only under a tmpfs overlay: the guest may change any file
+#               (install units, create users) and the host sees none of it; CMD cannot
+#               write files for the host either, only its output and exit status come back.
 #
 # CMD runs with the caller's environment and working directory, stdin from /dev/null. Its
 # stdout and stderr are copied to ours once the guest has stopped. Exit status: CMD's own;
@@ -23,6 +28,7 @@ set -eu
 timeout_s=120
 mem=384M
 ifaces=vcan0
+systemd=0
 while [ $# -gt 0 ]; do
     case "$1" in
     -t) [ $# -ge 2 ] || { echo "run-in-guest: -t needs SECONDS" >&2; exit 2; }
@@ -31,13 +37,14 @@ while [ $# -gt 0 ]; do
         mem=$2; shift 2 ;;
     -i) [ $# -ge 2 ] || { echo "run-in-guest: -i needs an interface name" >&2; exit 2; }
         ifaces="$ifaces $2"; shift 2 ;;
+    --systemd) systemd=1; shift ;;
     --) shift; break ;;
-    -*) echo "run-in-guest: unknown option $1 (allowed: -t SECONDS, -m MEM, -i IFACE)" >&2
+    -*) echo "run-in-guest: unknown option $1 (allowed: -t SECONDS, -m MEM, -i IFACE, --systemd)" >&2
         exit 2 ;;
     *) break ;;
     esac
 done
-[ $# -ge 1 ] || { echo "usage: run-in-guest.sh [-t SECONDS] [-m MEM] [-i IFACE]... CMD [ARG...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: run-in-guest.sh [-t SECONDS] [-m MEM] [-i IFACE]... [--systemd] CMD [ARG...]" >&2; exit 2; }
 case "$timeout_s" in
 ''|*[!0-9]*) echo "run-in-guest: -t must be a whole number of seconds, got '$timeout_s'" >&2; exit 2 ;;
 esac
@@ -132,6 +139,72 @@ echo o > /proc/sysrq-trigger
 sleep 60
 EOF
 chmod +x "$run/init"
+root_mode=rw
+
+if [ "$systemd" = 1 ]; then
+    [ -x /lib/systemd/systemd ] ||
+        { echo "run-in-guest: --systemd needs /lib/systemd/systemd (Debian package systemd)" >&2; exit 125; }
+    # The host's root stays read-only; $run is mounted read-write at /bic-run in the guest.
+    root_mode=ro
+    cat > "$run/cmd" <<EOF
+#!/bin/sh
+# The command, run by the guest's systemd as bic-guest-cmd.service.
+. /bic-run/env
+cd '$PWD' || { echo "guest: cd $PWD failed" > /bic-run/guest-error; sync; echo o > /proc/sysrq-trigger; }
+timeout -k 5 $timeout_s $quoted < /dev/null > /bic-run/stdout 2> /bic-run/stderr
+echo \$? > /bic-run/status.tmp
+sync
+mv /bic-run/status.tmp /bic-run/status
+sync
+echo o > /proc/sysrq-trigger
+sleep 60
+EOF
+    chmod +x "$run/cmd"
+    cat > "$run/init" <<EOF
+#!/bin/sh
+# Guest pre-init: written by run-in-guest.sh --systemd for one run. Builds a writable root
+# (tmpfs over the read-only host root), adds the command as a unit, and hands over to systemd.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+# mount -n: the root is read-only, there is no mount table to update.
+R=/mnt/bic-run
+fail() { echo "guest: \$*" > \$R/guest-error; sync; echo o > /proc/sysrq-trigger; sleep 60; }
+mount -n -t proc proc /proc
+mount -n -t sysfs sys /sys
+[ -e /dev/null ] || mount -n -t devtmpfs dev /dev
+mount -n -t tmpfs -o mode=0755 guest /mnt
+mkdir /mnt/bic-run /mnt/upper /mnt/work /mnt/root
+mount -n -t hostfs -o '$run' none /mnt/bic-run || { echo o > /proc/sysrq-trigger; sleep 60; }
+ip link set lo up || fail "loopback up"
+modprobe -d '$run/mods' -a can_raw vcan overlay || fail "modprobe can_raw vcan overlay"
+for i in $ifaces; do
+    ip link add dev "\$i" type vcan && ip link set "\$i" up || fail "vcan \$i up"
+done
+mount -n -t overlay overlay -o lowerdir=/,upperdir=/mnt/upper,workdir=/mnt/work /mnt/root ||
+    fail "overlay root"
+mkdir -p /mnt/root/bic-run /mnt/root/oldroot
+mount -n --move /mnt/bic-run /mnt/root/bic-run || fail "move /bic-run"
+R=/mnt/root/bic-run
+cat > /mnt/root/etc/systemd/system/bic-guest-cmd.service <<'UNIT'
+[Unit]
+Description=run-in-guest command
+[Service]
+Type=oneshot
+ExecStart=/bic-run/cmd
+UNIT
+cat > /mnt/root/etc/systemd/system/bic-guest.target <<'UNIT'
+[Unit]
+Description=run-in-guest
+Requires=basic.target bic-guest-cmd.service
+After=basic.target bic-guest-cmd.service
+UNIT
+for m in proc sys dev; do mount -n --move /\$m /mnt/root/\$m 2>/dev/null; done
+cd /mnt/root
+pivot_root . oldroot || fail "pivot_root"
+exec chroot . /bin/sh -c 'umount -l /oldroot; exec /lib/systemd/systemd systemd.unit=bic-guest.target'
+EOF
+    chmod +x "$run/init"
+fi
 
 # The UML memory file lives in TMPDIR; shared memory makes the guest faster than disk.
 uml_tmp=/dev/shm
@@ -141,7 +214,7 @@ uml_tmp=/dev/shm
 host_limit=${BIC_UML_HOST_LIMIT_S:-$((timeout_s + 60))}
 case "$host_limit" in ''|*[!0-9]*) echo "run-in-guest: bad BIC_UML_HOST_LIMIT_S" >&2; exit 2 ;; esac
 TMPDIR=$uml_tmp timeout -k 5 "$host_limit" "$uml" mem="$mem" \
-    root=/dev/root rootfstype=hostfs rootflags=/ rw init="$run/init" \
+    root=/dev/root rootfstype=hostfs rootflags=/ "$root_mode" init="$run/init" \
     con=null ssl=null con0=null,fd:1 uml_dir="$run/uml" \
     < /dev/null > "$run/console.log" 2>&1 &
 guest_pid=$!

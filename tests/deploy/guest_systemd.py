@@ -1,0 +1,257 @@
+"""The systemd units of deploy/systemd, run by a real systemd, inside the guest kernel.
+
+Runs under `tools/uml/run-in-guest.sh --systemd` (see CMakeLists.txt): systemd is the guest's
+init, the host's files are a read-only layer under a tmpfs, so the test installs the units,
+the sysusers and tmpfiles entries and the sample configuration as a package would, creates
+the user, and drives the services with systemctl. bic-sim runs on vcan0 and mosquitto on
+127.0.0.1:1883 as ordinary processes of the test.
+
+Checked: `systemctl enable --now bic2mqtt.target` enables and brings all three up (Type=notify: READY=1 from
+each), under the hardening of the units, with the users and groups the docs promise; the
+bridge and the controller, as dynamic users, reach the gateway's sockets in /run/bic2mqtt
+through the group bic2mqtt and read the 0640 configuration (the controller takes the lease,
+the bridge publishes on MQTT); restarting or stopping the controller and restarting the
+bridge leave the gateway's process alone, and a gateway restart leaves its clients running
+and reconnecting; a killed service is restarted on its own (Restart=on-failure); a gateway
+that stops sending WATCHDOG=1 is killed and restarted by the watchdog; the target stops all.
+"""
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "gateway"))
+
+import harness  # noqa: E402
+from gwtest import Client  # noqa: E402
+
+SRC = harness.SOURCE_DIR
+DEPLOY = os.path.join(SRC, "deploy")
+UNITS = ("bic-can-gateway.service", "bic-mqtt-bridge.service", "bic-charge-ctl.service")
+GW, BRIDGE, CTL = UNITS
+METER_TOPIC = "test/meter/power"
+TOPIC_MAIN = "haus/power/bat/bic2mqtt"
+SLOW = 40.0
+
+
+_t0 = time.monotonic()
+
+
+def phase(name):
+    print("%6.1f s  %s" % (time.monotonic() - _t0, name), flush=True)
+
+
+def sh(*args, check=True):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError("%s: rc %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r.stdout
+
+
+def show(unit, prop):
+    return sh("systemctl", "show", "-p", prop, "--value", unit).strip()
+
+
+def main_pid(unit):
+    return int(show(unit, "MainPID"))
+
+
+def active(unit):
+    return sh("systemctl", "is-active", unit, check=False).strip() == "active"
+
+
+def proc_ids(pid):
+    """(uid, [gids]) of a process."""
+    uid, groups = None, []
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+            elif line.startswith("Groups:"):
+                groups = [int(g) for g in line.split()[1:]]
+    return uid, groups
+
+
+def install():
+    """Puts the deployment files where the package puts them, with the built programs."""
+    paths = {"/usr/sbin/bic-can-gateway": harness.program("bic-can-gateway"),
+             "/usr/bin/bic-mqtt-bridge": harness.program("bic-mqtt-bridge"),
+             "/usr/bin/bic-charge-ctl": harness.program("bic-charge-ctl")}
+    for name in os.listdir(os.path.join(DEPLOY, "systemd")):
+        if not name.endswith((".service", ".target")):
+            continue
+        with open(os.path.join(DEPLOY, "systemd", name)) as f:
+            text = f.read()
+        for installed, built in paths.items():
+            text = text.replace(installed, built)
+        with open("/etc/systemd/system/" + name, "w") as f:
+            f.write(text)
+    os.makedirs("/etc/sysusers.d", exist_ok=True)
+    os.makedirs("/etc/tmpfiles.d", exist_ok=True)
+    shutil.copy(os.path.join(DEPLOY, "systemd", "bic2mqtt.sysusers.conf"), "/etc/sysusers.d/bic2mqtt.conf")
+    shutil.copy(os.path.join(DEPLOY, "systemd", "bic2mqtt.tmpfiles.conf"), "/etc/tmpfiles.d/bic2mqtt.conf")
+    sh("systemd-sysusers", "/etc/sysusers.d/bic2mqtt.conf")
+    sh("systemd-tmpfiles", "--create", "/etc/tmpfiles.d/bic2mqtt.conf")
+
+    # The sample configuration, edited as the docs say: the meter topic, and the bus of a
+    # SocketCAN adapter; the broker is the default 127.0.0.1:1883.
+    with open(os.path.join(DEPLOY, "bic2mqtt.ini")) as f:
+        text = f.read()
+    for key, value in (("Id/0/TopicPower", METER_TOPIC), ("Can", "socketcan:vcan0")):
+        text, n = re.subn(r"^" + re.escape(key) + r"\s*=.*$", "%s = %s" % (key, value), text,
+                          count=1, flags=re.M)
+        assert n == 1, key
+    os.makedirs("/etc/bic2mqtt", exist_ok=True)
+    with open("/etc/bic2mqtt/bic2mqtt.ini", "w") as f:
+        f.write(text)
+    os.chown("/etc/bic2mqtt/bic2mqtt.ini", 0, grp.getgrnam("bic2mqtt").gr_gid)
+    os.chmod("/etc/bic2mqtt/bic2mqtt.ini", 0o640)
+    sh("systemctl", "daemon-reload")
+
+
+def journal():
+    return sh("journalctl", "--no-pager", "-o", "short-monotonic", "-u", GW, "-u", BRIDGE, "-u", CTL,
+              check=False)
+
+
+def lease_holder(c):
+    lease = c.ok("info", dev=0)["devices"][0]["lease"]
+    return lease["holder"] if lease else None
+
+
+def wait_lease(c, pid, what):
+    holder = "charge-ctl-0-%d" % pid
+    harness.wait_for(lambda: lease_holder(c) == holder, SLOW, what=what)
+
+
+def test_units_under_systemd():
+    install()
+    tmp = harness.temp_dir()
+    conf = os.path.join(tmp, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write("listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = harness.Process([harness.MOSQUITTO, "-c", conf], name="mosquitto", log_dir=tmp)
+    harness.wait_for_port(1883, SLOW)
+    profile = os.path.join(SRC, "data", "profiles", "p1_clear_march.csv")
+    sim = harness.Process([harness.program("bic-sim"), "--socketcan", "vcan0",
+                           "--device", "0:24:battery,canctrl", "--control", "ipc://%s/sim.ctl" % tmp,
+                           "--mqtt", "127.0.0.1:1883", "--meter-topic", METER_TOPIC,
+                           "--meter-period-ms", "1000", "--household", profile, "--start-s", "43200"],
+                          name="bic-sim", log_dir=tmp)
+    mqtt = harness.MqttClient(("127.0.0.1", 1883), subscribe=(TOPIC_MAIN + "/#",))
+    try:
+        # as docs/deployment.md says: enabling the target enables the three services
+        t0 = time.monotonic()
+        sh("systemctl", "enable", "--now", "bic2mqtt.target")
+        print("bic2mqtt.target enabled and started in %.1f s" % (time.monotonic() - t0), flush=True)
+        for u in UNITS:
+            assert sh("systemctl", "is-enabled", u, check=False).strip() == "enabled", u
+            assert active(u), "%s is %s" % (u, show(u, "ActiveState"))
+        pids = {u: main_pid(u) for u in UNITS}
+
+        phase("users and groups")
+        # users, groups and the shared runtime directory
+        user = pwd.getpwnam("bic2mqtt")
+        group = grp.getgrnam("bic2mqtt").gr_gid
+        dialout = grp.getgrnam("dialout").gr_gid
+        uid, groups = proc_ids(pids[GW])
+        assert uid == user.pw_uid and dialout in groups, (uid, groups)
+        for u in (BRIDGE, CTL):
+            uid, groups = proc_ids(pids[u])
+            assert 61184 <= uid <= 65519, "%s runs as uid %d, not a dynamic user" % (u, uid)
+            assert group in groups, "%s is not in group bic2mqtt: %s" % (u, groups)
+        st = os.stat("/run/bic2mqtt")
+        assert st.st_uid == user.pw_uid and st.st_gid == group and st.st_mode & 0o777 == 0o750, st
+        sock = os.stat("/run/bic2mqtt/gateway.sock")
+        assert sock.st_mode & 0o060 == 0o060 and sock.st_mode & 0o007 == 0, oct(sock.st_mode)
+        # the hardening is in force, not just written down
+        with open("/proc/%d/status" % pids[BRIDGE]) as f:
+            status = f.read()
+        assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), "NoNewPrivileges not applied"
+        assert re.search(r"^Seccomp:\s+2$", status, re.M), "no system call filter"
+        assert re.search(r"^CapBnd:\s+0+$", status, re.M), "capability bounding set not empty"
+
+        phase("working together")
+        # they work together: the controller drives through the gateway, the bridge publishes
+        c = Client("ipc:///run/bic2mqtt/gateway.sock", timeout=10)
+        harness.wait_for(lambda: c.ok("devices")["devices"][0]["online"], SLOW, what="device online")
+        wait_lease(c, pids[CTL], "the controller holds the lease")
+        mqtt.wait_message(TOPIC_MAIN + "/sys/state", lambda p: p == "running", timeout=SLOW)
+
+        phase("controller restart/stop")
+        # restart and stop the controller: the gateway and the bridge keep their processes
+        sh("systemctl", "restart", CTL)
+        new_ctl = main_pid(CTL)
+        assert new_ctl != pids[CTL]
+        assert main_pid(GW) == pids[GW] and main_pid(BRIDGE) == pids[BRIDGE]
+        wait_lease(c, new_ctl, "the restarted controller holds the lease")
+        sh("systemctl", "stop", CTL)
+        assert active(GW) and active(BRIDGE) and main_pid(GW) == pids[GW]
+        assert lease_holder(c) is None, "a stopped controller releases its lease"
+        sh("systemctl", "start", CTL)
+        pids[CTL] = main_pid(CTL)
+        wait_lease(c, pids[CTL], "the controller is back")
+        sh("systemctl", "restart", BRIDGE)
+        assert main_pid(GW) == pids[GW] and main_pid(CTL) == pids[CTL]
+        pids[BRIDGE] = main_pid(BRIDGE)
+
+        phase("gateway restart")
+        # restart the gateway: its clients stay and reconnect
+        sh("systemctl", "restart", GW)
+        assert main_pid(GW) != pids[GW]
+        pids[GW] = main_pid(GW)
+        assert main_pid(BRIDGE) == pids[BRIDGE] and main_pid(CTL) == pids[CTL], \
+            "a gateway restart restarted a client"
+        c.close()
+        c = Client("ipc:///run/bic2mqtt/gateway.sock", timeout=10)
+        wait_lease(c, pids[CTL], "the controller drives the restarted gateway")
+
+        phase("crash")
+        # a crash restarts that service alone
+        os.kill(pids[BRIDGE], 9)
+        harness.wait_for(lambda: active(BRIDGE) and main_pid(BRIDGE) not in (0, pids[BRIDGE]), SLOW,
+                         what="the killed bridge restarted")
+        assert show(BRIDGE, "NRestarts") == "1"
+        assert main_pid(GW) == pids[GW] and main_pid(CTL) == pids[CTL]
+
+        phase("watchdog")
+        # the watchdog: a gateway that stops its loop is killed and restarted. Shorter times
+        # than shipped to keep the test short: the watchdog period, and how long systemd
+        # waits for the SIGABRT it sends first (a stopped process cannot act on it) before
+        # it sends SIGKILL.
+        os.makedirs("/etc/systemd/system/%s.d" % GW, exist_ok=True)
+        with open("/etc/systemd/system/%s.d/watchdog.conf" % GW, "w") as f:
+            f.write("[Service]\nWatchdogSec=4s\nTimeoutAbortSec=2s\n")
+        sh("systemctl", "daemon-reload")
+        sh("systemctl", "restart", GW)
+        frozen = main_pid(GW)
+        time.sleep(5)  # a healthy gateway outlives a watchdog period
+        assert active(GW) and main_pid(GW) == frozen, "a healthy gateway was restarted"
+        os.kill(frozen, 19)  # SIGSTOP
+        harness.wait_for(lambda: main_pid(GW) not in (0, frozen) and active(GW), SLOW,
+                         what="the watchdog restarts the frozen gateway")
+        assert show(GW, "NRestarts") == "1", show(GW, "NRestarts")
+        assert main_pid(CTL) == pids[CTL], "the watchdog restart touched the controller"
+        c.close()
+
+        phase("stop target")
+        sh("systemctl", "stop", "bic2mqtt.target")
+        for u in UNITS:
+            assert not active(u), "%s still %s after stopping the target" % (u, show(u, "ActiveState"))
+    except Exception:
+        print("---- journal ----\n" + journal()[-6000:], flush=True)
+        raise
+    finally:
+        mqtt.close()
+        sh("systemctl", "stop", "bic2mqtt.target", check=False)
+        sim.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    harness.run_tests()
