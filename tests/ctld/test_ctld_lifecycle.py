@@ -5,6 +5,7 @@ while the first runs is held off by the lease until the first stops. Throughout,
 keeps its pid and its reconnect counter."""
 
 import os
+import signal
 import sys
 import time
 
@@ -98,6 +99,45 @@ def test_stop_restart_crash_replace_never_touch_the_can_link():
         assert s.gateway.alive() and s.gateway.pid == gw_pid
         health = s.gw_health()
         assert health["reconnects"] == reconnects and health["bus"] == "up", health
+
+
+def test_lease_taken_by_another_client_and_silent_gateway():
+    with Stack(start_s=46920, speed=5) as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        # A person takes over by hand (as the bridge's charge/set does): the controller
+        # is refused, says by whom, and does not fight.
+        after = time.monotonic()
+        r = s.command("0")
+        assert r["ok"], r
+        harness.wait_for(lambda: s.lease() is None, timeout=5, what="lease released")
+        r = s.gateway_request({"op": "lease", "client": "mqtt-bridge", "action": "take",
+                               "ttl_s": 6})
+        assert r["ok"], r
+        assert s.command("1")["ok"]
+        st = s.wait_status(lambda x: x["enabled"] and x["mode"] == "no_lease", timeout=5,
+                           after=after)
+        st = s.wait_status(lambda x: x["lease"]["note"] == "controlled by mqtt-bridge",
+                           timeout=5, after=after)
+        assert st["reason"] == "controlled by mqtt-bridge", st
+        assert _holder(s) == "mqtt-bridge"
+        # When the manual lease lapses, the controller takes over again.
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the lapse")
+
+        # The gateway stops answering (frozen): lease lost, published, no crash; the gateway
+        # lets the lease lapse into its safe state once it runs again, and the controller
+        # takes it back.
+        frozen = time.monotonic()
+        s.gateway.signal(signal.SIGSTOP)
+        try:
+            st = s.wait_status(lambda x: x["mode"] == "no_lease", timeout=15, after=frozen)
+            assert st["reason"] in ("gateway not answering",
+                                    "no renewal confirmed within the lease TTL"), st
+        finally:
+            s.gateway.signal(signal.SIGCONT)
+        assert "lease lost" in s.ctl.output()
+        harness.wait_for(lambda: _charging(s), timeout=25, what="charging after the gateway")
+        assert s.ctl.alive() and s.gateway.alive()
 
 
 if __name__ == "__main__":
