@@ -260,6 +260,9 @@ int64_t bus_sched_deadline(const bus_sched_t *s)
 int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data, size_t dlc)
 {
     s->stats.frames_rx++;
+    /* any frame on the bus, stray or not, is traffic the 5 ms margin counts from */
+    s->have_reply = true;
+    s->last_reply = now;
     const bus_req_t *r = &s->flight.e.req;
     uint32_t id = can_id & CAN_EFF_MASK_29;
     if (s->flight.state != FLIGHT_WAIT || !data || dlc < 2 || dlc > 8 ||

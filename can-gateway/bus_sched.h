@@ -114,7 +114,8 @@ int64_t bus_sched_deadline(const bus_sched_t *s);
 /* Offers a received frame (29-bit ID, flags masked or not; data with its DLC). Returns 1 if it
  * answered the request in flight, 0 if it was dropped as stray. A reply also moves the
  * request's start to (reply time - shortest round trip seen): when the request reached the
- * device late (adapter or delivery delay), the next request is held back by as much. */
+ * device late (adapter or delivery delay), the next request is held back by as much. Every
+ * frame, stray ones included, restarts the gap after a reply. */
 int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data, size_t dlc);
 
 /* Marks the bus up or down. Going down fails the request in flight and everything queued with

@@ -271,6 +271,23 @@ static void test_pacing_counts_from_actual_send_and_slow_delivery(void **state)
     bus_sched_destroy(&s);
 }
 
+static void test_stray_frame_restarts_reply_gap(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 1);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x61), 2);
+    bus_sched_tick(s, 0, &tx);
+    s_reply(s, 1 * MS, 0, 0x60, 1, 1);
+    /* a duplicate of that reply shows up at 18 ms: the next request waits until 23 ms */
+    s_reply(s, 18 * MS, 0, 0x60, 1, 0);
+    assert_int_equal(bus_sched_deadline(s), 23 * MS);
+    assert_int_equal(bus_sched_tick(s, 21 * MS, &tx), 0);
+    assert_int_equal(bus_sched_tick(s, 23 * MS, &tx), 1);
+    bus_sched_destroy(&s);
+}
+
 static void test_late_reply_after_timeout_holds_next_request(void **state)
 {
     (void)state;
@@ -404,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_queue_bound),
         cmocka_unit_test(test_bus_down_fails_fast),
         cmocka_unit_test(test_pacing_counts_from_actual_send_and_slow_delivery),
+        cmocka_unit_test(test_stray_frame_restarts_reply_gap),
         cmocka_unit_test(test_late_reply_after_timeout_holds_next_request),
         cmocka_unit_test(test_extra_gap_after_write),
         cmocka_unit_test(test_assume_busy_delays_first_request),

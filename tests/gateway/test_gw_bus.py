@@ -105,6 +105,41 @@ def test_discover_at_start_and_old_firmware():
             assert_no_pacing_violations(sim)
 
 
+def test_late_duplicated_and_dropped_replies_never_shift_reads():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0, Retries=3,
+                          OfflineAfterTimeouts=20)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            c.ok("set", dev=0, reg="VOUT_SET", value=27.3, client="t")
+            c.ok("set", dev=0, reg="IOUT_SET", value=12.5, client="t")
+            c.ok("set", dev=0, reg="REVERSE_VOUT_SET", value=24.5, client="t")
+            # replies late beyond the 50 ms timeout, duplicated, or lost
+            sim.control.set(late_pct=25, late_delay_us=70000, dup_pct=25, drop_pct=10)
+            want = {"VOUT_SET": 27.3, "IOUT_SET": 12.5, "REVERSE_VOUT_SET": 24.5,
+                    "MFR_MODEL_B0B5": "BIC-22"}
+            good = 0
+            for _ in range(12):
+                r = c.ok("get", dev=0, regs=list(want))
+                for name, v in r["values"].items():
+                    if "error" in v:
+                        assert v["error"]["code"] == "timeout", r
+                        continue
+                    assert v["value"] == want[name], (name, v, r)
+                    good += 1
+            assert good >= 24, good
+            sim.control.set(late_pct=0, dup_pct=0, drop_pct=0)
+            health = None
+            sub = Sub(gw.pub, ["gw"])
+            _, health = sub.wait(lambda t, b: t == "gw", what="gw health")
+            assert health["stray"] > 0 and health["retries"] > 0, health
+            sub.close()
+            counters = sim.control.counters()["bus"]
+            assert counters["late"] > 0 and counters["duplicated"] > 0, counters
+            assert_no_pacing_violations(sim)
+
+
 def test_device_stops_answering_and_comes_back():
     tmp = harness.temp_dir()
     with harness.Sim(devices=["0:24", "1:24"]) as sim:
