@@ -273,8 +273,11 @@ static double s_ideal_step(run_t *r, double net_w, int hour, int64_t now_ms, dou
     const ctl_hour_t *h = &p->hours[hour];
     const twin_model_t *m = r->model;
     double want = -(net_w - h->grid_offset_w);
-    double hi = fmin(h->max_charge_w, m->max_charge_w);
-    double lo = fmax(h->max_discharge_w, -m->max_discharge_w);
+    /* The same converter limits as the device runs: its current limits at the present
+     * battery voltage (the AC ratings hold at the nominal voltage). */
+    double v_now = battery_ocv_v(r->ideal_bat);
+    double hi = fmin(h->max_charge_w, p->max_charge_ca / 100.0 * v_now / m->efficiency);
+    double lo = fmax(h->max_discharge_w, -p->max_discharge_ca / 100.0 * v_now * m->efficiency);
     if (want > hi)
         want = hi;
     if (want < lo)
@@ -288,6 +291,16 @@ static double s_ideal_step(run_t *r, double net_w, int hour, int64_t now_ms, dou
     double i = dc / v;
     v = battery_terminal_v(r->ideal_bat, i);
     i = dc / v;
+    /* The converter's voltage limits hold for the ideal battery too: charging tapers at
+     * ChargeVoltage (constant voltage), discharging stops at DischargeVoltage. */
+    double ocv = battery_ocv_v(r->ideal_bat);
+    double rb = battery_r_ohm(r->ideal_bat) > 1e-4 ? battery_r_ohm(r->ideal_bat) : 1e-4;
+    double i_cv = (p->charge_voltage_cv / 100.0 - ocv) / rb;
+    double i_dv = (p->discharge_voltage_cv / 100.0 - ocv) / rb;
+    if (i > 0 && i > i_cv)
+        i = i_cv > 0 ? i_cv : 0;
+    if (i < 0 && i < i_dv)
+        i = i_dv < 0 ? i_dv : 0;
     double got = battery_step(r->ideal_bat, i, dt);
     double dcw = got * battery_voltage_v(r->ideal_bat);
     double ac = dcw > 0 ? dcw / m->efficiency : dcw * m->efficiency;
@@ -373,6 +386,9 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
         double soc = 0;
         bool could_absorb = false;
         double charge_limit = fmin(p->hours[hour].max_charge_w, m->max_charge_w);
+        if (r->ideal_bat)
+            charge_limit = fmin(charge_limit, p->max_charge_ca / 100.0 *
+                                                  battery_ocv_v(r->ideal_bat) / m->efficiency);
         if (r->dev) {
             bic_device_step(r->dev, t * 1000);
             bic_device_state_t st;
