@@ -3,8 +3,10 @@
 Boots the user-mode-linux guest a few times and checks, from the host: the command's exit
 status, stdout and stderr come back separately; environment and working directory carry over;
 vcan0 is up and SocketCAN frames flow on it (and an interface down/up is seen as ENETDOWN,
-then traffic again); a command that overruns its time limit is stopped with status 124 and
-no guest process is left behind; bad options are refused with a clear message.
+then traffic again); with --systemd the command runs as a service of a booted systemd and
+what the guest writes stays in the guest; a command that overruns its time limit is stopped
+with status 124 and no guest process is left behind; bad options are refused with a clear
+message.
 """
 import os
 import subprocess
@@ -78,6 +80,19 @@ def main():
               f"the host kills a guest that overruns the backstop (rc {r.returncode})")
         check(guest_processes(tmp) == [], f"no guest process left after the backstop: {guest_processes(tmp)}")
         check(os.listdir(tmp) == [], f"no run directory left behind: {os.listdir(tmp)}")
+
+        # --systemd: systemd is the guest's init; the host's files stay untouched.
+        probe = os.path.join(HERE, ".guest-write-probe")
+        r = run(["--systemd", "sh", "-c",
+                 'echo "pid1=$(cat /proc/1/comm)"; systemctl is-active bic-guest-cmd.service; '
+                 'touch "$0" && echo written; exit 5', probe], env=env)
+        leaked = os.path.exists(probe)
+        if leaked:
+            os.unlink(probe)
+        check(r.returncode == 5, f"--systemd: exit status propagates (got {r.returncode}: {r.stderr[-500:]!r})")
+        check(r.stdout.split() == ["pid1=systemd", "activating", "written"],
+              f"--systemd: the command runs as a service of systemd (got {r.stdout!r})")
+        check(not leaked, "--systemd: a file the guest writes does not reach the host")
 
         r = run(["-t", "soon", "true"], env=env)
         check(r.returncode == 2 and "-t must be a whole number" in r.stderr,
