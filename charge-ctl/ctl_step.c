@@ -401,10 +401,11 @@ static int s_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The q-quantile over the window of the demand in one direction (sign * net, 0 when the
- * demand is the other way): a level that the demand reaches (1 - q) of the time. Also
- * counts the samples with demand in that direction. */
-static double s_net_quantile(const ctl_state_t *s, double sign, double q, int *count)
+/* The q-quantile of the demand in one direction (sign * net): over the whole window, with
+ * 0 for samples that wanted the other way (a level the demand reaches (1 - q) of the time),
+ * or over only the samples that wanted this way (own_only). Also counts those samples. */
+static double s_net_quantile(const ctl_state_t *s, double sign, double q, bool own_only,
+                             int *count)
 {
     double v[CTL_NET_WINDOW];
     int n = 0;
@@ -412,7 +413,8 @@ static double s_net_quantile(const ctl_state_t *s, double sign, double q, int *c
     for (int i = 0; i < s->net_n; i++) {
         double x = sign * s->net_w[i];
         pos += x > 0;
-        v[n++] = x > 0 ? x : 0;
+        if (x > 0 || !own_only)
+            v[n++] = x > 0 ? x : 0;
     }
     *count = pos;
     if (n == 0)
@@ -462,8 +464,12 @@ static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input
                          in->now_ms - s->last_change_ms >= p->min_write_interval_ms;
         if (may_write) {
             int nc = 0, nd = 0;
-            double want_c = s_net_quantile(s, -1, p->budget_quantile_charge, &nc);
-            double want_d = s_net_quantile(s, 1, p->budget_quantile, &nd);
+            /* Charging too much can only be undone by the next write (discharging is
+             * blocked after charging), so its level counts the whole window; too much
+             * discharge is undone for free by switching direction, so its level looks at
+             * the samples that asked for discharge. */
+            double want_c = s_net_quantile(s, -1, p->budget_quantile_charge, false, &nc);
+            double want_d = s_net_quantile(s, 1, p->budget_quantile, true, &nd);
             want_c = fmin(want_c, max_c_w);
             want_d = fmin(want_d, max_d_w);
             int ca_c = ctl_quantise_ca(p, s_ac_to_amps(p, want_c, v));
