@@ -107,7 +107,9 @@ struct bridge_t {
     gw_client_t *gw;
     zsock_t *sub;
     bool gw_alive;
-    int64_t gw_last_ms;
+    int64_t gw_last_ms;     /* last message on the PUB socket; at start: the start time */
+    bool gw_silence_warned; /* said once that the gateway has not been heard from */
+    char pub_endpoint[1025];
     char gw_bus[16];
 
     slot_t slots[MAX_DEVS];
@@ -593,6 +595,7 @@ static void s_set_gw_alive(bridge_t *b, bool alive, int64_t now)
     if (alive == b->gw_alive)
         return;
     b->gw_alive = alive;
+    b->gw_silence_warned = !alive; /* a lost gateway is logged here already */
     if (alive)
         log_info("gateway reachable");
     else
@@ -972,6 +975,7 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     b->dynamic = b->set.nids == 0;
     b->backoff_ms = RECONNECT_MIN_MS;
     b->start_wall = time(NULL);
+    b->gw_last_ms = mono_ms();
     b->gw_alive = false;
     for (size_t i = 0; i < b->set.nids; i++)
         s_slot(b, b->set.ids[i], true);
@@ -979,6 +983,7 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     b->gw = gw_client_from_config(cfg, err, errlen);
     if (!b->gw)
         goto fail;
+    s_copy(b->pub_endpoint, sizeof b->pub_endpoint, config_str(cfg, "GATEWAY", "PubEndpoint"));
     const char *prefixes[] = {"tel/", "evt/", "gw", NULL};
     b->sub = gw_client_sub_from_config(cfg, prefixes, err, errlen);
     if (!b->sub)
@@ -1141,6 +1146,11 @@ static void s_timers(bridge_t *b, int64_t now)
     }
     if (b->gw_alive && now - b->gw_last_ms > GW_SILENCE_MS)
         s_set_gw_alive(b, false, now);
+    if (!b->gw_alive && !b->gw_silence_warned && now - b->gw_last_ms > GW_SILENCE_MS) {
+        /* Often a wrong [GATEWAY] PubEndpoint, or the gateway not running. */
+        log_warn("nothing heard from the gateway on %s yet; devices stay offline", b->pub_endpoint);
+        b->gw_silence_warned = true;
+    }
     if (now >= b->next_info && b->gw_alive) {
         b->next_info = now + INFO_RETRY_MS; /* until the reply sets the next hour */
         b->last_info_ms = now;
