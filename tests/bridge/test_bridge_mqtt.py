@@ -159,6 +159,9 @@ BAD = [
     ("inv/0/chargeV/set", "40", "out_of_range"),  # plausible number, outside the limits
     ("inv/0/direction/set", "sideways", "bad_request"),
     ("inv/0/state/set", "", "bad_request"),
+    ("inv/0/charge/set", b"\xff\xfe\x00{\"var\":\"chargeA\",\"val\":5}", "bad_request"),
+    ("inv/0/chargeLimA/set", b"\x005", "bad_request"),
+    ("inv/0/charge/set", '{"var":"chargeA","val":5,"id":{"x":1}}', "bad_request"),
     ("inv/9/state/set", "1", "unknown_device"),
 ]
 
