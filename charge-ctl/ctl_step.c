@@ -670,10 +670,14 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 if (want < 0)
                     want = 0;
             } else if (s->import_run == 0) {
-                /* New import: a careful first step; it may be an interval load. */
-                corr *= p->loop_gain;
-                if (corr < -p->step_slow_w)
-                    corr = -p->step_slow_w;
+                /* New import: a careful first step, since it may be an interval load; a
+                 * small one (up to StepSlow) is taken whole, a larger one by LoopGain but
+                 * at most StepSlow. */
+                if (corr < -p->step_slow_w) {
+                    corr *= p->loop_gain;
+                    if (corr < -p->step_slow_w)
+                        corr = -p->step_slow_w;
+                }
                 want = meas_ac + corr;
             } else {
                 /* The import persisted over another sample: take it. */
