@@ -394,6 +394,14 @@ static void s_publish_all(bridge_t *b, int64_t now)
     s_publish_bridge_discovery(b);
     for (int d = 0; d < MAX_DEVS; d++)
         if (b->slots[d].dv)
+            s_publish_discovery(b, &b->slots[d]);
+    /* The bridge's own availability too: after Home Assistant's birth message the broker
+     * may have lost every retained message, this one included. */
+    char topic[600];
+    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
+    s_publish(b, topic, b->set.pl_online, 1, true);
+    for (int d = 0; d < MAX_DEVS; d++)
+        if (b->slots[d].dv)
             s_publish_device(b, &b->slots[d], now);
     s_publish_app(b, now);
 }
@@ -872,8 +880,6 @@ static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
     b->conn_count++;
     log_info("connected to %s:%d as %s", b->set.host, b->set.port, b->set.client_id);
     char topic[600];
-    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
-    s_publish(b, topic, b->set.pl_online, 1, true);
     for (int k = 0; k < BCMD_KINDS; k++) {
         snprintf(topic, sizeof topic, "%s/inv/+/%s/set", b->set.topic_main,
                  bcmd_kind_name((bcmd_kind_t)k));
@@ -892,7 +898,7 @@ static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
     snprintf(topic, sizeof topic, "%s/+/%s/+/config", b->set.ha_prefix, b->node);
     mosquitto_subscribe(mosq, NULL, topic, 1);
     b->charge_hold_until = mono_ms() + 1000;
-    s_publish_all(b, mono_ms());
+    s_publish_all(b, mono_ms()); /* `running` on <T>/sys/state among it */
     sdnotify_status("connected to %s:%d", b->set.host, b->set.port);
 }
 

@@ -132,7 +132,8 @@ def test_republished_when_home_assistant_comes_online():
         s.client.publish(status, "online", qos=1)
         harness.wait_for(lambda: want <= set(configs(s.client, prefix=prefix)), 15,
                          what="discovery republished")
-        # then availability and states, as Home Assistant needs them
+        # then availability (the bridge's and the device's) and states
+        s.client.wait_message(T + "/sys/state", lambda p: p == "running", after=after)
         s.client.wait_message(T + "/inv/0/availability", lambda p: p == "online", after=after)
         s.wait_json("inv/0/state", after=after)
         for topic, payload in configs(s.client, prefix=prefix).items():
