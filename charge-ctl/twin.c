@@ -575,7 +575,7 @@ static void s_metrics(const run_t *r, twin_metrics_t *out)
 
 /* ---- plot -------------------------------------------------------------------------------- */
 
-static int s_plot(const char *path, run_t *runs, char *err, size_t errlen)
+static int s_plot(const char *path, const char *title, run_t *runs, char *err, size_t errlen)
 {
     char data[] = "/tmp/bic-twin-XXXXXX";
     int fd = mkstemp(data);
@@ -608,8 +608,9 @@ static int s_plot(const char *path, run_t *runs, char *err, size_t errlen)
     }
     fprintf(g,
             "set terminal pngcairo size 1400,1000 font ',10'\n"
+            "set termoption noenhanced\n"
             "set output '%s'\n"
-            "set multiplot layout 3,1 title 'bic2mqtt twin'\n"
+            "set multiplot layout 3,1 title '%s'\n"
             "set grid\nset xrange [0:24]\nset xtics 2\n"
             "set key outside right\n"
             "set ylabel 'grid power (W, + import)'\n"
@@ -621,7 +622,7 @@ static int s_plot(const char *path, run_t *runs, char *err, size_t errlen)
             "plot '%s' u 1:8 w l lc rgb '#999999' t 'ideal', '' u 1:7 w l lc rgb '#e69f00' t 'seed', "
             "'' u 1:4 w l lc rgb '#0072b2' lw 2 t 'controller'\n"
             "unset multiplot\n",
-            path, data, data, data);
+            path, title, data, data, data);
     int rc = pclose(g);
     unlink(data);
     if (rc != 0) {
@@ -727,7 +728,15 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
             fprintf(model->trace, "minute %4d %02d:%02d %8.2f Wh\n", k, k / 60, k % 60,
                     (runs[0].diag_min_x[k] - runs[2].diag_min_x[k]) / 3600.0);
     }
-    if (plot_path && s_plot(plot_path, runs, err, errlen) != 0)
+    char title[256];
+    const char *base = strrchr(profile_path, '/');
+    snprintf(title, sizeof title, "bic2mqtt twin: %s%s%s", base ? base + 1 : profile_path,
+             model->transients ? ", fast transients" : "",
+             model->eeprom_on ? ", EEPROM writes on" : "");
+    for (char *c = title; *c; c++)
+        if (*c == '\'' || *c == '\\')
+            *c = ' ';
+    if (plot_path && s_plot(plot_path, title, runs, err, errlen) != 0)
         goto cleanup;
     rc = 0;
 cleanup:
