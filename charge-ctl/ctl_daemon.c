@@ -366,9 +366,11 @@ cleanup:
     free(key);
 }
 
+/* Discovery on, or (HaDiscovery=0) empty retained configs that remove what an earlier run
+ * published. */
 static void s_publish_discovery(ctl_daemon_t *d)
 {
-    if (!d->set.ha_discovery || !d->connected)
+    if (!d->connected)
         return;
     ctld_ha_ctx_t ctx = {.prefix = d->set.ha_prefix,
                          .topic_main = d->set.topic_main,
@@ -382,8 +384,10 @@ static void s_publish_discovery(ctl_daemon_t *d)
         log_error("cannot build the discovery messages (out of memory)");
     } else {
         for (size_t i = 0; i < list.count; i++)
-            s_publish(d, list.msgs[i].topic, list.msgs[i].payload, 1, true);
-        log_info("published %zu discovery entities", list.count);
+            s_publish(d, list.msgs[i].topic, d->set.ha_discovery ? list.msgs[i].payload : "", 1,
+                      true);
+        if (d->set.ha_discovery)
+            log_info("published %zu discovery entities", list.count);
     }
     ctld_list_clear(&list);
 }
