@@ -15,9 +15,8 @@
 #include <cJSON.h>
 
 static const char *const s_state_names[CTLD_ST_COUNT] = {
-    [CTLD_ST_DISABLED] = "disabled", [CTLD_ST_NO_LEASE] = "no_lease",
-    [CTLD_ST_SAFE] = "safe",         [CTLD_ST_RUNNING] = "running",
-    [CTLD_ST_STOPPED] = "stopped",
+    [CTLD_ST_DISABLED] = "disabled", [CTLD_ST_NO_LEASE] = "no_lease", [CTLD_ST_SAFE] = "safe",
+    [CTLD_ST_RUNNING] = "running",   [CTLD_ST_STOPPED] = "stopped",
 };
 
 const char *ctld_state_name(ctld_state_t st)
@@ -77,9 +76,8 @@ char *ctld_status_json(const ctld_status_t *s)
     cJSON *blk = cJSON_AddObjectToObject(o, "discharge_block");
     if (blk) {
         cJSON_AddBoolToObject(blk, "active", s->block_active);
-        s_str_or_null(blk, "why", s->block_active && s->block_why && *s->block_why
-                                      ? s->block_why
-                                      : NULL);
+        s_str_or_null(blk, "why",
+                      s->block_active && s->block_why && *s->block_why ? s->block_why : NULL);
     }
     cJSON *ls = cJSON_AddObjectToObject(o, "lease");
     if (ls) {
@@ -283,8 +281,8 @@ static int s_emit(const ctld_ha_ctx_t *ctx, ctld_list_t *out, const char *compon
         return -1;
     char *payload = cJSON_PrintUnformatted(e);
     cJSON_Delete(e);
-    char *topic = s_fmt("%s/%s/%s/ctl%d_%s/config", ctx->prefix, component, ctx->node, ctx->dev,
-                        object);
+    char *topic =
+        s_fmt("%s/%s/%s/ctl%d_%s/config", ctx->prefix, component, ctx->node, ctx->dev, object);
     if (!payload || !topic)
         goto fail;
     if (out->count == out->cap) {
@@ -340,8 +338,8 @@ int ctld_disc_msgs(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
     }
     rc |= s_emit(ctx, out, "switch", "enable", e);
 
-    rc |= s_sensor(ctx, out, "grid_power", "Grid power", "{{ value_json.meter_w }}", "power",
-                   "W", NULL, 0);
+    rc |= s_sensor(ctx, out, "grid_power", "Grid power", "{{ value_json.meter_w }}", "power", "W",
+                   NULL, 0);
     rc |= s_sensor(ctx, out, "setpoint_power", "Setpoint power",
                    "{{ value_json.setpoint.power_w }}", "power", "W", NULL, 0);
     rc |= s_sensor(ctx, out, "soc", "State of charge", "{{ value_json.soc_pct }}", "battery", "%",

@@ -36,10 +36,10 @@ typedef struct {
     const char *reason; /* why the controller does what it does */
     double target_w;    /* grid target of this hour (W) */
 
-    bool meter_valid;    /* a sample was accepted (retained ones included, for display) */
-    double meter_w;      /* grid power (W, + import) */
-    double meter_age_s;  /* since arrival (s) */
-    bool meter_stale;    /* no fresh sample within MeterTimeoutSec */
+    bool meter_valid;      /* a sample was accepted (retained ones included, for display) */
+    double meter_w;        /* grid power (W, + import) */
+    double meter_age_s;    /* since arrival (s) */
+    bool meter_stale;      /* no fresh sample within MeterTimeoutSec */
     uint64_t meter_errors; /* payloads rejected since start */
 
     const char *sp_mode; /* commanded device mode: charge, discharge, idle, off, none */

@@ -34,14 +34,14 @@
 
 #define RECONNECT_MIN_MS 1000
 #define RECONNECT_MAX_MS 30000
-#define STEP_PERIOD_MS 1000      /* the step also runs without meter samples (staleness) */
-#define STATUS_PERIOD_MS 10000   /* status republished at least this often */
-#define STATUS_MIN_GAP_MS 1000   /* value-only changes are published at most this often */
-#define LEASE_RETRY_MS 2000      /* retry taking a lease another client holds */
+#define STEP_PERIOD_MS 1000    /* the step also runs without meter samples (staleness) */
+#define STATUS_PERIOD_MS 10000 /* status republished at least this often */
+#define STATUS_MIN_GAP_MS 1000 /* value-only changes are published at most this often */
+#define LEASE_RETRY_MS 2000    /* retry taking a lease another client holds */
 #define INFO_RETRY_MS 10000
-#define SETPOINT_RETRY_MS 2000   /* after a refused setpoint */
-#define BAD_LOG_EVERY_MS 60000   /* rejected meter payloads: one line per minute at most */
-#define STOP_BUDGET_MS 8000      /* idle + release at exit, then leave regardless */
+#define SETPOINT_RETRY_MS 2000 /* after a refused setpoint */
+#define BAD_LOG_EVERY_MS 60000 /* rejected meter payloads: one line per minute at most */
+#define STOP_BUDGET_MS 8000    /* idle + release at exit, then leave regardless */
 #define FLUSH_MS 1500
 
 typedef struct {
@@ -62,10 +62,10 @@ typedef struct {
     char tls_cert[4096];
     char tls_key[4096];
     /* controller */
-    int id;          /* the device driven: the first [CHARGE_CONTROL] Id/X */
-    size_t n_ids;    /* how many Id/X the section has */
+    int id;       /* the device driven: the first [CHARGE_CONTROL] Id/X */
+    size_t n_ids; /* how many Id/X the section has */
     char topic_power[512];
-    bool can_run;    /* Type is not off and there is a meter topic */
+    bool can_run; /* Type is not off and there is a meter topic */
     bool enable_at_start;
     meter_cfg_t meter;
     ctl_params_t params;
@@ -75,8 +75,8 @@ typedef struct {
 
 typedef enum { REQ_NONE = 0, REQ_INFO, REQ_TAKE, REQ_RENEW, REQ_RELEASE, REQ_SETPOINT } req_t;
 
-static const char *const s_req_names[] = {"none", "info", "lease take", "lease renew",
-                                          "lease release", "setpoint"};
+static const char *const s_req_names[] = {"none",        "info",          "lease take",
+                                          "lease renew", "lease release", "setpoint"};
 
 struct ctl_daemon_t {
     settings_t set;
@@ -198,8 +198,9 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
     int ids[CONFIG_MAX_IDS];
     s->n_ids = config_ids(cfg, cc, ids, CONFIG_MAX_IDS);
     if (s->n_ids == 0) {
-        snprintf(err, n, "[CHARGE_CONTROL] has no Id/X/ keys: there is no device to control "
-                         "(set at least Id/X/TopicPower for the device X to drive)");
+        snprintf(err, n,
+                 "[CHARGE_CONTROL] has no Id/X/ keys: there is no device to control "
+                 "(set at least Id/X/TopicPower for the device X to drive)");
         return -1;
     }
     s->id = ids[0];
@@ -509,9 +510,10 @@ static void s_send_lease(ctl_daemon_t *d, req_t kind, int64_t now)
 {
     cJSON *r = s_req(d, "lease");
     if (r) {
-        cJSON_AddStringToObject(r, "action", kind == REQ_TAKE    ? "take"
-                                             : kind == REQ_RENEW ? "renew"
-                                                                 : "release");
+        cJSON_AddStringToObject(r, "action",
+                                kind == REQ_TAKE    ? "take"
+                                : kind == REQ_RENEW ? "renew"
+                                                    : "release");
         if (kind != REQ_RELEASE)
             cJSON_AddNumberToObject(r, "ttl_s", d->set.lease_ttl_s);
     }
@@ -583,8 +585,8 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply)
         /* Without EEP_OFF every current change is a persisted write: space them as the
          * gateway's budget does, so the gateway never has to defer one. */
         int ms = 0;
-        if (cJSON_IsString(pol) && strcmp(pol->valuestring, "budget") == 0 &&
-            cJSON_IsNumber(iv) && iv->valuedouble > 0 && iv->valuedouble < 86400)
+        if (cJSON_IsString(pol) && strcmp(pol->valuestring, "budget") == 0 && cJSON_IsNumber(iv) &&
+            iv->valuedouble > 0 && iv->valuedouble < 86400)
             ms = (int)(iv->valuedouble * 1000);
         d->set.params.min_write_interval_ms = ms;
         log_info("device %d: EEPROM policy %s%s", d->set.id,
@@ -630,8 +632,8 @@ static void s_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
                 log_info("standby: another instance of this controller (%s) drives device %d",
                          h->valuestring, d->set.id);
             if (strcmp(note, d->lease_note) != 0)
-                log_warn("cannot take the control lease: %s: %s (retrying every %d s)", code,
-                         msg, LEASE_RETRY_MS / 1000);
+                log_warn("cannot take the control lease: %s: %s (retrying every %d s)", code, msg,
+                         LEASE_RETRY_MS / 1000);
             s_copy(d->lease_note, sizeof d->lease_note, note);
             d->next_lease_try = now + LEASE_RETRY_MS;
         }
@@ -1072,8 +1074,7 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
 
 /* ---------------------------------------------------------------- life cycle */
 
-ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char *err,
-                             size_t errlen)
+ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char *err, size_t errlen)
 {
     ctl_daemon_t *d = calloc(1, sizeof *d);
     if (!d) {
@@ -1153,16 +1154,14 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
 
 static void s_connect(ctl_daemon_t *d, bool first)
 {
-    int rc = first ? mosquitto_connect_async(d->mosq, d->set.host, d->set.port,
-                                             d->set.keepalive_s)
+    int rc = first ? mosquitto_connect_async(d->mosq, d->set.host, d->set.port, d->set.keepalive_s)
                    : mosquitto_reconnect_async(d->mosq);
     d->reconnect_at = 0;
     if (rc != MOSQ_ERR_SUCCESS) {
         log_warn("cannot connect to %s:%d (%s); retrying in %d ms", d->set.host, d->set.port,
                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), d->backoff_ms);
         d->reconnect_at = mono_ms() + d->backoff_ms;
-        d->backoff_ms =
-            d->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : d->backoff_ms * 2;
+        d->backoff_ms = d->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : d->backoff_ms * 2;
     }
 }
 
@@ -1304,17 +1303,15 @@ static void s_close_mqtt(ctl_daemon_t *d)
     }
     mosquitto_disconnect(d->mosq);
     int64_t deadline = mono_ms() + 200;
-    while (mosquitto_socket(d->mosq) >= 0 && mosquitto_want_write(d->mosq) &&
-           mono_ms() < deadline)
+    while (mosquitto_socket(d->mosq) >= 0 && mosquitto_want_write(d->mosq) && mono_ms() < deadline)
         s_poll_once(d, deadline, false);
 }
 
 int ctl_daemon_run(ctl_daemon_t *d)
 {
-    log_info("controller for device %d: meter %s, gateway %s, lease '%s' (TTL %d s), %s",
-             d->set.id, d->set.topic_power[0] ? d->set.topic_power : "(none)",
-             gw_client_endpoint(d->gw), d->client, d->set.lease_ttl_s,
-             d->enabled ? "enabled" : "disabled");
+    log_info("controller for device %d: meter %s, gateway %s, lease '%s' (TTL %d s), %s", d->set.id,
+             d->set.topic_power[0] ? d->set.topic_power : "(none)", gw_client_endpoint(d->gw),
+             d->client, d->set.lease_ttl_s, d->enabled ? "enabled" : "disabled");
     s_connect(d, true);
     sdnotify_ready();
     int64_t now = mono_ms();

@@ -110,8 +110,7 @@ static void test_status_unknowns_are_null(void **unused)
     const cJSON *blk = cJSON_GetObjectItem(j, "discharge_block");
     assert_string_equal(cJSON_GetObjectItem(blk, "why")->valuestring, "discharge block hours");
     const cJSON *ls = cJSON_GetObjectItem(j, "lease");
-    assert_string_equal(cJSON_GetObjectItem(ls, "note")->valuestring,
-                        "controlled by mqtt-bridge");
+    assert_string_equal(cJSON_GetObjectItem(ls, "note")->valuestring, "controlled by mqtt-bridge");
     assert_string_equal(cJSON_GetObjectItem(j, "mode")->valuestring, "no_lease");
     cJSON_Delete(j);
 }
@@ -230,7 +229,8 @@ static void test_discovery(void **unused)
         assert_string_equal(cJSON_GetObjectItem(dev, "via_device")->valuestring, "test_bic_bridge");
         assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(dev, "ids"), 0)->valuestring,
                             "test_bic_ctl_3");
-        assert_string_equal(cJSON_GetObjectItem(e, "stat_t")->valuestring, "test/bic/inv/3/control");
+        assert_string_equal(cJSON_GetObjectItem(e, "stat_t")->valuestring,
+                            "test/bic/inv/3/control");
         const cJSON *av = cJSON_GetArrayItem(cJSON_GetObjectItem(e, "avty"), 0);
         assert_string_equal(cJSON_GetObjectItem(av, "topic")->valuestring, "test/bic/ctl/3/state");
         assert_string_equal(cJSON_GetObjectItem(av, "payload_available")->valuestring, "running");
@@ -257,7 +257,8 @@ static void test_discovery(void **unused)
     assert_null(cJSON_GetObjectItem(st, "stat_cla"));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(st, "ops")), CTLD_ST_COUNT);
     cJSON_Delete(e);
-    const cJSON *stale = s_find(&l, "homeassistant/binary_sensor/test_bic/ctl3_meter_stale/config", &e);
+    const cJSON *stale =
+        s_find(&l, "homeassistant/binary_sensor/test_bic/ctl3_meter_stale/config", &e);
     assert_non_null(stale);
     assert_string_equal(cJSON_GetObjectItem(stale, "dev_cla")->valuestring, "problem");
     cJSON_Delete(e);
