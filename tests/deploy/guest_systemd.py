@@ -3,10 +3,13 @@
 Runs under `tools/uml/run-in-guest.sh --systemd` (see CMakeLists.txt): systemd is the guest's
 init, the host's files are a read-only layer under a tmpfs, so the test installs the units,
 the sysusers and tmpfiles entries and the sample configuration as a package would, creates
-the user, and drives the services with systemctl. bic-sim runs on vcan0 and mosquitto on
-127.0.0.1:1883 as ordinary processes of the test.
+the user, and drives the services with systemctl. bic-sim's slcan pty is attached to the
+kernel's slcan driver, which makes it the CAN interface can0 (as a USB-CAN adapter would
+be); bic-can-up@can0.service sets its bit rate and brings it up, and the gateway uses
+socketcan:can0. mosquitto runs on 127.0.0.1:1883 as an ordinary process of the test.
 
-Checked: `systemctl enable --now bic2mqtt.target` enables and brings all three up (Type=notify: READY=1 from
+Checked: `systemctl enable --now bic2mqtt.target` enables and brings all three up, can0 at
+250 kbit/s first (the bit rate reaches the adapter) (Type=notify: READY=1 from
 each), under the hardening of the units, with the users and groups the docs promise; the
 bridge and the controller, as dynamic users, reach the gateway's sockets in /run/bic2mqtt
 through the group bic2mqtt and read the 0640 configuration (the controller takes the lease,
@@ -37,6 +40,7 @@ GW, BRIDGE, CTL = UNITS
 METER_TOPIC = "test/meter/power"
 TOPIC_MAIN = "haus/power/bat/bic2mqtt"
 SLOW = 40.0
+N_SLCAN = 17  # the slcan line discipline (linux/tty.h)
 
 
 _t0 = time.monotonic()
@@ -102,7 +106,7 @@ def install():
     # SocketCAN adapter; the broker is the default 127.0.0.1:1883.
     with open(os.path.join(DEPLOY, "bic2mqtt.ini")) as f:
         text = f.read()
-    for key, value in (("Id/0/TopicPower", METER_TOPIC), ("Can", "socketcan:vcan0")):
+    for key, value in (("Id/0/TopicPower", METER_TOPIC), ("Can", "socketcan:can0")):
         text, n = re.subn(r"^" + re.escape(key) + r"\s*=.*$", "%s = %s" % (key, value), text,
                           count=1, flags=re.M)
         assert n == 1, key
@@ -111,11 +115,17 @@ def install():
         f.write(text)
     os.chown("/etc/bic2mqtt/bic2mqtt.ini", 0, grp.getgrnam("bic2mqtt").gr_gid)
     os.chmod("/etc/bic2mqtt/bic2mqtt.ini", 0o640)
+    # can0 is brought up at 250 kbit/s by bic-can-up@can0.service, ordered before the
+    # gateway by the drop-in the docs give (what `systemctl edit` would write).
+    os.makedirs("/etc/systemd/system/%s.d" % GW, exist_ok=True)
+    with open("/etc/systemd/system/%s.d/can0.conf" % GW, "w") as f:
+        f.write("[Unit]\nWants=bic-can-up@can0.service\nAfter=bic-can-up@can0.service\n")
     sh("systemctl", "daemon-reload")
 
 
 def journal():
     return sh("journalctl", "--no-pager", "-o", "short-monotonic", "-u", GW, "-u", BRIDGE, "-u", CTL,
+              "-u", "bic-can-up@can0.service",
               check=False)
 
 
@@ -138,11 +148,18 @@ def test_units_under_systemd():
     broker = harness.Process([harness.MOSQUITTO, "-c", conf], name="mosquitto", log_dir=tmp)
     harness.wait_for_port(1883, SLOW)
     profile = os.path.join(SRC, "data", "profiles", "p1_clear_march.csv")
-    sim = harness.Process([harness.program("bic-sim"), "--socketcan", "vcan0",
+    pty = os.path.join(tmp, "pty")
+    sim = harness.Process([harness.program("bic-sim"), "--slcan-pty", pty,
                            "--device", "0:24:battery,canctrl", "--control", "ipc://%s/sim.ctl" % tmp,
                            "--mqtt", "127.0.0.1:1883", "--meter-topic", METER_TOPIC,
                            "--meter-period-ms", "1000", "--household", profile, "--start-s", "43200"],
                           name="bic-sim", log_dir=tmp)
+    harness.wait_for_path(pty, SLOW)
+    # The kernel's slcan driver on the simulator's pty: can0, a CAN network interface whose
+    # bit rate is set and reaches the adapter, as with a USB-CAN adapter or a CAN HAT.
+    ldisc = harness.Process(["ldattach", "-d", str(N_SLCAN), pty], name="ldattach", log_dir=tmp)
+    harness.wait_for(lambda: os.path.exists("/sys/class/net/can0"), SLOW, what="can0 from slcan")
+    sim_ctl = harness.SimControl("ipc://%s/sim.ctl" % tmp)
     mqtt = harness.MqttClient(("127.0.0.1", 1883), subscribe=(TOPIC_MAIN + "/#",))
     try:
         # as docs/deployment.md says: enabling the target enables the three services
@@ -152,6 +169,11 @@ def test_units_under_systemd():
         for u in UNITS:
             assert sh("systemctl", "is-enabled", u, check=False).strip() == "enabled", u
             assert active(u), "%s is %s" % (u, show(u, "ActiveState"))
+        assert active("bic-can-up@can0.service")
+        link = sh("ip", "-details", "link", "show", "can0")
+        assert "bitrate 250000" in link and "state UP" in link.replace("can state", ""), link
+        adapter = sim_ctl.counters()["adapter"]
+        assert adapter["open"] is True and adapter["bitrate"] == 250000, adapter
         pids = {u: main_pid(u) for u in UNITS}
 
         phase("users and groups")
@@ -243,12 +265,16 @@ def test_units_under_systemd():
         sh("systemctl", "stop", "bic2mqtt.target")
         for u in UNITS:
             assert not active(u), "%s still %s after stopping the target" % (u, show(u, "ActiveState"))
+        sh("systemctl", "stop", "bic-can-up@can0.service")
+        assert "state DOWN" in sh("ip", "link", "show", "can0")
     except Exception:
         print("---- journal ----\n" + journal()[-6000:], flush=True)
         raise
     finally:
         mqtt.close()
+        sim_ctl.close()
         sh("systemctl", "stop", "bic2mqtt.target", check=False)
+        ldisc.stop()
         sim.stop()
         broker.stop()
 

@@ -124,7 +124,7 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o ptmxmode=0666 devpts /dev/pts || fail "mount /dev/pts"
 mount -t tmpfs shm /dev/shm || fail "mount /dev/shm"
 ip link set lo up || fail "loopback up"
-modprobe -d '$run/mods' -a can_raw vcan || fail "modprobe can_raw vcan"
+modprobe -d '$run/mods' -a can_raw vcan slcan || fail "modprobe can_raw vcan slcan"
 for i in $ifaces; do
     ip link add dev "\$i" type vcan && ip link set "\$i" up || fail "vcan \$i up"
 done
@@ -176,7 +176,7 @@ mount -n -t tmpfs -o mode=0755 guest /mnt
 mkdir /mnt/bic-run /mnt/upper /mnt/work /mnt/root
 mount -n -t hostfs -o '$run' none /mnt/bic-run || { echo o > /proc/sysrq-trigger; sleep 60; }
 ip link set lo up || fail "loopback up"
-modprobe -d '$run/mods' -a can_raw vcan overlay || fail "modprobe can_raw vcan overlay"
+modprobe -d '$run/mods' -a can_raw vcan slcan overlay || fail "modprobe can_raw vcan slcan overlay"
 for i in $ifaces; do
     ip link add dev "\$i" type vcan && ip link set "\$i" up || fail "vcan \$i up"
 done
@@ -185,6 +185,8 @@ mount -n -t overlay overlay -o lowerdir=/,upperdir=/mnt/upper,workdir=/mnt/work 
 mkdir -p /mnt/root/bic-run /mnt/root/oldroot
 mount -n --move /mnt/bic-run /mnt/root/bic-run || fail "move /bic-run"
 R=/mnt/root/bic-run
+# Keep the host's /tmp visible: no clean-up of /tmp at boot (it would hide the host's files).
+printf 'd /tmp 1777 root root -\\nd /var/tmp 1777 root root -\\n' > /mnt/root/etc/tmpfiles.d/tmp.conf
 cat > /mnt/root/etc/systemd/system/bic-guest-cmd.service <<'UNIT'
 [Unit]
 Description=run-in-guest command
