@@ -20,6 +20,7 @@
 #include <cJSON.h>
 #include <czmq.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include "bridge_cmd.h"
 #include "dev_view.h"
@@ -78,6 +79,14 @@ typedef struct {
 
 typedef enum { ORIGIN_CMD, ORIGIN_INFO, ORIGIN_REGS } origin_t;
 
+/* Where a command's result goes: `<topic>/result`, or the MQTT v5 response topic, with the
+ * request's v5 correlation data echoed (corr_len -1: none). */
+typedef struct {
+    char topic[600];
+    unsigned char corr[256];
+    int corr_len;
+} reply_to_t;
+
 typedef struct {
     origin_t origin;
     cJSON *req; /* owned */
@@ -86,7 +95,7 @@ typedef struct {
     int dev;
     cJSON *corr; /* owned */
     char what[64];
-    char result_topic[600];
+    reply_to_t reply;
 } job_t;
 
 struct bridge_t {
@@ -94,6 +103,7 @@ struct bridge_t {
     char *config_path;
     char node[256];
     struct mosquitto *mosq;
+    int protocol; /* MQTT_PROTOCOL_V5, or V311 after a broker refused v5 */
     bool connected;
     bool stopping;
     int64_t reconnect_at; /* 0: no reconnect scheduled */
@@ -217,6 +227,26 @@ static int s_publish(bridge_t *b, const char *topic, const char *payload, int qo
         return -1;
     }
     return 0;
+}
+
+/* A command result: QoS 1, not retained, with the v5 correlation data when there was one. */
+static void s_send_result(bridge_t *b, const reply_to_t *r, const char *payload)
+{
+    if (!payload || !b->connected)
+        return;
+    if (r->corr_len < 0 || b->protocol != MQTT_PROTOCOL_V5) {
+        s_publish(b, r->topic, payload, 1, false);
+        return;
+    }
+    mosquitto_property *props = NULL;
+    int rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, r->corr,
+                                           (uint16_t)r->corr_len);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_publish_v5(b->mosq, NULL, r->topic, (int)strlen(payload), payload, 1, false,
+                                  props);
+    if (rc != MOSQ_ERR_SUCCESS)
+        log_warn("publish %s failed: %s", r->topic, mosquitto_strerror(rc));
+    mosquitto_property_free_all(&props);
 }
 
 static bool s_configured(const bridge_t *b, int dev)
@@ -504,8 +534,7 @@ static void s_result(bridge_t *b, const job_t *j, const cJSON *reply)
         log_warn("dev %d %s/set %s: refused by the gateway: %s: %s", j->dev,
                  bcmd_kind_name(j->kind), j->what, c, m);
     }
-    if (payload)
-        s_publish(b, j->result_topic, payload, 1, false);
+    s_send_result(b, &j->reply, payload);
     free(payload);
 }
 
@@ -569,8 +598,7 @@ static void s_on_gateway_lost(bridge_t *b, const job_t *j, int64_t now)
                                     "the gateway did not answer; nothing was changed by the "
                                     "bridge (the request may or may not have reached the device)",
                                     NULL);
-        if (p)
-            s_publish(b, j->result_topic, p, 1, false);
+        s_send_result(b, &j->reply, p);
         free(p);
         log_warn("dev %d %s/set %s: the gateway did not answer", j->dev, bcmd_kind_name(j->kind),
                  j->what);
@@ -716,25 +744,52 @@ static int s_reload(bridge_t *b, char *err, size_t n)
 
 /* ---------------------------------------------------------------- MQTT commands */
 
-static void s_publish_refusal(bridge_t *b, const char *result_topic, bcmd_kind_t kind,
-                              const cJSON *corr, const char *what, const char *code,
-                              const char *msg)
+static void s_publish_refusal(bridge_t *b, const reply_to_t *r, bcmd_kind_t kind, const cJSON *corr,
+                              const char *what, const char *code, const char *msg)
 {
     char *p = bcmd_result_error(kind, corr, what, code, msg, NULL);
-    if (p)
-        s_publish(b, result_topic, p, 1, false);
+    s_send_result(b, r, p);
     free(p);
 }
 
-static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev, bcmd_kind_t kind)
+/* `<topic>/result`, or the v5 response topic when the request names a usable one. */
+static void s_reply_to(const struct mosquitto_message *m, const mosquitto_property *props,
+                       reply_to_t *r)
 {
-    char result_topic[600];
-    snprintf(result_topic, sizeof result_topic, "%s/result", m->topic);
+    snprintf(r->topic, sizeof r->topic, "%s/result", m->topic);
+    r->corr_len = -1;
+    char *rt = NULL;
+    if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false) && rt) {
+        if (*rt && strlen(rt) < sizeof r->topic && !strpbrk(rt, "+#"))
+            snprintf(r->topic, sizeof r->topic, "%s", rt);
+        else
+            log_warn("%s: response topic ignored (empty, wildcard or too long)", m->topic);
+        free(rt);
+    }
+    void *cd = NULL;
+    uint16_t cdlen = 0;
+    if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &cd, &cdlen, false) &&
+        cd) {
+        if (cdlen <= sizeof r->corr) {
+            memcpy(r->corr, cd, cdlen);
+            r->corr_len = cdlen;
+        } else {
+            log_warn("%s: correlation data over %zu bytes not echoed", m->topic, sizeof r->corr);
+        }
+        free(cd);
+    }
+}
+
+static void s_on_command(bridge_t *b, const struct mosquitto_message *m,
+                         const mosquitto_property *props, int dev, bcmd_kind_t kind)
+{
+    reply_to_t reply;
+    s_reply_to(m, props, &reply);
     if (m->retain) {
         /* A retained command would replay an old setpoint at every reconnect. */
         log_warn("%s: retained command ignored (publish commands without the retain flag)",
                  m->topic);
-        s_publish_refusal(b, result_topic, kind, NULL, NULL, "retained",
+        s_publish_refusal(b, &reply, kind, NULL, NULL, "retained",
                           "retained command ignored; publish commands without the retain flag "
                           "and clear the retained message");
         return;
@@ -748,7 +803,7 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev
     if (bcmd_parse(kind, dev, m->payload, (size_t)(m->payloadlen > 0 ? m->payloadlen : 0), &opts,
                    &cmd, &code, err, sizeof err) != 0) {
         log_warn("%s: refused: %s: %s", m->topic, code, err);
-        s_publish_refusal(b, result_topic, kind, cmd.corr, NULL, code, err);
+        s_publish_refusal(b, &reply, kind, cmd.corr, NULL, code, err);
         bcmd_clear(&cmd);
         return;
     }
@@ -756,7 +811,7 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev
         char msg[128];
         snprintf(msg, sizeof msg, "device %d is not configured on this bridge", dev);
         log_warn("%s: refused: %s", m->topic, msg);
-        s_publish_refusal(b, result_topic, kind, cmd.corr, cmd.what, "unknown_device", msg);
+        s_publish_refusal(b, &reply, kind, cmd.corr, cmd.what, "unknown_device", msg);
         bcmd_clear(&cmd);
         return;
     }
@@ -764,7 +819,7 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev
         /* Do not let commands wait out the client's retries when the gateway is known to be
          * silent: say so at once. */
         log_warn("%s: refused: the gateway is not reachable", m->topic);
-        s_publish_refusal(b, result_topic, kind, cmd.corr, cmd.what, "gateway_unreachable",
+        s_publish_refusal(b, &reply, kind, cmd.corr, cmd.what, "gateway_unreachable",
                           "no message from the gateway for a while; nothing was sent");
         bcmd_clear(&cmd);
         return;
@@ -773,12 +828,11 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev
         char rerr[1024];
         if (s_reload(b, rerr, sizeof rerr) == 0) {
             char *p = bcmd_result_ok(kind, cmd.corr, cmd.what, NULL);
-            if (p)
-                s_publish(b, result_topic, p, 1, false);
+            s_send_result(b, &reply, p);
             free(p);
         } else {
             log_error("cfgReload: configuration kept: %s", rerr);
-            s_publish_refusal(b, result_topic, kind, cmd.corr, cmd.what, "bad_config", rerr);
+            s_publish_refusal(b, &reply, kind, cmd.corr, cmd.what, "bad_config", rerr);
         }
         bcmd_clear(&cmd);
         return;
@@ -786,11 +840,11 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m, int dev
     log_info("%s: %s", m->topic, cmd.what);
     job_t j = {.origin = ORIGIN_CMD, .kind = kind, .dev = dev, .req = cmd.req, .corr = cmd.corr};
     s_copy(j.what, sizeof j.what, cmd.what);
-    s_copy(j.result_topic, sizeof j.result_topic, result_topic);
+    j.reply = reply;
     cJSON *corr_copy = cmd.corr ? cJSON_Duplicate(cmd.corr, true) : NULL;
     if (s_enqueue(b, &j) != 0) {
         log_warn("%s: refused: gateway request queue full", m->topic);
-        s_publish_refusal(b, result_topic, kind, corr_copy, cmd.what, "busy",
+        s_publish_refusal(b, &reply, kind, corr_copy, cmd.what, "busy",
                           "too many commands waiting for the gateway; retry later");
     }
     cJSON_Delete(corr_copy);
@@ -872,6 +926,15 @@ static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     bridge_t *b = obj;
     if (rc != 0) {
+        if (b->protocol == MQTT_PROTOCOL_V5 && (rc == CONNACK_REFUSED_PROTOCOL_VERSION ||
+                                                rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION)) {
+            log_warn("broker does not speak MQTT v5: using 3.1.1 (results then carry only "
+                     "the payload's id)");
+            b->protocol = MQTT_PROTOCOL_V311;
+            mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, b->protocol);
+            b->backoff_ms = RECONNECT_MIN_MS;
+            return;
+        }
         log_error("broker refused the connection: %s", mosquitto_connack_string(rc));
         return; /* the library closes the socket; on_disconnect schedules the retry */
     }
@@ -921,13 +984,14 @@ static void s_on_publish(struct mosquitto *mosq, void *obj, int mid)
         b->offline_acked = true;
 }
 
-static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
+static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m,
+                         const mosquitto_property *props)
 {
     bridge_t *b = obj;
     int dev;
     bcmd_kind_t kind;
     if (bcmd_topic_parse(m->topic, b->set.topic_main, &dev, &kind)) {
-        s_on_command(b, m, dev, kind);
+        s_on_command(b, m, props, dev, kind);
         return;
     }
     if (b->set.ha_discovery && strcmp(m->topic, b->set.ha_status) == 0) {
@@ -1001,7 +1065,10 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
         snprintf(err, errlen, "cannot create the MQTT client: %s", strerror(errno));
         goto fail;
     }
-    mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* MQTT v5 for response topics and correlation data on commands; a broker that only
+     * speaks 3.1.1 makes the bridge fall back (s_on_connect). */
+    b->protocol = MQTT_PROTOCOL_V5;
+    mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, b->protocol);
     /* Small state messages should leave at once, not wait for Nagle's delayed ACK. */
     mosquitto_int_option(b->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     char topic[600];
@@ -1020,7 +1087,7 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     }
     mosquitto_connect_callback_set(b->mosq, s_on_connect);
     mosquitto_disconnect_callback_set(b->mosq, s_on_disconnect);
-    mosquitto_message_callback_set(b->mosq, s_on_message);
+    mosquitto_message_v5_callback_set(b->mosq, s_on_message);
     mosquitto_publish_callback_set(b->mosq, s_on_publish);
     mosquitto_log_callback_set(b->mosq, s_on_log);
     srandom((unsigned)(time(NULL) ^ getpid()));

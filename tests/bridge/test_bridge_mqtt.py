@@ -24,6 +24,11 @@ def test_commands_and_the_controller_lease():
         check_charge_set(s)
 
 
+def test_mqtt5_response_topic_and_correlation_data():
+    with Stack() as s:
+        check_mqtt5_correlation(s)
+
+
 def test_bad_and_retained_commands_change_nothing():
     with Stack() as s:
         check_bad_payloads(s)
@@ -145,6 +150,51 @@ def check_charge_set(s):
     res = s.command("inv/0/direction/set", "charge")
     assert res["ok"], res
     harness.wait_for(lambda: s.regs(0)["DIRECTION_CTRL"] == 0, 10, what="direction charge")
+
+
+def check_mqtt5_correlation(s):
+    """An MQTT v5 requester names its response topic and correlation data; the result goes
+    there with the same correlation data (refusals too)."""
+    import threading
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    got = []
+    lock = threading.Lock()
+    ready = threading.Event()
+
+    def on_connect(c, userdata, flags, rc, props=None):
+        c.subscribe("replies/me", qos=1)
+
+    def on_subscribe(c, userdata, mid, granted, props=None):
+        ready.set()
+
+    def on_message(c, userdata, msg):
+        with lock:
+            got.append((msg.topic, msg.payload.decode(),
+                        getattr(msg.properties, "CorrelationData", None)))
+    c = mqtt.Client(client_id="v5-requester", protocol=mqtt.MQTTv5)
+    c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
+    c.connect("127.0.0.1", s.broker.port)
+    c.loop_start()
+    try:
+        assert ready.wait(10), "no SUBACK"
+        for payload, corr, ok in ((json.dumps({"var": "chargeA", "val": 4}), b"\x01req-1", True),
+                                  ("not json", b"req-2", False)):
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = "replies/me"
+            props.CorrelationData = corr
+            c.publish(s.topic("inv/0/charge/set"), payload, qos=1, properties=props)
+            r = harness.wait_for(lambda: [g for g in got if g[2] == corr], 15,
+                                 what="result with correlation data %r" % corr)[0]
+            assert r[0] == "replies/me", r
+            assert json.loads(r[1])["ok"] is ok, r
+        harness.wait_for(lambda: s.regs(0)["IOUT_SET"] == 400, 10, what="IOUT_SET 4 A")
+        # With a response topic, nothing goes to <topic>/result.
+        assert s.client.received(s.topic("inv/0/charge/set/result")) == []
+    finally:
+        c.loop_stop()
+        c.disconnect()
 
 
 BAD = [
