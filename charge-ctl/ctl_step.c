@@ -395,6 +395,9 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
    deviations that move energy the wrong way (discharge exported, charge drawn from the
    grid) twice. */
 
+#ifndef BUDGET_RESERVE
+#define BUDGET_RESERVE 2.0
+#endif
 static int s_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -482,6 +485,18 @@ static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input
             double err_c = fabs(s_amps_to_ac(p, 1, ca_c - s->reg_charge_ca, v)) * nc;
             double err_d = discharge_ok ? fabs(s_amps_to_ac(p, 1, ca_d - s->reg_discharge_ca, v)) * nd : 0;
             bool pick_d = err_d > err_c;
+            /* Escape: charge is being drawn from the grid and discharging is not allowed
+             * yet; only a write can stop it, so it goes first. */
+            double pc_now = s_amps_to_ac(p, 1, s->reg_charge_ca, v);
+            bool escape = s->mode == CTL_MODE_CHARGE && !discharge_ok &&
+                          s->reg_charge_ca > p->min_current_ca &&
+                          net + pc_now > p->charge_tol_w + p->fast_export_w;
+            if (escape) {
+                pick_d = false;
+                ca_c = ctl_quantise_ca(p, s_ac_to_amps(p, net < 0 ? -net : 0, v));
+                if (ca_c < p->min_current_ca)
+                    ca_c = p->min_current_ca;
+            }
             int *reg = pick_d ? &s->reg_discharge_ca : &s->reg_charge_ca;
             int want_ca = pick_d ? ca_d : ca_c;
             int hyst = *reg / 20 > p->quantum_ca ? *reg / 20 : p->quantum_ca;
