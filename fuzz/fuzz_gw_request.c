@@ -12,6 +12,9 @@
  * the one reply arrives, then checks it: a JSON object with a boolean "ok", and for a
  * refusal an error object with a non-empty code and message. No reply within the deadline,
  * or a second reply, is a failure (docs/ipc-protocol.md: every request gets exactly one).
+ * The adapter checks every frame the gateway puts on the bus: no write before the first
+ * request, and no setpoint write outside the device's effective limits (as the gateway's
+ * info reports them), whatever the requests asked for.
  *
  * The gateway's state (lease, cached registers, EEPROM counters) carries over from one input
  * to the next, as in service; leases are capped at a few seconds so they lapse and the safe
@@ -20,8 +23,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +39,7 @@
 #include <czmq.h>
 
 #include "bic_device.h"
+#include "bic_proto.h"
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
@@ -57,8 +63,36 @@ static zsock_t *s_dealer;
         abort();                                                                                   \
     } while (0)
 
+/* Effective setpoint limits of device 0 (raw, from the gateway's info reply), set once
+ * before the first input; until then the gateway must not write at all (start-up writes
+ * nothing by itself). Indexed like s_limit_cmds. */
+static const uint16_t s_limit_cmds[4] = {BIC_CMD_VOUT_SET, BIC_CMD_IOUT_SET,
+                                         BIC_CMD_REVERSE_VOUT_SET, BIC_CMD_REVERSE_IOUT_SET};
+static const char *s_limit_names[4] = {"vout_v", "iout_a", "rev_vout_v", "rev_iout_a"};
+static int32_t s_limit_min[4], s_limit_max[4];
+static atomic_bool s_limits_ready;
+
+/* Every write that reaches the bus is checked against the limits. */
+static void s_check_write(const can_frame_t *fr)
+{
+    bic_msg_t m;
+    if (bic_decode_request(bic_family_bic(), fr, &m) != BIC_OK || !m.write)
+        return;
+    if (!atomic_load(&s_limits_ready))
+        DIE("write of 0x%04X reached the bus before any request", (unsigned)m.code);
+    for (int i = 0; i < 4; i++) {
+        int32_t raw;
+        if (m.code != s_limit_cmds[i] || bic_data_to_raw(m.cmd, m.data, m.len, &raw) != BIC_OK)
+            continue;
+        if (raw < s_limit_min[i] || raw > s_limit_max[i])
+            DIE("%s raw %d reached the bus, outside the limits %d-%d", m.cmd->name, (int)raw,
+                (int)s_limit_min[i], (int)s_limit_max[i]);
+    }
+}
+
 static void s_on_frame(void *arg, const can_frame_t *fr)
 {
+    s_check_write(fr);
     can_frame_t reply;
     if (bic_device_handle_frame(s_dev, fr, mono_us(), &reply) == 1)
         slcan_adapter_bus_frame(s_adapter, &reply, (uint16_t)(mono_ms() % 60000));
@@ -181,6 +215,25 @@ static bool s_online(void)
     return online;
 }
 
+static void s_read_limits(void)
+{
+    static const char req[] = "{\"v\":1,\"op\":\"info\",\"dev\":0}";
+    s_send(req, sizeof req - 1);
+    cJSON *r = s_reply(req, sizeof req - 1);
+    const cJSON *devs = cJSON_GetObjectItemCaseSensitive(r, "devices");
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(devs, 0), "limits");
+    for (int i = 0; i < 4; i++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(lim, s_limit_names[i]);
+        const cJSON *lo = cJSON_GetArrayItem(a, 0), *hi = cJSON_GetArrayItem(a, 1);
+        if (!cJSON_IsNumber(lo) || !cJSON_IsNumber(hi))
+            DIE("info has no limits.%s", s_limit_names[i]);
+        s_limit_min[i] = (int32_t)lround(lo->valuedouble * 100);
+        s_limit_max[i] = (int32_t)lround(hi->valuedouble * 100);
+    }
+    cJSON_Delete(r);
+    atomic_store(&s_limits_ready, true);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     log_init("fuzz_gw_request");
@@ -269,6 +322,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         for (int i = 0; i < 50; i++)
             s_pump(2);
     }
+    s_read_limits();
     return 0;
 }
 
