@@ -9,12 +9,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 #include <czmq.h>
@@ -36,7 +40,8 @@
 #define STATE_RETRY_US (30 * 1000000LL)
 #define VOLTAGE_MAX_AGE_US (10 * 1000000LL)
 #define STOP_MAX_US (3 * 1000000LL)
-#define PACING_GUARD_US 1000 /* margin on the manual's 20 ms / 5 ms against delivery jitter */
+#define PACING_GUARD_US 700  /* margin on the manual's 20 ms / 5 ms against delivery jitter */
+#define SEEN_SLACK_US 200    /* of which not needed once a reply shows when the device saw it */
 #define WRITE_GUARD_US 10000 /* more margin after a write, which no reply confirms */
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
 #define JOB_MAX_READS 64
@@ -117,6 +122,7 @@ typedef struct job {
 struct gateway {
     settings_t set;
     can_transport_t *tp;
+    int lock_fd; /* holds the adapter's flock while the transport is open */
     bus_sched_t *sched;
     zsock_t *router, *pub;
     lease_t *lease;
@@ -1398,12 +1404,14 @@ static void s_publish_gw(gateway_t *gw, int64_t now)
    --------------------------------------------------------------------------------------- */
 
 static void s_dispatch_results(gateway_t *gw, int64_t now);
+static void s_unlock_adapter(gateway_t *gw);
 
 static void s_bus_down(gateway_t *gw, int64_t now, const char *why)
 {
     snprintf(gw->bus_error, sizeof gw->bus_error, "%s", why);
     log_error("CAN bus down: %s; reconnecting", why);
     can_transport_close(&gw->tp);
+    s_unlock_adapter(gw);
     bus_sched_set_up(gw->sched, false, now);
     for (int a = 0; a < GW_DEV_MAX; a++) {
         gw_dev_t *d = gw->dev[a];
@@ -1423,10 +1431,48 @@ static void s_bus_down(gateway_t *gw, int64_t now, const char *why)
     s_publish_gw(gw, now);
 }
 
+/* One gateway per adapter: a second process on the same tty would split the replies, break
+ * the pacing and, with its C/S5/O handshake, close the first one's channel. The lock is taken
+ * on a descriptor of our own before the transport touches the device (flock locks the device
+ * itself, so it also holds when the adapter is reached through different symlinks). */
+static int s_lock_adapter(gateway_t *gw, char *err, size_t errlen)
+{
+    can_transport_spec_t spec;
+    if (can_transport_parse_spec(gw->set.can, &spec, err, errlen) < 0 ||
+        strcmp(spec.kind, "slcan") != 0)
+        return 0;
+    int fd = open(spec.path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* the transport reports a missing device with a better message */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "%.200s is in use by another process (%s)", spec.path,
+                 errno == EWOULDBLOCK ? "locked" : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    gw->lock_fd = fd;
+    return 0;
+}
+
+static void s_unlock_adapter(gateway_t *gw)
+{
+    if (gw->lock_fd >= 0)
+        close(gw->lock_fd);
+    gw->lock_fd = -1;
+}
+
 static int s_open_transport(gateway_t *gw, int64_t now)
 {
     char err[256];
+    if (s_lock_adapter(gw, err, sizeof err) < 0) {
+        if (strcmp(err, gw->bus_error) != 0)
+            log_warn("cannot use CAN transport %s: %s", gw->set.can, err);
+        snprintf(gw->bus_error, sizeof gw->bus_error, "%s", err);
+        return -1;
+    }
     gw->tp = can_transport_open(gw->set.can, err, sizeof err);
+    if (!gw->tp)
+        s_unlock_adapter(gw);
     if (!gw->tp) {
         if (strcmp(err, gw->bus_error) != 0)
             log_warn("cannot open CAN transport %s: %s", gw->set.can, err);
@@ -2044,6 +2090,8 @@ static void s_op_set(ctx_t *c)
         s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
     }
+    log_info("device %d: set %s = %g by '%s'", d->addr, cmd->name, shown,
+             client[0] ? client : "anonymous");
     j->addr = d->addr;
     j->purpose = ENS_SET;
     j->prio = cmd->output ? BUS_PRIO_SAFETY : BUS_PRIO_CLIENT;
@@ -2171,6 +2219,10 @@ static void s_op_setpoint(ctx_t *c)
         s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
     }
+    if (charge || discharge)
+        log_info("device %d: setpoint %s %.2f A by '%s'", d->addr, mode->valuestring, amps, client);
+    else
+        log_info("device %d: setpoint %s by '%s'", d->addr, mode->valuestring, client);
     j->addr = d->addr;
     j->purpose = ENS_SETPOINT;
     j->prio = BUS_PRIO_SAFETY;
@@ -2214,6 +2266,7 @@ static void s_op_init(ctx_t *c)
         s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
     }
+    log_info("device %d: commissioning by '%s'", d->addr, client[0] ? client : "anonymous");
     j->addr = d->addr;
     j->purpose = ENS_INIT;
     j->prio = BUS_PRIO_CLIENT;
@@ -2415,12 +2468,14 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
     }
     int64_t now = mono_us();
     gw->start_us = now;
+    gw->lock_fd = -1;
     if (s_read_settings(cfg, &gw->set, err, errlen) < 0)
         goto fail;
     bus_sched_cfg_t sc;
     bus_sched_cfg_default(&sc);
     sc.period_us += PACING_GUARD_US;
     sc.gap_after_reply_us += PACING_GUARD_US;
+    sc.seen_slack_us = SEEN_SLACK_US;
     sc.write_extra_us = WRITE_GUARD_US;
     sc.timeout_us = (int64_t)gw->set.timeout_ms * 1000;
     sc.retries = gw->set.retries;
@@ -2482,6 +2537,7 @@ void gateway_destroy(gateway_t **p)
         eeprom_policy_destroy(&gw->eep[a]);
     }
     can_transport_close(&gw->tp);
+    s_unlock_adapter(gw);
     zsock_destroy(&gw->router);
     zsock_destroy(&gw->pub);
     bus_sched_destroy(&gw->sched);
@@ -2515,33 +2571,36 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
     int64_t wait_us = dl - now;
     if (wait_us < 0)
         wait_us = 0;
-    long timeout_ms = (long)((wait_us + 999) / 1000);
-
-    zmq_pollitem_t items[2];
+    /* ppoll for microsecond deadlines (the bus pacing is in ms; zmq_poll rounds to whole
+     * ms). The ROUTER's ZMQ_FD is edge-triggered: ZMQ_EVENTS is checked before sleeping
+     * and after waking, and pending messages mean no sleep. */
+    if (zsock_events(gw->router) & ZMQ_POLLIN)
+        wait_us = 0;
+    struct pollfd pfd[2];
     int n = 0;
-    items[n++] = (zmq_pollitem_t){.socket = zsock_resolve(gw->router), .events = ZMQ_POLLIN};
+    pfd[n++] = (struct pollfd){.fd = zsock_fd(gw->router), .events = POLLIN};
     int tfd = gw->tp ? can_transport_fd(gw->tp) : -1;
     if (tfd >= 0)
-        items[n++] = (zmq_pollitem_t){.fd = tfd, .events = ZMQ_POLLIN};
-    int rc = zmq_poll(items, n, timeout_ms);
-    if (rc < 0 && zmq_errno() != EINTR) {
-        log_error("poll failed: %s", zmq_strerror(zmq_errno()));
+        pfd[n++] = (struct pollfd){.fd = tfd, .events = POLLIN};
+    struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
+                          .tv_nsec = (long)(wait_us % 1000000) * 1000};
+    int rc = ppoll(pfd, (nfds_t)n, &ts, NULL);
+    if (rc < 0 && errno != EINTR) {
+        log_error("poll failed: %s", strerror(errno));
         return -1;
     }
     now = mono_us();
     s_check_lease(gw, now);
     /* bus first: replies are time-critical */
     s_bus_io(gw, now);
-    if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
-        for (int k = 0; k < 32; k++) {
-            zmsg_t *msg = zmsg_recv_nowait(gw->router);
-            if (!msg)
-                break;
-            if (!gw->stopping)
-                s_handle_request(gw, msg, mono_us());
-            else
-                zmsg_destroy(&msg);
-        }
+    for (int k = 0; k < 32 && (zsock_events(gw->router) & ZMQ_POLLIN); k++) {
+        zmsg_t *msg = zmsg_recv_nowait(gw->router);
+        if (!msg)
+            break;
+        if (!gw->stopping)
+            s_handle_request(gw, msg, mono_us());
+        else
+            zmsg_destroy(&msg);
     }
     now = mono_us();
     s_try_reconnect(gw, now);

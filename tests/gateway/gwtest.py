@@ -13,11 +13,12 @@ import harness
 
 
 def gateway_ini(sim, tmp, devices=None, **gateway):
-    """The ini dict for a gateway on sim's pty with endpoints on free loopback ports."""
+    """The ini dict for a gateway on sim's pty. The endpoints are ipc:// sockets in tmp, so
+    no other test running at the same time can reach this gateway by picking the same port."""
     gw = {
         "Can": sim.transport,
-        "ReqEndpoint": "tcp://127.0.0.1:%d" % harness.free_port(),
-        "PubEndpoint": "tcp://127.0.0.1:%d" % harness.free_port(),
+        "ReqEndpoint": "ipc://%s/gw-req.sock" % tmp,
+        "PubEndpoint": "ipc://%s/gw-pub.sock" % tmp,
         "StateDir": os.path.join(tmp, "state"),
         "TelemetryPeriodMs": 500,
     }

@@ -108,6 +108,24 @@ def test_sighup_reload_keeps_old_config_when_invalid():
             assert_no_pacing_violations(sim)
 
 
+def test_second_gateway_on_same_adapter_is_refused():
+    tmp = harness.temp_dir()
+    tmp2 = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        with Gateway(gateway_ini(sim, tmp), tmp) as gw:
+            other = Gateway(gateway_ini(sim, tmp2), tmp2, wait_online=False)
+            try:
+                other.proc.wait_output("in use by another process")
+                assert other.client.ok("ping")["bus"] == "down"
+                # the first gateway's session is untouched (no second C/S5/O handshake)
+                for _ in range(5):
+                    gw.client.ok("get", dev=0, reg="READ_VOUT")
+                assert sim.control.counters()["adapter"]["open"] is True
+            finally:
+                other.stop()
+            assert_no_pacing_violations(sim)
+
+
 def test_sigterm_clean_exit_and_safe_state_on_exit():
     tmp = harness.temp_dir()
     with harness.Sim(devices=["0:24:battery,canctrl"]) as sim:
