@@ -24,7 +24,7 @@ CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.3
 
 class Stack:
     def __init__(self, start_s=46920, speed=5, ctl=None, meter_period_ms=500, relay=True,
-                 gateway=None):
+                 gateway=None, sim_args=()):
         self.tmp = harness.temp_dir("bic-ctld-")
         self.broker = harness.Mosquitto()
         self.sim = self.gateway = self.ctl = self.relay = self.client = None
@@ -33,7 +33,7 @@ class Stack:
             self.sim = harness.Sim(devices=[DEV], household=PROFILE, speed=speed,
                                    mqtt=self.broker, meter_topic=SIM_METER,
                                    meter_period_ms=meter_period_ms,
-                                   args=["--start-s", start_s], tmp=self.tmp)
+                                   args=["--start-s", start_s] + list(sim_args), tmp=self.tmp)
             self.req_ep = "ipc://%s/gw.sock" % self.tmp
             self.pub_ep = "ipc://%s/tel.sock" % self.tmp
             gw = {"Can": self.sim.transport, "ReqEndpoint": self.req_ep,
@@ -74,6 +74,14 @@ class Stack:
             raise
 
     # -- processes
+    def restart_gateway(self):
+        """Stops the gateway and starts a new one on the same ini."""
+        self.gateway.stop()
+        self.old.append(self.gateway)
+        self.gateway = harness.start_program("bic-can-gateway", self.ini_path, tmp=self.tmp)
+        harness.wait_for(lambda: self.gateway_request({"op": "info", "dev": 0})
+                         ["devices"][0]["online"], timeout=20, what="gateway: device online")
+
     def write_ini(self):
         harness.write_ini(self.ini_path, self.ini)
 

@@ -1,0 +1,96 @@
+"""bic-charge-ctl keeps its footing when the things around it come and go: a broker restart
+(reconnect, resubscribe, retained status and discovery published again, control resumes), a
+gateway restart (the lost lease is noticed and taken again, control resumes), a stop while
+the gateway is frozen (the program still leaves in bounded time), and a JSON meter."""
+
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from ctld_stack import Stack  # noqa: E402
+
+
+def _charging(s):
+    st = s.status()
+    if not st or st["mode"] != "running" or st["setpoint"]["mode"] != "charge":
+        return False
+    d = s.device()
+    return d["output_on"] and abs(d["dc_a"] - st["setpoint"]["current_a"]) < 2
+
+
+def test_broker_restart():
+    with Stack() as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        s.broker.restart()  # no persistence: every retained message is gone
+        restarted = time.monotonic()
+        s.client.close()
+        s.client = harness.MqttClient(s.broker)
+        # The controller reconnects by itself and publishes its retained topics again.
+        s.client.wait_message(s.topic("ctl/0/state"), lambda p: p == "running", timeout=20)
+        s.wait_status(lambda x: x["mode"] == "running", timeout=20, after=restarted)
+        s.client.wait_message("homeassistant/switch/test_bic/ctl0_enable/config", timeout=5)
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the restart")
+        assert "connected to" in s.ctl.output().split("disconnected from the broker")[-1]
+
+
+def test_gateway_restart():
+    with Stack() as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        first = s.lease()["holder"]
+        restarted = time.monotonic()
+        s.restart_gateway()  # the new gateway knows no lease
+        # Noticed (renewal refused or telemetry without our lease), taken again.
+        harness.wait_for(lambda: (s.lease() or {}).get("holder") == first, timeout=15,
+                         what="the lease taken again")
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the restart")
+        out = s.ctl.output()
+        assert "control lease lost" in out, out[-3000:]
+        assert out.count("control lease taken") >= 2, out[-3000:]
+        s.wait_status(lambda x: x["mode"] == "running" and x["lease"]["held"], timeout=5,
+                      after=restarted)
+
+
+def test_stop_with_the_gateway_frozen():
+    with Stack() as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        s.gateway.signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            s.ctl.signal(signal.SIGTERM)
+            rc = s.ctl.wait_exit(timeout=20)
+            took = time.monotonic() - t0
+        finally:
+            s.gateway.signal(signal.SIGCONT)
+        print("stopped in %.1f s with the gateway frozen" % took)
+        assert rc == 0, s.ctl.output()[-2000:]
+        out = s.ctl.output()
+        assert "the gateway did not answer" in out or "did not confirm idle" in out, out[-2000:]
+        assert took < 12, took  # ClientTimeoutMs x tries, within the 8 s stop budget + flush
+        assert s.client.last(s.topic("ctl/0/state")) == "offline"
+        # Once the gateway runs again, the lease lapses into its safe state.
+        harness.wait_for(lambda: s.lease() is None, timeout=15, what="the lease lapsing")
+        harness.wait_for(lambda: abs(s.device()["dc_a"]) < 1.5, timeout=10, what="safe state")
+
+
+def test_json_meter():
+    # bic-sim publishes {"power_w":...,"load_w":...}; the controller reads power_w through
+    # MeterJsonPath.
+    with Stack(sim_args=["--meter-json"], ctl={"Id/0/MeterJsonPath": "power_w"}) as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging on a JSON meter")
+        st = s.status()
+        assert st["meter_errors"] == 0 and st["meter_w"] is not None, st
+        payload = json.loads(s.client.last("home/meter/power"))
+        assert "power_w" in payload and "load_w" in payload, payload
+
+
+if __name__ == "__main__":
+    harness.run_tests()
