@@ -288,25 +288,58 @@ static int s_number(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, c
     return s_emit(ctx, out, "number", dev, object, e);
 }
 
-int ha_bridge_msgs(const ha_ctx_t *ctx, ha_list_t *out)
+/* Common part of a bridge entity on `state_topic` (NULL sub: <T> itself). */
+static cJSON *s_bridge_entity(const ha_ctx_t *ctx, const char *object, const char *name,
+                              const char *sub)
 {
     cJSON *e = cJSON_CreateObject();
     if (!e)
-        return -1;
-    cJSON_AddStringToObject(e, "name", "Bridge running");
-    char *uid = s_fmt("%s_bridge_running", ctx->node);
+        return NULL;
+    cJSON_AddStringToObject(e, "name", name);
+    char *uid = s_fmt("%s_bridge_%s", ctx->node, object);
     cJSON_AddStringToObject(e, "uniq_id", uid ? uid : "");
     free(uid);
-    char *st = s_fmt("%s/sys/state", ctx->topic_main);
+    char *st = sub ? s_fmt("%s/%s", ctx->topic_main, sub) : strdup(ctx->topic_main);
     cJSON_AddStringToObject(e, "stat_t", st ? st : "");
     free(st);
-    cJSON_AddStringToObject(e, "pl_on", ctx->avail_online);
-    cJSON_AddStringToObject(e, "pl_off", ctx->avail_offline);
-    cJSON_AddStringToObject(e, "dev_cla", "connectivity");
     cJSON_AddStringToObject(e, "ent_cat", "diagnostic");
     cJSON_AddItemToObject(e, "dev", s_bridge_device(ctx));
     cJSON_AddItemToObject(e, "o", s_origin(ctx));
-    return s_emit(ctx, out, "binary_sensor", -1, "running", e);
+    return e;
+}
+
+int ha_bridge_msgs(const ha_ctx_t *ctx, ha_list_t *out)
+{
+    int rc = 0;
+    /* The bridge itself: its LWT, so it can say "disconnected" (no availability of its own). */
+    cJSON *e = s_bridge_entity(ctx, "running", "Bridge running", "sys/state");
+    if (e) {
+        cJSON_AddStringToObject(e, "pl_on", ctx->avail_online);
+        cJSON_AddStringToObject(e, "pl_off", ctx->avail_offline);
+        cJSON_AddStringToObject(e, "dev_cla", "connectivity");
+    }
+    rc |= s_emit(ctx, out, "binary_sensor", -1, "running", e);
+
+    /* The gateway as the bridge hears it, from the app JSON on <T>. */
+    e = s_bridge_entity(ctx, "gateway", "Gateway", NULL);
+    if (e) {
+        cJSON_AddStringToObject(e, "val_tpl", "{{ 'ON' if value_json.gateway else 'OFF' }}");
+        cJSON_AddStringToObject(e, "dev_cla", "connectivity");
+        s_add_avail(e, ctx, -1, false);
+    }
+    rc |= s_emit(ctx, out, "binary_sensor", -1, "gateway", e);
+    e = s_bridge_entity(ctx, "bus", "CAN bus", NULL);
+    if (e) {
+        cJSON_AddStringToObject(e, "val_tpl", "{{ value_json.bus }}");
+        cJSON_AddStringToObject(e, "dev_cla", "enum");
+        cJSON *opts = cJSON_AddArrayToObject(e, "ops");
+        const char *states[] = {"up", "down", "unknown"};
+        for (size_t i = 0; i < 3; i++)
+            cJSON_AddItemToArray(opts, cJSON_CreateString(states[i]));
+        s_add_avail(e, ctx, -1, false);
+    }
+    rc |= s_emit(ctx, out, "sensor", -1, "bus", e);
+    return rc ? -1 : 0;
 }
 
 int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)

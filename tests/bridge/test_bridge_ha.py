@@ -47,7 +47,9 @@ def wait_complete(client, devs, soc=False, timeout=20, prefix=PREFIX):
     want = set()
     for d in devs:
         want |= expected_topics(d, soc, prefix)
-    want.add("%s/binary_sensor/%s/bridge_running/config" % (prefix, NODE))
+    want |= {"%s/binary_sensor/%s/bridge_running/config" % (prefix, NODE),
+             "%s/binary_sensor/%s/bridge_gateway/config" % (prefix, NODE),
+             "%s/sensor/%s/bridge_bus/config" % (prefix, NODE)}
     harness.wait_for(lambda: want <= set(configs(client, prefix=prefix)), timeout,
                      what="discovery configs %s" % sorted(
                          want - set(configs(client, prefix=prefix)))[:5])

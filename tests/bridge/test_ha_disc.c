@@ -169,10 +169,14 @@ static void test_bridge_and_topics(void **state)
 {
     ha_list_t l = {0};
     assert_int_equal(ha_bridge_msgs(&CTX, &l), 0);
-    assert_int_equal(l.count, 1);
+    assert_int_equal(l.count, 3); /* running, gateway, CAN bus */
     int dev = 0;
-    assert_true(ha_topic_dev(&CTX, l.msgs[0].topic, &dev));
-    assert_int_equal(dev, -1);
+    for (size_t i = 0; i < l.count; i++) {
+        dev = 0;
+        assert_true(ha_topic_dev(&CTX, l.msgs[i].topic, &dev));
+        assert_int_equal(dev, -1);
+    }
+    assert_non_null(find(&l, "homeassistant/sensor/haus_power_bat_bic2mqtt/bridge_bus/config"));
     cJSON *p = cJSON_Parse(l.msgs[0].payload);
     assert_string_equal(cJSON_GetObjectItem(p, "pl_on")->valuestring, "running");
     const cJSON *ids = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "dev"), "ids");
