@@ -42,7 +42,7 @@
 #define STOP_MAX_US (3 * 1000000LL)
 #define PACING_GUARD_US 700  /* margin on the manual's 20 ms / 5 ms against delivery jitter */
 #define SEEN_SLACK_US 200    /* of which not needed once a reply shows when the device saw it */
-#define WRITE_GUARD_US 10000 /* more margin after a write, which no reply confirms */
+#define WRITE_GUARD_US 15000 /* more margin after a write, which no reply confirms */
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
 #define JOB_MAX_READS 64
 #define JOB_MAX_TARGETS 8
