@@ -671,6 +671,8 @@ static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
    Identification
    --------------------------------------------------------------------------------------- */
 
+static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int64_t now);
+
 static const uint16_t s_ident_regs[] = {
     BIC_CMD_MFR_MODEL_B0B5,       BIC_CMD_MFR_MODEL_B6B11,   BIC_CMD_SCALING_FACTOR,
     BIC_CMD_MFR_REVISION_B0B5,    BIC_CMD_MFR_LOCATION_B0B2, BIC_CMD_MFR_DATE_B0B5,
@@ -781,6 +783,8 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     d->identified = true;
     d->fails = 0;
     s_set_online(gw, d, true, NULL);
+    if (d->safe_pending && !lease_holder(gw->lease, now))
+        s_safe_state_dev(gw, d, d->safe_reason, now);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -919,6 +923,10 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
         if (err_code) {
             log_warn("device %d: %s not applied: %s", j->addr,
                      j->purpose == ENS_SAFE ? "safe state" : "deferred EEPROM write", err_msg);
+            if (j->purpose == ENS_SAFE && d) {
+                d->safe_pending = true;
+                snprintf(d->safe_reason, sizeof d->safe_reason, "%s", j->reason);
+            }
         } else if (j->purpose == ENS_SAFE && d) {
             static const char *names[] = {"off", "min", "hold"};
             cJSON *e = s_event(d, "safe_state");
@@ -1609,34 +1617,47 @@ static void s_add_idle_targets(job_t *j, const gw_dev_t *d, bool min_state)
     }
 }
 
+/* Applies the safe state to one device now, or, when it cannot be reached, remembers it for
+ * when the device is back (a device that missed the lapse must not keep the old setpoint). */
+static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int64_t now)
+{
+    /* pending EEPROM values of the former controller must not be applied later */
+    for (int i = 0; i < EEPROM_NREGS; i++)
+        eeprom_policy_clear_pending(s_eep(gw, d->addr), eeprom_reg_cmd(i));
+    if (gw->set.safe_state == SAFE_HOLD) {
+        cJSON *e = s_event(d, "safe_state");
+        cJSON_AddStringToObject(e, "state", "hold");
+        cJSON_AddStringToObject(e, "reason", reason);
+        s_publish_event(gw, d, e);
+        return;
+    }
+    if (!d->identified || !d->online || !bus_sched_is_up(gw->sched)) {
+        d->safe_pending = true;
+        snprintf(d->safe_reason, sizeof d->safe_reason, "%s", reason);
+        log_warn("device %d unreachable: safe state applied when it is back", d->addr);
+        return;
+    }
+    job_t *j = s_job_new(gw, JOB_ENSURE, NULL, NULL);
+    if (!j) {
+        d->safe_pending = true;
+        snprintf(d->safe_reason, sizeof d->safe_reason, "%s", reason);
+        log_error("device %d: no room to apply the safe state now; retrying", d->addr);
+        return;
+    }
+    d->safe_pending = false;
+    j->addr = d->addr;
+    j->prio = BUS_PRIO_SAFETY;
+    j->purpose = ENS_SAFE;
+    snprintf(j->reason, sizeof j->reason, "%s", reason);
+    s_add_idle_targets(j, d, gw->set.safe_state == SAFE_MIN);
+    s_job_start(gw, j, now);
+}
+
 static void s_apply_safe_state(gateway_t *gw, const char *reason, int64_t now)
 {
-    for (int a = 0; a < GW_DEV_MAX; a++) {
-        gw_dev_t *d = gw->dev[a];
-        if (!d || !d->identified)
-            continue;
-        if (gw->set.safe_state == SAFE_HOLD) {
-            cJSON *e = s_event(d, "safe_state");
-            cJSON_AddStringToObject(e, "state", "hold");
-            cJSON_AddStringToObject(e, "reason", reason);
-            s_publish_event(gw, d, e);
-            continue;
-        }
-        job_t *j = s_job_new(gw, JOB_ENSURE, NULL, NULL);
-        if (!j) {
-            log_error("device %d: no room to apply the safe state", a);
-            continue;
-        }
-        j->addr = (uint8_t)a;
-        j->prio = BUS_PRIO_SAFETY;
-        j->purpose = ENS_SAFE;
-        snprintf(j->reason, sizeof j->reason, "%s", reason);
-        s_add_idle_targets(j, d, gw->set.safe_state == SAFE_MIN);
-        /* pending EEPROM values from the lapsed controller must not be applied later */
-        for (int i = 0; i < EEPROM_NREGS; i++)
-            eeprom_policy_clear_pending(s_eep(gw, d->addr), eeprom_reg_cmd(i));
-        s_job_start(gw, j, now);
-    }
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if (gw->dev[a])
+            s_safe_state_dev(gw, gw->dev[a], reason, now);
 }
 
 static void s_check_lease(gateway_t *gw, int64_t now)
@@ -2223,6 +2244,7 @@ static void s_op_setpoint(ctx_t *c)
         log_info("device %d: setpoint %s %.2f A by '%s'", d->addr, mode->valuestring, amps, client);
     else
         log_info("device %d: setpoint %s by '%s'", d->addr, mode->valuestring, client);
+    d->safe_pending = false; /* the controller in charge decides now */
     j->addr = d->addr;
     j->purpose = ENS_SETPOINT;
     j->prio = BUS_PRIO_SAFETY;

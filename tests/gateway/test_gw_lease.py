@@ -170,6 +170,30 @@ def test_lapse_applies_safe_state():
             assert_no_pacing_violations(sim)
 
 
+def test_lapse_while_unreachable_applies_safe_state_on_return():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0, OfflineAfterTimeouts=2)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0"])
+            sim.control.set(boot_ms=300)
+            c.ok("setpoint", dev=0, client="charge-ctl", mode="discharge", current_a=10,
+                 lease_ttl_s=2)
+            sim.control.ac(False, dev=0)  # the device drops off the bus
+            sub.event(0, "offline")
+            sub.event(0, "lease_lapsed")
+            time.sleep(0.5)
+            sim.control.ac(True, dev=0)  # back, with its persisted setpoints
+            sub.event(0, "online", timeout=15)
+            e = sub.event(0, "safe_state", timeout=15)
+            assert e["state"] == "off" and e["reason"] == "lease lapsed", e
+            regs = sim.control.device(0)["registers"]
+            assert regs["OPERATION"] == 0 and regs["REVERSE_IOUT_SET"] == 90, regs
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
 def test_restarted_gateway_writes_nothing():
     tmp = harness.temp_dir()
     with harness.Sim(devices=[DEV]) as sim:
