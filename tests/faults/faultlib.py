@@ -573,6 +573,27 @@ class Chain:
         return False
 
 
+def run_scenarios(c, scenarios):
+    """Runs each (name, fn) at a random moment; fn returns (recovery time, note). After each:
+    check_all(). A failure is recorded and the next scenario still runs once the chain has
+    recovered. Returns [(name, exception)]."""
+    failures = []
+    for name, fn in scenarios:
+        time.sleep(c.rng.uniform(0.5, 3.0))  # a random moment under load
+        try:
+            rec, note = fn(c)
+            c.check_all()
+            c.row(name, "ok", rec, note)
+        except Exception as e:  # noqa: BLE001 - recorded, the next scenario still runs
+            c.row(name, "FAIL", None, str(e)[:300])
+            failures.append((name, e))
+            try:
+                c.wait_recovered(time.monotonic(), timeout=30)
+            except harness.HarnessError:
+                break
+    return failures
+
+
 def print_table(title, rows, path=None):
     """Prints the scenario table and, with path, writes it as JSON (for the docs)."""
     print("\n%s\n%-46s %-6s %-9s %s" % (title, "scenario", "result", "recovery", "notes"))

@@ -103,17 +103,21 @@ def kill_controller(c):
     harness.wait_for(lambda: not c.simctl.device(0)["output_on"], MARGIN_S,
                      what="the safe state (output off) in the device")
     safe = time.monotonic() - t0
+    # Under the EEPROM budget the current writes may come one write interval later.
+    lim = c.limits[0]
+    harness.wait_for(lambda: (c.simctl.device(0)["registers"]["IOUT_SET"]
+                              == lim[faultlib.CMD["IOUT_SET"]][0]
+                              and c.simctl.device(0)["registers"]["REVERSE_IOUT_SET"]
+                              == lim[faultlib.CMD["REVERSE_IOUT_SET"]][0]), MARGIN_S,
+                     what="both currents at the minimum")
     c.mqtt.wait_message(T + "/inv/0/event", lambda p: '"lease_lapsed"' in p, 10, after=t0)
     c.mqtt.wait_message(T + "/inv/0/event", lambda p: '"safe_state"' in p, 10, after=t0)
     regs = c.simctl.device(0)["registers"]
     assert regs["OPERATION"] == 0, regs
-    lim = c.limits[0]
-    assert regs["IOUT_SET"] == lim[faultlib.CMD["IOUT_SET"]][0], regs
-    assert regs["REVERSE_IOUT_SET"] == lim[faultlib.CMD["REVERSE_IOUT_SET"]][0], regs
     t1 = time.monotonic()
     c.start_ctl(wait=False)
     rec = c.wait_recovered(t1)
-    return rec, "safe state (off, currents at minimum) %.1f s after the kill (TTL %d s)" % (
+    return rec, "safe state (output off) %.1f s after the kill (TTL %d s)" % (
         safe, LEASE_TTL_S)
 
 
@@ -154,29 +158,11 @@ SCENARIOS = [
 ]
 
 
-def run_scenarios(c, scenarios):
-    failures = []
-    for name, fn in scenarios:
-        time.sleep(c.rng.uniform(0.5, 3.0))  # a random moment under load
-        try:
-            rec, note = fn(c)
-            c.check_all()
-            c.row(name, "ok", rec, note)
-        except Exception as e:  # noqa: BLE001 - recorded, the next scenario still runs
-            c.row(name, "FAIL", None, str(e)[:300])
-            failures.append((name, e))
-            try:
-                c.wait_recovered(time.monotonic(), timeout=30)
-            except harness.HarnessError:
-                break
-    return failures
-
-
 def test_kill_restart_unplug():
     seed = faultlib.seed_from_env()
     with faultlib.Chain(seed) as c:
         harness.wait_for(lambda: c.healthy(time.monotonic() - 5), 20, what="chain healthy")
-        failures = run_scenarios(c, SCENARIOS)
+        failures = faultlib.run_scenarios(c, SCENARIOS)
         gw, recv = c.check_all()
         print("load: %d requests, %d replies, %d timeouts; EEPROM writes counted %s, "
               "received %s" % (c.load.sent, c.load.replied, c.load.timeouts, gw, recv))
