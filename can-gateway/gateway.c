@@ -2012,6 +2012,12 @@ static void s_op_get(ctx_t *c)
     }
     j->addr = d->addr;
     for (int i = 0; i < n; i++) {
+        bool dup = false;
+        for (int k = 0; k < i; k++)
+            dup = dup || cmds[k] == cmds[i];
+        if (dup)
+            continue; /* asked twice: read once, one key in the reply */
+        int idx = j->nreads;
         s_job_add_read(j, d->addr, cmds[i]->code,
                        (cmds[i]->code == BIC_CMD_READ_FAN_SPEED_1 ||
                         cmds[i]->code == BIC_CMD_READ_FAN_SPEED_2) &&
@@ -2019,7 +2025,7 @@ static void s_op_get(ctx_t *c)
                            ? BUS_REQ_NO_RETRY
                            : 0);
         /* reply keys: canonical names (codes asked as "0x0030" come back under the name) */
-        snprintf(j->names[i], sizeof j->names[i], "%s", cmds[i]->name);
+        snprintf(j->names[idx], sizeof j->names[idx], "%s", cmds[i]->name);
     }
     s_job_start(c->gw, j, c->now);
 }

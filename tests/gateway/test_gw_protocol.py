@@ -43,6 +43,8 @@ def test_ping_info_get():
         assert v["FAULT_STATUS"]["bits"]["otp"] is False, v
         assert v["MFR_MODEL_B0B5"]["value"] == "BIC-22", v
         assert v["IOUT_SET"]["unit"] == "A", v  # asked by code, answered by name
+        r = c.ok("get", dev=0, regs=["READ_VOUT", "read_vout", "0x0060", "VOUT_SET"])
+        assert sorted(r["values"]) == ["READ_VOUT", "VOUT_SET"], r
         # a single device may be addressed without "dev"
         assert c.ok("get", reg="read_iout")["values"]["READ_IOUT"]["unit"] == "A"
         devs = c.ok("devices")["devices"]
