@@ -281,8 +281,9 @@ static void test_random_payloads(void **state)
             const char *src = seeds[rand_r(&seed) % 5];
             len = strlen(src);
             memcpy(buf, src, len);
+            static const char flips[] = "{}[]\",:0-9.eEtrufalsn \\";
             for (int k = 0; k < 3; k++) /* flip a few characters */
-                buf[rand_r(&seed) % len] = "{}[]\",:0-9.eEtrufalsn \\"[rand_r(&seed) % 26];
+                buf[rand_r(&seed) % len] = flips[rand_r(&seed) % (sizeof flips - 1)];
         }
         bcmd_kind_t kind = (bcmd_kind_t)(rand_r(&seed) % BCMD_KINDS);
         bcmd_opts_t opts = {.lease_ttl_s = 60, .operation = (int)(rand_r(&seed) % 3) - 1};
