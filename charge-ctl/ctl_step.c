@@ -53,7 +53,7 @@ void ctl_params_defaults(ctl_params_t *p)
     p->protect_hyst_pct = 3;
     p->full_hyst_pct = 0.5;
     p->budget_quantile = 0.1;
-    p->budget_quantile_charge = 0.1;
+    p->budget_quantile_charge = 0.2;
     p->pid_p = 1.0;
     p->pid_max_charge_w = 400;
     p->pid_max_discharge_w = -400;
@@ -427,14 +427,17 @@ static double s_net_quantile(const ctl_state_t *s, double sign, double q, bool o
     return v[k];
 }
 
-/* The battery power that flows the wrong way (charge drawn from the grid, discharge
- * exported) costs twice: the exchange now and the same energy missing later. The rest of
- * the deviation mostly shifts when the battery fills or empties, so it weighs little. */
+/* The cost of a direction choice in the write-budget mode: the battery power that would
+ * flow the wrong way. Discharge that is exported is lost for later and counts three times;
+ * charge drawn from the grid comes back later minus the round-trip loss and counts once.
+ * Demand that stays unmet is not counted: on a day when the battery empties or fills anyway
+ * it is met later from the same energy. */
 static double s_dir_cost(double net_w, double batt_w)
 {
     double g = net_w + batt_w;
-    double wrong = batt_w > 0 ? fmin(fmax(g, 0), batt_w) : fmin(fmax(-g, 0), -batt_w);
-    return 2 * wrong + 0.25 * (fabs(g) - wrong);
+    if (batt_w > 0)
+        return fmin(fmax(g, 0), batt_w);
+    return 3 * fmin(fmax(-g, 0), -batt_w);
 }
 
 static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
