@@ -383,7 +383,6 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
     s_finish(p, s, out, send);
 }
 
-
 /* ---- write-budget mode ------------------------------------------------------------------
 
    On firmware without EEP_OFF every current change is an EEPROM write, and the gateway
@@ -391,13 +390,9 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
    not persisted), so the controller keeps one current level per direction and steers by
    choosing the direction on every sample; at each write opportunity it moves one level to
    a cautious quantile of the recent demand. OPERATION stays on (switching it is a write
-   too); the idle state is only used for safety. The choice between directions weighs the
-   deviations that move energy the wrong way (discharge exported, charge drawn from the
-   grid) twice. */
+   too); the idle state is used for safety and at the bottom of the battery. The choice
+   between directions minimises the power that would flow the wrong way (s_dir_cost). */
 
-#ifndef BUDGET_RESERVE
-#define BUDGET_RESERVE 2.0
-#endif
 static int s_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
