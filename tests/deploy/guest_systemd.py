@@ -13,7 +13,7 @@ Checked: `systemctl enable --now bic2mqtt.target` enables and brings all three u
 each), under the hardening of the units, with the users and groups the docs promise; the
 bridge and the controller, as dynamic users, reach the gateway's sockets in /run/bic2mqtt
 through the group bic2mqtt and read the 0640 configuration (the controller takes the lease,
-the bridge publishes on MQTT); restarting or stopping the controller and restarting the
+the bridge publishes on MQTT); `systemctl reload` re-reads the configuration in place; restarting or stopping the controller and restarting the
 bridge leave the gateway's process alone, and a gateway restart leaves its clients running
 and reconnecting; a killed service is restarted on its own (Restart=on-failure); a gateway
 that stops sending WATCHDOG=1 is killed and restarted by the watchdog; the target stops all.
@@ -205,6 +205,13 @@ def test_units_under_systemd():
         wait_lease(c, pids[CTL], "the controller holds the lease")
         mqtt.wait_message(TOPIC_MAIN + "/sys/state", lambda p: p == "running", timeout=SLOW)
 
+        # reload (SIGHUP): the configuration is re-read in place, no process changes
+        phase("reload")
+        sh("systemctl", "reload", *UNITS)
+        for u in UNITS:
+            assert active(u) and main_pid(u) == pids[u], "%s changed on reload" % u
+        assert lease_holder(c) == "charge-ctl-0-%d" % pids[CTL]
+
         phase("controller restart/stop")
         # restart and stop the controller: the gateway and the bridge keep their processes
         sh("systemctl", "restart", CTL)
@@ -236,7 +243,7 @@ def test_units_under_systemd():
         phase("crash")
         # a crash restarts that service alone
         os.kill(pids[BRIDGE], 9)
-        harness.wait_for(lambda: active(BRIDGE) and main_pid(BRIDGE) not in (0, pids[BRIDGE]), SLOW,
+        harness.wait_for(lambda: active(BRIDGE) and main_pid(BRIDGE) not in (0, pids[BRIDGE]), SLOW, interval=0.5,
                          what="the killed bridge restarted")
         assert show(BRIDGE, "NRestarts") == "1"
         assert main_pid(GW) == pids[GW] and main_pid(CTL) == pids[CTL]
@@ -255,7 +262,7 @@ def test_units_under_systemd():
         time.sleep(5)  # a healthy gateway outlives a watchdog period
         assert active(GW) and main_pid(GW) == frozen, "a healthy gateway was restarted"
         os.kill(frozen, 19)  # SIGSTOP
-        harness.wait_for(lambda: main_pid(GW) not in (0, frozen) and active(GW), SLOW,
+        harness.wait_for(lambda: main_pid(GW) not in (0, frozen) and active(GW), SLOW, interval=0.5,
                          what="the watchdog restarts the frozen gateway")
         assert show(GW, "NRestarts") == "1", show(GW, "NRestarts")
         assert main_pid(CTL) == pids[CTL], "the watchdog restart touched the controller"
