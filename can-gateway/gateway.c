@@ -137,6 +137,8 @@ struct gateway {
     char bus_error[256];
     int64_t next_tel, next_gw;
     char state_path[512];
+    char lease_path[512];
+    char lease_saved[LEASE_NAME_MAX + 1]; /* holder in the lease file */
     bool state_dirty;
     int64_t state_retry_at;
     char state_error[256];
@@ -351,6 +353,22 @@ static void s_save_state(gateway_t *gw, int64_t now)
         gw->state_error[0] = '\0';
         s_publish_gw(gw, now);
     }
+}
+
+/* Keeps the lease file in step with the holder (written on a change of holder only, so
+ * renewals cost no disk writes). A restarted gateway restores the holder with a full TTL:
+ * the holder carries on, or the lease lapses and the safe state follows. */
+static void s_lease_persist(gateway_t *gw, int64_t ttl_us, int64_t now)
+{
+    const char *h = lease_holder(gw->lease, now);
+    if (!gw->lease_path[0] || strcmp(h ? h : "", gw->lease_saved) == 0)
+        return;
+    char err[256];
+    if (gw_state_save_lease(gw->lease_path, h, ttl_us, err, sizeof err) < 0) {
+        log_warn("lease not saved (a restart forgets it): %s", err);
+        return;
+    }
+    snprintf(gw->lease_saved, sizeof gw->lease_saved, "%s", h ? h : "");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1666,6 +1684,7 @@ static void s_check_lease(gateway_t *gw, int64_t now)
     if (!lease_check_lapse(gw->lease, now, holder))
         return;
     log_warn("control lease of '%s' lapsed; applying the safe state", holder);
+    s_lease_persist(gw, 0, now);
     for (int a = 0; a < GW_DEV_MAX; a++) {
         gw_dev_t *d = gw->dev[a];
         if (!d)
@@ -2143,12 +2162,13 @@ static bool s_setpoint_lease(ctx_t *c, const char *client)
             s_reply_now(c, r);
             return false;
         }
-        lease_rc_t rc =
-            lease_take(c->gw->lease, client, (int64_t)(ttl->valuedouble * 1000000), c->now);
+        int64_t ttl_us = (int64_t)(ttl->valuedouble * 1000000);
+        lease_rc_t rc = lease_take(c->gw->lease, client, ttl_us, c->now);
         if (rc == LEASE_HELD) {
             s_reply_now(c, s_lease_held_error(c));
             return false;
         }
+        s_lease_persist(c->gw, ttl_us, c->now);
         return true;
     }
     lease_owner_t o = lease_owner(c->gw->lease, client, c->now);
@@ -2358,6 +2378,7 @@ static void s_op_lease(ctx_t *c)
         return;
     }
     log_info("lease %s by '%s'", act->valuestring, client);
+    s_lease_persist(gw, lease_remaining(gw->lease, c->now), c->now);
     cJSON *r = s_ok(c->id);
     const char *h = lease_holder(gw->lease, c->now);
     if (h)
@@ -2526,6 +2547,24 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         }
         if (n > 0)
             log_info("EEPROM write counters of %d device(s) loaded from %s", n, gw->state_path);
+    }
+    if (gw->set.state_dir[0]) {
+        snprintf(gw->lease_path, sizeof gw->lease_path, "%s/%s", gw->set.state_dir, GW_LEASE_FILE);
+        char holder[LEASE_NAME_MAX + 1], lerr[256];
+        int64_t ttl = 0;
+        int n = gw_state_load_lease(gw->lease_path, holder, sizeof holder, &ttl, lerr, sizeof lerr);
+        if (n < 0)
+            log_warn("lease file ignored: %s", lerr);
+        if (n > 0) {
+            if (ttl > lease_max_ttl(gw->lease))
+                ttl = lease_max_ttl(gw->lease);
+            if (lease_take(gw->lease, holder, ttl, now) == LEASE_OK) {
+                snprintf(gw->lease_saved, sizeof gw->lease_saved, "%s", holder);
+                log_info("control lease of '%s' restored for %.1f s: it renews or the safe "
+                         "state follows",
+                         holder, ttl / 1e6);
+            }
+        }
     }
     for (int a = 0; a < GW_DEV_MAX; a++)
         if (gw->set.dev[a].present && !s_dev_add(gw, (uint8_t)a)) {

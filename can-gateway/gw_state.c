@@ -1,5 +1,5 @@
 /*
- * gw_state: persisted EEPROM write counters (see gw_state.h).
+ * gw_state: persisted EEPROM write counters and the control lease (see gw_state.h).
  */
 #include "gw_state.h"
 
@@ -30,12 +30,52 @@ static int s_write_all(int fd, const char *buf, size_t n)
     return 0;
 }
 
+/* Replaces path with text: temporary file, fsync, rename, fsync of the directory. */
+static int s_write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+    int fd = -1;
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        snprintf(err, errlen, "state path too long");
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (s_write_all(fd, text, strlen(text)) < 0 || s_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (close(fd) < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) < 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    /* make the rename itself durable */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
 int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us, int64_t wall_ms,
                   char *err, size_t errlen)
 {
-    int rc = -1, fd = -1;
+    int rc = -1;
     char *text = NULL;
-    char tmp[4096];
     cJSON *root = cJSON_CreateObject();
     if (!root) {
         snprintf(err, errlen, "out of memory");
@@ -61,44 +101,8 @@ int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
         snprintf(err, errlen, "out of memory");
         goto cleanup;
     }
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        snprintf(err, errlen, "state path too long");
-        goto cleanup;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        goto cleanup;
-    }
-    if (s_write_all(fd, text, strlen(text)) < 0 || s_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto cleanup;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto cleanup;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        goto cleanup;
-    }
-    /* make the rename itself durable */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    rc = 0;
+    rc = s_write_atomic(path, text, err, errlen);
 cleanup:
-    if (fd >= 0)
-        close(fd);
     free(text);
     cJSON_Delete(root);
     return rc;
@@ -166,6 +170,69 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
 cleanup:
     fclose(f);
     free(buf);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int gw_state_save_lease(const char *path, const char *holder, int64_t ttl_us, char *err,
+                        size_t errlen)
+{
+    int rc = -1;
+    char *text = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    cJSON_AddNumberToObject(root, "v", 1);
+    if (holder && *holder) {
+        cJSON_AddStringToObject(root, "holder", holder);
+        cJSON_AddNumberToObject(root, "ttl_ms", (double)(ttl_us / 1000));
+    } else {
+        cJSON_AddNullToObject(root, "holder");
+    }
+    text = cJSON_PrintUnformatted(root);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    rc = s_write_atomic(path, text, err, errlen);
+cleanup:
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int gw_state_load_lease(const char *path, char *holder, size_t holderlen, int64_t *ttl_us,
+                        char *err, size_t errlen)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *root = cJSON_Parse(buf);
+    cJSON *h = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "holder") : NULL;
+    cJSON *t = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "ttl_ms") : NULL;
+    int rc = -1;
+    if (!h) {
+        snprintf(err, errlen, "%s: not a lease file (expected {\"v\":1,\"holder\":...})", path);
+    } else if (cJSON_IsNull(h)) {
+        rc = 0;
+    } else if (!cJSON_IsString(h) || strlen(h->valuestring) + 1 > holderlen || !cJSON_IsNumber(t) ||
+               t->valuedouble < 1) {
+        snprintf(err, errlen, "%s: bad holder or ttl_ms", path);
+    } else {
+        snprintf(holder, holderlen, "%s", h->valuestring);
+        *ttl_us = (int64_t)t->valuedouble * 1000;
+        rc = 1;
+    }
     cJSON_Delete(root);
     return rc;
 }

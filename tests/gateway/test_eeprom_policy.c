@@ -196,6 +196,30 @@ static void test_state_roundtrip(void **state)
     }
 }
 
+static void test_lease_file_roundtrip(void **state)
+{
+    (void)state;
+    char path[128], err[256], holder[33];
+    int64_t ttl = 0;
+    snprintf(path, sizeof path, "%s/%s", s_dir, GW_LEASE_FILE);
+    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), 0);
+    assert_int_equal(gw_state_save_lease(path, "charge-ctl", 10 * S, err, sizeof err), 0);
+    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), 1);
+    assert_string_equal(holder, "charge-ctl");
+    assert_int_equal(ttl, 10 * S);
+    assert_int_equal(gw_state_save_lease(path, NULL, 0, err, sizeof err), 0);
+    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), 0);
+    FILE *f = fopen(path, "w");
+    fputs("{\"v\":1,\"holder\":\"x\",\"ttl_ms\":-5}", f);
+    fclose(f);
+    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), -1);
+    f = fopen(path, "w");
+    fputs("garbage", f);
+    fclose(f);
+    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a lease file"));
+}
+
 static void test_state_missing_file_is_empty(void **state)
 {
     (void)state;
@@ -275,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_oldest_pending_first),
         cmocka_unit_test(test_zero_interval_never_defers),
         cmocka_unit_test(test_state_roundtrip),
+        cmocka_unit_test(test_lease_file_roundtrip),
         cmocka_unit_test(test_state_missing_file_is_empty),
         cmocka_unit_test(test_state_corrupt_file_rejected),
         cmocka_unit_test(test_state_save_failure_keeps_counts),

@@ -194,6 +194,33 @@ def test_lapse_while_unreachable_applies_safe_state_on_return():
             assert_no_pacing_violations(sim)
 
 
+def test_lease_survives_restart_and_lapses_without_holder():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            gw.client.ok("setpoint", dev=0, client="charge-ctl", mode="discharge",
+                         current_a=6, lease_ttl_s=3)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0"])
+            # the holder renews after the restart as if nothing happened; others are refused
+            assert c.ok("lease", client="charge-ctl", action="renew", ttl_s=3)["holder"] == \
+                "charge-ctl"
+            c.error("setpoint", "lease_held", dev=0, client="other", mode="off")
+            assert sim.control.device(0)["registers"]["OPERATION"] == 1
+            # then the controller is gone for good: the lease lapses, the safe state follows
+            e = sub.event(0, "lease_lapsed")
+            assert e["holder"] == "charge-ctl", e
+            sub.event(0, "safe_state")
+            assert sim.control.device(0)["registers"]["OPERATION"] == 0
+            sub.close()
+        # a lapsed lease stays lapsed across the next restart
+        with Gateway(ini, tmp) as gw:
+            assert gw.client.ok("info")["devices"][0]["lease"] is None
+        assert_no_pacing_violations(sim)
+
+
 def test_restarted_gateway_writes_nothing():
     tmp = harness.temp_dir()
     with harness.Sim(devices=[DEV]) as sim:
@@ -205,7 +232,9 @@ def test_restarted_gateway_writes_nothing():
         t0 = time.monotonic()
         with Gateway(ini, tmp) as gw:
             time.sleep(2.0)  # identification and a few telemetry cycles
-            assert gw.client.ok("info")["devices"][0]["lease"] is None
+            # the holder keeps its lease across the restart (a full TTL to renew)
+            lease = gw.client.ok("info")["devices"][0]["lease"]
+            assert lease["holder"] == "ctl" and lease["expires_in_s"] > 590, lease
         assert _writes(sim, t0) == []
         assert sim.control.device(0)["registers"] == regs
         assert_no_pacing_violations(sim)
