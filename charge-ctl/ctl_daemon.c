@@ -119,6 +119,7 @@ struct ctl_daemon_t {
 
     /* telemetry */
     bool tel_seen;
+    bool tel_was_alive; /* for logging the transitions */
     int64_t tel_ms;
     bool tel_online;
     bool tel_valid;
@@ -251,6 +252,14 @@ static int s_publish(ctl_daemon_t *d, const char *topic, const char *payload, in
     return 0;
 }
 
+/* The gateway's telemetry arrives: the controller can see what the device does. Without it
+ * the controller neither takes nor renews the lease, so a gateway whose PUB side is dead
+ * ends in its own safe state rather than in a setpoint nobody watches. */
+static bool s_tel_alive(const ctl_daemon_t *d, int64_t now)
+{
+    return d->tel_seen && now - d->tel_ms <= d->set.tel_silence_ms;
+}
+
 static bool s_device_reachable(const ctl_daemon_t *d, int64_t now)
 {
     return d->tel_seen && d->tel_online && now - d->tel_ms <= d->set.tel_silence_ms;
@@ -282,10 +291,12 @@ static ctld_state_t s_state(const ctl_daemon_t *d)
     }
 }
 
-static const char *s_reason(const ctl_daemon_t *d)
+static const char *s_reason(const ctl_daemon_t *d, int64_t now)
 {
     if (!d->enabled)
         return d->set.can_run ? "disabled" : "controller Type=off or no TopicPower";
+    if (!d->lease_held && !s_tel_alive(d, now))
+        return "no telemetry from the gateway";
     if (!d->lease_held)
         return d->lease_note[0] ? d->lease_note : "waiting for the control lease";
     return d->out.reason_text ? d->out.reason_text : "starting";
@@ -298,7 +309,7 @@ static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
     memset(s, 0, sizeof *s);
     s->enabled = d->enabled;
     s->state = d->stopping && d->stop_done ? CTLD_ST_STOPPED : s_state(d);
-    s->reason = d->stopping && d->stop_done ? "program stopped" : s_reason(d);
+    s->reason = d->stopping && d->stop_done ? "program stopped" : s_reason(d, now);
     int hour = 0;
     time_t t = time(NULL);
     struct tm tm;
@@ -406,7 +417,7 @@ static void s_publish_all(ctl_daemon_t *d, int64_t now)
 static void s_note_state(ctl_daemon_t *d, int64_t now)
 {
     ctld_state_t st = s_state(d);
-    const char *why = s_reason(d);
+    const char *why = s_reason(d, now);
     bool state_changed = st != d->last_state;
     bool reason_changed = strcmp(why, d->last_reason) != 0;
     if (!state_changed && !reason_changed)
@@ -484,7 +495,7 @@ static void s_send(ctl_daemon_t *d, req_t kind, cJSON *req, int64_t now)
         log_error("cannot send a %s request to the gateway", s_req_names[kind]);
         cJSON_Delete(req);
         /* Try again later rather than in a tight loop. */
-        d->next_lease_try = d->sp_retry_at = now + LEASE_RETRY_MS;
+        d->next_lease_try = d->sp_retry_at = d->next_info = now + LEASE_RETRY_MS;
         return;
     }
     cJSON_Delete(req);
@@ -720,8 +731,9 @@ static void s_pump(ctl_daemon_t *d, int64_t now)
         s_send_info(d, now);
         return;
     }
+    bool tel = s_tel_alive(d, now);
     if (!d->lease_held) {
-        if (d->enabled && now >= d->next_lease_try)
+        if (d->enabled && tel && now >= d->next_lease_try)
             s_send_lease(d, REQ_TAKE, now);
         return;
     }
@@ -736,7 +748,7 @@ static void s_pump(ctl_daemon_t *d, int64_t now)
         s_send_lease(d, REQ_RELEASE, now);
         return;
     }
-    if (now >= d->renew_at)
+    if (tel && now >= d->renew_at)
         s_send_lease(d, REQ_RENEW, now);
 }
 
@@ -1237,6 +1249,16 @@ static void s_timers(ctl_daemon_t *d, int64_t now)
     }
     if (d->reconnect_at && now >= d->reconnect_at && !d->connected)
         s_connect(d, false);
+    bool tel = s_tel_alive(d, now);
+    if (tel != d->tel_was_alive) {
+        if (tel)
+            log_info("telemetry from the gateway");
+        else
+            log_warn("no telemetry from the gateway for %d s: the control lease is not renewed "
+                     "(the gateway applies its safe state when it lapses)",
+                     d->set.tel_silence_ms / 1000);
+        d->tel_was_alive = tel;
+    }
     if (d->inflight != REQ_NONE && now >= gw_client_deadline(d->gw)) {
         int rc = gw_client_expire(d->gw, now);
         if (rc < 0)
@@ -1273,11 +1295,14 @@ static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
     if (d->status_due)
         dl = s_min(dl, d->status_due);
     if (d->inflight == REQ_NONE) {
+        /* Without telemetry nothing about the lease is due (telemetry wakes the loop). */
+        bool tel = s_tel_alive(d, now);
         if (d->lease_held) {
-            dl = s_min(dl, d->renew_at);
+            if (tel)
+                dl = s_min(dl, d->renew_at);
             if (d->sp_dirty)
                 dl = s_min(dl, d->sp_retry_at);
-        } else if (d->enabled) {
+        } else if (d->enabled && tel) {
             dl = s_min(dl, d->next_lease_try);
         }
         if (!d->info_done)
