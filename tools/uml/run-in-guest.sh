@@ -115,14 +115,15 @@ cat > "$run/init" <<EOF
 # Guest init: written by run-in-guest.sh for one run.
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
+# mount -n: the mount table lives in the host's /run; the guest's mounts are its own.
 fail() { echo "guest: \$*" > '$run/guest-error'; sync; echo o > /proc/sysrq-trigger; sleep 60; }
-mount -t proc proc /proc || fail "mount /proc"
-mount -t sysfs sys /sys || fail "mount /sys"
-[ -e /dev/null ] || mount -t devtmpfs dev /dev || fail "mount /dev"
-mount -t tmpfs -o mode=0755 run /run || fail "mount /run"
+mount -n -t proc proc /proc || fail "mount /proc"
+mount -n -t sysfs sys /sys || fail "mount /sys"
+[ -e /dev/null ] || mount -n -t devtmpfs dev /dev || fail "mount /dev"
+mount -n -t tmpfs -o mode=0755 run /run || fail "mount /run"
 mkdir -p /dev/pts /dev/shm
-mount -t devpts -o ptmxmode=0666 devpts /dev/pts || fail "mount /dev/pts"
-mount -t tmpfs shm /dev/shm || fail "mount /dev/shm"
+mount -n -t devpts -o ptmxmode=0666 devpts /dev/pts || fail "mount /dev/pts"
+mount -n -t tmpfs shm /dev/shm || fail "mount /dev/shm"
 ip link set lo up || fail "loopback up"
 modprobe -d '$run/mods' -a can_raw vcan slcan || fail "modprobe can_raw vcan slcan"
 for i in $ifaces; do
