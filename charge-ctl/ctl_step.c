@@ -32,6 +32,7 @@ void ctl_params_defaults(ctl_params_t *p)
     p->idle_dwell_ms = 20000;
     p->meter_timeout_ms = 30000;
     p->settle_timeout_ms = 5000;
+    p->telemetry_timeout_ms = 10000;
     p->effect_margin_ms = 500;
     p->fast_export_w = 100;
     p->efficiency = 0.92;
@@ -133,7 +134,7 @@ void ctl_state_init(ctl_state_t *s, int64_t now_ms)
 double ctl_soc_from_voltage(const ctl_params_t *p, double v)
 {
     int n = p->cap2v_n;
-    if (n < 1)
+    if (n < 1 || !isfinite(v))
         return -1;
     if (n == 1 || v <= p->cap2v_v[0])
         return v <= p->cap2v_v[0] ? p->cap2v_pct[0] : p->cap2v_pct[n - 1];
@@ -196,6 +197,8 @@ const char *ctl_reason_name(ctl_reason_t r)
         [CTL_R_IDLE_DWELL] = "idle dwell",
         [CTL_R_DIRECTION_DWELL] = "direction dwell",
         [CTL_R_RATE_LIMIT] = "write rate limit",
+        [CTL_R_TELEMETRY_STALE] = "device telemetry stale",
+        [CTL_R_BAD_INPUT] = "input not a finite number",
     };
     if ((unsigned)r < sizeof names / sizeof names[0] && names[r])
         return names[r];
@@ -247,7 +250,7 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
 {
     *charge_why = CTL_L_NONE;
     *discharge_why = CTL_L_NONE;
-    if (!in->telemetry_valid || in->dc_v <= 0)
+    if (!in->telemetry_valid || !isfinite(in->dc_v) || !isfinite(in->dc_a) || in->dc_v <= 0)
         return;
     double ocv = in->dc_v - in->dc_a * p->r_internal_ohm; /* load-corrected */
     double ocv_cv = ocv * 100.0;
@@ -596,8 +599,17 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         s_safe(p, s, in, out, CTL_R_METER_STALE, CTL_MODE_IDLE);
         return;
     }
+    if (!isfinite(in->meter_w) || (in->telemetry_valid && (!isfinite(in->dc_v) ||
+                                                           !isfinite(in->dc_a)))) {
+        s_safe(p, s, in, out, CTL_R_BAD_INPUT, CTL_MODE_IDLE);
+        return;
+    }
     if (!in->telemetry_valid || in->dc_v <= 1.0) {
         s_safe(p, s, in, out, CTL_R_NO_VOLTAGE, CTL_MODE_IDLE);
+        return;
+    }
+    if (p->telemetry_timeout_ms > 0 && in->now_ms - in->telemetry_ms > p->telemetry_timeout_ms) {
+        s_safe(p, s, in, out, CTL_R_TELEMETRY_STALE, CTL_MODE_IDLE);
         return;
     }
     bool was_safe = s->safe;
@@ -863,6 +875,9 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
      * it from toggling, and the battery is kept topped up. */
     p->full_hyst_pct = p->protect_hyst_pct < 0.5 ? (p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1) : 0.5;
     p->meter_timeout_ms = (int)config_int(cfg, cc, "Id/%d/MeterTimeoutSec", id) * 1000;
+    /* Telemetry is stale after five of the gateway's cycles, and never before 10 s. */
+    long tel = config_int(cfg, "GATEWAY", "TelemetryPeriodMs") * 5;
+    p->telemetry_timeout_ms = tel > 10000 ? (int)tel : 10000;
 
     /* Device limits. */
     p->charge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/ChargeVoltage", id);

@@ -46,6 +46,7 @@ typedef struct {
     int idle_dwell_ms;       /* minimum time in idle before leaving it */
     int meter_timeout_ms;    /* meter stale after this long without a message */
     int settle_timeout_ms;   /* give up waiting for the device to follow after this */
+    int telemetry_timeout_ms; /* telemetry older than this is not trusted for W <-> A */
     int effect_margin_ms;    /* a meter sample counts as "after the effect" this much later */
     int fast_export_w;       /* export beyond target+this may be cut before the effect shows */
     double efficiency;       /* converter efficiency, one way, for W(AC) <-> A(DC) */
@@ -111,6 +112,8 @@ typedef enum {
     CTL_R_IDLE_DWELL,
     CTL_R_DIRECTION_DWELL,
     CTL_R_RATE_LIMIT,
+    CTL_R_TELEMETRY_STALE,
+    CTL_R_BAD_INPUT,
 } ctl_reason_t;
 
 typedef enum {

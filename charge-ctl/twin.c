@@ -684,6 +684,8 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
     p.idle_exit_ca = p.min_current_ca * 2;
     p.efficiency = model->efficiency;
     p.enabled = true;
+    if (p.telemetry_timeout_ms < 5000 * model->telemetry_period_s)
+        p.telemetry_timeout_ms = (int)(5000 * model->telemetry_period_s);
     if (model->eeprom_on && p.min_write_interval_ms < model->eeprom_interval_s * 1000)
         p.min_write_interval_ms = model->eeprom_interval_s * 1000;
     if (ctl_params_validate(&p, cerr, sizeof cerr) != 0) {

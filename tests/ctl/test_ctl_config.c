@@ -127,6 +127,7 @@ static void test_device_and_battery_keys(void **state)
     assert_int_equal(p.direction_dwell_ms, 12000);
     assert_int_equal(p.idle_dwell_ms, 7000);
     assert_int_equal(p.meter_timeout_ms, 20000);
+    assert_int_equal(p.telemetry_timeout_ms, 10000); /* 5 x 1000 ms, at least 10 s */
     assert_int_equal(p.min_soc_pct, 10);
     assert_true(ctl_block_hour(&p, 23));
     assert_true(ctl_block_hour(&p, 4));

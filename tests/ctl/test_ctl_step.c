@@ -21,7 +21,8 @@ typedef struct {
     ctl_state_t s;
     ctl_input_t in;
     ctl_output_t out;
-    int64_t t; /* ms */
+    int64_t t;         /* ms */
+    bool tel_stopped;  /* the gateway's telemetry stopped arriving */
 } rig_t;
 
 /* A 24 V LiFePO4 pack: OCV table 20.0 V = 0 %, 24.4 V = 5 %, 26.4 V = 50 %, 28.0 V = 100 %. */
@@ -75,14 +76,26 @@ static void s_step(rig_t *r)
                 r->out.reason_text, r->out.limit_text, r->s.charge_cut, r->s.discharge_cut);
 }
 
-/* A meter sample arrives dt_ms later. */
+/* A meter sample arrives dt_ms later; telemetry (unchanged device state) keeps arriving
+ * unless it was stopped. */
 static void s_meter(rig_t *r, int64_t dt_ms, double grid_w)
 {
     r->t += dt_ms;
+    if (!r->tel_stopped)
+        r->in.telemetry_ms = r->t;
     r->in.meter_valid = true;
     r->in.meter_w = grid_w;
     r->in.meter_arrival_ms = r->t;
     r->in.meter_seq++;
+    s_step(r);
+}
+
+/* Time passes without a meter sample; telemetry keeps arriving. */
+static void s_wait(rig_t *r, int64_t dt_ms)
+{
+    r->t += dt_ms;
+    if (!r->tel_stopped)
+        r->in.telemetry_ms = r->t;
     s_step(r);
 }
 
@@ -510,16 +523,13 @@ static void test_stale_meter_goes_safe_and_recovers(void **state)
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
     /* No sample for 29 s: still running; the same value arriving again counts as fresh. */
     s_meter(&r, 1000, 900 + s_batt_ac(&r));
-    r.t += 29000;
-    s_step(&r);
+    s_wait(&r, 29000);
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
     s_meter(&r, 0, r.in.meter_w);
-    r.t += 29000;
-    s_step(&r);
+    s_wait(&r, 29000);
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
     /* 31 s by arrival time: safe state, with the reason. */
-    r.t += 2000;
-    s_step(&r);
+    s_wait(&r, 2000);
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     assert_true(r.out.send);
     assert_int_equal(r.out.reason, CTL_R_METER_STALE);
@@ -570,6 +580,33 @@ static void test_disabled_is_idle(void **state)
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     assert_true(r.out.send);
     assert_int_equal(r.out.reason, CTL_R_DISABLED);
+}
+
+static void test_stale_telemetry_and_bad_numbers(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 900, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* The gateway's telemetry stops: W -> A and the effect check have nothing to go on. */
+    r.tel_stopped = true;
+    for (int i = 0; i < 6; i++)
+        s_meter(&r, 2000, 900 + s_batt_ac(&r));
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.reason, CTL_R_TELEMETRY_STALE);
+    /* Not-a-number from anywhere is refused the same way, without a false protection cut. */
+    r.tel_stopped = false;
+    s_follow(&r, 1000);
+    r.in.dc_v = 0.0 / 0.0;
+    s_meter(&r, 1000, 900);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.reason, CTL_R_BAD_INPUT);
+    assert_false(r.s.charge_cut);
+    assert_false(r.s.discharge_cut);
+    r.in.dc_v = 26.4;
+    s_meter(&r, 1000, 1.0 / 0.0);
+    assert_int_equal(r.out.reason, CTL_R_BAD_INPUT);
+    assert_true(ctl_soc_from_voltage(&r.p, 0.0 / 0.0) < 0);
 }
 
 static void test_no_voltage_no_power(void **state)
@@ -755,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_lease_lost_and_offline),
         cmocka_unit_test(test_disabled_is_idle),
         cmocka_unit_test(test_no_voltage_no_power),
+        cmocka_unit_test(test_stale_telemetry_and_bad_numbers),
         cmocka_unit_test(test_quantise_one_rule),
         cmocka_unit_test(test_setpoints_are_quantised),
         cmocka_unit_test(test_rate_limit_holds_trims),
