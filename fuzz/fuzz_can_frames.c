@@ -21,8 +21,14 @@
 #define REC 14
 
 static const char *s_specs[] = {
-    "0:24",       "0:24:battery,canctrl", "5:48:fw=old,clamp", "63:96:battery,canctrl,scaling2",
-    "1:12:min20", "2:24:battery,canctrl,eep_all,canctrl_powerup", "7:48:boot_ms=0", "3:96",
+    "0:24",
+    "0:24:battery,canctrl",
+    "5:48:fw=old,clamp",
+    "63:96:battery,canctrl,scaling2",
+    "1:12:min20",
+    "2:24:battery,canctrl,eep_all,canctrl_powerup",
+    "7:48:boot_ms=0",
+    "3:96",
 };
 
 static void s_decode_values(const bic_family_t *f, const bic_msg_t *m, uint8_t model[2][6],
@@ -103,8 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t off = 1; off + REC <= size; off += REC) {
         const uint8_t *r = data + off;
         uint8_t flags = r[0];
-        uint32_t id = (uint32_t)r[1] | (uint32_t)r[2] << 8 | (uint32_t)r[3] << 16 |
-                      (uint32_t)r[4] << 24;
+        uint32_t id =
+            (uint32_t)r[1] | (uint32_t)r[2] << 8 | (uint32_t)r[3] << 16 | (uint32_t)r[4] << 24;
         const bic_family_t *f = fams[(flags >> 7) & 1];
         switch (flags & 3) {
         case 0: /* anything */

@@ -114,8 +114,8 @@ static void *s_adapter_thread(void *arg)
             DIE("poll on the pty: %s", strerror(errno));
         ssize_t n;
         while ((n = read(s_master, buf, sizeof buf)) > 0)
-            slcan_adapter_feed(s_adapter, buf, (size_t)n, (uint16_t)(mono_ms() % 60000),
-                               s_on_frame, NULL);
+            slcan_adapter_feed(s_adapter, buf, (size_t)n, (uint16_t)(mono_ms() % 60000), s_on_frame,
+                               NULL);
         const uint8_t *out = slcan_adapter_output(s_adapter, &len);
         if (len > 0) {
             ssize_t w = write(s_master, out, len);
@@ -261,8 +261,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     bic_device_config_t dcfg;
     battery_config_t bcfg;
     char err[512];
-    if (bic_device_parse_spec("0:24:battery,canctrl,boot_ms=0", &dcfg, &bcfg, err, sizeof err) !=
-        0)
+    if (bic_device_parse_spec("0:24:battery,canctrl,boot_ms=0", &dcfg, &bcfg, err, sizeof err) != 0)
         DIE("device spec: %s", err);
     s_dev = bic_device_new(&dcfg, &bcfg, mono_us());
     s_adapter = slcan_adapter_new();

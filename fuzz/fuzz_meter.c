@@ -14,8 +14,8 @@
 
 #include "meter.h"
 
-static const char *s_paths[] = {"", "SML.curr_w", "total_act_power", "a.b[0].c", "[2]",
-                                "ENERGY.Power", "emeters[1].power", "x"};
+static const char *s_paths[] = {"",    "SML.curr_w",   "total_act_power",  "a.b[0].c",
+                                "[2]", "ENERGY.Power", "emeters[1].power", "x"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -38,9 +38,8 @@ static void s_round_trip(slcan_side_t side, const slcan_item_t *it)
     size_t used = 0;
     int got = slcan_parse(p, (const uint8_t *)line, (size_t)n, &back, &used);
     if (got != 1 || back.kind != SLCAN_FRAME || !s_same_frame(&it->frame, &back.frame) ||
-        (side == SLCAN_FROM_ADAPTER &&
-         (back.has_timestamp != it->has_timestamp ||
-          (it->has_timestamp && back.timestamp != it->timestamp)))) {
+        (side == SLCAN_FROM_ADAPTER && (back.has_timestamp != it->has_timestamp ||
+                                        (it->has_timestamp && back.timestamp != it->timestamp)))) {
         fprintf(stderr, "frame changed in an encode/parse round trip: '%.*s'\n", n - 1, line);
         abort();
     }
@@ -68,7 +67,7 @@ static void s_parse_stream(slcan_side_t side, const uint8_t *buf, size_t len, si
             if (got == 1 && it.kind == SLCAN_FRAME) {
                 frames++;
                 if (it.frame.dlc > 8 || (it.frame.ext ? it.frame.id > CAN_FRAME_EXT_MAX
-                                                       : it.frame.id > CAN_FRAME_STD_MAX)) {
+                                                      : it.frame.id > CAN_FRAME_STD_MAX)) {
                     fprintf(stderr, "parsed an impossible frame\n");
                     abort();
                 }
