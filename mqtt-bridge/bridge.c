@@ -40,6 +40,7 @@
 #define INFO_RETRY_MS 5000
 #define APP_PERIOD_MS 60000
 #define SHUTDOWN_FLUSH_MS 1500
+#define SOC_MAX_AGE_MS 600000 /* a controller's SOC older than this is not shown */
 
 /* Seed topics per device, in publishing order. */
 enum { PUB_AVAIL, PUB_INFO, PUB_STATE, PUB_CHARGE, PUB_FAULT, PUB_COUNT };
@@ -74,6 +75,7 @@ typedef struct {
     char *last[PUB_COUNT];
     int64_t last_ms[PUB_COUNT];
     uint64_t disc_hash; /* of the discovery set last published; 0 = none */
+    int64_t soc_ms;     /* when the controller's SOC arrived; 0 = none or expired */
     bool want_regs;     /* read SYSTEM_CONFIG / BIDIRECTIONAL_CONFIG for `info` */
 } slot_t;
 
@@ -866,6 +868,7 @@ static void s_on_soc(bridge_t *b, const struct mosquitto_message *m, int dev)
         log_warn("%s: '%s' is not a state of charge; allowed: a number 0-100", m->topic, buf);
         return;
     }
+    s->soc_ms = mono_ms();
     s_publish_device(b, s, mono_ms());
 }
 
@@ -1238,9 +1241,18 @@ static void s_timers(bridge_t *b, int64_t now)
     /* Periodic republish of the seed topics (each topic keeps its own period). */
     if (b->connected && now >= b->next_periodic) {
         b->next_periodic = now + 1000;
-        for (int d = 0; d < MAX_DEVS; d++)
-            if (b->slots[d].dv)
-                s_publish_device(b, &b->slots[d], now);
+        for (int d = 0; d < MAX_DEVS; d++) {
+            slot_t *s = &b->slots[d];
+            if (!s->dv)
+                continue;
+            if (s->soc_ms && now - s->soc_ms > SOC_MAX_AGE_MS) {
+                log_warn("dev %d: no SOC from the controller for %d s: shown as unknown", d,
+                         SOC_MAX_AGE_MS / 1000);
+                dev_view_expire_soc(s->dv);
+                s->soc_ms = 0;
+            }
+            s_publish_device(b, s, now);
+        }
     }
     s_pump_queue(b);
 }

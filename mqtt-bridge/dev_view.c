@@ -65,8 +65,8 @@ struct dev_view_t {
     int64_t last_ts_ms;
     double last_w;
     /* SOC from the controller */
-    bool have_soc;
-    double soc_pct;
+    bool have_soc;  /* the controller has published a SOC at some time */
+    double soc_pct; /* %, NAN when the last one went stale */
     /* info */
     char model[40];
     char firmware[40];
@@ -406,6 +406,11 @@ int dev_view_set_soc(dev_view_t *dv, double pct)
     return 0;
 }
 
+void dev_view_expire_soc(dev_view_t *dv)
+{
+    dv->soc_pct = NAN;
+}
+
 int dev_view_set_energy(dev_view_t *dv, double charged_wh, double discharged_wh)
 {
     if (!isfinite(charged_wh) || !isfinite(discharged_wh) || charged_wh < 0 || discharged_wh < 0)
@@ -552,7 +557,7 @@ char *dev_view_state_json(const dev_view_t *dv)
     }
     s_add_num(o, "acGridV", dv->ac_v, 0);
     s_add_num(o, "dcBatV", dv->dc_v, 2);
-    s_add_num(o, "capBatPc", dv->have_soc ? dv->soc_pct : NAN, 0);
+    s_add_num(o, "capBatPc", dv->have_soc ? dv->soc_pct : NAN, 0); /* NAN -> null */
     /* Additions beyond the seed's keys. */
     s_add_str(o, "direction", dv->direction);
     s_add_str(o, "mode", dv->mode);

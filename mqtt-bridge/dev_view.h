@@ -56,6 +56,9 @@ void dev_view_set_gateway_reachable(dev_view_t *dv, bool reachable);
 
 /* SOC in percent published by the controller; values outside 0-100 are refused (-1). */
 int dev_view_set_soc(dev_view_t *dv, double pct);
+/* The last SOC is too old to show: `capBatPc` becomes null until the next one (the SOC
+ * entity stays, showing unknown). */
+void dev_view_expire_soc(dev_view_t *dv);
 
 /* Restores persisted energy counters (Wh, both >= 0); -1 if negative or not finite. */
 int dev_view_set_energy(dev_view_t *dv, double charged_wh, double discharged_wh);

@@ -118,6 +118,12 @@ static void test_state_seed_keys(void **state)
     s = parsed(dev_view_state_json(dv));
     assert_int_equal(num(s, "capBatPc"), 57);
     cJSON_Delete(s);
+    dev_view_expire_soc(dv); /* stale: unknown, but the SOC entity stays */
+    s = parsed(dev_view_state_json(dv));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(s, "capBatPc")));
+    cJSON_Delete(s);
+    assert_true(dev_view_has_soc(dv));
+    assert_int_equal(dev_view_set_soc(dv, 58), 0);
     assert_string_equal(dev_view_availability(dv), "online");
     assert_int_equal(dev_view_operation(dv), 1);
     dev_view_destroy(&dv);
