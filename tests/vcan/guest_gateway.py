@@ -3,7 +3,8 @@
 Runs under tools/uml/run-in-guest.sh (see CMakeLists.txt). The checks mirror the slcan
 integration tests (tests/gateway/): get against the simulator's true state, set with
 verification and skip-when-equal (the simulator's EEPROM counters), out-of-range requests that
-leave the device untouched, setpoints and the lease, telemetry, and the bus pacing (20 ms
+leave the device untouched, setpoints and the lease, telemetry, two devices on one bus,
+devices falling silent and answering again, and the bus pacing (20 ms
 between requests, 5 ms after a reply, judged by kernel timestamps from a listener of our
 own); plus what only a kernel interface can do: `ip link set vcan0 down` while running
 (device offline, bus down, requests refused with a clear error, nothing exits) and `up`
@@ -155,13 +156,13 @@ def link_is_up():
 class Stack:
     """Pacing monitor, bic-sim and gateway on vcan0; stopped in reverse order."""
 
-    def __init__(self, devices=("0:24",), **gw):
+    def __init__(self, devices=("0:24",), devices_cfg=None, **gw):
         self.tmp = harness.temp_dir()
         self.mon = PacingMonitor()
         self.sim = self.gw = None
         try:
             self.sim = SocketcanSim(devices)
-            ini = gateway_ini(self.sim, self.tmp, EepromWriteIntervalSec=0, **gw)
+            ini = gateway_ini(self.sim, self.tmp, devices=devices_cfg, EepromWriteIntervalSec=0, **gw)
             self.gw = Gateway(ini, self.tmp, timeout=SLOW)
         except Exception:
             self.__exit__()
@@ -259,6 +260,46 @@ def test_setpoint_and_telemetry():
         assert sim.control.device(0)["registers"]["OPERATION"] == 0
         sub.close()
         st.mon.assert_paced(sim)
+
+
+DEV48 = {"Type": "BIC2200-48CAN", "ChargeVoltage": 5520, "DischargeVoltage": 4800,
+         "MaxChargeCurrent": 2000, "MaxDischargeCurrent": 1500}
+
+
+def test_two_devices_on_one_bus():
+    with Stack(devices=("0:24", "3:48"), devices_cfg={0: {}, 3: DEV48}) as st:
+        sim, c = st.sim, st.gw.client
+        devs = {d["dev"]: d for d in c.ok("info")["devices"]}
+        assert devs[0]["model"] == "BIC-2200-24" and devs[3]["model"] == "BIC-2200-48", devs
+        # each device answers at its own address (replies matched by CAN ID)
+        v0 = c.ok("get", dev=0, reg="READ_VOUT")["values"]["READ_VOUT"]["value"]
+        v3 = c.ok("get", dev=3, reg="READ_VOUT")["values"]["READ_VOUT"]["value"]
+        assert abs(v0 - sim.control.device(0)["dc_v"]) < 0.2 and abs(v3 - sim.control.device(3)["dc_v"]) < 0.2
+        assert v0 < 30 < v3, (v0, v3)
+        c.ok("set", dev=3, reg="VOUT_SET", value=55.0, client="vcan")
+        c.error("set", "out_of_range", dev=0, reg="VOUT_SET", value=55.0, client="vcan")
+        assert sim.control.device(3)["registers"]["VOUT_SET"] == 5500
+        assert sim.control.device(0)["registers"]["VOUT_SET"] != 5500
+        st.mon.assert_paced(sim)
+
+
+def test_simulator_gone_and_back():
+    """On SocketCAN the interface stays when the devices fall silent: devices go offline, the
+    bus stays up, and they come back when something answers again."""
+    with Stack() as st:
+        c = st.gw.client
+        sub = Sub(st.gw.pub, ["evt/0"])
+        st.sim.stop()
+        sub.wait(lambda tp, b: b.get("event") == "offline", SLOW, "device 0 offline")
+        r = c.call("get", dev=0, reg="READ_VOUT")
+        assert r["ok"] is False and r["error"]["code"] in ("device_offline", "timeout"), r
+        assert c.ok("ping")["bus"] == "up"
+        st.sim = SocketcanSim()
+        sub.wait(lambda tp, b: b.get("event") == "online", SLOW, "device 0 online again")
+        v = c.ok("get", dev=0, reg="READ_VOUT")["values"]["READ_VOUT"]
+        assert abs(v["value"] - st.sim.control.device(0)["dc_v"]) < 0.2, v
+        sub.close()
+        st.mon.assert_paced(st.sim)
 
 
 def test_interface_down_and_up():
