@@ -2,8 +2,8 @@
  * twin: the offline digital twin (see twin.h and docs/charge-ctl.md).
  *
  * Simulated time advances in fixed steps (default 0.1 s, so that the meter latency is
- * exact); the household's minute values are held, synthetic transients come on top at 1 s
- * resolution. The controller and the seed reference each drive their own device model
+ * exact); the household's rows are held until the next, synthetic transients come on
+ * top. The controller and the seed reference each drive their own device model
  * through its registers, so EEPROM writes are counted by the model. Between the controller
  * and the device sits a small stand-in for the gateway's `setpoint` operation: register
  * order, skip-when-equal, and with EEPROM writes on the minimum interval between persisted
@@ -261,11 +261,6 @@ static int s_make_device(run_t *r, const ctl_params_t *p, char *err, size_t errl
     return 0;
 }
 
-static bool s_block_hour_seedless(const ctl_params_t *p, int hour)
-{
-    return ctl_block_hour(p, hour);
-}
-
 /* The ideal battery: meets the net load exactly within the same limits and rules. */
 static double s_ideal_step(run_t *r, double net_w, int hour, int64_t now_ms, double dt)
 {
@@ -282,7 +277,7 @@ static double s_ideal_step(run_t *r, double net_w, int hour, int64_t now_ms, dou
         want = hi;
     if (want < lo)
         want = lo;
-    if (want < 0 && (s_block_hour_seedless(p, hour) ||
+    if (want < 0 && (ctl_block_hour(p, hour) ||
                      (r->ideal_last_charge_ms != INT64_MIN &&
                       now_ms - r->ideal_last_charge_ms < (int64_t)h->block_time_s * 1000)))
         want = 0;
@@ -799,10 +794,10 @@ static void s_usage(FILE *f)
             "  --eeprom-interval S  gateway's minimum interval between persisted writes (79)\n"
             "  --id X               [CHARGE_CONTROL] Id/X to run (default: the first)\n"
             "model (defaults in brackets):\n"
-            "  --soc PCT [50]  --ah AH [280]  --cells N [8]  --r-mohm R [10]\n"
-            "  --soc-min PCT [5]  --soc-max PCT [100]\n"
+            "  --variant V [24]  --soc PCT [50]  --ah AH [280]  --cells N [variant/3]\n"
+            "  --r-mohm R [10]  --soc-min PCT [5]  --soc-max PCT [100]\n"
             "  --max-charge-w W [2000]  --max-discharge-w W [1600]  --eff F [0.92]\n"
-            "  --min-current A [0.9]  --tau S [1]\n"
+            "  --min-current A [1 %% of the rated current: 0.9 A on 24 V]  --tau S [1]\n"
             "  --meter-period S [2]  --meter-latency S [0.3]  --telemetry-period S [1]\n"
             "  --step S [0.1]\n");
 }
@@ -824,7 +819,7 @@ int twin_main(int argc, char **argv)
 {
     enum {
         O_JSON = 256, O_PLOT, O_TRANS, O_EEP, O_EEPI, O_ID, O_SOC, O_AH, O_CELLS, O_RM, O_SOCMIN,
-        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE,
+        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT,
     };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, O_PROFILE},
@@ -839,6 +834,7 @@ int twin_main(int argc, char **argv)
         {"soc", required_argument, NULL, O_SOC},
         {"ah", required_argument, NULL, O_AH},
         {"cells", required_argument, NULL, O_CELLS},
+        {"variant", required_argument, NULL, O_VARIANT},
         {"r-mohm", required_argument, NULL, O_RM},
         {"soc-min", required_argument, NULL, O_SOCMIN},
         {"soc-max", required_argument, NULL, O_SOCMAX},
@@ -857,7 +853,7 @@ int twin_main(int argc, char **argv)
     twin_model_t m;
     twin_model_defaults(&m);
     const char *profile = NULL, *config = NULL, *plot = NULL, *trace = NULL;
-    bool json = false;
+    bool json = false, cells_given = false, mina_given = false;
     double v;
     optind = 1;
     int c;
@@ -899,7 +895,12 @@ int twin_main(int argc, char **argv)
         NUMOPT(O_MCW, "--max-charge-w", 0, 100000, max_charge_w)
         NUMOPT(O_MDW, "--max-discharge-w", 0, 100000, max_discharge_w)
         NUMOPT(O_EFF, "--eff", 0.5, 1, efficiency)
-        NUMOPT(O_MINA, "--min-current", 0.01, 100, min_current_a)
+        case O_MINA:
+            if (s_num("--min-current", optarg, 0.01, 100, &v))
+                return 2;
+            m.min_current_a = v;
+            mina_given = true;
+            break;
         NUMOPT(O_TAU, "--tau", 0, 60, tau_s)
         NUMOPT(O_MP, "--meter-period", 0.1, 600, meter_period_s)
         NUMOPT(O_ML, "--meter-latency", 0, 60, meter_latency_s)
@@ -910,6 +911,15 @@ int twin_main(int argc, char **argv)
             if (s_num("--cells", optarg, 1, 64, &v))
                 return 2;
             m.cells = (int)v;
+            cells_given = true;
+            break;
+        case O_VARIANT:
+            if (s_num("--variant", optarg, 12, 96, &v) ||
+                (v != 12 && v != 24 && v != 48 && v != 96)) {
+                fprintf(stderr, "bic-sim twin: --variant must be 12, 24, 48 or 96\n");
+                return 2;
+            }
+            m.variant = (int)v;
             break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
@@ -925,6 +935,15 @@ int twin_main(int argc, char **argv)
     if (!profile || !config) {
         fprintf(stderr, "bic-sim twin: --profile and -c are required\n");
         s_usage(stderr);
+        return 2;
+    }
+    if (!cells_given)
+        m.cells = m.variant / 3; /* 4, 8, 16, 32 LiFePO4 cells */
+    if (!mina_given)
+        m.min_current_a = bic_device_rated_current_a(m.variant) / 100.0;
+    if (m.cells * 3.2 < m.variant * 0.8 || m.cells * 3.2 > m.variant * 1.15) {
+        fprintf(stderr, "bic-sim twin: %d cells (%.1f V nominal) do not suit a %d V BIC; "
+                "allowed: about %d cells\n", m.cells, m.cells * 3.2, m.variant, m.variant / 3);
         return 2;
     }
     if (m.soc_min_pct >= m.soc_max_pct) {
