@@ -90,8 +90,11 @@ def raw_limits(info_dev, cfg):
 
 def in_limits(limits, cmd, raw):
     lo, hi = limits[cmd]
-    if cmd == CMD["SYSTEM_CONFIG"] and raw & SYSCFG_RESERVED:
-        return False
+    if cmd == CMD["SYSTEM_CONFIG"]:
+        # Reserved bits stay 0; OPERATION_INIT (bits 2:1) and EEP_CONFIG (bits 9:8) = 11 are
+        # reserved values (bic2200-protocol.md, SYSTEM_CONFIG).
+        if raw & SYSCFG_RESERVED or (raw >> 1) & 3 == 3 or (raw >> 8) & 3 == 3:
+            return False
     return lo <= raw <= hi
 
 
