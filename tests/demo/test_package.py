@@ -1,0 +1,204 @@
+"""Install rules and the Debian package, checked as a packager and an installer would.
+
+- `cmake --install` with DESTDIR and --prefix /usr puts the programs in bin/sbin, the sample
+  configuration in /etc/bic2mqtt, the units in lib/systemd/system naming the installed
+  programs, and the docs and the supervisord example in share/doc/bic2mqtt.
+- cpack builds the .deb; `dpkg-deb -I/-f/-c` show the control fields (the library
+  dependencies declared), the conffile, the maintainer scripts and exactly the expected files.
+- The package installs, is removed and purged in a throwaway root with
+  `dpkg --root=DIR --force-not-root --force-script-chrootless --force-depends`: the machine's
+  own package database is never touched. --force-depends because the empty root has none of
+  the libraries installed (the Depends field is checked above instead). The postinst creates
+  the system user and group there (systemd-sysusers --root) and makes the configuration
+  readable by that group only; remove leaves the conffile, purge leaves nothing of the package.
+"""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
+BUILD = harness.BUILD_DIR
+LIBS = ("libzmq5", "libczmq4", "libmosquitto1", "libinih1", "libcjson1", "libsystemd0")
+PROGRAMS = {"usr/sbin/bic-can-gateway", "usr/bin/bicctl", "usr/bin/bic-mqtt-bridge",
+            "usr/bin/bic-charge-ctl", "usr/bin/bic-sim"}
+UNITS = {"bic-can-gateway.service", "bic-mqtt-bridge.service", "bic-charge-ctl.service",
+         "bic-can-up@.service", "bic2mqtt.target"}
+EXPECTED = (PROGRAMS
+            | {"usr/lib/systemd/system/" + u for u in UNITS}
+            | {"etc/bic2mqtt/bic2mqtt.ini", "usr/lib/sysusers.d/bic2mqtt.conf",
+               "usr/lib/tmpfiles.d/bic2mqtt.conf",
+               "usr/share/doc/bic2mqtt/README.md", "usr/share/doc/bic2mqtt/deployment.md",
+               "usr/share/doc/bic2mqtt/configuration.md",
+               "usr/share/doc/bic2mqtt/examples/bic2mqtt.conf",
+               "usr/share/doc/bic2mqtt/examples/80-bic2mqtt-can.network",
+               "usr/share/bic2mqtt/profiles/p1_clear_march.csv"})
+
+
+def run(argv, timeout=120, env=None, check=True):
+    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError("%s: exit %d\n%s%s" % (" ".join(map(str, argv)), r.returncode,
+                                                    r.stdout, r.stderr))
+    return r
+
+
+def project_version():
+    with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+        m = re.search(r"^CMAKE_PROJECT_VERSION:STATIC=(\S+)$", f.read(), re.M)
+    assert m, "no CMAKE_PROJECT_VERSION in the cache"
+    return m.group(1)
+
+
+def files_under(root):
+    """Regular files and symlinks under root, relative."""
+    out = set()
+    for d, _, names in os.walk(root):
+        for n in names:
+            out.add(os.path.relpath(os.path.join(d, n), root))
+    return out
+
+
+def check_units(root):
+    """Each unit's ExecStart= names a program that is in the tree, at its /usr path."""
+    for u in UNITS:
+        with open(os.path.join(root, "usr/lib/systemd/system", u)) as f:
+            text = f.read()
+        assert "_CPack_Packages" not in text and root not in text, (u, text)
+        for exe in re.findall(r"^ExecStart=-?(/\S+)", text, re.M):
+            if exe.startswith("/usr/sbin/bic") or exe.startswith("/usr/bin/bic"):
+                assert exe.lstrip("/") in PROGRAMS, (u, exe)
+
+
+def test_cmake_install_puts_files_in_the_usual_places():
+    dest = harness.temp_dir("bic-install-")
+    env = dict(os.environ, DESTDIR=dest)
+    run(["cmake", "--install", BUILD, "--prefix", "/usr"], env=env)
+    got = files_under(dest)
+    missing = EXPECTED - got
+    assert not missing, "not installed: %s" % sorted(missing)
+    outside = [f for f in got if not (f.startswith("usr/") or f.startswith("etc/bic2mqtt/"))]
+    assert not outside, "installed outside /usr and /etc/bic2mqtt: %s" % outside
+    check_units(dest)
+    with open(os.path.join(dest, "etc/bic2mqtt/bic2mqtt.ini")) as f, \
+            open(harness.source_path("deploy", "bic2mqtt.ini")) as g:
+        assert f.read() == g.read(), "the installed sample differs from deploy/bic2mqtt.ini"
+
+
+def build_deb():
+    out = harness.temp_dir("bic-cpack-")
+    run(["cpack", "-G", "DEB", "--config", os.path.join(BUILD, "CPackConfig.cmake"), "-B", out],
+        timeout=600)
+    debs = [f for f in os.listdir(out) if f.endswith(".deb")]
+    assert len(debs) == 1, os.listdir(out)
+    return os.path.join(out, debs[0])
+
+
+def test_deb_control_fields_contents_and_install_into_a_throwaway_root():
+    if not shutil.which("dpkg-deb"):
+        raise AssertionError("dpkg-deb is missing (Debian package dpkg)")
+    deb = build_deb()
+    version = project_version()
+    arch = run(["dpkg", "--print-architecture"]).stdout.strip()
+    assert os.path.basename(deb) == "bic2mqtt_%s_%s.deb" % (version, arch), deb
+
+    # -- control fields
+    info = run(["dpkg-deb", "-I", deb]).stdout
+
+    def field(name):
+        return run(["dpkg-deb", "-f", deb, name]).stdout.strip()
+    assert field("Package") == "bic2mqtt", info
+    assert field("Version") == version, info
+    assert field("Architecture") == arch, info
+    assert field("Maintainer"), info
+    assert field("Description").startswith("Mean Well BIC-2200"), info
+    depends = [d.strip() for d in field("Depends").split(",")]
+    for lib in LIBS:
+        assert any(re.match(r"^%s( \(|$)" % re.escape(lib), d) for d in depends), \
+            "Depends lacks %s: %s" % (lib, depends)
+    assert "systemd | adduser" in depends, depends
+    for member in ("conffiles", "postinst", "prerm", "postrm"):
+        assert re.search(r"\b%s\b" % member, info), "control archive lacks %s:\n%s" % (member, info)
+
+    # -- the control archive and the files, unpacked
+    x = harness.temp_dir("bic-deb-x-")
+    run(["dpkg-deb", "-e", deb, os.path.join(x, "DEBIAN")])
+    run(["dpkg-deb", "-x", deb, os.path.join(x, "root")])
+    with open(os.path.join(x, "DEBIAN", "conffiles")) as f:
+        assert f.read().split() == ["/etc/bic2mqtt/bic2mqtt.ini"]
+    for script in ("postinst", "prerm", "postrm"):
+        path = os.path.join(x, "DEBIAN", script)
+        assert os.stat(path).st_mode & stat.S_IXUSR, "%s is not executable" % script
+        run(["sh", "-n", path])
+    listing = run(["dpkg-deb", "-c", deb]).stdout
+    packaged = {line.split()[-1][2:] for line in listing.splitlines()
+                if not line.startswith("d")}
+    root = os.path.join(x, "root")
+    assert packaged == files_under(root)
+    missing = EXPECTED - packaged
+    assert not missing, "not in the package: %s" % sorted(missing)
+    outside = [f for f in packaged if not (f.startswith("usr/") or f.startswith("etc/bic2mqtt/"))]
+    assert not outside, "files outside /usr and /etc/bic2mqtt: %s" % outside
+    assert not [f for f in packaged if f.startswith("usr/local/")], packaged
+    check_units(root)
+    # The stripped programs still load and run (against this machine's libraries).
+    for p in sorted(PROGRAMS):
+        r = run([os.path.join(root, p), "--help"], timeout=10, check=False)
+        assert r.returncode == 0 and "usage" in (r.stdout + r.stderr).lower(), \
+            "%s --help: %r" % (p, r)
+
+    # -- install, remove, purge in a throwaway root (the machine's dpkg database untouched)
+    droot = harness.temp_dir("bic-dpkg-root-")
+    admin = os.path.join(droot, "var/lib/dpkg")
+    for d in ("info", "updates", "triggers"):
+        os.makedirs(os.path.join(admin, d))
+    for f in ("status", "available"):
+        open(os.path.join(admin, f), "w").close()
+    os.makedirs(os.path.join(droot, "etc"))
+    dpkg = ["dpkg", "--root=" + droot, "--force-not-root", "--force-script-chrootless"]
+    before = files_under(droot)
+
+    r = run(dpkg + ["--force-depends", "-i", deb], timeout=120)
+    status = run(["dpkg-query", "--admindir=" + admin, "-W", "-f=${Status}", "bic2mqtt"]).stdout
+    assert status == "install ok installed", status
+    assert "commission each device" in r.stdout, r.stdout
+    for f in EXPECTED:
+        assert os.path.lexists(os.path.join(droot, f)), "not installed: " + f
+    with open(os.path.join(droot, "etc/passwd")) as f:
+        assert re.search(r"^bic2mqtt:x:\d+:\d+:", f.read(), re.M), "no system user bic2mqtt"
+    with open(os.path.join(droot, "etc/group")) as f:
+        groups = f.read()
+    m = re.search(r"^bic2mqtt:x:(\d+):", groups, re.M)
+    assert m, "no group bic2mqtt:\n" + groups
+    assert re.search(r"^dialout:x:\d+:.*\bbic2mqtt\b", groups, re.M), \
+        "bic2mqtt is not in dialout:\n" + groups
+    st = os.stat(os.path.join(droot, "etc/bic2mqtt/bic2mqtt.ini"))
+    assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
+    if os.geteuid() == 0:
+        assert st.st_gid == int(m.group(1)) and st.st_uid == 0, (st.st_uid, st.st_gid)
+
+    run(dpkg + ["-r", "bic2mqtt"])
+    left = files_under(droot) - before
+    assert "etc/bic2mqtt/bic2mqtt.ini" in left, "remove must keep the conffile"
+    assert not [f for f in left if f.startswith("usr/")], "remove left: %s" % sorted(left)
+
+    run(dpkg + ["-P", "bic2mqtt"])
+    left = files_under(droot) - before
+    # What remains is the user database systemd-sysusers wrote (users stay, as in Debian).
+    allowed = {"etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/.pwd.lock"}
+    assert not [f for f in left if f not in allowed and not f.startswith("var/lib/dpkg/")], \
+        "purge left: %s" % sorted(left)
+    assert not os.path.exists(os.path.join(droot, "etc/bic2mqtt")), "purge left /etc/bic2mqtt"
+    r = run(["dpkg-query", "--admindir=" + admin, "-W", "-f=${Status}", "bic2mqtt"], check=False)
+    assert r.returncode != 0 or "not-installed" in r.stdout, r.stdout
+
+
+if __name__ == "__main__":
+    harness.run_tests()
