@@ -66,11 +66,11 @@ typedef struct {
     battery_t *ideal_bat;
     uint32_t eep_base;
 
-    /* gateway stand-in */
+    /* gateway stand-in: last persisted write, deferred setpoint registers */
     int64_t last_persist_ms;
-    bool gw_pending;
-    ctl_mode_t gw_mode;
-    int gw_ca;
+    bool gw_pend[4];
+    uint16_t gw_pend_cmd[4], gw_pend_raw[4];
+    int64_t gw_pend_since[4];
 
     /* metrics */
     double import_j, export_j, sq_sum, t_sum;
@@ -88,12 +88,6 @@ typedef struct {
     float *pl_grid, *pl_batt, *pl_soc;
     size_t pl_n, pl_cap;
 } run_t;
-
-static bool s_persisted(uint16_t cmd)
-{
-    return cmd == BIC_CMD_OPERATION || cmd == BIC_CMD_VOUT_SET || cmd == BIC_CMD_IOUT_SET ||
-           cmd == BIC_CMD_REVERSE_VOUT_SET || cmd == BIC_CMD_REVERSE_IOUT_SET;
-}
 
 static uint16_t s_reg(run_t *r, uint16_t cmd)
 {
@@ -117,30 +111,39 @@ typedef struct {
 } regw_t;
 
 /* The registers a setpoint needs, in the gateway's order (current, direction, operation). */
+/* The registers a setpoint needs, in the gateway's order: the new direction's current, the
+ * direction, output on, and (unless keep_other) the other direction's current to its
+ * minimum; idle `off`: both currents to the minimum, then output off. */
 static int s_setpoint_regs(const run_t *r, ctl_mode_t mode, int ca, regw_t *w)
 {
     int n = 0;
-    int min_ca = r->p->min_current_ca;
+    uint16_t min_ca = (uint16_t)r->p->min_current_ca;
+    bool other = !r->model->gw_keep_other;
     switch (mode) {
     case CTL_MODE_CHARGE:
         w[n++] = (regw_t){BIC_CMD_IOUT_SET, (uint16_t)ca};
         w[n++] = (regw_t){BIC_CMD_DIRECTION_CTRL, 0};
         w[n++] = (regw_t){BIC_CMD_OPERATION, 1};
+        if (other)
+            w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, min_ca};
         break;
     case CTL_MODE_DISCHARGE:
         w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, (uint16_t)ca};
         w[n++] = (regw_t){BIC_CMD_DIRECTION_CTRL, 1};
         w[n++] = (regw_t){BIC_CMD_OPERATION, 1};
+        if (other)
+            w[n++] = (regw_t){BIC_CMD_IOUT_SET, min_ca};
         break;
     case CTL_MODE_IDLE:
         if (r->idle_min) {
-            w[n++] = (regw_t){BIC_CMD_IOUT_SET, (uint16_t)min_ca};
+            w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, min_ca};
+            w[n++] = (regw_t){BIC_CMD_IOUT_SET, min_ca};
             w[n++] = (regw_t){BIC_CMD_DIRECTION_CTRL, 0};
             w[n++] = (regw_t){BIC_CMD_OPERATION, 1};
         } else {
+            w[n++] = (regw_t){BIC_CMD_IOUT_SET, min_ca};
+            w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, min_ca};
             w[n++] = (regw_t){BIC_CMD_OPERATION, 0};
-            w[n++] = (regw_t){BIC_CMD_IOUT_SET, (uint16_t)min_ca};
-            w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, (uint16_t)min_ca};
         }
         break;
     case CTL_MODE_OFF:
@@ -152,29 +155,76 @@ static int s_setpoint_regs(const run_t *r, ctl_mode_t mode, int ca, regw_t *w)
     return n;
 }
 
-/* The gateway's setpoint operation: skip unchanged registers; with EEPROM writes on, a
- * setpoint that needs a persisted write waits for the interval (newest one kept). */
+/* Setpoint registers whose writes the EEPROM interval may defer (they obey EEP_OFF). */
+static int s_star_index(uint16_t cmd)
+{
+    switch (cmd) {
+    case BIC_CMD_VOUT_SET: return 0;
+    case BIC_CMD_IOUT_SET: return 1;
+    case BIC_CMD_REVERSE_VOUT_SET: return 2;
+    case BIC_CMD_REVERSE_IOUT_SET: return 3;
+    default: return -1;
+    }
+}
+
+static bool s_interval_open(const run_t *r, int64_t now_ms)
+{
+    return r->last_persist_ms == INT64_MIN ||
+           now_ms - r->last_persist_ms >= (int64_t)r->model->eeprom_interval_s * 1000;
+}
+
+/* One register through the gateway's EEPROM policy: skipped when equal; with EEPROM writes
+ * on, a setpoint register waits while the interval since the last persisted write runs
+ * (the newest value is kept); other registers are written at once. Returns 1 if written. */
+static int s_gw_write(run_t *r, uint16_t cmd, uint16_t raw, int64_t now_ms)
+{
+    int star = s_star_index(cmd);
+    if (s_reg(r, cmd) == raw) {
+        if (star >= 0)
+            r->gw_pend[star] = false;
+        return 0;
+    }
+    if (star >= 0 && r->model->eeprom_on && !s_interval_open(r, now_ms)) {
+        if (!r->gw_pend[star])
+            r->gw_pend_since[star] = now_ms;
+        r->gw_pend[star] = true;
+        r->gw_pend_cmd[star] = cmd;
+        r->gw_pend_raw[star] = raw;
+        return 0;
+    }
+    bic_device_write(r->dev, cmd, raw, now_ms * 1000);
+    if (star >= 0)
+        r->gw_pend[star] = false;
+    /* Persisted: every setpoint register on old firmware, OPERATION always. */
+    if ((star >= 0 && r->model->eeprom_on) || cmd == BIC_CMD_OPERATION)
+        r->last_persist_ms = now_ms;
+    return 1;
+}
+
+/* The gateway writes the oldest deferred value once the interval allows. */
+static void s_gw_tick(run_t *r, int64_t now_ms)
+{
+    int best = -1;
+    for (int i = 0; i < 4; i++)
+        if (r->gw_pend[i] && (best < 0 || r->gw_pend_since[i] < r->gw_pend_since[best]))
+            best = i;
+    if (best < 0 || !s_interval_open(r, now_ms))
+        return;
+    r->gw_pend[best] = false;
+    if (s_reg(r, r->gw_pend_cmd[best]) != r->gw_pend_raw[best]) {
+        bic_device_write(r->dev, r->gw_pend_cmd[best], r->gw_pend_raw[best], now_ms * 1000);
+        r->last_persist_ms = now_ms;
+    }
+}
+
+/* The gateway's setpoint operation. */
 static void s_gw_apply(run_t *r, ctl_mode_t mode, int ca, int64_t now_ms)
 {
-    regw_t w[4];
+    regw_t w[5];
     int n = s_setpoint_regs(r, mode, ca, w);
-    bool needs_persist = false;
-    for (int i = 0; i < n; i++)
-        if (s_persisted(w[i].cmd) && s_reg(r, w[i].cmd) != w[i].raw)
-            needs_persist = true;
-    if (needs_persist && r->model->eeprom_on && r->last_persist_ms != INT64_MIN &&
-        now_ms - r->last_persist_ms < (int64_t)r->model->eeprom_interval_s * 1000) {
-        r->gw_pending = true;
-        r->gw_mode = mode;
-        r->gw_ca = ca;
-        return;
-    }
-    r->gw_pending = false;
     int written = 0;
     for (int i = 0; i < n; i++)
-        written += s_vwrite(r, w[i].cmd, w[i].raw, now_ms);
-    if (needs_persist)
-        r->last_persist_ms = now_ms;
+        written += s_gw_write(r, w[i].cmd, w[i].raw, now_ms);
     if (written)
         r->setpoint_changes++;
 }
@@ -471,8 +521,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
         }
 
         if (r->kind == TWIN_CONTROLLER) {
-            if (r->gw_pending)
-                s_gw_apply(r, r->gw_mode, r->gw_ca, t);
+            s_gw_tick(r, t);
             if (t >= next_tel) {
                 bic_device_state_t st;
                 bic_device_get_state(r->dev, &st);
@@ -792,6 +841,8 @@ static void s_usage(FILE *f)
             "  --transients SEED    add synthetic kettle/oven/microwave/cloud transients\n"
             "  --eeprom-on          old firmware: every setpoint write is persisted\n"
             "  --eeprom-interval S  gateway's minimum interval between persisted writes (79)\n"
+            "  --gw-keep-other      the gateway leaves the other direction's current alone\n"
+            "                       (default: set to its minimum, as bic-can-gateway does)\n"
             "  --id X               [CHARGE_CONTROL] Id/X to run (default: the first)\n"
             "model (defaults in brackets):\n"
             "  --variant V [24]  --soc PCT [50]  --ah AH [280]  --cells N [variant/3]\n"
@@ -819,7 +870,7 @@ int twin_main(int argc, char **argv)
 {
     enum {
         O_JSON = 256, O_PLOT, O_TRANS, O_EEP, O_EEPI, O_ID, O_SOC, O_AH, O_CELLS, O_RM, O_SOCMIN,
-        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT,
+        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT, O_KEEP,
     };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, O_PROFILE},
@@ -830,6 +881,7 @@ int twin_main(int argc, char **argv)
         {"transients", required_argument, NULL, O_TRANS},
         {"eeprom-on", no_argument, NULL, O_EEP},
         {"eeprom-interval", required_argument, NULL, O_EEPI},
+        {"gw-keep-other", no_argument, NULL, O_KEEP},
         {"id", required_argument, NULL, O_ID},
         {"soc", required_argument, NULL, O_SOC},
         {"ah", required_argument, NULL, O_AH},
@@ -871,6 +923,7 @@ int twin_main(int argc, char **argv)
             m.transient_seed = (uint64_t)v;
             break;
         case O_EEP: m.eeprom_on = true; break;
+        case O_KEEP: m.gw_keep_other = true; break;
         case O_EEPI:
             if (s_num("--eeprom-interval", optarg, 0, 86400, &v))
                 return 2;

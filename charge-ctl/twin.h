@@ -36,6 +36,7 @@ typedef struct {
     /* EEPROM */
     bool eeprom_on;        /* old firmware: every setpoint write is persisted */
     int eeprom_interval_s; /* the gateway's minimum interval between persisted writes */
+    bool gw_keep_other;    /* the gateway leaves the other direction's current alone */
     /* day */
     bool transients;
     uint64_t transient_seed;
