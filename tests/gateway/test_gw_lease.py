@@ -170,6 +170,31 @@ def test_lapse_applies_safe_state():
             assert_no_pacing_violations(sim)
 
 
+def test_idle_min_and_safe_state_hold():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0, IdleState="min",
+                          SafeState="hold")
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0"])
+            c.ok("setpoint", dev=0, client="ctl", mode="discharge", current_a=8, lease_ttl_s=2)
+            r = c.ok("setpoint", dev=0, client="ctl", mode="idle")
+            assert r["applied"] == {"operation": 1, "direction": "charge", "iout_a": 0.9,
+                                    "rev_iout_a": 0.9}, r
+            regs = dict(sim.control.device(0)["registers"])
+            assert regs["OPERATION"] == 1 and regs["DIRECTION_CTRL"] == 0, regs
+            # "hold": the lapse is announced and nothing is written
+            t0 = time.monotonic()
+            e = sub.event(0, "safe_state")
+            assert e["state"] == "hold" and e["reason"] == "lease lapsed", e
+            time.sleep(0.5)
+            assert _writes(sim, t0) == []
+            assert sim.control.device(0)["registers"] == regs
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
 def test_lapse_while_unreachable_applies_safe_state_on_return():
     tmp = harness.temp_dir()
     with harness.Sim(devices=[DEV]) as sim:
