@@ -63,7 +63,7 @@ void bus_sched_cfg_default(bus_sched_cfg_t *cfg)
 bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
 {
     if (!cfg || cfg->period_us < 0 || cfg->gap_after_reply_us < 0 || cfg->timeout_us <= 0 ||
-        cfg->write_extra_us < 0 || cfg->retries < 0)
+        cfg->write_extra_us < 0 || cfg->seen_slack_us < 0 || cfg->retries < 0)
         return NULL;
     bus_sched_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -272,7 +272,7 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
         if (s->late_valid && data && dlc >= 2 && id == (BIC_RX_ID_BASE | s->late_addr) &&
             (uint16_t)(data[0] | (data[1] << 8)) == s->late_cmd) {
             s->late_valid = false;
-            int64_t seen = now - (s->min_rtt > 0 ? s->min_rtt : 0);
+            int64_t seen = now - (s->min_rtt > 0 ? s->min_rtt : 0) - s->cfg.seen_slack_us;
             if (seen > s->last_start)
                 s->last_start = seen;
         }
@@ -286,7 +286,7 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     res->rtt_us = now - s->flight.started;
     /* the device saw the request at the latest at (now - shortest round trip); before a
      * second reply there is no telling, so assume it saw it just now */
-    int64_t seen = s->min_rtt < 0 ? now : now - s->min_rtt;
+    int64_t seen = (s->min_rtt < 0 ? now : now - s->min_rtt) - s->cfg.seen_slack_us;
     if (seen > s->last_start)
         s->last_start = seen;
     if (res->rtt_us >= 0 && (s->min_rtt < 0 || res->rtt_us < s->min_rtt))

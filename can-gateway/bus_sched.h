@@ -60,6 +60,9 @@ typedef struct {
 typedef struct {
     int64_t period_us;          /* minimum time between request starts (20 ms) */
     int64_t gap_after_reply_us; /* minimum time from a reply to the next request (5 ms) */
+    int64_t seen_slack_us;      /* subtracted from the time a reply shows the device saw the
+                                   request (the part of period_us that is a safety margin for
+                                   what replies cannot show; default 0) */
     int64_t write_extra_us;     /* added to the period after a write: nothing confirms when
                                    the device saw it (default 0) */
     int64_t timeout_us;         /* reply timeout per attempt */
