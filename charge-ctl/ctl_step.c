@@ -445,6 +445,13 @@ static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input
 {
     double v = in->dc_v;
     bool running = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+    /* The levels are what the device holds (the gateway may have reset one). */
+    if (!s->pending && in->telemetry_ms > s->since_ms) {
+        if (in->iout_ca >= p->min_current_ca)
+            s->reg_charge_ca = in->iout_ca;
+        if (in->rev_iout_ca >= p->min_current_ca)
+            s->reg_discharge_ca = in->rev_iout_ca;
+    }
     if (s->reg_charge_ca <= 0)
         s->reg_charge_ca = p->min_current_ca;
     if (s->reg_discharge_ca <= 0)
