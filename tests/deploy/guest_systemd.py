@@ -8,15 +8,17 @@ kernel's slcan driver, which makes it the CAN interface can0 (as a USB-CAN adapt
 be); bic-can-up@can0.service sets its bit rate and brings it up, and the gateway uses
 socketcan:can0. mosquitto runs on 127.0.0.1:1883 as an ordinary process of the test.
 
-Checked: `systemctl enable --now bic2mqtt.target` enables and brings all three up, can0 at
-250 kbit/s first (the bit rate reaches the adapter) (Type=notify: READY=1 from
-each), under the hardening of the units, with the users and groups the docs promise; the
-bridge and the controller, as dynamic users, reach the gateway's sockets in /run/bic2mqtt
-through the group bic2mqtt and read the 0640 configuration (the controller takes the lease,
-the bridge publishes on MQTT); `systemctl reload` re-reads the configuration in place; restarting or stopping the controller and restarting the
-bridge leave the gateway's process alone, and a gateway restart leaves its clients running
-and reconnecting; a killed service is restarted on its own (Restart=on-failure); a gateway
-that stops sending WATCHDOG=1 is killed and restarted by the watchdog; the target stops all.
+Checked: `systemctl enable --now bic2mqtt.target` enables the three services and brings
+them up (Type=notify: READY=1 from each), can0 at 250 kbit/s first (the bit rate reaches the
+adapter); the hardening of the units is in force, with the users and groups the docs
+promise; the bridge and the controller, as dynamic users, reach the gateway's sockets in
+/run/bic2mqtt through the group bic2mqtt and read the 0640 configuration (the controller
+takes the lease, the bridge publishes on MQTT); `systemctl reload` re-reads the configuration
+in place; restarting or stopping the controller and restarting the bridge leave the gateway's
+process alone, and a gateway restart leaves its clients running and reconnecting; a killed
+service is restarted on its own (Restart=on-failure); a gateway that stops sending
+WATCHDOG=1 is killed and restarted by the watchdog; the target stops all; and
+systemd-networkd with 80-bic2mqtt-can.network brings can0 up at 250 kbit/s as well.
 """
 import grp
 import os
@@ -274,6 +276,16 @@ def test_units_under_systemd():
             assert not active(u), "%s still %s after stopping the target" % (u, show(u, "ActiveState"))
         sh("systemctl", "stop", "bic-can-up@can0.service")
         assert "state DOWN" in sh("ip", "link", "show", "can0")
+
+        # the alternative: systemd-networkd with the shipped .network file
+        phase("systemd-networkd")
+        os.makedirs("/etc/systemd/network", exist_ok=True)
+        shutil.copy(os.path.join(DEPLOY, "systemd", "80-bic2mqtt-can.network"), "/etc/systemd/network/")
+        sh("systemctl", "start", "systemd-networkd.service")
+        harness.wait_for(lambda: "state UP" in sh("ip", "link", "show", "can0"), SLOW, interval=0.5,
+                         what="systemd-networkd brings can0 up")
+        assert "bitrate 250000" in sh("ip", "-details", "link", "show", "can0")
+        sh("systemctl", "stop", "systemd-networkd.service", "systemd-networkd.socket")
     except Exception:
         print("---- journal ----\n" + journal()[-6000:], flush=True)
         raise
