@@ -39,6 +39,7 @@
 #define STATUS_MIN_GAP_MS 1000 /* value-only changes are published at most this often */
 #define LEASE_RETRY_MS 2000    /* retry taking a lease another client holds */
 #define INFO_RETRY_MS 10000
+#define INFO_PERIOD_MS 600000  /* the EEPROM policy changes with commissioning (EEP_OFF) */
 #define SETPOINT_RETRY_MS 2000 /* after a refused setpoint */
 #define BAD_LOG_EVERY_MS 60000 /* rejected meter payloads: one line per minute at most */
 #define STOP_BUDGET_MS 8000    /* idle + release at exit, then leave regardless */
@@ -581,7 +582,7 @@ static void s_error_of(const cJSON *reply, const char **code, const char **msg)
     *msg = cJSON_IsString(m) ? m->valuestring : "gateway error without message";
 }
 
-static void s_on_info(ctl_daemon_t *d, const cJSON *reply)
+static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
 {
     const cJSON *devs = cJSON_GetObjectItem(reply, "devices");
     const cJSON *dv;
@@ -599,11 +600,13 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply)
         if (cJSON_IsString(pol) && strcmp(pol->valuestring, "budget") == 0 && cJSON_IsNumber(iv) &&
             iv->valuedouble > 0 && iv->valuedouble < 86400)
             ms = (int)(iv->valuedouble * 1000);
+        if (!d->info_done || ms != d->set.params.min_write_interval_ms)
+            log_info("device %d: EEPROM policy %s%s", d->set.id,
+                     cJSON_IsString(pol) ? pol->valuestring : "unknown",
+                     ms ? ": current changes at most one per write interval" : "");
         d->set.params.min_write_interval_ms = ms;
-        log_info("device %d: EEPROM policy %s%s", d->set.id,
-                 cJSON_IsString(pol) ? pol->valuestring : "unknown",
-                 ms ? ": current changes at most one per write interval" : "");
         d->info_done = true;
+        d->next_info = now + INFO_PERIOD_MS;
         return;
     }
     log_warn("the gateway does not know device %d (yet); asking again in %d s", d->set.id,
@@ -624,7 +627,7 @@ static void s_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
     case REQ_INFO:
         d->next_info = now + INFO_RETRY_MS;
         if (ok)
-            s_on_info(d, reply);
+            s_on_info(d, reply, now);
         else
             log_warn("gateway info: %s: %s", code, msg);
         break;
@@ -727,7 +730,7 @@ static void s_pump(ctl_daemon_t *d, int64_t now)
         }
         return;
     }
-    if (!d->info_done && now >= d->next_info) {
+    if (now >= d->next_info) {
         s_send_info(d, now);
         return;
     }
@@ -820,6 +823,8 @@ static void s_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64
     } else if (strcmp(ev->valuestring, "safe_state") == 0 ||
                strcmp(ev->valuestring, "offline") == 0 || strcmp(ev->valuestring, "online") == 0) {
         log_info("gateway event on device %d: %s", d->set.id, ev->valuestring);
+        if (strcmp(ev->valuestring, "online") == 0)
+            d->next_info = now; /* identity, firmware and EEPROM policy may have changed */
     }
 }
 
@@ -1305,8 +1310,7 @@ static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
         } else if (d->enabled && tel) {
             dl = s_min(dl, d->next_lease_try);
         }
-        if (!d->info_done)
-            dl = s_min(dl, d->next_info);
+        dl = s_min(dl, d->next_info);
     }
     if (d->stopping)
         dl = s_min(dl, d->stop_deadline);
