@@ -674,14 +674,16 @@ static void s_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         break;
     case REQ_SETPOINT:
         if (ok) {
+            /* A change of mode is worth a line; current trims only at debug level. */
+            log_level_t lvl = d->acked_mode != d->inflight_mode ? BIC_LOG_INFO : BIC_LOG_DEBUG;
+            if (d->inflight_mode == CTL_MODE_CHARGE || d->inflight_mode == CTL_MODE_DISCHARGE)
+                log_write(lvl, "setpoint %s %.2f A", ctl_mode_name(d->inflight_mode),
+                          d->inflight_ca / 100.0);
+            else
+                log_write(lvl, "setpoint %s", ctl_mode_name(d->inflight_mode));
             d->acked_mode = d->inflight_mode;
             d->lease_ok_ms = now;
             d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
-            if (d->inflight_mode == CTL_MODE_CHARGE || d->inflight_mode == CTL_MODE_DISCHARGE)
-                log_debug("setpoint %s %.2f A", ctl_mode_name(d->inflight_mode),
-                          d->inflight_ca / 100.0);
-            else
-                log_info("setpoint %s", ctl_mode_name(d->inflight_mode));
         } else if (strcmp(code, "lease_held") == 0 || strcmp(code, "no_lease") == 0) {
             char why[200];
             snprintf(why, sizeof why, "setpoint refused: %s", msg);
