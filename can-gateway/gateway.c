@@ -2119,8 +2119,11 @@ static void s_op_set(ctx_t *c)
     }
     int32_t lo, hi;
     gw_dev_reg_range(d, cmd, &lo, &hi);
-    if (want < lo || want > hi) {
+    char why[256];
+    if (gw_dev_check_value(d, cmd, want, why, sizeof why) < 0) {
         cJSON *r = s_range_error(c, d, cmd, lo, hi, shown);
+        if (cmd->type == BIC_TYPE_BITS) /* a bitfield: the range alone does not say it */
+            cJSON_ReplaceItemInObject(s_error_obj(r), "message", cJSON_CreateString(why));
         cJSON *ev = s_event(d, "write_rejected");
         cJSON_AddStringToObject(ev, "reg", cmd->name);
         cJSON_AddNumberToObject(ev, "value", shown);
@@ -2419,7 +2422,21 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
                                 len, REQ_MAX_BYTES));
         goto cleanup;
     }
-    req = cJSON_ParseWithLength((const char *)zframe_data(body), len);
+    const char *text = (const char *)zframe_data(body);
+    const char *end = NULL;
+    req = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (req && end) {
+        /* one JSON object and nothing after it but white space */
+        while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+            end++;
+        if (end != text + len) {
+            s_reply_now(&c, s_error(NULL, "bad_request",
+                                    "request has %zu bytes after its JSON object; send exactly "
+                                    "one JSON object",
+                                    (size_t)(text + len - end)));
+            goto cleanup;
+        }
+    }
     if (!req || !cJSON_IsObject(req)) {
         s_reply_now(&c,
                     s_error(NULL, "bad_request",

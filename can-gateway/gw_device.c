@@ -115,9 +115,10 @@ void gw_dev_reg_range(const gw_dev_t *d, const bic_cmd_t *c, int32_t *min, int32
         *max = 1;
         return;
     case BIC_CMD_SYSTEM_CONFIG:
-        /* CAN_CTRL, OPERATION_INIT 00-10, EEP_CONFIG 00-10, EEP_OFF; reserved bits stay 0 */
+        /* CAN_CTRL, OPERATION_INIT 00-10, EEP_CONFIG 00-10, EEP_OFF (gw_dev_check_value
+         * refuses the reserved bits and field values in between) */
         *min = 0;
-        *max = 0x0607;
+        *max = 0x0605;
         return;
     default:
         *min = 0;
@@ -126,6 +127,31 @@ void gw_dev_reg_range(const gw_dev_t *d, const bic_cmd_t *c, int32_t *min, int32
     }
     *min = r->min_raw;
     *max = r->max_raw;
+}
+
+int gw_dev_check_value(const gw_dev_t *d, const bic_cmd_t *c, int32_t raw, char *why, size_t whylen)
+{
+    int32_t lo, hi;
+    gw_dev_reg_range(d, c, &lo, &hi);
+    if (raw < lo || raw > hi) {
+        snprintf(why, whylen, "%s raw %d is outside %d-%d", c->name, raw, lo, hi);
+        return -1;
+    }
+    if (c->code == BIC_CMD_SYSTEM_CONFIG) {
+        bool reserved_bits = (raw & ~0x0707) != 0;
+        bool opinit = ((raw >> 1) & 3) == 3, eepcfg = ((raw >> 8) & 3) == 3;
+        if (reserved_bits || opinit || eepcfg) {
+            snprintf(why, whylen,
+                     "SYSTEM_CONFIG 0x%04X has %s; allowed: bit 0 CAN_CTRL, bits 2:1 "
+                     "OPERATION_INIT 00/01/10, bits 9:8 EEP_CONFIG 00/01/10, bit 10 EEP_OFF",
+                     (unsigned)raw,
+                     reserved_bits ? "reserved bits set"
+                     : opinit      ? "OPERATION_INIT 11 (reserved)"
+                                   : "EEP_CONFIG 11 (reserved)");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static void s_hex(const uint8_t *data, size_t len, char *out)

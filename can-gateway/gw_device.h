@@ -102,6 +102,12 @@ int gw_dev_compute_limits(gw_dev_t *d, char *err, size_t errlen);
  * the register's own bounds otherwise). */
 void gw_dev_reg_range(const gw_dev_t *d, const bic_cmd_t *c, int32_t *min, int32_t *max);
 
+/* Checks a value for a writable register of d: the range of gw_dev_reg_range() and, for
+ * the bitfield registers, no reserved bits or reserved field values (SYSTEM_CONFIG
+ * OPERATION_INIT and EEP_CONFIG = 11). Returns 0, or -1 with what is allowed in why. */
+int gw_dev_check_value(const gw_dev_t *d, const bic_cmd_t *c, int32_t raw, char *why,
+                       size_t whylen);
+
 /* A register value as JSON: {"value":..,"unit":..,"raw":..} (bitfields add "bits", text and
  * byte registers give hex "raw"). data/len are the reply bytes after the command code. */
 cJSON *gw_reg_json(const gw_dev_t *d, const bic_cmd_t *c, const uint8_t *data, size_t len);

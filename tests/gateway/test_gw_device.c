@@ -98,8 +98,27 @@ static void test_register_ranges(void **state)
     gw_dev_reg_range(&d, bic_cmd_by_code(f, BIC_CMD_OPERATION), &lo, &hi);
     assert_int_equal(lo, 0);
     assert_int_equal(hi, 1);
-    gw_dev_reg_range(&d, bic_cmd_by_code(f, BIC_CMD_SYSTEM_CONFIG), &lo, &hi);
-    assert_int_equal(hi, 0x0607);
+    const bic_cmd_t *sc = bic_cmd_by_code(f, BIC_CMD_SYSTEM_CONFIG);
+    gw_dev_reg_range(&d, sc, &lo, &hi);
+    assert_int_equal(hi, 0x0605);
+    char why[256];
+    /* the values in use: 0x0003, 0x0403, 0x0205, 0x0401, all bits allowed at once */
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0003, why, sizeof why), 0);
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0403, why, sizeof why), 0);
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0205, why, sizeof why), 0);
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0605, why, sizeof why), 0);
+    /* reserved bits and reserved field values inside the numeric range are refused */
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0007, why, sizeof why), -1);
+    assert_non_null(strstr(why, "OPERATION_INIT 11"));
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0300, why, sizeof why), -1);
+    assert_non_null(strstr(why, "EEP_CONFIG 11"));
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0010, why, sizeof why), -1);
+    assert_non_null(strstr(why, "reserved bits"));
+    assert_int_equal(gw_dev_check_value(&d, sc, 0x0800, why, sizeof why), -1);
+    const bic_cmd_t *vs = bic_cmd_by_code(f, BIC_CMD_VOUT_SET);
+    assert_int_equal(gw_dev_check_value(&d, vs, 1500, why, sizeof why), 0);
+    assert_int_equal(gw_dev_check_value(&d, vs, 1501, why, sizeof why), -1);
+    assert_int_equal(gw_dev_check_value(&d, vs, -1, why, sizeof why), -1);
 }
 
 static void test_register_json(void **state)

@@ -113,6 +113,8 @@ def test_out_of_range_rejected_and_device_untouched():
         e = c.error("set", "bad_request", dev=0, reg="VOUT_SET", value="27", client="t")
         e = c.error("set", "bad_request", dev=0, reg="VOUT_SET", value=27, raw=2700, client="t")
         e = c.error("set", "bad_request", dev=0, reg="VOUT_SET", value=27, client="bad name")
+        e = c.error("set", "out_of_range", dev=0, reg="SYSTEM_CONFIG", raw=0x0007, client="t")
+        assert "OPERATION_INIT 11" in e["message"], e
         sub.close()
         assert_no_pacing_violations(sim)
 
@@ -133,12 +135,15 @@ def test_malformed_and_oversized_requests():
             (b"{\"v\":1,\"op\":\"explode\",\"id\":9}", "unknown_op"),
             (b"\xff\xfe\x00garbage", "bad_request"),
             (b"", "bad_request"),
+            (b"{\"v\":1,\"op\":\"ping\"} trailing", "bad_request"),
+            (b"{\"v\":1,\"op\":\"ping\"}{\"v\":1,\"op\":\"ping\"}", "bad_request"),
             (json.dumps({"v": 1, "op": "ping", "pad": "x" * 5000}).encode(), "too_large"),
         ]
         for data, code in cases:
             r = c.raw(data)
             assert r["ok"] is False and r["error"]["code"] == code, (data[:40], r)
         assert c.raw(b"{\"v\":1,\"op\":\"explode\",\"id\":9}")["id"] == 9
+        assert c.raw(b" {\"v\":1,\"op\":\"ping\"}\r\n")["ok"] is True  # white space is fine
         # a request of exactly 4096 bytes is still served
         base = {"v": 1, "op": "ping", "pad": ""}
         base["pad"] = "x" * (4096 - len(json.dumps(base)))
