@@ -253,6 +253,8 @@ def test_restart_kill_and_swap_the_controller():
             assert pids3[gw_name] == gw_pid and pids3[br_name] == pids[br_name], (pids, pids3)
 
             # 3. swap: stop the controller (it idles the device and releases), start another
+            harness.wait_for(lambda: sim.control.device(0)["registers"]["OPERATION"] == 1, SLOW,
+                             what="the controller runs the device (noon sun: charging)")
             sup.ctl("stop", ctl_name)
             assert lease_holder(c) is None, "a stopped controller releases its lease"
             assert sim.control.device(0)["registers"]["OPERATION"] == 0, "idle after the stop"
