@@ -233,7 +233,7 @@ wait_until 10 "mosquitto on port $port" mosquitto "$pid_mosquitto" \
     mosquitto_pub -h 127.0.0.1 -p "$port" -t demo/probe -n
 
 start bic-sim "$sim" --slcan-pty "$tmp/can0" --control "ipc://$tmp/sim.ctl" \
-    --device 0:24:battery,canctrl,soc=50 --household "$profile" --speed "$speed" \
+    --device 0:24:battery,canctrl,remote_off,soc=50 --household "$profile" --speed "$speed" \
     --start-s $((start_h * 3600)) --mqtt "127.0.0.1:$port" --meter-topic "$meter" \
     --meter-period-ms 500
 wait_until 10 "the simulator's pty" bic-sim "$pid_bic_sim" test -e "$tmp/can0"
@@ -242,13 +242,27 @@ start bic-can-gateway "$gw" -c "$ini"
 wait_until 20 "the gateway to see device 0" bic-can-gateway "$pid_bic_can_gateway" \
     sh -c "'$bicctl' -c '$ini' devices | grep -q online"
 
-# Commissioning as the README describes it (the simulated unit is already in battery mode
-# under CAN control, so no power cycle is needed): EEPROM writes off, end voltages set.
-echo "demo: commissioning: bicctl init_mode; bicctl cvset 2800; bicctl dvset 2400"
-"$bicctl" -c "$ini" init_mode >"$tmp/commissioning.log" 2>&1 &&
-    "$bicctl" -c "$ini" cvset 2800 >>"$tmp/commissioning.log" 2>&1 &&
-    "$bicctl" -c "$ini" dvset 2400 >>"$tmp/commissioning.log" 2>&1 ||
-    fail "commissioning failed" commissioning
+# Commissioning as the README describes it, shortened: the simulated unit is already in
+# battery mode under CAN control, so no power cycle is needed. Its Remote ON/OFF contact is
+# open (no output) until the set-points are in place: EEPROM writes off, end voltages, low
+# currents until the controller takes over.
+echo "demo: commissioning: bicctl init_mode; cvset 2800; dvset 2400; ccset 500; dcset 500"
+for step in init_mode "cvset 2800" "dvset 2400" "ccset 500" "dcset 500"; do
+    # shellcheck disable=SC2086
+    "$bicctl" -c "$ini" $step >>"$tmp/commissioning.log" 2>&1 ||
+        fail "commissioning failed at bicctl $step" commissioning
+done
+"$python" - "ipc://$tmp/sim.ctl" >>"$tmp/commissioning.log" 2>&1 <<'EOF' ||
+import json, sys, zmq
+s = zmq.Context.instance().socket(zmq.REQ)
+s.setsockopt(zmq.LINGER, 0)
+s.connect(sys.argv[1])
+s.send(json.dumps({"cmd": "remote", "on": True}).encode())
+if not s.poll(5000) or not json.loads(s.recv()).get("ok"):
+    sys.exit("bic-sim did not close the Remote ON/OFF contact")
+EOF
+    fail "could not close the simulated Remote ON/OFF contact" commissioning
+echo "demo: Remote ON/OFF closed; starting the bridge and the charge controller"
 
 start bic-mqtt-bridge "$bridge" -c "$ini"
 start bic-charge-ctl "$ctl" -c "$ini"
