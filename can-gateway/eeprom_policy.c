@@ -131,6 +131,13 @@ void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now)
     e->last = now;
 }
 
+void eeprom_policy_uncount(eeprom_policy_t *e, uint16_t cmd)
+{
+    int i = eeprom_reg_index(cmd);
+    if (i >= 0 && e->count[i] > 0)
+        e->count[i]--;
+}
+
 void eeprom_policy_clear_pending(eeprom_policy_t *e, uint16_t cmd)
 {
     int i = eeprom_reg_index(cmd);

@@ -49,6 +49,10 @@ eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32
  * Also drops a pending value for cmd (the newer write supersedes it). */
 void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now);
 
+/* Takes back the count of a write the device did not take (the read-back showed the old
+ * value). The interval stays restarted: the budget errs on the side of fewer writes. */
+void eeprom_policy_uncount(eeprom_policy_t *e, uint16_t cmd);
+
 /* Drops a pending value (e.g. the device already holds the wanted value). */
 void eeprom_policy_clear_pending(eeprom_policy_t *e, uint16_t cmd);
 

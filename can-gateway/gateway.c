@@ -80,6 +80,7 @@ typedef struct {
     bool read_ok;
     int32_t before, after;
     bool written, deferred, mismatch;
+    bool counted; /* the write was counted as a persisted EEPROM write */
 } target_t;
 
 typedef struct {
@@ -1148,6 +1149,13 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
         t->after = raw;
         if (raw != t->value) {
             t->mismatch = true;
+            if (raw == t->before && t->counted) {
+                /* the register did not change: the device never took the write (lost on the
+                 * line, or ignored), so the EEPROM was not written either */
+                eeprom_policy_uncount(eep, t->cmd);
+                t->counted = false;
+                s_save_state(gw, now);
+            }
             if (!t->tolerate) {
                 char msg[200];
                 snprintf(msg, sizeof msg, "device %d: %s written %d (%g) but read back %d (%g)",
@@ -1193,9 +1201,11 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
     }
     t->written = true;
     j->writes++;
-    bool persists = eeprom_policy_persists(eep, t->cmd);
+    /* counted when sent (a lost read-back must not hide a write); taken back if the
+     * read-back shows the register unchanged */
+    t->counted = eeprom_policy_persists(eep, t->cmd);
     eeprom_policy_written(eep, t->cmd, now);
-    if (persists)
+    if (t->counted)
         s_save_state(gw, now);
     j->phase = PH_VERIFY;
     int rc = s_submit(gw, j->prio, j->addr, t->cmd, false, 0, 0, s_tag(j->id, 0));

@@ -133,6 +133,21 @@ static void test_oldest_pending_first(void **state)
     eeprom_policy_destroy(&e);
 }
 
+static void test_uncount_write_the_device_did_not_take(void **state)
+{
+    (void)state;
+    eeprom_policy_t *e = eeprom_policy_new(79 * S);
+    eeprom_policy_written(e, IOUT, 0);
+    eeprom_policy_written(e, IOUT, 100 * S);
+    eeprom_policy_uncount(e, IOUT);
+    assert_int_equal(eeprom_policy_count(e, eeprom_reg_index(IOUT)), 1);
+    /* the interval still runs from the attempt */
+    assert_int_equal(eeprom_policy_request(e, IOUT, 5, 101 * S), EEPROM_DEFER);
+    eeprom_policy_uncount(e, VOUT); /* never below zero */
+    assert_int_equal(eeprom_policy_count(e, eeprom_reg_index(VOUT)), 0);
+    eeprom_policy_destroy(&e);
+}
+
 static void test_zero_interval_never_defers(void **state)
 {
     (void)state;
@@ -297,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_eep_off_lifts_budget_for_setpoints),
         cmocka_unit_test(test_clear_pending_when_device_already_has_value),
         cmocka_unit_test(test_oldest_pending_first),
+        cmocka_unit_test(test_uncount_write_the_device_did_not_take),
         cmocka_unit_test(test_zero_interval_never_defers),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_lease_file_roundtrip),

@@ -133,6 +133,28 @@ def test_init_detects_eep_off():
             assert_no_pacing_violations(sim)
 
 
+def test_write_the_device_ignores_is_not_counted():
+    tmp = harness.temp_dir()
+    # older firmware with a 20 % current minimum: it ignores 5 A (the manual's table allows it)
+    with harness.Sim(devices=["0:24:min20"]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            sub = Sub(gw.pub, ["evt/0"])
+            e = gw.client.error("set", "verify_failed", dev=0, reg="IOUT_SET", value=5,
+                                client="t")
+            assert "500" in e["message"], e
+            ev = sub.event(0, "write_rejected")
+            assert ev["reg"] == "IOUT_SET", ev
+            # the device never took it: neither side counts an EEPROM write
+            assert sim.control.eeprom_writes(0)["IOUT_SET"] == 0
+            assert gw.client.ok("eeprom", dev=0)["eeprom"]["writes"]["IOUT_SET"] == 0
+            saved = json.load(open(os.path.join(ini["GATEWAY"]["StateDir"],
+                                                "eeprom-counters.json")))
+            assert saved["devices"]["0"]["writes"]["IOUT_SET"] == 0, saved
+            sub.close()
+        assert_no_pacing_violations(sim)
+
+
 def test_state_file_failure_reported_and_count_kept():
     tmp = harness.temp_dir()
     with harness.Sim(devices=["0:24"]) as sim:
