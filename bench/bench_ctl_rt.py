@@ -82,9 +82,10 @@ def main():
         s.start_ctl(args=())
         # Export 800 W: the controller starts charging; from then on each reading asks for
         # 250 W more or less than the battery takes now.
-        s.client.publish(METER, "-800")
-        harness.wait_for(lambda: s.status()["setpoint"]["mode"] == "charge", timeout=15,
-                         what="charging")
+        def export_800():
+            s.client.publish(METER, "-800")  # a meter repeats its reading
+            return s.status()["setpoint"]["mode"] == "charge"
+        harness.wait_for(export_800, timeout=15, interval=0.5, what="charging")
         time.sleep(3)
         for i in range(a.count):
             # Publish when the controller acts on a new reading at once: the device has
