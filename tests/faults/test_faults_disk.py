@@ -99,7 +99,6 @@ def test_disk_full_while_saving_counters():
             assert not os.path.exists(os.path.join(state_dir, "eeprom-counters.json"))
 
             filled = tmpfs.fill()
-            t0 = time.monotonic()
             saved = _file_totals(tmpfs)
             # Persisted writes now: the controller dies, its lease lapses, the safe state
             # switches the output off (OPERATION is counted and never deferred).

@@ -7,7 +7,6 @@ recovered by itself (recovery time measured). Seeded: BIC_FAULT_SEED reproduces 
 
 import json
 import os
-import signal
 import time
 
 import faultlib
@@ -135,6 +134,7 @@ def unplug_adapter(c):
     t0 = time.monotonic()
     c.kill_sim()
     m = _gw_msg(c, lambda m: m["bus"] == "down", 15)
+    down = time.monotonic() - t0
     assert m.get("bus_error"), m
     r = faultlib.gw_request(c.req_ep, {"op": "devices"})
     assert r["ok"] and not any(d["online"] for d in r["devices"]), r
@@ -146,7 +146,7 @@ def unplug_adapter(c):
     assert m["reconnects"] >= 1, m
     rec = c.wait_recovered(t1)
     harness.wait_for(lambda: _controlled(c), 15, what="device 0 under the controller's limits")
-    return rec, "bus down reported, reconnected (%d), devices back" % m["reconnects"]
+    return rec, "bus down reported after %.1f s, reconnected, devices back" % down
 
 
 SCENARIOS = [

@@ -357,17 +357,28 @@ def test_random_client_operations():
             gw_eep, sim_eep, fast_age_max[0] / 1000.0))
         for op in sorted(codes):
             print("  %-10s %s" % (op, ", ".join("%s %d" % kv for kv in sorted(codes[op].items()))))
-        assert gw.alive(), "the gateway died: %s" % gw.output()[-2000:]
-        assert not problems, "%d problems: %s" % (len(problems), problems[:10])
-        assert counts["sent"] == counts["replies"]
-        assert not a.violations, "setpoints outside the limits on the bus: %s" % a.violations[:10]
-        assert not a.unverified, "writes left unverified: %s" % a.unverified[:10]
-        assert a.writes > 20, "too few writes reached the bus to mean anything (%d)" % a.writes
+        # Every property is checked and every failure reported together.
+        fails = []
+        if not gw.alive():
+            fails.append("the gateway died: %s" % gw.output()[-2000:])
+        if problems:
+            fails.append("%d reply problems: %s" % (len(problems), problems[:10]))
+        if counts["sent"] != counts["replies"]:
+            fails.append("%d requests, %d replies" % (counts["sent"], counts["replies"]))
+        if a.violations:
+            fails.append("values outside the limits on the bus: %s" % a.violations[:10])
+        if a.unverified:
+            fails.append("writes left unverified: %s" % a.unverified[:10])
+        if a.writes <= 20:
+            fails.append("too few writes reached the bus to mean anything (%d)" % a.writes)
         for d in faultlib.DEVICE_CFG:
-            assert gw_eep[d] >= sim_eep[d], "EEPROM writes uncounted: gateway %s, devices %s" % (
-                gw_eep, sim_eep)
-        ok_setpoints = sum(v.get("ok", 0) for k, v in codes.items() if k == "setpoint")
-        assert ok_setpoints > 2 and codes.get("set", {}).get("out_of_range", 0) > 5, codes
+            if gw_eep[d] < sim_eep[d]:
+                fails.append("EEPROM writes uncounted on device %d: gateway %s, devices %s"
+                             % (d, gw_eep, sim_eep))
+        ok_setpoints = codes.get("setpoint", {}).get("ok", 0)
+        if ok_setpoints <= 2 or codes.get("set", {}).get("out_of_range", 0) <= 5:
+            fails.append("the run exercised too little: %s" % codes)
+        assert not fails, "\n".join(fails)
     finally:
         for c in clients:
             c.sock.close()
