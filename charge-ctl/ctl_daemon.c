@@ -894,9 +894,13 @@ static void s_on_meter(ctl_daemon_t *d, const struct mosquitto_message *m)
     s_publish_status(d, now, false);
 }
 
+/* A standby instance follows the commands (it takes over in the state the user chose) but
+ * leaves the answer to the instance that drives the device. */
 static void s_publish_result(ctl_daemon_t *d, bool ok, const char *request, const char *code,
                              const char *msg)
 {
+    if (d->standby)
+        return;
     char *p = ctld_result_json(ok, request, d->enabled, code, msg);
     if (p)
         s_publish(d, d->t_result, p, 1, false);

@@ -84,6 +84,13 @@ def test_stop_restart_crash_replace_never_touch_the_can_link():
         time.sleep(1)
         assert _holder(s) == first
         assert _charging(s)
+        # A command is answered once, by the instance that drives the device.
+        after = time.monotonic()
+        assert s.command("1")["ok"]
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the toggle")
+        results = [m for m in s.client.received(s.topic("inv/0/control/set/result"))
+                   if m[0] >= after]
+        assert len(results) == 1, results
         # ...until the first stops; then it takes over.
         s.ctl.stop()
         harness.wait_for(lambda: (_holder(s) or "").endswith("-%d" % second.pid), timeout=10,
