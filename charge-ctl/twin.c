@@ -77,6 +77,11 @@ typedef struct {
     double diag_imp[3], diag_exp[3]; /* by battery state: charging, discharging, idle */
     double diag_hour_x[24];          /* grid exchange per hour (J) */
     double diag_min_x[1440];         /* grid exchange per minute (J) */
+    /* breakdown (controller and ideal runs): grid per step, the controller's situation
+     * and its battery power */
+    float *bd_grid, *bd_batt;
+    uint8_t *bd_cat;
+    size_t bd_n;
     int overshoot_events;
     double over_run_s;
     bool over_counted;
@@ -262,6 +267,33 @@ static void s_run_free(run_t *r)
     free(r->pl_batt);
     free(r->pl_soc);
     r->pl_grid = r->pl_batt = r->pl_soc = NULL;
+    free(r->bd_grid);
+    free(r->bd_batt);
+    free(r->bd_cat);
+    r->bd_grid = r->bd_batt = NULL;
+    r->bd_cat = NULL;
+}
+
+/* The controller's situation for the breakdown, from its last decision. */
+static int s_bd_situation(ctl_reason_t reason, ctl_mode_t mode, ctl_limit_t limit, bool step)
+{
+    if (step)
+        return TWIN_BD_STEP;
+    if (mode == CTL_MODE_IDLE || mode == CTL_MODE_OFF || mode == CTL_MODE_NONE ||
+        reason == CTL_R_IDLE_DWELL || reason == CTL_R_DIRECTION_DWELL ||
+        reason == CTL_R_IDLE_ZERO || limit == CTL_L_BLOCK_HOURS ||
+        limit == CTL_L_BLOCK_AFTER_CHARGE)
+        return TWIN_BD_IDLE;
+    if (limit == CTL_L_FULL || limit == CTL_L_EMPTY || limit == CTL_L_VOLTAGE_HIGH ||
+        limit == CTL_L_VOLTAGE_LOW)
+        return TWIN_BD_PROTECT;
+    if (limit != CTL_L_NONE)
+        return TWIN_BD_LIMIT;
+    if (reason == CTL_R_RATE_LIMIT)
+        return TWIN_BD_RATE;
+    if (reason == CTL_R_DEADBAND)
+        return TWIN_BD_DEADBAND;
+    return TWIN_BD_TRACK;
 }
 
 static void s_battery_cfg(const twin_model_t *m, battery_config_t *b)
@@ -397,6 +429,22 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
     int64_t lat_ms = (int64_t)llround(m->meter_latency_s * 1000);
     int64_t tel_ms = (int64_t)llround(m->telemetry_period_s * 1000);
     double dt = step_ms / 1000.0;
+    if (m->breakdown && (r->kind == TWIN_CONTROLLER || r->kind == TWIN_IDEAL)) {
+        r->bd_n = (size_t)((end_ms + step_ms - 1) / step_ms);
+        r->bd_grid = calloc(r->bd_n, sizeof *r->bd_grid);
+        r->bd_batt = calloc(r->bd_n, sizeof *r->bd_batt);
+        r->bd_cat = calloc(r->bd_n, sizeof *r->bd_cat);
+        if (!r->bd_grid || !r->bd_batt || !r->bd_cat) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    size_t bd_i = 0;
+    double bd_prev_net = NAN;
+    int64_t bd_jump_ms = INT64_MIN;
+    ctl_reason_t bd_reason = CTL_R_NO_METER;
+    ctl_mode_t bd_mode = CTL_MODE_IDLE;
+    ctl_limit_t bd_limit = CTL_L_NONE;
 
     /* Meter samples in flight (taken, not yet delivered). */
     enum { QMAX = 64 };
@@ -455,6 +503,16 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
         grid = household_meter_w(load, pv, batt_ac);
 
         /* Metrics. */
+        if (r->bd_grid && bd_i < r->bd_n) {
+            if (isfinite(bd_prev_net) && fabs(net - bd_prev_net) > 50)
+                bd_jump_ms = t;
+            bd_prev_net = net;
+            r->bd_grid[bd_i] = (float)grid;
+            r->bd_batt[bd_i] = (float)batt_ac;
+            r->bd_cat[bd_i] = (uint8_t)s_bd_situation(
+                bd_reason, bd_mode, bd_limit, bd_jump_ms != INT64_MIN && t - bd_jump_ms < 10000);
+            bd_i++;
+        }
         if (m->trace) {
             int k = batt_ac > 5 ? 0 : (batt_ac < -5 ? 1 : 2);
             r->diag_hour_x[hour] += fabs(grid) * dt;
@@ -550,6 +608,10 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 in.minute = minute;
                 ctl_output_t out;
                 ctl_step(p, &cs, &in, &out);
+                if (out.reason != CTL_R_WAIT_EFFECT && out.reason != CTL_R_WAIT_SAMPLE)
+                    bd_reason = out.reason;
+                bd_mode = out.mode;
+                bd_limit = out.limit;
                 if (m->trace && (out.send || t % 60000 < 1000)) {
                     bic_device_state_t st;
                     bic_device_get_state(r->dev, &st);
@@ -764,6 +826,23 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
         double x = res->m[k].import_kwh + res->m[k].export_kwh;
         res->m[k].captured_pct = x_none - x_ideal > 1e-9 ? 100 * (x_none - x) / (x_none - x_ideal) : 0;
     }
+    if (model->breakdown) {
+        const run_t *c = &runs[TWIN_CONTROLLER], *i = &runs[TWIN_IDEAL];
+        double dt = model->step_s;
+        res->has_bd = true;
+        for (size_t k = 0; k < c->bd_n && k < i->bd_n; k++) {
+            int hour = (int)((double)k * dt / 3600) % 24;
+            int cat = c->bd_cat[k];
+            if (fabs(i->bd_grid[k] - p.hours[hour].grid_offset_w) > 5)
+                cat = TWIN_BD_IDEAL_LIMIT;
+            double g = c->bd_grid[k], b = c->bd_batt[k];
+            double wrong = b > 0 ? fmin(fmax(g, 0), b) : fmin(fmax(-g, 0), -b);
+            res->bd.hours[cat] += dt / 3600;
+            res->bd.delta_kwh[cat] += (fabs(g) - fabs(i->bd_grid[k])) * dt / 3.6e6;
+            res->bd.wrong_kwh[cat] += wrong * dt / 3.6e6;
+            res->bd.missed_kwh[cat] += (fabs(i->bd_batt[k]) - fabs(b)) * dt / 3.6e6;
+        }
+    }
     if (model->trace) {
         fprintf(model->trace, "hour  controller-ideal  seed-ideal (kWh)\n");
         for (int h = 0; h < 24; h++)
@@ -794,6 +873,34 @@ cleanup:
 }
 
 static const char *s_names[TWIN_RUNS] = {"controller", "none", "ideal", "seed"};
+
+const char *twin_bd_name(int k)
+{
+    static const char *names[TWIN_BD_N] = {
+        "ideal_limited", "after_step", "idle_dwell_block", "protection", "power_limit",
+        "write_interval", "deadband", "tracking",
+    };
+    return k >= 0 && k < TWIN_BD_N ? names[k] : "?";
+}
+
+void twin_print_breakdown(FILE *f, const twin_result_t *res)
+{
+    if (!res->has_bd)
+        return;
+    fprintf(f, "shortfall by situation (= missed battery throughput + 2 x wrong-way energy)\n");
+    fprintf(f, "%-18s %8s %14s %14s %14s\n", "situation", "hours", "shortfall_kWh",
+            "missed_kWh", "wrong_way_kWh");
+    double h = 0, d = 0, mi = 0, w = 0;
+    for (int k = 0; k < TWIN_BD_N; k++) {
+        fprintf(f, "%-18s %8.2f %14.4f %14.4f %14.4f\n", twin_bd_name(k), res->bd.hours[k],
+                res->bd.delta_kwh[k], res->bd.missed_kwh[k], res->bd.wrong_kwh[k]);
+        h += res->bd.hours[k];
+        d += res->bd.delta_kwh[k];
+        mi += res->bd.missed_kwh[k];
+        w += res->bd.wrong_kwh[k];
+    }
+    fprintf(f, "%-18s %8.2f %14.4f %14.4f %14.4f\n", "total", h, d, mi, w);
+}
 
 void twin_print_table(FILE *f, const twin_result_t *res)
 {
@@ -826,6 +933,16 @@ void twin_print_json(FILE *f, const twin_result_t *res)
                 m->overshoot_events, m->rms_w, m->setpoint_changes, m->eeprom_writes,
                 m->throughput_kwh, m->final_soc_pct);
     }
+    if (res->has_bd) {
+        fprintf(f, ",\"breakdown\":{");
+        for (int k = 0; k < TWIN_BD_N; k++)
+            fprintf(f,
+                    "%s\"%s\":{\"hours\":%.3f,\"shortfall_kwh\":%.4f,\"missed_kwh\":%.4f,"
+                    "\"wrong_way_kwh\":%.4f}",
+                    k ? "," : "", twin_bd_name(k), res->bd.hours[k], res->bd.delta_kwh[k],
+                    res->bd.missed_kwh[k], res->bd.wrong_kwh[k]);
+        fprintf(f, "}");
+    }
     fprintf(f, "}\n");
 }
 
@@ -843,6 +960,7 @@ static void s_usage(FILE *f)
             "  --eeprom-interval S  gateway's minimum interval between persisted writes (79)\n"
             "  --gw-keep-other      the gateway leaves the other direction's current alone\n"
             "                       (default: set to its minimum, as bic-can-gateway does)\n"
+            "  --breakdown          decompose the controller's shortfall by situation\n"
             "  --id X               [CHARGE_CONTROL] Id/X to run (default: the first)\n"
             "model (defaults in brackets):\n"
             "  --variant V [24]  --soc PCT [50]  --ah AH [280]  --cells N [variant/3]\n"
@@ -870,7 +988,7 @@ int twin_main(int argc, char **argv)
 {
     enum {
         O_JSON = 256, O_PLOT, O_TRANS, O_EEP, O_EEPI, O_ID, O_SOC, O_AH, O_CELLS, O_RM, O_SOCMIN,
-        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT, O_KEEP,
+        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT, O_KEEP, O_BD,
     };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, O_PROFILE},
@@ -882,6 +1000,7 @@ int twin_main(int argc, char **argv)
         {"eeprom-on", no_argument, NULL, O_EEP},
         {"eeprom-interval", required_argument, NULL, O_EEPI},
         {"gw-keep-other", no_argument, NULL, O_KEEP},
+        {"breakdown", no_argument, NULL, O_BD},
         {"id", required_argument, NULL, O_ID},
         {"soc", required_argument, NULL, O_SOC},
         {"ah", required_argument, NULL, O_AH},
@@ -924,6 +1043,7 @@ int twin_main(int argc, char **argv)
             break;
         case O_EEP: m.eeprom_on = true; break;
         case O_KEEP: m.gw_keep_other = true; break;
+        case O_BD: m.breakdown = true; break;
         case O_EEPI:
             if (s_num("--eeprom-interval", optarg, 0, 86400, &v))
                 return 2;
@@ -1022,7 +1142,9 @@ int twin_main(int argc, char **argv)
     }
     if (json)
         twin_print_json(stdout, &res);
-    else
+    else {
         twin_print_table(stdout, &res);
+        twin_print_breakdown(stdout, &res);
+    }
     return 0;
 }

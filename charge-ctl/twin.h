@@ -43,6 +43,7 @@ typedef struct {
     int ctl_id;            /* [CHARGE_CONTROL] Id/X to run */
     double step_s;         /* simulation step */
     FILE *trace;           /* controller decisions are written here when not NULL */
+    bool breakdown;        /* decompose the controller's shortfall (twin_result_t.bd) */
 } twin_model_t;
 
 typedef struct {
@@ -59,9 +60,42 @@ typedef struct {
 
 enum { TWIN_CONTROLLER = 0, TWIN_NONE, TWIN_IDEAL, TWIN_SEED, TWIN_RUNS };
 
+/* Where the controller's shortfall arises: every simulation step is put in one situation
+ * (the first that applies, in this order) and the step's |grid| difference to the ideal
+ * run is added there, so the parts sum to the shortfall. Negative parts are energy the
+ * controller made up later (e.g. still discharging after the ideal battery was empty).
+ * Since |grid| = |net| - |battery| + 2 x (battery power that crosses the meter), each part
+ * is the battery throughput the controller missed (AC, ideal - controller) plus twice its
+ * wrong-way energy (minus the ideal's, which is zero without a grid offset). */
+enum {
+    TWIN_BD_IDEAL_LIMIT = 0, /* the ideal battery does not meet the net load (empty, full,
+                                power limit, block): catching up or falling behind there */
+    TWIN_BD_STEP,            /* within 10 s of a change of the net load of more than 50 W */
+    TWIN_BD_IDLE,            /* the controller idle, in a dwell or a discharge block */
+    TWIN_BD_PROTECT,         /* at a protection limit (full, empty, voltage) */
+    TWIN_BD_LIMIT,           /* at a profile or device power limit */
+    TWIN_BD_RATE,            /* a change held back by the write interval / budget mode */
+    TWIN_BD_DEADBAND,        /* steady, within the deadband */
+    TWIN_BD_TRACK,           /* steady, tracking or waiting for the effect */
+    TWIN_BD_N
+};
+
+typedef struct {
+    double hours[TWIN_BD_N];     /* time in each situation (h) */
+    double delta_kwh[TWIN_BD_N]; /* controller |grid| - ideal |grid| (kWh) */
+    double missed_kwh[TWIN_BD_N]; /* ideal |battery AC| - controller |battery AC| (kWh) */
+    double wrong_kwh[TWIN_BD_N]; /* battery power through the meter the wrong way: charge
+                                    drawn from the grid plus discharge exported (kWh) */
+} twin_breakdown_t;
+
 typedef struct {
     twin_metrics_t m[TWIN_RUNS];
+    bool has_bd;
+    twin_breakdown_t bd; /* with twin_model_t.breakdown */
 } twin_result_t;
+
+/* Name of a breakdown situation (TWIN_BD_*). */
+const char *twin_bd_name(int k);
 
 void twin_model_defaults(twin_model_t *m);
 
@@ -72,6 +106,8 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
 /* Print the result as a table or as one JSON object. */
 void twin_print_table(FILE *f, const twin_result_t *res);
 void twin_print_json(FILE *f, const twin_result_t *res);
+/* Print the breakdown (when the result has one) as a table. */
+void twin_print_breakdown(FILE *f, const twin_result_t *res);
 
 /* The `twin` subcommand: argv[0] is "twin" (or the program name). Exit code 0 ok, 1 run
  * failure, 2 usage. */

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <math.h>
+
 #include <cJSON.h>
 #include <cmocka.h>
 
@@ -183,6 +185,56 @@ static void test_eeprom_on_stays_in_budget(void **state)
     }
 }
 
+/* --breakdown puts every simulated step in one situation: the parts add up to the
+ * controller's shortfall, and each part is the battery throughput it missed plus twice its
+ * wrong-way energy (the ideal battery has none with a zero grid offset). Without the option
+ * the JSON keeps its four runs only. */
+static void test_breakdown_adds_up(void **state)
+{
+    const char *days[] = {P1, P3};
+    for (int i = 0; i < 2; i++) {
+        char *argv[] = {"twin", "--profile", (char *)days[i], "-c", INI, "--json",
+                        "--eeprom-on", "--breakdown", NULL};
+        char *out = NULL;
+        assert_int_equal(s_twin(&out, 8, argv), 0);
+        cJSON *root = cJSON_Parse(out);
+        assert_non_null(root);
+        fig_t c = s_fig(root, "controller"), id = s_fig(root, "ideal");
+        const cJSON *bd = cJSON_GetObjectItemCaseSensitive(root, "breakdown");
+        assert_true(cJSON_IsObject(bd));
+        double hours = 0, sum = 0, missed = 0, wrong = 0;
+        for (int k = 0; k < TWIN_BD_N; k++) {
+            const cJSON *part = cJSON_GetObjectItemCaseSensitive(bd, twin_bd_name(k));
+            assert_true(cJSON_IsObject(part));
+            double h = cJSON_GetObjectItemCaseSensitive(part, "hours")->valuedouble;
+            double d = cJSON_GetObjectItemCaseSensitive(part, "shortfall_kwh")->valuedouble;
+            double m = cJSON_GetObjectItemCaseSensitive(part, "missed_kwh")->valuedouble;
+            double w = cJSON_GetObjectItemCaseSensitive(part, "wrong_way_kwh")->valuedouble;
+            assert_true(h >= 0 && w >= 0);
+            assert_true(fabs(d - (m + 2 * w)) < 0.002);
+            hours += h;
+            sum += d;
+            missed += m;
+            wrong += w;
+        }
+        fprintf(stderr, "%s +eeprom: shortfall %.4f = parts %.4f = missed %.4f + 2 x %.4f\n",
+                strrchr(days[i], '/') + 1, c.x - id.x, sum, missed, wrong);
+        assert_true(fabs(hours - 24) < 0.01);
+        assert_true(fabs(sum - (c.x - id.x)) < 0.002);
+        assert_true(wrong > 0); /* the write budget makes some flow the wrong way */
+        cJSON_Delete(root);
+        free(out);
+    }
+    char *argv[] = {"twin", "--profile", P3, "-c", INI, "--json", NULL};
+    char *out = NULL;
+    assert_int_equal(s_twin(&out, 6, argv), 0);
+    cJSON *root = cJSON_Parse(out);
+    assert_non_null(root);
+    assert_null(cJSON_GetObjectItemCaseSensitive(root, "breakdown"));
+    cJSON_Delete(root);
+    free(out);
+}
+
 static void test_bad_usage(void **state)
 {
     char *out = NULL;
@@ -208,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_p3_overcast),
         cmocka_unit_test(test_p3_overcast_transients),
         cmocka_unit_test(test_eeprom_on_stays_in_budget),
+        cmocka_unit_test(test_breakdown_adds_up),
         cmocka_unit_test(test_bad_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
