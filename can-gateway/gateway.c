@@ -1149,9 +1149,11 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
         t->after = raw;
         if (raw != t->value) {
             t->mismatch = true;
-            if (raw == t->before && t->counted) {
-                /* the register did not change: the device never took the write (lost on the
-                 * line, or ignored), so the EEPROM was not written either */
+            if (raw == t->before && t->counted && t->cmd != BIC_CMD_SYSTEM_CONFIG) {
+                /* a value register that did not change: the device never took the write
+                 * (lost on the line, or ignored as out of its range), so the EEPROM was not
+                 * written either. SYSTEM_CONFIG keeps its count: firmware that lacks a bit
+                 * (EEP_OFF on older units) stores the write and drops only that bit. */
                 eeprom_policy_uncount(eep, t->cmd);
                 t->counted = false;
                 s_save_state(gw, now);
