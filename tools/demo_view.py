@@ -335,9 +335,9 @@ class View:
         L.append("  grid over the day [%s]" % chart(tally.history, HISTORY).ljust(HISTORY))
         L.append("                     # import  = export  . within 50 W of zero")
         L.append("")
-        L.append("MQTT (broker %s:%d), e.g.:" % (self.a.host, self.a.port))
+        L.append("MQTT (broker %s:%d), for example:" % (self.a.host, self.a.port))
         for what_, cmd in self.topics:
-            L.append("  %-15s %s" % (what_, cmd))
+            L.append("  %s   # %s" % (cmd, what_))
         L.append("")
         L.append("Ctrl-C stops the demo" + (" (it ends by itself after %s)"
                                            % mmss(self.a.seconds) if self.a.seconds else
@@ -348,8 +348,13 @@ class View:
         if self.tty:
             cols = shutil.get_terminal_size((100, 30)).columns
             out = ["\x1b[H"]
+            width = max(cols - 1, 20)
             for line in self.lines(tally, hh, mqtt):
-                out.append(line[:cols - 1] + "\x1b[K\n")
+                # Wrapped, not cut: the mosquitto_sub lines must stay whole to be copied.
+                while len(line) > width:
+                    out.append(line[:width] + "\x1b[K\n")
+                    line = line[width:]
+                out.append(line + "\x1b[K\n")
             out.append("\x1b[J")
             sys.stdout.write("".join(out))
             sys.stdout.flush()
@@ -377,7 +382,7 @@ class View:
             return
         print("demo: MQTT broker %s:%d; subscribe with e.g.:" % (self.a.host, self.a.port))
         for what, cmd in self.topics:
-            print("  %-15s %s" % (what, cmd))
+            print("  %s   # %s" % (cmd, what))
         print("demo: one line every %g s (household time first)" % PLAIN_PERIOD_S, flush=True)
 
     def restore(self):
