@@ -10,7 +10,8 @@
   own package database is never touched. --force-depends because the empty root has none of
   the libraries installed (the Depends field is checked above instead). The postinst creates
   the system user and group there (systemd-sysusers --root) and makes the configuration
-  readable by that group only; remove leaves the conffile, purge leaves nothing of the package.
+  readable by that group only; a reinstall keeps an edited conffile and its mode; remove
+  leaves the conffile, purge leaves nothing of the package.
 """
 
 import os
@@ -183,6 +184,18 @@ def test_deb_control_fields_contents_and_install_into_a_throwaway_root():
     assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
     if os.geteuid() == 0:
         assert st.st_gid == int(m.group(1)) and st.st_uid == 0, (st.st_uid, st.st_gid)
+
+    # An administrator's edit of the conffile and its mode survive a reinstall (upgrade path:
+    # the postinst runs with the old version and leaves both alone).
+    ini = os.path.join(droot, "etc/bic2mqtt/bic2mqtt.ini")
+    with open(ini, "a") as f:
+        f.write("; edited by the administrator\n")
+    os.chmod(ini, 0o600)
+    r = run(dpkg + ["--force-depends", "--force-confold", "-i", deb], timeout=120)
+    with open(ini) as f:
+        assert f.read().endswith("; edited by the administrator\n"), "the edit was lost"
+    assert stat.S_IMODE(os.stat(ini).st_mode) == 0o600, oct(os.stat(ini).st_mode)
+    assert not os.path.exists(ini + ".dpkg-new"), "same conffile: no .dpkg-new expected"
 
     run(dpkg + ["-r", "bic2mqtt"])
     left = files_under(droot) - before
