@@ -185,6 +185,12 @@ def test_deb_control_fields_contents_and_install_into_a_throwaway_root():
     if os.geteuid() == 0:
         assert st.st_gid == int(m.group(1)) and st.st_uid == 0, (st.st_uid, st.st_gid)
 
+    # The installed programs accept the installed sample.
+    for p in ("usr/sbin/bic-can-gateway", "usr/bin/bic-mqtt-bridge", "usr/bin/bic-charge-ctl"):
+        r = run([os.path.join(droot, p), "--check-config", "-c",
+                 os.path.join(droot, "etc/bic2mqtt/bic2mqtt.ini")], timeout=20, check=False)
+        assert r.returncode == 0, "%s --check-config: %r" % (p, r)
+
     # An administrator's edit of the conffile and its mode survive a reinstall (upgrade path:
     # the postinst runs with the old version and leaves both alone).
     ini = os.path.join(droot, "etc/bic2mqtt/bic2mqtt.ini")
