@@ -40,6 +40,7 @@
 #define STATE_RETRY_US (30 * 1000000LL)
 #define VOLTAGE_MAX_AGE_US (10 * 1000000LL)
 #define STOP_MAX_US (3 * 1000000LL)
+#define IDENT_RETRY_US (30 * 1000000LL) /* a device refused for its identity is read again */
 #define PACING_GUARD_US 700  /* margin on the manual's 20 ms / 5 ms against delivery jitter */
 #define SEEN_SLACK_US 200    /* of which not needed once a reply shows when the device saw it */
 #define WRITE_GUARD_US 15000 /* more margin after a write, which no reply confirms */
@@ -756,6 +757,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
         char msg[160];
         snprintf(msg, sizeof msg, "not a supported BIC-2200: %s", why);
         d->identified = false;
+        d->next_probe = now + IDENT_RETRY_US; /* it will not change by itself soon */
         s_set_online(gw, d, false, msg);
         return;
     }
@@ -764,6 +766,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
         snprintf(msg, sizeof msg, "type mismatch: configured %s, device reports %s", d->cfg.type,
                  m.model);
         d->identified = false;
+        d->next_probe = now + IDENT_RETRY_US;
         s_set_online(gw, d, false, msg);
         return;
     }
@@ -796,6 +799,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     char err[160];
     if (gw_dev_compute_limits(d, err, sizeof err) < 0) {
         d->identified = false;
+        d->next_probe = now + IDENT_RETRY_US;
         s_set_online(gw, d, false, err);
         return;
     }
@@ -1376,7 +1380,7 @@ static void s_tel_cycle(gateway_t *gw, int64_t now)
             continue;
         if (!up || !d->online) {
             s_publish_tel(gw, d, now);
-            if (up && !d->probing && !d->identifying) {
+            if (up && !d->probing && !d->identifying && now >= d->next_probe) {
                 /* one cheap read per cycle to notice the device coming back */
                 if (s_submit(gw, BUS_PRIO_SLOW, d->addr, BIC_CMD_MFR_MODEL_B0B5, false, 0,
                              BUS_REQ_NO_RETRY, s_tag(TAG_TEL, TEL_PROBE)) == 0)
@@ -2764,6 +2768,7 @@ int gateway_reload(gateway_t *gw, const config_t *cfg, char *note, size_t notele
         if (!d)
             continue;
         d->cfg = gw->set.dev[a];
+        d->next_probe = 0; /* a corrected Type or limit is tried at once */
         if (d->identified) {
             /* re-check type and limits against the new config */
             s_start_ident(gw, d, now);

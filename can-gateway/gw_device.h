@@ -81,7 +81,8 @@ typedef struct {
     int fast_left;
     int slow_next; /* round robin index into the slow set */
     bool probing, identifying;
-    bool safe_pending; /* the safe state is owed: apply when the device is back */
+    int64_t next_probe; /* no identity probe before this (monotonic µs) */
+    bool safe_pending;  /* the safe state is owed: apply when the device is back */
     char safe_reason[64];
     uint16_t last_fault;
     bool fault_known;

@@ -3,6 +3,7 @@ match the device, discovery (basic and extended addresses), a device that stops 
 comes back, and the adapter disappearing (bic-sim killed) and coming back."""
 
 import os
+import signal
 import sys
 import time
 
@@ -66,6 +67,17 @@ def test_type_mismatch_keeps_device_offline():
             assert "type mismatch" in e["message"], e
             writes = [f for f in sim.control.frames(500) if f["dir"] == "rx" and f["dlc"] > 2]
             assert writes == [], writes
+            # the refused device is not polled: the bus stays quiet
+            n0 = sim.control.counters()["bus"]["requests"]
+            time.sleep(2.0)
+            assert sim.control.counters()["bus"]["requests"] - n0 < 5
+            # corrected in the file and reloaded: the device is taken into service
+            ini["DEVICE"]["Id/0/Type"] = "BIC2200-48CAN"
+            for k, v in {"ChargeVoltage": 5520, "DischargeVoltage": 4800}.items():
+                ini["DEVICE"]["Id/0/" + k] = v
+            harness.write_ini(gw.path, ini)
+            gw.proc.signal(signal.SIGHUP)
+            harness.wait_for(lambda: gw.online([0]), what="device online after the reload")
             assert_no_pacing_violations(sim)
 
 
