@@ -143,7 +143,7 @@ static int s_command(can_transport_t *t, const char *cmd, int timeout_ms, char *
     char shown[8];
     snprintf(shown, sizeof shown, "%.*s", (int)strcspn(cmd, "\r"), cmd);
     if (s_write_all(t->fd, cmd, strlen(cmd), timeout_ms) < 0) {
-        snprintf(err, errlen, "slcan: cannot write '%s' to %s: %s", shown, t->spec,
+        snprintf(err, errlen, "slcan: cannot write '%s' to %.64s: %s", shown, t->spec,
                  strerror(errno));
         return -1;
     }
@@ -152,8 +152,8 @@ static int s_command(can_transport_t *t, const char *cmd, int timeout_ms, char *
         slcan_item_t it;
         int r = s_next_item(t, &it);
         if (r < 0) {
-            snprintf(err, errlen, "slcan: adapter at %s went away during '%s': %s", t->spec, shown,
-                     t->last_error);
+            snprintf(err, errlen, "slcan: adapter at %.64s went away during '%s': %.64s", t->spec,
+                     shown, t->last_error);
             return -1;
         }
         if (r == 1) {
@@ -166,7 +166,7 @@ static int s_command(can_transport_t *t, const char *cmd, int timeout_ms, char *
         int64_t left = deadline - s_now_ms();
         if (left <= 0) {
             snprintf(err, errlen,
-                     "slcan: no answer from the adapter at %s to '%s' within %d ms (is it an "
+                     "slcan: no answer from the adapter at %.64s to '%s' within %d ms (is it an "
                      "slcan/LAWICEL adapter, at the right baud rate?)",
                      t->spec, shown, timeout_ms);
             return -1;
