@@ -271,6 +271,39 @@ static void test_pacing_counts_from_actual_send_and_slow_delivery(void **state)
     bus_sched_destroy(&s);
 }
 
+static void test_suspect_round_trips_do_not_shrink_estimate(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_sched_set_timing(s, 50 * MS, 1);
+    bus_req_t tx;
+    for (int i = 0; i < 4; i++)
+        bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x30), i);
+    bus_sched_tick(s, 0, &tx);
+    s_reply(s, 2 * MS, 0, 0x30, 1, 1); /* round trip 2 ms */
+    /* a reply 0.1 ms after the send is a duplicate of the previous one, not a fast device */
+    bus_sched_tick(s, 22 * MS, &tx);
+    s_reply(s, 22 * MS + 100, 0, 0x30, 1, 1);
+    s_reply(s, 23 * MS, 0, 0x30, 1, 0); /* the real reply, now stray */
+    /* the estimate still says 2 ms: a reply at 46 ms means the device saw it at 44 ms */
+    bus_sched_tick(s, 43 * MS, &tx);
+    s_reply(s, 46 * MS, 0, 0x30, 1, 1);
+    assert_int_equal(bus_sched_deadline(s), 64 * MS);
+    /* a retried request's reply (maybe late, to the first attempt) teaches nothing either */
+    bus_sched_tick(s, 64 * MS, &tx);
+    bus_sched_tick(s, 114 * MS, &tx); /* timeout: retry a period later */
+    assert_int_equal(bus_sched_tick(s, 134 * MS, &tx), 1);
+    s_reply(s, 134 * MS + 200, 0, 0x30, 1, 1);
+    bus_req_t more = {.addr = 0, .cmd = 0x60};
+    bus_sched_submit(s, BUS_PRIO_CLIENT, &more, 9);
+    assert_int_equal(bus_sched_tick(s, 150 * MS, &tx), 0);
+    bus_sched_tick(s, 155 * MS, &tx);
+    s_reply(s, 157 * MS, 0, 0x60, 1, 1);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, &more, 10);
+    assert_int_equal(bus_sched_deadline(s), 175 * MS); /* 157 - 2 + 20 */
+    bus_sched_destroy(&s);
+}
+
 static void test_stray_frame_restarts_reply_gap(void **state)
 {
     (void)state;
@@ -421,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_queue_bound),
         cmocka_unit_test(test_bus_down_fails_fast),
         cmocka_unit_test(test_pacing_counts_from_actual_send_and_slow_delivery),
+        cmocka_unit_test(test_suspect_round_trips_do_not_shrink_estimate),
         cmocka_unit_test(test_stray_frame_restarts_reply_gap),
         cmocka_unit_test(test_late_reply_after_timeout_holds_next_request),
         cmocka_unit_test(test_extra_gap_after_write),
