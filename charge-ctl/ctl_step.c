@@ -264,10 +264,17 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
     bool v_high_clear = p->max_voltage_cv <= 0 || ocv_cv < p->max_voltage_cv * 0.9975;
     bool v_low = p->min_voltage_cv > 0 && ocv_cv <= p->min_voltage_cv;
     bool v_low_clear = p->min_voltage_cv <= 0 || ocv_cv > p->min_voltage_cv * 1.0025;
-    /* A twentieth of a percent short of a limit counts as reaching it: near the ends of the
-     * table the estimate approaches the last entry but need not reach it. */
-    bool soc_full = soc >= 0 && soc >= p->max_soc_pct - 0.05;
-    bool soc_empty = soc >= 0 && soc <= p->min_soc_pct + 0.05;
+    /* Near the ends of the table the estimate approaches the last entry but need not reach
+     * it, so there a twentieth of a percent short of a limit counts as reaching it; inside
+     * the table the limit itself holds (a margin there leaves usable energy unused every
+     * day), up to the estimate's rounding. */
+    double m_hi = 0.005, m_lo = 0.005;
+    if (p->cap2v_n > 0 && p->max_soc_pct >= p->cap2v_pct[p->cap2v_n - 1] - 0.5)
+        m_hi = 0.05;
+    if (p->cap2v_n > 0 && p->min_soc_pct <= p->cap2v_pct[0] + 0.5)
+        m_lo = 0.05;
+    bool soc_full = soc >= 0 && soc >= p->max_soc_pct - m_hi;
+    bool soc_empty = soc >= 0 && soc <= p->min_soc_pct + m_lo;
     /* End of charge by tail current: the device holds ChargeVoltage and the current has
      * tapered to a quarter of what is asked and to three times the minimum current. */
     bool tail = s->mode == CTL_MODE_CHARGE && !s->pending && p->charge_voltage_cv > 0 &&
@@ -288,11 +295,26 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
                (soc < 0 || soc <= fmin(s->cut_soc_hi, p->max_soc_pct) - hyst_hi)) {
         s->charge_cut = false;
     }
+    /* Charge taken since the empty cut, counted from the measured current (a noisy voltage
+     * cannot fake it). Energy a small surplus put back at the bottom may be used again once
+     * the estimate shows it (CTL_REUSE_SOC_PCT) and the battery really took it (at least a
+     * minute at the minimum current); otherwise it would stay unused below the hysteresis. */
+    if (s->discharge_cut && in->telemetry_ms > s->cut_tel_ms) {
+        double dt_s = (double)(in->telemetry_ms - s->cut_tel_ms) / 1000.0;
+        if (in->dc_a > 0 && dt_s < 10)
+            s->cut_charge_as += in->dc_a * dt_s;
+        s->cut_tel_ms = in->telemetry_ms;
+    }
+    bool reuse = soc >= p->min_soc_pct + CTL_REUSE_SOC_PCT &&
+                 s->cut_charge_as >= 60.0 * p->min_current_ca / 100.0;
     if (!s->discharge_cut && (soc_empty || v_low)) {
         s->discharge_cut = true;
         s->cut_soc_lo = soc >= 0 ? soc : 0;
         s->discharge_cut_why = v_low && !soc_empty ? CTL_L_VOLTAGE_LOW : CTL_L_EMPTY;
-    } else if (s->discharge_cut && v_low_clear && (soc < 0 || soc >= p->min_soc_pct + hyst_lo)) {
+        s->cut_charge_as = 0;
+        s->cut_tel_ms = in->telemetry_ms;
+    } else if (s->discharge_cut && v_low_clear &&
+               (soc < 0 || soc >= p->min_soc_pct + hyst_lo || (s->discharge_cut_why == CTL_L_EMPTY && reuse))) {
         s->discharge_cut = false;
     }
     if (s->charge_cut)

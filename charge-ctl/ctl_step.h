@@ -22,6 +22,8 @@
 #define CTL_CAP2V_MAX 101
 #define CTL_NET_WINDOW 160 /* samples of household demand kept for the write-budget mode */
 #define CTL_BUDGET_MODE_MS 20000 /* write intervals from this long on use the budget mode */
+#define CTL_REUSE_SOC_PCT 0.05 /* after an empty cut, charge put back shows this much SOC
+                                  before it is discharged again (see s_protect) */
 
 struct config_t; /* common/config.h */
 
@@ -181,6 +183,8 @@ typedef struct {
     bool discharge_cut; /* protection: discharging stopped (empty / low voltage) */
     double cut_soc_hi;  /* SOC when charging was cut (%) */
     double cut_soc_lo;  /* SOC when discharging was cut (%) */
+    double cut_charge_as;  /* charge taken since discharging was cut (A s) */
+    int64_t cut_tel_ms;    /* telemetry last counted into cut_charge_as */
     ctl_limit_t charge_cut_why, discharge_cut_why;
     bool safe;          /* in the safe state */
     ctl_limit_t limit;  /* the limit found at the last step */

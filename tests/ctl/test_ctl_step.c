@@ -23,6 +23,8 @@ typedef struct {
     ctl_output_t out;
     int64_t t;         /* ms */
     bool tel_stopped;  /* the gateway's telemetry stopped arriving */
+    double hold_soc;   /* > 0: the voltage follows the current so that the load-corrected
+                          reading stays at this SOC (rig table, 5-50 %) */
 } rig_t;
 
 /* A 24 V LiFePO4 pack: OCV table 20.0 V = 0 %, 24.4 V = 5 %, 26.4 V = 50 %, 28.0 V = 100 %. */
@@ -121,6 +123,8 @@ static void s_follow(rig_t *r, int64_t dt_ms)
         r->in.dc_a = 0;
         break;
     }
+    if (r->hold_soc > 0)
+        r->in.dc_v = 24.4 + (r->hold_soc - 5) * 2.0 / 45 + r->in.dc_a * r->p.r_internal_ohm;
     r->in.telemetry_ms = r->t;
     s_step(r);
 }
@@ -472,6 +476,68 @@ static void test_protection_empty_with_hysteresis(void **state)
     assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
 }
 
+/* The load-corrected voltage that the rig's table reads as soc_pct (5-50 % segment). */
+static double s_v_at(const rig_t *r, double soc_pct)
+{
+    return 24.4 + (soc_pct - 5) * 2.0 / 45 + r->in.dc_a * r->p.r_internal_ohm;
+}
+
+static void test_protection_empty_at_the_limit_itself(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.min_soc_pct = 5; /* inside the table (it starts at 0 %) */
+    s_settle(&r, 600, 6);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* A few hundredths above MinSocPct the usable energy is still used ... */
+    r.in.dc_v = s_v_at(&r, 5.03);
+    s_settle(&r, 600, 3);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_false(r.s.discharge_cut);
+    /* ... and at MinSocPct discharging stops. */
+    r.in.dc_v = s_v_at(&r, 5.0);
+    s_settle(&r, 600, 2);
+    assert_true(r.s.discharge_cut);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.limit, CTL_L_EMPTY);
+}
+
+static void test_empty_cut_reuses_charge_put_back(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.min_soc_pct = 5;
+    r.p.protect_hyst_pct = 3;
+    r.p.idle_dwell_ms = 0;
+    s_settle(&r, 600, 6);
+    r.hold_soc = 4.99;
+    s_settle(&r, 600, 3);
+    assert_true(r.s.discharge_cut);
+    /* The voltage reading alone creeping up (no charge taken) does not resume: that is
+     * what the hysteresis is for. */
+    r.hold_soc = 5.2;
+    s_settle(&r, 600, 10);
+    assert_true(r.s.discharge_cut);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    /* A small surplus is absorbed (charging is never blocked by the empty cut) ... */
+    for (int i = 0; i < 40; i++) {
+        r.hold_soc = 5.0 + 0.09 * i / 40;
+        s_settle(&r, -400, 1);
+    }
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    /* ... and once it shows, the energy put back is used when the load returns (well
+     * inside the 3 % hysteresis). */
+    r.hold_soc = 5.09;
+    s_settle(&r, 600, 40); /* (after the direction dwell) */
+    assert_false(r.s.discharge_cut);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* Down at MinSocPct again it stops. */
+    r.hold_soc = 4.99;
+    s_settle(&r, 600, 2);
+    assert_true(r.s.discharge_cut);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+}
+
 static void test_protection_full(void **state)
 {
     rig_t r;
@@ -785,6 +851,8 @@ int main(void)
         cmocka_unit_test(test_block_after_charging),
         cmocka_unit_test(test_soc_table_edges),
         cmocka_unit_test(test_protection_empty_with_hysteresis),
+        cmocka_unit_test(test_protection_empty_at_the_limit_itself),
+        cmocka_unit_test(test_empty_cut_reuses_charge_put_back),
         cmocka_unit_test(test_protection_full),
         cmocka_unit_test(test_protection_voltage_is_load_corrected),
         cmocka_unit_test(test_stale_meter_goes_safe_and_recovers),
