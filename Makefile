@@ -26,5 +26,8 @@ demo: build
 asan:
 	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DBIC_SANITIZE=ON $(CMAKE_FLAGS)"
 
+install: build
+	cmake --install $(BUILD_DIR) $(if $(DESTDIR),,)
+
 clean:
 	rm -rf $(BUILD_DIR) build-asan
