@@ -27,7 +27,7 @@ asan:
 	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DBIC_SANITIZE=ON $(CMAKE_FLAGS)"
 
 install: build
-	cmake --install $(BUILD_DIR) $(if $(DESTDIR),,)
+	cmake --install $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan
