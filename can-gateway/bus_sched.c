@@ -289,12 +289,19 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     int64_t seen = (s->min_rtt < 0 ? now : now - s->min_rtt) - s->cfg.seen_slack_us;
     if (seen > s->last_start)
         s->last_start = seen;
-    /* Only clear samples lower the estimate: not a retried request (the reply may be a late
-     * one to the first attempt, Karn's rule), and not a drop below half the estimate (a
-     * duplicate of an earlier reply to the same command arriving just after the send). */
-    if (res->rtt_us >= 0 && s->flight.attempts == 1 &&
-        (s->min_rtt < 0 || (res->rtt_us < s->min_rtt && res->rtt_us * 2 >= s->min_rtt)))
-        s->min_rtt = res->rtt_us;
+    /* The estimate may only shrink on clear samples: not from a retried request (the reply
+     * may be a late one to the first attempt, Karn's rule), and by at most half per sample (a
+     * duplicate of an earlier reply arriving just after the send looks impossibly fast). A
+     * too-large estimate would let the next request out early, so it converges in a few
+     * replies from any start. */
+    if (res->rtt_us >= 0 && s->flight.attempts == 1) {
+        if (s->min_rtt < 0)
+            s->min_rtt = res->rtt_us;
+        else if (res->rtt_us * 2 < s->min_rtt)
+            s->min_rtt /= 2;
+        else if (res->rtt_us < s->min_rtt)
+            s->min_rtt = res->rtt_us;
+    }
     s->flight.state = FLIGHT_NONE;
     s->have_reply = true;
     s->last_reply = now;

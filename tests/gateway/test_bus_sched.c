@@ -285,22 +285,43 @@ static void test_suspect_round_trips_do_not_shrink_estimate(void **state)
     bus_sched_tick(s, 22 * MS, &tx);
     s_reply(s, 22 * MS + 100, 0, 0x30, 1, 1);
     s_reply(s, 23 * MS, 0, 0x30, 1, 0); /* the real reply, now stray */
-    /* the estimate still says 2 ms: a reply at 46 ms means the device saw it at 44 ms */
+    /* the estimate only halved (2 -> 1 ms), it did not follow the 0.1 ms: a reply at 46 ms
+     * means the device saw it at 45 ms */
     bus_sched_tick(s, 43 * MS, &tx);
     s_reply(s, 46 * MS, 0, 0x30, 1, 1);
-    assert_int_equal(bus_sched_deadline(s), 64 * MS);
+    assert_int_equal(bus_sched_deadline(s), 65 * MS);
     /* a retried request's reply (maybe late, to the first attempt) teaches nothing either */
-    bus_sched_tick(s, 64 * MS, &tx);
-    bus_sched_tick(s, 114 * MS, &tx); /* timeout: retry a period later */
-    assert_int_equal(bus_sched_tick(s, 134 * MS, &tx), 1);
-    s_reply(s, 134 * MS + 200, 0, 0x30, 1, 1);
+    bus_sched_tick(s, 65 * MS, &tx);
+    bus_sched_tick(s, 115 * MS, &tx); /* timeout: retry a period later */
+    assert_int_equal(bus_sched_tick(s, 135 * MS, &tx), 1);
+    s_reply(s, 135 * MS + 200, 0, 0x30, 1, 1);
     bus_req_t more = {.addr = 0, .cmd = 0x60};
     bus_sched_submit(s, BUS_PRIO_CLIENT, &more, 9);
     assert_int_equal(bus_sched_tick(s, 150 * MS, &tx), 0);
     bus_sched_tick(s, 155 * MS, &tx);
     s_reply(s, 157 * MS, 0, 0x60, 1, 1);
     bus_sched_submit(s, BUS_PRIO_CLIENT, &more, 10);
-    assert_int_equal(bus_sched_deadline(s), 175 * MS); /* 157 - 2 + 20 */
+    assert_int_equal(bus_sched_deadline(s), 176 * MS); /* 157 - 1 + 20 */
+    bus_sched_destroy(&s);
+}
+
+static void test_round_trip_estimate_converges_from_a_slow_start(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    int64_t t = 0;
+    /* the first reply takes 16 ms (a busy adapter), then every reply takes 1 ms */
+    for (int i = 0; i < 8; i++) {
+        bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), i);
+        t = bus_sched_deadline(s) == 0 ? t : bus_sched_deadline(s);
+        assert_int_equal(bus_sched_tick(s, t, &tx), 1);
+        s_reply(s, t + (i == 0 ? 16 : 1) * MS, 0, 0x60, 1, 1);
+    }
+    /* 16 -> 8 -> 4 -> 2 -> 1 ms: the device saw the last request 1 ms before its reply */
+    int64_t last_reply = t + 1 * MS;
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 99);
+    assert_int_equal(bus_sched_deadline(s), last_reply - 1 * MS + 20 * MS);
     bus_sched_destroy(&s);
 }
 
@@ -455,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_bus_down_fails_fast),
         cmocka_unit_test(test_pacing_counts_from_actual_send_and_slow_delivery),
         cmocka_unit_test(test_suspect_round_trips_do_not_shrink_estimate),
+        cmocka_unit_test(test_round_trip_estimate_converges_from_a_slow_start),
         cmocka_unit_test(test_stray_frame_restarts_reply_gap),
         cmocka_unit_test(test_late_reply_after_timeout_holds_next_request),
         cmocka_unit_test(test_extra_gap_after_write),
