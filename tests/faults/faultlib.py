@@ -492,7 +492,9 @@ class Chain:
             if s is None:
                 return False
             gw, recv, live, cur = s
-            return all(live.get(d, 0) == cur.get(d, 0) for d in DEVICE_CFG) and gw == recv
+            return (all(live.get(d, 0) == cur.get(d, 0) for d in DEVICE_CFG)
+                    and all(recv[d] <= gw[d] <= recv[d] + self.frames_lost_max
+                            for d in DEVICE_CFG))
         try:
             harness.wait_for(consistent, 8, interval=0.3, what="EEPROM counters to agree")
         except harness.HarnessError:

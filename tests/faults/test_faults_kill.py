@@ -133,11 +133,14 @@ def restart_broker(c):
 def unplug_adapter(c):
     t0 = time.monotonic()
     c.kill_sim()
-    m = _gw_msg(c, lambda m: m["bus"] == "down", 15)
+    def all_offline():
+        r = faultlib.gw_request(c.req_ep, {"op": "devices"}, 1.0)
+        return r and r["ok"] and not any(d["online"] for d in r["devices"]) and r
+    r = harness.wait_for(all_offline, 10, interval=0.1, what="devices reported offline")
     down = time.monotonic() - t0
+    assert all(d.get("reason") for d in r["devices"]), r
+    m = _gw_msg(c, lambda m: m["bus"] == "down", 15)
     assert m.get("bus_error"), m
-    r = faultlib.gw_request(c.req_ep, {"op": "devices"})
-    assert r["ok"] and not any(d["online"] for d in r["devices"]), r
     assert c.gateway.alive() and c.ctl.alive() and c.bridge.alive()
     time.sleep(c.rng.uniform(1.0, 3.0))  # unplugged for a while
     t1 = time.monotonic()
@@ -146,7 +149,8 @@ def unplug_adapter(c):
     assert m["reconnects"] >= 1, m
     rec = c.wait_recovered(t1)
     harness.wait_for(lambda: _controlled(c), 15, what="device 0 under the controller's limits")
-    return rec, "bus down reported after %.1f s, reconnected, devices back" % down
+    return rec, "devices offline after %.1f s (%s), bus down in `gw`; reconnected, back" % (
+        down, r["devices"][0]["reason"])
 
 
 SCENARIOS = [
