@@ -145,6 +145,31 @@ def test_discovery_beside_the_bridge():
                               lambda p: json.loads(p).get("capBatPc") is not None, timeout=15)
 
 
+def test_status_period_and_home_assistant_birth():
+    with Stack() as s:
+        s.start_ctl()
+        after = time.monotonic()
+        assert s.command("0")["ok"]
+        s.wait_status(lambda x: x["mode"] == "disabled", timeout=5, after=after)
+        # Disabled, the meter silent and stale, the device idle: nothing changes, and the
+        # status still comes again at least every 10 s (not on every pass of the loop).
+        s.relay.kill()
+        s.wait_status(lambda x: x["meter_stale"], timeout=8, after=after)
+        time.sleep(2)
+        quiet = time.monotonic()
+        time.sleep(12)
+        seen = [m for m in s.client.received(s.topic("inv/0/control")) if m[0] >= quiet]
+        assert 1 <= len(seen) <= 3, seen
+        # Home Assistant restarted: discovery, availability and status again after 1-3 s.
+        born = time.monotonic()
+        s.client.publish("homeassistant/status", "online", qos=1)
+        s.client.wait_message("homeassistant/sensor/test_bic/ctl0_state/config", timeout=8,
+                              after=born)
+        s.client.wait_message(s.topic("ctl/0/state"), lambda p: p == "running", timeout=5,
+                              after=born)
+        s.wait_status(lambda x: x["mode"] == "disabled", timeout=5, after=born)
+
+
 def test_refuses_configurations_it_cannot_run():
     tmp = harness.temp_dir()
     base = {"MQTT": {"TopicMain": "t"},

@@ -98,6 +98,38 @@ def test_no_telemetry_no_lease():
         assert s.ctl.alive()
 
 
+def test_discharge_covers_an_evening_import():
+    # 19:49 on the clear March day: about 1000-1250 W imported without a battery.
+    with Stack(start_s=71340, speed=5) as s:
+        s.start_ctl()
+
+        def discharging():
+            st = s.status()
+            if not st or st["mode"] != "running" or st["setpoint"]["mode"] != "discharge":
+                return False
+            d = s.device()
+            return d["output_on"] and abs(-d["dc_a"] - st["setpoint"]["current_a"]) < 2
+
+        harness.wait_for(discharging, timeout=20, what="discharging")
+        time.sleep(3)
+        grid, without = [], []
+        for _ in range(12):
+            h = s.household()
+            grid.append(h["meter_w"])
+            without.append(h["load_w"] - h["pv_w"])
+            time.sleep(0.5)
+        mean_grid = sum(abs(g) for g in grid) / len(grid)
+        mean_without = sum(abs(n) for n in without) / len(without)
+        print("mean |grid|: %.0f W discharging, %.0f W without a battery"
+              % (mean_grid, mean_without))
+        assert mean_without > 800, without
+        assert mean_grid < 0.25 * mean_without, (grid, without)
+        # The battery's energy is not exported: the controller settles on the import side.
+        assert min(grid) > -50, grid
+        regs = s.device()["registers"]
+        assert regs["DIRECTION_CTRL"] == 1 and regs["OPERATION"] == 1, regs
+
+
 def test_json_meter():
     # bic-sim publishes {"power_w":...,"load_w":...}; the controller reads power_w through
     # MeterJsonPath.
