@@ -500,8 +500,12 @@ static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input
             /* Charging too much can only be undone by the next write (discharging is
              * blocked after charging), so its level counts the whole window; too much
              * discharge is undone for free by switching direction, so its level looks at
-             * the samples that asked for discharge. */
-            double want_c = s_net_quantile(s, -1, p->budget_quantile_charge, false, &nc);
+             * the samples that asked for discharge. At the bottom of the battery (discharge
+             * cut) no discharge is served anyway: the charge level then looks at the samples
+             * that asked for charge, so that a small surplus is taken in (and used again,
+             * s_protect) rather than exported. */
+            double want_c = s_net_quantile(s, -1, p->budget_quantile_charge, s->discharge_cut,
+                                           &nc);
             double want_d = s_net_quantile(s, 1, p->budget_quantile, true, &nd);
             want_c = fmin(want_c, max_c_w);
             want_d = fmin(want_d, max_d_w);
