@@ -1031,10 +1031,11 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
             target_t *t = &j->t[i];
             char line[96];
             bool is_eep = t->label && strcmp(t->label, "eep_off") == 0;
+            const char *label = t->label ? t->label : "step";
             if (is_eep && t->mismatch)
-                snprintf(line, sizeof line, "%s: not supported", t->label);
+                snprintf(line, sizeof line, "%s: not supported", label);
             else
-                snprintf(line, sizeof line, "%s: %s", t->label, t->written ? "set" : "already set");
+                snprintf(line, sizeof line, "%s: %s", label, t->written ? "set" : "already set");
             if (is_eep && !t->mismatch)
                 eep_off = true;
             if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && t->written)
