@@ -143,9 +143,9 @@ static void s_targets(const char *profile, bool transients)
     assert_true(ss > 0);
     /* Overshoot events: at most a quarter of the seed's. */
     assert_true(4 * d.ctl.over <= d.seed.over);
-    /* Shortfall: the target is a quarter of the seed's; the controller reaches 0.15-0.30
-     * (docs/charge-ctl.md), so this guards a third. */
-    assert_true(sc <= ss / 3.0);
+    /* Shortfall: at most a quarter of the seed's (the controller reaches 0.13-0.23,
+     * docs/charge-ctl.md). */
+    assert_true(sc <= ss / 4.0);
     assert_true(d.ctl.eeprom <= DAILY_BUDGET);
 }
 
@@ -182,6 +182,11 @@ static void test_eeprom_on_stays_in_budget(void **state)
         assert_true(d.ctl.captured > 90);
         if (i == 0)
             assert_true(d.seed.eeprom > DAILY_BUDGET);
+        /* On the overcast day the controller within the budget still leaves less than the
+         * seed without one (0.60 of it); the target of a half is not reached on either day
+         * (docs/charge-ctl.md explains why). */
+        if (i == 1)
+            assert_true(d.ctl.x - d.ideal.x < d.seed.x - d.ideal.x);
     }
 }
 
