@@ -21,7 +21,7 @@
 
 #define CTL_CAP2V_MAX 101
 #define CTL_NET_WINDOW 160 /* samples of household demand kept for the write-budget mode */
-#define CTL_BUDGET_MODE_MS 20000 /* write intervals from this long on use the budget mode */
+#define CTL_BUDGET_MODE_MS 31000 /* write intervals from this long on use the budget mode */
 #define CTL_REUSE_SOC_PCT 0.05 /* after an empty cut, charge put back shows this much SOC
                                   before it is discharged again (see s_protect) */
 
