@@ -74,7 +74,8 @@ def test_stop_with_the_gateway_frozen():
         out = s.ctl.output()
         assert "the gateway did not answer" in out or "did not confirm idle" in out, out[-2000:]
         assert took < 12, took  # ClientTimeoutMs x tries, within the 8 s stop budget + flush
-        assert s.client.last(s.topic("ctl/0/state")) == "offline"
+        s.client.wait_message(s.topic("ctl/0/state"), lambda p: p == "offline", timeout=5,
+                              after=t0)
         # Once the gateway runs again, the lease lapses into its safe state.
         harness.wait_for(lambda: s.lease() is None, timeout=15, what="the lease lapsing")
         harness.wait_for(lambda: abs(s.device()["dc_a"]) < 1.5, timeout=10, what="safe state")
@@ -124,8 +125,9 @@ def test_discharge_covers_an_evening_import():
               % (mean_grid, mean_without))
         assert mean_without > 800, without
         assert mean_grid < 0.25 * mean_without, (grid, without)
-        # The battery's energy is not exported: the controller settles on the import side.
-        assert min(grid) > -50, grid
+        # The battery's energy is not exported: the controller settles on the import side
+        # (a load step down between two meter readings may show briefly).
+        assert sum(1 for g in grid if g < -50) <= 2, grid
         regs = s.device()["registers"]
         assert regs["DIRECTION_CTRL"] == 1 and regs["OPERATION"] == 1, regs
 
