@@ -47,7 +47,7 @@ def test_stop_restart_crash_replace_never_touch_the_can_link():
         # 1. SIGTERM: idle through the gateway, lease released, offline published.
         after = time.monotonic()
         assert s.ctl.stop() == 0
-        assert _idle(s), s.device()
+        harness.wait_for(lambda: _idle(s), timeout=3, what="device idle after SIGTERM")
         assert _holder(s) is None
         s.client.wait_message(avail, lambda p: p == "offline", timeout=5, after=after)
         assert s.status()["mode"] == "stopped", s.status()
