@@ -229,6 +229,12 @@ class Load(threading.Thread):
         return b'{"v":1,"op":"get","dev":', "bad_request"
 
     def run(self):
+        try:
+            self._run()
+        except Exception as e:  # noqa: BLE001 - a dead load client fails the test
+            self.wrong.append(("load client died", repr(e)))
+
+    def _run(self):
         ctx = zmq.Context.instance()
         sock = None
         while not self.stop_flag.is_set():

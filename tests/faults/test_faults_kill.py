@@ -78,6 +78,27 @@ def kill_gateway(c):
     return rec, "counters %s kept" % after
 
 
+def kill_gateway_repeatedly(c):
+    """Three kills in a row, each at a random moment of the restarted gateway's start-up or
+    first work (the state file may be being replaced, a setpoint being written)."""
+    seen = c.eeprom_totals()
+    t0 = None
+    for _ in range(3):
+        t0 = time.monotonic()
+        c.gateway.kill()
+        c.start_gateway(wait=False)
+        time.sleep(c.rng.uniform(0.2, 1.5))
+        r = c.info(1.0)
+        if r and r["ok"]:
+            now = {d["dev"]: d["eeprom"]["writes_total"] for d in r["devices"]}
+            assert all(now[d] >= seen[d] for d in seen), (seen, now)
+            seen = now
+    rec = c.wait_recovered(t0)
+    after = c.eeprom_totals()
+    assert all(after[d] >= seen[d] for d in seen), (seen, after)
+    return rec, "three kills 0.2-1.5 s apart; counters %s kept" % after
+
+
 def kill_bridge(c):
     gw_pid, holder = c.gateway.pid, c.holder()
     reconnects = _gw_msg(c, lambda m: True, 12)["reconnects"]
@@ -155,6 +176,7 @@ def unplug_adapter(c):
 
 SCENARIOS = [
     ("kill -9 bic-can-gateway, restart", kill_gateway),
+    ("kill -9 bic-can-gateway three times in a row", kill_gateway_repeatedly),
     ("kill -9 bic-mqtt-bridge, restart", kill_bridge),
     ("kill -9 bic-charge-ctl, restart", kill_controller),
     ("restart mosquitto", restart_broker),
