@@ -48,6 +48,7 @@ void twin_model_defaults(twin_model_t *m)
     m->telemetry_period_s = 1.0;
     m->eeprom_on = false;
     m->eeprom_interval_s = 79;
+    m->eeprom_burst = 300;
     m->transients = false;
     m->transient_seed = 1;
     m->ctl_id = -1;
@@ -68,6 +69,8 @@ typedef struct {
 
     /* gateway stand-in: last persisted write, deferred setpoint registers */
     int64_t last_persist_ms;
+    double tokens;     /* persisted writes the daily budget allows now (eeprom_budget) */
+    int64_t tokens_ms; /* when tokens was brought up to date */
     bool gw_pend[4];
     uint16_t gw_pend_cmd[4], gw_pend_raw[4];
     int64_t gw_pend_since[4];
@@ -172,10 +175,32 @@ static int s_star_index(uint16_t cmd)
     }
 }
 
-static bool s_interval_open(const run_t *r, int64_t now_ms)
+/* A daily budget as a token bucket: eeprom_budget a day, at most eeprom_burst saved up. */
+static void s_tokens(run_t *r, int64_t now_ms)
 {
+    const twin_model_t *m = r->model;
+    if (m->eeprom_budget <= 0)
+        return;
+    r->tokens += (double)(now_ms - r->tokens_ms) / 1000.0 * m->eeprom_budget / 86400.0;
+    if (r->tokens > m->eeprom_burst)
+        r->tokens = m->eeprom_burst;
+    r->tokens_ms = now_ms;
+}
+
+static bool s_interval_open(run_t *r, int64_t now_ms)
+{
+    s_tokens(r, now_ms);
+    if (r->model->eeprom_budget > 0 && r->tokens < 1)
+        return false;
     return r->last_persist_ms == INT64_MIN ||
            now_ms - r->last_persist_ms >= (int64_t)r->model->eeprom_interval_s * 1000;
+}
+
+static void s_persisted(run_t *r, int64_t now_ms)
+{
+    s_tokens(r, now_ms);
+    r->tokens -= 1;
+    r->last_persist_ms = now_ms;
 }
 
 /* One register through the gateway's EEPROM policy: skipped when equal; with EEPROM writes
@@ -202,7 +227,7 @@ static int s_gw_write(run_t *r, uint16_t cmd, uint16_t raw, int64_t now_ms)
         r->gw_pend[star] = false;
     /* Persisted: every setpoint register on old firmware, OPERATION always. */
     if ((star >= 0 && r->model->eeprom_on) || cmd == BIC_CMD_OPERATION)
-        r->last_persist_ms = now_ms;
+        s_persisted(r, now_ms);
     return 1;
 }
 
@@ -218,7 +243,7 @@ static void s_gw_tick(run_t *r, int64_t now_ms)
     r->gw_pend[best] = false;
     if (s_reg(r, r->gw_pend_cmd[best]) != r->gw_pend_raw[best]) {
         bic_device_write(r->dev, r->gw_pend_cmd[best], r->gw_pend_raw[best], now_ms * 1000);
-        r->last_persist_ms = now_ms;
+        s_persisted(r, now_ms);
     }
 }
 
@@ -406,6 +431,8 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
     r->p = p;
     r->idle_min = d->idle_min;
     r->last_persist_ms = INT64_MIN;
+    r->tokens = m->eeprom_burst;
+    r->tokens_ms = 0;
     r->ideal_last_charge_ms = INT64_MIN;
 
     if (r->kind == TWIN_CONTROLLER || r->kind == TWIN_SEED) {
@@ -958,6 +985,9 @@ static void s_usage(FILE *f)
             "  --transients SEED    add synthetic kettle/oven/microwave/cloud transients\n"
             "  --eeprom-on          old firmware: every setpoint write is persisted\n"
             "  --eeprom-interval S  gateway's minimum interval between persisted writes (79)\n"
+            "  --eeprom-budget N    also at most N persisted writes a day, as a token bucket\n"
+            "                       (a gateway policy allowing bursts; default: the interval alone)\n"
+            "  --eeprom-burst D     the bucket's depth in writes (300)\n"
             "  --gw-keep-other      the gateway leaves the other direction's current alone\n"
             "                       (default: set to its minimum, as bic-can-gateway does)\n"
             "  --breakdown          decompose the controller's shortfall by situation\n"
@@ -988,7 +1018,7 @@ int twin_main(int argc, char **argv)
 {
     enum {
         O_JSON = 256, O_PLOT, O_TRANS, O_EEP, O_EEPI, O_ID, O_SOC, O_AH, O_CELLS, O_RM, O_SOCMIN,
-        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT, O_KEEP, O_BD,
+        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT, O_KEEP, O_BD, O_EEPB, O_EEPD,
     };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, O_PROFILE},
@@ -1001,6 +1031,8 @@ int twin_main(int argc, char **argv)
         {"eeprom-interval", required_argument, NULL, O_EEPI},
         {"gw-keep-other", no_argument, NULL, O_KEEP},
         {"breakdown", no_argument, NULL, O_BD},
+        {"eeprom-budget", required_argument, NULL, O_EEPB},
+        {"eeprom-burst", required_argument, NULL, O_EEPD},
         {"id", required_argument, NULL, O_ID},
         {"soc", required_argument, NULL, O_SOC},
         {"ah", required_argument, NULL, O_AH},
@@ -1044,6 +1076,16 @@ int twin_main(int argc, char **argv)
         case O_EEP: m.eeprom_on = true; break;
         case O_KEEP: m.gw_keep_other = true; break;
         case O_BD: m.breakdown = true; break;
+        case O_EEPB:
+            if (s_num("--eeprom-budget", optarg, 1, 100000, &v))
+                return 2;
+            m.eeprom_budget = (int)v;
+            break;
+        case O_EEPD:
+            if (s_num("--eeprom-burst", optarg, 1, 100000, &v))
+                return 2;
+            m.eeprom_burst = (int)v;
+            break;
         case O_EEPI:
             if (s_num("--eeprom-interval", optarg, 0, 86400, &v))
                 return 2;

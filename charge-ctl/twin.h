@@ -36,6 +36,9 @@ typedef struct {
     /* EEPROM */
     bool eeprom_on;        /* old firmware: every setpoint write is persisted */
     int eeprom_interval_s; /* the gateway's minimum interval between persisted writes */
+    int eeprom_budget;     /* > 0: also at most this many persisted writes a day, as a
+                              token bucket (a gateway policy that allows bursts) */
+    int eeprom_burst;      /* the bucket's depth (writes); it starts full */
     bool gw_keep_other;    /* the gateway leaves the other direction's current alone */
     /* day */
     bool transients;

@@ -87,9 +87,17 @@ typedef struct {
     fig_t ctl, none, ideal, seed;
 } day_t;
 
+static day_t s_day_x(const char *profile, bool transients, bool eeprom, const char *const *extra);
+
 static day_t s_day(const char *profile, bool transients, bool eeprom)
 {
-    char *argv[12];
+    return s_day_x(profile, transients, eeprom, NULL);
+}
+
+/* The same with more options (extra: NULL-terminated, may be NULL). */
+static day_t s_day_x(const char *profile, bool transients, bool eeprom, const char *const *extra)
+{
+    char *argv[20];
     int argc = 0;
     argv[argc++] = "twin";
     argv[argc++] = "--profile";
@@ -103,6 +111,8 @@ static day_t s_day(const char *profile, bool transients, bool eeprom)
     }
     if (eeprom)
         argv[argc++] = "--eeprom-on";
+    for (int i = 0; extra && extra[i] && argc < 19; i++)
+        argv[argc++] = (char *)extra[i];
     argv[argc] = NULL;
     char *out = NULL;
     assert_int_equal(s_twin(&out, argc, argv), 0);
@@ -190,6 +200,25 @@ static void test_eeprom_on_stays_in_budget(void **state)
     }
 }
 
+/* A gateway whose EEPROM budget is a daily count (a token bucket of 1095 a day, 300 deep)
+ * with 20 s between writes: the controller then runs its normal law and meets the target
+ * with EEPROM writes on, a shortfall at most half the seed's, within 1095 writes a day. */
+static void test_eeprom_on_with_a_daily_budget(void **state)
+{
+    static const char *const extra[] = {"--eeprom-interval", "20", "--eeprom-budget", "1095",
+                                        NULL};
+    const char *days[] = {P1, P3};
+    for (int i = 0; i < 2; i++) {
+        for (int tr = 0; tr < 2; tr++) {
+            day_t d = s_day_x(days[i], tr, true, extra);
+            double sc = d.ctl.x - d.ideal.x, ss = d.seed.x - d.ideal.x;
+            assert_true(d.ctl.eeprom > 0);
+            assert_true(d.ctl.eeprom <= DAILY_BUDGET);
+            assert_true(sc <= ss / 2.0);
+        }
+    }
+}
+
 /* --breakdown puts every simulated step in one situation: the parts add up to the
  * controller's shortfall, and each part is the battery throughput it missed plus twice its
  * wrong-way energy (the ideal battery has none with a zero grid offset). Without the option
@@ -255,6 +284,12 @@ static void test_bad_usage(void **state)
     char *a4[] = {"twin", "--profile", P1, "-c", INI, "--bogus", NULL};
     assert_int_equal(s_twin(&out, 6, a4), 2);
     free(out);
+    char *a5[] = {"twin", "--profile", P1, "-c", INI, "--eeprom-budget", "0", NULL};
+    assert_int_equal(s_twin(&out, 7, a5), 2);
+    free(out);
+    char *a6[] = {"twin", "--profile", P1, "-c", INI, "--eeprom-burst", "x", NULL};
+    assert_int_equal(s_twin(&out, 7, a6), 2);
+    free(out);
 }
 
 int main(void)
@@ -265,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_p3_overcast),
         cmocka_unit_test(test_p3_overcast_transients),
         cmocka_unit_test(test_eeprom_on_stays_in_budget),
+        cmocka_unit_test(test_eeprom_on_with_a_daily_budget),
         cmocka_unit_test(test_breakdown_adds_up),
         cmocka_unit_test(test_bad_usage),
     };
