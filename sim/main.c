@@ -95,6 +95,14 @@ typedef struct {
     int64_t t0_us;  /* real time at start */
     int64_t now_us; /* real time of the current pass */
     int64_t dev_us; /* simulated time of the current pass */
+    /* how requests are read, for the pacing judgement (sim_bus.h) */
+    sim_rx_t rx;            /* the read being delivered */
+    uint64_t rx_chunks;     /* reads that delivered data */
+    int64_t rx_empty_us;    /* the input was last seen empty then */
+    int schedstat_fd;       /* /proc/thread-self/schedstat, -1 when missing */
+    int64_t poll_enter_us;  /* the last poll: entered, */
+    int64_t poll_exit_us;   /* returned, */
+    int64_t poll_delay_us;  /* and the run-queue wait before it returned */
 } s_sim_t;
 
 static void s_usage(FILE *f)
@@ -370,6 +378,36 @@ static void s_tick(s_sim_t *s)
     s->dev_us = s->t0_us + (int64_t)((double)(s->now_us - s->t0_us) * s->o.speed);
 }
 
+/* Time this thread spent runnable but not running (µs), from the kernel's schedstat; -1 when
+ * not available. Its growth across a poll shows how late the loop was woken. */
+static int64_t s_run_delay_us(s_sim_t *s)
+{
+    if (s->schedstat_fd < 0)
+        return -1;
+    char buf[128];
+    ssize_t n = pread(s->schedstat_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    unsigned long long run_ns = 0, wait_ns = 0;
+    if (sscanf(buf, "%llu %llu", &run_ns, &wait_ns) != 2)
+        return -1;
+    return (int64_t)(wait_ns / 1000);
+}
+
+/* How late a read right now may be after its data arrived. Data that came while the loop
+ * slept arrived after the poll was entered and was read after the kernel woke the loop: the
+ * run-queue wait is the lateness. Data already there when the poll was entered (it returned
+ * at once) may have waited since the input was last seen empty. */
+static int64_t s_read_lag_us(const s_sim_t *s, int64_t t_us)
+{
+    bool slept = s->poll_exit_us - s->poll_enter_us >= 200;
+    if (!slept && s->rx_empty_us != INT64_MIN)
+        return t_us - s->rx_empty_us;
+    int64_t lag = (t_us - s->poll_exit_us) + (s->poll_delay_us > 0 ? s->poll_delay_us : 0);
+    return lag > 0 ? lag : 0;
+}
+
 static double s_sim_elapsed_s(const s_sim_t *s)
 {
     return (double)(s->dev_us - s->t0_us) / 1e6;
@@ -470,7 +508,7 @@ static void s_request(s_sim_t *s, const can_frame_t *fr)
     sim_bus_counters_t before, after;
     sim_bus_counters(s->bus, &before);
     s_log_frame("rx", fr);
-    sim_bus_request_at(s->bus, fr, s->now_us, s->dev_us);
+    sim_bus_request_rx(s->bus, fr, &s->rx, s->dev_us);
     sim_bus_counters(s->bus, &after);
     if (after.pacing_violations != before.pacing_violations)
         log_debug("pacing violation: request %s (%" PRIu64 " so far)",
@@ -478,6 +516,10 @@ static void s_request(s_sim_t *s, const can_frame_t *fr)
                       ? "less than 20 ms after the previous request"
                       : "less than 5 ms after the previous reply",
                   after.pacing_violations);
+    else if (after.pacing_suspect != before.pacing_suspect)
+        log_debug("pacing suspect: request looked too close, read %lld us late at most "
+                  "(%" PRIu64 " so far)",
+                  (long long)s->rx.lag_us, after.pacing_suspect);
 }
 
 static void s_on_host_frame(void *arg, const can_frame_t *fr)
@@ -490,11 +532,17 @@ static void s_pty_read(s_sim_t *s)
     uint8_t buf[4096];
     for (int rounds = 0; rounds < 16; rounds++) {
         ssize_t n = read(s->pty_master, buf, sizeof buf);
+        /* the frames' time is taken here, before anything else can delay it */
+        int64_t t = mono_us();
         if (n > 0) {
+            s->rx = (sim_rx_t){.t_us = t, .empty_us = s->rx_empty_us, .chunk = ++s->rx_chunks,
+                               .lag_us = s_read_lag_us(s, t)};
             slcan_adapter_feed(s->adapter, buf, (size_t)n, s_ts_ms(s), s_on_host_frame, s);
             continue;
         }
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            s->rx_empty_us = t;
+        else if (n < 0 && errno != EINTR)
             log_warn("pty read: %s", strerror(errno));
         return;
     }
@@ -656,6 +704,8 @@ static int s_setup(s_sim_t *s)
 {
     s->pty_master = -1;
     s->pty_keep = -1;
+    s->rx_empty_us = INT64_MIN;
+    s->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     s_tick(s);
     s->t0_us = s->now_us;
     s->dev_us = s->now_us;
@@ -765,6 +815,8 @@ static void s_teardown(s_sim_t *s)
         close(s->pty_keep);
     if (s->pty_master >= 0)
         close(s->pty_master);
+    if (s->schedstat_fd > 0)
+        close(s->schedstat_fd);
     slcan_adapter_destroy(&s->adapter);
     household_destroy(&s->household);
     sim_bus_destroy(&s->bus);
@@ -792,10 +844,15 @@ static void s_can_read(s_sim_t *s)
     can_frame_t fr;
     for (int rounds = 0; rounds < 64; rounds++) {
         int rc = can_transport_recv(s->can, &fr);
+        int64_t t = mono_us();
         if (rc == 1) {
+            s->rx = (sim_rx_t){.t_us = t, .empty_us = s->rx_empty_us, .chunk = ++s->rx_chunks,
+                               .lag_us = s_read_lag_us(s, t)};
             s_request(s, &fr);
             continue;
         }
+        if (rc == 0)
+            s->rx_empty_us = t;
         if (rc < 0) {
             log_warn("SocketCAN interface %s is down: %s", s->o.socketcan,
                      can_transport_last_error(s->can));
@@ -847,7 +904,12 @@ static int s_loop(s_sim_t *s)
             timeout_ms = (long)((deadline - s->now_us + 999) / 1000);
         if (timeout_ms > 1000)
             timeout_ms = 1000;
+        int64_t delay0 = s_run_delay_us(s);
+        s->poll_enter_us = mono_us();
         int rc = zmq_poll(items, n, timeout_ms);
+        s->poll_exit_us = mono_us();
+        int64_t delay1 = s_run_delay_us(s);
+        s->poll_delay_us = delay0 >= 0 && delay1 >= delay0 ? delay1 - delay0 : 0;
         if (rc < 0 && zmq_errno() != EINTR) {
             log_error("poll: %s", zmq_strerror(zmq_errno()));
             return 1;

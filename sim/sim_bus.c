@@ -7,7 +7,7 @@
 #include <string.h>
 
 typedef struct {
-    int64_t due_us;
+    int64_t due_us; /* when it should leave: the request's read time plus the delay */
     can_frame_t frame;
 } s_pending_t;
 
@@ -19,9 +19,10 @@ struct sim_bus_t {
     size_t nqueue;
     sim_bus_counters_t c;
     bool have_request;
-    int64_t last_request_us;
+    sim_rx_t last_request; /* how the previous request was read */
     bool have_reply;
     int64_t last_reply_us;
+    int64_t last_reply_late_us; /* how much later than scheduled the last reply left */
     uint64_t rng;
     sim_frame_log_t log[SIM_BUS_LOG_MAX];
     size_t log_head; /* next slot to write */
@@ -184,23 +185,61 @@ int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us)
 
 int sim_bus_request_at(sim_bus_t *bus, const can_frame_t *req, int64_t now_us, int64_t dev_us)
 {
+    sim_rx_t rx = {.t_us = now_us, .empty_us = INT64_MIN, .chunk = 0, .lag_us = 0};
+    return sim_bus_request_rx(bus, req, &rx, dev_us);
+}
+
+typedef enum { S_GAP_OK = 0, S_GAP_SUSPECT, S_GAP_VIOLATION } s_gap_t;
+
+/* The period rule against the previous request (see sim_bus.h for the reasoning). */
+static s_gap_t s_judge_period(const sim_bus_t *bus, const sim_rx_t *rx)
+{
+    const sim_rx_t *prev = &bus->last_request;
+    const int64_t limit = SIM_BUS_PERIOD_US - SIM_BUS_TOLERANCE_US;
+    int64_t gap = rx->t_us - prev->t_us;
+    if (!bus->have_request || gap >= limit)
+        return S_GAP_OK;
+    if (rx->chunk != 0 && rx->chunk == prev->chunk) {
+        /* both arrived inside the read window: its length bounds their real distance */
+        bool window_known = rx->empty_us != INT64_MIN;
+        return window_known && rx->t_us - rx->empty_us < limit ? S_GAP_VIOLATION
+                                                               : S_GAP_SUSPECT;
+    }
+    /* the previous request may have been read up to its lag after it arrived */
+    int64_t lag = prev->lag_us > 0 ? prev->lag_us : 0;
+    return gap + lag < limit ? S_GAP_VIOLATION : S_GAP_SUSPECT;
+}
+
+/* The margin rule against the last reply. */
+static s_gap_t s_judge_margin(const sim_bus_t *bus, const sim_rx_t *rx)
+{
+    int64_t gap = rx->t_us - bus->last_reply_us;
+    if (!bus->have_reply || gap >= SIM_BUS_MARGIN_US - SIM_BUS_TOLERANCE_US)
+        return S_GAP_OK;
+    return bus->last_reply_late_us > SIM_BUS_RESPONSE_US ? S_GAP_SUSPECT : S_GAP_VIOLATION;
+}
+
+int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *rx,
+                       int64_t dev_us)
+{
+    int64_t now_us = rx->t_us;
     s_log(bus, SIM_FRAME_RX, req, now_us);
     if (!s_is_bic_request(req)) {
         bus->c.foreign++;
         return 0;
     }
     bus->c.requests++;
-    bool violation = false;
-    if (bus->have_request && now_us - bus->last_request_us < SIM_BUS_PERIOD_US) {
+    s_gap_t period = s_judge_period(bus, rx);
+    s_gap_t margin = s_judge_margin(bus, rx);
+    bool violation = period == S_GAP_VIOLATION || margin == S_GAP_VIOLATION;
+    if (period == S_GAP_VIOLATION)
         bus->c.pacing_period++;
-        violation = true;
-    }
-    if (bus->have_reply && now_us - bus->last_reply_us < SIM_BUS_MARGIN_US) {
+    if (margin == S_GAP_VIOLATION)
         bus->c.pacing_margin++;
-        violation = true;
-    }
+    if (!violation && (period == S_GAP_SUSPECT || margin == S_GAP_SUSPECT))
+        bus->c.pacing_suspect++;
     bus->have_request = true;
-    bus->last_request_us = now_us;
+    bus->last_request = *rx;
     if (violation) {
         bus->c.pacing_violations++;
         if (bus->opts.pacing_drop) {
@@ -261,6 +300,7 @@ int sim_bus_take_reply(sim_bus_t *bus, int64_t now_us, can_frame_t *out)
     if (best == SIZE_MAX)
         return 0;
     *out = bus->queue[best].frame;
+    bus->last_reply_late_us = now_us - bus->queue[best].due_us;
     memmove(&bus->queue[best], &bus->queue[best + 1],
             (bus->nqueue - best - 1) * sizeof bus->queue[0]);
     bus->nqueue--;

@@ -2,10 +2,11 @@
  *
  * Delivers each controller frame to every device, schedules their replies after the
  * response delay (with optional fault injection: late, dropped and duplicated replies),
- * counts pacing violations against the manual's timing (a request less than 20 ms after the
- * previous request's start, or less than 5 ms after the previous reply) and keeps a log of
- * recent frames. Pure: the caller passes now_us and moves the frames between the transport
- * and the bus.
+ * judges the pacing against the manual's timing (a request less than 20 ms after the previous
+ * request's start, or less than 5 ms after the previous reply) and keeps a log of recent
+ * frames. The judgement separates violations the sender certainly committed from gaps that
+ * only look short because the reader saw the frames late ("suspect"). Pure: the caller passes now_us and moves the frames between the
+ * transport and the bus.
  */
 #ifndef BIC_SIM_SIM_BUS_H
 #define BIC_SIM_SIM_BUS_H
@@ -26,6 +27,10 @@ extern "C" {
 #define SIM_BUS_QUEUE_MAX 128   /* replies waiting for their delay */
 #define SIM_BUS_PERIOD_US 20000 /* minimum request period (manual) */
 #define SIM_BUS_MARGIN_US 5000  /* minimum gap after a reply (manual) */
+#define SIM_BUS_RESPONSE_US 5000 /* maximum response time (manual) */
+/* Gaps this much shorter than a rule are still accepted: the jitter of reading a frame from a
+ * pty or socket on an idle machine. */
+#define SIM_BUS_TOLERANCE_US 1000
 
 typedef struct {
     int64_t reply_delay_us; /* normal reply delay, us (default 1000; manual: at most 5000) */
@@ -45,9 +50,12 @@ typedef struct {
     uint64_t dropped;    /* replies dropped by injection */
     uint64_t late;       /* replies delayed by injection */
     uint64_t duplicated; /* replies sent twice by injection */
-    uint64_t pacing_violations; /* requests breaking either timing rule */
-    uint64_t pacing_period;     /* requests < 20 ms after the previous request */
-    uint64_t pacing_margin;     /* requests < 5 ms after the previous reply */
+    uint64_t pacing_violations; /* requests certainly breaking either timing rule */
+    uint64_t pacing_period;     /* of which < 20 ms after the previous request */
+    uint64_t pacing_margin;     /* of which < 5 ms after the previous reply */
+    uint64_t pacing_suspect;    /* requests that looked too close, but only because the reader
+                                   may have seen them (or sent its reply) late: not counted as
+                                   violations */
     uint64_t pacing_dropped;    /* requests not delivered because of pacing_drop */
     uint64_t queue_overflow;    /* replies lost because the queue was full */
 } sim_bus_counters_t;
@@ -82,6 +90,17 @@ bic_device_t *sim_bus_find(sim_bus_t *bus, uint8_t addr); /* borrowed, NULL if n
 int sim_bus_set_options(sim_bus_t *bus, const sim_bus_options_t *opts);
 void sim_bus_get_options(const sim_bus_t *bus, sim_bus_options_t *out);
 
+/* When and how a request was read, for the pacing judgement. */
+typedef struct {
+    int64_t t_us;     /* read time: taken right after the read() that delivered the frame */
+    int64_t empty_us; /* the input was last seen empty then: the frame arrived after it
+                         (INT64_MIN: unknown) */
+    uint64_t chunk;   /* number of the read() that delivered it; frames of one read share it
+                         (0: every frame stands alone) */
+    int64_t lag_us;   /* how late the read may have been after the frame's arrival (time the
+                         reader was runnable but not running, or busy elsewhere); 0 = prompt */
+} sim_rx_t;
+
 /* A frame from the controller at now_us. Counts pacing, logs the frame, hands it to every
  * device and schedules the replies. Returns the number of replies scheduled. */
 int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us);
@@ -89,6 +108,19 @@ int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us);
 /* The same with two clocks: bus_us (real time: pacing, reply delays, the log) and dev_us
  * (the devices' simulated time, which runs faster under time compression). */
 int sim_bus_request_at(sim_bus_t *bus, const can_frame_t *req, int64_t bus_us, int64_t dev_us);
+
+/* The same with the read's details (rx->t_us is the bus time). A gap shorter than a rule
+ * (less SIM_BUS_TOLERANCE_US) counts as a violation only when the sender certainly made it:
+ * - period, previous request in the same read: only if the whole read window (rx->empty_us
+ *   to rx->t_us) is shorter than the period, else suspect;
+ * - period, separate reads: only if the gap plus the lag of the previous request's read is
+ *   still short, else suspect;
+ * - margin: the measured gap is an upper bound (the request was sent before it was read), so
+ *   a short one is a violation, unless the reply itself left more than the manual's 5 ms
+ *   response time after it was due (the reader's own delay: the sender may have given up on
+ *   it), then suspect. */
+int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *rx,
+                       int64_t dev_us);
 
 /* When the next reply is due, or INT64_MAX when none waits. */
 int64_t sim_bus_next_due_us(const sim_bus_t *bus);

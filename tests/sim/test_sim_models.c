@@ -257,7 +257,7 @@ static void test_bus_pacing(void **state)
     assert_int_equal(c.pacing_violations, 2);
     /* Both at once count as one violating request. */
     sim_bus_take_reply(bus, t + 39000, &rep);
-    sim_bus_request(bus, &req, t + 40000);
+    sim_bus_request(bus, &req, t + 39500);
     sim_bus_counters(bus, &c);
     assert_int_equal(c.pacing_violations, 3);
     assert_int_equal(c.pacing_period, 2);
@@ -273,6 +273,97 @@ static void test_bus_pacing(void **state)
     assert_int_equal(sim_bus_request(bus, &req, t + 2000), 0);
     sim_bus_counters(bus, &c);
     assert_int_equal(c.pacing_dropped, 1);
+    sim_bus_destroy(&bus);
+}
+
+/* The judgement tells a sender's violation from a gap that only looks short because the
+ * simulator read the frames late (a loaded machine). */
+static void test_bus_pacing_judgement(void **state)
+{
+    (void)state;
+    sim_bus_t *bus = s_bus("0:24", NULL);
+    can_frame_t req = t_frame(0x000C0300, 0x0060, 0, NULL), rep;
+    sim_bus_counters_t c;
+    int64_t t = SEC(1);
+    /* A request read 59 ms late, the next one read 7.9 ms after it (67 ms apart when sent):
+     * suspect, not a violation. */
+    sim_rx_t a = {.t_us = t, .empty_us = t - 80000, .chunk = 1, .lag_us = 59000};
+    sim_bus_request_rx(bus, &req, &a, t);
+    assert_int_equal(sim_bus_take_reply(bus, t + 1000, &rep), 1);
+    sim_rx_t b = {.t_us = t + 7900, .empty_us = t + 1000, .chunk = 2, .lag_us = 0};
+    sim_bus_request_rx(bus, &req, &b, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_violations, 0);
+    assert_int_equal(c.pacing_suspect, 1);
+    /* The same gap after a prompt read: the sender's violation. */
+    sim_bus_take_reply(bus, t + 8900, &rep);
+    t += SEC(1);
+    sim_rx_t p1 = {.t_us = t, .empty_us = t - 30000, .chunk = 3, .lag_us = 100};
+    sim_bus_request_rx(bus, &req, &p1, t);
+    assert_int_equal(sim_bus_take_reply(bus, t + 1000, &rep), 1);
+    sim_rx_t p2 = {.t_us = t + 7900, .empty_us = t + 1000, .chunk = 4, .lag_us = 100};
+    sim_bus_request_rx(bus, &req, &p2, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_violations, 1);
+    assert_int_equal(c.pacing_period, 1);
+    assert_int_equal(c.pacing_margin, 0);
+    assert_int_equal(c.pacing_suspect, 1);
+    /* Two requests in one read after a long silence: their distance is unknown. */
+    sim_bus_take_reply(bus, t + 8900, &rep);
+    t += SEC(1);
+    sim_rx_t r1 = {.t_us = t, .empty_us = t - 40000, .chunk = 5, .lag_us = 40000};
+    sim_rx_t r2 = r1;
+    sim_bus_request_rx(bus, &req, &r1, t);
+    sim_bus_request_rx(bus, &req, &r2, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_violations, 1);
+    assert_int_equal(c.pacing_suspect, 2);
+    /* Two requests in one read whose window was 6 ms: certainly less than 20 ms apart. */
+    while (sim_bus_take_reply(bus, t + 5000, &rep))
+        ;
+    t += SEC(1);
+    sim_rx_t w1 = {.t_us = t, .empty_us = t - 6000, .chunk = 6, .lag_us = 6000};
+    sim_rx_t w2 = w1;
+    sim_bus_request_rx(bus, &req, &w1, t);
+    sim_bus_request_rx(bus, &req, &w2, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_violations, 2);
+    assert_int_equal(c.pacing_period, 2);
+    assert_int_equal(c.pacing_suspect, 2);
+    /* Within the tolerance: 19.5 ms after the request, 4.5 ms after the reply. */
+    while (sim_bus_take_reply(bus, t + 15000, &rep))
+        ;
+    sim_rx_t tol = {.t_us = t + 19500, .empty_us = t + 15000, .chunk = 7, .lag_us = 0};
+    sim_bus_request_rx(bus, &req, &tol, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_violations, 2);
+    assert_int_equal(c.pacing_suspect, 2);
+    /* A reply the simulator itself sent 16 ms late (due 1 ms after the request): a request
+     * 3 ms after it may come from a sender that had given up on it: suspect. */
+    while (sim_bus_take_reply(bus, t + 20500, &rep))
+        ;
+    t += SEC(1);
+    sim_rx_t l1 = {.t_us = t, .empty_us = t - 30000, .chunk = 8, .lag_us = 0};
+    sim_bus_request_rx(bus, &req, &l1, t);
+    assert_int_equal(sim_bus_take_reply(bus, t + 17000, &rep), 1);
+    sim_bus_options_t o;
+    sim_bus_get_options(bus, &o);
+    o.reply_delay_us = 18000;
+    assert_int_equal(sim_bus_set_options(bus, &o), 0);
+    sim_rx_t l2 = {.t_us = t + 20000, .empty_us = t + 17000, .chunk = 9, .lag_us = 0};
+    sim_bus_request_rx(bus, &req, &l2, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_violations, 2);
+    assert_int_equal(c.pacing_margin, 0);
+    assert_int_equal(c.pacing_suspect, 3);
+    /* 3 ms after a reply that left when it was due (a slow device): the sender's violation. */
+    assert_int_equal(sim_bus_take_reply(bus, t + 38000, &rep), 1);
+    sim_rx_t m = {.t_us = t + 41000, .empty_us = t + 38000, .chunk = 10, .lag_us = 0};
+    sim_bus_request_rx(bus, &req, &m, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_margin, 1);
+    assert_int_equal(c.pacing_violations, 3);
+    assert_int_equal(c.pacing_suspect, 3);
     sim_bus_destroy(&bus);
 }
 
@@ -535,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_battery_config_validation),
         cmocka_unit_test(test_bus_reply_delay),
         cmocka_unit_test(test_bus_pacing),
+        cmocka_unit_test(test_bus_pacing_judgement),
         cmocka_unit_test(test_bus_fault_injection),
         cmocka_unit_test(test_bus_frame_log),
         cmocka_unit_test(test_household_hold_and_meter),
