@@ -792,8 +792,9 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
 
     /* A gateway that restarted, or a lease that lapsed while its event was missed: the
      * telemetry names another holder (allowing for telemetry sent before our take). */
-    const cJSON *holder = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "lease"), "holder");
-    if (d->lease_held && now - d->lease_taken_ms > 2000 &&
+    const cJSON *lease = cJSON_GetObjectItem(msg, "lease"); /* null: free */
+    const cJSON *holder = cJSON_GetObjectItem(lease, "holder");
+    if (lease && d->lease_held && now - d->lease_taken_ms > 2000 &&
         (!cJSON_IsString(holder) || strcmp(holder->valuestring, d->client) != 0)) {
         char why[160];
         snprintf(why, sizeof why, "the gateway reports %s%s",
