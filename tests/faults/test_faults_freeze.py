@@ -64,6 +64,7 @@ def freeze_gateway(c):
     # Resumed past the lease: the gateway lets it lapse into the safe state, then the
     # controller takes it again.
     faultlib.wait_event(c, t1, 0, "lease_lapsed", timeout=10)
+    faultlib.wait_event(c, t1, 0, "safe_state", timeout=10)
     rec = c.wait_recovered(t1)
     return rec, "controller: %s; lease lapsed on resume, taken again" % st.get("reason")
 
