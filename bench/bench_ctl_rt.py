@@ -56,6 +56,19 @@ def first_write_after(sim, t_pub, window_s):
         time.sleep(0.02)
 
 
+def footprint(pid):
+    """(RSS in kB, CPU seconds so far) of a process, from /proc."""
+    rss = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
 def pct(values, p):
     v = sorted(values)
     k = min(len(v) - 1, max(0, int(round(p / 100.0 * (len(v) - 1)))))
@@ -87,6 +100,8 @@ def main():
             return s.status()["setpoint"]["mode"] == "charge"
         harness.wait_for(export_800, timeout=15, interval=0.5, what="charging")
         time.sleep(3)
+        _, cpu0 = footprint(s.ctl.pid)
+        wall0 = time.monotonic()
         for i in range(a.count):
             # Publish when the controller acts on a new reading at once: the device has
             # followed the previous setpoint (a reading before that is only waited out).
@@ -105,6 +120,8 @@ def main():
                 missed += 1
             else:
                 lat.append((t - t_pub) * 1000.0)
+        rss_kb, cpu1 = footprint(s.ctl.pid)
+        cpu_pct = 100.0 * (cpu1 - cpu0) / (time.monotonic() - wall0)
     if not lat:
         print("no setpoint frame followed any reading")
         sys.exit(1)
@@ -112,9 +129,11 @@ def main():
     print("meter message -> first setpoint write frame on the bus")
     print("readings %d, acted on %d, waited out %d" % (a.count, len(lat), missed))
     print("latency ms: min %.1f  p50 %.1f  p99 %.1f  max %.1f" % (min(lat), p50, p99, mx))
+    print("bic-charge-ctl: RSS %d kB, CPU %.2f %% of one core during the readings"
+          % (rss_kb, cpu_pct))
     print("bench=ctl_rt readings=%d timed=%d waited=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f "
-          "target_p99_ms=50 pass=%d" % (a.count, len(lat), missed, p50, p99, mx,
-                                        1 if p99 < 50 else 0))
+          "target_p99_ms=50 pass=%d rss_kb=%d cpu_pct=%.2f"
+          % (a.count, len(lat), missed, p50, p99, mx, 1 if p99 < 50 else 0, rss_kb, cpu_pct))
 
 
 if __name__ == "__main__":
