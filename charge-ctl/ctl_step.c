@@ -305,7 +305,8 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
             s->cut_charge_as += in->dc_a * dt_s;
         s->cut_tel_ms = in->telemetry_ms;
     }
-    bool reuse = soc >= p->min_soc_pct + CTL_REUSE_SOC_PCT &&
+    bool reuse = s->discharge_cut_why == CTL_L_EMPTY &&
+                 soc >= p->min_soc_pct + CTL_REUSE_SOC_PCT &&
                  s->cut_charge_as >= 60.0 * p->min_current_ca / 100.0;
     if (!s->discharge_cut && (soc_empty || v_low)) {
         s->discharge_cut = true;
@@ -314,7 +315,7 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
         s->cut_charge_as = 0;
         s->cut_tel_ms = in->telemetry_ms;
     } else if (s->discharge_cut && v_low_clear &&
-               (soc < 0 || soc >= p->min_soc_pct + hyst_lo || (s->discharge_cut_why == CTL_L_EMPTY && reuse))) {
+               (soc < 0 || soc >= p->min_soc_pct + hyst_lo || reuse)) {
         s->discharge_cut = false;
     }
     if (s->charge_cut)
