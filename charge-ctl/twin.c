@@ -986,7 +986,7 @@ static void s_usage(FILE *f)
             "  --eeprom-on          old firmware: every setpoint write is persisted\n"
             "  --eeprom-interval S  gateway's minimum interval between persisted writes (79)\n"
             "  --eeprom-budget N    also at most N persisted writes a day, as a token bucket\n"
-            "                       (a gateway policy allowing bursts; default: the interval alone)\n"
+            "                       (a gateway policy allowing bursts; default: interval only)\n"
             "  --eeprom-burst D     the bucket's depth in writes (300)\n"
             "  --gw-keep-other      the gateway leaves the other direction's current alone\n"
             "                       (default: set to its minimum, as bic-can-gateway does)\n"
@@ -1018,7 +1018,8 @@ int twin_main(int argc, char **argv)
 {
     enum {
         O_JSON = 256, O_PLOT, O_TRANS, O_EEP, O_EEPI, O_ID, O_SOC, O_AH, O_CELLS, O_RM, O_SOCMIN,
-        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE, O_VARIANT, O_KEEP, O_BD, O_EEPB, O_EEPD,
+        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE,
+        O_VARIANT, O_KEEP, O_BD, O_EEPB, O_EEPD,
     };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, O_PROFILE},
