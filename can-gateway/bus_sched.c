@@ -41,6 +41,8 @@ struct bus_sched {
     bool last_was_write;
     int64_t last_start, last_reply;
     int64_t min_rtt; /* shortest round trip seen, -1 before the first reply */
+    int64_t wait_since[BUS_PRIO_COUNT]; /* queue not served since (INT64_MIN: empty) */
+    size_t promoted[BUS_PRIO_COUNT];    /* entries aged ahead of the client queue */
     bool late_valid; /* the last timed-out read, whose reply may still come */
     uint8_t late_addr;
     uint16_t late_cmd;
@@ -65,10 +67,15 @@ bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
     if (!cfg || cfg->period_us < 0 || cfg->gap_after_reply_us < 0 || cfg->timeout_us <= 0 ||
         cfg->write_extra_us < 0 || cfg->seen_slack_us < 0 || cfg->retries < 0)
         return NULL;
+    for (int p = 0; p < BUS_PRIO_COUNT; p++)
+        if (cfg->max_wait_us[p] < 0)
+            return NULL;
     bus_sched_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->cfg = *cfg;
+    for (int p = 0; p < BUS_PRIO_COUNT; p++)
+        s->wait_since[p] = INT64_MIN;
     size_t total = 1;
     for (int p = 0; p < BUS_PRIO_COUNT; p++) {
         if (cfg->queue_cap[p] <= 0)
@@ -109,6 +116,13 @@ void bus_sched_set_timing(bus_sched_t *s, int64_t timeout_us, int retries)
         s->cfg.timeout_us = timeout_us;
     if (retries >= 0)
         s->cfg.retries = retries;
+}
+
+void bus_sched_set_max_wait(bus_sched_t *s, bus_prio_t prio, int64_t max_wait_us)
+{
+    if (prio < 0 || prio >= BUS_PRIO_COUNT || max_wait_us < 0)
+        return;
+    s->cfg.max_wait_us[prio] = max_wait_us;
 }
 
 static size_t s_queued(const bus_sched_t *s)
@@ -164,15 +178,55 @@ static int64_t s_earliest(const bus_sched_t *s)
     return t;
 }
 
-static bool s_pop(bus_sched_t *s, entry_t *out)
+static void s_take(bus_sched_t *s, int p, entry_t *out, int64_t now)
 {
-    for (int p = 0; p < BUS_PRIO_COUNT; p++) {
-        ring_t *q = &s->q[p];
-        if (q->count == 0)
+    ring_t *q = &s->q[p];
+    *out = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    if (s->promoted[p] > 0)
+        s->promoted[p]--;
+    /* the queue moves: its wait counts again from now */
+    s->wait_since[p] = q->count > 0 ? now : INT64_MIN;
+}
+
+/* Aging: a queue not served for max_wait_us has what it holds now promoted (served after
+ * safety, before the client queue), so a steady stream of client requests cannot starve
+ * telemetry for longer than that. */
+static void s_age(bus_sched_t *s, int64_t now)
+{
+    for (int p = BUS_PRIO_CLIENT + 1; p < BUS_PRIO_COUNT; p++) {
+        if (s->q[p].count == 0) {
+            s->wait_since[p] = INT64_MIN;
+            s->promoted[p] = 0;
             continue;
-        *out = q->items[q->head];
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
+        }
+        if (s->wait_since[p] == INT64_MIN)
+            s->wait_since[p] = now;
+        if (s->cfg.max_wait_us[p] > 0 && s->promoted[p] == 0 &&
+            now - s->wait_since[p] >= s->cfg.max_wait_us[p])
+            s->promoted[p] = s->q[p].count;
+    }
+}
+
+static bool s_pop(bus_sched_t *s, entry_t *out, int64_t now)
+{
+    if (s->q[BUS_PRIO_SAFETY].count > 0) {
+        s_take(s, BUS_PRIO_SAFETY, out, now);
+        return true;
+    }
+    for (int p = BUS_PRIO_CLIENT + 1; p < BUS_PRIO_COUNT; p++)
+        if (s->promoted[p] > 0 && s->q[p].count > 0) {
+            /* only counted when it really overtook a client request */
+            if (s->q[BUS_PRIO_CLIENT].count > 0)
+                s->stats.aged++;
+            s_take(s, p, out, now);
+            return true;
+        }
+    for (int p = 0; p < BUS_PRIO_COUNT; p++) {
+        if (s->q[p].count == 0)
+            continue;
+        s_take(s, p, out, now);
         return true;
     }
     return false;
@@ -195,6 +249,7 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
         s->late_cmd = s->flight.e.req.cmd;
         s->late_valid = true;
     }
+    s_age(s, now);
     if (!s->up || s->flight.state == FLIGHT_WAIT)
         return 0;
     if (now < s_earliest(s))
@@ -202,7 +257,7 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
     if (s->flight.state == FLIGHT_RETRY) {
         s->stats.retries++;
     } else {
-        if (!s_pop(s, &s->flight.e))
+        if (!s_pop(s, &s->flight.e, now))
             return 0;
         s->flight.attempts = 0;
         s->flight.first = now;
@@ -310,7 +365,6 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
 
 void bus_sched_set_up(bus_sched_t *s, bool up, int64_t now)
 {
-    (void)now;
     if (up) {
         s->up = true;
         return;
@@ -321,8 +375,12 @@ void bus_sched_set_up(bus_sched_t *s, bool up, int64_t now)
         s->stats.bus_down++;
         s->flight.state = FLIGHT_NONE;
     }
+    for (int p = 0; p < BUS_PRIO_COUNT; p++) {
+        s->wait_since[p] = INT64_MIN;
+        s->promoted[p] = 0;
+    }
     entry_t e;
-    while (s_pop(s, &e)) {
+    while (s_pop(s, &e, now)) {
         s_push_result(s, &e, BUS_DOWN, 0);
         s->stats.bus_down++;
     }

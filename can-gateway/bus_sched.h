@@ -68,6 +68,10 @@ typedef struct {
     int64_t timeout_us;         /* reply timeout per attempt */
     int retries;                /* extra attempts after a timeout */
     int queue_cap[BUS_PRIO_COUNT];
+    int64_t max_wait_us[BUS_PRIO_COUNT]; /* aging (0 = none): when a queue has not been served
+                                            for this long, what it holds at that moment goes
+                                            ahead of the client queue (never ahead of
+                                            safety); bounds the wait of telemetry polling */
 } bus_sched_cfg_t;
 
 typedef struct {
@@ -79,6 +83,8 @@ typedef struct {
     uint64_t retries;   /* retransmissions */
     uint64_t busy;      /* submissions refused because a queue was full */
     uint64_t bus_down;  /* requests failed because the bus was down */
+    uint64_t aged;      /* requests served ahead of their priority because they waited too
+                           long (max_wait_us) */
 } bus_sched_stats_t;
 
 typedef struct bus_sched bus_sched_t;
@@ -93,12 +99,15 @@ void bus_sched_destroy(bus_sched_t **p);
 /* Applies new timing (queue capacities are kept). Takes effect for the next request. */
 void bus_sched_set_timing(bus_sched_t *s, int64_t timeout_us, int retries);
 
+/* Changes the aging of one priority (see max_wait_us; 0 = none). */
+void bus_sched_set_max_wait(bus_sched_t *s, bus_prio_t prio, int64_t max_wait_us);
+
 /* Queues a request. Returns 0, BUS_SCHED_EFULL, BUS_SCHED_EDOWN or BUS_SCHED_EINVAL. Every
  * accepted request yields exactly one result. */
 int bus_sched_submit(bus_sched_t *s, bus_prio_t prio, const bus_req_t *req, uint64_t tag);
 
-/* Advances time: fails or retries a timed-out request, then, if the pacing rules allow a
- * request to start at `now`, marks it in flight, copies it to *tx and returns 1; the caller
+/* Advances time: fails or retries a timed-out request, applies the aging, then, if the pacing
+ * rules allow a request to start at `now`, marks it in flight, copies it to *tx and returns 1; the caller
  * must transmit it right away. Returns 0 when nothing is to be sent now. */
 int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx);
 

@@ -1361,6 +1361,8 @@ static void s_tel_result(gateway_t *gw, const bus_result_t *r, int64_t now)
     int slot = gw_treg_slot(r->req.cmd);
     if (slot >= TREG_FAST_COUNT) {
         d->slow_at = now;
+        if (d->slow_left > 0)
+            d->slow_left--;
         return;
     }
     if (d->fast_left > 0 && --d->fast_left == 0) {
@@ -1397,14 +1399,17 @@ static void s_tel_cycle(gateway_t *gw, int64_t now)
                          s_tag(TAG_TEL, s)) == 0)
                 d->fast_left++;
         d->fast_busy = d->fast_left > 0;
-        /* two slow registers per cycle, round robin; fans only where the firmware has them */
-        for (int k = 0; k < 2; k++) {
+        /* two slow registers per cycle, round robin; fans only where the firmware has them;
+         * none while the last ones still wait (a busy bus would pile them up) */
+        for (int k = 0; k < 2 && d->slow_left == 0; k++) {
             int s;
             do {
                 s = TREG_FAST_COUNT + d->slow_next;
                 d->slow_next = (d->slow_next + 1) % (TREG_COUNT - TREG_FAST_COUNT);
             } while (!d->fans && (s == TREG_FAN1 || s == TREG_FAN2));
-            s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0, s_tag(TAG_TEL, s));
+            if (s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0,
+                         s_tag(TAG_TEL, s)) == 0)
+                d->slow_left++;
         }
     }
 }
@@ -1430,6 +1435,7 @@ static void s_publish_gw(gateway_t *gw, int64_t now)
     cJSON_AddNumberToObject(g, "retries", (double)st->retries);
     cJSON_AddNumberToObject(g, "stray", (double)st->stray);
     cJSON_AddNumberToObject(g, "busy", (double)st->busy);
+    cJSON_AddNumberToObject(g, "aged", (double)st->aged);
     cJSON_AddNumberToObject(g, "queue_depth", (double)bus_sched_depth(gw->sched));
     cJSON_AddNumberToObject(g, "reconnects", (double)gw->reconnects);
     cJSON_AddItemToObject(g, "lease", s_lease_json(gw, now));
@@ -1463,6 +1469,7 @@ static void s_bus_down(gateway_t *gw, int64_t now, const char *why)
         d->probing = false;
         d->fast_busy = false;
         d->fast_left = 0;
+        d->slow_left = 0;
         s_set_online(gw, d, false, "CAN bus down");
     }
     s_dispatch_results(gw, now);
@@ -2540,6 +2547,20 @@ static zsock_t *s_bind(int type, const char *ep, const char *curve, char *err, s
     return s;
 }
 
+/* Telemetry's share of a bus kept busy by clients: a fast set that waited a telemetry period
+ * goes ahead of client requests (one fast cycle per period at least), the slow set after
+ * TEL_SLOW_AGING periods. Safety and setpoint writes still come first. */
+#define TEL_SLOW_AGING 5
+static int64_t s_fast_max_wait_us(const settings_t *set)
+{
+    return (int64_t)set->tel_period_ms * 1000;
+}
+
+static int64_t s_slow_max_wait_us(const settings_t *set)
+{
+    return (int64_t)set->tel_period_ms * 1000 * TEL_SLOW_AGING;
+}
+
 gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
 {
     if (gateway_check_config(cfg, err, errlen) < 0)
@@ -2562,6 +2583,8 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
     sc.write_extra_us = WRITE_GUARD_US;
     sc.timeout_us = (int64_t)gw->set.timeout_ms * 1000;
     sc.retries = gw->set.retries;
+    sc.max_wait_us[BUS_PRIO_FAST] = s_fast_max_wait_us(&gw->set);
+    sc.max_wait_us[BUS_PRIO_SLOW] = s_slow_max_wait_us(&gw->set);
     gw->sched = bus_sched_new(&sc);
     gw->lease = lease_new((int64_t)gw->set.lease_max_ttl_s * 1000000);
     if (!gw->sched || !gw->lease) {
@@ -2758,6 +2781,8 @@ int gateway_reload(gateway_t *gw, const config_t *cfg, char *note, size_t notele
     gw->set = *s;
     free(s);
     bus_sched_set_timing(gw->sched, (int64_t)gw->set.timeout_ms * 1000, gw->set.retries);
+    bus_sched_set_max_wait(gw->sched, BUS_PRIO_FAST, s_fast_max_wait_us(&gw->set));
+    bus_sched_set_max_wait(gw->sched, BUS_PRIO_SLOW, s_slow_max_wait_us(&gw->set));
     lease_set_max_ttl(gw->lease, (int64_t)gw->set.lease_max_ttl_s * 1000000);
     int64_t now = mono_us();
     for (int a = 0; a < GW_DEV_MAX; a++) {

@@ -80,6 +80,7 @@ typedef struct {
     bool fast_busy;           /* fast-set reads outstanding */
     int fast_left;
     int slow_next; /* round robin index into the slow set */
+    int slow_left; /* slow-set reads outstanding: no new ones while the bus is behind */
     bool probing, identifying;
     int64_t next_probe; /* no identity probe before this (monotonic µs) */
     bool safe_pending;  /* the safe state is owed: apply when the device is back */

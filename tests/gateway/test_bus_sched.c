@@ -411,6 +411,76 @@ static void test_bad_config_rejected(void **state)
     bus_sched_destroy(NULL);
 }
 
+/* Clients that keep the queue full cannot starve telemetry: a fast set that waited max_wait
+ * goes ahead of the client queue (safety writes still first), then clients get the bus again. */
+static void test_aging_bounds_telemetry_wait(void **state)
+{
+    (void)state;
+    bus_sched_cfg_t cfg;
+    bus_sched_cfg_default(&cfg);
+    cfg.max_wait_us[BUS_PRIO_FAST] = 1000 * MS;
+    bus_sched_t *s = bus_sched_new(&cfg);
+    assert_non_null(s);
+    bus_req_t tx;
+    bus_result_t r;
+    int64_t t = 1000 * MS;
+    uint64_t tag = 100;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(bus_sched_submit(s, BUS_PRIO_FAST, RD(0, 0x60 + i), 1 + i), 0);
+    int fast_served = 0, client_served = 0, safety_at = -1;
+    int64_t first_fast = -1;
+    for (int n = 0; n < 150; n++) {
+        /* the clients refill the queue all the time */
+        while (bus_sched_depth_prio(s, BUS_PRIO_CLIENT) < 8)
+            assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x50), tag++), 0);
+        if (n == 40) /* a setpoint write arrives just as telemetry is promoted */
+            assert_int_equal(bus_sched_submit(s, BUS_PRIO_SAFETY, WR(0, 0x30, 5), 99), 0);
+        assert_int_equal(bus_sched_tick(s, t, &tx), 1);
+        if (tx.len == 0)
+            s_reply(s, t + 2 * MS, 0, tx.cmd, 1, 1);
+        if (tx.cmd == 0x30)
+            safety_at = n;
+        else if (tx.cmd >= 0x60) {
+            fast_served++;
+            if (first_fast < 0)
+                first_fast = t;
+        } else
+            client_served++;
+        while (bus_sched_result(s, &r))
+            ;
+        t += 25 * MS;
+    }
+    /* served once it had waited a second (plus a slot), all three in a row, then clients */
+    assert_int_equal(fast_served, 3);
+    assert_true(first_fast >= 2000 * MS && first_fast <= 2050 * MS);
+    assert_true(client_served >= 140);
+    assert_true(safety_at == 40);
+    assert_int_equal(bus_sched_stats(s)->aged, 3);
+    bus_sched_destroy(&s);
+}
+
+/* Without aging (the default) the lower queues wait as long as clients keep the bus busy. */
+static void test_no_aging_by_default(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_result_t r;
+    int64_t t = 1000 * MS;
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_SLOW, RD(0, 0x61), 1), 0);
+    for (int n = 0; n < 100; n++) {
+        while (bus_sched_depth_prio(s, BUS_PRIO_CLIENT) < 2)
+            assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x50), 2), 0);
+        assert_int_equal(bus_sched_tick(s, t, &tx), 1);
+        assert_int_equal(tx.cmd, 0x50);
+        s_reply(s, t + 2 * MS, 0, tx.cmd, 1, 1);
+        while (bus_sched_result(s, &r))
+            ;
+        t += 25 * MS;
+    }
+    bus_sched_destroy(&s);
+}
+
 /* A long random mix of requests, replies, late replies and silence never breaks the pacing
  * rules and answers every request exactly once. */
 static void test_pacing_invariant_under_load(void **state)
@@ -483,6 +553,8 @@ int main(void)
         cmocka_unit_test(test_assume_busy_delays_first_request),
         cmocka_unit_test(test_bad_config_rejected),
         cmocka_unit_test(test_pacing_invariant_under_load),
+        cmocka_unit_test(test_aging_bounds_telemetry_wait),
+        cmocka_unit_test(test_no_aging_by_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -212,5 +212,54 @@ def test_adapter_loss_and_recovery():
             sim.stop()
 
 
+def test_telemetry_while_clients_saturate_the_bus():
+    """Clients that keep the request queue full still leave telemetry its share: a fast
+    cycle at least about once per TelemetryPeriodMs, and the clients keep being served."""
+    import zmq
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        ini = gateway_ini(sim, tmp, TelemetryPeriodMs=500)
+        with Gateway(ini, tmp) as gw:
+            sub = Sub(gw.pub, ["tel/0"])
+            sub.wait(lambda t, b: True, what="first telemetry")
+            ctx = zmq.Context.instance()
+            socks = []
+            msg = {"v": 1, "op": "get", "dev": 0,
+                   "regs": ["READ_VOUT", "READ_IOUT", "VOUT_SET", "IOUT_SET", "OPERATION",
+                            "READ_TEMPERATURE_1", "READ_VIN", "SYSTEM_STATUS"]}
+            poller = zmq.Poller()
+            for _ in range(4):
+                s = ctx.socket(zmq.REQ)
+                s.setsockopt(zmq.LINGER, 0)
+                s.connect(gw.req)
+                s.send_json(msg)
+                poller.register(s, zmq.POLLIN)
+                socks.append(s)
+            start = time.monotonic()
+            served = 0
+            arrivals = []
+            while time.monotonic() - start < 6.0:
+                for s, _ in poller.poll(100):
+                    r = s.recv_json()
+                    assert r["ok"], r
+                    served += 1
+                    s.send_json(msg)
+                before = len(sub.seen)
+                sub._drain(0)
+                arrivals += [time.monotonic()] * (len(sub.seen) - before)
+            end = time.monotonic()
+            for s in socks:
+                s.close(linger=0)
+            # the clients had the bus: 8 reads a request, about 45 reads a second in all
+            assert served >= 10, served
+            edges = [start] + arrivals + [end]
+            gap = max(b - a for a, b in zip(edges, edges[1:]))
+            # without a share for telemetry there is none at all while the load lasts
+            assert gap < 3.0, "%.1f s without telemetry under client load (%d messages)" % (
+                gap, len(arrivals))
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
 if __name__ == "__main__":
     harness.run_tests()
