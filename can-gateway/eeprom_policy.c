@@ -61,11 +61,9 @@ int64_t eeprom_policy_interval(const eeprom_policy_t *e)
 
 void eeprom_policy_set_eep_off(eeprom_policy_t *e, bool eep_off)
 {
+    /* Setpoints held back by the budget stay pending: with EEP_OFF they no longer wear the
+     * EEPROM, so they become due at once (eeprom_policy_due) instead of being lost. */
     e->eep_off = eep_off;
-    if (eep_off) /* setpoints no longer wear the EEPROM: nothing needs to wait */
-        for (int i = 0; i < EEPROM_NREGS; i++)
-            if (s_regs[i].star)
-                e->pending[i] = false;
 }
 
 bool eeprom_policy_eep_off(const eeprom_policy_t *e)
@@ -155,20 +153,33 @@ bool eeprom_policy_pending(const eeprom_policy_t *e, uint16_t cmd, uint32_t *raw
     return true;
 }
 
-static int s_oldest_pending(const eeprom_policy_t *e)
+/* The pending value waiting longest; only_free: only those a write would not persist. */
+static int s_oldest_pending_of(const eeprom_policy_t *e, bool only_free)
 {
     int best = -1;
-    for (int i = 0; i < EEPROM_NREGS; i++)
-        if (e->pending[i] && (best < 0 || e->pending_since[i] < e->pending_since[best]))
+    for (int i = 0; i < EEPROM_NREGS; i++) {
+        if (!e->pending[i] || (only_free && !(s_regs[i].star && e->eep_off)))
+            continue;
+        if (best < 0 || e->pending_since[i] < e->pending_since[best])
             best = i;
+    }
     return best;
+}
+
+static int s_oldest_pending(const eeprom_policy_t *e)
+{
+    return s_oldest_pending_of(e, false);
 }
 
 bool eeprom_policy_due(const eeprom_policy_t *e, int64_t now, uint16_t *cmd, uint32_t *raw)
 {
-    int i = s_oldest_pending(e);
-    if (i < 0 || now < s_allowed_at(e))
-        return false;
+    /* values that no longer persist (EEP_OFF set after they were held back) go first, now */
+    int i = s_oldest_pending_of(e, true);
+    if (i < 0) {
+        i = s_oldest_pending(e);
+        if (i < 0 || now < s_allowed_at(e))
+            return false;
+    }
     *cmd = s_regs[i].cmd;
     *raw = e->pending_raw[i];
     return true;
@@ -176,6 +187,8 @@ bool eeprom_policy_due(const eeprom_policy_t *e, int64_t now, uint16_t *cmd, uin
 
 int64_t eeprom_policy_deadline(const eeprom_policy_t *e)
 {
+    if (s_oldest_pending_of(e, true) >= 0)
+        return 0;
     if (s_oldest_pending(e) < 0)
         return INT64_MAX;
     int64_t t = s_allowed_at(e);

@@ -88,7 +88,25 @@ static void test_eep_off_lifts_budget_for_setpoints(void **state)
     eeprom_policy_t *e = eeprom_policy_new(79 * S);
     eeprom_policy_written(e, IOUT, 0);
     assert_int_equal(eeprom_policy_request(e, IOUT, 500, 1 * S), EEPROM_DEFER);
+    assert_int_equal(eeprom_policy_request(e, REV_IOUT, 300, 1 * S), EEPROM_DEFER);
+    assert_int_equal(eeprom_policy_request(e, OPERATION, 1, 1 * S), EEPROM_WRITE_NOW);
+    eeprom_policy_written(e, OPERATION, 1 * S);
     eeprom_policy_set_eep_off(e, true);
+    /* the held-back setpoints are not lost: they are due at once, oldest first, as they no
+     * longer wear the EEPROM (before EEP_OFF they waited for the 79 s budget) */
+    uint16_t cmd;
+    uint32_t raw;
+    assert_int_equal(eeprom_policy_deadline(e), 0);
+    assert_true(eeprom_policy_due(e, 1 * S, &cmd, &raw));
+    assert_int_equal(cmd, IOUT);
+    assert_int_equal(raw, 500);
+    eeprom_policy_written(e, IOUT, 1 * S);
+    assert_true(eeprom_policy_due(e, 1 * S, &cmd, &raw));
+    assert_int_equal(cmd, REV_IOUT);
+    assert_int_equal(raw, 300);
+    eeprom_policy_written(e, REV_IOUT, 1 * S);
+    assert_false(eeprom_policy_due(e, 1 * S, &cmd, &raw));
+    assert_int_equal(eeprom_policy_deadline(e), INT64_MAX);
     assert_false(eeprom_policy_pending(e, IOUT, NULL));
     for (int i = 0; i < 100; i++) {
         assert_int_equal(eeprom_policy_request(e, IOUT, 500 + i, (2 + i) * S), EEPROM_WRITE_NOW);
@@ -96,6 +114,7 @@ static void test_eep_off_lifts_budget_for_setpoints(void **state)
     }
     /* RAM-only writes do not wear the EEPROM and are not counted */
     assert_int_equal(eeprom_policy_count(e, eeprom_reg_index(IOUT)), 1);
+    assert_int_equal(eeprom_policy_count(e, eeprom_reg_index(REV_IOUT)), 0);
     /* OPERATION still persists with EEP_OFF */
     assert_true(eeprom_policy_persists(e, OPERATION));
     assert_false(eeprom_policy_persists(e, REV_IOUT));

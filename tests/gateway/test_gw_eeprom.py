@@ -182,5 +182,55 @@ def test_state_file_failure_reported_and_count_kept():
         assert_no_pacing_violations(sim)
 
 
+def test_commissioning_flushes_pending_and_counts_match():
+    """Setpoints held back by the budget before commissioning are written as soon as EEP_OFF
+    is set (they no longer wear the EEPROM), and the gateway's counters equal the device's
+    own persisted writes, also across a power cycle. A factory unit, and one already in
+    battery mode under CAN control."""
+    for spec in ("0:24", "0:24:battery,canctrl"):
+        _commission_with_pending(spec)
+
+
+def _commission_with_pending(spec):
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[spec]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=79)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0"])
+            r = c.ok("set", dev=0, reg="VOUT_SET", value=27.0, client="t")
+            assert r["written"] is True, r
+            want = {"VOUT_SET": 2710, "IOUT_SET": 1500, "REVERSE_VOUT_SET": 2450,
+                    "REVERSE_IOUT_SET": 1200}
+            for reg, raw in want.items():
+                r = c.ok("set", dev=0, reg=reg, value=raw / 100.0, client="t")
+                assert r["deferred"] is True, r
+            assert len(c.ok("eeprom", dev=0)["eeprom"]["pending"]) == 4
+            r = c.ok("init", dev=0, client="bicctl")
+            assert r["eep_off"] is True, r
+            # RAM-only now: the held-back values go out at once, not after 79 s
+            harness.wait_for(lambda: all(sim.control.device(0)["registers"][k] == v
+                                         for k, v in want.items()),
+                             timeout=10, what="the pending setpoints applied after init")
+            ee = c.ok("eeprom", dev=0)["eeprom"]
+            assert ee["pending"] == {} and ee["policy"] == "eep_off", ee
+            sim_w = sim.control.eeprom_writes(0)
+            for reg, n in ee["writes"].items():
+                assert sim_w[reg] == n, (reg, ee["writes"], sim_w)
+            # after a power cycle the device runs on its stored values and EEP_OFF is kept
+            sim.control.power_cycle(dev=0)
+            sub.event(0, "offline")
+            sub.event(0, "online", timeout=15)
+            harness.wait_for(lambda: c.ok("info", dev=0)["devices"][0]["eeprom"]["policy"]
+                             == "eep_off", timeout=10, what="EEP_OFF detected again")
+            ee = c.ok("eeprom", dev=0)["eeprom"]
+            sim_w = sim.control.eeprom_writes(0)
+            for reg, n in ee["writes"].items():
+                assert sim_w[reg] == n, (reg, ee["writes"], sim_w)
+            assert sim.control.device(0)["registers"]["VOUT_SET"] == 2700
+            sub.close()
+            assert_no_pacing_violations(sim)
+
+
 if __name__ == "__main__":
     harness.run_tests()
