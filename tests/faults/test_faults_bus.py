@@ -1,4 +1,4 @@
-"""Fault injection, part 3: the bus misbehaves. Garbage on the slcan line beside the gateway;
+"""Fault injection, part 4: the bus misbehaves. Garbage on the slcan line beside the gateway;
 a device that answers late (after the gateway's response timeout) and sometimes twice; a
 device that stops answering. Under load (meter at 1 Hz, telemetry, client requests), with the
 checks every scenario ends with (bus audit, EEPROM counters, true device state, recovery of

@@ -1,7 +1,7 @@
 """Fault injection, part 2: processes frozen (SIGSTOP) past the controller's lease or the
-broker's keepalive and then resumed (SIGCONT), and the adapter frozen. Under load, as in part 1, with the same checks after every scenario
-(bus audit, EEPROM counters, true device state, recovery of every process without help).
-Seeded: BIC_FAULT_SEED reproduces a run."""
+broker's keepalive and then resumed (SIGCONT), and the adapter frozen. Under load, as in
+part 1, with the same checks after every scenario (bus audit, EEPROM counters, true device
+state, recovery of every process without help). Seeded: BIC_FAULT_SEED reproduces a run."""
 
 import json
 import os
