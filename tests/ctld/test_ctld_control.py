@@ -4,7 +4,6 @@ a meter that goes silent (its publisher killed) puts the device in the safe stat
 MeterTimeoutSec plus a margin, and bad meter payloads are counted and never count as fresh."""
 
 import os
-import signal
 import sys
 import time
 
