@@ -68,7 +68,8 @@ def test_meter_silent_leads_to_safe_state():
         killed = time.monotonic()
         # The simulator's truth: the output stops charging (idle = off here).
         harness.wait_for(lambda: abs(s.device()["dc_a"]) < 1.5,
-                         timeout=METER_TIMEOUT_S + MARGIN_S, what="device idle after the meter stopped")
+                         timeout=METER_TIMEOUT_S + MARGIN_S,
+                         what="device idle after the meter stopped")
         st = s.wait_status(lambda x: x["mode"] == "safe", timeout=2, after=killed)
         took = time.monotonic() - killed
         print("safe state %.1f s after the meter stopped (MeterTimeoutSec=%d)"
