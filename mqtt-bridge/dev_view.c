@@ -156,7 +156,8 @@ static void s_integrate(dev_view_t *dv, const cJSON *tel)
     double w = s_num(tel, "dc_w");
     if (isnan(w) && !isnan(s_num(tel, "dc_v")) && !isnan(s_num(tel, "dc_a")))
         w = s_num(tel, "dc_v") * s_num(tel, "dc_a");
-    if (!dv->online || isnan(ts) || isnan(w)) {
+    /* a timestamp beyond +-9e15 ms (285,000 years) would overflow the int64 conversion */
+    if (!dv->online || !isfinite(ts) || fabs(ts) > 9e15 || !isfinite(w)) {
         dv->have_last = false;
         return;
     }
