@@ -163,6 +163,35 @@ static void test_enable_payloads(void **unused)
     assert_null(strchr(err, '\x1b'));
 }
 
+/* Random bytes of random length: always an answer, never a crash; only the allowed words
+ * are accepted. */
+static void test_enable_random_payloads(void **unused)
+{
+    uint32_t x = 12345;
+    for (int i = 0; i < 20000; i++) {
+        unsigned char buf[CTLD_MAX_CMD + 8];
+        x = x * 1103515245u + 12345u;
+        size_t len = (x >> 16) % sizeof buf;
+        for (size_t k = 0; k < len; k++) {
+            x = x * 1103515245u + 12345u;
+            /* mostly the characters of the allowed words, sometimes anything */
+            buf[k] = (x >> 24) % 4 ? (unsigned char)"01onftrueals \n"[(x >> 16) % 14]
+                                   : (unsigned char)(x >> 16);
+        }
+        bool on = false;
+        const char *code = NULL;
+        char err[200] = "";
+        int rc = ctld_parse_enable(buf, len, &on, &code, err, sizeof err);
+        if (rc == 0)
+            continue;
+        assert_int_equal(rc, -1);
+        assert_non_null(code);
+        assert_true(err[0] != '\0');
+        for (const char *p = err; *p; p++)
+            assert_true((unsigned char)*p >= 32 && (unsigned char)*p < 127);
+    }
+}
+
 static void test_result(void **unused)
 {
     char *t = ctld_result_json(true, "1", true, NULL, NULL);
@@ -271,8 +300,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_fields),   cmocka_unit_test(test_status_unknowns_are_null),
-        cmocka_unit_test(test_enable_payloads), cmocka_unit_test(test_result),
-        cmocka_unit_test(test_node_id),         cmocka_unit_test(test_discovery),
+        cmocka_unit_test(test_enable_payloads), cmocka_unit_test(test_enable_random_payloads),
+        cmocka_unit_test(test_result),          cmocka_unit_test(test_node_id),
+        cmocka_unit_test(test_discovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
