@@ -16,6 +16,10 @@ if [ $# -lt 1 ]; then
 fi
 fuzz_build=$1
 shift
+if [ -z "$fuzz_build" ]; then
+    echo "$0: FUZZ_BUILD_DIR must not be empty" >&2
+    exit 2
+fi
 src=$(cd "$(dirname "$0")/.." && pwd)
 list=$src/fuzz/harnesses.txt
 build=$fuzz_build/coverage

@@ -22,6 +22,10 @@ if [ $# -lt 1 ]; then
 fi
 build=$1
 shift
+if [ -z "$build" ]; then
+    echo "$0: BUILD_DIR must not be empty" >&2
+    exit 2
+fi
 seconds=${BIC_FUZZ_SECONDS:-60}
 if [ $# -gt 0 ]; then
     seconds=$1
