@@ -405,6 +405,28 @@ static int s_dev_count(const gateway_t *gw, int *only)
     return n;
 }
 
+static int s_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool write,
+                    uint16_t value, uint8_t flags, uint64_t tag);
+static uint64_t s_tag(uint32_t job, int idx);
+#define TAG_TEL 0 /* job id 0: telemetry and probes */
+
+/* A device is back after being offline: maybe a power cycle, which replaces RAM-only
+ * setpoints with the stored ones. Read the tracked slow-set registers now (the fast set comes
+ * with the next cycle); s_ram_check() compares once all of them are fresh. */
+static void s_ram_check_start(gateway_t *gw, gw_dev_t *d, int64_t now)
+{
+    bool any = false;
+    for (int s = 0; s < TREG_COUNT; s++)
+        any = any || d->ram_set_valid[s];
+    if (!any)
+        return;
+    d->back_at = now;
+    for (int s = TREG_FAST_COUNT; s < TREG_COUNT; s++)
+        if (d->ram_set_valid[s] && s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0,
+                                            0, s_tag(TAG_TEL, s)) == 0)
+            d->slow_left++;
+}
+
 static void s_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *reason)
 {
     if (!online && reason)
@@ -416,6 +438,9 @@ static void s_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *re
     if (online) {
         d->offline_reason[0] = '\0';
         log_info("device %d (%s) online", d->addr, d->model.model);
+        if (d->ever_online)
+            s_ram_check_start(gw, d, mono_us());
+        d->ever_online = true;
     } else {
         log_warn("device %d offline: %s", d->addr, d->offline_reason);
     }
@@ -1104,6 +1129,17 @@ static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, uint16_t cmd, int32_t
     s_publish_event(gw, d, e);
 }
 
+/* Remembers a verified setpoint that lives in RAM only (not persisted under the EEPROM state
+ * now in force), so its loss at a power-up can be noticed; a persisted one forgets it. */
+static void s_ram_note(gateway_t *gw, gw_dev_t *d, uint16_t cmd, int32_t raw)
+{
+    int slot = gw_treg_slot(cmd);
+    if (slot < 0)
+        return;
+    d->ram_set[slot] = raw;
+    d->ram_set_valid[slot] = !eeprom_policy_persists(s_eep(gw, d->addr), cmd);
+}
+
 static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
 {
     gw_dev_t *d = gw->dev[j->addr];
@@ -1180,6 +1216,8 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
                 return;
             }
         }
+        if (d) /* what the device holds now, taken or not */
+            s_ram_note(gw, d, t->cmd, raw);
         if (t->cmd == BIC_CMD_SYSTEM_CONFIG && d) {
             bic_sysconfig_t sc;
             d->sysconfig = (uint16_t)raw;
@@ -1212,6 +1250,9 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
      * read-back shows the register unchanged */
     t->counted = eeprom_policy_persists(eep, t->cmd);
     eeprom_policy_written(eep, t->cmd, now);
+    /* noted at once: a power cycle may cut off the read-back of a write the device took */
+    if (d)
+        s_ram_note(gw, d, t->cmd, t->value);
     if (t->counted)
         s_save_state(gw, now);
     j->phase = PH_VERIFY;
@@ -1299,7 +1340,6 @@ static void s_start_waiting(gateway_t *gw, int64_t now)
    Telemetry polling and publishing
    --------------------------------------------------------------------------------------- */
 
-#define TAG_TEL 0 /* job id 0: telemetry and probes */
 #define TEL_PROBE 0x8000
 
 static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
@@ -1337,6 +1377,43 @@ static void s_fault_edges(gateway_t *gw, gw_dev_t *d)
     }
 }
 
+/* After a device came back: once every tracked RAM-only setpoint has been read again, the
+ * ones that differ were lost (a power-up loads the stored values). The gateway does not
+ * write them again by itself; it tells the controller, which holds the lease and decides. */
+static void s_ram_check(gateway_t *gw, gw_dev_t *d, int64_t now)
+{
+    for (int s = 0; s < TREG_COUNT; s++)
+        if (d->ram_set_valid[s] && (!d->cache[s].valid || d->cache[s].at < d->back_at))
+            return; /* not all read again yet */
+    d->back_at = 0;
+    cJSON *lost = cJSON_CreateObject();
+    int n = 0;
+    for (int s = 0; s < TREG_COUNT; s++) {
+        if (!d->ram_set_valid[s] || d->cache[s].raw == d->ram_set[s])
+            continue;
+        uint16_t cmd = gw_treg_cmd(s);
+        cJSON *r = cJSON_AddObjectToObject(lost, s_reg_name(cmd));
+        cJSON_AddNumberToObject(r, "was", s_raw_value(d, cmd, d->ram_set[s]));
+        cJSON_AddNumberToObject(r, "now", s_raw_value(d, cmd, d->cache[s].raw));
+        d->ram_set_valid[s] = false; /* the device holds its stored value now */
+        n++;
+    }
+    if (n == 0) {
+        cJSON_Delete(lost);
+        return;
+    }
+    const char *holder = lease_holder(gw->lease, now);
+    log_warn("device %d: %d setpoint(s) held in RAM were lost (power cycle); %s", d->addr, n,
+             holder ? "the lease holder is told" : "no lease holder: the stored values stand");
+    cJSON *e = s_event(d, "power_cycled");
+    cJSON_AddItemToObject(e, "lost", lost);
+    if (holder)
+        cJSON_AddStringToObject(e, "holder", holder);
+    else
+        cJSON_AddNullToObject(e, "holder");
+    s_publish_event(gw, d, e);
+}
+
 static void s_tel_result(gateway_t *gw, const bus_result_t *r, int64_t now)
 {
     gw_dev_t *d = gw->dev[r->req.addr];
@@ -1352,6 +1429,8 @@ static void s_tel_result(gateway_t *gw, const bus_result_t *r, int64_t now)
     if (r->status == BUS_OK) {
         d->fails = 0;
         s_cache(d, r->req.cmd, r, now);
+        if (d->back_at)
+            s_ram_check(gw, d, now);
     } else if (r->status == BUS_TIMEOUT) {
         if (r->req.cmd == BIC_CMD_READ_FAN_SPEED_1 || r->req.cmd == BIC_CMD_READ_FAN_SPEED_2)
             ; /* optional register: silence is not a dead device */

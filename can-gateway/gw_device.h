@@ -87,6 +87,12 @@ typedef struct {
     char safe_reason[64];
     uint16_t last_fault;
     bool fault_known;
+    /* Setpoints that live in RAM only (EEP_OFF setpoints, DIRECTION_CTRL) as last verified,
+     * per telemetry slot: a power-up replaces them with the stored values. */
+    int32_t ram_set[TREG_COUNT];
+    bool ram_set_valid[TREG_COUNT];
+    bool ever_online;
+    int64_t back_at; /* came back online then, RAM setpoints not checked yet (0: none) */
 } gw_dev_t;
 
 /* Telemetry register table: command and slot. */

@@ -217,10 +217,19 @@ def _commission_with_pending(spec):
             sim_w = sim.control.eeprom_writes(0)
             for reg, n in ee["writes"].items():
                 assert sim_w[reg] == n, (reg, ee["writes"], sim_w)
-            # after a power cycle the device runs on its stored values and EEP_OFF is kept
+            # after a power cycle the device runs on its stored values and EEP_OFF is kept;
+            # the RAM-only setpoints are gone and the lease holder is told which
+            c.ok("lease", client="t", action="take", ttl_s=60)
             sim.control.power_cycle(dev=0)
             sub.event(0, "offline")
             sub.event(0, "online", timeout=15)
+            e = sub.event(0, "power_cycled", timeout=15)
+            assert e["holder"] == "t", e
+            stored = sim.control.device(0)["eeprom"]
+            assert set(e["lost"]) == {k for k, v in want.items() if stored[k] != v}, (e, stored)
+            assert e["lost"]["VOUT_SET"] == {"was": 27.1, "now": 27.0}, e
+            # nothing is written back by the gateway itself
+            assert sim.control.device(0)["registers"]["VOUT_SET"] == 2700
             harness.wait_for(lambda: c.ok("info", dev=0)["devices"][0]["eeprom"]["policy"]
                              == "eep_off", timeout=10, what="EEP_OFF detected again")
             ee = c.ok("eeprom", dev=0)["eeprom"]
