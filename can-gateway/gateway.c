@@ -2626,13 +2626,14 @@ static zsock_t *s_bind(int type, const char *ep, const char *curve, char *err, s
     return s;
 }
 
-/* Telemetry's share of a bus kept busy by clients: a fast set that waited a telemetry period
- * goes ahead of client requests (one fast cycle per period at least), the slow set after
+/* Telemetry's share of a bus kept busy by clients: a fast set that waited half a telemetry
+ * period goes ahead of client requests, so it is done before the next cycle is due (a cycle
+ * still busy is skipped) and one fast cycle completes every period; the slow set after
  * TEL_SLOW_AGING periods. Safety and setpoint writes still come first. */
 #define TEL_SLOW_AGING 5
 static int64_t s_fast_max_wait_us(const settings_t *set)
 {
-    return (int64_t)set->tel_period_ms * 1000;
+    return (int64_t)set->tel_period_ms * 1000 / 2;
 }
 
 static int64_t s_slow_max_wait_us(const settings_t *set)
