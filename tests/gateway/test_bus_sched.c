@@ -481,6 +481,28 @@ static void test_no_aging_by_default(void **state)
     bus_sched_destroy(&s);
 }
 
+/* A gateway that wakes up late (a busy host) still takes a reply that was received in time:
+ * frames are matched before the timeout is judged, so the gateway's own delays never turn
+ * into timeouts, retries or an offline device. */
+static void test_reply_read_late_is_not_a_timeout(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    bus_result_t r;
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(0, 0x60), 7), 0);
+    assert_int_equal(bus_sched_tick(s, 1000 * MS, &tx), 1);
+    /* the loop sleeps through the 50 ms deadline, then reads the reply first */
+    s_reply(s, 1080 * MS, 0, 0x60, 1, 1);
+    assert_int_equal(bus_sched_tick(s, 1080 * MS, &tx), 0);
+    assert_int_equal(bus_sched_result(s, &r), 1);
+    assert_int_equal(r.status, BUS_OK);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(bus_sched_stats(s)->timeouts, 0);
+    assert_int_equal(bus_sched_stats(s)->retries, 0);
+    bus_sched_destroy(&s);
+}
+
 /* A long random mix of requests, replies, late replies and silence never breaks the pacing
  * rules and answers every request exactly once. */
 static void test_pacing_invariant_under_load(void **state)
@@ -555,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_pacing_invariant_under_load),
         cmocka_unit_test(test_aging_bounds_telemetry_wait),
         cmocka_unit_test(test_no_aging_by_default),
+        cmocka_unit_test(test_reply_read_late_is_not_a_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
