@@ -1,10 +1,24 @@
 # Entry points. `make test` and `make demo` install missing Debian packages (as root),
-# configure, build and run. BUILD_DIR and CMAKE_FLAGS may be overridden.
+# configure, build and run. BUILD_DIR, CMAKE_FLAGS and CTEST_FLAGS may be overridden.
+#
+#   make test    the whole suite: unit, integration, fault injection, property, fuzzing (bounded),
+#                SocketCAN in a guest kernel, deployment; then all of it again (but the fuzzers,
+#                valgrind and the guest-kernel tests) built with ASan+UBSan, failing on any report
+#   make check   the suite once, without fuzzing and the sanitizer pass
+#   make demo    the whole stack on the simulator
 BUILD_DIR ?= build
+ASAN_DIR ?= $(BUILD_DIR)-asan
 CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Integration tests start real processes on a shared machine; a test that fails is run once
+# more before it counts as failed, and both runs are in the log.
+CTEST_RUN = ctest --output-on-failure -j $(JOBS) --repeat until-pass:2 $(CTEST_FLAGS)
+# Tests that boot a user-mode Linux kernel cannot run ASan binaries (no room for the shadow
+# memory in the guest), valgrind cannot run them either, and the fuzzers carry their own.
+ASAN_EXCLUDE = -LE 'vcan|fuzz|memcheck' -E 'deploy_systemd'
 
-.PHONY: all deps configure build test demo asan clean install
+.PHONY: all deps configure build test check test-asan demo asan install clean
 
 all: build
 
@@ -18,16 +32,32 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+	cd $(BUILD_DIR) && $(CTEST_RUN)
+	$(MAKE) --no-print-directory test-asan
+
+check: build
+	cd $(BUILD_DIR) && $(CTEST_RUN) -LE fuzz
+
+test-asan: deps
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DBIC_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	rm -rf $(ASAN_DIR)/sanitizer-reports && mkdir -p $(ASAN_DIR)/sanitizer-reports
+	cd $(ASAN_DIR) && \
+	  ASAN_OPTIONS=log_path=$(abspath $(ASAN_DIR))/sanitizer-reports/asan:detect_leaks=1 \
+	  UBSAN_OPTIONS=log_path=$(abspath $(ASAN_DIR))/sanitizer-reports/ubsan:print_stacktrace=1 \
+	  $(CTEST_RUN) $(ASAN_EXCLUDE)
+	@if [ -n "$$(ls -A $(ASAN_DIR)/sanitizer-reports)" ]; then \
+	  echo "sanitizer reports from processes started by the tests:"; \
+	  cat $(ASAN_DIR)/sanitizer-reports/*; exit 1; \
+	else echo "sanitizers: no reports"; fi
+
+asan: test-asan
 
 demo: build
 	sh tools/demo.sh $(BUILD_DIR)
-
-asan:
-	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DBIC_SANITIZE=ON $(CMAKE_FLAGS)"
 
 install: build
 	cmake --install $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
