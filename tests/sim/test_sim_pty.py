@@ -73,11 +73,28 @@ def test_garbage_on_the_line():
 
 def test_pacing_violations_counted():
     with harness.Sim(devices=["0:24"]) as sim:
-        before = sim.control.counters()["bus"]["pacing_violations"]
+        before = sim.control.counters()["bus"]
         probe(sim, *(["000C0300#6000"] * 6), timeout_ms=3, gap_ms=0)
         c = sim.control.counters()["bus"]
         assert c["requests"] == 6, c
-        assert c["pacing_violations"] - before >= 3, c
+        assert c["pacing_violations"] - before["pacing_violations"] >= 3, c
+        # a sender 5 ms apart: every request after the first is too close; the simulator
+        # calls some of them only suspect when it read them late (and one read late enough
+        # can even look far enough from the one before), but most are violations
+        time.sleep(0.05)  # the next probe's first request keeps its distance
+        before = c
+        probe(sim, *(["000C0300#6000"] * 10), timeout_ms=5, gap_ms=0)
+        c = sim.control.counters()["bus"]
+        close = (c["pacing_violations"] - before["pacing_violations"] +
+                 c["pacing_suspect"] - before["pacing_suspect"])
+        assert close >= 7, c
+        assert c["pacing_violations"] - before["pacing_violations"] >= 5, c
+        # and a sender keeping 25 ms is never judged
+        time.sleep(0.05)
+        before = c
+        probe(sim, *(["000C0300#6000"] * 5), timeout_ms=5, gap_ms=20)
+        c = sim.control.counters()["bus"]
+        assert c["pacing_violations"] == before["pacing_violations"], c
 
 
 def test_faults_and_power_cycle():
