@@ -161,9 +161,18 @@ struct ctl_daemon_t {
 
 /* ---------------------------------------------------------------- settings */
 
+/* Copies src into dst[n], cut to fit: reasons and notes that quote the gateway's messages
+ * may be longer than the fields that show them, and a shortened text is what is wanted.
+ * (Not snprintf: at higher optimisation levels the compiler sees the longer sources inlined
+ * and warns about the intended truncation.) */
 static void s_copy(char *dst, size_t n, const char *src)
 {
-    snprintf(dst, n, "%s", src ? src : "");
+    if (!n)
+        return;
+    size_t len = src ? strnlen(src, n - 1) : 0;
+    if (len)
+        memcpy(dst, src, len);
+    dst[len] = '\0';
 }
 
 static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
