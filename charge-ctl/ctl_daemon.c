@@ -814,6 +814,44 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
     s_step(d, now);
 }
 
+/* The device came back from a power-up that replaced setpoints held in RAM (EEP_OFF
+ * currents, DIRECTION_CTRL): it runs on its stored values, not on what this controller
+ * commanded. The lease holder decides what it does now: the last command is sent again at
+ * once (an unchanged command is otherwise never resent) and the step waits for the device
+ * to follow it before acting on the meter again. */
+static void s_on_power_cycled(ctl_daemon_t *d, const cJSON *msg, int64_t now)
+{
+    const cJSON *holder = cJSON_GetObjectItem(msg, "holder");
+    char lost[160] = "";
+    size_t used = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(msg, "lost"))
+    {
+        if (!r->string || used >= sizeof lost - 1)
+            continue;
+        int k = snprintf(lost + used, sizeof lost - used, "%s%s", used ? ", " : "", r->string);
+        used = k < 0 ? sizeof lost - 1 : used + (size_t)k;
+    }
+    if (!d->lease_held || !cJSON_IsString(holder) || strcmp(holder->valuestring, d->client) != 0) {
+        log_info("device %d came back from a power cycle (lost %s); not the lease holder",
+                 d->set.id, lost[0] ? lost : "setpoints");
+        return;
+    }
+    log_warn("device %d came back from a power cycle that replaced %s: setpoint re-applied",
+             d->set.id, lost[0] ? lost : "setpoints held in RAM");
+    d->acked_mode = CTL_MODE_NONE;
+    if (d->st.mode != CTL_MODE_NONE) {
+        d->st.pending = true;
+        d->st.since_ms = now;
+        d->sp_dirty = true;
+        d->sp_mode = d->st.mode;
+        d->sp_ca = d->st.current_ca;
+        d->sp_retry_at = now;
+    }
+    s_step(d, now);
+    s_pump(d, now);
+}
+
 static void s_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now)
 {
     char mine[16];
@@ -828,7 +866,9 @@ static void s_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64
     const cJSON *ev = cJSON_GetObjectItem(msg, "event");
     if (!cJSON_IsString(ev))
         return;
-    if (strcmp(ev->valuestring, "lease_lapsed") == 0) {
+    if (strcmp(ev->valuestring, "power_cycled") == 0) {
+        s_on_power_cycled(d, msg, now);
+    } else if (strcmp(ev->valuestring, "lease_lapsed") == 0) {
         const cJSON *h = cJSON_GetObjectItem(msg, "holder");
         if (cJSON_IsString(h) && strcmp(h->valuestring, d->client) == 0)
             s_lease_lost(d, now, "lease lapsed");
