@@ -1,0 +1,285 @@
+/*  mqtt_conn: one libmosquitto client in the program's own poll loop. See mqtt_conn.h.
+*/
+#include "mqtt_conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "monotime.h"
+
+#define MISC_PERIOD_MS 1000 /* keep-alive pings and timeouts: mosquitto_loop_misc() */
+
+struct mqtt_conn_t {
+    mqtt_conn_cfg_t cfg;
+    struct mosquitto *mosq;
+    mqtt_conn_hooks_t hooks;
+    void *user;
+    int protocol;
+    bool lib_init;
+    bool connected;
+    bool stopping;
+    int64_t reconnect_at; /* 0: no reconnect scheduled */
+    int backoff_ms;
+    int64_t next_misc;
+};
+
+/* ---------------------------------------------------------------- configuration, names */
+
+static void s_copy(char *dst, size_t n, const char *src)
+{
+    if (!n)
+        return;
+    size_t len = src ? strnlen(src, n - 1) : 0;
+    if (len)
+        memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *err,
+                              size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    s_copy(out->host, sizeof out->host, config_str(cfg, "MQTT", "BrokerIpAdr"));
+    out->port = (int)config_int(cfg, "MQTT", "BrokerPort");
+    s_copy(out->user, sizeof out->user, config_str(cfg, "MQTT", "BrokerAccUser"));
+    s_copy(out->pass, sizeof out->pass, config_str(cfg, "MQTT", "BrokerAccPasswd"));
+    out->keepalive_s = (int)config_int(cfg, "MQTT", "KeepAliveSec");
+    s_copy(out->tls_ca, sizeof out->tls_ca, config_str(cfg, "MQTT", "TlsCaFile"));
+    s_copy(out->tls_cert, sizeof out->tls_cert, config_str(cfg, "MQTT", "TlsCertFile"));
+    s_copy(out->tls_key, sizeof out->tls_key, config_str(cfg, "MQTT", "TlsKeyFile"));
+    if ((out->tls_cert[0] != '\0') != (out->tls_key[0] != '\0')) {
+        snprintf(err, errlen, "[MQTT] TlsCertFile and TlsKeyFile must be given together");
+        return -1;
+    }
+    if (out->tls_cert[0] && !out->tls_ca[0]) {
+        snprintf(err, errlen,
+                 "[MQTT] TlsCertFile needs TlsCaFile (TLS is enabled by the CA file)");
+        return -1;
+    }
+    return 0;
+}
+
+void mqtt_node_id(const char *topic_main, char *out, size_t outlen)
+{
+    if (!outlen)
+        return;
+    size_t i = 0;
+    for (; topic_main && topic_main[i] && i + 1 < outlen; i++) {
+        char c = topic_main[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        out[i] = ok ? c : '_';
+    }
+    out[i] = '\0';
+}
+
+void mqtt_client_id(const char *app_id, const char *suffix, char *out, size_t outlen)
+{
+    if (app_id && *app_id) {
+        snprintf(out, outlen, "%s-%s", app_id, suffix);
+        return;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(out, outlen, "bic2mqtt-%s-%s", host, suffix);
+}
+
+/* ---------------------------------------------------------------- connection */
+
+/* The next attempt after the back-off, which doubles up to its maximum. */
+static int s_schedule(mqtt_conn_t *c, int64_t now)
+{
+    int wait = c->backoff_ms;
+    c->reconnect_at = now + wait;
+    c->backoff_ms = c->backoff_ms * 2 > MQTT_CONN_BACKOFF_MAX_MS ? MQTT_CONN_BACKOFF_MAX_MS
+                                                                 : c->backoff_ms * 2;
+    return wait;
+}
+
+static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    mqtt_conn_t *c = obj;
+    if (rc == 0) {
+        c->connected = true;
+        c->backoff_ms = MQTT_CONN_BACKOFF_MIN_MS;
+    }
+    if (c->hooks.on_connect)
+        c->hooks.on_connect(c, c->user, rc);
+}
+
+static void s_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    mqtt_conn_t *c = obj;
+    c->connected = false;
+    if (c->stopping)
+        return;
+    int wait = s_schedule(c, mono_ms());
+    if (c->hooks.on_disconnect)
+        c->hooks.on_disconnect(c, c->user, rc, wait);
+}
+
+static void s_connect(mqtt_conn_t *c, bool first, int64_t now)
+{
+    int rc = first ? mosquitto_connect_async(c->mosq, c->cfg.host, c->cfg.port,
+                                             c->cfg.keepalive_s)
+                   : mosquitto_reconnect_async(c->mosq);
+    c->reconnect_at = 0;
+    if (rc == MOSQ_ERR_SUCCESS)
+        return;
+    const char *why = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
+    int wait = s_schedule(c, now);
+    if (c->hooks.on_connect_failed)
+        c->hooks.on_connect_failed(c, c->user, why, wait);
+}
+
+mqtt_conn_t *mqtt_conn_new(const mqtt_conn_cfg_t *cfg, const char *client_id, int protocol,
+                           const char *will_topic, const char *will_payload,
+                           const mqtt_conn_hooks_t *hooks, void *user, char *err, size_t errlen)
+{
+    if (!cfg || !client_id || !will_topic || !will_payload) {
+        snprintf(err, errlen, "MQTT client setup: configuration, client id and will needed");
+        return NULL;
+    }
+    mqtt_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    if (hooks)
+        c->hooks = *hooks;
+    c->user = user;
+    c->protocol = protocol;
+    c->backoff_ms = MQTT_CONN_BACKOFF_MIN_MS;
+    mosquitto_lib_init();
+    c->lib_init = true;
+    c->mosq = mosquitto_new(client_id, true, c);
+    if (!c->mosq) {
+        snprintf(err, errlen, "cannot create the MQTT client: %s", strerror(errno));
+        goto fail;
+    }
+    mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol);
+    int rc = mosquitto_will_set(c->mosq, will_topic, (int)strlen(will_payload), will_payload, 1,
+                                true);
+    if (rc == MOSQ_ERR_SUCCESS && cfg->user[0])
+        rc = mosquitto_username_pw_set(c->mosq, cfg->user, cfg->pass[0] ? cfg->pass : NULL);
+    if (rc == MOSQ_ERR_SUCCESS && cfg->tls_ca[0])
+        rc = mosquitto_tls_set(c->mosq, cfg->tls_ca, NULL, cfg->tls_cert[0] ? cfg->tls_cert : NULL,
+                               cfg->tls_key[0] ? cfg->tls_key : NULL, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errlen, "MQTT client setup: %s", mosquitto_strerror(rc));
+        goto fail;
+    }
+    mosquitto_connect_callback_set(c->mosq, s_on_connect);
+    mosquitto_disconnect_callback_set(c->mosq, s_on_disconnect);
+    return c;
+fail:
+    mqtt_conn_destroy(&c);
+    return NULL;
+}
+
+void mqtt_conn_destroy(mqtt_conn_t **p)
+{
+    if (!p || !*p)
+        return;
+    mqtt_conn_t *c = *p;
+    if (c->mosq)
+        mosquitto_destroy(c->mosq);
+    if (c->lib_init)
+        mosquitto_lib_cleanup();
+    free(c);
+    *p = NULL;
+}
+
+struct mosquitto *mqtt_conn_mosq(mqtt_conn_t *c)
+{
+    return c->mosq;
+}
+
+void *mqtt_conn_user(void *obj)
+{
+    return obj ? ((mqtt_conn_t *)obj)->user : NULL;
+}
+
+void mqtt_conn_start(mqtt_conn_t *c, int64_t now)
+{
+    s_connect(c, true, now);
+}
+
+bool mqtt_conn_connected(const mqtt_conn_t *c)
+{
+    return c->connected;
+}
+
+void mqtt_conn_set_protocol(mqtt_conn_t *c, int protocol)
+{
+    c->protocol = protocol;
+    mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol);
+    c->backoff_ms = MQTT_CONN_BACKOFF_MIN_MS;
+}
+
+int mqtt_conn_protocol(const mqtt_conn_t *c)
+{
+    return c->protocol;
+}
+
+int mqtt_conn_pollitem(mqtt_conn_t *c, zmq_pollitem_t *item)
+{
+    int fd = mosquitto_socket(c->mosq);
+    if (fd < 0)
+        return -1;
+    *item = (zmq_pollitem_t){.socket = NULL, .fd = fd, .events = ZMQ_POLLIN};
+    if (mosquitto_want_write(c->mosq))
+        item->events |= ZMQ_POLLOUT;
+    return 0;
+}
+
+void mqtt_conn_handle(mqtt_conn_t *c, short revents)
+{
+    if (revents & ZMQ_POLLIN)
+        mosquitto_loop_read(c->mosq, 1);
+    /* The read may have closed the socket (and a callback may have reconnected). */
+    if ((revents & ZMQ_POLLOUT) && mosquitto_socket(c->mosq) >= 0)
+        mosquitto_loop_write(c->mosq, 1);
+}
+
+bool mqtt_conn_tick(mqtt_conn_t *c, int64_t now)
+{
+    bool misc = false;
+    if (now >= c->next_misc) {
+        mosquitto_loop_misc(c->mosq);
+        c->next_misc = now + MISC_PERIOD_MS;
+        misc = true;
+    }
+    if (c->reconnect_at && now >= c->reconnect_at && !c->connected)
+        s_connect(c, false, now);
+    return misc;
+}
+
+int64_t mqtt_conn_deadline(const mqtt_conn_t *c)
+{
+    int64_t dl = c->next_misc;
+    if (c->reconnect_at && c->reconnect_at < dl)
+        dl = c->reconnect_at;
+    return dl;
+}
+
+bool mqtt_conn_want_write(mqtt_conn_t *c)
+{
+    return mosquitto_socket(c->mosq) >= 0 && mosquitto_want_write(c->mosq);
+}
+
+void mqtt_conn_stop(mqtt_conn_t *c)
+{
+    c->stopping = true;
+}
+
+void mqtt_conn_disconnect(mqtt_conn_t *c)
+{
+    c->stopping = true;
+    mosquitto_disconnect(c->mosq);
+}
