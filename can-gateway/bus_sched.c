@@ -9,6 +9,10 @@
 #include <string.h>
 
 #define BIC_RX_ID_BASE 0x000C0200u
+/* The first round trips after a start can all be slow (a cold adapter or pty); an estimate
+ * from them is too large and would hide a request that reached the device late. Until this
+ * many clear samples, the device is assumed to have seen a request when its reply came. */
+#define RTT_TRUST_SAMPLES 4
 #define CAN_EFF_MASK_29 0x1FFFFFFFu
 
 typedef struct {
@@ -41,6 +45,8 @@ struct bus_sched {
     bool last_was_write;
     int64_t last_start, last_reply;
     int64_t min_rtt; /* shortest round trip seen, -1 before the first reply */
+    int rtt_samples; /* clear round-trip samples so far (the estimate is trusted from
+                        RTT_TRUST_SAMPLES on) */
     int64_t wait_since[BUS_PRIO_COUNT]; /* queue not served since (INT64_MIN: empty) */
     size_t promoted[BUS_PRIO_COUNT];    /* entries aged ahead of the client queue */
     bool late_valid; /* the last timed-out read, whose reply may still come */
@@ -327,7 +333,8 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
         if (s->late_valid && data && dlc >= 2 && id == (BIC_RX_ID_BASE | s->late_addr) &&
             (uint16_t)(data[0] | (data[1] << 8)) == s->late_cmd) {
             s->late_valid = false;
-            int64_t seen = now - (s->min_rtt > 0 ? s->min_rtt : 0) - s->cfg.seen_slack_us;
+            int64_t rtt = s->rtt_samples >= RTT_TRUST_SAMPLES && s->min_rtt > 0 ? s->min_rtt : 0;
+            int64_t seen = now - rtt - s->cfg.seen_slack_us;
             if (seen > s->last_start)
                 s->last_start = seen;
         }
@@ -339,9 +346,10 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     res->len = (uint8_t)(dlc - 2);
     memcpy(res->data, data + 2, dlc - 2);
     res->rtt_us = now - s->flight.started;
-    /* the device saw the request at the latest at (now - shortest round trip); before a
-     * second reply there is no telling, so assume it saw it just now */
-    int64_t seen = (s->min_rtt < 0 ? now : now - s->min_rtt) - s->cfg.seen_slack_us;
+    /* the device saw the request at the latest at (now - shortest round trip); before the
+     * estimate is trusted there is no telling, so assume it saw it just now */
+    bool trusted = s->rtt_samples >= RTT_TRUST_SAMPLES && s->min_rtt >= 0;
+    int64_t seen = (trusted ? now - s->min_rtt : now) - s->cfg.seen_slack_us;
     if (seen > s->last_start)
         s->last_start = seen;
     /* The estimate may only shrink on clear samples: not from a retried request (the reply
@@ -350,6 +358,7 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
      * too-large estimate would let the next request out early, so it converges in a few
      * replies from any start. */
     if (res->rtt_us >= 0 && s->flight.attempts == 1) {
+        s->rtt_samples++;
         if (s->min_rtt < 0)
             s->min_rtt = res->rtt_us;
         else if (res->rtt_us * 2 < s->min_rtt)
