@@ -3,7 +3,14 @@
  */
 #include "eeprom_policy.h"
 
+#include <math.h>
 #include <stdlib.h>
+
+/* The bucket's level is kept in integer units of 1/DAY_US token, so a refill of writes_per_day
+ * tokens a day is exactly writes_per_day units per microsecond: no rounding, and the time a
+ * token becomes whole is exact (a deadline never wakes the loop a hair too early). */
+#define DAY_US 86400000000LL
+#define TOKEN DAY_US
 
 static const struct {
     uint16_t cmd;
@@ -20,7 +27,12 @@ static const struct {
 };
 
 struct eeprom_policy {
-    int64_t interval;
+    int64_t interval; /* minimum spacing between persisted writes, µs */
+    int per_day;      /* daily budget (tokens a day); 0: spacing only */
+    int burst;        /* bucket depth in tokens */
+    bool level_set;   /* the level was given (budget set or restored) */
+    int64_t level;    /* tokens × TOKEN at level_at */
+    int64_t level_at;
     bool eep_off;
     bool have_last;
     int64_t last; /* last persisted write */
@@ -57,6 +69,84 @@ void eeprom_policy_set_interval(eeprom_policy_t *e, int64_t min_interval_us)
 int64_t eeprom_policy_interval(const eeprom_policy_t *e)
 {
     return e->interval;
+}
+
+/* The level at now: refilled from level_at at per_day units per µs, capped at the burst. */
+static int64_t s_level(const eeprom_policy_t *e, int64_t now)
+{
+    int64_t cap = (int64_t)e->burst * TOKEN;
+    if (e->per_day <= 0)
+        return cap;
+    if (!e->level_set)
+        return cap;
+    if (e->level >= cap)
+        return cap;
+    int64_t dt = now - e->level_at;
+    if (dt <= 0)
+        return e->level;
+    /* compare before multiplying: a long gap must not overflow */
+    if (dt >= (cap - e->level) / e->per_day + 1)
+        return cap;
+    int64_t l = e->level + dt * e->per_day;
+    return l > cap ? cap : l;
+}
+
+static int64_t s_floor_units(void)
+{
+    return -(int64_t)EEPROM_TOKENS_FLOOR * TOKEN;
+}
+
+void eeprom_policy_set_budget(eeprom_policy_t *e, int writes_per_day, int burst, int64_t now)
+{
+    if (writes_per_day < 1 || burst < 1) {
+        e->per_day = 0;
+        e->burst = 0;
+        return;
+    }
+    e->per_day = writes_per_day;
+    e->burst = burst;
+    /* a known level refills up to now at the (new) rate; restored from the state file, that
+     * is the time the gateway was down */
+    int64_t level = e->level_set ? s_level(e, now) : (int64_t)burst * TOKEN;
+    if (level > (int64_t)burst * TOKEN)
+        level = (int64_t)burst * TOKEN;
+    e->level = level;
+    e->level_at = now;
+    e->level_set = true;
+}
+
+int eeprom_policy_writes_per_day(const eeprom_policy_t *e)
+{
+    return e->per_day;
+}
+
+int eeprom_policy_burst(const eeprom_policy_t *e)
+{
+    return e->burst;
+}
+
+double eeprom_policy_tokens(const eeprom_policy_t *e, int64_t now)
+{
+    if (e->per_day > 0)
+        return (double)s_level(e, now) / (double)TOKEN;
+    if (!e->have_last || e->interval <= 0 || now - e->last >= e->interval)
+        return 1.0;
+    return now <= e->last ? 0.0 : (double)(now - e->last) / (double)e->interval;
+}
+
+void eeprom_policy_set_tokens(eeprom_policy_t *e, double tokens, int64_t at)
+{
+    if (!isfinite(tokens))
+        return;
+    if (tokens < -EEPROM_TOKENS_FLOOR)
+        tokens = -EEPROM_TOKENS_FLOOR;
+    if (e->burst > 0 && tokens > e->burst)
+        tokens = e->burst;
+    if (tokens > EEPROM_TOKENS_FLOOR)
+        tokens = EEPROM_TOKENS_FLOOR;
+    e->level = llround(tokens * (double)TOKEN);
+    e->level_at = at;
+    e->level_set = true;
 }
 
 void eeprom_policy_set_eep_off(eeprom_policy_t *e, bool eep_off)
@@ -97,9 +187,17 @@ bool eeprom_policy_persists(const eeprom_policy_t *e, uint16_t cmd)
     return !(s_regs[i].star && e->eep_off);
 }
 
+/* When a deferrable write is allowed: the spacing has passed and a whole token is there. */
 static int64_t s_allowed_at(const eeprom_policy_t *e)
 {
-    return e->have_last ? e->last + e->interval : INT64_MIN;
+    int64_t t = e->have_last ? e->last + e->interval : INT64_MIN;
+    if (e->per_day > 0 && e->level_set && e->level < TOKEN) {
+        int64_t need = TOKEN - e->level;
+        int64_t tok = e->level_at + (need + e->per_day - 1) / e->per_day;
+        if (tok > t)
+            t = tok;
+    }
+    return t;
 }
 
 eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw, int64_t now)
@@ -127,6 +225,12 @@ void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now)
     e->count[i]++;
     e->have_last = true;
     e->last = now;
+    if (e->per_day > 0) {
+        int64_t l = s_level(e, now) - TOKEN;
+        e->level = l < s_floor_units() ? s_floor_units() : l;
+        e->level_at = now;
+        e->level_set = true;
+    }
 }
 
 void eeprom_policy_uncount(eeprom_policy_t *e, uint16_t cmd)

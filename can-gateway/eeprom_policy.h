@@ -4,10 +4,17 @@
  * The BIC-2200 persists OPERATION, VOUT_SET, IOUT_SET, REVERSE_VOUT_SET, REVERSE_IOUT_SET,
  * SYSTEM_CONFIG and BIDIRECTIONAL_CONFIG. With EEP_OFF set (newer firmware, verified by
  * read-back) the four `*` setpoints stay in RAM. Without it every setpoint change wears the
- * EEPROM, so the gateway allows one persisted setpoint write per device per min_interval and
- * keeps the newest refused value as pending, to be written when allowed. OPERATION and the
- * configuration registers are never deferred (turning the output off must not wait), but they
- * count and restart the interval. Every persisted write is counted per register.
+ * EEPROM, so the gateway limits persisted setpoint writes per device and keeps the newest
+ * refused value as pending, to be written when allowed. OPERATION and the configuration
+ * registers are never deferred (turning the output off must not wait), but they count, restart
+ * the spacing and take a token. Every persisted write is counted per register.
+ *
+ * The limit is a minimum spacing between persisted writes plus, optionally, a daily budget as
+ * a token bucket: writes_per_day tokens a day flow in, at most burst are saved up, each
+ * persisted write takes one. A setpoint write needs a whole token and the spacing to have
+ * passed. Never-deferred writes take their token even from an empty bucket (the level goes
+ * below zero), so the long-run count stays within the budget. Without a daily budget
+ * (writes_per_day 0) only the spacing applies: the fixed-interval rule.
  */
 #ifndef BIC_EEPROM_POLICY_H
 #define BIC_EEPROM_POLICY_H
@@ -24,8 +31,25 @@ typedef struct eeprom_policy eeprom_policy_t;
 eeprom_policy_t *eeprom_policy_new(int64_t min_interval_us);
 void eeprom_policy_destroy(eeprom_policy_t **p);
 
+/* The minimum spacing between persisted writes (the fixed interval without a daily budget). */
 void eeprom_policy_set_interval(eeprom_policy_t *e, int64_t min_interval_us);
 int64_t eeprom_policy_interval(const eeprom_policy_t *e);
+
+/* The daily budget: writes_per_day >= 1 tokens a day, burst >= 1 saved up at most; 0, 0
+ * (or any value < 1) turns the bucket off. The level carries over (clamped to the new burst);
+ * a policy that never had a level (new device, no state file) starts with a full bucket. */
+void eeprom_policy_set_budget(eeprom_policy_t *e, int writes_per_day, int burst, int64_t now);
+int eeprom_policy_writes_per_day(const eeprom_policy_t *e); /* 0: no daily budget */
+int eeprom_policy_burst(const eeprom_policy_t *e);          /* 0: no daily budget */
+
+/* Tokens at now (may be negative after never-deferred writes). Without a daily budget: the
+ * share of the interval passed since the last persisted write, at most 1 (what a one-deep
+ * bucket refilled once per interval would hold). */
+double eeprom_policy_tokens(const eeprom_policy_t *e, int64_t now);
+/* Restores the level of the bucket as it was at `at` (from the state file); it refills from
+ * `at` on. tokens is clamped to [-EEPROM_TOKENS_FLOOR, burst]. */
+void eeprom_policy_set_tokens(eeprom_policy_t *e, double tokens, int64_t at);
+#define EEPROM_TOKENS_FLOOR 1000000.0
 
 /* EEP_OFF confirmed by read-back (true) or not available/not set (false). */
 void eeprom_policy_set_eep_off(eeprom_policy_t *e, bool eep_off);
@@ -45,12 +69,14 @@ bool eeprom_policy_persists(const eeprom_policy_t *e, uint16_t cmd);
 eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw,
                                         int64_t now);
 
-/* Records a write that went out: counts it if it persists and restarts the interval.
+/* Records a write that went out: counts it if it persists, restarts the spacing and takes a
+ * token.
  * Also drops a pending value for cmd (the newer write supersedes it). */
 void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now);
 
 /* Takes back the count of a write the device did not take (the read-back showed the old
- * value). The interval stays restarted: the budget errs on the side of fewer writes. */
+ * value). The spacing stays restarted and the token spent: the budget errs on the side of
+ * fewer writes. */
 void eeprom_policy_uncount(eeprom_policy_t *e, uint16_t cmd);
 
 /* Drops a pending value (e.g. the device already holds the wanted value). */

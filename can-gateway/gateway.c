@@ -66,6 +66,7 @@ typedef struct {
     int safe_state;
     bool safe_on_exit;
     int eep_interval_s, lease_max_ttl_s;
+    int eep_per_day, eep_burst; /* daily budget; 0 with the fixed-interval rule */
     gw_dev_cfg_t dev[GW_DEV_MAX];
 } settings_t;
 
@@ -180,7 +181,27 @@ static int s_read_settings(const config_t *cfg, settings_t *s, char *err, size_t
                     : strcasecmp(ss, "hold") == 0 ? SAFE_HOLD
                                                   : SAFE_OFF;
     s->safe_on_exit = config_bool(cfg, "GATEWAY", "SafeStateOnExit");
-    s->eep_interval_s = (int)config_int(cfg, "GATEWAY", "EepromWriteIntervalSec");
+    /* EepromWriteIntervalSec set explicitly keeps the fixed-interval rule (spacing = interval,
+     * no daily bucket); otherwise the daily budget with bursts and a minimum spacing */
+    if (config_has(cfg, "GATEWAY", "EepromWriteIntervalSec")) {
+        static const char *const budget_keys[] = {"EepromWritesPerDay", "EepromBurst",
+                                                  "EepromMinSpacingSec", NULL};
+        for (int k = 0; budget_keys[k]; k++)
+            if (config_has(cfg, "GATEWAY", "%s", budget_keys[k])) {
+                snprintf(err, errlen,
+                         "[GATEWAY] EepromWriteIntervalSec (line %d) and %s (line %d) both set: "
+                         "use either the fixed interval or the daily budget keys "
+                         "(EepromWritesPerDay, EepromBurst, EepromMinSpacingSec)",
+                         config_line(cfg, "GATEWAY", "EepromWriteIntervalSec"), budget_keys[k],
+                         config_line(cfg, "GATEWAY", "%s", budget_keys[k]));
+                return -1;
+            }
+        s->eep_interval_s = (int)config_int(cfg, "GATEWAY", "EepromWriteIntervalSec");
+    } else {
+        s->eep_interval_s = (int)config_int(cfg, "GATEWAY", "EepromMinSpacingSec");
+        s->eep_per_day = (int)config_int(cfg, "GATEWAY", "EepromWritesPerDay");
+        s->eep_burst = (int)config_int(cfg, "GATEWAY", "EepromBurst");
+    }
     s->lease_max_ttl_s = (int)config_int(cfg, "GATEWAY", "LeaseMaxTtlSec");
     /* the loader validated the ranges; guard against a zero from an absent schema entry */
     if (s->tel_period_ms < 200)
@@ -327,10 +348,45 @@ static cJSON *s_lease_json(gateway_t *gw, int64_t now)
     return l;
 }
 
+/* Applies the configured spacing and daily budget to a device's policy (keeps its level). */
+static void s_eep_configure(const gateway_t *gw, eeprom_policy_t *e, int64_t now)
+{
+    eeprom_policy_set_interval(e, (int64_t)gw->set.eep_interval_s * 1000000);
+    eeprom_policy_set_budget(e, gw->set.eep_per_day, gw->set.eep_burst, now);
+}
+
+/* policy, spacing, daily budget, bucket level and the total count, as info, eeprom and
+ * telemetry show them. min_interval_s is the spacing (what a controller paces its writes by);
+ * with the fixed-interval rule the budget reads as a one-deep bucket refilled once per
+ * interval (writes_per_day null when the interval is 0: no limit). */
+static void s_eeprom_budget_json(cJSON *o, const eeprom_policy_t *eep, int64_t now)
+{
+    double spacing_s = (double)(eeprom_policy_interval(eep) / 1000000);
+    cJSON_AddStringToObject(o, "policy", eeprom_policy_eep_off(eep) ? "eep_off" : "budget");
+    cJSON_AddNumberToObject(o, "min_interval_s", spacing_s);
+    cJSON_AddNumberToObject(o, "min_spacing_s", spacing_s);
+    if (eeprom_policy_writes_per_day(eep) > 0) {
+        cJSON_AddNumberToObject(o, "writes_per_day", eeprom_policy_writes_per_day(eep));
+        cJSON_AddNumberToObject(o, "burst", eeprom_policy_burst(eep));
+    } else {
+        if (spacing_s > 0)
+            cJSON_AddNumberToObject(o, "writes_per_day", round(86400.0 / spacing_s * 100) / 100);
+        else
+            cJSON_AddNullToObject(o, "writes_per_day");
+        cJSON_AddNumberToObject(o, "burst", 1);
+    }
+    /* rounded down: 0.999 is not a token yet */
+    cJSON_AddNumberToObject(o, "tokens", floor(eeprom_policy_tokens(eep, now) * 100) / 100);
+    cJSON_AddNumberToObject(o, "writes_total", (double)eeprom_policy_total(eep));
+}
+
 static eeprom_policy_t *s_eep(gateway_t *gw, uint8_t addr)
 {
-    if (!gw->eep[addr])
+    if (!gw->eep[addr]) {
         gw->eep[addr] = eeprom_policy_new((int64_t)gw->set.eep_interval_s * 1000000);
+        if (gw->eep[addr])
+            s_eep_configure(gw, gw->eep[addr], mono_us());
+    }
     return gw->eep[addr];
 }
 
@@ -1351,10 +1407,8 @@ static void s_start_waiting(gateway_t *gw, int64_t now)
 static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
     cJSON *t = gw_dev_telemetry(d, now, s_wall());
-    eeprom_policy_t *eep = s_eep(gw, d->addr);
     cJSON *e = cJSON_AddObjectToObject(t, "eeprom");
-    cJSON_AddNumberToObject(e, "writes_total", (double)eeprom_policy_total(eep));
-    cJSON_AddStringToObject(e, "policy", eeprom_policy_eep_off(eep) ? "eep_off" : "budget");
+    s_eeprom_budget_json(e, s_eep(gw, d->addr), now);
     cJSON_AddItemToObject(t, "lease", s_lease_json(gw, now));
     char topic[16];
     snprintf(topic, sizeof topic, "tel/%d", d->addr);
@@ -1957,13 +2011,11 @@ static void s_op_ping(ctx_t *c)
     s_reply_now(c, r);
 }
 
-static cJSON *s_eeprom_json(gateway_t *gw, const gw_dev_t *d)
+static cJSON *s_eeprom_json(gateway_t *gw, const gw_dev_t *d, int64_t now)
 {
     eeprom_policy_t *eep = s_eep(gw, d->addr);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "policy", eeprom_policy_eep_off(eep) ? "eep_off" : "budget");
-    cJSON_AddNumberToObject(o, "min_interval_s", (double)(eeprom_policy_interval(eep) / 1000000));
-    cJSON_AddNumberToObject(o, "writes_total", (double)eeprom_policy_total(eep));
+    s_eeprom_budget_json(o, eep, now);
     cJSON *w = cJSON_AddObjectToObject(o, "writes");
     for (int i = 0; i < EEPROM_NREGS; i++)
         cJSON_AddNumberToObject(w, eeprom_reg_name(i), (double)eeprom_policy_count(eep, i));
@@ -2009,7 +2061,7 @@ static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
     } else {
         cJSON_AddNullToObject(o, "model");
     }
-    cJSON_AddItemToObject(o, "eeprom", s_eeprom_json(gw, d));
+    cJSON_AddItemToObject(o, "eeprom", s_eeprom_json(gw, d, now));
     cJSON_AddItemToObject(o, "lease", s_lease_json(gw, now));
     return o;
 }
@@ -2053,7 +2105,7 @@ static void s_op_eeprom(ctx_t *c)
         return;
     cJSON *r = s_ok(c->id);
     cJSON_AddNumberToObject(r, "dev", d->addr);
-    cJSON_AddItemToObject(r, "eeprom", s_eeprom_json(c->gw, d));
+    cJSON_AddItemToObject(r, "eeprom", s_eeprom_json(c->gw, d, c->now));
     s_reply_now(c, r);
 }
 
@@ -2689,6 +2741,9 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         }
         if (n > 0)
             log_info("EEPROM write counters of %d device(s) loaded from %s", n, gw->state_path);
+        for (int a = 0; a < GW_DEV_MAX; a++)
+            if (gw->eep[a])
+                s_eep_configure(gw, gw->eep[a], now);
     }
     if (gw->set.state_dir[0]) {
         snprintf(gw->lease_path, sizeof gw->lease_path, "%s/%s", gw->set.state_dir, GW_LEASE_FILE);
@@ -2872,7 +2927,7 @@ int gateway_reload(gateway_t *gw, const config_t *cfg, char *note, size_t notele
     int64_t now = mono_us();
     for (int a = 0; a < GW_DEV_MAX; a++) {
         if (gw->eep[a])
-            eeprom_policy_set_interval(gw->eep[a], (int64_t)gw->set.eep_interval_s * 1000000);
+            s_eep_configure(gw, gw->eep[a], now);
         if (gw->set.dev[a].present && !gw->dev[a])
             s_dev_add(gw, (uint8_t)a);
         gw_dev_t *d = gw->dev[a];

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,12 @@ int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
         int64_t last;
         if (eeprom_policy_last_write(eep[a], &last))
             cJSON_AddNumberToObject(d, "last_write_ms", (double)(wall_ms - (now_us - last) / 1000));
+        /* the bucket's level with the wall time it holds for, so a restart refills it by the
+         * time that really passed, not to full */
+        if (eeprom_policy_writes_per_day(eep[a]) > 0) {
+            cJSON_AddNumberToObject(d, "tokens", eeprom_policy_tokens(eep[a], now_us));
+            cJSON_AddNumberToObject(d, "tokens_ms", (double)wall_ms);
+        }
     }
     text = cJSON_Print(root);
     if (!text) {
@@ -163,6 +170,26 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
             if (ago_ms < 0) /* clock went back: assume the write was just now */
                 ago_ms = 0;
             eeprom_policy_set_last_write(eep[a], now_us - ago_ms * 1000);
+        }
+        cJSON *tk = cJSON_GetObjectItemCaseSensitive(d, "tokens");
+        cJSON *tm = cJSON_GetObjectItemCaseSensitive(d, "tokens_ms");
+        if (tk) {
+            if (!cJSON_IsNumber(tk) || !isfinite(tk->valuedouble) ||
+                fabs(tk->valuedouble) > EEPROM_TOKENS_FLOOR || !cJSON_IsNumber(tm) ||
+                !(tm->valuedouble >= 0 && tm->valuedouble <= 1e14)) {
+                snprintf(err, errlen,
+                         "%s: device %ld: bad tokens/tokens_ms (allowed: a number of tokens "
+                         "within +-%.0f and a wall time in ms)",
+                         path, a, EEPROM_TOKENS_FLOOR);
+                goto cleanup;
+            }
+            /* Refill for the time since the save by the wall clock. A clock that went back
+             * refills nothing; a jump forward refills at most to the bucket's depth, which is
+             * also all a long real downtime can give. */
+            int64_t ago_ms = wall_ms - (int64_t)tm->valuedouble;
+            if (ago_ms < 0)
+                ago_ms = 0;
+            eeprom_policy_set_tokens(eep[a], tk->valuedouble, now_us - ago_ms * 1000);
         }
         loaded++;
     }

@@ -1,6 +1,7 @@
 /*
  * Unit tests for the EEPROM policy (write budget, pending values, counters, EEP_OFF) and the
- * persisted counter file (atomic save, load across a restart, failures keep the counts).
+ * persisted counter file (atomic save, load across a restart, failures keep the counts), and
+ * the daily budget's token bucket (refill, depth, spacing, deferral, restart, clock jumps).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,209 @@ static int s_teardown_dir(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---- the daily budget (token bucket) ---- */
+
+/* A budget of 8640 writes a day is one token every 10 s: easy numbers for the refill. */
+static eeprom_policy_t *s_bucket(int per_day, int burst, int64_t spacing_us)
+{
+    eeprom_policy_t *e = eeprom_policy_new(spacing_us);
+    assert_non_null(e);
+    eeprom_policy_set_budget(e, per_day, burst, 0);
+    return e;
+}
+
+static void test_bucket_starts_full_spends_then_refills(void **state)
+{
+    (void)state;
+    eeprom_policy_t *e = s_bucket(8640, 3, 2 * S);
+    assert_int_equal(eeprom_policy_writes_per_day(e), 8640);
+    assert_int_equal(eeprom_policy_burst(e), 3);
+    assert_true(eeprom_policy_tokens(e, 0) == 3.0);
+    assert_int_equal(eeprom_policy_request(e, IOUT, 1000, 0), EEPROM_WRITE_NOW);
+    eeprom_policy_written(e, IOUT, 0);
+    assert_true(eeprom_policy_tokens(e, 0) == 2.0);
+    /* 1 s later: tokens are there, but the spacing is not over */
+    assert_int_equal(eeprom_policy_request(e, IOUT, 1100, 1 * S), EEPROM_DEFER);
+    assert_int_equal(eeprom_policy_request(e, IOUT, 1200, 1 * S + 1), EEPROM_DEFER);
+    assert_int_equal(eeprom_policy_deadline(e), 2 * S);
+    uint16_t cmd;
+    uint32_t raw;
+    assert_false(eeprom_policy_due(e, 2 * S - 1, &cmd, &raw));
+    assert_true(eeprom_policy_due(e, 2 * S, &cmd, &raw));
+    assert_int_equal(raw, 1200); /* the newest deferred value */
+    eeprom_policy_written(e, IOUT, 2 * S);
+    /* 2 - 1 + 0.2 refilled in 2 s */
+    assert_true(fabs(eeprom_policy_tokens(e, 2 * S) - 1.2) < 1e-9);
+    assert_int_equal(eeprom_policy_request(e, VOUT, 2700, 4 * S), EEPROM_WRITE_NOW);
+    eeprom_policy_written(e, VOUT, 4 * S);
+    assert_true(fabs(eeprom_policy_tokens(e, 4 * S) - 0.4) < 1e-9);
+    /* spacing over, but less than a whole token: deferred until the bucket holds one,
+     * 0.6 tokens = 6 s after the last write */
+    assert_int_equal(eeprom_policy_request(e, VOUT, 2710, 6 * S), EEPROM_DEFER);
+    assert_int_equal(eeprom_policy_deadline(e), 10 * S);
+    assert_false(eeprom_policy_due(e, 10 * S - 1, &cmd, &raw));
+    assert_true(eeprom_policy_due(e, 10 * S, &cmd, &raw));
+    assert_int_equal(cmd, VOUT);
+    assert_int_equal(raw, 2710);
+    assert_int_equal(eeprom_policy_total(e), 3);
+    eeprom_policy_destroy(&e);
+}
+
+static void test_bucket_capacity_caps_saving_up(void **state)
+{
+    (void)state;
+    /* one write a day: the refill is negligible within the test */
+    eeprom_policy_t *e = s_bucket(1, 3, 2 * S);
+    eeprom_policy_written(e, IOUT, 0);
+    /* a long quiet time saves up at most the burst, however long it is */
+    int64_t t = 400LL * 86400 * S;
+    assert_true(eeprom_policy_tokens(e, t) == 3.0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(eeprom_policy_request(e, IOUT, 100 + (uint32_t)i, t), EEPROM_WRITE_NOW);
+        eeprom_policy_written(e, IOUT, t);
+        t += 2 * S;
+    }
+    /* the burst is spent: deferred although the spacing is over */
+    assert_int_equal(eeprom_policy_request(e, IOUT, 200, t + 60 * S), EEPROM_DEFER);
+    assert_true(eeprom_policy_tokens(e, t + 60 * S) < 0.01);
+    /* a whole token after a day (less what had refilled already) */
+    int64_t dl = eeprom_policy_deadline(e);
+    assert_true(dl > t + 86000 * S && dl <= t + 86400 * S);
+    eeprom_policy_destroy(&e);
+}
+
+static void test_bucket_never_deferred_writes_take_tokens(void **state)
+{
+    (void)state;
+    eeprom_policy_t *e = s_bucket(8640, 1, 0);
+    eeprom_policy_written(e, IOUT, 0);
+    /* switching off never waits, not even for an empty bucket, and it costs a token */
+    assert_int_equal(eeprom_policy_request(e, OPERATION, 0, 1 * S), EEPROM_WRITE_NOW);
+    eeprom_policy_written(e, OPERATION, 1 * S);
+    assert_true(fabs(eeprom_policy_tokens(e, 1 * S) - (-0.9)) < 1e-9);
+    /* the setpoint waits until the debt is paid and a token is whole: 1.9 tokens = 19 s */
+    assert_int_equal(eeprom_policy_request(e, IOUT, 5, 2 * S), EEPROM_DEFER);
+    assert_int_equal(eeprom_policy_deadline(e), 20 * S);
+    eeprom_policy_destroy(&e);
+}
+
+static void test_bucket_spacing_with_full_bucket(void **state)
+{
+    (void)state;
+    eeprom_policy_t *e = s_bucket(1095, 300, 20 * S);
+    eeprom_policy_written(e, IOUT, 100 * S);
+    assert_int_equal(eeprom_policy_request(e, IOUT, 1, 120 * S - 1), EEPROM_DEFER);
+    assert_int_equal(eeprom_policy_deadline(e), 120 * S);
+    assert_int_equal(eeprom_policy_request(e, IOUT, 2, 120 * S), EEPROM_WRITE_NOW);
+    eeprom_policy_destroy(&e);
+}
+
+static void test_bucket_reconfigured_keeps_level(void **state)
+{
+    (void)state;
+    eeprom_policy_t *e = s_bucket(1, 300, 0);
+    for (int i = 0; i < 100; i++)
+        eeprom_policy_written(e, IOUT, 0);
+    /* a reload (SIGHUP) keeps the level; a smaller burst clips it */
+    eeprom_policy_set_budget(e, 1, 300, 1);
+    assert_true(eeprom_policy_tokens(e, 1) < 200.01 && eeprom_policy_tokens(e, 1) >= 200.0);
+    eeprom_policy_set_budget(e, 1, 50, 2);
+    assert_true(eeprom_policy_tokens(e, 2) == 50.0);
+    /* turned off: the fixed-interval rule, reported as a one-deep bucket */
+    eeprom_policy_set_budget(e, 0, 0, 3);
+    assert_int_equal(eeprom_policy_writes_per_day(e), 0);
+    eeprom_policy_set_interval(e, 10 * S);
+    eeprom_policy_written(e, IOUT, 10 * S);
+    assert_true(fabs(eeprom_policy_tokens(e, 15 * S) - 0.5) < 1e-9);
+    assert_true(eeprom_policy_tokens(e, 30 * S) == 1.0);
+    eeprom_policy_destroy(&e);
+}
+
+/* Saves one device whose bucket holds 0.4 tokens (8640 a day, 3 deep) at wall time W. */
+#define W 1000000000000LL
+static void s_save_bucket(const char *path)
+{
+    eeprom_policy_t *eep[64] = {0};
+    eep[2] = s_bucket(8640, 3, 2 * S);
+    eeprom_policy_written(eep[2], IOUT, 0);
+    eeprom_policy_written(eep[2], IOUT, 2 * S);
+    eeprom_policy_written(eep[2], IOUT, 4 * S);
+    char err[256];
+    assert_true(fabs(eeprom_policy_tokens(eep[2], 4 * S) - 0.4) < 1e-9);
+    assert_int_equal(gw_state_save(path, eep, 4 * S, W, err, sizeof err), 0);
+    eeprom_policy_destroy(&eep[2]);
+}
+
+/* Loads at wall time wall_ms with a new monotonic origin (1 s) and configures the budget as
+ * the gateway does; returns the tokens right after. */
+static double s_load_bucket(const char *path, int64_t wall_ms)
+{
+    eeprom_policy_t *eep[64] = {0};
+    char err[256] = "";
+    assert_int_equal(gw_state_load(path, eep, 2 * S, 1 * S, wall_ms, err, sizeof err), 1);
+    assert_non_null(eep[2]);
+    eeprom_policy_set_budget(eep[2], 8640, 3, 1 * S);
+    double t = eeprom_policy_tokens(eep[2], 1 * S);
+    /* below a whole token a setpoint still waits after the restart */
+    if (t < 1)
+        assert_int_equal(eeprom_policy_request(eep[2], IOUT, 9, 1 * S), EEPROM_DEFER);
+    eeprom_policy_destroy(&eep[2]);
+    return t;
+}
+
+static void test_bucket_restart_does_not_refill(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/bucket.json", s_dir);
+    s_save_bucket(path);
+    /* restarted at once: the level as saved, not a full bucket */
+    assert_true(fabs(s_load_bucket(path, W) - 0.4) < 1e-6);
+    /* down for 5 s by the wall clock: refilled by 5 s (0.5 tokens) */
+    assert_true(fabs(s_load_bucket(path, W + 5000) - 0.9) < 1e-6);
+    /* a state file from before the bucket (no tokens): a full bucket, as a new device */
+    FILE *f = fopen(path, "w");
+    fputs("{\"v\":1,\"devices\":{\"2\":{\"writes\":{\"IOUT_SET\":3}}}}", f);
+    fclose(f);
+    assert_true(s_load_bucket(path, W) == 3.0);
+}
+
+static void test_bucket_restart_clock_jumps(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/bucket.json", s_dir);
+    s_save_bucket(path);
+    /* the wall clock went back an hour: no refill (and no negative one) */
+    assert_true(fabs(s_load_bucket(path, W - 3600 * 1000) - 0.4) < 1e-6);
+    /* a jump forward by years refills no more than the bucket's depth */
+    assert_true(s_load_bucket(path, W + 5LL * 365 * 86400 * 1000) == 3.0);
+}
+
+static void test_bucket_bad_tokens_rejected(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/bucket-bad.json", s_dir);
+    const char *bad[] = {
+        "{\"v\":1,\"devices\":{\"2\":{\"tokens\":\"x\",\"tokens_ms\":1}}}",
+        "{\"v\":1,\"devices\":{\"2\":{\"tokens\":1e300,\"tokens_ms\":1}}}",
+        "{\"v\":1,\"devices\":{\"2\":{\"tokens\":1}}}",
+        "{\"v\":1,\"devices\":{\"2\":{\"tokens\":1,\"tokens_ms\":-5}}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i], f);
+        fclose(f);
+        eeprom_policy_t *eep[64] = {0};
+        char err[256] = "";
+        assert_int_equal(gw_state_load(path, eep, S, 0, W, err, sizeof err), -1);
+        assert_non_null(strstr(err, "bad tokens"));
+        for (int a = 0; a < 64; a++)
+            eeprom_policy_destroy(&eep[a]);
+    }
+}
+
 static void test_state_roundtrip(void **state)
 {
     (void)state;
@@ -333,6 +538,14 @@ int main(void)
         cmocka_unit_test(test_oldest_pending_first),
         cmocka_unit_test(test_uncount_write_the_device_did_not_take),
         cmocka_unit_test(test_zero_interval_never_defers),
+        cmocka_unit_test(test_bucket_starts_full_spends_then_refills),
+        cmocka_unit_test(test_bucket_capacity_caps_saving_up),
+        cmocka_unit_test(test_bucket_never_deferred_writes_take_tokens),
+        cmocka_unit_test(test_bucket_spacing_with_full_bucket),
+        cmocka_unit_test(test_bucket_reconfigured_keeps_level),
+        cmocka_unit_test(test_bucket_restart_does_not_refill),
+        cmocka_unit_test(test_bucket_restart_clock_jumps),
+        cmocka_unit_test(test_bucket_bad_tokens_rejected),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_lease_file_roundtrip),
         cmocka_unit_test(test_state_missing_file_is_empty),

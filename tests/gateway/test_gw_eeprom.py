@@ -1,10 +1,13 @@
 """EEPROM protection against the real bic-sim: the write budget defers and later applies the
 newest value, counters match the device's own, survive a gateway restart (and so does the
-interval), EEP_OFF is detected by read-back during commissioning, and a state file that cannot
-be written is reported without losing the count."""
+interval), the daily budget lets a burst through with the minimum spacing and then defers
+(its bucket is not refilled by a restart), EEP_OFF is detected by read-back during
+commissioning, and a state file that cannot be written is reported without losing the
+count."""
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -80,6 +83,90 @@ def test_counters_persist_across_restart():
             assert r["deferred"] is True, r
         assert sim.control.device(0)["registers"]["VOUT_SET"] == 2730
         assert_no_pacing_violations(sim)
+
+
+def _iout(sim):
+    return sim.control.device(0)["registers"]["IOUT_SET"]
+
+
+def test_daily_budget_burst_with_spacing_then_defers():
+    """Old firmware (no EEP_OFF): a burst of current changes goes through up to the bucket's
+    depth, one per spacing, then waits for the daily refill; a restart does not refill it.
+    One write a day: nothing refills within the test."""
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24:fw=old"]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWritesPerDay=1, EepromBurst=3, EepromMinSpacingSec=2)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["tel/0"])
+            ee = c.ok("eeprom", dev=0)["eeprom"]
+            assert ee["policy"] == "budget" and ee["writes_per_day"] == 1, ee
+            assert ee["burst"] == 3 and ee["tokens"] == 3, ee
+            assert ee["min_spacing_s"] == 2 and ee["min_interval_s"] == 2, ee
+            _, tel = sub.wait(lambda t, b: t == "tel/0", what="telemetry")
+            assert tel["eeprom"]["burst"] == 3 and tel["eeprom"]["min_interval_s"] == 2, tel
+            w0 = sim.control.eeprom_writes(0)["IOUT_SET"]
+            r = c.ok("set", dev=0, reg="IOUT_SET", value=20, client="t")
+            assert r["written"] is True and r["deferred"] is False, r
+            # the next changes come faster than the spacing: each waits for it, newest wins
+            for want in (21, 22):
+                t0 = time.monotonic()
+                r = c.ok("set", dev=0, reg="IOUT_SET", value=want, client="t")
+                assert r["deferred"] is True, r
+                harness.wait_for(lambda: _iout(sim) == want * 100, timeout=15,
+                                 what="%d A written after the spacing" % want)
+                assert time.monotonic() - t0 >= 1.0
+            ee = c.ok("eeprom", dev=0)["eeprom"]
+            assert ee["tokens"] < 1 and ee["writes"]["IOUT_SET"] == 3, ee
+            # the burst is spent: past the spacing, a change still waits (for the refill)
+            time.sleep(2.5)
+            r = c.ok("set", dev=0, reg="IOUT_SET", value=23, client="t")
+            assert r["deferred"] is True, r
+            time.sleep(2.5)
+            assert _iout(sim) == 2200
+            ee = c.ok("eeprom", dev=0)["eeprom"]
+            assert ee["pending"] == {"IOUT_SET": 23}, ee
+            # gateway and device agree on the persisted writes
+            assert sim.control.eeprom_writes(0)["IOUT_SET"] - w0 == 3
+            sub.close()
+        saved = json.load(open(os.path.join(ini["GATEWAY"]["StateDir"], "eeprom-counters.json")))
+        assert saved["devices"]["0"]["tokens"] < 1, saved
+        # a restart does not refill the bucket
+        with Gateway(ini, tmp) as gw:
+            ee = gw.client.ok("eeprom", dev=0)["eeprom"]
+            assert ee["tokens"] < 1 and ee["writes"]["IOUT_SET"] == 3, ee
+            r = gw.client.ok("set", dev=0, reg="IOUT_SET", value=24, client="t")
+            assert r["deferred"] is True, r
+            time.sleep(2.5)
+            assert _iout(sim) == 2200
+        assert sim.control.eeprom_writes(0)["IOUT_SET"] - w0 == 3
+        assert_no_pacing_violations(sim)
+
+
+def test_budget_keys_validated():
+    """The fixed interval and the daily budget are one or the other; out-of-range budget
+    values are refused with the allowed range."""
+    tmp = harness.temp_dir()
+    base = {"Can": "slcan:/dev/ttyACM0", "ReqEndpoint": "ipc://%s/r.sock" % tmp,
+            "PubEndpoint": "ipc://%s/p.sock" % tmp, "StateDir": tmp}
+
+    def check(**gw):
+        ini = {"GATEWAY": dict(base, **gw)}
+        path = harness.write_ini(os.path.join(tmp, "gw.ini"), ini)
+        p = subprocess.run([harness.program("bic-can-gateway"), "--check-config", "-c", path],
+                           capture_output=True, text=True, timeout=20)
+        return p.returncode, p.stdout + p.stderr
+
+    rc, out = check(EepromWritesPerDay=1095, EepromBurst=300, EepromMinSpacingSec=20)
+    assert rc == 0, out
+    rc, out = check(EepromWriteIntervalSec=79)
+    assert rc == 0, out
+    rc, out = check(EepromWriteIntervalSec=79, EepromBurst=100)
+    assert rc == 1 and "EepromWriteIntervalSec" in out and "EepromBurst" in out, out
+    for key, value in (("EepromWritesPerDay", 0), ("EepromBurst", "many"),
+                       ("EepromMinSpacingSec", -1)):
+        rc, out = check(**{key: value})
+        assert rc == 1 and key in out, (key, out)
 
 
 def test_init_detects_eep_off():
