@@ -176,20 +176,6 @@ void ctld_list_clear(ctld_list_t *list)
     list->count = list->cap = 0;
 }
 
-void ctld_node_id(const char *topic_main, char *out, size_t outlen)
-{
-    if (!outlen)
-        return;
-    size_t i = 0;
-    for (; topic_main && topic_main[i] && i + 1 < outlen; i++) {
-        char c = topic_main[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        out[i] = ok ? c : '_';
-    }
-    out[i] = '\0';
-}
-
 static char *s_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *s_fmt(const char *fmt, ...)

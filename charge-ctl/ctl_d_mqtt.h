@@ -78,7 +78,8 @@ char *ctld_result_json(bool ok, const char *request, bool enabled, const char *c
 typedef struct {
     const char *prefix;        /* discovery prefix, e.g. "homeassistant" */
     const char *topic_main;    /* <T> */
-    const char *node;          /* ctld_node_id(<T>): the bridge's node id */
+    const char *node;          /* mqtt_node_id(<T>) (common/mqtt_conn.h): the bridge's node id,
+                                  so the controller's device names the bridge's as via_device */
     const char *avail_online;  /* payload on <T>/ctl/<id>/state while running */
     const char *avail_offline; /* its will */
     const char *sw_version;
@@ -98,10 +99,6 @@ typedef struct {
 
 /* Frees every message and resets the list. */
 void ctld_list_clear(ctld_list_t *list);
-
-/* The node id the bridge derives from TopicMain (every character outside [A-Za-z0-9_-]
- * becomes '_'), so the controller's device can name the bridge's as via_device. */
-void ctld_node_id(const char *topic_main, char *out, size_t outlen);
 
 /* Appends the controller's discovery messages (topics
  * `<prefix>/<component>/<node>/ctl<dev>_<object>/config`). 0, or -1 when out of memory. */

@@ -2,11 +2,11 @@
  * ctl_daemon: the bic-charge-ctl service loop. See ctl_daemon.h for the contract and
  * docs/charge-ctl.md ("The daemon") for every topic it publishes and serves.
  *
- * One thread, one zmq_poll over three things: the MQTT socket (fetched afresh each pass,
- * POLLOUT only when libmosquitto wants to write), the gateway's PUB via SUB and the REQ
- * socket of the asynchronous gateway client. At most one gateway request is in flight; what
- * to send next is decided from state (setpoint to send, lease to take, renew or release),
- * so a newer setpoint simply replaces an unsent one.
+ * One thread, one zmq_poll over three things: the MQTT socket (common/mqtt_conn: fetched
+ * afresh each pass, POLLOUT only when libmosquitto wants to write, reconnects with back-off),
+ * the gateway's PUB via SUB and the REQ socket of the asynchronous gateway client. At most
+ * one gateway request is in flight; what to send next is decided from state (setpoint to
+ * send, lease to take, renew or release), so a newer setpoint simply replaces an unsent one.
  */
 #include "ctl_daemon.h"
 
@@ -29,11 +29,10 @@
 #include "log.h"
 #include "meter.h"
 #include "monotime.h"
+#include "mqtt_conn.h"
 #include "sdnotify.h"
 #include "sigflag.h"
 
-#define RECONNECT_MIN_MS 1000
-#define RECONNECT_MAX_MS 30000
 #define STEP_PERIOD_MS 1000    /* the step also runs without meter samples (staleness) */
 #define STATUS_PERIOD_MS 10000 /* status republished at least this often */
 #define STATUS_MIN_GAP_MS 1000 /* value-only changes are published at most this often */
@@ -53,15 +52,8 @@ typedef struct {
     bool ha_discovery;
     char pl_online[65];
     char pl_offline[65];
-    char host[256];
-    int port;
-    char user[257];
-    char pass[257];
+    mqtt_conn_cfg_t mqtt; /* broker, credentials, TLS */
     char client_id[160];
-    int keepalive_s;
-    char tls_ca[4096];
-    char tls_cert[4096];
-    char tls_key[4096];
     /* controller */
     int id;       /* the device driven: the first [CHARGE_CONTROL] Id/X */
     size_t n_ids; /* how many Id/X the section has */
@@ -86,11 +78,7 @@ struct ctl_daemon_t {
     char client[48]; /* name towards the gateway (lease holder) */
     char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600];
 
-    struct mosquitto *mosq;
-    bool connected;
-    int64_t reconnect_at;
-    int backoff_ms;
-    int64_t next_misc;
+    mqtt_conn_t *mq;
     int offline_mid;
     bool offline_acked;
 
@@ -185,26 +173,12 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
     s->ha_discovery = config_bool(cfg, "MQTT", "HaDiscovery");
     s_copy(s->pl_online, sizeof s->pl_online, config_str(cfg, "MQTT", "StatePayloadOnline"));
     s_copy(s->pl_offline, sizeof s->pl_offline, config_str(cfg, "MQTT", "StatePayloadOffline"));
-    s_copy(s->host, sizeof s->host, config_str(cfg, "MQTT", "BrokerIpAdr"));
-    s->port = (int)config_int(cfg, "MQTT", "BrokerPort");
-    s_copy(s->user, sizeof s->user, config_str(cfg, "MQTT", "BrokerAccUser"));
-    s_copy(s->pass, sizeof s->pass, config_str(cfg, "MQTT", "BrokerAccPasswd"));
-    s->keepalive_s = (int)config_int(cfg, "MQTT", "KeepAliveSec");
-    s_copy(s->tls_ca, sizeof s->tls_ca, config_str(cfg, "MQTT", "TlsCaFile"));
-    s_copy(s->tls_cert, sizeof s->tls_cert, config_str(cfg, "MQTT", "TlsCertFile"));
-    s_copy(s->tls_key, sizeof s->tls_key, config_str(cfg, "MQTT", "TlsKeyFile"));
     if (!s->topic_main[0]) {
         snprintf(err, n, "[MQTT] TopicMain is empty");
         return -1;
     }
-    if ((s->tls_cert[0] != '\0') != (s->tls_key[0] != '\0')) {
-        snprintf(err, n, "[MQTT] TlsCertFile and TlsKeyFile must be given together");
+    if (mqtt_conn_cfg_from_config(cfg, &s->mqtt, err, n) != 0)
         return -1;
-    }
-    if (s->tls_cert[0] && !s->tls_ca[0]) {
-        snprintf(err, n, "[MQTT] TlsCertFile needs TlsCaFile (TLS is enabled by the CA file)");
-        return -1;
-    }
 
     int ids[CONFIG_MAX_IDS];
     s->n_ids = config_ids(cfg, cc, ids, CONFIG_MAX_IDS);
@@ -233,18 +207,11 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
     int tel_ms = (int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs");
     s->tel_silence_ms = tel_ms * 5 > 3000 ? tel_ms * 5 : 3000;
 
-    const char *app = config_str(cfg, "MQTT", "AppId");
     /* The pid keeps a replacement instance from taking over the older one's broker session
      * (same client id: the broker would disconnect one of them, back and forth). */
-    if (app && *app) {
-        snprintf(s->client_id, sizeof s->client_id, "%s-ctl%d-%ld", app, s->id, (long)getpid());
-    } else {
-        char host[64] = "host";
-        gethostname(host, sizeof host - 1);
-        host[sizeof host - 1] = '\0';
-        snprintf(s->client_id, sizeof s->client_id, "bic2mqtt-%s-ctl%d-%ld", host, s->id,
-                 (long)getpid());
-    }
+    char suffix[48];
+    snprintf(suffix, sizeof suffix, "ctl%d-%ld", s->id, (long)getpid());
+    mqtt_client_id(config_str(cfg, "MQTT", "AppId"), suffix, s->client_id, sizeof s->client_id);
     return 0;
 }
 
@@ -252,9 +219,10 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
 
 static int s_publish(ctl_daemon_t *d, const char *topic, const char *payload, int qos, bool retain)
 {
-    if (!d->connected)
+    if (!mqtt_conn_connected(d->mq))
         return -1;
-    int rc = mosquitto_publish(d->mosq, NULL, topic, (int)strlen(payload), payload, qos, retain);
+    int rc = mosquitto_publish(mqtt_conn_mosq(d->mq), NULL, topic, (int)strlen(payload), payload,
+                               qos, retain);
     if (rc != MOSQ_ERR_SUCCESS) {
         log_warn("publish %s failed: %s", topic, mosquitto_strerror(rc));
         return -1;
@@ -349,7 +317,7 @@ static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
 static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
 {
     /* The status topic belongs to the instance that drives the device. */
-    if (!d->connected || d->standby)
+    if (!mqtt_conn_connected(d->mq) || d->standby)
         return;
     ctld_status_t s;
     s_fill_status(d, now, &s);
@@ -392,7 +360,7 @@ cleanup:
  * published. */
 static void s_publish_discovery(ctl_daemon_t *d)
 {
-    if (!d->connected)
+    if (!mqtt_conn_connected(d->mq))
         return;
     ctld_ha_ctx_t ctx = {.prefix = d->set.ha_prefix,
                          .topic_main = d->set.topic_main,
@@ -1001,23 +969,23 @@ static void s_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
 
 static void s_subscribe_all(ctl_daemon_t *d)
 {
-    mosquitto_subscribe(d->mosq, NULL, d->set.topic_power, 0);
-    mosquitto_subscribe(d->mosq, NULL, d->t_cmd, 1);
-    mosquitto_subscribe(d->mosq, NULL, d->t_avail, 1);
+    struct mosquitto *mosq = mqtt_conn_mosq(d->mq);
+    mosquitto_subscribe(mosq, NULL, d->set.topic_power, 0);
+    mosquitto_subscribe(mosq, NULL, d->t_cmd, 1);
+    mosquitto_subscribe(mosq, NULL, d->t_avail, 1);
     if (d->set.ha_discovery)
-        mosquitto_subscribe(d->mosq, NULL, d->set.ha_status, 1);
+        mosquitto_subscribe(mosq, NULL, d->set.ha_status, 1);
 }
 
-static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
+static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
 {
-    ctl_daemon_t *d = obj;
+    ctl_daemon_t *d = user;
+    struct mosquitto *mosq = mqtt_conn_mosq(c);
     if (rc != 0) {
         log_error("broker refused the connection: %s", mosquitto_connack_string(rc));
         return; /* the library closes the socket; on_disconnect schedules the retry */
     }
-    d->connected = true;
-    d->backoff_ms = RECONNECT_MIN_MS;
-    log_info("connected to %s:%d as %s", d->set.host, d->set.port, d->set.client_id);
+    log_info("connected to %s:%d as %s", d->set.mqtt.host, d->set.mqtt.port, d->set.client_id);
     if (d->set.topic_power[0])
         s_subscribe_all(d);
     else {
@@ -1025,31 +993,32 @@ static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
         mosquitto_subscribe(mosq, NULL, d->t_avail, 1);
     }
     s_publish_all(d, mono_ms());
-    sdnotify_status("connected to %s:%d", d->set.host, d->set.port);
+    sdnotify_status("connected to %s:%d", d->set.mqtt.host, d->set.mqtt.port);
 }
 
-static void s_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+static void s_on_disconnect(mqtt_conn_t *c, void *user, int rc, int retry_ms)
 {
-    ctl_daemon_t *d = obj;
-    d->connected = false;
-    if (d->stopping)
-        return;
     log_warn("disconnected from the broker (%s); retrying in %d ms",
-             rc ? mosquitto_strerror(rc) : "clean", d->backoff_ms);
-    d->reconnect_at = mono_ms() + d->backoff_ms;
-    d->backoff_ms = d->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : d->backoff_ms * 2;
+             rc ? mosquitto_strerror(rc) : "clean", retry_ms);
+}
+
+static void s_on_connect_failed(mqtt_conn_t *c, void *user, const char *why, int retry_ms)
+{
+    ctl_daemon_t *d = user;
+    log_warn("cannot connect to %s:%d (%s); retrying in %d ms", d->set.mqtt.host, d->set.mqtt.port,
+             why, retry_ms);
 }
 
 static void s_on_publish(struct mosquitto *mosq, void *obj, int mid)
 {
-    ctl_daemon_t *d = obj;
+    ctl_daemon_t *d = mqtt_conn_user(obj);
     if (d->stopping && mid == d->offline_mid)
         d->offline_acked = true;
 }
 
 static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m)
 {
-    ctl_daemon_t *d = obj;
+    ctl_daemon_t *d = mqtt_conn_user(obj);
     if (d->set.topic_power[0] && strcmp(m->topic, d->set.topic_power) == 0) {
         s_on_meter(d, m);
     } else if (strcmp(m->topic, d->t_cmd) == 0) {
@@ -1108,20 +1077,22 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         log_warn("config reload: the controlled device stays %d until a restart (the file now "
                  "names %d first)",
                  os->id, ns->id);
-    if (strcmp(ns->host, os->host) || ns->port != os->port || strcmp(ns->user, os->user) ||
-        strcmp(ns->pass, os->pass) || strcmp(ns->topic_main, os->topic_main) ||
+    const mqtt_conn_cfg_t *nm = &ns->mqtt, *om = &os->mqtt;
+    if (strcmp(nm->host, om->host) || nm->port != om->port || strcmp(nm->user, om->user) ||
+        strcmp(nm->pass, om->pass) || strcmp(ns->topic_main, os->topic_main) ||
         strcmp(ns->ha_prefix, os->ha_prefix) || strcmp(ns->ha_status, os->ha_status) ||
-        ns->ha_discovery != os->ha_discovery || strcmp(ns->tls_ca, os->tls_ca) ||
+        ns->ha_discovery != os->ha_discovery || strcmp(nm->tls_ca, om->tls_ca) ||
         strcmp(ns->pl_online, os->pl_online) || strcmp(ns->pl_offline, os->pl_offline) ||
-        ns->keepalive_s != os->keepalive_s)
+        nm->keepalive_s != om->keepalive_s)
         log_warn("config reload: [MQTT] connection, topic and discovery settings take effect "
                  "after a restart");
     if (ns->id == os->id) {
         if (strcmp(ns->topic_power, os->topic_power) != 0) {
-            if (d->connected && os->topic_power[0])
-                mosquitto_unsubscribe(d->mosq, NULL, os->topic_power);
-            if (d->connected && ns->topic_power[0])
-                mosquitto_subscribe(d->mosq, NULL, ns->topic_power, 0);
+            bool up = mqtt_conn_connected(d->mq);
+            if (up && os->topic_power[0])
+                mosquitto_unsubscribe(mqtt_conn_mosq(d->mq), NULL, os->topic_power);
+            if (up && ns->topic_power[0])
+                mosquitto_subscribe(mqtt_conn_mosq(d->mq), NULL, ns->topic_power, 0);
             d->meter_valid = d->shown_valid = false;
             log_info("meter topic now %s", ns->topic_power[0] ? ns->topic_power : "(none)");
             s_copy(os->topic_power, sizeof os->topic_power, ns->topic_power);
@@ -1161,10 +1132,9 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
                  "(the gateway's control lease admits one controller)",
                  d->set.n_ids, d->set.id);
     d->config_path = strdup(config_path ? config_path : CONFIG_DEFAULT_PATH);
-    ctld_node_id(d->set.topic_main, d->node, sizeof d->node);
+    mqtt_node_id(d->set.topic_main, d->node, sizeof d->node);
     snprintf(d->client, sizeof d->client, "charge-ctl-%d-%ld", d->set.id, (long)getpid());
     s_topics(d);
-    d->backoff_ms = RECONNECT_MIN_MS;
     d->enabled = d->set.enable_at_start;
     d->last_state = CTLD_ST_COUNT;
     ctl_state_init(&d->st, mono_ms());
@@ -1177,30 +1147,17 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     if (!d->sub)
         goto fail;
 
-    mosquitto_lib_init();
-    d->mosq = mosquitto_new(d->set.client_id, true, d);
-    if (!d->mosq) {
-        snprintf(err, errlen, "cannot create the MQTT client: %s", strerror(errno));
+    mqtt_conn_hooks_t hooks = {.on_connect = s_on_connect,
+                               .on_disconnect = s_on_disconnect,
+                               .on_connect_failed = s_on_connect_failed};
+    d->mq = mqtt_conn_new(&d->set.mqtt, d->set.client_id, MQTT_PROTOCOL_V311, d->t_avail,
+                          d->set.pl_offline, &hooks, d, err, errlen);
+    if (!d->mq)
         goto fail;
-    }
-    mosquitto_int_option(d->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    int rc = mosquitto_will_set(d->mosq, d->t_avail, (int)strlen(d->set.pl_offline),
-                                d->set.pl_offline, 1, true);
-    if (rc == MOSQ_ERR_SUCCESS && d->set.user[0])
-        rc = mosquitto_username_pw_set(d->mosq, d->set.user, d->set.pass[0] ? d->set.pass : NULL);
-    if (rc == MOSQ_ERR_SUCCESS && d->set.tls_ca[0])
-        rc = mosquitto_tls_set(d->mosq, d->set.tls_ca, NULL,
-                               d->set.tls_cert[0] ? d->set.tls_cert : NULL,
-                               d->set.tls_key[0] ? d->set.tls_key : NULL, NULL);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(err, errlen, "MQTT client setup: %s", mosquitto_strerror(rc));
-        goto fail;
-    }
-    mosquitto_connect_callback_set(d->mosq, s_on_connect);
-    mosquitto_disconnect_callback_set(d->mosq, s_on_disconnect);
-    mosquitto_message_callback_set(d->mosq, s_on_message);
-    mosquitto_publish_callback_set(d->mosq, s_on_publish);
-    mosquitto_log_callback_set(d->mosq, s_on_log);
+    struct mosquitto *mosq = mqtt_conn_mosq(d->mq);
+    mosquitto_message_callback_set(mosq, s_on_message);
+    mosquitto_publish_callback_set(mosq, s_on_publish);
+    mosquitto_log_callback_set(mosq, s_on_log);
     srandom((unsigned)(time(NULL) ^ getpid()));
     return d;
 fail:
@@ -1213,10 +1170,7 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
     if (!p || !*p)
         return;
     ctl_daemon_t *d = *p;
-    if (d->mosq) {
-        mosquitto_destroy(d->mosq);
-        mosquitto_lib_cleanup();
-    }
+    mqtt_conn_destroy(&d->mq);
     zsock_destroy(&d->sub);
     gw_client_destroy(&d->gw);
     free(d->status_key);
@@ -1225,32 +1179,14 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
     *p = NULL;
 }
 
-static void s_connect(ctl_daemon_t *d, bool first)
-{
-    int rc = first ? mosquitto_connect_async(d->mosq, d->set.host, d->set.port, d->set.keepalive_s)
-                   : mosquitto_reconnect_async(d->mosq);
-    d->reconnect_at = 0;
-    if (rc != MOSQ_ERR_SUCCESS) {
-        log_warn("cannot connect to %s:%d (%s); retrying in %d ms", d->set.host, d->set.port,
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), d->backoff_ms);
-        d->reconnect_at = mono_ms() + d->backoff_ms;
-        d->backoff_ms = d->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : d->backoff_ms * 2;
-    }
-}
-
 /* One poll over the MQTT socket, the SUB and the REQ socket, until `deadline` at most. */
 static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
 {
     zmq_pollitem_t items[3];
     int n = 0;
     int mq = -1, isub = -1, ireq = -1;
-    int fd = mosquitto_socket(d->mosq);
-    if (fd >= 0) {
-        items[n] = (zmq_pollitem_t){.socket = NULL, .fd = fd, .events = ZMQ_POLLIN};
-        if (mosquitto_want_write(d->mosq))
-            items[n].events |= ZMQ_POLLOUT;
+    if (mqtt_conn_pollitem(d->mq, &items[n]) == 0)
         mq = n++;
-    }
     if (gateway) {
         items[n] = (zmq_pollitem_t){.socket = zsock_resolve(d->sub), .events = ZMQ_POLLIN};
         isub = n++;
@@ -1271,12 +1207,8 @@ static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
             log_warn("poll: %s", zmq_strerror(errno));
         return;
     }
-    if (mq >= 0) {
-        if (items[mq].revents & ZMQ_POLLIN)
-            mosquitto_loop_read(d->mosq, 1);
-        if ((items[mq].revents & ZMQ_POLLOUT) && mosquitto_socket(d->mosq) >= 0)
-            mosquitto_loop_write(d->mosq, 1);
-    }
+    if (mq >= 0)
+        mqtt_conn_handle(d->mq, items[mq].revents);
     if (ireq >= 0 && (items[ireq].revents & ZMQ_POLLIN)) {
         cJSON *reply = gw_client_recv(d->gw);
         if (reply && d->inflight != REQ_NONE) {
@@ -1303,13 +1235,8 @@ static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
 
 static void s_timers(ctl_daemon_t *d, int64_t now)
 {
-    if (now >= d->next_misc) {
-        mosquitto_loop_misc(d->mosq);
-        d->next_misc = now + 1000;
+    if (mqtt_conn_tick(d->mq, now))
         sdnotify_watchdog();
-    }
-    if (d->reconnect_at && now >= d->reconnect_at && !d->connected)
-        s_connect(d, false);
     bool tel = s_tel_alive(d, now);
     if (tel != d->tel_was_alive) {
         if (tel)
@@ -1348,9 +1275,7 @@ static int64_t s_min(int64_t a, int64_t b)
 static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
 {
     int64_t dl = s_min(now + 1000, d->next_step);
-    dl = s_min(dl, d->next_misc);
-    if (d->reconnect_at)
-        dl = s_min(dl, d->reconnect_at);
+    dl = s_min(dl, mqtt_conn_deadline(d->mq));
     if (d->republish_at)
         dl = s_min(dl, d->republish_at);
     if (d->status_due)
@@ -1377,18 +1302,19 @@ static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
  * clean disconnect), then the disconnect itself. */
 static void s_close_mqtt(ctl_daemon_t *d)
 {
-    if (!d->connected)
+    if (!mqtt_conn_connected(d->mq))
         return;
     s_publish_status(d, mono_ms(), true);
-    if (mosquitto_publish(d->mosq, &d->offline_mid, d->t_avail, (int)strlen(d->set.pl_offline),
-                          d->set.pl_offline, 1, true) == MOSQ_ERR_SUCCESS) {
+    if (mosquitto_publish(mqtt_conn_mosq(d->mq), &d->offline_mid, d->t_avail,
+                          (int)strlen(d->set.pl_offline), d->set.pl_offline, 1,
+                          true) == MOSQ_ERR_SUCCESS) {
         int64_t deadline = mono_ms() + FLUSH_MS;
-        while (!d->offline_acked && d->connected && mono_ms() < deadline)
+        while (!d->offline_acked && mqtt_conn_connected(d->mq) && mono_ms() < deadline)
             s_poll_once(d, deadline, false);
     }
-    mosquitto_disconnect(d->mosq);
+    mqtt_conn_disconnect(d->mq);
     int64_t deadline = mono_ms() + 200;
-    while (mosquitto_socket(d->mosq) >= 0 && mosquitto_want_write(d->mosq) && mono_ms() < deadline)
+    while (mqtt_conn_want_write(d->mq) && mono_ms() < deadline)
         s_poll_once(d, deadline, false);
 }
 
@@ -1397,7 +1323,7 @@ int ctl_daemon_run(ctl_daemon_t *d)
     log_info("controller for device %d: meter %s, gateway %s, lease '%s' (TTL %d s), %s", d->set.id,
              d->set.topic_power[0] ? d->set.topic_power : "(none)", gw_client_endpoint(d->gw),
              d->client, d->set.lease_ttl_s, d->enabled ? "enabled" : "disabled");
-    s_connect(d, true);
+    mqtt_conn_start(d->mq, mono_ms());
     sdnotify_ready();
     int64_t now = mono_ms();
     d->next_step = now;
@@ -1409,6 +1335,7 @@ int ctl_daemon_run(ctl_daemon_t *d)
             log_info("stopping (signal %d): device to idle, lease released", sigflag_stop_signal());
             sdnotify_stopping();
             d->stopping = true;
+            mqtt_conn_stop(d->mq); /* a lost broker is not retried any more */
             d->stop_deadline = now + STOP_BUDGET_MS;
             s_pump(d, now);
         }

@@ -1,5 +1,5 @@
 /*  mqtt_conn: one libmosquitto client in the program's own poll loop. See mqtt_conn.h.
-*/
+ */
 #include "mqtt_conn.h"
 
 #include <errno.h>
@@ -38,8 +38,7 @@ static void s_copy(char *dst, size_t n, const char *src)
     dst[len] = '\0';
 }
 
-int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *err,
-                              size_t errlen)
+int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     s_copy(out->host, sizeof out->host, config_str(cfg, "MQTT", "BrokerIpAdr"));
@@ -55,8 +54,7 @@ int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *e
         return -1;
     }
     if (out->tls_cert[0] && !out->tls_ca[0]) {
-        snprintf(err, errlen,
-                 "[MQTT] TlsCertFile needs TlsCaFile (TLS is enabled by the CA file)");
+        snprintf(err, errlen, "[MQTT] TlsCertFile needs TlsCaFile (TLS is enabled by the CA file)");
         return -1;
     }
     return 0;
@@ -95,8 +93,8 @@ static int s_schedule(mqtt_conn_t *c, int64_t now)
 {
     int wait = c->backoff_ms;
     c->reconnect_at = now + wait;
-    c->backoff_ms = c->backoff_ms * 2 > MQTT_CONN_BACKOFF_MAX_MS ? MQTT_CONN_BACKOFF_MAX_MS
-                                                                 : c->backoff_ms * 2;
+    c->backoff_ms =
+        c->backoff_ms * 2 > MQTT_CONN_BACKOFF_MAX_MS ? MQTT_CONN_BACKOFF_MAX_MS : c->backoff_ms * 2;
     return wait;
 }
 
@@ -124,8 +122,7 @@ static void s_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 
 static void s_connect(mqtt_conn_t *c, bool first, int64_t now)
 {
-    int rc = first ? mosquitto_connect_async(c->mosq, c->cfg.host, c->cfg.port,
-                                             c->cfg.keepalive_s)
+    int rc = first ? mosquitto_connect_async(c->mosq, c->cfg.host, c->cfg.port, c->cfg.keepalive_s)
                    : mosquitto_reconnect_async(c->mosq);
     c->reconnect_at = 0;
     if (rc == MOSQ_ERR_SUCCESS)
@@ -163,8 +160,8 @@ mqtt_conn_t *mqtt_conn_new(const mqtt_conn_cfg_t *cfg, const char *client_id, in
         goto fail;
     }
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol);
-    int rc = mosquitto_will_set(c->mosq, will_topic, (int)strlen(will_payload), will_payload, 1,
-                                true);
+    int rc =
+        mosquitto_will_set(c->mosq, will_topic, (int)strlen(will_payload), will_payload, 1, true);
     if (rc == MOSQ_ERR_SUCCESS && cfg->user[0])
         rc = mosquitto_username_pw_set(c->mosq, cfg->user, cfg->pass[0] ? cfg->pass : NULL);
     if (rc == MOSQ_ERR_SUCCESS && cfg->tls_ca[0])

@@ -47,8 +47,7 @@ typedef struct {
 
 /*  Reads the connection keys of [MQTT] into out. 0, or -1 with a message in err when they
     cannot work together (a client certificate without its key or without a CA file). */
-int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *err,
-                              size_t errlen);
+int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *err, size_t errlen);
 
 /*  The Home Assistant node id of an installation: TopicMain with every character outside
     [A-Za-z0-9_-] replaced by '_', cut to outlen - 1. The bridge's devices and the
@@ -78,8 +77,7 @@ typedef struct {
     required). Connects nothing yet. NULL with a message in err on failure. */
 mqtt_conn_t *mqtt_conn_new(const mqtt_conn_cfg_t *cfg, const char *client_id, int protocol,
                            const char *will_topic, const char *will_payload,
-                           const mqtt_conn_hooks_t *hooks, void *user, char *err,
-                           size_t errlen);
+                           const mqtt_conn_hooks_t *hooks, void *user, char *err, size_t errlen);
 
 /*  Destroys the client (without sending anything); accepts NULL, nulls the pointer. */
 void mqtt_conn_destroy(mqtt_conn_t **p);

@@ -2,10 +2,10 @@
  * bridge: the bic-mqtt-bridge service loop. See bridge.h for the contract and docs/mqtt.md
  * for every topic it publishes and serves.
  *
- * One thread, one zmq_poll over three things: the MQTT socket (fetched afresh each pass,
- * POLLOUT only when libmosquitto wants to write), the gateway's PUB via SUB, and the REQ
- * socket of the asynchronous gateway client. Gateway requests are queued and sent one at a
- * time; the MQTT side never waits for the gateway.
+ * One thread, one zmq_poll over three things: the MQTT socket (common/mqtt_conn: fetched
+ * afresh each pass, POLLOUT only when libmosquitto wants to write, reconnects with back-off),
+ * the gateway's PUB via SUB, and the REQ socket of the asynchronous gateway client. Gateway
+ * requests are queued and sent one at a time; the MQTT side never waits for the gateway.
  */
 #include "bridge.h"
 
@@ -28,13 +28,12 @@
 #include "ha_disc.h"
 #include "log.h"
 #include "monotime.h"
+#include "mqtt_conn.h"
 #include "sdnotify.h"
 #include "sigflag.h"
 
 #define MAX_DEVS 64
 #define QUEUE_MAX 32
-#define RECONNECT_MIN_MS 1000
-#define RECONNECT_MAX_MS 30000
 #define GW_SILENCE_MS 15000    /* the gateway publishes `gw` every 5 s */
 #define INFO_PERIOD_MS 3600000 /* device info re-read hourly */
 #define INFO_RETRY_MS 5000
@@ -59,15 +58,8 @@ typedef struct {
     int ids[MAX_DEVS];
     size_t nids;
     /* connection: applied at start only */
-    char host[256];
-    int port;
-    char user[257];
-    char pass[257];
+    mqtt_conn_cfg_t mqtt;
     char client_id[128];
-    int keepalive_s;
-    char tls_ca[4096];
-    char tls_cert[4096];
-    char tls_key[4096];
 } settings_t;
 
 typedef struct {
@@ -104,13 +96,8 @@ struct bridge_t {
     settings_t set;
     char *config_path;
     char node[256];
-    struct mosquitto *mosq;
-    int protocol; /* MQTT_PROTOCOL_V5, or V311 after a broker refused v5 */
-    bool connected;
+    mqtt_conn_t *mq; /* MQTT v5, or 3.1.1 after a broker refused v5 */
     bool stopping;
-    int64_t reconnect_at; /* 0: no reconnect scheduled */
-    int backoff_ms;
-    int64_t next_misc;
     unsigned conn_count;
     time_t start_wall;
     int offline_mid; /* mid of the `offline` publish at shutdown */
@@ -165,36 +152,12 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
         if (ids[i] >= 0 && ids[i] < MAX_DEVS)
             s->ids[s->nids++] = ids[i];
 
-    s_copy(s->host, sizeof s->host, config_str(cfg, "MQTT", "BrokerIpAdr"));
-    s->port = (int)config_int(cfg, "MQTT", "BrokerPort");
-    s_copy(s->user, sizeof s->user, config_str(cfg, "MQTT", "BrokerAccUser"));
-    s_copy(s->pass, sizeof s->pass, config_str(cfg, "MQTT", "BrokerAccPasswd"));
-    const char *app = config_str(cfg, "MQTT", "AppId");
-    if (app && *app) {
-        snprintf(s->client_id, sizeof s->client_id, "%s-bridge", app);
-    } else {
-        char host[64] = "host";
-        gethostname(host, sizeof host - 1);
-        host[sizeof host - 1] = '\0';
-        snprintf(s->client_id, sizeof s->client_id, "bic2mqtt-%s-bridge", host);
-    }
-    s->keepalive_s = (int)config_int(cfg, "MQTT", "KeepAliveSec");
-    s_copy(s->tls_ca, sizeof s->tls_ca, config_str(cfg, "MQTT", "TlsCaFile"));
-    s_copy(s->tls_cert, sizeof s->tls_cert, config_str(cfg, "MQTT", "TlsCertFile"));
-    s_copy(s->tls_key, sizeof s->tls_key, config_str(cfg, "MQTT", "TlsKeyFile"));
+    mqtt_client_id(config_str(cfg, "MQTT", "AppId"), "bridge", s->client_id, sizeof s->client_id);
     if (!s->topic_main[0]) {
         snprintf(err, n, "[MQTT] TopicMain is empty");
         return -1;
     }
-    if ((s->tls_cert[0] != '\0') != (s->tls_key[0] != '\0')) {
-        snprintf(err, n, "[MQTT] TlsCertFile and TlsKeyFile must be given together");
-        return -1;
-    }
-    if (s->tls_cert[0] && !s->tls_ca[0]) {
-        snprintf(err, n, "[MQTT] TlsCertFile needs TlsCaFile (TLS is enabled by the CA file)");
-        return -1;
-    }
-    return 0;
+    return mqtt_conn_cfg_from_config(cfg, &s->mqtt, err, n);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -221,9 +184,10 @@ static ha_ctx_t s_ha_ctx(const bridge_t *b)
 
 static int s_publish(bridge_t *b, const char *topic, const char *payload, int qos, bool retain)
 {
-    if (!b->connected)
+    if (!mqtt_conn_connected(b->mq))
         return -1;
-    int rc = mosquitto_publish(b->mosq, NULL, topic, (int)strlen(payload), payload, qos, retain);
+    int rc = mosquitto_publish(mqtt_conn_mosq(b->mq), NULL, topic, (int)strlen(payload), payload,
+                               qos, retain);
     if (rc != MOSQ_ERR_SUCCESS) {
         log_warn("publish %s failed: %s", topic, mosquitto_strerror(rc));
         return -1;
@@ -234,9 +198,9 @@ static int s_publish(bridge_t *b, const char *topic, const char *payload, int qo
 /* A command result: QoS 1, not retained, with the v5 correlation data when there was one. */
 static void s_send_result(bridge_t *b, const reply_to_t *r, const char *payload)
 {
-    if (!payload || !b->connected)
+    if (!payload || !mqtt_conn_connected(b->mq))
         return;
-    if (r->corr_len < 0 || b->protocol != MQTT_PROTOCOL_V5) {
+    if (r->corr_len < 0 || mqtt_conn_protocol(b->mq) != MQTT_PROTOCOL_V5) {
         s_publish(b, r->topic, payload, 1, false);
         return;
     }
@@ -244,8 +208,8 @@ static void s_send_result(bridge_t *b, const reply_to_t *r, const char *payload)
     int rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, r->corr,
                                            (uint16_t)r->corr_len);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_publish_v5(b->mosq, NULL, r->topic, (int)strlen(payload), payload, 1, false,
-                                  props);
+        rc = mosquitto_publish_v5(mqtt_conn_mosq(b->mq), NULL, r->topic, (int)strlen(payload),
+                                  payload, 1, false, props);
     if (rc != MOSQ_ERR_SUCCESS)
         log_warn("publish %s failed: %s", r->topic, mosquitto_strerror(rc));
     mosquitto_property_free_all(&props);
@@ -301,7 +265,7 @@ static void s_forget_all(bridge_t *b)
 
 static void s_publish_discovery(bridge_t *b, slot_t *s)
 {
-    if (!b->set.ha_discovery || !b->connected)
+    if (!b->set.ha_discovery || !mqtt_conn_connected(b->mq))
         return;
     ha_ctx_t ctx = s_ha_ctx(b);
     ha_list_t list = {0};
@@ -325,7 +289,7 @@ static void s_publish_discovery(bridge_t *b, slot_t *s)
 
 static void s_publish_bridge_discovery(bridge_t *b)
 {
-    if (!b->set.ha_discovery || !b->connected || b->bridge_disc_hash)
+    if (!b->set.ha_discovery || !mqtt_conn_connected(b->mq) || b->bridge_disc_hash)
         return;
     ha_ctx_t ctx = s_ha_ctx(b);
     ha_list_t list = {0};
@@ -356,7 +320,7 @@ static char *s_seed_payload(const slot_t *s, int which)
 /* Seed topics of one device: on change, and again after PublishPeriodSec. */
 static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
 {
-    if (!b->connected || !s->dv)
+    if (!mqtt_conn_connected(b->mq) || !s->dv)
         return;
     s_publish_discovery(b, s);
     int dev = dev_view_dev(s->dv);
@@ -386,7 +350,7 @@ static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
 
 static void s_publish_app(bridge_t *b, int64_t now)
 {
-    if (!b->connected)
+    if (!mqtt_conn_connected(b->mq))
         return;
     /* The seed's time format: yymmdd_HH:MM:SS, local time. */
     char start[32], ts[48];
@@ -441,7 +405,7 @@ static void s_publish_all(bridge_t *b, int64_t now)
 /* Empty retained messages for a device that left the configuration. */
 static void s_unpublish_device(bridge_t *b, int dev)
 {
-    if (!b->connected)
+    if (!mqtt_conn_connected(b->mq))
         return;
     ha_ctx_t ctx = s_ha_ctx(b);
     ha_list_t list = {0};
@@ -712,10 +676,11 @@ static int s_reload(bridge_t *b, char *err, size_t n)
     log_setup_from_config(cfg, "bic-mqtt-bridge");
     config_destroy(&cfg);
     /* What needs a new connection or a new topic tree takes effect at the next start. */
-    if (strcmp(ns.host, b->set.host) || ns.port != b->set.port || strcmp(ns.user, b->set.user) ||
-        strcmp(ns.pass, b->set.pass) || strcmp(ns.topic_main, b->set.topic_main) ||
+    const mqtt_conn_cfg_t *nm = &ns.mqtt, *om = &b->set.mqtt;
+    if (strcmp(nm->host, om->host) || nm->port != om->port || strcmp(nm->user, om->user) ||
+        strcmp(nm->pass, om->pass) || strcmp(ns.topic_main, b->set.topic_main) ||
         strcmp(ns.ha_prefix, b->set.ha_prefix) || strcmp(ns.ha_status, b->set.ha_status) ||
-        ns.ha_discovery != b->set.ha_discovery || strcmp(ns.tls_ca, b->set.tls_ca) ||
+        ns.ha_discovery != b->set.ha_discovery || strcmp(nm->tls_ca, om->tls_ca) ||
         strcmp(ns.pl_online, b->set.pl_online) || strcmp(ns.pl_offline, b->set.pl_offline))
         log_warn("config reload: [MQTT] connection, topic and discovery settings take effect "
                  "after a restart");
@@ -925,26 +890,24 @@ static int s_soc_dev(const bridge_t *b, const char *topic)
 
 /* ---------------------------------------------------------------- libmosquitto callbacks */
 
-static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
+static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
 {
-    bridge_t *b = obj;
+    bridge_t *b = user;
+    struct mosquitto *mosq = mqtt_conn_mosq(c);
     if (rc != 0) {
-        if (b->protocol == MQTT_PROTOCOL_V5 && (rc == CONNACK_REFUSED_PROTOCOL_VERSION ||
-                                                rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION)) {
+        if (mqtt_conn_protocol(c) == MQTT_PROTOCOL_V5 &&
+            (rc == CONNACK_REFUSED_PROTOCOL_VERSION ||
+             rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION)) {
             log_warn("broker does not speak MQTT v5: using 3.1.1 (results then carry only "
                      "the payload's id)");
-            b->protocol = MQTT_PROTOCOL_V311;
-            mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, b->protocol);
-            b->backoff_ms = RECONNECT_MIN_MS;
+            mqtt_conn_set_protocol(c, MQTT_PROTOCOL_V311);
             return;
         }
         log_error("broker refused the connection: %s", mosquitto_connack_string(rc));
         return; /* the library closes the socket; on_disconnect schedules the retry */
     }
-    b->connected = true;
-    b->backoff_ms = RECONNECT_MIN_MS;
     b->conn_count++;
-    log_info("connected to %s:%d as %s", b->set.host, b->set.port, b->set.client_id);
+    log_info("connected to %s:%d as %s", b->set.mqtt.host, b->set.mqtt.port, b->set.client_id);
     char topic[600];
     for (int k = 0; k < BCMD_KINDS; k++) {
         snprintf(topic, sizeof topic, "%s/inv/+/%s/set", b->set.topic_main,
@@ -965,24 +928,25 @@ static void s_on_connect(struct mosquitto *mosq, void *obj, int rc)
     mosquitto_subscribe(mosq, NULL, topic, 1);
     b->charge_hold_until = mono_ms() + 1000;
     s_publish_all(b, mono_ms()); /* `running` on <T>/sys/state among it */
-    sdnotify_status("connected to %s:%d", b->set.host, b->set.port);
+    sdnotify_status("connected to %s:%d", b->set.mqtt.host, b->set.mqtt.port);
 }
 
-static void s_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+static void s_on_disconnect(mqtt_conn_t *c, void *user, int rc, int retry_ms)
 {
-    bridge_t *b = obj;
-    b->connected = false;
-    if (b->stopping)
-        return;
     log_warn("disconnected from the broker (%s); retrying in %d ms",
-             rc ? mosquitto_strerror(rc) : "clean", b->backoff_ms);
-    b->reconnect_at = mono_ms() + b->backoff_ms;
-    b->backoff_ms = b->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : b->backoff_ms * 2;
+             rc ? mosquitto_strerror(rc) : "clean", retry_ms);
+}
+
+static void s_on_connect_failed(mqtt_conn_t *c, void *user, const char *why, int retry_ms)
+{
+    bridge_t *b = user;
+    log_warn("cannot connect to %s:%d (%s); retrying in %d ms", b->set.mqtt.host, b->set.mqtt.port,
+             why, retry_ms);
 }
 
 static void s_on_publish(struct mosquitto *mosq, void *obj, int mid)
 {
-    bridge_t *b = obj;
+    bridge_t *b = mqtt_conn_user(obj);
     if (b->stopping && mid == b->offline_mid)
         b->offline_acked = true;
 }
@@ -990,7 +954,7 @@ static void s_on_publish(struct mosquitto *mosq, void *obj, int mid)
 static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *m,
                          const mosquitto_property *props)
 {
-    bridge_t *b = obj;
+    bridge_t *b = mqtt_conn_user(obj);
     int dev;
     bcmd_kind_t kind;
     if (bcmd_topic_parse(m->topic, b->set.topic_main, &dev, &kind)) {
@@ -1044,9 +1008,8 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     if (s_settings(cfg, &b->set, err, errlen) != 0)
         goto fail;
     b->config_path = strdup(config_path ? config_path : CONFIG_DEFAULT_PATH);
-    ha_node_id(b->set.topic_main, b->node, sizeof b->node);
+    mqtt_node_id(b->set.topic_main, b->node, sizeof b->node);
     b->dynamic = b->set.nids == 0;
-    b->backoff_ms = RECONNECT_MIN_MS;
     b->start_wall = time(NULL);
     b->gw_last_ms = mono_ms();
     b->gw_alive = false;
@@ -1062,37 +1025,23 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     if (!b->sub)
         goto fail;
 
-    mosquitto_lib_init();
-    b->mosq = mosquitto_new(b->set.client_id, true, b);
-    if (!b->mosq) {
-        snprintf(err, errlen, "cannot create the MQTT client: %s", strerror(errno));
-        goto fail;
-    }
     /* MQTT v5 for response topics and correlation data on commands; a broker that only
      * speaks 3.1.1 makes the bridge fall back (s_on_connect). */
-    b->protocol = MQTT_PROTOCOL_V5;
-    mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, b->protocol);
-    /* Small state messages should leave at once, not wait for Nagle's delayed ACK. */
-    mosquitto_int_option(b->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     char topic[600];
     snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
-    int rc = mosquitto_will_set(b->mosq, topic, (int)strlen(b->set.pl_offline), b->set.pl_offline,
-                                1, true);
-    if (rc == MOSQ_ERR_SUCCESS && b->set.user[0])
-        rc = mosquitto_username_pw_set(b->mosq, b->set.user, b->set.pass[0] ? b->set.pass : NULL);
-    if (rc == MOSQ_ERR_SUCCESS && b->set.tls_ca[0])
-        rc = mosquitto_tls_set(b->mosq, b->set.tls_ca, NULL,
-                               b->set.tls_cert[0] ? b->set.tls_cert : NULL,
-                               b->set.tls_key[0] ? b->set.tls_key : NULL, NULL);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(err, errlen, "MQTT client setup: %s", mosquitto_strerror(rc));
+    mqtt_conn_hooks_t hooks = {.on_connect = s_on_connect,
+                               .on_disconnect = s_on_disconnect,
+                               .on_connect_failed = s_on_connect_failed};
+    b->mq = mqtt_conn_new(&b->set.mqtt, b->set.client_id, MQTT_PROTOCOL_V5, topic,
+                          b->set.pl_offline, &hooks, b, err, errlen);
+    if (!b->mq)
         goto fail;
-    }
-    mosquitto_connect_callback_set(b->mosq, s_on_connect);
-    mosquitto_disconnect_callback_set(b->mosq, s_on_disconnect);
-    mosquitto_message_v5_callback_set(b->mosq, s_on_message);
-    mosquitto_publish_callback_set(b->mosq, s_on_publish);
-    mosquitto_log_callback_set(b->mosq, s_on_log);
+    struct mosquitto *mosq = mqtt_conn_mosq(b->mq);
+    /* Small state messages should leave at once, not wait for Nagle's delayed ACK. */
+    mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_message_v5_callback_set(mosq, s_on_message);
+    mosquitto_publish_callback_set(mosq, s_on_publish);
+    mosquitto_log_callback_set(mosq, s_on_log);
     srandom((unsigned)(time(NULL) ^ getpid()));
     return b;
 fail:
@@ -1105,10 +1054,7 @@ void bridge_destroy(bridge_t **p)
     if (!p || !*p)
         return;
     bridge_t *b = *p;
-    if (b->mosq) {
-        mosquitto_destroy(b->mosq);
-        mosquitto_lib_cleanup();
-    }
+    mqtt_conn_destroy(&b->mq);
     zsock_destroy(&b->sub);
     gw_client_destroy(&b->gw);
     for (int d = 0; d < MAX_DEVS; d++)
@@ -1125,32 +1071,14 @@ void bridge_destroy(bridge_t **p)
     *p = NULL;
 }
 
-static void s_connect(bridge_t *b, bool first)
-{
-    int rc = first ? mosquitto_connect_async(b->mosq, b->set.host, b->set.port, b->set.keepalive_s)
-                   : mosquitto_reconnect_async(b->mosq);
-    b->reconnect_at = 0;
-    if (rc != MOSQ_ERR_SUCCESS) {
-        log_warn("cannot connect to %s:%d (%s); retrying in %d ms", b->set.host, b->set.port,
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc), b->backoff_ms);
-        b->reconnect_at = mono_ms() + b->backoff_ms;
-        b->backoff_ms = b->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : b->backoff_ms * 2;
-    }
-}
-
 /* One poll over the MQTT socket, the SUB and the REQ socket, until `deadline` at most. */
 static void s_poll_once(bridge_t *b, int64_t deadline)
 {
     zmq_pollitem_t items[3];
     int n = 0;
     int mq = -1, isub = -1, ireq = -1;
-    int fd = mosquitto_socket(b->mosq);
-    if (fd >= 0) {
-        items[n] = (zmq_pollitem_t){.socket = NULL, .fd = fd, .events = ZMQ_POLLIN};
-        if (mosquitto_want_write(b->mosq))
-            items[n].events |= ZMQ_POLLOUT;
+    if (mqtt_conn_pollitem(b->mq, &items[n]) == 0)
         mq = n++;
-    }
     if (!b->stopping) {
         items[n] = (zmq_pollitem_t){.socket = zsock_resolve(b->sub), .events = ZMQ_POLLIN};
         isub = n++;
@@ -1169,12 +1097,8 @@ static void s_poll_once(bridge_t *b, int64_t deadline)
             log_warn("poll: %s", zmq_strerror(errno));
         return;
     }
-    if (mq >= 0) {
-        if (items[mq].revents & ZMQ_POLLIN)
-            mosquitto_loop_read(b->mosq, 1);
-        if ((items[mq].revents & ZMQ_POLLOUT) && mosquitto_socket(b->mosq) >= 0)
-            mosquitto_loop_write(b->mosq, 1);
-    }
+    if (mq >= 0)
+        mqtt_conn_handle(b->mq, items[mq].revents);
     now = mono_ms();
     if (isub >= 0 && (items[isub].revents & ZMQ_POLLIN)) {
         /* Drain what is there, bounded so MQTT is never starved. */
@@ -1204,13 +1128,8 @@ static void s_poll_once(bridge_t *b, int64_t deadline)
 
 static void s_timers(bridge_t *b, int64_t now)
 {
-    if (now >= b->next_misc) {
-        mosquitto_loop_misc(b->mosq);
-        b->next_misc = now + 1000;
+    if (mqtt_conn_tick(b->mq, now))
         sdnotify_watchdog();
-    }
-    if (b->reconnect_at && now >= b->reconnect_at && !b->connected)
-        s_connect(b, false);
     if (b->busy && now >= gw_client_deadline(b->gw)) {
         if (gw_client_expire(b->gw, now) < 0) {
             job_t j = b->inflight;
@@ -1236,10 +1155,10 @@ static void s_timers(bridge_t *b, int64_t now)
         b->republish_at = 0;
         s_publish_all(b, now);
     }
-    if (b->connected && now >= b->next_app)
+    if (mqtt_conn_connected(b->mq) && now >= b->next_app)
         s_publish_app(b, now);
     /* Periodic republish of the seed topics (each topic keeps its own period). */
-    if (b->connected && now >= b->next_periodic) {
+    if (mqtt_conn_connected(b->mq) && now >= b->next_periodic) {
         b->next_periodic = now + 1000;
         for (int d = 0; d < MAX_DEVS; d++) {
             slot_t *s = &b->slots[d];
@@ -1260,29 +1179,31 @@ static void s_timers(bridge_t *b, int64_t now)
 static void s_shutdown(bridge_t *b)
 {
     b->stopping = true;
-    if (!b->connected)
+    mqtt_conn_stop(b->mq);
+    if (!mqtt_conn_connected(b->mq))
         return;
     char topic[600];
     snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
     /* The broker drops the will on a clean disconnect: say offline ourselves. */
-    if (mosquitto_publish(b->mosq, &b->offline_mid, topic, (int)strlen(b->set.pl_offline),
-                          b->set.pl_offline, 1, true) == MOSQ_ERR_SUCCESS) {
+    if (mosquitto_publish(mqtt_conn_mosq(b->mq), &b->offline_mid, topic,
+                          (int)strlen(b->set.pl_offline), b->set.pl_offline, 1,
+                          true) == MOSQ_ERR_SUCCESS) {
         int64_t deadline = mono_ms() + SHUTDOWN_FLUSH_MS;
-        while (!b->offline_acked && b->connected && mono_ms() < deadline)
+        while (!b->offline_acked && mqtt_conn_connected(b->mq) && mono_ms() < deadline)
             s_poll_once(b, deadline);
     }
-    mosquitto_disconnect(b->mosq);
+    mqtt_conn_disconnect(b->mq);
     int64_t deadline = mono_ms() + 200;
-    while (mosquitto_socket(b->mosq) >= 0 && mosquitto_want_write(b->mosq) && mono_ms() < deadline)
+    while (mqtt_conn_want_write(b->mq) && mono_ms() < deadline)
         s_poll_once(b, deadline);
 }
 
 int bridge_run(bridge_t *b)
 {
     log_info("bridge for %s on %s:%d, gateway %s, %zu configured device(s)%s", b->set.topic_main,
-             b->set.host, b->set.port, gw_client_endpoint(b->gw), b->set.nids,
+             b->set.mqtt.host, b->set.mqtt.port, gw_client_endpoint(b->gw), b->set.nids,
              b->dynamic ? " (serving every device the gateway reports)" : "");
-    s_connect(b, true);
+    mqtt_conn_start(b->mq, mono_ms());
     sdnotify_ready();
     while (!sigflag_stop()) {
         if (sigflag_reload_take()) {
@@ -1292,12 +1213,10 @@ int bridge_run(bridge_t *b)
         }
         int64_t now = mono_ms();
         int64_t deadline = now + 1000;
-        if (b->reconnect_at && b->reconnect_at < deadline)
-            deadline = b->reconnect_at;
         if (b->republish_at && b->republish_at < deadline)
             deadline = b->republish_at;
-        if (b->next_misc < deadline)
-            deadline = b->next_misc;
+        if (mqtt_conn_deadline(b->mq) < deadline)
+            deadline = mqtt_conn_deadline(b->mq);
         s_poll_once(b, deadline);
         s_timers(b, mono_ms());
     }

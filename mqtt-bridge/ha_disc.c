@@ -69,20 +69,6 @@ void ha_list_clear(ha_list_t *list)
     list->count = list->cap = 0;
 }
 
-void ha_node_id(const char *topic_main, char *out, size_t outlen)
-{
-    if (!outlen)
-        return;
-    size_t i = 0;
-    for (; topic_main[i] && i + 1 < outlen; i++) {
-        char c = topic_main[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-';
-        out[i] = ok ? c : '_';
-    }
-    out[i] = '\0';
-}
-
 /* Takes ownership of topic and payload (frees them on failure). */
 static int s_push(ha_list_t *list, char *topic, char *payload)
 {

@@ -18,7 +18,7 @@
 typedef struct {
     const char *prefix;        /* discovery prefix, e.g. "homeassistant" */
     const char *topic_main;    /* <T> */
-    const char *node;          /* node id, only [A-Za-z0-9_-] (ha_node_id) */
+    const char *node;          /* node id, only [A-Za-z0-9_-] (mqtt_node_id, common/) */
     const char *avail_online;  /* payload on <T>/sys/state while the bridge runs */
     const char *avail_offline; /* the bridge's LWT payload */
     const char *sw_version;    /* origin and bridge device sw_version */
@@ -37,9 +37,6 @@ typedef struct {
 
 /* Frees every message and resets the list (the list struct itself is the caller's). */
 void ha_list_clear(ha_list_t *list);
-
-/* Node id from TopicMain: every character outside [A-Za-z0-9_-] becomes '_'. */
-void ha_node_id(const char *topic_main, char *out, size_t outlen);
 
 /* Appends the bridge device's discovery messages. 0, or -1 on allocation failure. */
 int ha_bridge_msgs(const ha_ctx_t *ctx, ha_list_t *out);

@@ -48,17 +48,6 @@ static dev_view_t *full_device(void)
     return dv;
 }
 
-static void test_node_id(void **state)
-{
-    char out[64];
-    ha_node_id("haus/power/bat/bic2mqtt", out, sizeof out);
-    assert_string_equal(out, "haus_power_bat_bic2mqtt");
-    ha_node_id("a b+#.c-d_e", out, sizeof out);
-    assert_string_equal(out, "a_b___c-d_e");
-    ha_node_id("abcdef", out, 4);
-    assert_string_equal(out, "abc");
-}
-
 static void test_device_entities(void **state)
 {
     dev_view_t *dv = full_device();
@@ -201,7 +190,6 @@ static void test_bridge_and_topics(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_node_id),
         cmocka_unit_test(test_device_entities),
         cmocka_unit_test(test_conditional_entities),
         cmocka_unit_test(test_bridge_and_topics),

@@ -116,11 +116,11 @@ static void test_client_id(void **state)
 /* ---------------------------------------------------------------- a real broker */
 
 typedef struct {
-    int connects;       /* accepted CONNACKs */
-    int refused;        /* CONNACKs with rc != 0 */
-    int disconnects;    /* on_disconnect */
-    int failed;         /* on_connect_failed */
-    int retries[16];    /* retry_ms reported, in order */
+    int connects;    /* accepted CONNACKs */
+    int refused;     /* CONNACKs with rc != 0 */
+    int disconnects; /* on_disconnect */
+    int failed;      /* on_connect_failed */
+    int retries[16]; /* retry_ms reported, in order */
     int nretries;
 } seen_t;
 
@@ -305,14 +305,14 @@ static void test_bad_arguments(void **state)
                               sizeof err));
     assert_true(err[0] != '\0');
     err[0] = '\0';
-    assert_null(mqtt_conn_new(NULL, "id", MQTT_PROTOCOL_V311, "t", "offline", NULL, NULL, err,
-                              sizeof err));
+    assert_null(
+        mqtt_conn_new(NULL, "id", MQTT_PROTOCOL_V311, "t", "offline", NULL, NULL, err, sizeof err));
     assert_true(err[0] != '\0');
     // A CA file that does not exist is refused at set-up, not at the first connect.
     snprintf(cfg.tls_ca, sizeof cfg.tls_ca, "/nonexistent/ca.pem");
     err[0] = '\0';
-    assert_null(mqtt_conn_new(&cfg, "id", MQTT_PROTOCOL_V311, "t", "offline", NULL, NULL, err,
-                              sizeof err));
+    assert_null(
+        mqtt_conn_new(&cfg, "id", MQTT_PROTOCOL_V311, "t", "offline", NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "MQTT client setup"));
 }
 

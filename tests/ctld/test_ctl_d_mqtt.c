@@ -214,17 +214,6 @@ static void test_result(void **unused)
     free(t);
 }
 
-static void test_node_id(void **unused)
-{
-    char out[64];
-    ctld_node_id("haus/power/bat/bic2mqtt", out, sizeof out);
-    assert_string_equal(out, "haus_power_bat_bic2mqtt");
-    ctld_node_id("a b+c#-_Z9", out, sizeof out);
-    assert_string_equal(out, "a_b_c_-_Z9");
-    ctld_node_id("abcdef", out, 4);
-    assert_string_equal(out, "abc");
-}
-
 static const cJSON *s_find(const ctld_list_t *l, const char *topic, cJSON **owned)
 {
     for (size_t i = 0; i < l->count; i++)
@@ -301,8 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_fields),   cmocka_unit_test(test_status_unknowns_are_null),
         cmocka_unit_test(test_enable_payloads), cmocka_unit_test(test_enable_random_payloads),
-        cmocka_unit_test(test_result),          cmocka_unit_test(test_node_id),
-        cmocka_unit_test(test_discovery),
+        cmocka_unit_test(test_result),          cmocka_unit_test(test_discovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
