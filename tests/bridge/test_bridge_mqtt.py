@@ -56,6 +56,8 @@ def check_seed_topics(s):
     finally:
         late.close()
 
+    # Fans and temperature are in the gateway's slow telemetry set (read round robin).
+    s.wait_json("inv/0/state", lambda st: all(f is not None for f in st["fan"]))
     true = s.sim.control.device(0)
     state = s.last_json("inv/0/state")
     assert set(state) >= {"onlMode", "opMode", "tempC", "fan", "acGridV", "dcBatV", "capBatPc"}
