@@ -85,9 +85,19 @@ def proc_ids(pid):
 
 def install():
     """Puts the deployment files where the package puts them, with the built programs."""
-    paths = {"/usr/sbin/bic-can-gateway": harness.program("bic-can-gateway"),
-             "/usr/bin/bic-mqtt-bridge": harness.program("bic-mqtt-bridge"),
-             "/usr/bin/bic-charge-ctl": harness.program("bic-charge-ctl")}
+    # The units run with PrivateTmp=, so a build tree under /tmp is out of their sight: the
+    # programs are copied to the guest's own /run, which every unit sees.
+    bindir = "/run/bic2mqtt-test-bin"
+    os.makedirs(bindir, exist_ok=True)
+    os.chmod(bindir, 0o755)
+    paths = {}
+    for installed in ("/usr/sbin/bic-can-gateway", "/usr/bin/bic-mqtt-bridge",
+                      "/usr/bin/bic-charge-ctl"):
+        name = os.path.basename(installed)
+        copy = os.path.join(bindir, name)
+        shutil.copy(harness.program(name), copy)
+        os.chmod(copy, 0o755)
+        paths[installed] = copy
     for name in os.listdir(os.path.join(DEPLOY, "systemd")):
         if not name.endswith((".service", ".target")):
             continue
