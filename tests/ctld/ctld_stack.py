@@ -101,9 +101,10 @@ class Stack:
         self.ctl = harness.start_program("bic-charge-ctl", self.ini_path, args=args,
                                          tmp=self.tmp)
         if wait:
+            # Start-up deadlines, not timing claims: generous for a loaded machine.
             self.client.wait_message(self.topic("ctl/0/state"), lambda p: p == "running",
-                                     timeout=15, after=after)
-            self.wait_status(lambda s: s["lease"]["held"], timeout=15, after=after)
+                                     timeout=30, after=after)
+            self.wait_status(lambda s: s["lease"]["held"], timeout=30, after=after)
         return self.ctl
 
     # -- MQTT helpers

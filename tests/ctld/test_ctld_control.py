@@ -14,6 +14,9 @@ from ctld_stack import METER, Stack  # noqa: E402
 
 METER_TIMEOUT_S = 3
 MARGIN_S = 5  # loaded, shared machine: the controller's 1 s timer, the gateway, the bus
+# Deadlines for what is not a timing claim (the controller settling on a household that
+# changes every few seconds, a status arriving): generous, for a loaded 2-core machine.
+SETTLE_S = 30
 
 
 def _sample(s, seconds):
@@ -40,7 +43,7 @@ def test_grid_pulled_toward_target():
     # Around 13:00 of a clear March day: 800-1000 W exported without a battery.
     with Stack(start_s=46920, speed=5) as s:
         s.start_ctl()
-        harness.wait_for(lambda: _charging(s), timeout=15, what="the battery charging")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="the battery charging")
         time.sleep(4)  # settle
         samples = _sample(s, 10)
         with_bat = sum(abs(g) for g, _ in samples) / len(samples)
@@ -63,14 +66,14 @@ def test_grid_pulled_toward_target():
 def test_meter_silent_leads_to_safe_state():
     with Stack(start_s=46920, speed=5) as s:
         s.start_ctl()
-        harness.wait_for(lambda: _charging(s), timeout=15, what="the battery charging")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="the battery charging")
         s.relay.kill()
         killed = time.monotonic()
         # The simulator's truth: the output stops charging (idle = off here).
         harness.wait_for(lambda: abs(s.device()["dc_a"]) < 1.5,
                          timeout=METER_TIMEOUT_S + MARGIN_S,
                          what="device idle after the meter stopped")
-        st = s.wait_status(lambda x: x["mode"] == "safe", timeout=2, after=killed)
+        st = s.wait_status(lambda x: x["mode"] == "safe", timeout=SETTLE_S, after=killed)
         took = time.monotonic() - killed
         print("safe state %.1f s after the meter stopped (MeterTimeoutSec=%d)"
               % (took, METER_TIMEOUT_S))
@@ -81,23 +84,25 @@ def test_meter_silent_leads_to_safe_state():
         # Fresh samples again: control resumes by itself.
         s.start_relay()
         resumed = time.monotonic()
-        harness.wait_for(lambda: _charging(s), timeout=15, what="charging again")
-        s.wait_status(lambda x: x["mode"] == "running" and not x["meter_stale"], timeout=5,
-                      after=resumed)
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging again")
+        s.wait_status(lambda x: x["mode"] == "running" and not x["meter_stale"],
+                      timeout=SETTLE_S, after=resumed)
 
 
 def test_bad_meter_payloads_counted_and_never_fresh():
     with Stack(start_s=46920, speed=5) as s:
         s.start_ctl()
-        harness.wait_for(lambda: _charging(s), timeout=15, what="the battery charging")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="the battery charging")
         before = s.status()["meter_errors"]
         bad = ["abc", "12 W", "{\"power\": 5}", "nan", "inf", "1e9", "0x10", "-",
                "\u00ff\u00fe", "9" * 5000]
         for p in bad:
             s.client.publish(METER, p, qos=1)
-        s.wait_status(lambda x: x["meter_errors"] >= before + len(bad), timeout=5)
+        # Counted, and control goes on (the status after the last bad payload still says
+        # running: the fresh samples in between keep the meter alive).
+        st = s.wait_status(lambda x: x["meter_errors"] >= before + len(bad), timeout=SETTLE_S)
         assert s.ctl.alive()
-        assert s.status()["mode"] == "running"
+        assert st["mode"] == "running", st
         out = s.ctl.output()
         assert "rejected" in out, out[-2000:]
         # Rate-limited: not one line per bad payload.
@@ -111,7 +116,7 @@ def test_bad_meter_payloads_counted_and_never_fresh():
             if st and st["mode"] == "safe":
                 break
             time.sleep(0.3)
-        st = s.wait_status(lambda x: x["mode"] == "safe", timeout=1, after=t0)
+        st = s.wait_status(lambda x: x["mode"] == "safe", timeout=MARGIN_S, after=t0)
         assert st["reason"] == "meter stale", st
         assert st["meter_errors"] > before + len(bad), st
         harness.wait_for(lambda: abs(s.device()["dc_a"]) < 1.5, timeout=MARGIN_S,
@@ -123,16 +128,15 @@ def test_retained_meter_value_is_not_used_for_control():
         # A retained reading from long ago, waiting in the broker.
         s.client.publish(METER, "-900", qos=1, retain=True)
         s.start_ctl()
-        time.sleep(3)
-        st = s.status()
-        assert st["meter_w"] == -900.0, st  # shown...
+        time.sleep(3)  # time to act on it, were it used
+        st = s.wait_status(lambda x: x["meter_w"] == -900.0, timeout=SETTLE_S)  # shown...
         assert st["meter_stale"] is True and st["mode"] == "safe", st  # ...not used
         assert st["reason"] == "no meter value yet", st
         d = s.device()
         assert abs(d["dc_a"]) < 1.5, d
         s.client.publish(METER, "", qos=1, retain=True)  # clear it
         s.start_relay()
-        harness.wait_for(lambda: _charging(s), timeout=15, what="charging on fresh samples")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging on fresh samples")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ while the first runs is held off by the lease until the first stops. Throughout,
 keeps its pid and its reconnect counter."""
 
 import os
+import re
 import signal
 import sys
 import time
@@ -16,6 +17,9 @@ from ctld_stack import Stack  # noqa: E402
 
 LEASE_TTL_S = 4
 MARGIN_S = 5
+# Deadlines for what is not a timing claim (a process starting, the controller settling on a
+# household that changes every few seconds): generous, for a loaded 2-core machine.
+SETTLE_S = 30
 
 
 def _charging(s):
@@ -42,19 +46,21 @@ def test_stop_restart_crash_replace_never_touch_the_can_link():
         avail = s.topic("ctl/0/state")
 
         s.start_ctl()
-        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging")
 
         # 1. SIGTERM: idle through the gateway, lease released, offline published.
         after = time.monotonic()
         assert s.ctl.stop() == 0
-        harness.wait_for(lambda: _idle(s), timeout=3, what="device idle after SIGTERM")
+        # Released, not lapsed: a release leaves the device as it is, so only the controller's
+        # own idle brings the current down.
         assert _holder(s) is None
+        harness.wait_for(lambda: _idle(s), timeout=MARGIN_S, what="device idle after SIGTERM")
         s.client.wait_message(avail, lambda p: p == "offline", timeout=5, after=after)
         assert s.status()["mode"] == "stopped", s.status()
 
         # 2. Restarted: takes the lease and controls again.
         s.start_ctl()
-        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after a restart")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging after a restart")
 
         # 3. Crash: nobody idles the device, the lease lapses into the gateway's safe state.
         crashed_name = _holder(s)
@@ -71,7 +77,7 @@ def test_stop_restart_crash_replace_never_touch_the_can_link():
         # 4. A new instance replaces it (a name of its own: the old lease could not be
         #    reused by mistake).
         s.start_ctl()
-        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the crash")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging after the crash")
         first = _holder(s)
         assert first != crashed_name and first.startswith("charge-ctl-0-")
 
@@ -79,24 +85,32 @@ def test_stop_restart_crash_replace_never_touch_the_can_link():
         started = time.monotonic()
         second = harness.start_program("bic-charge-ctl", s.ini_path, args=("-v",), tmp=s.tmp)
         s.old.append(second)
-        second.wait_output("cannot take the control lease", timeout=10)
+        second.wait_output("cannot take the control lease", timeout=SETTLE_S)
         assert "controlled by %s" % first in second.output()
         time.sleep(1)
         assert _holder(s) == first
-        assert _charging(s)
+        # The first goes on charging. (Not a snapshot: the setpoint follows the household and
+        # the device follows the setpoint, so at any instant a step may be under way.)
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S,
+                         what="the first instance charging beside the second")
+        assert _holder(s) == first
+        assert not re.search(r"setpoint (charge|discharge|idle|off)\b", second.output()), \
+            second.output()[-2000:]
         # A command is answered once, by the instance that drives the device.
         after = time.monotonic()
         assert s.command("1")["ok"]
-        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the toggle")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging after the toggle")
         results = [m for m in s.client.received(s.topic("inv/0/control/set/result"))
                    if m[0] >= after]
         assert len(results) == 1, results
         # ...until the first stops; then it takes over.
         s.ctl.stop()
-        harness.wait_for(lambda: (_holder(s) or "").endswith("-%d" % second.pid), timeout=10,
+        harness.wait_for(lambda: (_holder(s) or "").endswith("-%d" % second.pid),
+                         timeout=SETTLE_S,
                          what="the second instance taking the lease")
         s.ctl = second
-        harness.wait_for(lambda: _charging(s), timeout=20, what="the second instance charging")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S,
+                         what="the second instance charging")
         # The first one's `offline` does not stick while the second one runs.
         s.client.wait_message(avail, lambda p: p == "running", timeout=5, after=started)
         harness.wait_for(lambda: s.client.last(avail) == "running", timeout=5,
@@ -111,25 +125,25 @@ def test_stop_restart_crash_replace_never_touch_the_can_link():
 def test_lease_taken_by_another_client_and_silent_gateway():
     with Stack(start_s=46920, speed=5) as s:
         s.start_ctl()
-        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging")
         # A person takes over by hand (as the bridge's charge/set does): the controller
         # is refused, says by whom, and does not fight.
         after = time.monotonic()
         r = s.command("0")
         assert r["ok"], r
-        harness.wait_for(lambda: s.lease() is None, timeout=5, what="lease released")
+        harness.wait_for(lambda: s.lease() is None, timeout=SETTLE_S, what="lease released")
         r = s.gateway_request({"op": "lease", "client": "mqtt-bridge", "action": "take",
                                "ttl_s": 6})
         assert r["ok"], r
         assert s.command("1")["ok"]
-        st = s.wait_status(lambda x: x["enabled"] and x["mode"] == "no_lease", timeout=5,
+        st = s.wait_status(lambda x: x["enabled"] and x["mode"] == "no_lease", timeout=SETTLE_S,
                            after=after)
         st = s.wait_status(lambda x: x["lease"]["note"] == "controlled by mqtt-bridge",
-                           timeout=5, after=after)
+                           timeout=SETTLE_S, after=after)
         assert st["reason"] == "controlled by mqtt-bridge", st
         assert _holder(s) == "mqtt-bridge"
         # When the manual lease lapses, the controller takes over again.
-        harness.wait_for(lambda: _charging(s), timeout=20, what="charging after the lapse")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging after the lapse")
 
         # The gateway stops answering (frozen): lease lost, published, no crash; the gateway
         # lets the lease lapse into its safe state once it runs again, and the controller
@@ -143,7 +157,7 @@ def test_lease_taken_by_another_client_and_silent_gateway():
         finally:
             s.gateway.signal(signal.SIGCONT)
         assert "lease lost" in s.ctl.output()
-        harness.wait_for(lambda: _charging(s), timeout=25, what="charging after the gateway")
+        harness.wait_for(lambda: _charging(s), timeout=SETTLE_S, what="charging after the gateway")
         assert s.ctl.alive() and s.gateway.alive()
 
 
