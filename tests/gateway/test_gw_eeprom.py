@@ -115,7 +115,7 @@ def test_daily_budget_burst_with_spacing_then_defers():
                 assert r["deferred"] is True, r
                 harness.wait_for(lambda: _iout(sim) == want * 100, timeout=15,
                                  what="%d A written after the spacing" % want)
-                assert time.monotonic() - t0 >= 1.0
+                assert time.monotonic() - t0 >= 0.5  # held back, not written at once
             ee = c.ok("eeprom", dev=0)["eeprom"]
             assert ee["tokens"] < 1 and ee["writes"]["IOUT_SET"] == 3, ee
             # the burst is spent: past the spacing, a change still waits (for the refill)
