@@ -48,7 +48,7 @@ def test_the_guide_commissions_a_factory_unit():
             "GATEWAY": {"Can": sim.transport, "ReqEndpoint": "ipc://%s/gw.sock" % tmp,
                         "PubEndpoint": "ipc://%s/tel.sock" % tmp, "StateDir": tmp,
                         # step 2 of the guide, for the commissioning only
-                        "EepromWriteIntervalSec": 0},
+                        "EepromMinSpacingSec": 0},
             "DEVICE": {"Id/0/Type": "BIC2200-24CAN", "Id/0/ChargeVoltage": 2760,
                        "Id/0/DischargeVoltage": 2520, "Id/0/MaxChargeCurrent": 3500,
                        "Id/0/MaxDischargeCurrent": 2600},
