@@ -134,7 +134,7 @@ struct gateway {
     int lock_fd; /* holds the adapter's flock while the transport is open */
     bus_sched_t *sched;
     zsock_t *router, *pub;
-    lease_t *lease;
+    lease_table_t *leases; /* one control lease per device */
     gw_dev_t *dev[GW_DEV_MAX];
     eeprom_policy_t *eep[GW_DEV_MAX];
     job_t *jobs;
@@ -147,7 +147,7 @@ struct gateway {
     int64_t next_tel, next_gw;
     char state_path[512];
     char lease_path[512];
-    char lease_saved[LEASE_NAME_MAX + 1]; /* holder in the lease file */
+    char lease_saved[GW_DEV_MAX][LEASE_NAME_MAX + 1]; /* holders in the lease file */
     bool state_dirty;
     int64_t state_retry_at;
     char state_error[256];
@@ -336,15 +336,25 @@ static void s_publish_event(gateway_t *gw, const gw_dev_t *d, cJSON *e)
     s_publish(gw, topic, e);
 }
 
-static cJSON *s_lease_json(gateway_t *gw, int64_t now)
+static lease_t *s_lease(gateway_t *gw, int addr)
 {
-    const char *h = lease_holder(gw->lease, now);
+    return lease_table_get(gw->leases, addr);
+}
+
+static double s_lease_left_s(gateway_t *gw, int addr, int64_t now)
+{
+    return round(lease_remaining(s_lease(gw, addr), now) / 100000.0) / 10.0;
+}
+
+/* The lease of device addr as info and telemetry show it: {"holder","expires_in_s"} or null. */
+static cJSON *s_lease_json(gateway_t *gw, int addr, int64_t now)
+{
+    const char *h = lease_holder(s_lease(gw, addr), now);
     if (!h)
         return cJSON_CreateNull();
     cJSON *l = cJSON_CreateObject();
     cJSON_AddStringToObject(l, "holder", h);
-    cJSON_AddNumberToObject(l, "expires_in_s",
-                            round(lease_remaining(gw->lease, now) / 100000.0) / 10.0);
+    cJSON_AddNumberToObject(l, "expires_in_s", s_lease_left_s(gw, addr, now));
     return l;
 }
 
@@ -419,20 +429,35 @@ static void s_save_state(gateway_t *gw, int64_t now)
     }
 }
 
-/* Keeps the lease file in step with the holder (written on a change of holder only, so
- * renewals cost no disk writes). A restarted gateway restores the holder with a full TTL:
- * the holder carries on, or the lease lapses and the safe state follows. */
-static void s_lease_persist(gateway_t *gw, int64_t ttl_us, int64_t now)
+_Static_assert(sizeof(((gw_lease_rec_t *)0)->holder) == LEASE_NAME_MAX + 1,
+               "a saved holder has the size of a lease name");
+
+/* Keeps the lease file in step with the holders (written when a device's holder changes
+ * only, so renewals cost no disk writes). A restarted gateway restores each holder with a
+ * full TTL: the holder carries on, or the lease lapses and the safe state follows. */
+static void s_lease_persist(gateway_t *gw, int64_t now)
 {
-    const char *h = lease_holder(gw->lease, now);
-    if (!gw->lease_path[0] || strcmp(h ? h : "", gw->lease_saved) == 0)
+    if (!gw->lease_path[0])
+        return;
+    gw_lease_rec_t rec[GW_LEASE_DEVS];
+    bool changed = false;
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        const lease_t *l = s_lease(gw, a);
+        const char *h = lease_holder(l, now);
+        snprintf(rec[a].holder, sizeof rec[a].holder, "%s", h ? h : "");
+        rec[a].ttl_us = h ? lease_ttl(l) : 0;
+        if (strcmp(rec[a].holder, gw->lease_saved[a]) != 0)
+            changed = true;
+    }
+    if (!changed)
         return;
     char err[256];
-    if (gw_state_save_lease(gw->lease_path, h, ttl_us, err, sizeof err) < 0) {
+    if (gw_state_save_leases(gw->lease_path, rec, err, sizeof err) < 0) {
         log_warn("lease not saved (a restart forgets it): %s", err);
         return;
     }
-    snprintf(gw->lease_saved, sizeof gw->lease_saved, "%s", h ? h : "");
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        memcpy(gw->lease_saved[a], rec[a].holder, sizeof gw->lease_saved[a]);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -893,7 +918,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     d->identified = true;
     d->fails = 0;
     s_set_online(gw, d, true, NULL);
-    if (d->safe_pending && !lease_holder(gw->lease, now))
+    if (d->safe_pending && !lease_holder(s_lease(gw, d->addr), now))
         s_safe_state_dev(gw, d, d->safe_reason, now);
 }
 
@@ -1409,7 +1434,7 @@ static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
     cJSON *t = gw_dev_telemetry(d, now, s_wall());
     cJSON *e = cJSON_AddObjectToObject(t, "eeprom");
     s_eeprom_budget_json(e, s_eep(gw, d->addr), now);
-    cJSON_AddItemToObject(t, "lease", s_lease_json(gw, now));
+    cJSON_AddItemToObject(t, "lease", s_lease_json(gw, d->addr, now));
     char topic[16];
     snprintf(topic, sizeof topic, "tel/%d", d->addr);
     s_publish(gw, topic, t);
@@ -1462,7 +1487,7 @@ static void s_ram_check(gateway_t *gw, gw_dev_t *d, int64_t now)
         cJSON_Delete(lost);
         return;
     }
-    const char *holder = lease_holder(gw->lease, now);
+    const char *holder = lease_holder(s_lease(gw, d->addr), now);
     log_warn("device %d: %d setpoint(s) held in RAM were lost (power cycle); %s", d->addr, n,
              holder ? "the lease holder is told" : "no lease holder: the stored values stand");
     cJSON *e = s_event(d, "power_cycled");
@@ -1577,7 +1602,18 @@ static void s_publish_gw(gateway_t *gw, int64_t now)
     cJSON_AddNumberToObject(g, "aged", (double)st->aged);
     cJSON_AddNumberToObject(g, "queue_depth", (double)bus_sched_depth(gw->sched));
     cJSON_AddNumberToObject(g, "reconnects", (double)gw->reconnects);
-    cJSON_AddItemToObject(g, "lease", s_lease_json(gw, now));
+    /* every held lease, by device */
+    cJSON *ls = cJSON_AddArrayToObject(g, "leases");
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        const char *h = lease_holder(s_lease(gw, a), now);
+        if (!h)
+            continue;
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddNumberToObject(l, "dev", a);
+        cJSON_AddStringToObject(l, "holder", h);
+        cJSON_AddNumberToObject(l, "expires_in_s", s_lease_left_s(gw, a, now));
+        cJSON_AddItemToArray(ls, l);
+    }
     cJSON *sf = cJSON_AddObjectToObject(g, "state_file");
     cJSON_AddBoolToObject(sf, "ok", gw->state_error[0] == '\0');
     cJSON_AddStringToObject(sf, "path", gw->state_path);
@@ -1841,22 +1877,26 @@ static void s_apply_safe_state(gateway_t *gw, const char *reason, int64_t now)
             s_safe_state_dev(gw, gw->dev[a], reason, now);
 }
 
+/* A lapsed lease puts its own device in the safe state; the other devices carry on. */
 static void s_check_lease(gateway_t *gw, int64_t now)
 {
     char holder[LEASE_NAME_MAX + 1];
-    if (!lease_check_lapse(gw->lease, now, holder))
-        return;
-    log_warn("control lease of '%s' lapsed; applying the safe state", holder);
-    s_lease_persist(gw, 0, now);
-    for (int a = 0; a < GW_DEV_MAX; a++) {
+    int a;
+    bool any = false;
+    while (lease_table_check_lapse(gw->leases, now, &a, holder)) {
+        any = true;
         gw_dev_t *d = gw->dev[a];
         if (!d)
-            continue;
+            continue; /* an address no longer (or not yet) in service */
+        log_warn("control lease of '%s' on device %d lapsed; applying the safe state", holder,
+                 a);
         cJSON *e = s_event(d, "lease_lapsed");
         cJSON_AddStringToObject(e, "holder", holder);
         s_publish_event(gw, d, e);
+        s_safe_state_dev(gw, d, "lease lapsed", now);
     }
-    s_apply_safe_state(gw, "lease lapsed", now);
+    if (any)
+        s_lease_persist(gw, now);
 }
 
 static void s_check_pending_eeprom(gateway_t *gw, int64_t now)
@@ -1975,14 +2015,15 @@ static const char *s_req_client(ctx_t *c, bool required)
     return cl->valuestring;
 }
 
-static cJSON *s_lease_held_error(ctx_t *c)
+/* lease_held naming the holder of device addr, the one that refused the request. */
+static cJSON *s_lease_held_error(ctx_t *c, int addr)
 {
-    const char *h = lease_holder(c->gw->lease, c->now);
+    const char *h = lease_holder(s_lease(c->gw, addr), c->now);
     cJSON *r = s_error(c->id, "lease_held", "controlled by %s", h ? h : "?");
     cJSON *e = s_error_obj(r);
     cJSON_AddStringToObject(e, "holder", h ? h : "");
-    cJSON_AddNumberToObject(e, "expires_in_s",
-                            round(lease_remaining(c->gw->lease, c->now) / 100000.0) / 10.0);
+    cJSON_AddNumberToObject(e, "dev", addr);
+    cJSON_AddNumberToObject(e, "expires_in_s", s_lease_left_s(c->gw, addr, c->now));
     return r;
 }
 
@@ -2062,7 +2103,7 @@ static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
         cJSON_AddNullToObject(o, "model");
     }
     cJSON_AddItemToObject(o, "eeprom", s_eeprom_json(gw, d, now));
-    cJSON_AddItemToObject(o, "lease", s_lease_json(gw, now));
+    cJSON_AddItemToObject(o, "lease", s_lease_json(gw, d->addr, now));
     return o;
 }
 
@@ -2210,10 +2251,11 @@ static void s_op_get(ctx_t *c)
     s_job_start(c->gw, j, c->now);
 }
 
-static bool s_lease_blocks(ctx_t *c, const char *client)
+/* True (after a lease_held reply) when another client holds device addr's lease. */
+static bool s_lease_blocks(ctx_t *c, int addr, const char *client)
 {
-    if (lease_owner(c->gw->lease, client[0] ? client : NULL, c->now) == LEASE_OTHER) {
-        s_reply_now(c, s_lease_held_error(c));
+    if (lease_owner(s_lease(c->gw, addr), client[0] ? client : NULL, c->now) == LEASE_OTHER) {
+        s_reply_now(c, s_lease_held_error(c, addr));
         return true;
     }
     return false;
@@ -2293,7 +2335,7 @@ static void s_op_set(ctx_t *c)
         s_reply_now(c, r);
         return;
     }
-    if (cmd->output && s_lease_blocks(c, client))
+    if (cmd->output && s_lease_blocks(c, d->addr, client))
         return;
     job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
     if (!j) {
@@ -2310,12 +2352,13 @@ static void s_op_set(ctx_t *c)
     s_job_start(c->gw, j, c->now);
 }
 
-/* Takes or renews the lease for a setpoint that carries lease_ttl_s. Returns false after
- * an error reply. */
-static bool s_setpoint_lease(ctx_t *c, const char *client)
+/* Takes or renews the lease of device addr for a setpoint that carries lease_ttl_s.
+ * Returns false after an error reply. */
+static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
 {
     const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "lease_ttl_s");
-    int64_t max_s = lease_max_ttl(c->gw->lease) / 1000000;
+    lease_t *l = s_lease(c->gw, addr);
+    int64_t max_s = lease_table_max_ttl(c->gw->leases) / 1000000;
     if (ttl && !cJSON_IsNull(ttl)) {
         if (!cJSON_IsNumber(ttl) || !(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
             cJSON *r =
@@ -2327,23 +2370,24 @@ static bool s_setpoint_lease(ctx_t *c, const char *client)
             return false;
         }
         int64_t ttl_us = (int64_t)(ttl->valuedouble * 1000000);
-        lease_rc_t rc = lease_take(c->gw->lease, client, ttl_us, c->now);
+        lease_rc_t rc = lease_take(l, client, ttl_us, c->now);
         if (rc == LEASE_HELD) {
-            s_reply_now(c, s_lease_held_error(c));
+            s_reply_now(c, s_lease_held_error(c, addr));
             return false;
         }
-        s_lease_persist(c->gw, ttl_us, c->now);
+        s_lease_persist(c->gw, c->now);
         return true;
     }
-    lease_owner_t o = lease_owner(c->gw->lease, client, c->now);
+    lease_owner_t o = lease_owner(l, client, c->now);
     if (o == LEASE_OTHER) {
-        s_reply_now(c, s_lease_held_error(c));
+        s_reply_now(c, s_lease_held_error(c, addr));
         return false;
     }
     if (o == LEASE_FREE) {
         s_reply_now(c, s_error(c->id, "no_lease",
-                               "setpoint needs the control lease: send 'lease_ttl_s' or take "
-                               "it with the lease op"));
+                               "setpoint needs the control lease of device %d: send "
+                               "'lease_ttl_s' or take it with the lease op",
+                               addr));
         return false;
     }
     return true;
@@ -2423,7 +2467,7 @@ static void s_op_setpoint(ctx_t *c)
     } else if (!s_req_online(c, d)) {
         return;
     }
-    if (!s_setpoint_lease(c, client))
+    if (!s_setpoint_lease(c, d->addr, client))
         return;
     job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
     if (!j) {
@@ -2469,7 +2513,7 @@ static void s_op_init(ctx_t *c)
     const char *client = s_req_client(c, false);
     if (!client)
         return;
-    if (s_lease_blocks(c, client))
+    if (s_lease_blocks(c, d->addr, client))
         return;
     if (!s_req_online(c, d))
         return;
@@ -2489,6 +2533,9 @@ static void s_op_init(ctx_t *c)
     s_job_start(c->gw, j, c->now);
 }
 
+/* The lease op. With "dev": that device's lease. Without: take covers every device (all or
+ * none), renew and release every device the client holds, so a client written for a single
+ * gateway-wide lease keeps working. */
 static void s_op_lease(ctx_t *c)
 {
     const char *client = s_req_client(c, true);
@@ -2503,11 +2550,20 @@ static void s_op_lease(ctx_t *c)
         return;
     }
     gateway_t *gw = c->gw;
-    int64_t max_s = lease_max_ttl(gw->lease) / 1000000;
-    lease_rc_t rc;
-    if (strcmp(act->valuestring, "release") == 0) {
-        rc = lease_release(gw->lease, client, c->now);
-    } else {
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(c->req, "dev");
+    int addr = -1; /* -1: every device */
+    if (dv && !cJSON_IsNull(dv)) {
+        bool replied;
+        gw_dev_t *d = s_req_dev(c, &replied);
+        if (!d)
+            return;
+        addr = d->addr;
+    }
+    bool release = strcmp(act->valuestring, "release") == 0;
+    bool take = strcmp(act->valuestring, "take") == 0;
+    int64_t max_s = lease_table_max_ttl(gw->leases) / 1000000;
+    int64_t us = 0;
+    if (!release) {
         const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "ttl_s");
         if (!ttl || !cJSON_IsNumber(ttl)) {
             s_reply_now(c, s_error(c->id, "bad_request",
@@ -2525,32 +2581,63 @@ static void s_op_lease(ctx_t *c)
             s_reply_now(c, r);
             return;
         }
-        int64_t us = (int64_t)(ttl->valuedouble * 1000000);
-        rc = strcmp(act->valuestring, "take") == 0 ? lease_take(gw->lease, client, us, c->now)
-                                                   : lease_renew(gw->lease, client, us, c->now);
+        us = (int64_t)(ttl->valuedouble * 1000000);
+    }
+    lease_rc_t rc;
+    int blocked = addr;
+    uint64_t done = 0;
+    if (addr >= 0) {
+        lease_t *l = s_lease(gw, addr);
+        rc = release ? lease_release(l, client, c->now)
+             : take  ? lease_take(l, client, us, c->now)
+                     : lease_renew(l, client, us, c->now);
+        if (rc == LEASE_OK)
+            done = 1ULL << addr;
+    } else if (take) {
+        for (int a = 0; a < GW_DEV_MAX; a++)
+            if (gw->dev[a])
+                done |= 1ULL << a;
+        rc = lease_table_take_all(gw->leases, done, client, us, c->now, &blocked);
+    } else if (release) {
+        rc = lease_table_release_all(gw->leases, client, c->now, &done, &blocked);
+    } else {
+        rc = lease_table_renew_all(gw->leases, client, us, c->now, &done, &blocked);
     }
     if (rc == LEASE_HELD) {
-        s_reply_now(c, s_lease_held_error(c));
+        s_reply_now(c, s_lease_held_error(c, blocked));
         return;
     }
     if (rc == LEASE_NOT_HOLDER) {
-        s_reply_now(c, s_error(c->id, "no_lease", "'%s' does not hold the lease", client));
+        if (addr >= 0)
+            s_reply_now(c, s_error(c->id, "no_lease", "'%s' does not hold the lease of device %d",
+                                   client, addr));
+        else
+            s_reply_now(c, s_error(c->id, "no_lease", "'%s' does not hold a lease", client));
         return;
     }
     if (rc != LEASE_OK) {
         s_reply_now(c, s_error(c->id, "bad_request", "lease request refused"));
         return;
     }
-    log_info("lease %s by '%s'", act->valuestring, client);
-    s_lease_persist(gw, lease_remaining(gw->lease, c->now), c->now);
-    cJSON *r = s_ok(c->id);
-    const char *h = lease_holder(gw->lease, c->now);
-    if (h)
-        cJSON_AddStringToObject(r, "holder", h);
+    if (addr >= 0)
+        log_info("lease %s of device %d by '%s'", act->valuestring, addr, client);
     else
+        log_info("lease %s of every device by '%s'", act->valuestring, client);
+    s_lease_persist(gw, c->now);
+    cJSON *r = s_ok(c->id);
+    if (addr >= 0)
+        cJSON_AddNumberToObject(r, "dev", addr);
+    if (release) {
         cJSON_AddNullToObject(r, "holder");
-    cJSON_AddNumberToObject(r, "expires_in_s",
-                            round(lease_remaining(gw->lease, c->now) / 100000.0) / 10.0);
+        cJSON_AddNumberToObject(r, "expires_in_s", 0);
+    } else {
+        cJSON_AddStringToObject(r, "holder", client);
+        cJSON_AddNumberToObject(r, "expires_in_s", round((double)us / 100000.0) / 10.0);
+    }
+    cJSON *devs = cJSON_AddArrayToObject(r, "devs");
+    for (int a = 0; a < GW_DEV_MAX; a++)
+        if ((done >> a) & 1)
+            cJSON_AddItemToArray(devs, cJSON_CreateNumber(a));
     s_reply_now(c, r);
 }
 
@@ -2699,6 +2786,43 @@ static int64_t s_slow_max_wait_us(const settings_t *set)
     return (int64_t)set->tel_period_ms * 1000 * TEL_SLOW_AGING;
 }
 
+/* Restores the leases saved before a restart, each with a full TTL. The single-lease file
+ * of earlier versions is the lease of every configured device. */
+static void s_lease_restore(gateway_t *gw, int64_t now)
+{
+    snprintf(gw->lease_path, sizeof gw->lease_path, "%s/%s", gw->set.state_dir, GW_LEASE_FILE);
+    gw_lease_rec_t rec[GW_LEASE_DEVS];
+    bool every = false;
+    char lerr[256];
+    int n = gw_state_load_leases(gw->lease_path, rec, &every, lerr, sizeof lerr);
+    if (n < 0)
+        log_warn("lease file ignored: %s", lerr);
+    if (n <= 0)
+        return;
+    if (every)
+        for (int a = 1; a < GW_DEV_MAX; a++)
+            rec[a] = gw->dev[a] ? rec[0] : (gw_lease_rec_t){{0}, 0};
+    if (every && !gw->dev[0])
+        rec[0] = (gw_lease_rec_t){{0}, 0};
+    int64_t max = lease_table_max_ttl(gw->leases);
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        if (!rec[a].holder[0])
+            continue;
+        int64_t ttl = rec[a].ttl_us > max ? max : rec[a].ttl_us;
+        if (lease_take(s_lease(gw, a), rec[a].holder, ttl, now) != LEASE_OK)
+            continue;
+        memcpy(gw->lease_saved[a], rec[a].holder, sizeof gw->lease_saved[a]);
+        log_info("control lease of '%s' on device %d restored for %.1f s: it renews or the "
+                 "safe state follows",
+                 rec[a].holder, a, ttl / 1e6);
+    }
+    /* an earlier single-lease file is rewritten in the per-device form */
+    if (every)
+        for (int a = 0; a < GW_DEV_MAX; a++)
+            gw->lease_saved[a][0] = '\0';
+    s_lease_persist(gw, now);
+}
+
 gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
 {
     if (gateway_check_config(cfg, err, errlen) < 0)
@@ -2723,8 +2847,8 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
     sc.max_wait_us[BUS_PRIO_FAST] = s_fast_max_wait_us(&gw->set);
     sc.max_wait_us[BUS_PRIO_SLOW] = s_slow_max_wait_us(&gw->set);
     gw->sched = bus_sched_new(&sc);
-    gw->lease = lease_new((int64_t)gw->set.lease_max_ttl_s * 1000000);
-    if (!gw->sched || !gw->lease) {
+    gw->leases = lease_table_new((int64_t)gw->set.lease_max_ttl_s * 1000000);
+    if (!gw->sched || !gw->leases) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -2745,29 +2869,13 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
             if (gw->eep[a])
                 s_eep_configure(gw, gw->eep[a], now);
     }
-    if (gw->set.state_dir[0]) {
-        snprintf(gw->lease_path, sizeof gw->lease_path, "%s/%s", gw->set.state_dir, GW_LEASE_FILE);
-        char holder[LEASE_NAME_MAX + 1], lerr[256];
-        int64_t ttl = 0;
-        int n = gw_state_load_lease(gw->lease_path, holder, sizeof holder, &ttl, lerr, sizeof lerr);
-        if (n < 0)
-            log_warn("lease file ignored: %s", lerr);
-        if (n > 0) {
-            if (ttl > lease_max_ttl(gw->lease))
-                ttl = lease_max_ttl(gw->lease);
-            if (lease_take(gw->lease, holder, ttl, now) == LEASE_OK) {
-                snprintf(gw->lease_saved, sizeof gw->lease_saved, "%s", holder);
-                log_info("control lease of '%s' restored for %.1f s: it renews or the safe "
-                         "state follows",
-                         holder, ttl / 1e6);
-            }
-        }
-    }
     for (int a = 0; a < GW_DEV_MAX; a++)
         if (gw->set.dev[a].present && !s_dev_add(gw, (uint8_t)a)) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
+    if (gw->set.state_dir[0])
+        s_lease_restore(gw, now);
     gw->router = s_bind(ZMQ_ROUTER, gw->set.req_ep, gw->set.curve_key, err, errlen);
     if (!gw->router)
         goto fail;
@@ -2805,7 +2913,7 @@ void gateway_destroy(gateway_t **p)
     zsock_destroy(&gw->router);
     zsock_destroy(&gw->pub);
     bus_sched_destroy(&gw->sched);
-    lease_destroy(&gw->lease);
+    lease_table_destroy(&gw->leases);
     free(gw);
     *p = NULL;
 }
@@ -2822,7 +2930,7 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
     dl = s_min(dl, bus_sched_deadline(gw->sched));
     dl = s_min(dl, gw->next_tel);
     dl = s_min(dl, gw->next_gw);
-    dl = s_min(dl, lease_deadline(gw->lease));
+    dl = s_min(dl, lease_table_deadline(gw->leases));
     if (!gw->tp)
         dl = s_min(dl, gw->reconnect_at);
     if (gw->state_dirty)
@@ -2923,7 +3031,7 @@ int gateway_reload(gateway_t *gw, const config_t *cfg, char *note, size_t notele
     bus_sched_set_timing(gw->sched, (int64_t)gw->set.timeout_ms * 1000, gw->set.retries);
     bus_sched_set_max_wait(gw->sched, BUS_PRIO_FAST, s_fast_max_wait_us(&gw->set));
     bus_sched_set_max_wait(gw->sched, BUS_PRIO_SLOW, s_slow_max_wait_us(&gw->set));
-    lease_set_max_ttl(gw->lease, (int64_t)gw->set.lease_max_ttl_s * 1000000);
+    lease_table_set_max_ttl(gw->leases, (int64_t)gw->set.lease_max_ttl_s * 1000000);
     int64_t now = mono_us();
     for (int a = 0; a < GW_DEV_MAX; a++) {
         if (gw->eep[a])
