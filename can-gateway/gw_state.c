@@ -201,22 +201,29 @@ cleanup:
     return rc;
 }
 
-int gw_state_save_lease(const char *path, const char *holder, int64_t ttl_us, char *err,
-                        size_t errlen)
+int gw_state_save_leases(const char *path, const gw_lease_rec_t *rec, char *err, size_t errlen)
 {
     int rc = -1;
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
-    if (!root) {
+    cJSON *arr = root ? cJSON_AddArrayToObject(root, "leases") : NULL;
+    if (!arr) {
         snprintf(err, errlen, "out of memory");
         goto cleanup;
     }
-    cJSON_AddNumberToObject(root, "v", 1);
-    if (holder && *holder) {
-        cJSON_AddStringToObject(root, "holder", holder);
-        cJSON_AddNumberToObject(root, "ttl_ms", (double)(ttl_us / 1000));
-    } else {
-        cJSON_AddNullToObject(root, "holder");
+    cJSON_AddNumberToObject(root, "v", 2);
+    for (int a = 0; a < GW_LEASE_DEVS; a++) {
+        if (!rec[a].holder[0])
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        if (!o) {
+            snprintf(err, errlen, "out of memory");
+            goto cleanup;
+        }
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddNumberToObject(o, "dev", a);
+        cJSON_AddStringToObject(o, "holder", rec[a].holder);
+        cJSON_AddNumberToObject(o, "ttl_ms", (double)(rec[a].ttl_us / 1000));
     }
     text = cJSON_PrintUnformatted(root);
     if (!text) {
@@ -230,10 +237,23 @@ cleanup:
     return rc;
 }
 
-int gw_state_load_lease(const char *path, char *holder, size_t holderlen, int64_t *ttl_us,
-                        char *err, size_t errlen)
+/* One lease entry: holder 1-32 characters and ttl_ms >= 1. */
+static bool s_lease_entry(const cJSON *h, const cJSON *t, gw_lease_rec_t *r)
 {
-    char buf[1024];
+    if (!cJSON_IsString(h) || !h->valuestring[0] || strlen(h->valuestring) >= sizeof r->holder ||
+        !cJSON_IsNumber(t) || !(t->valuedouble >= 1) || t->valuedouble > 1e9)
+        return false;
+    snprintf(r->holder, sizeof r->holder, "%s", h->valuestring);
+    r->ttl_us = (int64_t)t->valuedouble * 1000;
+    return true;
+}
+
+int gw_state_load_leases(const char *path, gw_lease_rec_t *rec, bool *every, char *err,
+                         size_t errlen)
+{
+    char buf[16384];
+    memset(rec, 0, sizeof *rec * GW_LEASE_DEVS);
+    *every = false;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT)
@@ -245,21 +265,47 @@ int gw_state_load_lease(const char *path, char *holder, size_t holderlen, int64_
     fclose(f);
     buf[n] = '\0';
     cJSON *root = cJSON_Parse(buf);
-    cJSON *h = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "holder") : NULL;
-    cJSON *t = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "ttl_ms") : NULL;
     int rc = -1;
-    if (!h) {
-        snprintf(err, errlen, "%s: not a lease file (expected {\"v\":1,\"holder\":...})", path);
+    const cJSON *arr = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "leases")
+                                            : NULL;
+    const cJSON *h = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "holder")
+                                          : NULL;
+    if (cJSON_IsArray(arr)) {
+        int held = 0;
+        const cJSON *o;
+        cJSON_ArrayForEach(o, arr)
+        {
+            const cJSON *dv = cJSON_GetObjectItemCaseSensitive(o, "dev");
+            if (!cJSON_IsNumber(dv) || dv->valuedouble != floor(dv->valuedouble) ||
+                dv->valuedouble < 0 || dv->valuedouble >= GW_LEASE_DEVS ||
+                rec[dv->valueint].holder[0] ||
+                !s_lease_entry(cJSON_GetObjectItemCaseSensitive(o, "holder"),
+                               cJSON_GetObjectItemCaseSensitive(o, "ttl_ms"),
+                               &rec[dv->valueint])) {
+                memset(rec, 0, sizeof *rec * GW_LEASE_DEVS);
+                snprintf(err, errlen,
+                         "%s: bad lease entry (expected {\"dev\":0-63,\"holder\":NAME,"
+                         "\"ttl_ms\":>=1}, each device once)",
+                         path);
+                goto cleanup;
+            }
+            held++;
+        }
+        rc = held;
+    } else if (!h) {
+        snprintf(err, errlen,
+                 "%s: not a lease file (expected {\"v\":2,\"leases\":[...]} or "
+                 "{\"v\":1,\"holder\":...})",
+                 path);
     } else if (cJSON_IsNull(h)) {
-        rc = 0;
-    } else if (!cJSON_IsString(h) || strlen(h->valuestring) + 1 > holderlen || !cJSON_IsNumber(t) ||
-               t->valuedouble < 1) {
+        rc = 0; /* earlier single-lease file, free */
+    } else if (!s_lease_entry(h, cJSON_GetObjectItemCaseSensitive(root, "ttl_ms"), &rec[0])) {
         snprintf(err, errlen, "%s: bad holder or ttl_ms", path);
     } else {
-        snprintf(holder, holderlen, "%s", h->valuestring);
-        *ttl_us = (int64_t)t->valuedouble * 1000;
+        *every = true; /* earlier single-lease file: the lease of every device */
         rc = 1;
     }
+cleanup:
     cJSON_Delete(root);
     return rc;
 }

@@ -2,7 +2,7 @@
  * gw_state: the gateway's persisted state: the EEPROM write counters per device and register
  * and the time of each device's last persisted write (so a restart neither loses the count nor
  * resets the write interval), the level of each device's daily-budget bucket with the wall time
- * it was taken (so a restart does not refill it), and the holder of the control lease.
+ * it was taken (so a restart does not refill it), and the holders of the control leases (one per device).
  *
  * The file is JSON, replaced atomically: written to a temporary file, fsync'ed, renamed over
  * the old one, and the directory fsync'ed. A failed save (disk full, read-only) returns -1
@@ -11,6 +11,7 @@
 #ifndef BIC_GW_STATE_H
 #define BIC_GW_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,17 +31,26 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
                   int64_t wall_ms, char *err, size_t errlen);
 
 #define GW_LEASE_FILE "lease.json"
+#define GW_LEASE_DEVS 64 /* CAN addresses 0-63 */
 
-/* The control lease across a restart: the holder and its TTL (not the time left, so a
- * restarted gateway gives the holder a full TTL to renew before the safe state). Written
- * atomically when the holder changes, never on renewals. holder NULL or "" = free.
- * Returns 0 or -1 (err). */
-int gw_state_save_lease(const char *path, const char *holder, int64_t ttl_us, char *err,
-                        size_t errlen);
+/* The control lease of one device across a restart: its holder ("" = free) and TTL (not the
+ * time left, so a restarted gateway gives the holder a full TTL to renew before the safe
+ * state). */
+typedef struct {
+    char holder[33]; /* LEASE_NAME_MAX + 1 */
+    int64_t ttl_us;
+} gw_lease_rec_t;
 
-/* Loads the lease file: 1 with holder (LEASE_NAME_MAX + 1 bytes) and *ttl_us filled, 0 when
- * there is no file or no holder, -1 (err) when it cannot be read or is invalid. */
-int gw_state_load_lease(const char *path, char *holder, size_t holderlen, int64_t *ttl_us,
-                        char *err, size_t errlen);
+/* Saves the leases of devices 0-63 (rec[GW_LEASE_DEVS]) as
+ * {"v":2,"leases":[{"dev":0,"holder":"..","ttl_ms":..},...]}, atomically. Written when a
+ * holder changes, never on renewals. Returns 0 or -1 (err). */
+int gw_state_save_leases(const char *path, const gw_lease_rec_t *rec, char *err, size_t errlen);
+
+/* Loads the lease file into rec[GW_LEASE_DEVS] (all cleared first). The single-lease file of
+ * earlier versions ({"v":1,"holder":..,"ttl_ms":..}) means "every device": *every is set and
+ * rec[0] holds it. Returns the number of leases held (0 also when there is no file), or -1
+ * (err) when the file cannot be read or is invalid. */
+int gw_state_load_leases(const char *path, gw_lease_rec_t *rec, bool *every, char *err,
+                         size_t errlen);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * lease: the control lease (see lease.h).
+ * lease: the control leases, one per device (see lease.h).
  */
 #include "lease.h"
 
@@ -9,6 +9,12 @@
 struct lease {
     char holder[LEASE_NAME_MAX + 1]; /* "" = free */
     int64_t expires;                 /* monotonic µs */
+    int64_t ttl_us;                  /* last granted TTL */
+    int64_t max_ttl_us;
+};
+
+struct lease_table {
+    lease_t dev[LEASE_TABLE_SIZE];
     int64_t max_ttl_us;
 };
 
@@ -73,6 +79,7 @@ lease_rc_t lease_take(lease_t *l, const char *client, int64_t ttl_us, int64_t no
         return LEASE_HELD;
     strcpy(l->holder, client);
     l->expires = now + ttl_us;
+    l->ttl_us = ttl_us;
     return LEASE_OK;
 }
 
@@ -87,6 +94,7 @@ lease_rc_t lease_renew(lease_t *l, const char *client, int64_t ttl_us, int64_t n
     if (strcmp(l->holder, client) != 0)
         return LEASE_HELD;
     l->expires = now + ttl_us;
+    l->ttl_us = ttl_us;
     return LEASE_OK;
 }
 
@@ -134,4 +142,156 @@ bool lease_check_lapse(lease_t *l, int64_t now, char *lapsed_holder)
 int64_t lease_deadline(const lease_t *l)
 {
     return l->holder[0] ? l->expires : INT64_MAX;
+}
+
+int64_t lease_ttl(const lease_t *l)
+{
+    return l->ttl_us;
+}
+
+/* ---- one lease per device ---- */
+
+lease_table_t *lease_table_new(int64_t max_ttl_us)
+{
+    if (max_ttl_us <= 0)
+        return NULL;
+    lease_table_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    lease_table_set_max_ttl(t, max_ttl_us);
+    return t;
+}
+
+void lease_table_destroy(lease_table_t **p)
+{
+    if (!p || !*p)
+        return;
+    free(*p);
+    *p = NULL;
+}
+
+void lease_table_set_max_ttl(lease_table_t *t, int64_t max_ttl_us)
+{
+    if (max_ttl_us <= 0)
+        return;
+    t->max_ttl_us = max_ttl_us;
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++)
+        t->dev[i].max_ttl_us = max_ttl_us;
+}
+
+int64_t lease_table_max_ttl(const lease_table_t *t)
+{
+    return t->max_ttl_us;
+}
+
+lease_t *lease_table_get(lease_table_t *t, int dev)
+{
+    if (dev < 0 || dev >= LEASE_TABLE_SIZE)
+        return NULL;
+    return &t->dev[dev];
+}
+
+lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client,
+                                int64_t ttl_us, int64_t now, int *blocked_dev)
+{
+    if (!lease_name_valid(client))
+        return LEASE_BAD_NAME;
+    if (ttl_us <= 0 || ttl_us > t->max_ttl_us)
+        return LEASE_BAD_TTL;
+    /* all or none: check every device before taking any */
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++)
+        if ((devs >> i) & 1 && lease_owner(&t->dev[i], client, now) == LEASE_OTHER) {
+            if (blocked_dev)
+                *blocked_dev = i;
+            return LEASE_HELD;
+        }
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++)
+        if ((devs >> i) & 1)
+            lease_take(&t->dev[i], client, ttl_us, now);
+    return LEASE_OK;
+}
+
+/* The client's leases, or why there are none (see lease.h). */
+static lease_rc_t s_mine(lease_table_t *t, const char *client, int64_t now, uint64_t *mine,
+                         int *blocked_dev)
+{
+    *mine = 0;
+    int other = -1;
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++) {
+        lease_owner_t o = lease_owner(&t->dev[i], client, now);
+        if (o == LEASE_MINE)
+            *mine |= 1ULL << i;
+        else if (o == LEASE_OTHER && other < 0)
+            other = i;
+    }
+    if (*mine)
+        return LEASE_OK;
+    if (other >= 0) {
+        if (blocked_dev)
+            *blocked_dev = other;
+        return LEASE_HELD;
+    }
+    return LEASE_NOT_HOLDER;
+}
+
+lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us,
+                                 int64_t now, uint64_t *done_devs, int *blocked_dev)
+{
+    uint64_t mine = 0;
+    if (done_devs)
+        *done_devs = 0;
+    if (!lease_name_valid(client))
+        return LEASE_BAD_NAME;
+    if (ttl_us <= 0 || ttl_us > t->max_ttl_us)
+        return LEASE_BAD_TTL;
+    lease_rc_t rc = s_mine(t, client, now, &mine, blocked_dev);
+    if (rc != LEASE_OK)
+        return rc;
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++)
+        if ((mine >> i) & 1)
+            lease_renew(&t->dev[i], client, ttl_us, now);
+    if (done_devs)
+        *done_devs = mine;
+    return LEASE_OK;
+}
+
+lease_rc_t lease_table_release_all(lease_table_t *t, const char *client, int64_t now,
+                                   uint64_t *done_devs, int *blocked_dev)
+{
+    uint64_t mine = 0;
+    if (done_devs)
+        *done_devs = 0;
+    if (!lease_name_valid(client))
+        return LEASE_BAD_NAME;
+    lease_rc_t rc = s_mine(t, client, now, &mine, blocked_dev);
+    if (rc != LEASE_OK)
+        return rc;
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++)
+        if ((mine >> i) & 1)
+            lease_release(&t->dev[i], client, now);
+    if (done_devs)
+        *done_devs = mine;
+    return LEASE_OK;
+}
+
+bool lease_table_check_lapse(lease_table_t *t, int64_t now, int *dev, char *lapsed_holder)
+{
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++)
+        if (lease_check_lapse(&t->dev[i], now, lapsed_holder)) {
+            if (dev)
+                *dev = i;
+            return true;
+        }
+    return false;
+}
+
+int64_t lease_table_deadline(const lease_table_t *t)
+{
+    int64_t dl = INT64_MAX;
+    for (int i = 0; i < LEASE_TABLE_SIZE; i++) {
+        int64_t d = lease_deadline(&t->dev[i]);
+        if (d < dl)
+            dl = d;
+    }
+    return dl;
 }

@@ -1,9 +1,11 @@
 /*
- * lease: the control lease of one gateway (pure core, time passed in as monotonic µs).
+ * lease: the control leases of one gateway (pure core, time passed in as monotonic µs).
  *
- * One client at a time may drive setpoints. It takes the lease with a TTL and renews it;
- * when it lapses the gateway applies its safe state. Names are validated here so every
- * caller gets the same rule (1-32 characters of [A-Za-z0-9_.-]).
+ * One client at a time may drive the setpoints of a device. It takes that device's lease with
+ * a TTL and renews it; when it lapses the gateway applies its safe state to that device. A
+ * lease_t is the lease of one device; a lease_table_t holds one per CAN address, so several
+ * controllers can drive several devices on one bus. Names are validated here so every caller
+ * gets the same rule (1-32 characters of [A-Za-z0-9_.-]).
  */
 #ifndef BIC_LEASE_H
 #define BIC_LEASE_H
@@ -55,5 +57,43 @@ bool lease_check_lapse(lease_t *l, int64_t now, char *lapsed_holder);
 
 /* When lease_check_lapse() has something to do (INT64_MAX when free). */
 int64_t lease_deadline(const lease_t *l);
+
+/* The TTL last granted by a take or renew (what a restarted gateway grants again). */
+int64_t lease_ttl(const lease_t *l);
+
+/* ---- one lease per device ---- */
+
+#define LEASE_TABLE_SIZE 64 /* CAN addresses 0-63 */
+
+typedef struct lease_table lease_table_t;
+
+/* NULL on bad argument or no memory. */
+lease_table_t *lease_table_new(int64_t max_ttl_us);
+void lease_table_destroy(lease_table_t **p);
+void lease_table_set_max_ttl(lease_table_t *t, int64_t max_ttl_us);
+int64_t lease_table_max_ttl(const lease_table_t *t);
+
+/* The lease of device dev (0-63), owned by the table; NULL when dev is out of range. */
+lease_t *lease_table_get(lease_table_t *t, int dev);
+
+/* Takes the lease of every device whose bit is set in devs (bit n = address n), all or
+ * none: LEASE_HELD when another client holds one of them, *blocked_dev naming it. */
+lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client,
+                                int64_t ttl_us, int64_t now, int *blocked_dev);
+
+/* Renews (ttl_us) or, with release, gives up every lease client holds; *done_devs gets the
+ * devices it acted on. When client holds none: LEASE_HELD when another client holds one
+ * (*blocked_dev names it), LEASE_NOT_HOLDER when none is held. */
+lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us,
+                                 int64_t now, uint64_t *done_devs, int *blocked_dev);
+lease_rc_t lease_table_release_all(lease_table_t *t, const char *client, int64_t now,
+                                   uint64_t *done_devs, int *blocked_dev);
+
+/* Detects one lapse: true with *dev and lapsed_holder (LEASE_NAME_MAX + 1 bytes) filled for a
+ * device whose lease expired at now (that lease is freed); call until false. */
+bool lease_table_check_lapse(lease_table_t *t, int64_t now, int *dev, char *lapsed_holder);
+
+/* The earliest lease_table_check_lapse() deadline (INT64_MAX when nothing is held). */
+int64_t lease_table_deadline(const lease_table_t *t);
 
 #endif

@@ -447,27 +447,65 @@ static void test_state_roundtrip(void **state)
     }
 }
 
+static void s_put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void test_lease_file_roundtrip(void **state)
 {
     (void)state;
-    char path[128], err[256], holder[33];
-    int64_t ttl = 0;
+    char path[128], err[256];
+    gw_lease_rec_t rec[GW_LEASE_DEVS] = {0}, back[GW_LEASE_DEVS];
+    bool every = true;
     snprintf(path, sizeof path, "%s/%s", s_dir, GW_LEASE_FILE);
-    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), 0);
-    assert_int_equal(gw_state_save_lease(path, "charge-ctl", 10 * S, err, sizeof err), 0);
-    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), 1);
-    assert_string_equal(holder, "charge-ctl");
-    assert_int_equal(ttl, 10 * S);
-    assert_int_equal(gw_state_save_lease(path, NULL, 0, err, sizeof err), 0);
-    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), 0);
-    FILE *f = fopen(path, "w");
-    fputs("{\"v\":1,\"holder\":\"x\",\"ttl_ms\":-5}", f);
-    fclose(f);
-    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), -1);
-    f = fopen(path, "w");
-    fputs("garbage", f);
-    fclose(f);
-    assert_int_equal(gw_state_load_lease(path, holder, sizeof holder, &ttl, err, sizeof err), -1);
+    unlink(path);
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), 0);
+    assert_false(every);
+    /* one holder per device */
+    snprintf(rec[0].holder, sizeof rec[0].holder, "charge-ctl-0");
+    rec[0].ttl_us = 10 * S;
+    snprintf(rec[5].holder, sizeof rec[5].holder, "charge-ctl-5");
+    rec[5].ttl_us = 30 * S;
+    assert_int_equal(gw_state_save_leases(path, rec, err, sizeof err), 0);
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), 2);
+    assert_false(every);
+    assert_string_equal(back[0].holder, "charge-ctl-0");
+    assert_int_equal(back[0].ttl_us, 10 * S);
+    assert_string_equal(back[5].holder, "charge-ctl-5");
+    assert_int_equal(back[5].ttl_us, 30 * S);
+    assert_string_equal(back[1].holder, "");
+    /* all free */
+    memset(rec, 0, sizeof rec);
+    assert_int_equal(gw_state_save_leases(path, rec, err, sizeof err), 0);
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), 0);
+    /* the single-lease file of earlier versions: every device */
+    s_put(path, "{\"v\":1,\"holder\":\"charge-ctl\",\"ttl_ms\":10000}");
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), 1);
+    assert_true(every);
+    assert_string_equal(back[0].holder, "charge-ctl");
+    assert_int_equal(back[0].ttl_us, 10 * S);
+    s_put(path, "{\"v\":1,\"holder\":null}");
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), 0);
+    assert_false(every);
+    /* damaged files are refused with the reason, nothing half loaded */
+    s_put(path, "{\"v\":1,\"holder\":\"x\",\"ttl_ms\":-5}");
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), -1);
+    s_put(path, "{\"v\":2,\"leases\":[{\"dev\":1,\"holder\":\"a\",\"ttl_ms\":5000},"
+                "{\"dev\":64,\"holder\":\"b\",\"ttl_ms\":5000}]}");
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), -1);
+    assert_non_null(strstr(err, "bad lease entry"));
+    assert_string_equal(back[1].holder, "");
+    s_put(path, "{\"v\":2,\"leases\":[{\"dev\":1,\"holder\":\"a\",\"ttl_ms\":5000},"
+                "{\"dev\":1,\"holder\":\"b\",\"ttl_ms\":5000}]}");
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), -1);
+    s_put(path, "{\"v\":2,\"leases\":[{\"dev\":2,\"holder\":\"\",\"ttl_ms\":5000}]}");
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), -1);
+    s_put(path, "garbage");
+    assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a lease file"));
 }
 

@@ -1,5 +1,7 @@
 /*
- * Unit tests for the control lease: take/renew/release, intruders, TTL bounds, names, lapse.
+ * Unit tests for the control lease: take/renew/release, intruders, TTL bounds, names, lapse;
+ * and the table of one lease per device: per-device holders, take of every device (all or
+ * none), renew and release of every lease a client holds, expiry per device.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,6 +92,104 @@ static void test_bounds_and_names(void **state)
     lease_destroy(NULL);
 }
 
+static void test_table_per_device(void **state)
+{
+    (void)state;
+    lease_table_t *t = lease_table_new(60 * S);
+    assert_null(lease_table_get(t, -1));
+    assert_null(lease_table_get(t, 64));
+    /* two controllers, one device each */
+    assert_int_equal(lease_take(lease_table_get(t, 0), "A", 10 * S, 0), LEASE_OK);
+    assert_int_equal(lease_take(lease_table_get(t, 1), "B", 20 * S, 0), LEASE_OK);
+    assert_int_equal(lease_take(lease_table_get(t, 1), "A", 10 * S, 1 * S), LEASE_HELD);
+    assert_int_equal(lease_owner(lease_table_get(t, 1), "A", 1 * S), LEASE_OTHER);
+    assert_int_equal(lease_owner(lease_table_get(t, 0), "A", 1 * S), LEASE_MINE);
+    assert_int_equal(lease_ttl(lease_table_get(t, 1)), 20 * S);
+    /* a take of every device is all or none: B holds device 1, so A gets neither */
+    int blocked = -1;
+    assert_int_equal(lease_table_take_all(t, 0x7, "A", 10 * S, 1 * S, &blocked), LEASE_HELD);
+    assert_int_equal(blocked, 1);
+    assert_null(lease_holder(lease_table_get(t, 2), 1 * S));
+    assert_int_equal(lease_table_take_all(t, 0x5, "A", 10 * S, 1 * S, &blocked), LEASE_OK);
+    assert_string_equal(lease_holder(lease_table_get(t, 2), 1 * S), "A");
+    assert_int_equal(lease_table_take_all(t, 0x1, "x y", 10 * S, 1 * S, &blocked),
+                     LEASE_BAD_NAME);
+    assert_int_equal(lease_table_take_all(t, 0x1, "A", 61 * S, 1 * S, &blocked), LEASE_BAD_TTL);
+    /* the max TTL applies to every device */
+    lease_table_set_max_ttl(t, 5 * S);
+    assert_int_equal(lease_table_max_ttl(t), 5 * S);
+    assert_int_equal(lease_take(lease_table_get(t, 9), "C", 6 * S, 1 * S), LEASE_BAD_TTL);
+    lease_table_destroy(&t);
+    assert_null(t);
+    lease_table_destroy(NULL);
+    assert_null(lease_table_new(0));
+}
+
+static void test_table_renew_release_every(void **state)
+{
+    (void)state;
+    lease_table_t *t = lease_table_new(60 * S);
+    lease_take(lease_table_get(t, 0), "A", 10 * S, 0);
+    lease_take(lease_table_get(t, 3), "A", 10 * S, 0);
+    lease_take(lease_table_get(t, 1), "B", 10 * S, 0);
+    uint64_t done = 0;
+    int blocked = -1;
+    /* renew without a device renews every lease of A, and only those */
+    assert_int_equal(lease_table_renew_all(t, "A", 30 * S, 5 * S, &done, &blocked), LEASE_OK);
+    assert_int_equal(done, 0x9);
+    assert_int_equal(lease_remaining(lease_table_get(t, 0), 5 * S), 30 * S);
+    assert_int_equal(lease_remaining(lease_table_get(t, 3), 5 * S), 30 * S);
+    assert_int_equal(lease_remaining(lease_table_get(t, 1), 5 * S), 5 * S);
+    /* a client without a lease: held by someone else names a device, else not a holder */
+    assert_int_equal(lease_table_renew_all(t, "C", 10 * S, 5 * S, &done, &blocked), LEASE_HELD);
+    assert_true(blocked == 0 || blocked == 1 || blocked == 3);
+    assert_int_equal(done, 0);
+    assert_int_equal(lease_table_release_all(t, "C", 5 * S, &done, &blocked), LEASE_HELD);
+    /* release without a device gives up every lease of A; B keeps device 1 */
+    assert_int_equal(lease_table_release_all(t, "A", 6 * S, &done, &blocked), LEASE_OK);
+    assert_int_equal(done, 0x9);
+    assert_null(lease_holder(lease_table_get(t, 0), 6 * S));
+    assert_null(lease_holder(lease_table_get(t, 3), 6 * S));
+    assert_string_equal(lease_holder(lease_table_get(t, 1), 6 * S), "B");
+    assert_int_equal(lease_table_renew_all(t, "A", 10 * S, 6 * S, &done, &blocked), LEASE_HELD);
+    assert_int_equal(blocked, 1);
+    /* nothing held at all */
+    lease_release(lease_table_get(t, 1), "B", 7 * S);
+    assert_int_equal(lease_table_release_all(t, "A", 7 * S, &done, &blocked), LEASE_NOT_HOLDER);
+    assert_int_equal(lease_table_renew_all(t, "A", 10 * S, 7 * S, &done, &blocked),
+                     LEASE_NOT_HOLDER);
+    lease_table_destroy(&t);
+}
+
+static void test_table_expiry_per_device(void **state)
+{
+    (void)state;
+    lease_table_t *t = lease_table_new(60 * S);
+    char who[LEASE_NAME_MAX + 1] = "";
+    int dev = -1;
+    assert_true(lease_table_deadline(t) == INT64_MAX);
+    assert_false(lease_table_check_lapse(t, 100 * S, &dev, who));
+    lease_take(lease_table_get(t, 0), "A", 10 * S, 0);
+    lease_take(lease_table_get(t, 1), "B", 4 * S, 0);
+    assert_int_equal(lease_table_deadline(t), 4 * S);
+    assert_false(lease_table_check_lapse(t, 4 * S - 1, &dev, who));
+    /* B stops renewing: only device 1 lapses, A keeps device 0 */
+    assert_true(lease_table_check_lapse(t, 5 * S, &dev, who));
+    assert_int_equal(dev, 1);
+    assert_string_equal(who, "B");
+    assert_false(lease_table_check_lapse(t, 5 * S, &dev, who));
+    assert_string_equal(lease_holder(lease_table_get(t, 0), 5 * S), "A");
+    assert_int_equal(lease_table_deadline(t), 10 * S);
+    /* both lapse at once: each is reported once */
+    lease_take(lease_table_get(t, 7), "C", 5 * S, 5 * S);
+    int seen = 0;
+    while (lease_table_check_lapse(t, 20 * S, &dev, who))
+        seen |= 1 << dev;
+    assert_int_equal(seen, (1 << 0) | (1 << 7));
+    assert_true(lease_table_deadline(t) == INT64_MAX);
+    lease_table_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +197,9 @@ int main(void)
         cmocka_unit_test(test_renew_and_release),
         cmocka_unit_test(test_lapse_once),
         cmocka_unit_test(test_bounds_and_names),
+        cmocka_unit_test(test_table_per_device),
+        cmocka_unit_test(test_table_renew_release_every),
+        cmocka_unit_test(test_table_expiry_per_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
