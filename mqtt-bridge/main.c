@@ -2,83 +2,28 @@
  * bic-mqtt-bridge: the BIC-2200 devices on MQTT (the seed's topics) and in Home Assistant.
  * Thin shell: flags, logging, configuration, the bridge object, its loop, teardown.
  */
-#include <getopt.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "bridge.h"
 #include "config.h"
 #include "log.h"
-#include "sigflag.h"
+#include "progargs.h"
 
-static void s_usage(FILE *f)
-{
-    fprintf(f, "usage: bic-mqtt-bridge [-c FILE] [-v] [--check-config] [--version]\n"
-               "  -c, --config FILE   configuration (default " CONFIG_DEFAULT_PATH ")\n"
-               "  -v, --verbose       log at debug level\n"
-               "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
-               "      --version       print the version and exit\n");
-}
+#define PROG "bic-mqtt-bridge"
 
 int main(int argc, char **argv)
 {
-    const char *path = CONFIG_DEFAULT_PATH;
-    bool verbose = false, check = false;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"verbose", no_argument, NULL, 'v'},
-        {"check-config", no_argument, NULL, 'C'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'v':
-            verbose = true;
-            break;
-        case 'C':
-            check = true;
-            break;
-        case 'V':
-            printf("bic-mqtt-bridge %s\n", BIC_VERSION);
-            return 0;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "bic-mqtt-bridge: unexpected argument '%s'\n", argv[optind]);
-        s_usage(stderr);
-        return 2;
-    }
-    if (check)
-        return config_check_main(path);
+    progargs_t args;
+    int rc = progargs_parse(argc, argv, PROG, &args);
+    if (rc >= 0)
+        return rc;
+    if (args.check)
+        return config_check_main(args.config_path);
 
-    log_init("bic-mqtt-bridge");
+    config_t *cfg = progargs_start(&args, PROG);
+    if (!cfg)
+        return 1;
     char err[2048];
-    config_t *cfg = config_load(path, err, sizeof err);
-    if (!cfg) {
-        log_error("%s", err);
-        return 1;
-    }
-    log_setup_from_config(cfg, "bic-mqtt-bridge");
-    if (verbose)
-        log_set_level(BIC_LOG_DEBUG);
-    for (size_t i = 0; i < config_warning_count(cfg); i++)
-        log_warn("%s", config_warning(cfg, i));
-    if (sigflag_install() != 0) {
-        log_error("cannot install signal handlers");
-        config_destroy(&cfg);
-        return 1;
-    }
-    int rc = 1;
-    bridge_t *bridge = bridge_new(cfg, path, err, sizeof err);
+    rc = 1;
+    bridge_t *bridge = bridge_new(cfg, args.config_path, err, sizeof err);
     config_destroy(&cfg);
     if (!bridge) {
         log_error("%s", err);
