@@ -503,6 +503,9 @@ static void s_send_lease(ctl_daemon_t *d, req_t kind, int64_t now)
                                 kind == REQ_TAKE    ? "take"
                                 : kind == REQ_RENEW ? "renew"
                                                     : "release");
+        /* The lease of this controller's own device only: another instance may drive
+         * another device on the same gateway. */
+        cJSON_AddNumberToObject(r, "dev", d->set.id);
         if (kind != REQ_RELEASE)
             cJSON_AddNumberToObject(r, "ttl_s", d->set.lease_ttl_s);
     }
