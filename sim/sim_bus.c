@@ -9,6 +9,7 @@
 typedef struct {
     int64_t due_us; /* when it should leave: the request's read time plus the delay */
     can_frame_t frame;
+    bool injected; /* a late or duplicated reply of the fault options, outside the protocol */
 } s_pending_t;
 
 struct sim_bus_t {
@@ -23,6 +24,7 @@ struct sim_bus_t {
     bool have_reply;
     int64_t last_reply_us;
     int64_t last_reply_late_us; /* how much later than scheduled the last reply left */
+    bool last_reply_injected;   /* the last reply was a late or duplicated one by option */
     uint64_t rng;
     sim_frame_log_t log[SIM_BUS_LOG_MAX];
     size_t log_head; /* next slot to write */
@@ -162,7 +164,7 @@ static void s_log(sim_bus_t *bus, sim_frame_dir_t dir, const can_frame_t *fr, in
         bus->log_count++;
 }
 
-static void s_enqueue(sim_bus_t *bus, const can_frame_t *fr, int64_t due_us)
+static void s_enqueue(sim_bus_t *bus, const can_frame_t *fr, int64_t due_us, bool injected)
 {
     if (bus->nqueue >= SIM_BUS_QUEUE_MAX) {
         bus->c.queue_overflow++;
@@ -170,6 +172,7 @@ static void s_enqueue(sim_bus_t *bus, const can_frame_t *fr, int64_t due_us)
     }
     bus->queue[bus->nqueue].due_us = due_us;
     bus->queue[bus->nqueue].frame = *fr;
+    bus->queue[bus->nqueue].injected = injected;
     bus->nqueue++;
 }
 
@@ -216,6 +219,10 @@ static s_gap_t s_judge_margin(const sim_bus_t *bus, const sim_rx_t *rx)
     int64_t gap = rx->t_us - bus->last_reply_us;
     if (!bus->have_reply || gap >= SIM_BUS_MARGIN_US - SIM_BUS_TOLERANCE_US)
         return S_GAP_OK;
+    /* The margin counts from a reply within the response time. A reply the fault options made
+     * late (after the sender gave up on it) or sent twice cannot be foreseen by the sender. */
+    if (bus->last_reply_injected)
+        return S_GAP_SUSPECT;
     return bus->last_reply_late_us > SIM_BUS_RESPONSE_US ? S_GAP_SUSPECT : S_GAP_VIOLATION;
 }
 
@@ -263,15 +270,16 @@ int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *r
             continue;
         }
         int64_t delay = bus->opts.reply_delay_us;
-        if (s_chance(bus, bus->opts.late_pct)) {
+        bool late = s_chance(bus, bus->opts.late_pct);
+        if (late) {
             bus->c.late++;
             delay = bus->opts.late_delay_us;
         }
-        s_enqueue(bus, &reply, now_us + delay);
+        s_enqueue(bus, &reply, now_us + delay, late);
         scheduled++;
         if (s_chance(bus, bus->opts.dup_pct)) {
             bus->c.duplicated++;
-            s_enqueue(bus, &reply, now_us + delay + 200);
+            s_enqueue(bus, &reply, now_us + delay + 200, true);
         }
     }
     if (!addressed)
@@ -301,6 +309,7 @@ int sim_bus_take_reply(sim_bus_t *bus, int64_t now_us, can_frame_t *out)
         return 0;
     *out = bus->queue[best].frame;
     bus->last_reply_late_us = now_us - bus->queue[best].due_us;
+    bus->last_reply_injected = bus->queue[best].injected;
     memmove(&bus->queue[best], &bus->queue[best + 1],
             (bus->nqueue - best - 1) * sizeof bus->queue[0]);
     bus->nqueue--;
