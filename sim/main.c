@@ -3,7 +3,7 @@
  * Plays one or more devices (sim/bic_device.h) behind an slcan adapter on a pty, or on a
  * SocketCAN interface, with a JSON control socket (ZeroMQ REP) for tests and people, and
  * optionally replays a household day and publishes the smart meter's reading on MQTT.
- * `bic-sim twin ...` runs the offline twin (charge-ctl/twin.h) when it is built in.
+ * `bic-sim twin ...` runs the offline twin (twin.h, twin_cli.c).
  * Options, control commands and model defaults: docs/simulator.md.
  */
 #include <errno.h>
@@ -35,9 +35,7 @@
 #include "sim_control.h"
 #include "slcan_adapter.h"
 
-#ifdef BIC_HAVE_TWIN
 #include "twin.h"
-#endif
 
 #define S_MAX_DEVICES SIM_BUS_MAX_DEVICES
 #define S_STEP_US 50000         /* physics step while idle, real time */
@@ -116,7 +114,7 @@ static void s_usage(FILE *f)
         "               [--meter-period-ms MS] [--meter-json]] [--reply-delay-us US]\n"
         "               [--late-delay-us US] [--late-pct P] [--drop-pct P] [--dup-pct P]\n"
         "               [--pacing-drop] [--seed N] [--log-level LEVEL]\n"
-        "       bic-sim twin [twin options]   (the offline twin, when built in)\n"
+        "       bic-sim twin [twin options]   (the offline twin)\n"
         "Simulated Mean Well BIC-2200 devices on a CAN transport. See docs/simulator.md.\n"
         "  --slcan-pty PATH       create a pty speaking slcan; PATH becomes a symlink to it\n"
         "  --socketcan IFACE      use a SocketCAN interface (needs kernel CAN)\n"
@@ -968,12 +966,7 @@ static int s_loop(s_sim_t *s)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "twin") == 0) {
-#ifdef BIC_HAVE_TWIN
         return twin_main(argc - 1, argv + 1);
-#else
-        fprintf(stderr, "bic-sim: the twin is not built into this binary (it needs charge-ctl/)\n");
-        return 2;
-#endif
     }
     log_init("bic-sim");
     s_sim_t s;

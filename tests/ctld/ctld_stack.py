@@ -17,7 +17,7 @@ SIM_METER = "sim/meter"
 DEV = "0:24:battery,canctrl"
 PROFILE = harness.source_path("data", "profiles", "p1_clear_march.csv")
 
-# Open-circuit voltage of a 24 V LiFePO4 pack (8 cells), as in charge-ctl/twin-example.ini.
+# Open-circuit voltage of a 24 V LiFePO4 pack (8 cells), as in sim/twin-example.ini.
 CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.32, 50: 26.40,
          60: 26.48, 70: 26.56, 80: 26.64, 90: 26.72, 95: 26.88, 98: 27.20, 100: 28.00}
 

@@ -40,7 +40,7 @@ DEVICE_CFG = {
         "MaxChargeCurrent": 2000, "MaxDischargeCurrent": 1500},
 }
 
-# Open-circuit voltage of a 24 V LiFePO4 pack (8 cells), as charge-ctl/twin-example.ini has it.
+# Open-circuit voltage of a 24 V LiFePO4 pack (8 cells), as sim/twin-example.ini has it.
 CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.32, 50: 26.40,
          60: 26.48, 70: 26.56, 80: 26.64, 90: 26.72, 95: 26.88, 98: 27.20, 100: 28.00}
 

@@ -23,7 +23,7 @@
 #ifndef BIC_SOURCE_DIR
 #define BIC_SOURCE_DIR "."
 #endif
-#define INI BIC_SOURCE_DIR "/charge-ctl/twin-example.ini"
+#define INI BIC_SOURCE_DIR "/sim/twin-example.ini"
 #define P1 BIC_SOURCE_DIR "/data/profiles/p1_clear_march.csv"
 #define P3 BIC_SOURCE_DIR "/data/profiles/p3_overcast_april.csv"
 

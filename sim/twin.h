@@ -102,9 +102,34 @@ const char *twin_bd_name(int k);
 
 void twin_model_defaults(twin_model_t *m);
 
-/* Run all four on a day. plot_path may be NULL. Returns 0, or -1 with a message. */
+/* The day's series for a plot, per run: every TWIN_PLOT_EVERY_S seconds the mean grid power
+ * (W, + import), the mean battery power (W AC, + charge) and the SOC (%). */
+#define TWIN_PLOT_EVERY_S 10
+typedef struct {
+    float *grid_w;
+    float *batt_w;
+    float *soc_pct;
+    size_t n;
+} twin_series_t;
+
+typedef struct {
+    twin_series_t run[TWIN_RUNS];
+    char title[256]; /* the day and the model's options in words */
+} twin_plot_t;
+
+/* Frees the series (twin_run filled them) and clears *plot; NULL is fine. */
+void twin_plot_free(twin_plot_t *plot);
+
+/* Name of a run (TWIN_CONTROLLER ...): "controller", "none", "ideal", "seed". */
+const char *twin_run_name(int k);
+
+/* Run all four on a day: pure simulation in simulated time, nothing is drawn or printed but
+ * model->trace. With plot not NULL its series are filled (the caller frees them with
+ * twin_plot_free, also after a failure). Returns 0, or -1 with a message. */
 int twin_run(const char *profile_path, const char *config_path, const twin_model_t *model,
-             const char *plot_path, twin_result_t *res, char *err, size_t errlen);
+             twin_plot_t *plot, twin_result_t *res, char *err, size_t errlen);
+
+/* twin_cli.c: the command line around twin_run. */
 
 /* Print the result as a table or as one JSON object. */
 void twin_print_table(FILE *f, const twin_result_t *res);
