@@ -28,7 +28,8 @@ static void s_usage(FILE *out)
                  "  -h, --help          this text\n");
 }
 
-static config_t *s_load(const char *path)
+/* WARN: log the loader's warnings (--check-config has printed them already). */
+static config_t *s_load(const char *path, bool warn)
 {
     char err[4096];
     config_t *cfg = config_load(path, err, sizeof err);
@@ -36,7 +37,7 @@ static config_t *s_load(const char *path)
         log_error("%s", err);
         return NULL;
     }
-    for (size_t i = 0; i < config_warning_count(cfg); i++)
+    for (size_t i = 0; warn && i < config_warning_count(cfg); i++)
         log_warn("%s", config_warning(cfg, i));
     char gerr[512];
     if (gateway_check_config(cfg, gerr, sizeof gerr) < 0) {
@@ -87,7 +88,7 @@ int main(int argc, char **argv)
         int rc = config_check_main(path);
         if (rc != 0)
             return rc;
-        config_t *cfg = s_load(path);
+        config_t *cfg = s_load(path, false);
         if (!cfg)
             return 1;
         config_destroy(&cfg);
@@ -96,7 +97,7 @@ int main(int argc, char **argv)
 
     int rc = 1;
     gateway_t *gw = NULL;
-    config_t *cfg = s_load(path);
+    config_t *cfg = s_load(path, true);
     if (!cfg)
         goto cleanup;
     log_setup_from_config(cfg, PROG);
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
             gateway_begin_stop(gw);
         if (sigflag_reload_take()) {
             sdnotify_reloading();
-            config_t *fresh = s_load(path);
+            config_t *fresh = s_load(path, true);
             char note[512] = "";
             if (!fresh) {
                 log_error("reload: keeping the old configuration");

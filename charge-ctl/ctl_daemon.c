@@ -198,7 +198,8 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
         return -1;
     s_copy(s->topic_power, sizeof s->topic_power, config_str(cfg, cc, "Id/%d/TopicPower", s->id));
     const char *type = config_str(cfg, cc, "Id/%d/Type", s->id);
-    s->can_run = strcasecmp(type, "off") != 0 && s->topic_power[0] != '\0';
+    /* Winter runs without a meter; it is not provided by this daemon yet (docs/migrating.md). */
+    s->can_run = strcasecmp(type, "PID") == 0 && s->topic_power[0] != '\0';
     s->enable_at_start = s->can_run && config_bool(cfg, cc, "Id/%d/Enable", s->id);
     /* The runtime switch (config Enable, then control/set) decides; the step only needs to
      * know whether this controller may run at all. */
@@ -272,7 +273,7 @@ static ctld_state_t s_state(const ctl_daemon_t *d)
 static const char *s_reason(const ctl_daemon_t *d, int64_t now)
 {
     if (!d->enabled)
-        return d->set.can_run ? "disabled" : "controller Type=off or no TopicPower";
+        return d->set.can_run ? "disabled" : "controller Type is not PID or no TopicPower";
     if (!d->lease_held && !s_tel_alive(d, now))
         return "no telemetry from the gateway";
     if (!d->lease_held)
@@ -950,7 +951,7 @@ static void s_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
         return;
     }
     if (on && !d->set.can_run) {
-        const char *why = "this controller cannot run: [CHARGE_CONTROL] Type=off or no "
+        const char *why = "this controller cannot run: [CHARGE_CONTROL] Type is not PID or no "
                           "TopicPower in the configuration";
         log_warn("%s: refused: %s", m->topic, why);
         s_publish_result(d, false, on ? "1" : "0", "not_configured", why);
@@ -1110,7 +1111,7 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         /* The runtime enable state is kept; only a controller that can no longer run
          * stops. */
         if (d->enabled && !os->can_run) {
-            log_warn("config reload: Type=off or no TopicPower: controller disabled");
+            log_warn("config reload: Type is not PID or no TopicPower: controller disabled");
             d->enabled = false;
         }
     }

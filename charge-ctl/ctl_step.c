@@ -875,6 +875,11 @@ static int s_model_min_ca(long charge_voltage_cv)
     return 25;
 }
 
+bool ctl_type_is_none(const char *type)
+{
+    return strcasecmp(type, "off") == 0 || strcasecmp(type, "None") == 0;
+}
+
 int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, char *err,
                            size_t errlen)
 {
@@ -884,7 +889,7 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     p->dev_id = id;
 
     const char *type = config_str(cfg, cc, "Id/%d/Type", id);
-    p->enabled = config_bool(cfg, cc, "Id/%d/Enable", id) && strcasecmp(type, "off") != 0;
+    p->enabled = config_bool(cfg, cc, "Id/%d/Enable", id) && !ctl_type_is_none(type);
     p->charge_tol_w = (int)config_int(cfg, cc, "Id/%d/ChargeTol", id);
     int offset = (int)config_int(cfg, cc, "Id/%d/ChargePowerOffset", id);
     p->block_hour_start = (int)config_int(cfg, cc, "Id/%d/DischargeBlockHourStart", id);

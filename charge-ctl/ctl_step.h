@@ -213,6 +213,9 @@ typedef struct {
 /* Defaults for everything (no device limits: these must come from the config or caller). */
 void ctl_params_defaults(ctl_params_t *p);
 
+/* [CHARGE_CONTROL] Id/X/Type: None (the seed's word) and off mean no controller. */
+bool ctl_type_is_none(const char *type);
+
 /* Fill p from [CHARGE_CONTROL] Id/<id>/..., [DEVICE] Id/<id>/... and [BAT_0]. Returns 0, or
  * -1 with a message in err naming the key, what was wrong and what is allowed. */
 int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, char *err,

@@ -470,14 +470,15 @@ static entry_t *s_entry_add(config_t *self)
 static void s_unknown_hint(const char *section, const char *key, char *hint, size_t n)
 {
     hint[0] = '\0';
-    if (strcasestr(key, "switch")) {
-        snprintf(hint, n,
-                 " (a surplus-switch key: those belong in [SURPLUS_SWITCH], which "
-                 "bic2mqtt does not use)");
-        return;
-    }
-    if (strcasestr(key, "Winter/")) {
-        snprintf(hint, n, " (the seed's Winter controller is not provided)");
+    //  The seed's sample ini has its switch keys under [CHARGE_CONTROL], where the seed
+    //  never read them either, and SwitchDelaySec without its Id/X/ prefix.
+    if (strcasecmp(section, "SURPLUS_SWITCH") != 0 && strcasestr(key, "switch")) {
+        if (strcasecmp(key, "SwitchDelaySec") == 0)
+            snprintf(hint, n,
+                     " (a surplus-switch key: move it to [SURPLUS_SWITCH] as "
+                     "Id/0/SwitchDelaySec)");
+        else
+            snprintf(hint, n, " (a surplus-switch key: move it to [SURPLUS_SWITCH])");
         return;
     }
     char canon[KEY_MAX];
@@ -781,6 +782,39 @@ static void s_check_controller(loader_t *ld, int id)
                       "%s:%d: [CHARGE_CONTROL] Id/%d/MinVoltage: '%ld' is not below "
                       "Id/%d/MaxVoltage (%ld, line %d); allowed: MinVoltage < MaxVoltage",
                       cfg->path, minv->line, id, minv->ival, id, maxv->ival, maxv->line);
+
+    const entry_t *capmin = s_get(cfg, S, "Id/%d/Winter/CapMin", id);
+    const entry_t *capmax = s_get(cfg, S, "Id/%d/Winter/CapMax", id);
+    if ((capmin || capmax) && (!capmin || capmin->valid) && (!capmax || capmax->valid)) {
+        long lo = s_int_or(capmin, 20), hi = s_int_or(capmax, 50);
+        if (lo >= hi)
+            s_strlist_add(&ld->errors,
+                          "%s:%d: [CHARGE_CONTROL] Id/%d/Winter/CapMin: '%ld' is not below "
+                          "Winter/CapMax (%ld); allowed: CapMin < CapMax",
+                          cfg->path, capmin ? capmin->line : capmax->line, id, lo, hi);
+    }
+}
+
+//  A surplus switch exists when its SurplusMinP is above 0 (as in the seed); it then needs
+//  the topic it is switched on.
+static void s_check_switches(loader_t *ld)
+{
+    config_t *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->count; i++) {
+        const entry_t *e = &cfg->entries[i];
+        int id, sw, end = 0;
+        if (strcmp(e->section, "SURPLUS_SWITCH") != 0 || !e->valid || e->ival <= 0 ||
+            sscanf(e->key, "Id/%d/switch/%d/SurplusMinP%n", &id, &sw, &end) != 2 ||
+            e->key[end] != '\0')
+            continue;
+        const entry_t *topic = s_get(cfg, "SURPLUS_SWITCH", "Id/%d/switch/%d/Topic", id, sw);
+        if (!topic || (topic->valid && topic->value[0] == '\0'))
+            s_strlist_add(&ld->errors,
+                          "%s:%d: [SURPLUS_SWITCH] Id/%d/switch/%d/Topic: missing; required when "
+                          "Id/%d/switch/%d/SurplusMinP is above 0; allowed: the MQTT topic that "
+                          "switches the load (payload 0/1)",
+                          cfg->path, topic ? topic->line : e->line, id, sw, id, sw);
+    }
 }
 
 //  The Cap2V entries sorted by percent (ival of the key's number kept in PCT_OF).
@@ -873,6 +907,7 @@ static void s_cross_checks(loader_t *ld)
     for (size_t i = 0; i < n; i++)
         s_check_controller(ld, ids[i]);
     s_check_cap2v(ld);
+    s_check_switches(ld);
 }
 
 static void s_join(const strlist_t *list, char *err, size_t errlen)

@@ -8,16 +8,18 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const config_sections[] = {"ALL",   "MQTT",           "GATEWAY", "DEVICE",
-                                       "BAT_0", "CHARGE_CONTROL", NULL};
-const char *const config_ignored_sections[] = {"SURPLUS_SWITCH", NULL};
+const char *const config_sections[] = {"ALL",   "MQTT",           "GATEWAY",        "DEVICE",
+                                       "BAT_0", "CHARGE_CONTROL", "SURPLUS_SWITCH", NULL};
+const char *const config_ignored_sections[] = {NULL};
 
 static const char *const s_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const s_idle_states[] = {"off", "min", NULL};
 static const char *const s_safe_states[] = {"off", "min", "hold", NULL};
 static const char *const s_models[] = {"BIC2200-12CAN", "BIC2200-24CAN", "BIC2200-48CAN",
                                        "BIC2200-96CAN", NULL};
-static const char *const s_controllers[] = {"PID", "off", NULL};
+/* The seed takes pid and winter, anything else meaning no controller (its README writes
+ * "none"); "off" is ours. */
+static const char *const s_controllers[] = {"PID", "Winter", "None", "off", NULL};
 static const char *const s_units[] = {"W", "kW", "mW", NULL};
 
 //  socketcan:IFACE (a Linux interface name) or slcan:PATH[:BAUD].
@@ -105,7 +107,7 @@ const config_key_t config_schema[] = {
     TOPIC("MQTT", "HaStatusTopic", "homeassistant/status"),
     INT("MQTT", "ManualLeaseTtlSec", "600", 10, 3600),
 
-    CHECKED("GATEWAY", "Can", "slcan:/dev/ttyACM0", s_check_can),
+    CHECKED("GATEWAY", "Can", "socketcan:can0", s_check_can),
     ENDP("GATEWAY", "ReqEndpoint", "ipc:///run/bic2mqtt/gateway.sock"),
     ENDP("GATEWAY", "PubEndpoint", "ipc:///run/bic2mqtt/telemetry.sock"),
     PATH("GATEWAY", "CurveSecretKeyFile", ""),
@@ -178,6 +180,20 @@ const config_key_t config_schema[] = {
     INT("CHARGE_CONTROL", "Id/#/MaxVoltage", NULL, 1000, 11200),
     INT("CHARGE_CONTROL", "Id/#/ProtectHysteresisPct", "3", 0, 50),
     INT("CHARGE_CONTROL", "Id/#/LeaseTtlSec", "10", 2, 600),
+    FLT("CHARGE_CONTROL", "Id/#/Winter/TempMin", "10", -40, 80),
+    INT("CHARGE_CONTROL", "Id/#/Winter/ChargeP", "200", 1, 100000),
+    INT("CHARGE_CONTROL", "Id/#/Winter/CapMin", "20", 0, 100),
+    INT("CHARGE_CONTROL", "Id/#/Winter/CapMax", "50", 0, 100),
+
+    INT("SURPLUS_SWITCH", "Id/#/SwitchDelaySec", "40", 0, 86400),
+    INT("SURPLUS_SWITCH", "Id/#/switch/#/SurplusMinP", "0", 0, 1000000),
+    TOPIC("SURPLUS_SWITCH", "Id/#/switch/#/Topic", ""),
+    STR("SURPLUS_SWITCH", "Id/#/switch/#/Name", "", 0, 64),
+    INT("SURPLUS_SWITCH", "Id/#/switch/#/MinDurationMin", "5", 0, 10080),
+    {"SURPLUS_SWITCH", "Id/#/switch/#/MaxDurationMax", CT_INT, "-1", -1, 10080, NULL, NULL,
+     "-1 (no limit) or 0..10080"},
+    {"SURPLUS_SWITCH", "Id/#/switch/#/BlockRestart", CT_INT, "-1", -1, 10080, NULL, NULL,
+     "-1 (no block) or 0..10080"},
 };
 
 const size_t config_schema_count = sizeof config_schema / sizeof config_schema[0];

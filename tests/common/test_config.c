@@ -89,6 +89,8 @@ static void test_defaults(void **state)
     assert_true(config_float(cfg, "CHARGE_CONTROL", "Id/%d/LoopGain", 0) == 0.5);
     assert_int_equal(config_int(cfg, "CHARGE_CONTROL", "Id/%d/Pid/MaxDischargePower", 3), -400);
     assert_string_equal(config_str(cfg, "CHARGE_CONTROL", "Id/%d/Type", 0), "PID");
+    //  The seed talks to SocketCAN can0; so does a file without a Can key.
+    assert_string_equal(config_str(cfg, "GATEWAY", "Can"), "socketcan:can0");
     assert_false(config_has(cfg, "MQTT", "BrokerPort"));
     assert_int_equal(config_line(cfg, "MQTT", "BrokerPort"), 0);
     assert_int_equal(config_ids(cfg, "DEVICE", NULL, 0), 0);
@@ -156,8 +158,8 @@ static void test_float_bool_enum_errors(void **state)
                  NULL);
     expect_error("[GATEWAY]\nSafeState=explode\n", "'explode' is not a known value",
                  "allowed: off, min, hold", NULL);
-    expect_error("[CHARGE_CONTROL]\nId/0/Type=winter\n", "'winter' is not a known value",
-                 "allowed: PID, off", NULL);
+    expect_error("[CHARGE_CONTROL]\nId/0/Type=simple\n", "'simple' is not a known value",
+                 "allowed: PID, Winter, None, off", NULL);
     expect_error("[ALL]\nTraceLevel=verbose\n", "allowed: debug, info, warn, error", NULL);
 
     //  An empty enum means its default.
@@ -213,13 +215,14 @@ static void test_unknown_keys_warn(void **state)
                               "Id/0/switch/0/Name=boiler\n"
                               "[Device]\n"
                               "ChargeVoltage=2750\n");
-    assert_int_equal(config_warning_count(cfg), 6);
+    assert_int_equal(config_warning_count(cfg), 5);
     assert_true(has_warning(cfg, ":3: [MQTT] BrokerPrt: unknown key"));
     assert_true(has_warning(cfg, ":5: [NOPE]: unknown section"));
-    assert_true(has_warning(cfg, ":8: [SURPLUS_SWITCH]: section not used"));
+    assert_int_equal(config_int(cfg, "SURPLUS_SWITCH", "Id/%d/SwitchDelaySec", 0), 40);
     assert_true(has_warning(cfg, ":11: [CHARGE_CONTROL] Id/0/ChargeVoltage: unknown key, "
                                  "ignored (it belongs in [DEVICE])"));
-    assert_true(has_warning(cfg, ":12: [CHARGE_CONTROL] Id/0/switch/0/Name"));
+    assert_true(has_warning(cfg, ":12: [CHARGE_CONTROL] Id/0/switch/0/Name: unknown key, ignored "
+                                 "(a surplus-switch key: move it to [SURPLUS_SWITCH])"));
     assert_true(has_warning(cfg, ":14: [DEVICE] ChargeVoltage: unknown key, ignored (keys here "
                                  "carry a device address: Id/0/ChargeVoltage)"));
     //  An unknown key does not leak into the known ones.
@@ -330,6 +333,48 @@ static void test_controller_rules(void **state)
     int ids[4];
     assert_int_equal(config_ids(cfg, "CHARGE_CONTROL", ids, 4), 3);
     done(&cfg);
+
+    //  The seed's controller words, in any case and quoted as its sample writes them.
+    static const char *const types[][2] = {
+        {"none", "None"},    {"\"None\"", "None"}, {"Winter", "Winter"}, {"\"winter\"", "Winter"},
+        {"\"PID\" ", "PID"}, {"pid", "PID"},       {"OFF", "off"},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[CHARGE_CONTROL]\nId/0/Type=%s\nId/0/TopicPower=m\n",
+                 types[i][0]);
+        cfg = expect_ok(text);
+        assert_string_equal(config_str(cfg, "CHARGE_CONTROL", "Id/%d/Type", 0), types[i][1]);
+        done(&cfg);
+    }
+    //  Winter needs no meter; PID does.
+    cfg = expect_ok("[CHARGE_CONTROL]\nId/0/Type=winter\n");
+    done(&cfg);
+    expect_error("[CHARGE_CONTROL]\nId/0/Type=simple\n",
+                 ":2: [CHARGE_CONTROL] Id/0/Type: 'simple' is not a known value; allowed: PID, "
+                 "Winter, None, off",
+                 NULL);
+    expect_error("[CHARGE_CONTROL]\nId/0/Type=Winter\nId/0/Winter/CapMin=60\n",
+                 ":3: [CHARGE_CONTROL] Id/0/Winter/CapMin: '60' is not below Winter/CapMax (50)",
+                 NULL);
+}
+
+static void test_surplus_switch_rules(void **state)
+{
+    config_t *cfg = expect_ok("[SURPLUS_SWITCH]\nId/0/SwitchDelaySec=30\n"
+                              "Id/0/switch/1/SurplusMinP=400\nId/0/switch/1/Topic=a/b\n"
+                              "Id/0/switch/1/MaxDurationMax=-1\n"
+                              "Id/0/switch/2/Name=unused\n");
+    assert_int_equal(config_int(cfg, "SURPLUS_SWITCH", "Id/%d/switch/%d/MinDurationMin", 0, 1), 5);
+    assert_int_equal(config_int(cfg, "SURPLUS_SWITCH", "Id/%d/switch/%d/BlockRestart", 0, 1), -1);
+    done(&cfg);
+    expect_error("[SURPLUS_SWITCH]\nId/0/switch/3/SurplusMinP=400\n",
+                 ":2: [SURPLUS_SWITCH] Id/0/switch/3/Topic: missing; required when "
+                 "Id/0/switch/3/SurplusMinP is above 0",
+                 NULL);
+    expect_error("[SURPLUS_SWITCH]\nId/0/switch/0/BlockRestart=-2\n",
+                 "'-2' is out of range; allowed: -1 (no block) or 0..10080", NULL);
+    expect_error("[SURPLUS_SWITCH]\nId/0/switch/0/Topic=a/#\n", "not a valid MQTT topic", NULL);
 }
 
 static void test_cap2v(void **state)
@@ -374,8 +419,13 @@ static void test_seed_sample(void **state)
         config_int(cfg, "CHARGE_CONTROL", "Id/%d/Profile/Hour/%d/MaxDischargePower", 0, 22), -400);
     assert_false(config_has(cfg, "CHARGE_CONTROL", "Id/%d/Profile/Hour/%d/MaxChargePower", 0, 5));
     assert_int_equal(config_cap2v(cfg, NULL, NULL, 0), 11);
-    assert_true(has_warning(cfg, "[SURPLUS_SWITCH]: section not used"));
-    assert_true(has_warning(cfg, "Winter controller is not provided"));
+    //  Every key of the corrected sample is known: the Winter keys and the switches too.
+    assert_int_equal(config_warning_count(cfg), 0);
+    assert_int_equal(config_int(cfg, "CHARGE_CONTROL", "Id/%d/Winter/CapMax", 0), 50);
+    assert_true(config_float(cfg, "CHARGE_CONTROL", "Id/%d/Winter/TempMin", 0) == 10.0);
+    assert_int_equal(config_int(cfg, "SURPLUS_SWITCH", "Id/%d/switch/%d/SurplusMinP", 0, 0), 500);
+    assert_int_equal(config_int(cfg, "SURPLUS_SWITCH", "Id/%d/switch/%d/MaxDurationMax", 0, 0), 60);
+    assert_string_equal(config_str(cfg, "SURPLUS_SWITCH", "Id/%d/switch/%d/Name", 0, 0), "boiler");
     config_destroy(&cfg);
     assert_null(cfg);
 }
@@ -395,9 +445,12 @@ static void test_seed_sample_misplaced_switches_warned(void **state)
     assert_non_null(typo);
     typo[15] = '\n';
     config_t *cfg = expect_ok(text);
-    assert_true(has_warning(cfg, ":67: [CHARGE_CONTROL] SwitchDelaySec: unknown key"));
-    assert_true(has_warning(cfg, ":68: [CHARGE_CONTROL] Id/0/switch/0/SurplusMinP: unknown key"));
-    assert_true(has_warning(cfg, "[SURPLUS_SWITCH]"));
+    assert_true(has_warning(cfg, ":67: [CHARGE_CONTROL] SwitchDelaySec: unknown key, ignored (a "
+                                 "surplus-switch key: move it to [SURPLUS_SWITCH] as "
+                                 "Id/0/SwitchDelaySec)"));
+    assert_true(has_warning(cfg, ":68: [CHARGE_CONTROL] Id/0/switch/0/SurplusMinP: unknown key, "
+                                 "ignored (a surplus-switch key: move it to [SURPLUS_SWITCH])"));
+    assert_false(config_has(cfg, "SURPLUS_SWITCH", "Id/%d/switch/%d/SurplusMinP", 0, 0));
     done(&cfg);
 }
 
@@ -528,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_device_rules),
         cmocka_unit_test(test_controller_rules),
         cmocka_unit_test(test_cap2v),
+        cmocka_unit_test(test_surplus_switch_rules),
         cmocka_unit_test(test_seed_sample),
         cmocka_unit_test(test_seed_sample_misplaced_switches_warned),
         cmocka_unit_test(test_missing_file),

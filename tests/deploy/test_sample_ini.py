@@ -26,10 +26,11 @@ c = Checks()
 
 
 def pattern(key):
-    """A key of the schema (# = a number) or the doc (X, P, H = a number) as a regex."""
+    """A key of the schema (# = a number) or the doc (X, P, H, N = a number) as a regex."""
     k = re.escape(key).replace(r"\#", "#")
     k = re.sub(r"^Id/X/", "Id/#/", k)
     k = re.sub(r"/Hour/H/", "/Hour/#/", k)
+    k = re.sub(r"/switch/N/", "/switch/#/", k)
     k = re.sub(r"^Cap2V/P$", "Cap2V/#", k)
     return re.compile("^" + k.replace("#", r"\d+") + "$", re.I)
 
