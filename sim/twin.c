@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bic_device.h"
+#include "bic_plan.h"
 #include "bic_proto.h"
 #include "config.h"
 #include "ctl_step.h"
@@ -112,54 +113,26 @@ static int s_vwrite(run_t *r, uint16_t cmd, uint16_t raw, int64_t now_ms)
     return 1;
 }
 
-typedef struct {
-    uint16_t cmd;
-    uint16_t raw;
-} regw_t;
-
-/* The registers a setpoint needs, in the gateway's order (current, direction, operation). */
-/* The registers a setpoint needs, in the gateway's order: the new direction's current, the
- * direction, output on, and (unless keep_other) the other direction's current to its
- * minimum; idle `off`: both currents to the minimum, then output off. */
-static int s_setpoint_regs(const run_t *r, ctl_mode_t mode, int ca, regw_t *w)
+/* The registers a setpoint needs, in the gateway's order (can/bic_plan.h): the new
+ * direction's current, the direction, output on, and (unless keep_other) the other
+ * direction's current to its minimum; idle `off`: both currents to the minimum, then output
+ * off. Returns the number of writes. */
+static int s_setpoint_regs(const run_t *r, ctl_mode_t mode, int ca, bic_plan_write_t *w)
 {
-    int n = 0;
     uint16_t min_ca = (uint16_t)r->p->min_current_ca;
-    bool other = !r->model->gw_keep_other;
+    bic_plan_args_t a = {.current_raw = (uint16_t)ca,
+                         .charge_min_raw = min_ca,
+                         .discharge_min_raw = min_ca,
+                         .keep_other = r->model->gw_keep_other};
     switch (mode) {
-    case CTL_MODE_CHARGE:
-        w[n++] = (regw_t){BIC_CMD_IOUT_SET, (uint16_t)ca};
-        w[n++] = (regw_t){BIC_CMD_DIRECTION_CTRL, 0};
-        w[n++] = (regw_t){BIC_CMD_OPERATION, 1};
-        if (other)
-            w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, min_ca};
-        break;
-    case CTL_MODE_DISCHARGE:
-        w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, (uint16_t)ca};
-        w[n++] = (regw_t){BIC_CMD_DIRECTION_CTRL, 1};
-        w[n++] = (regw_t){BIC_CMD_OPERATION, 1};
-        if (other)
-            w[n++] = (regw_t){BIC_CMD_IOUT_SET, min_ca};
-        break;
+    case CTL_MODE_CHARGE: return bic_setpoint_plan(BIC_PLAN_CHARGE, &a, w);
+    case CTL_MODE_DISCHARGE: return bic_setpoint_plan(BIC_PLAN_DISCHARGE, &a, w);
     case CTL_MODE_IDLE:
-        if (r->idle_min) {
-            w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, min_ca};
-            w[n++] = (regw_t){BIC_CMD_IOUT_SET, min_ca};
-            w[n++] = (regw_t){BIC_CMD_DIRECTION_CTRL, 0};
-            w[n++] = (regw_t){BIC_CMD_OPERATION, 1};
-        } else {
-            w[n++] = (regw_t){BIC_CMD_IOUT_SET, min_ca};
-            w[n++] = (regw_t){BIC_CMD_REVERSE_IOUT_SET, min_ca};
-            w[n++] = (regw_t){BIC_CMD_OPERATION, 0};
-        }
-        break;
-    case CTL_MODE_OFF:
-        w[n++] = (regw_t){BIC_CMD_OPERATION, 0};
-        break;
-    case CTL_MODE_NONE:
-        break;
+        return bic_setpoint_plan(r->idle_min ? BIC_PLAN_IDLE_MIN : BIC_PLAN_IDLE_OFF, &a, w);
+    case CTL_MODE_OFF: return bic_setpoint_plan(BIC_PLAN_OFF, &a, w);
+    case CTL_MODE_NONE: break;
     }
-    return n;
+    return 0;
 }
 
 /* Setpoint registers whose writes the EEPROM interval may defer (they obey EEP_OFF). */
@@ -249,7 +222,7 @@ static void s_gw_tick(run_t *r, int64_t now_ms)
 /* The gateway's setpoint operation. */
 static void s_gw_apply(run_t *r, ctl_mode_t mode, int ca, int64_t now_ms)
 {
-    regw_t w[5];
+    bic_plan_write_t w[BIC_PLAN_MAX];
     int n = s_setpoint_regs(r, mode, ca, w);
     int written = 0;
     for (int i = 0; i < n; i++)

@@ -1,0 +1,39 @@
+/* bic_plan: setpoint -> register writes in order (see bic_plan.h). */
+#include "bic_plan.h"
+
+#include "bic_proto.h"
+
+int bic_setpoint_plan(bic_plan_mode_t mode, const bic_plan_args_t *a,
+                      bic_plan_write_t out[BIC_PLAN_MAX])
+{
+    int n = 0;
+    switch (mode) {
+    case BIC_PLAN_CHARGE:
+    case BIC_PLAN_DISCHARGE: {
+        bool charge = mode == BIC_PLAN_CHARGE;
+        out[n++] = (bic_plan_write_t){charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET,
+                                      a->current_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_DIRECTION_CTRL, charge ? 0 : 1};
+        out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 1};
+        if (!a->keep_other)
+            out[n++] = (bic_plan_write_t){charge ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
+                                          charge ? a->discharge_min_raw : a->charge_min_raw};
+        return n;
+    }
+    case BIC_PLAN_IDLE_OFF:
+        out[n++] = (bic_plan_write_t){BIC_CMD_IOUT_SET, a->charge_min_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_REVERSE_IOUT_SET, a->discharge_min_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 0};
+        return n;
+    case BIC_PLAN_IDLE_MIN:
+        out[n++] = (bic_plan_write_t){BIC_CMD_REVERSE_IOUT_SET, a->discharge_min_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_IOUT_SET, a->charge_min_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_DIRECTION_CTRL, 0};
+        out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 1};
+        return n;
+    case BIC_PLAN_OFF:
+        out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 0};
+        return n;
+    }
+    return -1;
+}

@@ -1,0 +1,47 @@
+/*
+ * bic_plan: the one place that says how a setpoint becomes register writes on a BIC-2200:
+ * which registers, in which order, with which values. The gateway's setpoint, idle and
+ * safe-state paths and the offline twin all follow it, so the twin judges the order the
+ * device really sees.
+ *
+ * The order is chosen so that no intermediate state asks for more than the end state:
+ * charge and discharge set the new direction's current before the direction and switch the
+ * output on last, then bring the other direction's current to its minimum (unless the caller
+ * keeps it); idle `off` lowers both currents before the output goes off; idle `min` lowers both
+ * currents, then selects the charge direction with the output on (the unit holds a trickle).
+ * Pure: no I/O.
+ */
+#ifndef BIC_PLAN_H
+#define BIC_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    BIC_PLAN_CHARGE = 0, /* charge at current_raw */
+    BIC_PLAN_DISCHARGE,  /* discharge at current_raw */
+    BIC_PLAN_IDLE_OFF,   /* both currents to the minimum, output off (idle and safe state) */
+    BIC_PLAN_IDLE_MIN,   /* both currents to the minimum, output on (IdleState/SafeState min) */
+    BIC_PLAN_OFF,        /* output off, nothing else touched */
+} bic_plan_mode_t;
+
+typedef struct {
+    uint16_t cmd; /* BIC_CMD_* */
+    uint16_t raw; /* the register's raw value */
+} bic_plan_write_t;
+
+#define BIC_PLAN_MAX 4
+
+typedef struct {
+    uint16_t current_raw;      /* charge/discharge: the new direction's current (A x 100) */
+    uint16_t charge_min_raw;   /* IOUT_SET's minimum on this model */
+    uint16_t discharge_min_raw; /* REVERSE_IOUT_SET's minimum on this model */
+    bool keep_other;           /* charge/discharge: leave the other direction's current alone */
+} bic_plan_args_t;
+
+/* Fills out[] with the writes for mode in the order they must reach the device; returns how
+ * many (0..BIC_PLAN_MAX), or -1 for a mode that is not one of BIC_PLAN_*. */
+int bic_setpoint_plan(bic_plan_mode_t mode, const bic_plan_args_t *args,
+                      bic_plan_write_t out[BIC_PLAN_MAX]);
+
+#endif
