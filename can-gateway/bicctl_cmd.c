@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "numconv.h"
 
 typedef enum { K_GET, K_SET, K_FIXED, K_OP, K_STATUS, K_DUMP, K_WATCH, K_CAN } kind_t;
 typedef enum { V_NONE, V_CENTI, V_IFACE } valkind_t;
@@ -510,8 +513,9 @@ static int s_slot_raw(const cJSON *reply, const char *reg, long *out, char *err,
     if (rc)
         return rc;
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(s_slot(reply, reg), "raw");
-    if (cJSON_IsNumber(raw) && isfinite(raw->valuedouble)) {
-        long v = (long)llround(raw->valuedouble);
+    int64_t r;
+    if (cJSON_IsNumber(raw) && numconv_round(raw->valuedouble, LONG_MIN, LONG_MAX, &r) == 0) {
+        long v = (long)r;
         if (s_signed_reg(reg) && v >= 32768 && v <= 65535)
             v -= 65536;
         *out = v;

@@ -32,6 +32,7 @@
 #include "lease.h"
 #include "log.h"
 #include "monotime.h"
+#include "numconv.h"
 
 #define REQ_MAX_BYTES 4096
 #define GW_PUB_PERIOD_US (5 * 1000000LL)
@@ -1962,13 +1963,13 @@ static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
         }
         addr = only;
     } else {
-        if (!cJSON_IsNumber(dv) || dv->valuedouble != floor(dv->valuedouble) ||
-            dv->valuedouble < 0 || dv->valuedouble > 63) {
+        int64_t a;
+        if (!cJSON_IsNumber(dv) || numconv_whole(dv->valuedouble, 0, 63, &a) != 0) {
             s_reply_now(c,
                         s_error(c->id, "bad_request", "'dev' must be an integer CAN address 0-63"));
             return NULL;
         }
-        addr = (int)dv->valuedouble;
+        addr = (int)a;
     }
     if (!c->gw->dev[addr]) {
         s_reply_now(
@@ -2312,12 +2313,13 @@ static void s_op_set(ctx_t *c)
             return;
         }
     } else {
-        if (!cJSON_IsNumber(raw) || raw->valuedouble != floor(raw->valuedouble) ||
-            fabs(raw->valuedouble) > 1e9) {
+        int64_t w;
+        if (!cJSON_IsNumber(raw) ||
+            numconv_whole(raw->valuedouble, -1000000000, 1000000000, &w) != 0) {
             s_reply_now(c, s_error(c->id, "bad_request", "'raw' must be an integer"));
             return;
         }
-        want = (int32_t)raw->valuedouble;
+        want = (int32_t)w;
         shown = s_raw_value(d, cmd->code, want);
     }
     int32_t lo, hi;
@@ -2369,7 +2371,8 @@ static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
             s_reply_now(c, r);
             return false;
         }
-        int64_t ttl_us = (int64_t)(ttl->valuedouble * 1000000);
+        int64_t ttl_us = 0; /* 1 s to max_s, checked above */
+        numconv_trunc(ttl->valuedouble * 1000000, 1000000, max_s * 1000000, &ttl_us);
         lease_rc_t rc = lease_take(l, client, ttl_us, c->now);
         if (rc == LEASE_HELD) {
             s_reply_now(c, s_lease_held_error(c, addr));
@@ -2446,9 +2449,13 @@ static void s_op_setpoint(ctx_t *c)
         } else {
             amps = num->valuedouble;
         }
-        amps_raw = (int32_t)floor(amps * 100.0 + 0.5);
-        amps = amps_raw / 100.0;
         const bic_range_t *rg = charge ? &d->limits.iout : &d->limits.rev_iout;
+        int64_t a100;
+        /* a magnitude too large for any register (1e300 W) is out of range like 1 A over */
+        bool fits = numconv_round(amps * 100.0, 0, INT32_MAX, &a100) == 0;
+        amps_raw = fits ? (int32_t)a100 : INT32_MAX;
+        if (fits)
+            amps = amps_raw / 100.0;
         if (amps_raw < rg->min_raw || amps_raw > rg->max_raw) {
             const bic_cmd_t *cmd =
                 bic_cmd_by_code(s_fam(), charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET);
@@ -2581,7 +2588,7 @@ static void s_op_lease(ctx_t *c)
             s_reply_now(c, r);
             return;
         }
-        us = (int64_t)(ttl->valuedouble * 1000000);
+        numconv_trunc(ttl->valuedouble * 1000000, 1000000, max_s * 1000000, &us); /* checked */
     }
     lease_rc_t rc;
     int blocked = addr;

@@ -14,6 +14,8 @@
 
 #include <cJSON.h>
 
+#include "numconv.h"
+
 #define STATE_MAX_BYTES (256 * 1024)
 
 static int s_write_all(int fd, const char *buf, size_t n)
@@ -161,12 +163,15 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
         cJSON *w = cJSON_GetObjectItemCaseSensitive(d, "writes");
         for (int i = 0; i < EEPROM_NREGS && cJSON_IsObject(w); i++) {
             cJSON *c = cJSON_GetObjectItemCaseSensitive(w, eeprom_reg_name(i));
-            if (cJSON_IsNumber(c) && c->valuedouble >= 0)
-                eeprom_policy_set_count(eep[a], i, (uint64_t)c->valuedouble);
+            int64_t count;
+            if (cJSON_IsNumber(c) && numconv_trunc(c->valuedouble, 0, INT64_MAX, &count) == 0)
+                eeprom_policy_set_count(eep[a], i, (uint64_t)count);
         }
         cJSON *lw = cJSON_GetObjectItemCaseSensitive(d, "last_write_ms");
-        if (cJSON_IsNumber(lw)) {
-            int64_t ago_ms = wall_ms - (int64_t)lw->valuedouble;
+        int64_t lw_ms;
+        /* a wall time in ms within the years 1970 to 5138 */
+        if (cJSON_IsNumber(lw) && numconv_trunc(lw->valuedouble, 0, 100000000000000, &lw_ms) == 0) {
+            int64_t ago_ms = wall_ms - lw_ms;
             if (ago_ms < 0) /* clock went back: assume the write was just now */
                 ago_ms = 0;
             eeprom_policy_set_last_write(eep[a], now_us - ago_ms * 1000);
@@ -186,7 +191,9 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
             /* Refill for the time since the save by the wall clock. A clock that went back
              * refills nothing; a jump forward refills at most to the bucket's depth, which is
              * also all a long real downtime can give. */
-            int64_t ago_ms = wall_ms - (int64_t)tm->valuedouble;
+            int64_t tm_ms = 0;
+            numconv_trunc(tm->valuedouble, 0, 100000000000000, &tm_ms); /* checked above */
+            int64_t ago_ms = wall_ms - tm_ms;
             if (ago_ms < 0)
                 ago_ms = 0;
             eeprom_policy_set_tokens(eep[a], tk->valuedouble, now_us - ago_ms * 1000);
@@ -244,7 +251,9 @@ static bool s_lease_entry(const cJSON *h, const cJSON *t, gw_lease_rec_t *r)
         !cJSON_IsNumber(t) || !(t->valuedouble >= 1) || t->valuedouble > 1e9)
         return false;
     snprintf(r->holder, sizeof r->holder, "%s", h->valuestring);
-    r->ttl_us = (int64_t)t->valuedouble * 1000;
+    int64_t ttl_ms = 1;
+    numconv_trunc(t->valuedouble, 1, 1000000000, &ttl_ms); /* checked above */
+    r->ttl_us = ttl_ms * 1000;
     return true;
 }
 

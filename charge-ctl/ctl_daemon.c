@@ -30,6 +30,7 @@
 #include "meter.h"
 #include "monotime.h"
 #include "mqtt_conn.h"
+#include "numconv.h"
 #include "sdnotify.h"
 #include "sigflag.h"
 
@@ -577,10 +578,12 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         const cJSON *iv = cJSON_GetObjectItem(eep, "min_interval_s");
         /* Without EEP_OFF every current change is a persisted write: space them as the
          * gateway's budget does, so the gateway never has to defer one. */
-        int ms = 0;
-        if (cJSON_IsString(pol) && strcmp(pol->valuestring, "budget") == 0 && cJSON_IsNumber(iv) &&
-            iv->valuedouble > 0 && iv->valuedouble < 86400)
-            ms = (int)(iv->valuedouble * 1000);
+        int64_t iv_ms = 0;
+        if (!cJSON_IsString(pol) || strcmp(pol->valuestring, "budget") != 0 ||
+            !cJSON_IsNumber(iv) || !(iv->valuedouble > 0) ||
+            numconv_trunc(iv->valuedouble * 1000, 0, 86400000 - 1, &iv_ms) != 0)
+            iv_ms = 0;
+        int ms = (int)iv_ms;
         if (!d->info_done || ms != d->set.params.min_write_interval_ms)
             log_info("device %d: EEPROM policy %s%s", d->set.id,
                      cJSON_IsString(pol) ? pol->valuestring : "unknown",
@@ -743,9 +746,10 @@ static void s_pump(ctl_daemon_t *d, int64_t now)
 static int s_ca(const cJSON *o, const char *key, int def)
 {
     const cJSON *v = cJSON_GetObjectItem(o, key);
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 10000)
+    int64_t ca;
+    if (!cJSON_IsNumber(v) || numconv_round(v->valuedouble * 100.0, -1000000, 1000000, &ca) != 0)
         return def;
-    return (int)lround(v->valuedouble * 100.0);
+    return (int)ca;
 }
 
 static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
@@ -765,11 +769,17 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
         d->dc_v = v->valuedouble;
         d->dc_a = a->valuedouble;
     }
-    d->operation = cJSON_IsNumber(op) ? op->valueint : -1;
+    int64_t opv;
+    d->operation =
+        cJSON_IsNumber(op) && numconv_whole(op->valuedouble, 0, 1, &opv) == 0 ? (int)opv : -1;
     d->direction = cJSON_IsString(dir) && strcmp(dir->valuestring, "discharge") == 0 ? 1 : 0;
     d->iout_ca = s_ca(sp, "iout_a", -1);
     d->rev_iout_ca = s_ca(sp, "rev_iout_a", -1);
-    d->sp_age_ms = cJSON_IsNumber(age) ? (int64_t)age->valuedouble : 0;
+    int64_t age_ms;
+    d->sp_age_ms =
+        cJSON_IsNumber(age) && numconv_trunc(age->valuedouble, INT32_MIN, INT32_MAX, &age_ms) == 0
+            ? age_ms
+            : 0;
 
     /* A gateway that restarted, or a lease that lapsed while its event was missed: the
      * telemetry names another holder (allowing for telemetry sent before our take). */

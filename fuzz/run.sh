@@ -112,7 +112,9 @@ for n in $names; do
     if [ "$rc" -ne 0 ]; then
         echo "---- fuzz_$n failed (exit $rc); last lines of $work/log ----" >&2
         tail -n 60 "$work/log" >&2
-        ls "$work/artifacts" >&2 || true
+        for a in "$work"/artifacts/*; do
+            [ -e "$a" ] && echo "fuzz_$n: the failing input is kept in $a (replay: $bin $a)" >&2
+        done
         failed="$failed $n"
     fi
 done

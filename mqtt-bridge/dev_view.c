@@ -4,10 +4,13 @@
  */
 #include "dev_view.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "numconv.h"
 
 const char *const dev_view_fault_keys[DEV_VIEW_FAULTS] = {
     "fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short", "acRange", "dcOff", "eeprom", "can"};
@@ -156,12 +159,13 @@ static void s_integrate(dev_view_t *dv, const cJSON *tel)
     double w = s_num(tel, "dc_w");
     if (isnan(w) && !isnan(s_num(tel, "dc_v")) && !isnan(s_num(tel, "dc_a")))
         w = s_num(tel, "dc_v") * s_num(tel, "dc_a");
-    /* a timestamp beyond +-9e15 ms (285,000 years) would overflow the int64 conversion */
-    if (!dv->online || !isfinite(ts) || fabs(ts) > 9e15 || !isfinite(w)) {
+    /* a timestamp beyond +-9e15 ms (285,000 years) is no clock reading */
+    int64_t ts_ms;
+    if (!dv->online || numconv_trunc(ts, -9000000000000000, 9000000000000000, &ts_ms) != 0 ||
+        !isfinite(w)) {
         dv->have_last = false;
         return;
     }
-    int64_t ts_ms = (int64_t)ts;
     if (dv->have_last) {
         int64_t dt = ts_ms - dv->last_ts_ms;
         if (dt <= 0)
@@ -236,8 +240,8 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
         }
     }
 
-    double op = s_num(tel, "operation");
-    if (op == 0 || op == 1)
+    int64_t op;
+    if (numconv_whole(s_num(tel, "operation"), 0, 1, &op) == 0)
         dv->operation = (int)op;
     s_keep_str(dv->direction, sizeof dv->direction, tel, "direction");
     s_keep_str(dv->mode, sizeof dv->mode, tel, "mode");
@@ -270,8 +274,8 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
 
     const cJSON *eep = cJSON_GetObjectItemCaseSensitive(tel, "eeprom");
     if (cJSON_IsObject(eep)) {
-        double wt = s_num(eep, "writes_total");
-        if (!isnan(wt) && wt >= 0)
+        int64_t wt;
+        if (numconv_trunc(s_num(eep, "writes_total"), 0, LONG_MAX, &wt) == 0)
             dv->eeprom_writes = (long)wt;
     }
     const cJSON *lease = cJSON_GetObjectItemCaseSensitive(tel, "lease");
@@ -356,8 +360,8 @@ int dev_view_on_info(dev_view_t *dv, const cJSON *info, char *err, size_t errlen
     const cJSON *eep = cJSON_GetObjectItemCaseSensitive(info, "eeprom");
     if (cJSON_IsObject(eep)) {
         s_keep_str(dv->eeprom_policy, sizeof dv->eeprom_policy, eep, "policy");
-        double wt = s_num(eep, "writes_total");
-        if (!isnan(wt) && wt >= 0)
+        int64_t wt;
+        if (numconv_trunc(s_num(eep, "writes_total"), 0, LONG_MAX, &wt) == 0)
             dv->eeprom_writes = (long)wt;
     }
     const cJSON *online = cJSON_GetObjectItemCaseSensitive(info, "online");
@@ -374,8 +378,8 @@ int dev_view_on_info(dev_view_t *dv, const cJSON *info, char *err, size_t errlen
 static void s_reg_hex(char *dst, size_t n, const cJSON *values, const char *reg)
 {
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(values, reg);
-    double raw = s_num(r, "raw");
-    if (!isnan(raw) && raw >= 0 && raw <= 0xFFFF)
+    int64_t raw;
+    if (numconv_trunc(s_num(r, "raw"), 0, 0xFFFF, &raw) == 0)
         snprintf(dst, n, "0x%x", (unsigned)raw);
 }
 

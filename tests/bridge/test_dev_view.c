@@ -334,6 +334,17 @@ static void test_info_seed_keys(void **state)
     assert_string_equal(str(i, "ChargeCtrlName"), "charge-ctl");
     cJSON_Delete(i);
 
+    /* A count no integer holds (1.7e26, once a crash of the conversion) or a negative one
+     * is ignored: the last sane count stays. */
+    j = cJSON_Parse("{\"dev\":0,\"eeprom\":{\"writes_total\":1.7e26}}");
+    assert_int_equal(dev_view_on_info(dv, j, err, sizeof err), 0);
+    cJSON_Delete(j);
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"eeprom\":{\"writes_total\":-1e300}}");
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"eeprom\":{\"writes_total\":1.7e26}}");
+    i = parsed(dev_view_info_json(dv));
+    assert_int_equal(num(i, "cntWrite"), 18);
+    cJSON_Delete(i);
+
     j = cJSON_Parse("{\"dev\":5,\"model\":\"X\"}");
     assert_int_equal(dev_view_on_info(dv, j, err, sizeof err), -1);
     cJSON_Delete(j);
