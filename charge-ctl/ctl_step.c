@@ -28,8 +28,8 @@ void ctl_params_defaults(ctl_params_t *p)
     p->fast_gain = 1.0;
     p->step_fast_w = 2000;
     p->step_slow_w = 300;
-    p->direction_dwell_ms = 30000;
-    p->idle_dwell_ms = 20000;
+    p->direction_dwell_ms = 5000;
+    p->idle_dwell_ms = 3000;
     p->meter_timeout_ms = 30000;
     p->settle_timeout_ms = 5000;
     p->telemetry_timeout_ms = 10000;
@@ -684,15 +684,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                       discharge_ok, why, charge_why, max_c, max_d);
         return;
     }
-    /* Settle on the side of the target where the battery's own power does not cross the
-     * meter: a little import while discharging, a little export while charging. Energy
-     * pushed the other way (discharge exported, charge drawn from the grid) is the costly
-     * kind of deviation. */
+    /* The target itself: any standing error costs grid exchange (import and export alike),
+     * so the law aims at the hour's offset, and the deadband below only spaces the changes
+     * out (its errors are summed and corrected on average). */
     double aim = hp->grid_offset_w;
-    if (s->mode == CTL_MODE_DISCHARGE)
-        aim += p->charge_tol_w;
-    else if (s->mode == CTL_MODE_CHARGE)
-        aim -= p->charge_tol_w;
     double err = in->meter_w - aim;
     bool new_sample = in->meter_seq != s->used_seq;
     bool fresh = !s->pending && new_sample &&
@@ -711,7 +706,27 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         if (fabs(err) <= p->charge_tol_w) {
             out->reason = CTL_R_DEADBAND;
             s->import_run = 0;
+            /* Within the deadband the errors are summed; once CTL_BAND_SAMPLES samples show a
+             * mean error of more than half a current step, the mean is corrected in one
+             * change, so the deadband costs no standing error and few changes. */
+            s->band_sum_w += err;
+            s->band_n++;
+            double quantum_w = p->quantum_ca / 100.0 * v;
+            /* (Where every write is persisted, the deadband keeps its old meaning.) */
+            if (s->band_n >= CTL_BAND_SAMPLES && p->min_write_interval_ms == 0 &&
+                (s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE)) {
+                double mean = s->band_sum_w / s->band_n;
+                if (fabs(mean) > quantum_w / 2) {
+                    want = s->power_w - mean;
+                    stepped = true;
+                    out->reason = CTL_R_TRACK;
+                }
+                s->band_sum_w = 0;
+                s->band_n = 0;
+            }
         } else {
+            s->band_sum_w = 0;
+            s->band_n = 0;
             /* Fast: anything that cuts export, and taking back charge power (charging from
              * the grid is never wanted). Slow: raising discharge power, since interval
              * loads (kettle, oven) switch off again and the discharge would be exported. */
@@ -808,6 +823,13 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
      * charging). Starting to charge, which absorbs export, may happen at once, and a
      * discharge -> charge reversal goes straight over (new current, then direction). */
     bool to_charge = dir > 0 && ca >= p->idle_exit_ca;
+    /* Where every write is persisted (a write interval is set), leaving idle and reversing
+     * cost writes too (output, direction, the other current): they wait at least as long. */
+    int64_t idle_dwell = p->idle_dwell_ms > p->min_write_interval_ms ? p->idle_dwell_ms
+                                                                     : p->min_write_interval_ms;
+    int64_t dir_dwell = p->direction_dwell_ms > p->min_write_interval_ms
+                            ? p->direction_dwell_ms
+                            : p->min_write_interval_ms;
     if (!running || (run_dir < 0 && to_charge)) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;
@@ -815,10 +837,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             if (stepped)
                 out->reason = CTL_R_IDLE_ZERO;
         } else if (dir < 0 && s->idle_since_ms != NEVER &&
-                   in->now_ms - s->idle_since_ms < p->idle_dwell_ms) {
+                   in->now_ms - s->idle_since_ms < idle_dwell) {
             out->reason = CTL_R_IDLE_DWELL;
         } else if (dir < 0 && s->last_dir > 0 && s->dir_end_ms != NEVER &&
-                   in->now_ms - s->dir_end_ms < p->direction_dwell_ms) {
+                   in->now_ms - s->dir_end_ms < dir_dwell) {
             out->reason = CTL_R_DIRECTION_DWELL;
         } else {
             mode = dir > 0 ? CTL_MODE_CHARGE : CTL_MODE_DISCHARGE;

@@ -22,6 +22,7 @@
 #define CTL_CAP2V_MAX 101
 #define CTL_NET_WINDOW 160 /* samples of household demand kept for the write-budget mode */
 #define CTL_BUDGET_MODE_MS 31000 /* write intervals from this long on use the budget mode */
+#define CTL_BAND_SAMPLES 5 /* in-band meter samples averaged before their mean is corrected */
 #define CTL_REUSE_SOC_PCT 0.05 /* after an empty cut, charge put back shows this much SOC
                                   before it is discharged again (see s_protect) */
 
@@ -166,6 +167,8 @@ typedef struct {
     int64_t effect_ms;     /* when the device was last seen following */
     uint64_t used_seq;     /* meter sample last acted on */
     int import_run;        /* consecutive samples asking for more discharge */
+    double band_sum_w;     /* in-band errors summed since the last correction (W) */
+    int band_n;            /* ... and how many samples */
 
     /* Write-budget mode (see ctl_step.c): the registers as commanded and recent demand. */
     int reg_charge_ca;     /* IOUT_SET as last commanded (0: unknown) */
