@@ -45,6 +45,7 @@ void twin_model_defaults(twin_model_t *m)
     m->tau_s = 1.0;
     m->meter_period_s = 2.0;
     m->meter_latency_s = 0.3;
+    m->meter_phase_s = 0;
     m->telemetry_period_s = 1.0;
     m->eeprom_on = false;
     m->eeprom_interval_s = 79;
@@ -90,7 +91,17 @@ typedef struct {
     bool over_counted;
     long setpoint_changes;
     double ideal_last_w;
-    int64_t ideal_last_charge_ms;
+    /* setpoint reversals (signed current, + charge) and the largest 1 s mean AC powers */
+    int last_sp_ca;
+    int last_change_sign;
+    int64_t last_change_ms;
+    long reversals;
+    double sec_acc_w;
+    int sec_acc_n;
+    double max_charge_w, max_discharge_w;
+    double db_sp_w; /* deadbeat: its setpoint (W AC, + charge) */
+    double tel_v;   /* the battery voltage of the latest telemetry (V) */
+    int hour_now;   /* the hour of day of the step being simulated */
 
     /* plot series (every PLOT_EVERY_S) */
     float *pl_grid, *pl_batt, *pl_soc;
@@ -104,9 +115,18 @@ static uint16_t s_reg(run_t *r, uint16_t cmd)
     return raw;
 }
 
-/* A verified write: read, write if different, read back. Returns 1 when written. */
+/* Returns 1 when written (read, write if different). */
+static uint16_t s_max_ca(const run_t *r, bool charge, int hour);
+
+/* A verified write by the seed (it writes to the bus itself), held to the same current
+ * limits as every run. */
 static int s_vwrite(run_t *r, uint16_t cmd, uint16_t raw, int64_t now_ms)
 {
+    if (cmd == BIC_CMD_IOUT_SET || cmd == BIC_CMD_REVERSE_IOUT_SET) {
+        uint16_t max = s_max_ca(r, cmd == BIC_CMD_IOUT_SET, r->hour_now);
+        if (raw > max)
+            raw = max;
+    }
     if (s_reg(r, cmd) == raw)
         return 0;
     bic_device_write(r->dev, cmd, raw, now_ms * 1000);
@@ -175,11 +195,62 @@ static void s_persisted(run_t *r, int64_t now_ms)
     r->last_persist_ms = now_ms;
 }
 
+/* The device limits every run obeys, as AC power (W, + charge) at battery voltage v in this
+ * hour: the converter's AC ratings (the model), the configured current limits and the hour's
+ * power limits. */
+static void s_window(const run_t *r, int hour, double v, double *lo, double *hi)
+{
+    const ctl_params_t *p = r->p;
+    const twin_model_t *m = r->model;
+    const ctl_hour_t *h = &p->hours[hour];
+    if (!(v > 1.0))
+        v = m->cells * 3.2;
+    *hi = fmin(fmin(h->max_charge_w, m->max_charge_w), p->max_charge_ca / 100.0 * v / m->efficiency);
+    *lo = fmax(fmax(h->max_discharge_w, -m->max_discharge_w),
+               -p->max_discharge_ca / 100.0 * v * m->efficiency);
+    if (*hi < 0)
+        *hi = 0;
+    if (*lo > 0)
+        *lo = 0;
+}
+
+/* The largest current register value (A x 100) within the window for a direction at the
+ * battery voltage of the latest telemetry: the gateway stand-in never writes more, whoever
+ * asks, so every device run is held to the same limits. */
+static uint16_t s_max_ca(const run_t *r, bool charge, int hour)
+{
+    double lo, hi;
+    double v = r->tel_v > 1.0 ? r->tel_v : r->model->cells * 3.2;
+    s_window(r, hour, v, &lo, &hi);
+    double a = charge ? hi * r->model->efficiency / v : -lo / r->model->efficiency / v;
+    double ca = floor(a * 100);
+    return (uint16_t)(ca < 0 ? 0 : ca > 65535 ? 65535 : ca);
+}
+
+/* Counts a reversal: a change of the signed setpoint (+ charge, A x 100) whose direction is
+ * the opposite of the previous change's and comes less than 10 s after it. */
+static void s_note_setpoint(run_t *r, int signed_ca, int64_t now_ms)
+{
+    if (signed_ca == r->last_sp_ca)
+        return;
+    int sign = signed_ca > r->last_sp_ca ? 1 : -1;
+    if (r->last_change_sign && sign != r->last_change_sign && now_ms - r->last_change_ms < 10000)
+        r->reversals++;
+    r->last_change_sign = sign;
+    r->last_change_ms = now_ms;
+    r->last_sp_ca = signed_ca;
+}
+
 /* One register through the gateway's EEPROM policy: skipped when equal; with EEPROM writes
  * on, a setpoint register waits while the interval since the last persisted write runs
  * (the newest value is kept); other registers are written at once. Returns 1 if written. */
 static int s_gw_write(run_t *r, uint16_t cmd, uint16_t raw, int64_t now_ms)
 {
+    if (cmd == BIC_CMD_IOUT_SET || cmd == BIC_CMD_REVERSE_IOUT_SET) {
+        uint16_t max = s_max_ca(r, cmd == BIC_CMD_IOUT_SET, r->hour_now);
+        if (raw > max)
+            raw = max;
+    }
     int star = s_star_index(cmd);
     if (s_reg(r, cmd) == raw) {
         if (star >= 0)
@@ -340,25 +411,24 @@ static int s_make_device(run_t *r, const ctl_params_t *p, char *err, size_t errl
     return 0;
 }
 
-/* The ideal battery: meets the net load exactly within the same limits and rules. */
+/* The ideal battery, the physics limit: it meets the net load at once, within the device
+ * limits every run obeys (s_window) and the battery's window, with no minimum current and no
+ * discharge block after charging (an hour the profile blocks discharge in still holds: that
+ * is the owner's rule, not the controller's). */
 static double s_ideal_step(run_t *r, double net_w, int hour, int64_t now_ms, double dt)
 {
     const ctl_params_t *p = r->p;
     const ctl_hour_t *h = &p->hours[hour];
     const twin_model_t *m = r->model;
+    (void)now_ms;
     double want = -(net_w - h->grid_offset_w);
-    /* The same converter limits as the device runs: its current limits at the present
-     * battery voltage (the AC ratings hold at the nominal voltage). */
-    double v_now = battery_ocv_v(r->ideal_bat);
-    double hi = fmin(h->max_charge_w, p->max_charge_ca / 100.0 * v_now / m->efficiency);
-    double lo = fmax(h->max_discharge_w, -p->max_discharge_ca / 100.0 * v_now * m->efficiency);
+    double lo, hi;
+    s_window(r, hour, battery_ocv_v(r->ideal_bat), &lo, &hi);
     if (want > hi)
         want = hi;
     if (want < lo)
         want = lo;
-    if (want < 0 && (ctl_block_hour(p, hour) ||
-                     (r->ideal_last_charge_ms != INT64_MIN &&
-                      now_ms - r->ideal_last_charge_ms < (int64_t)h->block_time_s * 1000)))
+    if (want < 0 && ctl_block_hour(p, hour))
         want = 0;
     double dc = want > 0 ? want * m->efficiency : want / m->efficiency;
     double v = battery_ocv_v(r->ideal_bat);
@@ -378,8 +448,6 @@ static double s_ideal_step(run_t *r, double net_w, int hour, int64_t now_ms, dou
     double got = battery_step(r->ideal_bat, i, dt);
     double dcw = got * battery_voltage_v(r->ideal_bat);
     double ac = dcw > 0 ? dcw / m->efficiency : dcw * m->efficiency;
-    if (ac > 0.5)
-        r->ideal_last_charge_ms = now_ms;
     if (fabs(ac - r->ideal_last_w) >= 1.0) {
         r->setpoint_changes++;
         r->ideal_last_w = ac;
@@ -405,9 +473,8 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
     r->last_persist_ms = INT64_MIN;
     r->tokens = m->eeprom_burst;
     r->tokens_ms = 0;
-    r->ideal_last_charge_ms = INT64_MIN;
 
-    if (r->kind == TWIN_CONTROLLER || r->kind == TWIN_SEED) {
+    if (r->kind == TWIN_CONTROLLER || r->kind == TWIN_SEED || r->kind == TWIN_DEADBEAT) {
         if (s_make_device(r, p, err, errlen) != 0)
             return -1;
     } else if (r->kind == TWIN_IDEAL) {
@@ -450,7 +517,8 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
     double q_val[QMAX];
     int64_t q_at[QMAX];
     int q_head = 0, q_n = 0;
-    int64_t next_sample = 0, next_tel = 0, next_tick = 0, next_pub = 0;
+    int64_t next_sample = (int64_t)llround(m->meter_phase_s * 1000), next_tel = 0, next_tick = 0,
+            next_pub = 0;
 
     ctl_state_t cs;
     ctl_state_init(&cs, 0);
@@ -475,21 +543,21 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
         double net = load - pv;
 
         /* Physics. */
+        r->hour_now = hour;
         double soc = 0;
         bool could_absorb = false;
-        double charge_limit = fmin(p->hours[hour].max_charge_w, m->max_charge_w);
-        if (r->ideal_bat)
-            charge_limit = fmin(charge_limit, p->max_charge_ca / 100.0 *
-                                                  battery_ocv_v(r->ideal_bat) / m->efficiency);
+        double v_now = m->cells * 3.2;
         if (r->dev) {
             bic_device_step(r->dev, t * 1000);
             bic_device_state_t st;
             bic_device_get_state(r->dev, &st);
             batt_ac = st.ac_w;
             soc = st.soc_pct;
+            v_now = st.dc_v;
             could_absorb = battery_can_charge(bic_device_battery(r->dev)) &&
                            soc < m->soc_max_pct - 0.5;
         } else if (r->ideal_bat) {
+            v_now = battery_ocv_v(r->ideal_bat);
             batt_ac = s_ideal_step(r, net, hour, t, dt);
             soc = battery_soc_pct(r->ideal_bat);
             could_absorb = battery_can_charge(r->ideal_bat) && soc < m->soc_max_pct - 0.5;
@@ -498,7 +566,20 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             soc = 0;
             could_absorb = true; /* no battery: every export episode counts */
         }
+        double win_lo, charge_limit;
+        s_window(r, hour, v_now, &win_lo, &charge_limit);
         could_absorb = could_absorb && charge_limit > 100 && batt_ac < charge_limit - 100;
+        r->sec_acc_w += batt_ac;
+        r->sec_acc_n++;
+        if ((t + step_ms) % 1000 == 0) {
+            double mean = r->sec_acc_w / r->sec_acc_n;
+            if (mean > r->max_charge_w)
+                r->max_charge_w = mean;
+            if (-mean > r->max_discharge_w)
+                r->max_discharge_w = -mean;
+            r->sec_acc_w = 0;
+            r->sec_acc_n = 0;
+        }
         grid = household_meter_w(load, pv, batt_ac);
 
         /* Metrics. */
@@ -577,9 +658,40 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             q_n--;
         }
 
-        if (r->kind == TWIN_CONTROLLER) {
+        bool tel_due = t >= next_tel;
+        if (tel_due) {
+            bic_device_state_t st;
+            bic_device_get_state(r->dev, &st);
+            r->tel_v = st.dc_v;
+        }
+        if (r->kind == TWIN_DEADBEAT) {
             s_gw_tick(r, t);
-            if (t >= next_tel) {
+            if (tel_due)
+                next_tel += tel_ms;
+            if (delivered) {
+                /* setpoint += -(grid - offset), held within the window */
+                double lo, hi;
+                s_window(r, hour, r->tel_v, &lo, &hi);
+                r->db_sp_w -= delivered_w - p->hours[hour].grid_offset_w;
+                if (r->db_sp_w > hi)
+                    r->db_sp_w = hi;
+                if (r->db_sp_w < lo)
+                    r->db_sp_w = lo;
+                double v = r->tel_v > 1.0 ? r->tel_v : m->cells * 3.2;
+                double a = r->db_sp_w > 0 ? r->db_sp_w * m->efficiency / v
+                                          : -r->db_sp_w / m->efficiency / v;
+                int ca = (int)lround(a * 100);
+                ctl_mode_t mode = ca < p->min_current_ca ? CTL_MODE_IDLE
+                                  : r->db_sp_w > 0       ? CTL_MODE_CHARGE
+                                                         : CTL_MODE_DISCHARGE;
+                if (mode == CTL_MODE_IDLE)
+                    ca = 0;
+                s_note_setpoint(r, mode == CTL_MODE_DISCHARGE ? -ca : ca, t);
+                s_gw_apply(r, mode, ca, t);
+            }
+        } else if (r->kind == TWIN_CONTROLLER) {
+            s_gw_tick(r, t);
+            if (tel_due) {
                 bic_device_state_t st;
                 bic_device_get_state(r->dev, &st);
                 in.telemetry_valid = true;
@@ -621,10 +733,17 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                             ctl_mode_name(out.mode), out.current_ca, out.reason_text,
                             out.limit_text, cs.charge_cut, cs.discharge_cut);
                 }
-                if (out.send)
+                if (out.send) {
+                    int sp = out.mode == CTL_MODE_CHARGE      ? out.current_ca
+                             : out.mode == CTL_MODE_DISCHARGE ? -out.current_ca
+                                                              : 0;
+                    s_note_setpoint(r, sp, t);
                     s_gw_apply(r, out.mode, out.current_ca, t);
+                }
             }
         } else { /* seed */
+            if (tel_due)
+                next_tel += tel_ms;
             if (t >= next_pub) {
                 /* The seed publishes state and charge every 4 ticks. */
                 bic_device_state_t st;
@@ -649,6 +768,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             }
             seed_cmd_t cmd;
             if (so.publish && seed_set_pow(p, &ss, so.charge_p, seed_v, &cmd)) {
+                s_note_setpoint(r, cmd.direction ? -(int)cmd.a100 : (int)cmd.a100, t);
                 written += s_vwrite(r, BIC_CMD_DIRECTION_CTRL, (uint16_t)cmd.direction, t);
                 written += s_vwrite(r,
                                     cmd.direction ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
@@ -669,6 +789,9 @@ static void s_metrics(const run_t *r, twin_metrics_t *out)
     out->overshoot_events = r->overshoot_events;
     out->rms_w = r->t_sum > 0 ? sqrt(r->sq_sum / r->t_sum) : 0;
     out->setpoint_changes = r->setpoint_changes;
+    out->reversals = r->reversals;
+    out->max_charge_w = r->max_charge_w;
+    out->max_discharge_w = r->max_discharge_w;
     const battery_t *b = r->dev ? bic_device_battery(r->dev) : r->ideal_bat;
     if (r->dev)
         out->eeprom_writes = (long)(bic_device_eeprom_writes_total(r->dev) - r->eep_base);
@@ -683,8 +806,24 @@ static void s_metrics(const run_t *r, twin_metrics_t *out)
 int twin_run(const char *profile_path, const char *config_path, const twin_model_t *model,
              twin_plot_t *plot, twin_result_t *res, char *err, size_t errlen)
 {
+    memset(res, 0, sizeof *res);
+    if (plot)
+        memset(plot, 0, sizeof *plot);
+    household_t *hh = household_load(profile_path, err, errlen);
+    if (!hh)
+        return -1;
+    const char *base = strrchr(profile_path, '/');
+    int rc = twin_run_household(hh, base ? base + 1 : profile_path, config_path, model, plot, res,
+                                err, errlen);
+    household_destroy(&hh);
+    return rc;
+}
+
+int twin_run_household(household_t *hh, const char *name, const char *config_path,
+                       const twin_model_t *model, twin_plot_t *plot, twin_result_t *res,
+                       char *err, size_t errlen)
+{
     int rc = -1;
-    household_t *hh = NULL;
     config_t *cfg = NULL;
     run_t runs[TWIN_RUNS];
     memset(runs, 0, sizeof runs);
@@ -693,11 +832,10 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
         memset(plot, 0, sizeof *plot);
     char cerr[2048] = "";
 
-    hh = household_load(profile_path, err, errlen);
-    if (!hh)
-        goto cleanup;
     if (model->transients)
         household_add_transients(hh, model->transient_seed);
+    else
+        household_clear_transients(hh);
     cfg = config_load(config_path, cerr, sizeof cerr);
     if (!cfg) {
         snprintf(err, errlen, "%s", cerr);
@@ -757,7 +895,7 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
             fprintf(model->trace,
                     "%s: import while charging/discharging/idle %.3f/%.3f/%.3f kWh, "
                     "export %.3f/%.3f/%.3f kWh\n",
-                    k == 0 ? "controller" : k == 1 ? "none" : k == 2 ? "ideal" : "seed",
+                    twin_run_name(k),
                     runs[k].diag_imp[0] / 3.6e6, runs[k].diag_imp[1] / 3.6e6,
                     runs[k].diag_imp[2] / 3.6e6, runs[k].diag_exp[0] / 3.6e6,
                     runs[k].diag_exp[1] / 3.6e6, runs[k].diag_exp[2] / 3.6e6);
@@ -767,6 +905,7 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
     for (int k = 0; k < TWIN_RUNS; k++) {
         double x = res->m[k].import_kwh + res->m[k].export_kwh;
         res->m[k].captured_pct = x_none - x_ideal > 1e-9 ? 100 * (x_none - x) / (x_none - x_ideal) : 0;
+        res->m[k].shortfall_kwh = x - x_ideal;
     }
     if (model->breakdown) {
         const run_t *c = &runs[TWIN_CONTROLLER], *i = &runs[TWIN_IDEAL];
@@ -796,9 +935,8 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
                     (runs[0].diag_min_x[k] - runs[2].diag_min_x[k]) / 3600.0);
     }
     if (plot) {
-        const char *base = strrchr(profile_path, '/');
-        snprintf(plot->title, sizeof plot->title, "bic2mqtt twin: %s%s%s",
-                 base ? base + 1 : profile_path, model->transients ? ", fast transients" : "",
+        snprintf(plot->title, sizeof plot->title, "bic2mqtt twin: %s%s%s", name,
+                 model->transients ? ", fast transients" : "",
                  model->eeprom_on ? ", EEPROM writes on" : "");
         for (int k = 0; k < TWIN_RUNS; k++) {
             twin_series_t *sr = &plot->run[k];
@@ -815,11 +953,10 @@ cleanup:
     for (int k = 0; k < TWIN_RUNS; k++)
         s_run_free(&runs[k]);
     config_destroy(&cfg);
-    household_destroy(&hh);
     return rc;
 }
 
-static const char *s_names[TWIN_RUNS] = {"controller", "none", "ideal", "seed"};
+static const char *s_names[TWIN_RUNS] = {"controller", "none", "ideal", "seed", "deadbeat"};
 
 const char *twin_run_name(int k)
 {

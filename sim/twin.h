@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "household.h"
+
 typedef struct {
     /* battery */
     double soc_pct;       /* initial SOC (%) */
@@ -32,6 +34,8 @@ typedef struct {
     /* meter and links */
     double meter_period_s;
     double meter_latency_s;
+    double meter_phase_s;  /* first meter sample this long after the day's start (s), so that
+                              the profile's steps need not fall on a sample */
     double telemetry_period_s;
     /* EEPROM */
     bool eeprom_on;        /* old firmware: every setpoint write is persisted */
@@ -59,9 +63,18 @@ typedef struct {
     long eeprom_writes;
     double throughput_kwh;
     double final_soc_pct;
+    double shortfall_kwh;  /* X - X_ideal, X = import + export */
+    long reversals;        /* setpoint changes that reverse the previous change within 10 s */
+    double max_charge_w;   /* largest AC charge power (1 s mean, W) */
+    double max_discharge_w; /* largest AC discharge power (1 s mean, W, magnitude) */
 } twin_metrics_t;
 
-enum { TWIN_CONTROLLER = 0, TWIN_NONE, TWIN_IDEAL, TWIN_SEED, TWIN_RUNS };
+/* The runs of a day, each on the same household, meter, battery and device limits:
+ * the controller; no battery; the ideal battery (the physics limit: it meets the net load
+ * at once, within the device's power limits and the battery's window, with no minimum current
+ * and no discharge block); the seed's algorithm; and a deadbeat (each meter reading adds
+ * -grid to the setpoint, no deadband) on the same device and meter model. */
+enum { TWIN_CONTROLLER = 0, TWIN_NONE, TWIN_IDEAL, TWIN_SEED, TWIN_DEADBEAT, TWIN_RUNS };
 
 /* Where the controller's shortfall arises: every simulation step is put in one situation
  * (the first that applies, in this order) and the step's |grid| difference to the ideal
@@ -128,6 +141,12 @@ const char *twin_run_name(int k);
  * twin_plot_free, also after a failure). Returns 0, or -1 with a message. */
 int twin_run(const char *profile_path, const char *config_path, const twin_model_t *model,
              twin_plot_t *plot, twin_result_t *res, char *err, size_t errlen);
+
+/* The same on a household already loaded (a file or a generated day); name is the day's name
+ * for the plot's title. The model's transients replace any on hh. */
+int twin_run_household(household_t *hh, const char *name, const char *config_path,
+                       const twin_model_t *model, twin_plot_t *plot, twin_result_t *res,
+                       char *err, size_t errlen);
 
 /* twin_cli.c: the command line around twin_run. */
 
