@@ -14,6 +14,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # Every test runs once: a test that starts real processes waits on the events it needs with
 # generous deadlines, so a failure is a failure, never retried.
 CTEST_RUN = ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+# After each run: the skipped tests (a capability this machine lacks), each with its reason.
+SKIPS = sh $(CURDIR)/tools/test-skips.sh .
 # Tests that boot a user-mode Linux kernel cannot run ASan binaries (no room for the shadow
 # memory in the guest), valgrind cannot run them either, and the fuzzers carry their own.
 ASAN_EXCLUDE = -LE 'vcan|fuzz|memcheck' -E 'deploy_systemd'
@@ -32,20 +34,20 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
-	cd $(BUILD_DIR) && $(CTEST_RUN)
+	cd $(BUILD_DIR) && { $(CTEST_RUN); rc=$$?; $(SKIPS); exit $$rc; }
 	$(MAKE) --no-print-directory test-asan
 
 check: build
-	cd $(BUILD_DIR) && $(CTEST_RUN) -LE fuzz
+	cd $(BUILD_DIR) && { $(CTEST_RUN) -LE fuzz; rc=$$?; $(SKIPS); exit $$rc; }
 
 test-asan: deps
 	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DBIC_SANITIZE=ON $(CMAKE_FLAGS)
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	rm -rf $(ASAN_DIR)/sanitizer-reports && mkdir -p $(ASAN_DIR)/sanitizer-reports
 	cd $(ASAN_DIR) && \
-	  ASAN_OPTIONS=log_path=$(abspath $(ASAN_DIR))/sanitizer-reports/asan:detect_leaks=1 \
-	  UBSAN_OPTIONS=log_path=$(abspath $(ASAN_DIR))/sanitizer-reports/ubsan:print_stacktrace=1 \
-	  $(CTEST_RUN) $(ASAN_EXCLUDE)
+	  export ASAN_OPTIONS=log_path=$(abspath $(ASAN_DIR))/sanitizer-reports/asan:detect_leaks=1 \
+	  UBSAN_OPTIONS=log_path=$(abspath $(ASAN_DIR))/sanitizer-reports/ubsan:print_stacktrace=1 && \
+	  { $(CTEST_RUN) $(ASAN_EXCLUDE); rc=$$?; $(SKIPS); exit $$rc; }
 	@if [ -n "$$(ls -A $(ASAN_DIR)/sanitizer-reports)" ]; then \
 	  echo "sanitizer reports from processes started by the tests:"; \
 	  cat $(ASAN_DIR)/sanitizer-reports/*; exit 1; \

@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs the Debian packages bic2mqtt needs to build, test and run its demo.
+# Installs the Debian packages bic2mqtt needs to build, test, package and run its demo
+# (make included: ./demo and ./test run this first on a machine that has only sh).
 # As root: installs what is missing. Otherwise: prints the apt-get line and fails.
 set -eu
 PKGS="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmosquitto-dev \
 libinih-dev libcjson-dev libcmocka-dev libsystemd-dev mosquitto mosquitto-clients \
 python3 python3-zmq python3-paho-mqtt gnuplot-nox supervisor clang libclang-rt-14-dev \
-user-mode-linux kmod systemd udev iproute2 valgrind"
+user-mode-linux kmod systemd udev iproute2 valgrind file"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
