@@ -4,6 +4,7 @@
 */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_schema.h"
 
 static char s_path[64];
 static char s_err[8192];
@@ -377,6 +379,86 @@ static void test_surplus_switch_rules(void **state)
     expect_error("[SURPLUS_SWITCH]\nId/0/switch/0/Topic=a/#\n", "not a valid MQTT topic", NULL);
 }
 
+//  KEY of the schema with each '#' made 1 (a valid device address, hour and percentage).
+static void s_concrete_key(const config_key_t *k, char *out, size_t n)
+{
+    size_t j = 0;
+    for (const char *c = k->key; *c && j + 1 < n; c++)
+        out[j++] = *c == '#' ? '1' : *c;
+    out[j] = '\0';
+}
+
+//  KEY=TEXT alone in its section: refused for its range (OUT) or not (in range). A value in
+//  range may still be refused by a rule between keys (a missing partner, an order); that is
+//  another test's business, but a range refusal of it, or a different value read back, fails.
+static void s_boundary(const config_key_t *k, const char *key, const char *text, bool out,
+                       double want)
+{
+    char ini[256], needle[256];
+    snprintf(ini, sizeof ini, "[%s]\n%s=%s\n", k->section, key, text);
+    config_t *cfg = load_text(ini);
+    snprintf(needle, sizeof needle, "%s: '%s' is out of range; allowed: ", key, text);
+    if (out) {
+        if (cfg || !strstr(s_err, needle))
+            fail_msg("[%s] %s=%s (bounds %g..%g) not refused as out of range:\n%s", k->section, key,
+                     text, k->min, k->max, s_err);
+    } else {
+        if (strstr(s_err, needle))
+            fail_msg("[%s] %s=%s (bounds %g..%g) refused:\n%s", k->section, key, text, k->min,
+                     k->max, s_err);
+        snprintf(needle, sizeof needle, "%s: '%s' is not a", key, text);
+        if (strstr(s_err, needle))
+            fail_msg("[%s] %s=%s refused as no number:\n%s", k->section, key, text, s_err);
+        if (cfg && k->type == CT_INT && config_int(cfg, k->section, "%s", key) != (long)want)
+            fail_msg("[%s] %s=%s read back as %ld", k->section, key, text,
+                     config_int(cfg, k->section, "%s", key));
+        if (cfg && k->type == CT_FLOAT && config_float(cfg, k->section, "%s", key) != want)
+            fail_msg("[%s] %s=%s read back as %g", k->section, key, text,
+                     config_float(cfg, k->section, "%s", key));
+    }
+    done(&cfg);
+}
+
+//  Every bounded key of the schema, from the table itself so none is missed: min-1 and
+//  max+1 (a step past for floats) refused with the range, min and max accepted; an integer
+//  key refuses a fraction.
+static void test_every_bound(void **state)
+{
+    size_t tested = 0;
+    for (size_t i = 0; i < config_schema_count; i++) {
+        const config_key_t *k = &config_schema[i];
+        if (k->type != CT_INT && k->type != CT_FLOAT)
+            continue;
+        char key[128], text[64];
+        s_concrete_key(k, key, sizeof key);
+        if (k->type == CT_INT) {
+            long lo = (long)k->min, hi = (long)k->max;
+            const long vals[] = {lo - 1, lo, hi, hi + 1};
+            for (int v = 0; v < 4; v++) {
+                snprintf(text, sizeof text, "%ld", vals[v]);
+                s_boundary(k, key, text, v == 0 || v == 3, (double)vals[v]);
+            }
+            snprintf(text, sizeof text, "%ld.5", lo);
+            char ini[256], needle[256];
+            snprintf(ini, sizeof ini, "[%s]\n%s=%s\n", k->section, key, text);
+            config_t *cfg = load_text(ini);
+            snprintf(needle, sizeof needle, "%s: '%s' is not an integer", key, text);
+            if (cfg || !strstr(s_err, needle))
+                fail_msg("[%s] %s=%s not refused as a fraction:\n%s", k->section, key, text, s_err);
+            done(&cfg);
+        } else {
+            /* a thousandth past each bound: the floats' bounds have at most two decimals */
+            const double vals[] = {k->min - 0.001, k->min, k->max, k->max + 0.001};
+            for (int v = 0; v < 4; v++) {
+                snprintf(text, sizeof text, "%.10g", vals[v]);
+                s_boundary(k, key, text, v == 0 || v == 3, vals[v]);
+            }
+        }
+        tested++;
+    }
+    assert_true(tested >= 50); /* the table has about 60; a broken filter would test nothing */
+}
+
 static void test_cap2v(void **state)
 {
     config_t *cfg = expect_ok("[BAT_0]\nCap2V/100=27.0\nCap2V/0=20\nCap2V/50=26.2\n"
@@ -581,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_device_rules),
         cmocka_unit_test(test_controller_rules),
         cmocka_unit_test(test_cap2v),
+        cmocka_unit_test(test_every_bound),
         cmocka_unit_test(test_surplus_switch_rules),
         cmocka_unit_test(test_seed_sample),
         cmocka_unit_test(test_seed_sample_misplaced_switches_warned),

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_schema.h"
 #include "ctl_step.h"
 #include "meter.h"
 
@@ -119,7 +120,7 @@ static void test_device_and_battery_keys(void **state)
     assert_int_equal(ctl_params_from_config(cfg, 0, &p, err, sizeof err), 0);
     assert_int_equal(p.max_charge_ca, 3500);
     assert_int_equal(p.max_discharge_ca, 2600);
-    assert_int_equal(p.min_current_ca, 90); /* 24 V model: 1 % of 90 A */
+    assert_int_equal(p.min_current_ca, 90);   /* 24 V model: 1 % of 90 A */
     assert_int_equal(p.min_voltage_cv, 2450); /* default: DischargeVoltage */
     assert_int_equal(p.max_voltage_cv, 2760);
     assert_int_equal(p.cap2v_n, 3);
@@ -174,6 +175,59 @@ static void test_meter_keys(void **state)
     config_destroy(&cfg);
 }
 
+/* Every bounded [CHARGE_CONTROL] key of the schema (from the table, so none is missed) in an
+ * otherwise valid controller file: min-1 and max+1 (a thousandth past for floats) refused
+ * for the range, min and max loaded and taken by ctl_params_from_config, or refused only by
+ * a rule between keys (a block window's other end, MinSocPct not below MaxSocPct...). */
+static void test_every_controller_bound(void **state)
+{
+    size_t tested = 0;
+    for (size_t i = 0; i < config_schema_count; i++) {
+        const config_key_t *k = &config_schema[i];
+        if (strcmp(k->section, "CHARGE_CONTROL") != 0 || (k->type != CT_INT && k->type != CT_FLOAT))
+            continue;
+        char key[128];
+        size_t j = 0;
+        int hashes = 0;
+        for (const char *c = k->key; *c && j + 1 < sizeof key; c++)
+            key[j++] = *c == '#' ? (hashes++ == 0 ? '0' : '1') : *c; /* Id/0, Hour/1 */
+        key[j] = '\0';
+        for (int v = 0; v < 4; v++) {
+            char text[64], ini[512], err[4096] = "", needle[256];
+            double step = k->type == CT_INT ? 1 : 0.001;
+            double val = v == 0 ? k->min - step : v == 1 ? k->min : v == 2 ? k->max : k->max + step;
+            snprintf(text, sizeof text, "%.10g", val);
+            snprintf(ini, sizeof ini, DEVICE_24V "[CHARGE_CONTROL]\nId/0/TopicPower=m\n%s=%s\n",
+                     key, text);
+            config_t *cfg = s_load(ini, err, sizeof err);
+            snprintf(needle, sizeof needle, "%s: '%s' is out of range", key, text);
+            if (v == 0 || v == 3) {
+                if (cfg || !strstr(err, needle))
+                    fail_msg("%s=%s (bounds %g..%g) not refused as out of range:\n%s", key, text,
+                             k->min, k->max, err);
+                continue;
+            }
+            if (strstr(err, needle))
+                fail_msg("%s=%s (bounds %g..%g) refused:\n%s", key, text, k->min, k->max, err);
+            if (!cfg) {
+                /* refused by a rule between keys: the message names this key (perhaps as
+                 * the other end, "MinSocPct: '5' is not below MaxSocPct (0)") */
+                const char *name = key + strlen("Id/0/");
+                if (!strstr(err, "is not a window") &&
+                    (!strstr(err, " is not ") || !strstr(err, name)))
+                    fail_msg("%s=%s refused for no rule of its own:\n%s", key, text, err);
+                continue;
+            }
+            ctl_params_t p;
+            if (ctl_params_from_config(cfg, 0, &p, err, sizeof err) != 0)
+                fail_msg("%s=%s loaded but the controller refused it: %s", key, text, err);
+            config_destroy(&cfg);
+        }
+        tested++;
+    }
+    assert_true(tested >= 30); /* the table has about 40; a broken filter would test nothing */
+}
+
 static void test_files_the_seed_accepted_are_refused(void **state)
 {
     char err[2048] = "";
@@ -210,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_disabled_controller),
         cmocka_unit_test(test_meter_keys),
         cmocka_unit_test(test_files_the_seed_accepted_are_refused),
+        cmocka_unit_test(test_every_controller_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

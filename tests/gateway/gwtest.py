@@ -182,9 +182,25 @@ def _close_requests(sim):
     return out
 
 
+# "Suspect" gaps: requests that looked closer than the pacing period only because bic-sim
+# read them late from the pty (a loaded machine). They cannot be told from real violations
+# one by one, so they are bounded: at most 2, or 1 in 50 requests when there are more. More
+# than that is a pacing problem the test reports, not noise it ignores.
+PACING_SUSPECT_MIN = 2
+PACING_SUSPECT_PER = 50
+
+
+def pacing_suspect_bound(requests):
+    return max(PACING_SUSPECT_MIN, requests // PACING_SUSPECT_PER)
+
+
 def assert_no_pacing_violations(sim):
     bus = sim.control.counters()["bus"]
     assert bus["pacing_violations"] == 0, "pacing violations seen by bic-sim: %s %s" % (
         bus, _close_requests(sim))
     assert bus["requests"] > 0, bus
+    bound = pacing_suspect_bound(bus["requests"])
+    assert bus["pacing_suspect"] <= bound, (
+        "%d suspect pacing gaps in %d requests (allowed: %d): %s %s" % (
+            bus["pacing_suspect"], bus["requests"], bound, bus, _close_requests(sim)))
     return bus

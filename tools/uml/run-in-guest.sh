@@ -87,7 +87,7 @@ kill_uml() {
         [ -f "$f" ] || continue
         p=$(cat "$f" 2>/dev/null || true)
         case "$p" in ''|*[!0-9]*) continue ;; esac
-        if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF "$run/init"; then
+        if { tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null | grep -qF "$run/init"; then
             kill -s KILL -- "-$p" 2>/dev/null || true
         fi
     done
