@@ -68,7 +68,7 @@ def check_unbootable_is_a_skip(tmp):
         r = run(["-t", "100", "true"], env=env)
         took = time.monotonic() - start
         check(r.returncode == 77 and r.stdout.startswith("SKIP: ") and what in r.stdout
-              and "fake kernel: " + name in r.stdout,
+              and "console: fake kernel: " + name in r.stdout,
               f"a guest kernel that {name} is reported as a skip with the reason "
               f"(rc {r.returncode}: {r.stdout.strip()!r})")
         check(took < 60, f"... soon after the boot limit, not at the host limit ({took:.0f} s)")

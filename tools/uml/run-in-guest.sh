@@ -230,6 +230,13 @@ TMPDIR=$uml_tmp timeout -k 5 "$host_limit" "$uml" mem="$mem" \
     con=null ssl=null con0=null,fd:1 uml_dir="$run/uml" \
     < /dev/null > "$run/console.log" 2>&1 &
 guest_pid=$!
+# The console lines that say why a guest did not get to CMD: the kernel panic and the first
+# "not permitted" (such as "epollctl add err fd 14, Operation not permitted"), else the last.
+console_reason() {
+    { grep -iE 'kernel panic|not permitted' "$run/console.log" | head -n 2 | tr '\n' ';' |
+        sed 's/;$//'; } 2>/dev/null | grep . ||
+        { grep -v '^[[:space:]]*$' "$run/console.log" | tail -n 1; } 2>/dev/null | cut -c1-300
+}
 # The guest reaches CMD in a few seconds. One that has not after boot_limit seconds, without
 # a set-up failure of its own, never will on this machine: say so and skip, quickly, instead
 # of waiting for the host limit. (Polled once a second: the guest writes to hostfs, there is
@@ -241,8 +248,8 @@ while [ ! -e "$run/started" ] && [ ! -e "$run/guest-error" ] && kill -0 "$guest_
         kill_uml
         wait "$guest_pid" 2>/dev/null || true
         guest_pid=
-        why=$(grep -v '^[[:space:]]*$' "$run/console.log" | tail -n 1 | cut -c1-200)
-        echo "SKIP: the user-mode-linux guest kernel did not reach the command within ${boot_limit} s on this machine (last console line: ${why:-none})"
+        why=$(console_reason)
+        echo "SKIP: the user-mode-linux guest kernel did not reach the command within ${boot_limit} s on this machine (console: ${why:-nothing})"
         tail -n 30 "$run/console.log" >&2 || true
         exit 77
     fi
@@ -254,8 +261,8 @@ wait "$guest_pid" || rc=$?
 guest_pid=
 kill_uml
 if [ ! -e "$run/started" ] && [ ! -e "$run/guest-error" ] && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ]; then
-    why=$(grep -v '^[[:space:]]*$' "$run/console.log" | tail -n 1 | cut -c1-200)
-    echo "SKIP: the user-mode-linux guest kernel stopped (exit $rc) before it reached the command on this machine (last console line: ${why:-none})"
+    why=$(console_reason)
+    echo "SKIP: the user-mode-linux guest kernel stopped (exit $rc) before it reached the command on this machine (console: ${why:-nothing})"
     tail -n 30 "$run/console.log" >&2 || true
     exit 77
 fi
