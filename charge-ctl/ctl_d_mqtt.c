@@ -220,7 +220,7 @@ static cJSON *s_device(const ctld_ha_ctx_t *ctx)
     cJSON_AddStringToObject(d, "mf", "bic2mqtt");
     cJSON_AddStringToObject(d, "mdl", "bic-charge-ctl");
     cJSON_AddStringToObject(d, "sw", ctx->sw_version);
-    s_add_fmt(d, "via_device", "%s_bridge", ctx->node);
+    /* no via_device: the bridge's config may reach Home Assistant after this one */
     return d;
 }
 

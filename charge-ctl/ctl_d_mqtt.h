@@ -79,7 +79,7 @@ typedef struct {
     const char *prefix;        /* discovery prefix, e.g. "homeassistant" */
     const char *topic_main;    /* <T> */
     const char *node;          /* mqtt_node_id(<T>) (common/mqtt_conn.h): the bridge's node id,
-                                  so the controller's device names the bridge's as via_device */
+                                  so the controller's topics and ids sit beside the bridge's */
     const char *avail_online;  /* payload on <T>/ctl/<id>/state while running */
     const char *avail_offline; /* its will */
     const char *sw_version;

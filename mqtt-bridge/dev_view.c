@@ -75,6 +75,7 @@ struct dev_view_t {
     char firmware[40];
     char firm_rev[16];
     char serial[40];
+    int variant; /* nominal battery voltage of the model (12/24/48/96), 0 unknown */
     char date[16];
     char eeprom_policy[16];
     char mode_pending[16];
@@ -313,6 +314,9 @@ int dev_view_on_info(dev_view_t *dv, const cJSON *info, char *err, size_t errlen
     dv->have_info = true;
     s_keep_str(dv->model, sizeof dv->model, info, "model");
     s_keep_str(dv->serial, sizeof dv->serial, info, "serial");
+    int64_t variant;
+    if (numconv_whole(s_num(info, "variant"), 1, 1000, &variant) == 0)
+        dv->variant = (int)variant;
     s_keep_str(dv->date, sizeof dv->date, info, "date");
     s_keep_str(dv->mode, sizeof dv->mode, info, "mode");
     dv->mode_pending[0] = '\0';
@@ -476,6 +480,11 @@ const char *dev_view_serial(const dev_view_t *dv)
 bool dev_view_has_fans(const dev_view_t *dv)
 {
     return dv->fans_cap;
+}
+
+int dev_view_variant(const dev_view_t *dv)
+{
+    return dv->variant;
 }
 
 bool dev_view_limit(const dev_view_t *dv, const char *which, double *min, double *max)

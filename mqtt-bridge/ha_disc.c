@@ -4,12 +4,15 @@
  */
 #include "ha_disc.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cJSON.h>
+
+#include "bic_proto.h"
 
 /* Every entity a BIC can have: used to build them and to remove them all. */
 typedef struct {
@@ -152,9 +155,9 @@ static cJSON *s_bic_device(const ha_ctx_t *ctx, const dev_view_t *dv)
     const char *sn = dev_view_serial(dv);
     if (sn && *sn)
         cJSON_AddStringToObject(d, "sn", sn);
-    char *via = s_fmt("%s_bridge", ctx->node);
-    cJSON_AddStringToObject(d, "via_device", via ? via : "");
-    free(via);
+    /* No via_device: retained configs reach Home Assistant in any order, and a via_device
+     * whose parent is not registered yet is warned about (2025.1) and meant to stop working.
+     * Each device block stands on its own. */
     return d;
 }
 
@@ -246,6 +249,28 @@ static int s_sensor(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, c
     return s_emit(ctx, out, "sensor", dev_view_dev(dv), object, e);
 }
 
+/* The range a number entity announces: every value the device's register can hold, so that
+ * Home Assistant accepts any state (it marks a state outside min/max as an error and shows
+ * the entity unknown). A factory-state unit holds values outside the configured [DEVICE]
+ * limits (19 V discharge voltage with 24-28 V configured), so this is the model's table
+ * over both modes, joined with the effective limits; a write outside the effective limits
+ * is still refused by the gateway. Without a known model: the effective limits. */
+static void s_number_range(const dev_view_t *dv, const char *limit, double *lo, double *hi)
+{
+    const bic_variant_t *v = bic_variant_get(bic_family_bic(), dev_view_variant(dv));
+    for (int mode = BIC_MODE_AUTO; v && mode <= BIC_MODE_BATTERY; mode++) {
+        bic_limits_t l;
+        if (bic_limits_get(v, (bic_mode_t)mode, BIC_MIN_1PCT, &l) != BIC_OK)
+            continue;
+        const bic_range_t *r = strcmp(limit, "vout_v") == 0       ? &l.vout
+                               : strcmp(limit, "iout_a") == 0     ? &l.iout
+                               : strcmp(limit, "rev_vout_v") == 0 ? &l.rev_vout
+                                                                  : &l.rev_iout;
+        *lo = fmin(*lo, r->min_raw / 100.0);
+        *hi = fmax(*hi, r->max_raw / 100.0);
+    }
+}
+
 static int s_number(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, const char *object,
                     const char *name, const char *limit, const char *cmd, const char *key,
                     const char *dev_cla, const char *unit)
@@ -253,6 +278,7 @@ static int s_number(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, c
     double lo, hi;
     if (!dev_view_limit(dv, limit, &lo, &hi))
         return 0; /* no limits from the gateway yet: the entity appears once they are known */
+    s_number_range(dv, limit, &lo, &hi);
     int dev = dev_view_dev(dv);
     char *tpl = s_fmt("{{ value_json.%s }}", key);
     cJSON *e = s_bic_entity(ctx, dv, object, name, "state", tpl);

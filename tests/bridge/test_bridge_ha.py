@@ -1,7 +1,7 @@
 """Home Assistant discovery from the real bridge (mosquitto, bic-sim with two devices, the
 gateway): every config payload passes the validator written from Home Assistant's documented
 schema (ha_schema.py), the entity set is the documented one, templates read keys that exist
-in the retained state payloads, numbers carry the gateway's limits, discovery is retained
+in the retained state payloads, numbers hold every value the model's registers can, discovery is retained
 and republished when Home Assistant announces itself, removed when a device leaves the
 configuration (cfgReload) and when discovery is switched off."""
 
@@ -85,15 +85,30 @@ def check_payloads(s, client):
             assert client.last(a["topic"]) == a["payload_available"], (topic, a)
 
 
-def check_numbers_follow_limits(s, client):
-    info = s.gateway_request({"op": "info", "dev": 0})
-    limits = info["devices"][0]["limits"]
+# The BIC-2200-24's register ranges over both modes (the model's table, docs/ipc-protocol.md):
+# every value such a device can hold, a factory-state one included.
+MODEL_24 = {"vout_v": [19.0, 28.0], "iout_a": [0.9, 99.0], "rev_vout_v": [19.0, 28.0],
+            "rev_iout_a": [0.9, 76.5]}
+
+
+def check_numbers_hold_every_device_value(s, client):
+    """Numbers announce the model's range, which holds the configured limits and anything a
+    device may hold outside them (Home Assistant refuses a state outside min/max); a write
+    outside the configured limits is still refused."""
+    info = s.gateway_request({"op": "info", "dev": 0})["devices"][0]
+    assert info["model"] == "BIC-2200-24", info
+    limits = info["limits"]
     for obj, key in (("charge_voltage", "vout_v"), ("discharge_voltage", "rev_vout_v"),
                      ("charge_current", "iout_a"), ("discharge_current", "rev_iout_a")):
         p = ha_schema.expand(json.loads(client.last(
             "%s/number/%s/bic0_%s/config" % (PREFIX, NODE, obj))))
-        assert [p["min"], p["max"]] == limits[key], (obj, p, limits[key])
+        assert [p["min"], p["max"]] == MODEL_24[key], (obj, p, MODEL_24[key])
+        assert p["min"] <= limits[key][0] and p["max"] >= limits[key][1], (obj, p, limits)
         assert p["mode"] == "box" and p["entity_category"] == "config"
+    above = limits["iout_a"][1] + 5
+    assert above < MODEL_24["iout_a"][1], (above, limits)
+    res = s.command("inv/0/chargeLimA/set", "%g" % above)
+    assert res["ok"] is False and res["error"]["code"] == "out_of_range", res
 
 
 def test_discovery_valid_complete_and_retained():
@@ -109,7 +124,7 @@ def test_discovery_valid_complete_and_retained():
             assert set(configs(late)) == want, sorted(set(configs(late)) ^ want)
             assert all(r for _, t, _, r in late.received() if t in want)
             check_payloads(s, late)
-            check_numbers_follow_limits(s, late)
+            check_numbers_hold_every_device_value(s, late)
         finally:
             late.close()
 

@@ -56,7 +56,8 @@ static void test_device_entities(void **state)
     assert_true(l.count >= 25);
 
     /* Every message: a topic of this node, a JSON object with a unique uniq_id, the device
-     * block with via_device, origin, and availability on the bridge's LWT. */
+     * block without via_device (retained configs arrive in any order), origin, and
+     * availability on the bridge's LWT. */
     for (size_t i = 0; i < l.count; i++) {
         int dev = -2;
         assert_true(ha_topic_dev(&CTX, l.msgs[i].topic, &dev));
@@ -72,8 +73,7 @@ static void test_device_entities(void **state)
             cJSON_Delete(q);
         }
         const cJSON *d = cJSON_GetObjectItem(p, "dev");
-        assert_string_equal(cJSON_GetObjectItem(d, "via_device")->valuestring,
-                            "haus_power_bat_bic2mqtt_bridge");
+        assert_null(cJSON_GetObjectItem(d, "via_device"));
         assert_string_equal(cJSON_GetObjectItem(d, "mdl")->valuestring, "BIC-2200-24");
         assert_string_equal(cJSON_GetObjectItem(d, "sn")->valuestring, "180101000001");
         assert_string_equal(cJSON_GetObjectItem(d, "sw")->valuestring, "R01.4/R01.3");
@@ -130,6 +130,48 @@ static void test_device_entities(void **state)
     ha_list_clear(&rm);
     ha_list_clear(&l);
     assert_int_equal(l.count, 0);
+    dev_view_destroy(&dv);
+}
+
+/* A factory-state unit holds values outside the configured limits (discharge voltage 19 V
+ * with 24-28 V configured, currents 80 A and 64.3 A above 75 A and 60 A): the numbers
+ * announce the model's register range over both modes, so every such state is valid in
+ * Home Assistant. */
+static void test_numbers_hold_every_device_value(void **state)
+{
+    dev_view_t *dv = dev_view_new(1);
+    cJSON *j = cJSON_Parse("{\"dev\":1,\"online\":true,\"model\":\"BIC-2200-24\",\"variant\":24,"
+                           "\"limits\":{\"vout_v\":[24.0,28.0],\"iout_a\":[0.9,75.0],"
+                           "\"rev_vout_v\":[24.0,28.0],\"rev_iout_a\":[0.9,60.0]}}");
+    char err[64];
+    assert_int_equal(dev_view_on_info(dv, j, err, sizeof err), 0);
+    cJSON_Delete(j);
+    ha_list_t l = {0};
+    assert_int_equal(ha_device_msgs(&CTX, dv, &l), 0);
+    static const struct {
+        const char *object;
+        double min, max, held;
+    } want[] = {
+        {"charge_voltage", 19.0, 28.0, 25.2},
+        {"discharge_voltage", 19.0, 28.0, 19.0},
+        {"charge_current", 0.9, 99.0, 80.0},
+        {"discharge_current", 0.9, 76.5, 64.3},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char topic[160];
+        snprintf(topic, sizeof topic, "homeassistant/number/haus_power_bat_bic2mqtt/bic1_%s/config",
+                 want[i].object);
+        const ha_msg_t *m = find(&l, topic);
+        assert_non_null(m);
+        cJSON *p = cJSON_Parse(m->payload);
+        double lo = cJSON_GetObjectItem(p, "min")->valuedouble;
+        double hi = cJSON_GetObjectItem(p, "max")->valuedouble;
+        assert_float_equal(lo, want[i].min, 1e-9);
+        assert_float_equal(hi, want[i].max, 1e-9);
+        assert_true(want[i].held >= lo && want[i].held <= hi);
+        cJSON_Delete(p);
+    }
+    ha_list_clear(&l);
     dev_view_destroy(&dv);
 }
 
@@ -191,6 +233,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_entities),
+        cmocka_unit_test(test_numbers_hold_every_device_value),
         cmocka_unit_test(test_conditional_entities),
         cmocka_unit_test(test_bridge_and_topics),
     };

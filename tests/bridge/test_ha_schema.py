@@ -26,7 +26,7 @@ GOOD = {
               "payload_not_available": "offline"}],
     "avty_mode": "all",
     "dev": {"ids": ["bic2mqtt_bic_0"], "name": "BIC-2200-24 #0", "mf": "Mean Well",
-            "mdl": "BIC-2200-24", "sw": "R01.4/R01.3", "via_device": "bic2mqtt_bridge"},
+            "mdl": "BIC-2200-24", "sw": "R01.4/R01.3"},
     "o": {"name": "bic2mqtt", "sw": "0.1.0"},
 }
 
@@ -125,11 +125,17 @@ def test_set_rules():
     b = json.dumps(mutated(name="other"))
     problems = ha_schema.validate_set({"x/sensor/n/a/config": a, "x/sensor/n/b/config": b})
     assert any("unique_id" in p for p in problems), problems
-    assert any("via_device" in p for p in problems), problems
     bridge = json.dumps({"name": "b", "uniq_id": "br", "stat_t": "t",
                          "dev": {"ids": ["bic2mqtt_bridge"]}})
     ok = ha_schema.validate_set({"x/sensor/n/a/config": a, "x/binary_sensor/n/b/config": bridge})
     assert ok == [], ok
+    # a via_device depends on the order the retained configs arrive in: refused, whether
+    # its parent is in the set or not
+    child = json.dumps(mutated(dev=dict(GOOD["dev"], via_device="bic2mqtt_bridge")))
+    for s in ({"x/sensor/n/a/config": child, "x/binary_sensor/n/b/config": bridge},
+              {"x/sensor/n/a/config": child}):
+        problems = ha_schema.validate_set(s)
+        assert any("via_device" in p and "order" in p for p in problems), problems
 
 
 def test_template_refs():

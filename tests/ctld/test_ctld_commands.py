@@ -127,7 +127,7 @@ def test_discovery_beside_the_bridge():
         problems = []
         for t, p in ours.items():
             problems += ha_schema.validate(t, p)
-        problems += ha_schema.validate_set(disc)  # via_device names the bridge's device
+        problems += ha_schema.validate_set(disc)  # unique ids, no via_device
         assert not problems, problems
         status = s.status()
         for t, p in ours.items():
