@@ -5,12 +5,16 @@
   programs, and the docs and the supervisord example in share/doc/bic2mqtt.
 - cpack builds the .deb; `dpkg-deb -I/-f/-c` show the control fields (the library
   dependencies declared), the conffile, the maintainer scripts and exactly the expected files.
+- lintian reports no error and no warning on the .deb (an override in the package carries its
+  reason); every program has a manual page, and `man bicctl` shows every command of
+  `bicctl --help` and the exit codes.
 - The package installs, is removed and purged in a throwaway root with
   `dpkg --root=DIR --force-not-root --force-script-chrootless --force-depends`: the machine's
   own package database is never touched. --force-depends because the empty root has none of
   the libraries installed (the Depends field is checked above instead). The postinst creates
-  the system user and group there (systemd-sysusers --root) and makes the configuration
-  readable by that group only; a reinstall keeps an edited conffile and its mode; remove
+  the system user and group there (systemd-sysusers --root) and the state directory
+  /var/lib/bic2mqtt (systemd-tmpfiles --root), and makes the configuration readable by that
+  group only; a reinstall keeps an edited conffile and its mode; remove
   leaves the conffile, purge leaves nothing of the package.
 """
 
@@ -39,7 +43,12 @@ EXPECTED = (PROGRAMS
                "usr/share/doc/bic2mqtt/configuration.md",
                "usr/share/doc/bic2mqtt/examples/bic2mqtt.conf",
                "usr/share/doc/bic2mqtt/examples/80-bic2mqtt-can.network",
-               "usr/share/bic2mqtt/profiles/p1_clear_march.csv"})
+               "usr/share/bic2mqtt/profiles/p1_clear_march.csv",
+               "usr/share/doc/bic2mqtt/copyright", "usr/share/doc/bic2mqtt/changelog.gz",
+               "usr/share/lintian/overrides/bic2mqtt"}
+            | {"usr/share/man/man1/%s.1.gz" % p for p in ("bicctl", "bic-mqtt-bridge",
+                                                         "bic-charge-ctl", "bic-sim")}
+            | {"usr/share/man/man8/bic-can-gateway.8.gz"})
 
 
 def run(argv, timeout=120, env=None, check=True):
@@ -124,7 +133,8 @@ def test_deb_control_fields_contents_and_install_into_a_throwaway_root():
     for lib in LIBS:
         assert any(re.match(r"^%s( \(|$)" % re.escape(lib), d) for d in depends), \
             "Depends lacks %s: %s" % (lib, depends)
-    assert "systemd | adduser" in depends, depends
+    # systemd-sysusers and systemd-tmpfiles run in the postinst; adduser is not used
+    assert "systemd" in depends and "adduser" not in field("Depends"), depends
     for member in ("conffiles", "postinst", "prerm", "postrm"):
         assert re.search(r"\b%s\b" % member, info), "control archive lacks %s:\n%s" % (member, info)
 
@@ -180,6 +190,11 @@ def test_deb_control_fields_contents_and_install_into_a_throwaway_root():
     assert m, "no group bic2mqtt:\n" + groups
     assert re.search(r"^dialout:x:\d+:.*\bbic2mqtt\b", groups, re.M), \
         "bic2mqtt is not in dialout:\n" + groups
+    state = os.path.join(droot, "var/lib/bic2mqtt")
+    assert os.path.isdir(state), "the postinst did not make /var/lib/bic2mqtt"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o750, oct(os.stat(state).st_mode)
+    if os.geteuid() == 0:
+        assert os.stat(state).st_gid == int(m.group(1)), os.stat(state)
     st = os.stat(os.path.join(droot, "etc/bic2mqtt/bic2mqtt.ini"))
     assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
     if os.geteuid() == 0:
@@ -217,6 +232,52 @@ def test_deb_control_fields_contents_and_install_into_a_throwaway_root():
     assert not os.path.exists(os.path.join(droot, "etc/bic2mqtt")), "purge left /etc/bic2mqtt"
     r = run(["dpkg-query", "--admindir=" + admin, "-W", "-f=${Status}", "bic2mqtt"], check=False)
     assert r.returncode != 0 or "not-installed" in r.stdout, r.stdout
+
+
+def test_lintian_clean_and_manual_pages():
+    assert shutil.which("lintian"), "lintian is missing (tools/deps.sh installs it)"
+    assert shutil.which("man"), "man is missing (Debian package man-db, tools/deps.sh)"
+    deb = build_deb()
+    r = run(["lintian", "--fail-on", "error,warning", "--no-tag-display-limit", deb],
+            timeout=600, check=False)
+    tags = [line for line in r.stdout.splitlines() if re.match(r"^[EW]: ", line)]
+    assert r.returncode == 0 and not tags, "lintian (exit %d):\n%s%s" % (
+        r.returncode, r.stdout, r.stderr)
+
+    x = harness.temp_dir("bic-deb-man-")
+    run(["dpkg-deb", "-x", deb, x])
+    # Every override says why: a comment right above its block of overrides.
+    with open(os.path.join(x, "usr/share/lintian/overrides/bic2mqtt")) as f:
+        reason = False
+        for line in f.read().splitlines():
+            if line.startswith("#"):
+                reason = True
+            elif not line.strip():
+                reason = False
+            else:
+                assert reason, "a lintian override without a reason: " + line
+    for p in PROGRAMS:
+        name = os.path.basename(p)
+        section = "8" if p.startswith("usr/sbin/") else "1"
+        page = os.path.join(x, "usr/share/man/man%s/%s.%s.gz" % (section, name, section))
+        assert os.path.exists(page), "no manual page for " + name
+        r = run(["man", "--warnings", "-l", page],
+                env=dict(os.environ, MANWIDTH="100", MAN_KEEP_FORMATTING="", LC_ALL="C.UTF-8"))
+        assert "NAME" in r.stdout and name in r.stdout and "EXIT STATUS" in r.stdout, r.stdout
+        assert not r.stderr.strip(), "%s: %s" % (page, r.stderr)
+        if name == "bicctl":
+            text = r.stdout
+    # man bicctl: every command bicctl --help lists, and every exit code.
+    usage = run([os.path.join(BUILD, "can-gateway", "bicctl"), "--help"]).stdout
+    commands = re.findall(r"^  ([a-z_]+)\b", usage.split("commands:")[1], re.M)
+    assert len(commands) >= 30, commands
+    for c in commands:
+        assert re.search(r"^\s+%s\b" % c, text, re.M), "man bicctl lacks the command " + c
+    codes = re.findall(r"(\d) [a-z]", usage.split("exit codes:")[1])
+    assert codes == ["0", "1", "2", "3", "4"], codes
+    exits = text.split("EXIT STATUS")[1].split("EXAMPLES")[0]
+    for code in codes:
+        assert re.search(r"^\s+%s(\s|$)" % code, exits, re.M), "man bicctl lacks exit code " + code
 
 
 if __name__ == "__main__":
