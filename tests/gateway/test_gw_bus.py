@@ -94,7 +94,12 @@ def test_discover():
                 "online"], what="discovered device online")
             d5 = c.ok("info", dev=5)["devices"][0]
             assert d5["model"] == "BIC-2200-12" and d5["limits"]["vout_v"] == [10, 15], d5
+            # the extended scan asks every address 8-63 at the bus's pace: on a loaded machine
+            # its reply takes longer than the client's usual wait (and a resent request
+            # would start another scan), so it gets a deadline of its own
+            c.timeout = 60.0
             r = c.ok("discover", extended=True)
+            c.timeout = 8.0
             assert {d["dev"] for d in r["devices"]} == {0, 5, 40}, r
             harness.wait_for(lambda: gw.online([0, 5, 40]), what="all three online")
             c.error("discover", "bad_request", extended="yes")
