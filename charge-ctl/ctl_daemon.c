@@ -318,7 +318,12 @@ static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
 /* The status on change (value-only changes at most once a second) and every 10 s. */
 static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
 {
-    /* The status topic belongs to the instance that drives the device. */
+    /* A held-back status that has come due is dealt with now, whatever follows: left set
+     * in the past, it would make every poll return at once (a busy loop). */
+    if (d->status_due && now >= d->status_due)
+        d->status_due = 0;
+    /* The status topic belongs to the instance that drives the device. Without a
+     * connection there is nothing to hold back: the connect publishes everything. */
     if (!mqtt_conn_connected(d->mq) || d->standby)
         return;
     ctld_status_t s;
@@ -341,6 +346,8 @@ static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
         key = NULL;
         d->status_ms = now;
         d->status_due = 0;
+    } else if (changed) {
+        d->status_due = now + STATUS_MIN_GAP_MS; /* tried again, not at once */
     }
     /* The bridge shows the controller's SOC on the device (<T>/ctl/<id>/soc). */
     if (s.soc_valid && (!d->soc_pub_valid || fabs(s.soc_pct - d->soc_pub) >= 0.1 ||

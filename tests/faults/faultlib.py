@@ -296,7 +296,7 @@ class Chain:
     """Every process of bic2mqtt against bic-sim, restartable one by one."""
 
     def __init__(self, seed, state_dir=None, gateway_wrap=(), gateway=None, ctl=None,
-                 start_s=46920, bridge=True, controller=True):
+                 start_s=46920, bridge=True, controller=True, load=True):
         self.rng = random.Random(seed)
         self.seed = seed
         self.tmp = harness.temp_dir("bic-faults-")
@@ -353,8 +353,9 @@ class Chain:
                 self.start_bridge()
             if controller:
                 self.start_ctl()
-            self.load = Load(self.req_ep, seed + 1)
-            self.load.start()
+            if load:
+                self.load = Load(self.req_ep, seed + 1)
+                self.load.start()
         except Exception:
             self.close()
             raise
@@ -611,6 +612,22 @@ def gw_health(c, timeout=12):
         raise harness.HarnessError("no `gw` message within %.0f s" % timeout)
     finally:
         s.close()
+
+
+def daemon_cpu(c, seconds):
+    """Each daemon's CPU use over `seconds` of wall time (percent of one core), measured from
+    /proc/PID/stat while the chain runs as it is: {"bic-can-gateway": pct, ...}."""
+    procs = [p for p in (c.gateway, c.bridge, c.ctl) if p is not None]
+    t0 = time.monotonic()
+    before = {p.name: harness.cpu_seconds(p.pid) for p in procs}
+    end = t0 + seconds
+    while time.monotonic() < end:
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        for p in procs:
+            assert p.alive(), "%s exited: %s" % (p.name, p.output()[-2000:])
+    wall = time.monotonic() - t0
+    return {p.name: 100.0 * (harness.cpu_seconds(p.pid) - before[p.name]) / wall
+            for p in procs}
 
 
 def wait_event(c, after, dev, name, timeout=10):

@@ -105,6 +105,14 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a live process has used so far (/proc/PID/stat), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # after the command name: state is field 3, utime 14 and stime 15 (1-based, proc(5))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------------------------------
 # Waiting
 # ---------------------------------------------------------------------------------------
