@@ -1003,7 +1003,7 @@ static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
     ctl_daemon_t *d = user;
     struct mosquitto *mosq = mqtt_conn_mosq(c);
     if (rc != 0) {
-        log_error("broker refused the connection: %s", mosquitto_connack_string(rc));
+        log_error("broker refused the connection: %s", mqtt_conn_refusal(c, rc));
         return; /* the library closes the socket; on_disconnect schedules the retry */
     }
     log_info("connected to %s:%d as %s", d->set.mqtt.host, d->set.mqtt.port, d->set.client_id);
@@ -1019,8 +1019,8 @@ static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
 
 static void s_on_disconnect(mqtt_conn_t *c, void *user, int rc, int retry_ms)
 {
-    log_warn("disconnected from the broker (%s); retrying in %d ms",
-             rc ? mosquitto_strerror(rc) : "clean", retry_ms);
+    log_warn("disconnected from the broker (%s); retrying in %d ms", mqtt_conn_loss(c, rc),
+             retry_ms);
 }
 
 static void s_on_connect_failed(mqtt_conn_t *c, void *user, const char *why, int retry_ms)
@@ -1059,7 +1059,7 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
     }
 }
 
-static void s_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+static void s_on_log(mqtt_conn_t *c, void *user, int level, const char *str)
 {
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
         log_debug("mosquitto: %s", str);
@@ -1170,7 +1170,8 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
 
     mqtt_conn_hooks_t hooks = {.on_connect = s_on_connect,
                                .on_disconnect = s_on_disconnect,
-                               .on_connect_failed = s_on_connect_failed};
+                               .on_connect_failed = s_on_connect_failed,
+                               .on_log = s_on_log};
     d->mq = mqtt_conn_new(&d->set.mqtt, d->set.client_id, MQTT_PROTOCOL_V311, d->t_avail,
                           d->set.pl_offline, &hooks, d, err, errlen);
     if (!d->mq)
@@ -1178,7 +1179,6 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     struct mosquitto *mosq = mqtt_conn_mosq(d->mq);
     mosquitto_message_callback_set(mosq, s_on_message);
     mosquitto_publish_callback_set(mosq, s_on_publish);
-    mosquitto_log_callback_set(mosq, s_on_log);
     srandom((unsigned)(time(NULL) ^ getpid()));
     return d;
 fail:

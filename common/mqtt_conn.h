@@ -1,7 +1,9 @@
 /*  mqtt_conn: one libmosquitto client driven from the program's own poll loop, as the bridge
     and the controller daemon use it. It owns the connection's life: the [MQTT] connection
     keys (broker, credentials, TLS), the client set-up with its last will, the first connect
-    and the reconnects with a doubling back-off (1 s to 30 s, back to 1 s once connected),
+    and the reconnects with a doubling back-off (1 s to 30 s, back to 1 s once connected)
+    for as long as the program runs (an attempt whose TLS handshake fails or that has no
+    CONNACK within 10 s is given up and retried, with the reason in words),
     the socket for zmq_poll (fetched afresh on every pass, since it changes on reconnect;
     POLLOUT only while libmosquitto has something to write), and mosquitto_loop_misc() about
     once a second.
@@ -46,7 +48,8 @@ typedef struct {
 } mqtt_conn_cfg_t;
 
 /*  Reads the connection keys of [MQTT] into out. 0, or -1 with a message in err when they
-    cannot work together (a client certificate without its key or without a CA file). */
+    cannot work together (a client certificate without its key or without a CA file) or a
+    TLS file named there is not a readable regular file. */
 int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *err, size_t errlen);
 
 /*  The Home Assistant node id of an installation: TopicMain with every character outside
@@ -70,6 +73,8 @@ typedef struct {
     /*  A connect attempt failed before reaching the broker (why: the reason as text); the
         next attempt follows in retry_ms. */
     void (*on_connect_failed)(mqtt_conn_t *c, void *user, const char *why, int retry_ms);
+    /*  libmosquitto's log lines (MOSQ_LOG_* level). */
+    void (*on_log)(mqtt_conn_t *c, void *user, int level, const char *str);
 } mqtt_conn_hooks_t;
 
 /*  A client for cfg (copied) with client_id, MQTT protocol (MQTT_PROTOCOL_V311 or
@@ -100,6 +105,15 @@ bool mqtt_conn_connected(const mqtt_conn_t *c);
     refused v5), with the back-off back at its minimum. */
 void mqtt_conn_set_protocol(mqtt_conn_t *c, int protocol);
 int mqtt_conn_protocol(const mqtt_conn_t *c);
+
+/*  A broker's refusal (the rc of on_connect) in words, e.g. "not authorised: wrong user name
+    or password (...)" rather than libmosquitto's "Connection Refused: unknown reason." for
+    an MQTT v5 reason code. The text lives in c until the next call. */
+const char *mqtt_conn_refusal(mqtt_conn_t *c, int rc);
+
+/*  A lost connection (the rc of on_disconnect) in words; a TLS failure names what was not
+    accepted. The text lives in c until the next call. */
+const char *mqtt_conn_loss(mqtt_conn_t *c, int rc);
 
 /*  The poll item of this pass: the current socket, ZMQ_POLLIN, and ZMQ_POLLOUT while
     libmosquitto wants to write. 0, or -1 when there is no socket (not connected). */

@@ -903,7 +903,7 @@ static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
             mqtt_conn_set_protocol(c, MQTT_PROTOCOL_V311);
             return;
         }
-        log_error("broker refused the connection: %s", mosquitto_connack_string(rc));
+        log_error("broker refused the connection: %s", mqtt_conn_refusal(c, rc));
         return; /* the library closes the socket; on_disconnect schedules the retry */
     }
     b->conn_count++;
@@ -933,8 +933,8 @@ static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
 
 static void s_on_disconnect(mqtt_conn_t *c, void *user, int rc, int retry_ms)
 {
-    log_warn("disconnected from the broker (%s); retrying in %d ms",
-             rc ? mosquitto_strerror(rc) : "clean", retry_ms);
+    log_warn("disconnected from the broker (%s); retrying in %d ms", mqtt_conn_loss(c, rc),
+             retry_ms);
 }
 
 static void s_on_connect_failed(mqtt_conn_t *c, void *user, const char *why, int retry_ms)
@@ -990,7 +990,7 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
         s_on_retained_charge(b, m, cdev);
 }
 
-static void s_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+static void s_on_log(mqtt_conn_t *c, void *user, int level, const char *str)
 {
     if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
         log_debug("mosquitto: %s", str);
@@ -1031,7 +1031,8 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
     mqtt_conn_hooks_t hooks = {.on_connect = s_on_connect,
                                .on_disconnect = s_on_disconnect,
-                               .on_connect_failed = s_on_connect_failed};
+                               .on_connect_failed = s_on_connect_failed,
+                               .on_log = s_on_log};
     b->mq = mqtt_conn_new(&b->set.mqtt, b->set.client_id, MQTT_PROTOCOL_V5, topic,
                           b->set.pl_offline, &hooks, b, err, errlen);
     if (!b->mq)
@@ -1041,7 +1042,6 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_message_v5_callback_set(mosq, s_on_message);
     mosquitto_publish_callback_set(mosq, s_on_publish);
-    mosquitto_log_callback_set(mosq, s_on_log);
     srandom((unsigned)(time(NULL) ^ getpid()));
     return b;
 fail:

@@ -48,21 +48,54 @@ static config_t *load_text(const char *text)
 static void test_cfg(void **state)
 {
     mqtt_conn_cfg_t c;
-    char err[256];
-    config_t *cfg = load_text("[MQTT]\nBrokerIpAdr = broker.lan\nBrokerPort = 8883\n"
-                              "BrokerAccUser = bic\nBrokerAccPasswd = secret\n"
-                              "KeepAliveSec = 20\nTlsCaFile = /etc/ssl/ca.pem\n"
-                              "TlsCertFile = /etc/ssl/me.pem\nTlsKeyFile = /etc/ssl/me.key\n");
+    char err[8192];
+    char dir[] = "/tmp/bic-test-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char ca[64], me[64], key[64], text[512];
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(me, sizeof me, "%s/me.pem", dir);
+    snprintf(key, sizeof key, "%s/me.key", dir);
+    const char *files[] = {ca, me, key};
+    for (int i = 0; i < 3; i++) {
+        int fd = open(files[i], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+    }
+    snprintf(text, sizeof text,
+             "[MQTT]\nBrokerIpAdr = broker.lan\nBrokerPort = 8883\n"
+             "BrokerAccUser = bic\nBrokerAccPasswd = secret\n"
+             "KeepAliveSec = 20\nTlsCaFile = %s\nTlsCertFile = %s\nTlsKeyFile = %s\n",
+             ca, me, key);
+    config_t *cfg = load_text(text);
     assert_int_equal(mqtt_conn_cfg_from_config(cfg, &c, err, sizeof err), 0);
     assert_string_equal(c.host, "broker.lan");
     assert_int_equal(c.port, 8883);
     assert_string_equal(c.user, "bic");
     assert_string_equal(c.pass, "secret");
     assert_int_equal(c.keepalive_s, 20);
-    assert_string_equal(c.tls_ca, "/etc/ssl/ca.pem");
-    assert_string_equal(c.tls_cert, "/etc/ssl/me.pem");
-    assert_string_equal(c.tls_key, "/etc/ssl/me.key");
+    assert_string_equal(c.tls_ca, ca);
+    assert_string_equal(c.tls_cert, me);
+    assert_string_equal(c.tls_key, key);
     config_destroy(&cfg);
+
+    // A TLS file that is not there, or not a file: refused at once, naming key and path
+    // (libmosquitto would only say "Invalid function arguments provided.").
+    unlink(key);
+    cfg = load_text(text);
+    assert_int_equal(mqtt_conn_cfg_from_config(cfg, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "TlsKeyFile"));
+    assert_non_null(strstr(err, key));
+    assert_non_null(strstr(err, "No such file"));
+    config_destroy(&cfg);
+    snprintf(text, sizeof text, "[MQTT]\nTlsCaFile = %s\n", dir);
+    cfg = load_text(text);
+    assert_int_equal(mqtt_conn_cfg_from_config(cfg, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "TlsCaFile"));
+    assert_non_null(strstr(err, "not a regular file"));
+    config_destroy(&cfg);
+    unlink(ca);
+    unlink(me);
+    rmdir(dir);
 
     // A certificate without its key, a key without its certificate, a client certificate
     // without the CA file that switches TLS on: refused, naming the keys.
