@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,44 @@ static bool s_endpoint_needs_curve(const char *ep)
     return true;
 }
 
+/* What ZeroMQ can bind a tcp:// endpoint to: a numeric address, `*` or an interface name
+ * (a host name is not resolved for a bind), and a port 1-65535 or `*`. */
+static int s_check_tcp_bind(const char *key, const char *ep, char *err, size_t errlen)
+{
+    const char *hp = ep + 6;
+    const char *colon = strrchr(hp, ':');
+    char host[128];
+    size_t hlen = colon ? (size_t)(colon - hp) : 0;
+    if (!colon || hlen == 0 || hlen >= sizeof host) {
+        snprintf(err, errlen, "[GATEWAY] %s: '%s' has no HOST:PORT; allowed: tcp://ADDRESS:PORT",
+                 key, ep);
+        return -1;
+    }
+    memcpy(host, hp, hlen);
+    host[hlen] = '\0';
+    const char *port = colon + 1;
+    char *end = NULL;
+    long p = strtol(port, &end, 10);
+    if (strcmp(port, "*") != 0 && (end == port || *end || p < 1 || p > 65535)) {
+        snprintf(err, errlen, "[GATEWAY] %s: '%s': port '%s'; allowed: 1-65535 or *", key, ep,
+                 port);
+        return -1;
+    }
+    unsigned char addr[sizeof(struct in6_addr)];
+    bool v6 = hlen > 2 && host[0] == '[' && host[hlen - 1] == ']';
+    if (v6)
+        host[hlen - 1] = '\0';
+    if (strcmp(host, "*") == 0 || inet_pton(AF_INET, host, addr) == 1 ||
+        (v6 && inet_pton(AF_INET6, host + 1, addr) == 1) || (!v6 && if_nametoindex(host) > 0))
+        return 0;
+    snprintf(err, errlen,
+             "[GATEWAY] %s: '%s': '%s' is neither an address nor a network interface of this "
+             "host, and a host name cannot be bound; allowed: an IPv4 address, [IPv6 address], "
+             "* or an interface name (e.g. tcp://127.0.0.1:5555)",
+             key, ep, hp[0] == '[' ? hp : host);
+    return -1;
+}
+
 static int s_check_endpoint(const char *key, const char *ep, char *err, size_t errlen)
 {
     if (strncmp(ep, "ipc://", 6) != 0 && strncmp(ep, "tcp://", 6) != 0) {
@@ -263,6 +302,8 @@ static int s_check_endpoint(const char *key, const char *ep, char *err, size_t e
                  key, ep);
         return -1;
     }
+    if (strncmp(ep, "tcp://", 6) == 0)
+        return s_check_tcp_bind(key, ep, err, errlen);
     return 0;
 }
 
@@ -2733,6 +2774,25 @@ cleanup:
    Construction, loop, reload, stop
    --------------------------------------------------------------------------------------- */
 
+/* The EEPROM counters and the leases are saved in StateDir: one that cannot be written is
+ * an error at start, not a surprise at the first persisted write. */
+static int s_check_state_dir(const char *dir, char *err, size_t errlen)
+{
+    char probe[512];
+    snprintf(probe, sizeof probe, "%s/.write-test-%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen,
+                 "[GATEWAY] StateDir '%s' cannot be written (%s): the EEPROM write counters "
+                 "and the leases are kept there",
+                 dir, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 static int s_apply_curve(zsock_t *sock, const char *keyfile, char *err, size_t errlen)
 {
     zcert_t *cert = zcert_load(keyfile);
@@ -2860,7 +2920,9 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (gw->set.state_dir[0]) {
-        mkdir(gw->set.state_dir, 0755); /* a missing directory is reported by the first save */
+        mkdir(gw->set.state_dir, 0755);
+        if (s_check_state_dir(gw->set.state_dir, err, errlen) < 0)
+            goto fail;
         snprintf(gw->state_path, sizeof gw->state_path, "%s/%s", gw->set.state_dir, GW_STATE_FILE);
         char lerr[256];
         int n = gw_state_load(gw->state_path, gw->eep, (int64_t)gw->set.eep_interval_s * 1000000,

@@ -2,9 +2,8 @@
  * bic-can-gateway: the only process with access to the CAN bus. Thin shell around the
  * gateway service: flags, logging, config, sockets, READY, loop, clean exit.
  *
- *   bic-can-gateway [-c PATH] [-v] [--check-config]
+ *   bic-can-gateway [-c PATH] [-v] [--check-config] [--version]
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
@@ -14,21 +13,13 @@
 #include "gateway.h"
 #include "log.h"
 #include "monotime.h"
+#include "progargs.h"
 #include "sdnotify.h"
 #include "sigflag.h"
 
 #define PROG "bic-can-gateway"
 
-static void s_usage(FILE *out)
-{
-    fprintf(out, "usage: " PROG " [-c PATH] [-v] [--check-config]\n"
-                 "  -c, --config PATH   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-                 "  -v, --verbose       debug logging\n"
-                 "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
-                 "  -h, --help          this text\n");
-}
-
-/* WARN: log the loader's warnings (--check-config has printed them already). */
+/* WARN: log the loader's warnings. */
 static config_t *s_load(const char *path, bool warn)
 {
     char err[4096];
@@ -49,53 +40,17 @@ static config_t *s_load(const char *path, bool warn)
 
 int main(int argc, char **argv)
 {
-    const char *path = CONFIG_DEFAULT_PATH;
-    bool verbose = false, check = false;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"check-config", no_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c':
-            path = optarg;
-            break;
-        case 'v':
-            verbose = true;
-            break;
-        case 'C':
-            check = true;
-            break;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
-        s_usage(stderr);
-        return 2;
-    }
+    progargs_t args;
+    int rc = progargs_parse(argc, argv, PROG, &args);
+    if (rc >= 0)
+        return rc;
+    const char *path = args.config_path;
+    bool verbose = args.verbose;
     log_init(PROG);
-    if (check) {
-        int rc = config_check_main(path);
-        if (rc != 0)
-            return rc;
-        config_t *cfg = s_load(path, false);
-        if (!cfg)
-            return 1;
-        config_destroy(&cfg);
-        return 0;
-    }
+    if (args.check)
+        return config_check_main_with(path, gateway_check_config);
 
-    int rc = 1;
+    rc = 1;
     gateway_t *gw = NULL;
     config_t *cfg = s_load(path, true);
     if (!cfg)

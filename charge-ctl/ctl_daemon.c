@@ -1139,6 +1139,18 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
 
 /* ---------------------------------------------------------------- life cycle */
 
+int ctl_daemon_check_config(const config_t *cfg, char *err, size_t errlen)
+{
+    settings_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = s_settings(cfg, s, err, errlen);
+    free(s);
+    return rc == 0 ? gw_client_check_config(cfg, err, errlen) : -1;
+}
+
 ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char *err, size_t errlen)
 {
     ctl_daemon_t *d = calloc(1, sizeof *d);

@@ -18,6 +18,10 @@
 
 typedef struct ctl_daemon_t ctl_daemon_t;
 
+/* What ctl_daemon_new() would refuse in cfg, short of creating sockets (--check-config).
+ * 0, or -1 with the reason in err. */
+int ctl_daemon_check_config(const config_t *cfg, char *err, size_t errlen);
+
 /* A controller configured from cfg (borrowed; what it needs is copied). config_path is
  * remembered for SIGHUP. Creates the sockets; connects nothing yet. NULL with a message in
  * err when the configuration cannot drive a device or a socket cannot be created. */

@@ -16,7 +16,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (args.check)
-        return config_check_main(args.config_path);
+        return config_check_main_with(args.config_path, ctl_daemon_check_config);
 
     config_t *cfg = progargs_start(&args, PROG);
     if (!cfg)

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -50,7 +53,9 @@ typedef struct {
     char *buf;
     size_t bufsz;
     int lineno;
+    size_t bytes; /* read so far: a file that grows while it is read stays bounded */
     bool read_error;
+    bool too_big;
     strlist_t errors;
     strlist_t seen_sections; /* unknown/ignored sections already warned about */
 } loader_t;
@@ -608,6 +613,11 @@ static char *s_reader(char *str, int num, void *stream)
             ld->read_error = true;
         return NULL;
     }
+    ld->bytes += (size_t)len;
+    if (ld->bytes > CONFIG_MAX_BYTES) {
+        ld->too_big = true;
+        return NULL;
+    }
     ld->lineno++;
     char *line = ld->buf;
     if ((size_t)len != strlen(line)) {
@@ -940,6 +950,50 @@ static void s_entries_free(config_t *self)
     self->count = self->cap = 0;
 }
 
+//  Opens PATH for reading if it is a regular file of at most CONFIG_MAX_BYTES; otherwise
+//  NULL with the reason in ERRORS. The open does not block (a FIFO with no writer would
+//  hang it) and a device such as /dev/zero is never read.
+static FILE *s_open_regular(const char *path, strlist_t *errors)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        s_strlist_add(errors, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        s_strlist_add(errors, "%s: cannot read: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        s_strlist_add(errors, "%s: not a regular file (%s); allowed: an ini file", path,
+                      S_ISDIR(st.st_mode)    ? "a directory"
+                      : S_ISFIFO(st.st_mode) ? "a FIFO"
+                      : S_ISCHR(st.st_mode)  ? "a character device"
+                      : S_ISBLK(st.st_mode)  ? "a block device"
+                      : S_ISSOCK(st.st_mode) ? "a socket"
+                                             : "not a file");
+        goto fail;
+    }
+    if (st.st_size > CONFIG_MAX_BYTES) {
+        s_strlist_add(errors, "%s: %lld bytes; allowed: at most %d", path, (long long)st.st_size,
+                      CONFIG_MAX_BYTES);
+        goto fail;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        s_strlist_add(errors, "%s: cannot read: %s", path, strerror(errno));
+        goto fail;
+    }
+    return f;
+fail:
+    close(fd);
+    return NULL;
+}
+
 //  Parse PATH into a config, collecting every error in ERRORS. Returns the config (even
 //  with errors, so its warnings can be shown) or NULL when out of memory.
 static config_t *s_load(const char *path, strlist_t *errors)
@@ -952,12 +1006,15 @@ static config_t *s_load(const char *path, strlist_t *errors)
         return NULL;
     }
     ld.cfg = self;
-    ld.file = fopen(path, "re");
-    if (!ld.file) {
-        s_strlist_add(&ld.errors, "%s: cannot open: %s", path, strerror(errno));
+    ld.file = s_open_regular(path, &ld.errors);
+    if (!ld.file)
+        goto done;
+    int rc = ini_parse_stream(s_reader, &ld, s_handler, &ld);
+    if (ld.too_big) {
+        s_strlist_add(&ld.errors, "%s: more than %d bytes; allowed: at most %d", path,
+                      CONFIG_MAX_BYTES, CONFIG_MAX_BYTES);
         goto done;
     }
-    int rc = ini_parse_stream(s_reader, &ld, s_handler, &ld);
     if (ld.read_error) {
         s_strlist_add(&ld.errors, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
         goto done;
@@ -1163,6 +1220,11 @@ size_t config_cap2v(const config_t *self, double *pct, double *volts, size_t max
 
 int config_check_main(const char *path)
 {
+    return config_check_main_with(path, NULL);
+}
+
+int config_check_main_with(const char *path, config_prog_check_fn check)
+{
     if (!path || !*path) {
         fprintf(stderr, "no configuration file given\n");
         return 1;
@@ -1175,6 +1237,11 @@ int config_check_main(const char *path)
     }
     for (size_t i = 0; i < config_warning_count(cfg); i++)
         fprintf(stderr, "warning: %s\n", config_warning(cfg, i));
+    if (errors.count == 0 && check) {
+        char err[2048] = "";
+        if (check(cfg, err, sizeof err) != 0)
+            s_strlist_add(&errors, "%s: %s", path, err[0] ? err : "refused");
+    }
     for (size_t i = 0; i < errors.count; i++)
         fprintf(stderr, "error: %s\n", errors.items[i]);
     int rc = errors.count > 0 ? 1 : 0;

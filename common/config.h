@@ -23,6 +23,8 @@ extern "C" {
 typedef struct config_t config_t;
 
 #define CONFIG_DEFAULT_PATH "/etc/bic2mqtt/bic2mqtt.ini"
+/* A configuration file is a regular file of at most this size (the full sample is 10 KiB). */
+#define CONFIG_MAX_BYTES (1024 * 1024)
 #define CONFIG_MAX_IDS 64    /* device addresses 0-63 */
 #define CONFIG_MAX_CAP2V 101 /* percent 0-100 */
 
@@ -78,6 +80,14 @@ size_t config_cap2v(const config_t *self, double *pct, double *volts, size_t max
 /*  For every program's --check-config: load PATH, print the warnings and errors to
     stderr (and "PATH: ok" to stdout when valid). Returns the exit code: 0 valid, 1 not. */
 int config_check_main(const char *path);
+
+/*  A program's own checks of a file the schema accepts: 0, or -1 with the reason in err. */
+typedef int (*config_prog_check_fn)(const config_t *cfg, char *err, size_t errlen);
+
+/*  As config_check_main(), then (when the schema finds nothing) the program's own checks,
+    so that --check-config refuses what the program would refuse at start. check may be
+    NULL. */
+int config_check_main_with(const char *path, config_prog_check_fn check);
 
 #ifdef __cplusplus
 }

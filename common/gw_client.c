@@ -145,6 +145,24 @@ int gw_client_set_curve(gw_client_t *self, const char *server_key, const char *c
     return gw_client_reset(self);
 }
 
+int gw_client_check_config(const config_t *cfg, char *err, size_t n)
+{
+    if (!*config_str(cfg, "GATEWAY", "CurveServerPublicKey"))
+        return 0;
+    if (!zsys_has_curve()) {
+        s_err(err, n, "this libzmq has no CURVE support");
+        return -1;
+    }
+    const char *path = config_str(cfg, "GATEWAY", "CurveClientKeyFile");
+    if (!*path)
+        return 0;
+    zcert_t *cert = s_load_cert(path, err, n);
+    if (!cert)
+        return -1;
+    zcert_destroy(&cert);
+    return 0;
+}
+
 gw_client_t *gw_client_from_config(const config_t *cfg, char *err, size_t n)
 {
     const char *endpoint = config_str(cfg, "GATEWAY", "ReqEndpoint");

@@ -46,6 +46,11 @@ gw_client_t *gw_client_new(const char *endpoint, int timeout_ms, int retries);
     (CurveServerPublicKey, CurveClientKeyFile). NULL with a message in ERR on failure. */
 gw_client_t *gw_client_from_config(const struct config_t *cfg, char *err, size_t n);
 
+/*  What gw_client_from_config() and gw_client_sub_from_config() would find wrong in cfg,
+    without creating a socket (the CURVE client certificate is loaded and dropped). 0, or -1
+    with the reason in err. */
+int gw_client_check_config(const struct config_t *cfg, char *err, size_t n);
+
 /*  Destroy; accepts NULL; nulls the caller's pointer. */
 void gw_client_destroy(gw_client_t **self_p);
 

@@ -998,6 +998,14 @@ static void s_on_log(mqtt_conn_t *c, void *user, int level, const char *str)
 
 /* ---------------------------------------------------------------- life cycle */
 
+int bridge_check_config(const config_t *cfg, char *err, size_t errlen)
+{
+    settings_t s;
+    if (s_settings(cfg, &s, err, errlen) != 0)
+        return -1;
+    return gw_client_check_config(cfg, err, errlen);
+}
+
 bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, size_t errlen)
 {
     bridge_t *b = calloc(1, sizeof *b);

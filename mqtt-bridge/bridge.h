@@ -16,6 +16,10 @@
 
 typedef struct bridge_t bridge_t;
 
+/* What bridge_new() would refuse in cfg, short of creating sockets (--check-config).
+ * 0, or -1 with the reason in err. */
+int bridge_check_config(const config_t *cfg, char *err, size_t errlen);
+
 /* A bridge configured from cfg (borrowed; what the bridge needs is copied). config_path is
  * remembered for cfgReload and SIGHUP. Creates the sockets; connects nothing yet.
  * NULL with a message in err on failure. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -541,8 +542,29 @@ static void test_missing_file(void **state)
     char err[256];
     assert_null(config_load("/nonexistent/bic2mqtt.ini", err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent/bic2mqtt.ini: cannot open"));
+    //  Not a regular file: refused at once (a device is never read, a FIFO never waited on).
     assert_null(config_load("/tmp", err, sizeof err));
-    assert_non_null(strstr(err, "/tmp: cannot"));
+    assert_non_null(strstr(err, "/tmp: not a regular file (a directory)"));
+    assert_null(config_load("/dev/zero", err, sizeof err));
+    assert_non_null(strstr(err, "/dev/zero: not a regular file (a character device)"));
+    char dir[] = "/tmp/bic-test-cfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[64], big[64];
+    snprintf(fifo, sizeof fifo, "%s/fifo.ini", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_null(config_load(fifo, err, sizeof err));
+    assert_non_null(strstr(err, "not a regular file (a FIFO)"));
+    //  Above CONFIG_MAX_BYTES: refused without reading it.
+    snprintf(big, sizeof big, "%s/big.ini", dir);
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), CONFIG_MAX_BYTES + 1), 0);
+    fclose(f);
+    assert_null(config_load(big, err, sizeof err));
+    assert_non_null(strstr(err, "bytes; allowed: at most 1048576"));
+    unlink(fifo);
+    unlink(big);
+    rmdir(dir);
     assert_null(config_load(NULL, err, sizeof err));
     //  A tiny error buffer is cut, never overrun.
     char tiny[8];
