@@ -578,7 +578,9 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
     cJSON_ArrayForEach(dv, devs)
     {
         const cJSON *id = cJSON_GetObjectItem(dv, "dev");
-        if (!cJSON_IsNumber(id) || id->valueint != d->set.id)
+        int64_t dev;
+        if (!cJSON_IsNumber(id) || numconv_whole(id->valuedouble, 0, 63, &dev) != 0 ||
+            dev != d->set.id)
             continue;
         const cJSON *eep = cJSON_GetObjectItem(dv, "eeprom");
         const cJSON *pol = cJSON_GetObjectItem(eep, "policy");

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "numconv.h"
+
 #define JPATH_MAX_DEPTH 32
 #define JPATH_MAX_KEY 128
 
@@ -68,15 +70,12 @@ int jget_int(const cJSON *obj, const char *key, long min, long max, long *out, c
         return -1;
     char got[64];
     s_got(item, got, sizeof got);
-    //  The magnitude guard keeps the conversion to long defined when MIN/MAX are the
-    //  extremes of long (their double images round outwards).
-    if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) ||
-        item->valuedouble != floor(item->valuedouble) || fabs(item->valuedouble) >= 9.2e18 ||
-        item->valuedouble < (double)min || item->valuedouble > (double)max) {
+    int64_t v;
+    if (!cJSON_IsNumber(item) || numconv_whole(item->valuedouble, min, max, &v) != 0) {
         s_err(err, n, "'%s' must be an integer between %ld and %ld (got %s)", key, min, max, got);
         return -1;
     }
-    *out = (long)item->valuedouble;
+    *out = (long)v;
     return 0;
 }
 

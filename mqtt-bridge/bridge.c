@@ -29,6 +29,7 @@
 #include "log.h"
 #include "monotime.h"
 #include "mqtt_conn.h"
+#include "numconv.h"
 #include "sdnotify.h"
 #include "sigflag.h"
 
@@ -221,6 +222,15 @@ static bool s_configured(const bridge_t *b, int dev)
         if (b->set.ids[i] == dev)
             return true;
     return false;
+}
+
+/* The device address in a gateway message's "dev": a whole number 0 to MAX_DEVS-1, else -1. */
+static int s_msg_dev(const cJSON *id)
+{
+    int64_t dev;
+    return cJSON_IsNumber(id) && numconv_whole(id->valuedouble, 0, MAX_DEVS - 1, &dev) == 0
+               ? (int)dev
+               : -1;
 }
 
 static slot_t *s_slot(bridge_t *b, int dev, bool create)
@@ -520,15 +530,13 @@ static void s_on_reply(bridge_t *b, job_t *j, cJSON *reply, int64_t now)
         const cJSON *d;
         cJSON_ArrayForEach(d, devs)
         {
-            const cJSON *id = cJSON_GetObjectItem(d, "dev");
-            if (!cJSON_IsNumber(id))
-                continue;
-            slot_t *s = s_slot(b, id->valueint, true);
+            int dev = s_msg_dev(cJSON_GetObjectItem(d, "dev"));
+            slot_t *s = s_slot(b, dev, true);
             if (!s)
                 continue;
             char err[128];
             if (dev_view_on_info(s->dv, d, err, sizeof err) != 0)
-                log_warn("gateway info for dev %d ignored: %s", id->valueint, err);
+                log_warn("gateway info for dev %d ignored: %s", dev, err);
             else if (cJSON_IsTrue(cJSON_GetObjectItem(d, "online")))
                 s->want_regs = true;
         }
@@ -619,12 +627,9 @@ static void s_on_pub(bridge_t *b, const char *topic, cJSON *msg, int64_t now)
     b->gw_last_ms = now;
     s_set_gw_alive(b, true, now);
     if (strncmp(topic, "tel/", 4) == 0) {
-        const cJSON *id = cJSON_GetObjectItem(msg, "dev");
-        if (!cJSON_IsNumber(id))
-            return;
-        slot_t *s = s_slot(b, id->valueint, true);
+        slot_t *s = s_slot(b, s_msg_dev(cJSON_GetObjectItem(msg, "dev")), true);
         if (!s)
-            return; /* a device this bridge is not configured for */
+            return; /* no device address, or a device this bridge is not configured for */
         char err[128];
         if (dev_view_on_telemetry(s->dv, msg, err, sizeof err) != 0) {
             log_warn("telemetry %s ignored: %s", topic, err);
@@ -635,20 +640,19 @@ static void s_on_pub(bridge_t *b, const char *topic, cJSON *msg, int64_t now)
         s_publish_device(b, s, now);
     } else if (strncmp(topic, "evt/", 4) == 0) {
         const cJSON *ev = cJSON_GetObjectItem(msg, "event");
-        const cJSON *id = cJSON_GetObjectItem(msg, "dev");
+        int dev = s_msg_dev(cJSON_GetObjectItem(msg, "dev"));
         if (!cJSON_IsString(ev))
             return;
-        log_info("gateway event dev %d: %s", cJSON_IsNumber(id) ? id->valueint : -1,
-                 ev->valuestring);
+        log_info("gateway event dev %d: %s", dev, ev->valuestring);
         if (strcmp(ev->valuestring, "online") == 0)
             b->next_info = now; /* identity and limits may have changed */
         /* Events (fault edges, lease lapsed, safe state applied, ...) for users, as the
          * gateway sent them. */
-        slot_t *s = cJSON_IsNumber(id) ? s_slot(b, id->valueint, false) : NULL;
+        slot_t *s = s_slot(b, dev, false);
         char *p = s ? cJSON_PrintUnformatted(msg) : NULL;
         if (p) {
             char t[600];
-            snprintf(t, sizeof t, "%s/inv/%d/event", b->set.topic_main, id->valueint);
+            snprintf(t, sizeof t, "%s/inv/%d/event", b->set.topic_main, dev);
             s_publish(b, t, p, 0, false);
         }
         free(p);

@@ -536,6 +536,28 @@ static void test_state_corrupt_file_rejected(void **state)
     assert_non_null(strstr(err, "0-63"));
 }
 
+/* Numbers no integer holds in a state file (a count of 1e30, a wall time of 1e300 or NaN's
+ * neighbours): the load stays defined (numconv) and ignores them; the sane counts load. */
+static void test_state_huge_numbers_ignored(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/huge.json", s_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"v\":1,\"devices\":{\"2\":{\"writes\":{\"IOUT_SET\":1e30,\"VOUT_SET\":-1e300,"
+          "\"OPERATION\":4},\"last_write_ms\":1e300}}}",
+          f);
+    fclose(f);
+    eeprom_policy_t *eep[64] = {0};
+    char err[256] = "";
+    assert_int_equal(gw_state_load(path, eep, S, 0, W, err, sizeof err), 1);
+    assert_non_null(eep[2]);
+    assert_int_equal(eeprom_policy_total(eep[2]), 4);
+    for (int a = 0; a < 64; a++)
+        eeprom_policy_destroy(&eep[a]);
+}
+
 static void test_state_save_failure_keeps_counts(void **state)
 {
     (void)state;
@@ -602,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_lease_file_roundtrip),
         cmocka_unit_test(test_state_missing_file_is_empty),
         cmocka_unit_test(test_state_corrupt_file_rejected),
+        cmocka_unit_test(test_state_huge_numbers_ignored),
         cmocka_unit_test(test_state_save_failure_keeps_counts),
         cmocka_unit_test(test_state_save_to_full_disk),
     };
