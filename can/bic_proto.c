@@ -7,6 +7,7 @@
     current minimum by default.
 */
 #include "bic_proto.h"
+#include "npb_proto.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -233,12 +234,14 @@ static const bic_family_t s_bic_family = {
 
 /* ------------------------------------------------------------------------------------- */
 /* NPB chargers (§15): same protocol, other identifiers, addresses 0-3, no bidirectional    */
-/* commands, charge-curve commands. No variant tables yet: a detected NPB has no limits,   */
-/* so callers that need limits keep it offline.                                             */
+/* commands, charge-curve commands. The model tables (ranges per model) are npb_proto.c's.  */
 
-#define NPB_CURVE(code, name, scale, unit)                                                         \
+/* The curve registers are kept in the EEPROM (they survive a re-power, which is when they   */
+/* act); whether they obey EEP_OFF is not documented, so they are counted as persisted and   */
+/* not marked '*'. CC, CV and FV move the output (lease-protected); the rest shape the curve. */
+#define NPB_CURVE(code, name, scale, unit, out)                                                    \
     {                                                                                              \
-        (code), (name), {NULL}, true, 2, 2, BIC_TYPE_U16, (scale), (unit), false, false, false     \
+        (code), (name), {NULL}, true, 2, 2, BIC_TYPE_U16, (scale), (unit), false, true, (out)      \
     }
 
 static const bic_cmd_t s_npb_cmds[] = {
@@ -270,10 +273,11 @@ static const bic_cmd_t s_npb_cmds[] = {
         false),
     /* Curve parameters act only after a re-power or an OPERATION OFF->ON (§15.4); whether
        they obey EEP_OFF is not documented, so they are not marked. */
-    NPB_CURVE(0x00B0, "CURVE_CC", BIC_SCALE_IOUT, "A"),
-    NPB_CURVE(0x00B1, "CURVE_CV", BIC_SCALE_VOUT, "V"),
-    NPB_CURVE(0x00B2, "CURVE_FV", BIC_SCALE_VOUT, "V"),
-    NPB_CURVE(0x00B3, "CURVE_TC", BIC_SCALE_IOUT, "A"),
+    NPB_CURVE(0x00B0, "CURVE_CC", BIC_SCALE_IOUT, "A", true),
+    NPB_CURVE(0x00B1, "CURVE_CV", BIC_SCALE_VOUT, "V", true),
+    NPB_CURVE(0x00B2, "CURVE_FV", BIC_SCALE_VOUT, "V", true),
+    NPB_CURVE(0x00B3, "CURVE_TC", BIC_SCALE_IOUT, "A", false),
+    /* Charger/PSU mode and stages: moves the output. */
     {0x00B4,
      "CURVE_CONFIG",
      {NULL},
@@ -284,13 +288,13 @@ static const bic_cmd_t s_npb_cmds[] = {
      BIC_SCALE_NONE,
      NULL,
      false,
-     false,
-     false},
-    NPB_CURVE(0x00B5, "CURVE_CC_TIMEOUT", BIC_SCALE_NONE, "min"),
-    NPB_CURVE(0x00B6, "CURVE_CV_TIMEOUT", BIC_SCALE_NONE, "min"),
-    NPB_CURVE(0x00B7, "CURVE_FV_TIMEOUT", BIC_SCALE_NONE, "min"),
+     true,
+     true},
+    NPB_CURVE(0x00B5, "CURVE_CC_TIMEOUT", BIC_SCALE_NONE, "min", false),
+    NPB_CURVE(0x00B6, "CURVE_CV_TIMEOUT", BIC_SCALE_NONE, "min", false),
+    NPB_CURVE(0x00B7, "CURVE_FV_TIMEOUT", BIC_SCALE_NONE, "min", false),
     CMD(0x00B8, "CHG_STATUS", false, 2, BIC_TYPE_BITS, BIC_SCALE_NONE, NULL, false, false, false),
-    NPB_CURVE(0x00B9, "CHG_RST_VBAT", BIC_SCALE_VOUT, "V"),
+    NPB_CURVE(0x00B9, "CHG_RST_VBAT", BIC_SCALE_VOUT, "V", false),
     {0x00C0,
      "SCALING_FACTOR",
      {NULL},
@@ -761,31 +765,34 @@ int bic_fields(const bic_family_t *f, uint16_t code, uint16_t raw, bic_field_t *
         tmp[n++] = (bic_field_t){"mode", (int)x.mode, false, bic_mode_name(x.mode)};
         break;
     }
-    case 0x00B4: { /* NPB CURVE_CONFIG (§15.2) */
-        static const char *cuvs[] = {"custom", "curve1", "curve2", "curve3"};
-        static const char *tcs[] = {"off", "-3mV/C/cell", "-4mV/C/cell", "-5mV/C/cell"};
-        tmp[n++] = (bic_field_t){"cuvs", raw & 3, false, cuvs[raw & 3]};
-        tmp[n++] = (bic_field_t){"tcs", (raw >> 2) & 3, false, tcs[(raw >> 2) & 3]};
-        FLAG("stgs", BIT(raw, 6));
-        FLAG("cuve", BIT(raw, 7));
-        FLAG("cctoe", BIT(raw, 8));
-        FLAG("cvtoe", BIT(raw, 9));
-        FLAG("fvtoe", BIT(raw, 10));
-        FLAG("rste", BIT(raw, 11));
+    case NPB_CMD_CURVE_CONFIG: { /* NPB (§15.2) */
+        npb_curve_config_t x;
+        npb_curve_config_decode(raw, &x);
+        tmp[n++] = (bic_field_t){"cuvs", x.curve, false, npb_curve_name(x.curve)};
+        tmp[n++] = (bic_field_t){"tcs", (int)x.tcs, false, npb_tcs_name(x.tcs)};
+        FLAG("stgs", x.two_stage);
+        FLAG("cuve", x.charger);
+        FLAG("cctoe", x.cc_timeout_en);
+        FLAG("cvtoe", x.cv_timeout_en);
+        FLAG("fvtoe", x.fv_timeout_en);
+        FLAG("rste", x.restart_en);
         break;
     }
-    case 0x00B8: /* NPB CHG_STATUS (§15.2) */
-        FLAG("fullm", BIT(raw, 0));
-        FLAG("ccm", BIT(raw, 1));
-        FLAG("cvm", BIT(raw, 2));
-        FLAG("fvm", BIT(raw, 3));
-        FLAG("wakeup_stop", BIT(raw, 6));
-        FLAG("ntcer", BIT(raw, 10));
-        FLAG("btnc", BIT(raw, 11));
-        FLAG("cctof", BIT(raw, 13));
-        FLAG("cvtof", BIT(raw, 14));
-        FLAG("fvtof", BIT(raw, 15));
+    case NPB_CMD_CHG_STATUS: { /* NPB (§15.2) */
+        npb_chg_status_t x;
+        npb_chg_status_decode(raw, &x);
+        FLAG("fullm", x.full);
+        FLAG("ccm", x.cc);
+        FLAG("cvm", x.cv);
+        FLAG("fvm", x.fv);
+        FLAG("wakeup_stop", x.wakeup_stop);
+        FLAG("ntcer", x.ntc_short);
+        FLAG("btnc", x.no_battery);
+        FLAG("cctof", x.cc_timeout);
+        FLAG("cvtof", x.cv_timeout);
+        FLAG("fvtof", x.fv_timeout);
         break;
+    }
     default:
         return -1;
     }

@@ -183,7 +183,8 @@ typedef struct bic_family {
 /* The BIC-2200 descriptor (static data, never NULL). */
 const bic_family_t *bic_family_bic(void);
 /* The descriptor for a family id (BIC, NPB), NULL for BIC_FAMILY_UNKNOWN. The NPB descriptor
-   has identifiers, addresses 0-3 and its command table (§15) but no variant tables yet. */
+   has identifiers, addresses 0-3 and its command table (§15) but no variant tables: the NPB
+   models, their ranges and decoders are npb_proto.h's. */
 const bic_family_t *bic_family_get(bic_family_id_t id);
 
 /* Command lookup. NULL when unknown. by_name accepts, case-insensitively, the canonical name,
@@ -216,7 +217,7 @@ typedef struct {
     int variant;              /* 12/24/48/96 for BIC; the trailing number for NPB */
     char model[13];           /* trimmed text, e.g. "BIC-2200-24" */
     const bic_family_t *fam;  /* the family's descriptor */
-    const bic_variant_t *var; /* variant data; NULL when unknown (NPB so far) */
+    const bic_variant_t *var; /* variant data; NULL for NPB (see npb_model_of) */
 } bic_model_t;
 
 /* Parse the two 6-byte halves of MFR_MODEL (0x0082, 0x0083), space/NUL padded.
