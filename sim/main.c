@@ -30,6 +30,7 @@
 #include "household.h"
 #include "log.h"
 #include "monotime.h"
+#include "numconv.h"
 #include "sigflag.h"
 #include "sim_bus.h"
 #include "sim_control.h"
@@ -163,6 +164,13 @@ static int s_num(const char *text, double lo, double hi, double *out)
     return 0;
 }
 
+/* A whole number in [LO, HI] from TEXT (numconv: no fraction, nothing out of range). */
+static int s_whole(const char *text, double lo, double hi, int64_t *out)
+{
+    double v;
+    return s_num(text, lo, hi, &v) == 0 ? numconv_whole(v, (int64_t)lo, (int64_t)hi, out) : -1;
+}
+
 /* Parses the command line into *o. Returns 0, 1 for --help/--version (exit 0), 2 on error
  * (message printed). */
 static int s_parse(int argc, char **argv, s_opts_t *o)
@@ -225,7 +233,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     bool period_given = false;
     opterr = 0;
     int c;
-    double v;
+    int64_t n;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -276,54 +284,54 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
             o->meter_topic = optarg;
             break;
         case O_PERIOD:
-            if (s_num(optarg, 50, 3600000, &v) != 0 || v != floor(v))
+            if (s_whole(optarg, 50, 3600000, &n) != 0)
                 return s_bad("--meter-period-ms '%s' (allowed: whole ms from 50 to 3600000)",
                              optarg);
-            o->meter_period_ms = (long)v;
+            o->meter_period_ms = (long)n;
             period_given = true;
             break;
         case O_JSON:
             o->meter_json = true;
             break;
         case O_TRANSIENTS:
-            if (s_num(optarg, 0, 1e15, &v) != 0 || v != floor(v))
+            if (s_whole(optarg, 0, 1e15, &n) != 0)
                 return s_bad("--transients '%s' (allowed: a whole number seed, 0 or more)", optarg);
             o->transients = true;
-            o->transients_seed = (uint64_t)v;
+            o->transients_seed = (uint64_t)n;
             break;
         case O_DELAY:
         case O_LATE_DELAY:
-            if (s_num(optarg, 0, 1000000, &v) != 0 || v != floor(v))
+            if (s_whole(optarg, 0, 1000000, &n) != 0)
                 return s_bad("%s (allowed: whole microseconds 0..1000000, got '%s')",
                              c == O_DELAY ? "--reply-delay-us" : "--late-delay-us", optarg);
             if (c == O_DELAY)
-                o->bus.reply_delay_us = (int64_t)v;
+                o->bus.reply_delay_us = n;
             else
-                o->bus.late_delay_us = (int64_t)v;
+                o->bus.late_delay_us = n;
             break;
         case O_LATE:
         case O_DROP:
         case O_DUP:
-            if (s_num(optarg, 0, 100, &v) != 0 || v != floor(v))
+            if (s_whole(optarg, 0, 100, &n) != 0)
                 return s_bad("%s (allowed: a whole percentage 0..100, got '%s')",
                              c == O_LATE   ? "--late-pct"
                              : c == O_DROP ? "--drop-pct"
                                            : "--dup-pct",
                              optarg);
             if (c == O_LATE)
-                o->bus.late_pct = (int)v;
+                o->bus.late_pct = (int)n;
             else if (c == O_DROP)
-                o->bus.drop_pct = (int)v;
+                o->bus.drop_pct = (int)n;
             else
-                o->bus.dup_pct = (int)v;
+                o->bus.dup_pct = (int)n;
             break;
         case O_PACING:
             o->bus.pacing_drop = true;
             break;
         case O_SEED:
-            if (s_num(optarg, 0, 1e15, &v) != 0 || v != floor(v))
+            if (s_whole(optarg, 0, 1e15, &n) != 0)
                 return s_bad("--seed '%s' (allowed: a whole number, 0 or more)", optarg);
-            o->bus.seed = (uint64_t)v;
+            o->bus.seed = (uint64_t)n;
             break;
         case O_LEVEL:
             if (log_level_parse(optarg, &o->level) != 0)
@@ -351,10 +359,10 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         return s_bad("--meter-topic, --meter-period-ms and --meter-json need --mqtt");
     if (o->mqtt) {
         const char *colon = strrchr(o->mqtt, ':');
-        double port;
+        int64_t port;
         size_t hl = colon ? (size_t)(colon - o->mqtt) : 0;
         if (!colon || hl == 0 || hl >= sizeof o->mqtt_host ||
-            s_num(colon + 1, 1, 65535, &port) != 0 || port != floor(port))
+            s_whole(colon + 1, 1, 65535, &port) != 0)
             return s_bad("--mqtt '%s' (allowed: HOST:PORT with PORT 1..65535, e.g. 127.0.0.1:1883)",
                          o->mqtt);
         memcpy(o->mqtt_host, o->mqtt, hl);
@@ -533,7 +541,9 @@ static void s_pty_read(s_sim_t *s)
         /* the frames' time is taken here, before anything else can delay it */
         int64_t t = mono_us();
         if (n > 0) {
-            s->rx = (sim_rx_t){.t_us = t, .empty_us = s->rx_empty_us, .chunk = ++s->rx_chunks,
+            s->rx = (sim_rx_t){.t_us = t,
+                               .empty_us = s->rx_empty_us,
+                               .chunk = ++s->rx_chunks,
                                .lag_us = s_read_lag_us(s, t)};
             slcan_adapter_feed(s->adapter, buf, (size_t)n, s_ts_ms(s), s_on_host_frame, s);
             continue;
@@ -844,7 +854,9 @@ static void s_can_read(s_sim_t *s)
         int rc = can_transport_recv(s->can, &fr);
         int64_t t = mono_us();
         if (rc == 1) {
-            s->rx = (sim_rx_t){.t_us = t, .empty_us = s->rx_empty_us, .chunk = ++s->rx_chunks,
+            s->rx = (sim_rx_t){.t_us = t,
+                               .empty_us = s->rx_empty_us,
+                               .chunk = ++s->rx_chunks,
                                .lag_us = s_read_lag_us(s, t)};
             s_request(s, &fr);
             continue;

@@ -17,6 +17,7 @@
 #include "bic_device.h"
 #include "daygen.h"
 #include "household.h"
+#include "numconv.h"
 
 /* ---- plot -------------------------------------------------------------------------------- */
 
@@ -253,6 +254,20 @@ static int s_num(const char *opt, const char *text, double lo, double hi, double
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/* A whole number option in [LO, HI] (a fraction is refused, not truncated). */
+static int s_whole(const char *opt, const char *text, double lo, double hi, int64_t *out)
+{
+    double v;
+    if (s_num(opt, text, lo, hi, &v))
+        return -1;
+    if (numconv_whole(v, (int64_t)lo, (int64_t)hi, out) != 0) {
+        fprintf(stderr, "bic-sim twin: %s '%s' is not a whole number in [%g, %g]\n", opt, text,
+                lo, hi);
+        return -1;
+    }
     return 0;
 }
 
@@ -596,6 +611,7 @@ int twin_main(int argc, char **argv)
     const char *profile = NULL, *config = NULL, *plot = NULL, *trace = NULL;
     bool json = false, cells_given = false, mina_given = false;
     double v;
+    int64_t n;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -606,33 +622,33 @@ int twin_main(int argc, char **argv)
         case O_PLOT: plot = optarg; break;
         case O_TRACE: trace = optarg; break;
         case O_TRANS:
-            if (s_num("--transients", optarg, 0, 1e15, &v))
+            if (s_whole("--transients", optarg, 0, 1e15, &n))
                 return 2;
             m.transients = true;
-            m.transient_seed = (uint64_t)v;
+            m.transient_seed = (uint64_t)n;
             break;
         case O_EEP: m.eeprom_on = true; break;
         case O_KEEP: m.gw_keep_other = true; break;
         case O_BD: m.breakdown = true; break;
         case O_EEPB:
-            if (s_num("--eeprom-budget", optarg, 1, 100000, &v))
+            if (s_whole("--eeprom-budget", optarg, 1, 100000, &n))
                 return 2;
-            m.eeprom_budget = (int)v;
+            m.eeprom_budget = (int)n;
             break;
         case O_EEPD:
-            if (s_num("--eeprom-burst", optarg, 1, 100000, &v))
+            if (s_whole("--eeprom-burst", optarg, 1, 100000, &n))
                 return 2;
-            m.eeprom_burst = (int)v;
+            m.eeprom_burst = (int)n;
             break;
         case O_EEPI:
-            if (s_num("--eeprom-interval", optarg, 0, 86400, &v))
+            if (s_whole("--eeprom-interval", optarg, 0, 86400, &n))
                 return 2;
-            m.eeprom_interval_s = (int)v;
+            m.eeprom_interval_s = (int)n;
             break;
         case O_ID:
-            if (s_num("--id", optarg, 0, 63, &v))
+            if (s_whole("--id", optarg, 0, 63, &n))
                 return 2;
-            m.ctl_id = (int)v;
+            m.ctl_id = (int)n;
             break;
 #define NUMOPT(O, name, lo, hi, field)                                                             \
     case O:                                                                                        \
@@ -661,18 +677,18 @@ int twin_main(int argc, char **argv)
         NUMOPT(O_STEP, "--step", 0.01, 1, step_s)
 #undef NUMOPT
         case O_CELLS:
-            if (s_num("--cells", optarg, 1, 64, &v))
+            if (s_whole("--cells", optarg, 1, 64, &n))
                 return 2;
-            m.cells = (int)v;
+            m.cells = (int)n;
             cells_given = true;
             break;
         case O_VARIANT:
-            if (s_num("--variant", optarg, 12, 96, &v) ||
-                (v != 12 && v != 24 && v != 48 && v != 96)) {
+            if (s_whole("--variant", optarg, 12, 96, &n) ||
+                (n != 12 && n != 24 && n != 48 && n != 96)) {
                 fprintf(stderr, "bic-sim twin: --variant must be 12, 24, 48 or 96\n");
                 return 2;
             }
-            m.variant = (int)v;
+            m.variant = (int)n;
             break;
         case O_PHASE:
             if (strcmp(optarg, "random") == 0)
@@ -684,14 +700,14 @@ int twin_main(int argc, char **argv)
             break;
         case O_DAYS: b.days = optarg; break;
         case O_GEN:
-            if (s_num("--generated", optarg, 1, 10000, &v))
+            if (s_whole("--generated", optarg, 1, 10000, &n))
                 return 2;
-            b.generated = (int)v;
+            b.generated = (int)n;
             break;
         case O_GSEED:
-            if (s_num("--gen-seed", optarg, 0, 1e15, &v))
+            if (s_whole("--gen-seed", optarg, 0, 1e15, &n))
                 return 2;
-            b.gen_seed = (uint64_t)v;
+            b.gen_seed = (uint64_t)n;
             break;
         case O_WDAYS: b.write_dir = optarg; break;
         case 'h': s_usage(stdout); return 0;
