@@ -117,6 +117,12 @@ def test_setpoint_directions_in_safe_order():
             e = c.error("setpoint", "out_of_range", dev=0, client="ctl", mode="discharge",
                         power_w=5000)
             assert e["max"] == 25 and "W" in e["message"], e
+            # a power or current no register holds (once undefined in the conversion) is
+            # refused the same way
+            for big in ({"power_w": 1.7e26}, {"power_w": 1e308}, {"current_a": 1.7e26}):
+                e = c.error("setpoint", "out_of_range", dev=0, client="ctl", mode="discharge",
+                            **big)
+                assert e["max"] == 25, (big, e)
             # idle (default "off"): both currents to the minimum, output off
             r = c.ok("setpoint", dev=0, client="ctl", mode="idle")
             regs = sim.control.device(0)["registers"]
