@@ -188,7 +188,10 @@ def test_adapter_loss_and_recovery():
     ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
     with Gateway(ini, tmp) as gw:
         c = gw.client
-        sub = Sub(gw.pub, ["gw", "evt/0"])
+        sub = Sub(gw.pub, ["gw", "evt/0", "tel/0"])
+        # A SUB socket hears nothing until its subscription has reached the publisher: wait
+        # for the first telemetry, or the `offline` event may be published before that.
+        sub.wait(lambda t, b: t == "tel/0", what="telemetry of device 0")
         sim.stop()  # the adapter is unplugged
         _, g = sub.wait(lambda t, b: t == "gw" and b["bus"] == "down", what="bus down")
         sub.event(0, "offline")
