@@ -14,6 +14,9 @@
  * many clear samples, the device is assumed to have seen a request when its reply came. */
 #define RTT_TRUST_SAMPLES 4
 #define CAN_EFF_MASK_29 0x1FFFFFFFu
+/* Share keys (device, flow) whose last turn is remembered; the least recently served key
+ * is forgotten first (it is then treated as never served: it goes first, as it should). */
+#define SHARE_KEYS 128
 
 typedef struct {
     bus_req_t req;
@@ -49,6 +52,11 @@ struct bus_sched {
                         RTT_TRUST_SAMPLES on) */
     int64_t wait_since[BUS_PRIO_COUNT]; /* queue not served since (INT64_MIN: empty) */
     size_t promoted[BUS_PRIO_COUNT];    /* entries aged ahead of the client queue */
+    struct {
+        uint64_t key;  /* addr << 32 | flow */
+        uint64_t turn; /* serial of its last turn; 0: slot free */
+    } share[SHARE_KEYS];
+    uint64_t turns;
     bool late_valid; /* the last timed-out read, whose reply may still come */
     uint8_t late_addr;
     uint16_t late_cmd;
@@ -184,12 +192,67 @@ static int64_t s_earliest(const bus_sched_t *s)
     return t;
 }
 
-static void s_take(bus_sched_t *s, int p, entry_t *out, int64_t now)
+static uint64_t s_key(const bus_req_t *r)
+{
+    return (uint64_t)r->addr << 32 | r->flow;
+}
+
+/* The serial of the key's last turn (0: none remembered). */
+static uint64_t s_last_turn(const bus_sched_t *s, uint64_t key)
+{
+    for (int i = 0; i < SHARE_KEYS; i++)
+        if (s->share[i].turn && s->share[i].key == key)
+            return s->share[i].turn;
+    return 0;
+}
+
+static void s_note_turn(bus_sched_t *s, uint64_t key)
+{
+    int slot = 0;
+    for (int i = 0; i < SHARE_KEYS; i++) {
+        if (s->share[i].turn && s->share[i].key == key) {
+            slot = i;
+            break;
+        }
+        if (s->share[i].turn < s->share[slot].turn)
+            slot = i; /* a free slot (0) or the one served longest ago */
+    }
+    s->share[slot].key = key;
+    s->share[slot].turn = ++s->turns;
+}
+
+/* The index (from the head) of the entry of queue p to serve next: the first entry of the
+ * key served least recently; only flow-0 entries when gw_only. -1 when there is none. */
+static long s_pick(const bus_sched_t *s, int p, bool gw_only)
+{
+    const ring_t *q = &s->q[p];
+    long best = -1;
+    uint64_t best_turn = 0;
+    for (size_t i = 0; i < q->count; i++) {
+        const bus_req_t *r = &q->items[(q->head + i) % q->cap].req;
+        if (gw_only && r->flow != 0)
+            continue;
+        uint64_t t = s_last_turn(s, s_key(r));
+        if (best < 0 || t < best_turn) {
+            best = (long)i;
+            best_turn = t;
+            if (t == 0)
+                break; /* never served: nothing goes before it */
+        }
+    }
+    return best;
+}
+
+static void s_take(bus_sched_t *s, int p, long idx, entry_t *out, int64_t now)
 {
     ring_t *q = &s->q[p];
-    *out = q->items[q->head];
+    *out = q->items[(q->head + (size_t)idx) % q->cap];
+    /* close the hole: the entries before it move one place towards the tail */
+    for (size_t i = (size_t)idx; i > 0; i--)
+        q->items[(q->head + i) % q->cap] = q->items[(q->head + i - 1) % q->cap];
     q->head = (q->head + 1) % q->cap;
     q->count--;
+    s_note_turn(s, s_key(&out->req));
     if (s->promoted[p] > 0)
         s->promoted[p]--;
     /* the queue moves: its wait counts again from now */
@@ -215,24 +278,27 @@ static void s_age(bus_sched_t *s, int64_t now)
     }
 }
 
+/* The order: the gateway's own safety requests; telemetry that waited too long (aging);
+ * then each queue by priority, every (device, flow) taking its turn within a queue. */
 static bool s_pop(bus_sched_t *s, entry_t *out, int64_t now)
 {
-    if (s->q[BUS_PRIO_SAFETY].count > 0) {
-        s_take(s, BUS_PRIO_SAFETY, out, now);
+    long i = s_pick(s, BUS_PRIO_SAFETY, true);
+    if (i >= 0) {
+        s_take(s, BUS_PRIO_SAFETY, i, out, now);
         return true;
     }
     for (int p = BUS_PRIO_CLIENT + 1; p < BUS_PRIO_COUNT; p++)
         if (s->promoted[p] > 0 && s->q[p].count > 0) {
             /* only counted when it really overtook a client request */
-            if (s->q[BUS_PRIO_CLIENT].count > 0)
+            if (s->q[BUS_PRIO_CLIENT].count > 0 || s->q[BUS_PRIO_SAFETY].count > 0)
                 s->stats.aged++;
-            s_take(s, p, out, now);
+            s_take(s, p, s_pick(s, p, false), out, now);
             return true;
         }
     for (int p = 0; p < BUS_PRIO_COUNT; p++) {
         if (s->q[p].count == 0)
             continue;
-        s_take(s, p, out, now);
+        s_take(s, p, s_pick(s, p, false), out, now);
         return true;
     }
     return false;

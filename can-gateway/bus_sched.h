@@ -5,7 +5,12 @@
  * between request starts, a gap after every reply), matches replies by CAN ID and echoed
  * command code (anything else is counted as stray and dropped, so a late reply can never
  * shift later reads), retries timed-out reads a bounded number of times and serves four
- * bounded priority queues. The loop around it transmits what bus_sched_tick() returns,
+ * bounded priority queues. Within a queue the bus is shared fairly: each (device, flow)
+ * pair, where the flow names who asked, takes its turn (the one served least recently goes
+ * first; one pair's own requests keep their order), so a client that floods one device
+ * slows only itself. The gateway's own safety requests (flow 0) come first; telemetry that
+ * waited too long (aging) goes ahead of every client's requests, safety writes of clients
+ * included. The loop around it transmits what bus_sched_tick() returns,
  * feeds received frames to bus_sched_on_rx() and collects results with bus_sched_result().
  * All times are monotonic microseconds passed in by the caller.
  */
@@ -43,6 +48,8 @@ typedef struct {
     uint8_t len;     /* data bytes to write (1 or 2); 0 = read */
     uint8_t data[6]; /* little-endian payload of a write */
     uint8_t flags;   /* BUS_REQ_* */
+    uint32_t flow;   /* who asked: 0 the gateway itself (telemetry, safe state, deferred
+                        writes), otherwise one value per client; with addr the share key */
 } bus_req_t;
 
 #define BUS_REQ_NO_RETRY 0x01 /* one attempt only (discovery scans, capability probes) */
@@ -70,8 +77,10 @@ typedef struct {
     int queue_cap[BUS_PRIO_COUNT];
     int64_t max_wait_us[BUS_PRIO_COUNT]; /* aging (0 = none): when a queue has not been served
                                             for this long, what it holds at that moment goes
-                                            ahead of the client queue (never ahead of
-                                            safety); bounds the wait of telemetry polling */
+                                            ahead of every client request (safety writes of
+                                            clients included; never ahead of the gateway's
+                                            own safety, flow 0); bounds the wait of telemetry
+                                            polling */
 } bus_sched_cfg_t;
 
 typedef struct {
@@ -107,8 +116,8 @@ void bus_sched_set_max_wait(bus_sched_t *s, bus_prio_t prio, int64_t max_wait_us
 int bus_sched_submit(bus_sched_t *s, bus_prio_t prio, const bus_req_t *req, uint64_t tag);
 
 /* Advances time: fails or retries a timed-out request, applies the aging, then, if the pacing
- * rules allow a request to start at `now`, marks it in flight, copies it to *tx and returns 1; the caller
- * must transmit it right away. Returns 0 when nothing is to be sent now. */
+ * rules allow a request to start at `now`, marks it in flight, copies it to *tx and returns 1; the
+ * caller must transmit it right away. Returns 0 when nothing is to be sent now. */
 int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx);
 
 /* Tells the scheduler when the frame returned by bus_sched_tick() actually left (after the

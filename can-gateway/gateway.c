@@ -725,11 +725,33 @@ static uint64_t s_tag(uint32_t job, int idx)
     return ((uint64_t)job << 16) | (uint16_t)idx;
 }
 
+/* Who a job's bus requests are for (bus_req_t.flow, the scheduler's share key with the
+ * device): 0 for the gateway's own jobs (telemetry, safe state, deferred writes), otherwise
+ * a hash of the client's name or, without one, of its connection's routing id. Never 0 for a
+ * client: a client never shares the gateway's own turn. */
+static uint32_t s_flow(gateway_t *gw, uint64_t tag)
+{
+    job_t *j = (tag >> 16) ? s_job_find(gw, (uint32_t)(tag >> 16)) : NULL;
+    if (!j || (!j->client[0] && !j->env))
+        return 0;
+    const unsigned char *p = (const unsigned char *)j->client;
+    size_t n = strlen(j->client);
+    if (!n) {
+        zframe_t *id = zmsg_first(j->env);
+        p = id ? zframe_data(id) : NULL;
+        n = id ? zframe_size(id) : 0;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h ? h : 1;
+}
+
 /* Queue a bus request; returns 0 or the scheduler's error. */
 static int s_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool write,
                     uint16_t raw, uint8_t flags, uint64_t tag)
 {
-    bus_req_t r = {.addr = addr, .cmd = cmd, .flags = flags};
+    bus_req_t r = {.addr = addr, .cmd = cmd, .flags = flags, .flow = s_flow(gw, tag)};
     if (write) {
         const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
         r.len = c ? c->len : 2;

@@ -453,20 +453,27 @@ static void test_bad_config_rejected(void **state)
 
 /* Clients that keep the queue full cannot starve telemetry: a fast set that waited max_wait
  * goes ahead of the client queue (safety writes still first), then clients get the bus again. */
-static void test_aging_bounds_telemetry_wait(void **state)
+/* A scheduler whose fast set ages after 1 s, with three fast-set reads of device 0 queued. */
+static bus_sched_t *s_new_aging_fast_set(void)
 {
-    (void)state;
     bus_sched_cfg_t cfg;
     bus_sched_cfg_default(&cfg);
     cfg.max_wait_us[BUS_PRIO_FAST] = 1000 * MS;
     bus_sched_t *s = bus_sched_new(&cfg);
     assert_non_null(s);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(bus_sched_submit(s, BUS_PRIO_FAST, RD(0, 0x60 + i), 1 + i), 0);
+    return s;
+}
+
+static void test_aging_bounds_telemetry_wait(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new_aging_fast_set();
     bus_req_t tx;
     bus_result_t r;
     int64_t t = 1000 * MS;
     uint64_t tag = 100;
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(bus_sched_submit(s, BUS_PRIO_FAST, RD(0, 0x60 + i), 1 + i), 0);
     int fast_served = 0, client_served = 0, safety_at = -1;
     int64_t first_fast = -1;
     for (int n = 0; n < 150; n++) {
@@ -496,6 +503,109 @@ static void test_aging_bounds_telemetry_wait(void **state)
     assert_true(client_served >= 140);
     assert_true(safety_at == 40);
     assert_int_equal(bus_sched_stats(s)->aged, 3);
+    bus_sched_destroy(&s);
+}
+
+/* A request of (device, flow), flow = who asked. */
+static const bus_req_t *s_flow_req(uint8_t addr, uint16_t cmd, uint32_t flow, bool write)
+{
+    static bus_req_t r;
+    r = (bus_req_t){.addr = addr, .cmd = cmd, .flow = flow, .len = write ? 2 : 0};
+    return &r;
+}
+
+/* Serves `n` requests (replying to reads at once), one slot apart; their commands in cmds. */
+static int64_t s_serve(bus_sched_t *s, int64_t t, int n, uint16_t *cmds)
+{
+    bus_req_t tx;
+    bus_result_t r;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(bus_sched_tick(s, t, &tx), 1);
+        if (tx.len == 0)
+            s_reply(s, t + 2 * MS, tx.addr, tx.cmd, 1, 1);
+        cmds[i] = tx.cmd;
+        while (bus_sched_result(s, &r))
+            ;
+        t += 25 * MS;
+    }
+    return t;
+}
+
+/* Within a queue every (device, flow) takes its turn: a client with many requests queued
+ * does not hold back one that asks once, a device with many does not hold back another, and
+ * the requests of one pair keep their order. */
+static void test_fair_share_per_device_and_flow(void **state)
+{
+    (void)state;
+    bus_sched_cfg_t cfg;
+    bus_sched_cfg_default(&cfg);
+    bus_sched_t *s = bus_sched_new(&cfg);
+    assert_non_null(s);
+    /* client A (flow 7) queued four reads on device 1 before client B (flow 9) asked once */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(
+            bus_sched_submit(s, BUS_PRIO_CLIENT, s_flow_req(1, 0x50 + i, 7, false), i + 1), 0);
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, s_flow_req(1, 0x60, 9, false), 5), 0);
+    /* and client A once on device 0 */
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, s_flow_req(0, 0x70, 7, false), 6), 0);
+    uint16_t c[6];
+    s_serve(s, 1000 * MS, 6, c);
+    assert_int_equal(c[0], 0x50); /* A on device 1 first (first come) */
+    assert_int_equal(c[1], 0x60); /* B's single request next, not after A's four */
+    assert_int_equal(c[2], 0x70); /* A on device 0: a pair of its own */
+    assert_int_equal(c[3], 0x51); /* then A on device 1, in its order */
+    assert_int_equal(c[4], 0x52);
+    assert_int_equal(c[5], 0x53);
+    bus_sched_destroy(&s);
+}
+
+/* A client flooding safety-priority writes (output registers) on device 1: the lease
+ * holder's setpoint on device 0 gets its turn at once, telemetry that waited its maximum
+ * goes ahead of the flood, and the gateway's own safety writes (flow 0) still come first. */
+static void test_write_flood_keeps_telemetry_and_holder_share(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new_aging_fast_set();
+    bus_req_t tx;
+    bus_result_t r;
+    int64_t t = 1000 * MS;
+    uint64_t tag = 100;
+    int fast = 0, holder_at = -1, own_at = -1;
+    int64_t first_fast = -1;
+    for (int n = 0; n < 120; n++) {
+        /* four flooders keep writes to device 1 queued all the time */
+        while (bus_sched_depth_prio(s, BUS_PRIO_SAFETY) < 8) {
+            uint32_t flooder = 1000 + (uint32_t)(tag % 4);
+            assert_int_equal(
+                bus_sched_submit(s, BUS_PRIO_SAFETY, s_flow_req(1, 0x0100, flooder, true), tag), 0);
+            tag++;
+        }
+        if (n == 20) /* the lease holder's setpoint on device 0 */
+            assert_int_equal(
+                bus_sched_submit(s, BUS_PRIO_SAFETY, s_flow_req(0, 0x30, 55, true), 98), 0);
+        if (n == 39) /* the gateway's own safe state, as telemetry is about to be promoted */
+            assert_int_equal(bus_sched_submit(s, BUS_PRIO_SAFETY, s_flow_req(0, 0x00, 0, true), 99),
+                             0);
+        assert_int_equal(bus_sched_tick(s, t, &tx), 1);
+        if (tx.len == 0)
+            s_reply(s, t + 2 * MS, tx.addr, tx.cmd, 1, 1);
+        if (tx.cmd == 0x30)
+            holder_at = n;
+        else if (tx.cmd == 0x00)
+            own_at = n;
+        else if (tx.cmd >= 0x60 && tx.cmd < 0x70) {
+            fast++;
+            if (first_fast < 0)
+                first_fast = t;
+        }
+        while (bus_sched_result(s, &r))
+            ;
+        t += 25 * MS;
+    }
+    assert_int_equal(holder_at, 20); /* its own turn, not behind eight queued flood writes */
+    assert_int_equal(own_at, 39);    /* the gateway's safety first, even before aged telemetry */
+    assert_int_equal(fast, 3);       /* telemetry was served despite the flood ... */
+    assert_true(first_fast >= 2000 * MS && first_fast <= 2050 * MS); /* ... after its wait */
     bus_sched_destroy(&s);
 }
 
@@ -618,6 +728,8 @@ int main(void)
         cmocka_unit_test(test_pacing_invariant_under_load),
         cmocka_unit_test(test_aging_bounds_telemetry_wait),
         cmocka_unit_test(test_no_aging_by_default),
+        cmocka_unit_test(test_fair_share_per_device_and_flow),
+        cmocka_unit_test(test_write_flood_keeps_telemetry_and_holder_share),
         cmocka_unit_test(test_reply_read_late_is_not_a_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
