@@ -28,6 +28,7 @@
 #include "bus_sched.h"
 #include "can_transport.h"
 #include "eeprom_policy.h"
+#include "gw_auth.h"
 #include "gw_device.h"
 #include "gw_state.h"
 #include "lease.h"
@@ -62,6 +63,7 @@ enum { SAFE_OFF = 0, SAFE_MIN, SAFE_HOLD };
 typedef struct {
     char can[300];
     char req_ep[256], pub_ep[256], curve_key[256], state_dir[256];
+    char curve_clients[256], curve_ro_clients[256]; /* allow-lists of client keys (dirs) */
     int tel_period_ms, timeout_ms, retries, offline_after;
     bool discover;
     bool idle_min;
@@ -136,6 +138,9 @@ struct gateway {
     int lock_fd; /* holds the adapter's flock while the transport is open */
     bus_sched_t *sched;
     zsock_t *router, *pub;
+    gw_auth_t *auth;       /* CURVE client allow-list (NULL: none configured) */
+    int64_t auth_log_at;   /* refusals are logged at most once a second ... */
+    unsigned auth_quiet;   /* ... and the ones not logged counted */
     lease_table_t *leases; /* one control lease per device */
     gw_dev_t *dev[GW_DEV_MAX];
     eeprom_policy_t *eep[GW_DEV_MAX];
@@ -172,6 +177,10 @@ static int s_read_settings(const config_t *cfg, settings_t *s, char *err, size_t
     snprintf(s->curve_key, sizeof s->curve_key, "%s",
              config_str(cfg, "GATEWAY", "CurveSecretKeyFile"));
     snprintf(s->state_dir, sizeof s->state_dir, "%s", config_str(cfg, "GATEWAY", "StateDir"));
+    snprintf(s->curve_clients, sizeof s->curve_clients, "%s",
+             config_str(cfg, "GATEWAY", "CurveClientsDir"));
+    snprintf(s->curve_ro_clients, sizeof s->curve_ro_clients, "%s",
+             config_str(cfg, "GATEWAY", "CurveReadOnlyClientsDir"));
     s->tel_period_ms = (int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs");
     s->timeout_ms = (int)config_int(cfg, "GATEWAY", "ResponseTimeoutMs");
     s->retries = (int)config_int(cfg, "GATEWAY", "Retries");
@@ -327,6 +336,36 @@ int gateway_check_config(const config_t *cfg, char *err, size_t errlen)
                  "CurveSecretKeyFile (ReqEndpoint '%s', PubEndpoint '%s')",
                  s->req_ep, s->pub_ep);
         goto cleanup;
+    }
+    if ((s_endpoint_needs_curve(s->req_ep) || s_endpoint_needs_curve(s->pub_ep)) &&
+        !s->curve_clients[0]) {
+        snprintf(err, errlen,
+                 "[GATEWAY] a tcp:// endpoint on a non-loopback address needs CurveClientsDir: "
+                 "the public keys of the clients allowed in (ReqEndpoint '%s', PubEndpoint "
+                 "'%s')",
+                 s->req_ep, s->pub_ep);
+        goto cleanup;
+    }
+    if ((s->curve_clients[0] || s->curve_ro_clients[0]) && !s->curve_key[0]) {
+        snprintf(err, errlen,
+                 "[GATEWAY] CurveClientsDir and CurveReadOnlyClientsDir need CurveSecretKeyFile "
+                 "(they say which CURVE clients are allowed in)");
+        goto cleanup;
+    }
+    if (s->curve_clients[0] &&
+        gw_auth_check_dir("CurveClientsDir", s->curve_clients, err, errlen) < 0)
+        goto cleanup;
+    if (s->curve_ro_clients[0] &&
+        gw_auth_check_dir("CurveReadOnlyClientsDir", s->curve_ro_clients, err, errlen) < 0)
+        goto cleanup;
+    if (s->curve_key[0]) {
+        zcert_t *cert = zcert_load(s->curve_key);
+        if (!cert) {
+            snprintf(err, errlen, "[GATEWAY] CurveSecretKeyFile: cannot load zcert file '%s'",
+                     s->curve_key);
+            goto cleanup;
+        }
+        zcert_destroy(&cert);
     }
     can_transport_spec_t spec;
     if (can_transport_parse_spec(s->can, &spec, err, errlen) < 0)
@@ -2721,6 +2760,42 @@ static const struct {
     {"eeprom", s_op_eeprom},
 };
 
+/* Ops a read-only CURVE client may use (CurveReadOnlyClientsDir): nothing that writes, takes
+ * a lease or scans the bus. */
+static bool s_op_read_only(const char *op)
+{
+    static const char *const ro[] = {"ping", "info", "devices", "get", "eeprom"};
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
+        if (strcmp(op, ro[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Answers the CURVE handshakes waiting (ZAP); a refused client is logged, at most once a
+ * second under a flood (the others counted in the next line). */
+static void s_auth_io(gateway_t *gw, int64_t now)
+{
+    if (!gw->auth)
+        return;
+    for (int k = 0; k < 32 && (zsock_events(gw_auth_sock(gw->auth)) & ZMQ_POLLIN); k++) {
+        char why[160] = "";
+        if (gw_auth_handle(gw->auth, why, sizeof why) != 1)
+            continue;
+        if (now - gw->auth_log_at < 1000000) {
+            gw->auth_quiet++;
+            continue;
+        }
+        if (gw->auth_quiet)
+            log_warn("CURVE: refused %s: not in CurveClientsDir or CurveReadOnlyClientsDir "
+                     "(and %u more refusals not shown)",
+                     why, gw->auth_quiet);
+        else
+            log_warn("CURVE: refused %s: not in CurveClientsDir or CurveReadOnlyClientsDir", why);
+        gw->auth_log_at = now;
+        gw->auth_quiet = 0;
+    }
+}
+
 static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
 {
     /* envelope: routing frames up to and including the empty delimiter, then the body */
@@ -2771,6 +2846,12 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
     if (!cJSON_IsString(op)) {
         s_reply_now(&c, s_error(c.id, "bad_request", "'op' is required (a string)"));
+        goto cleanup;
+    }
+    if (gw_auth_read_only(body) && !s_op_read_only(op->valuestring)) {
+        s_reply_now(&c, s_error(c.id, "forbidden",
+                                "this client's key is read-only (CurveReadOnlyClientsDir): "
+                                "allowed ops ping, info, devices, get, eeprom"));
         goto cleanup;
     }
     for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++) {
@@ -2967,6 +3048,17 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         }
     if (gw->set.state_dir[0])
         s_lease_restore(gw, now);
+    if (gw->set.curve_key[0] && gw->set.curve_clients[0]) {
+        /* the handler exists before the CURVE sockets, or they accept every client */
+        gw->auth = gw_auth_new(gw->set.curve_clients, gw->set.curve_ro_clients, err, errlen);
+        if (!gw->auth)
+            goto fail;
+        log_info("CURVE: %zu client key(s) allowed, %zu read-only", gw_auth_count(gw->auth, false),
+                 gw_auth_count(gw->auth, true));
+    } else if (gw->set.curve_key[0]) {
+        log_warn("CURVE without CurveClientsDir: every client that knows the server's public "
+                 "key is accepted");
+    }
     gw->router = s_bind(ZMQ_ROUTER, gw->set.req_ep, gw->set.curve_key, err, errlen);
     if (!gw->router)
         goto fail;
@@ -3003,6 +3095,7 @@ void gateway_destroy(gateway_t **p)
     s_unlock_adapter(gw);
     zsock_destroy(&gw->router);
     zsock_destroy(&gw->pub);
+    gw_auth_destroy(&gw->auth);
     bus_sched_destroy(&gw->sched);
     lease_table_destroy(&gw->leases);
     free(gw);
@@ -3039,9 +3132,13 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
      * and after waking, and pending messages mean no sleep. */
     if (zsock_events(gw->router) & ZMQ_POLLIN)
         wait_us = 0;
-    struct pollfd pfd[2];
+    if (gw->auth && (zsock_events(gw_auth_sock(gw->auth)) & ZMQ_POLLIN))
+        wait_us = 0;
+    struct pollfd pfd[3];
     int n = 0;
     pfd[n++] = (struct pollfd){.fd = zsock_fd(gw->router), .events = POLLIN};
+    if (gw->auth)
+        pfd[n++] = (struct pollfd){.fd = zsock_fd(gw_auth_sock(gw->auth)), .events = POLLIN};
     int tfd = gw->tp ? can_transport_fd(gw->tp) : -1;
     if (tfd >= 0)
         pfd[n++] = (struct pollfd){.fd = tfd, .events = POLLIN};
@@ -3056,6 +3153,7 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
     s_check_lease(gw, now);
     /* bus first: replies are time-critical */
     s_bus_io(gw, now);
+    s_auth_io(gw, now);
     for (int k = 0; k < 32 && (zsock_events(gw->router) & ZMQ_POLLIN); k++) {
         zmsg_t *msg = zmsg_recv_nowait(gw->router);
         if (!msg)

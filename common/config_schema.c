@@ -113,6 +113,8 @@ const config_key_t config_schema[] = {
     PATH("GATEWAY", "CurveSecretKeyFile", ""),
     CHECKED("GATEWAY", "CurveServerPublicKey", "", s_check_z85),
     PATH("GATEWAY", "CurveClientKeyFile", ""),
+    PATH("GATEWAY", "CurveClientsDir", ""),
+    PATH("GATEWAY", "CurveReadOnlyClientsDir", ""),
     PATH("GATEWAY", "StateDir", "/var/lib/bic2mqtt"),
     INT("GATEWAY", "TelemetryPeriodMs", "1000", 200, 60000),
     INT("GATEWAY", "ResponseTimeoutMs", "50", 10, 1000),

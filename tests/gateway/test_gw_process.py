@@ -1,5 +1,6 @@
 """The gateway as a process: --check-config, CURVE required off loopback (and working when
-configured), SIGHUP reload that keeps the old config when the new one is invalid, SIGTERM
+configured, with an allow-list of client keys: others refused and logged, read-only keys
+limited to reads), SIGHUP reload that keeps the old config when the new one is invalid, SIGTERM
 clean exit with and without SafeStateOnExit."""
 
 import os
@@ -48,32 +49,81 @@ def test_check_config():
     assert p.returncode != 0 and "usage" in p.stderr, p.stderr
 
 
-def test_curve_on_network_endpoint():
+def _curve_keys(tmp):
+    """The gateway's key pair, an allowed client (CurveClientsDir), a read-only client
+    (CurveReadOnlyClientsDir): {name: (public, secret)} and the two directories."""
     import zmq.auth
+    keys = {}
+    dirs = {}
+    for name in ("gateway", "ctl", "viewer"):
+        d = os.path.join(tmp, name)
+        os.mkdir(d)
+        pub_file, sec_file = zmq.auth.create_certificates(d, name)
+        keys[name] = zmq.auth.load_certificate(sec_file)
+        dirs[name] = d
+    return keys, dirs, os.path.join(dirs["gateway"], "gateway.key_secret")
+
+
+def _curve_req(port, server_public, pair):
+    s = zmq.Context.instance().socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.curve_serverkey = server_public
+    s.curve_publickey, s.curve_secretkey = pair
+    s.connect("tcp://127.0.0.1:%d" % port)
+    return s
+
+
+def _call(s, req, timeout_ms=10000):
+    s.send_json(dict(req, v=1))
+    if not s.poll(timeout_ms):
+        return None
+    return s.recv_json()
+
+
+def test_curve_on_network_endpoint():
     tmp = harness.temp_dir()
-    keys = os.path.join(tmp, "keys")
-    os.mkdir(keys)
-    pub_file, sec_file = zmq.auth.create_certificates(keys, "gateway")
-    server_public, _ = zmq.auth.load_certificate(pub_file)
+    keys, dirs, sec_file = _curve_keys(tmp)
     with harness.Sim(devices=["0:24"]) as sim:
         ini = gateway_ini(sim, tmp)
         port = harness.free_port()
         ini["GATEWAY"]["ReqEndpoint"] = "tcp://0.0.0.0:%d" % port
         ini["GATEWAY"]["CurveSecretKeyFile"] = sec_file
+        # a network endpoint needs the allow-list too
+        path = harness.write_ini(os.path.join(tmp, "gateway.ini"), ini)
+        rc, out = _check(path)
+        assert rc == 1 and "CurveClientsDir" in out, out
+        ini["GATEWAY"]["CurveClientsDir"] = dirs["ctl"]
+        ini["GATEWAY"]["CurveReadOnlyClientsDir"] = dirs["viewer"]
         path = harness.write_ini(os.path.join(tmp, "gateway.ini"), ini)
         p = harness.start_program("bic-can-gateway", ini=path, tmp=tmp)
+        p.wait_output("CURVE: 1 client key(s) allowed, 1 read-only")
+        server_public = keys["gateway"][0]
         ctx = zmq.Context.instance()
-        client_public, client_secret = zmq.curve_keypair()
-        s = ctx.socket(zmq.REQ)
-        s.setsockopt(zmq.LINGER, 0)
-        s.curve_serverkey = server_public
-        s.curve_publickey = client_public
-        s.curve_secretkey = client_secret
-        s.connect("tcp://127.0.0.1:%d" % port)
-        s.send_json({"v": 1, "op": "ping"})
-        assert s.poll(10000), p.output()
-        assert s.recv_json()["ok"] is True
+        # an allowed client works: reads and writes
+        s = _curve_req(port, server_public, keys["ctl"])
+        r = _call(s, {"op": "ping"})
+        assert r and r["ok"] is True, p.output()
+        harness.wait_for(lambda: _call(s, {"op": "info", "dev": 0})["devices"][0]["online"],
+                         20, what="device 0 online")
+        r = _call(s, {"op": "set", "dev": 0, "reg": "VOUT_SET", "value": 27.0, "client": "ctl"})
+        assert r["ok"], r
         s.close()
+        # a read-only client reads, and may not write
+        v = _curve_req(port, server_public, keys["viewer"])
+        assert _call(v, {"op": "get", "dev": 0, "reg": "READ_VOUT"})["ok"]
+        r = _call(v, {"op": "set", "dev": 0, "reg": "VOUT_SET", "value": 27.5, "client": "v"})
+        assert not r["ok"] and r["error"]["code"] == "forbidden", r
+        assert "read-only" in r["error"]["message"], r
+        r = _call(v, {"op": "lease", "action": "take", "client": "v", "ttl_s": 5})
+        assert not r["ok"] and r["error"]["code"] == "forbidden", r
+        v.close()
+        assert sim.control.device(0)["registers"]["VOUT_SET"] == 2700
+        # a client with a random key pair and the server's public key: refused, logged
+        stranger = zmq.curve_keypair()
+        x = _curve_req(port, server_public, stranger)
+        assert _call(x, {"op": "ping"}, 2000) is None
+        x.close()
+        p.wait_output("CURVE: refused client key %s" % stranger[0].decode())
         # a client without the keys gets nothing
         plain = ctx.socket(zmq.REQ)
         plain.setsockopt(zmq.LINGER, 0)
