@@ -3,6 +3,8 @@
  * command table, limits and codecs come from the protocol library (can/bic_proto.h). */
 #include "bic_device.h"
 
+#include "dev_common.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -182,36 +184,6 @@ int bic_device_config_validate(const bic_device_config_t *cfg, char *err, size_t
     return 0;
 }
 
-static int s_parse_double(const char *s, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || errno || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int s_parse_text(const char *key, const char *value, char *dst, size_t want, char *err,
-                        size_t errlen)
-{
-    size_t n = strlen(value);
-    bool ok = n > 0 && n <= want;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = value[i] >= 0x20 && value[i] < 0x7F;
-    if (!ok) {
-        s_msg(err, errlen, "device option %s: '%s' (allowed: 1..%zu printable ASCII characters)",
-              key, value, want);
-        return -1;
-    }
-    /* Space-padded to the register's width, as the MFR fields are. */
-    memset(dst, ' ', want);
-    memcpy(dst, value, n);
-    dst[want] = '\0';
-    return 0;
-}
-
 static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char *opt, char *err,
                           size_t errlen)
 {
@@ -306,9 +278,9 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
         return 0;
     }
     if (strcmp(key, "serial") == 0)
-        return s_parse_text(key, value, cfg->serial, 12, err, errlen);
+        return dev_parse_text(key, value, cfg->serial, 12, err, errlen);
     if (strcmp(key, "location") == 0)
-        return s_parse_text(key, value, cfg->location, 3, err, errlen);
+        return dev_parse_text(key, value, cfg->location, 3, err, errlen);
 
     static const char *const nums[] = {"svr",   "tau",   "ramp",    "eff",
                                        "eff_c", "eff_d", "ambient", "boot_ms"};
@@ -316,7 +288,7 @@ static int s_parse_option(bic_device_config_t *cfg, battery_config_t *bcfg, char
         if (strcmp(key, nums[i]) != 0)
             continue;
         double v;
-        if (s_parse_double(value, &v) != 0) {
+        if (dev_parse_double(value, &v) != 0) {
             s_msg(err, errlen, "device option %s: '%s' is not a number", key, value);
             return -1;
         }
@@ -563,19 +535,18 @@ static void s_persist(bic_device_t *dev, int idx)
 /* What an accepted write does to the EEPROM (§11, §16 item 19). */
 static void s_eeprom_after_write(bic_device_t *dev, int idx, int64_t now_us)
 {
-    bic_sysconfig_t sc;
-    bic_sysconfig_decode(dev->ram[P_SYSCFG], &sc);
     bool star = idx == P_VOUT || idx == P_IOUT || idx == P_RVOUT || idx == P_RIOUT;
     bool obeys = star || dev->cfg.all_obey_eep_off;
     dev->last_change_us = now_us;
-    if (obeys && dev->cfg.fw == BIC_FW_NEW && sc.eep_off)
-        return; /* RAM only */
-    if (obeys && dev->cfg.fw == BIC_FW_NEW &&
-        (sc.eep_config == BIC_EEPCFG_1MIN || sc.eep_config == BIC_EEPCFG_10MIN)) {
+    switch (dev_eep_action(dev->ram[P_SYSCFG], obeys, dev->cfg.fw == BIC_FW_NEW)) {
+    case DEV_EEP_RAM:
+        return;
+    case DEV_EEP_DELAYED:
         dev->pending[idx] = true;
         return;
+    default:
+        s_persist(dev, idx);
     }
-    s_persist(dev, idx);
 }
 
 static void s_eeprom_tick(bic_device_t *dev, int64_t now_us)
@@ -585,16 +556,12 @@ static void s_eeprom_tick(bic_device_t *dev, int64_t now_us)
         any = any || dev->pending[i];
     if (!any)
         return;
-    bic_sysconfig_t sc;
-    bic_sysconfig_decode(dev->ram[P_SYSCFG], &sc);
-    if (sc.eep_off) {
+    int64_t delay_us = dev_eep_commit_delay_us(dev->ram[P_SYSCFG]);
+    if (delay_us < 0) {
         /* EEP_OFF set while a commit was waiting: the values stay in RAM only. */
         memset(dev->pending, 0, sizeof dev->pending);
         return;
     }
-    int64_t delay_us = sc.eep_config == BIC_EEPCFG_1MIN    ? 60000000
-                       : sc.eep_config == BIC_EEPCFG_10MIN ? 600000000
-                                                           : 0;
     if (now_us - dev->last_change_us < delay_us)
         return;
     for (int i = 0; i < P_COUNT; i++) {
@@ -892,23 +859,6 @@ bic_write_result_t bic_device_write(bic_device_t *dev, uint16_t cmd, uint16_t ra
     return res;
 }
 
-static void s_put_text(uint8_t *data, const char *text, size_t n)
-{
-    size_t len = strlen(text);
-    for (size_t i = 0; i < n; i++)
-        data[i] = i < len ? (uint8_t)text[i] : ' ';
-}
-
-static int32_t s_round_raw(double v, double factor, int32_t lo, int32_t hi)
-{
-    double r = round(v / factor);
-    if (!(r >= lo))
-        return lo;
-    if (r > hi)
-        return hi;
-    return (int32_t)r;
-}
-
 int bic_device_read(bic_device_t *dev, uint16_t cmd, int64_t now_us, uint8_t data[6], size_t *len)
 {
     bic_device_step(dev, now_us);
@@ -949,17 +899,17 @@ int bic_device_read(bic_device_t *dev, uint16_t cmd, int64_t now_us, uint8_t dat
     case BIC_CMD_READ_VIN: {
         bool bad =
             s_fault_on(dev, BIC_DEV_FAULT_AC_FAIL) || s_fault_on(dev, BIC_DEV_FAULT_ISLANDING);
-        raw = s_round_raw(bad ? S_AC_FAIL_VIN_V : dev->cfg.ac_v, 0.1, 0, 65535);
+        raw = dev_round_raw(bad ? S_AC_FAIL_VIN_V : dev->cfg.ac_v, 0.1, 0, 65535);
         break;
     }
     case BIC_CMD_READ_VOUT:
-        raw = s_round_raw(battery_voltage_v(dev->bat), 0.01, 0, 65535);
+        raw = dev_round_raw(battery_voltage_v(dev->bat), 0.01, 0, 65535);
         break;
     case BIC_CMD_READ_IOUT:
-        raw = s_round_raw(dev->current_a, 0.01, -32768, 32767);
+        raw = dev_round_raw(dev->current_a, 0.01, -32768, 32767);
         break;
     case BIC_CMD_READ_TEMPERATURE_1:
-        raw = s_round_raw(dev->temp_c, 0.1, -400, 1100);
+        raw = dev_round_raw(dev->temp_c, 0.1, -400, 1100);
         break;
     case BIC_CMD_READ_FAN_SPEED_1:
         raw = s_fan_rpm(dev, 0);
@@ -976,10 +926,10 @@ int bic_device_read(bic_device_t *dev, uint16_t cmd, int64_t now_us, uint8_t dat
 
     switch (cmd) {
     case BIC_CMD_MFR_ID_B0B5:
-        s_put_text(data, "MEANWE", 6);
+        dev_put_text(data, "MEANWE", 6);
         break;
     case BIC_CMD_MFR_ID_B6B11:
-        s_put_text(data, "LL", 6);
+        dev_put_text(data, "LL", 6);
         break;
     case BIC_CMD_MFR_MODEL_B0B5:
     case BIC_CMD_MFR_MODEL_B6B11:
@@ -991,16 +941,16 @@ int bic_device_read(bic_device_t *dev, uint16_t cmd, int64_t now_us, uint8_t dat
         memcpy(data, dev->cfg.revision, 6);
         break;
     case BIC_CMD_MFR_LOCATION_B0B2:
-        s_put_text(data, dev->cfg.location, 3);
+        dev_put_text(data, dev->cfg.location, 3);
         break;
     case BIC_CMD_MFR_DATE_B0B5:
-        s_put_text(data, dev->cfg.date, 6);
+        dev_put_text(data, dev->cfg.date, 6);
         break;
     case BIC_CMD_MFR_SERIAL_B0B5:
-        s_put_text(data, dev->cfg.serial, 6);
+        dev_put_text(data, dev->cfg.serial, 6);
         break;
     case BIC_CMD_MFR_SERIAL_B6B11:
-        s_put_text(data, strlen(dev->cfg.serial) > 6 ? dev->cfg.serial + 6 : "", 6);
+        dev_put_text(data, strlen(dev->cfg.serial) > 6 ? dev->cfg.serial + 6 : "", 6);
         break;
     case BIC_CMD_SCALING_FACTOR:
         bic_scaling_encode_fixed(data);

@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #include "bic_device.h"
+#include "npb_device.h"
 #include "can_transport.h"
 #include "household.h"
 #include "log.h"
@@ -120,7 +121,8 @@ static void s_usage(FILE *f)
         "  --slcan-pty PATH       create a pty speaking slcan; PATH becomes a symlink to it\n"
         "  --socketcan IFACE      use a SocketCAN interface (needs kernel CAN)\n"
         "  --device SPEC          ADDR:VARIANT[:OPTIONS], repeatable (default 0:24), e.g.\n"
-        "                         1:48:fw=old,soc=80,clamp\n"
+        "                         1:48:fw=old,soc=80,clamp; an NPB charger on the same bus:\n"
+        "                         ADDR:npb-POWER-VOLTS[:OPTIONS], e.g. 3:npb-1200-24\n"
         "  --control ENDPOINT     ZeroMQ REP for JSON commands (default "
         "ipc:///tmp/bic-sim-PID.ctl)\n"
         "  --household CSV        replay a t_s,load_w,pv_w day for the meter reading\n"
@@ -634,11 +636,7 @@ static double s_meter_w(s_sim_t *s, double *load, double *pv, double *bat)
     *load = *pv = *bat = 0;
     if (s->household)
         household_at(s->household, s_household_t(s), load, pv);
-    for (size_t i = 0; i < sim_bus_count(s->bus); i++) {
-        bic_device_state_t st;
-        bic_device_get_state(sim_bus_device(s->bus, i), &st);
-        *bat += st.ac_w;
-    }
+    *bat = sim_bus_ac_w(s->bus);
     return household_meter_w(*load, *pv, *bat);
 }
 
@@ -708,6 +706,30 @@ static void s_control(s_sim_t *s)
    Main
    --------------------------------------------------------------------------------------- */
 
+/* An NPB charger from its --device specification (docs/simulator.md). */
+static int s_add_npb(s_sim_t *s, const char *spec)
+{
+    npb_device_config_t cfg;
+    battery_config_t bcfg;
+    char err[512];
+    if (npb_device_parse_spec(spec, &cfg, &bcfg, err, sizeof err) != 0) {
+        fprintf(stderr, "bic-sim: %s\n", err);
+        return -1;
+    }
+    if (sim_bus_find_npb(s->bus, cfg.addr)) {
+        fprintf(stderr, "bic-sim: --device %s: NPB address %u is used twice\n", spec, cfg.addr);
+        return -1;
+    }
+    npb_device_t *dev = npb_device_new(&cfg, &bcfg, s->dev_us);
+    if (!dev || sim_bus_add_npb(s->bus, &dev) != 0) {
+        fprintf(stderr, "bic-sim: --device %s: cannot create the device\n", spec);
+        return -1;
+    }
+    log_info("NPB %u: %s, firmware %s, battery %.0f%% SOC", cfg.addr, cfg.model->name,
+             cfg.fw == NPB_FW_OLD ? "old" : "new", bcfg.soc_pct);
+    return 0;
+}
+
 static int s_setup(s_sim_t *s)
 {
     s->pty_master = -1;
@@ -727,6 +749,11 @@ static int s_setup(s_sim_t *s)
     size_t nspecs = s->o.nspecs ? s->o.nspecs : 1;
     for (size_t i = 0; i < nspecs; i++) {
         const char *spec = s->o.nspecs ? s->o.specs[i] : def_spec;
+        if (npb_device_spec_is_npb(spec)) {
+            if (s_add_npb(s, spec) != 0)
+                return 2;
+            continue;
+        }
         bic_device_config_t cfg;
         battery_config_t bcfg;
         char err[512];

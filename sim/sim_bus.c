@@ -16,6 +16,8 @@ struct sim_bus_t {
     sim_bus_options_t opts;
     bic_device_t *dev[SIM_BUS_MAX_DEVICES];
     size_t ndev;
+    npb_device_t *npb[4]; /* NPB addresses 0-3 */
+    size_t nnpb;
     s_pending_t queue[SIM_BUS_QUEUE_MAX];
     size_t nqueue;
     sim_bus_counters_t c;
@@ -83,6 +85,8 @@ void sim_bus_destroy(sim_bus_t **p)
         return;
     for (size_t i = 0; i < (*p)->ndev; i++)
         bic_device_destroy(&(*p)->dev[i]);
+    for (size_t i = 0; i < (*p)->nnpb; i++)
+        npb_device_destroy(&(*p)->npb[i]);
     free(*p);
     *p = NULL;
 }
@@ -116,6 +120,54 @@ bic_device_t *sim_bus_find(sim_bus_t *bus, uint8_t addr)
         if (bic_device_addr(bus->dev[i]) == addr)
             return bus->dev[i];
     return NULL;
+}
+
+int sim_bus_add_npb(sim_bus_t *bus, npb_device_t **dev)
+{
+    if (!dev || !*dev)
+        return -1;
+    size_t max = sizeof bus->npb / sizeof bus->npb[0];
+    if (bus->nnpb >= max || sim_bus_find_npb(bus, npb_device_addr(*dev))) {
+        npb_device_destroy(dev);
+        return -1;
+    }
+    bus->npb[bus->nnpb++] = *dev;
+    *dev = NULL;
+    return 0;
+}
+
+size_t sim_bus_npb_count(const sim_bus_t *bus)
+{
+    return bus->nnpb;
+}
+
+npb_device_t *sim_bus_npb(sim_bus_t *bus, size_t i)
+{
+    return i < bus->nnpb ? bus->npb[i] : NULL;
+}
+
+npb_device_t *sim_bus_find_npb(sim_bus_t *bus, uint8_t addr)
+{
+    for (size_t i = 0; i < bus->nnpb; i++)
+        if (npb_device_addr(bus->npb[i]) == addr)
+            return bus->npb[i];
+    return NULL;
+}
+
+double sim_bus_ac_w(sim_bus_t *bus)
+{
+    double w = 0;
+    for (size_t i = 0; i < bus->ndev; i++) {
+        bic_device_state_t st;
+        bic_device_get_state(bus->dev[i], &st);
+        w += st.ac_w;
+    }
+    for (size_t i = 0; i < bus->nnpb; i++) {
+        npb_device_state_t st;
+        npb_device_get_state(bus->npb[i], &st);
+        w += st.ac_w;
+    }
+    return w;
 }
 
 int sim_bus_set_options(sim_bus_t *bus, const sim_bus_options_t *opts)
@@ -181,6 +233,11 @@ static bool s_is_bic_request(const can_frame_t *fr)
     return fr->ext && (fr->id & 0x1FFFFF00u) == 0x000C0300u;
 }
 
+static bool s_is_npb_request(const can_frame_t *fr)
+{
+    return fr->ext && (fr->id & 0x1FFFFF00u) == 0x000C0100u;
+}
+
 int sim_bus_request(sim_bus_t *bus, const can_frame_t *req, int64_t now_us)
 {
     return sim_bus_request_at(bus, req, now_us, now_us);
@@ -205,8 +262,7 @@ static s_gap_t s_judge_period(const sim_bus_t *bus, const sim_rx_t *rx)
     if (rx->chunk != 0 && rx->chunk == prev->chunk) {
         /* both arrived inside the read window: its length bounds their real distance */
         bool window_known = rx->empty_us != INT64_MIN;
-        return window_known && rx->t_us - rx->empty_us < limit ? S_GAP_VIOLATION
-                                                               : S_GAP_SUSPECT;
+        return window_known && rx->t_us - rx->empty_us < limit ? S_GAP_VIOLATION : S_GAP_SUSPECT;
     }
     /* the previous request may have been read up to its lag after it arrived */
     int64_t lag = prev->lag_us > 0 ? prev->lag_us : 0;
@@ -226,12 +282,12 @@ static s_gap_t s_judge_margin(const sim_bus_t *bus, const sim_rx_t *rx)
     return bus->last_reply_late_us > SIM_BUS_RESPONSE_US ? S_GAP_SUSPECT : S_GAP_VIOLATION;
 }
 
-int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *rx,
-                       int64_t dev_us)
+int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *rx, int64_t dev_us)
 {
     int64_t now_us = rx->t_us;
     s_log(bus, SIM_FRAME_RX, req, now_us);
-    if (!s_is_bic_request(req)) {
+    bool npb_req = s_is_npb_request(req);
+    if (!s_is_bic_request(req) && !npb_req) {
         bus->c.foreign++;
         return 0;
     }
@@ -258,12 +314,16 @@ int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *r
     int scheduled = 0;
     bool addressed = false;
     uint8_t to = (uint8_t)(req->id & 0xFF);
-    for (size_t i = 0; i < bus->ndev; i++) {
-        if (to != 0xFF && to != bic_device_addr(bus->dev[i]))
+    size_t n = npb_req ? bus->nnpb : bus->ndev;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t addr = npb_req ? npb_device_addr(bus->npb[i]) : bic_device_addr(bus->dev[i]);
+        if (to != 0xFF && to != addr)
             continue;
         addressed = true;
         can_frame_t reply;
-        if (bic_device_handle_frame(bus->dev[i], req, dev_us, &reply) != 1)
+        int got = npb_req ? npb_device_handle_frame(bus->npb[i], req, dev_us, &reply)
+                          : bic_device_handle_frame(bus->dev[i], req, dev_us, &reply);
+        if (got != 1)
             continue;
         if (s_chance(bus, bus->opts.drop_pct)) {
             bus->c.dropped++;
@@ -324,6 +384,8 @@ void sim_bus_step(sim_bus_t *bus, int64_t now_us)
 {
     for (size_t i = 0; i < bus->ndev; i++)
         bic_device_step(bus->dev[i], now_us);
+    for (size_t i = 0; i < bus->nnpb; i++)
+        npb_device_step(bus->npb[i], now_us);
 }
 
 void sim_bus_counters(const sim_bus_t *bus, sim_bus_counters_t *out)

@@ -1,12 +1,12 @@
-/* sim_bus.h - the simulated CAN bus in front of one or more BIC-2200 models.
+/* sim_bus.h - the simulated CAN bus in front of one or more BIC-2200 models and NPB chargers.
  *
  * Delivers each controller frame to every device, schedules their replies after the
  * response delay (with optional fault injection: late, dropped and duplicated replies),
  * judges the pacing against the manual's timing (a request less than 20 ms after the previous
  * request's start, or less than 5 ms after the previous reply) and keeps a log of recent
  * frames. The judgement separates violations the sender certainly committed from gaps that
- * only look short because the reader saw the frames late ("suspect"). Pure: the caller passes now_us and moves the frames between the
- * transport and the bus.
+ * only look short because the reader saw the frames late ("suspect"). Pure: the caller passes
+ * now_us and moves the frames between the transport and the bus.
  */
 #ifndef BIC_SIM_SIM_BUS_H
 #define BIC_SIM_SIM_BUS_H
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "bic_device.h"
+#include "npb_device.h"
 #include "can_frame.h"
 
 #ifdef __cplusplus
@@ -23,10 +24,10 @@ extern "C" {
 #endif
 
 #define SIM_BUS_MAX_DEVICES 64
-#define SIM_BUS_LOG_MAX 512     /* frames kept in the log */
-#define SIM_BUS_QUEUE_MAX 128   /* replies waiting for their delay */
-#define SIM_BUS_PERIOD_US 20000 /* minimum request period (manual) */
-#define SIM_BUS_MARGIN_US 5000  /* minimum gap after a reply (manual) */
+#define SIM_BUS_LOG_MAX 512      /* frames kept in the log */
+#define SIM_BUS_QUEUE_MAX 128    /* replies waiting for their delay */
+#define SIM_BUS_PERIOD_US 20000  /* minimum request period (manual) */
+#define SIM_BUS_MARGIN_US 5000   /* minimum gap after a reply (manual) */
 #define SIM_BUS_RESPONSE_US 5000 /* maximum response time (manual) */
 /* Gaps this much shorter than a rule are still accepted: the jitter of reading a frame from a
  * pty or socket on an idle machine. */
@@ -86,6 +87,17 @@ size_t sim_bus_count(const sim_bus_t *bus);
 bic_device_t *sim_bus_device(sim_bus_t *bus, size_t i);   /* borrowed, NULL beyond count */
 bic_device_t *sim_bus_find(sim_bus_t *bus, uint8_t addr); /* borrowed, NULL if none */
 
+/* NPB chargers on the same bus (their own identifiers, addresses 0-3): the bus takes
+ * ownership as sim_bus_add does. -1 when the NPB address is taken or the bus is full. */
+int sim_bus_add_npb(sim_bus_t *bus, npb_device_t **dev);
+size_t sim_bus_npb_count(const sim_bus_t *bus);
+npb_device_t *sim_bus_npb(sim_bus_t *bus, size_t i);          /* borrowed, NULL beyond */
+npb_device_t *sim_bus_find_npb(sim_bus_t *bus, uint8_t addr); /* borrowed, NULL if none */
+
+/* AC power of every device at the last step, W (+ drawn from the grid): the BICs and the NPB
+ * chargers together, as the household meter sees them. */
+double sim_bus_ac_w(sim_bus_t *bus);
+
 /* Options at run time (the reply queue keeps its scheduled times). -1 when invalid. */
 int sim_bus_set_options(sim_bus_t *bus, const sim_bus_options_t *opts);
 void sim_bus_get_options(const sim_bus_t *bus, sim_bus_options_t *out);
@@ -119,8 +131,7 @@ int sim_bus_request_at(sim_bus_t *bus, const can_frame_t *req, int64_t bus_us, i
  *   a short one is a violation, unless the reply itself left more than the manual's 5 ms
  *   response time after it was due (the reader's own delay: the sender may have given up on
  *   it), then suspect. */
-int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *rx,
-                       int64_t dev_us);
+int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *rx, int64_t dev_us);
 
 /* When the next reply is due, or INT64_MAX when none waits. */
 int64_t sim_bus_next_due_us(const sim_bus_t *bus);

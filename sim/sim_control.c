@@ -10,6 +10,7 @@
 #include <cJSON.h>
 
 #include "bic_proto.h"
+#include "npb_proto.h"
 #include "jget.h"
 
 static const uint16_t s_regs[] = {
@@ -128,17 +129,96 @@ static int s_select(sim_bus_t *bus, const cJSON *req, bic_device_t **out, size_t
     return 0;
 }
 
+/* NPB registers reported by the npb command, in this order. */
+static const uint16_t s_npb_regs[] = {
+    BIC_CMD_OPERATION,        BIC_CMD_VOUT_SET,         BIC_CMD_IOUT_SET,
+    BIC_CMD_SYSTEM_CONFIG,    NPB_CMD_CURVE_CC,         NPB_CMD_CURVE_CV,
+    NPB_CMD_CURVE_FV,         NPB_CMD_CURVE_TC,         NPB_CMD_CURVE_CONFIG,
+    NPB_CMD_CURVE_CC_TIMEOUT, NPB_CMD_CURVE_CV_TIMEOUT, NPB_CMD_CURVE_FV_TIMEOUT,
+    NPB_CMD_CHG_RST_VBAT,
+};
+
+static cJSON *s_npb_json(npb_device_t *dev)
+{
+    npb_device_state_t st;
+    npb_device_get_state(dev, &st);
+    const npb_device_config_t *cfg = npb_device_config(dev);
+    const bic_family_t *f = bic_family_get(BIC_FAMILY_NPB);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "addr", npb_device_addr(dev));
+    cJSON_AddStringToObject(d, "model", cfg->model->name);
+    cJSON_AddStringToObject(d, "fw", cfg->fw == NPB_FW_OLD ? "old" : "new");
+    cJSON_AddBoolToObject(d, "powered", st.powered);
+    cJSON_AddBoolToObject(d, "output_on", st.output_on);
+    cJSON_AddStringToObject(d, "mode", st.charger ? "charger" : "psu");
+    cJSON_AddStringToObject(d, "stage", npb_stage_name(st.stage));
+    cJSON_AddNumberToObject(d, "chg_status", st.chg_status);
+    cJSON_AddNumberToObject(d, "dc_v", s_round(st.dc_v, 0.001));
+    cJSON_AddNumberToObject(d, "dc_a", s_round(st.dc_a, 0.001));
+    cJSON_AddNumberToObject(d, "target_v", s_round(st.target_v, 0.001));
+    cJSON_AddNumberToObject(d, "ac_w", s_round(st.ac_w, 0.01));
+    cJSON_AddNumberToObject(d, "soc_pct", s_round(st.soc_pct, 0.001));
+    cJSON_AddNumberToObject(d, "stage_s", s_round(st.stage_s, 0.001));
+    cJSON *regs = cJSON_AddObjectToObject(d, "registers");
+    cJSON *eep = cJSON_AddObjectToObject(d, "eeprom");
+    cJSON *wr = cJSON_AddObjectToObject(d, "eeprom_writes");
+    for (size_t i = 0; i < sizeof s_npb_regs / sizeof s_npb_regs[0]; i++) {
+        const char *name = bic_cmd_by_code(f, s_npb_regs[i])->name;
+        uint16_t raw;
+        if (npb_device_register(dev, s_npb_regs[i], &raw) == 0)
+            cJSON_AddNumberToObject(regs, name, raw);
+        if (npb_device_eeprom_value(dev, s_npb_regs[i], &raw) == 0)
+            cJSON_AddNumberToObject(eep, name, raw);
+        cJSON_AddNumberToObject(wr, name, npb_device_eeprom_writes(dev, s_npb_regs[i]));
+    }
+    cJSON_AddNumberToObject(d, "eeprom_writes_total", st.eeprom_writes_total);
+    return d;
+}
+
+/* {"cmd":"npb","addr":A} with optional changes first: soc, batt_temp, battery (connected),
+ * remote, power_cycle. */
+static int s_npb_cmd(sim_bus_t *bus, const cJSON *j, cJSON *r, int64_t dev_us, char *err,
+                     size_t errlen)
+{
+    long addr = 0;
+    double soc = NAN, temp = NAN;
+    bool cycle = false;
+    if (jget_int(j, "addr", 0, 3, &addr, err, errlen) != 0 ||
+        jget_num_opt(j, "soc", 0, 100, NAN, &soc, err, errlen) != 0 ||
+        jget_num_opt(j, "batt_temp", -40, 80, NAN, &temp, err, errlen) != 0 ||
+        jget_bool_opt(j, "power_cycle", false, &cycle, err, errlen) != 0)
+        return -1;
+    npb_device_t *dev = sim_bus_find_npb(bus, (uint8_t)addr);
+    if (!dev) {
+        snprintf(err, errlen, "no NPB at address %ld", addr);
+        return -2;
+    }
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "battery");
+    const cJSON *rm = cJSON_GetObjectItemCaseSensitive(j, "remote");
+    if ((b && !cJSON_IsBool(b)) || (rm && !cJSON_IsBool(rm))) {
+        snprintf(err, errlen, "battery and remote must be true or false");
+        return -1;
+    }
+    if (!isnan(soc))
+        battery_set_soc(npb_device_battery(dev), soc);
+    if (!isnan(temp))
+        npb_device_set_battery_temp(dev, temp, dev_us);
+    if (b)
+        npb_device_set_battery_connected(dev, cJSON_IsTrue(b), dev_us);
+    if (rm)
+        npb_device_set_remote(dev, cJSON_IsTrue(rm), dev_us);
+    if (cycle)
+        npb_device_power_cycle(dev, dev_us);
+    cJSON_AddItemToObject(r, "npb", s_npb_json(dev));
+    return 0;
+}
+
 static cJSON *s_household_json(const sim_control_env_t *env, sim_bus_t *bus)
 {
     if (!env || !env->household)
         return NULL;
-    double load, pv, bat = 0;
+    double load, pv, bat = sim_bus_ac_w(bus);
     household_at(env->household, env->household_t_s, &load, &pv);
-    for (size_t i = 0; i < sim_bus_count(bus); i++) {
-        bic_device_state_t st;
-        bic_device_get_state(sim_bus_device(bus, i), &st);
-        bat += st.ac_w;
-    }
     cJSON *h = cJSON_CreateObject();
     cJSON_AddNumberToObject(h, "t_s", s_round(env->household_t_s, 0.001));
     cJSON_AddNumberToObject(h, "load_w", s_round(load, 0.01));
@@ -197,6 +277,9 @@ char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const cha
         cJSON *devs = cJSON_AddArrayToObject(r, "devices");
         for (size_t i = 0; i < nsel; i++)
             cJSON_AddItemToArray(devs, s_device_json(sel[i]));
+        cJSON *npbs = cJSON_AddArrayToObject(r, "npbs");
+        for (size_t i = 0; i < sim_bus_npb_count(bus); i++)
+            cJSON_AddItemToArray(npbs, s_npb_json(sim_bus_npb(bus, i)));
         cJSON *h = s_household_json(env, bus);
         if (h)
             cJSON_AddItemToObject(r, "household", h);
@@ -269,6 +352,12 @@ char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const cha
         }
         for (size_t i = 0; i < nsel; i++)
             bic_device_set_fault(sel[i], f, on, dev_us);
+    } else if (strcmp(cmd, "npb") == 0) {
+        int nrc = s_npb_cmd(bus, j, r, dev_us, err, sizeof err);
+        if (nrc != 0) {
+            out = s_error(nrc == -2 ? "unknown_device" : "bad_request", err);
+            goto cleanup;
+        }
     } else if (strcmp(cmd, "power_cycle") == 0) {
         for (size_t i = 0; i < nsel; i++)
             bic_device_power_cycle(sel[i], dev_us);

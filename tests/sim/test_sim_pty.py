@@ -1,7 +1,7 @@
 """bic-sim end to end: a real pty speaking slcan, driven through can/'s slcan transport
 (can-probe) with byte-exact frames; garbage on the line; the control channel's view agreeing
-with the bus; pacing violations counted; faults and power cycles; the meter on MQTT; bad
-command lines refused with exit code 2."""
+with the bus; pacing violations counted; faults and power cycles; the meter on MQTT; a BIC and
+NPB chargers on one bus; bad command lines refused with exit code 2."""
 
 import json
 import os
@@ -192,6 +192,67 @@ def test_meter_survives_broker_restart():
         assert sim.proc.alive()
 
 
+def npb_stage(sim, addr):
+    return sim.control.ok("npb", addr=addr)["npb"]["stage"]
+
+
+def test_bic_and_npb_on_one_bus():
+    # A BIC and three NPBs: one at the BIC's address 3 on an almost empty battery (in the CC
+    # stage for hours), one on a nearly full battery, an NPB-450 with old firmware.
+    devices = ["3:24", "3:npb-1200-24:soc=5", "1:npb-1200-24:ah=40,soc=97",
+               "2:npb-450-24:fw=old"]
+    with harness.Sim(devices=devices, speed="50") as sim:
+        got = probe(sim,
+                    "000C0303#8200",        # the BIC's MFR_MODEL_B0B5
+                    "000C0103#8200",        # the NPB's at the same address
+                    "000C0103#8300",
+                    "000C0103#B000",        # CURVE_CC 36.00 A
+                    "000C0103#B400",        # CURVE_CONFIG 0x0084
+                    "000C0103#B4008408",    # write 0x0884: no reply
+                    "000C0103#B400",        # read back
+                    "000C0103#B900",        # CHG_RST_VBAT 25.20 V
+                    "000C0103#B800",        # CHG_STATUS: CC stage
+                    "000C01FF#B800",        # broadcast read: silence
+                    "000C0103#7000",        # a BIC-only command: silence
+                    "000C0100#6000",        # no NPB at address 0: silence
+                    "000C0102#B000",        # NPB-450-24: 13.50 A
+                    "000C0102#B900",        # old firmware: no CHG_RST_VBAT
+                    "000C0102#5000")        # NPB-450: no READ_VIN
+        assert got == ["< 000C0203#8200" + "4249432D3232",
+                       "< 000C0003#8200" + "4E50422D3132",
+                       "< 000C0003#8300" + "30302D323420",
+                       "< 000C0003#B000100E",
+                       "< 000C0003#B4008400",
+                       "< 000C0003#B4008408",
+                       "< 000C0003#B900D809",
+                       "< 000C0003#B8000200",
+                       "< 000C0002#B0004605"], got
+        npb = sim.control.ok("npb", addr=3)["npb"]
+        assert npb["model"] == "NPB-1200-24" and npb["stage"] == "cc", npb
+        assert npb["registers"]["CURVE_CONFIG"] == 0x0884, npb
+        assert npb["eeprom"]["CURVE_CONFIG"] == 0x0884, npb
+        assert npb["eeprom_writes"]["CURVE_CONFIG"] == 1, npb
+        assert sim.control.device(3)["variant"] == 24
+        c = sim.control.counters()["bus"]
+        assert c["requests"] == 15 and c["replies"] == 9, c
+        assert c["pacing_violations"] == 0, c
+        # The nearly full battery goes through CV into float: CHG_STATUS and READ_VOUT on the
+        # wire say so.
+        harness.wait_for(lambda: npb_stage(sim, 1) == "float", 120, what="NPB 1 in float")
+        assert probe(sim, "000C0101#B800", "000C0101#6000") == [
+            "< 000C0001#B8000900", "< 000C0001#6000C80A"]
+        # Restart below CHG_RST_VBAT once enabled (after OFF -> ON): the battery drained,
+        # the charger starts again at the CC stage.
+        assert probe(sim, "000C0101#B4008408", "000C0101#000000", "000C0101#000001") == []
+        harness.wait_for(lambda: npb_stage(sim, 1) == "float", 120, what="NPB 1 in float")
+        sim.control.ok("npb", addr=1, soc=0)
+        harness.wait_for(lambda: npb_stage(sim, 1) == "cc", 60, what="NPB 1 restarted")
+        assert probe(sim, "000C0101#B800") == ["< 000C0001#B8000200"]
+        # The control channel names a missing NPB.
+        r = sim.control.request("npb", addr=0)
+        assert not r["ok"] and r["error"]["code"] == "unknown_device", r
+
+
 def test_bad_command_lines():
     sim = harness.program("bic-sim")
     tmp = harness.temp_dir()
@@ -201,6 +262,10 @@ def test_bad_command_lines():
         (["--slcan-pty", tmp + "/a", "--device", "0:25"], "12, 24, 48, 96"),
         (["--slcan-pty", tmp + "/a", "--device", "0:24", "--device", "0:48"], "used twice"),
         (["--slcan-pty", tmp + "/a", "--device", "0:24:fw=ancient"], "old, new"),
+        (["--slcan-pty", tmp + "/a", "--device", "4:npb-1200-24"], "0..3"),
+        (["--slcan-pty", tmp + "/a", "--device", "3:npb-1200-36"], "npb-1700-48"),
+        (["--slcan-pty", tmp + "/a", "--device", "3:npb-1200-24", "--device", "3:npb-450-12"],
+         "used twice"),
         (["--slcan-pty", tmp + "/a", "--speed", "0"], "--speed"),
         (["--slcan-pty", tmp + "/a", "--mqtt", "localhost"], "HOST:PORT"),
         (["--slcan-pty", tmp + "/a", "--mqtt", "localhost:99999"], "HOST:PORT"),
