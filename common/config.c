@@ -157,6 +157,10 @@ static int s_match(const char *pattern, const char *key, char *canon, size_t n, 
         if (o + 12 >= n)
             return 0;
         if (*p == '#') {
+            /* a negative number is out of range like one too large (Id/-1 as Id/64) */
+            bool neg = *k == '-' && isdigit((unsigned char)k[1]);
+            if (neg)
+                k++;
             if (!isdigit((unsigned char)*k))
                 return 0;
             long value = 0;
@@ -169,13 +173,16 @@ static int s_match(const char *pattern, const char *key, char *canon, size_t n, 
             long lo, hi;
             const char *what;
             s_number_range(pattern, p, &lo, &hi, &what);
-            if (digits > 6 || value < lo || value > hi) {
+            if (neg || digits > 6 || value < lo || value > hi) {
                 if (status == 1 && why)
                     snprintf(why, whyn, "%s %s%ld is out of range; allowed: %ld..%ld", what,
-                             digits > 6 ? ">" : "", value, lo, hi);
+                             neg          ? "-"
+                             : digits > 6 ? ">"
+                                          : "",
+                             value, lo, hi);
                 status = -1;
             }
-            o += (size_t)snprintf(canon + o, n - o, "%ld", value);
+            o += (size_t)snprintf(canon + o, n - o, "%s%ld", neg ? "-" : "", value);
             p++;
             continue;
         }
