@@ -31,6 +31,7 @@
 #include "gw_auth.h"
 #include "gw_device.h"
 #include "gw_state.h"
+#include "jget.h"
 #include "lease.h"
 #include "log.h"
 #include "monotime.h"
@@ -2815,7 +2816,34 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
                                 len, REQ_MAX_BYTES));
         goto cleanup;
     }
+    /* One frame after the empty delimiter: the frames of a multipart request are dropped
+     * (the reply goes to the envelope alone) and the request refused. */
+    size_t parts = 1;
+    bool delim = false;
+    for (zframe_t *f = zmsg_first(env); f && !delim; f = zmsg_next(env))
+        delim = zframe_size(f) == 0;
+    while (delim && zframe_size(zmsg_last(env)) != 0) {
+        zframe_t *f = zmsg_last(env);
+        zmsg_remove(env, f);
+        zframe_destroy(&f);
+        parts++;
+    }
+    if (parts > 1) {
+        s_reply_now(&c, s_error(NULL, "bad_request",
+                                "a request is one frame holding one JSON object; this one had "
+                                "%zu frames",
+                                parts));
+        goto cleanup;
+    }
     const char *text = (const char *)zframe_data(body);
+    size_t bad_at = 0;
+    if (jget_utf8_check(text, len, &bad_at) != 0) {
+        /* nothing of it is echoed: a reply is valid UTF-8 JSON whatever was sent */
+        s_reply_now(&c,
+                    s_error(NULL, "bad_request",
+                            "request is not valid UTF-8 (byte %zu); JSON text is UTF-8", bad_at));
+        goto cleanup;
+    }
     const char *end = NULL;
     req = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (req && end) {

@@ -319,3 +319,46 @@ int jpath_number(const cJSON *root, const char *path, double *out)
         return num_parse(node->valuestring, out);
     return -1;
 }
+
+int jget_utf8_check(const char *s, size_t len, size_t *bad_at)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n;
+        unsigned lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+        if (c < 0x80)
+            n = 0;
+        else if (c >= 0xC2 && c <= 0xDF)
+            n = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0)
+                lo = 0xA0; /* overlong */
+            else if (c == 0xED)
+                hi = 0x9F; /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xF4)
+                hi = 0x8F; /* above U+10FFFF */
+        } else {
+            goto bad;
+        }
+        if (n > len - i - 1)
+            goto bad;
+        for (size_t k = 1; k <= n; k++) {
+            unsigned b = p[i + k];
+            if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
+                goto bad;
+        }
+        i += n + 1;
+    }
+    return 0;
+bad:
+    if (bad_at)
+        *bad_at = i;
+    return -1;
+}

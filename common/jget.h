@@ -51,6 +51,11 @@ int jpath_number(const cJSON *root, const char *path, double *out);
     Returns 0 when valid, -1 otherwise. */
 int jpath_valid(const char *path);
 
+/*  LEN bytes of S are well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+    above U+10FFFF), as JSON text must be. Returns 0, or -1 with the offset of the first bad
+    byte in *BAD_AT (may be NULL). Text that fails is never echoed back. */
+int jget_utf8_check(const char *s, size_t len, size_t *bad_at);
+
 /*  A whole text as one plain number: surrounding whitespace allowed, decimal with optional
     sign, fraction and exponent; rejects empty text, NaN, Inf, hex and trailing garbage.
     Returns 0 or -1. */

@@ -139,6 +139,29 @@ static void test_num_parse(void **state)
     assert_int_equal(num_parse(NULL, &d), -1);
 }
 
+static void test_utf8_check(void **state)
+{
+    (void)state;
+    size_t at = 99;
+    const char *good[] = {
+        "", "plain", "K\xC3\xBChl", "\xE2\x82\xAC 5", "\xF0\x9F\x94\x8B", "\xF4\x8F\xBF\xBF"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_int_equal(jget_utf8_check(good[i], strlen(good[i]), &at), 0);
+    /* a stray continuation, a cut sequence, overlong forms, a surrogate, above U+10FFFF,
+     * bytes that never occur */
+    struct {
+        const char *s;
+        size_t at;
+    } bad[] = {{"ab\x80", 2},       {"x\xC3", 1},        {"\xC0\xAF", 0},
+               {"\xE0\x80\xAF", 0}, {"\xED\xA0\x80", 0}, {"\xF4\x90\x80\x80", 0},
+               {"ok\xFF", 2},       {"\xE2\x82", 0},     {"\xF0\x8F\xBF\xBF", 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(jget_utf8_check(bad[i].s, strlen(bad[i].s), &at), -1);
+        assert_int_equal(at, bad[i].at);
+    }
+    assert_int_equal(jget_utf8_check("\xFF", 1, NULL), -1);
+}
+
 static void test_jpath(void **state)
 {
     cJSON *doc = cJSON_Parse("{\"ENERGY\":{\"Power\":-512.5,\"Text\":\" 17 \",\"Bad\":\"x\"},"
@@ -180,7 +203,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_int),      cmocka_unit_test(test_num_str_bool),
         cmocka_unit_test(test_optional), cmocka_unit_test(test_num_parse),
-        cmocka_unit_test(test_jpath),
+        cmocka_unit_test(test_jpath),    cmocka_unit_test(test_utf8_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
