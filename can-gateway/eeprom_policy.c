@@ -36,6 +36,9 @@ struct eeprom_policy {
     bool eep_off;
     bool have_last;
     int64_t last; /* last persisted write */
+    bool have_last_ctl;
+    int64_t last_ctl; /* last persisted write by the lease holder: the spacing counts from it,
+                         so another client's writes never hold the controller back */
     uint64_t count[EEPROM_NREGS];
     bool pending[EEPROM_NREGS];
     uint32_t pending_raw[EEPROM_NREGS];
@@ -93,7 +96,7 @@ static int64_t s_level(const eeprom_policy_t *e, int64_t now)
 
 static int64_t s_floor_units(void)
 {
-    return -(int64_t)EEPROM_TOKENS_FLOOR * TOKEN;
+    return 0; /* an empty bucket stays empty: the level never goes negative */
 }
 
 void eeprom_policy_set_budget(eeprom_policy_t *e, int writes_per_day, int burst, int64_t now)
@@ -138,8 +141,8 @@ void eeprom_policy_set_tokens(eeprom_policy_t *e, double tokens, int64_t at)
 {
     if (!isfinite(tokens))
         return;
-    if (tokens < -EEPROM_TOKENS_FLOOR)
-        tokens = -EEPROM_TOKENS_FLOOR;
+    if (tokens < 0)
+        tokens = 0;
     if (e->burst > 0 && tokens > e->burst)
         tokens = e->burst;
     if (tokens > EEPROM_TOKENS_FLOOR)
@@ -190,7 +193,7 @@ bool eeprom_policy_persists(const eeprom_policy_t *e, uint16_t cmd)
 /* When a deferrable write is allowed: the spacing has passed and a whole token is there. */
 static int64_t s_allowed_at(const eeprom_policy_t *e)
 {
-    int64_t t = e->have_last ? e->last + e->interval : INT64_MIN;
+    int64_t t = e->have_last_ctl ? e->last_ctl + e->interval : INT64_MIN;
     if (e->per_day > 0 && e->level_set && e->level < TOKEN) {
         int64_t need = TOKEN - e->level;
         int64_t tok = e->level_at + (need + e->per_day - 1) / e->per_day;
@@ -214,7 +217,81 @@ eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32
     return EEPROM_DEFER;
 }
 
+bool eeprom_toward_safety(uint16_t cmd, int32_t old_raw, int32_t new_raw)
+{
+    switch (cmd) {
+    case 0x0000: /* OPERATION */
+        return old_raw != 0 && new_raw == 0;
+    case 0x0020: /* VOUT_SET */
+    case 0x0030: /* IOUT_SET */
+    case 0x0130: /* REVERSE_IOUT_SET */
+        return new_raw < old_raw;
+    case 0x0120: /* REVERSE_VOUT_SET */
+        return new_raw > old_raw;
+    default:
+        return false;
+    }
+}
+
+int eeprom_policy_reserve(const eeprom_policy_t *e)
+{
+    return e->per_day > 0 ? e->burst / 4 : 0;
+}
+
+/* When the bucket holds need tokens (now when it does; INT64_MAX when it never will). */
+static int64_t s_tokens_at(const eeprom_policy_t *e, int64_t need_units, int64_t now)
+{
+    int64_t l = s_level(e, now);
+    if (l >= need_units)
+        return now;
+    if (need_units > (int64_t)e->burst * TOKEN)
+        return INT64_MAX;
+    return now + (need_units - l + e->per_day - 1) / e->per_day;
+}
+
+eeprom_decision_t eeprom_policy_decide(eeprom_policy_t *e, uint16_t cmd, int32_t old_raw,
+                                       int32_t new_raw, eeprom_writer_t by, bool holder,
+                                       int64_t now, int64_t *until)
+{
+    int64_t dummy;
+    if (!until)
+        until = &dummy;
+    *until = now;
+    int i = eeprom_reg_index(cmd);
+    if (i < 0 || !eeprom_policy_persists(e, cmd) || by == EEPROM_BY_SAFETY ||
+        eeprom_toward_safety(cmd, old_raw, new_raw))
+        return EEPROM_WRITE_NOW;
+    if (e->per_day <= 0) {
+        /* the fixed-interval rule: the spacing holds back a controller's set-points only */
+        if (by == EEPROM_BY_PERSON || !s_regs[i].star)
+            return EEPROM_WRITE_NOW;
+        return eeprom_policy_request(e, cmd, (uint32_t)new_raw, now) == EEPROM_DEFER
+                   ? (*until = s_allowed_at(e), EEPROM_DEFER)
+                   : EEPROM_WRITE_NOW;
+    }
+    int64_t need = (int64_t)(1 + (holder ? 0 : eeprom_policy_reserve(e))) * TOKEN;
+    int64_t at = s_tokens_at(e, need, now);
+    if (by == EEPROM_BY_CONTROL && s_regs[i].star && e->have_last_ctl &&
+        e->last_ctl + e->interval > at)
+        at = e->last_ctl + e->interval;
+    if (at <= now)
+        return EEPROM_WRITE_NOW;
+    *until = at;
+    if (by == EEPROM_BY_PERSON)
+        return EEPROM_REFUSE;
+    if (!e->pending[i])
+        e->pending_since[i] = now;
+    e->pending[i] = true;
+    e->pending_raw[i] = (uint32_t)new_raw;
+    return EEPROM_DEFER;
+}
+
 void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now)
+{
+    eeprom_policy_written_by(e, cmd, true, now);
+}
+
+void eeprom_policy_written_by(eeprom_policy_t *e, uint16_t cmd, bool holder, int64_t now)
 {
     int i = eeprom_reg_index(cmd);
     if (i < 0)
@@ -225,9 +302,19 @@ void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now)
     e->count[i]++;
     e->have_last = true;
     e->last = now;
+    if (holder) {
+        e->have_last_ctl = true;
+        e->last_ctl = now;
+    }
     if (e->per_day > 0) {
-        int64_t l = s_level(e, now) - TOKEN;
-        e->level = l < s_floor_units() ? s_floor_units() : l;
+        int64_t cur = s_level(e, now);
+        int64_t l = cur - TOKEN;
+        /* a writer without the lease never takes the reserve (a write toward safety past its
+         * share is counted but takes no token) */
+        int64_t floor = holder ? s_floor_units() : (int64_t)eeprom_policy_reserve(e) * TOKEN;
+        if (floor > cur)
+            floor = cur;
+        e->level = l < floor ? floor : l;
         e->level_at = now;
         e->level_set = true;
     }
@@ -329,4 +416,6 @@ void eeprom_policy_set_last_write(eeprom_policy_t *e, int64_t when)
 {
     e->have_last = true;
     e->last = when;
+    e->have_last_ctl = true;
+    e->last_ctl = when;
 }

@@ -12,9 +12,11 @@
  * The limit is a minimum spacing between persisted writes plus, optionally, a daily budget as
  * a token bucket: writes_per_day tokens a day flow in, at most burst are saved up, each
  * persisted write takes one. A setpoint write needs a whole token and the spacing to have
- * passed. Never-deferred writes take their token even from an empty bucket (the level goes
- * below zero), so the long-run count stays within the budget. Without a daily budget
- * (writes_per_day 0) only the spacing applies: the fixed-interval rule.
+ * passed. Writes that are never held back (eeprom_policy_decide: toward safety, the safe
+ * state) take their token when there is one; an empty bucket stays at 0, never below: such a
+ * write can only follow one that needed a token (output on, a higher limit), so they stay
+ * within twice the budget. Without a daily budget (writes_per_day 0) only the spacing
+ * applies: the fixed-interval rule.
  */
 #ifndef BIC_EEPROM_POLICY_H
 #define BIC_EEPROM_POLICY_H
@@ -24,7 +26,16 @@
 
 #define EEPROM_NREGS 7
 
-typedef enum { EEPROM_WRITE_NOW = 0, EEPROM_DEFER } eeprom_decision_t;
+typedef enum { EEPROM_WRITE_NOW = 0, EEPROM_DEFER, EEPROM_REFUSE } eeprom_decision_t;
+
+/* Who asks for a write (eeprom_policy_decide). */
+typedef enum {
+    EEPROM_BY_PERSON = 0, /* bicctl, MQTT commands, the configured limits: at once within the
+                             budget, refused when it is spent; never waits for the spacing */
+    EEPROM_BY_CONTROL,    /* a controller's setpoint, a held-back value: spacing and budget,
+                             deferred when they do not allow it */
+    EEPROM_BY_SAFETY      /* the gateway's safe state: never held back */
+} eeprom_writer_t;
 
 typedef struct eeprom_policy eeprom_policy_t;
 
@@ -42,12 +53,12 @@ void eeprom_policy_set_budget(eeprom_policy_t *e, int writes_per_day, int burst,
 int eeprom_policy_writes_per_day(const eeprom_policy_t *e); /* 0: no daily budget */
 int eeprom_policy_burst(const eeprom_policy_t *e);          /* 0: no daily budget */
 
-/* Tokens at now (may be negative after never-deferred writes). Without a daily budget: the
+/* Tokens at now (never below 0). Without a daily budget: the
  * share of the interval passed since the last persisted write, at most 1 (what a one-deep
  * bucket refilled once per interval would hold). */
 double eeprom_policy_tokens(const eeprom_policy_t *e, int64_t now);
 /* Restores the level of the bucket as it was at `at` (from the state file); it refills from
- * `at` on. tokens is clamped to [-EEPROM_TOKENS_FLOOR, burst]. */
+ * `at` on. tokens is clamped to [0, burst]. */
 void eeprom_policy_set_tokens(eeprom_policy_t *e, double tokens, int64_t at);
 #define EEPROM_TOKENS_FLOOR 1000000.0
 
@@ -69,10 +80,36 @@ bool eeprom_policy_persists(const eeprom_policy_t *e, uint16_t cmd);
 eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw,
                                         int64_t now);
 
+/* True when writing new_raw over old_raw to cmd moves the device toward safety: output off
+ * (OPERATION 1 -> 0), a lower current limit (IOUT_SET, REVERSE_IOUT_SET), a lower charge
+ * voltage (VOUT_SET), a higher discharge end voltage (REVERSE_VOUT_SET). */
+bool eeprom_toward_safety(uint16_t cmd, int32_t old_raw, int32_t new_raw);
+
+/* Tokens a write by someone other than the device's lease holder must leave in the bucket:
+ * a quarter of the burst (0 without a daily budget). */
+int eeprom_policy_reserve(const eeprom_policy_t *e);
+
+/* The rules every write goes through (docs/configuration.md, "EEPROM writes"):
+ * - a write that does not persist, or one toward safety, or by the safe state: WRITE_NOW
+ *   (past an empty bucket too: the bucket stays at 0, never below);
+ * - otherwise it needs a whole token above the reserve (none for the lease holder):
+ *   a person's write goes out at once or is refused (EEPROM_REFUSE, *until = when the bucket
+ *   allows it); a controller's write of a set-point also waits for the spacing and is
+ *   deferred (EEPROM_DEFER, *until; the value becomes the register's pending value).
+ * Without a daily budget (the fixed-interval rule) the spacing is the only limit and applies
+ * to a controller's set-point writes only. until may be NULL. */
+eeprom_decision_t eeprom_policy_decide(eeprom_policy_t *e, uint16_t cmd, int32_t old_raw,
+                                       int32_t new_raw, eeprom_writer_t by, bool holder,
+                                       int64_t now, int64_t *until);
+
 /* Records a write that went out: counts it if it persists, restarts the spacing and takes a
  * token.
  * Also drops a pending value for cmd (the newer write supersedes it). */
 void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now);
+/* The same for a write by a client that does (holder) or does not hold the device's lease:
+ * without it the write takes no token from the reserve (a write toward safety that goes out
+ * past the writer's share is counted, but leaves the reserve to the lease holder). */
+void eeprom_policy_written_by(eeprom_policy_t *e, uint16_t cmd, bool holder, int64_t now);
 
 /* Takes back the count of a write the device did not take (the read-back showed the old
  * value). The spacing stays restarted and the token spent: the budget errs on the side of
