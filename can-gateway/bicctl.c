@@ -72,9 +72,11 @@ static void s_usage(FILE *out)
           out);
     bicctl_cmd_list(out);
     fputs("\n"
-          "exit codes: 0 ok, 1 usage error or bad value, 2 gateway not answering,\n"
-          "            3 device error (offline, timeout, verify failed, not supported),\n"
-          "            4 refused (outside the device's range, controlled by another client)\n",
+          "exit codes: 0 ok (a write: written), 1 usage error or bad value, 2 gateway not\n"
+          "            answering, 3 device error (offline, timeout, verify failed, not\n"
+          "            supported), 4 refused (outside the device's range, controlled by another\n"
+          "            client, daily EEPROM budget spent), 5 a write found the value already\n"
+          "            there (unchanged), 6 a write deferred by the EEPROM spacing\n",
           out);
 }
 
@@ -300,8 +302,18 @@ static int s_run_gateway(const bicctl_cmd_t *cmd, const opts_t *o, const config_
     }
     rc = bicctl_render(cmd, &o->args, replies, n, stdout, err, sizeof err);
     fflush(stdout);
-    if (rc != BICCTL_EXIT_OK)
+    if (rc != BICCTL_EXIT_OK) {
         s_fail("%s", err);
+    } else if (n > 0) {
+        /* no write is silent: what happened goes to stderr, and the exit code says it */
+        char line[400];
+        int wrc = bicctl_write_outcome(cmd, replies[n - 1], line, sizeof line);
+        if (wrc >= 0) {
+            if (!o->args.json)
+                fprintf(stderr, "%s\n", line);
+            rc = wrc;
+        }
+    }
 
 cleanup:
     for (size_t i = 0; i < n; i++)

@@ -637,8 +637,8 @@ void bicctl_cmd_list(FILE *out)
 
 int bicctl_exit_for_code(const char *code)
 {
-    static const char *const refused[] = {"out_of_range", "lease_held", "no_lease", "read_only",
-                                          NULL};
+    static const char *const refused[] = {"out_of_range", "lease_held",    "no_lease",
+                                          "read_only",    "eeprom_budget", NULL};
     static const char *const device[] = {
         "device_offline", "bus_down",   "timeout", "verify_failed",    "not_supported",
         "unknown_device", "no_voltage", "busy",    "unknown_register", NULL};
@@ -838,12 +838,14 @@ int bicctl_reply_check(const bicctl_cmd_t *cmd, const bicctl_args_t *a, const cJ
     double lo, hi;
     if (strcmp(code, "out_of_range") == 0 && s_num(e, "min", &lo) && s_num(e, "max", &hi)) {
         const char *unit = s_str(e, "unit");
+        /* the gateway's reason beyond the range, e.g. the charge voltage the device holds */
+        const char *why = strstr(text, " (the ");
         if (cmd && cmd->kind == K_SET && a && a->has_value)
             s_fmt(msg, msglen,
                   "refused: %s %ld (%.2f %s) is outside this device's range; allowed %ld-%ld "
-                  "(%.2f-%.2f %s)",
+                  "(%.2f-%.2f %s)%s",
                   cmd->name, a->value, a->value / 100.0, cmd->unit, (long)llround(lo * 100),
-                  (long)llround(hi * 100), lo, hi, cmd->unit);
+                  (long)llround(hi * 100), lo, hi, cmd->unit, why ? why : "");
         else
             s_fmt(msg, msglen, "refused: %s; allowed %g-%g%s%s", text, lo, hi, unit ? " " : "",
                   unit ? unit : "");
@@ -870,6 +872,44 @@ int bicctl_reply_check(const bicctl_cmd_t *cmd, const bicctl_args_t *a, const cJ
     else
         s_fmt(msg, msglen, "gateway error (%s): %s", code, text);
     return rc;
+}
+
+int bicctl_write_outcome(const bicctl_cmd_t *cmd, const cJSON *reply, char *line, size_t linelen)
+{
+    if (!cmd || (cmd->kind != K_SET && cmd->kind != K_FIXED))
+        return -1;
+    const char *reg = s_str(reply, "reg");
+    const char *outcome = s_str(reply, "outcome");
+    double value = 0, dev = 0, until = 0;
+    s_num(reply, "value", &value);
+    s_num(reply, "dev", &dev);
+    char what[64];
+    if (cmd->unit)
+        snprintf(what, sizeof what, "%s %.2f %s", reg ? reg : cmd->regs[0], value, cmd->unit);
+    else
+        snprintf(what, sizeof what, "%s %g", reg ? reg : cmd->regs[0], value);
+    if (!outcome) /* a gateway from before the outcome field */
+        outcome = s_true(reply, "deferred")  ? "deferred"
+                  : s_true(reply, "written") ? "written"
+                                             : "unchanged";
+    if (strcmp(outcome, "deferred") == 0) {
+        const char *why = s_str(reply, "reason");
+        if (s_num(reply, "until_s", &until))
+            s_fmt(line, linelen,
+                  "%s: %s deferred for %.0f s, not on the device yet (%s) (device %.0f)", cmd->name,
+                  what, until, why ? why : "EEPROM write limit", dev);
+        else
+            s_fmt(line, linelen, "%s: %s deferred, not on the device yet (%s) (device %.0f)",
+                  cmd->name, what, why ? why : "EEPROM write limit", dev);
+        return BICCTL_EXIT_DEFERRED;
+    }
+    if (strcmp(outcome, "unchanged") == 0) {
+        s_fmt(line, linelen, "%s: %s unchanged, the device already holds it (device %.0f)",
+              cmd->name, what, dev);
+        return BICCTL_EXIT_UNCHANGED;
+    }
+    s_fmt(line, linelen, "%s: %s written (device %.0f)", cmd->name, what, dev);
+    return BICCTL_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- renderers */

@@ -18,10 +18,13 @@
 /* Documented exit codes of bicctl (docs/bicctl.md). */
 typedef enum {
     BICCTL_EXIT_OK = 0,
-    BICCTL_EXIT_USAGE = 1,   /* usage error, unknown command, bad value (message has the range) */
-    BICCTL_EXIT_GATEWAY = 2, /* gateway not answering, or not speaking protocol v1 */
-    BICCTL_EXIT_DEVICE = 3,  /* device offline, bus down, timeout, verify failed, not supported */
-    BICCTL_EXIT_REFUSED = 4, /* refused: out of the device's range, controlled by another client */
+    BICCTL_EXIT_USAGE = 1,     /* usage error, unknown command, bad value (message has the range) */
+    BICCTL_EXIT_GATEWAY = 2,   /* gateway not answering, or not speaking protocol v1 */
+    BICCTL_EXIT_DEVICE = 3,    /* device offline, bus down, timeout, verify failed, not supported */
+    BICCTL_EXIT_REFUSED = 4,   /* refused: out of the device's range, controlled by another client,
+                                  daily EEPROM budget spent, configured limits not applied */
+    BICCTL_EXIT_UNCHANGED = 5, /* a write found the device already holding the value */
+    BICCTL_EXIT_DEFERRED = 6,  /* a write held back by the EEPROM spacing: not on the device yet */
 } bicctl_exit_t;
 
 /* How a command is carried out by the shell. */
@@ -81,6 +84,12 @@ int bicctl_render(const bicctl_cmd_t *cmd, const bicctl_args_t *args, cJSON *con
  * printed, 0 when the message is not selected (another device, unknown topic). DEV is the
  * selected device or -1 for all. */
 int bicctl_render_pub(const char *topic, const cJSON *msg, int dev, bool json, FILE *out);
+
+/* The outcome of a write command (on, off, charge, discharge, cvset, ...) from its ok reply:
+ * one line in LINE ("cvset: VOUT_SET 27.60 V written (device 0)") and the exit code
+ * (BICCTL_EXIT_OK written, BICCTL_EXIT_UNCHANGED, BICCTL_EXIT_DEFERRED). Returns -1 when CMD is
+ * not a write command. */
+int bicctl_write_outcome(const bicctl_cmd_t *cmd, const cJSON *reply, char *line, size_t linelen);
 
 /* Map a gateway error code ("out_of_range", ...) to an exit code. */
 int bicctl_exit_for_code(const char *code);

@@ -30,6 +30,7 @@
 #include "eeprom_policy.h"
 #include "gw_auth.h"
 #include "gw_device.h"
+#include "gw_ensure.h"
 #include "gw_state.h"
 #include "jget.h"
 #include "lease.h"
@@ -56,7 +57,6 @@
 #define WRITE_GUARD_US 15000 /* more margin after a write, which no reply confirms */
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
 #define JOB_MAX_READS 64
-#define JOB_MAX_TARGETS 8
 #define MAX_JOBS 256
 
 enum { SAFE_OFF = 0, SAFE_MIN, SAFE_HOLD };
@@ -70,6 +70,7 @@ typedef struct {
     bool idle_min;
     int safe_state;
     bool safe_on_exit;
+    bool apply_limits; /* bring the [DEVICE] values onto each device when it comes online */
     int eep_interval_s, lease_max_ttl_s;
     int eep_per_day, eep_burst; /* daily budget; 0 with the fixed-interval rule */
     gw_dev_cfg_t dev[GW_DEV_MAX];
@@ -80,21 +81,7 @@ typedef struct {
    --------------------------------------------------------------------------------------- */
 
 typedef enum { JOB_GET, JOB_ENSURE, JOB_IDENT, JOB_DISCOVER } job_kind_t;
-typedef enum { ENS_SET, ENS_SETPOINT, ENS_INIT, ENS_SAFE, ENS_PENDING } ens_purpose_t;
-typedef enum { PH_READ, PH_WRITE, PH_VERIFY } ens_phase_t;
-
-typedef struct {
-    uint16_t cmd;
-    uint16_t value;    /* wanted bits */
-    uint16_t mask;     /* bits that matter (0xFFFF: the whole register) */
-    bool tolerate;     /* a read-back mismatch is a finding, not an error (EEP_OFF probe) */
-    const char *label; /* init step name */
-    /* outcome */
-    bool read_ok;
-    int32_t before, after;
-    bool written, deferred, mismatch;
-    bool counted; /* the write was counted as a persisted EEPROM write */
-} target_t;
+typedef enum { ENS_SET, ENS_SETPOINT, ENS_INIT, ENS_SAFE, ENS_PENDING, ENS_LIMITS } ens_purpose_t;
 
 typedef struct {
     uint8_t addr;
@@ -122,11 +109,8 @@ typedef struct job {
     bool extended;
     /* ensure */
     ens_purpose_t purpose;
-    int ntargets, cur;
-    ens_phase_t phase;
-    target_t t[JOB_MAX_TARGETS];
-    int writes;
-    bool any_deferred;
+    gw_ensure_t *ens; /* the write engine's state */
+    bool holder;      /* the client holds the device's lease (eeprom_policy_decide) */
     char mode[12];
     double current_a;
     bool have_current;
@@ -193,6 +177,7 @@ static int s_read_settings(const config_t *cfg, settings_t *s, char *err, size_t
                     : strcasecmp(ss, "hold") == 0 ? SAFE_HOLD
                                                   : SAFE_OFF;
     s->safe_on_exit = config_bool(cfg, "GATEWAY", "SafeStateOnExit");
+    s->apply_limits = config_bool(cfg, "GATEWAY", "ApplyDeviceLimits");
     /* EepromWriteIntervalSec set explicitly keeps the fixed-interval rule (spacing = interval,
      * no daily bucket); otherwise the daily budget with bursts and a minimum spacing */
     if (config_has(cfg, "GATEWAY", "EepromWriteIntervalSec")) {
@@ -591,8 +576,8 @@ static void s_ram_check_start(gateway_t *gw, gw_dev_t *d, int64_t now)
         return;
     d->back_at = now;
     for (int s = TREG_FAST_COUNT; s < TREG_COUNT; s++)
-        if (d->ram_set_valid[s] && s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0,
-                                            0, s_tag(TAG_TEL, s)) == 0)
+        if (d->ram_set_valid[s] && s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0,
+                                            s_tag(TAG_TEL, s)) == 0)
             d->slow_left++;
 }
 
@@ -749,6 +734,7 @@ static void s_job_free(gateway_t *gw, job_t *j)
     }
     zmsg_destroy(&j->env);
     cJSON_Delete(j->req_id);
+    gw_ensure_destroy(&j->ens);
     free(j);
 }
 
@@ -845,6 +831,25 @@ static void s_job_start(gateway_t *gw, job_t *j, int64_t now)
     s_job_step(gw, j, NULL, now);
 }
 
+/* A write job for device addr (targets added by the caller, then s_job_start). */
+static job_t *s_ensure_new(gateway_t *gw, zmsg_t **env, const cJSON *id, uint8_t addr,
+                           ens_purpose_t purpose, eeprom_writer_t by, bool holder)
+{
+    gw_ensure_t *ens = gw_ensure_new(addr, by, holder);
+    if (!ens)
+        return NULL;
+    job_t *j = s_job_new(gw, JOB_ENSURE, env, id);
+    if (!j) {
+        gw_ensure_destroy(&ens);
+        return NULL;
+    }
+    j->ens = ens;
+    j->addr = addr;
+    j->purpose = purpose;
+    j->holder = holder;
+    return j;
+}
+
 /* ---------------------------------------------------------------------------------------
    GET
    --------------------------------------------------------------------------------------- */
@@ -908,6 +913,7 @@ static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
    --------------------------------------------------------------------------------------- */
 
 static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int64_t now);
+static void s_apply_limits(gateway_t *gw, gw_dev_t *d, int64_t now);
 
 static const uint16_t s_ident_regs[] = {
     BIC_CMD_MFR_MODEL_B0B5,       BIC_CMD_MFR_MODEL_B6B11,   BIC_CMD_SCALING_FACTOR,
@@ -1022,6 +1028,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     d->identified = true;
     d->fails = 0;
     s_set_online(gw, d, true, NULL);
+    s_apply_limits(gw, d, now);
     if (d->safe_pending && !lease_holder(s_lease(gw, d->addr), now))
         s_safe_state_dev(gw, d, d->safe_reason, now);
 }
@@ -1117,15 +1124,7 @@ static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
 static void s_add_target(job_t *j, uint16_t cmd, uint16_t value, uint16_t mask, bool tolerate,
                          const char *label)
 {
-    if (j->ntargets >= JOB_MAX_TARGETS)
-        return;
-    target_t *t = &j->t[j->ntargets++];
-    memset(t, 0, sizeof *t);
-    t->cmd = cmd;
-    t->value = value;
-    t->mask = mask;
-    t->tolerate = tolerate;
-    t->label = label;
+    gw_ensure_add(j->ens, cmd, value, mask, tolerate, label);
 }
 
 static bool s_ensure_busy(gateway_t *gw, const job_t *self)
@@ -1154,10 +1153,146 @@ static double s_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
     return v;
 }
 
+static const char *s_unit(uint16_t cmd)
+{
+    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    return c && c->unit ? c->unit : "";
+}
+
+static const char *s_outcome_name(gwe_outcome_t o)
+{
+    switch (o) {
+    case GWE_UNCHANGED:
+        return "unchanged";
+    case GWE_WRITTEN:
+        return "written";
+    case GWE_DEFERRED:
+        return "deferred";
+    case GWE_REFUSED:
+        return "refused";
+    case GWE_FAILED:
+        return "failed";
+    default:
+        return "open";
+    }
+}
+
+/* Why the policy held a write back or refused it, and what the user can do. */
+static void s_policy_why(gateway_t *gw, const gw_dev_t *d, const gwe_target_t *t, bool holder,
+                         int64_t now, char *why, size_t whylen, char *remedy, size_t remlen)
+{
+    const eeprom_policy_t *eep = gw->eep[d->addr];
+    double tokens = eeprom_policy_tokens(eep, now);
+    int reserve = holder ? 0 : eeprom_policy_reserve(eep);
+    if (eeprom_policy_writes_per_day(eep) > 0 && tokens < 1 + reserve) {
+        if (reserve)
+            snprintf(why, whylen,
+                     "daily EEPROM budget spent (%.1f of %d writes left, %d kept for the "
+                     "device's controller)",
+                     tokens, eeprom_policy_burst(eep), reserve);
+        else
+            snprintf(why, whylen, "daily EEPROM budget spent (%.1f of %d writes left)", tokens,
+                     eeprom_policy_burst(eep));
+    } else {
+        snprintf(why, whylen, "EEPROM write spacing (%lld s between persisted writes)",
+                 (long long)(eeprom_policy_interval(eep) / 1000000));
+    }
+    if (remedy) {
+        bool star = t->cmd != BIC_CMD_OPERATION && t->cmd != BIC_CMD_SYSTEM_CONFIG &&
+                    t->cmd != BIC_CMD_BIDIRECTIONAL_CONFIG;
+        double in_s = (double)(t->until - now) / 1e6;
+        if (star && !eeprom_policy_eep_off(eep))
+            snprintf(remedy, remlen,
+                     "run `bicctl init_mode` to turn EEPROM writes off for the set-points where "
+                     "the firmware can (then they cost no budget), or retry in %.0f s",
+                     in_s);
+        else
+            snprintf(remedy, remlen, "retry in %.0f s, when the budget has refilled", in_s);
+    }
+}
+
+/* The outcome of every target of a finished job: {"reg","value","outcome",...} */
+static cJSON *s_outcomes_json(gateway_t *gw, const job_t *j, const gw_dev_t *d, int64_t now)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < gw_ensure_count(j->ens); i++) {
+        const gwe_target_t *t = gw_ensure_target(j->ens, i);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "reg", s_reg_name(t->cmd));
+        if (t->read_ok) {
+            int32_t raw = t->outcome == GWE_WRITTEN ? t->after : t->value;
+            cJSON_AddNumberToObject(o, "value", s_raw_value(d, t->cmd, raw));
+            cJSON_AddNumberToObject(o, "raw", raw);
+            cJSON_AddNumberToObject(o, "before", s_raw_value(d, t->cmd, t->before));
+        }
+        cJSON_AddStringToObject(o, "outcome", s_outcome_name(t->outcome));
+        if (t->outcome == GWE_DEFERRED || t->outcome == GWE_REFUSED) {
+            char why[200], remedy[200];
+            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, remedy, sizeof remedy);
+            cJSON_AddNumberToObject(o, "until_s", round((t->until - now) / 1e5) / 10.0);
+            cJSON_AddNumberToObject(o, "until_ms", (double)(s_wall() + (t->until - now) / 1000));
+            cJSON_AddStringToObject(o, "reason", why);
+            if (t->outcome == GWE_REFUSED)
+                cJSON_AddStringToObject(o, "remedy", remedy);
+        }
+        if (t->written && t->safety)
+            cJSON_AddBoolToObject(o, "toward_safety", true);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+/* Logs what happened to each write of a job (nothing for the values that were unchanged). */
+static void s_log_outcomes(gateway_t *gw, const job_t *j, const gw_dev_t *d, int64_t now)
+{
+    const char *who = j->purpose == ENS_LIMITS ? "[DEVICE] limits"
+                      : j->client[0]           ? j->client
+                      : j->env                 ? "anonymous"
+                                               : "the gateway";
+    for (int i = 0; i < gw_ensure_count(j->ens); i++) {
+        const gwe_target_t *t = gw_ensure_target(j->ens, i);
+        const char *name = s_reg_name(t->cmd);
+        double v = s_raw_value(d, t->cmd, t->value);
+        char why[200];
+        switch (t->outcome) {
+        case GWE_WRITTEN:
+            log_info("device %d: %s %g%s%s written (by %s)", j->addr, name, v,
+                     *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), who);
+            break;
+        case GWE_DEFERRED:
+            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
+            log_info("device %d: %s %g%s%s deferred for %.0f s: %s (by %s)", j->addr, name, v,
+                     *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), (t->until - now) / 1e6, why, who);
+            break;
+        case GWE_REFUSED:
+            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
+            log_warn("device %d: %s %g%s%s refused: %s (by %s)", j->addr, name, v,
+                     *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), why, who);
+            break;
+        case GWE_UNCHANGED:
+            if (j->purpose == ENS_SET)
+                log_info("device %d: %s %g%s%s unchanged: the device already holds it (by %s)",
+                         j->addr, name, v, *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), who);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now);
+#define LIMITS_RETRY_US (60 * 1000000LL)
+
 static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const char *err_msg,
                            int64_t now)
 {
     gw_dev_t *d = gw->dev[j->addr];
+    if (d)
+        s_log_outcomes(gw, j, d, now);
+    if (j->purpose == ENS_LIMITS) {
+        s_limits_result(gw, j, err_code ? err_msg : NULL, now);
+        return;
+    }
     if (j->purpose == ENS_SAFE || j->purpose == ENS_PENDING) {
         if (err_code) {
             log_warn("device %d: %s not applied: %s", j->addr,
@@ -1181,24 +1316,45 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
         s_send_reply(gw, &j->env, s_error(j->req_id, err_code, "%s", err_msg));
         return;
     }
+    const gwe_target_t *t0 = gw_ensure_target(j->ens, 0);
+    if (j->purpose == ENS_SET && t0 && t0->outcome == GWE_REFUSED) {
+        char why[200], remedy[200];
+        s_policy_why(gw, d, t0, j->holder, now, why, sizeof why, remedy, sizeof remedy);
+        cJSON *r = s_error(j->req_id, "eeprom_budget", "device %d: %s %g%s%s refused: %s; %s",
+                           j->addr, s_reg_name(t0->cmd), s_raw_value(d, t0->cmd, t0->value),
+                           *s_unit(t0->cmd) ? " " : "", s_unit(t0->cmd), why, remedy);
+        cJSON *e = s_error_obj(r);
+        cJSON_AddStringToObject(e, "reason", why);
+        cJSON_AddStringToObject(e, "remedy", remedy);
+        cJSON_AddNumberToObject(e, "dev", j->addr);
+        cJSON_AddNumberToObject(e, "until_s", round((t0->until - now) / 1e5) / 10.0);
+        s_send_reply(gw, &j->env, r);
+        return;
+    }
     cJSON *reply = s_ok(j->req_id);
     cJSON_AddNumberToObject(reply, "dev", j->addr);
     if (j->purpose == ENS_SET) {
-        target_t *t = &j->t[0];
-        int32_t raw = t->deferred ? t->value : (t->written ? t->after : t->before);
-        if (t->deferred)
-            raw = t->value;
+        const gwe_target_t *t = t0;
+        int32_t raw = t->outcome == GWE_WRITTEN ? t->after : t->value;
         cJSON_AddStringToObject(reply, "reg", s_reg_name(t->cmd));
         cJSON_AddNumberToObject(reply, "value", s_raw_value(d, t->cmd, raw));
         cJSON_AddNumberToObject(reply, "raw", raw);
         cJSON_AddBoolToObject(reply, "written", t->written);
-        cJSON_AddBoolToObject(reply, "deferred", t->deferred);
+        cJSON_AddBoolToObject(reply, "deferred", t->outcome == GWE_DEFERRED);
+        cJSON_AddStringToObject(reply, "outcome", s_outcome_name(t->outcome));
+        if (t->outcome == GWE_DEFERRED) {
+            char why[200];
+            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
+            cJSON_AddNumberToObject(reply, "until_s", round((t->until - now) / 1e5) / 10.0);
+            cJSON_AddStringToObject(reply, "reason", why);
+        }
     } else if (j->purpose == ENS_SETPOINT) {
+        bool deferred = gw_ensure_any(j->ens, GWE_DEFERRED);
         cJSON_AddStringToObject(reply, "mode", j->mode);
         if (j->have_current)
             cJSON_AddNumberToObject(reply, "current_a", j->current_a);
-        cJSON_AddNumberToObject(reply, "writes", j->writes);
-        cJSON_AddBoolToObject(reply, "deferred", j->any_deferred);
+        cJSON_AddNumberToObject(reply, "writes", gw_ensure_writes(j->ens));
+        cJSON_AddBoolToObject(reply, "deferred", deferred);
         cJSON *ap = cJSON_AddObjectToObject(reply, "applied");
         int32_t op = -1, dir = -1, io = -1, rio = -1;
         if (d) {
@@ -1211,8 +1367,8 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
             if (d->cache[TREG_REV_IOUT_SET].valid)
                 rio = d->cache[TREG_REV_IOUT_SET].raw;
         }
-        for (int i = 0; i < j->ntargets; i++) {
-            target_t *t = &j->t[i];
+        for (int i = 0; i < gw_ensure_count(j->ens); i++) {
+            const gwe_target_t *t = gw_ensure_target(j->ens, i);
             if (!t->read_ok)
                 continue;
             int32_t v = t->written ? t->after : t->before;
@@ -1233,26 +1389,31 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
             cJSON_AddNumberToObject(ap, "iout_a", io / 100.0);
         if (rio >= 0)
             cJSON_AddNumberToObject(ap, "rev_iout_a", rio / 100.0);
-        if (j->any_deferred) {
+        if (deferred) {
             cJSON *p = cJSON_AddObjectToObject(reply, "pending");
-            for (int i = 0; i < j->ntargets; i++)
-                if (j->t[i].deferred)
-                    cJSON_AddNumberToObject(p, s_reg_name(j->t[i].cmd),
-                                            s_raw_value(d, j->t[i].cmd, j->t[i].value));
+            for (int i = 0; i < gw_ensure_count(j->ens); i++) {
+                const gwe_target_t *t = gw_ensure_target(j->ens, i);
+                if (t->outcome == GWE_DEFERRED)
+                    cJSON_AddNumberToObject(p, s_reg_name(t->cmd),
+                                            s_raw_value(d, t->cmd, t->value));
+            }
         }
+        cJSON_AddItemToObject(reply, "outcomes", s_outcomes_json(gw, j, d, now));
     } else if (j->purpose == ENS_INIT) {
         cJSON *steps = cJSON_AddArrayToObject(reply, "steps");
         bool eep_off = false, cycle = false;
-        for (int i = 0; i < j->ntargets; i++) {
-            target_t *t = &j->t[i];
+        for (int i = 0; i < gw_ensure_count(j->ens); i++) {
+            const gwe_target_t *t = gw_ensure_target(j->ens, i);
             char line[96];
             bool is_eep = t->label && strcmp(t->label, "eep_off") == 0;
             const char *label = t->label ? t->label : "step";
             if (is_eep && t->mismatch)
                 snprintf(line, sizeof line, "%s: not supported", label);
+            else if (t->outcome == GWE_REFUSED)
+                snprintf(line, sizeof line, "%s: refused (daily EEPROM budget spent)", label);
             else
                 snprintf(line, sizeof line, "%s: %s", label, t->written ? "set" : "already set");
-            if (is_eep && !t->mismatch)
+            if (is_eep && !t->mismatch && t->outcome != GWE_REFUSED)
                 eep_off = true;
             if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && t->written)
                 cycle = true;
@@ -1263,60 +1424,94 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
         cJSON_AddBoolToObject(reply, "eep_off", eep_off);
         cJSON_AddBoolToObject(reply, "power_cycle_needed", cycle);
     }
-    (void)now;
     s_send_reply(gw, &j->env, reply);
 }
 
-static void s_ensure_next_target(gateway_t *gw, job_t *j, int64_t now);
+static void s_ensure_pump(gateway_t *gw, job_t *j, int64_t now);
 
-static void s_ensure_fail(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
+/* Ends a job that failed: the reply or the log names the register, the step and why. */
+static void s_ensure_fail(gateway_t *gw, job_t *j, int64_t now)
 {
-    char msg[160];
-    const char *code =
-        r->status == BUS_DOWN || !bus_sched_is_up(gw->sched) ? "bus_down" : "timeout";
-    snprintf(msg, sizeof msg, "device %d: %s of %s failed: %s", j->addr,
-             j->phase == PH_READ    ? "read"
-             : j->phase == PH_WRITE ? "write"
-                                    : "read-back",
-             s_reg_name(j->t[j->cur].cmd),
-             strcmp(code, "bus_down") == 0 ? "CAN bus is down" : "no reply after the retries");
-    if (gw->dev[j->addr] && strcmp(code, "timeout") == 0)
-        s_dev_failed(gw, gw->dev[j->addr]);
+    char msg[200];
+    const gwe_target_t *t = gw_ensure_target(j->ens, gw_ensure_current(j->ens));
+    gw_dev_t *d = gw->dev[j->addr];
+    const char *code;
+    switch (gw_ensure_error(j->ens)) {
+    case GWE_ERR_VERIFY:
+        code = "verify_failed";
+        snprintf(msg, sizeof msg, "device %d: %s written %d (%g) but read back %d (%g)", j->addr,
+                 s_reg_name(t->cmd), t->value, s_raw_value(d, t->cmd, t->value), t->after,
+                 s_raw_value(d, t->cmd, t->after));
+        if (d) {
+            cJSON *e = s_event(d, "write_rejected");
+            cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
+            cJSON_AddNumberToObject(e, "value", s_raw_value(d, t->cmd, t->value));
+            cJSON_AddStringToObject(e, "reason", "read-back differs");
+            s_publish_event(gw, d, e);
+        }
+        break;
+    case GWE_ERR_BUS_DOWN:
+    case GWE_ERR_TIMEOUT:
+    default: {
+        bool down = gw_ensure_error(j->ens) == GWE_ERR_BUS_DOWN || !bus_sched_is_up(gw->sched);
+        code = down ? "bus_down" : "timeout";
+        snprintf(msg, sizeof msg, "device %d: %s of %s failed: %s", j->addr,
+                 !t->read_ok   ? "read"
+                 : !t->written ? "write"
+                               : "read-back",
+                 s_reg_name(t->cmd), down ? "CAN bus is down" : "no reply after the retries");
+        if (d && !down)
+            s_dev_failed(gw, d);
+        break;
+    }
+    }
     s_ensure_reply(gw, j, code, msg, now);
     s_job_free(gw, j);
 }
 
-static void s_ensure_submit_fail(gateway_t *gw, job_t *j, int rc, int64_t now)
+/* Submits the job's next bus request, or finishes the job. */
+static void s_ensure_pump(gateway_t *gw, job_t *j, int64_t now)
 {
-    bus_result_t r = {.status = rc == BUS_SCHED_EDOWN ? BUS_DOWN : BUS_TIMEOUT};
-    if (rc == BUS_SCHED_EFULL) {
-        s_ensure_reply(gw, j, "busy", "request queue for the bus is full; retry later", now);
-        s_job_free(gw, j);
-        return;
-    }
-    s_ensure_fail(gw, j, &r, now);
-}
-
-/* Starts the current target (a read), or finishes the job. */
-static void s_ensure_next_target(gateway_t *gw, job_t *j, int64_t now)
-{
-    if (j->cur >= j->ntargets) {
+    bus_req_t req;
+    if (gw_ensure_done(j->ens)) {
+        if (gw_ensure_error(j->ens) != GWE_OK) {
+            s_ensure_fail(gw, j, now);
+            return;
+        }
         s_ensure_reply(gw, j, NULL, NULL, now);
         s_job_free(gw, j);
         return;
     }
-    j->phase = PH_READ;
-    int rc = s_submit(gw, j->prio, j->addr, j->t[j->cur].cmd, false, 0, 0, s_tag(j->id, 0));
-    if (rc != 0)
-        s_ensure_submit_fail(gw, j, rc, now);
+    if (!gw_ensure_next(j->ens, now, &req))
+        return;
+    bool write = req.len > 0;
+    int rc = s_submit(gw, j->prio, j->addr, req.cmd, write,
+                      (uint16_t)(req.data[0] | req.data[1] << 8), 0, s_tag(j->id, 0));
+    if (rc == BUS_SCHED_EFULL) {
+        gw_ensure_submit_failed(j->ens, false);
+        s_ensure_reply(gw, j, "busy", "request queue for the bus is full; retry later", now);
+        s_job_free(gw, j);
+        return;
+    }
+    if (rc != 0) {
+        gw_ensure_submit_failed(j->ens, rc == BUS_SCHED_EDOWN);
+        s_ensure_fail(gw, j, now);
+    }
 }
 
-static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, uint16_t cmd, int32_t raw)
+static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, const job_t *j, const gwe_target_t *t,
+                               int64_t now)
 {
-    cJSON *e = s_event(d, "write_deferred");
-    cJSON_AddStringToObject(e, "reg", s_reg_name(cmd));
-    cJSON_AddNumberToObject(e, "value", s_raw_value(d, cmd, raw));
-    cJSON_AddNumberToObject(e, "raw", raw);
+    char why[200];
+    s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
+    cJSON *e = s_event(d, t->outcome == GWE_DEFERRED ? "write_deferred" : "write_refused");
+    cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
+    cJSON_AddNumberToObject(e, "value", s_raw_value(d, t->cmd, t->value));
+    cJSON_AddNumberToObject(e, "raw", t->value);
+    cJSON_AddNumberToObject(e, "until_s", round((t->until - now) / 1e5) / 10.0);
+    cJSON_AddStringToObject(e, "reason", why);
+    if (j->client[0])
+        cJSON_AddStringToObject(e, "client", j->client);
     s_publish_event(gw, d, e);
 }
 
@@ -1334,90 +1529,41 @@ static void s_ram_note(gateway_t *gw, gw_dev_t *d, uint16_t cmd, int32_t raw)
 static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
 {
     gw_dev_t *d = gw->dev[j->addr];
-    target_t *t = &j->t[j->cur];
     eeprom_policy_t *eep = s_eep(gw, j->addr);
-    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), t->cmd);
-    if (j->phase == PH_READ || j->phase == PH_VERIFY) {
-        int32_t raw;
-        if (r->status != BUS_OK || !c || bic_data_to_raw(c, r->data, r->len, &raw) != BIC_OK) {
-            s_ensure_fail(gw, j, r, now);
-            return;
-        }
-        if (d) {
-            d->fails = 0;
-            s_cache_raw(d, t->cmd, raw, now);
-        }
-        int32_t want = (raw & ~t->mask) | (t->value & t->mask);
-        if (j->phase == PH_READ) {
-            t->read_ok = true;
-            t->before = raw;
-            if (want == raw) {
-                /* the device already holds it: an older deferred value must not win later */
-                eeprom_policy_clear_pending(eep, t->cmd);
-                j->cur++;
-                s_ensure_next_target(gw, j, now);
-                return;
-            }
-            if (eeprom_policy_request(eep, t->cmd, (uint32_t)want, now) == EEPROM_DEFER) {
-                t->deferred = true;
-                t->value = (uint16_t)want;
-                j->any_deferred = true;
-                if (d)
-                    s_publish_deferred(gw, d, t->cmd, want);
-                j->cur++;
-                s_ensure_next_target(gw, j, now);
-                return;
-            }
-            t->value = (uint16_t)want;
-            t->mask = 0xFFFF;
-            j->phase = PH_WRITE;
-            int rc =
-                s_submit(gw, j->prio, j->addr, t->cmd, true, (uint16_t)want, 0, s_tag(j->id, 0));
-            if (rc != 0)
-                s_ensure_submit_fail(gw, j, rc, now);
-            return;
-        }
-        /* verify */
-        t->after = raw;
-        if (raw != t->value) {
-            t->mismatch = true;
-            if (raw == t->before && t->counted && t->cmd != BIC_CMD_SYSTEM_CONFIG) {
-                /* a value register that did not change: the device never took the write
-                 * (lost on the line, or ignored as out of its range), so the EEPROM was not
-                 * written either. SYSTEM_CONFIG keeps its count: firmware that lacks a bit
-                 * (EEP_OFF on older units) stores the write and drops only that bit. */
-                eeprom_policy_uncount(eep, t->cmd);
-                t->counted = false;
-                s_save_state(gw, now);
-            }
-            if (!t->tolerate) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "device %d: %s written %d (%g) but read back %d (%g)",
-                         j->addr, s_reg_name(t->cmd), t->value, s_raw_value(d, t->cmd, t->value),
-                         raw, s_raw_value(d, t->cmd, raw));
-                if (d) {
-                    cJSON *e = s_event(d, "write_rejected");
-                    cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
-                    cJSON_AddNumberToObject(e, "value", s_raw_value(d, t->cmd, t->value));
-                    cJSON_AddStringToObject(e, "reason", "read-back differs");
-                    s_publish_event(gw, d, e);
-                }
-                s_ensure_reply(gw, j, "verify_failed", msg, now);
-                s_job_free(gw, j);
-                return;
-            }
-        }
-        if (d) /* what the device holds now, taken or not */
-            s_ram_note(gw, d, t->cmd, raw);
-        if (t->cmd == BIC_CMD_SYSTEM_CONFIG && d) {
+    int cur = gw_ensure_current(j->ens);
+    const gwe_target_t *t = gw_ensure_target(j->ens, cur);
+    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), r->req.cmd);
+    int32_t raw = 0;
+    bool raw_ok = r->status == BUS_OK && c && bic_data_to_raw(c, r->data, r->len, &raw) == BIC_OK;
+    if (raw_ok && d) {
+        d->fails = 0;
+        s_cache_raw(d, r->req.cmd, raw, now);
+    }
+    bool was_written = t && t->written;
+    gwe_event_t ev = gw_ensure_on_result(j->ens, eep, r, raw_ok, raw, now);
+    if (ev == GWE_EV_WRITTEN) {
+        /* noted at once: a power cycle may cut off the read-back of a write the device took */
+        if (d)
+            s_ram_note(gw, d, t->cmd, t->value);
+        if (t->counted)
+            s_save_state(gw, now);
+    } else if (ev == GWE_EV_UNCOUNTED) {
+        s_save_state(gw, now);
+    }
+    if (t && d && (t->outcome == GWE_DEFERRED || t->outcome == GWE_REFUSED))
+        s_publish_deferred(gw, d, j, t, now);
+    if (t && d && was_written && t->outcome == GWE_WRITTEN) {
+        /* what the device holds now, taken or not */
+        s_ram_note(gw, d, t->cmd, t->after);
+        if (t->cmd == BIC_CMD_SYSTEM_CONFIG) {
             bic_sysconfig_t sc;
-            d->sysconfig = (uint16_t)raw;
+            d->sysconfig = (uint16_t)t->after;
             bic_sysconfig_decode(d->sysconfig, &sc);
             d->can_ctrl = sc.can_ctrl;
             eeprom_policy_set_eep_off(eep, sc.eep_off);
         }
-        if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && d && t->written) {
-            bic_mode_t m = (raw & 1) ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
+        if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG) {
+            bic_mode_t m = (t->after & 1) ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
             d->mode_pending = m != d->mode;
             d->pending_mode = m;
             if (d->mode_pending) {
@@ -1426,30 +1572,8 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
                 s_publish_event(gw, d, e);
             }
         }
-        j->cur++;
-        s_ensure_next_target(gw, j, now);
-        return;
     }
-    /* PH_WRITE */
-    if (r->status != BUS_WRITTEN) {
-        s_ensure_fail(gw, j, r, now);
-        return;
-    }
-    t->written = true;
-    j->writes++;
-    /* counted when sent (a lost read-back must not hide a write); taken back if the
-     * read-back shows the register unchanged */
-    t->counted = eeprom_policy_persists(eep, t->cmd);
-    eeprom_policy_written(eep, t->cmd, now);
-    /* noted at once: a power cycle may cut off the read-back of a write the device took */
-    if (d)
-        s_ram_note(gw, d, t->cmd, t->value);
-    if (t->counted)
-        s_save_state(gw, now);
-    j->phase = PH_VERIFY;
-    int rc = s_submit(gw, j->prio, j->addr, t->cmd, false, 0, 0, s_tag(j->id, 0));
-    if (rc != 0)
-        s_ensure_submit_fail(gw, j, rc, now);
+    s_ensure_pump(gw, j, now);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1467,7 +1591,7 @@ static void s_job_step(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t n
                 return;
             }
             j->waiting = false;
-            s_ensure_next_target(gw, j, now);
+            s_ensure_pump(gw, j, now);
             return;
         }
         s_ensure_on_result(gw, j, r, now);
@@ -1519,7 +1643,7 @@ static void s_start_waiting(gateway_t *gw, int64_t now)
         for (job_t *j = gw->jobs; j; j = j->next) {
             if (j->kind == JOB_ENSURE && j->waiting && !s_ensure_busy(gw, j)) {
                 j->waiting = false;
-                s_ensure_next_target(gw, j, now);
+                s_ensure_pump(gw, j, now);
                 again = true; /* the list may have changed */
                 break;
             }
@@ -1958,7 +2082,7 @@ static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int
         log_warn("device %d unreachable: safe state applied when it is back", d->addr);
         return;
     }
-    job_t *j = s_job_new(gw, JOB_ENSURE, NULL, NULL);
+    job_t *j = s_ensure_new(gw, NULL, NULL, d->addr, ENS_SAFE, EEPROM_BY_SAFETY, true);
     if (!j) {
         d->safe_pending = true;
         snprintf(d->safe_reason, sizeof d->safe_reason, "%s", reason);
@@ -1966,9 +2090,7 @@ static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int
         return;
     }
     d->safe_pending = false;
-    j->addr = d->addr;
     j->prio = BUS_PRIO_SAFETY;
-    j->purpose = ENS_SAFE;
     snprintf(j->reason, sizeof j->reason, "%s", reason);
     s_add_idle_targets(j, d, gw->set.safe_state == SAFE_MIN);
     s_job_start(gw, j, now);
@@ -1992,8 +2114,7 @@ static void s_check_lease(gateway_t *gw, int64_t now)
         gw_dev_t *d = gw->dev[a];
         if (!d)
             continue; /* an address no longer (or not yet) in service */
-        log_warn("control lease of '%s' on device %d lapsed; applying the safe state", holder,
-                 a);
+        log_warn("control lease of '%s' on device %d lapsed; applying the safe state", holder, a);
         cJSON *e = s_event(d, "lease_lapsed");
         cJSON_AddStringToObject(e, "holder", holder);
         s_publish_event(gw, d, e);
@@ -2003,8 +2124,102 @@ static void s_check_lease(gateway_t *gw, int64_t now)
         s_lease_persist(gw, now);
 }
 
+/* ---------------------------------------------------------------------------------------
+   The configured limits on the device
+   --------------------------------------------------------------------------------------- */
+
+/* Brings VOUT_SET and REVERSE_VOUT_SET to the configured [DEVICE] values and IOUT_SET /
+ * REVERSE_IOUT_SET within the configured maxima (unchanged values are skipped). A person
+ * configured them: at once within the EEPROM budget, the reserve does not apply. */
+static void s_apply_limits(gateway_t *gw, gw_dev_t *d, int64_t now)
+{
+    if (!gw->set.apply_limits || !d->cfg.present || !d->identified || !d->online)
+        return;
+    job_t *j = s_ensure_new(gw, NULL, NULL, d->addr, ENS_LIMITS, EEPROM_BY_PERSON, true);
+    if (!j) {
+        d->limits_state = GW_LIMITS_FAILED;
+        snprintf(d->limits_error, sizeof d->limits_error, "no room for the job; retrying");
+        d->limits_retry_at = now + LIMITS_RETRY_US;
+        return;
+    }
+    d->limits_state = GW_LIMITS_APPLYING;
+    j->prio = BUS_PRIO_SAFETY;
+    /* currents first (toward safety), then the voltages */
+    gw_ensure_add_at_most(j->ens, BIC_CMD_IOUT_SET, (uint16_t)d->limits.iout.max_raw, NULL);
+    gw_ensure_add_at_most(j->ens, BIC_CMD_REVERSE_IOUT_SET, (uint16_t)d->limits.rev_iout.max_raw,
+                          NULL);
+    /* the configured values within the effective limits (a ChargeVoltage above the model's
+     * range is the model's maximum) */
+    int32_t cv = d->cfg.charge_v_raw, dv = d->cfg.discharge_v_raw;
+    cv = cv > d->limits.vout.max_raw ? d->limits.vout.max_raw : cv;
+    cv = cv < d->limits.vout.min_raw ? d->limits.vout.min_raw : cv;
+    dv = dv < d->limits.rev_vout.min_raw ? d->limits.rev_vout.min_raw : dv;
+    dv = dv > d->limits.rev_vout.max_raw ? d->limits.rev_vout.max_raw : dv;
+    /* the discharge end voltage stays below the charge voltage on the way: a lower one goes
+     * first, a higher one after the charge voltage */
+    bool rev_first = d->cache[TREG_REV_VOUT_SET].valid && dv < d->cache[TREG_REV_VOUT_SET].raw;
+    if (rev_first)
+        s_add_target(j, BIC_CMD_REVERSE_VOUT_SET, (uint16_t)dv, 0xFFFF, false, NULL);
+    s_add_target(j, BIC_CMD_VOUT_SET, (uint16_t)cv, 0xFFFF, false, NULL);
+    if (!rev_first)
+        s_add_target(j, BIC_CMD_REVERSE_VOUT_SET, (uint16_t)dv, 0xFFFF, false, NULL);
+    s_job_start(gw, j, now);
+}
+
+static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now)
+{
+    gw_dev_t *d = gw->dev[j->addr];
+    if (!d)
+        return;
+    char why[320] = "";
+    if (err_msg) {
+        snprintf(why, sizeof why, "%s", err_msg);
+    } else {
+        for (int i = 0; i < gw_ensure_count(j->ens) && !why[0]; i++) {
+            const gwe_target_t *t = gw_ensure_target(j->ens, i);
+            if (t->outcome == GWE_REFUSED || t->outcome == GWE_DEFERRED) {
+                char pol[200];
+                s_policy_why(gw, d, t, true, now, pol, sizeof pol, NULL, 0);
+                snprintf(why, sizeof why, "%s %g not written: %s", s_reg_name(t->cmd),
+                         s_raw_value(d, t->cmd, t->value), pol);
+            }
+        }
+    }
+    if (why[0]) {
+        d->limits_state = GW_LIMITS_FAILED;
+        snprintf(d->limits_error, sizeof d->limits_error, "%s", why);
+        d->limits_retry_at = now + LIMITS_RETRY_US;
+        log_error("device %d: the configured [DEVICE] limits are not on the device: %s; "
+                  "setpoints are refused until they are (retried every %lld s)",
+                  d->addr, why, (long long)(LIMITS_RETRY_US / 1000000));
+        cJSON *e = s_event(d, "limits_not_applied");
+        cJSON_AddStringToObject(e, "reason", why);
+        s_publish_event(gw, d, e);
+        return;
+    }
+    bool was_failed = d->limits_state == GW_LIMITS_FAILED;
+    d->limits_state = GW_LIMITS_OK;
+    d->limits_error[0] = '\0';
+    int writes = gw_ensure_writes(j->ens);
+    if (writes)
+        log_info("device %d: the configured [DEVICE] limits are on the device (%d written)",
+                 d->addr, writes);
+    cJSON *e = s_event(d, "limits_applied");
+    cJSON_AddNumberToObject(e, "writes", writes);
+    cJSON_AddItemToObject(e, "outcomes", s_outcomes_json(gw, j, d, now));
+    if (was_failed || writes)
+        s_publish_event(gw, d, e);
+    else
+        cJSON_Delete(e);
+}
+
 static void s_check_pending_eeprom(gateway_t *gw, int64_t now)
 {
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        gw_dev_t *d = gw->dev[a];
+        if (d && d->limits_state == GW_LIMITS_FAILED && now >= d->limits_retry_at)
+            s_apply_limits(gw, d, now);
+    }
     for (int a = 0; a < GW_DEV_MAX; a++) {
         gw_dev_t *d = gw->dev[a];
         if (!d || !d->online || !gw->eep[a])
@@ -2019,14 +2234,13 @@ static void s_check_pending_eeprom(gateway_t *gw, int64_t now)
                 busy = true;
         if (busy)
             continue;
-        job_t *j = s_job_new(gw, JOB_ENSURE, NULL, NULL);
+        job_t *j = s_ensure_new(gw, NULL, NULL, (uint8_t)a, ENS_PENDING, EEPROM_BY_CONTROL, true);
         if (!j)
             return;
-        j->addr = (uint8_t)a;
         j->prio = BUS_PRIO_SAFETY;
-        j->purpose = ENS_PENDING;
         s_add_target(j, cmd, (uint16_t)raw, 0xFFFF, false, NULL);
-        log_info("device %d: writing deferred %s = %u", a, s_reg_name(cmd), raw);
+        log_info("device %d: writing the deferred %s %g now", a, s_reg_name(cmd),
+                 s_raw_value(d, cmd, (int32_t)raw));
         s_job_start(gw, j, now);
     }
 }
@@ -2174,6 +2388,18 @@ static cJSON *s_eeprom_json(gateway_t *gw, const gw_dev_t *d, int64_t now)
     return o;
 }
 
+/* {"state":"ok|applying|failed|off|unknown","error":...}: the configured values on the device */
+static cJSON *s_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
+{
+    static const char *names[] = {"unknown", "applying", "ok", "failed"};
+    cJSON *o = cJSON_CreateObject();
+    bool off = !gw->set.apply_limits || !d->cfg.present;
+    cJSON_AddStringToObject(o, "state", off ? "off" : names[d->limits_state]);
+    if (!off && d->limits_state == GW_LIMITS_FAILED)
+        cJSON_AddStringToObject(o, "error", d->limits_error);
+    return o;
+}
+
 static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
 {
     cJSON *o = cJSON_CreateObject();
@@ -2203,6 +2429,7 @@ static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
         cJSON_AddBoolToObject(caps, "fans", d->fans);
         cJSON_AddBoolToObject(caps, "eep_off", eeprom_policy_eep_off(s_eep(gw, d->addr)));
         cJSON_AddItemToObject(o, "limits", gw_dev_limits_json(d));
+        cJSON_AddItemToObject(o, "device_limits", s_limits_state_json(gw, d));
     } else {
         cJSON_AddNullToObject(o, "model");
     }
@@ -2365,6 +2592,17 @@ static bool s_lease_blocks(ctx_t *c, int addr, const char *client)
     return false;
 }
 
+/* Replies with a range error r and publishes the refusal. */
+static void s_reject_range(ctx_t *c, gw_dev_t *d, const bic_cmd_t *cmd, double shown, cJSON *r)
+{
+    cJSON *ev = s_event(d, "write_rejected");
+    cJSON_AddStringToObject(ev, "reg", cmd->name);
+    cJSON_AddNumberToObject(ev, "value", shown);
+    cJSON_AddStringToObject(ev, "reason", "out of range");
+    s_publish_event(c->gw, d, ev);
+    s_reply_now(c, r);
+}
+
 static void s_op_set(ctx_t *c)
 {
     bool replied;
@@ -2432,25 +2670,47 @@ static void s_op_set(ctx_t *c)
         cJSON *r = s_range_error(c, d, cmd, lo, hi, shown);
         if (cmd->type == BIC_TYPE_BITS) /* a bitfield: the range alone does not say it */
             cJSON_ReplaceItemInObject(s_error_obj(r), "message", cJSON_CreateString(why));
-        cJSON *ev = s_event(d, "write_rejected");
-        cJSON_AddStringToObject(ev, "reg", cmd->name);
-        cJSON_AddNumberToObject(ev, "value", shown);
-        cJSON_AddStringToObject(ev, "reason", "out of range");
-        s_publish_event(c->gw, d, ev);
-        s_reply_now(c, r);
+        s_reject_range(c, d, cmd, shown, r);
         return;
+    }
+    /* the discharge end voltage stays below the charge voltage the device holds */
+    int pair = cmd->code == BIC_CMD_REVERSE_VOUT_SET ? TREG_VOUT_SET
+               : cmd->code == BIC_CMD_VOUT_SET       ? TREG_REV_VOUT_SET
+                                                     : -1;
+    if (pair >= 0 && d->cache[pair].valid) {
+        int32_t other = d->cache[pair].raw;
+        bool rev = cmd->code == BIC_CMD_REVERSE_VOUT_SET;
+        if (rev ? want >= other : want <= other) {
+            if (rev)
+                hi = other - 1;
+            else
+                lo = other + 1;
+            cJSON *r = s_range_error(c, d, cmd, lo, hi, shown);
+            cJSON *e = s_error_obj(r);
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s (%s, which the device holds at %g V)",
+                     cJSON_IsString(m) ? m->valuestring : "",
+                     rev ? "the discharge end voltage stays below the charge voltage VOUT_SET"
+                         : "the charge voltage stays above the discharge end voltage "
+                           "REVERSE_VOUT_SET",
+                     s_raw_value(d, rev ? BIC_CMD_VOUT_SET : BIC_CMD_REVERSE_VOUT_SET, other));
+            cJSON_ReplaceItemInObject(e, "message", cJSON_CreateString(msg));
+            s_reject_range(c, d, cmd, shown, r);
+            return;
+        }
     }
     if (cmd->output && s_lease_blocks(c, d->addr, client))
         return;
-    job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
+    bool holder =
+        lease_owner(s_lease(c->gw, d->addr), client[0] ? client : NULL, c->now) == LEASE_MINE;
+    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_SET, EEPROM_BY_PERSON, holder);
     if (!j) {
         s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
     }
-    log_info("device %d: set %s = %g by '%s'", d->addr, cmd->name, shown,
+    log_info("device %d: set %s %g asked by '%s'", d->addr, cmd->name, shown,
              client[0] ? client : "anonymous");
-    j->addr = d->addr;
-    j->purpose = ENS_SET;
     j->prio = cmd->output ? BUS_PRIO_SAFETY : BUS_PRIO_CLIENT;
     snprintf(j->client, sizeof j->client, "%s", client);
     s_add_target(j, cmd->code, (uint16_t)want, 0xFFFF, false, NULL);
@@ -2577,9 +2837,19 @@ static void s_op_setpoint(ctx_t *c)
     } else if (!s_req_online(c, d)) {
         return;
     }
+    if (c->gw->set.apply_limits && d->cfg.present && d->limits_state == GW_LIMITS_FAILED) {
+        cJSON *r = s_error(c->id, "limits_not_applied",
+                           "device %d: the configured [DEVICE] limits are not on the device (%s); "
+                           "no setpoint until they are: fix the cause (bicctl eeprom, bicctl "
+                           "status) and the gateway applies them again within %lld s",
+                           d->addr, d->limits_error, (long long)(LIMITS_RETRY_US / 1000000));
+        cJSON_AddNumberToObject(s_error_obj(r), "dev", d->addr);
+        s_reply_now(c, r);
+        return;
+    }
     if (!s_setpoint_lease(c, d->addr, client))
         return;
-    job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
+    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT, EEPROM_BY_CONTROL, true);
     if (!j) {
         s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
@@ -2589,8 +2859,6 @@ static void s_op_setpoint(ctx_t *c)
     else
         log_info("device %d: setpoint %s by '%s'", d->addr, mode->valuestring, client);
     d->safe_pending = false; /* the controller in charge decides now */
-    j->addr = d->addr;
-    j->purpose = ENS_SETPOINT;
     j->prio = BUS_PRIO_SAFETY;
     snprintf(j->client, sizeof j->client, "%s", client);
     snprintf(j->mode, sizeof j->mode, "%s", mode->valuestring);
@@ -2627,14 +2895,14 @@ static void s_op_init(ctx_t *c)
         return;
     if (!s_req_online(c, d))
         return;
-    job_t *j = s_job_new(c->gw, JOB_ENSURE, c->env, c->id);
+    bool holder =
+        lease_owner(s_lease(c->gw, d->addr), client[0] ? client : NULL, c->now) == LEASE_MINE;
+    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_INIT, EEPROM_BY_PERSON, holder);
     if (!j) {
         s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
     }
     log_info("device %d: commissioning by '%s'", d->addr, client[0] ? client : "anonymous");
-    j->addr = d->addr;
-    j->purpose = ENS_INIT;
     j->prio = BUS_PRIO_CLIENT;
     snprintf(j->client, sizeof j->client, "%s", client);
     s_add_target(j, BIC_CMD_SYSTEM_CONFIG, 0x0001, 0x0001, false, "can_ctrl");
@@ -3069,11 +3337,21 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
             if (gw->eep[a])
                 s_eep_configure(gw, gw->eep[a], now);
     }
-    for (int a = 0; a < GW_DEV_MAX; a++)
-        if (gw->set.dev[a].present && !s_dev_add(gw, (uint8_t)a)) {
+    int configured = 0;
+    for (int a = 0; a < GW_DEV_MAX; a++) {
+        if (!gw->set.dev[a].present)
+            continue;
+        configured++;
+        if (!s_dev_add(gw, (uint8_t)a)) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
+    }
+    if (!configured && !gw->set.discover)
+        log_warn("no device to serve: the configuration has no [DEVICE] Id/X block and "
+                 "[GATEWAY] Discover = 0; for the unit at CAN address 0 set [DEVICE] Id/0/Type, "
+                 "Id/0/ChargeVoltage, Id/0/DischargeVoltage, Id/0/MaxChargeCurrent and "
+                 "Id/0/MaxDischargeCurrent (or Discover = 1 to scan addresses 0-7)");
     if (gw->set.state_dir[0])
         s_lease_restore(gw, now);
     if (gw->set.curve_key[0] && gw->set.curve_clients[0]) {

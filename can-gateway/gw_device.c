@@ -74,8 +74,9 @@ int gw_dev_compute_limits(gw_dev_t *d, char *err, size_t errlen)
         return -1;
     }
     if (d->cfg.present) {
-        s_clip(&lim.vout, 0, d->cfg.charge_v_raw);
-        s_clip(&lim.rev_vout, d->cfg.discharge_v_raw, 0);
+        /* the battery's window on both sides of both voltage set-points */
+        s_clip(&lim.vout, d->cfg.discharge_v_raw, d->cfg.charge_v_raw);
+        s_clip(&lim.rev_vout, d->cfg.discharge_v_raw, d->cfg.charge_v_raw);
         s_clip(&lim.iout, d->cfg.min_current_raw, d->cfg.max_charge_raw);
         s_clip(&lim.rev_iout, d->cfg.min_current_raw, d->cfg.max_discharge_raw);
     }

@@ -92,8 +92,13 @@ typedef struct {
     int32_t ram_set[TREG_COUNT];
     bool ram_set_valid[TREG_COUNT];
     bool ever_online;
+    int limits_state;       /* GW_LIMITS_*: the configured [DEVICE] values on the device */
+    char limits_error[320]; /* why they are not (GW_LIMITS_FAILED) */
+    int64_t limits_retry_at;
     int64_t back_at; /* came back online then, RAM setpoints not checked yet (0: none) */
 } gw_dev_t;
+
+enum { GW_LIMITS_UNKNOWN = 0, GW_LIMITS_APPLYING, GW_LIMITS_OK, GW_LIMITS_FAILED };
 
 /* Telemetry register table: command and slot. */
 uint16_t gw_treg_cmd(int slot);

@@ -124,6 +124,7 @@ const config_key_t config_schema[] = {
     ENUM("GATEWAY", "IdleState", "off", s_idle_states),
     ENUM("GATEWAY", "SafeState", "off", s_safe_states),
     BOOL("GATEWAY", "SafeStateOnExit", "0"),
+    BOOL("GATEWAY", "ApplyDeviceLimits", "1"),
     INT("GATEWAY", "EepromWriteIntervalSec", "79", 0, 86400),
     INT("GATEWAY", "EepromWritesPerDay", "1095", 1, 100000),
     INT("GATEWAY", "EepromBurst", "300", 1, 100000),

@@ -46,9 +46,7 @@ def test_the_guide_commissions_a_factory_unit():
         tmp = sim.dir
         ini = harness.write_ini(os.path.join(tmp, "bic2mqtt.ini"), {
             "GATEWAY": {"Can": sim.transport, "ReqEndpoint": "ipc://%s/gw.sock" % tmp,
-                        "PubEndpoint": "ipc://%s/tel.sock" % tmp, "StateDir": tmp,
-                        # step 2 of the guide, for the commissioning only
-                        "EepromMinSpacingSec": 0},
+                        "PubEndpoint": "ipc://%s/tel.sock" % tmp, "StateDir": tmp},
             "DEVICE": {"Id/0/Type": "BIC2200-24CAN", "Id/0/ChargeVoltage": 2760,
                        "Id/0/DischargeVoltage": 2520, "Id/0/MaxChargeCurrent": 3500,
                        "Id/0/MaxDischargeCurrent": 2600},
@@ -59,9 +57,12 @@ def test_the_guide_commissions_a_factory_unit():
         def run(args, timeout=30):
             r = subprocess.run([bicctl, "-c", ini] + list(args), capture_output=True,
                                text=True, timeout=timeout)
-            assert r.returncode == 0, "bicctl %s: exit %d\n%s%s" % (" ".join(args),
-                                                                   r.returncode, r.stdout,
-                                                                   r.stderr)
+            # a set-point write may find the value already there (exit 5, "unchanged"): the
+            # gateway wrote the [DEVICE] end voltages when the unit came online
+            done = (0, 5) if args and args[0] in ("cvset", "dvset", "ccset", "dcset") else (0,)
+            assert r.returncode in done, "bicctl %s: exit %d\n%s%s" % (" ".join(args),
+                                                                      r.returncode, r.stdout,
+                                                                      r.stderr)
             return r.stdout
 
         with harness.start_program("bic-can-gateway", ini, tmp=tmp) as gw:

@@ -35,6 +35,23 @@ def ok(cfg, *args):
     return out
 
 
+WRITE_EXIT = {"written": 0, "unchanged": 5, "deferred": 6}
+
+
+def wrote(cfg, *args, outcome=None):
+    """Runs a write command: nothing on stdout (as the seed), one line on stderr saying what
+    happened, and the exit code of that outcome. Returns the outcome."""
+    rc, out, err = run(cfg, *args)
+    what = "bicctl %s" % " ".join(map(str, args))
+    assert out == "" and err.count("\n") == 1, "%s: stdout %r, stderr %r" % (what, out, err)
+    found = [k for k in WRITE_EXIT if " %s" % k in err]
+    assert len(found) == 1, "%s: no single outcome in %r" % (what, err)
+    assert rc == WRITE_EXIT[found[0]], "%s: exit %d for %r" % (what, rc, err)
+    if outcome is not None:
+        assert found[0] == outcome, "%s: %r, expected %s" % (what, err, outcome)
+    return found[0]
+
+
 def fails(cfg, code, *args, contains=()):
     """Runs bicctl, asserts exit CODE and one clear line on stderr; returns that line."""
     rc, out, err = run(cfg, *args)
@@ -70,7 +87,7 @@ def test_seed_reads_match_the_device():
     sim, gw = _start(tmp)
     with sim, gw:
         cfg = gw.path
-        ok(cfg, "off")
+        wrote(cfg, "off")
         harness.wait_for(lambda: abs(sim.control.device(0)["dc_a"]) < 0.005, 15,
                          what="no current with the output off")
         d = sim.control.device(0)
@@ -145,21 +162,23 @@ def test_seed_writes_verified_and_skipped_when_equal():
                                 ("dvset", "REVERSE_VOUT_SET", 2450),
                                 ("dcset", "REVERSE_IOUT_SET", 1200)):
             before = ctl.eeprom_writes(0)[reg]
-            assert ok(cfg, cmd, value) == ""  # the seed prints nothing after a write
+            # the seed printed nothing after a write; bicctl says what happened on stderr
+            wrote(cfg, cmd, value, outcome="written")
             assert ctl.device(0)["registers"][reg] == value, (cmd, ctl.device(0)["registers"])
             assert ctl.eeprom_writes(0)[reg] == before + 1, cmd
             assert number(cfg, cmd.replace("set", "read")) == value
             # the same value again: read, found equal, not written (no EEPROM wear)
-            out = ok(cfg, "--json", cmd, value)
-            assert '"written":false' in out, out
+            rc, out, _ = run(cfg, "--json", cmd, value)
+            assert rc == 5 and '"written":false' in out and '"outcome":"unchanged"' in out, out
+            wrote(cfg, cmd, value, outcome="unchanged")
             assert ctl.eeprom_writes(0)[reg] == before + 1, cmd
 
-        ok(cfg, "off")
+        wrote(cfg, "off")
         assert ctl.device(0)["registers"]["OPERATION"] == 0
-        ok(cfg, "discharge")
+        wrote(cfg, "discharge")
         assert ctl.device(0)["registers"]["DIRECTION_CTRL"] == 1
         assert number(cfg, "dirread") == 1
-        ok(cfg, "on")
+        wrote(cfg, "on")
         assert ctl.device(0)["registers"]["OPERATION"] == 1
         assert number(cfg, "outputread") == 1
         # discharging at the 12 A set with dcset: a negative current, read signed
@@ -167,9 +186,9 @@ def test_seed_writes_verified_and_skipped_when_equal():
         cread = number(cfg, "cread")
         true_a = ctl.device(0)["dc_a"]
         assert cread < -800 and abs(cread - true_a * 100) <= 150, (cread, true_a)
-        ok(cfg, "charge")
+        wrote(cfg, "charge")
         assert ctl.device(0)["registers"]["DIRECTION_CTRL"] == 0
-        ok(cfg, "off")
+        wrote(cfg, "off")
         assert ctl.device(0)["output_on"] is False
 
 
@@ -224,7 +243,7 @@ def test_bad_values_and_unknown_commands():
         # the gateway with the range, the device untouched
         regs = sim.control.device(0)["registers"]
         writes = sim.control.eeprom_writes(0)
-        fails(cfg, 4, "cvset", 3000, contains=("3000", "allowed 1900-2760", "19.00-27.60 V"))
+        fails(cfg, 4, "cvset", 3000, contains=("3000", "allowed 2400-2760", "24.00-27.60 V"))
         fails(cfg, 4, "dcset", 3000, contains=("allowed 90-2500",))
         assert sim.control.device(0)["registers"] == regs
         assert sim.control.eeprom_writes(0) == writes
@@ -276,7 +295,7 @@ def test_lease_held_by_another_client():
     sim, gw = _start(tmp)
     with sim, gw:
         cfg = gw.path
-        ok(cfg, "off")
+        wrote(cfg, "off")
         gw.client.ok("lease", client="charge-ctl", action="take", ttl_s=60)
         regs = sim.control.device(0)["registers"]
         for args in (("on",), ("ccset", 1000), ("dcset", 1000), ("discharge",), ("cvset", 2700)):
@@ -287,10 +306,10 @@ def test_lease_held_by_another_client():
         out = ok(cfg, "status")
         assert "held by charge-ctl" in out, out
         # the holder may
-        ok(cfg, "--client", "charge-ctl", "ccset", 1000)
+        wrote(cfg, "--client", "charge-ctl", "ccset", 1000, outcome="written")
         assert sim.control.device(0)["registers"]["IOUT_SET"] == 1000
         gw.client.ok("lease", client="charge-ctl", action="release")
-        ok(cfg, "ccset", 1100)
+        wrote(cfg, "ccset", 1100, outcome="written")
         assert sim.control.device(0)["registers"]["IOUT_SET"] == 1100
 
 
@@ -320,7 +339,7 @@ def test_watch_json_and_status():
         out = ok(cfg, "status")
         for label in ("device 0", "firmware", "mode          battery", "output", "battery",
                       "AC            230.0 V", "temperature", "fans", "set-points", "faults",
-                      "limits        charge 19.00-27.60 V 0.90-30.00 A", "lease         none",
+                      "limits        charge 24.00-27.60 V 0.90-30.00 A", "lease         none",
                       "eeprom        policy"):
             assert label in out, (label, out)
         eep = ok(cfg, "eeprom")

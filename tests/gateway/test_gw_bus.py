@@ -25,7 +25,7 @@ def test_two_devices_on_one_bus():
             sub = Sub(gw.pub, ["tel/"])
             devs = {d["dev"]: d for d in c.ok("info")["devices"]}
             assert devs[0]["model"] == "BIC-2200-24" and devs[3]["model"] == "BIC-2200-48"
-            assert devs[3]["limits"]["vout_v"] == [38, 55.2], devs[3]["limits"]
+            assert devs[3]["limits"]["vout_v"] == [48, 55.2], devs[3]["limits"]
             assert devs[3]["limits"]["iout_a"] == [0.45, 20], devs[3]["limits"]
             # each device is read and written at its own address, with its own limits
             v0 = c.ok("get", dev=0, reg="READ_VOUT")["values"]["READ_VOUT"]["value"]

@@ -65,10 +65,12 @@ static void test_limits_intersected_with_config(void **state)
     d.cfg.min_current_raw = 900;    /* e.g. 20 % on old firmware */
     char err[160];
     assert_int_equal(gw_dev_compute_limits(&d, err, sizeof err), 0);
-    assert_int_equal(d.limits.vout.min_raw, 3800);
+    /* the battery's window holds on both sides of both voltages: VOUT_SET not below the
+     * discharge end voltage, REVERSE_VOUT_SET not above the charge voltage */
+    assert_int_equal(d.limits.vout.min_raw, 4800);
     assert_int_equal(d.limits.vout.max_raw, 5520);
     assert_int_equal(d.limits.rev_vout.min_raw, 4800);
-    assert_int_equal(d.limits.rev_vout.max_raw, 6500);
+    assert_int_equal(d.limits.rev_vout.max_raw, 5520);
     assert_int_equal(d.limits.iout.min_raw, 900);
     assert_int_equal(d.limits.iout.max_raw, 2000);
     assert_int_equal(d.limits.rev_iout.min_raw, 900);
