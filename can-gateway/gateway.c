@@ -1317,7 +1317,12 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
         return;
     }
     const gwe_target_t *t0 = gw_ensure_target(j->ens, 0);
-    if (j->purpose == ENS_SET && t0 && t0->outcome == GWE_REFUSED) {
+    for (int i = 0; j->purpose == ENS_SETPOINT && i < gw_ensure_count(j->ens); i++)
+        if (gw_ensure_target(j->ens, i)->outcome == GWE_REFUSED) {
+            t0 = gw_ensure_target(j->ens, i); /* a person's setpoint: the first refusal */
+            break;
+        }
+    if ((j->purpose == ENS_SET || j->purpose == ENS_SETPOINT) && t0 && t0->outcome == GWE_REFUSED) {
         char why[200], remedy[200];
         s_policy_why(gw, d, t0, j->holder, now, why, sizeof why, remedy, sizeof remedy);
         cJSON *r = s_error(j->req_id, "eeprom_budget", "device %d: %s %g%s%s refused: %s; %s",
@@ -1328,6 +1333,8 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
         cJSON_AddStringToObject(e, "remedy", remedy);
         cJSON_AddNumberToObject(e, "dev", j->addr);
         cJSON_AddNumberToObject(e, "until_s", round((t0->until - now) / 1e5) / 10.0);
+        if (j->purpose == ENS_SETPOINT)
+            cJSON_AddItemToObject(e, "outcomes", s_outcomes_json(gw, j, d, now));
         s_send_reply(gw, &j->env, r);
         return;
     }
@@ -1657,12 +1664,25 @@ static void s_start_waiting(gateway_t *gw, int64_t now)
 
 #define TEL_PROBE 0x8000
 
+/* {"state":"ok|applying|failed|off|unknown","error":...}: the configured values on the device */
+static cJSON *s_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
+{
+    static const char *names[] = {"unknown", "applying", "ok", "failed"};
+    cJSON *o = cJSON_CreateObject();
+    bool off = !gw->set.apply_limits || !d->cfg.present;
+    cJSON_AddStringToObject(o, "state", off ? "off" : names[d->limits_state]);
+    if (!off && d->limits_state == GW_LIMITS_FAILED)
+        cJSON_AddStringToObject(o, "error", d->limits_error);
+    return o;
+}
+
 static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
     cJSON *t = gw_dev_telemetry(d, now, s_wall());
     cJSON *e = cJSON_AddObjectToObject(t, "eeprom");
     s_eeprom_budget_json(e, s_eep(gw, d->addr), now);
     cJSON_AddItemToObject(t, "lease", s_lease_json(gw, d->addr, now));
+    cJSON_AddItemToObject(t, "device_limits", s_limits_state_json(gw, d));
     char topic[16];
     snprintf(topic, sizeof topic, "tel/%d", d->addr);
     s_publish(gw, topic, t);
@@ -2388,18 +2408,6 @@ static cJSON *s_eeprom_json(gateway_t *gw, const gw_dev_t *d, int64_t now)
     return o;
 }
 
-/* {"state":"ok|applying|failed|off|unknown","error":...}: the configured values on the device */
-static cJSON *s_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
-{
-    static const char *names[] = {"unknown", "applying", "ok", "failed"};
-    cJSON *o = cJSON_CreateObject();
-    bool off = !gw->set.apply_limits || !d->cfg.present;
-    cJSON_AddStringToObject(o, "state", off ? "off" : names[d->limits_state]);
-    if (!off && d->limits_state == GW_LIMITS_FAILED)
-        cJSON_AddStringToObject(o, "error", d->limits_error);
-    return o;
-}
-
 static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
 {
     cJSON *o = cJSON_CreateObject();
@@ -2778,6 +2786,13 @@ static void s_op_setpoint(ctx_t *c)
     }
     bool charge = strcmp(mode->valuestring, "charge") == 0;
     bool discharge = strcmp(mode->valuestring, "discharge") == 0;
+    const cJSON *manual = cJSON_GetObjectItemCaseSensitive(c->req, "manual");
+    if (manual && !cJSON_IsBool(manual)) {
+        s_reply_now(c, s_error(c->id, "bad_request",
+                               "'manual' must be true (a person's command: at once within the "
+                               "EEPROM budget) or false (a controller's: spaced, deferred)"));
+        return;
+    }
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(c->req, "current_a");
     const cJSON *pw = cJSON_GetObjectItemCaseSensitive(c->req, "power_w");
     int32_t amps_raw = 0;
@@ -2849,7 +2864,8 @@ static void s_op_setpoint(ctx_t *c)
     }
     if (!s_setpoint_lease(c, d->addr, client))
         return;
-    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT, EEPROM_BY_CONTROL, true);
+    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT,
+                            cJSON_IsTrue(manual) ? EEPROM_BY_PERSON : EEPROM_BY_CONTROL, true);
     if (!j) {
         s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
         return;

@@ -250,6 +250,8 @@ static int s_parse_charge(int dev, const char *text, const bcmd_opts_t *opts, bc
         rc = s_fail(code, "internal", err, n, "out of memory");
         goto cleanup;
     }
+    /* a person's command: at once within the EEPROM budget, never deferred */
+    cJSON_AddBoolToObject(out->req, "manual", true);
     if (v == 0) {
         cJSON_AddStringToObject(out->req, "mode", "idle");
     } else {

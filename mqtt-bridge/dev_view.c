@@ -59,7 +59,10 @@ struct dev_view_t {
     double sp_rev_iout;    /* A, REVERSE_IOUT_SET */
     int fault_active[DEV_VIEW_FAULTS];
     unsigned long fault_cnt[DEV_VIEW_FAULTS];
-    long eeprom_writes; /* persisted writes, -1 unknown */
+    int limits_active;        /* the gateway could not bring the [DEVICE] values on */
+    unsigned long limits_cnt; /* rising edges of that */
+    char limits_error[200];   /* the gateway's reason */
+    long eeprom_writes;       /* persisted writes, -1 unknown */
     char lease_holder[40];
     /* energy */
     double charged_wh;
@@ -272,6 +275,18 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
             s_fault_set(dv, FAULT_EEPROM, cJSON_IsTrue(b) ? 1 : 0);
     }
     s_fault_set(dv, FAULT_CAN, dv->online && dv->gw_reachable ? 0 : 1);
+
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(tel, "device_limits");
+    const cJSON *lst = cJSON_GetObjectItemCaseSensitive(lim, "state");
+    if (cJSON_IsString(lst)) {
+        int active = strcmp(lst->valuestring, "failed") == 0;
+        if (active && !dv->limits_active)
+            dv->limits_cnt++;
+        dv->limits_active = active;
+        dv->limits_error[0] = '\0';
+        if (active)
+            s_keep_str(dv->limits_error, sizeof dv->limits_error, lim, "error");
+    }
 
     const cJSON *eep = cJSON_GetObjectItemCaseSensitive(tel, "eeprom");
     if (cJSON_IsObject(eep)) {
@@ -617,6 +632,16 @@ char *dev_view_fault_json(const dev_view_t *dv)
         cJSON_AddNumberToObject(e, "active", dv->fault_active[i]);
         cJSON_AddNumberToObject(e, "cnt", (double)dv->fault_cnt[i]);
         cJSON_AddStringToObject(e, "desc", dev_view_fault_desc[i]);
+    }
+    /* beyond the seed's keys: the configured [DEVICE] values are not on the device */
+    cJSON *e = cJSON_AddObjectToObject(o, "limits");
+    if (e) {
+        char desc[256];
+        snprintf(desc, sizeof desc, "configured limits not on the device%s%s",
+                 dv->limits_error[0] ? ": " : "", dv->limits_error);
+        cJSON_AddNumberToObject(e, "active", dv->limits_active);
+        cJSON_AddNumberToObject(e, "cnt", (double)dv->limits_cnt);
+        cJSON_AddStringToObject(e, "desc", desc);
     }
     return s_finish(o);
 }

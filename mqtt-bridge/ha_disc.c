@@ -45,6 +45,7 @@ static const s_ent_t s_all[] = {
     {"binary_sensor", "fault_acRange"},
     {"binary_sensor", "fault_dcOff"},
     {"binary_sensor", "fault_eeprom"},
+    {"binary_sensor", "fault_limits"},
     {"switch", "output"},
     {"number", "charge_voltage"},
     {"number", "discharge_voltage"},
@@ -431,6 +432,14 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
         free(object);
         free(tpl);
     }
+
+    e = s_bic_entity(ctx, dv, "fault_limits", "Configured limits not applied", "fault",
+                     "{{ 'ON' if value_json.limits.active == 1 else 'OFF' }}");
+    if (e) {
+        cJSON_AddStringToObject(e, "dev_cla", "problem");
+        cJSON_AddStringToObject(e, "ent_cat", "diagnostic");
+    }
+    rc |= s_emit(ctx, out, "binary_sensor", dev, "fault_limits", e);
 
     e = s_bic_entity(ctx, dv, "output", "Output", "state", "{{ value_json.opMode }}");
     if (e) {

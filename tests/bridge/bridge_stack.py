@@ -17,7 +17,8 @@ def device_keys(dev):
 
 
 class Stack:
-    def __init__(self, devices=(0,), mqtt_extra=None, keepalive=5, publish_period=5):
+    def __init__(self, devices=(0,), mqtt_extra=None, keepalive=5, publish_period=5,
+                 gateway_extra=None):
         self.tmp = harness.temp_dir("bic-bridge-")
         self.devices = list(devices)
         self.broker = harness.Mosquitto()
@@ -43,6 +44,10 @@ class Stack:
                 self.ini["DEVICE"].update(device_keys(d))
             if mqtt_extra:
                 self.ini["MQTT"].update(mqtt_extra)
+            if gateway_extra:  # e.g. the daily EEPROM budget instead of no limit
+                if any(k.startswith("Eeprom") for k in gateway_extra):
+                    del self.ini["GATEWAY"]["EepromWriteIntervalSec"]
+                self.ini["GATEWAY"].update(gateway_extra)
             self.ini_path = os.path.join(self.tmp, "bic2mqtt.ini")
             harness.write_ini(self.ini_path, self.ini)
             self.client = harness.MqttClient(self.broker)

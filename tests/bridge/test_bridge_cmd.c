@@ -129,6 +129,7 @@ static void test_charge_set(void **state)
 {
     bcmd_t c = ok(BCMD_CHARGE, "{\"var\":\"chargeA\",\"val\":12.5}", &OPTS_ON);
     assert_string_equal(req_str(&c, "op"), "setpoint");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c.req, "manual")));
     assert_string_equal(req_str(&c, "mode"), "charge");
     assert_float_equal(req_num(&c, "current_a"), 12.5, 1e-9);
     assert_int_equal(req_num(&c, "lease_ttl_s"), 300);

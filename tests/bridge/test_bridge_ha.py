@@ -19,7 +19,7 @@ SENSORS = {"dc_voltage", "dc_current", "battery_power", "ac_voltage", "temperatu
            "fan2", "eeprom_writes", "charged_energy", "discharged_energy", "current_setpoint",
            "state"}
 FAULTS = {"fault_" + k for k in ("fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short",
-                                 "acRange", "dcOff", "eeprom")}
+                                 "acRange", "dcOff", "eeprom", "limits")}
 
 
 def configs(client, dev=None, prefix=PREFIX):

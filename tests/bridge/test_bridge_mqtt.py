@@ -78,8 +78,9 @@ def check_seed_topics(s):
 
     fault = s.last_json("inv/0/fault")
     keys = ["fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short", "acRange", "dcOff", "eeprom",
-            "can"]
+            "can", "limits"]  # the seed's keys in its order, then the addition
     assert list(fault) == keys, list(fault)
+    assert fault["limits"]["active"] == 0, fault
     for k in keys:
         assert set(fault[k]) == {"active", "cnt", "desc"}
     assert fault["otp"]["active"] == 0 and fault["can"]["active"] == 0

@@ -244,6 +244,30 @@ static void test_fault_edges_counted(void **state)
     dev_view_destroy(&dv);
 }
 
+static void test_limits_not_applied_is_a_fault(void **state)
+{
+    (void)state;
+    dev_view_t *dv = dev_view_new(0);
+    feed(dv, TEL);
+    cJSON *f = parsed(dev_view_fault_json(dv));
+    assert_int_equal(num(fault_entry(f, "limits"), "active"), 0);
+    cJSON_Delete(f);
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"device_limits\":{\"state\":\"failed\","
+             "\"error\":\"VOUT_SET 27.6 not written: daily EEPROM budget spent\"}}");
+    f = parsed(dev_view_fault_json(dv));
+    assert_int_equal(num(fault_entry(f, "limits"), "active"), 1);
+    assert_int_equal(num(fault_entry(f, "limits"), "cnt"), 1);
+    assert_non_null(strstr(str(fault_entry(f, "limits"), "desc"), "budget spent"));
+    cJSON_Delete(f);
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"device_limits\":{\"state\":\"ok\"}}");
+    f = parsed(dev_view_fault_json(dv));
+    assert_int_equal(num(fault_entry(f, "limits"), "active"), 0);
+    assert_int_equal(num(fault_entry(f, "limits"), "cnt"), 1);
+    assert_null(strstr(str(fault_entry(f, "limits"), "desc"), "budget"));
+    cJSON_Delete(f);
+    dev_view_destroy(&dv);
+}
+
 static void test_bad_telemetry_refused(void **state)
 {
     dev_view_t *dv = dev_view_new(3);
@@ -360,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_charge_seed_keys),
         cmocka_unit_test(test_energy_monotonic_counters),
         cmocka_unit_test(test_fault_edges_counted),
+        cmocka_unit_test(test_limits_not_applied_is_a_fault),
         cmocka_unit_test(test_bad_telemetry_refused),
         cmocka_unit_test(test_info_seed_keys),
     };

@@ -129,10 +129,14 @@ def test_lower_current_during_the_spacing_goes_out_at_once():
             assert o["outcome"] == "written" and o.get("toward_safety") is True, o
             assert _regs(sim)["IOUT_SET"] == 1000
             assert _eeprom(gw)["pending"] == {}  # the higher value is not written later
+            # a person's setpoint (the bridge's charge/set) does not wait for the spacing
+            r = c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=22, manual=True)
+            assert r["deferred"] is False and _regs(sim)["IOUT_SET"] == 2200, r
+            c.error("setpoint", "bad_request", dev=0, client="ctl", mode="off", manual=1)
             r = c.ok("setpoint", dev=0, client="ctl", mode="off")
             assert r["deferred"] is False and _regs(sim)["OPERATION"] == 0, r
             time.sleep(1)
-            assert _regs(sim)["IOUT_SET"] == 1000
+            assert _regs(sim)["IOUT_SET"] == 2200
         assert_no_pacing_violations(sim)
 
 
