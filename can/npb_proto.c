@@ -266,8 +266,8 @@ static void s_fmt(const bic_cmd_t *c, int32_t raw, char *out, size_t outlen)
     if (c->type == BIC_TYPE_BITS)
         snprintf(out, outlen, "0x%04X", (unsigned)raw);
     else if (c->scale == BIC_SCALE_VOUT || c->scale == BIC_SCALE_IOUT)
-        snprintf(out, outlen, "%s%d.%02d %s", raw < 0 ? "-" : "", abs(raw) / 100, abs(raw) % 100,
-                 c->unit);
+        snprintf(out, outlen, "%s%lld.%02lld %s", raw < 0 ? "-" : "", llabs((long long)raw) / 100,
+                 llabs((long long)raw) % 100, c->unit);
     else
         snprintf(out, outlen, "%d%s%s", (int)raw, c->unit ? " " : "", c->unit ? c->unit : "");
 }

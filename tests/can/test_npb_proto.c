@@ -121,6 +121,10 @@ static void test_ranges_and_options(void **state)
     assert_int_equal(npb_check_write(m, &o, NPB_CMD_CURVE_CC_TIMEOUT, 59, err, sizeof err),
                      BIC_E_RANGE);
     assert_non_null(strstr(err, "60 min to 64800 min"));
+    /* the most negative value a caller can pass is named, not mangled */
+    assert_int_equal(npb_check_write(m, &o, NPB_CMD_CURVE_CV, INT32_MIN, err, sizeof err),
+                     BIC_E_RANGE);
+    assert_non_null(strstr(err, "CURVE_CV -21474836.48 V"));
     /* timeouts default 600 min (§15.2) */
     assert_int_equal(npb_range(m, &o, NPB_CMD_CURVE_FV_TIMEOUT, &r), BIC_OK);
     assert_int_equal(r.def_raw, 600);
