@@ -26,6 +26,9 @@ static const uint16_t s_persist_cmd[P_COUNT] = {
 #define S_HI_TEMP_CLEAR_C 75.0
 #define S_OTP_C 95.0          /* over-temperature shutdown */
 #define S_OTP_CLEAR_C 80.0    /* automatic recovery once cooled to this */
+#define S_DERATE_START_C 75.0 /* current limits derate from this internal temperature ... */
+#define S_DERATE_FULL_C 90.0  /* ... linearly down to S_DERATE_MIN of the rating here */
+#define S_DERATE_MIN 0.5
 #define S_MAX_SUBSTEP_S 0.25  /* physics integration step */
 #define S_AC_FAIL_VIN_V 170.0 /* READ_VIN while AC is out of range */
 
@@ -603,6 +606,19 @@ static double s_regulate(double v_target, double ocv, double r, double dis_max, 
     return s_clampd((v_target - ocv) / r, -dis_max, chg_max);
 }
 
+/* Share of the rated currents available at an internal temperature (docs/simulator.md,
+ * "Temperature derating"): 1 up to S_DERATE_START_C, then linearly down to S_DERATE_MIN at
+ * S_DERATE_FULL_C and above. */
+static double s_derate(double temp_c)
+{
+    if (temp_c <= S_DERATE_START_C)
+        return 1;
+    if (temp_c >= S_DERATE_FULL_C)
+        return S_DERATE_MIN;
+    return 1 -
+           (1 - S_DERATE_MIN) * (temp_c - S_DERATE_START_C) / (S_DERATE_FULL_C - S_DERATE_START_C);
+}
+
 /* The current the converter steers toward (§13, §16 items 22-25). */
 static double s_target_current(bic_device_t *dev, int64_t now_us)
 {
@@ -629,13 +645,14 @@ static double s_target_current(bic_device_t *dev, int64_t now_us)
         target = s_regulate(dev->ram[P_RVOUT] / 100.0, ocv, r, dev->ram[P_RIOUT] / 100.0, rev5);
     }
     double v = ocv > 1 ? ocv : 1;
+    double derate = s_derate(dev->temp_c);
     if (target < 0) {
         /* DC->AC: constant power above the rated voltage, max input current below it. */
         double lim = fmin(dev->var->dc_in_current_ca / 100.0, dev->var->dc_in_power_w / v);
-        target = fmax(target, -lim);
+        target = fmax(target, -lim * derate);
     } else {
-        double lim = dev->var->rated_power_w / v;
-        target = fmin(target, lim);
+        double lim = fmin(dev->var->rated_current_ca / 100.0, dev->var->rated_power_w / v);
+        target = fmin(target, lim * derate);
     }
     return target;
 }

@@ -819,6 +819,52 @@ static void test_temperature_and_fans_follow_load(void **state)
     bic_device_destroy(&dev);
 }
 
+/* Hot inside, the current limits derate (docs/simulator.md): 100 % up to 75 degC internal,
+ * linearly to 50 % of the rating at 90 degC. The unit keeps the direction, with less
+ * current than asked, and READ_TEMPERATURE_1 and HI_TEMP show why. */
+static void test_temperature_derating(void **state)
+{
+    (void)state;
+    /* Cool: 80 A asked, 80 A flow. */
+    bic_device_t *dev = t_device("0:24:battery,canctrl", 0);
+    t_write(dev, 0x0020, 2800, 0);
+    t_write(dev, 0x0030, 8000, 0);
+    assert_true(fabs(t_state(dev, SEC(10)).dc_a - 80) < 0.5);
+    bic_device_destroy(&dev);
+
+    /* Hot surroundings (60 degC) and full load: inside it passes 75 degC and the current
+     * falls below what is asked, to where the heat balances; never below half the 90 A
+     * rating and never the other way. */
+    dev = t_device("0:24:battery,canctrl,ambient=60", 0);
+    t_write(dev, 0x0020, 2800, 0);
+    t_write(dev, 0x0030, 8000, 0);
+    assert_true(fabs(t_state(dev, SEC(10)).dc_a - 80) < 0.5);
+    bic_device_state_t st = t_state(dev, SEC(3600));
+    assert_true(st.output_on);
+    assert_true(st.temperature_c > 78 && st.temperature_c < 90);
+    double derated = 1 - 0.5 * (st.temperature_c - 75) / 15;
+    double rating = fmin(90, 2160 / battery_ocv_v(bic_device_battery(dev))); /* A, or 2160 W */
+    assert_true(fabs(st.dc_a - rating * derated) < 1.0);
+    assert_true(st.dc_a > 45 && st.dc_a < 75);
+    assert_int_equal(t_read(dev, 0x0040, SEC(3600)) & 0x80, 0x80); /* HI_TEMP */
+    assert_true(t_read(dev, 0x0062, SEC(3600)) > 780);
+    /* A small current is not touched by the derating. */
+    t_write(dev, 0x0030, 2000, SEC(3600));
+    assert_true(fabs(t_state(dev, SEC(3610)).dc_a - 20) < 0.1);
+    t_write(dev, 0x0030, 8000, SEC(3610));
+    t_state(dev, SEC(7200));
+    /* Discharging derates the same way, against the 75 A input rating. */
+    t_write(dev, 0x0130, 6400, SEC(7200));
+    t_write(dev, 0x0120, 2200, SEC(7200));
+    t_write(dev, 0x0100, 1, SEC(7200));
+    st = t_state(dev, SEC(7210));
+    derated = 1 - 0.5 * (st.temperature_c - 75) / 15;
+    assert_true(st.temperature_c > 76);
+    rating = fmin(75, 1800 / battery_ocv_v(bic_device_battery(dev))); /* A, or 1800 W */
+    assert_true(st.dc_a < 0 && fabs(-st.dc_a - rating * derated) < 1.0);
+    bic_device_destroy(&dev);
+}
+
 /* ---- faults (§8.1, §13, §16 items 26-27) ---- */
 
 static void test_latched_faults(void **state)
@@ -969,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_soc_and_voltage_follow_charge),
         cmocka_unit_test(test_battery_cutoffs),
         cmocka_unit_test(test_temperature_and_fans_follow_load),
+        cmocka_unit_test(test_temperature_derating),
         cmocka_unit_test(test_latched_faults),
         cmocka_unit_test(test_auto_recovering_faults_and_flags),
         cmocka_unit_test(test_register_getters),
