@@ -79,11 +79,37 @@ char *ctld_status_json(const ctld_status_t *s)
         s_str_or_null(blk, "why",
                       s->block_active && s->block_why && *s->block_why ? s->block_why : NULL);
     }
+    cJSON *fo = cJSON_AddObjectToObject(o, "follow");
+    if (fo) {
+        cJSON_AddBoolToObject(fo, "problem", s->follow_problem);
+        cJSON_AddBoolToObject(fo, "safe", s->follow_safe);
+        s_str_or_null(fo, "cause", s->follow_problem ? s->follow_cause : NULL);
+        s_str_or_null(fo, "message", s->follow_problem ? s->follow_message : NULL);
+        cJSON_AddNumberToObject(fo, "count", (double)s->follow_count);
+    }
     cJSON *ls = cJSON_AddObjectToObject(o, "lease");
     if (ls) {
         cJSON_AddBoolToObject(ls, "held", s->lease_held);
         s_str_or_null(ls, "client", s->lease_client);
         s_str_or_null(ls, "note", s->lease_held ? NULL : s->lease_note);
+    }
+    char *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+char *ctld_fault_json(bool active, uint32_t count, const char *cause, const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON *f = cJSON_AddObjectToObject(o, "follow");
+    if (f) {
+        cJSON_AddNumberToObject(f, "active", active ? 1 : 0);
+        cJSON_AddNumberToObject(f, "cnt", (double)count);
+        cJSON_AddStringToObject(f, "desc", "device does not follow the setpoint");
+        s_str_or_null(f, "cause", active ? cause : NULL);
+        s_str_or_null(f, "message", active ? message : NULL);
     }
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -338,6 +364,16 @@ int ctld_disc_msgs(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
     if (e)
         cJSON_AddStringToObject(e, "dev_cla", "problem");
     rc |= s_emit(ctx, out, "binary_sensor", "meter_stale", e);
+
+    /* The device does not follow the setpoint: a problem, with the cause as attributes. */
+    e = s_entity(ctx, "not_following", "Device not following",
+                 "{{ 'ON' if value_json.follow.problem else 'OFF' }}");
+    if (e) {
+        cJSON_AddStringToObject(e, "dev_cla", "problem");
+        s_add_fmt(e, "json_attr_t", "%s/inv/%d/control", ctx->topic_main, ctx->dev);
+        cJSON_AddStringToObject(e, "json_attr_tpl", "{{ value_json.follow | tojson }}");
+    }
+    rc |= s_emit(ctx, out, "binary_sensor", "not_following", e);
 
     /* Controller state: an enum sensor, so no state class, and every value listed. */
     e = s_entity(ctx, "state", "Controller state", "{{ value_json.mode }}");

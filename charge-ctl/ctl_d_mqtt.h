@@ -57,10 +57,21 @@ typedef struct {
     bool lease_held;
     const char *lease_client; /* the name this controller uses towards the gateway */
     const char *lease_note;   /* why the lease is not held ("controlled by X"), or NULL */
+
+    bool follow_problem;        /* the device does not follow the setpoint */
+    bool follow_safe;           /* ... and its output was switched off for it */
+    const char *follow_cause;   /* machine name (ctl_follow_cause_name), NULL when none */
+    const char *follow_message; /* the cause as a sentence, NULL when none */
+    uint32_t follow_count;      /* reports since the start */
 } ctld_status_t;
 
 /* The status JSON (new string, caller frees; NULL when out of memory). */
 char *ctld_status_json(const ctld_status_t *s);
+
+/* The controller's fault topic `<T>/ctl/<id>/fault` (retained), in the bridge's fault style:
+ * {"follow":{"active":0|1,"cnt":N,"desc":...,"cause":...,"message":...}} (new string, caller
+ * frees; NULL when out of memory). cause/message may be NULL (printed as null). */
+char *ctld_fault_json(bool active, uint32_t count, const char *cause, const char *message);
 
 /* control/set: `1`/`0` (also on/off, true/false, case-insensitive, surrounding whitespace
  * allowed). Returns 0 with *on, or -1 with *code (`bad_request`, `too_large`, `empty`) and a

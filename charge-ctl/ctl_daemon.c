@@ -23,6 +23,7 @@
 #include <czmq.h>
 #include <mosquitto.h>
 
+#include "ctl_follow.h"
 #include "ctl_d_mqtt.h"
 #include "ctl_step.h"
 #include "gw_client.h"
@@ -77,7 +78,7 @@ struct ctl_daemon_t {
     char *config_path;
     char node[256];
     char client[48]; /* name towards the gateway (lease holder) */
-    char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600];
+    char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600], t_fault[600];
 
     mqtt_conn_t *mq;
     int offline_mid;
@@ -115,6 +116,10 @@ struct ctl_daemon_t {
     bool tel_valid;
     double dc_v, dc_a;
     int operation, direction, iout_ca, rev_iout_ca;
+    int vout_cv, rev_vout_cv; /* voltage settings read back (V x 100), -1 unknown */
+    bool temp_valid;
+    double temp_c;
+    int fault_raw;
     int64_t sp_age_ms;
 
     /* lease */
@@ -146,6 +151,10 @@ struct ctl_daemon_t {
     int64_t republish_at;
     ctld_state_t last_state;
     char last_reason[160];
+    /* the device-follows problem as last logged and published */
+    bool follow_logged, follow_safe_logged;
+    bool fault_pub_valid, fault_pub_active;
+    ctl_follow_cause_t fault_pub_cause;
 };
 
 /* ---------------------------------------------------------------- settings */
@@ -265,6 +274,7 @@ static ctld_state_t s_state(const ctl_daemon_t *d)
     case CTL_R_IDLE_DWELL:
     case CTL_R_DIRECTION_DWELL:
     case CTL_R_RATE_LIMIT:
+    case CTL_R_NOT_FOLLOWING:
         return CTLD_ST_RUNNING;
     default:
         return CTLD_ST_SAFE;
@@ -313,6 +323,11 @@ static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
     s->lease_held = d->lease_held;
     s->lease_client = d->client;
     s->lease_note = d->lease_note[0] ? d->lease_note : NULL;
+    s->follow_problem = d->out.follow_problem;
+    s->follow_safe = d->out.follow_safe;
+    s->follow_cause = d->out.follow_problem ? ctl_follow_cause_name(d->out.follow_cause) : NULL;
+    s->follow_message = d->out.follow_problem ? d->out.follow_text : NULL;
+    s->follow_count = d->out.follow_count;
 }
 
 /* The status on change (value-only changes at most once a second) and every 10 s. */
@@ -391,6 +406,27 @@ static void s_publish_discovery(ctl_daemon_t *d)
     ctld_list_clear(&list);
 }
 
+/* The fault topic (retained): on every change of the device-follows problem, and on
+ * connect. */
+static void s_publish_fault(ctl_daemon_t *d, bool force)
+{
+    bool active = d->out.follow_problem;
+    ctl_follow_cause_t cause = active ? d->out.follow_cause : CTL_F_NONE;
+    if (!force && d->fault_pub_valid && d->fault_pub_active == active &&
+        d->fault_pub_cause == cause)
+        return;
+    if (d->standby || !mqtt_conn_connected(d->mq))
+        return;
+    char *json = ctld_fault_json(active, d->out.follow_count, ctl_follow_cause_name(cause),
+                                 d->out.follow_text);
+    if (json && s_publish(d, d->t_fault, json, 1, true) == 0) {
+        d->fault_pub_valid = true;
+        d->fault_pub_active = active;
+        d->fault_pub_cause = cause;
+    }
+    free(json);
+}
+
 /* Everything, in Home Assistant's preferred order: discovery, availability, state. */
 static void s_publish_all(ctl_daemon_t *d, int64_t now)
 {
@@ -398,6 +434,7 @@ static void s_publish_all(ctl_daemon_t *d, int64_t now)
     s_publish(d, d->t_avail, d->set.pl_online, 1, true);
     d->soc_pub_valid = false;
     s_publish_status(d, now, true);
+    s_publish_fault(d, true);
 }
 
 /* Logs state transitions; a changed state or reason is published at once. */
@@ -454,12 +491,32 @@ static void s_step(ctl_daemon_t *d, int64_t now)
     in.iout_ca = d->iout_ca;
     in.rev_iout_ca = d->rev_iout_ca;
     in.setpoints_age_ms = d->sp_age_ms;
+    in.vout_set_cv = d->vout_cv;
+    in.rev_vout_set_cv = d->rev_vout_cv;
+    in.temp_valid = d->temp_valid;
+    in.temp_c = d->temp_c;
+    in.fault_raw = d->fault_raw;
     ctl_step(&d->set.params, &d->st, &in, &d->out);
     if (d->out.send && d->lease_held && d->out.mode != CTL_MODE_NONE) {
         d->sp_dirty = true; /* replaces a setpoint not sent yet */
         d->sp_mode = d->out.mode;
         d->sp_ca = d->out.current_ca;
     }
+    if (d->out.follow_problem != d->follow_logged) {
+        if (d->out.follow_problem)
+            log_warn("device %d does not follow the setpoint: %s", d->set.id, d->out.follow_text);
+        else
+            log_info("device %d follows the setpoint again", d->set.id);
+        d->follow_logged = d->out.follow_problem;
+    }
+    if (d->out.follow_safe != d->follow_safe_logged) {
+        if (d->out.follow_safe)
+            log_warn("device %d: output switched off (safe state) until the cause is gone or "
+                     "%d s have passed",
+                     d->set.id, d->set.params.follow_retry_ms / 1000);
+        d->follow_safe_logged = d->out.follow_safe;
+    }
+    s_publish_fault(d, false);
     s_note_state(d, now);
 }
 
@@ -784,6 +841,17 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
     d->direction = cJSON_IsString(dir) && strcmp(dir->valuestring, "discharge") == 0 ? 1 : 0;
     d->iout_ca = s_ca(sp, "iout_a", -1);
     d->rev_iout_ca = s_ca(sp, "rev_iout_a", -1);
+    d->vout_cv = s_ca(sp, "vout_v", -1);
+    d->rev_vout_cv = s_ca(sp, "rev_vout_v", -1);
+    const cJSON *temp = cJSON_GetObjectItem(msg, "temp_c");
+    d->temp_valid = cJSON_IsNumber(temp) && isfinite(temp->valuedouble);
+    d->temp_c = d->temp_valid ? temp->valuedouble : 0;
+    const cJSON *fraw = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "fault"), "raw");
+    int64_t fault_raw;
+    d->fault_raw =
+        cJSON_IsNumber(fraw) && numconv_whole(fraw->valuedouble, 0, 65535, &fault_raw) == 0
+            ? (int)fault_raw
+            : 0;
     int64_t age_ms;
     d->sp_age_ms =
         cJSON_IsNumber(age) && numconv_trunc(age->valuedouble, INT32_MIN, INT32_MAX, &age_ms) == 0
@@ -1078,6 +1146,7 @@ static void s_topics(ctl_daemon_t *d)
     snprintf(d->t_result, sizeof d->t_result, "%s/result", d->t_cmd);
     snprintf(d->t_avail, sizeof d->t_avail, "%s/ctl/%d/state", t, id);
     snprintf(d->t_soc, sizeof d->t_soc, "%s/ctl/%d/soc", t, id);
+    snprintf(d->t_fault, sizeof d->t_fault, "%s/ctl/%d/fault", t, id);
 }
 
 static int s_reload(ctl_daemon_t *d, char *err, size_t n)

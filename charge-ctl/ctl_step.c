@@ -10,6 +10,7 @@
  * hysteresis and dwell, the direction dwell and the write-rate limit.
  */
 #include "ctl_step.h"
+#include "ctl_follow.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +33,9 @@ void ctl_params_defaults(ctl_params_t *p)
     p->idle_dwell_ms = 3000;
     p->meter_timeout_ms = 30000;
     p->settle_timeout_ms = 5000;
+    p->follow_timeout_ms = 10000;
+    p->follow_safe_ms = 10000;
+    p->follow_retry_ms = 600000;
     p->telemetry_timeout_ms = 10000;
     p->effect_margin_ms = 500;
     p->fast_export_w = 100;
@@ -100,6 +104,13 @@ int ctl_params_validate(const ctl_params_t *p, char *err, size_t errlen)
         FAIL("gains must be in (0, 2]");
     if (p->meter_timeout_ms < 1000)
         FAIL("meter timeout %d ms too short; allowed >= 1000", p->meter_timeout_ms);
+    if (p->follow_timeout_ms != 0 && p->follow_timeout_ms < p->settle_timeout_ms)
+        FAIL("FollowTimeoutSec %d s is shorter than the device's response time %d s; allowed "
+             "0 (check off) or %d-600",
+             p->follow_timeout_ms / 1000, p->settle_timeout_ms / 1000,
+             p->settle_timeout_ms / 1000);
+    if (p->follow_safe_ms < 0 || p->follow_retry_ms < 1000)
+        FAIL("FollowSafeSec must be >= 0 and FollowRetrySec >= 1");
     if (p->min_soc_pct < 0 || p->max_soc_pct > 100 || p->min_soc_pct >= p->max_soc_pct)
         FAIL("MinSocPct %d must be below MaxSocPct %d, both 0-100", p->min_soc_pct,
              p->max_soc_pct);
@@ -129,6 +140,9 @@ void ctl_state_init(ctl_state_t *s, int64_t now_ms)
     s->idle_since_ms = NEVER;
     s->last_charge_ms = NEVER;
     s->last_change_ms = NEVER;
+    s->follow_mode = CTL_MODE_NONE;
+    s->follow_ok_ms = now_ms;
+    s->follow_mode_ms = now_ms;
 }
 
 double ctl_soc_from_voltage(const ctl_params_t *p, double v)
@@ -199,6 +213,8 @@ const char *ctl_reason_name(ctl_reason_t r)
         [CTL_R_RATE_LIMIT] = "write rate limit",
         [CTL_R_TELEMETRY_STALE] = "device telemetry stale",
         [CTL_R_BAD_INPUT] = "input not a finite number",
+        [CTL_R_NOT_FOLLOWING] = "device does not follow",
+        [CTL_R_FOLLOW_SAFE] = "device did not follow: output off",
     };
     if ((unsigned)r < sizeof names / sizeof names[0] && names[r])
         return names[r];
@@ -276,9 +292,12 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
     bool soc_full = soc >= 0 && soc >= p->max_soc_pct - m_hi;
     bool soc_empty = soc >= 0 && soc <= p->min_soc_pct + m_lo;
     /* End of charge by tail current: the device holds ChargeVoltage and the current has
-     * tapered to a quarter of what is asked and to three times the minimum current. */
+     * tapered to a quarter of what is asked and to three times the minimum current. A
+     * current the other way is no taper: the device's voltage setting is below the battery
+     * (the follow check reports it, s_follow). */
     bool tail = s->mode == CTL_MODE_CHARGE && !s->pending && p->charge_voltage_cv > 0 &&
                 in->dc_v * 100.0 >= p->charge_voltage_cv - 5 &&
+                in->dc_a * 100.0 > -p->min_current_ca &&
                 s->current_ca >= 2 * p->min_current_ca && in->dc_a * 100.0 < s->current_ca / 4.0 &&
                 in->dc_a * 100.0 < 3.0 * p->min_current_ca;
     /* Resume once the state of charge is the hysteresis away from the limit (or, for a
@@ -381,10 +400,26 @@ static void s_finish(const ctl_params_t *p, ctl_state_t *s, ctl_output_t *out, b
     out->current_ca = s->current_ca;
     out->power_w = s->power_w;
     out->send = send;
+    /* A device that does not follow the command in force is not "tracking" (nor waiting):
+     * the reason says so once the cause is reported, and at once when the current flows
+     * the other way. */
+    bool same = s->mode == s->follow_mode;
+    if (!s->follow_safe && s->follow_bad_now && same &&
+        (s->follow_cause != CTL_F_NONE || s->follow_opposite_now) &&
+        out->reason != CTL_R_FOLLOW_SAFE)
+        out->reason = CTL_R_NOT_FOLLOWING;
     out->reason_text = ctl_reason_name(out->reason);
+    if ((out->reason == CTL_R_NOT_FOLLOWING || out->reason == CTL_R_FOLLOW_SAFE) &&
+        s->follow_reason[0])
+        out->reason_text = s->follow_reason;
     out->limit_text = ctl_limit_name(out->limit);
     if (!out->block_text)
         out->block_text = "";
+    out->follow_problem = s->follow_cause != CTL_F_NONE;
+    out->follow_safe = s->follow_safe;
+    out->follow_cause = s->follow_cause;
+    out->follow_text = s->follow_cause != CTL_F_NONE ? s->follow_text : "";
+    out->follow_count = s->follow_count;
     (void)p;
 }
 
@@ -395,6 +430,11 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
     out->reason = why;
     s->safe = true;
     bool send = false;
+    /* The device is not judged while another safe state holds: its time starts again. */
+    if (why != CTL_R_FOLLOW_SAFE) {
+        s->follow_ok_ms = in->now_ms;
+        s->follow_bad_now = false;
+    }
     if (mode == CTL_MODE_NONE) {
         /* Forget what the device has: a fresh command is sent once it can be reached. */
         if (s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE)
@@ -407,6 +447,99 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
         send = s_command(s, in, mode, 0, 0);
     }
     s_finish(p, s, out, send);
+}
+
+/* ---- does the device follow? --------------------------------------------------------------
+
+   The command in force is judged against every telemetry sample once the device's response
+   time (settle_timeout_ms) has passed since the mode was commanded (ctl_follow.h). A device
+   that has not followed for follow_timeout_ms is reported with the likely cause; when that
+   goes on for follow_safe_ms more, the output is switched off (the safe state) until the
+   cause is seen gone (a voltage setting put right, a fault cleared) or follow_retry_ms have
+   passed. The report stays until the device is seen following a charge or discharge again
+   (or following in the mode it was reported in). */
+
+static void s_follow_report(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
+                            ctl_follow_cause_t cause)
+{
+    if (s->follow_cause == cause && s->follow_cause_mode == s->mode)
+        return; /* reported: the text keeps the figures of the report */
+    if (s->follow_cause == CTL_F_NONE) {
+        s->follow_since_ms = in->now_ms;
+        s->follow_count++;
+    }
+    s->follow_cause = cause;
+    s->follow_cause_mode = s->mode;
+    ctl_follow_text(p, cause, s->mode, s->current_ca, in, s->follow_text, sizeof s->follow_text);
+}
+
+/* Returns true when the step ends in the safe state for a device that does not follow. */
+static bool s_follow(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
+                     ctl_output_t *out)
+{
+    s->follow_bad_now = false;
+    s->follow_opposite_now = false;
+    if (p->follow_timeout_ms <= 0) {
+        s->follow_cause = CTL_F_NONE;
+        s->follow_safe = false;
+        s->follow_reason[0] = '\0';
+        return false;
+    }
+    if (s->follow_safe) {
+        bool gone = ctl_follow_cause_gone(p, s->follow_cause, in);
+        if (!gone && in->now_ms - s->follow_safe_ms < p->follow_retry_ms) {
+            snprintf(s->follow_reason, sizeof s->follow_reason, "%s: %s",
+                     ctl_reason_name(CTL_R_FOLLOW_SAFE), s->follow_text);
+            s_safe(p, s, in, out, CTL_R_FOLLOW_SAFE, CTL_MODE_OFF);
+            return true;
+        }
+        /* Try again (from idle, as after any safe state). */
+        s->follow_safe = false;
+        if (gone)
+            s->follow_cause = CTL_F_NONE;
+        s->follow_ok_ms = in->now_ms;
+    }
+    if (s->mode != s->follow_mode) {
+        s->follow_mode = s->mode;
+        s->follow_mode_ms = s->since_ms;
+    }
+    if (in->now_ms - s->follow_mode_ms < p->settle_timeout_ms ||
+        in->telemetry_ms <= s->follow_mode_ms)
+        return false; /* the device's response time */
+    ctl_follow_t f;
+    ctl_follow_judge(p, s->mode, s->current_ca, in, out->soc_valid ? out->soc_pct : -1, &f);
+    if (f.verdict != CTL_FV_NOT_FOLLOWING) {
+        s->follow_ok_ms = in->now_ms;
+        bool running = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+        if (s->follow_cause != CTL_F_NONE && (running || s->mode == s->follow_cause_mode))
+            s->follow_cause = CTL_F_NONE;
+        if (s->follow_cause == CTL_F_NONE)
+            s->follow_reason[0] = '\0';
+        return false;
+    }
+    s->follow_bad_now = true;
+    s->follow_opposite_now = f.opposite;
+    int64_t bad_ms = in->now_ms - s->follow_ok_ms;
+    if (bad_ms >= p->follow_timeout_ms)
+        s_follow_report(p, s, in, f.cause);
+    char text[sizeof s->follow_text];
+    const char *why = s->follow_text;
+    if (s->follow_cause == CTL_F_NONE) {
+        ctl_follow_text(p, f.cause, s->mode, s->current_ca, in, text, sizeof text);
+        why = text;
+    }
+    snprintf(s->follow_reason, sizeof s->follow_reason, "%s: %s",
+             ctl_reason_name(CTL_R_NOT_FOLLOWING), why);
+    if (s->follow_cause != CTL_F_NONE && bad_ms >= (int64_t)p->follow_timeout_ms + p->follow_safe_ms) {
+        s->follow_safe = true;
+        s->follow_safe_ms = in->now_ms;
+        s->follow_bad_now = false;
+        snprintf(s->follow_reason, sizeof s->follow_reason, "%s: %s",
+                 ctl_reason_name(CTL_R_FOLLOW_SAFE), s->follow_text);
+        s_safe(p, s, in, out, CTL_R_FOLLOW_SAFE, CTL_MODE_OFF);
+        return true;
+    }
+    return false;
 }
 
 /* ---- write-budget mode ------------------------------------------------------------------
@@ -646,6 +779,8 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         s_safe(p, s, in, out, CTL_R_TELEMETRY_STALE, CTL_MODE_IDLE);
         return;
     }
+    if (s_follow(p, s, in, out))
+        return;
     bool was_safe = s->safe;
     s->safe = false;
     double v = in->dc_v;
@@ -662,6 +797,15 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     }
 
     double meas_ac = s_dc_to_ac(p, in->dc_v * in->dc_a);
+    /* A current the other way, after the device's response time, is not what the command
+     * achieves: the law keeps the command's power as its basis (and the follow check reports
+     * the device) instead of giving the command up because of what the device does. */
+    double min_a = p->min_current_ca / 100.0;
+    bool opposite = (s->mode == CTL_MODE_CHARGE && in->dc_a <= -min_a) ||
+                    (s->mode == CTL_MODE_DISCHARGE && in->dc_a >= min_a);
+    if (opposite && p->follow_timeout_ms > 0 &&
+        in->now_ms - s->follow_mode_ms >= p->settle_timeout_ms)
+        meas_ac = s->power_w;
     if (p->min_write_interval_ms >= CTL_BUDGET_MODE_MS) {
         bool new_sample_b = in->meter_seq != s->used_seq;
         bool fresh_b = !s->pending && new_sample_b &&
@@ -936,6 +1080,9 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
      * it from toggling, and the battery is kept topped up. */
     p->full_hyst_pct = p->protect_hyst_pct < 0.5 ? (p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1) : 0.5;
     p->meter_timeout_ms = (int)config_int(cfg, cc, "Id/%d/MeterTimeoutSec", id) * 1000;
+    p->follow_timeout_ms = (int)config_int(cfg, cc, "Id/%d/FollowTimeoutSec", id) * 1000;
+    p->follow_safe_ms = (int)config_int(cfg, cc, "Id/%d/FollowSafeSec", id) * 1000;
+    p->follow_retry_ms = (int)config_int(cfg, cc, "Id/%d/FollowRetrySec", id) * 1000;
     /* Telemetry is stale after five of the gateway's cycles, and never before 10 s. */
     long tel = config_int(cfg, "GATEWAY", "TelemetryPeriodMs") * 5;
     p->telemetry_timeout_ms = tel > 10000 ? (int)tel : 10000;

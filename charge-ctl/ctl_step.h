@@ -49,6 +49,9 @@ typedef struct {
     int idle_dwell_ms;       /* minimum time in idle before leaving it */
     int meter_timeout_ms;    /* meter stale after this long without a message */
     int settle_timeout_ms;   /* give up waiting for the device to follow after this */
+    int follow_timeout_ms;   /* device not following this long: reported (0: check off) */
+    int follow_safe_ms;      /* reported this long: safe state (output off) */
+    int follow_retry_ms;     /* in that safe state this long: try again */
     int telemetry_timeout_ms; /* telemetry older than this is not trusted for W <-> A */
     int effect_margin_ms;    /* a meter sample counts as "after the effect" this much later */
     int fast_export_w;       /* export beyond target+this may be cut before the effect shows */
@@ -117,7 +120,23 @@ typedef enum {
     CTL_R_RATE_LIMIT,
     CTL_R_TELEMETRY_STALE,
     CTL_R_BAD_INPUT,
+    CTL_R_NOT_FOLLOWING, /* the device does not do what is commanded (still commanding) */
+    CTL_R_FOLLOW_SAFE,   /* ... and the safe state was taken for it */
 } ctl_reason_t;
+
+/* Why the device does not follow (ctl_follow.h). */
+typedef enum {
+    CTL_F_NONE = 0,
+    CTL_F_CHARGE_VOLTAGE,    /* VOUT_SET not above the battery voltage (charges none, or
+                                discharges by the 5 % reverse flow) */
+    CTL_F_DISCHARGE_VOLTAGE, /* REVERSE_VOUT_SET not below the battery voltage */
+    CTL_F_OUTPUT_OFF,        /* OPERATION off or the output switched off (remote contact) */
+    CTL_F_FAULT,             /* a protection has shut the output down */
+    CTL_F_DERATING,          /* hot, and less current than even a derated device gives */
+    CTL_F_DIRECTION,         /* DIRECTION_CTRL reads the other direction */
+    CTL_F_OUTPUT_ON,         /* idle or off commanded, and current flows */
+    CTL_F_UNKNOWN,           /* none of the above */
+} ctl_follow_cause_t;
 
 typedef enum {
     CTL_L_NONE = 0,
@@ -155,6 +174,11 @@ typedef struct {
     int iout_ca;             /* IOUT_SET read-back (A x 100) */
     int rev_iout_ca;         /* REVERSE_IOUT_SET read-back (A x 100) */
     int64_t setpoints_age_ms; /* age of the read-back above */
+    int vout_set_cv;         /* VOUT_SET read-back (V x 100); <= 0: unknown */
+    int rev_vout_set_cv;     /* REVERSE_VOUT_SET read-back (V x 100); <= 0: unknown */
+    bool temp_valid;         /* temp_c is a reading */
+    double temp_c;           /* internal temperature (degC) */
+    int fault_raw;           /* FAULT_STATUS (0: none or unknown) */
 } ctl_input_t;
 
 typedef struct {
@@ -189,6 +213,21 @@ typedef struct {
     double cut_charge_as;  /* charge taken since discharging was cut (A s) */
     int64_t cut_tel_ms;    /* telemetry last counted into cut_charge_as */
     ctl_limit_t charge_cut_why, discharge_cut_why;
+    /* Does the device follow? (ctl_follow.h) */
+    ctl_mode_t follow_mode;          /* the mode the timers below belong to */
+    int64_t follow_ok_ms;            /* last seen following (or excused), or the mode change */
+    ctl_follow_cause_t follow_cause; /* the reported cause (NONE: nothing reported) */
+    int64_t follow_since_ms;         /* when it was reported */
+    bool follow_safe;                /* in the safe state for it */
+    int64_t follow_safe_ms;          /* since when */
+    uint32_t follow_count;           /* how often it was reported since the start */
+    char follow_text[200];           /* the cause as a sentence */
+    char follow_reason[240];         /* the reason text while it is reported */
+    int64_t follow_mode_ms;          /* when follow_mode was commanded */
+    ctl_mode_t follow_cause_mode;    /* the mode the cause was reported in */
+    bool follow_bad_now;             /* judged not following at this step */
+    bool follow_opposite_now;        /* ... with the current flowing the other way */
+
     bool safe;          /* in the safe state */
     ctl_limit_t limit;  /* the limit found at the last step */
     bool started;
@@ -211,6 +250,12 @@ typedef struct {
     double soc_pct;  /* from the load-corrected voltage */
     bool block_active;        /* discharge is blocked right now */
     const char *block_text;   /* why, or "" */
+
+    bool follow_problem;             /* the device does not follow (reported) */
+    bool follow_safe;                /* ... and the safe state was taken for it */
+    ctl_follow_cause_t follow_cause; /* why (NONE when no problem) */
+    const char *follow_text;         /* the cause as a sentence, or "" */
+    uint32_t follow_count;           /* reports since the start */
 } ctl_output_t;
 
 /* Defaults for everything (no device limits: these must come from the config or caller). */

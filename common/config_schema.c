@@ -183,6 +183,11 @@ const config_key_t config_schema[] = {
     INT("CHARGE_CONTROL", "Id/#/MaxVoltage", NULL, 1000, 11200),
     INT("CHARGE_CONTROL", "Id/#/ProtectHysteresisPct", "3", 0, 50),
     INT("CHARGE_CONTROL", "Id/#/LeaseTtlSec", "10", 2, 600),
+    {"CHARGE_CONTROL", "Id/#/FollowTimeoutSec", CT_INT, "10", 0, 600, NULL, NULL,
+     "0 (check off) or 5..600"},
+    INT("CHARGE_CONTROL", "Id/#/FollowSafeSec", "10", 0, 600),
+    INT("CHARGE_CONTROL", "Id/#/FollowRetrySec", "600", 10, 86400),
+
     FLT("CHARGE_CONTROL", "Id/#/Winter/TempMin", "10", -40, 80),
     INT("CHARGE_CONTROL", "Id/#/Winter/ChargeP", "200", 1, 100000),
     INT("CHARGE_CONTROL", "Id/#/Winter/CapMin", "20", 0, 100),

@@ -90,6 +90,7 @@ typedef struct {
     double over_run_s;
     bool over_counted;
     long setpoint_changes;
+    long follow_reports; /* the controller reported the device not following */
     double ideal_last_w;
     /* setpoint reversals (signed current, + charge) and the largest 1 s mean AC powers */
     int last_sp_ca;
@@ -702,6 +703,11 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 in.direction = s_reg(r, BIC_CMD_DIRECTION_CTRL);
                 in.iout_ca = s_reg(r, BIC_CMD_IOUT_SET);
                 in.rev_iout_ca = s_reg(r, BIC_CMD_REVERSE_IOUT_SET);
+                in.vout_set_cv = s_reg(r, BIC_CMD_VOUT_SET);
+                in.rev_vout_set_cv = s_reg(r, BIC_CMD_REVERSE_VOUT_SET);
+                in.temp_valid = true;
+                in.temp_c = st.temperature_c;
+                in.fault_raw = st.fault_status;
                 next_tel += tel_ms;
             }
             bool run_step = delivered || t >= next_tick;
@@ -722,6 +728,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 if (out.reason != CTL_R_WAIT_EFFECT && out.reason != CTL_R_WAIT_SAMPLE)
                     bd_reason = out.reason;
                 bd_mode = out.mode;
+                r->follow_reports = (long)out.follow_count;
                 bd_limit = out.limit;
                 if (m->trace && (out.send || t % 60000 < 1000)) {
                     bic_device_state_t st;
@@ -792,6 +799,7 @@ static void s_metrics(const run_t *r, twin_metrics_t *out)
     out->reversals = r->reversals;
     out->max_charge_w = r->max_charge_w;
     out->max_discharge_w = r->max_discharge_w;
+    out->follow_reports = r->follow_reports;
     const battery_t *b = r->dev ? bic_device_battery(r->dev) : r->ideal_bat;
     if (r->dev)
         out->eeprom_writes = (long)(bic_device_eeprom_writes_total(r->dev) - r->eep_base);

@@ -61,6 +61,7 @@ typedef struct {
     double rms_w;
     long setpoint_changes;
     long eeprom_writes;
+    long follow_reports; /* controller run: how often the device was reported not following */
     double throughput_kwh;
     double final_soc_pct;
     double shortfall_kwh;  /* X - X_ideal, X = import + export */

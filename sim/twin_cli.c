@@ -182,10 +182,10 @@ static void s_json_metrics(FILE *f, const twin_metrics_t *m)
             "\"shortfall_kwh\":%.4f,\"overshoot_events\":%d,\"rms_w\":%.2f,"
             "\"setpoint_changes\":%ld,\"reversals\":%ld,\"eeprom_writes\":%ld,"
             "\"throughput_kwh\":%.4f,\"final_soc_pct\":%.2f,\"max_charge_w\":%.1f,"
-            "\"max_discharge_w\":%.1f",
+            "\"max_discharge_w\":%.1f,\"follow_reports\":%ld",
             m->import_kwh, m->export_kwh, m->captured_pct, m->shortfall_kwh, m->overshoot_events,
             m->rms_w, m->setpoint_changes, m->reversals, m->eeprom_writes, m->throughput_kwh,
-            m->final_soc_pct, m->max_charge_w, m->max_discharge_w);
+            m->final_soc_pct, m->max_charge_w, m->max_discharge_w, m->follow_reports);
 }
 
 void twin_print_json(FILE *f, const twin_result_t *res)

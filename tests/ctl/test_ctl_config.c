@@ -17,6 +17,7 @@
 #include "config.h"
 #include "config_schema.h"
 #include "ctl_step.h"
+#include "ctl_test_util.h"
 #include "meter.h"
 
 #define DEVICE_24V                                                                                 \
@@ -26,19 +27,9 @@
     "Id/0/MaxChargeCurrent=3500\n"                                                                 \
     "Id/0/MaxDischargeCurrent=2600\n"
 
-static char s_path[64];
-
 static config_t *s_load(const char *text, char *err, size_t errlen)
 {
-    snprintf(s_path, sizeof s_path, "/tmp/test_ctl_config_XXXXXX");
-    int fd = mkstemp(s_path);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    config_t *cfg = config_load(s_path, err, errlen);
-    unlink(s_path);
+    config_t *cfg = ctl_test_load(text, err, errlen);
     return cfg;
 }
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "ctl_step.h"
+#include "ctl_test_util.h"
 
 typedef struct {
     ctl_params_t p;
@@ -27,26 +28,10 @@ typedef struct {
                           reading stays at this SOC (rig table, 5-50 %) */
 } rig_t;
 
-/* A 24 V LiFePO4 pack: OCV table 20.0 V = 0 %, 24.4 V = 5 %, 26.4 V = 50 %, 28.0 V = 100 %. */
+/* The 24 V test pack (ctl_test_util.h). */
 static void s_params(ctl_params_t *p)
 {
-    ctl_params_defaults(p);
-    p->charge_voltage_cv = 2800;
-    p->discharge_voltage_cv = 2400;
-    p->max_charge_ca = 7000;
-    p->max_discharge_ca = 6500;
-    p->min_current_ca = 90;
-    p->idle_enter_ca = 45;
-    p->idle_exit_ca = 180;
-    p->min_voltage_cv = 0;
-    p->max_voltage_cv = 0;
-    static const double pct[] = {0, 5, 50, 100};
-    static const double v[] = {20.0, 24.4, 26.4, 28.0};
-    p->cap2v_n = 4;
-    memcpy(p->cap2v_pct, pct, sizeof pct);
-    memcpy(p->cap2v_v, v, sizeof v);
-    for (int h = 0; h < 24; h++)
-        p->hours[h].block_time_s = 0; /* tests of the block set it themselves */
+    ctl_test_params(p);
 }
 
 static void s_rig(rig_t *r)
@@ -55,16 +40,7 @@ static void s_rig(rig_t *r)
     s_params(&r->p);
     r->t = 1000000;
     ctl_state_init(&r->s, r->t);
-    r->in.enabled = true;
-    r->in.online = true;
-    r->in.lease_held = true;
-    r->in.telemetry_valid = true;
-    r->in.telemetry_ms = r->t;
-    r->in.dc_v = 26.4;
-    r->in.dc_a = 0;
-    r->in.hour = 12;
-    r->in.iout_ca = 90;
-    r->in.rev_iout_ca = 90;
+    ctl_test_input(&r->in, r->t);
 }
 
 static void s_step(rig_t *r)
@@ -601,11 +577,11 @@ static void test_stale_meter_goes_safe_and_recovers(void **state)
     assert_true(r.out.send);
     assert_int_equal(r.out.reason, CTL_R_METER_STALE);
     assert_string_equal(r.out.reason_text, "meter stale");
-    /* A fresh sample: control resumes (after the idle dwell). */
+    /* A fresh sample: control resumes (after the idle dwell), the device following. */
     s_follow(&r, 1000);
-    for (int i = 0; i < 15; i++)
-        s_meter(&r, 2000, 900 + s_batt_ac(&r));
+    s_settle(&r, 900, 12);
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_false(r.out.follow_problem);
 }
 
 static void test_no_meter_yet(void **state)

@@ -24,11 +24,13 @@ CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.3
 
 class Stack:
     def __init__(self, start_s=46920, speed=5, ctl=None, meter_period_ms=500, relay=True,
-                 gateway=None, sim_args=()):
+                 gateway=None, sim_args=(), device=None, follow_problem_expected=False):
         self.tmp = harness.temp_dir("bic-ctld-")
         self.broker = harness.Mosquitto()
         self.sim = self.gateway = self.ctl = self.relay = self.client = None
         self.old = []  # controllers stopped by the test, for failure reports
+        # A device that follows never raises "does not follow" (checked when the test ends).
+        self.follow_problem_expected = follow_problem_expected
         try:
             self.sim = harness.Sim(devices=[DEV], household=PROFILE, speed=speed,
                                    mqtt=self.broker, meter_topic=SIM_METER,
@@ -49,9 +51,9 @@ class Stack:
                 "MQTT": {"BrokerIpAdr": "127.0.0.1", "BrokerPort": self.broker.port,
                          "TopicMain": T, "KeepAliveSec": 5},
                 "GATEWAY": gw,
-                "DEVICE": {"Id/0/Type": "BIC2200-24CAN", "Id/0/ChargeVoltage": 2800,
-                           "Id/0/DischargeVoltage": 2400, "Id/0/MaxChargeCurrent": 7500,
-                           "Id/0/MaxDischargeCurrent": 6000},
+                "DEVICE": dict({"Id/0/Type": "BIC2200-24CAN", "Id/0/ChargeVoltage": 2800,
+                                "Id/0/DischargeVoltage": 2400, "Id/0/MaxChargeCurrent": 7500,
+                                "Id/0/MaxDischargeCurrent": 6000}, **(device or {})),
                 "BAT_0": {"Cap2V/%d" % p: v for p, v in CAP2V.items()},
                 "CHARGE_CONTROL": cc,
             }
@@ -61,9 +63,11 @@ class Stack:
             self.gateway = harness.start_program("bic-can-gateway", self.ini_path, tmp=self.tmp)
             harness.wait_for(lambda: self.gateway_request({"op": "info", "dev": 0})
                              ["devices"][0]["online"], timeout=20, what="gateway: device online")
-            # Commissioning (as `bicctl` would do it): the charge and discharge end voltages.
-            # The controller commands modes and currents only.
-            for reg, value in (("VOUT_SET", 28.0), ("REVERSE_VOUT_SET", 24.0)):
+            # Commissioning (as `bicctl` would do it): the configured charge and discharge end
+            # voltages. The controller commands modes and currents only.
+            dv = self.ini["DEVICE"]
+            for reg, value in (("VOUT_SET", dv["Id/0/ChargeVoltage"] / 100.0),
+                               ("REVERSE_VOUT_SET", dv["Id/0/DischargeVoltage"] / 100.0)):
                 r = self.gateway_request({"op": "set", "dev": 0, "reg": reg, "value": value,
                                           "client": "commissioning"})
                 assert r.get("ok"), r
@@ -198,4 +202,9 @@ class Stack:
         if exc_type is not None:
             print(self.report())
         self.close()
+        if exc_type is None and not self.follow_problem_expected:
+            for p in self.old + [self.ctl]:
+                if p is not None and "does not follow the setpoint" in p.output():
+                    raise AssertionError("the controller reported a device that follows as not "
+                                         "following:\n%s" % p.output()[-3000:])
         return False

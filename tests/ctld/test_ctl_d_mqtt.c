@@ -83,6 +83,56 @@ static void test_status_fields(void **unused)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ls, "held")));
     assert_string_equal(cJSON_GetObjectItem(ls, "client")->valuestring, "charge-ctl-0-42");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(ls, "note")));
+    const cJSON *fo = cJSON_GetObjectItem(j, "follow");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(fo, "problem")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(fo, "safe")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(fo, "cause")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(fo, "message")));
+    assert_float_equal(s_num(fo, "count"), 0, 0);
+    cJSON_Delete(j);
+}
+
+/* A device that does not follow: the status carries the cause, the fault topic too. */
+static void test_follow_problem(void **unused)
+{
+    ctld_status_t s = s_status();
+    s.state = CTLD_ST_SAFE;
+    s.reason = "device did not follow: output off: charge voltage setting ...";
+    s.follow_problem = true;
+    s.follow_safe = true;
+    s.follow_cause = "charge_voltage";
+    s.follow_message = "charge voltage setting (VOUT_SET 25.20 V) not above the battery";
+    s.follow_count = 2;
+    cJSON *j = s_parse_status(&s);
+    const cJSON *fo = cJSON_GetObjectItem(j, "follow");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(fo, "problem")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(fo, "safe")));
+    assert_string_equal(cJSON_GetObjectItem(fo, "cause")->valuestring, "charge_voltage");
+    assert_non_null(strstr(cJSON_GetObjectItem(fo, "message")->valuestring, "25.20 V"));
+    assert_float_equal(s_num(fo, "count"), 2, 0);
+    cJSON_Delete(j);
+
+    char *txt = ctld_fault_json(true, 2, "charge_voltage", "VOUT_SET 25.20 V");
+    assert_non_null(txt);
+    j = cJSON_Parse(txt);
+    free(txt);
+    const cJSON *f = cJSON_GetObjectItem(j, "follow");
+    assert_float_equal(s_num(f, "active"), 1, 0);
+    assert_float_equal(s_num(f, "cnt"), 2, 0);
+    assert_string_equal(cJSON_GetObjectItem(f, "desc")->valuestring,
+                        "device does not follow the setpoint");
+    assert_string_equal(cJSON_GetObjectItem(f, "cause")->valuestring, "charge_voltage");
+    assert_string_equal(cJSON_GetObjectItem(f, "message")->valuestring, "VOUT_SET 25.20 V");
+    cJSON_Delete(j);
+    /* Cleared: active 0, the count kept, no cause. */
+    txt = ctld_fault_json(false, 2, "charge_voltage", "stale text");
+    j = cJSON_Parse(txt);
+    free(txt);
+    f = cJSON_GetObjectItem(j, "follow");
+    assert_float_equal(s_num(f, "active"), 0, 0);
+    assert_float_equal(s_num(f, "cnt"), 2, 0);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(f, "cause")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(f, "message")));
     cJSON_Delete(j);
 }
 
@@ -235,7 +285,7 @@ static void test_discovery(void **unused)
                          .dev = 3};
     ctld_list_t l = {0};
     assert_int_equal(ctld_disc_msgs(&ctx, &l), 0);
-    assert_int_equal(l.count, 7);
+    assert_int_equal(l.count, 8);
     /* unique ids and topics, all under the bridge's node, none the bridge would claim */
     for (size_t i = 0; i < l.count; i++) {
         assert_non_null(strstr(l.msgs[i].topic, "/test_bic/ctl3_"));
@@ -280,6 +330,18 @@ static void test_discovery(void **unused)
     assert_non_null(stale);
     assert_string_equal(cJSON_GetObjectItem(stale, "dev_cla")->valuestring, "problem");
     cJSON_Delete(e);
+    /* The device does not follow: a problem entity with the cause as attributes. */
+    const cJSON *nf =
+        s_find(&l, "homeassistant/binary_sensor/test_bic/ctl3_not_following/config", &e);
+    assert_non_null(nf);
+    assert_string_equal(cJSON_GetObjectItem(nf, "dev_cla")->valuestring, "problem");
+    assert_string_equal(cJSON_GetObjectItem(nf, "val_tpl")->valuestring,
+                        "{{ 'ON' if value_json.follow.problem else 'OFF' }}");
+    assert_string_equal(cJSON_GetObjectItem(nf, "json_attr_t")->valuestring,
+                        "test/bic/inv/3/control");
+    assert_string_equal(cJSON_GetObjectItem(nf, "json_attr_tpl")->valuestring,
+                        "{{ value_json.follow | tojson }}");
+    cJSON_Delete(e);
     ctld_list_clear(&l);
     assert_int_equal(l.count, 0);
     ctld_list_clear(&l); /* twice is fine */
@@ -291,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_status_fields),   cmocka_unit_test(test_status_unknowns_are_null),
         cmocka_unit_test(test_enable_payloads), cmocka_unit_test(test_enable_random_payloads),
         cmocka_unit_test(test_result),          cmocka_unit_test(test_discovery),
+        cmocka_unit_test(test_follow_problem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,7 +123,7 @@ def test_discovery_beside_the_bridge():
         disc = {t: p for _, t, p, _ in s.client.received()
                 if t.startswith("homeassistant/") and t.endswith("/config")}
         ours = {t: p for t, p in disc.items() if "/ctl0_" in t}
-        assert len(ours) == 7, sorted(ours)
+        assert len(ours) == 8, sorted(ours)
         problems = []
         for t, p in ours.items():
             problems += ha_schema.validate(t, p)
