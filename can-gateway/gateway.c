@@ -592,8 +592,13 @@ static void s_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *re
     if (online) {
         d->offline_reason[0] = '\0';
         log_info("device %d (%s) online", d->addr, d->model.model);
-        if (d->ever_online)
+        if (d->ever_online) {
             s_ram_check_start(gw, d, mono_us());
+            /* it may have been power cycled: a write in progress reads its register again */
+            for (job_t *j = gw->jobs; j; j = j->next)
+                if (j->kind == JOB_ENSURE && j->addr == d->addr && j->ens && !j->waiting)
+                    gw_ensure_power_cycled(j->ens);
+        }
         d->ever_online = true;
     } else {
         log_warn("device %d offline: %s", d->addr, d->offline_reason);

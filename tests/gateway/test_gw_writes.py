@@ -102,7 +102,18 @@ def test_spent_budget_refuses_a_persons_write_with_the_remedy():
             assert rc == 4 and "budget" in err, (rc, err)
             ee = _eeprom(gw)
             assert ee["tokens"] >= 0 and ee["pending"] == {}, ee
+            # a person's setpoint (the bridge's charge/set) is refused the same way, saying
+            # which write did not go out; a controller's is deferred instead
+            e = gw.client.error("setpoint", "eeprom_budget", dev=0, client="ctl", mode="charge",
+                                current_a=25, manual=True)
+            refused = [o for o in e["outcomes"] if o["outcome"] == "refused"]
+            assert refused and refused[0]["reg"] == "IOUT_SET" and e["remedy"], e
+            assert _eeprom(gw)["pending"] == {}
+            r = gw.client.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=25)
+            assert r["deferred"] is True and r["pending"]["IOUT_SET"] == 25, r
+            assert _regs(sim)["IOUT_SET"] == 500
             # gateway and device agree on the persisted writes
+            ee = _eeprom(gw)
             sim_w = sim.control.eeprom_writes(0)
             assert all(sim_w[k] == n for k, n in ee["writes"].items()), (ee, sim_w)
         assert_no_pacing_violations(sim)
