@@ -41,6 +41,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     s_add("0:24:battery,canctrl");
     s_add("5:48:fw=old");
+    npb_device_config_t ncfg;
+    battery_config_t nbcfg;
+    char err[256];
+    if (npb_device_parse_spec("3:npb-1200-24", &ncfg, &nbcfg, err, sizeof err) != 0) {
+        fprintf(stderr, "NPB spec: %s\n", err);
+        abort();
+    }
+    npb_device_t *npb = npb_device_new(&ncfg, &nbcfg, s_now_us);
+    if (!npb || sim_bus_add_npb(s_bus, &npb) != 0)
+        abort();
     return 0;
 }
 
