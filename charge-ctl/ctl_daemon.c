@@ -341,6 +341,14 @@ static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
      * connection there is nothing to hold back: the connect publishes everything. */
     if (!mqtt_conn_connected(d->mq) || d->standby)
         return;
+    /* Within the gap after a publish nothing but a forced status goes out: look again when
+     * it ends. (Building the status twice to compare it, on every meter reading, was most of
+     * the CPU a reading cost.) */
+    if (!force && d->status_key && now - d->status_ms < STATUS_MIN_GAP_MS) {
+        if (!d->status_due)
+            d->status_due = d->status_ms + STATUS_MIN_GAP_MS;
+        return;
+    }
     ctld_status_t s;
     s_fill_status(d, now, &s);
     char *json = ctld_status_json(&s);

@@ -68,6 +68,7 @@ typedef struct {
     char *last[PUB_COUNT];
     int64_t last_ms[PUB_COUNT];
     uint64_t disc_hash; /* of the discovery set last published; 0 = none */
+    uint64_t disc_inputs; /* of what the discovery set is built from (s_disc_inputs) */
     int64_t soc_ms;     /* when the controller's SOC arrived; 0 = none or expired */
     bool want_regs;     /* read SYSTEM_CONFIG / BIDIRECTIONAL_CONFIG for `info` */
 } slot_t;
@@ -254,6 +255,7 @@ static void s_slot_forget(slot_t *s)
         s->last_ms[i] = 0;
     }
     s->disc_hash = 0;
+    s->disc_inputs = 0;
 }
 
 static void s_slot_clear(slot_t *s)
@@ -273,10 +275,35 @@ static void s_forget_all(bridge_t *b)
 
 /* ---------------------------------------------------------------- publishing */
 
+/* What a device's discovery set is built from besides the settings: its identity, features
+ * and register ranges. Building the set to compare it cost most of the bridge's CPU while it
+ * was done on every telemetry message; now it is built when these change. */
+static uint64_t s_disc_inputs(const dev_view_t *dv)
+{
+    char buf[512];
+    static const char *const limits[] = {"vout_v", "rev_vout_v", "iout_a", "rev_iout_a"};
+    int n = snprintf(buf, sizeof buf, "%d|%s|%s|%s|%d|%d|%d", dev_view_dev(dv),
+                     dev_view_model(dv) ? dev_view_model(dv) : "",
+                     dev_view_firmware(dv) ? dev_view_firmware(dv) : "",
+                     dev_view_serial(dv) ? dev_view_serial(dv) : "", dev_view_variant(dv),
+                     dev_view_has_fans(dv), dev_view_has_soc(dv));
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0] && n > 0 && (size_t)n < sizeof buf;
+         i++) {
+        double lo = 0, hi = 0;
+        bool have = dev_view_limit(dv, limits[i], &lo, &hi);
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "|%d:%.6g:%.6g", have, lo, hi);
+    }
+    return s_fnv(1469598103934665603ULL, buf) | 1; /* never 0 (0 = not yet built) */
+}
+
 static void s_publish_discovery(bridge_t *b, slot_t *s)
 {
     if (!b->set.ha_discovery || !mqtt_conn_connected(b->mq))
         return;
+    uint64_t inputs = s_disc_inputs(s->dv);
+    if (s->disc_hash && inputs == s->disc_inputs)
+        return;
+    s->disc_inputs = inputs;
     ha_ctx_t ctx = s_ha_ctx(b);
     ha_list_t list = {0};
     int dev = dev_view_dev(s->dv);
