@@ -31,6 +31,7 @@ CLEAN = {
     "common/log.h": "#pragma once\n",
     "common/log.c": '#include "log.h"\n',
     "can/bic_proto.h": '#include "log.h"\n',
+    "can/can_transport.h": "#pragma once\n",
     "can-gateway/gateway.c": '#include "bic_proto.h"\n#include "log.h"\n#include <stdio.h>\n',
     "charge-ctl/ctl_step.h": "#pragma once\n",
     "charge-ctl/ctl_step.c": '#include "ctl_step.h"\n#include "log.h"\n',
@@ -78,9 +79,19 @@ def test_the_controller_including_the_simulator_or_can_fails():
     rc, out = run(with_change("charge-ctl/ctl_step.c", '#include "ctl_step.h"\n#include "twin.h"\n'))
     assert rc == 1, out
     assert "charge-ctl/ctl_step.c:2: charge-ctl/ includes twin.h from sim/" in out, out
-    rc, out = run(with_change("charge-ctl/ctl_step.c", '#include "bic_proto.h"\n'))
+    rc, out = run(with_change("charge-ctl/ctl_step.c", '#include "can_transport.h"\n'))
     assert rc == 1, out
-    assert "charge-ctl/ includes bic_proto.h from can/" in out, out
+    assert "charge-ctl/ includes can_transport.h from can/" in out, out
+    rc, out = run(with_change("mqtt-bridge/bridge.c", '#include "can_transport.h"\n'))
+    assert rc == 1, out
+    assert "mqtt-bridge/ includes can_transport.h from can/" in out, out
+
+
+def test_the_protocol_tables_are_allowed_to_the_bridge_and_the_controller():
+    rc, out = run(with_change("mqtt-bridge/bridge.c", '#include "bic_proto.h"\n'))
+    assert rc == 0, out
+    rc, out = run(with_change("charge-ctl/ctl_step.c", '#include "bic_proto.h"\n'))
+    assert rc == 0, out
 
 
 def test_a_header_with_two_homes_fails():
