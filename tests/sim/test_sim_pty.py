@@ -251,6 +251,11 @@ def test_bic_and_npb_on_one_bus():
         # The control channel names a missing NPB.
         r = sim.control.request("npb", addr=0)
         assert not r["ok"] and r["error"]["code"] == "unknown_device", r
+        for bad in ({}, {"addr": 4}, {"addr": 3, "soc": 101}, {"addr": 3, "battery": "yes"},
+                    {"addr": 3, "batt_temp": "warm"}):
+            r = sim.control.request("npb", **bad)
+            assert not r["ok"] and r["error"]["code"] == "bad_request", (bad, r)
+        assert sim.control.ok("npb", addr=3)["npb"]["stage"] == "cc"  # nothing changed
 
 
 def test_bad_command_lines():
