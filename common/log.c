@@ -1,6 +1,7 @@
 /*  log: levelled lines to stderr and optionally to <TraceFilePath>/bic2mqtt.log. */
 #include "log.h"
 #include "config.h"
+#include "monotime.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,12 @@
 #include <time.h>
 
 #define LOG_FILE_NAME "bic2mqtt.log"
+/* Floods: at most RL_BURST lines per call site (format string) and RL_WINDOW_MS; the rest are
+ * counted and reported in one line when the window ends (or at log_flush_suppressed). Debug
+ * lines (-v, asked for: every CAN frame) are never held back. */
+#define RL_BURST 20
+#define RL_WINDOW_MS 10000
+#define RL_SLOTS 32
 
 static char s_prog[64] = "";
 static log_level_t s_level = BIC_LOG_INFO;
@@ -18,6 +25,14 @@ static bool s_timestamps = false;
 static FILE *s_file = NULL;
 
 static const char *const s_names[] = {"debug", "info", "warn", "error"};
+
+static struct {
+    const char *fmt; /* the call site; NULL: slot free */
+    log_level_t level;
+    int64_t start; /* window start, monotonic ms */
+    unsigned count, dropped;
+    char sample[160]; /* the last line not shown */
+} s_rl[RL_SLOTS];
 
 void log_init(const char *progname)
 {
@@ -113,6 +128,7 @@ int log_setup_from_config(const config_t *cfg, const char *progname)
 
 void log_close(void)
 {
+    log_flush_suppressed();
     log_set_file(NULL);
 }
 
@@ -126,6 +142,61 @@ static void s_emit(FILE *out, const char *stamp, log_level_t level, const char *
     fprintf(out, "%s%s%s%s: %s\n", stamp, s_prog, *s_prog ? " " : "", log_level_name(level), msg);
 }
 
+static void s_line(log_level_t level, const char *msg);
+
+/* Reports what slot i held back, and frees its count. */
+static void s_report(int i)
+{
+    if (s_rl[i].dropped) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "%u more line%s like this within %d s not shown: %s",
+                 s_rl[i].dropped, s_rl[i].dropped == 1 ? "" : "s", RL_WINDOW_MS / 1000,
+                 s_rl[i].sample);
+        s_line(s_rl[i].level, msg);
+    }
+    s_rl[i].dropped = 0;
+}
+
+void log_flush_suppressed(void)
+{
+    for (int i = 0; i < RL_SLOTS; i++)
+        if (s_rl[i].fmt)
+            s_report(i);
+}
+
+/* False when this line is one too many from its call site (counted, reported later). */
+static bool s_admit(log_level_t level, const char *fmt, const char *msg)
+{
+    int64_t now = mono_ms();
+    int slot = -1, oldest = 0;
+    for (int i = 0; i < RL_SLOTS && slot < 0; i++) {
+        if (s_rl[i].fmt == fmt)
+            slot = i;
+        else if (!s_rl[i].fmt || (s_rl[oldest].fmt && s_rl[i].start < s_rl[oldest].start))
+            oldest = i;
+    }
+    if (slot < 0) {
+        slot = oldest;
+        if (s_rl[slot].fmt)
+            s_report(slot);
+        s_rl[slot].fmt = fmt;
+        s_rl[slot].start = now;
+        s_rl[slot].count = 0;
+    } else if (now - s_rl[slot].start >= RL_WINDOW_MS) {
+        s_report(slot);
+        s_rl[slot].start = now;
+        s_rl[slot].count = 0;
+    }
+    s_rl[slot].level = level;
+    if (++s_rl[slot].count <= RL_BURST)
+        return true;
+    s_rl[slot].dropped++;
+    size_t n = strnlen(msg, sizeof s_rl[slot].sample - 1); /* cut to fit */
+    memcpy(s_rl[slot].sample, msg, n);
+    s_rl[slot].sample[n] = '\0';
+    return false;
+}
+
 void log_vwrite(log_level_t level, const char *fmt, va_list ap)
 {
     if (!log_enabled(level))
@@ -133,7 +204,12 @@ void log_vwrite(log_level_t level, const char *fmt, va_list ap)
 
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
+    if (level == BIC_LOG_DEBUG || s_admit(level, fmt, msg))
+        s_line(level, msg);
+}
 
+static void s_line(log_level_t level, const char *msg)
+{
     char stamp[64] = "";
     //  The file always gets timestamps: unlike stderr, nothing adds them later.
     char fstamp[64] = "";

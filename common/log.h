@@ -50,8 +50,14 @@ int log_set_file(const char *dir);
     trace file cannot be opened (logged as an error on stderr; stderr logging continues). */
 int log_setup_from_config(const struct config_t *cfg, const char *progname);
 
-/*  Close the trace file (if any). */
+/*  Close the trace file (if any), after log_flush_suppressed(). */
 void log_close(void);
+
+/*  Floods are cut short: a call site (format string) writes at most 20 lines in 10 s (debug
+    lines excepted); the lines beyond are counted and reported in one line ("N more lines
+    like this within 10 s not shown: <the last one>") when its next window starts. This
+    writes those reports now. */
+void log_flush_suppressed(void);
 
 /*  True when a line of LEVEL would be written (to skip costly formatting). */
 bool log_enabled(log_level_t level);

@@ -66,6 +66,40 @@ static void test_stderr_levels_and_format(void **state)
     log_init("bic-test");
 }
 
+static void s_flood(void)
+{
+    for (int i = 0; i < 50; i++)
+        log_info("device 1: set DIRECTION_CTRL = %d by 'flood-%d'", i % 2, i);
+    log_warn("another call site");
+    for (int i = 0; i < 30; i++)
+        log_debug("debug line %d", i); /* asked for: never held back */
+    log_flush_suppressed();
+}
+
+/* A flood from one call site: 20 lines, then one line that counts the rest and shows the
+ * last; other call sites and debug lines are not held back. */
+static void test_flood_is_cut_short(void **state)
+{
+    char out[16384];
+    log_init("bic-test");
+    log_set_level(BIC_LOG_DEBUG);
+    capture_stderr(s_flood, out, sizeof out);
+    log_set_level(BIC_LOG_INFO);
+    int lines = 0, sets = 0, debug = 0;
+    for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    for (const char *p = out; (p = strstr(p, "info: device 1: set")) != NULL; p++)
+        sets++;
+    for (const char *p = out; (p = strstr(p, "debug: debug line")) != NULL; p++)
+        debug++;
+    assert_int_equal(sets, 20);
+    assert_int_equal(debug, 30);
+    assert_non_null(strstr(out, "bic-test warn: another call site\n"));
+    assert_non_null(strstr(out, "bic-test info: 30 more lines like this within 10 s not shown: "
+                                "device 1: set DIRECTION_CTRL = 1 by 'flood-49'\n"));
+    assert_int_equal(lines, 20 + 1 + 30 + 1);
+}
+
 static void test_level_parse(void **state)
 {
     log_level_t level = BIC_LOG_ERROR;
@@ -146,6 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stderr_levels_and_format),
         cmocka_unit_test(test_level_parse),
+        cmocka_unit_test(test_flood_is_cut_short),
         cmocka_unit_test(test_trace_file_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
