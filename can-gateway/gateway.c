@@ -3050,6 +3050,72 @@ static const struct {
     {"eeprom", s_op_eeprom},
 };
 
+/* Skips one JSON value of already valid JSON text at p (before end); returns what follows. */
+static const char *s_skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (; p < end; p++) {
+        char ch = *p;
+        if (in_str) {
+            if (ch == '\\')
+                p++;
+            else if (ch == '"')
+                in_str = false;
+            if (!in_str && depth == 0)
+                return p + 1;
+            continue;
+        }
+        if (ch == '"')
+            in_str = true;
+        else if (ch == '{' || ch == '[')
+            depth++;
+        else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                return p; /* the end of the enclosing object */
+            if (--depth == 0)
+                return p + 1;
+        } else if (depth == 0 && (ch == ',' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'))
+            return p;
+    }
+    return p;
+}
+
+/* The text of the first top-level member "id" of the valid JSON object in text: *len bytes
+ * at the returned pointer, or NULL. The id is echoed as it came, so a number a double cannot
+ * hold (1e400, 2^64 + 1) comes back as sent, not as null or rounded. */
+static const char *s_raw_id(const char *text, size_t n, size_t *len)
+{
+    const char *p = text, *end = text + n;
+    while (p < end && *p != '{')
+        p++;
+    for (p++; p < end;) {
+        while (p < end && *p != '"' && *p != '}')
+            p++;
+        if (p >= end || *p == '}')
+            return NULL;
+        const char *key = ++p;
+        while (p < end && *p != '"')
+            p += *p == '\\' ? 2 : 1;
+        bool is_id = p - key == 2 && strncmp(key, "id", 2) == 0;
+        while (p < end && *p != ':')
+            p++;
+        for (p++; p < end && strchr(" \t\r\n", *p); p++)
+            ;
+        const char *v = p;
+        p = s_skip_value(p, end);
+        if (is_id) {
+            *len = (size_t)(p - v);
+            return v;
+        }
+        while (p < end && *p != ',' && *p != '}')
+            p++;
+        if (p < end && *p == ',')
+            p++;
+    }
+    return NULL;
+}
+
 /* Ops a read-only CURVE client may use (CurveReadOnlyClientsDir): nothing that writes, takes
  * a lease or scans the bus. */
 static bool s_op_read_only(const char *op)
@@ -3099,6 +3165,7 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
     zmsg_t *env = msg;
     size_t len = zframe_size(body);
     cJSON *req = NULL;
+    cJSON *raw_id = NULL; /* the request's id as sent, echoed in the reply */
     ctx_t c = {.gw = gw, .env = &env, .now = now};
     if (len > REQ_MAX_BYTES) {
         s_reply_now(&c, s_error(NULL, "too_large", "request is %zu bytes; at most %d are allowed",
@@ -3155,6 +3222,16 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
     }
     c.req = req;
     c.id = cJSON_GetObjectItemCaseSensitive(req, "id");
+    size_t id_len = 0;
+    const char *id_text = c.id ? s_raw_id(text, len, &id_len) : NULL;
+    if (id_text && id_len < 512) {
+        char buf[512];
+        memcpy(buf, id_text, id_len);
+        buf[id_len] = '\0';
+        raw_id = cJSON_CreateRaw(buf);
+        if (raw_id)
+            c.id = raw_id;
+    }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "v");
     if (!cJSON_IsNumber(v) || v->valuedouble != 1) {
         s_reply_now(&c, s_error(c.id, "bad_version", "'v' must be 1"));
@@ -3187,6 +3264,7 @@ cleanup:
         s_reply_now(&c, s_error(c.id, "internal", "request was not answered"));
     }
     cJSON_Delete(req);
+    cJSON_Delete(raw_id);
     zframe_destroy(&body);
 }
 

@@ -1,7 +1,7 @@
 """Hostile requests on the gateway's request socket, against the real gateway and bic-sim:
 invalid UTF-8 is refused and never echoed (every reply is valid UTF-8 JSON), a multipart
-request is refused with one reply (its extra frames dropped), and the gateway goes on
-serving."""
+request is refused with one reply (its extra frames dropped), an `id` comes back exactly
+as sent (also a number no double holds), and the gateway goes on serving."""
 
 import json
 import os
@@ -54,6 +54,24 @@ def test_invalid_utf8_and_multipart():
         assert r["ok"] is True and r["id"] == "K\u00fchl", r
         s.close()
         assert sim.control.device(0)["registers"]["VOUT_SET"] != 2700
+
+
+def test_id_echoed_as_sent():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim, Gateway(gateway_ini(sim, tmp), tmp) as gw:
+        s = _req(gw.req)
+        for raw_id in (b"1e400", b"-1e400", b"123456789012345678901234567890", b"0.1",
+                       b'"x\\"}y"', b'{"a":[1,"]}",{"b":null}],"c":2e999}', b"[1, 2 ,3]",
+                       b"17"):
+            for body in (b'{"v":1,"op":"ping","id":' + raw_id + b"}",
+                         b'{"id" : ' + raw_id + b' ,"v":1,"op":"nope"}'):
+                s.send(body)
+                assert s.poll(8000), "no reply"
+                text = s.recv()
+                text.decode("utf-8", "strict")
+                assert b'"id":' + raw_id in text, (body, text)
+                json.loads(text)  # still one valid JSON object
+        s.close()
 
 
 if __name__ == "__main__":
