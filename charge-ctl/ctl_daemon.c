@@ -145,6 +145,8 @@ struct ctl_daemon_t {
     char *status_key;
     int64_t status_ms;
     int64_t status_due; /* 0: nothing waiting */
+    double eep_tokens;     /* the gateway's EEPROM budget left at its last info (-1: unknown) */
+    int64_t eep_tokens_ms; /* when that info came */
     bool soc_pub_valid;
     double soc_pub;
     int64_t soc_ms;
@@ -477,6 +479,8 @@ static void s_step(ctl_daemon_t *d, int64_t now)
     ctl_input_t in;
     memset(&in, 0, sizeof in);
     in.now_ms = now;
+    in.eeprom_tokens = d->eep_tokens;
+    in.eeprom_tokens_ms = d->eep_tokens_ms;
     time_t t = time(NULL);
     struct tm tm;
     if (localtime_r(&t, &tm)) {
@@ -658,6 +662,22 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
             numconv_trunc(iv->valuedouble * 1000, 0, 86400000 - 1, &iv_ms) != 0)
             iv_ms = 0;
         int ms = (int)iv_ms;
+        /* the daily budget the gateway spends and what is left of it now */
+        const cJSON *wpd = cJSON_GetObjectItem(eep, "writes_per_day");
+        const cJSON *burst = cJSON_GetObjectItem(eep, "burst");
+        const cJSON *tokens = cJSON_GetObjectItem(eep, "tokens");
+        int64_t w = 0, b = 0;
+        if (!ms || !cJSON_IsNumber(wpd) || !cJSON_IsNumber(burst) ||
+            numconv_trunc(wpd->valuedouble, 1, 1000000, &w) != 0 ||
+            numconv_trunc(burst->valuedouble, 1, 1000000, &b) != 0)
+            w = b = 0;
+        d->set.params.write_budget_per_day = (int)w;
+        d->set.params.write_burst = (int)b;
+        if (w && cJSON_IsNumber(tokens) && isfinite(tokens->valuedouble) &&
+            tokens->valuedouble >= 0) {
+            d->eep_tokens = tokens->valuedouble;
+            d->eep_tokens_ms = now;
+        }
         if (!d->info_done || ms != d->set.params.min_write_interval_ms)
             log_info("device %d: EEPROM policy %s%s", d->set.id,
                      cJSON_IsString(pol) ? pol->valuestring : "unknown",
@@ -1233,6 +1253,8 @@ int ctl_daemon_check_config(const config_t *cfg, char *err, size_t errlen)
 ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char *err, size_t errlen)
 {
     ctl_daemon_t *d = calloc(1, sizeof *d);
+    if (d)
+        d->eep_tokens = -1;
     if (!d) {
         snprintf(err, errlen, "out of memory");
         return NULL;

@@ -140,6 +140,9 @@ void ctl_state_init(ctl_state_t *s, int64_t now_ms)
     s->idle_since_ms = NEVER;
     s->last_charge_ms = NEVER;
     s->last_change_ms = NEVER;
+    s->tokens = -1;
+    s->tokens_ms = now_ms;
+    s->tokens_sync_ms = NEVER;
     s->follow_mode = CTL_MODE_NONE;
     s->follow_ok_ms = now_ms;
     s->follow_mode_ms = now_ms;
@@ -723,6 +726,48 @@ static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input
     s_finish(p, s, out, send);
 }
 
+/* The gateway's write budget as this controller expects it: refilled at the daily rate, up to
+ * the burst, less what its own commands cost, and set to the gateway's figure whenever a
+ * newer one comes. */
+static void s_tokens_update(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in)
+{
+    if (p->write_budget_per_day <= 0 || p->min_write_interval_ms <= 0)
+        return;
+    if (in->eeprom_tokens >= 0 && in->eeprom_tokens_ms > s->tokens_sync_ms) {
+        s->tokens = in->eeprom_tokens;
+        s->tokens_sync_ms = in->eeprom_tokens_ms;
+        s->tokens_ms = in->now_ms;
+        return;
+    }
+    if (s->tokens < 0) { /* nothing known yet: a full bucket, as the gateway starts */
+        s->tokens = p->write_burst;
+        s->tokens_ms = in->now_ms;
+    }
+    if (in->now_ms > s->tokens_ms) {
+        s->tokens += (double)(in->now_ms - s->tokens_ms) / 86400000.0 * p->write_budget_per_day;
+        if (s->tokens > p->write_burst)
+            s->tokens = p->write_burst;
+        s->tokens_ms = in->now_ms;
+    }
+}
+
+/* How long a trim of the current waits after the last change where every write is persisted:
+ * the gateway's spacing while more than half the budget's burst is saved up, then the daily
+ * rate (so trims alone never empty it), and no trim at all below two writes (a change forced by
+ * a limit still goes out: the gateway counts it as a write toward safety). */
+static int64_t s_trim_interval(const ctl_params_t *p, const ctl_state_t *s)
+{
+    int64_t iv = p->min_write_interval_ms;
+    if (p->write_budget_per_day <= 0 || iv <= 0 || s->tokens < 0)
+        return iv;
+    if (s->tokens < 2)
+        return INT64_MAX;
+    int64_t rate_ms = 86400000 / p->write_budget_per_day;
+    if (s->tokens < p->write_burst / 2.0 && rate_ms > iv)
+        return rate_ms;
+    return iv;
+}
+
 void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_output_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -734,6 +779,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
 
     ctl_limit_t charge_why, discharge_why;
     s_protect(p, s, in, out, &charge_why, &discharge_why);
+    s_tokens_update(p, s, in);
 
     bool block_hours = ctl_block_hour(p, hour);
     bool block_after = s->last_charge_ms != NEVER &&
@@ -1004,8 +1050,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         /* Rate limit: changes that only trim the current wait for the write interval;
          * reductions forced by a limit do not. */
         bool reduce = new_ca < s->current_ca;
+        int64_t trim_ms = s_trim_interval(p, s);
         if (new_ca != s->current_ca && p->min_write_interval_ms > 0 && s->last_change_ms != NEVER &&
-            in->now_ms - s->last_change_ms < p->min_write_interval_ms && !(reduce && lim != CTL_L_NONE)) {
+            (trim_ms == INT64_MAX || in->now_ms - s->last_change_ms < trim_ms) &&
+            !(reduce && lim != CTL_L_NONE)) {
             new_ca = s->current_ca;
             out->reason = CTL_R_RATE_LIMIT;
         }
@@ -1016,7 +1064,16 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     double ac = mode == CTL_MODE_CHARGE ? s_amps_to_ac(p, 1, new_ca, v)
                 : mode == CTL_MODE_DISCHARGE ? s_amps_to_ac(p, -1, new_ca, v)
                                              : 0;
+    int prev_ca = s->current_ca;
+    ctl_mode_t prev_mode = s->mode;
     bool send = s_command(s, in, mode, new_ca, ac);
+    if (send && s->tokens >= 0 && p->write_budget_per_day > 0 && p->min_write_interval_ms > 0) {
+        /* what the gateway will persist: the current, and on a change of mode the direction,
+         * the output and the other current too */
+        s->tokens -= mode != prev_mode ? 3 : (new_ca != prev_ca ? 1 : 0);
+        if (s->tokens < 0)
+            s->tokens = 0;
+    }
     /* The block after charging counts from the last time the battery took more than the
      * minimum current (the floor some idle states keep flowing). */
     if (in->dc_a * 100.0 > p->min_current_ca * 1.5)

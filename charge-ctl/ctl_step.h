@@ -77,6 +77,8 @@ typedef struct {
     double budget_quantile;    /* write-budget mode: discharge level = this quantile of the
                                   recent demand */
     double budget_quantile_charge; /* the same for the charge level */
+    int write_budget_per_day;  /* the gateway's daily budget of persisted writes (0: none) */
+    int write_burst;           /* ... and how many it saves up */
 
     /* Battery protection */
     int cap2v_n;
@@ -179,6 +181,8 @@ typedef struct {
     bool temp_valid;         /* temp_c is a reading */
     double temp_c;           /* internal temperature (degC) */
     int fault_raw;           /* FAULT_STATUS (0: none or unknown) */
+    double eeprom_tokens;    /* persisted writes the gateway's budget allows now; < 0: unknown */
+    int64_t eeprom_tokens_ms; /* monotonic time of that figure */
 } ctl_input_t;
 
 typedef struct {
@@ -205,6 +209,9 @@ typedef struct {
     int64_t idle_since_ms;     /* when idle was entered */
     int64_t last_charge_ms;    /* last time charging was commanded (INT64_MIN: never) */
     int64_t last_change_ms;    /* last current change (rate limit) */
+    double tokens;             /* the gateway's budget as this controller expects it (writes) */
+    int64_t tokens_ms;         /* when tokens was brought up to date */
+    int64_t tokens_sync_ms;    /* the gateway's own figure last taken */
 
     bool charge_cut;    /* protection: charging stopped (full / high voltage) */
     bool discharge_cut; /* protection: discharging stopped (empty / low voltage) */

@@ -528,6 +528,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
     in.enabled = true;
     in.online = true;
     in.lease_held = true;
+    in.eeprom_tokens = -1;
     seed_state_t ss;
     seed_init(&ss, 0);
     double seed_meas_w = 0, seed_v = 0;
@@ -708,6 +709,11 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 in.temp_valid = true;
                 in.temp_c = st.temperature_c;
                 in.fault_raw = st.fault_status;
+                if (m->eeprom_on && m->eeprom_budget > 0) { /* as the gateway's telemetry has it */
+                    s_tokens(r, t);
+                    in.eeprom_tokens = floor(r->tokens * 100) / 100;
+                    in.eeprom_tokens_ms = t;
+                }
                 next_tel += tel_ms;
             }
             bool run_step = delivered || t >= next_tick;
@@ -882,6 +888,10 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
         p.telemetry_timeout_ms = (int)(5000 * model->telemetry_period_s);
     if (model->eeprom_on && p.min_write_interval_ms < model->eeprom_interval_s * 1000)
         p.min_write_interval_ms = model->eeprom_interval_s * 1000;
+    if (model->eeprom_on && model->eeprom_budget > 0) { /* the gateway's info says so */
+        p.write_budget_per_day = model->eeprom_budget;
+        p.write_burst = model->eeprom_burst;
+    }
     if (ctl_params_validate(&p, cerr, sizeof cerr) != 0) {
         snprintf(err, errlen, "%s: %s", config_path, cerr);
         goto cleanup;

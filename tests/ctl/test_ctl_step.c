@@ -712,6 +712,47 @@ static void test_rate_limit_holds_trims(void **state)
     assert_int_not_equal(r.out.current_ca, ca);
 }
 
+/* With the gateway's daily budget known, trims wait for the spacing while more than half the
+ * burst is saved, for the daily rate below that (so trims alone never empty it), and not at all
+ * below two writes; a reduction forced by a limit still goes out. */
+static void s_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_change)
+{
+    s_rig(r);
+    r->p.min_write_interval_ms = 20000;
+    r->p.write_budget_per_day = 1095;
+    r->p.write_burst = 300;
+    s_settle(r, 800, 2);
+    r->in.eeprom_tokens = tokens;
+    r->in.eeprom_tokens_ms = r->t;
+    int64_t changed = r->s.last_change_ms;
+    int ca = r->s.current_ca;
+    ctl_reason_t why = CTL_R_TRACK;
+    while (r->t - changed < wait_ms) {
+        s_meter(r, 2000, 1100 + s_batt_ac(r));
+        why = r->out.reason;
+        s_follow(r, 0);
+    }
+    if (expect_change)
+        assert_int_not_equal(r->s.current_ca, ca);
+    else {
+        assert_int_equal(r->s.current_ca, ca);
+        assert_int_equal(why, CTL_R_RATE_LIMIT);
+    }
+}
+
+static void test_write_budget_paces_trims(void **state)
+{
+    rig_t r;
+    s_trim_after(&r, 250, 25000, true);   /* plenty saved: the 20 s spacing */
+    s_trim_after(&r, 100, 25000, false);  /* below half the burst: the daily rate, 79 s */
+    s_trim_after(&r, 100, 82000, true);
+    s_trim_after(&r, 0.5, 100000, false); /* nearly spent (0.5 + 1.3 refilled): no trims */
+    /* ... but a limit still lowers the current at once */
+    r.p.hours[r.in.hour].max_discharge_w = -200;
+    s_meter(&r, 2000, 1100 + s_batt_ac(&r));
+    assert_true(r.out.power_w >= -205);
+}
+
 static void test_budget_mode_spaces_level_writes(void **state)
 {
     rig_t r;
@@ -841,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_quantise_one_rule),
         cmocka_unit_test(test_setpoints_are_quantised),
         cmocka_unit_test(test_rate_limit_holds_trims),
+        cmocka_unit_test(test_write_budget_paces_trims),
         cmocka_unit_test(test_budget_mode_spaces_level_writes),
         cmocka_unit_test(test_inheritance),
         cmocka_unit_test(test_validate_rejects),
