@@ -1173,6 +1173,21 @@ static void s_print_device_tail(FILE *out, const cJSON *d)
     fputs(" ", out);
     s_range(out, limits, "rev_iout_a", "A");
     fputc('\n', out);
+    /* whether the gateway brought the [DEVICE] values onto the device */
+    const cJSON *dl = cJSON_GetObjectItemCaseSensitive(d, "device_limits");
+    const char *st = s_str(dl, "state");
+    if (st && strcmp(st, "ok") == 0)
+        fputs("device values the [DEVICE] end voltages and current maxima are on the device\n",
+              out);
+    else if (st && strcmp(st, "failed") == 0)
+        fprintf(out, "device values NOT APPLIED: %s; no setpoint until they are\n",
+                s_str(dl, "error") ? s_str(dl, "error") : "?");
+    else if (st && strcmp(st, "off") == 0)
+        fputs("device values not written by the gateway ([GATEWAY] ApplyDeviceLimits = 0 or no "
+              "[DEVICE] block)\n",
+              out);
+    else if (st)
+        fputs("device values being applied\n", out);
     fputs("lease         ", out);
     s_print_lease(out, cJSON_GetObjectItemCaseSensitive(d, "lease"));
     fputs("eeprom        ", out);

@@ -94,6 +94,10 @@ def test_flood_costs_at_most_the_share_and_the_controller_keeps_control():
         after1 = s.sim.control.eeprom_writes(1)
         cost = sum(after1.values()) - sum(before1.values())
         share = tokens1 - BURST // 4 + 1095 * (FLOOD_S + 30) / 86400.0
+        print("flood: %d state/set per device in %d s; device 1: %d persisted writes, share "
+              "%.1f; device 0 (the controller's): %d; lowest bucket %.2f / %.2f" %
+              (n, FLOOD_S, cost, share, s.sim.control.eeprom_writes(0)["OPERATION"] - ops0,
+               min(t for t, _ in lows), min(t for _, t in lows)))
         assert cost > 10, (cost, after1)  # the flood did toggle it
         assert cost <= 2 * (int(share) + 1), (cost, share, after1)
         # the bucket never went below zero, and the flood never spent the reserve

@@ -203,6 +203,8 @@ def test_configured_limits_are_brought_onto_the_device():
         with Gateway(ini, tmp) as gw:
             d = gw.client.ok("info", dev=0)["devices"][0]
             assert d["device_limits"] == {"state": "ok"}, d
+            rc, out, _ = bicctl(gw, "info")
+            assert "device values the [DEVICE] end voltages and current maxima are on" in out, out
             regs = _regs(sim)
             assert regs["VOUT_SET"] == 2660 and regs["REVERSE_VOUT_SET"] == 2400, regs
             assert regs["IOUT_SET"] == 2000, regs  # lowered to MaxChargeCurrent
@@ -250,6 +252,8 @@ def test_device_without_its_limits_gets_no_setpoint():
             assert e["dev"] == 0 and "[DEVICE]" in e["message"], e
             assert _regs(sim)["VOUT_SET"] == 2500
             assert "the configured [DEVICE] limits are not on the device" in gw.proc.output()
+            rc, out, _ = bicctl(gw, "status")
+            assert "device values NOT APPLIED: VOUT_SET 27.6 not written" in out, out
         assert_no_pacing_violations(sim)
 
 
