@@ -459,7 +459,8 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
    that has not followed for follow_timeout_ms is reported with the likely cause; when that
    goes on for follow_safe_ms more, the output is switched off (the safe state) until the
    cause is seen gone (a voltage setting put right, a fault cleared) or follow_retry_ms have
-   passed. The report stays until the device is seen following a charge or discharge again
+   passed, doubled for each further switch-off before the device is seen following again (up
+   to 32 times: every try costs two persisted OPERATION writes). The report stays until the device is seen following a charge or discharge again
    (or following in the mode it was reported in). */
 
 static void s_follow_report(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
@@ -490,7 +491,9 @@ static bool s_follow(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *i
     }
     if (s->follow_safe) {
         bool gone = ctl_follow_cause_gone(p, s->follow_cause, in);
-        if (!gone && in->now_ms - s->follow_safe_ms < p->follow_retry_ms) {
+        uint32_t doubling = s->follow_offs > 1 ? s->follow_offs - 1 : 0;
+        int64_t wait_ms = (int64_t)p->follow_retry_ms << (doubling < 5 ? doubling : 5);
+        if (!gone && in->now_ms - s->follow_safe_ms < wait_ms) {
             snprintf(s->follow_reason, sizeof s->follow_reason, "%s: %s",
                      ctl_reason_name(CTL_R_FOLLOW_SAFE), s->follow_text);
             s_safe(p, s, in, out, CTL_R_FOLLOW_SAFE, CTL_MODE_OFF);
@@ -516,6 +519,8 @@ static bool s_follow(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *i
         bool running = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
         if (s->follow_cause != CTL_F_NONE && (running || s->mode == s->follow_cause_mode))
             s->follow_cause = CTL_F_NONE;
+        if (running)
+            s->follow_offs = 0;
         if (s->follow_cause == CTL_F_NONE)
             s->follow_reason[0] = '\0';
         return false;
@@ -536,6 +541,7 @@ static bool s_follow(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *i
     if (s->follow_cause != CTL_F_NONE && bad_ms >= (int64_t)p->follow_timeout_ms + p->follow_safe_ms) {
         s->follow_safe = true;
         s->follow_safe_ms = in->now_ms;
+        s->follow_offs++;
         s->follow_bad_now = false;
         snprintf(s->follow_reason, sizeof s->follow_reason, "%s: %s",
                  ctl_reason_name(CTL_R_FOLLOW_SAFE), s->follow_text);

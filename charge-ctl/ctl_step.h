@@ -228,6 +228,7 @@ typedef struct {
     bool follow_safe;                /* in the safe state for it */
     int64_t follow_safe_ms;          /* since when */
     uint32_t follow_count;           /* how often it was reported since the start */
+    uint32_t follow_offs;            /* safe states for it since the device last followed */
     char follow_text[200];           /* the cause as a sentence */
     char follow_reason[240];         /* the reason text while it is reported */
     int64_t follow_mode_ms;          /* when follow_mode was commanded */

@@ -503,6 +503,40 @@ static void test_retry_after_the_interval(void **state)
     assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
 }
 
+/* A cause that stays: each further try waits twice as long (two persisted OPERATION writes
+ * per try), and once the device follows the interval starts again from FollowRetrySec. */
+static void test_retry_backs_off(void **state)
+{
+    (void)state;
+    rig_t r;
+    s_rig(&r);
+    r.p.follow_retry_ms = 60000;
+    r.in.operation = 0;
+    r.dev_a = 0;
+    int64_t offs[4];
+    int n = 0;
+    bool was_safe = false;
+    for (int i = 0; i < 600 && n < 4; i++) {
+        s_second(&r, EXPORT);
+        if (r.out.follow_safe && !was_safe)
+            offs[n++] = r.t;
+        was_safe = r.out.follow_safe;
+    }
+    assert_int_equal(n, 4);
+    /* Off, then tries after 60, 120 and 240 s (plus the time to see it fail again). */
+    int64_t g1 = offs[1] - offs[0], g2 = offs[2] - offs[1], g3 = offs[3] - offs[2];
+    assert_true(g1 >= 60000 && g1 < 60000 + 25000);
+    assert_true(g2 >= 120000 && g2 < 120000 + 25000);
+    assert_true(g3 >= 240000 && g3 < 240000 + 25000);
+    assert_int_equal(r.out.follow_count, 1); /* one problem, reported once */
+    /* It follows again: the next problem waits FollowRetrySec again. */
+    r.in.operation = 1;
+    r.dev_follows = true;
+    s_run(&r, 500, EXPORT);
+    assert_false(r.out.follow_problem);
+    assert_int_equal(r.s.follow_offs, 0);
+}
+
 /* ---- configuration ---------------------------------------------------------------------- */
 
 #define INI_HEAD                                                                                   \
@@ -574,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_following_device_never_reported),
         cmocka_unit_test(test_check_off),
         cmocka_unit_test(test_retry_after_the_interval),
+        cmocka_unit_test(test_retry_backs_off),
         cmocka_unit_test(test_config_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
