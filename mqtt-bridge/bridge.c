@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +41,8 @@
 #define INFO_RETRY_MS 5000
 #define APP_PERIOD_MS 60000
 #define SHUTDOWN_FLUSH_MS 1500
-#define SOC_MAX_AGE_MS 600000 /* a controller's SOC older than this is not shown */
+#define SOC_MAX_AGE_MS 600000    /* a controller's SOC older than this is not shown */
+#define SURPLUS_MAX_AGE_MS 60000 /* nor a surplus older than this (the controller is gone) */
 
 /* Seed topics per device, in publishing order. */
 enum { PUB_AVAIL, PUB_INFO, PUB_STATE, PUB_CHARGE, PUB_FAULT, PUB_COUNT };
@@ -58,6 +60,10 @@ typedef struct {
     int lease_ttl_s;
     int ids[MAX_DEVS];
     size_t nids;
+    size_t cap2v_n; /* [BAT_0] table for the SOC shown as capBatPc */
+    double cap2v_pct[DEV_VIEW_CAP2V], cap2v_v[DEV_VIEW_CAP2V];
+    double r_ohm;
+    char ctrl_name[MAX_DEVS][16]; /* the seed's ChargeCtrlName per device, "" = none */
     /* connection: applied at start only */
     mqtt_conn_cfg_t mqtt;
     char client_id[128];
@@ -70,10 +76,11 @@ typedef struct {
     uint64_t disc_hash; /* of the discovery set last published; 0 = none */
     uint64_t disc_inputs; /* of what the discovery set is built from (s_disc_inputs) */
     int64_t soc_ms;     /* when the controller's SOC arrived; 0 = none or expired */
+    int64_t surplus_ms; /* when the controller's surplus arrived; 0 = none or expired */
     bool want_regs;     /* read SYSTEM_CONFIG / BIDIRECTIONAL_CONFIG for `info` */
 } slot_t;
 
-typedef enum { ORIGIN_CMD, ORIGIN_INFO, ORIGIN_REGS } origin_t;
+typedef enum { ORIGIN_CMD, ORIGIN_INFO, ORIGIN_REGS, ORIGIN_RELEASE } origin_t;
 
 /* Where a command's result goes: `<topic>/result`, or the MQTT v5 response topic, with the
  * request's v5 correlation data echoed (corr_len -1: none). */
@@ -153,6 +160,21 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
     for (size_t i = 0; i < nids && i < MAX_DEVS; i++)
         if (ids[i] >= 0 && ids[i] < MAX_DEVS)
             s->ids[s->nids++] = ids[i];
+
+    s->cap2v_n = config_cap2v(cfg, s->cap2v_pct, s->cap2v_v, DEV_VIEW_CAP2V);
+    if (s->cap2v_n > DEV_VIEW_CAP2V)
+        s->cap2v_n = DEV_VIEW_CAP2V;
+    s->r_ohm = config_float(cfg, "BAT_0", "InternalResistanceMOhm") / 1000.0;
+    nids = config_ids(cfg, "CHARGE_CONTROL", ids, CONFIG_MAX_IDS);
+    for (size_t i = 0; i < nids && i < CONFIG_MAX_IDS; i++) {
+        if (ids[i] < 0 || ids[i] >= MAX_DEVS)
+            continue;
+        const char *type = config_str(cfg, "CHARGE_CONTROL", "Id/%d/Type", ids[i]);
+        const char *name = strcmp(type, "PID") == 0      ? "ChargePID"
+                           : strcmp(type, "Winter") == 0 ? "ChargeWinter"
+                                                         : "";
+        s_copy(s->ctrl_name[ids[i]], sizeof s->ctrl_name[ids[i]], name);
+    }
 
     mqtt_client_id(config_str(cfg, "MQTT", "AppId"), "bridge", s->client_id, sizeof s->client_id);
     if (!s->topic_main[0]) {
@@ -234,6 +256,14 @@ static int s_msg_dev(const cJSON *id)
                : -1;
 }
 
+/* What the view takes from the configuration (at creation and after a reload). */
+static void s_slot_settings(const bridge_t *b, slot_t *s)
+{
+    int dev = dev_view_dev(s->dv);
+    dev_view_set_battery(s->dv, b->set.cap2v_pct, b->set.cap2v_v, b->set.cap2v_n, b->set.r_ohm);
+    dev_view_set_ctrl_name(s->dv, b->set.ctrl_name[dev]);
+}
+
 static slot_t *s_slot(bridge_t *b, int dev, bool create)
 {
     if (dev < 0 || dev >= MAX_DEVS)
@@ -241,8 +271,10 @@ static slot_t *s_slot(bridge_t *b, int dev, bool create)
     slot_t *s = &b->slots[dev];
     if (!s->dv && create && (b->dynamic || s_configured(b, dev))) {
         s->dv = dev_view_new(dev);
-        if (s->dv)
+        if (s->dv) {
             dev_view_set_gateway_reachable(s->dv, b->gw_alive);
+            s_slot_settings(b, s);
+        }
     }
     return s->dv ? s : NULL;
 }
@@ -578,6 +610,10 @@ static void s_on_reply(bridge_t *b, job_t *j, cJSON *reply, int64_t now)
         }
         break;
     }
+    case ORIGIN_RELEASE:
+        if (ok)
+            log_info("dev %d: controller enabled: the manual hold ends", j->dev);
+        break;
     case ORIGIN_REGS: {
         slot_t *s = s_slot(b, j->dev, false);
         if (!s)
@@ -720,6 +756,14 @@ static int s_reload(bridge_t *b, char *err, size_t n)
     b->set.lease_ttl_s = ns.lease_ttl_s;
     memcpy(b->set.ids, ns.ids, sizeof ns.ids);
     b->set.nids = ns.nids;
+    b->set.cap2v_n = ns.cap2v_n;
+    memcpy(b->set.cap2v_pct, ns.cap2v_pct, sizeof ns.cap2v_pct);
+    memcpy(b->set.cap2v_v, ns.cap2v_v, sizeof ns.cap2v_v);
+    b->set.r_ohm = ns.r_ohm;
+    memcpy(b->set.ctrl_name, ns.ctrl_name, sizeof ns.ctrl_name);
+    for (int d = 0; d < MAX_DEVS; d++)
+        if (b->slots[d].dv)
+            s_slot_settings(b, &b->slots[d]);
     bool was_dynamic = b->dynamic;
     b->dynamic = ns.nids == 0;
     int64_t now = mono_ms();
@@ -848,19 +892,30 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m,
     cJSON_Delete(corr_copy);
 }
 
-static void s_on_soc(bridge_t *b, const struct mosquitto_message *m, int dev)
+/* A plain number of at most 32 characters (surrounding white space allowed) into V; BUF
+ * (40 bytes) gets the text for messages. False when it is not one. */
+static bool s_payload_num(const struct mosquitto_message *m, char *buf, double *v)
 {
-    slot_t *s = s_slot(b, dev, false);
-    if (!s || m->payloadlen <= 0 || m->payloadlen > 32)
-        return;
-    char buf[40];
+    buf[0] = '\0';
+    if (m->payloadlen <= 0 || m->payloadlen > 32)
+        return false;
     memcpy(buf, m->payload, (size_t)m->payloadlen);
     buf[m->payloadlen] = '\0';
     char *end;
-    double v = strtod(buf, &end);
+    *v = strtod(buf, &end);
     while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
         end++;
-    if (end == buf || *end || dev_view_set_soc(s->dv, v) != 0) {
+    return end != buf && !*end && isfinite(*v);
+}
+
+static void s_on_soc(bridge_t *b, const struct mosquitto_message *m, int dev)
+{
+    slot_t *s = s_slot(b, dev, false);
+    char buf[40];
+    double v;
+    if (!s)
+        return;
+    if (!s_payload_num(m, buf, &v) || dev_view_set_soc(s->dv, v) != 0) {
         log_warn("%s: '%s' is not a state of charge; allowed: a number 0-100", m->topic, buf);
         return;
     }
@@ -868,17 +923,66 @@ static void s_on_soc(bridge_t *b, const struct mosquitto_message *m, int dev)
     s_publish_device(b, s, mono_ms());
 }
 
-/* `<T>/inv/<id>/charge` -> id, or -1. */
-static int s_charge_dev(const bridge_t *b, const char *topic)
+/* `<T>/ctl/<id>/surplus`: the controller's surplus in W (the seed's surplusP). */
+static void s_on_surplus(bridge_t *b, const struct mosquitto_message *m, int dev)
 {
-    size_t tl = strlen(b->set.topic_main);
-    if (strncmp(topic, b->set.topic_main, tl) != 0 || strncmp(topic + tl, "/inv/", 5) != 0)
+    slot_t *s = s_slot(b, dev, false);
+    char buf[40];
+    double v;
+    if (!s)
+        return;
+    if (!s_payload_num(m, buf, &v) || v < 0 || v > 1e6) {
+        log_warn("%s: '%s' is not a surplus power; allowed: a number of W, 0-1000000", m->topic,
+                 buf);
+        return;
+    }
+    dev_view_set_surplus(s->dv, v);
+    s->surplus_ms = mono_ms();
+}
+
+/* `<T>` MID `<id>` SUFFIX (e.g. "/inv/", "/charge") -> id, or -1. */
+static int s_topic_dev(const bridge_t *b, const char *topic, const char *mid, const char *suffix)
+{
+    size_t tl = strlen(b->set.topic_main), ml = strlen(mid);
+    if (strncmp(topic, b->set.topic_main, tl) != 0 || strncmp(topic + tl, mid, ml) != 0)
         return -1;
+    const char *num = topic + tl + ml;
     char *end;
-    long id = strtol(topic + tl + 5, &end, 10);
-    if (end == topic + tl + 5 || strcmp(end, "/charge") != 0 || id < 0 || id >= MAX_DEVS)
+    long id = strtol(num, &end, 10);
+    if (end == num || *num < '0' || *num > '9' || strcmp(end, suffix) != 0 || id >= MAX_DEVS)
         return -1;
     return (int)id;
+}
+
+/* `control/set 1` takes control back at once, as in the seed: a manual hold that a
+ * `charge/set` started (the bridge's lease on the device) ends here, so the controller's
+ * next attempt gets the lease. The controller answers the command itself. */
+static void s_on_control(bridge_t *b, const struct mosquitto_message *m, int dev)
+{
+    if (m->retain || m->payloadlen <= 0 || m->payloadlen > 64 || !s_slot(b, dev, false))
+        return;
+    char buf[72];
+    memcpy(buf, m->payload, (size_t)m->payloadlen);
+    buf[m->payloadlen] = '\0';
+    char *p = buf;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == '"')
+        p++;
+    size_t len = strcspn(p, " \t\r\n\"");
+    bool on = (len == 1 && *p == '1') || (len == 2 && strncasecmp(p, "on", 2) == 0) ||
+              (len == 4 && strncasecmp(p, "true", 4) == 0);
+    if (!on)
+        return;
+    job_t j = {.origin = ORIGIN_RELEASE, .dev = dev, .req = cJSON_CreateObject()};
+    if (!j.req)
+        return;
+    cJSON_AddNumberToObject(j.req, "v", 1);
+    cJSON_AddStringToObject(j.req, "op", "lease");
+    cJSON_AddStringToObject(j.req, "action", "release");
+    cJSON_AddNumberToObject(j.req, "dev", dev);
+    cJSON_AddStringToObject(j.req, "client", BCMD_CLIENT);
+    s_copy(j.what, sizeof j.what, "release");
+    if (s_enqueue(b, &j) != 0)
+        log_warn("%s: the manual hold could not be ended: gateway request queue full", m->topic);
 }
 
 /* The energy counters live on in the broker: the retained `charge` message of an earlier run
@@ -890,8 +994,8 @@ static void s_on_retained_charge(bridge_t *b, const struct mosquitto_message *m,
     if (!s || !m->retain || m->payloadlen <= 0 || m->payloadlen > 1024)
         return;
     cJSON *j = cJSON_ParseWithLength(m->payload, (size_t)m->payloadlen);
-    const cJSON *in = cJSON_GetObjectItem(j, "chargedKWh");
-    const cJSON *out = cJSON_GetObjectItem(j, "dischargedKWh");
+    const cJSON *in = cJSON_GetObjectItem(j, "chargedTotalKWh");
+    const cJSON *out = cJSON_GetObjectItem(j, "dischargedTotalKWh");
     if (cJSON_IsNumber(in) && cJSON_IsNumber(out) && in->valuedouble >= 0 &&
         out->valuedouble >= 0) {
         double cin, cout;
@@ -904,19 +1008,6 @@ static void s_on_retained_charge(bridge_t *b, const struct mosquitto_message *m,
         }
     }
     cJSON_Delete(j);
-}
-
-/* `<T>/ctl/<id>/soc` -> id, or -1. */
-static int s_soc_dev(const bridge_t *b, const char *topic)
-{
-    size_t tl = strlen(b->set.topic_main);
-    if (strncmp(topic, b->set.topic_main, tl) != 0 || strncmp(topic + tl, "/ctl/", 5) != 0)
-        return -1;
-    char *end;
-    long id = strtol(topic + tl + 5, &end, 10);
-    if (end == topic + tl + 5 || strcmp(end, "/soc") != 0 || id < 0 || id >= MAX_DEVS)
-        return -1;
-    return (int)id;
 }
 
 /* ---------------------------------------------------------------- libmosquitto callbacks */
@@ -947,6 +1038,10 @@ static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
     }
     snprintf(topic, sizeof topic, "%s/ctl/+/soc", b->set.topic_main);
     mosquitto_subscribe(mosq, NULL, topic, 0);
+    snprintf(topic, sizeof topic, "%s/ctl/+/surplus", b->set.topic_main);
+    mosquitto_subscribe(mosq, NULL, topic, 0);
+    snprintf(topic, sizeof topic, "%s/inv/+/control/set", b->set.topic_main);
+    mosquitto_subscribe(mosq, NULL, topic, 1);
     /* Before anything is published: the broker delivers the retained `charge` messages
      * (energy counters of the previous run) before it stores our new ones. */
     snprintf(topic, sizeof topic, "%s/inv/+/charge", b->set.topic_main);
@@ -1011,14 +1106,24 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
         }
         return;
     }
-    int sdev = s_soc_dev(b, m->topic);
+    int sdev = s_topic_dev(b, m->topic, "/ctl/", "/soc");
     if (sdev >= 0) {
         s_on_soc(b, m, sdev);
         return;
     }
-    int cdev = s_charge_dev(b, m->topic);
-    if (cdev >= 0)
+    sdev = s_topic_dev(b, m->topic, "/ctl/", "/surplus");
+    if (sdev >= 0) {
+        s_on_surplus(b, m, sdev);
+        return;
+    }
+    int cdev = s_topic_dev(b, m->topic, "/inv/", "/charge");
+    if (cdev >= 0) {
         s_on_retained_charge(b, m, cdev);
+        return;
+    }
+    cdev = s_topic_dev(b, m->topic, "/inv/", "/control/set");
+    if (cdev >= 0)
+        s_on_control(b, m, cdev);
 }
 
 static void s_on_log(mqtt_conn_t *c, void *user, int level, const char *str)
@@ -1208,6 +1313,10 @@ static void s_timers(bridge_t *b, int64_t now)
                          SOC_MAX_AGE_MS / 1000);
                 dev_view_expire_soc(s->dv);
                 s->soc_ms = 0;
+            }
+            if (s->surplus_ms && now - s->surplus_ms > SURPLUS_MAX_AGE_MS) {
+                dev_view_set_surplus(s->dv, NAN);
+                s->surplus_ms = 0;
             }
             s_publish_device(b, s, now);
         }

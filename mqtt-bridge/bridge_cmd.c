@@ -168,11 +168,15 @@ static int s_parse_state(int dev, const char *text, const bcmd_opts_t *opts, bcm
     } else {
         have = s_plain_number(text, &v);
     }
-    /* The seed's rule: 1 on, 2 toggle, anything else off. */
+    /* 0 off, 1 on, 2 toggle. The seed switched the output off for anything else (a typo
+     * or "on" turned it off); that is refused here, and nothing is written. */
+    if (!have || (v != 0 && v != 1 && v != 2))
+        return s_fail(code, "bad_request", err, n,
+                      "state/set takes 0 (off), 1 (on) or 2 (toggle); nothing was written");
     int want;
-    if (have && v == 1)
+    if (v == 1)
         want = 1;
-    else if (have && v == 2) {
+    else if (v == 2) {
         if (opts->operation != 0 && opts->operation != 1)
             return s_fail(code, "unknown_state", err, n,
                           "cannot toggle: the device's output state is not known (offline?)");

@@ -15,17 +15,18 @@
 const char *const dev_view_fault_keys[DEV_VIEW_FAULTS] = {
     "fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short", "acRange", "dcOff", "eeprom", "can"};
 
+/* The seed's texts, word for word (scripts and dashboards match on them). */
 const char *const dev_view_fault_desc[DEV_VIEW_FAULTS] = {"fanspeed abnormal",
                                                           "over temperature protection",
-                                                          "internal high temperature alarm",
-                                                          "DC over voltage protection",
-                                                          "HV over voltage protection",
-                                                          "DC over current protection",
+                                                          "internal hi temperature protection",
+                                                          "over voltage protection",
+                                                          "over voltage protection",
+                                                          "over current protection",
                                                           "short circuit protection",
-                                                          "AC voltage or frequency out of range",
-                                                          "DC output off",
-                                                          "EEPROM access error",
-                                                          "no CAN communication"};
+                                                          "ac grid range",
+                                                          "dc off",
+                                                          "eeprom fault",
+                                                          "can-com error / read-tmo"};
 
 /* Telemetry `fault` field behind each seed key (NULL: not in `fault`, handled apart). */
 static const char *const s_fault_fields[DEV_VIEW_FAULTS] = {
@@ -33,6 +34,8 @@ static const char *const s_fault_fields[DEV_VIEW_FAULTS] = {
 enum { FAULT_EEPROM = 9, FAULT_CAN = 10 };
 
 #define MAX_FANS 4
+#define DAY_MIN 1440 /* per-minute buckets of the seed's rolling 24-hour sums */
+enum { SUM_CHARGED, SUM_DISCHARGED, SUM_SURPLUS, SUM_COUNT };
 enum { LIM_VOUT, LIM_IOUT, LIM_REV_VOUT, LIM_REV_IOUT, LIM_COUNT };
 static const char *const s_limit_names[LIM_COUNT] = {"vout_v", "iout_a", "rev_vout_v",
                                                      "rev_iout_a"};
@@ -69,10 +72,21 @@ struct dev_view_t {
     double discharged_wh;
     bool have_last;
     int64_t last_ts_ms;
+    int64_t now_ts_ms; /* the newest telemetry timestamp: the end of the 24 h window; -1 none */
     double last_w;
+    /* the seed's rolling 24 h sums: Wh per wall-clock minute, and which minute it is */
+    double day_wh[SUM_COUNT][DAY_MIN];
+    int64_t day_min[DAY_MIN];
+    double surplus_w; /* W, from the controller; NAN unknown */
     /* SOC from the controller */
     bool have_soc;  /* the controller has published a SOC at some time */
     double soc_pct; /* %, NAN when the last one went stale */
+    /* own SOC from the [BAT_0] table */
+    size_t cap2v_n;
+    double cap2v_pct[DEV_VIEW_CAP2V];
+    double cap2v_v[DEV_VIEW_CAP2V];
+    double r_ohm;
+    char ctrl_name[32];
     /* info */
     char model[40];
     char firmware[40];
@@ -105,6 +119,10 @@ dev_view_t *dev_view_new(int dev)
     dv->fault_active[FAULT_CAN] = -1;
     dv->eeprom_writes = -1;
     dv->can_ctrl = -1;
+    dv->surplus_w = NAN;
+    dv->now_ts_ms = -1;
+    for (int i = 0; i < DAY_MIN; i++)
+        dv->day_min[i] = -1;
     return dv;
 }
 
@@ -157,6 +175,32 @@ static void s_fault_set(dev_view_t *dv, int i, int active)
     dv->fault_active[i] = active;
 }
 
+/* Adds WH to bucket K of the minute TS_MS falls in (a bucket of an older day starts over). */
+static void s_day_add(dev_view_t *dv, int k, int64_t ts_ms, double wh)
+{
+    int64_t minute = ts_ms / 60000;
+    int slot = (int)(((minute % DAY_MIN) + DAY_MIN) % DAY_MIN);
+    if (dv->day_min[slot] != minute) {
+        dv->day_min[slot] = minute;
+        for (int j = 0; j < SUM_COUNT; j++)
+            dv->day_wh[j][slot] = 0;
+    }
+    dv->day_wh[k][slot] += wh;
+}
+
+/* The sum of bucket K over the 24 hours up to the last sample, in Wh. */
+static double s_day_sum(const dev_view_t *dv, int k)
+{
+    if (dv->now_ts_ms < 0)
+        return 0;
+    int64_t now = dv->now_ts_ms / 60000;
+    double sum = 0;
+    for (int i = 0; i < DAY_MIN; i++)
+        if (dv->day_min[i] > now - DAY_MIN && dv->day_min[i] <= now)
+            sum += dv->day_wh[k][i];
+    return sum;
+}
+
 static void s_integrate(dev_view_t *dv, const cJSON *tel)
 {
     double ts = s_num(tel, "ts_ms");
@@ -165,8 +209,10 @@ static void s_integrate(dev_view_t *dv, const cJSON *tel)
         w = s_num(tel, "dc_v") * s_num(tel, "dc_a");
     /* a timestamp beyond +-9e15 ms (285,000 years) is no clock reading */
     int64_t ts_ms;
-    if (!dv->online || numconv_trunc(ts, -9000000000000000, 9000000000000000, &ts_ms) != 0 ||
-        !isfinite(w)) {
+    bool ts_ok = numconv_trunc(ts, -9000000000000000, 9000000000000000, &ts_ms) == 0;
+    if (ts_ok && ts_ms >= 0 && ts_ms > dv->now_ts_ms)
+        dv->now_ts_ms = ts_ms;
+    if (!dv->online || !ts_ok || !isfinite(w)) {
         dv->have_last = false;
         return;
     }
@@ -178,10 +224,15 @@ static void s_integrate(dev_view_t *dv, const cJSON *tel)
             /* Each sample's power holds until the next one: the energy of one interval
              * goes wholly to one direction, so the two counters stay clean. */
             double wh = dv->last_w * (double)dt / 3600000.0;
-            if (wh > 0)
+            if (wh > 0) {
                 dv->charged_wh += wh;
-            else
+                s_day_add(dv, SUM_CHARGED, ts_ms, wh);
+            } else {
                 dv->discharged_wh -= wh;
+                s_day_add(dv, SUM_DISCHARGED, ts_ms, wh);
+            }
+            if (isfinite(dv->surplus_w) && dv->surplus_w > 0)
+                s_day_add(dv, SUM_SURPLUS, ts_ms, dv->surplus_w * (double)dt / 3600000.0);
         }
     }
     dv->have_last = true;
@@ -421,6 +472,56 @@ void dev_view_set_gateway_reachable(dev_view_t *dv, bool reachable)
     }
 }
 
+void dev_view_set_battery(dev_view_t *dv, const double *pct, const double *volts, size_t n,
+                          double r_ohm)
+{
+    dv->cap2v_n = n < DEV_VIEW_CAP2V ? n : DEV_VIEW_CAP2V;
+    for (size_t i = 0; i < dv->cap2v_n; i++) {
+        dv->cap2v_pct[i] = pct[i];
+        dv->cap2v_v[i] = volts[i];
+    }
+    dv->r_ohm = isfinite(r_ohm) && r_ohm >= 0 ? r_ohm : 0;
+}
+
+void dev_view_set_ctrl_name(dev_view_t *dv, const char *name)
+{
+    snprintf(dv->ctrl_name, sizeof dv->ctrl_name, "%s", name ? name : "");
+}
+
+void dev_view_set_surplus(dev_view_t *dv, double surplus_w)
+{
+    dv->surplus_w = surplus_w;
+}
+
+/* The table's percentage at V: linear between the entries around it, the end values beyond
+ * them (the seed gave 0 % at and above its top entry). NAN without a table or a voltage. */
+static double s_table_soc(const dev_view_t *dv, double v)
+{
+    size_t n = dv->cap2v_n;
+    if (n == 0 || !isfinite(v) || v <= 0)
+        return NAN;
+    if (v <= dv->cap2v_v[0])
+        return dv->cap2v_pct[0];
+    for (size_t i = 1; i < n; i++) {
+        if (v < dv->cap2v_v[i]) {
+            double f = (v - dv->cap2v_v[i - 1]) / (dv->cap2v_v[i] - dv->cap2v_v[i - 1]);
+            return dv->cap2v_pct[i - 1] + f * (dv->cap2v_pct[i] - dv->cap2v_pct[i - 1]);
+        }
+    }
+    return dv->cap2v_pct[n - 1];
+}
+
+/* capBatPc: the controller's fresh SOC, else the table's at the load-corrected voltage. */
+static double s_soc(const dev_view_t *dv)
+{
+    if (dv->have_soc && !isnan(dv->soc_pct))
+        return dv->soc_pct;
+    double v = dv->dc_v;
+    if (isfinite(v) && isfinite(dv->dc_a))
+        v -= dv->dc_a * dv->r_ohm;
+    return s_table_soc(dv, v);
+}
+
 int dev_view_set_soc(dev_view_t *dv, double pct)
 {
     if (!isfinite(pct) || pct < 0 || pct > 100)
@@ -464,7 +565,7 @@ bool dev_view_has_info(const dev_view_t *dv)
 
 bool dev_view_has_soc(const dev_view_t *dv)
 {
-    return dv->have_soc;
+    return dv->have_soc || dv->cap2v_n > 0;
 }
 
 bool dev_view_online(const dev_view_t *dv)
@@ -586,7 +687,7 @@ char *dev_view_state_json(const dev_view_t *dv)
     }
     s_add_num(o, "acGridV", dv->ac_v, 0);
     s_add_num(o, "dcBatV", dv->dc_v, 2);
-    s_add_num(o, "capBatPc", dv->have_soc ? dv->soc_pct : NAN, 0); /* NAN -> null */
+    s_add_num(o, "capBatPc", s_soc(dv), 0); /* NAN -> null */
     /* Additions beyond the seed's keys. */
     s_add_str(o, "direction", dv->direction);
     s_add_str(o, "mode", dv->mode);
@@ -613,8 +714,14 @@ char *dev_view_charge_json(const dev_view_t *dv)
     else if (strcmp(dv->direction, "charge") == 0)
         set_a = dv->sp_iout;
     s_add_num(o, "chargeSetA", set_a, 2);
-    s_add_num(o, "chargedKWh", dv->charged_wh / 1000.0, 3);
-    s_add_num(o, "dischargedKWh", dv->discharged_wh / 1000.0, 3);
+    /* The seed's meanings: the last 24 hours, discharged negative, one decimal. */
+    s_add_num(o, "chargedKWh", s_day_sum(dv, SUM_CHARGED) / 1000.0, 1);
+    s_add_num(o, "dischargedKWh", s_day_sum(dv, SUM_DISCHARGED) / 1000.0, 1);
+    s_add_num(o, "surplusP", isfinite(dv->surplus_w) ? dv->surplus_w : 0, 0);
+    s_add_num(o, "surplusKWh", s_day_sum(dv, SUM_SURPLUS) / 1000.0, 1);
+    /* Additions: monotonic counters since the first start (Home Assistant's energy). */
+    s_add_num(o, "chargedTotalKWh", dv->charged_wh / 1000.0, 3);
+    s_add_num(o, "dischargedTotalKWh", dv->discharged_wh / 1000.0, 3);
     return s_finish(o);
 }
 
@@ -663,8 +770,9 @@ char *dev_view_info_json(const dev_view_t *dv)
         cJSON_AddNumberToObject(o, "cntWrite", (double)dv->eeprom_writes);
     else
         cJSON_AddNullToObject(o, "cntWrite");
-    s_add_str(o, "ChargeCtrlName", dv->lease_holder);
+    s_add_str(o, "ChargeCtrlName", dv->ctrl_name);
     /* Additions beyond the seed's keys. */
+    s_add_str(o, "leaseHolder", dv->lease_holder);
     s_add_str(o, "serial", dv->serial);
     s_add_str(o, "firmware", dv->firmware);
     s_add_str(o, "mode", dv->mode);

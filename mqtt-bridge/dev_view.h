@@ -5,8 +5,9 @@
  * Pure core: fed with the gateway's `tel/<dev>` telemetry and `info` device objects
  * (docs/ipc-protocol.md), no sockets, no clock reads (times come in as arguments).
  * It keeps what the gateway does not: rising-edge counts per fault, monotonic charged and
- * discharged energy (integrated from `dc_w` over the telemetry timestamps), the SOC the
- * controller publishes.
+ * discharged energy (integrated from `dc_w` over the telemetry timestamps; the seed's keys
+ * carry the same energy summed over the last 24 hours, in per-minute buckets), the SOC the
+ * controller publishes or its own from the [BAT_0] table.
  */
 #ifndef DEV_VIEW_H
 #define DEV_VIEW_H
@@ -54,6 +55,20 @@ int dev_view_on_regs(dev_view_t *dv, const cJSON *values);
  * unreachable the device is reported offline. */
 void dev_view_set_gateway_reachable(dev_view_t *dv, bool reachable);
 
+/* The [BAT_0] table (percent ascending, volts rising; at most DEV_VIEW_CAP2V entries are
+ * kept) and the battery's internal resistance: `capBatPc` is the table's value at the
+ * load-corrected voltage (dc_v - dc_a * r) whenever no fresh SOC from a controller is there,
+ * so it is known as soon as a battery voltage is. n = 0: no table, no own SOC. */
+#define DEV_VIEW_CAP2V 101
+void dev_view_set_battery(dev_view_t *dv, const double *pct, const double *volts, size_t n,
+                          double r_ohm);
+/* The seed's `ChargeCtrlName` in `info`: the configured controller ("ChargePID",
+ * "ChargeWinter"), NULL or "" when none runs for this device. */
+void dev_view_set_ctrl_name(dev_view_t *dv, const char *name);
+/* The controller's surplus (W the battery could not take while exporting), for the seed's
+ * `surplusP`; it is summed into `surplusKWh` over the last 24 hours. NAN: unknown (0). */
+void dev_view_set_surplus(dev_view_t *dv, double surplus_w);
+
 /* SOC in percent published by the controller; values outside 0-100 are refused (-1). */
 int dev_view_set_soc(dev_view_t *dv, double pct);
 /* The last SOC is too old to show: `capBatPc` becomes null until the next one (the SOC
@@ -66,6 +81,7 @@ void dev_view_energy(const dev_view_t *dv, double *charged_wh, double *discharge
 
 bool dev_view_has_telemetry(const dev_view_t *dv);
 bool dev_view_has_info(const dev_view_t *dv);
+/* A SOC can be shown: a [BAT_0] table, or a controller has published one. */
 bool dev_view_has_soc(const dev_view_t *dv);
 bool dev_view_online(const dev_view_t *dv);
 /* OPERATION read-back 0/1, or -1 when unknown. */

@@ -32,6 +32,7 @@ static const s_ent_t s_all[] = {
     {"sensor", "eeprom_writes"},
     {"sensor", "charged_energy"},
     {"sensor", "discharged_energy"},
+    {"sensor", "surplus_power"},
     {"sensor", "current_setpoint"},
     {"sensor", "state"},
     {"binary_sensor", "connectivity"},
@@ -380,10 +381,12 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
                        "measurement", "%", NULL, 0);
     rc |= s_sensor(ctx, dv, out, "eeprom_writes", "EEPROM writes", "info", "cntWrite", NULL,
                    "total_increasing", NULL, "diagnostic", -1);
-    rc |= s_sensor(ctx, dv, out, "charged_energy", "Charged energy", "charge", "chargedKWh",
+    rc |= s_sensor(ctx, dv, out, "charged_energy", "Charged energy", "charge", "chargedTotalKWh",
                    "energy", "total_increasing", "kWh", NULL, 3);
     rc |= s_sensor(ctx, dv, out, "discharged_energy", "Discharged energy", "charge",
-                   "dischargedKWh", "energy", "total_increasing", "kWh", NULL, 3);
+                   "dischargedTotalKWh", "energy", "total_increasing", "kWh", NULL, 3);
+    rc |= s_sensor(ctx, dv, out, "surplus_power", "Surplus power", "charge", "surplusP", "power",
+                   "measurement", "W", NULL, 0);
     rc |= s_sensor(ctx, dv, out, "current_setpoint", "Current setpoint", "charge", "chargeSetA",
                    "current", "measurement", "A", "diagnostic", 2);
 

@@ -16,7 +16,7 @@ PREFIX = "homeassistant"
 NODE = T.replace("/", "_")
 
 SENSORS = {"dc_voltage", "dc_current", "battery_power", "ac_voltage", "temperature", "fan1",
-           "fan2", "eeprom_writes", "charged_energy", "discharged_energy", "current_setpoint",
+           "fan2", "eeprom_writes", "charged_energy", "discharged_energy", "surplus_power", "current_setpoint",
            "state"}
 FAULTS = {"fault_" + k for k in ("fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short",
                                  "acRange", "dcOff", "eeprom", "limits")}

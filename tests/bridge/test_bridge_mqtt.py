@@ -72,9 +72,12 @@ def check_seed_topics(s):
         c = s.last_json("inv/0/charge")
         return c if c and abs(c["chargeA"] - s.sim.control.device(0)["dc_a"]) < 3 else None
     charge = harness.wait_for(current_matches, 15, interval=0.3, what="chargeA = simulated")
-    assert set(charge) >= {"chargeA", "chargeP", "chargeSetA", "chargedKWh", "dischargedKWh"}
+    assert set(charge) >= {"chargeA", "chargeP", "chargeSetA", "chargedKWh", "dischargedKWh",
+                           "surplusP", "surplusKWh", "chargedTotalKWh", "dischargedTotalKWh"}
     assert abs(charge["chargeP"] - charge["chargeA"] * state["dcBatV"]) < 60, (charge, state)
-    assert charge["chargedKWh"] >= 0 and charge["dischargedKWh"] >= 0
+    # The seed's 24-hour sums: discharged negative; our counters: both positive.
+    assert charge["chargedKWh"] >= 0 and charge["dischargedKWh"] <= 0
+    assert charge["chargedTotalKWh"] >= 0 and charge["dischargedTotalKWh"] >= 0
 
     fault = s.last_json("inv/0/fault")
     keys = ["fan", "otp", "otpHi", "ovp", "ovpHi", "olp", "short", "acRange", "dcOff", "eeprom",
@@ -212,6 +215,7 @@ BAD = [
     ("inv/0/chargeV/set", "40", "out_of_range"),  # plausible number, outside the limits
     ("inv/0/direction/set", "sideways", "bad_request"),
     ("inv/0/state/set", "", "bad_request"),
+    ("inv/0/state/set", "3", "bad_request"),  # the seed switched the output off
     ("inv/0/charge/set", b"\xff\xfe\x00{\"var\":\"chargeA\",\"val\":5}", "bad_request"),
     ("inv/0/chargeLimA/set", b"\x005", "bad_request"),
     ("inv/0/charge/set", '{"var":"chargeA","val":5,"id":{"x":1}}', "bad_request"),
@@ -251,8 +255,8 @@ def check_retained_command(s):
 
 
 def check_lwt(s):
-    before = s.wait_json("inv/0/charge", lambda c: c["dischargedKWh"] + c["chargedKWh"] > 0,
-                         timeout=20)
+    before = s.wait_json("inv/0/charge",
+                         lambda c: c["dischargedTotalKWh"] + c["chargedTotalKWh"] > 0, timeout=20)
     after = time.monotonic()
     s.bridge.signal(signal.SIGKILL)
     s.client.wait_message(T + "/sys/state", lambda p: p == "offline", timeout=20, after=after)
@@ -260,8 +264,8 @@ def check_lwt(s):
     assert s.client.last(T + "/sys/state") == "running"
     # The energy counters continue from the retained message instead of starting at zero.
     first = s.wait_json("inv/0/charge", after=after)
-    assert first["chargedKWh"] >= before["chargedKWh"], (before, first)
-    assert first["dischargedKWh"] >= before["dischargedKWh"], (before, first)
+    assert first["chargedTotalKWh"] >= before["chargedTotalKWh"], (before, first)
+    assert first["dischargedTotalKWh"] >= before["dischargedTotalKWh"], (before, first)
     after = time.monotonic()
     s.bridge.stop()  # SIGTERM: publishes offline itself before disconnecting
     s.client.wait_message(T + "/sys/state", lambda p: p == "offline", timeout=5, after=after)

@@ -178,8 +178,20 @@ static void test_energy_monotonic_counters(void **state)
     assert_float_equal(out, out0, 1e-9);
 
     cJSON *c = parsed(dev_view_charge_json(dv));
-    assert_float_equal(num(c, "chargedKWh"), 1.0, 0.0005);
-    assert_true(num(c, "dischargedKWh") > 0); /* positive, unlike the seed */
+    assert_float_equal(num(c, "chargedTotalKWh"), 1.0, 0.0005);
+    assert_true(num(c, "dischargedTotalKWh") > 0); /* monotonic, positive */
+    /* The seed's keys: the last 24 hours, one decimal, discharged negative. */
+    assert_float_equal(num(c, "chargedKWh"), 1.0, 1e-9);
+    assert_float_equal(num(c, "dischargedKWh"), -0.2, 1e-9);
+    cJSON_Delete(c);
+    /* A day later the 24-hour sums have rolled out; the counters stay. */
+    t += 24 * 3600 * 1000LL + 120000;
+    feed_power(dv, t, 0, true);
+    feed_power(dv, t + 1000, 0, true);
+    c = parsed(dev_view_charge_json(dv));
+    assert_float_equal(num(c, "chargedKWh"), 0, 1e-9);
+    assert_float_equal(num(c, "dischargedKWh"), 0, 1e-9);
+    assert_float_equal(num(c, "chargedTotalKWh"), 1.0, 0.0005);
     cJSON_Delete(c);
 
     assert_int_equal(dev_view_set_energy(dv, 5, 7), 0);
@@ -187,6 +199,63 @@ static void test_energy_monotonic_counters(void **state)
     dev_view_energy(dv, &in, &out);
     assert_float_equal(in, 5, 1e-9);
     assert_float_equal(out, 7, 1e-9);
+    dev_view_destroy(&dv);
+}
+
+static void test_soc_from_table(void **state)
+{
+    static const double pct[] = {0, 10, 50, 100};
+    static const double volts[] = {20.0, 25.0, 26.2, 27.0};
+    dev_view_t *dv = dev_view_new(0);
+    dev_view_set_battery(dv, pct, volts, 4, 0.010);
+    assert_true(dev_view_has_soc(dv));
+    /* At rest: 25.6 V is halfway between 10 % and 50 %. */
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"dc_v\":25.6,\"dc_a\":0}");
+    cJSON *s = parsed(dev_view_state_json(dv));
+    assert_int_equal(num(s, "capBatPc"), 30);
+    cJSON_Delete(s);
+    /* Charging at 20 A raises the voltage by 0.2 V over the 10 mOhm: the same SOC. */
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"dc_v\":25.8,\"dc_a\":20}");
+    s = parsed(dev_view_state_json(dv));
+    assert_int_equal(num(s, "capBatPc"), 30);
+    cJSON_Delete(s);
+    /* At and above the top entry 100 % (the seed said 0 %), below the first 0 %. */
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"dc_v\":27.5,\"dc_a\":0}");
+    s = parsed(dev_view_state_json(dv));
+    assert_int_equal(num(s, "capBatPc"), 100);
+    cJSON_Delete(s);
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"dc_v\":19,\"dc_a\":0}");
+    s = parsed(dev_view_state_json(dv));
+    assert_int_equal(num(s, "capBatPc"), 0);
+    cJSON_Delete(s);
+    /* A controller's fresh SOC wins; when it goes stale the table's is shown again. */
+    assert_int_equal(dev_view_set_soc(dv, 42), 0);
+    s = parsed(dev_view_state_json(dv));
+    assert_int_equal(num(s, "capBatPc"), 42);
+    cJSON_Delete(s);
+    dev_view_expire_soc(dv);
+    s = parsed(dev_view_state_json(dv));
+    assert_int_equal(num(s, "capBatPc"), 0);
+    cJSON_Delete(s);
+    dev_view_destroy(&dv);
+}
+
+static void test_surplus(void **state)
+{
+    dev_view_t *dv = dev_view_new(0);
+    int64_t t = 1000000;
+    feed_power(dv, t, 300, true);
+    cJSON *c = parsed(dev_view_charge_json(dv));
+    assert_int_equal(num(c, "surplusP"), 0); /* unknown: 0 as the seed without a controller */
+    cJSON_Delete(c);
+    /* Half an hour with 600 W the battery cannot take: 0.3 kWh. */
+    dev_view_set_surplus(dv, 600);
+    for (int i = 1; i <= 1800; i++)
+        feed_power(dv, t + i * 1000LL, 300, true);
+    c = parsed(dev_view_charge_json(dv));
+    assert_int_equal(num(c, "surplusP"), 600);
+    assert_float_equal(num(c, "surplusKWh"), 0.3, 1e-9);
+    cJSON_Delete(c);
     dev_view_destroy(&dv);
 }
 
@@ -217,7 +286,11 @@ static void test_fault_edges_counted(void **state)
     assert_int_equal(num(fault_entry(f, "eeprom"), "cnt"), 2);
     assert_int_equal(num(fault_entry(f, "ovp"), "active"), 0);
     assert_int_equal(num(fault_entry(f, "can"), "active"), 0);
+    /* The seed's texts. */
     assert_string_equal(str(fault_entry(f, "fan"), "desc"), "fanspeed abnormal");
+    assert_string_equal(str(fault_entry(f, "otpHi"), "desc"), "internal hi temperature protection");
+    assert_string_equal(str(fault_entry(f, "acRange"), "desc"), "ac grid range");
+    assert_string_equal(str(fault_entry(f, "can"), "desc"), "can-com error / read-tmo");
     cJSON_Delete(f);
 
     /* Device offline: the `can` fault goes active, availability offline, onlMode offline. */
@@ -355,7 +428,14 @@ static void test_info_seed_keys(void **state)
     feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"eeprom\":{\"writes_total\":18}}");
     i = parsed(dev_view_info_json(dv));
     assert_int_equal(num(i, "cntWrite"), 18);
-    assert_string_equal(str(i, "ChargeCtrlName"), "charge-ctl");
+    /* ChargeCtrlName names the configured controller as the seed does, whoever holds the
+     * lease (leaseHolder, an addition). */
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(i, "ChargeCtrlName")));
+    assert_string_equal(str(i, "leaseHolder"), "charge-ctl");
+    cJSON_Delete(i);
+    dev_view_set_ctrl_name(dv, "ChargePID");
+    i = parsed(dev_view_info_json(dv));
+    assert_string_equal(str(i, "ChargeCtrlName"), "ChargePID");
     cJSON_Delete(i);
 
     /* A count no integer holds (1.7e26, once a crash of the conversion) or a negative one
@@ -383,6 +463,8 @@ int main(void)
         cmocka_unit_test(test_state_seed_keys),
         cmocka_unit_test(test_charge_seed_keys),
         cmocka_unit_test(test_energy_monotonic_counters),
+        cmocka_unit_test(test_soc_from_table),
+        cmocka_unit_test(test_surplus),
         cmocka_unit_test(test_fault_edges_counted),
         cmocka_unit_test(test_limits_not_applied_is_a_fault),
         cmocka_unit_test(test_bad_telemetry_refused),

@@ -145,6 +145,44 @@ def test_discovery_beside_the_bridge():
                               lambda p: json.loads(p).get("capBatPc") is not None, timeout=15)
 
 
+def test_control_set_1_ends_a_manual_hold():
+    """As in the seed, enabling the controller takes control back at once: a charge/set sent
+    by hand holds the device for ManualLeaseTtlSec (600 s), control/set 1 ends that hold."""
+    with Stack() as s:
+        bridge = harness.start_program("bic-mqtt-bridge", s.ini_path, tmp=s.tmp)
+        s.old.append(bridge)
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        info = json.loads(s.client.wait_message(
+            s.topic("inv/0/info"), lambda p: json.loads(p).get("leaseHolder"), timeout=15))
+        # The seed's name of the configured controller, the same after every restart.
+        assert info["ChargeCtrlName"] == "ChargePID", info
+
+        # The seed's workflow: controller off, a current by hand, controller on again.
+        r = s.command("0")
+        assert r["ok"] and r["enabled"] is False, r
+        harness.wait_for(lambda: s.lease() is None, timeout=10, what="lease released")
+        after = time.monotonic()
+        s.client.publish(s.topic("inv/0/charge/set"), '{"var":"chargeA","val":-3}', qos=1)
+        res = json.loads(s.client.wait_message(s.topic("inv/0/charge/set/result"), timeout=15,
+                                               after=after))
+        assert res["ok"], res
+        harness.wait_for(lambda: (s.lease() or {}).get("holder") == "mqtt-bridge", timeout=10,
+                         what="the manual hold")
+        s.wait_status(lambda x: not x["lease"]["held"], timeout=10, after=after)
+        assert s.lease()["expires_in_s"] > 500, s.lease()
+
+        r = s.command("1")
+        assert r["ok"] and r["enabled"] is True, r
+        # At once: the controller's next attempt (every 2 s) gets the lease, long before the
+        # 600 s hold would have run out.
+        harness.wait_for(lambda: (s.lease() or {}).get("holder", "").startswith("charge-ctl"),
+                         timeout=15, what="the controller holding the lease again")
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging again")
+        assert "the manual hold ends" in bridge.output()
+        assert bridge.alive() and s.ctl.alive()
+
+
 def test_status_period_and_home_assistant_birth():
     with Stack() as s:
         s.start_ctl()
