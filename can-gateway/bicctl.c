@@ -46,8 +46,8 @@ typedef struct {
 
 static void s_usage(FILE *out)
 {
-    fputs("usage: bicctl [-c CONFIG | --endpoint EP] [--dev N] [--json] [--timeout MS]\n"
-          "              [--client NAME] [--pub EP] [--count N] COMMAND [VALUE]\n"
+    fputs("usage: bicctl [-c CONFIG | --endpoint EP] [--dev N] [--json | --table]\n"
+          "              [--timeout MS] [--client NAME] [--pub EP] [--count N] COMMAND [VALUE]\n"
           "\n"
           "Talks to bic-can-gateway (never to CAN directly). VALUE is V x 100 or A x 100 as\n"
           "an integer, as in cbic2200.py: cvset 2566 sets 25.66 V.\n"
@@ -60,6 +60,8 @@ static void s_usage(FILE *out)
           "                      (default " DEFAULT_PUB_ENDPOINT ")\n"
           "  -d, --dev N         device address 0-63 (may be left out with one device)\n"
           "  -j, --json          structured output (one JSON object per line)\n"
+          "      --table         faultread: one line per fault (name, 0/1, text) instead of\n"
+          "                      cbic2200.py's lines\n"
           "  -t, --timeout MS    wait per try for a reply, 1-600000 (default 3000, init_mode\n"
           "                      15000; one retry); watch: longest silence (default 10000)\n"
           "      --client NAME   client name sent to the gateway (default bicctl); use the\n"
@@ -121,17 +123,13 @@ static bool s_client_name_ok(const char *s)
  * reason (*EXIT_CODE is set: 0 for --help/--version, 1 for usage errors). */
 static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_code)
 {
-    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-                                             {"endpoint", required_argument, NULL, 'e'},
-                                             {"pub", required_argument, NULL, 'P'},
-                                             {"dev", required_argument, NULL, 'd'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"timeout", required_argument, NULL, 't'},
-                                             {"client", required_argument, NULL, 'C'},
-                                             {"count", required_argument, NULL, 'n'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {"version", no_argument, NULL, 'V'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},  {"endpoint", required_argument, NULL, 'e'},
+        {"pub", required_argument, NULL, 'P'},     {"dev", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},          {"table", no_argument, NULL, 'T'},
+        {"timeout", required_argument, NULL, 't'}, {"client", required_argument, NULL, 'C'},
+        {"count", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
     char err[512];
     long v;
     int c;
@@ -167,6 +165,9 @@ static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_c
             break;
         case 'j':
             o->args.json = true;
+            break;
+        case 'T':
+            o->args.table = true;
             break;
         case 't':
             if (s_parse_long(optarg, 1, 600000, &v) != 0) {

@@ -421,7 +421,8 @@ static const char *const s_status_regs[] = {
     "IOUT_SET",           "REVERSE_VOUT_SET", "REVERSE_IOUT_SET",
     "FAULT_STATUS",       "SYSTEM_STATUS",    NULL};
 
-/* FAULT_STATUS bits (protocol reference 8.1) with the seed's names and texts. */
+/* FAULT_STATUS bits (protocol reference 8.1) with the seed's names and texts, in the order
+ * of the seed's fault dictionary. */
 static const struct {
     const char *seed; /* name in the seed's fault dictionary */
     const char *name; /* name in the gateway's telemetry */
@@ -432,7 +433,7 @@ static const struct {
     {"otp", "otp", 1, "over temperature protection"},
     {"otpHi", "hi_temp", 7, "internal hi temperature protection"},
     {"ovp", "ovp", 2, "over voltage protection"},
-    {"ovpHi", "hv_ovp", 8, "HV over voltage protection"},
+    {"ovpHi", "hv_ovp", 8, "over voltage protection"},
     {"olp", "olp", 3, "over current protection"},
     {"short", "short", 4, "short circuit protection"},
     {"acRange", "ac_fail", 5, "ac grid range"},
@@ -964,7 +965,7 @@ RENDER(r_sysstatus)
     } lines[] = {
         {0, "Current Device is Slave", "Current Device is Master"},
         {1, "Secondary DD output Status TOO LOW", "Secondary DD output Status NORMAL"},
-        {2, "Primary PFC OFF or abnormal", "Primary PFC ON normally"},
+        {2, "Primary PFC OFF oder abnormal", "Primary PFC ON normally"}, /* the seed's words */
         {4, "Active Dummy Load off / not_supported", "Active Dummy Load on"},
         {5, "Device in initialization status", "NOT in initialization status"},
         {6, "EEPROM data access normal", "EEPROM data access error"},
@@ -984,9 +985,27 @@ RENDER(r_fault)
     int rc = s_slot_raw(r[0], c->regs[0], &v, err, errlen);
     if (rc)
         return rc;
+    if (a->table) {
+        for (size_t i = 0; i < sizeof s_faults / sizeof s_faults[0]; i++)
+            fprintf(out, "%-8s %ld  %s\n", s_faults[i].seed, (v >> s_faults[i].bit) & 1,
+                    s_faults[i].desc);
+        return 0;
+    }
+    /* cbic2200.py's output, which scripts parse: a fresh process sees every fault change
+     * from its starting state (can -1, the others 0), in the order it reads the bits,
+     * then its whole dictionary (eeprom comes from SYSTEM_STATUS, which faultread does not
+     * read: 0 as in the seed). */
+    fputs("fault state changed can = 0 cnt:0\n", out);
+    for (int bit = 0; bit <= 8; bit++)
+        for (size_t i = 0; i < sizeof s_faults / sizeof s_faults[0]; i++)
+            if (s_faults[i].bit == bit && ((v >> bit) & 1))
+                fprintf(out, "fault state changed %s = 1 cnt:1\n", s_faults[i].seed);
     for (size_t i = 0; i < sizeof s_faults / sizeof s_faults[0]; i++)
-        fprintf(out, "%-8s %ld  %s\n", s_faults[i].seed, (v >> s_faults[i].bit) & 1,
-                s_faults[i].desc);
+        fprintf(out, "{'active': %ld, 'cnt': %ld, 'desc': '%s'}\n", (v >> s_faults[i].bit) & 1,
+                (v >> s_faults[i].bit) & 1, s_faults[i].desc);
+    fputs("{'active': 0, 'cnt': 0, 'desc': 'eeprom fault'}\n"
+          "{'active': 0, 'cnt': 0, 'desc': 'can-com error / read-tmo'}\n",
+          out);
     return 0;
 }
 

@@ -42,6 +42,7 @@ typedef struct {
     int dev;            /* CAN address 0-63, or -1 when --dev was not given */
     const char *client; /* client name sent to the gateway ("bicctl" by default) */
     bool json;          /* --json: structured output */
+    bool table;         /* --table: faultread as one line per fault (else the seed's) */
     bool has_value;     /* a VALUE argument was given and validated */
     long value;         /* the validated VALUE (V x 100 or A x 100) */
     const char *arg;    /* the VALUE argument as given (interface name for can_up/can_down) */

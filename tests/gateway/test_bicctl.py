@@ -118,7 +118,7 @@ def test_seed_reads_match_the_device():
         expect = [
             "Current Device is %s" % ("Master" if status & 1 else "Slave"),
             "Secondary DD output Status %s" % ("NORMAL" if status & 2 else "TOO LOW"),
-            "Primary PFC %s" % ("ON normally" if status & 4 else "OFF or abnormal"),
+            "Primary PFC %s" % ("ON normally" if status & 4 else "OFF oder abnormal"),
             "Active Dummy Load %s" % ("on" if status & 16 else "off / not_supported"),
             "NOT in initialization status" if status & 32 else "Device in initialization status",
             "EEPROM data access %s" % ("error" if status & 64 else "normal"),
@@ -127,7 +127,8 @@ def test_seed_reads_match_the_device():
 
         # faultread: each bit against the device; then an injected OTP shows up
         def faults():
-            return {ln.split()[0]: int(ln.split()[1]) for ln in ok(cfg, "faultread").splitlines()}
+            return {ln.split()[0]: int(ln.split()[1])
+                    for ln in ok(cfg, "faultread", "--table").splitlines()}
         bits = {"fan": 0, "otp": 1, "ovp": 2, "olp": 3, "short": 4, "acRange": 5, "dcOff": 6,
                 "otpHi": 7, "ovpHi": 8}
         fs = sim.control.device(0)["fault_status"]
@@ -135,6 +136,14 @@ def test_seed_reads_match_the_device():
         assert got == {k: (fs >> b) & 1 for k, b in bits.items()}, (got, fs)
         sim.control.fault("otp", True)
         assert faults()["otp"] == 1
+        # The default is cbic2200.py's output: change lines, then its dictionary.
+        lines = ok(cfg, "faultread").splitlines()
+        assert lines[0] == "fault state changed can = 0 cnt:0", lines
+        assert "fault state changed otp = 1 cnt:1" in lines, lines
+        d = [ast.literal_eval(ln) for ln in lines if ln.startswith("{")]
+        assert [e["desc"] for e in d][:3] == ["fanspeed abnormal", "over temperature protection",
+                                              "internal hi temperature protection"], d
+        assert len(d) == 11 and d[1]["active"] == 1 and d[10]["active"] == 0, d
         sim.control.fault("otp", False)
         harness.wait_for(lambda: faults()["otp"] == 0, 10, what="OTP cleared")
 

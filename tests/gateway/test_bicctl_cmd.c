@@ -344,7 +344,7 @@ static void test_render_seed_output(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(out, "Current Device is Slave\n"
                              "Secondary DD output Status NORMAL\n"
-                             "Primary PFC OFF or abnormal\n"
+                             "Primary PFC OFF oder abnormal\n"
                              "Active Dummy Load off / not_supported\n"
                              "NOT in initialization status\n"
                              "EEPROM data access normal\n");
@@ -359,10 +359,32 @@ static void test_render_seed_output(void **state)
     /* faultread: OTP (bit 1) and AC fail (bit 5) */
     const char *fault[] = {"{\"v\":1,\"ok\":true,\"values\":{\"FAULT_STATUS\":{\"raw\":34}}}"};
     out = s_render("faultread", &a, fault, 1, &rc, err, sizeof err);
+    /* cbic2200.py's lines, word for word: the changes a fresh process sees, in bit order,
+     * then its dictionary in its order. */
+    assert_string_equal(out, "fault state changed can = 0 cnt:0\n"
+                             "fault state changed otp = 1 cnt:1\n"
+                             "fault state changed acRange = 1 cnt:1\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'fanspeed abnormal'}\n"
+                             "{'active': 1, 'cnt': 1, 'desc': 'over temperature protection'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'internal hi temperature "
+                             "protection'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'over voltage protection'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'over voltage protection'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'over current protection'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'short circuit protection'}\n"
+                             "{'active': 1, 'cnt': 1, 'desc': 'ac grid range'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'dc off'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'eeprom fault'}\n"
+                             "{'active': 0, 'cnt': 0, 'desc': 'can-com error / read-tmo'}\n");
+    free(out);
+    /* --table: one line per fault. */
+    a.table = true;
+    out = s_render("faultread", &a, fault, 1, &rc, err, sizeof err);
     assert_non_null(strstr(out, "otp      1  over temperature protection\n"));
     assert_non_null(strstr(out, "acRange  1  ac grid range\n"));
     assert_non_null(strstr(out, "fan      0  fanspeed abnormal\n"));
     free(out);
+    a.table = false;
 
     /* fanread and typeread */
     const char *fan[] = {"{\"v\":1,\"ok\":true,\"values\":{\"READ_FAN_SPEED_1\":{\"raw\":1200},"
