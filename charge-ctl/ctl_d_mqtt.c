@@ -384,5 +384,24 @@ int ctld_disc_msgs(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
             cJSON_AddItemToArray(ops, cJSON_CreateString(ctld_state_name((ctld_state_t)i)));
     }
     rc |= s_emit(ctx, out, "sensor", "state", e);
+
+    /* Surplus switches: what the controller last published on each switch's topic. */
+    for (size_t i = 0; i < ctx->n_switches; i++) {
+        const ctld_switch_t *w = &ctx->switches[i];
+        char object[32], name[96];
+        snprintf(object, sizeof object, "switch%d", w->num);
+        if (w->name && *w->name)
+            snprintf(name, sizeof name, "Surplus switch %s", w->name);
+        else
+            snprintf(name, sizeof name, "Surplus switch %d", w->num);
+        e = s_entity(ctx, object, name, "{{ value }}");
+        if (e) {
+            cJSON_ReplaceItemInObject(e, "stat_t", cJSON_CreateString(w->topic));
+            cJSON_AddStringToObject(e, "pl_on", "1");
+            cJSON_AddStringToObject(e, "pl_off", "0");
+            cJSON_AddStringToObject(e, "dev_cla", "power");
+        }
+        rc |= s_emit(ctx, out, "binary_sensor", object, e);
+    }
     return rc ? -1 : 0;
 }

@@ -86,6 +86,13 @@ char *ctld_result_json(bool ok, const char *request, bool enabled, const char *c
 
 /* ---- Home Assistant discovery ---------------------------------------------------------- */
 
+/* A surplus switch ([SURPLUS_SWITCH]) shown as a binary sensor on its own topic. */
+typedef struct {
+    int num;           /* N of Id/X/switch/N */
+    const char *topic; /* "0"/"1" */
+    const char *name;  /* "" or NULL: "Surplus switch N" */
+} ctld_switch_t;
+
 typedef struct {
     const char *prefix;        /* discovery prefix, e.g. "homeassistant" */
     const char *topic_main;    /* <T> */
@@ -94,7 +101,9 @@ typedef struct {
     const char *avail_online;  /* payload on <T>/ctl/<id>/state while running */
     const char *avail_offline; /* its will */
     const char *sw_version;
-    int dev; /* the device the controller drives */
+    int dev;                       /* the device the controller drives */
+    const ctld_switch_t *switches; /* the surplus switches, n_switches of them */
+    size_t n_switches;
 } ctld_ha_ctx_t;
 
 typedef struct {

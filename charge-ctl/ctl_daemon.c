@@ -29,6 +29,7 @@
 #include "gw_client.h"
 #include "log.h"
 #include "meter.h"
+#include "surplus.h"
 #include "monotime.h"
 #include "mqtt_conn.h"
 #include "numconv.h"
@@ -65,7 +66,8 @@ typedef struct {
     meter_cfg_t meter;
     ctl_params_t params;
     int lease_ttl_s;
-    int tel_silence_ms; /* device treated as unreachable after this without telemetry */
+    int tel_silence_ms;    /* device treated as unreachable after this without telemetry */
+    surplus_cfg_t surplus; /* [SURPLUS_SWITCH] of the device */
 } settings_t;
 
 typedef enum { REQ_NONE = 0, REQ_INFO, REQ_TAKE, REQ_RENEW, REQ_RELEASE, REQ_SETPOINT } req_t;
@@ -78,7 +80,8 @@ struct ctl_daemon_t {
     char *config_path;
     char node[256];
     char client[48]; /* name towards the gateway (lease holder) */
-    char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600], t_fault[600];
+    char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600], t_fault[600],
+        t_surplus[600];
 
     mqtt_conn_t *mq;
     int offline_mid;
@@ -150,7 +153,13 @@ struct ctl_daemon_t {
     bool soc_pub_valid;
     double soc_pub;
     int64_t soc_ms;
+    int64_t surplus_pub_ms;
+    double surplus_pub;
     int64_t republish_at;
+
+    /* surplus switches */
+    double surplus_w;   /* W the battery could not take (the seed's surplusP) */
+    surplus_state_t sw; /* the switches' states */
     ctld_state_t last_state;
     char last_reason[160];
     /* the device-follows problem as last logged and published */
@@ -207,6 +216,8 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
         return -1;
     }
     if (meter_cfg_from_config(cfg, s->id, &s->meter, err, n) != 0)
+        return -1;
+    if (surplus_cfg_from_config(cfg, s->id, &s->surplus, err, n) != 0)
         return -1;
     s_copy(s->topic_power, sizeof s->topic_power, config_str(cfg, cc, "Id/%d/TopicPower", s->id));
     const char *type = config_str(cfg, cc, "Id/%d/Type", s->id);
@@ -374,6 +385,15 @@ static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
     } else if (changed) {
         d->status_due = now + STATUS_MIN_GAP_MS; /* tried again, not at once */
     }
+    /* The bridge shows the surplus on the device as the seed's surplusP. */
+    if (fabs(d->surplus_w - d->surplus_pub) >= 10 || now - d->surplus_pub_ms >= STATUS_PERIOD_MS) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.0f", d->surplus_w);
+        if (s_publish(d, d->t_surplus, buf, 0, true) == 0) {
+            d->surplus_pub = d->surplus_w;
+            d->surplus_pub_ms = now;
+        }
+    }
     /* The bridge shows the controller's SOC on the device (<T>/ctl/<id>/soc). */
     if (s.soc_valid && (!d->soc_pub_valid || fabs(s.soc_pct - d->soc_pub) >= 0.1 ||
                         now - d->soc_ms >= STATUS_PERIOD_MS)) {
@@ -403,6 +423,13 @@ static void s_publish_discovery(ctl_daemon_t *d)
                          .avail_offline = d->set.pl_offline,
                          .sw_version = BIC_VERSION,
                          .dev = d->set.id};
+    ctld_switch_t sw[SURPLUS_MAX_SWITCHES];
+    for (size_t i = 0; i < d->set.surplus.n; i++)
+        sw[i] = (ctld_switch_t){.num = d->set.surplus.sw[i].num,
+                                .topic = d->set.surplus.sw[i].topic,
+                                .name = d->set.surplus.sw[i].name};
+    ctx.switches = sw;
+    ctx.n_switches = d->set.surplus.n;
     ctld_list_t list = {0};
     if (ctld_disc_msgs(&ctx, &list) != 0) {
         log_error("cannot build the discovery messages (out of memory)");
@@ -437,6 +464,8 @@ static void s_publish_fault(ctl_daemon_t *d, bool force)
     free(json);
 }
 
+static void s_publish_switches(ctl_daemon_t *d);
+
 /* Everything, in Home Assistant's preferred order: discovery, availability, state. */
 static void s_publish_all(ctl_daemon_t *d, int64_t now)
 {
@@ -445,6 +474,8 @@ static void s_publish_all(ctl_daemon_t *d, int64_t now)
     d->soc_pub_valid = false;
     s_publish_status(d, now, true);
     s_publish_fault(d, true);
+    if (!d->standby)
+        s_publish_switches(d); /* also after a restart: no load stays on by an old message */
 }
 
 /* Logs state transitions; a changed state or reason is published at once. */
@@ -467,6 +498,47 @@ static void s_note_state(ctl_daemon_t *d, int64_t now)
     d->last_state = st;
     s_copy(d->last_reason, sizeof d->last_reason, why);
     s_publish_status(d, now, state_changed);
+}
+
+/* ---------------------------------------------------------------- surplus switches */
+
+/* Publishes switch I's state ("0"/"1", retained, as the seed). */
+static void s_publish_switch(ctl_daemon_t *d, size_t i)
+{
+    const surplus_switch_t *w = &d->set.surplus.sw[i];
+    s_publish(d, w->topic, d->sw.on[i] ? "1" : "0", 1, true);
+}
+
+static void s_publish_switches(ctl_daemon_t *d)
+{
+    for (size_t i = 0; i < d->set.surplus.n; i++)
+        s_publish_switch(d, i);
+}
+
+/* The seed's surplusP from this step, then the switches. */
+static void s_surplus_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
+{
+    bool grid = d->meter_valid && !s_meter_stale(d, now);
+    bool in_control = s_state(d) == CTLD_ST_RUNNING;
+    ctl_limit_t l = d->out.limit;
+    bool limited = l == CTL_L_PROFILE_CHARGE || l == CTL_L_DEVICE_CHARGE || l == CTL_L_FULL ||
+                   l == CTL_L_VOLTAGE_HIGH;
+    double measured = in->telemetry_valid ? in->dc_v * in->dc_a : NAN;
+    double set_w = NAN;
+    if (in->telemetry_valid && in->operation == 1 && in->direction == 0 && in->iout_ca > 0)
+        set_w = in->dc_v * in->iout_ca / 100.0;
+    d->surplus_w = surplus_power_w(grid, d->meter_w, in_control, limited, set_w, measured);
+    if (d->standby)
+        return; /* the active instance switches */
+    unsigned changed = surplus_step(&d->set.surplus, &d->sw, d->surplus_w, now);
+    for (size_t i = 0; i < d->set.surplus.n; i++) {
+        if (!(changed & (1u << i)))
+            continue;
+        const surplus_switch_t *w = &d->set.surplus.sw[i];
+        log_info("surplus switch %d (%s) %s at %.0f W surplus", w->num,
+                 w->name[0] ? w->name : w->topic, d->sw.on[i] ? "on" : "off", d->surplus_w);
+        s_publish_switch(d, i);
+    }
 }
 
 /* ---------------------------------------------------------------- the step */
@@ -530,6 +602,7 @@ static void s_step(ctl_daemon_t *d, int64_t now)
     }
     s_publish_fault(d, false);
     s_note_state(d, now);
+    s_surplus_step(d, &in, now);
 }
 
 /* ---------------------------------------------------------------- gateway requests */
@@ -1175,6 +1248,7 @@ static void s_topics(ctl_daemon_t *d)
     snprintf(d->t_avail, sizeof d->t_avail, "%s/ctl/%d/state", t, id);
     snprintf(d->t_soc, sizeof d->t_soc, "%s/ctl/%d/soc", t, id);
     snprintf(d->t_fault, sizeof d->t_fault, "%s/ctl/%d/fault", t, id);
+    snprintf(d->t_surplus, sizeof d->t_surplus, "%s/ctl/%d/surplus", t, id);
 }
 
 static int s_reload(ctl_daemon_t *d, char *err, size_t n)
@@ -1224,6 +1298,18 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         os->lease_ttl_s = ns->lease_ttl_s;
         os->can_run = ns->can_run;
         os->tel_silence_ms = ns->tel_silence_ms;
+        if (memcmp(&ns->surplus, &os->surplus, sizeof ns->surplus) != 0) {
+            /* Switches that change or go: off first, then the new set from off. */
+            for (size_t i = 0; i < os->surplus.n; i++) {
+                if (d->sw.on[i]) {
+                    d->sw.on[i] = false;
+                    s_publish_switch(d, i);
+                }
+            }
+            os->surplus = ns->surplus;
+            surplus_init(&d->sw);
+            log_info("surplus switches: %zu configured", os->surplus.n);
+        }
         /* The runtime enable state is kept; only a controller that can no longer run
          * stops. */
         if (d->enabled && !os->can_run) {
@@ -1439,6 +1525,13 @@ static void s_close_mqtt(ctl_daemon_t *d)
     if (!mqtt_conn_connected(d->mq))
         return;
     s_publish_status(d, mono_ms(), true);
+    /* No load stays switched on by a controller that is gone. */
+    for (size_t i = 0; i < d->set.surplus.n && !d->standby; i++) {
+        if (d->sw.on[i]) {
+            d->sw.on[i] = false;
+            s_publish_switch(d, i);
+        }
+    }
     if (mosquitto_publish(mqtt_conn_mosq(d->mq), &d->offline_mid, d->t_avail,
                           (int)strlen(d->set.pl_offline), d->set.pl_offline, 1,
                           true) == MOSQ_ERR_SUCCESS) {
