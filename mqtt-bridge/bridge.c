@@ -43,6 +43,7 @@
 #define SHUTDOWN_FLUSH_MS 1500
 #define SOC_MAX_AGE_MS 600000    /* a controller's SOC older than this is not shown */
 #define SURPLUS_MAX_AGE_MS 60000 /* nor a surplus older than this (the controller is gone) */
+#define STATE_WAIT_MS 15000      /* the first state waits this long at most for slow values */
 
 /* Seed topics per device, in publishing order. */
 enum { PUB_AVAIL, PUB_INFO, PUB_STATE, PUB_CHARGE, PUB_FAULT, PUB_COUNT };
@@ -77,6 +78,7 @@ typedef struct {
     uint64_t disc_inputs; /* of what the discovery set is built from (s_disc_inputs) */
     int64_t soc_ms;     /* when the controller's SOC arrived; 0 = none or expired */
     int64_t surplus_ms; /* when the controller's surplus arrived; 0 = none or expired */
+    int64_t tel0_ms;    /* the first telemetry of this device (0: none yet) */
     bool want_regs;     /* read SYSTEM_CONFIG / BIDIRECTIONAL_CONFIG for `info` */
 } slot_t;
 
@@ -295,6 +297,7 @@ static void s_slot_clear(slot_t *s)
     s_slot_forget(s);
     dev_view_destroy(&s->dv);
     s->want_regs = false;
+    s->tel0_ms = 0;
 }
 
 /* Forget what was published so that the next pass publishes everything again. */
@@ -396,6 +399,11 @@ static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
     int64_t period = (int64_t)b->set.publish_period_s * 1000;
     for (int i = 0; i < PUB_COUNT; i++) {
         if (i == PUB_CHARGE && now < b->charge_hold_until)
+            continue;
+        /* The first state carries every value (both fans, as the seed's first one did):
+         * the gateway reads the slow registers one by one, so wait for them a little. */
+        if (i == PUB_STATE && !s->last[i] && !dev_view_state_complete(s->dv) &&
+            (!s->tel0_ms || now - s->tel0_ms < STATE_WAIT_MS))
             continue;
         char *p = s_seed_payload(s, i);
         if (!p)
@@ -698,6 +706,8 @@ static void s_on_pub(bridge_t *b, const char *topic, cJSON *msg, int64_t now)
             log_warn("telemetry %s ignored: %s", topic, err);
             return;
         }
+        if (!s->tel0_ms)
+            s->tel0_ms = now;
         if (!dev_view_has_info(s->dv) && b->next_info > b->last_info_ms + INFO_RETRY_MS)
             b->next_info = b->last_info_ms + INFO_RETRY_MS;
         s_publish_device(b, s, now);

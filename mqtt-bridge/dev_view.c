@@ -603,6 +603,16 @@ int dev_view_variant(const dev_view_t *dv)
     return dv->variant;
 }
 
+bool dev_view_state_complete(const dev_view_t *dv)
+{
+    if (!dv->have_tel || dv->operation < 0 || isnan(dv->dc_v) || isnan(dv->ac_v) ||
+        isnan(dv->temp_c))
+        return false;
+    if (dv->fans_cap && (dv->nfans < 2 || isnan(dv->fans[0]) || isnan(dv->fans[1])))
+        return false;
+    return true;
+}
+
 bool dev_view_limit(const dev_view_t *dv, const char *which, double *min, double *max)
 {
     for (int i = 0; i < LIM_COUNT; i++) {

@@ -94,6 +94,9 @@ const char *dev_view_serial(const dev_view_t *dv);
 bool dev_view_has_fans(const dev_view_t *dv);
 /* The model's variant from `info` (nominal battery voltage 12/24/48/96), 0 when unknown. */
 int dev_view_variant(const dev_view_t *dv);
+/* Every value of the state payload is known: both fans (with the fan capability), AC
+ * voltage, temperature, battery voltage and OPERATION. */
+bool dev_view_state_complete(const dev_view_t *dv);
 /* Effective limits from `info`: which = "vout_v", "iout_a", "rev_vout_v", "rev_iout_a".
  * Returns false when the gateway did not give them. */
 bool dev_view_limit(const dev_view_t *dv, const char *which, double *min, double *max);

@@ -415,7 +415,12 @@ static void test_info_seed_keys(void **state)
     assert_int_equal(cJSON_GetArrayItem(fan, 0)->valueint, 1500);
     assert_true(cJSON_IsNull(cJSON_GetArrayItem(fan, 1)));
     cJSON_Delete(st);
+    assert_false(dev_view_state_complete(dv)); /* the bridge holds the first state back */
     feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"fans\":[1500,1420]}");
+    assert_false(dev_view_state_complete(dv)); /* no AC voltage, temperature, ... yet */
+    feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"operation\":1,\"dc_v\":26,"
+             "\"ac_v\":230,\"temp_c\":30}");
+    assert_true(dev_view_state_complete(dv));
     feed(dv, "{\"v\":1,\"dev\":0,\"online\":true,\"fans\":[1600]}");
     st = parsed(dev_view_state_json(dv));
     fan = cJSON_GetObjectItem(st, "fan");
