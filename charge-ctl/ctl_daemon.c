@@ -30,6 +30,7 @@
 #include "log.h"
 #include "meter.h"
 #include "surplus.h"
+#include "winter.h"
 #include "monotime.h"
 #include "mqtt_conn.h"
 #include "numconv.h"
@@ -61,7 +62,10 @@ typedef struct {
     int id;       /* the device driven: the first [CHARGE_CONTROL] Id/X */
     size_t n_ids; /* how many Id/X the section has */
     char topic_power[512];
-    bool can_run; /* Type is not off and there is a meter topic */
+    bool can_run;     /* Type is not off and there is a meter topic */
+    bool disable_min; /* control/set 0 leaves the output on at the minimum charge current */
+    bool winter;      /* Type=Winter: the Winter mode instead of the grid-balance step */
+    winter_params_t winter_p;
     bool enable_at_start;
     meter_cfg_t meter;
     ctl_params_t params;
@@ -118,6 +122,7 @@ struct ctl_daemon_t {
     bool tel_online;
     bool tel_valid;
     double dc_v, dc_a;
+    bool fault_any; /* a protection fault is active */
     int operation, direction, iout_ca, rev_iout_ca;
     int vout_cv, rev_vout_cv; /* voltage settings read back (V x 100), -1 unknown */
     bool temp_valid;
@@ -156,6 +161,9 @@ struct ctl_daemon_t {
     int64_t surplus_pub_ms;
     double surplus_pub;
     int64_t republish_at;
+
+    winter_state_t winter; /* Type=Winter */
+    winter_output_t winter_out;
 
     /* surplus switches */
     double surplus_w;   /* W the battery could not take (the seed's surplusP) */
@@ -221,9 +229,12 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
         return -1;
     s_copy(s->topic_power, sizeof s->topic_power, config_str(cfg, cc, "Id/%d/TopicPower", s->id));
     const char *type = config_str(cfg, cc, "Id/%d/Type", s->id);
-    /* Winter runs without a meter; it is not provided by this daemon yet (docs/migrating.md). */
-    s->can_run = strcasecmp(type, "PID") == 0 && s->topic_power[0] != '\0';
+    /* Winter runs without a meter. */
+    s->winter = strcasecmp(type, "Winter") == 0;
+    winter_params_from_config(cfg, s->id, &s->winter_p);
+    s->can_run = (strcasecmp(type, "PID") == 0 && s->topic_power[0] != '\0') || s->winter;
     s->enable_at_start = s->can_run && config_bool(cfg, cc, "Id/%d/Enable", s->id);
+    s->disable_min = strcmp(config_str(cfg, cc, "Id/%d/DisableState", s->id), "min") == 0;
     /* The runtime switch (config Enable, then control/set) decides; the step only needs to
      * know whether this controller may run at all. */
     s->params.enabled = s->can_run;
@@ -297,7 +308,7 @@ static ctld_state_t s_state(const ctl_daemon_t *d)
 static const char *s_reason(const ctl_daemon_t *d, int64_t now)
 {
     if (!d->enabled)
-        return d->set.can_run ? "disabled" : "controller Type is not PID or no TopicPower";
+        return d->set.can_run ? "disabled" : "controller Type=None/off, or PID without TopicPower";
     if (!d->lease_held && !s_tel_alive(d, now))
         return "no telemetry from the gateway";
     if (!d->lease_held)
@@ -541,6 +552,69 @@ static void s_surplus_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
     }
 }
 
+/* ---------------------------------------------------------------- the Winter mode */
+
+/* Type=Winter: the Winter state machine in place of the grid-balance step; its power becomes
+ * a current at the measured voltage, within the device's current limits. */
+static void s_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
+{
+    const ctl_params_t *p = &d->set.params;
+    winter_input_t wi = {.now_ms = now,
+                         .online = in->telemetry_valid,
+                         .temp_c = d->temp_valid && d->tel_online ? d->temp_c : NAN,
+                         .fault = d->fault_any,
+                         .dc_a = in->dc_a};
+    double soc = in->telemetry_valid ? ctl_soc_from_voltage(p, in->dc_v) : -1;
+    wi.soc_valid = soc >= 0;
+    wi.soc_pct = soc;
+    if (!d->enabled) {
+        winter_init(&d->winter); /* enabled again: from the start */
+        d->winter_out = (winter_output_t){.cmd = WINTER_OUT_IDLE, .reason = "disabled"};
+    } else {
+        winter_step(&d->set.winter_p, &d->winter, &wi, &d->winter_out);
+    }
+    const winter_output_t *w = &d->winter_out;
+    ctl_mode_t mode = CTL_MODE_IDLE;
+    int ca = 0;
+    if (w->cmd != WINTER_OUT_IDLE && in->dc_v > 0) {
+        bool charge = w->cmd == WINTER_OUT_CHARGE;
+        int max = charge ? p->max_charge_ca : p->max_discharge_ca;
+        ca = (int)lround(w->power_w / in->dc_v * 100.0);
+        ca = ca < p->min_current_ca ? p->min_current_ca : ca > max ? max : ca;
+        mode = charge ? CTL_MODE_CHARGE : CTL_MODE_DISCHARGE;
+    }
+    /* Small voltage moves do not rewrite the current: 0.2 A or more, or another mode. */
+    bool changed =
+        mode != d->out.mode || abs(ca - d->out.current_ca) >= 20 || d->acked_mode == CTL_MODE_NONE;
+    ctl_output_t o = {.mode = mode,
+                      .current_ca = changed ? ca : d->out.current_ca,
+                      .power_w = mode == CTL_MODE_CHARGE      ? w->power_w
+                                 : mode == CTL_MODE_DISCHARGE ? -w->power_w
+                                                              : 0,
+                      .send = changed,
+                      .reason = mode == CTL_MODE_IDLE ? CTL_R_DEADBAND : CTL_R_TRACK,
+                      .reason_text = w->reason,
+                      .limit = CTL_L_NONE,
+                      .limit_text = "none",
+                      .soc_valid = wi.soc_valid,
+                      .soc_pct = soc,
+                      .block_text = ""};
+    if (!in->telemetry_valid) {
+        o.reason = CTL_R_OFFLINE;
+        o.mode = CTL_MODE_NONE;
+        o.send = false;
+    }
+    d->out = o;
+    d->st.mode = o.mode;
+    d->st.current_ca = o.current_ca;
+    d->st.power_w = o.power_w;
+    if (o.send && d->lease_held && !d->sp_dirty) {
+        d->sp_dirty = true;
+        d->sp_mode = o.mode;
+        d->sp_ca = o.current_ca;
+    }
+}
+
 /* ---------------------------------------------------------------- the step */
 
 static void s_step(ctl_daemon_t *d, int64_t now)
@@ -580,6 +654,12 @@ static void s_step(ctl_daemon_t *d, int64_t now)
     in.temp_valid = d->temp_valid;
     in.temp_c = d->temp_c;
     in.fault_raw = d->fault_raw;
+    if (d->set.winter) {
+        s_winter_step(d, &in, now);
+        s_note_state(d, now);
+        s_surplus_step(d, &in, now);
+        return;
+    }
     ctl_step(&d->set.params, &d->st, &in, &d->out);
     if (d->out.send && d->lease_held && d->out.mode != CTL_MODE_NONE) {
         d->sp_dirty = true; /* replaces a setpoint not sent yet */
@@ -634,10 +714,16 @@ static void s_send(ctl_daemon_t *d, req_t kind, cJSON *req, int64_t now)
 static void s_send_setpoint(ctl_daemon_t *d, ctl_mode_t mode, int ca, int64_t now)
 {
     cJSON *r = s_req(d, "setpoint");
+    /* Switched off by control/set 0 with DisableState=min, as the seed: an output that is
+     * on stays on at the minimum charge current (its idle), one that is off stays off. */
+    bool seed_idle = mode == CTL_MODE_IDLE && !d->enabled && !d->stopping && d->set.disable_min &&
+                     d->operation == 1 && d->tel_valid;
     if (r) {
         cJSON_AddNumberToObject(r, "dev", d->set.id);
-        cJSON_AddStringToObject(r, "mode", ctl_mode_name(mode));
-        if (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)
+        cJSON_AddStringToObject(r, "mode", seed_idle ? "charge" : ctl_mode_name(mode));
+        if (seed_idle)
+            cJSON_AddNumberToObject(r, "current_a", d->set.params.min_current_ca / 100.0);
+        else if (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)
             cJSON_AddNumberToObject(r, "current_a", ca / 100.0);
         cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
     }
@@ -940,6 +1026,17 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
     d->operation =
         cJSON_IsNumber(op) && numconv_whole(op->valuedouble, 0, 1, &opv) == 0 ? (int)opv : -1;
     d->direction = cJSON_IsString(dir) && strcmp(dir->valuestring, "discharge") == 0 ? 1 : 0;
+    const cJSON *fault = cJSON_GetObjectItem(msg, "fault");
+    if (cJSON_IsObject(fault)) {
+        d->fault_any = false;
+        const cJSON *f;
+        cJSON_ArrayForEach(f, fault)
+        {
+            /* op_off says the output is off: a state, not a fault. */
+            if (cJSON_IsTrue(f) && f->string && strcmp(f->string, "op_off") != 0)
+                d->fault_any = true;
+        }
+    }
     d->iout_ca = s_ca(sp, "iout_a", -1);
     d->rev_iout_ca = s_ca(sp, "rev_iout_a", -1);
     d->vout_cv = s_ca(sp, "vout_v", -1);
@@ -1139,8 +1236,9 @@ static void s_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
         return;
     }
     if (on && !d->set.can_run) {
-        const char *why = "this controller cannot run: [CHARGE_CONTROL] Type is not PID or no "
-                          "TopicPower in the configuration";
+        const char *why =
+            "this controller cannot run: [CHARGE_CONTROL] Type=None/off, or PID without "
+            "TopicPower in the configuration";
         log_warn("%s: refused: %s", m->topic, why);
         s_publish_result(d, false, on ? "1" : "0", "not_configured", why);
         return;
@@ -1297,6 +1395,11 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         os->meter = ns->meter;
         os->lease_ttl_s = ns->lease_ttl_s;
         os->can_run = ns->can_run;
+        os->disable_min = ns->disable_min;
+        if (os->winter != ns->winter)
+            winter_init(&d->winter);
+        os->winter = ns->winter;
+        os->winter_p = ns->winter_p;
         os->tel_silence_ms = ns->tel_silence_ms;
         if (memcmp(&ns->surplus, &os->surplus, sizeof ns->surplus) != 0) {
             /* Switches that change or go: off first, then the new set from off. */
@@ -1313,7 +1416,8 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         /* The runtime enable state is kept; only a controller that can no longer run
          * stops. */
         if (d->enabled && !os->can_run) {
-            log_warn("config reload: Type is not PID or no TopicPower: controller disabled");
+            log_warn(
+                "config reload: Type=None/off, or PID without TopicPower: controller disabled");
             d->enabled = false;
         }
     }

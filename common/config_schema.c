@@ -21,6 +21,7 @@ static const char *const s_models[] = {"BIC2200-12CAN", "BIC2200-24CAN", "BIC220
  * "none"); "off" is ours. */
 static const char *const s_controllers[] = {"PID", "Winter", "None", "off", NULL};
 static const char *const s_units[] = {"W", "kW", "mW", NULL};
+static const char *const s_disable_states[] = {"min", "idle", NULL};
 
 //  socketcan:IFACE (a Linux interface name) or slcan:PATH[:BAUD].
 static int s_check_can(const char *value, char *what, size_t n)
@@ -188,10 +189,12 @@ const config_key_t config_schema[] = {
     INT("CHARGE_CONTROL", "Id/#/FollowSafeSec", "10", 0, 600),
     INT("CHARGE_CONTROL", "Id/#/FollowRetrySec", "600", 10, 86400),
 
+    ENUM("CHARGE_CONTROL", "Id/#/DisableState", "min", s_disable_states),
     FLT("CHARGE_CONTROL", "Id/#/Winter/TempMin", "10", -40, 80),
     INT("CHARGE_CONTROL", "Id/#/Winter/ChargeP", "200", 1, 100000),
     INT("CHARGE_CONTROL", "Id/#/Winter/CapMin", "20", 0, 100),
     INT("CHARGE_CONTROL", "Id/#/Winter/CapMax", "50", 0, 100),
+    INT("CHARGE_CONTROL", "Id/#/Winter/StartDelaySec", "120", 0, 3600),
 
     INT("SURPLUS_SWITCH", "Id/#/SwitchDelaySec", "40", 0, 86400),
     INT("SURPLUS_SWITCH", "Id/#/switch/#/SurplusMinP", "0", 0, 1000000),

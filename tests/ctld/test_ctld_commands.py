@@ -46,6 +46,9 @@ def test_control_set():
         harness.wait_for(lambda: s.lease() is None, timeout=5, what="lease released")
         st = s.wait_status(lambda x: not x["lease"]["held"], timeout=5, after=after)
         assert st["reason"] == "disabled", st
+        # As the seed (DisableState=min): the output stays on at the minimum charge current.
+        d = s.device()
+        assert d["output_on"] and not d["discharging"] and d["dc_a"] >= 0, d
 
         # refused: not a switch value, and nothing changes
         for bad in ("2", "enable", "{\"val\":1}"):
@@ -143,6 +146,18 @@ def test_discovery_beside_the_bridge():
         assert bridge.alive()
         s.client.wait_message(s.topic("inv/0/state"),
                               lambda p: json.loads(p).get("capBatPc") is not None, timeout=15)
+
+
+def test_disable_state_idle():
+    """DisableState=idle: control/set 0 puts the device in the gateway's idle state, which is
+    output off by default ([GATEWAY] IdleState=off)."""
+    with Stack(ctl={"Id/0/DisableState": "idle"}) as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        r = s.command("0")
+        assert r["ok"] and r["enabled"] is False, r
+        harness.wait_for(lambda: not s.device()["output_on"], timeout=10, what="output off")
+        harness.wait_for(lambda: s.lease() is None, timeout=5, what="lease released")
 
 
 def test_control_set_1_ends_a_manual_hold():
