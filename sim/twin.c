@@ -25,6 +25,7 @@
 #include "ctl_step.h"
 #include "household.h"
 #include "seed_ref.h"
+#include "surplus.h"
 
 #define PLOT_EVERY_S TWIN_PLOT_EVERY_S
 
@@ -101,6 +102,11 @@ typedef struct {
     int sec_acc_n;
     double max_charge_w, max_discharge_w;
     double db_sp_w; /* deadbeat: its setpoint (W AC, + charge) */
+    /* surplus switches (controller run): their states, the power of those on (each load
+     * taken to draw its SurplusMinP) and the energy moved into them */
+    surplus_state_t sw;
+    double sw_load_w;
+    double switched_j;
     double tel_v;   /* the battery voltage of the latest telemetry (V) */
     int hour_now;   /* the hour of day of the step being simulated */
 
@@ -462,7 +468,27 @@ typedef struct {
     const ctl_params_t *p;
     bool idle_min;
     bool want_plot;
+    const surplus_cfg_t *sw; /* [SURPLUS_SWITCH] of the controller's device */
 } day_t;
+
+/* The surplus switches as bic-charge-ctl runs them, after each controller step. */
+static void s_switches(const surplus_cfg_t *sw, run_t *r, const ctl_input_t *in,
+                       const ctl_output_t *out, int64_t t)
+{
+    ctl_limit_t l = out->limit;
+    bool limited = l == CTL_L_PROFILE_CHARGE || l == CTL_L_DEVICE_CHARGE || l == CTL_L_FULL ||
+                   l == CTL_L_VOLTAGE_HIGH;
+    double set_w = in->operation == 1 && in->direction == 0 && in->iout_ca > 0
+                       ? in->dc_v * in->iout_ca / 100.0
+                       : NAN;
+    double surplus =
+        surplus_power_w(in->meter_valid, in->meter_w, true, limited, set_w, in->dc_v * in->dc_a);
+    surplus_step(sw, &r->sw, surplus, t);
+    r->sw_load_w = 0;
+    for (size_t i = 0; i < sw->n; i++)
+        if (r->sw.on[i])
+            r->sw_load_w += sw->sw[i].min_power_w;
+}
 
 static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
 {
@@ -582,7 +608,8 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             r->sec_acc_w = 0;
             r->sec_acc_n = 0;
         }
-        grid = household_meter_w(load, pv, batt_ac);
+        grid = household_meter_w(load, pv, batt_ac) + r->sw_load_w;
+        r->switched_j += r->sw_load_w * dt;
 
         /* Metrics. */
         if (r->bd_grid && bd_i < r->bd_n) {
@@ -731,6 +758,8 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 in.minute = minute;
                 ctl_output_t out;
                 ctl_step(p, &cs, &in, &out);
+                if (d->sw && d->sw->n)
+                    s_switches(d->sw, r, &in, &out, t);
                 if (out.reason != CTL_R_WAIT_EFFECT && out.reason != CTL_R_WAIT_SAMPLE)
                     bd_reason = out.reason;
                 bd_mode = out.mode;
@@ -806,6 +835,7 @@ static void s_metrics(const run_t *r, twin_metrics_t *out)
     out->max_charge_w = r->max_charge_w;
     out->max_discharge_w = r->max_discharge_w;
     out->follow_reports = r->follow_reports;
+    out->switched_kwh = r->switched_j / 3.6e6;
     const battery_t *b = r->dev ? bic_device_battery(r->dev) : r->ideal_bat;
     if (r->dev)
         out->eeprom_writes = (long)(bic_device_eeprom_writes_total(r->dev) - r->eep_base);
@@ -897,7 +927,13 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
         goto cleanup;
     }
 
+    surplus_cfg_t sw;
+    if (surplus_cfg_from_config(cfg, id, &sw, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "%s: %s", config_path, cerr);
+        goto cleanup;
+    }
     day_t d = {
+        .sw = &sw,
         .hh = hh,
         .model = model,
         .p = &p,

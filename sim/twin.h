@@ -68,6 +68,7 @@ typedef struct {
     long reversals;        /* setpoint changes that reverse the previous change within 10 s */
     double max_charge_w;   /* largest AC charge power (1 s mean, W) */
     double max_discharge_w; /* largest AC discharge power (1 s mean, W, magnitude) */
+    double switched_kwh;    /* energy into loads the surplus switches turned on (controller) */
 } twin_metrics_t;
 
 /* The runs of a day, each on the same household, meter, battery and device limits:

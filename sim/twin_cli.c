@@ -172,6 +172,9 @@ void twin_print_table(FILE *f, const twin_result_t *res)
     fprintf(f, "shortfall (X - X_ideal): controller %.3f kWh, deadbeat %.3f kWh, seed %.3f kWh\n",
             res->m[TWIN_CONTROLLER].shortfall_kwh, res->m[TWIN_DEADBEAT].shortfall_kwh,
             res->m[TWIN_SEED].shortfall_kwh);
+    if (res->m[TWIN_CONTROLLER].switched_kwh > 0)
+        fprintf(f, "surplus switches: %.3f kWh into the switched loads (controller run)\n",
+                res->m[TWIN_CONTROLLER].switched_kwh);
 }
 
 /* One run's figures as JSON members (no braces). */
@@ -182,10 +185,11 @@ static void s_json_metrics(FILE *f, const twin_metrics_t *m)
             "\"shortfall_kwh\":%.4f,\"overshoot_events\":%d,\"rms_w\":%.2f,"
             "\"setpoint_changes\":%ld,\"reversals\":%ld,\"eeprom_writes\":%ld,"
             "\"throughput_kwh\":%.4f,\"final_soc_pct\":%.2f,\"max_charge_w\":%.1f,"
-            "\"max_discharge_w\":%.1f,\"follow_reports\":%ld",
+            "\"max_discharge_w\":%.1f,\"follow_reports\":%ld,\"switched_kwh\":%.4f",
             m->import_kwh, m->export_kwh, m->captured_pct, m->shortfall_kwh, m->overshoot_events,
             m->rms_w, m->setpoint_changes, m->reversals, m->eeprom_writes, m->throughput_kwh,
-            m->final_soc_pct, m->max_charge_w, m->max_discharge_w, m->follow_reports);
+            m->final_soc_pct, m->max_charge_w, m->max_discharge_w, m->follow_reports,
+            m->switched_kwh);
 }
 
 void twin_print_json(FILE *f, const twin_result_t *res)

@@ -431,6 +431,55 @@ static void test_meter_phase(void **state)
     free(out);
 }
 
+/* The surplus switches in the twin: with the charge held at 500 W on the clear day, a
+ * 1000 W switch runs at midday and the energy moved into it is a figure of the controller
+ * run (0 without switches); the export falls by about that much. */
+static void test_surplus_switches(void **state)
+{
+    char path[] = "/tmp/test_twin_sw_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    FILE *in = fopen(INI, "r");
+    assert_non_null(f);
+    assert_non_null(in);
+    char line[512];
+    while (fgets(line, sizeof line, in)) {
+        if (strncmp(line, "Id/0/Profile/Hour/0/MaxChargePower=", 35) == 0)
+            strcpy(line, "Id/0/Profile/Hour/0/MaxChargePower=500\n");
+        fputs(line, f);
+    }
+    fclose(in);
+    long plain_len = ftell(f);
+    fputs("[SURPLUS_SWITCH]\nId/0/SwitchDelaySec=40\nId/0/switch/0/SurplusMinP=1000\n"
+          "Id/0/switch/0/Topic=home/heater\nId/0/switch/0/MinDurationMin=10\n",
+          f);
+    fclose(f);
+    char *argv[] = {"twin", "--profile", P1, "-c", path, "--json", NULL};
+    char *out = NULL;
+    assert_int_equal(s_twin(&out, 6, argv), 0);
+    cJSON *root = cJSON_Parse(out);
+    free(out);
+    const cJSON *c = cJSON_GetObjectItem(root, "controller");
+    double sw = cJSON_GetObjectItem(c, "switched_kwh")->valuedouble;
+    double exp_sw = cJSON_GetObjectItem(c, "export_kwh")->valuedouble;
+    assert_true(sw > 1.0);
+    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "none"), "switched_kwh")
+                    ->valuedouble == 0);
+    cJSON_Delete(root);
+    /* The same without the switch. */
+    assert_int_equal(truncate(path, plain_len), 0);
+    assert_int_equal(s_twin(&out, 6, argv), 0);
+    root = cJSON_Parse(out);
+    free(out);
+    c = cJSON_GetObjectItem(root, "controller");
+    assert_true(cJSON_GetObjectItem(c, "switched_kwh")->valuedouble == 0);
+    double exp_plain = cJSON_GetObjectItem(c, "export_kwh")->valuedouble;
+    assert_true(exp_plain - exp_sw > 0.5 * sw);
+    cJSON_Delete(root);
+    unlink(path);
+}
+
 static void test_bad_usage(void **state)
 {
     char *out = NULL;
@@ -467,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_generated_days_are_reproducible_and_varied),
         cmocka_unit_test(test_batch_matches_single_days),
         cmocka_unit_test(test_meter_phase),
+        cmocka_unit_test(test_surplus_switches),
         cmocka_unit_test(test_bad_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
