@@ -97,7 +97,7 @@ def test_fixed_sample_starts_the_stack():
             return st["enabled"] and st["lease"]["held"]
         s.client.wait_message(T + "/inv/0/control", status, timeout=30, after=after)
         info = json.loads(s.client.wait_message(
-            T + "/inv/0/info", lambda p: json.loads(p)["ChargeCtrlName"], timeout=30,
+            T + "/inv/0/info", lambda p: json.loads(p)["leaseHolder"], timeout=30,
             after=after))
         assert info["ChargeCtrlName"] == "ChargePID", info
         assert info["leaseHolder"].startswith("charge-ctl"), info
