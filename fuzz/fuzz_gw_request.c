@@ -64,8 +64,9 @@ static zsock_t *s_dealer;
     } while (0)
 
 /* Effective setpoint limits of device 0 (raw, from the gateway's info reply), set once
- * before the first input; until then the gateway must not write at all (start-up writes
- * nothing by itself). Indexed like s_limit_cmds. */
+ * before the first input. Before that the configured [DEVICE] window below holds: the
+ * gateway brings the configured values onto the device at start (ApplyDeviceLimits), and
+ * nothing outside the window may reach the bus. Indexed like s_limit_cmds. */
 static const uint16_t s_limit_cmds[4] = {BIC_CMD_VOUT_SET, BIC_CMD_IOUT_SET,
                                          BIC_CMD_REVERSE_VOUT_SET, BIC_CMD_REVERSE_IOUT_SET};
 static const char *s_limit_names[4] = {"vout_v", "iout_a", "rev_vout_v", "rev_iout_a"};
@@ -79,7 +80,7 @@ static void s_check_write(const can_frame_t *fr)
     if (bic_decode_request(bic_family_bic(), fr, &m) != BIC_OK || !m.write)
         return;
     if (!atomic_load(&s_limits_ready))
-        DIE("write of 0x%04X reached the bus before any request", (unsigned)m.code);
+        DIE("write of 0x%04X reached the bus before the limits were known", (unsigned)m.code);
     for (int i = 0; i < 4; i++) {
         int32_t raw;
         if (m.code != s_limit_cmds[i] || bic_data_to_raw(m.cmd, m.data, m.len, &raw) != BIC_OK)
@@ -299,6 +300,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             "Id/0/MaxDischargeCurrent = 2500\n",
             pts, s_dir, s_dir, state);
     fclose(f);
+    /* the window of the ini above (24.00-27.60 V both ways, at most 30 A / 25 A) */
+    static const int32_t win_min[4] = {2400, 0, 2400, 0}, win_max[4] = {2760, 3000, 2760, 2500};
+    for (int i = 0; i < 4; i++) {
+        s_limit_min[i] = win_min[i];
+        s_limit_max[i] = win_max[i];
+    }
+    atomic_store(&s_limits_ready, true);
     config_t *cfg = config_load(ini, err, sizeof err);
     if (!cfg)
         DIE("config: %s", err);
