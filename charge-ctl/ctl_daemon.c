@@ -24,6 +24,7 @@
 #include <mosquitto.h>
 
 #include "ctl_follow.h"
+#include "ctl_link.h"
 #include "ctl_d_mqtt.h"
 #include "ctl_step.h"
 #include "gw_client.h"
@@ -40,12 +41,7 @@
 #define STEP_PERIOD_MS 1000    /* the step also runs without meter samples (staleness) */
 #define STATUS_PERIOD_MS 10000 /* status republished at least this often */
 #define STATUS_MIN_GAP_MS 1000 /* value-only changes are published at most this often */
-#define LEASE_RETRY_MS 2000    /* retry taking a lease another client holds */
-#define INFO_RETRY_MS 10000
-#define INFO_PERIOD_MS 600000  /* the EEPROM policy changes with commissioning (EEP_OFF) */
-#define SETPOINT_RETRY_MS 2000 /* after a refused setpoint */
 #define BAD_LOG_EVERY_MS 60000 /* rejected meter payloads: one line per minute at most */
-#define STOP_BUDGET_MS 8000    /* idle + release at exit, then leave regardless */
 #define FLUSH_MS 1500
 
 typedef struct {
@@ -74,11 +70,6 @@ typedef struct {
     surplus_cfg_t surplus; /* [SURPLUS_SWITCH] of the device */
 } settings_t;
 
-typedef enum { REQ_NONE = 0, REQ_INFO, REQ_TAKE, REQ_RENEW, REQ_RELEASE, REQ_SETPOINT } req_t;
-
-static const char *const s_req_names[] = {"none",        "info",          "lease take",
-                                          "lease renew", "lease release", "setpoint"};
-
 struct ctl_daemon_t {
     settings_t set;
     char *config_path;
@@ -93,9 +84,7 @@ struct ctl_daemon_t {
 
     gw_client_t *gw;
     zsock_t *sub;
-    req_t inflight;
-    ctl_mode_t inflight_mode;
-    int inflight_ca;
+    ctl_link_t link; /* lease, setpoints, info and the stop sequence towards the gateway */
 
     bool enabled; /* runtime enable (config Enable, then control/set) */
     ctl_state_t st;
@@ -130,24 +119,7 @@ struct ctl_daemon_t {
     int fault_raw;
     int64_t sp_age_ms;
 
-    /* lease */
-    bool lease_held;
-    int64_t lease_taken_ms, lease_ok_ms, renew_at, next_lease_try;
-    char lease_note[160];
-    bool standby; /* another instance of this controller holds the lease: stay quiet */
-
-    /* the setpoint to send */
-    bool sp_dirty;
-    ctl_mode_t sp_mode;
-    int sp_ca;
-    int64_t sp_retry_at;
-    ctl_mode_t acked_mode; /* the last setpoint the gateway confirmed since the lease */
-
     bool info_done;
-    int64_t next_info;
-
-    bool stopping, stop_idle_sent, stop_done;
-    int64_t stop_deadline;
 
     /* publishing */
     char *status_key;
@@ -287,7 +259,7 @@ static ctld_state_t s_state(const ctl_daemon_t *d)
 {
     if (!d->enabled)
         return CTLD_ST_DISABLED;
-    if (!d->lease_held)
+    if (!d->link.lease_held)
         return CTLD_ST_NO_LEASE;
     switch (d->out.reason) {
     case CTL_R_WAIT_EFFECT:
@@ -309,10 +281,10 @@ static const char *s_reason(const ctl_daemon_t *d, int64_t now)
 {
     if (!d->enabled)
         return d->set.can_run ? "disabled" : "controller Type=None/off, or PID without TopicPower";
-    if (!d->lease_held && !s_tel_alive(d, now))
+    if (!d->link.lease_held && !s_tel_alive(d, now))
         return "no telemetry from the gateway";
-    if (!d->lease_held)
-        return d->lease_note[0] ? d->lease_note : "waiting for the control lease";
+    if (!d->link.lease_held)
+        return d->link.lease_note[0] ? d->link.lease_note : "waiting for the control lease";
     return d->out.reason_text ? d->out.reason_text : "starting";
 }
 
@@ -322,8 +294,8 @@ static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
 {
     memset(s, 0, sizeof *s);
     s->enabled = d->enabled;
-    s->state = d->stopping && d->stop_done ? CTLD_ST_STOPPED : s_state(d);
-    s->reason = d->stopping && d->stop_done ? "program stopped" : s_reason(d, now);
+    s->state = d->link.stopping && d->link.stop_done ? CTLD_ST_STOPPED : s_state(d);
+    s->reason = d->link.stopping && d->link.stop_done ? "program stopped" : s_reason(d, now);
     int hour = 0;
     time_t t = time(NULL);
     struct tm tm;
@@ -335,18 +307,18 @@ static void s_fill_status(const ctl_daemon_t *d, int64_t now, ctld_status_t *s)
     s->meter_age_s = (double)(now - d->shown_ms) / 1000.0;
     s->meter_stale = s_meter_stale(d, now);
     s->meter_errors = d->meter_errors;
-    bool commanding = d->lease_held && d->acked_mode != CTL_MODE_NONE;
+    bool commanding = d->link.lease_held && d->link.acked_mode != CTL_MODE_NONE;
     s->sp_mode = ctl_mode_name(commanding ? d->st.mode : CTL_MODE_NONE);
     s->sp_current_a = commanding ? d->st.current_ca / 100.0 : 0;
     s->sp_power_w = commanding ? d->st.power_w : 0;
-    s->limit = d->lease_held && d->out.limit != CTL_L_NONE ? d->out.limit_text : NULL;
+    s->limit = d->link.lease_held && d->out.limit != CTL_L_NONE ? d->out.limit_text : NULL;
     s->soc_valid = d->out.soc_valid;
     s->soc_pct = d->out.soc_pct;
     s->block_active = d->out.block_active;
     s->block_why = d->out.block_text;
-    s->lease_held = d->lease_held;
+    s->lease_held = d->link.lease_held;
     s->lease_client = d->client;
-    s->lease_note = d->lease_note[0] ? d->lease_note : NULL;
+    s->lease_note = d->link.lease_note[0] ? d->link.lease_note : NULL;
     s->follow_problem = d->out.follow_problem;
     s->follow_safe = d->out.follow_safe;
     s->follow_cause = d->out.follow_problem ? ctl_follow_cause_name(d->out.follow_cause) : NULL;
@@ -363,7 +335,7 @@ static void s_publish_status(ctl_daemon_t *d, int64_t now, bool force)
         d->status_due = 0;
     /* The status topic belongs to the instance that drives the device. Without a
      * connection there is nothing to hold back: the connect publishes everything. */
-    if (!mqtt_conn_connected(d->mq) || d->standby)
+    if (!mqtt_conn_connected(d->mq) || d->link.standby)
         return;
     /* Within the gap after a publish nothing but a forced status goes out: look again when
      * it ends. (Building the status twice to compare it, on every meter reading, was most of
@@ -463,7 +435,7 @@ static void s_publish_fault(ctl_daemon_t *d, bool force)
     if (!force && d->fault_pub_valid && d->fault_pub_active == active &&
         d->fault_pub_cause == cause)
         return;
-    if (d->standby || !mqtt_conn_connected(d->mq))
+    if (d->link.standby || !mqtt_conn_connected(d->mq))
         return;
     char *json = ctld_fault_json(active, d->out.follow_count, ctl_follow_cause_name(cause),
                                  d->out.follow_text);
@@ -485,7 +457,7 @@ static void s_publish_all(ctl_daemon_t *d, int64_t now)
     d->soc_pub_valid = false;
     s_publish_status(d, now, true);
     s_publish_fault(d, true);
-    if (!d->standby)
+    if (!d->link.standby)
         s_publish_switches(d); /* also after a restart: no load stays on by an old message */
 }
 
@@ -539,7 +511,7 @@ static void s_surplus_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
     if (in->telemetry_valid && in->operation == 1 && in->direction == 0 && in->iout_ca > 0)
         set_w = in->dc_v * in->iout_ca / 100.0;
     d->surplus_w = surplus_power_w(grid, d->meter_w, in_control, limited, set_w, measured);
-    if (d->standby)
+    if (d->link.standby)
         return; /* the active instance switches */
     unsigned changed = surplus_step(&d->set.surplus, &d->sw, d->surplus_w, now);
     for (size_t i = 0; i < d->set.surplus.n; i++) {
@@ -584,8 +556,8 @@ static void s_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
         mode = charge ? CTL_MODE_CHARGE : CTL_MODE_DISCHARGE;
     }
     /* Small voltage moves do not rewrite the current: 0.2 A or more, or another mode. */
-    bool changed =
-        mode != d->out.mode || abs(ca - d->out.current_ca) >= 20 || d->acked_mode == CTL_MODE_NONE;
+    bool changed = mode != d->out.mode || abs(ca - d->out.current_ca) >= 20 ||
+                   d->link.acked_mode == CTL_MODE_NONE;
     ctl_output_t o = {.mode = mode,
                       .current_ca = changed ? ca : d->out.current_ca,
                       .power_w = mode == CTL_MODE_CHARGE      ? w->power_w
@@ -608,11 +580,8 @@ static void s_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
     d->st.mode = o.mode;
     d->st.current_ca = o.current_ca;
     d->st.power_w = o.power_w;
-    if (o.send && d->lease_held && !d->sp_dirty) {
-        d->sp_dirty = true;
-        d->sp_mode = o.mode;
-        d->sp_ca = o.current_ca;
-    }
+    if (o.send && !d->link.sp_dirty)
+        ctl_link_setpoint(&d->link, o.mode, o.current_ca);
 }
 
 /* ---------------------------------------------------------------- the step */
@@ -620,7 +589,7 @@ static void s_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
 static void s_step(ctl_daemon_t *d, int64_t now)
 {
     d->next_step = now + STEP_PERIOD_MS;
-    if (d->stopping)
+    if (d->link.stopping)
         return;
     ctl_input_t in;
     memset(&in, 0, sizeof in);
@@ -639,7 +608,7 @@ static void s_step(ctl_daemon_t *d, int64_t now)
     in.meter_arrival_ms = d->meter_ms;
     in.meter_seq = d->meter_seq;
     in.online = s_device_reachable(d, now);
-    in.lease_held = d->lease_held;
+    in.lease_held = d->link.lease_held;
     in.telemetry_valid = in.online && d->tel_valid;
     in.telemetry_ms = d->tel_ms;
     in.dc_v = d->dc_v;
@@ -661,11 +630,8 @@ static void s_step(ctl_daemon_t *d, int64_t now)
         return;
     }
     ctl_step(&d->set.params, &d->st, &in, &d->out);
-    if (d->out.send && d->lease_held && d->out.mode != CTL_MODE_NONE) {
-        d->sp_dirty = true; /* replaces a setpoint not sent yet */
-        d->sp_mode = d->out.mode;
-        d->sp_ca = d->out.current_ca;
-    }
+    if (d->out.send) /* replaces a setpoint not sent yet */
+        ctl_link_setpoint(&d->link, d->out.mode, d->out.current_ca);
     if (d->out.follow_problem != d->follow_logged) {
         if (d->out.follow_problem)
             log_warn("device %d does not follow the setpoint: %s", d->set.id, d->out.follow_text);
@@ -698,105 +664,81 @@ static cJSON *s_req(const ctl_daemon_t *d, const char *op)
     return r;
 }
 
-static void s_send(ctl_daemon_t *d, req_t kind, cJSON *req, int64_t now)
+/* The JSON of a request the link wants sent. */
+static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
 {
-    if (!req || gw_client_send(d->gw, req) != 0) {
-        log_error("cannot send a %s request to the gateway", s_req_names[kind]);
-        cJSON_Delete(req);
-        /* Try again later rather than in a tight loop. */
-        d->next_lease_try = d->sp_retry_at = d->next_info = now + LEASE_RETRY_MS;
-        return;
-    }
-    cJSON_Delete(req);
-    d->inflight = kind;
-}
-
-static void s_send_setpoint(ctl_daemon_t *d, ctl_mode_t mode, int ca, int64_t now)
-{
-    cJSON *r = s_req(d, "setpoint");
-    /* Switched off by control/set 0 with DisableState=min, as the seed: an output that is
-     * on stays on at the minimum charge current (its idle), one that is off stays off. */
-    bool seed_idle = mode == CTL_MODE_IDLE && !d->enabled && !d->stopping && d->set.disable_min &&
-                     d->operation == 1 && d->tel_valid;
-    if (r) {
-        cJSON_AddNumberToObject(r, "dev", d->set.id);
-        cJSON_AddStringToObject(r, "mode", seed_idle ? "charge" : ctl_mode_name(mode));
-        if (seed_idle)
-            cJSON_AddNumberToObject(r, "current_a", d->set.params.min_current_ca / 100.0);
-        else if (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)
-            cJSON_AddNumberToObject(r, "current_a", ca / 100.0);
-        cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
-    }
-    d->inflight_mode = mode;
-    d->inflight_ca = ca;
-    s_send(d, REQ_SETPOINT, r, now);
-}
-
-static void s_send_lease(ctl_daemon_t *d, req_t kind, int64_t now)
-{
-    cJSON *r = s_req(d, "lease");
-    if (r) {
+    cJSON *r = NULL;
+    switch (q->kind) {
+    case CTL_LINK_REQ_NONE:
+        break;
+    case CTL_LINK_REQ_INFO:
+        r = s_req(d, "info");
+        if (r)
+            cJSON_AddNumberToObject(r, "dev", d->set.id);
+        break;
+    case CTL_LINK_REQ_TAKE:
+    case CTL_LINK_REQ_RENEW:
+    case CTL_LINK_REQ_RELEASE:
+        r = s_req(d, "lease");
+        if (!r)
+            break;
         cJSON_AddStringToObject(r, "action",
-                                kind == REQ_TAKE    ? "take"
-                                : kind == REQ_RENEW ? "renew"
-                                                    : "release");
+                                q->kind == CTL_LINK_REQ_TAKE    ? "take"
+                                : q->kind == CTL_LINK_REQ_RENEW ? "renew"
+                                                                : "release");
         /* The lease of this controller's own device only: another instance may drive
          * another device on the same gateway. */
         cJSON_AddNumberToObject(r, "dev", d->set.id);
-        if (kind != REQ_RELEASE)
+        if (q->kind != CTL_LINK_REQ_RELEASE)
             cJSON_AddNumberToObject(r, "ttl_s", d->set.lease_ttl_s);
-    }
-    s_send(d, kind, r, now);
-}
-
-static void s_send_info(ctl_daemon_t *d, int64_t now)
-{
-    cJSON *r = s_req(d, "info");
-    if (r)
+        break;
+    case CTL_LINK_REQ_SETPOINT: {
+        r = s_req(d, "setpoint");
+        /* Switched off by control/set 0 with DisableState=min, as the seed: an output that is
+         * on stays on at the minimum charge current (its idle), one that is off stays off. */
+        bool seed_idle = q->mode == CTL_MODE_IDLE && !d->enabled && !d->link.stopping &&
+                         d->set.disable_min && d->operation == 1 && d->tel_valid;
+        if (!r)
+            break;
         cJSON_AddNumberToObject(r, "dev", d->set.id);
-    s_send(d, REQ_INFO, r, now);
+        cJSON_AddStringToObject(r, "mode", seed_idle ? "charge" : ctl_mode_name(q->mode));
+        if (seed_idle)
+            cJSON_AddNumberToObject(r, "current_a", d->set.params.min_current_ca / 100.0);
+        else if (q->mode == CTL_MODE_CHARGE || q->mode == CTL_MODE_DISCHARGE)
+            cJSON_AddNumberToObject(r, "current_a", q->ca / 100.0);
+        cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
+        break;
+    }
+    }
+    return r;
 }
 
-/* Forget what the device was told: after a lease change the gateway (or another client)
- * may have put it anywhere, and the step must start again from idle. */
-static void s_reset_control(ctl_daemon_t *d, int64_t now)
+static ctl_link_view_t s_view(const ctl_daemon_t *d, int64_t now)
 {
-    ctl_state_init(&d->st, now);
-    d->sp_dirty = false;
-    d->acked_mode = CTL_MODE_NONE;
+    return (ctl_link_view_t){
+        .tel_alive = s_tel_alive(d, now), .enabled = d->enabled, .out_mode = d->out.mode};
 }
 
-static void s_lease_lost(ctl_daemon_t *d, int64_t now, const char *why)
+/* What to ask the gateway next, one request at a time. */
+static void s_pump(ctl_daemon_t *d, int64_t now)
 {
-    s_copy(d->lease_note, sizeof d->lease_note, why);
-    d->next_lease_try = now + LEASE_RETRY_MS;
-    if (!d->lease_held)
+    ctl_link_view_t v = s_view(d, now);
+    ctl_link_send_t q = ctl_link_next(&d->link, &v, now);
+    if (q.kind == CTL_LINK_REQ_NONE)
         return;
-    d->lease_held = false;
-    s_reset_control(d, now);
-    log_warn("control lease lost (%s): the gateway applies its safe state when it lapses", why);
-    s_step(d, now);
+    cJSON *req = s_build(d, &q);
+    if (!req || gw_client_send(d->gw, req) != 0)
+        ctl_link_send_failed(&d->link, now);
+    cJSON_Delete(req);
 }
 
-static void s_lease_taken(ctl_daemon_t *d, int64_t now)
+/* Acts on what the link reports: the step starts again from idle, or runs now. */
+static void s_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now)
 {
-    d->lease_held = true;
-    d->standby = false;
-    d->lease_taken_ms = d->lease_ok_ms = now;
-    d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
-    d->lease_note[0] = '\0';
-    s_reset_control(d, now);
-    log_info("control lease taken as '%s' (TTL %d s)", d->client, d->set.lease_ttl_s);
-    s_step(d, now);
-}
-
-static void s_error_of(const cJSON *reply, const char **code, const char **msg)
-{
-    const cJSON *e = cJSON_GetObjectItem(reply, "error");
-    const cJSON *c = cJSON_GetObjectItem(e, "code");
-    const cJSON *m = cJSON_GetObjectItem(e, "message");
-    *code = cJSON_IsString(c) ? c->valuestring : "internal";
-    *msg = cJSON_IsString(m) ? m->valuestring : "gateway error without message";
+    if (flags & CTL_LINK_RESET)
+        ctl_state_init(&d->st, now);
+    if (flags & CTL_LINK_STEP)
+        s_step(d, now);
 }
 
 static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
@@ -843,155 +785,30 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
                      ms ? ": current changes at most one per write interval" : "");
         d->set.params.min_write_interval_ms = ms;
         d->info_done = true;
-        d->next_info = now + INFO_PERIOD_MS;
+        ctl_link_info_ok(&d->link, now);
         return;
     }
     log_warn("the gateway does not know device %d (yet); asking again in %d s", d->set.id,
-             INFO_RETRY_MS / 1000);
+             CTL_LINK_INFO_RETRY_MS / 1000);
 }
 
 static void s_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
 {
-    req_t kind = d->inflight;
-    d->inflight = REQ_NONE;
-    bool ok = cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok"));
-    const char *code = "", *msg = "";
-    if (!ok)
-        s_error_of(reply, &code, &msg);
-    switch (kind) {
-    case REQ_NONE:
-        break;
-    case REQ_INFO:
-        d->next_info = now + INFO_RETRY_MS;
-        if (ok)
-            s_on_info(d, reply, now);
-        else
-            log_warn("gateway info: %s: %s", code, msg);
-        break;
-    case REQ_TAKE:
-        if (ok) {
-            s_lease_taken(d, now);
-        } else {
-            char note[160];
-            snprintf(note, sizeof note, "%s", msg);
-            const cJSON *h = cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "error"), "holder");
-            char mine[32];
-            int n = snprintf(mine, sizeof mine, "charge-ctl-%d-", d->set.id);
-            bool was = d->standby;
-            d->standby = cJSON_IsString(h) && strncmp(h->valuestring, mine, (size_t)n) == 0;
-            if (d->standby && !was)
-                log_info("standby: another instance of this controller (%s) drives device %d",
-                         h->valuestring, d->set.id);
-            if (strcmp(note, d->lease_note) != 0)
-                log_warn("cannot take the control lease: %s: %s (retrying every %d s)", code, msg,
-                         LEASE_RETRY_MS / 1000);
-            s_copy(d->lease_note, sizeof d->lease_note, note);
-            d->next_lease_try = now + LEASE_RETRY_MS;
-        }
-        break;
-    case REQ_RENEW:
-        if (ok) {
-            d->lease_ok_ms = now;
-            d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
-        } else {
-            char why[200];
-            snprintf(why, sizeof why, "renewal refused: %s", msg);
-            s_lease_lost(d, now, why);
-        }
-        break;
-    case REQ_RELEASE:
-        if (ok)
-            log_info("control lease released");
-        else
-            log_warn("lease release: %s: %s", code, msg);
-        d->lease_held = false;
-        s_reset_control(d, now);
-        s_copy(d->lease_note, sizeof d->lease_note, "released");
-        s_step(d, now);
-        break;
-    case REQ_SETPOINT:
-        if (ok) {
-            /* A change of mode is worth a line; current trims only at debug level. */
-            log_level_t lvl = d->acked_mode != d->inflight_mode ? BIC_LOG_INFO : BIC_LOG_DEBUG;
-            if (d->inflight_mode == CTL_MODE_CHARGE || d->inflight_mode == CTL_MODE_DISCHARGE)
-                log_write(lvl, "setpoint %s %.2f A", ctl_mode_name(d->inflight_mode),
-                          d->inflight_ca / 100.0);
-            else
-                log_write(lvl, "setpoint %s", ctl_mode_name(d->inflight_mode));
-            d->acked_mode = d->inflight_mode;
-            d->lease_ok_ms = now;
-            d->renew_at = now + d->set.lease_ttl_s * 1000 / 3;
-        } else if (strcmp(code, "lease_held") == 0 || strcmp(code, "no_lease") == 0) {
-            char why[200];
-            snprintf(why, sizeof why, "setpoint refused: %s", msg);
-            s_lease_lost(d, now, why);
-        } else {
-            log_warn("setpoint %s %.2f A refused: %s: %s; starting again from idle",
-                     ctl_mode_name(d->inflight_mode), d->inflight_ca / 100.0, code, msg);
-            s_reset_control(d, now);
-            d->sp_retry_at = now + SETPOINT_RETRY_MS;
-        }
-        break;
+    ctl_link_reply_t r = {
+        .ok = cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")), .code = "", .msg = ""};
+    if (!r.ok) {
+        const cJSON *e = cJSON_GetObjectItem(reply, "error");
+        const cJSON *c = cJSON_GetObjectItem(e, "code");
+        const cJSON *m = cJSON_GetObjectItem(e, "message");
+        const cJSON *h = cJSON_GetObjectItem(e, "holder");
+        r.code = cJSON_IsString(c) ? c->valuestring : "internal";
+        r.msg = cJSON_IsString(m) ? m->valuestring : "gateway error without message";
+        r.holder = cJSON_IsString(h) ? h->valuestring : NULL;
     }
-}
-
-/* The gateway did not answer after the retries: the lease cannot be trusted any more (it
- * lapses into the gateway's safe state if the gateway is alive). */
-static void s_on_gw_timeout(ctl_daemon_t *d, int64_t now)
-{
-    req_t kind = d->inflight;
-    d->inflight = REQ_NONE;
-    log_warn("the gateway did not answer (%s)", s_req_names[kind]);
-    if (kind == REQ_INFO)
-        d->next_info = now + INFO_RETRY_MS;
-    d->standby = false;
-    if (d->lease_held) {
-        s_lease_lost(d, now, "gateway not answering");
-    } else {
-        s_copy(d->lease_note, sizeof d->lease_note, "gateway not answering");
-        d->next_lease_try = now + LEASE_RETRY_MS;
-    }
-}
-
-/* What to ask the gateway next, one request at a time. */
-static void s_pump(ctl_daemon_t *d, int64_t now)
-{
-    if (d->inflight != REQ_NONE)
-        return;
-    if (d->stopping) {
-        if (d->lease_held && !d->stop_idle_sent) {
-            d->stop_idle_sent = true;
-            s_send_setpoint(d, CTL_MODE_IDLE, 0, now);
-        } else if (d->lease_held) {
-            s_send_lease(d, REQ_RELEASE, now);
-        } else {
-            d->stop_done = true;
-        }
-        return;
-    }
-    if (now >= d->next_info) {
-        s_send_info(d, now);
-        return;
-    }
-    bool tel = s_tel_alive(d, now);
-    if (!d->lease_held) {
-        if (d->enabled && tel && now >= d->next_lease_try)
-            s_send_lease(d, REQ_TAKE, now);
-        return;
-    }
-    if (d->sp_dirty && now >= d->sp_retry_at) {
-        d->sp_dirty = false;
-        s_send_setpoint(d, d->sp_mode, d->sp_ca, now);
-        return;
-    }
-    /* Disabled: give the lease back once the device is idle (or cannot be reached). */
-    if (!d->enabled && !d->sp_dirty &&
-        (d->acked_mode == CTL_MODE_IDLE || d->out.mode == CTL_MODE_NONE)) {
-        s_send_lease(d, REQ_RELEASE, now);
-        return;
-    }
-    if (tel && now >= d->renew_at)
-        s_send_lease(d, REQ_RENEW, now);
+    unsigned flags = ctl_link_reply(&d->link, &r, now);
+    if (flags & CTL_LINK_INFO)
+        s_on_info(d, reply, now);
+    s_link_flags(d, flags, now);
 }
 
 /* ---------------------------------------------------------------- gateway PUB */
@@ -1060,14 +877,8 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
      * telemetry names another holder (allowing for telemetry sent before our take). */
     const cJSON *lease = cJSON_GetObjectItem(msg, "lease"); /* null: free */
     const cJSON *holder = cJSON_GetObjectItem(lease, "holder");
-    if (lease && d->lease_held && now - d->lease_taken_ms > 2000 &&
-        (!cJSON_IsString(holder) || strcmp(holder->valuestring, d->client) != 0)) {
-        char why[160];
-        snprintf(why, sizeof why, "the gateway reports %s%s",
-                 cJSON_IsString(holder) ? "the lease held by " : "no lease holder",
-                 cJSON_IsString(holder) ? holder->valuestring : "");
-        s_lease_lost(d, now, why);
-    }
+    const char *who = cJSON_IsString(holder) ? holder->valuestring : NULL;
+    s_link_flags(d, ctl_link_telemetry(&d->link, lease != NULL, who, now), now);
     s_step(d, now);
 }
 
@@ -1089,21 +900,18 @@ static void s_on_power_cycled(ctl_daemon_t *d, const cJSON *msg, int64_t now)
         int k = snprintf(lost + used, sizeof lost - used, "%s%s", used ? ", " : "", r->string);
         used = k < 0 ? sizeof lost - 1 : used + (size_t)k;
     }
-    if (!d->lease_held || !cJSON_IsString(holder) || strcmp(holder->valuestring, d->client) != 0) {
+    bool ours = ctl_link_power_cycled(&d->link, cJSON_IsString(holder) ? holder->valuestring : NULL,
+                                      d->st.mode, d->st.current_ca, now);
+    if (!ours) {
         log_info("device %d came back from a power cycle (lost %s); not the lease holder",
                  d->set.id, lost[0] ? lost : "setpoints");
         return;
     }
     log_warn("device %d came back from a power cycle that replaced %s: setpoint re-applied",
              d->set.id, lost[0] ? lost : "setpoints held in RAM");
-    d->acked_mode = CTL_MODE_NONE;
     if (d->st.mode != CTL_MODE_NONE) {
         d->st.pending = true;
         d->st.since_ms = now;
-        d->sp_dirty = true;
-        d->sp_mode = d->st.mode;
-        d->sp_ca = d->st.current_ca;
-        d->sp_retry_at = now;
     }
     s_step(d, now);
     s_pump(d, now);
@@ -1127,13 +935,13 @@ static void s_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64
         s_on_power_cycled(d, msg, now);
     } else if (strcmp(ev->valuestring, "lease_lapsed") == 0) {
         const cJSON *h = cJSON_GetObjectItem(msg, "holder");
-        if (cJSON_IsString(h) && strcmp(h->valuestring, d->client) == 0)
-            s_lease_lost(d, now, "lease lapsed");
+        const char *who = cJSON_IsString(h) ? h->valuestring : NULL;
+        s_link_flags(d, ctl_link_lease_lapsed(&d->link, who, now), now);
     } else if (strcmp(ev->valuestring, "safe_state") == 0 ||
                strcmp(ev->valuestring, "offline") == 0 || strcmp(ev->valuestring, "online") == 0) {
         log_info("gateway event on device %d: %s", d->set.id, ev->valuestring);
         if (strcmp(ev->valuestring, "online") == 0)
-            d->next_info = now; /* identity, firmware and EEPROM policy may have changed */
+            ctl_link_device_online(&d->link, now); /* identity, firmware, EEPROM policy */
     }
 }
 
@@ -1206,7 +1014,7 @@ static void s_on_meter(ctl_daemon_t *d, const struct mosquitto_message *m)
 static void s_publish_result(ctl_daemon_t *d, bool ok, const char *request, const char *code,
                              const char *msg)
 {
-    if (d->standby)
+    if (d->link.standby)
         return;
     char *p = ctld_result_json(ok, request, d->enabled, code, msg);
     if (p)
@@ -1246,9 +1054,12 @@ static void s_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
     /* As in the seed, every toggle (also a repeated one) stops charging: start from idle. */
     log_info("%s: controller %s", m->topic, on ? "enabled" : "disabled");
     d->enabled = on;
-    s_reset_control(d, now);
+    /* the setpoint not sent yet and the one confirmed are forgotten with the step's state */
+    d->link.sp_dirty = false;
+    d->link.acked_mode = CTL_MODE_NONE;
+    ctl_state_init(&d->st, now);
     if (on)
-        d->next_lease_try = now;
+        d->link.next_lease_try = now;
     s_step(d, now);
     s_pump(d, now);
     s_publish_result(d, true, on ? "1" : "0", NULL, NULL);
@@ -1302,7 +1113,7 @@ static void s_on_connect_failed(mqtt_conn_t *c, void *user, const char *why, int
 static void s_on_publish(struct mosquitto *mosq, void *obj, int mid)
 {
     ctl_daemon_t *d = mqtt_conn_user(obj);
-    if (d->stopping && mid == d->offline_mid)
+    if (d->link.stopping && mid == d->offline_mid)
         d->offline_acked = true;
 }
 
@@ -1317,7 +1128,7 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
         /* A previous instance's will can arrive after this one said it runs. */
         size_t n = strlen(d->set.pl_online);
         bool ours = m->payloadlen == (int)n && memcmp(m->payload, d->set.pl_online, n) == 0;
-        if (!ours && !d->stopping)
+        if (!ours && !d->link.stopping)
             s_publish(d, d->t_avail, d->set.pl_online, 1, true);
     } else if (d->set.ha_discovery && strcmp(m->topic, d->set.ha_status) == 0) {
         if (m->payloadlen == 6 && memcmp(m->payload, "online", 6) == 0) {
@@ -1394,6 +1205,7 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         os->params.min_write_interval_ms = eep_ms;
         os->meter = ns->meter;
         os->lease_ttl_s = ns->lease_ttl_s;
+        d->link.lease_ttl_s = ns->lease_ttl_s;
         os->can_run = ns->can_run;
         os->disable_min = ns->disable_min;
         if (os->winter != ns->winter)
@@ -1458,6 +1270,7 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     d->config_path = strdup(config_path ? config_path : CONFIG_DEFAULT_PATH);
     mqtt_node_id(d->set.topic_main, d->node, sizeof d->node);
     snprintf(d->client, sizeof d->client, "charge-ctl-%d-%ld", d->set.id, (long)getpid());
+    ctl_link_init(&d->link, d->set.id, d->client, d->set.lease_ttl_s, mono_ms());
     s_topics(d);
     d->enabled = d->set.enable_at_start;
     d->last_state = CTLD_ST_COUNT;
@@ -1535,7 +1348,7 @@ static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
         mqtt_conn_handle(d->mq, items[mq].revents);
     if (ireq >= 0 && (items[ireq].revents & ZMQ_POLLIN)) {
         cJSON *reply = gw_client_recv(d->gw);
-        if (reply && d->inflight != REQ_NONE) {
+        if (reply && d->link.inflight != CTL_LINK_REQ_NONE) {
             int64_t t = mono_ms();
             s_on_reply(d, reply, t);
             s_pump(d, t);
@@ -1571,16 +1384,15 @@ static void s_timers(ctl_daemon_t *d, int64_t now)
                      d->set.tel_silence_ms / 1000);
         d->tel_was_alive = tel;
     }
-    if (d->inflight != REQ_NONE && now >= gw_client_deadline(d->gw)) {
+    if (d->link.inflight != CTL_LINK_REQ_NONE && now >= gw_client_deadline(d->gw)) {
         int rc = gw_client_expire(d->gw, now);
         if (rc < 0)
-            s_on_gw_timeout(d, now);
+            s_link_flags(d, ctl_link_timeout(&d->link, now), now);
         else if (rc > 0)
-            log_debug("gateway silent: %s resent", s_req_names[d->inflight]);
+            log_debug("gateway silent: %s resent", ctl_link_req_name(d->link.inflight));
     }
     /* No renewal confirmed within the TTL: the gateway has let the lease lapse by now. */
-    if (d->lease_held && now - d->lease_ok_ms > (int64_t)d->set.lease_ttl_s * 1000)
-        s_lease_lost(d, now, "no renewal confirmed within the lease TTL");
+    s_link_flags(d, ctl_link_tick(&d->link, now), now);
     if (now >= d->next_step)
         s_step(d, now);
     if (d->republish_at && now >= d->republish_at) {
@@ -1604,21 +1416,8 @@ static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
         dl = s_min(dl, d->republish_at);
     if (d->status_due)
         dl = s_min(dl, d->status_due);
-    if (d->inflight == REQ_NONE) {
-        /* Without telemetry nothing about the lease is due (telemetry wakes the loop). */
-        bool tel = s_tel_alive(d, now);
-        if (d->lease_held) {
-            if (tel)
-                dl = s_min(dl, d->renew_at);
-            if (d->sp_dirty)
-                dl = s_min(dl, d->sp_retry_at);
-        } else if (d->enabled && tel) {
-            dl = s_min(dl, d->next_lease_try);
-        }
-        dl = s_min(dl, d->next_info);
-    }
-    if (d->stopping)
-        dl = s_min(dl, d->stop_deadline);
+    ctl_link_view_t v = s_view(d, now);
+    dl = ctl_link_deadline(&d->link, &v, dl);
     return dl;
 }
 
@@ -1630,7 +1429,7 @@ static void s_close_mqtt(ctl_daemon_t *d)
         return;
     s_publish_status(d, mono_ms(), true);
     /* No load stays switched on by a controller that is gone. */
-    for (size_t i = 0; i < d->set.surplus.n && !d->standby; i++) {
+    for (size_t i = 0; i < d->set.surplus.n && !d->link.standby; i++) {
         if (d->sw.on[i]) {
             d->sw.on[i] = false;
             s_publish_switch(d, i);
@@ -1658,25 +1457,19 @@ int ctl_daemon_run(ctl_daemon_t *d)
     sdnotify_ready();
     int64_t now = mono_ms();
     d->next_step = now;
-    d->next_info = now;
-    d->next_lease_try = now;
+    d->link.next_info = now;
+    d->link.next_lease_try = now;
     for (;;) {
         now = mono_ms();
-        if (sigflag_stop() && !d->stopping) {
+        if (sigflag_stop() && !d->link.stopping) {
             log_info("stopping (signal %d): device to idle, lease released", sigflag_stop_signal());
             sdnotify_stopping();
-            d->stopping = true;
+            ctl_link_stop(&d->link, now);
             mqtt_conn_stop(d->mq); /* a lost broker is not retried any more */
-            d->stop_deadline = now + STOP_BUDGET_MS;
             s_pump(d, now);
         }
-        if (d->stopping && (d->stop_done || now >= d->stop_deadline)) {
-            if (!d->stop_done)
-                log_warn("the gateway did not confirm idle and release in time; the lease "
-                         "lapses into the gateway's safe state");
-            d->stop_done = true;
+        if (ctl_link_stop_over(&d->link, now))
             break;
-        }
         if (sigflag_reload_take()) {
             char err[2048];
             if (s_reload(d, err, sizeof err) != 0)
