@@ -31,6 +31,7 @@
 #include "gw_auth.h"
 #include "gw_device.h"
 #include "gw_ensure.h"
+#include "gw_request.h"
 #include "gw_state.h"
 #include "jget.h"
 #include "lease.h"
@@ -38,7 +39,6 @@
 #include "monotime.h"
 #include "numconv.h"
 
-#define REQ_MAX_BYTES 4096
 #define GW_PUB_PERIOD_US (5 * 1000000LL)
 #define RECONNECT_MIN_US 500000LL
 #define RECONNECT_MAX_US 10000000LL
@@ -2277,7 +2277,8 @@ static void s_check_pending_eeprom(gateway_t *gw, int64_t now)
 typedef struct {
     gateway_t *gw;
     zmsg_t **env;
-    const cJSON *req;
+    const gw_request_t *rq; /* the decoded request */
+    const cJSON *req;       /* its object, for the op's own fields */
     const cJSON *id;
     int64_t now;
 } ctx_t;
@@ -2291,9 +2292,8 @@ static void s_reply_now(ctx_t *c, cJSON *reply)
 static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
 {
     *replied = true;
-    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(c->req, "dev");
     int addr = -1;
-    if (!dv || cJSON_IsNull(dv)) {
+    if (c->rq->dev == GWR_DEV_ABSENT) {
         int only = -1;
         int n = s_dev_count(c->gw, &only);
         if (n != 1) {
@@ -2304,14 +2304,11 @@ static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
             return NULL;
         }
         addr = only;
+    } else if (c->rq->dev == GWR_DEV_INVALID) {
+        s_reply_now(c, s_error(c->id, "bad_request", "'dev' must be an integer CAN address 0-63"));
+        return NULL;
     } else {
-        int64_t a;
-        if (!cJSON_IsNumber(dv) || numconv_whole(dv->valuedouble, 0, 63, &a) != 0) {
-            s_reply_now(c,
-                        s_error(c->id, "bad_request", "'dev' must be an integer CAN address 0-63"));
-            return NULL;
-        }
-        addr = (int)a;
+        addr = c->rq->dev;
     }
     if (!c->gw->dev[addr]) {
         s_reply_now(
@@ -2342,20 +2339,19 @@ static bool s_req_online(ctx_t *c, gw_dev_t *d)
  * error reply. */
 static const char *s_req_client(ctx_t *c, bool required)
 {
-    const cJSON *cl = cJSON_GetObjectItemCaseSensitive(c->req, "client");
-    if (!cl || cJSON_IsNull(cl)) {
+    if (c->rq->client_state == GWR_CLIENT_ABSENT) {
         if (!required)
             return "";
         s_reply_now(c, s_error(c->id, "bad_request",
                                "'client' is required: 1-32 characters of [A-Za-z0-9_.-]"));
         return NULL;
     }
-    if (!cJSON_IsString(cl) || !lease_name_valid(cl->valuestring)) {
+    if (c->rq->client_state != GWR_CLIENT_OK) {
         s_reply_now(
             c, s_error(c->id, "bad_request", "'client' must be 1-32 characters of [A-Za-z0-9_.-]"));
         return NULL;
     }
-    return cl->valuestring;
+    return c->rq->client;
 }
 
 /* lease_held naming the holder of device addr, the one that refused the request. */
@@ -2454,9 +2450,8 @@ static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
 static void s_op_info(ctx_t *c)
 {
     gateway_t *gw = c->gw;
-    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(c->req, "dev");
     gw_dev_t *only = NULL;
-    if (dv && !cJSON_IsNull(dv)) {
+    if (c->rq->dev != GWR_DEV_ABSENT) {
         bool replied;
         only = s_req_dev(c, &replied);
         if (!only)
@@ -2949,9 +2944,8 @@ static void s_op_lease(ctx_t *c)
         return;
     }
     gateway_t *gw = c->gw;
-    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(c->req, "dev");
     int addr = -1; /* -1: every device */
-    if (dv && !cJSON_IsNull(dv)) {
+    if (c->rq->dev != GWR_DEV_ABSENT) {
         bool replied;
         gw_dev_t *d = s_req_dev(c, &replied);
         if (!d)
@@ -3040,92 +3034,13 @@ static void s_op_lease(ctx_t *c)
     s_reply_now(c, r);
 }
 
-static const struct {
-    const char *name;
-    void (*fn)(ctx_t *);
-} s_ops[] = {
-    {"ping", s_op_ping},         {"info", s_op_info}, {"devices", s_op_devices},
-    {"discover", s_op_discover}, {"get", s_op_get},   {"set", s_op_set},
-    {"setpoint", s_op_setpoint}, {"init", s_op_init}, {"lease", s_op_lease},
-    {"eeprom", s_op_eeprom},
+/* The handler of each op, by gwr_op_t. */
+static void (*const s_ops[GWR_OP_COUNT])(ctx_t *) = {
+    [GWR_PING] = s_op_ping,         [GWR_INFO] = s_op_info, [GWR_DEVICES] = s_op_devices,
+    [GWR_DISCOVER] = s_op_discover, [GWR_GET] = s_op_get,   [GWR_SET] = s_op_set,
+    [GWR_SETPOINT] = s_op_setpoint, [GWR_INIT] = s_op_init, [GWR_LEASE] = s_op_lease,
+    [GWR_EEPROM] = s_op_eeprom,
 };
-
-/* Skips one JSON value of already valid JSON text at p (before end); returns what follows. */
-static const char *s_skip_value(const char *p, const char *end)
-{
-    int depth = 0;
-    bool in_str = false;
-    for (; p < end; p++) {
-        char ch = *p;
-        if (in_str) {
-            if (ch == '\\')
-                p++;
-            else if (ch == '"')
-                in_str = false;
-            if (!in_str && depth == 0)
-                return p + 1;
-            continue;
-        }
-        if (ch == '"')
-            in_str = true;
-        else if (ch == '{' || ch == '[')
-            depth++;
-        else if (ch == '}' || ch == ']') {
-            if (depth == 0)
-                return p; /* the end of the enclosing object */
-            if (--depth == 0)
-                return p + 1;
-        } else if (depth == 0 && (ch == ',' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'))
-            return p;
-    }
-    return p;
-}
-
-/* The text of the first top-level member "id" of the valid JSON object in text: *len bytes
- * at the returned pointer, or NULL. The id is echoed as it came, so a number a double cannot
- * hold (1e400, 2^64 + 1) comes back as sent, not as null or rounded. */
-static const char *s_raw_id(const char *text, size_t n, size_t *len)
-{
-    const char *p = text, *end = text + n;
-    while (p < end && *p != '{')
-        p++;
-    for (p++; p < end;) {
-        while (p < end && *p != '"' && *p != '}')
-            p++;
-        if (p >= end || *p == '}')
-            return NULL;
-        const char *key = ++p;
-        while (p < end && *p != '"')
-            p += *p == '\\' ? 2 : 1;
-        bool is_id = p - key == 2 && strncmp(key, "id", 2) == 0;
-        while (p < end && *p != ':')
-            p++;
-        for (p++; p < end && strchr(" \t\r\n", *p); p++)
-            ;
-        const char *v = p;
-        p = s_skip_value(p, end);
-        if (is_id) {
-            *len = (size_t)(p - v);
-            return v;
-        }
-        while (p < end && *p != ',' && *p != '}')
-            p++;
-        if (p < end && *p == ',')
-            p++;
-    }
-    return NULL;
-}
-
-/* Ops a read-only CURVE client may use (CurveReadOnlyClientsDir): nothing that writes, takes
- * a lease or scans the bus. */
-static bool s_op_read_only(const char *op)
-{
-    static const char *const ro[] = {"ping", "info", "devices", "get", "eeprom"};
-    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
-        if (strcmp(op, ro[i]) == 0)
-            return true;
-    return false;
-}
 
 /* Answers the CURVE handshakes waiting (ZAP); a refused client is logged, at most once a
  * second under a flood (the others counted in the next line). */
@@ -3163,15 +3078,7 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
     body = zmsg_last(msg);
     zmsg_remove(msg, body);
     zmsg_t *env = msg;
-    size_t len = zframe_size(body);
-    cJSON *req = NULL;
-    cJSON *raw_id = NULL; /* the request's id as sent, echoed in the reply */
     ctx_t c = {.gw = gw, .env = &env, .now = now};
-    if (len > REQ_MAX_BYTES) {
-        s_reply_now(&c, s_error(NULL, "too_large", "request is %zu bytes; at most %d are allowed",
-                                len, REQ_MAX_BYTES));
-        goto cleanup;
-    }
     /* One frame after the empty delimiter: the frames of a multipart request are dropped
      * (the reply goes to the envelope alone) and the request refused. */
     size_t parts = 1;
@@ -3184,87 +3091,23 @@ static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
         zframe_destroy(&f);
         parts++;
     }
-    if (parts > 1) {
-        s_reply_now(&c, s_error(NULL, "bad_request",
-                                "a request is one frame holding one JSON object; this one had "
-                                "%zu frames",
-                                parts));
+    gw_request_t rq;
+    gwr_error_t err;
+    if (gw_request_decode((const char *)zframe_data(body), zframe_size(body), parts,
+                          gw_auth_read_only(body), &rq, &err) != 0) {
+        s_reply_now(&c, s_error(rq.id, err.code, "%s", err.message));
         goto cleanup;
     }
-    const char *text = (const char *)zframe_data(body);
-    size_t bad_at = 0;
-    if (jget_utf8_check(text, len, &bad_at) != 0) {
-        /* nothing of it is echoed: a reply is valid UTF-8 JSON whatever was sent */
-        s_reply_now(&c,
-                    s_error(NULL, "bad_request",
-                            "request is not valid UTF-8 (byte %zu); JSON text is UTF-8", bad_at));
-        goto cleanup;
-    }
-    const char *end = NULL;
-    req = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (req && end) {
-        /* one JSON object and nothing after it but white space */
-        while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-            end++;
-        if (end != text + len) {
-            s_reply_now(&c, s_error(NULL, "bad_request",
-                                    "request has %zu bytes after its JSON object; send exactly "
-                                    "one JSON object",
-                                    (size_t)(text + len - end)));
-            goto cleanup;
-        }
-    }
-    if (!req || !cJSON_IsObject(req)) {
-        s_reply_now(&c,
-                    s_error(NULL, "bad_request",
-                            req ? "request must be a JSON object" : "request is not valid JSON"));
-        goto cleanup;
-    }
-    c.req = req;
-    c.id = cJSON_GetObjectItemCaseSensitive(req, "id");
-    size_t id_len = 0;
-    const char *id_text = c.id ? s_raw_id(text, len, &id_len) : NULL;
-    if (id_text && id_len < 512) {
-        char buf[512];
-        memcpy(buf, id_text, id_len);
-        buf[id_len] = '\0';
-        raw_id = cJSON_CreateRaw(buf);
-        if (raw_id)
-            c.id = raw_id;
-    }
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "v");
-    if (!cJSON_IsNumber(v) || v->valuedouble != 1) {
-        s_reply_now(&c, s_error(c.id, "bad_version", "'v' must be 1"));
-        goto cleanup;
-    }
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
-    if (!cJSON_IsString(op)) {
-        s_reply_now(&c, s_error(c.id, "bad_request", "'op' is required (a string)"));
-        goto cleanup;
-    }
-    if (gw_auth_read_only(body) && !s_op_read_only(op->valuestring)) {
-        s_reply_now(&c, s_error(c.id, "forbidden",
-                                "this client's key is read-only (CurveReadOnlyClientsDir): "
-                                "allowed ops ping, info, devices, get, eeprom"));
-        goto cleanup;
-    }
-    for (size_t i = 0; i < sizeof s_ops / sizeof s_ops[0]; i++) {
-        if (strcmp(op->valuestring, s_ops[i].name) == 0) {
-            s_ops[i].fn(&c);
-            goto cleanup;
-        }
-    }
-    s_reply_now(&c, s_error(c.id, "unknown_op",
-                            "unknown op '%.40s'; ops: ping, info, devices, discover, get, set, "
-                            "setpoint, init, lease, eeprom",
-                            op->valuestring));
+    c.rq = &rq;
+    c.req = rq.json;
+    c.id = rq.id;
+    s_ops[rq.op](&c);
 cleanup:
     if (env) {
         /* a handler that neither replied nor kept the envelope: answer anyway, once */
         s_reply_now(&c, s_error(c.id, "internal", "request was not answered"));
     }
-    cJSON_Delete(req);
-    cJSON_Delete(raw_id);
+    gw_request_free(&rq);
     zframe_destroy(&body);
 }
 

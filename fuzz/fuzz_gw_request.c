@@ -8,7 +8,11 @@
  * socket towards its request endpoint. The harness waits until the device is online, so
  * requests get past the bus checks into range checks, leases, writes and read-backs.
  *
- * Each input is sent as one request body. The loop turns the gateway and the adapter until
+ * Each input is first decoded by the request decoder alone (can-gateway/gw_request.h), as
+ * a plain and as a read-only client: a decoded request has a known op and an object, a
+ * refusal a code and a message; either way the typed fields are consistent.
+ *
+ * Then it is sent as one request body. The loop turns the gateway and the adapter until
  * the one reply arrives, then checks it: a JSON object with a boolean "ok", and for a
  * refusal an error object with a non-empty code and message. No reply within the deadline,
  * or a second reply, is a failure (docs/ipc-protocol.md: every request gets exactly one).
@@ -42,6 +46,7 @@
 #include "bic_proto.h"
 #include "config.h"
 #include "gateway.h"
+#include "gw_request.h"
 #include "log.h"
 #include "monotime.h"
 #include "slcan_adapter.h"
@@ -333,8 +338,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* The decoder alone: one typed outcome, consistent in itself. */
+static void s_check_decode(const uint8_t *data, size_t size, bool read_only)
+{
+    gw_request_t rq;
+    gwr_error_t err;
+    int rc = gw_request_decode((const char *)data, size, 1, read_only, &rq, &err);
+    if (rc == 0) {
+        if (rq.op >= GWR_OP_COUNT || !cJSON_IsObject(rq.json))
+            DIE("decoded request without a known op or an object");
+        if (read_only && !gw_request_op_read_only(rq.op))
+            DIE("a read-only client's %s was decoded", gw_request_op_name(rq.op));
+        if (rq.dev < GWR_DEV_INVALID || rq.dev > 63)
+            DIE("dev %d decoded", rq.dev);
+        if ((rq.client_state == GWR_CLIENT_OK) != (rq.client != NULL))
+            DIE("client state and name disagree");
+    } else if (rc != -1 || !err.code[0] || !err.message[0]) {
+        DIE("decode returned %d with code '%s' message '%s'", rc, err.code, err.message);
+    }
+    gw_request_free(&rq);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    s_check_decode(data, size, false);
+    s_check_decode(data, size, true);
     /* a reply left over from the previous input would be a second answer */
     s_pump(0);
     zmsg_t *stray = zmsg_recv_nowait(s_dealer);

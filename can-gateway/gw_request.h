@@ -1,0 +1,75 @@
+/*
+ * The gateway's request decoding (docs/ipc-protocol.md): the bytes of one request in, a typed
+ * request or a typed refusal out. No I/O and no gateway state: what depends on the devices,
+ * the leases or the bus (is "dev" configured, is the device online, who holds the lease) is
+ * the gateway's to check, on the fields decoded here.
+ *
+ * Decoded here, in the order a refusal is chosen: the size, the frame count, UTF-8, exactly
+ * one JSON object, the id (its text as sent, to echo), "v", "op" (known, and allowed to a
+ * read-only client), and the syntax of the common fields "dev" and "client".
+ */
+#ifndef BIC_GW_REQUEST_H
+#define BIC_GW_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cJSON.h>
+
+#define GWR_MAX_BYTES 4096 /* largest request body accepted */
+#define GWR_ID_MAX 511     /* longest id text echoed as sent */
+
+typedef enum {
+    GWR_PING,
+    GWR_INFO,
+    GWR_DEVICES,
+    GWR_DISCOVER,
+    GWR_GET,
+    GWR_SET,
+    GWR_SETPOINT,
+    GWR_INIT,
+    GWR_LEASE,
+    GWR_EEPROM,
+    GWR_OP_COUNT
+} gwr_op_t;
+
+#define GWR_DEV_ABSENT (-1)  /* "dev" missing or null */
+#define GWR_DEV_INVALID (-2) /* "dev" present but not an integer 0-63 */
+
+typedef enum {
+    GWR_CLIENT_ABSENT, /* missing or null */
+    GWR_CLIENT_OK,     /* 1-32 characters of [A-Za-z0-9_.-] */
+    GWR_CLIENT_INVALID,
+} gwr_client_t;
+
+typedef struct {
+    gwr_op_t op;
+    cJSON *json;     /* the request object (owned) */
+    const cJSON *id; /* the id to echo (as sent when it fits), NULL when absent */
+    cJSON *id_raw;   /* owned: the id's text as sent, when id points to it */
+    int dev;         /* CAN address 0-63, GWR_DEV_ABSENT or GWR_DEV_INVALID */
+    gwr_client_t client_state;
+    const char *client; /* the name when GWR_CLIENT_OK, else NULL */
+} gw_request_t;
+
+typedef struct {
+    char code[24]; /* too_large, bad_request, bad_version, forbidden, unknown_op */
+    char message[256];
+} gwr_error_t;
+
+/* Decodes one request body of len bytes that came in parts frames (1 for a proper request),
+ * from a client whose key is read-only (CurveReadOnlyClientsDir) when read_only.
+ * Returns 0 with *out filled, or -1 with *err the refusal; then out->id is the id to echo in
+ * it (NULL when the request did not get that far). Either way gw_request_free(out) after. */
+int gw_request_decode(const char *text, size_t len, size_t parts, bool read_only, gw_request_t *out,
+                      gwr_error_t *err);
+
+void gw_request_free(gw_request_t *r);
+
+/* "ping", "info", ... */
+const char *gw_request_op_name(gwr_op_t op);
+
+/* Ops a read-only client may use: nothing that writes, takes a lease or scans the bus. */
+bool gw_request_op_read_only(gwr_op_t op);
+
+#endif

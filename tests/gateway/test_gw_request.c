@@ -1,0 +1,301 @@
+/*
+ * Unit tests for the gateway's request decoding (can-gateway/gw_request.h): every op decoded,
+ * the common fields "dev" and "client" in each of their states, the id echoed as sent, and
+ * every refusal with its code and the order in which refusals are chosen.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_request.h"
+
+static int s_decode(const char *text, bool read_only, gw_request_t *r, gwr_error_t *e)
+{
+    return gw_request_decode(text, strlen(text), 1, read_only, r, e);
+}
+
+/* Decoding text must be refused with code; the message must contain want. */
+static void s_refused(const char *text, size_t parts, bool read_only, const char *code,
+                      const char *want)
+{
+    gw_request_t r;
+    gwr_error_t e;
+    assert_int_equal(gw_request_decode(text, strlen(text), parts, read_only, &r, &e), -1);
+    assert_string_equal(e.code, code);
+    if (!strstr(e.message, want))
+        fail_msg("message '%s' lacks '%s'", e.message, want);
+    gw_request_free(&r);
+}
+
+static void test_every_op(void **state)
+{
+    (void)state;
+    const char *ops[] = {"ping", "info",     "devices", "discover", "get",
+                         "set",  "setpoint", "init",    "lease",    "eeprom"};
+    assert_int_equal(sizeof ops / sizeof ops[0], GWR_OP_COUNT);
+    for (int i = 0; i < GWR_OP_COUNT; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"%s\"}", ops[i]);
+        gw_request_t r;
+        gwr_error_t e;
+        assert_int_equal(s_decode(text, false, &r, &e), 0);
+        assert_int_equal(r.op, i);
+        assert_string_equal(gw_request_op_name(r.op), ops[i]);
+        assert_non_null(r.json);
+        assert_null(r.id);
+        assert_int_equal(r.dev, GWR_DEV_ABSENT);
+        assert_int_equal(r.client_state, GWR_CLIENT_ABSENT);
+        assert_null(r.client);
+        gw_request_free(&r);
+    }
+}
+
+/* The op's own fields stay in the object for its handler. */
+static void test_op_fields_kept(void **state)
+{
+    (void)state;
+    gw_request_t r;
+    gwr_error_t e;
+    assert_int_equal(s_decode("{\"v\":1,\"op\":\"setpoint\",\"dev\":3,\"client\":\"charge-ctl\","
+                              "\"mode\":\"charge\",\"current_a\":12.5}",
+                              false, &r, &e),
+                     0);
+    assert_int_equal(r.op, GWR_SETPOINT);
+    assert_int_equal(r.dev, 3);
+    assert_int_equal(r.client_state, GWR_CLIENT_OK);
+    assert_string_equal(r.client, "charge-ctl");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(r.json, "mode")->valuestring, "charge");
+    assert_true(cJSON_GetObjectItemCaseSensitive(r.json, "current_a")->valuedouble == 12.5);
+    gw_request_free(&r);
+}
+
+static void test_dev_states(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dev;
+        int want;
+    } cases[] = {
+        {"0", 0},
+        {"63", 63},
+        {"7.0", 7},
+        {"null", GWR_DEV_ABSENT},
+        {"64", GWR_DEV_INVALID},
+        {"-1", GWR_DEV_INVALID},
+        {"1.5", GWR_DEV_INVALID},
+        {"\"1\"", GWR_DEV_INVALID},
+        {"true", GWR_DEV_INVALID},
+        {"[1]", GWR_DEV_INVALID},
+        {"1e300", GWR_DEV_INVALID},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"get\",\"dev\":%s}", cases[i].dev);
+        gw_request_t r;
+        gwr_error_t e;
+        assert_int_equal(s_decode(text, false, &r, &e), 0);
+        if (r.dev != cases[i].want)
+            fail_msg("dev %s: got %d, want %d", cases[i].dev, r.dev, cases[i].want);
+        gw_request_free(&r);
+    }
+}
+
+static void test_client_states(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *client;
+        gwr_client_t want;
+    } cases[] = {
+        {"\"bicctl\"", GWR_CLIENT_OK},
+        {"\"a.b_c-9\"", GWR_CLIENT_OK},
+        {"\"12345678901234567890123456789012\"", GWR_CLIENT_OK},
+        {"null", GWR_CLIENT_ABSENT},
+        {"\"\"", GWR_CLIENT_INVALID},
+        {"\"123456789012345678901234567890123\"", GWR_CLIENT_INVALID},
+        {"\"with space\"", GWR_CLIENT_INVALID},
+        {"\"a/b\"", GWR_CLIENT_INVALID},
+        {"5", GWR_CLIENT_INVALID},
+        {"{}", GWR_CLIENT_INVALID},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[160];
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"lease\",\"client\":%s}", cases[i].client);
+        gw_request_t r;
+        gwr_error_t e;
+        assert_int_equal(s_decode(text, false, &r, &e), 0);
+        if (r.client_state != cases[i].want)
+            fail_msg("client %s: got %d, want %d", cases[i].client, r.client_state, cases[i].want);
+        if (r.client_state == GWR_CLIENT_OK)
+            assert_non_null(r.client);
+        else
+            assert_null(r.client);
+        gw_request_free(&r);
+    }
+}
+
+/* The id comes back as its text was sent: numbers no double holds, strings, objects. */
+static void test_id_as_sent(void **state)
+{
+    (void)state;
+    const char *ids[] = {"1e400", "18446744073709551617", "\"a\\\"b\"", "{\"k\":[1,2]}", "null",
+                         "-0.0"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char text[160];
+        snprintf(text, sizeof text, "{\"op\":\"ping\", \"id\" : %s ,\"v\":1}", ids[i]);
+        gw_request_t r;
+        gwr_error_t e;
+        assert_int_equal(s_decode(text, false, &r, &e), 0);
+        assert_non_null(r.id);
+        char *out = cJSON_PrintUnformatted(r.id);
+        assert_string_equal(out, ids[i]);
+        free(out);
+        gw_request_free(&r);
+    }
+    /* a control byte the parser let through inside the id's string (a NUL among them) is
+     * not echoed raw: the reply stays valid JSON */
+    static const char nul_id[] = "{\"v\":1,\"op\":\"info\",\"id\":\"a\0\0b\n\"}";
+    {
+        gw_request_t r;
+        gwr_error_t e;
+        assert_int_equal(gw_request_decode(nul_id, sizeof nul_id - 1, 1, false, &r, &e), 0);
+        assert_non_null(r.id);
+        assert_null(r.id_raw);
+        char *out = cJSON_PrintUnformatted(r.id);
+        assert_non_null(out);
+        cJSON *back = cJSON_Parse(out);
+        assert_non_null(back);
+        cJSON_Delete(back);
+        free(out);
+        gw_request_free(&r);
+    }
+    /* an id longer than GWR_ID_MAX is echoed as parsed */
+    char text[700];
+    int n = snprintf(text, sizeof text, "{\"v\":1,\"op\":\"ping\",\"id\":\"");
+    memset(text + n, 'x', 600);
+    strcpy(text + n + 600, "\"}");
+    gw_request_t r;
+    gwr_error_t e;
+    assert_int_equal(s_decode(text, false, &r, &e), 0);
+    assert_true(cJSON_IsString(r.id));
+    assert_int_equal(strlen(r.id->valuestring), 600);
+    assert_null(r.id_raw);
+    gw_request_free(&r);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    s_refused("{\"v\":1,\"op\":\"ping\"}", 2, false, "bad_request", "had 2 frames");
+    s_refused("{\"v\":1,\"op\":\"ping\"", 1, false, "bad_request", "not valid JSON");
+    s_refused("", 1, false, "bad_request", "not valid JSON");
+    s_refused("[1,2]", 1, false, "bad_request", "must be a JSON object");
+    s_refused("\"ping\"", 1, false, "bad_request", "must be a JSON object");
+    s_refused("{\"v\":1,\"op\":\"ping\"} {}", 1, false, "bad_request", "2 bytes after");
+    s_refused("{\"v\":1,\"op\":\"ping\"}\n x", 1, false, "bad_request", "1 bytes after");
+    s_refused("{\"v\":1,\"op\":\"p\xc3\x28\"}", 1, false, "bad_request",
+              "not valid UTF-8 (byte 14)");
+    s_refused("{\"op\":\"ping\"}", 1, false, "bad_version", "'v' must be 1");
+    s_refused("{\"v\":2,\"op\":\"ping\"}", 1, false, "bad_version", "'v' must be 1");
+    s_refused("{\"v\":\"1\",\"op\":\"ping\"}", 1, false, "bad_version", "'v' must be 1");
+    s_refused("{\"v\":1}", 1, false, "bad_request", "'op' is required");
+    s_refused("{\"v\":1,\"op\":7}", 1, false, "bad_request", "'op' is required");
+    s_refused("{\"v\":1,\"op\":\"reboot\"}", 1, false, "unknown_op", "unknown op 'reboot'");
+    s_refused("{\"v\":1,\"op\":\"PING\"}", 1, false, "unknown_op", "unknown op 'PING'");
+    /* a read-only key: only the reading ops */
+    const char *writing[] = {"discover", "set", "setpoint", "init", "lease", "nosuchop"};
+    for (size_t i = 0; i < sizeof writing / sizeof writing[0]; i++) {
+        char text[96];
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"%s\"}", writing[i]);
+        s_refused(text, 1, true, "forbidden", "read-only");
+    }
+    const char *reading[] = {"ping", "info", "devices", "get", "eeprom"};
+    for (size_t i = 0; i < sizeof reading / sizeof reading[0]; i++) {
+        char text[96];
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"%s\"}", reading[i]);
+        gw_request_t r;
+        gwr_error_t e;
+        assert_int_equal(s_decode(text, true, &r, &e), 0);
+        gw_request_free(&r);
+    }
+}
+
+static void test_too_large(void **state)
+{
+    (void)state;
+    size_t n = GWR_MAX_BYTES + 1;
+    char *text = malloc(n + 1);
+    assert_non_null(text);
+    memset(text, ' ', n);
+    memcpy(text, "{\"v\":1,\"op\":\"ping\"}", 19);
+    text[n] = '\0';
+    /* exactly the limit passes (white space after the object is allowed) */
+    gw_request_t r;
+    gwr_error_t e;
+    assert_int_equal(gw_request_decode(text, n - 1, 1, false, &r, &e), 0);
+    gw_request_free(&r);
+    /* one byte more is refused before anything else, even as several frames */
+    s_refused(text, 3, false, "too_large", "4097 bytes; at most 4096");
+    free(text);
+}
+
+/* Which refusal wins, and whether the id is echoed in it. */
+static void test_refusal_order_and_id(void **state)
+{
+    (void)state;
+    gw_request_t r;
+    gwr_error_t e;
+    /* before the object is parsed nothing is echoed */
+    assert_int_equal(gw_request_decode("{\"id\":5,\"v\":1", 13, 1, false, &r, &e), -1);
+    assert_null(r.id);
+    gw_request_free(&r);
+    /* after it, the id comes back in the refusal */
+    assert_int_equal(s_decode("{\"id\":5,\"v\":3,\"op\":\"nope\"}", true, &r, &e), -1);
+    assert_string_equal(e.code, "bad_version");
+    assert_non_null(r.id);
+    assert_true(cJSON_IsRaw(r.id));
+    assert_string_equal(r.id->valuestring, "5");
+    gw_request_free(&r);
+    /* forbidden before unknown_op for a read-only key */
+    assert_int_equal(s_decode("{\"id\":\"x\",\"v\":1,\"op\":\"nope\"}", true, &r, &e), -1);
+    assert_string_equal(e.code, "forbidden");
+    assert_string_equal(r.id->valuestring, "\"x\"");
+    gw_request_free(&r);
+    /* the common fields never refuse in decoding: the gateway chooses when they matter */
+    assert_int_equal(
+        s_decode("{\"v\":1,\"op\":\"ping\",\"dev\":\"x\",\"client\":1}", false, &r, &e), 0);
+    assert_int_equal(r.dev, GWR_DEV_INVALID);
+    assert_int_equal(r.client_state, GWR_CLIENT_INVALID);
+    gw_request_free(&r);
+    /* freeing twice is harmless */
+    gw_request_free(&r);
+    gw_request_free(NULL);
+}
+
+static void test_op_names(void **state)
+{
+    (void)state;
+    assert_string_equal(gw_request_op_name(GWR_EEPROM), "eeprom");
+    assert_string_equal(gw_request_op_name(GWR_OP_COUNT), "?");
+    assert_true(gw_request_op_read_only(GWR_GET));
+    assert_false(gw_request_op_read_only(GWR_SETPOINT));
+    assert_false(gw_request_op_read_only(GWR_DISCOVER));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_op),   cmocka_unit_test(test_op_fields_kept),
+        cmocka_unit_test(test_dev_states), cmocka_unit_test(test_client_states),
+        cmocka_unit_test(test_id_as_sent), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_too_large),  cmocka_unit_test(test_refusal_order_and_id),
+        cmocka_unit_test(test_op_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
