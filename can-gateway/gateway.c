@@ -24,6 +24,7 @@
 #include <cJSON.h>
 #include <czmq.h>
 
+#include "bic_plan.h"
 #include "bic_proto.h"
 #include "bus_sched.h"
 #include "can_transport.h"
@@ -2073,18 +2074,21 @@ static void s_bus_io(gateway_t *gw, int64_t now)
    Lease lapse and safe state
    --------------------------------------------------------------------------------------- */
 
+/* The writes of mode (can/bic_plan.h) as the job's targets, in the plan's order. */
+static void s_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw)
+{
+    bic_plan_args_t a = {.current_raw = current_raw,
+                         .charge_min_raw = d->limits.iout.min_raw,
+                         .discharge_min_raw = d->limits.rev_iout.min_raw};
+    bic_plan_write_t w[BIC_PLAN_MAX];
+    int n = bic_setpoint_plan(mode, &a, w);
+    for (int i = 0; i < n; i++)
+        s_add_target(j, w[i].cmd, w[i].raw, 0xFFFF, false, NULL);
+}
+
 static void s_add_idle_targets(job_t *j, const gw_dev_t *d, bool min_state)
 {
-    if (min_state) {
-        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_IOUT_SET, d->limits.iout.min_raw, 0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_DIRECTION_CTRL, 0, 0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_OPERATION, 1, 0xFFFF, false, NULL);
-    } else {
-        s_add_target(j, BIC_CMD_IOUT_SET, d->limits.iout.min_raw, 0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_REVERSE_IOUT_SET, d->limits.rev_iout.min_raw, 0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_OPERATION, 0, 0xFFFF, false, NULL);
-    }
+    s_add_plan(j, d, min_state ? BIC_PLAN_IDLE_MIN : BIC_PLAN_IDLE_OFF, 0);
 }
 
 /* Applies the safe state to one device now, or, when it cannot be reached, remembers it for
@@ -2881,19 +2885,12 @@ static void s_op_setpoint(ctx_t *c)
     if (charge || discharge) {
         j->have_current = true;
         j->current_a = amps;
-        /* new direction's current first, then the direction, then output on; the other
-         * direction's current is left at its minimum */
-        s_add_target(j, charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET, (uint16_t)amps_raw,
-                     0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_DIRECTION_CTRL, discharge ? 1 : 0, 0xFFFF, false, NULL);
-        s_add_target(j, BIC_CMD_OPERATION, 1, 0xFFFF, false, NULL);
-        s_add_target(j, charge ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
-                     charge ? d->limits.rev_iout.min_raw : d->limits.iout.min_raw, 0xFFFF, false,
-                     NULL);
+        /* the other direction's current is left at its minimum */
+        s_add_plan(j, d, charge ? BIC_PLAN_CHARGE : BIC_PLAN_DISCHARGE, (uint16_t)amps_raw);
     } else if (strcmp(j->mode, "idle") == 0) {
         s_add_idle_targets(j, d, c->gw->set.idle_min);
     } else {
-        s_add_target(j, BIC_CMD_OPERATION, 0, 0xFFFF, false, NULL);
+        s_add_plan(j, d, BIC_PLAN_OFF, 0);
     }
     s_job_start(c->gw, j, c->now);
 }
