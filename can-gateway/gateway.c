@@ -7,16 +7,13 @@
  */
 #include "gateway.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +30,8 @@
 #include "gw_device.h"
 #include "gw_ensure.h"
 #include "gw_request.h"
+#include "gw_bind.h"
+#include "gw_settings.h"
 #include "gw_state.h"
 #include "jget.h"
 #include "lease.h"
@@ -59,23 +58,6 @@
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
 #define JOB_MAX_READS 64
 #define MAX_JOBS 256
-
-enum { SAFE_OFF = 0, SAFE_MIN, SAFE_HOLD };
-
-typedef struct {
-    char can[300];
-    char req_ep[256], pub_ep[256], curve_key[256], state_dir[256];
-    char curve_clients[256], curve_ro_clients[256]; /* allow-lists of client keys (dirs) */
-    int tel_period_ms, timeout_ms, retries, offline_after;
-    bool discover;
-    bool idle_min;
-    int safe_state;
-    bool safe_on_exit;
-    bool apply_limits; /* bring the [DEVICE] values onto each device when it comes online */
-    int eep_interval_s, lease_max_ttl_s;
-    int eep_per_day, eep_burst; /* daily budget; 0 with the fixed-interval rule */
-    gw_dev_cfg_t dev[GW_DEV_MAX];
-} settings_t;
 
 /* ---------------------------------------------------------------------------------------
    Jobs
@@ -149,219 +131,6 @@ struct gateway {
     int64_t stop_deadline;
     bool stopped;
 };
-
-/* ---------------------------------------------------------------------------------------
-   Settings
-   --------------------------------------------------------------------------------------- */
-
-static int s_read_settings(const config_t *cfg, settings_t *s, char *err, size_t errlen)
-{
-    memset(s, 0, sizeof *s);
-    snprintf(s->can, sizeof s->can, "%s", config_str(cfg, "GATEWAY", "Can"));
-    snprintf(s->req_ep, sizeof s->req_ep, "%s", config_str(cfg, "GATEWAY", "ReqEndpoint"));
-    snprintf(s->pub_ep, sizeof s->pub_ep, "%s", config_str(cfg, "GATEWAY", "PubEndpoint"));
-    snprintf(s->curve_key, sizeof s->curve_key, "%s",
-             config_str(cfg, "GATEWAY", "CurveSecretKeyFile"));
-    snprintf(s->state_dir, sizeof s->state_dir, "%s", config_str(cfg, "GATEWAY", "StateDir"));
-    snprintf(s->curve_clients, sizeof s->curve_clients, "%s",
-             config_str(cfg, "GATEWAY", "CurveClientsDir"));
-    snprintf(s->curve_ro_clients, sizeof s->curve_ro_clients, "%s",
-             config_str(cfg, "GATEWAY", "CurveReadOnlyClientsDir"));
-    s->tel_period_ms = (int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs");
-    s->timeout_ms = (int)config_int(cfg, "GATEWAY", "ResponseTimeoutMs");
-    s->retries = (int)config_int(cfg, "GATEWAY", "Retries");
-    s->offline_after = (int)config_int(cfg, "GATEWAY", "OfflineAfterTimeouts");
-    s->discover = config_bool(cfg, "GATEWAY", "Discover");
-    s->idle_min = strcasecmp(config_str(cfg, "GATEWAY", "IdleState"), "min") == 0;
-    const char *ss = config_str(cfg, "GATEWAY", "SafeState");
-    s->safe_state = strcasecmp(ss, "min") == 0    ? SAFE_MIN
-                    : strcasecmp(ss, "hold") == 0 ? SAFE_HOLD
-                                                  : SAFE_OFF;
-    s->safe_on_exit = config_bool(cfg, "GATEWAY", "SafeStateOnExit");
-    s->apply_limits = config_bool(cfg, "GATEWAY", "ApplyDeviceLimits");
-    /* EepromWriteIntervalSec set explicitly keeps the fixed-interval rule (spacing = interval,
-     * no daily bucket); otherwise the daily budget with bursts and a minimum spacing */
-    if (config_has(cfg, "GATEWAY", "EepromWriteIntervalSec")) {
-        static const char *const budget_keys[] = {"EepromWritesPerDay", "EepromBurst",
-                                                  "EepromMinSpacingSec", NULL};
-        for (int k = 0; budget_keys[k]; k++)
-            if (config_has(cfg, "GATEWAY", "%s", budget_keys[k])) {
-                snprintf(err, errlen,
-                         "[GATEWAY] EepromWriteIntervalSec (line %d) and %s (line %d) both set: "
-                         "use either the fixed interval or the daily budget keys "
-                         "(EepromWritesPerDay, EepromBurst, EepromMinSpacingSec)",
-                         config_line(cfg, "GATEWAY", "EepromWriteIntervalSec"), budget_keys[k],
-                         config_line(cfg, "GATEWAY", "%s", budget_keys[k]));
-                return -1;
-            }
-        s->eep_interval_s = (int)config_int(cfg, "GATEWAY", "EepromWriteIntervalSec");
-    } else {
-        s->eep_interval_s = (int)config_int(cfg, "GATEWAY", "EepromMinSpacingSec");
-        s->eep_per_day = (int)config_int(cfg, "GATEWAY", "EepromWritesPerDay");
-        s->eep_burst = (int)config_int(cfg, "GATEWAY", "EepromBurst");
-    }
-    s->lease_max_ttl_s = (int)config_int(cfg, "GATEWAY", "LeaseMaxTtlSec");
-    /* the loader validated the ranges; guard against a zero from an absent schema entry */
-    if (s->tel_period_ms < 200)
-        s->tel_period_ms = 1000;
-    if (s->timeout_ms < 10)
-        s->timeout_ms = 50;
-    if (s->offline_after < 1)
-        s->offline_after = 3;
-    if (s->lease_max_ttl_s < 1)
-        s->lease_max_ttl_s = 3600;
-
-    int ids[GW_DEV_MAX];
-    size_t n = config_ids(cfg, "DEVICE", ids, GW_DEV_MAX);
-    for (size_t i = 0; i < n && i < GW_DEV_MAX; i++) {
-        int a = ids[i];
-        if (a < 0 || a >= GW_DEV_MAX)
-            continue;
-        gw_dev_cfg_t *d = &s->dev[a];
-        d->present = true;
-        snprintf(d->type, sizeof d->type, "%s", config_str(cfg, "DEVICE", "Id/%d/Type", a));
-        d->type_variant = gw_type_variant(d->type);
-        if (d->type_variant < 0) {
-            snprintf(err, errlen,
-                     "[DEVICE] Id/%d/Type: '%s' is not a known type; allowed: BIC2200-12CAN, "
-                     "BIC2200-24CAN, BIC2200-48CAN, BIC2200-96CAN or empty",
-                     a, d->type);
-            return -1;
-        }
-        d->charge_v_raw = (int)config_int(cfg, "DEVICE", "Id/%d/ChargeVoltage", a);
-        d->discharge_v_raw = (int)config_int(cfg, "DEVICE", "Id/%d/DischargeVoltage", a);
-        d->max_charge_raw = (int)config_int(cfg, "DEVICE", "Id/%d/MaxChargeCurrent", a);
-        d->max_discharge_raw = (int)config_int(cfg, "DEVICE", "Id/%d/MaxDischargeCurrent", a);
-        d->min_current_raw = config_has(cfg, "DEVICE", "Id/%d/MinCurrent", a)
-                                 ? (int)config_int(cfg, "DEVICE", "Id/%d/MinCurrent", a)
-                                 : 0;
-    }
-    return 0;
-}
-
-/* tcp://HOST:PORT with HOST not a loopback address needs CURVE. */
-static bool s_endpoint_needs_curve(const char *ep)
-{
-    if (strncmp(ep, "tcp://", 6) != 0)
-        return false;
-    const char *h = ep + 6;
-    if (strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 ||
-        strncmp(h, "[::1]:", 6) == 0 || strncmp(h, "lo:", 3) == 0)
-        return false;
-    return true;
-}
-
-/* What ZeroMQ can bind a tcp:// endpoint to: a numeric address, `*` or an interface name
- * (a host name is not resolved for a bind), and a port 1-65535 or `*`. */
-static int s_check_tcp_bind(const char *key, const char *ep, char *err, size_t errlen)
-{
-    const char *hp = ep + 6;
-    const char *colon = strrchr(hp, ':');
-    char host[128];
-    size_t hlen = colon ? (size_t)(colon - hp) : 0;
-    if (!colon || hlen == 0 || hlen >= sizeof host) {
-        snprintf(err, errlen, "[GATEWAY] %s: '%s' has no HOST:PORT; allowed: tcp://ADDRESS:PORT",
-                 key, ep);
-        return -1;
-    }
-    memcpy(host, hp, hlen);
-    host[hlen] = '\0';
-    const char *port = colon + 1;
-    char *end = NULL;
-    long p = strtol(port, &end, 10);
-    if (strcmp(port, "*") != 0 && (end == port || *end || p < 1 || p > 65535)) {
-        snprintf(err, errlen, "[GATEWAY] %s: '%s': port '%s'; allowed: 1-65535 or *", key, ep,
-                 port);
-        return -1;
-    }
-    unsigned char addr[sizeof(struct in6_addr)];
-    bool v6 = hlen > 2 && host[0] == '[' && host[hlen - 1] == ']';
-    if (v6)
-        host[hlen - 1] = '\0';
-    if (strcmp(host, "*") == 0 || inet_pton(AF_INET, host, addr) == 1 ||
-        (v6 && inet_pton(AF_INET6, host + 1, addr) == 1) || (!v6 && if_nametoindex(host) > 0))
-        return 0;
-    snprintf(err, errlen,
-             "[GATEWAY] %s: '%s': '%s' is neither an address nor a network interface of this "
-             "host, and a host name cannot be bound; allowed: an IPv4 address, [IPv6 address], "
-             "* or an interface name (e.g. tcp://127.0.0.1:5555)",
-             key, ep, hp[0] == '[' ? hp : host);
-    return -1;
-}
-
-static int s_check_endpoint(const char *key, const char *ep, char *err, size_t errlen)
-{
-    if (strncmp(ep, "ipc://", 6) != 0 && strncmp(ep, "tcp://", 6) != 0) {
-        snprintf(err, errlen,
-                 "[GATEWAY] %s: '%s' is not an endpoint; allowed: ipc://PATH, "
-                 "tcp://HOST:PORT",
-                 key, ep);
-        return -1;
-    }
-    if (strncmp(ep, "tcp://", 6) == 0)
-        return s_check_tcp_bind(key, ep, err, errlen);
-    return 0;
-}
-
-int gateway_check_config(const config_t *cfg, char *err, size_t errlen)
-{
-    settings_t *s = calloc(1, sizeof *s);
-    int rc = -1;
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (s_read_settings(cfg, s, err, errlen) < 0)
-        goto cleanup;
-    if (s_check_endpoint("ReqEndpoint", s->req_ep, err, errlen) < 0 ||
-        s_check_endpoint("PubEndpoint", s->pub_ep, err, errlen) < 0)
-        goto cleanup;
-    if ((s_endpoint_needs_curve(s->req_ep) || s_endpoint_needs_curve(s->pub_ep)) &&
-        !s->curve_key[0]) {
-        snprintf(err, errlen,
-                 "[GATEWAY] a tcp:// endpoint on a non-loopback address needs "
-                 "CurveSecretKeyFile (ReqEndpoint '%s', PubEndpoint '%s')",
-                 s->req_ep, s->pub_ep);
-        goto cleanup;
-    }
-    if ((s_endpoint_needs_curve(s->req_ep) || s_endpoint_needs_curve(s->pub_ep)) &&
-        !s->curve_clients[0]) {
-        snprintf(err, errlen,
-                 "[GATEWAY] a tcp:// endpoint on a non-loopback address needs CurveClientsDir: "
-                 "the public keys of the clients allowed in (ReqEndpoint '%s', PubEndpoint "
-                 "'%s')",
-                 s->req_ep, s->pub_ep);
-        goto cleanup;
-    }
-    if ((s->curve_clients[0] || s->curve_ro_clients[0]) && !s->curve_key[0]) {
-        snprintf(err, errlen,
-                 "[GATEWAY] CurveClientsDir and CurveReadOnlyClientsDir need CurveSecretKeyFile "
-                 "(they say which CURVE clients are allowed in)");
-        goto cleanup;
-    }
-    if (s->curve_clients[0] &&
-        gw_auth_check_dir("CurveClientsDir", s->curve_clients, err, errlen) < 0)
-        goto cleanup;
-    if (s->curve_ro_clients[0] &&
-        gw_auth_check_dir("CurveReadOnlyClientsDir", s->curve_ro_clients, err, errlen) < 0)
-        goto cleanup;
-    if (s->curve_key[0]) {
-        zcert_t *cert = zcert_load(s->curve_key);
-        if (!cert) {
-            snprintf(err, errlen, "[GATEWAY] CurveSecretKeyFile: cannot load zcert file '%s'",
-                     s->curve_key);
-            goto cleanup;
-        }
-        zcert_destroy(&cert);
-    }
-    can_transport_spec_t spec;
-    if (can_transport_parse_spec(s->can, &spec, err, errlen) < 0)
-        goto cleanup;
-    rc = 0;
-cleanup:
-    free(s);
-    return rc;
-}
 
 /* ---------------------------------------------------------------------------------------
    Small helpers
@@ -3131,51 +2900,6 @@ static int s_check_state_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-static int s_apply_curve(zsock_t *sock, const char *keyfile, char *err, size_t errlen)
-{
-    zcert_t *cert = zcert_load(keyfile);
-    if (!cert) {
-        snprintf(err, errlen, "[GATEWAY] CurveSecretKeyFile: cannot load zcert file '%s'", keyfile);
-        return -1;
-    }
-    zcert_apply(cert, sock);
-    zsock_set_curve_server(sock, 1);
-    zcert_destroy(&cert);
-    return 0;
-}
-
-static zsock_t *s_bind(int type, const char *ep, const char *curve, char *err, size_t errlen)
-{
-    zsock_t *s = zsock_new(type);
-    if (!s) {
-        snprintf(err, errlen, "cannot create a ZeroMQ socket");
-        return NULL;
-    }
-    zsock_set_linger(s, 200);
-    if (type == ZMQ_ROUTER)
-        zsock_set_maxmsgsize(s, 1 << 20); /* larger frames close the connection */
-    if (curve[0] && s_apply_curve(s, curve, err, errlen) < 0) {
-        zsock_destroy(&s);
-        return NULL;
-    }
-    if (strncmp(ep, "ipc://", 6) == 0) {
-        /* create the socket's directory (e.g. /run/bic2mqtt) when it is missing */
-        char dir[256];
-        snprintf(dir, sizeof dir, "%s", ep + 6);
-        char *slash = strrchr(dir, '/');
-        if (slash && slash != dir) {
-            *slash = '\0';
-            mkdir(dir, 0755);
-        }
-    }
-    if (zsock_bind(s, "%s", ep) < 0) {
-        snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
-        zsock_destroy(&s);
-        return NULL;
-    }
-    return s;
-}
-
 /* Telemetry's share of a bus kept busy by clients: a fast set that waited half a telemetry
  * period goes ahead of client requests, so it is done before the next cycle is due (a cycle
  * still busy is skipped) and one fast cycle completes every period; the slow set after
@@ -3240,7 +2964,7 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
     int64_t now = mono_us();
     gw->start_us = now;
     gw->lock_fd = -1;
-    if (s_read_settings(cfg, &gw->set, err, errlen) < 0)
+    if (gw_settings_read(cfg, &gw->set, err, errlen) < 0)
         goto fail;
     bus_sched_cfg_t sc;
     bus_sched_cfg_default(&sc);
@@ -3304,10 +3028,10 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         log_warn("CURVE without CurveClientsDir: every client that knows the server's public "
                  "key is accepted");
     }
-    gw->router = s_bind(ZMQ_ROUTER, gw->set.req_ep, gw->set.curve_key, err, errlen);
+    gw->router = gw_bind(ZMQ_ROUTER, gw->set.req_ep, gw->set.curve_key, err, errlen);
     if (!gw->router)
         goto fail;
-    gw->pub = s_bind(ZMQ_PUB, gw->set.pub_ep, gw->set.curve_key, err, errlen);
+    gw->pub = gw_bind(ZMQ_PUB, gw->set.pub_ep, gw->set.curve_key, err, errlen);
     if (!gw->pub)
         goto fail;
     if (s_open_transport(gw, now) < 0) {
@@ -3444,7 +3168,7 @@ int gateway_reload(gateway_t *gw, const config_t *cfg, char *note, size_t notele
         return -1;
     }
     if (gateway_check_config(cfg, note, notelen) < 0 ||
-        s_read_settings(cfg, s, note, notelen) < 0) {
+        gw_settings_read(cfg, s, note, notelen) < 0) {
         free(s);
         return -1;
     }
