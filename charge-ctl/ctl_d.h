@@ -1,0 +1,141 @@
+/*
+ * ctl_d: the state of the bic-charge-ctl daemon, shared by the files that make it up (the
+ * loop in ctl_daemon.c; the topics, the gateway, the inputs, the surplus switches and the
+ * Winter mode each in its own ctl_d_*.c). Not a public interface: ctl_daemon.h is.
+ */
+#ifndef CTL_D_H
+#define CTL_D_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+#include <czmq.h>
+#include <mosquitto.h>
+
+#include "ctl_d_mqtt.h"
+#include "ctl_daemon.h"
+#include "ctl_follow.h"
+#include "ctl_link.h"
+#include "ctl_settings.h"
+#include "ctl_step.h"
+#include "gw_client.h"
+#include "mqtt_conn.h"
+#include "surplus.h"
+#include "winter.h"
+
+struct ctl_daemon_t {
+    settings_t set;
+    char *config_path;
+    char node[256];
+    char client[48]; /* name towards the gateway (lease holder) */
+    char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600], t_fault[600],
+        t_surplus[600];
+
+    mqtt_conn_t *mq;
+    int offline_mid;
+    bool offline_acked;
+
+    gw_client_t *gw;
+    zsock_t *sub;
+    ctl_link_t link; /* lease, setpoints, info and the stop sequence towards the gateway */
+
+    bool enabled; /* runtime enable (config Enable, then control/set) */
+    ctl_state_t st;
+    ctl_output_t out;
+    int64_t next_step;
+
+    /* meter */
+    bool meter_valid; /* a fresh (not retained) sample was accepted */
+    double meter_w;
+    int64_t meter_ms;
+    uint64_t meter_seq;
+    bool shown_valid; /* for the status: the latest accepted value, retained ones included */
+    double shown_w;
+    int64_t shown_ms;
+    uint64_t meter_errors;
+    uint64_t bad_unlogged;
+    int64_t bad_log_ms;
+    bool retained_logged;
+
+    /* telemetry */
+    bool tel_seen;
+    bool tel_was_alive; /* for logging the transitions */
+    int64_t tel_ms;
+    bool tel_online;
+    bool tel_valid;
+    double dc_v, dc_a;
+    bool fault_any; /* a protection fault is active */
+    int operation, direction, iout_ca, rev_iout_ca;
+    int vout_cv, rev_vout_cv; /* voltage settings read back (V x 100), -1 unknown */
+    bool temp_valid;
+    double temp_c;
+    int fault_raw;
+    int64_t sp_age_ms;
+
+    bool info_done;
+
+    /* publishing */
+    char *status_key;
+    int64_t status_ms;
+    int64_t status_due;    /* 0: nothing waiting */
+    double eep_tokens;     /* the gateway's EEPROM budget left at its last info (-1: unknown) */
+    int64_t eep_tokens_ms; /* when that info came */
+    bool soc_pub_valid;
+    double soc_pub;
+    int64_t soc_ms;
+    int64_t surplus_pub_ms;
+    double surplus_pub;
+    int64_t republish_at;
+
+    winter_state_t winter; /* Type=Winter */
+    winter_output_t winter_out;
+
+    /* surplus switches */
+    double surplus_w;   /* W the battery could not take (the seed's surplusP) */
+    surplus_state_t sw; /* the switches' states */
+    ctld_state_t last_state;
+    char last_reason[160];
+    /* the device-follows problem as last logged and published */
+    bool follow_logged, follow_safe_logged;
+    bool fault_pub_valid, fault_pub_active;
+    ctl_follow_cause_t fault_pub_cause;
+};
+
+/* ctl_daemon.c: the loop */
+bool ctld_tel_alive(const ctl_daemon_t *d, int64_t now);
+bool ctld_device_reachable(const ctl_daemon_t *d, int64_t now);
+bool ctld_meter_stale(const ctl_daemon_t *d, int64_t now);
+void ctld_step(ctl_daemon_t *d, int64_t now);
+
+/* ctl_d_publish.c: the status, availability, fault, result and discovery topics */
+int ctld_publish(ctl_daemon_t *d, const char *topic, const char *payload, int qos, bool retain);
+ctld_state_t ctld_state(const ctl_daemon_t *d);
+const char *ctld_reason(const ctl_daemon_t *d, int64_t now);
+void ctld_publish_status(ctl_daemon_t *d, int64_t now, bool force);
+void ctld_publish_fault(ctl_daemon_t *d, bool force);
+void ctld_publish_all(ctl_daemon_t *d, int64_t now);
+void ctld_note_state(ctl_daemon_t *d, int64_t now);
+void ctld_publish_result(ctl_daemon_t *d, bool ok, const char *request, const char *code,
+                         const char *message);
+
+/* ctl_d_surplus.c: the surplus switches' wiring */
+void ctld_publish_switch(ctl_daemon_t *d, size_t i);
+void ctld_publish_switches(ctl_daemon_t *d);
+void ctld_surplus_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now);
+
+/* ctl_d_winter.c: the Winter mode's wiring */
+void ctld_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now);
+
+/* ctl_d_gateway.c: requests, replies, telemetry and events of the gateway */
+ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int64_t now);
+void ctld_pump(ctl_daemon_t *d, int64_t now);
+void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now);
+void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now);
+void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now);
+
+/* ctl_d_input.c: the meter and control/set on MQTT */
+void ctld_on_meter(ctl_daemon_t *d, const struct mosquitto_message *m);
+void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * ctl_d_gateway: the daemon's side of the gateway: the link's requests as JSON, the replies
+ * (the EEPROM policy from info), the telemetry and the events. Part of the bic-charge-ctl
+ * daemon (ctl_d.h).
+ */
+#include "ctl_d.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "numconv.h"
+
+static cJSON *s_req(const ctl_daemon_t *d, const char *op)
+{
+    cJSON *r = cJSON_CreateObject();
+    if (!r)
+        return NULL;
+    cJSON_AddNumberToObject(r, "v", 1);
+    cJSON_AddStringToObject(r, "op", op);
+    cJSON_AddStringToObject(r, "client", d->client);
+    return r;
+}
+
+/* The JSON of a request the link wants sent. */
+static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
+{
+    cJSON *r = NULL;
+    switch (q->kind) {
+    case CTL_LINK_REQ_NONE:
+        break;
+    case CTL_LINK_REQ_INFO:
+        r = s_req(d, "info");
+        if (r)
+            cJSON_AddNumberToObject(r, "dev", d->set.id);
+        break;
+    case CTL_LINK_REQ_TAKE:
+    case CTL_LINK_REQ_RENEW:
+    case CTL_LINK_REQ_RELEASE:
+        r = s_req(d, "lease");
+        if (!r)
+            break;
+        cJSON_AddStringToObject(r, "action",
+                                q->kind == CTL_LINK_REQ_TAKE    ? "take"
+                                : q->kind == CTL_LINK_REQ_RENEW ? "renew"
+                                                                : "release");
+        /* The lease of this controller's own device only: another instance may drive
+         * another device on the same gateway. */
+        cJSON_AddNumberToObject(r, "dev", d->set.id);
+        if (q->kind != CTL_LINK_REQ_RELEASE)
+            cJSON_AddNumberToObject(r, "ttl_s", d->set.lease_ttl_s);
+        break;
+    case CTL_LINK_REQ_SETPOINT: {
+        r = s_req(d, "setpoint");
+        /* Switched off by control/set 0 with DisableState=min, as the seed: an output that is
+         * on stays on at the minimum charge current (its idle), one that is off stays off. */
+        bool seed_idle = q->mode == CTL_MODE_IDLE && !d->enabled && !d->link.stopping &&
+                         d->set.disable_min && d->operation == 1 && d->tel_valid;
+        if (!r)
+            break;
+        cJSON_AddNumberToObject(r, "dev", d->set.id);
+        cJSON_AddStringToObject(r, "mode", seed_idle ? "charge" : ctl_mode_name(q->mode));
+        if (seed_idle)
+            cJSON_AddNumberToObject(r, "current_a", d->set.params.min_current_ca / 100.0);
+        else if (q->mode == CTL_MODE_CHARGE || q->mode == CTL_MODE_DISCHARGE)
+            cJSON_AddNumberToObject(r, "current_a", q->ca / 100.0);
+        cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
+        break;
+    }
+    }
+    return r;
+}
+
+ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int64_t now)
+{
+    return (ctl_link_view_t){
+        .tel_alive = ctld_tel_alive(d, now), .enabled = d->enabled, .out_mode = d->out.mode};
+}
+
+/* What to ask the gateway next, one request at a time. */
+void ctld_pump(ctl_daemon_t *d, int64_t now)
+{
+    ctl_link_view_t v = ctld_link_view(d, now);
+    ctl_link_send_t q = ctl_link_next(&d->link, &v, now);
+    if (q.kind == CTL_LINK_REQ_NONE)
+        return;
+    cJSON *req = s_build(d, &q);
+    if (!req || gw_client_send(d->gw, req) != 0)
+        ctl_link_send_failed(&d->link, now);
+    cJSON_Delete(req);
+}
+
+/* Acts on what the link reports: the step starts again from idle, or runs now. */
+void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now)
+{
+    if (flags & CTL_LINK_RESET)
+        ctl_state_init(&d->st, now);
+    if (flags & CTL_LINK_STEP)
+        ctld_step(d, now);
+}
+
+static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
+{
+    const cJSON *devs = cJSON_GetObjectItem(reply, "devices");
+    const cJSON *dv;
+    cJSON_ArrayForEach(dv, devs)
+    {
+        const cJSON *id = cJSON_GetObjectItem(dv, "dev");
+        int64_t dev;
+        if (!cJSON_IsNumber(id) || numconv_whole(id->valuedouble, 0, 63, &dev) != 0 ||
+            dev != d->set.id)
+            continue;
+        const cJSON *eep = cJSON_GetObjectItem(dv, "eeprom");
+        const cJSON *pol = cJSON_GetObjectItem(eep, "policy");
+        const cJSON *iv = cJSON_GetObjectItem(eep, "min_interval_s");
+        /* Without EEP_OFF every current change is a persisted write: space them as the
+         * gateway's budget does, so the gateway never has to defer one. */
+        int64_t iv_ms = 0;
+        if (!cJSON_IsString(pol) || strcmp(pol->valuestring, "budget") != 0 ||
+            !cJSON_IsNumber(iv) || !(iv->valuedouble > 0) ||
+            numconv_trunc(iv->valuedouble * 1000, 0, 86400000 - 1, &iv_ms) != 0)
+            iv_ms = 0;
+        int ms = (int)iv_ms;
+        /* the daily budget the gateway spends and what is left of it now */
+        const cJSON *wpd = cJSON_GetObjectItem(eep, "writes_per_day");
+        const cJSON *burst = cJSON_GetObjectItem(eep, "burst");
+        const cJSON *tokens = cJSON_GetObjectItem(eep, "tokens");
+        int64_t w = 0, b = 0;
+        if (!ms || !cJSON_IsNumber(wpd) || !cJSON_IsNumber(burst) ||
+            numconv_trunc(wpd->valuedouble, 1, 1000000, &w) != 0 ||
+            numconv_trunc(burst->valuedouble, 1, 1000000, &b) != 0)
+            w = b = 0;
+        d->set.params.write_budget_per_day = (int)w;
+        d->set.params.write_burst = (int)b;
+        if (w && cJSON_IsNumber(tokens) && isfinite(tokens->valuedouble) &&
+            tokens->valuedouble >= 0) {
+            d->eep_tokens = tokens->valuedouble;
+            d->eep_tokens_ms = now;
+        }
+        if (!d->info_done || ms != d->set.params.min_write_interval_ms)
+            log_info("device %d: EEPROM policy %s%s", d->set.id,
+                     cJSON_IsString(pol) ? pol->valuestring : "unknown",
+                     ms ? ": current changes at most one per write interval" : "");
+        d->set.params.min_write_interval_ms = ms;
+        d->info_done = true;
+        ctl_link_info_ok(&d->link, now);
+        return;
+    }
+    log_warn("the gateway does not know device %d (yet); asking again in %d s", d->set.id,
+             CTL_LINK_INFO_RETRY_MS / 1000);
+}
+
+void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
+{
+    ctl_link_reply_t r = {
+        .ok = cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")), .code = "", .msg = ""};
+    if (!r.ok) {
+        const cJSON *e = cJSON_GetObjectItem(reply, "error");
+        const cJSON *c = cJSON_GetObjectItem(e, "code");
+        const cJSON *m = cJSON_GetObjectItem(e, "message");
+        const cJSON *h = cJSON_GetObjectItem(e, "holder");
+        r.code = cJSON_IsString(c) ? c->valuestring : "internal";
+        r.msg = cJSON_IsString(m) ? m->valuestring : "gateway error without message";
+        r.holder = cJSON_IsString(h) ? h->valuestring : NULL;
+    }
+    unsigned flags = ctl_link_reply(&d->link, &r, now);
+    if (flags & CTL_LINK_INFO)
+        s_on_info(d, reply, now);
+    ctld_link_flags(d, flags, now);
+}
+
+static int s_ca(const cJSON *o, const char *key, int def)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    int64_t ca;
+    if (!cJSON_IsNumber(v) || numconv_round(v->valuedouble * 100.0, -1000000, 1000000, &ca) != 0)
+        return def;
+    return (int)ca;
+}
+
+static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
+{
+    const cJSON *v = cJSON_GetObjectItem(msg, "dc_v");
+    const cJSON *a = cJSON_GetObjectItem(msg, "dc_a");
+    const cJSON *op = cJSON_GetObjectItem(msg, "operation");
+    const cJSON *dir = cJSON_GetObjectItem(msg, "direction");
+    const cJSON *sp = cJSON_GetObjectItem(msg, "setpoints");
+    const cJSON *age = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "age_ms"), "fast");
+    d->tel_seen = true;
+    d->tel_ms = now;
+    d->tel_online = cJSON_IsTrue(cJSON_GetObjectItem(msg, "online"));
+    d->tel_valid = d->tel_online && cJSON_IsNumber(v) && cJSON_IsNumber(a) &&
+                   isfinite(v->valuedouble) && isfinite(a->valuedouble);
+    if (d->tel_valid) {
+        d->dc_v = v->valuedouble;
+        d->dc_a = a->valuedouble;
+    }
+    int64_t opv;
+    d->operation =
+        cJSON_IsNumber(op) && numconv_whole(op->valuedouble, 0, 1, &opv) == 0 ? (int)opv : -1;
+    d->direction = cJSON_IsString(dir) && strcmp(dir->valuestring, "discharge") == 0 ? 1 : 0;
+    const cJSON *fault = cJSON_GetObjectItem(msg, "fault");
+    if (cJSON_IsObject(fault)) {
+        d->fault_any = false;
+        const cJSON *f;
+        cJSON_ArrayForEach(f, fault)
+        {
+            /* op_off says the output is off: a state, not a fault. */
+            if (cJSON_IsTrue(f) && f->string && strcmp(f->string, "op_off") != 0)
+                d->fault_any = true;
+        }
+    }
+    d->iout_ca = s_ca(sp, "iout_a", -1);
+    d->rev_iout_ca = s_ca(sp, "rev_iout_a", -1);
+    d->vout_cv = s_ca(sp, "vout_v", -1);
+    d->rev_vout_cv = s_ca(sp, "rev_vout_v", -1);
+    const cJSON *temp = cJSON_GetObjectItem(msg, "temp_c");
+    d->temp_valid = cJSON_IsNumber(temp) && isfinite(temp->valuedouble);
+    d->temp_c = d->temp_valid ? temp->valuedouble : 0;
+    const cJSON *fraw = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "fault"), "raw");
+    int64_t fault_raw;
+    d->fault_raw =
+        cJSON_IsNumber(fraw) && numconv_whole(fraw->valuedouble, 0, 65535, &fault_raw) == 0
+            ? (int)fault_raw
+            : 0;
+    int64_t age_ms;
+    d->sp_age_ms =
+        cJSON_IsNumber(age) && numconv_trunc(age->valuedouble, INT32_MIN, INT32_MAX, &age_ms) == 0
+            ? age_ms
+            : 0;
+
+    /* A gateway that restarted, or a lease that lapsed while its event was missed: the
+     * telemetry names another holder (allowing for telemetry sent before our take). */
+    const cJSON *lease = cJSON_GetObjectItem(msg, "lease"); /* null: free */
+    const cJSON *holder = cJSON_GetObjectItem(lease, "holder");
+    const char *who = cJSON_IsString(holder) ? holder->valuestring : NULL;
+    ctld_link_flags(d, ctl_link_telemetry(&d->link, lease != NULL, who, now), now);
+    ctld_step(d, now);
+}
+
+/* The device came back from a power-up that replaced setpoints held in RAM (EEP_OFF
+ * currents, DIRECTION_CTRL): it runs on its stored values, not on what this controller
+ * commanded. The lease holder decides what it does now: the last command is sent again at
+ * once (an unchanged command is otherwise never resent) and the step waits for the device
+ * to follow it before acting on the meter again. */
+static void s_on_power_cycled(ctl_daemon_t *d, const cJSON *msg, int64_t now)
+{
+    const cJSON *holder = cJSON_GetObjectItem(msg, "holder");
+    char lost[160] = "";
+    size_t used = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(msg, "lost"))
+    {
+        if (!r->string || used >= sizeof lost - 1)
+            continue;
+        int k = snprintf(lost + used, sizeof lost - used, "%s%s", used ? ", " : "", r->string);
+        used = k < 0 ? sizeof lost - 1 : used + (size_t)k;
+    }
+    bool ours = ctl_link_power_cycled(&d->link, cJSON_IsString(holder) ? holder->valuestring : NULL,
+                                      d->st.mode, d->st.current_ca, now);
+    if (!ours) {
+        log_info("device %d came back from a power cycle (lost %s); not the lease holder",
+                 d->set.id, lost[0] ? lost : "setpoints");
+        return;
+    }
+    log_warn("device %d came back from a power cycle that replaced %s: setpoint re-applied",
+             d->set.id, lost[0] ? lost : "setpoints held in RAM");
+    if (d->st.mode != CTL_MODE_NONE) {
+        d->st.pending = true;
+        d->st.since_ms = now;
+    }
+    ctld_step(d, now);
+    ctld_pump(d, now);
+}
+
+void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now)
+{
+    char mine[16];
+    snprintf(mine, sizeof mine, "tel/%d", d->set.id);
+    if (strcmp(topic, mine) == 0) {
+        s_on_tel(d, msg, now);
+        return;
+    }
+    snprintf(mine, sizeof mine, "evt/%d", d->set.id);
+    if (strcmp(topic, mine) != 0)
+        return;
+    const cJSON *ev = cJSON_GetObjectItem(msg, "event");
+    if (!cJSON_IsString(ev))
+        return;
+    if (strcmp(ev->valuestring, "power_cycled") == 0) {
+        s_on_power_cycled(d, msg, now);
+    } else if (strcmp(ev->valuestring, "lease_lapsed") == 0) {
+        const cJSON *h = cJSON_GetObjectItem(msg, "holder");
+        const char *who = cJSON_IsString(h) ? h->valuestring : NULL;
+        ctld_link_flags(d, ctl_link_lease_lapsed(&d->link, who, now), now);
+    } else if (strcmp(ev->valuestring, "safe_state") == 0 ||
+               strcmp(ev->valuestring, "offline") == 0 || strcmp(ev->valuestring, "online") == 0) {
+        log_info("gateway event on device %d: %s", d->set.id, ev->valuestring);
+        if (strcmp(ev->valuestring, "online") == 0)
+            ctl_link_device_online(&d->link, now); /* identity, firmware, EEPROM policy */
+    }
+}
