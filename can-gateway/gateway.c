@@ -31,6 +31,7 @@
 #include "gw_ensure.h"
 #include "gw_request.h"
 #include "gw_bind.h"
+#include "gw_internal.h"
 #include "gw_settings.h"
 #include "gw_state.h"
 #include "jget.h"
@@ -39,104 +40,11 @@
 #include "monotime.h"
 #include "numconv.h"
 
-#define GW_PUB_PERIOD_US (5 * 1000000LL)
-#define RECONNECT_MIN_US 500000LL
-#define RECONNECT_MAX_US 10000000LL
-#define STATE_RETRY_US (30 * 1000000LL)
-#define VOLTAGE_MAX_AGE_US (10 * 1000000LL)
-#define STOP_MAX_US (3 * 1000000LL)
-#define IDENT_RETRY_US (30 * 1000000LL) /* a device refused for its identity is read again */
-/* Margin on the manual's 20 ms period against delivery jitter: the device sees two requests
- * closer than they were sent when the first one travelled longer. A reply shows most of such
- * a delay (the start is moved to the reply less the shortest round trip), not the part the
- * reply path itself varies by; this covers that. The 5 ms after a reply needs no margin: it
- * counts from when the gateway read the reply, which is after the device sent it, and the
- * next request's own travel only lengthens the gap the device sees. */
-#define PACING_GUARD_US 700
-#define SEEN_SLACK_US 200    /* of which not needed once a reply shows when the device saw it */
-#define WRITE_GUARD_US 15000 /* more margin after a write, which no reply confirms */
-#define READ_WINDOW 8        /* reads a job keeps queued at once */
-#define JOB_MAX_READS 64
-#define MAX_JOBS 256
-
-/* ---------------------------------------------------------------------------------------
-   Jobs
-   --------------------------------------------------------------------------------------- */
-
-typedef enum { JOB_GET, JOB_ENSURE, JOB_IDENT, JOB_DISCOVER } job_kind_t;
-typedef enum { ENS_SET, ENS_SETPOINT, ENS_INIT, ENS_SAFE, ENS_PENDING, ENS_LIMITS } ens_purpose_t;
-
-typedef struct {
-    uint8_t addr;
-    uint16_t cmd;
-    uint8_t flags;
-    bool submitted, done;
-    bus_result_t r;
-} read_slot_t;
-
-typedef struct job {
-    struct job *next;
-    uint32_t id;
-    job_kind_t kind;
-    zmsg_t *env;   /* reply envelope; NULL for internal jobs */
-    cJSON *req_id; /* echoed "id" */
-    uint8_t addr;
-    bus_prio_t prio;
-    char client[LEASE_NAME_MAX + 1];
-    bool waiting; /* ensure job waiting for another one on the same device */
-    /* reads (GET, IDENT, DISCOVER) */
-    int nreads, next_read, reads_left;
-    read_slot_t rd[JOB_MAX_READS];
-    char names[JOB_MAX_READS][24]; /* GET: the names as asked */
-    int discover_phase;
-    bool extended;
-    /* ensure */
-    ens_purpose_t purpose;
-    gw_ensure_t *ens; /* the write engine's state */
-    bool holder;      /* the client holds the device's lease (eeprom_policy_decide) */
-    char mode[12];
-    double current_a;
-    bool have_current;
-    char reason[64];
-} job_t;
-
-struct gateway {
-    settings_t set;
-    can_transport_t *tp;
-    int lock_fd; /* holds the adapter's flock while the transport is open */
-    bus_sched_t *sched;
-    zsock_t *router, *pub;
-    gw_auth_t *auth;       /* CURVE client allow-list (NULL: none configured) */
-    int64_t auth_log_at;   /* refusals are logged at most once a second ... */
-    unsigned auth_quiet;   /* ... and the ones not logged counted */
-    lease_table_t *leases; /* one control lease per device */
-    gw_dev_t *dev[GW_DEV_MAX];
-    eeprom_policy_t *eep[GW_DEV_MAX];
-    job_t *jobs;
-    int njobs;
-    uint32_t next_job_id;
-    int64_t start_us;
-    int64_t reconnect_at, backoff_us;
-    uint64_t reconnects;
-    char bus_error[256];
-    int64_t next_tel, next_gw;
-    char state_path[512];
-    char lease_path[512];
-    char lease_saved[GW_DEV_MAX][LEASE_NAME_MAX + 1]; /* holders in the lease file */
-    bool state_dirty;
-    int64_t state_retry_at;
-    char state_error[256];
-    uint64_t state_failures;
-    bool stopping;
-    int64_t stop_deadline;
-    bool stopped;
-};
-
 /* ---------------------------------------------------------------------------------------
    Small helpers
    --------------------------------------------------------------------------------------- */
 
-static const bic_family_t *s_fam(void)
+const bic_family_t *gw_fam(void)
 {
     return bic_family_bic();
 }
@@ -156,7 +64,7 @@ static void s_publish(gateway_t *gw, const char *topic, cJSON *body)
     free(text);
 }
 
-static cJSON *s_event(const gw_dev_t *d, const char *name)
+cJSON *gw_event(const gw_dev_t *d, const char *name)
 {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddNumberToObject(e, "v", 1);
@@ -166,32 +74,32 @@ static cJSON *s_event(const gw_dev_t *d, const char *name)
     return e;
 }
 
-static void s_publish_event(gateway_t *gw, const gw_dev_t *d, cJSON *e)
+void gw_publish_event(gateway_t *gw, const gw_dev_t *d, cJSON *e)
 {
     char topic[16];
     snprintf(topic, sizeof topic, "evt/%d", d->addr);
     s_publish(gw, topic, e);
 }
 
-static lease_t *s_lease(gateway_t *gw, int addr)
+lease_t *gw_lease(gateway_t *gw, int addr)
 {
     return lease_table_get(gw->leases, addr);
 }
 
-static double s_lease_left_s(gateway_t *gw, int addr, int64_t now)
+double gw_lease_left_s(gateway_t *gw, int addr, int64_t now)
 {
-    return round(lease_remaining(s_lease(gw, addr), now) / 100000.0) / 10.0;
+    return round(lease_remaining(gw_lease(gw, addr), now) / 100000.0) / 10.0;
 }
 
 /* The lease of device addr as info and telemetry show it: {"holder","expires_in_s"} or null. */
-static cJSON *s_lease_json(gateway_t *gw, int addr, int64_t now)
+cJSON *gw_lease_json(gateway_t *gw, int addr, int64_t now)
 {
-    const char *h = lease_holder(s_lease(gw, addr), now);
+    const char *h = lease_holder(gw_lease(gw, addr), now);
     if (!h)
         return cJSON_CreateNull();
     cJSON *l = cJSON_CreateObject();
     cJSON_AddStringToObject(l, "holder", h);
-    cJSON_AddNumberToObject(l, "expires_in_s", s_lease_left_s(gw, addr, now));
+    cJSON_AddNumberToObject(l, "expires_in_s", gw_lease_left_s(gw, addr, now));
     return l;
 }
 
@@ -206,7 +114,7 @@ static void s_eep_configure(const gateway_t *gw, eeprom_policy_t *e, int64_t now
  * telemetry show them. min_interval_s is the spacing (what a controller paces its writes by);
  * with the fixed-interval rule the budget reads as a one-deep bucket refilled once per
  * interval (writes_per_day null when the interval is 0: no limit). */
-static void s_eeprom_budget_json(cJSON *o, const eeprom_policy_t *eep, int64_t now)
+void gw_eeprom_budget_json(cJSON *o, const eeprom_policy_t *eep, int64_t now)
 {
     double spacing_s = (double)(eeprom_policy_interval(eep) / 1000000);
     cJSON_AddStringToObject(o, "policy", eeprom_policy_eep_off(eep) ? "eep_off" : "budget");
@@ -227,7 +135,7 @@ static void s_eeprom_budget_json(cJSON *o, const eeprom_policy_t *eep, int64_t n
     cJSON_AddNumberToObject(o, "writes_total", (double)eeprom_policy_total(eep));
 }
 
-static eeprom_policy_t *s_eep(gateway_t *gw, uint8_t addr)
+eeprom_policy_t *gw_eep(gateway_t *gw, uint8_t addr)
 {
     if (!gw->eep[addr]) {
         gw->eep[addr] = eeprom_policy_new((int64_t)gw->set.eep_interval_s * 1000000);
@@ -272,14 +180,14 @@ _Static_assert(sizeof(((gw_lease_rec_t *)0)->holder) == LEASE_NAME_MAX + 1,
 /* Keeps the lease file in step with the holders (written when a device's holder changes
  * only, so renewals cost no disk writes). A restarted gateway restores each holder with a
  * full TTL: the holder carries on, or the lease lapses and the safe state follows. */
-static void s_lease_persist(gateway_t *gw, int64_t now)
+void gw_lease_persist(gateway_t *gw, int64_t now)
 {
     if (!gw->lease_path[0])
         return;
     gw_lease_rec_t rec[GW_LEASE_DEVS];
     bool changed = false;
     for (int a = 0; a < GW_DEV_MAX; a++) {
-        const lease_t *l = s_lease(gw, a);
+        const lease_t *l = gw_lease(gw, a);
         const char *h = lease_holder(l, now);
         snprintf(rec[a].holder, sizeof rec[a].holder, "%s", h ? h : "");
         rec[a].ttl_us = h ? lease_ttl(l) : 0;
@@ -313,11 +221,11 @@ static gw_dev_t *s_dev_add(gateway_t *gw, uint8_t addr)
     snprintf(d->offline_reason, sizeof d->offline_reason, "not identified yet");
     bic_scaling_fixed(&d->scaling);
     gw->dev[addr] = d;
-    s_eep(gw, addr);
+    gw_eep(gw, addr);
     return d;
 }
 
-static int s_dev_count(const gateway_t *gw, int *only)
+int gw_dev_count(const gateway_t *gw, int *only)
 {
     int n = 0;
     for (int a = 0; a < GW_DEV_MAX; a++)
@@ -373,10 +281,10 @@ static void s_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *re
     } else {
         log_warn("device %d offline: %s", d->addr, d->offline_reason);
     }
-    cJSON *e = s_event(d, online ? "online" : "offline");
+    cJSON *e = gw_event(d, online ? "online" : "offline");
     if (!online)
         cJSON_AddStringToObject(e, "reason", d->offline_reason);
-    s_publish_event(gw, d, e);
+    gw_publish_event(gw, d, e);
 }
 
 /* A request to the device failed after its retries. */
@@ -393,7 +301,7 @@ static void s_dev_failed(gateway_t *gw, gw_dev_t *d)
 static void s_cache(gw_dev_t *d, uint16_t cmd, const bus_result_t *r, int64_t now)
 {
     int slot = gw_treg_slot(cmd);
-    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
     int32_t raw;
     if (slot < 0 || !c || bic_data_to_raw(c, r->data, r->len, &raw) != BIC_OK)
         return;
@@ -416,7 +324,7 @@ static void s_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now)
    Replies
    --------------------------------------------------------------------------------------- */
 
-static void s_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply)
+void gw_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply)
 {
     char *text = cJSON_PrintUnformatted(reply);
     cJSON_Delete(reply);
@@ -435,7 +343,7 @@ static void s_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply)
     zmsg_send(&msg, gw->router);
 }
 
-static cJSON *s_ok(const cJSON *id)
+cJSON *gw_reply_ok(const cJSON *id)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "v", 1);
@@ -445,9 +353,7 @@ static cJSON *s_ok(const cJSON *id)
     return r;
 }
 
-static cJSON *s_error(const cJSON *id, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static cJSON *s_error(const cJSON *id, const char *code, const char *fmt, ...)
+cJSON *gw_reply_error(const cJSON *id, const char *code, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -465,7 +371,7 @@ static cJSON *s_error(const cJSON *id, const char *code, const char *fmt, ...)
     return r;
 }
 
-static cJSON *s_error_obj(cJSON *reply)
+cJSON *gw_reply_error_obj(cJSON *reply)
 {
     return cJSON_GetObjectItemCaseSensitive(reply, "error");
 }
@@ -474,7 +380,7 @@ static cJSON *s_error_obj(cJSON *reply)
    Jobs: creation, submission, completion
    --------------------------------------------------------------------------------------- */
 
-static job_t *s_job_new(gateway_t *gw, job_kind_t kind, zmsg_t **env, const cJSON *id)
+job_t *gw_job_new(gateway_t *gw, job_kind_t kind, zmsg_t **env, const cJSON *id)
 {
     if (gw->njobs >= MAX_JOBS)
         return NULL;
@@ -554,7 +460,7 @@ static int s_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, 
 {
     bus_req_t r = {.addr = addr, .cmd = cmd, .flags = flags, .flow = s_flow(gw, tag)};
     if (write) {
-        const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+        const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
         r.len = c ? c->len : 2;
         r.data[0] = raw & 0xff;
         r.data[1] = raw >> 8;
@@ -562,7 +468,7 @@ static int s_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, 
     return bus_sched_submit(gw->sched, prio, &r, tag);
 }
 
-static void s_job_add_read(job_t *j, uint8_t addr, uint16_t cmd, uint8_t flags)
+void gw_job_add_read(job_t *j, uint8_t addr, uint16_t cmd, uint8_t flags)
 {
     if (j->nreads >= JOB_MAX_READS)
         return;
@@ -601,19 +507,19 @@ static void s_job_pump_reads(gateway_t *gw, job_t *j)
 
 static void s_job_step(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now);
 
-static void s_job_start(gateway_t *gw, job_t *j, int64_t now)
+void gw_job_start(gateway_t *gw, job_t *j, int64_t now)
 {
     s_job_step(gw, j, NULL, now);
 }
 
-/* A write job for device addr (targets added by the caller, then s_job_start). */
-static job_t *s_ensure_new(gateway_t *gw, zmsg_t **env, const cJSON *id, uint8_t addr,
-                           ens_purpose_t purpose, eeprom_writer_t by, bool holder)
+/* A write job for device addr (targets added by the caller, then gw_job_start). */
+job_t *gw_ensure_job_new(gateway_t *gw, zmsg_t **env, const cJSON *id, uint8_t addr,
+                         ens_purpose_t purpose, eeprom_writer_t by, bool holder)
 {
     gw_ensure_t *ens = gw_ensure_new(addr, by, holder);
     if (!ens)
         return NULL;
-    job_t *j = s_job_new(gw, JOB_ENSURE, env, id);
+    job_t *j = gw_job_new(gw, JOB_ENSURE, env, id);
     if (!j) {
         gw_ensure_destroy(&ens);
         return NULL;
@@ -641,14 +547,14 @@ static const char *s_status_code(const bus_result_t *r, bool bus_up)
 static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
 {
     gw_dev_t *d = gw->dev[j->addr];
-    cJSON *reply = s_ok(j->req_id);
+    cJSON *reply = gw_reply_ok(j->req_id);
     cJSON_AddNumberToObject(reply, "dev", j->addr);
     cJSON *vals = cJSON_AddObjectToObject(reply, "values");
     int ok = 0;
     const char *first_err = NULL;
     for (int i = 0; i < j->nreads; i++) {
         read_slot_t *s = &j->rd[i];
-        const bic_cmd_t *c = bic_cmd_by_code(s_fam(), s->cmd);
+        const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), s->cmd);
         if (s->r.status == BUS_OK && c && d) {
             cJSON_AddItemToObject(vals, j->names[i], gw_reg_json(d, c, s->r.data, s->r.len));
             ok++;
@@ -676,11 +582,11 @@ static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
     (void)now;
     if (ok == 0) {
         cJSON_Delete(reply);
-        reply = s_error(j->req_id, first_err ? first_err : "timeout",
-                        "no register of device %d could be read (%s)", j->addr,
-                        first_err ? first_err : "timeout");
+        reply = gw_reply_error(j->req_id, first_err ? first_err : "timeout",
+                               "no register of device %d could be read (%s)", j->addr,
+                               first_err ? first_err : "timeout");
     }
-    s_send_reply(gw, &j->env, reply);
+    gw_send_reply(gw, &j->env, reply);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -702,16 +608,16 @@ static void s_start_ident(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
     if (d->identifying)
         return;
-    job_t *j = s_job_new(gw, JOB_IDENT, NULL, NULL);
+    job_t *j = gw_job_new(gw, JOB_IDENT, NULL, NULL);
     if (!j)
         return;
     j->addr = d->addr;
     j->prio = BUS_PRIO_CLIENT;
     for (int i = 0; i < N_IDENT; i++)
-        s_job_add_read(j, d->addr, s_ident_regs[i],
-                       s_ident_regs[i] == BIC_CMD_READ_FAN_SPEED_1 ? BUS_REQ_NO_RETRY : 0);
+        gw_job_add_read(j, d->addr, s_ident_regs[i],
+                        s_ident_regs[i] == BIC_CMD_READ_FAN_SPEED_1 ? BUS_REQ_NO_RETRY : 0);
     d->identifying = true;
-    s_job_start(gw, j, now);
+    gw_job_start(gw, j, now);
 }
 
 static void s_text(char *out, size_t outlen, const bus_result_t *r)
@@ -786,7 +692,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     bic_sysconfig_t sc;
     bic_sysconfig_decode(d->sysconfig, &sc);
     d->can_ctrl = sc.can_ctrl;
-    eeprom_policy_set_eep_off(s_eep(gw, d->addr), sc.eep_off);
+    eeprom_policy_set_eep_off(gw_eep(gw, d->addr), sc.eep_off);
     uint16_t bidir = (uint16_t)(r[9]->data[0] | (r[9]->data[1] << 8));
     d->mode = (bidir & 1) ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
     d->mode_pending = false;
@@ -804,7 +710,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     d->fails = 0;
     s_set_online(gw, d, true, NULL);
     s_apply_limits(gw, d, now);
-    if (d->safe_pending && !lease_holder(s_lease(gw, d->addr), now))
+    if (d->safe_pending && !lease_holder(gw_lease(gw, d->addr), now))
         s_safe_state_dev(gw, d, d->safe_reason, now);
 }
 
@@ -812,7 +718,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
    Discovery
    --------------------------------------------------------------------------------------- */
 
-static cJSON *s_devices_json(gateway_t *gw)
+cJSON *gw_devices_json(gateway_t *gw)
 {
     cJSON *arr = cJSON_CreateArray();
     for (int a = 0; a < GW_DEV_MAX; a++) {
@@ -842,7 +748,7 @@ static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
             if (j->rd[i].r.status == BUS_OK)
                 answered[n++] = j->rd[i].addr;
         if (!bus_sched_is_up(gw->sched)) {
-            s_send_reply(gw, &j->env, s_error(j->req_id, "bus_down", "CAN bus is down"));
+            gw_send_reply(gw, &j->env, gw_reply_error(j->req_id, "bus_down", "CAN bus is down"));
             s_job_free(gw, j);
             return;
         }
@@ -851,7 +757,7 @@ static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
         memcpy(first, j->rd, sizeof first);
         j->nreads = j->next_read = j->reads_left = 0;
         for (int k = 0; k < n; k++)
-            s_job_add_read(j, (uint8_t)answered[k], BIC_CMD_MFR_MODEL_B6B11, 0);
+            gw_job_add_read(j, (uint8_t)answered[k], BIC_CMD_MFR_MODEL_B6B11, 0);
         for (int k = 0; k < n; k++) {
             /* stash the first half in the slot's data until both are in */
             for (int i = 0; i < JOB_MAX_READS; i++)
@@ -885,9 +791,9 @@ static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
         if (d && !d->online)
             s_start_ident(gw, d, now);
     }
-    cJSON *reply = s_ok(j->req_id);
-    cJSON_AddItemToObject(reply, "devices", s_devices_json(gw));
-    s_send_reply(gw, &j->env, reply);
+    cJSON *reply = gw_reply_ok(j->req_id);
+    cJSON_AddItemToObject(reply, "devices", gw_devices_json(gw));
+    gw_send_reply(gw, &j->env, reply);
     s_job_free(gw, j);
 }
 
@@ -896,8 +802,8 @@ static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
    read back, verify), one target after the other.
    --------------------------------------------------------------------------------------- */
 
-static void s_add_target(job_t *j, uint16_t cmd, uint16_t value, uint16_t mask, bool tolerate,
-                         const char *label)
+void gw_job_add_target(job_t *j, uint16_t cmd, uint16_t value, uint16_t mask, bool tolerate,
+                       const char *label)
 {
     gw_ensure_add(j->ens, cmd, value, mask, tolerate, label);
 }
@@ -912,13 +818,13 @@ static bool s_ensure_busy(gateway_t *gw, const job_t *self)
 
 static const char *s_reg_name(uint16_t cmd)
 {
-    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
     return c ? c->name : "?";
 }
 
-static double s_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
+double gw_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
 {
-    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
     if (!c)
         return raw;
     double v = bic_raw_to_value(c, d ? &d->scaling : NULL, raw);
@@ -930,7 +836,7 @@ static double s_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
 
 static const char *s_unit(uint16_t cmd)
 {
-    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), cmd);
+    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
     return c && c->unit ? c->unit : "";
 }
 
@@ -996,9 +902,9 @@ static cJSON *s_outcomes_json(gateway_t *gw, const job_t *j, const gw_dev_t *d, 
         cJSON_AddStringToObject(o, "reg", s_reg_name(t->cmd));
         if (t->read_ok) {
             int32_t raw = t->outcome == GWE_WRITTEN ? t->after : t->value;
-            cJSON_AddNumberToObject(o, "value", s_raw_value(d, t->cmd, raw));
+            cJSON_AddNumberToObject(o, "value", gw_raw_value(d, t->cmd, raw));
             cJSON_AddNumberToObject(o, "raw", raw);
-            cJSON_AddNumberToObject(o, "before", s_raw_value(d, t->cmd, t->before));
+            cJSON_AddNumberToObject(o, "before", gw_raw_value(d, t->cmd, t->before));
         }
         cJSON_AddStringToObject(o, "outcome", s_outcome_name(t->outcome));
         if (t->outcome == GWE_DEFERRED || t->outcome == GWE_REFUSED) {
@@ -1027,7 +933,7 @@ static void s_log_outcomes(gateway_t *gw, const job_t *j, const gw_dev_t *d, int
     for (int i = 0; i < gw_ensure_count(j->ens); i++) {
         const gwe_target_t *t = gw_ensure_target(j->ens, i);
         const char *name = s_reg_name(t->cmd);
-        double v = s_raw_value(d, t->cmd, t->value);
+        double v = gw_raw_value(d, t->cmd, t->value);
         char why[200];
         switch (t->outcome) {
         case GWE_WRITTEN:
@@ -1056,7 +962,6 @@ static void s_log_outcomes(gateway_t *gw, const job_t *j, const gw_dev_t *d, int
 }
 
 static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now);
-#define LIMITS_RETRY_US (60 * 1000000LL)
 
 static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const char *err_msg,
                            int64_t now)
@@ -1078,17 +983,17 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
             }
         } else if (j->purpose == ENS_SAFE && d) {
             static const char *names[] = {"off", "min", "hold"};
-            cJSON *e = s_event(d, "safe_state");
+            cJSON *e = gw_event(d, "safe_state");
             cJSON_AddStringToObject(e, "state", names[gw->set.safe_state]);
             cJSON_AddStringToObject(e, "reason", j->reason);
-            s_publish_event(gw, d, e);
+            gw_publish_event(gw, d, e);
             log_info("device %d: safe state '%s' applied (%s)", j->addr, names[gw->set.safe_state],
                      j->reason);
         }
         return;
     }
     if (err_code) {
-        s_send_reply(gw, &j->env, s_error(j->req_id, err_code, "%s", err_msg));
+        gw_send_reply(gw, &j->env, gw_reply_error(j->req_id, err_code, "%s", err_msg));
         return;
     }
     const gwe_target_t *t0 = gw_ensure_target(j->ens, 0);
@@ -1100,26 +1005,27 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
     if ((j->purpose == ENS_SET || j->purpose == ENS_SETPOINT) && t0 && t0->outcome == GWE_REFUSED) {
         char why[200], remedy[200];
         s_policy_why(gw, d, t0, j->holder, now, why, sizeof why, remedy, sizeof remedy);
-        cJSON *r = s_error(j->req_id, "eeprom_budget", "device %d: %s %g%s%s refused: %s; %s",
-                           j->addr, s_reg_name(t0->cmd), s_raw_value(d, t0->cmd, t0->value),
+        cJSON *r =
+            gw_reply_error(j->req_id, "eeprom_budget", "device %d: %s %g%s%s refused: %s; %s",
+                           j->addr, s_reg_name(t0->cmd), gw_raw_value(d, t0->cmd, t0->value),
                            *s_unit(t0->cmd) ? " " : "", s_unit(t0->cmd), why, remedy);
-        cJSON *e = s_error_obj(r);
+        cJSON *e = gw_reply_error_obj(r);
         cJSON_AddStringToObject(e, "reason", why);
         cJSON_AddStringToObject(e, "remedy", remedy);
         cJSON_AddNumberToObject(e, "dev", j->addr);
         cJSON_AddNumberToObject(e, "until_s", round((t0->until - now) / 1e5) / 10.0);
         if (j->purpose == ENS_SETPOINT)
             cJSON_AddItemToObject(e, "outcomes", s_outcomes_json(gw, j, d, now));
-        s_send_reply(gw, &j->env, r);
+        gw_send_reply(gw, &j->env, r);
         return;
     }
-    cJSON *reply = s_ok(j->req_id);
+    cJSON *reply = gw_reply_ok(j->req_id);
     cJSON_AddNumberToObject(reply, "dev", j->addr);
     if (j->purpose == ENS_SET) {
         const gwe_target_t *t = t0;
         int32_t raw = t->outcome == GWE_WRITTEN ? t->after : t->value;
         cJSON_AddStringToObject(reply, "reg", s_reg_name(t->cmd));
-        cJSON_AddNumberToObject(reply, "value", s_raw_value(d, t->cmd, raw));
+        cJSON_AddNumberToObject(reply, "value", gw_raw_value(d, t->cmd, raw));
         cJSON_AddNumberToObject(reply, "raw", raw);
         cJSON_AddBoolToObject(reply, "written", t->written);
         cJSON_AddBoolToObject(reply, "deferred", t->outcome == GWE_DEFERRED);
@@ -1177,7 +1083,7 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
                 const gwe_target_t *t = gw_ensure_target(j->ens, i);
                 if (t->outcome == GWE_DEFERRED)
                     cJSON_AddNumberToObject(p, s_reg_name(t->cmd),
-                                            s_raw_value(d, t->cmd, t->value));
+                                            gw_raw_value(d, t->cmd, t->value));
             }
         }
         cJSON_AddItemToObject(reply, "outcomes", s_outcomes_json(gw, j, d, now));
@@ -1206,7 +1112,7 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
         cJSON_AddBoolToObject(reply, "eep_off", eep_off);
         cJSON_AddBoolToObject(reply, "power_cycle_needed", cycle);
     }
-    s_send_reply(gw, &j->env, reply);
+    gw_send_reply(gw, &j->env, reply);
 }
 
 static void s_ensure_pump(gateway_t *gw, job_t *j, int64_t now);
@@ -1222,14 +1128,14 @@ static void s_ensure_fail(gateway_t *gw, job_t *j, int64_t now)
     case GWE_ERR_VERIFY:
         code = "verify_failed";
         snprintf(msg, sizeof msg, "device %d: %s written %d (%g) but read back %d (%g)", j->addr,
-                 s_reg_name(t->cmd), t->value, s_raw_value(d, t->cmd, t->value), t->after,
-                 s_raw_value(d, t->cmd, t->after));
+                 s_reg_name(t->cmd), t->value, gw_raw_value(d, t->cmd, t->value), t->after,
+                 gw_raw_value(d, t->cmd, t->after));
         if (d) {
-            cJSON *e = s_event(d, "write_rejected");
+            cJSON *e = gw_event(d, "write_rejected");
             cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
-            cJSON_AddNumberToObject(e, "value", s_raw_value(d, t->cmd, t->value));
+            cJSON_AddNumberToObject(e, "value", gw_raw_value(d, t->cmd, t->value));
             cJSON_AddStringToObject(e, "reason", "read-back differs");
-            s_publish_event(gw, d, e);
+            gw_publish_event(gw, d, e);
         }
         break;
     case GWE_ERR_BUS_DOWN:
@@ -1286,15 +1192,15 @@ static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, const job_t *j, const
 {
     char why[200];
     s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
-    cJSON *e = s_event(d, t->outcome == GWE_DEFERRED ? "write_deferred" : "write_refused");
+    cJSON *e = gw_event(d, t->outcome == GWE_DEFERRED ? "write_deferred" : "write_refused");
     cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
-    cJSON_AddNumberToObject(e, "value", s_raw_value(d, t->cmd, t->value));
+    cJSON_AddNumberToObject(e, "value", gw_raw_value(d, t->cmd, t->value));
     cJSON_AddNumberToObject(e, "raw", t->value);
     cJSON_AddNumberToObject(e, "until_s", round((t->until - now) / 1e5) / 10.0);
     cJSON_AddStringToObject(e, "reason", why);
     if (j->client[0])
         cJSON_AddStringToObject(e, "client", j->client);
-    s_publish_event(gw, d, e);
+    gw_publish_event(gw, d, e);
 }
 
 /* Remembers a verified setpoint that lives in RAM only (not persisted under the EEPROM state
@@ -1305,16 +1211,16 @@ static void s_ram_note(gateway_t *gw, gw_dev_t *d, uint16_t cmd, int32_t raw)
     if (slot < 0)
         return;
     d->ram_set[slot] = raw;
-    d->ram_set_valid[slot] = !eeprom_policy_persists(s_eep(gw, d->addr), cmd);
+    d->ram_set_valid[slot] = !eeprom_policy_persists(gw_eep(gw, d->addr), cmd);
 }
 
 static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
 {
     gw_dev_t *d = gw->dev[j->addr];
-    eeprom_policy_t *eep = s_eep(gw, j->addr);
+    eeprom_policy_t *eep = gw_eep(gw, j->addr);
     int cur = gw_ensure_current(j->ens);
     const gwe_target_t *t = gw_ensure_target(j->ens, cur);
-    const bic_cmd_t *c = bic_cmd_by_code(s_fam(), r->req.cmd);
+    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), r->req.cmd);
     int32_t raw = 0;
     bool raw_ok = r->status == BUS_OK && c && bic_data_to_raw(c, r->data, r->len, &raw) == BIC_OK;
     if (raw_ok && d) {
@@ -1349,9 +1255,9 @@ static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, i
             d->mode_pending = m != d->mode;
             d->pending_mode = m;
             if (d->mode_pending) {
-                cJSON *e = s_event(d, "power_cycle_needed");
+                cJSON *e = gw_event(d, "power_cycle_needed");
                 cJSON_AddStringToObject(e, "mode", bic_mode_name(m));
-                s_publish_event(gw, d, e);
+                gw_publish_event(gw, d, e);
             }
         }
     }
@@ -1440,7 +1346,7 @@ static void s_start_waiting(gateway_t *gw, int64_t now)
 #define TEL_PROBE 0x8000
 
 /* {"state":"ok|applying|failed|off|unknown","error":...}: the configured values on the device */
-static cJSON *s_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
+cJSON *gw_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
 {
     static const char *names[] = {"unknown", "applying", "ok", "failed"};
     cJSON *o = cJSON_CreateObject();
@@ -1455,9 +1361,9 @@ static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
     cJSON *t = gw_dev_telemetry(d, now, s_wall());
     cJSON *e = cJSON_AddObjectToObject(t, "eeprom");
-    s_eeprom_budget_json(e, s_eep(gw, d->addr), now);
-    cJSON_AddItemToObject(t, "lease", s_lease_json(gw, d->addr, now));
-    cJSON_AddItemToObject(t, "device_limits", s_limits_state_json(gw, d));
+    gw_eeprom_budget_json(e, gw_eep(gw, d->addr), now);
+    cJSON_AddItemToObject(t, "lease", gw_lease_json(gw, d->addr, now));
+    cJSON_AddItemToObject(t, "device_limits", gw_limits_state_json(gw, d));
     char topic[16];
     snprintf(topic, sizeof topic, "tel/%d", d->addr);
     s_publish(gw, topic, t);
@@ -1474,14 +1380,14 @@ static void s_fault_edges(gateway_t *gw, gw_dev_t *d)
     if (now_raw == old)
         return;
     bic_field_t fn[16], fo[16];
-    int n = bic_fields(s_fam(), BIC_CMD_FAULT_STATUS, now_raw, fn, 16);
-    bic_fields(s_fam(), BIC_CMD_FAULT_STATUS, old, fo, 16);
+    int n = bic_fields(gw_fam(), BIC_CMD_FAULT_STATUS, now_raw, fn, 16);
+    bic_fields(gw_fam(), BIC_CMD_FAULT_STATUS, old, fo, 16);
     for (int i = 0; i < n; i++) {
         if (fn[i].value == fo[i].value)
             continue;
-        cJSON *e = s_event(d, fn[i].value ? "fault_on" : "fault_off");
+        cJSON *e = gw_event(d, fn[i].value ? "fault_on" : "fault_off");
         cJSON_AddStringToObject(e, "fault", fn[i].name);
-        s_publish_event(gw, d, e);
+        gw_publish_event(gw, d, e);
     }
 }
 
@@ -1501,8 +1407,8 @@ static void s_ram_check(gateway_t *gw, gw_dev_t *d, int64_t now)
             continue;
         uint16_t cmd = gw_treg_cmd(s);
         cJSON *r = cJSON_AddObjectToObject(lost, s_reg_name(cmd));
-        cJSON_AddNumberToObject(r, "was", s_raw_value(d, cmd, d->ram_set[s]));
-        cJSON_AddNumberToObject(r, "now", s_raw_value(d, cmd, d->cache[s].raw));
+        cJSON_AddNumberToObject(r, "was", gw_raw_value(d, cmd, d->ram_set[s]));
+        cJSON_AddNumberToObject(r, "now", gw_raw_value(d, cmd, d->cache[s].raw));
         d->ram_set_valid[s] = false; /* the device holds its stored value now */
         n++;
     }
@@ -1510,16 +1416,16 @@ static void s_ram_check(gateway_t *gw, gw_dev_t *d, int64_t now)
         cJSON_Delete(lost);
         return;
     }
-    const char *holder = lease_holder(s_lease(gw, d->addr), now);
+    const char *holder = lease_holder(gw_lease(gw, d->addr), now);
     log_warn("device %d: %d setpoint(s) held in RAM were lost (power cycle); %s", d->addr, n,
              holder ? "the lease holder is told" : "no lease holder: the stored values stand");
-    cJSON *e = s_event(d, "power_cycled");
+    cJSON *e = gw_event(d, "power_cycled");
     cJSON_AddItemToObject(e, "lost", lost);
     if (holder)
         cJSON_AddStringToObject(e, "holder", holder);
     else
         cJSON_AddNullToObject(e, "holder");
-    s_publish_event(gw, d, e);
+    gw_publish_event(gw, d, e);
 }
 
 static void s_tel_result(gateway_t *gw, const bus_result_t *r, int64_t now)
@@ -1628,13 +1534,13 @@ static void s_publish_gw(gateway_t *gw, int64_t now)
     /* every held lease, by device */
     cJSON *ls = cJSON_AddArrayToObject(g, "leases");
     for (int a = 0; a < GW_DEV_MAX; a++) {
-        const char *h = lease_holder(s_lease(gw, a), now);
+        const char *h = lease_holder(gw_lease(gw, a), now);
         if (!h)
             continue;
         cJSON *l = cJSON_CreateObject();
         cJSON_AddNumberToObject(l, "dev", a);
         cJSON_AddStringToObject(l, "holder", h);
-        cJSON_AddNumberToObject(l, "expires_in_s", s_lease_left_s(gw, a, now));
+        cJSON_AddNumberToObject(l, "expires_in_s", gw_lease_left_s(gw, a, now));
         cJSON_AddItemToArray(ls, l);
     }
     cJSON *sf = cJSON_AddObjectToObject(g, "state_file");
@@ -1737,11 +1643,11 @@ static int s_open_transport(gateway_t *gw, int64_t now)
             s_start_ident(gw, gw->dev[a], now);
     if (gw->set.discover) {
         /* [GATEWAY] Discover: scan 0-7 whenever the bus comes up */
-        job_t *j = s_job_new(gw, JOB_DISCOVER, NULL, NULL);
+        job_t *j = gw_job_new(gw, JOB_DISCOVER, NULL, NULL);
         if (j) {
             for (int a = 0; a <= 7; a++)
-                s_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
-            s_job_start(gw, j, now);
+                gw_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
+            gw_job_start(gw, j, now);
         }
     }
     return 0;
@@ -1810,9 +1716,9 @@ static void s_bus_io(gateway_t *gw, int64_t now)
         can_frame_t fr;
         bic_err_t e =
             tx.len
-                ? bic_encode_write(s_fam(), tx.addr, tx.cmd,
+                ? bic_encode_write(gw_fam(), tx.addr, tx.cmd,
                                    tx.len == 1 ? tx.data[0] : (tx.data[0] | (tx.data[1] << 8)), &fr)
-                : bic_encode_read(s_fam(), tx.addr, tx.cmd, &fr);
+                : bic_encode_read(gw_fam(), tx.addr, tx.cmd, &fr);
         if (e != BIC_OK) {
             log_error("cannot encode request 0x%04X for device %d: %s", tx.cmd, tx.addr,
                       bic_strerror(e));
@@ -1844,7 +1750,7 @@ static void s_bus_io(gateway_t *gw, int64_t now)
    --------------------------------------------------------------------------------------- */
 
 /* The writes of mode (can/bic_plan.h) as the job's targets, in the plan's order. */
-static void s_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw)
+void gw_job_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw)
 {
     bic_plan_args_t a = {.current_raw = current_raw,
                          .charge_min_raw = d->limits.iout.min_raw,
@@ -1852,12 +1758,12 @@ static void s_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16
     bic_plan_write_t w[BIC_PLAN_MAX];
     int n = bic_setpoint_plan(mode, &a, w);
     for (int i = 0; i < n; i++)
-        s_add_target(j, w[i].cmd, w[i].raw, 0xFFFF, false, NULL);
+        gw_job_add_target(j, w[i].cmd, w[i].raw, 0xFFFF, false, NULL);
 }
 
-static void s_add_idle_targets(job_t *j, const gw_dev_t *d, bool min_state)
+void gw_job_add_idle(job_t *j, const gw_dev_t *d, bool min_state)
 {
-    s_add_plan(j, d, min_state ? BIC_PLAN_IDLE_MIN : BIC_PLAN_IDLE_OFF, 0);
+    gw_job_add_plan(j, d, min_state ? BIC_PLAN_IDLE_MIN : BIC_PLAN_IDLE_OFF, 0);
 }
 
 /* Applies the safe state to one device now, or, when it cannot be reached, remembers it for
@@ -1866,12 +1772,12 @@ static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int
 {
     /* pending EEPROM values of the former controller must not be applied later */
     for (int i = 0; i < EEPROM_NREGS; i++)
-        eeprom_policy_clear_pending(s_eep(gw, d->addr), eeprom_reg_cmd(i));
+        eeprom_policy_clear_pending(gw_eep(gw, d->addr), eeprom_reg_cmd(i));
     if (gw->set.safe_state == SAFE_HOLD) {
-        cJSON *e = s_event(d, "safe_state");
+        cJSON *e = gw_event(d, "safe_state");
         cJSON_AddStringToObject(e, "state", "hold");
         cJSON_AddStringToObject(e, "reason", reason);
-        s_publish_event(gw, d, e);
+        gw_publish_event(gw, d, e);
         return;
     }
     if (!d->identified || !d->online || !bus_sched_is_up(gw->sched)) {
@@ -1880,7 +1786,7 @@ static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int
         log_warn("device %d unreachable: safe state applied when it is back", d->addr);
         return;
     }
-    job_t *j = s_ensure_new(gw, NULL, NULL, d->addr, ENS_SAFE, EEPROM_BY_SAFETY, true);
+    job_t *j = gw_ensure_job_new(gw, NULL, NULL, d->addr, ENS_SAFE, EEPROM_BY_SAFETY, true);
     if (!j) {
         d->safe_pending = true;
         snprintf(d->safe_reason, sizeof d->safe_reason, "%s", reason);
@@ -1890,8 +1796,8 @@ static void s_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int
     d->safe_pending = false;
     j->prio = BUS_PRIO_SAFETY;
     snprintf(j->reason, sizeof j->reason, "%s", reason);
-    s_add_idle_targets(j, d, gw->set.safe_state == SAFE_MIN);
-    s_job_start(gw, j, now);
+    gw_job_add_idle(j, d, gw->set.safe_state == SAFE_MIN);
+    gw_job_start(gw, j, now);
 }
 
 static void s_apply_safe_state(gateway_t *gw, const char *reason, int64_t now)
@@ -1913,13 +1819,13 @@ static void s_check_lease(gateway_t *gw, int64_t now)
         if (!d)
             continue; /* an address no longer (or not yet) in service */
         log_warn("control lease of '%s' on device %d lapsed; applying the safe state", holder, a);
-        cJSON *e = s_event(d, "lease_lapsed");
+        cJSON *e = gw_event(d, "lease_lapsed");
         cJSON_AddStringToObject(e, "holder", holder);
-        s_publish_event(gw, d, e);
+        gw_publish_event(gw, d, e);
         s_safe_state_dev(gw, d, "lease lapsed", now);
     }
     if (any)
-        s_lease_persist(gw, now);
+        gw_lease_persist(gw, now);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1933,7 +1839,7 @@ static void s_apply_limits(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
     if (!gw->set.apply_limits || !d->cfg.present || !d->identified || !d->online)
         return;
-    job_t *j = s_ensure_new(gw, NULL, NULL, d->addr, ENS_LIMITS, EEPROM_BY_PERSON, true);
+    job_t *j = gw_ensure_job_new(gw, NULL, NULL, d->addr, ENS_LIMITS, EEPROM_BY_PERSON, true);
     if (!j) {
         d->limits_state = GW_LIMITS_FAILED;
         snprintf(d->limits_error, sizeof d->limits_error, "no room for the job; retrying");
@@ -1957,11 +1863,11 @@ static void s_apply_limits(gateway_t *gw, gw_dev_t *d, int64_t now)
      * first, a higher one after the charge voltage */
     bool rev_first = d->cache[TREG_REV_VOUT_SET].valid && dv < d->cache[TREG_REV_VOUT_SET].raw;
     if (rev_first)
-        s_add_target(j, BIC_CMD_REVERSE_VOUT_SET, (uint16_t)dv, 0xFFFF, false, NULL);
-    s_add_target(j, BIC_CMD_VOUT_SET, (uint16_t)cv, 0xFFFF, false, NULL);
+        gw_job_add_target(j, BIC_CMD_REVERSE_VOUT_SET, (uint16_t)dv, 0xFFFF, false, NULL);
+    gw_job_add_target(j, BIC_CMD_VOUT_SET, (uint16_t)cv, 0xFFFF, false, NULL);
     if (!rev_first)
-        s_add_target(j, BIC_CMD_REVERSE_VOUT_SET, (uint16_t)dv, 0xFFFF, false, NULL);
-    s_job_start(gw, j, now);
+        gw_job_add_target(j, BIC_CMD_REVERSE_VOUT_SET, (uint16_t)dv, 0xFFFF, false, NULL);
+    gw_job_start(gw, j, now);
 }
 
 static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now)
@@ -1979,7 +1885,7 @@ static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_
                 char pol[200];
                 s_policy_why(gw, d, t, true, now, pol, sizeof pol, NULL, 0);
                 snprintf(why, sizeof why, "%s %g not written: %s", s_reg_name(t->cmd),
-                         s_raw_value(d, t->cmd, t->value), pol);
+                         gw_raw_value(d, t->cmd, t->value), pol);
             }
         }
     }
@@ -1990,9 +1896,9 @@ static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_
         log_error("device %d: the configured [DEVICE] limits are not on the device: %s; "
                   "setpoints are refused until they are (retried every %lld s)",
                   d->addr, why, (long long)(LIMITS_RETRY_US / 1000000));
-        cJSON *e = s_event(d, "limits_not_applied");
+        cJSON *e = gw_event(d, "limits_not_applied");
         cJSON_AddStringToObject(e, "reason", why);
-        s_publish_event(gw, d, e);
+        gw_publish_event(gw, d, e);
         return;
     }
     bool was_failed = d->limits_state == GW_LIMITS_FAILED;
@@ -2002,11 +1908,11 @@ static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_
     if (writes)
         log_info("device %d: the configured [DEVICE] limits are on the device (%d written)",
                  d->addr, writes);
-    cJSON *e = s_event(d, "limits_applied");
+    cJSON *e = gw_event(d, "limits_applied");
     cJSON_AddNumberToObject(e, "writes", writes);
     cJSON_AddItemToObject(e, "outcomes", s_outcomes_json(gw, j, d, now));
     if (was_failed || writes)
-        s_publish_event(gw, d, e);
+        gw_publish_event(gw, d, e);
     else
         cJSON_Delete(e);
 }
@@ -2032,781 +1938,17 @@ static void s_check_pending_eeprom(gateway_t *gw, int64_t now)
                 busy = true;
         if (busy)
             continue;
-        job_t *j = s_ensure_new(gw, NULL, NULL, (uint8_t)a, ENS_PENDING, EEPROM_BY_CONTROL, true);
+        job_t *j =
+            gw_ensure_job_new(gw, NULL, NULL, (uint8_t)a, ENS_PENDING, EEPROM_BY_CONTROL, true);
         if (!j)
             return;
         j->prio = BUS_PRIO_SAFETY;
-        s_add_target(j, cmd, (uint16_t)raw, 0xFFFF, false, NULL);
+        gw_job_add_target(j, cmd, (uint16_t)raw, 0xFFFF, false, NULL);
         log_info("device %d: writing the deferred %s %g now", a, s_reg_name(cmd),
-                 s_raw_value(d, cmd, (int32_t)raw));
-        s_job_start(gw, j, now);
+                 gw_raw_value(d, cmd, (int32_t)raw));
+        gw_job_start(gw, j, now);
     }
 }
-
-/* ---------------------------------------------------------------------------------------
-   Requests
-   --------------------------------------------------------------------------------------- */
-
-typedef struct {
-    gateway_t *gw;
-    zmsg_t **env;
-    const gw_request_t *rq; /* the decoded request */
-    const cJSON *req;       /* its object, for the op's own fields */
-    const cJSON *id;
-    int64_t now;
-} ctx_t;
-
-static void s_reply_now(ctx_t *c, cJSON *reply)
-{
-    s_send_reply(c->gw, c->env, reply);
-}
-
-/* Resolves "dev": present and known, or absent with exactly one device. */
-static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
-{
-    *replied = true;
-    int addr = -1;
-    if (c->rq->dev == GWR_DEV_ABSENT) {
-        int only = -1;
-        int n = s_dev_count(c->gw, &only);
-        if (n != 1) {
-            s_reply_now(c, s_error(c->id, "bad_request",
-                                   "'dev' is required when the gateway has %d devices "
-                                   "(allowed: a CAN address 0-63)",
-                                   n));
-            return NULL;
-        }
-        addr = only;
-    } else if (c->rq->dev == GWR_DEV_INVALID) {
-        s_reply_now(c, s_error(c->id, "bad_request", "'dev' must be an integer CAN address 0-63"));
-        return NULL;
-    } else {
-        addr = c->rq->dev;
-    }
-    if (!c->gw->dev[addr]) {
-        s_reply_now(
-            c, s_error(c->id, "unknown_device", "device %d is not configured or discovered", addr));
-        return NULL;
-    }
-    *replied = false;
-    return c->gw->dev[addr];
-}
-
-/* Device must be reachable: bus up and device online. */
-static bool s_req_online(ctx_t *c, gw_dev_t *d)
-{
-    if (!bus_sched_is_up(c->gw->sched)) {
-        s_reply_now(c, s_error(c->id, "bus_down", "CAN bus is down (%s); reconnecting",
-                               c->gw->bus_error[0] ? c->gw->bus_error : "adapter gone"));
-        return false;
-    }
-    if (!d->online || !d->identified) {
-        s_reply_now(c, s_error(c->id, "device_offline", "device %d is offline: %s", d->addr,
-                               d->offline_reason));
-        return false;
-    }
-    return true;
-}
-
-/* Optional/required "client". Returns the name, "" when absent and optional, NULL after an
- * error reply. */
-static const char *s_req_client(ctx_t *c, bool required)
-{
-    if (c->rq->client_state == GWR_CLIENT_ABSENT) {
-        if (!required)
-            return "";
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "'client' is required: 1-32 characters of [A-Za-z0-9_.-]"));
-        return NULL;
-    }
-    if (c->rq->client_state != GWR_CLIENT_OK) {
-        s_reply_now(
-            c, s_error(c->id, "bad_request", "'client' must be 1-32 characters of [A-Za-z0-9_.-]"));
-        return NULL;
-    }
-    return c->rq->client;
-}
-
-/* lease_held naming the holder of device addr, the one that refused the request. */
-static cJSON *s_lease_held_error(ctx_t *c, int addr)
-{
-    const char *h = lease_holder(s_lease(c->gw, addr), c->now);
-    cJSON *r = s_error(c->id, "lease_held", "controlled by %s", h ? h : "?");
-    cJSON *e = s_error_obj(r);
-    cJSON_AddStringToObject(e, "holder", h ? h : "");
-    cJSON_AddNumberToObject(e, "dev", addr);
-    cJSON_AddNumberToObject(e, "expires_in_s", s_lease_left_s(c->gw, addr, c->now));
-    return r;
-}
-
-static cJSON *s_range_error(ctx_t *c, const gw_dev_t *d, const bic_cmd_t *cmd, int32_t min,
-                            int32_t max, double got)
-{
-    double lo = s_raw_value(d, cmd->code, min), hi = s_raw_value(d, cmd->code, max);
-    cJSON *r = s_error(c->id, "out_of_range", "%s %g%s%s is outside %g-%g%s%s (device %d)",
-                       cmd->name, got, cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", lo, hi,
-                       cmd->unit ? " " : "", cmd->unit ? cmd->unit : "", d->addr);
-    cJSON *e = s_error_obj(r);
-    cJSON_AddNumberToObject(e, "min", lo);
-    cJSON_AddNumberToObject(e, "max", hi);
-    if (cmd->unit)
-        cJSON_AddStringToObject(e, "unit", cmd->unit);
-    return r;
-}
-
-static void s_op_ping(ctx_t *c)
-{
-    cJSON *r = s_ok(c->id);
-    cJSON_AddStringToObject(r, "gateway", "bic-can-gateway");
-    cJSON_AddStringToObject(r, "version", BIC_VERSION);
-    cJSON_AddNumberToObject(r, "uptime_s", round((c->now - c->gw->start_us) / 100000.0) / 10.0);
-    cJSON_AddStringToObject(r, "bus", bus_sched_is_up(c->gw->sched) ? "up" : "down");
-    s_reply_now(c, r);
-}
-
-static cJSON *s_eeprom_json(gateway_t *gw, const gw_dev_t *d, int64_t now)
-{
-    eeprom_policy_t *eep = s_eep(gw, d->addr);
-    cJSON *o = cJSON_CreateObject();
-    s_eeprom_budget_json(o, eep, now);
-    cJSON *w = cJSON_AddObjectToObject(o, "writes");
-    for (int i = 0; i < EEPROM_NREGS; i++)
-        cJSON_AddNumberToObject(w, eeprom_reg_name(i), (double)eeprom_policy_count(eep, i));
-    cJSON *p = cJSON_AddObjectToObject(o, "pending");
-    for (int i = 0; i < EEPROM_NREGS; i++) {
-        uint32_t raw;
-        if (eeprom_policy_pending(eep, eeprom_reg_cmd(i), &raw))
-            cJSON_AddNumberToObject(p, eeprom_reg_name(i),
-                                    s_raw_value(d, eeprom_reg_cmd(i), (int32_t)raw));
-    }
-    return o;
-}
-
-static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "dev", d->addr);
-    cJSON_AddBoolToObject(o, "online", d->online);
-    if (!d->online)
-        cJSON_AddStringToObject(o, "reason", d->offline_reason);
-    if (d->identified) {
-        cJSON_AddStringToObject(o, "family", "BIC");
-        cJSON_AddStringToObject(o, "model", d->model.model);
-        cJSON_AddNumberToObject(o, "variant", d->model.variant);
-        cJSON *fw = cJSON_AddObjectToObject(o, "firmware");
-        cJSON_AddStringToObject(fw, "raw", d->revision.raw);
-        cJSON *m = cJSON_AddArrayToObject(fw, "mcu");
-        for (int i = 0; i < d->revision.nmcu; i++)
-            cJSON_AddItemToArray(m, cJSON_CreateString(d->revision.mcu[i]));
-        cJSON_AddStringToObject(o, "serial", d->serial);
-        cJSON_AddStringToObject(o, "date", d->date);
-        cJSON_AddStringToObject(o, "location", d->location);
-        cJSON_AddStringToObject(o, "mode", bic_mode_name(d->mode));
-        if (d->mode_pending)
-            cJSON_AddStringToObject(o, "mode_pending", bic_mode_name(d->pending_mode));
-        else
-            cJSON_AddNullToObject(o, "mode_pending");
-        cJSON_AddBoolToObject(o, "can_ctrl", d->can_ctrl);
-        cJSON *caps = cJSON_AddObjectToObject(o, "caps");
-        cJSON_AddBoolToObject(caps, "fans", d->fans);
-        cJSON_AddBoolToObject(caps, "eep_off", eeprom_policy_eep_off(s_eep(gw, d->addr)));
-        cJSON_AddItemToObject(o, "limits", gw_dev_limits_json(d));
-        cJSON_AddItemToObject(o, "device_limits", s_limits_state_json(gw, d));
-    } else {
-        cJSON_AddNullToObject(o, "model");
-    }
-    cJSON_AddItemToObject(o, "eeprom", s_eeprom_json(gw, d, now));
-    cJSON_AddItemToObject(o, "lease", s_lease_json(gw, d->addr, now));
-    return o;
-}
-
-static void s_op_info(ctx_t *c)
-{
-    gateway_t *gw = c->gw;
-    gw_dev_t *only = NULL;
-    if (c->rq->dev != GWR_DEV_ABSENT) {
-        bool replied;
-        only = s_req_dev(c, &replied);
-        if (!only)
-            return;
-    }
-    cJSON *r = s_ok(c->id);
-    cJSON *g = cJSON_AddObjectToObject(r, "gateway");
-    cJSON_AddStringToObject(g, "version", BIC_VERSION);
-    cJSON_AddStringToObject(g, "transport", gw->set.can);
-    cJSON_AddStringToObject(g, "bus", bus_sched_is_up(gw->sched) ? "up" : "down");
-    cJSON_AddNumberToObject(g, "uptime_s", round((c->now - gw->start_us) / 100000.0) / 10.0);
-    cJSON *arr = cJSON_AddArrayToObject(r, "devices");
-    for (int a = 0; a < GW_DEV_MAX; a++)
-        if (gw->dev[a] && (!only || only == gw->dev[a]))
-            cJSON_AddItemToArray(arr, s_device_info(gw, gw->dev[a], c->now));
-    s_reply_now(c, r);
-}
-
-static void s_op_devices(ctx_t *c)
-{
-    cJSON *r = s_ok(c->id);
-    cJSON_AddItemToObject(r, "devices", s_devices_json(c->gw));
-    s_reply_now(c, r);
-}
-
-static void s_op_eeprom(ctx_t *c)
-{
-    bool replied;
-    gw_dev_t *d = s_req_dev(c, &replied);
-    if (!d)
-        return;
-    cJSON *r = s_ok(c->id);
-    cJSON_AddNumberToObject(r, "dev", d->addr);
-    cJSON_AddItemToObject(r, "eeprom", s_eeprom_json(c->gw, d, c->now));
-    s_reply_now(c, r);
-}
-
-static void s_op_discover(ctx_t *c)
-{
-    bool ext = false;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->req, "extended");
-    if (e && !cJSON_IsNull(e)) {
-        if (!cJSON_IsBool(e)) {
-            s_reply_now(c, s_error(c->id, "bad_request", "'extended' must be true or false"));
-            return;
-        }
-        ext = cJSON_IsTrue(e);
-    }
-    if (!bus_sched_is_up(c->gw->sched)) {
-        s_reply_now(c, s_error(c->id, "bus_down", "CAN bus is down; reconnecting"));
-        return;
-    }
-    job_t *j = s_job_new(c->gw, JOB_DISCOVER, c->env, c->id);
-    if (!j) {
-        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
-        return;
-    }
-    j->extended = ext;
-    int top = ext ? 63 : 7;
-    for (int a = 0; a <= top; a++)
-        s_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
-    s_job_start(c->gw, j, c->now);
-}
-
-static void s_op_get(ctx_t *c)
-{
-    bool replied;
-    gw_dev_t *d = s_req_dev(c, &replied);
-    if (!d)
-        return;
-    const cJSON *regs = cJSON_GetObjectItemCaseSensitive(c->req, "regs");
-    const cJSON *reg = cJSON_GetObjectItemCaseSensitive(c->req, "reg");
-    const cJSON *list[JOB_MAX_READS];
-    int n = 0;
-    if (regs && reg) {
-        s_reply_now(c, s_error(c->id, "bad_request", "give either 'reg' or 'regs', not both"));
-        return;
-    }
-    if (reg) {
-        list[n++] = reg;
-    } else if (cJSON_IsArray(regs)) {
-        int sz = cJSON_GetArraySize(regs);
-        if (sz < 1 || sz > 32) {
-            s_reply_now(c, s_error(c->id, "bad_request",
-                                   "'regs' must list 1-32 register names (got %d)", sz));
-            return;
-        }
-        const cJSON *it;
-        cJSON_ArrayForEach(it, regs) list[n++] = it;
-    } else {
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "'reg' (a register name or \"0x0030\") or 'regs' (a list of "
-                               "them) is required"));
-        return;
-    }
-    const bic_cmd_t *cmds[JOB_MAX_READS];
-    for (int i = 0; i < n; i++) {
-        if (!cJSON_IsString(list[i]) || strlen(list[i]->valuestring) > 23) {
-            s_reply_now(c, s_error(c->id, "bad_request",
-                                   "register names must be strings such as \"READ_VOUT\" or "
-                                   "\"0x0060\""));
-            return;
-        }
-        cmds[i] = bic_cmd_by_name(s_fam(), list[i]->valuestring);
-        if (!cmds[i]) {
-            s_reply_now(c,
-                        s_error(c->id, "unknown_register",
-                                "'%s' is not in the BIC-2200 command table", list[i]->valuestring));
-            return;
-        }
-    }
-    if (!s_req_online(c, d))
-        return;
-    job_t *j = s_job_new(c->gw, JOB_GET, c->env, c->id);
-    if (!j) {
-        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
-        return;
-    }
-    j->addr = d->addr;
-    for (int i = 0; i < n; i++) {
-        bool dup = false;
-        for (int k = 0; k < i; k++)
-            dup = dup || cmds[k] == cmds[i];
-        if (dup)
-            continue; /* asked twice: read once, one key in the reply */
-        int idx = j->nreads;
-        s_job_add_read(j, d->addr, cmds[i]->code,
-                       (cmds[i]->code == BIC_CMD_READ_FAN_SPEED_1 ||
-                        cmds[i]->code == BIC_CMD_READ_FAN_SPEED_2) &&
-                               !d->fans
-                           ? BUS_REQ_NO_RETRY
-                           : 0);
-        /* reply keys: canonical names (codes asked as "0x0030" come back under the name) */
-        snprintf(j->names[idx], sizeof j->names[idx], "%s", cmds[i]->name);
-    }
-    s_job_start(c->gw, j, c->now);
-}
-
-/* True (after a lease_held reply) when another client holds device addr's lease. */
-static bool s_lease_blocks(ctx_t *c, int addr, const char *client)
-{
-    if (lease_owner(s_lease(c->gw, addr), client[0] ? client : NULL, c->now) == LEASE_OTHER) {
-        s_reply_now(c, s_lease_held_error(c, addr));
-        return true;
-    }
-    return false;
-}
-
-/* Replies with a range error r and publishes the refusal. */
-static void s_reject_range(ctx_t *c, gw_dev_t *d, const bic_cmd_t *cmd, double shown, cJSON *r)
-{
-    cJSON *ev = s_event(d, "write_rejected");
-    cJSON_AddStringToObject(ev, "reg", cmd->name);
-    cJSON_AddNumberToObject(ev, "value", shown);
-    cJSON_AddStringToObject(ev, "reason", "out of range");
-    s_publish_event(c->gw, d, ev);
-    s_reply_now(c, r);
-}
-
-static void s_op_set(ctx_t *c)
-{
-    bool replied;
-    gw_dev_t *d = s_req_dev(c, &replied);
-    if (!d)
-        return;
-    const char *client = s_req_client(c, false);
-    if (!client)
-        return;
-    const cJSON *reg = cJSON_GetObjectItemCaseSensitive(c->req, "reg");
-    if (!cJSON_IsString(reg)) {
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "'reg' is required: a register name such as \"VOUT_SET\" or a "
-                               "code such as \"0x0020\""));
-        return;
-    }
-    const bic_cmd_t *cmd = bic_cmd_by_name(s_fam(), reg->valuestring);
-    if (!cmd) {
-        s_reply_now(c, s_error(c->id, "unknown_register",
-                               "'%.40s' is not in the BIC-2200 command table", reg->valuestring));
-        return;
-    }
-    if (!cmd->writable) {
-        s_reply_now(c, s_error(c->id, "read_only", "%s is read-only", cmd->name));
-        return;
-    }
-    const cJSON *val = cJSON_GetObjectItemCaseSensitive(c->req, "value");
-    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(c->req, "raw");
-    if ((val && raw) || (!val && !raw)) {
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "give exactly one of 'value' (engineering units) or 'raw' "
-                               "(register integer)"));
-        return;
-    }
-    if (!s_req_online(c, d))
-        return;
-    int32_t want;
-    double shown;
-    if (val) {
-        if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble)) {
-            s_reply_now(c, s_error(c->id, "bad_request", "'value' must be a number"));
-            return;
-        }
-        shown = val->valuedouble;
-        if (bic_value_to_raw(cmd, &d->scaling, val->valuedouble, &want) != BIC_OK) {
-            int32_t lo, hi;
-            gw_dev_reg_range(d, cmd, &lo, &hi);
-            s_reply_now(c, s_range_error(c, d, cmd, lo, hi, shown));
-            return;
-        }
-    } else {
-        int64_t w;
-        if (!cJSON_IsNumber(raw) ||
-            numconv_whole(raw->valuedouble, -1000000000, 1000000000, &w) != 0) {
-            s_reply_now(c, s_error(c->id, "bad_request", "'raw' must be an integer"));
-            return;
-        }
-        want = (int32_t)w;
-        shown = s_raw_value(d, cmd->code, want);
-    }
-    int32_t lo, hi;
-    gw_dev_reg_range(d, cmd, &lo, &hi);
-    char why[256];
-    if (gw_dev_check_value(d, cmd, want, why, sizeof why) < 0) {
-        cJSON *r = s_range_error(c, d, cmd, lo, hi, shown);
-        if (cmd->type == BIC_TYPE_BITS) /* a bitfield: the range alone does not say it */
-            cJSON_ReplaceItemInObject(s_error_obj(r), "message", cJSON_CreateString(why));
-        s_reject_range(c, d, cmd, shown, r);
-        return;
-    }
-    /* the discharge end voltage stays below the charge voltage the device holds */
-    int pair = cmd->code == BIC_CMD_REVERSE_VOUT_SET ? TREG_VOUT_SET
-               : cmd->code == BIC_CMD_VOUT_SET       ? TREG_REV_VOUT_SET
-                                                     : -1;
-    if (pair >= 0 && d->cache[pair].valid) {
-        int32_t other = d->cache[pair].raw;
-        bool rev = cmd->code == BIC_CMD_REVERSE_VOUT_SET;
-        if (rev ? want >= other : want <= other) {
-            if (rev)
-                hi = other - 1;
-            else
-                lo = other + 1;
-            cJSON *r = s_range_error(c, d, cmd, lo, hi, shown);
-            cJSON *e = s_error_obj(r);
-            const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-            char msg[300];
-            snprintf(msg, sizeof msg, "%s (%s, which the device holds at %g V)",
-                     cJSON_IsString(m) ? m->valuestring : "",
-                     rev ? "the discharge end voltage stays below the charge voltage VOUT_SET"
-                         : "the charge voltage stays above the discharge end voltage "
-                           "REVERSE_VOUT_SET",
-                     s_raw_value(d, rev ? BIC_CMD_VOUT_SET : BIC_CMD_REVERSE_VOUT_SET, other));
-            cJSON_ReplaceItemInObject(e, "message", cJSON_CreateString(msg));
-            s_reject_range(c, d, cmd, shown, r);
-            return;
-        }
-    }
-    if (cmd->output && s_lease_blocks(c, d->addr, client))
-        return;
-    bool holder =
-        lease_owner(s_lease(c->gw, d->addr), client[0] ? client : NULL, c->now) == LEASE_MINE;
-    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_SET, EEPROM_BY_PERSON, holder);
-    if (!j) {
-        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
-        return;
-    }
-    log_info("device %d: set %s %g asked by '%s'", d->addr, cmd->name, shown,
-             client[0] ? client : "anonymous");
-    j->prio = cmd->output ? BUS_PRIO_SAFETY : BUS_PRIO_CLIENT;
-    snprintf(j->client, sizeof j->client, "%s", client);
-    s_add_target(j, cmd->code, (uint16_t)want, 0xFFFF, false, NULL);
-    s_job_start(c->gw, j, c->now);
-}
-
-/* Takes or renews the lease of device addr for a setpoint that carries lease_ttl_s.
- * Returns false after an error reply. */
-static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
-{
-    const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "lease_ttl_s");
-    lease_t *l = s_lease(c->gw, addr);
-    int64_t max_s = lease_table_max_ttl(c->gw->leases) / 1000000;
-    if (ttl && !cJSON_IsNull(ttl)) {
-        if (!cJSON_IsNumber(ttl) || !(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
-            cJSON *r =
-                s_error(c->id, "out_of_range", "'lease_ttl_s' must be 1-%lld s", (long long)max_s);
-            cJSON_AddNumberToObject(s_error_obj(r), "min", 1);
-            cJSON_AddNumberToObject(s_error_obj(r), "max", (double)max_s);
-            cJSON_AddStringToObject(s_error_obj(r), "unit", "s");
-            s_reply_now(c, r);
-            return false;
-        }
-        int64_t ttl_us = 0; /* 1 s to max_s, checked above */
-        numconv_trunc(ttl->valuedouble * 1000000, 1000000, max_s * 1000000, &ttl_us);
-        lease_rc_t rc = lease_take(l, client, ttl_us, c->now);
-        if (rc == LEASE_HELD) {
-            s_reply_now(c, s_lease_held_error(c, addr));
-            return false;
-        }
-        s_lease_persist(c->gw, c->now);
-        return true;
-    }
-    lease_owner_t o = lease_owner(l, client, c->now);
-    if (o == LEASE_OTHER) {
-        s_reply_now(c, s_lease_held_error(c, addr));
-        return false;
-    }
-    if (o == LEASE_FREE) {
-        s_reply_now(c, s_error(c->id, "no_lease",
-                               "setpoint needs the control lease of device %d: send "
-                               "'lease_ttl_s' or take it with the lease op",
-                               addr));
-        return false;
-    }
-    return true;
-}
-
-static void s_op_setpoint(ctx_t *c)
-{
-    bool replied;
-    gw_dev_t *d = s_req_dev(c, &replied);
-    if (!d)
-        return;
-    const char *client = s_req_client(c, true);
-    if (!client)
-        return;
-    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(c->req, "mode");
-    if (!cJSON_IsString(mode) ||
-        (strcmp(mode->valuestring, "charge") && strcmp(mode->valuestring, "discharge") &&
-         strcmp(mode->valuestring, "idle") && strcmp(mode->valuestring, "off"))) {
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "'mode' must be \"charge\", \"discharge\", \"idle\" or \"off\""));
-        return;
-    }
-    bool charge = strcmp(mode->valuestring, "charge") == 0;
-    bool discharge = strcmp(mode->valuestring, "discharge") == 0;
-    const cJSON *manual = cJSON_GetObjectItemCaseSensitive(c->req, "manual");
-    if (manual && !cJSON_IsBool(manual)) {
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "'manual' must be true (a person's command: at once within the "
-                               "EEPROM budget) or false (a controller's: spaced, deferred)"));
-        return;
-    }
-    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(c->req, "current_a");
-    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(c->req, "power_w");
-    int32_t amps_raw = 0;
-    double amps = 0;
-    if (charge || discharge) {
-        if ((cur && pw) || (!cur && !pw)) {
-            s_reply_now(c, s_error(c->id, "bad_request",
-                                   "%s needs exactly one of 'current_a' or 'power_w' "
-                                   "(magnitudes)",
-                                   mode->valuestring));
-            return;
-        }
-        const cJSON *num = cur ? cur : pw;
-        if (!cJSON_IsNumber(num) || !isfinite(num->valuedouble) || num->valuedouble < 0) {
-            s_reply_now(c, s_error(c->id, "bad_request", "'%s' must be a number >= 0",
-                                   cur ? "current_a" : "power_w"));
-            return;
-        }
-        if (!s_req_online(c, d))
-            return;
-        if (pw) {
-            gw_cached_t *v = &d->cache[TREG_READ_VOUT];
-            double volts = gw_dev_value(d, TREG_READ_VOUT);
-            if (!v->valid || c->now - v->at > VOLTAGE_MAX_AGE_US || !(volts > 1.0)) {
-                s_reply_now(c, s_error(c->id, "no_voltage",
-                                       "power_w needs a battery voltage reading younger than "
-                                       "10 s from device %d; there is none",
-                                       d->addr));
-                return;
-            }
-            amps = num->valuedouble / volts;
-        } else {
-            amps = num->valuedouble;
-        }
-        const bic_range_t *rg = charge ? &d->limits.iout : &d->limits.rev_iout;
-        int64_t a100;
-        /* a magnitude too large for any register (1e300 W) is out of range like 1 A over */
-        bool fits = numconv_round(amps * 100.0, 0, INT32_MAX, &a100) == 0;
-        amps_raw = fits ? (int32_t)a100 : INT32_MAX;
-        if (fits)
-            amps = amps_raw / 100.0;
-        if (amps_raw < rg->min_raw || amps_raw > rg->max_raw) {
-            const bic_cmd_t *cmd =
-                bic_cmd_by_code(s_fam(), charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET);
-            cJSON *r = s_range_error(c, d, cmd, rg->min_raw, rg->max_raw, amps);
-            if (pw) {
-                cJSON *e = s_error_obj(r);
-                cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-                char msg[300];
-                snprintf(msg, sizeof msg, "%g W at %.2f V is %.2f A; %s", pw->valuedouble,
-                         gw_dev_value(d, TREG_READ_VOUT), amps, m ? m->valuestring : "");
-                cJSON_ReplaceItemInObject(e, "message", cJSON_CreateString(msg));
-            }
-            s_reply_now(c, r);
-            return;
-        }
-    } else if (!s_req_online(c, d)) {
-        return;
-    }
-    if (c->gw->set.apply_limits && d->cfg.present && d->limits_state == GW_LIMITS_FAILED) {
-        cJSON *r = s_error(c->id, "limits_not_applied",
-                           "device %d: the configured [DEVICE] limits are not on the device (%s); "
-                           "no setpoint until they are: fix the cause (bicctl eeprom, bicctl "
-                           "status) and the gateway applies them again within %lld s",
-                           d->addr, d->limits_error, (long long)(LIMITS_RETRY_US / 1000000));
-        cJSON_AddNumberToObject(s_error_obj(r), "dev", d->addr);
-        s_reply_now(c, r);
-        return;
-    }
-    if (!s_setpoint_lease(c, d->addr, client))
-        return;
-    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT,
-                            cJSON_IsTrue(manual) ? EEPROM_BY_PERSON : EEPROM_BY_CONTROL, true);
-    if (!j) {
-        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
-        return;
-    }
-    if (charge || discharge)
-        log_info("device %d: setpoint %s %.2f A by '%s'", d->addr, mode->valuestring, amps, client);
-    else
-        log_info("device %d: setpoint %s by '%s'", d->addr, mode->valuestring, client);
-    d->safe_pending = false; /* the controller in charge decides now */
-    j->prio = BUS_PRIO_SAFETY;
-    snprintf(j->client, sizeof j->client, "%s", client);
-    snprintf(j->mode, sizeof j->mode, "%s", mode->valuestring);
-    if (charge || discharge) {
-        j->have_current = true;
-        j->current_a = amps;
-        /* the other direction's current is left at its minimum */
-        s_add_plan(j, d, charge ? BIC_PLAN_CHARGE : BIC_PLAN_DISCHARGE, (uint16_t)amps_raw);
-    } else if (strcmp(j->mode, "idle") == 0) {
-        s_add_idle_targets(j, d, c->gw->set.idle_min);
-    } else {
-        s_add_plan(j, d, BIC_PLAN_OFF, 0);
-    }
-    s_job_start(c->gw, j, c->now);
-}
-
-static void s_op_init(ctx_t *c)
-{
-    bool replied;
-    gw_dev_t *d = s_req_dev(c, &replied);
-    if (!d)
-        return;
-    const char *client = s_req_client(c, false);
-    if (!client)
-        return;
-    if (s_lease_blocks(c, d->addr, client))
-        return;
-    if (!s_req_online(c, d))
-        return;
-    bool holder =
-        lease_owner(s_lease(c->gw, d->addr), client[0] ? client : NULL, c->now) == LEASE_MINE;
-    job_t *j = s_ensure_new(c->gw, c->env, c->id, d->addr, ENS_INIT, EEPROM_BY_PERSON, holder);
-    if (!j) {
-        s_reply_now(c, s_error(c->id, "busy", "too many requests in progress; retry later"));
-        return;
-    }
-    log_info("device %d: commissioning by '%s'", d->addr, client[0] ? client : "anonymous");
-    j->prio = BUS_PRIO_CLIENT;
-    snprintf(j->client, sizeof j->client, "%s", client);
-    s_add_target(j, BIC_CMD_SYSTEM_CONFIG, 0x0001, 0x0001, false, "can_ctrl");
-    s_add_target(j, BIC_CMD_SYSTEM_CONFIG, 0x0400, 0x0400, true, "eep_off");
-    s_add_target(j, BIC_CMD_BIDIRECTIONAL_CONFIG, 0x0001, 0x0001, false, "battery_mode");
-    s_job_start(c->gw, j, c->now);
-}
-
-/* The lease op. With "dev": that device's lease. Without: take covers every device (all or
- * none), renew and release every device the client holds, so a client written for a single
- * gateway-wide lease keeps working. */
-static void s_op_lease(ctx_t *c)
-{
-    const char *client = s_req_client(c, true);
-    if (!client)
-        return;
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c->req, "action");
-    if (!cJSON_IsString(act) ||
-        (strcmp(act->valuestring, "take") && strcmp(act->valuestring, "renew") &&
-         strcmp(act->valuestring, "release"))) {
-        s_reply_now(c, s_error(c->id, "bad_request",
-                               "'action' must be \"take\", \"renew\" or \"release\""));
-        return;
-    }
-    gateway_t *gw = c->gw;
-    int addr = -1; /* -1: every device */
-    if (c->rq->dev != GWR_DEV_ABSENT) {
-        bool replied;
-        gw_dev_t *d = s_req_dev(c, &replied);
-        if (!d)
-            return;
-        addr = d->addr;
-    }
-    bool release = strcmp(act->valuestring, "release") == 0;
-    bool take = strcmp(act->valuestring, "take") == 0;
-    int64_t max_s = lease_table_max_ttl(gw->leases) / 1000000;
-    int64_t us = 0;
-    if (!release) {
-        const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "ttl_s");
-        if (!ttl || !cJSON_IsNumber(ttl)) {
-            s_reply_now(c, s_error(c->id, "bad_request",
-                                   "'ttl_s' must be a number of seconds "
-                                   "1-%lld",
-                                   (long long)max_s));
-            return;
-        }
-        if (!(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
-            cJSON *r = s_error(c->id, "out_of_range", "'ttl_s' %g is outside 1-%lld s",
-                               ttl->valuedouble, (long long)max_s);
-            cJSON_AddNumberToObject(s_error_obj(r), "min", 1);
-            cJSON_AddNumberToObject(s_error_obj(r), "max", (double)max_s);
-            cJSON_AddStringToObject(s_error_obj(r), "unit", "s");
-            s_reply_now(c, r);
-            return;
-        }
-        numconv_trunc(ttl->valuedouble * 1000000, 1000000, max_s * 1000000, &us); /* checked */
-    }
-    lease_rc_t rc;
-    int blocked = addr;
-    uint64_t done = 0;
-    if (addr >= 0) {
-        lease_t *l = s_lease(gw, addr);
-        rc = release ? lease_release(l, client, c->now)
-             : take  ? lease_take(l, client, us, c->now)
-                     : lease_renew(l, client, us, c->now);
-        if (rc == LEASE_OK)
-            done = 1ULL << addr;
-    } else if (take) {
-        for (int a = 0; a < GW_DEV_MAX; a++)
-            if (gw->dev[a])
-                done |= 1ULL << a;
-        rc = lease_table_take_all(gw->leases, done, client, us, c->now, &blocked);
-    } else if (release) {
-        rc = lease_table_release_all(gw->leases, client, c->now, &done, &blocked);
-    } else {
-        rc = lease_table_renew_all(gw->leases, client, us, c->now, &done, &blocked);
-    }
-    if (rc == LEASE_HELD) {
-        s_reply_now(c, s_lease_held_error(c, blocked));
-        return;
-    }
-    if (rc == LEASE_NOT_HOLDER) {
-        if (addr >= 0)
-            s_reply_now(c, s_error(c->id, "no_lease", "'%s' does not hold the lease of device %d",
-                                   client, addr));
-        else
-            s_reply_now(c, s_error(c->id, "no_lease", "'%s' does not hold a lease", client));
-        return;
-    }
-    if (rc != LEASE_OK) {
-        s_reply_now(c, s_error(c->id, "bad_request", "lease request refused"));
-        return;
-    }
-    if (addr >= 0)
-        log_info("lease %s of device %d by '%s'", act->valuestring, addr, client);
-    else
-        log_info("lease %s of every device by '%s'", act->valuestring, client);
-    s_lease_persist(gw, c->now);
-    cJSON *r = s_ok(c->id);
-    if (addr >= 0)
-        cJSON_AddNumberToObject(r, "dev", addr);
-    if (release) {
-        cJSON_AddNullToObject(r, "holder");
-        cJSON_AddNumberToObject(r, "expires_in_s", 0);
-    } else {
-        cJSON_AddStringToObject(r, "holder", client);
-        cJSON_AddNumberToObject(r, "expires_in_s", round((double)us / 100000.0) / 10.0);
-    }
-    cJSON *devs = cJSON_AddArrayToObject(r, "devs");
-    for (int a = 0; a < GW_DEV_MAX; a++)
-        if ((done >> a) & 1)
-            cJSON_AddItemToArray(devs, cJSON_CreateNumber(a));
-    s_reply_now(c, r);
-}
-
-/* The handler of each op, by gwr_op_t. */
-static void (*const s_ops[GWR_OP_COUNT])(ctx_t *) = {
-    [GWR_PING] = s_op_ping,         [GWR_INFO] = s_op_info, [GWR_DEVICES] = s_op_devices,
-    [GWR_DISCOVER] = s_op_discover, [GWR_GET] = s_op_get,   [GWR_SET] = s_op_set,
-    [GWR_SETPOINT] = s_op_setpoint, [GWR_INIT] = s_op_init, [GWR_LEASE] = s_op_lease,
-    [GWR_EEPROM] = s_op_eeprom,
-};
 
 /* Answers the CURVE handshakes waiting (ZAP); a refused client is logged, at most once a
  * second under a flood (the others counted in the next line). */
@@ -2831,50 +1973,6 @@ static void s_auth_io(gateway_t *gw, int64_t now)
         gw->auth_log_at = now;
         gw->auth_quiet = 0;
     }
-}
-
-static void s_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
-{
-    /* envelope: routing frames up to and including the empty delimiter, then the body */
-    zframe_t *body = zmsg_last(msg);
-    if (!body || zmsg_size(msg) < 2) {
-        zmsg_destroy(&msg);
-        return;
-    }
-    body = zmsg_last(msg);
-    zmsg_remove(msg, body);
-    zmsg_t *env = msg;
-    ctx_t c = {.gw = gw, .env = &env, .now = now};
-    /* One frame after the empty delimiter: the frames of a multipart request are dropped
-     * (the reply goes to the envelope alone) and the request refused. */
-    size_t parts = 1;
-    bool delim = false;
-    for (zframe_t *f = zmsg_first(env); f && !delim; f = zmsg_next(env))
-        delim = zframe_size(f) == 0;
-    while (delim && zframe_size(zmsg_last(env)) != 0) {
-        zframe_t *f = zmsg_last(env);
-        zmsg_remove(env, f);
-        zframe_destroy(&f);
-        parts++;
-    }
-    gw_request_t rq;
-    gwr_error_t err;
-    if (gw_request_decode((const char *)zframe_data(body), zframe_size(body), parts,
-                          gw_auth_read_only(body), &rq, &err) != 0) {
-        s_reply_now(&c, s_error(rq.id, err.code, "%s", err.message));
-        goto cleanup;
-    }
-    c.rq = &rq;
-    c.req = rq.json;
-    c.id = rq.id;
-    s_ops[rq.op](&c);
-cleanup:
-    if (env) {
-        /* a handler that neither replied nor kept the envelope: answer anyway, once */
-        s_reply_now(&c, s_error(c.id, "internal", "request was not answered"));
-    }
-    gw_request_free(&rq);
-    zframe_destroy(&body);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2938,7 +2036,7 @@ static void s_lease_restore(gateway_t *gw, int64_t now)
         if (!rec[a].holder[0])
             continue;
         int64_t ttl = rec[a].ttl_us > max ? max : rec[a].ttl_us;
-        if (lease_take(s_lease(gw, a), rec[a].holder, ttl, now) != LEASE_OK)
+        if (lease_take(gw_lease(gw, a), rec[a].holder, ttl, now) != LEASE_OK)
             continue;
         memcpy(gw->lease_saved[a], rec[a].holder, sizeof gw->lease_saved[a]);
         log_info("control lease of '%s' on device %d restored for %.1f s: it renews or the "
@@ -2949,7 +2047,7 @@ static void s_lease_restore(gateway_t *gw, int64_t now)
     if (every)
         for (int a = 0; a < GW_DEV_MAX; a++)
             gw->lease_saved[a][0] = '\0';
-    s_lease_persist(gw, now);
+    gw_lease_persist(gw, now);
 }
 
 gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
@@ -3128,7 +2226,7 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
         if (!msg)
             break;
         if (!gw->stopping)
-            s_handle_request(gw, msg, mono_us());
+            gw_handle_request(gw, msg, mono_us());
         else
             zmsg_destroy(&msg);
     }
@@ -3219,7 +2317,8 @@ void gateway_begin_stop(gateway_t *gw)
     /* answer what is pending with an error: nothing is left unanswered */
     for (job_t *j = gw->jobs; j; j = j->next)
         if (j->env)
-            s_send_reply(gw, &j->env, s_error(j->req_id, "internal", "gateway is stopping"));
+            gw_send_reply(gw, &j->env,
+                          gw_reply_error(j->req_id, "internal", "gateway is stopping"));
     if (gw->set.safe_on_exit && bus_sched_is_up(gw->sched))
         s_apply_safe_state(gw, "gateway stopping", now);
 }

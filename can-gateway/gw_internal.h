@@ -1,0 +1,152 @@
+/*
+ * The gateway's state shared by its files (gateway.c: the loop and the wiring; gw_ops.c: the
+ * request handlers): settings, jobs (requests and the gateway's own work in progress), the
+ * service struct, and the helpers both sides use. Not an API: only can-gateway/ includes it.
+ */
+#ifndef BIC_GW_INTERNAL_H
+#define BIC_GW_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+#include <czmq.h>
+
+#include "bic_plan.h"
+#include "bic_proto.h"
+#include "bus_sched.h"
+#include "can_transport.h"
+#include "eeprom_policy.h"
+#include "gateway.h"
+#include "gw_auth.h"
+#include "gw_device.h"
+#include "gw_ensure.h"
+#include "gw_settings.h"
+#include "lease.h"
+
+#define LIMITS_RETRY_US (60 * 1000000LL) /* configured limits not applied: next try */
+#define GW_PUB_PERIOD_US (5 * 1000000LL)
+#define RECONNECT_MIN_US 500000LL
+#define RECONNECT_MAX_US 10000000LL
+#define STATE_RETRY_US (30 * 1000000LL)
+#define VOLTAGE_MAX_AGE_US (10 * 1000000LL)
+#define STOP_MAX_US (3 * 1000000LL)
+#define IDENT_RETRY_US (30 * 1000000LL) /* a device refused for its identity is read again */
+/* Margin on the manual's 20 ms period against delivery jitter: the device sees two requests
+ * closer than they were sent when the first one travelled longer. A reply shows most of such
+ * a delay (the start is moved to the reply less the shortest round trip), not the part the
+ * reply path itself varies by; this covers that. The 5 ms after a reply needs no margin: it
+ * counts from when the gateway read the reply, which is after the device sent it, and the
+ * next request's own travel only lengthens the gap the device sees. */
+#define PACING_GUARD_US 700
+#define SEEN_SLACK_US 200    /* of which not needed once a reply shows when the device saw it */
+#define WRITE_GUARD_US 15000 /* more margin after a write, which no reply confirms */
+#define READ_WINDOW 8        /* reads a job keeps queued at once */
+#define JOB_MAX_READS 64
+#define MAX_JOBS 256
+
+/* ---------------------------------------------------------------------------------------
+   Jobs
+   --------------------------------------------------------------------------------------- */
+
+typedef enum { JOB_GET, JOB_ENSURE, JOB_IDENT, JOB_DISCOVER } job_kind_t;
+typedef enum { ENS_SET, ENS_SETPOINT, ENS_INIT, ENS_SAFE, ENS_PENDING, ENS_LIMITS } ens_purpose_t;
+
+typedef struct {
+    uint8_t addr;
+    uint16_t cmd;
+    uint8_t flags;
+    bool submitted, done;
+    bus_result_t r;
+} read_slot_t;
+
+typedef struct job {
+    struct job *next;
+    uint32_t id;
+    job_kind_t kind;
+    zmsg_t *env;   /* reply envelope; NULL for internal jobs */
+    cJSON *req_id; /* echoed "id" */
+    uint8_t addr;
+    bus_prio_t prio;
+    char client[LEASE_NAME_MAX + 1];
+    bool waiting; /* ensure job waiting for another one on the same device */
+    /* reads (GET, IDENT, DISCOVER) */
+    int nreads, next_read, reads_left;
+    read_slot_t rd[JOB_MAX_READS];
+    char names[JOB_MAX_READS][24]; /* GET: the names as asked */
+    int discover_phase;
+    bool extended;
+    /* ensure */
+    ens_purpose_t purpose;
+    gw_ensure_t *ens; /* the write engine's state */
+    bool holder;      /* the client holds the device's lease (eeprom_policy_decide) */
+    char mode[12];
+    double current_a;
+    bool have_current;
+    char reason[64];
+} job_t;
+
+struct gateway {
+    settings_t set;
+    can_transport_t *tp;
+    int lock_fd; /* holds the adapter's flock while the transport is open */
+    bus_sched_t *sched;
+    zsock_t *router, *pub;
+    gw_auth_t *auth;       /* CURVE client allow-list (NULL: none configured) */
+    int64_t auth_log_at;   /* refusals are logged at most once a second ... */
+    unsigned auth_quiet;   /* ... and the ones not logged counted */
+    lease_table_t *leases; /* one control lease per device */
+    gw_dev_t *dev[GW_DEV_MAX];
+    eeprom_policy_t *eep[GW_DEV_MAX];
+    job_t *jobs;
+    int njobs;
+    uint32_t next_job_id;
+    int64_t start_us;
+    int64_t reconnect_at, backoff_us;
+    uint64_t reconnects;
+    char bus_error[256];
+    int64_t next_tel, next_gw;
+    char state_path[512];
+    char lease_path[512];
+    char lease_saved[GW_DEV_MAX][LEASE_NAME_MAX + 1]; /* holders in the lease file */
+    bool state_dirty;
+    int64_t state_retry_at;
+    char state_error[256];
+    uint64_t state_failures;
+    bool stopping;
+    int64_t stop_deadline;
+    bool stopped;
+};
+
+int gw_dev_count(const gateway_t *gw, int *only);
+cJSON *gw_devices_json(gateway_t *gw);
+eeprom_policy_t *gw_eep(gateway_t *gw, uint8_t addr);
+void gw_eeprom_budget_json(cJSON *o, const eeprom_policy_t *eep, int64_t now);
+job_t *gw_ensure_job_new(gateway_t *gw, zmsg_t **env, const cJSON *id, uint8_t addr,
+                         ens_purpose_t purpose, eeprom_writer_t by, bool holder);
+cJSON *gw_event(const gw_dev_t *d, const char *name);
+const bic_family_t *gw_fam(void);
+void gw_job_add_idle(job_t *j, const gw_dev_t *d, bool min_state);
+void gw_job_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw);
+void gw_job_add_read(job_t *j, uint8_t addr, uint16_t cmd, uint8_t flags);
+void gw_job_add_target(job_t *j, uint16_t cmd, uint16_t value, uint16_t mask, bool tolerate,
+                       const char *label);
+job_t *gw_job_new(gateway_t *gw, job_kind_t kind, zmsg_t **env, const cJSON *id);
+void gw_job_start(gateway_t *gw, job_t *j, int64_t now);
+lease_t *gw_lease(gateway_t *gw, int addr);
+cJSON *gw_lease_json(gateway_t *gw, int addr, int64_t now);
+double gw_lease_left_s(gateway_t *gw, int addr, int64_t now);
+void gw_lease_persist(gateway_t *gw, int64_t now);
+cJSON *gw_limits_state_json(const gateway_t *gw, const gw_dev_t *d);
+void gw_publish_event(gateway_t *gw, const gw_dev_t *d, cJSON *e);
+double gw_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw);
+cJSON *gw_reply_error(const cJSON *id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+cJSON *gw_reply_error_obj(cJSON *reply);
+cJSON *gw_reply_ok(const cJSON *id);
+void gw_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply);
+
+/* Answers one request (the routing envelope with its body as the last frame; takes msg). */
+void gw_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now);
+
+#endif
