@@ -49,7 +49,7 @@ const bic_family_t *gw_fam(void)
     return bic_family_bic();
 }
 
-static int64_t s_wall(void)
+int64_t gw_wall(void)
 {
     return wall_ms();
 }
@@ -69,7 +69,7 @@ cJSON *gw_event(const gw_dev_t *d, const char *name)
     cJSON *e = cJSON_CreateObject();
     cJSON_AddNumberToObject(e, "v", 1);
     cJSON_AddNumberToObject(e, "dev", d->addr);
-    cJSON_AddNumberToObject(e, "ts_ms", (double)s_wall());
+    cJSON_AddNumberToObject(e, "ts_ms", (double)gw_wall());
     cJSON_AddStringToObject(e, "event", name);
     return e;
 }
@@ -149,12 +149,12 @@ static void s_publish_gw(gateway_t *gw, int64_t now);
 
 /* Saves the counters; a failure keeps them in memory, is reported in `gw` health at once
  * and retried later. */
-static void s_save_state(gateway_t *gw, int64_t now)
+void gw_save_state(gateway_t *gw, int64_t now)
 {
     char err[256];
     if (!gw->state_path[0])
         return;
-    if (gw_state_save(gw->state_path, gw->eep, now, s_wall(), err, sizeof err) < 0) {
+    if (gw_state_save(gw->state_path, gw->eep, now, gw_wall(), err, sizeof err) < 0) {
         bool news = strcmp(err, gw->state_error) != 0;
         if (news)
             log_error("EEPROM counters not saved (kept in memory, retrying): %s", err);
@@ -237,9 +237,6 @@ int gw_dev_count(const gateway_t *gw, int *only)
     return n;
 }
 
-static int s_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool write,
-                    uint16_t value, uint8_t flags, uint64_t tag);
-static uint64_t s_tag(uint32_t job, int idx);
 #define TAG_TEL 0 /* job id 0: telemetry and probes */
 
 /* A device is back after being offline: maybe a power cycle, which replaces RAM-only
@@ -254,8 +251,8 @@ static void s_ram_check_start(gateway_t *gw, gw_dev_t *d, int64_t now)
         return;
     d->back_at = now;
     for (int s = TREG_FAST_COUNT; s < TREG_COUNT; s++)
-        if (d->ram_set_valid[s] && s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0,
-                                            s_tag(TAG_TEL, s)) == 0)
+        if (d->ram_set_valid[s] && gw_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0,
+                                             0, gw_tag(TAG_TEL, s)) == 0)
             d->slow_left++;
 }
 
@@ -288,7 +285,7 @@ static void s_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *re
 }
 
 /* A request to the device failed after its retries. */
-static void s_dev_failed(gateway_t *gw, gw_dev_t *d)
+void gw_dev_failed(gateway_t *gw, gw_dev_t *d)
 {
     if (++d->fails >= gw->set.offline_after && d->online) {
         char why[96];
@@ -310,7 +307,7 @@ static void s_cache(gw_dev_t *d, uint16_t cmd, const bus_result_t *r, int64_t no
     d->cache[slot].at = now;
 }
 
-static void s_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now)
+void gw_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now)
 {
     int slot = gw_treg_slot(cmd);
     if (slot < 0)
@@ -404,7 +401,7 @@ job_t *gw_job_new(gateway_t *gw, job_kind_t kind, zmsg_t **env, const cJSON *id)
     return j;
 }
 
-static void s_job_free(gateway_t *gw, job_t *j)
+void gw_job_free(gateway_t *gw, job_t *j)
 {
     job_t **pp = &gw->jobs;
     while (*pp && *pp != j)
@@ -427,7 +424,7 @@ static job_t *s_job_find(gateway_t *gw, uint32_t id)
     return NULL;
 }
 
-static uint64_t s_tag(uint32_t job, int idx)
+uint64_t gw_tag(uint32_t job, int idx)
 {
     return ((uint64_t)job << 16) | (uint16_t)idx;
 }
@@ -455,8 +452,8 @@ static uint32_t s_flow(gateway_t *gw, uint64_t tag)
 }
 
 /* Queue a bus request; returns 0 or the scheduler's error. */
-static int s_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool write,
-                    uint16_t raw, uint8_t flags, uint64_t tag)
+int gw_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool write, uint16_t raw,
+              uint8_t flags, uint64_t tag)
 {
     bus_req_t r = {.addr = addr, .cmd = cmd, .flags = flags, .flow = s_flow(gw, tag)};
     if (write) {
@@ -490,8 +487,8 @@ static void s_job_pump_reads(gateway_t *gw, job_t *j)
             inflight++;
     while (j->next_read < j->nreads && inflight < READ_WINDOW) {
         read_slot_t *s = &j->rd[j->next_read];
-        int rc =
-            s_submit(gw, j->prio, s->addr, s->cmd, false, 0, s->flags, s_tag(j->id, j->next_read));
+        int rc = gw_submit(gw, j->prio, s->addr, s->cmd, false, 0, s->flags,
+                           gw_tag(j->id, j->next_read));
         j->next_read++;
         s->submitted = true;
         if (rc != 0) {
@@ -641,7 +638,7 @@ static void s_ident_finish(gateway_t *gw, job_t *j, int64_t now)
         r[i] = &j->rd[i].r;
     if (r[0]->status != BUS_OK || r[1]->status != BUS_OK || r[8]->status != BUS_OK ||
         r[9]->status != BUS_OK) {
-        s_dev_failed(gw, d);
+        gw_dev_failed(gw, d);
         if (d->online)
             s_set_online(gw, d, false,
                          "identification failed: no reply to MFR_MODEL, "
@@ -749,7 +746,7 @@ static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
                 answered[n++] = j->rd[i].addr;
         if (!bus_sched_is_up(gw->sched)) {
             gw_send_reply(gw, &j->env, gw_reply_error(j->req_id, "bus_down", "CAN bus is down"));
-            s_job_free(gw, j);
+            gw_job_free(gw, j);
             return;
         }
         j->discover_phase = 1;
@@ -794,474 +791,7 @@ static void s_discover_step(gateway_t *gw, job_t *j, int64_t now)
     cJSON *reply = gw_reply_ok(j->req_id);
     cJSON_AddItemToObject(reply, "devices", gw_devices_json(gw));
     gw_send_reply(gw, &j->env, reply);
-    s_job_free(gw, j);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Ensure jobs: bring registers to wanted values (read, skip when equal, EEPROM policy, write,
-   read back, verify), one target after the other.
-   --------------------------------------------------------------------------------------- */
-
-void gw_job_add_target(job_t *j, uint16_t cmd, uint16_t value, uint16_t mask, bool tolerate,
-                       const char *label)
-{
-    gw_ensure_add(j->ens, cmd, value, mask, tolerate, label);
-}
-
-static bool s_ensure_busy(gateway_t *gw, const job_t *self)
-{
-    for (job_t *j = gw->jobs; j; j = j->next)
-        if (j != self && j->kind == JOB_ENSURE && j->addr == self->addr && !j->waiting)
-            return true;
-    return false;
-}
-
-static const char *s_reg_name(uint16_t cmd)
-{
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
-    return c ? c->name : "?";
-}
-
-double gw_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
-{
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
-    if (!c)
-        return raw;
-    double v = bic_raw_to_value(c, d ? &d->scaling : NULL, raw);
-    double f = bic_scaling_factor(d ? &d->scaling : NULL, c->scale);
-    if (c->scale != BIC_SCALE_NONE && f > 0 && f < 1)
-        v = round(v / f) * f;
-    return v;
-}
-
-static const char *s_unit(uint16_t cmd)
-{
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
-    return c && c->unit ? c->unit : "";
-}
-
-static const char *s_outcome_name(gwe_outcome_t o)
-{
-    switch (o) {
-    case GWE_UNCHANGED:
-        return "unchanged";
-    case GWE_WRITTEN:
-        return "written";
-    case GWE_DEFERRED:
-        return "deferred";
-    case GWE_REFUSED:
-        return "refused";
-    case GWE_FAILED:
-        return "failed";
-    default:
-        return "open";
-    }
-}
-
-/* Why the policy held a write back or refused it, and what the user can do. */
-static void s_policy_why(gateway_t *gw, const gw_dev_t *d, const gwe_target_t *t, bool holder,
-                         int64_t now, char *why, size_t whylen, char *remedy, size_t remlen)
-{
-    const eeprom_policy_t *eep = gw->eep[d->addr];
-    double tokens = eeprom_policy_tokens(eep, now);
-    int reserve = holder ? 0 : eeprom_policy_reserve(eep);
-    if (eeprom_policy_writes_per_day(eep) > 0 && tokens < 1 + reserve) {
-        if (reserve)
-            snprintf(why, whylen,
-                     "daily EEPROM budget spent (%.1f of %d writes left, %d kept for the "
-                     "device's controller)",
-                     tokens, eeprom_policy_burst(eep), reserve);
-        else
-            snprintf(why, whylen, "daily EEPROM budget spent (%.1f of %d writes left)", tokens,
-                     eeprom_policy_burst(eep));
-    } else {
-        snprintf(why, whylen, "EEPROM write spacing (%lld s between persisted writes)",
-                 (long long)(eeprom_policy_interval(eep) / 1000000));
-    }
-    if (remedy) {
-        bool star = t->cmd != BIC_CMD_OPERATION && t->cmd != BIC_CMD_SYSTEM_CONFIG &&
-                    t->cmd != BIC_CMD_BIDIRECTIONAL_CONFIG;
-        double in_s = (double)(t->until - now) / 1e6;
-        if (star && !eeprom_policy_eep_off(eep))
-            snprintf(remedy, remlen,
-                     "run `bicctl init_mode` to turn EEPROM writes off for the set-points where "
-                     "the firmware can (then they cost no budget), or retry in %.0f s",
-                     in_s);
-        else
-            snprintf(remedy, remlen, "retry in %.0f s, when the budget has refilled", in_s);
-    }
-}
-
-/* The outcome of every target of a finished job: {"reg","value","outcome",...} */
-static cJSON *s_outcomes_json(gateway_t *gw, const job_t *j, const gw_dev_t *d, int64_t now)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < gw_ensure_count(j->ens); i++) {
-        const gwe_target_t *t = gw_ensure_target(j->ens, i);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "reg", s_reg_name(t->cmd));
-        if (t->read_ok) {
-            int32_t raw = t->outcome == GWE_WRITTEN ? t->after : t->value;
-            cJSON_AddNumberToObject(o, "value", gw_raw_value(d, t->cmd, raw));
-            cJSON_AddNumberToObject(o, "raw", raw);
-            cJSON_AddNumberToObject(o, "before", gw_raw_value(d, t->cmd, t->before));
-        }
-        cJSON_AddStringToObject(o, "outcome", s_outcome_name(t->outcome));
-        if (t->outcome == GWE_DEFERRED || t->outcome == GWE_REFUSED) {
-            char why[200], remedy[200];
-            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, remedy, sizeof remedy);
-            cJSON_AddNumberToObject(o, "until_s", round((t->until - now) / 1e5) / 10.0);
-            cJSON_AddNumberToObject(o, "until_ms", (double)(s_wall() + (t->until - now) / 1000));
-            cJSON_AddStringToObject(o, "reason", why);
-            if (t->outcome == GWE_REFUSED)
-                cJSON_AddStringToObject(o, "remedy", remedy);
-        }
-        if (t->written && t->safety)
-            cJSON_AddBoolToObject(o, "toward_safety", true);
-        cJSON_AddItemToArray(a, o);
-    }
-    return a;
-}
-
-/* Logs what happened to each write of a job (nothing for the values that were unchanged). */
-static void s_log_outcomes(gateway_t *gw, const job_t *j, const gw_dev_t *d, int64_t now)
-{
-    const char *who = j->purpose == ENS_LIMITS ? "[DEVICE] limits"
-                      : j->client[0]           ? j->client
-                      : j->env                 ? "anonymous"
-                                               : "the gateway";
-    for (int i = 0; i < gw_ensure_count(j->ens); i++) {
-        const gwe_target_t *t = gw_ensure_target(j->ens, i);
-        const char *name = s_reg_name(t->cmd);
-        double v = gw_raw_value(d, t->cmd, t->value);
-        char why[200];
-        switch (t->outcome) {
-        case GWE_WRITTEN:
-            log_info("device %d: %s %g%s%s written (by %s)", j->addr, name, v,
-                     *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), who);
-            break;
-        case GWE_DEFERRED:
-            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
-            log_info("device %d: %s %g%s%s deferred for %.0f s: %s (by %s)", j->addr, name, v,
-                     *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), (t->until - now) / 1e6, why, who);
-            break;
-        case GWE_REFUSED:
-            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
-            log_warn("device %d: %s %g%s%s refused: %s (by %s)", j->addr, name, v,
-                     *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), why, who);
-            break;
-        case GWE_UNCHANGED:
-            if (j->purpose == ENS_SET)
-                log_info("device %d: %s %g%s%s unchanged: the device already holds it (by %s)",
-                         j->addr, name, v, *s_unit(t->cmd) ? " " : "", s_unit(t->cmd), who);
-            break;
-        default:
-            break;
-        }
-    }
-}
-
-static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now);
-
-static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const char *err_msg,
-                           int64_t now)
-{
-    gw_dev_t *d = gw->dev[j->addr];
-    if (d)
-        s_log_outcomes(gw, j, d, now);
-    if (j->purpose == ENS_LIMITS) {
-        s_limits_result(gw, j, err_code ? err_msg : NULL, now);
-        return;
-    }
-    if (j->purpose == ENS_SAFE || j->purpose == ENS_PENDING) {
-        if (err_code) {
-            log_warn("device %d: %s not applied: %s", j->addr,
-                     j->purpose == ENS_SAFE ? "safe state" : "deferred EEPROM write", err_msg);
-            if (j->purpose == ENS_SAFE && d) {
-                d->safe_pending = true;
-                snprintf(d->safe_reason, sizeof d->safe_reason, "%s", j->reason);
-            }
-        } else if (j->purpose == ENS_SAFE && d) {
-            static const char *names[] = {"off", "min", "hold"};
-            cJSON *e = gw_event(d, "safe_state");
-            cJSON_AddStringToObject(e, "state", names[gw->set.safe_state]);
-            cJSON_AddStringToObject(e, "reason", j->reason);
-            gw_publish_event(gw, d, e);
-            log_info("device %d: safe state '%s' applied (%s)", j->addr, names[gw->set.safe_state],
-                     j->reason);
-        }
-        return;
-    }
-    if (err_code) {
-        gw_send_reply(gw, &j->env, gw_reply_error(j->req_id, err_code, "%s", err_msg));
-        return;
-    }
-    const gwe_target_t *t0 = gw_ensure_target(j->ens, 0);
-    for (int i = 0; j->purpose == ENS_SETPOINT && i < gw_ensure_count(j->ens); i++)
-        if (gw_ensure_target(j->ens, i)->outcome == GWE_REFUSED) {
-            t0 = gw_ensure_target(j->ens, i); /* a person's setpoint: the first refusal */
-            break;
-        }
-    if ((j->purpose == ENS_SET || j->purpose == ENS_SETPOINT) && t0 && t0->outcome == GWE_REFUSED) {
-        char why[200], remedy[200];
-        s_policy_why(gw, d, t0, j->holder, now, why, sizeof why, remedy, sizeof remedy);
-        cJSON *r =
-            gw_reply_error(j->req_id, "eeprom_budget", "device %d: %s %g%s%s refused: %s; %s",
-                           j->addr, s_reg_name(t0->cmd), gw_raw_value(d, t0->cmd, t0->value),
-                           *s_unit(t0->cmd) ? " " : "", s_unit(t0->cmd), why, remedy);
-        cJSON *e = gw_reply_error_obj(r);
-        cJSON_AddStringToObject(e, "reason", why);
-        cJSON_AddStringToObject(e, "remedy", remedy);
-        cJSON_AddNumberToObject(e, "dev", j->addr);
-        cJSON_AddNumberToObject(e, "until_s", round((t0->until - now) / 1e5) / 10.0);
-        if (j->purpose == ENS_SETPOINT)
-            cJSON_AddItemToObject(e, "outcomes", s_outcomes_json(gw, j, d, now));
-        gw_send_reply(gw, &j->env, r);
-        return;
-    }
-    cJSON *reply = gw_reply_ok(j->req_id);
-    cJSON_AddNumberToObject(reply, "dev", j->addr);
-    if (j->purpose == ENS_SET) {
-        const gwe_target_t *t = t0;
-        int32_t raw = t->outcome == GWE_WRITTEN ? t->after : t->value;
-        cJSON_AddStringToObject(reply, "reg", s_reg_name(t->cmd));
-        cJSON_AddNumberToObject(reply, "value", gw_raw_value(d, t->cmd, raw));
-        cJSON_AddNumberToObject(reply, "raw", raw);
-        cJSON_AddBoolToObject(reply, "written", t->written);
-        cJSON_AddBoolToObject(reply, "deferred", t->outcome == GWE_DEFERRED);
-        cJSON_AddStringToObject(reply, "outcome", s_outcome_name(t->outcome));
-        if (t->outcome == GWE_DEFERRED) {
-            char why[200];
-            s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
-            cJSON_AddNumberToObject(reply, "until_s", round((t->until - now) / 1e5) / 10.0);
-            cJSON_AddStringToObject(reply, "reason", why);
-        }
-    } else if (j->purpose == ENS_SETPOINT) {
-        bool deferred = gw_ensure_any(j->ens, GWE_DEFERRED);
-        cJSON_AddStringToObject(reply, "mode", j->mode);
-        if (j->have_current)
-            cJSON_AddNumberToObject(reply, "current_a", j->current_a);
-        cJSON_AddNumberToObject(reply, "writes", gw_ensure_writes(j->ens));
-        cJSON_AddBoolToObject(reply, "deferred", deferred);
-        cJSON *ap = cJSON_AddObjectToObject(reply, "applied");
-        int32_t op = -1, dir = -1, io = -1, rio = -1;
-        if (d) {
-            if (d->cache[TREG_OPERATION].valid)
-                op = d->cache[TREG_OPERATION].raw;
-            if (d->cache[TREG_DIRECTION].valid)
-                dir = d->cache[TREG_DIRECTION].raw;
-            if (d->cache[TREG_IOUT_SET].valid)
-                io = d->cache[TREG_IOUT_SET].raw;
-            if (d->cache[TREG_REV_IOUT_SET].valid)
-                rio = d->cache[TREG_REV_IOUT_SET].raw;
-        }
-        for (int i = 0; i < gw_ensure_count(j->ens); i++) {
-            const gwe_target_t *t = gw_ensure_target(j->ens, i);
-            if (!t->read_ok)
-                continue;
-            int32_t v = t->written ? t->after : t->before;
-            if (t->cmd == BIC_CMD_OPERATION)
-                op = v;
-            else if (t->cmd == BIC_CMD_DIRECTION_CTRL)
-                dir = v;
-            else if (t->cmd == BIC_CMD_IOUT_SET)
-                io = v;
-            else if (t->cmd == BIC_CMD_REVERSE_IOUT_SET)
-                rio = v;
-        }
-        if (op >= 0)
-            cJSON_AddNumberToObject(ap, "operation", op);
-        if (dir >= 0)
-            cJSON_AddStringToObject(ap, "direction", dir ? "discharge" : "charge");
-        if (io >= 0)
-            cJSON_AddNumberToObject(ap, "iout_a", io / 100.0);
-        if (rio >= 0)
-            cJSON_AddNumberToObject(ap, "rev_iout_a", rio / 100.0);
-        if (deferred) {
-            cJSON *p = cJSON_AddObjectToObject(reply, "pending");
-            for (int i = 0; i < gw_ensure_count(j->ens); i++) {
-                const gwe_target_t *t = gw_ensure_target(j->ens, i);
-                if (t->outcome == GWE_DEFERRED)
-                    cJSON_AddNumberToObject(p, s_reg_name(t->cmd),
-                                            gw_raw_value(d, t->cmd, t->value));
-            }
-        }
-        cJSON_AddItemToObject(reply, "outcomes", s_outcomes_json(gw, j, d, now));
-    } else if (j->purpose == ENS_INIT) {
-        cJSON *steps = cJSON_AddArrayToObject(reply, "steps");
-        bool eep_off = false, cycle = false;
-        for (int i = 0; i < gw_ensure_count(j->ens); i++) {
-            const gwe_target_t *t = gw_ensure_target(j->ens, i);
-            char line[96];
-            bool is_eep = t->label && strcmp(t->label, "eep_off") == 0;
-            const char *label = t->label ? t->label : "step";
-            if (is_eep && t->mismatch)
-                snprintf(line, sizeof line, "%s: not supported", label);
-            else if (t->outcome == GWE_REFUSED)
-                snprintf(line, sizeof line, "%s: refused (daily EEPROM budget spent)", label);
-            else
-                snprintf(line, sizeof line, "%s: %s", label, t->written ? "set" : "already set");
-            if (is_eep && !t->mismatch && t->outcome != GWE_REFUSED)
-                eep_off = true;
-            if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && t->written)
-                cycle = true;
-            if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG && !t->written && d && d->mode_pending)
-                cycle = true;
-            cJSON_AddItemToArray(steps, cJSON_CreateString(line));
-        }
-        cJSON_AddBoolToObject(reply, "eep_off", eep_off);
-        cJSON_AddBoolToObject(reply, "power_cycle_needed", cycle);
-    }
-    gw_send_reply(gw, &j->env, reply);
-}
-
-static void s_ensure_pump(gateway_t *gw, job_t *j, int64_t now);
-
-/* Ends a job that failed: the reply or the log names the register, the step and why. */
-static void s_ensure_fail(gateway_t *gw, job_t *j, int64_t now)
-{
-    char msg[200];
-    const gwe_target_t *t = gw_ensure_target(j->ens, gw_ensure_current(j->ens));
-    gw_dev_t *d = gw->dev[j->addr];
-    const char *code;
-    switch (gw_ensure_error(j->ens)) {
-    case GWE_ERR_VERIFY:
-        code = "verify_failed";
-        snprintf(msg, sizeof msg, "device %d: %s written %d (%g) but read back %d (%g)", j->addr,
-                 s_reg_name(t->cmd), t->value, gw_raw_value(d, t->cmd, t->value), t->after,
-                 gw_raw_value(d, t->cmd, t->after));
-        if (d) {
-            cJSON *e = gw_event(d, "write_rejected");
-            cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
-            cJSON_AddNumberToObject(e, "value", gw_raw_value(d, t->cmd, t->value));
-            cJSON_AddStringToObject(e, "reason", "read-back differs");
-            gw_publish_event(gw, d, e);
-        }
-        break;
-    case GWE_ERR_BUS_DOWN:
-    case GWE_ERR_TIMEOUT:
-    default: {
-        bool down = gw_ensure_error(j->ens) == GWE_ERR_BUS_DOWN || !bus_sched_is_up(gw->sched);
-        code = down ? "bus_down" : "timeout";
-        snprintf(msg, sizeof msg, "device %d: %s of %s failed: %s", j->addr,
-                 !t->read_ok   ? "read"
-                 : !t->written ? "write"
-                               : "read-back",
-                 s_reg_name(t->cmd), down ? "CAN bus is down" : "no reply after the retries");
-        if (d && !down)
-            s_dev_failed(gw, d);
-        break;
-    }
-    }
-    s_ensure_reply(gw, j, code, msg, now);
-    s_job_free(gw, j);
-}
-
-/* Submits the job's next bus request, or finishes the job. */
-static void s_ensure_pump(gateway_t *gw, job_t *j, int64_t now)
-{
-    bus_req_t req;
-    if (gw_ensure_done(j->ens)) {
-        if (gw_ensure_error(j->ens) != GWE_OK) {
-            s_ensure_fail(gw, j, now);
-            return;
-        }
-        s_ensure_reply(gw, j, NULL, NULL, now);
-        s_job_free(gw, j);
-        return;
-    }
-    if (!gw_ensure_next(j->ens, now, &req))
-        return;
-    bool write = req.len > 0;
-    int rc = s_submit(gw, j->prio, j->addr, req.cmd, write,
-                      (uint16_t)(req.data[0] | req.data[1] << 8), 0, s_tag(j->id, 0));
-    if (rc == BUS_SCHED_EFULL) {
-        gw_ensure_submit_failed(j->ens, false);
-        s_ensure_reply(gw, j, "busy", "request queue for the bus is full; retry later", now);
-        s_job_free(gw, j);
-        return;
-    }
-    if (rc != 0) {
-        gw_ensure_submit_failed(j->ens, rc == BUS_SCHED_EDOWN);
-        s_ensure_fail(gw, j, now);
-    }
-}
-
-static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, const job_t *j, const gwe_target_t *t,
-                               int64_t now)
-{
-    char why[200];
-    s_policy_why(gw, d, t, j->holder, now, why, sizeof why, NULL, 0);
-    cJSON *e = gw_event(d, t->outcome == GWE_DEFERRED ? "write_deferred" : "write_refused");
-    cJSON_AddStringToObject(e, "reg", s_reg_name(t->cmd));
-    cJSON_AddNumberToObject(e, "value", gw_raw_value(d, t->cmd, t->value));
-    cJSON_AddNumberToObject(e, "raw", t->value);
-    cJSON_AddNumberToObject(e, "until_s", round((t->until - now) / 1e5) / 10.0);
-    cJSON_AddStringToObject(e, "reason", why);
-    if (j->client[0])
-        cJSON_AddStringToObject(e, "client", j->client);
-    gw_publish_event(gw, d, e);
-}
-
-/* Remembers a verified setpoint that lives in RAM only (not persisted under the EEPROM state
- * now in force), so its loss at a power-up can be noticed; a persisted one forgets it. */
-static void s_ram_note(gateway_t *gw, gw_dev_t *d, uint16_t cmd, int32_t raw)
-{
-    int slot = gw_treg_slot(cmd);
-    if (slot < 0)
-        return;
-    d->ram_set[slot] = raw;
-    d->ram_set_valid[slot] = !eeprom_policy_persists(gw_eep(gw, d->addr), cmd);
-}
-
-static void s_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now)
-{
-    gw_dev_t *d = gw->dev[j->addr];
-    eeprom_policy_t *eep = gw_eep(gw, j->addr);
-    int cur = gw_ensure_current(j->ens);
-    const gwe_target_t *t = gw_ensure_target(j->ens, cur);
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), r->req.cmd);
-    int32_t raw = 0;
-    bool raw_ok = r->status == BUS_OK && c && bic_data_to_raw(c, r->data, r->len, &raw) == BIC_OK;
-    if (raw_ok && d) {
-        d->fails = 0;
-        s_cache_raw(d, r->req.cmd, raw, now);
-    }
-    bool was_written = t && t->written;
-    gwe_event_t ev = gw_ensure_on_result(j->ens, eep, r, raw_ok, raw, now);
-    if (ev == GWE_EV_WRITTEN) {
-        /* noted at once: a power cycle may cut off the read-back of a write the device took */
-        if (d)
-            s_ram_note(gw, d, t->cmd, t->value);
-        if (t->counted)
-            s_save_state(gw, now);
-    } else if (ev == GWE_EV_UNCOUNTED) {
-        s_save_state(gw, now);
-    }
-    if (t && d && (t->outcome == GWE_DEFERRED || t->outcome == GWE_REFUSED))
-        s_publish_deferred(gw, d, j, t, now);
-    if (t && d && was_written && t->outcome == GWE_WRITTEN) {
-        /* what the device holds now, taken or not */
-        s_ram_note(gw, d, t->cmd, t->after);
-        if (t->cmd == BIC_CMD_SYSTEM_CONFIG) {
-            bic_sysconfig_t sc;
-            d->sysconfig = (uint16_t)t->after;
-            bic_sysconfig_decode(d->sysconfig, &sc);
-            d->can_ctrl = sc.can_ctrl;
-            eeprom_policy_set_eep_off(eep, sc.eep_off);
-        }
-        if (t->cmd == BIC_CMD_BIDIRECTIONAL_CONFIG) {
-            bic_mode_t m = (t->after & 1) ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
-            d->mode_pending = m != d->mode;
-            d->pending_mode = m;
-            if (d->mode_pending) {
-                cJSON *e = gw_event(d, "power_cycle_needed");
-                cJSON_AddStringToObject(e, "mode", bic_mode_name(m));
-                gw_publish_event(gw, d, e);
-            }
-        }
-    }
-    s_ensure_pump(gw, j, now);
+    gw_job_free(gw, j);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1274,15 +804,15 @@ static void s_job_step(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t n
 {
     if (j->kind == JOB_ENSURE) {
         if (!r) {
-            if (s_ensure_busy(gw, j)) {
+            if (gw_job_ensure_busy(gw, j)) {
                 j->waiting = true;
                 return;
             }
             j->waiting = false;
-            s_ensure_pump(gw, j, now);
+            gw_job_ensure_pump(gw, j, now);
             return;
         }
-        s_ensure_on_result(gw, j, r, now);
+        gw_job_ensure_on_result(gw, j, r, now);
         return;
     }
     if (r) {
@@ -1300,7 +830,7 @@ static void s_job_step(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t n
             d->fails = 0;
             s_cache(d, s->cmd, r, now);
         } else if (d && r->status == BUS_TIMEOUT && j->kind == JOB_GET) {
-            s_dev_failed(gw, d);
+            gw_dev_failed(gw, d);
         }
     }
     s_job_pump_reads(gw, j);
@@ -1309,17 +839,17 @@ static void s_job_step(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t n
     switch (j->kind) {
     case JOB_GET:
         s_get_finish(gw, j, now);
-        s_job_free(gw, j);
+        gw_job_free(gw, j);
         break;
     case JOB_IDENT:
         s_ident_finish(gw, j, now);
-        s_job_free(gw, j);
+        gw_job_free(gw, j);
         break;
     case JOB_DISCOVER:
         s_discover_step(gw, j, now);
         break;
     default:
-        s_job_free(gw, j);
+        gw_job_free(gw, j);
     }
 }
 
@@ -1329,9 +859,9 @@ static void s_start_waiting(gateway_t *gw, int64_t now)
     while (again) {
         again = false;
         for (job_t *j = gw->jobs; j; j = j->next) {
-            if (j->kind == JOB_ENSURE && j->waiting && !s_ensure_busy(gw, j)) {
+            if (j->kind == JOB_ENSURE && j->waiting && !gw_job_ensure_busy(gw, j)) {
                 j->waiting = false;
-                s_ensure_pump(gw, j, now);
+                gw_job_ensure_pump(gw, j, now);
                 again = true; /* the list may have changed */
                 break;
             }
@@ -1359,7 +889,7 @@ cJSON *gw_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
 
 static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
-    cJSON *t = gw_dev_telemetry(d, now, s_wall());
+    cJSON *t = gw_dev_telemetry(d, now, gw_wall());
     cJSON *e = cJSON_AddObjectToObject(t, "eeprom");
     gw_eeprom_budget_json(e, gw_eep(gw, d->addr), now);
     cJSON_AddItemToObject(t, "lease", gw_lease_json(gw, d->addr, now));
@@ -1406,7 +936,7 @@ static void s_ram_check(gateway_t *gw, gw_dev_t *d, int64_t now)
         if (!d->ram_set_valid[s] || d->cache[s].raw == d->ram_set[s])
             continue;
         uint16_t cmd = gw_treg_cmd(s);
-        cJSON *r = cJSON_AddObjectToObject(lost, s_reg_name(cmd));
+        cJSON *r = cJSON_AddObjectToObject(lost, gw_reg_name(cmd));
         cJSON_AddNumberToObject(r, "was", gw_raw_value(d, cmd, d->ram_set[s]));
         cJSON_AddNumberToObject(r, "now", gw_raw_value(d, cmd, d->cache[s].raw));
         d->ram_set_valid[s] = false; /* the device holds its stored value now */
@@ -1449,7 +979,7 @@ static void s_tel_result(gateway_t *gw, const bus_result_t *r, int64_t now)
         if (r->req.cmd == BIC_CMD_READ_FAN_SPEED_1 || r->req.cmd == BIC_CMD_READ_FAN_SPEED_2)
             ; /* optional register: silence is not a dead device */
         else
-            s_dev_failed(gw, d);
+            gw_dev_failed(gw, d);
     }
     int slot = gw_treg_slot(r->req.cmd);
     if (slot >= TREG_FAST_COUNT) {
@@ -1478,8 +1008,8 @@ static void s_tel_cycle(gateway_t *gw, int64_t now)
             s_publish_tel(gw, d, now);
             if (up && !d->probing && !d->identifying && now >= d->next_probe) {
                 /* one cheap read per cycle to notice the device coming back */
-                if (s_submit(gw, BUS_PRIO_SLOW, d->addr, BIC_CMD_MFR_MODEL_B0B5, false, 0,
-                             BUS_REQ_NO_RETRY, s_tag(TAG_TEL, TEL_PROBE)) == 0)
+                if (gw_submit(gw, BUS_PRIO_SLOW, d->addr, BIC_CMD_MFR_MODEL_B0B5, false, 0,
+                              BUS_REQ_NO_RETRY, gw_tag(TAG_TEL, TEL_PROBE)) == 0)
                     d->probing = true;
             }
             continue;
@@ -1488,8 +1018,8 @@ static void s_tel_cycle(gateway_t *gw, int64_t now)
             continue; /* the bus is behind: skip a cycle rather than pile up */
         d->fast_left = 0;
         for (int s = 0; s < TREG_FAST_COUNT; s++)
-            if (s_submit(gw, BUS_PRIO_FAST, d->addr, gw_treg_cmd(s), false, 0, 0,
-                         s_tag(TAG_TEL, s)) == 0)
+            if (gw_submit(gw, BUS_PRIO_FAST, d->addr, gw_treg_cmd(s), false, 0, 0,
+                          gw_tag(TAG_TEL, s)) == 0)
                 d->fast_left++;
         d->fast_busy = d->fast_left > 0;
         /* two slow registers per cycle, round robin; fans only where the firmware has them;
@@ -1500,8 +1030,8 @@ static void s_tel_cycle(gateway_t *gw, int64_t now)
                 s = TREG_FAST_COUNT + d->slow_next;
                 d->slow_next = (d->slow_next + 1) % (TREG_COUNT - TREG_FAST_COUNT);
             } while (!d->fans && (s == TREG_FAN1 || s == TREG_FAN2));
-            if (s_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0,
-                         s_tag(TAG_TEL, s)) == 0)
+            if (gw_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0,
+                          gw_tag(TAG_TEL, s)) == 0)
                 d->slow_left++;
         }
     }
@@ -1515,7 +1045,7 @@ static void s_publish_gw(gateway_t *gw, int64_t now)
         can_transport_stats(gw->tp, &ts);
     cJSON *g = cJSON_CreateObject();
     cJSON_AddNumberToObject(g, "v", 1);
-    cJSON_AddNumberToObject(g, "ts_ms", (double)s_wall());
+    cJSON_AddNumberToObject(g, "ts_ms", (double)gw_wall());
     cJSON_AddStringToObject(g, "bus", bus_sched_is_up(gw->sched) ? "up" : "down");
     if (!bus_sched_is_up(gw->sched) && gw->bus_error[0])
         cJSON_AddStringToObject(g, "bus_error", gw->bus_error);
@@ -1870,7 +1400,7 @@ static void s_apply_limits(gateway_t *gw, gw_dev_t *d, int64_t now)
     gw_job_start(gw, j, now);
 }
 
-static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now)
+void gw_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now)
 {
     gw_dev_t *d = gw->dev[j->addr];
     if (!d)
@@ -1883,8 +1413,8 @@ static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_
             const gwe_target_t *t = gw_ensure_target(j->ens, i);
             if (t->outcome == GWE_REFUSED || t->outcome == GWE_DEFERRED) {
                 char pol[200];
-                s_policy_why(gw, d, t, true, now, pol, sizeof pol, NULL, 0);
-                snprintf(why, sizeof why, "%s %g not written: %s", s_reg_name(t->cmd),
+                gw_policy_why(gw, d, t, true, now, pol, sizeof pol, NULL, 0);
+                snprintf(why, sizeof why, "%s %g not written: %s", gw_reg_name(t->cmd),
                          gw_raw_value(d, t->cmd, t->value), pol);
             }
         }
@@ -1910,7 +1440,7 @@ static void s_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_
                  d->addr, writes);
     cJSON *e = gw_event(d, "limits_applied");
     cJSON_AddNumberToObject(e, "writes", writes);
-    cJSON_AddItemToObject(e, "outcomes", s_outcomes_json(gw, j, d, now));
+    cJSON_AddItemToObject(e, "outcomes", gw_outcomes_json(gw, j, d, now));
     if (was_failed || writes)
         gw_publish_event(gw, d, e);
     else
@@ -1944,7 +1474,7 @@ static void s_check_pending_eeprom(gateway_t *gw, int64_t now)
             return;
         j->prio = BUS_PRIO_SAFETY;
         gw_job_add_target(j, cmd, (uint16_t)raw, 0xFFFF, false, NULL);
-        log_info("device %d: writing the deferred %s %g now", a, s_reg_name(cmd),
+        log_info("device %d: writing the deferred %s %g now", a, gw_reg_name(cmd),
                  gw_raw_value(d, cmd, (int32_t)raw));
         gw_job_start(gw, j, now);
     }
@@ -2086,7 +1616,7 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(gw->state_path, sizeof gw->state_path, "%s/%s", gw->set.state_dir, GW_STATE_FILE);
         char lerr[256];
         int n = gw_state_load(gw->state_path, gw->eep, (int64_t)gw->set.eep_interval_s * 1000000,
-                              now, s_wall(), lerr, sizeof lerr);
+                              now, gw_wall(), lerr, sizeof lerr);
         if (n < 0) {
             /* a damaged file must not silently reset the counters to 0 */
             snprintf(err, errlen, "EEPROM state: %s (fix or remove the file)", lerr);
@@ -2151,9 +1681,9 @@ void gateway_destroy(gateway_t **p)
         return;
     gateway_t *gw = *p;
     if (gw->state_dirty)
-        s_save_state(gw, mono_us());
+        gw_save_state(gw, mono_us());
     while (gw->jobs)
-        s_job_free(gw, gw->jobs);
+        gw_job_free(gw, gw->jobs);
     for (int a = 0; a < GW_DEV_MAX; a++) {
         free(gw->dev[a]);
         eeprom_policy_destroy(&gw->eep[a]);
@@ -2245,7 +1775,7 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
     if (!gw->stopping)
         s_check_pending_eeprom(gw, now);
     if (gw->state_dirty && now >= gw->state_retry_at)
-        s_save_state(gw, now);
+        gw_save_state(gw, now);
     s_bus_io(gw, now);
     if (gw->stopping) {
         bool busy = false;

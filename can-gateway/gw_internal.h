@@ -1,7 +1,8 @@
 /*
  * The gateway's state shared by its files (gateway.c: the loop and the wiring; gw_ops.c: the
- * request handlers): settings, jobs (requests and the gateway's own work in progress), the
- * service struct, and the helpers both sides use. Not an API: only can-gateway/ includes it.
+ * request handlers; gw_writes.c: the write jobs): settings, jobs (requests and the gateway's
+ * own work in progress), the service struct, and the helpers they share. Not an API: only
+ * can-gateway/ includes it.
  */
 #ifndef BIC_GW_INTERNAL_H
 #define BIC_GW_INTERNAL_H
@@ -145,6 +146,23 @@ cJSON *gw_reply_error(const cJSON *id, const char *code, const char *fmt, ...)
 cJSON *gw_reply_error_obj(cJSON *reply);
 cJSON *gw_reply_ok(const cJSON *id);
 void gw_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply);
+
+void gw_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now);
+void gw_dev_failed(gateway_t *gw, gw_dev_t *d);
+bool gw_job_ensure_busy(gateway_t *gw, const job_t *self);
+void gw_job_ensure_pump(gateway_t *gw, job_t *j, int64_t now);
+void gw_job_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now);
+void gw_job_free(gateway_t *gw, job_t *j);
+void gw_limits_result(gateway_t *gw, job_t *j, const char *err_msg, int64_t now);
+cJSON *gw_outcomes_json(gateway_t *gw, const job_t *j, const gw_dev_t *d, int64_t now);
+void gw_policy_why(gateway_t *gw, const gw_dev_t *d, const gwe_target_t *t, bool holder,
+                   int64_t now, char *why, size_t whylen, char *remedy, size_t remlen);
+const char *gw_reg_name(uint16_t cmd);
+void gw_save_state(gateway_t *gw, int64_t now);
+int gw_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool write, uint16_t raw,
+              uint8_t flags, uint64_t tag);
+uint64_t gw_tag(uint32_t job, int idx);
+int64_t gw_wall(void);
 
 /* Answers one request (the routing envelope with its body as the last frame; takes msg). */
 void gw_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now);
