@@ -276,10 +276,18 @@ static void s_range_text(const config_key_t *k, char *out, size_t n)
     char lo[32], hi[32];
     s_fmt_num(k->min, lo, sizeof lo);
     s_fmt_num(k->max, hi, sizeof hi);
+    char both[80]; /* two numbers of at most 31 characters and ".." */
     if (k->min == k->max)
-        snprintf(out, n, "%s", lo);
+        snprintf(both, sizeof both, "%s", lo);
     else
-        snprintf(out, n, "%s..%s", lo, hi);
+        snprintf(both, sizeof both, "%s..%s", lo, hi);
+    if (n == 0)
+        return;
+    size_t len = strlen(both);
+    if (len >= n)
+        len = n - 1;
+    memcpy(out, both, len);
+    out[len] = '\0';
 }
 
 static bool s_empty_allowed(const config_key_t *k)
