@@ -275,10 +275,9 @@ int gw_state_load_leases(const char *path, gw_lease_rec_t *rec, bool *every, cha
     buf[n] = '\0';
     cJSON *root = cJSON_Parse(buf);
     int rc = -1;
-    const cJSON *arr = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "leases")
-                                            : NULL;
-    const cJSON *h = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "holder")
-                                          : NULL;
+    const cJSON *arr =
+        cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "leases") : NULL;
+    const cJSON *h = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "holder") : NULL;
     if (cJSON_IsArray(arr)) {
         int held = 0;
         const cJSON *o;
@@ -289,8 +288,7 @@ int gw_state_load_leases(const char *path, gw_lease_rec_t *rec, bool *every, cha
                 dv->valuedouble < 0 || dv->valuedouble >= GW_LEASE_DEVS ||
                 rec[dv->valueint].holder[0] ||
                 !s_lease_entry(cJSON_GetObjectItemCaseSensitive(o, "holder"),
-                               cJSON_GetObjectItemCaseSensitive(o, "ttl_ms"),
-                               &rec[dv->valueint])) {
+                               cJSON_GetObjectItemCaseSensitive(o, "ttl_ms"), &rec[dv->valueint])) {
                 memset(rec, 0, sizeof *rec * GW_LEASE_DEVS);
                 snprintf(err, errlen,
                          "%s: bad lease entry (expected {\"dev\":0-63,\"holder\":NAME,"

@@ -2,7 +2,8 @@
  * gw_state: the gateway's persisted state: the EEPROM write counters per device and register
  * and the time of each device's last persisted write (so a restart neither loses the count nor
  * resets the write interval), the level of each device's daily-budget bucket with the wall time
- * it was taken (so a restart does not refill it), and the holders of the control leases (one per device).
+ * it was taken (so a restart does not refill it), and the holders of the control leases (one per
+ * device).
  *
  * The file is JSON, replaced atomically: written to a temporary file, fsync'ed, renamed over
  * the old one, and the directory fsync'ed. A failed save (disk full, read-only) returns -1

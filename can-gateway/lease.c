@@ -191,8 +191,8 @@ lease_t *lease_table_get(lease_table_t *t, int dev)
     return &t->dev[dev];
 }
 
-lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client,
-                                int64_t ttl_us, int64_t now, int *blocked_dev)
+lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client, int64_t ttl_us,
+                                int64_t now, int *blocked_dev)
 {
     if (!lease_name_valid(client))
         return LEASE_BAD_NAME;
@@ -234,8 +234,8 @@ static lease_rc_t s_mine(lease_table_t *t, const char *client, int64_t now, uint
     return LEASE_NOT_HOLDER;
 }
 
-lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us,
-                                 int64_t now, uint64_t *done_devs, int *blocked_dev)
+lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us, int64_t now,
+                                 uint64_t *done_devs, int *blocked_dev)
 {
     uint64_t mine = 0;
     if (done_devs)

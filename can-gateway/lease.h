@@ -78,14 +78,14 @@ lease_t *lease_table_get(lease_table_t *t, int dev);
 
 /* Takes the lease of every device whose bit is set in devs (bit n = address n), all or
  * none: LEASE_HELD when another client holds one of them, *blocked_dev naming it. */
-lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client,
-                                int64_t ttl_us, int64_t now, int *blocked_dev);
+lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client, int64_t ttl_us,
+                                int64_t now, int *blocked_dev);
 
 /* Renews (ttl_us) or, with release, gives up every lease client holds; *done_devs gets the
  * devices it acted on. When client holds none: LEASE_HELD when another client holds one
  * (*blocked_dev names it), LEASE_NOT_HOLDER when none is held. */
-lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us,
-                                 int64_t now, uint64_t *done_devs, int *blocked_dev);
+lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us, int64_t now,
+                                 uint64_t *done_devs, int *blocked_dev);
 lease_rc_t lease_table_release_all(lease_table_t *t, const char *client, int64_t now,
                                    uint64_t *done_devs, int *blocked_dev);
 

@@ -33,10 +33,10 @@ typedef struct {
 #define BIC_PLAN_MAX 4
 
 typedef struct {
-    uint16_t current_raw;      /* charge/discharge: the new direction's current (A x 100) */
-    uint16_t charge_min_raw;   /* IOUT_SET's minimum on this model */
+    uint16_t current_raw;       /* charge/discharge: the new direction's current (A x 100) */
+    uint16_t charge_min_raw;    /* IOUT_SET's minimum on this model */
     uint16_t discharge_min_raw; /* REVERSE_IOUT_SET's minimum on this model */
-    bool keep_other;           /* charge/discharge: leave the other direction's current alone */
+    bool keep_other;            /* charge/discharge: leave the other direction's current alone */
 } bic_plan_args_t;
 
 /* Fills out[] with the writes for mode in the order they must reach the device; returns how

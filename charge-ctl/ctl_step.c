@@ -107,13 +107,11 @@ int ctl_params_validate(const ctl_params_t *p, char *err, size_t errlen)
     if (p->follow_timeout_ms != 0 && p->follow_timeout_ms < p->settle_timeout_ms)
         FAIL("FollowTimeoutSec %d s is shorter than the device's response time %d s; allowed "
              "0 (check off) or %d-600",
-             p->follow_timeout_ms / 1000, p->settle_timeout_ms / 1000,
-             p->settle_timeout_ms / 1000);
+             p->follow_timeout_ms / 1000, p->settle_timeout_ms / 1000, p->settle_timeout_ms / 1000);
     if (p->follow_safe_ms < 0 || p->follow_retry_ms < 1000)
         FAIL("FollowSafeSec must be >= 0 and FollowRetrySec >= 1");
     if (p->min_soc_pct < 0 || p->max_soc_pct > 100 || p->min_soc_pct >= p->max_soc_pct)
-        FAIL("MinSocPct %d must be below MaxSocPct %d, both 0-100", p->min_soc_pct,
-             p->max_soc_pct);
+        FAIL("MinSocPct %d must be below MaxSocPct %d, both 0-100", p->min_soc_pct, p->max_soc_pct);
     if (p->block_hour_start < -1 || p->block_hour_start > 23 || p->block_hour_stop < -1 ||
         p->block_hour_stop > 23)
         FAIL("discharge block hours must be -1 or 0-23");
@@ -188,11 +186,16 @@ int ctl_quantise_ca(const ctl_params_t *p, double current_a)
 const char *ctl_mode_name(ctl_mode_t m)
 {
     switch (m) {
-    case CTL_MODE_NONE: return "none";
-    case CTL_MODE_IDLE: return "idle";
-    case CTL_MODE_OFF: return "off";
-    case CTL_MODE_CHARGE: return "charge";
-    case CTL_MODE_DISCHARGE: return "discharge";
+    case CTL_MODE_NONE:
+        return "none";
+    case CTL_MODE_IDLE:
+        return "idle";
+    case CTL_MODE_OFF:
+        return "off";
+    case CTL_MODE_CHARGE:
+        return "charge";
+    case CTL_MODE_DISCHARGE:
+        return "discharge";
     }
     return "?";
 }
@@ -300,8 +303,8 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
      * (the follow check reports it, s_follow). */
     bool tail = s->mode == CTL_MODE_CHARGE && !s->pending && p->charge_voltage_cv > 0 &&
                 in->dc_v * 100.0 >= p->charge_voltage_cv - 5 &&
-                in->dc_a * 100.0 > -p->min_current_ca &&
-                s->current_ca >= 2 * p->min_current_ca && in->dc_a * 100.0 < s->current_ca / 4.0 &&
+                in->dc_a * 100.0 > -p->min_current_ca && s->current_ca >= 2 * p->min_current_ca &&
+                in->dc_a * 100.0 < s->current_ca / 4.0 &&
                 in->dc_a * 100.0 < 3.0 * p->min_current_ca;
     /* Resume once the state of charge is the hysteresis away from the limit (or, for a
      * tail-current cut, from where it was cut); at least a tenth of a percent, so the cut
@@ -327,8 +330,7 @@ static void s_protect(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *
             s->cut_charge_as += in->dc_a * dt_s;
         s->cut_tel_ms = in->telemetry_ms;
     }
-    bool reuse = s->discharge_cut_why == CTL_L_EMPTY &&
-                 soc >= p->min_soc_pct + CTL_REUSE_SOC_PCT &&
+    bool reuse = s->discharge_cut_why == CTL_L_EMPTY && soc >= p->min_soc_pct + CTL_REUSE_SOC_PCT &&
                  s->cut_charge_as >= 60.0 * p->min_current_ca / 100.0;
     if (!s->discharge_cut && (soc_empty || v_low)) {
         s->discharge_cut = true;
@@ -427,8 +429,8 @@ static void s_finish(const ctl_params_t *p, ctl_state_t *s, ctl_output_t *out, b
 }
 
 /* The safe state: idle, nothing pending; `mode` NONE when the device cannot be commanded. */
-static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
-                   ctl_output_t *out, ctl_reason_t why, ctl_mode_t mode)
+static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_output_t *out,
+                   ctl_reason_t why, ctl_mode_t mode)
 {
     out->reason = why;
     s->safe = true;
@@ -460,8 +462,8 @@ static void s_safe(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
    goes on for follow_safe_ms more, the output is switched off (the safe state) until the
    cause is seen gone (a voltage setting put right, a fault cleared) or follow_retry_ms have
    passed, doubled for each further switch-off before the device is seen following again (up
-   to 32 times: every try costs two persisted OPERATION writes). The report stays until the device is seen following a charge or discharge again
-   (or following in the mode it was reported in). */
+   to 32 times: every try costs two persisted OPERATION writes). The report stays until the device
+   is seen following a charge or discharge again (or following in the mode it was reported in). */
 
 static void s_follow_report(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in,
                             ctl_follow_cause_t cause)
@@ -538,7 +540,8 @@ static bool s_follow(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *i
     }
     snprintf(s->follow_reason, sizeof s->follow_reason, "%s: %s",
              ctl_reason_name(CTL_R_NOT_FOLLOWING), why);
-    if (s->follow_cause != CTL_F_NONE && bad_ms >= (int64_t)p->follow_timeout_ms + p->follow_safe_ms) {
+    if (s->follow_cause != CTL_F_NONE &&
+        bad_ms >= (int64_t)p->follow_timeout_ms + p->follow_safe_ms) {
         s->follow_safe = true;
         s->follow_safe_ms = in->now_ms;
         s->follow_offs++;
@@ -570,8 +573,7 @@ static int s_cmp_double(const void *a, const void *b)
 /* The q-quantile of the demand in one direction (sign * net): over the whole window, with
  * 0 for samples that wanted the other way (a level the demand reaches (1 - q) of the time),
  * or over only the samples that wanted this way (own_only). Also counts those samples. */
-static double s_net_quantile(const ctl_state_t *s, double sign, double q, bool own_only,
-                             int *count)
+static double s_net_quantile(const ctl_state_t *s, double sign, double q, bool own_only, int *count)
 {
     double v[CTL_NET_WINDOW];
     int n = 0;
@@ -647,20 +649,22 @@ static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input
              * cut) no discharge is served anyway: the charge level then looks at the samples
              * that asked for charge, so that a small surplus is taken in (and used again,
              * s_protect) rather than exported. */
-            double want_c = s_net_quantile(s, -1, p->budget_quantile_charge, s->discharge_cut,
-                                           &nc);
+            double want_c = s_net_quantile(s, -1, p->budget_quantile_charge, s->discharge_cut, &nc);
             double want_d = s_net_quantile(s, 1, p->budget_quantile, true, &nd);
             want_c = fmin(want_c, max_c_w);
             want_d = fmin(want_d, max_d_w);
             int ca_c = ctl_quantise_ca(p, s_ac_to_amps(p, want_c, v));
             int ca_d = ctl_quantise_ca(p, s_ac_to_amps(p, -want_d, v));
-            ca_c = ca_c < p->min_current_ca ? p->min_current_ca
-                   : ca_c > p->max_charge_ca ? p->max_charge_ca : ca_c;
-            ca_d = ca_d < p->min_current_ca ? p->min_current_ca
-                   : ca_d > p->max_discharge_ca ? p->max_discharge_ca : ca_d;
+            ca_c = ca_c < p->min_current_ca  ? p->min_current_ca
+                   : ca_c > p->max_charge_ca ? p->max_charge_ca
+                                             : ca_c;
+            ca_d = ca_d < p->min_current_ca     ? p->min_current_ca
+                   : ca_d > p->max_discharge_ca ? p->max_discharge_ca
+                                                : ca_d;
             /* Off by how much, weighted by how often that direction is wanted. */
             double err_c = fabs(s_amps_to_ac(p, 1, ca_c - s->reg_charge_ca, v)) * nc;
-            double err_d = discharge_ok ? fabs(s_amps_to_ac(p, 1, ca_d - s->reg_discharge_ca, v)) * nd : 0;
+            double err_d =
+                discharge_ok ? fabs(s_amps_to_ac(p, 1, ca_d - s->reg_discharge_ca, v)) * nd : 0;
             bool pick_d = err_d > err_c;
             /* Escape: charge is being drawn from the grid and discharging is not allowed
              * yet; only a write can stop it, so it goes first. */
@@ -714,8 +718,8 @@ static void s_step_budget(const ctl_params_t *p, ctl_state_t *s, const ctl_input
     double ac = on ? s_amps_to_ac(p, mode == CTL_MODE_CHARGE ? 1 : -1, ca, v) : 0;
     /* At the bottom with nothing to absorb, the minimum charge current would only cycle
      * grid energy through the battery: switch off (one write, like resuming later). */
-    if (mode == CTL_MODE_CHARGE && s->discharge_cut && ca <= p->min_current_ca &&
-        s->net_n > 0 && s->net_w[(s->net_head + CTL_NET_WINDOW - 1) % CTL_NET_WINDOW] > 0) {
+    if (mode == CTL_MODE_CHARGE && s->discharge_cut && ca <= p->min_current_ca && s->net_n > 0 &&
+        s->net_w[(s->net_head + CTL_NET_WINDOW - 1) % CTL_NET_WINDOW] > 0) {
         mode = CTL_MODE_IDLE;
         ac = 0;
         out->limit = why_not_discharge;
@@ -818,8 +822,8 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         s_safe(p, s, in, out, CTL_R_METER_STALE, CTL_MODE_IDLE);
         return;
     }
-    if (!isfinite(in->meter_w) || (in->telemetry_valid && (!isfinite(in->dc_v) ||
-                                                           !isfinite(in->dc_a)))) {
+    if (!isfinite(in->meter_w) ||
+        (in->telemetry_valid && (!isfinite(in->dc_v) || !isfinite(in->dc_a)))) {
         s_safe(p, s, in, out, CTL_R_BAD_INPUT, CTL_MODE_IDLE);
         return;
     }
@@ -860,24 +864,26 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         meas_ac = s->power_w;
     if (p->min_write_interval_ms >= CTL_BUDGET_MODE_MS) {
         bool new_sample_b = in->meter_seq != s->used_seq;
-        bool fresh_b = !s->pending && new_sample_b &&
-                       (s->effect_ms == NEVER ||
-                        in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
-        bool emergency_b = s->pending && new_sample_b &&
-                           in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
-                           in->meter_w - hp->grid_offset_w < -(double)(p->charge_tol_w + p->fast_export_w);
+        bool fresh_b =
+            !s->pending && new_sample_b &&
+            (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
+        bool emergency_b =
+            s->pending && new_sample_b &&
+            in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
+            in->meter_w - hp->grid_offset_w < -(double)(p->charge_tol_w + p->fast_export_w);
         bool in_dwell = s->mode != CTL_MODE_DISCHARGE && s->last_dir > 0 &&
-                        s->dir_end_ms != NEVER && in->now_ms - s->dir_end_ms < p->direction_dwell_ms;
-        ctl_limit_t why = block_hours ? CTL_L_BLOCK_HOURS
-                          : block_after ? CTL_L_BLOCK_AFTER_CHARGE
-                          : s->discharge_cut ? discharge_why
+                        s->dir_end_ms != NEVER &&
+                        in->now_ms - s->dir_end_ms < p->direction_dwell_ms;
+        ctl_limit_t why = block_hours                ? CTL_L_BLOCK_HOURS
+                          : block_after              ? CTL_L_BLOCK_AFTER_CHARGE
+                          : s->discharge_cut         ? discharge_why
                           : hp->max_discharge_w >= 0 ? CTL_L_PROFILE_DISCHARGE
                                                      : CTL_L_NONE;
         bool discharge_ok = why == CTL_L_NONE && !in_dwell;
         double max_c = fmin(hp->max_charge_w, s_amps_to_ac(p, 1, p->max_charge_ca, v));
         double max_d = fmin(-hp->max_discharge_w, -s_amps_to_ac(p, -1, p->max_discharge_ca, v));
-        s_step_budget(p, s, in, out, hp->grid_offset_w, meas_ac, fresh_b, emergency_b,
-                      discharge_ok, why, charge_why, max_c, max_d);
+        s_step_budget(p, s, in, out, hp->grid_offset_w, meas_ac, fresh_b, emergency_b, discharge_ok,
+                      why, charge_why, max_c, max_d);
         return;
     }
     /* The target itself: any standing error costs grid exchange (import and export alike),
@@ -886,8 +892,9 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     double aim = hp->grid_offset_w;
     double err = in->meter_w - aim;
     bool new_sample = in->meter_seq != s->used_seq;
-    bool fresh = !s->pending && new_sample &&
-                 (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
+    bool fresh =
+        !s->pending && new_sample &&
+        (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
     bool emergency = s->pending && new_sample &&
                      in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
                      err < -(double)(p->charge_tol_w + p->fast_export_w);
@@ -1021,11 +1028,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     bool to_charge = dir > 0 && ca >= p->idle_exit_ca;
     /* Where every write is persisted (a write interval is set), leaving idle and reversing
      * cost writes too (output, direction, the other current): they wait at least as long. */
-    int64_t idle_dwell = p->idle_dwell_ms > p->min_write_interval_ms ? p->idle_dwell_ms
-                                                                     : p->min_write_interval_ms;
-    int64_t dir_dwell = p->direction_dwell_ms > p->min_write_interval_ms
-                            ? p->direction_dwell_ms
-                            : p->min_write_interval_ms;
+    int64_t idle_dwell =
+        p->idle_dwell_ms > p->min_write_interval_ms ? p->idle_dwell_ms : p->min_write_interval_ms;
+    int64_t dir_dwell = p->direction_dwell_ms > p->min_write_interval_ms ? p->direction_dwell_ms
+                                                                         : p->min_write_interval_ms;
     if (!running || (run_dir < 0 && to_charge)) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;
@@ -1067,7 +1073,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             new_ca = s->current_ca; /* a limit never raises the current by itself */
     }
 
-    double ac = mode == CTL_MODE_CHARGE ? s_amps_to_ac(p, 1, new_ca, v)
+    double ac = mode == CTL_MODE_CHARGE      ? s_amps_to_ac(p, 1, new_ca, v)
                 : mode == CTL_MODE_DISCHARGE ? s_amps_to_ac(p, -1, new_ca, v)
                                              : 0;
     int prev_ca = s->current_ca;
@@ -1141,7 +1147,8 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     /* At the top the device's constant-voltage stage at ChargeVoltage ends the charge by
      * itself; the full cut only stops asking for more, so half a percent is enough to keep
      * it from toggling, and the battery is kept topped up. */
-    p->full_hyst_pct = p->protect_hyst_pct < 0.5 ? (p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1) : 0.5;
+    p->full_hyst_pct =
+        p->protect_hyst_pct < 0.5 ? (p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1) : 0.5;
     p->meter_timeout_ms = (int)config_int(cfg, cc, "Id/%d/MeterTimeoutSec", id) * 1000;
     p->follow_timeout_ms = (int)config_int(cfg, cc, "Id/%d/FollowTimeoutSec", id) * 1000;
     p->follow_safe_ms = (int)config_int(cfg, cc, "Id/%d/FollowSafeSec", id) * 1000;
@@ -1193,13 +1200,17 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
         hr->grid_offset_w = offset;
         hr->block_time_s = block_time;
         if (set[h][0])
-            hr->max_charge_w = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[0]);
+            hr->max_charge_w =
+                (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[0]);
         if (set[h][1])
-            hr->max_discharge_w = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[1]);
+            hr->max_discharge_w =
+                (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[1]);
         if (set[h][2])
-            hr->grid_offset_w = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[2]);
+            hr->grid_offset_w =
+                (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[2]);
         if (set[h][3])
-            hr->block_time_s = (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[3]);
+            hr->block_time_s =
+                (int)config_int(cfg, cc, "Id/%d/Profile/Hour/%d/%s", id, h, fields[3]);
     }
     p->has_profile = any;
     if (any)

@@ -20,11 +20,12 @@
 #include <stdint.h>
 
 #define CTL_CAP2V_MAX 101
-#define CTL_NET_WINDOW 160 /* samples of household demand kept for the write-budget mode */
+#define CTL_NET_WINDOW 160       /* samples of household demand kept for the write-budget mode */
 #define CTL_BUDGET_MODE_MS 31000 /* write intervals from this long on use the budget mode */
-#define CTL_BAND_SAMPLES 5 /* in-band meter samples averaged before their mean is corrected */
-#define CTL_REUSE_SOC_PCT 0.05 /* after an empty cut, charge put back shows this much SOC
-                                  before it is discharged again (see s_protect) */
+#define CTL_BAND_SAMPLES 5       /* in-band meter samples averaged before their mean is corrected */
+#define CTL_REUSE_SOC_PCT                                                                          \
+    0.05 /* after an empty cut, charge put back shows this much SOC                                \
+            before it is discharged again (see s_protect) */
 
 struct config_t; /* common/config.h */
 
@@ -40,22 +41,22 @@ typedef struct {
     bool enabled; /* Enable: run at start */
 
     /* Control law */
-    int charge_tol_w;        /* deadband around the target (W) */
-    double loop_gain;        /* per-sample gain for corrections that raise export risk */
-    double fast_gain;        /* per-sample gain for corrections that cut export */
-    int step_fast_w;         /* largest step per sample that reduces export (W) */
-    int step_slow_w;         /* largest step per sample that increases export risk (W) */
-    int direction_dwell_ms;  /* minimum time between direction reversals */
-    int idle_dwell_ms;       /* minimum time in idle before leaving it */
-    int meter_timeout_ms;    /* meter stale after this long without a message */
-    int settle_timeout_ms;   /* give up waiting for the device to follow after this */
-    int follow_timeout_ms;   /* device not following this long: reported (0: check off) */
-    int follow_safe_ms;      /* reported this long: safe state (output off) */
-    int follow_retry_ms;     /* in that safe state this long: try again */
+    int charge_tol_w;         /* deadband around the target (W) */
+    double loop_gain;         /* per-sample gain for corrections that raise export risk */
+    double fast_gain;         /* per-sample gain for corrections that cut export */
+    int step_fast_w;          /* largest step per sample that reduces export (W) */
+    int step_slow_w;          /* largest step per sample that increases export risk (W) */
+    int direction_dwell_ms;   /* minimum time between direction reversals */
+    int idle_dwell_ms;        /* minimum time in idle before leaving it */
+    int meter_timeout_ms;     /* meter stale after this long without a message */
+    int settle_timeout_ms;    /* give up waiting for the device to follow after this */
+    int follow_timeout_ms;    /* device not following this long: reported (0: check off) */
+    int follow_safe_ms;       /* reported this long: safe state (output off) */
+    int follow_retry_ms;      /* in that safe state this long: try again */
     int telemetry_timeout_ms; /* telemetry older than this is not trusted for W <-> A */
-    int effect_margin_ms;    /* a meter sample counts as "after the effect" this much later */
-    int fast_export_w;       /* export beyond target+this may be cut before the effect shows */
-    double efficiency;       /* converter efficiency, one way, for W(AC) <-> A(DC) */
+    int effect_margin_ms;     /* a meter sample counts as "after the effect" this much later */
+    int fast_export_w;        /* export beyond target+this may be cut before the effect shows */
+    double efficiency;        /* converter efficiency, one way, for W(AC) <-> A(DC) */
 
     /* Schedule */
     ctl_hour_t hours[24];
@@ -64,21 +65,21 @@ typedef struct {
     int block_hour_stop;
 
     /* Device limits */
-    int charge_voltage_cv;    /* VOUT_SET (V x 100) */
-    int discharge_voltage_cv; /* REVERSE_VOUT_SET (V x 100) */
-    int max_charge_ca;        /* A x 100 */
-    int max_discharge_ca;     /* A x 100 */
-    int min_current_ca;       /* the device's lowest current (A x 100) */
-    int quantum_ca;           /* setpoint resolution (A x 100), e.g. 10 = 0.1 A */
-    int idle_enter_ca;        /* below this desired current: go idle */
-    int idle_exit_ca;         /* at or above this desired current: leave idle */
-    int min_write_interval_ms; /* at least this long between current changes (EEPROM);
-                                  from CTL_BUDGET_MODE_MS on, the write-budget mode runs */
-    double budget_quantile;    /* write-budget mode: discharge level = this quantile of the
-                                  recent demand */
+    int charge_voltage_cv;         /* VOUT_SET (V x 100) */
+    int discharge_voltage_cv;      /* REVERSE_VOUT_SET (V x 100) */
+    int max_charge_ca;             /* A x 100 */
+    int max_discharge_ca;          /* A x 100 */
+    int min_current_ca;            /* the device's lowest current (A x 100) */
+    int quantum_ca;                /* setpoint resolution (A x 100), e.g. 10 = 0.1 A */
+    int idle_enter_ca;             /* below this desired current: go idle */
+    int idle_exit_ca;              /* at or above this desired current: leave idle */
+    int min_write_interval_ms;     /* at least this long between current changes (EEPROM);
+                                      from CTL_BUDGET_MODE_MS on, the write-budget mode runs */
+    double budget_quantile;        /* write-budget mode: discharge level = this quantile of the
+                                      recent demand */
     double budget_quantile_charge; /* the same for the charge level */
-    int write_budget_per_day;  /* the gateway's daily budget of persisted writes (0: none) */
-    int write_burst;           /* ... and how many it saves up */
+    int write_budget_per_day;      /* the gateway's daily budget of persisted writes (0: none) */
+    int write_burst;               /* ... and how many it saves up */
 
     /* Battery protection */
     int cap2v_n;
@@ -165,60 +166,60 @@ typedef struct {
     int64_t meter_arrival_ms; /* monotonic arrival time of that sample */
     uint64_t meter_seq;       /* increments with each accepted sample */
 
-    bool online;             /* device answers */
-    bool lease_held;         /* we hold the gateway's control lease */
-    bool telemetry_valid;    /* dc_v/dc_a are real readings */
-    int64_t telemetry_ms;    /* monotonic arrival of the telemetry below */
-    double dc_v;             /* battery voltage (V) */
-    double dc_a;             /* battery current (A, + charging) */
-    int operation;           /* OPERATION read-back: 0 off, 1 on */
-    int direction;           /* DIRECTION_CTRL read-back: 0 charge, 1 discharge */
-    int iout_ca;             /* IOUT_SET read-back (A x 100) */
-    int rev_iout_ca;         /* REVERSE_IOUT_SET read-back (A x 100) */
+    bool online;              /* device answers */
+    bool lease_held;          /* we hold the gateway's control lease */
+    bool telemetry_valid;     /* dc_v/dc_a are real readings */
+    int64_t telemetry_ms;     /* monotonic arrival of the telemetry below */
+    double dc_v;              /* battery voltage (V) */
+    double dc_a;              /* battery current (A, + charging) */
+    int operation;            /* OPERATION read-back: 0 off, 1 on */
+    int direction;            /* DIRECTION_CTRL read-back: 0 charge, 1 discharge */
+    int iout_ca;              /* IOUT_SET read-back (A x 100) */
+    int rev_iout_ca;          /* REVERSE_IOUT_SET read-back (A x 100) */
     int64_t setpoints_age_ms; /* age of the read-back above */
-    int vout_set_cv;         /* VOUT_SET read-back (V x 100); <= 0: unknown */
-    int rev_vout_set_cv;     /* REVERSE_VOUT_SET read-back (V x 100); <= 0: unknown */
-    bool temp_valid;         /* temp_c is a reading */
-    double temp_c;           /* internal temperature (degC) */
-    int fault_raw;           /* FAULT_STATUS (0: none or unknown) */
-    double eeprom_tokens;    /* persisted writes the gateway's budget allows now; < 0: unknown */
+    int vout_set_cv;          /* VOUT_SET read-back (V x 100); <= 0: unknown */
+    int rev_vout_set_cv;      /* REVERSE_VOUT_SET read-back (V x 100); <= 0: unknown */
+    bool temp_valid;          /* temp_c is a reading */
+    double temp_c;            /* internal temperature (degC) */
+    int fault_raw;            /* FAULT_STATUS (0: none or unknown) */
+    double eeprom_tokens;     /* persisted writes the gateway's budget allows now; < 0: unknown */
     int64_t eeprom_tokens_ms; /* monotonic time of that figure */
 } ctl_input_t;
 
 typedef struct {
-    ctl_mode_t mode;      /* commanded mode */
-    int current_ca;       /* magnitude (A x 100) for charge/discharge */
-    double power_w;       /* battery power aimed at, AC side (W, + charging) */
-    int64_t since_ms;     /* when this command was decided */
+    ctl_mode_t mode;  /* commanded mode */
+    int current_ca;   /* magnitude (A x 100) for charge/discharge */
+    double power_w;   /* battery power aimed at, AC side (W, + charging) */
+    int64_t since_ms; /* when this command was decided */
 
-    bool pending;          /* waiting for the device to follow */
-    int64_t effect_ms;     /* when the device was last seen following */
-    uint64_t used_seq;     /* meter sample last acted on */
-    int import_run;        /* consecutive samples asking for more discharge */
-    double band_sum_w;     /* in-band errors summed since the last correction (W) */
-    int band_n;            /* ... and how many samples */
+    bool pending;      /* waiting for the device to follow */
+    int64_t effect_ms; /* when the device was last seen following */
+    uint64_t used_seq; /* meter sample last acted on */
+    int import_run;    /* consecutive samples asking for more discharge */
+    double band_sum_w; /* in-band errors summed since the last correction (W) */
+    int band_n;        /* ... and how many samples */
 
     /* Write-budget mode (see ctl_step.c): the registers as commanded and recent demand. */
-    int reg_charge_ca;     /* IOUT_SET as last commanded (0: unknown) */
-    int reg_discharge_ca;  /* REVERSE_IOUT_SET as last commanded (0: unknown) */
+    int reg_charge_ca;            /* IOUT_SET as last commanded (0: unknown) */
+    int reg_discharge_ca;         /* REVERSE_IOUT_SET as last commanded (0: unknown) */
     double net_w[CTL_NET_WINDOW]; /* household net power per sample (W, + import) */
     int net_n, net_head;
 
-    int last_dir;              /* +1 charge, -1 discharge, 0 none yet */
-    int64_t dir_end_ms;        /* when the last direction was left (INT64_MIN: never) */
-    int64_t idle_since_ms;     /* when idle was entered */
-    int64_t last_charge_ms;    /* last time charging was commanded (INT64_MIN: never) */
-    int64_t last_change_ms;    /* last current change (rate limit) */
-    double tokens;             /* the gateway's budget as this controller expects it (writes) */
-    int64_t tokens_ms;         /* when tokens was brought up to date */
-    int64_t tokens_sync_ms;    /* the gateway's own figure last taken */
+    int last_dir;           /* +1 charge, -1 discharge, 0 none yet */
+    int64_t dir_end_ms;     /* when the last direction was left (INT64_MIN: never) */
+    int64_t idle_since_ms;  /* when idle was entered */
+    int64_t last_charge_ms; /* last time charging was commanded (INT64_MIN: never) */
+    int64_t last_change_ms; /* last current change (rate limit) */
+    double tokens;          /* the gateway's budget as this controller expects it (writes) */
+    int64_t tokens_ms;      /* when tokens was brought up to date */
+    int64_t tokens_sync_ms; /* the gateway's own figure last taken */
 
-    bool charge_cut;    /* protection: charging stopped (full / high voltage) */
-    bool discharge_cut; /* protection: discharging stopped (empty / low voltage) */
-    double cut_soc_hi;  /* SOC when charging was cut (%) */
-    double cut_soc_lo;  /* SOC when discharging was cut (%) */
-    double cut_charge_as;  /* charge taken since discharging was cut (A s) */
-    int64_t cut_tel_ms;    /* telemetry last counted into cut_charge_as */
+    bool charge_cut;      /* protection: charging stopped (full / high voltage) */
+    bool discharge_cut;   /* protection: discharging stopped (empty / low voltage) */
+    double cut_soc_hi;    /* SOC when charging was cut (%) */
+    double cut_soc_lo;    /* SOC when discharging was cut (%) */
+    double cut_charge_as; /* charge taken since discharging was cut (A s) */
+    int64_t cut_tel_ms;   /* telemetry last counted into cut_charge_as */
     ctl_limit_t charge_cut_why, discharge_cut_why;
     /* Does the device follow? (ctl_follow.h) */
     ctl_mode_t follow_mode;          /* the mode the timers below belong to */
@@ -236,16 +237,16 @@ typedef struct {
     bool follow_bad_now;             /* judged not following at this step */
     bool follow_opposite_now;        /* ... with the current flowing the other way */
 
-    bool safe;          /* in the safe state */
-    ctl_limit_t limit;  /* the limit found at the last step */
+    bool safe;         /* in the safe state */
+    ctl_limit_t limit; /* the limit found at the last step */
     bool started;
 } ctl_state_t;
 
 typedef struct {
-    ctl_mode_t mode;  /* what the device should do; NONE = send nothing */
-    int current_ca;   /* magnitude for charge/discharge (A x 100) */
-    double power_w;   /* battery power aimed at, AC side (W, + charging) */
-    bool send;        /* the command differs from the last one: send it now */
+    ctl_mode_t mode; /* what the device should do; NONE = send nothing */
+    int current_ca;  /* magnitude for charge/discharge (A x 100) */
+    double power_w;  /* battery power aimed at, AC side (W, + charging) */
+    bool send;       /* the command differs from the last one: send it now */
 
     ctl_reason_t reason;
     const char *reason_text;
@@ -255,9 +256,9 @@ typedef struct {
     double target_w; /* grid target in this hour */
     double error_w;  /* meter - target */
     bool soc_valid;
-    double soc_pct;  /* from the load-corrected voltage */
-    bool block_active;        /* discharge is blocked right now */
-    const char *block_text;   /* why, or "" */
+    double soc_pct;         /* from the load-corrected voltage */
+    bool block_active;      /* discharge is blocked right now */
+    const char *block_text; /* why, or "" */
 
     bool follow_problem;             /* the device does not follow (reported) */
     bool follow_safe;                /* ... and the safe state was taken for it */

@@ -37,7 +37,8 @@ int meter_cfg_from_config(const struct config_t *cfg, int id, meter_cfg_t *m, ch
     meter_cfg_defaults(m);
     const char *path = config_str(cfg, cc, "Id/%d/MeterJsonPath", id);
     if (strlen(path) >= sizeof m->json_path || (*path && jpath_valid(path) != 0)) {
-        snprintf(err, errlen, "[CHARGE_CONTROL] Id/%d/MeterJsonPath '%s' is not a valid path; "
+        snprintf(err, errlen,
+                 "[CHARGE_CONTROL] Id/%d/MeterJsonPath '%s' is not a valid path; "
                  "allowed: dot-separated keys with [n] subscripts, up to %d characters",
                  id, path, METER_MAX_PATH - 1);
         return -1;
@@ -46,8 +47,10 @@ int meter_cfg_from_config(const struct config_t *cfg, int id, meter_cfg_t *m, ch
     const char *unit = config_str(cfg, cc, "Id/%d/MeterUnit", id);
     m->scale = meter_unit_scale(unit);
     if (m->scale < 0) {
-        snprintf(err, errlen, "[CHARGE_CONTROL] Id/%d/MeterUnit '%s' is not a unit; allowed: "
-                 "W, kW, mW", id, unit);
+        snprintf(err, errlen,
+                 "[CHARGE_CONTROL] Id/%d/MeterUnit '%s' is not a unit; allowed: "
+                 "W, kW, mW",
+                 id, unit);
         return -1;
     }
     m->invert = config_bool(cfg, cc, "Id/%d/MeterInvert", id);
@@ -78,8 +81,10 @@ int meter_parse(const meter_cfg_t *m, const char *payload, size_t len, double *o
     }
     if (m->json_path[0] == '\0') {
         if (num_parse(buf, &v) != 0) {
-            snprintf(err, errlen, "'%.40s' is not a plain number; expected e.g. -345 or 123.4 "
-                     "(for JSON set MeterJsonPath)", buf);
+            snprintf(err, errlen,
+                     "'%.40s' is not a plain number; expected e.g. -345 or 123.4 "
+                     "(for JSON set MeterJsonPath)",
+                     buf);
             return -1;
         }
     } else {
@@ -104,8 +109,7 @@ int meter_parse(const meter_cfg_t *m, const char *payload, size_t len, double *o
     if (m->invert)
         v = -v;
     if (fabs(v) > m->max_abs_w) {
-        snprintf(err, errlen, "%.1f W is beyond the plausibility limit of %.0f W", v,
-                 m->max_abs_w);
+        snprintf(err, errlen, "%.1f W is beyond the plausibility limit of %.0f W", v, m->max_abs_w);
         return -1;
     }
     *out_w = v + 0.0; /* no negative zero */

@@ -74,12 +74,12 @@ typedef struct {
     dev_view_t *dv; /* NULL: slot unused */
     char *last[PUB_COUNT];
     int64_t last_ms[PUB_COUNT];
-    uint64_t disc_hash; /* of the discovery set last published; 0 = none */
+    uint64_t disc_hash;   /* of the discovery set last published; 0 = none */
     uint64_t disc_inputs; /* of what the discovery set is built from (s_disc_inputs) */
-    int64_t soc_ms;     /* when the controller's SOC arrived; 0 = none or expired */
-    int64_t surplus_ms; /* when the controller's surplus arrived; 0 = none or expired */
-    int64_t tel0_ms;    /* the first telemetry of this device (0: none yet) */
-    bool want_regs;     /* read SYSTEM_CONFIG / BIDIRECTIONAL_CONFIG for `info` */
+    int64_t soc_ms;       /* when the controller's SOC arrived; 0 = none or expired */
+    int64_t surplus_ms;   /* when the controller's surplus arrived; 0 = none or expired */
+    int64_t tel0_ms;      /* the first telemetry of this device (0: none yet) */
+    bool want_regs;       /* read SYSTEM_CONFIG / BIDIRECTIONAL_CONFIG for `info` */
 } slot_t;
 
 typedef enum { ORIGIN_CMD, ORIGIN_INFO, ORIGIN_REGS, ORIGIN_RELEASE } origin_t;

@@ -11,7 +11,7 @@
  * days in data/profiles/ (hourly mean load minus 250 W, floored at 20 W), so appliances and
  * background use fall in the hours real households use them. */
 static const double s_hour_weight[24] = {
-    90, 20, 56, 20, 39, 169, 1370, 2586, 2425, 3070, 3002, 2439,
+    90,   20,  56,   20,  39,  169, 1370, 2586, 2425, 3070, 3002, 2439,
     1830, 776, 1289, 260, 744, 571, 1505, 2935, 2317, 2679, 1311, 893,
 };
 
@@ -85,9 +85,9 @@ static double s_add(float *load, int start, int dur, double power_w, int on_s, i
 
 typedef struct {
     const char *name;
-    double mean_count; /* runs a day in a household of 30 kWh a day */
-    double p_lo, p_hi; /* power (W) */
-    double d_lo, d_hi; /* duration (s) */
+    double mean_count;                /* runs a day in a household of 30 kWh a day */
+    double p_lo, p_hi;                /* power (W) */
+    double d_lo, d_hi;                /* duration (s) */
     int on_lo, on_hi, off_lo, off_hi; /* cycling (s); off_hi 0 = always on */
 } appliance_t;
 

@@ -26,7 +26,7 @@ typedef struct {
     double load_kwh;     /* the day's load energy (kWh) */
     double pv_kwh;       /* the day's PV energy (kWh) */
     double load_max_w, pv_max_w;
-    int appliances;      /* appliance runs placed */
+    int appliances; /* appliance runs placed */
 } daygen_info_t;
 
 /* Fills load_w[] and pv_w[] (DAYGEN_SECONDS each, W) with day `index` of the series `seed`

@@ -96,13 +96,13 @@ typedef struct {
     int64_t now_us; /* real time of the current pass */
     int64_t dev_us; /* simulated time of the current pass */
     /* how requests are read, for the pacing judgement (sim_bus.h) */
-    sim_rx_t rx;            /* the read being delivered */
-    uint64_t rx_chunks;     /* reads that delivered data */
-    int64_t rx_empty_us;    /* the input was last seen empty then */
-    int schedstat_fd;       /* /proc/thread-self/schedstat, -1 when missing */
-    int64_t poll_enter_us;  /* the last poll: entered, */
-    int64_t poll_exit_us;   /* returned, */
-    int64_t poll_delay_us;  /* and the run-queue wait before it returned */
+    sim_rx_t rx;           /* the read being delivered */
+    uint64_t rx_chunks;    /* reads that delivered data */
+    int64_t rx_empty_us;   /* the input was last seen empty then */
+    int schedstat_fd;      /* /proc/thread-self/schedstat, -1 when missing */
+    int64_t poll_enter_us; /* the last poll: entered, */
+    int64_t poll_exit_us;  /* returned, */
+    int64_t poll_delay_us; /* and the run-queue wait before it returned */
 } s_sim_t;
 
 static void s_usage(FILE *f)

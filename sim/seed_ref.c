@@ -86,8 +86,7 @@ static bool s_discharge_blocked(const ctl_params_t *p, const seed_state_t *s, in
     return since_s < h.block_time_s;
 }
 
-void seed_tick(const ctl_params_t *p, seed_state_t *s, int64_t now_ms, int hour,
-               seed_step_t *out)
+void seed_tick(const ctl_params_t *p, seed_state_t *s, int64_t now_ms, int hour, seed_step_t *out)
 {
     memset(out, 0, sizeof *out);
     if (now_ms >= s->next_profile_ms) {
@@ -185,8 +184,7 @@ void seed_amp_cmd(const ctl_params_t *p, double amps, seed_cmd_t *cmd)
     cmd->a100 = a100;
 }
 
-int seed_set_pow(const ctl_params_t *p, seed_state_t *s, int charge_p, double dc_v,
-                 seed_cmd_t *cmd)
+int seed_set_pow(const ctl_params_t *p, seed_state_t *s, int charge_p, double dc_v, seed_cmd_t *cmd)
 {
     if (s->have_cached && charge_p == s->cached_p)
         return 0;

@@ -35,10 +35,10 @@ typedef struct {
     int gap_cnt;
     int64_t t_last_charge_ms;
     bool have_cached;
-    int cached_p;             /* the setpoint cache (W) */
-    int profile_hour;         /* -1: profile not loaded yet (all limits 0) */
-    int64_t next_profile_ms;  /* next once-a-minute profile check */
-    int64_t last_grid_ms;     /* for the 320-tick meter timeout */
+    int cached_p;            /* the setpoint cache (W) */
+    int profile_hour;        /* -1: profile not loaded yet (all limits 0) */
+    int64_t next_profile_ms; /* next once-a-minute profile check */
+    int64_t last_grid_ms;    /* for the 320-tick meter timeout */
     bool timeout_fired;
 } seed_state_t;
 
@@ -59,8 +59,7 @@ void seed_init(seed_state_t *s, int64_t now_ms);
 
 /* Once per main-loop tick (about a second): the once-a-minute profile check and the meter
  * timeout (320 ticks, taken as 326 s), which resets to idle once. */
-void seed_tick(const ctl_params_t *p, seed_state_t *s, int64_t now_ms, int hour,
-               seed_step_t *out);
+void seed_tick(const ctl_params_t *p, seed_state_t *s, int64_t now_ms, int hour, seed_step_t *out);
 
 /* One grid message: an integer payload in W (+ import) at wall-clock `hour` (for the
  * block window). measured_charge_w is the last published battery power round(A x V)

@@ -107,8 +107,8 @@ typedef struct {
     surplus_state_t sw;
     double sw_load_w;
     double switched_j;
-    double tel_v;   /* the battery voltage of the latest telemetry (V) */
-    int hour_now;   /* the hour of day of the step being simulated */
+    double tel_v; /* the battery voltage of the latest telemetry (V) */
+    int hour_now; /* the hour of day of the step being simulated */
 
     /* plot series (every PLOT_EVERY_S) */
     float *pl_grid, *pl_batt, *pl_soc;
@@ -152,12 +152,16 @@ static int s_setpoint_regs(const run_t *r, ctl_mode_t mode, int ca, bic_plan_wri
                          .discharge_min_raw = min_ca,
                          .keep_other = r->model->gw_keep_other};
     switch (mode) {
-    case CTL_MODE_CHARGE: return bic_setpoint_plan(BIC_PLAN_CHARGE, &a, w);
-    case CTL_MODE_DISCHARGE: return bic_setpoint_plan(BIC_PLAN_DISCHARGE, &a, w);
+    case CTL_MODE_CHARGE:
+        return bic_setpoint_plan(BIC_PLAN_CHARGE, &a, w);
+    case CTL_MODE_DISCHARGE:
+        return bic_setpoint_plan(BIC_PLAN_DISCHARGE, &a, w);
     case CTL_MODE_IDLE:
         return bic_setpoint_plan(r->idle_min ? BIC_PLAN_IDLE_MIN : BIC_PLAN_IDLE_OFF, &a, w);
-    case CTL_MODE_OFF: return bic_setpoint_plan(BIC_PLAN_OFF, &a, w);
-    case CTL_MODE_NONE: break;
+    case CTL_MODE_OFF:
+        return bic_setpoint_plan(BIC_PLAN_OFF, &a, w);
+    case CTL_MODE_NONE:
+        break;
     }
     return 0;
 }
@@ -166,11 +170,16 @@ static int s_setpoint_regs(const run_t *r, ctl_mode_t mode, int ca, bic_plan_wri
 static int s_star_index(uint16_t cmd)
 {
     switch (cmd) {
-    case BIC_CMD_VOUT_SET: return 0;
-    case BIC_CMD_IOUT_SET: return 1;
-    case BIC_CMD_REVERSE_VOUT_SET: return 2;
-    case BIC_CMD_REVERSE_IOUT_SET: return 3;
-    default: return -1;
+    case BIC_CMD_VOUT_SET:
+        return 0;
+    case BIC_CMD_IOUT_SET:
+        return 1;
+    case BIC_CMD_REVERSE_VOUT_SET:
+        return 2;
+    case BIC_CMD_REVERSE_IOUT_SET:
+        return 3;
+    default:
+        return -1;
     }
 }
 
@@ -212,7 +221,8 @@ static void s_window(const run_t *r, int hour, double v, double *lo, double *hi)
     const ctl_hour_t *h = &p->hours[hour];
     if (!(v > 1.0))
         v = m->cells * 3.2;
-    *hi = fmin(fmin(h->max_charge_w, m->max_charge_w), p->max_charge_ca / 100.0 * v / m->efficiency);
+    *hi =
+        fmin(fmin(h->max_charge_w, m->max_charge_w), p->max_charge_ca / 100.0 * v / m->efficiency);
     *lo = fmax(fmax(h->max_discharge_w, -m->max_discharge_w),
                -p->max_discharge_ca / 100.0 * v * m->efficiency);
     if (*hi < 0)
@@ -582,8 +592,8 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             batt_ac = st.ac_w;
             soc = st.soc_pct;
             v_now = st.dc_v;
-            could_absorb = battery_can_charge(bic_device_battery(r->dev)) &&
-                           soc < m->soc_max_pct - 0.5;
+            could_absorb =
+                battery_can_charge(bic_device_battery(r->dev)) && soc < m->soc_max_pct - 0.5;
         } else if (r->ideal_bat) {
             v_now = battery_ocv_v(r->ideal_bat);
             batt_ac = s_ideal_step(r, net, hour, t, dt);
@@ -812,8 +822,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             if (so.publish && seed_set_pow(p, &ss, so.charge_p, seed_v, &cmd)) {
                 s_note_setpoint(r, cmd.direction ? -(int)cmd.a100 : (int)cmd.a100, t);
                 written += s_vwrite(r, BIC_CMD_DIRECTION_CTRL, (uint16_t)cmd.direction, t);
-                written += s_vwrite(r,
-                                    cmd.direction ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
+                written += s_vwrite(r, cmd.direction ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
                                     (uint16_t)cmd.a100, t);
             }
             if (written)
@@ -864,8 +873,8 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
 }
 
 int twin_run_household(household_t *hh, const char *name, const char *config_path,
-                       const twin_model_t *model, twin_plot_t *plot, twin_result_t *res,
-                       char *err, size_t errlen)
+                       const twin_model_t *model, twin_plot_t *plot, twin_result_t *res, char *err,
+                       size_t errlen)
 {
     int rc = -1;
     config_t *cfg = NULL;
@@ -889,8 +898,10 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
     if (id < 0) {
         int ids[1];
         if (config_ids(cfg, "CHARGE_CONTROL", ids, 1) < 1) {
-            snprintf(err, errlen, "%s: no [CHARGE_CONTROL] Id/X/ keys; the twin needs one "
-                     "controller", config_path);
+            snprintf(err, errlen,
+                     "%s: no [CHARGE_CONTROL] Id/X/ keys; the twin needs one "
+                     "controller",
+                     config_path);
             goto cleanup;
         }
         id = ids[0];
@@ -949,8 +960,7 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
             fprintf(model->trace,
                     "%s: import while charging/discharging/idle %.3f/%.3f/%.3f kWh, "
                     "export %.3f/%.3f/%.3f kWh\n",
-                    twin_run_name(k),
-                    runs[k].diag_imp[0] / 3.6e6, runs[k].diag_imp[1] / 3.6e6,
+                    twin_run_name(k), runs[k].diag_imp[0] / 3.6e6, runs[k].diag_imp[1] / 3.6e6,
                     runs[k].diag_imp[2] / 3.6e6, runs[k].diag_exp[0] / 3.6e6,
                     runs[k].diag_exp[1] / 3.6e6, runs[k].diag_exp[2] / 3.6e6);
     }
@@ -958,7 +968,8 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
     double x_ideal = res->m[TWIN_IDEAL].import_kwh + res->m[TWIN_IDEAL].export_kwh;
     for (int k = 0; k < TWIN_RUNS; k++) {
         double x = res->m[k].import_kwh + res->m[k].export_kwh;
-        res->m[k].captured_pct = x_none - x_ideal > 1e-9 ? 100 * (x_none - x) / (x_none - x_ideal) : 0;
+        res->m[k].captured_pct =
+            x_none - x_ideal > 1e-9 ? 100 * (x_none - x) / (x_none - x_ideal) : 0;
         res->m[k].shortfall_kwh = x - x_ideal;
     }
     if (model->breakdown) {
@@ -1032,8 +1043,8 @@ void twin_plot_free(twin_plot_t *plot)
 const char *twin_bd_name(int k)
 {
     static const char *names[TWIN_BD_N] = {
-        "ideal_limited", "after_step", "idle_dwell_block", "protection", "power_limit",
-        "write_interval", "deadband", "tracking",
+        "ideal_limited", "after_step",     "idle_dwell_block", "protection",
+        "power_limit",   "write_interval", "deadband",         "tracking",
     };
     return k >= 0 && k < TWIN_BD_N ? names[k] : "?";
 }

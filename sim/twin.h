@@ -18,24 +18,24 @@
 
 typedef struct {
     /* battery */
-    double soc_pct;       /* initial SOC (%) */
+    double soc_pct; /* initial SOC (%) */
     double capacity_ah;
-    int cells;            /* LiFePO4 cells in series */
+    int cells; /* LiFePO4 cells in series */
     double r_mohm;
-    double soc_min_pct;   /* usable window (BMS cut-offs) */
+    double soc_min_pct; /* usable window (BMS cut-offs) */
     double soc_max_pct;
     /* converter */
-    int variant;           /* 12/24/48/96 */
-    double max_charge_w;   /* AC charge power limit (W) */
+    int variant;            /* 12/24/48/96 */
+    double max_charge_w;    /* AC charge power limit (W) */
     double max_discharge_w; /* AC discharge power limit (W, magnitude) */
-    double efficiency;     /* each way */
+    double efficiency;      /* each way */
     double min_current_a;
-    double tau_s;          /* first-order response time constant */
+    double tau_s; /* first-order response time constant */
     /* meter and links */
     double meter_period_s;
     double meter_latency_s;
-    double meter_phase_s;  /* first meter sample this long after the day's start (s), so that
-                              the profile's steps need not fall on a sample */
+    double meter_phase_s; /* first meter sample this long after the day's start (s), so that
+                             the profile's steps need not fall on a sample */
     double telemetry_period_s;
     /* EEPROM */
     bool eeprom_on;        /* old firmware: every setpoint write is persisted */
@@ -47,10 +47,10 @@ typedef struct {
     /* day */
     bool transients;
     uint64_t transient_seed;
-    int ctl_id;            /* [CHARGE_CONTROL] Id/X to run */
-    double step_s;         /* simulation step */
-    FILE *trace;           /* controller decisions are written here when not NULL */
-    bool breakdown;        /* decompose the controller's shortfall (twin_result_t.bd) */
+    int ctl_id;     /* [CHARGE_CONTROL] Id/X to run */
+    double step_s;  /* simulation step */
+    FILE *trace;    /* controller decisions are written here when not NULL */
+    bool breakdown; /* decompose the controller's shortfall (twin_result_t.bd) */
 } twin_model_t;
 
 typedef struct {
@@ -64,9 +64,9 @@ typedef struct {
     long follow_reports; /* controller run: how often the device was reported not following */
     double throughput_kwh;
     double final_soc_pct;
-    double shortfall_kwh;  /* X - X_ideal, X = import + export */
-    long reversals;        /* setpoint changes that reverse the previous change within 10 s */
-    double max_charge_w;   /* largest AC charge power (1 s mean, W) */
+    double shortfall_kwh;   /* X - X_ideal, X = import + export */
+    long reversals;         /* setpoint changes that reverse the previous change within 10 s */
+    double max_charge_w;    /* largest AC charge power (1 s mean, W) */
     double max_discharge_w; /* largest AC discharge power (1 s mean, W, magnitude) */
     double switched_kwh;    /* energy into loads the surplus switches turned on (controller) */
 } twin_metrics_t;
@@ -99,11 +99,11 @@ enum {
 };
 
 typedef struct {
-    double hours[TWIN_BD_N];     /* time in each situation (h) */
-    double delta_kwh[TWIN_BD_N]; /* controller |grid| - ideal |grid| (kWh) */
+    double hours[TWIN_BD_N];      /* time in each situation (h) */
+    double delta_kwh[TWIN_BD_N];  /* controller |grid| - ideal |grid| (kWh) */
     double missed_kwh[TWIN_BD_N]; /* ideal |battery AC| - controller |battery AC| (kWh) */
-    double wrong_kwh[TWIN_BD_N]; /* battery power through the meter the wrong way: charge
-                                    drawn from the grid plus discharge exported (kWh) */
+    double wrong_kwh[TWIN_BD_N];  /* battery power through the meter the wrong way: charge
+                                     drawn from the grid plus discharge exported (kWh) */
 } twin_breakdown_t;
 
 typedef struct {
@@ -147,8 +147,8 @@ int twin_run(const char *profile_path, const char *config_path, const twin_model
 /* The same on a household already loaded (a file or a generated day); name is the day's name
  * for the plot's title. The model's transients replace any on hh. */
 int twin_run_household(household_t *hh, const char *name, const char *config_path,
-                       const twin_model_t *model, twin_plot_t *plot, twin_result_t *res,
-                       char *err, size_t errlen);
+                       const twin_model_t *model, twin_plot_t *plot, twin_result_t *res, char *err,
+                       size_t errlen);
 
 /* twin_cli.c: the command line around twin_run. */
 

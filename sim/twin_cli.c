@@ -67,8 +67,7 @@ static int s_plot(const char *path, const twin_plot_t *pl, const twin_result_t *
         snprintf(err, errlen, "cannot run gnuplot (Debian package gnuplot-nox)");
         return -1;
     }
-    static const char *colour[TWIN_RUNS] = {"#0072b2", "#888888", "#000000", "#e69f00",
-                                            "#cc79a7"};
+    static const char *colour[TWIN_RUNS] = {"#0072b2", "#888888", "#000000", "#e69f00", "#cc79a7"};
 #define COL(run, what) (2 + 3 * (run) + (what)) /* what: 0 grid, 1 battery, 2 SOC */
     fprintf(g,
             "set terminal pngcairo size 1500,1500 font ',10'\n"
@@ -79,7 +78,8 @@ static int s_plot(const char *path, const twin_plot_t *pl, const twin_result_t *
             "set key outside right\nset lmargin 12\nset rmargin 30\n",
             path, title);
     /* the figures, top right */
-    fprintf(g, "set label 1 at screen 0.08,0.955 left font 'monospace,10' \"%-10s %9s %10s %9s %7s\\n",
+    fprintf(g,
+            "set label 1 at screen 0.08,0.955 left font 'monospace,10' \"%-10s %9s %10s %9s %7s\\n",
             "run", "captured", "shortfall", "overshoot", "EEPROM");
     for (int r = 0; r < TWIN_RUNS; r++) {
         const twin_metrics_t *mt = &res->m[r];
@@ -140,8 +140,8 @@ void twin_print_breakdown(FILE *f, const twin_result_t *res)
     if (!res->has_bd)
         return;
     fprintf(f, "shortfall by situation (= missed battery throughput + 2 x wrong-way energy)\n");
-    fprintf(f, "%-18s %8s %14s %14s %14s\n", "situation", "hours", "shortfall_kWh",
-            "missed_kWh", "wrong_way_kWh");
+    fprintf(f, "%-18s %8s %14s %14s %14s\n", "situation", "hours", "shortfall_kWh", "missed_kWh",
+            "wrong_way_kWh");
     double h = 0, d = 0, mi = 0, w = 0;
     for (int k = 0; k < TWIN_BD_N; k++) {
         fprintf(f, "%-18s %8.2f %14.4f %14.4f %14.4f\n", twin_bd_name(k), res->bd.hours[k],
@@ -157,8 +157,8 @@ void twin_print_breakdown(FILE *f, const twin_result_t *res)
 void twin_print_table(FILE *f, const twin_result_t *res)
 {
     fprintf(f, "%-10s %10s %10s %8s %9s %11s %9s %7s %8s %9s %8s %8s %8s %10s\n", "run",
-            "import_kWh", "export_kWh", "X_kWh", "captured%", "shortfall", "overshoot",
-            "rms_W", "changes", "reversals", "eeprom", "maxc_W", "maxd_W", "final_soc%");
+            "import_kWh", "export_kWh", "X_kWh", "captured%", "shortfall", "overshoot", "rms_W",
+            "changes", "reversals", "eeprom", "maxc_W", "maxd_W", "final_soc%");
     for (int k = 0; k < TWIN_RUNS; k++) {
         const twin_metrics_t *m = &res->m[k];
         fprintf(f,
@@ -268,8 +268,8 @@ static int s_whole(const char *opt, const char *text, double lo, double hi, int6
     if (s_num(opt, text, lo, hi, &v))
         return -1;
     if (numconv_whole(v, (int64_t)lo, (int64_t)hi, out) != 0) {
-        fprintf(stderr, "bic-sim twin: %s '%s' is not a whole number in [%g, %g]\n", opt, text,
-                lo, hi);
+        fprintf(stderr, "bic-sim twin: %s '%s' is not a whole number in [%g, %g]\n", opt, text, lo,
+                hi);
         return -1;
     }
     return 0;
@@ -446,11 +446,16 @@ static const char *s_met_names[S_NMET] = {"shortfall_kwh", "captured_pct", "over
 static double s_met(const twin_metrics_t *m, int k)
 {
     switch (k) {
-    case S_SHORT: return m->shortfall_kwh;
-    case S_CAPT: return m->captured_pct;
-    case S_OVER: return m->overshoot_events;
-    case S_REV: return (double)m->reversals;
-    default: return (double)m->eeprom_writes;
+    case S_SHORT:
+        return m->shortfall_kwh;
+    case S_CAPT:
+        return m->captured_pct;
+    case S_OVER:
+        return m->overshoot_events;
+    case S_REV:
+        return (double)m->reversals;
+    default:
+        return (double)m->eeprom_writes;
     }
 }
 
@@ -493,9 +498,9 @@ static int s_batch(const batch_t *b, const char *config, const twin_model_t *mod
                 snprintf(err, sizeof err, "out of memory");
             free(csv);
         }
-        int r = hh ? twin_run_household(hh, days.v[i].name, config, &m, NULL, &res[i], err,
-                                        sizeof err)
-                   : -1;
+        int r =
+            hh ? twin_run_household(hh, days.v[i].name, config, &m, NULL, &res[i], err, sizeof err)
+               : -1;
         household_destroy(&hh);
         if (r != 0) {
             if (json)
@@ -567,9 +572,39 @@ cleanup:
 int twin_main(int argc, char **argv)
 {
     enum {
-        O_JSON = 256, O_PLOT, O_TRANS, O_EEP, O_EEPI, O_ID, O_SOC, O_AH, O_CELLS, O_RM, O_SOCMIN,
-        O_SOCMAX, O_MCW, O_MDW, O_EFF, O_MINA, O_TAU, O_MP, O_ML, O_TP, O_STEP, O_PROFILE, O_TRACE,
-        O_VARIANT, O_KEEP, O_BD, O_EEPB, O_EEPD, O_PHASE, O_DAYS, O_GEN, O_GSEED, O_WDAYS,
+        O_JSON = 256,
+        O_PLOT,
+        O_TRANS,
+        O_EEP,
+        O_EEPI,
+        O_ID,
+        O_SOC,
+        O_AH,
+        O_CELLS,
+        O_RM,
+        O_SOCMIN,
+        O_SOCMAX,
+        O_MCW,
+        O_MDW,
+        O_EFF,
+        O_MINA,
+        O_TAU,
+        O_MP,
+        O_ML,
+        O_TP,
+        O_STEP,
+        O_PROFILE,
+        O_TRACE,
+        O_VARIANT,
+        O_KEEP,
+        O_BD,
+        O_EEPB,
+        O_EEPD,
+        O_PHASE,
+        O_DAYS,
+        O_GEN,
+        O_GSEED,
+        O_WDAYS,
     };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, O_PROFILE},
@@ -620,20 +655,36 @@ int twin_main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
-        case O_PROFILE: profile = optarg; break;
-        case 'c': config = optarg; break;
-        case O_JSON: json = true; break;
-        case O_PLOT: plot = optarg; break;
-        case O_TRACE: trace = optarg; break;
+        case O_PROFILE:
+            profile = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case O_JSON:
+            json = true;
+            break;
+        case O_PLOT:
+            plot = optarg;
+            break;
+        case O_TRACE:
+            trace = optarg;
+            break;
         case O_TRANS:
             if (s_whole("--transients", optarg, 0, 1e15, &n))
                 return 2;
             m.transients = true;
             m.transient_seed = (uint64_t)n;
             break;
-        case O_EEP: m.eeprom_on = true; break;
-        case O_KEEP: m.gw_keep_other = true; break;
-        case O_BD: m.breakdown = true; break;
+        case O_EEP:
+            m.eeprom_on = true;
+            break;
+        case O_KEEP:
+            m.gw_keep_other = true;
+            break;
+        case O_BD:
+            m.breakdown = true;
+            break;
         case O_EEPB:
             if (s_whole("--eeprom-budget", optarg, 1, 100000, &n))
                 return 2;
@@ -660,25 +711,25 @@ int twin_main(int argc, char **argv)
             return 2;                                                                              \
         m.field = v;                                                                               \
         break;
-        NUMOPT(O_SOC, "--soc", 0, 100, soc_pct)
-        NUMOPT(O_AH, "--ah", 1, 100000, capacity_ah)
-        NUMOPT(O_RM, "--r-mohm", 0, 1000, r_mohm)
-        NUMOPT(O_SOCMIN, "--soc-min", 0, 100, soc_min_pct)
-        NUMOPT(O_SOCMAX, "--soc-max", 0, 100, soc_max_pct)
-        NUMOPT(O_MCW, "--max-charge-w", 0, 100000, max_charge_w)
-        NUMOPT(O_MDW, "--max-discharge-w", 0, 100000, max_discharge_w)
-        NUMOPT(O_EFF, "--eff", 0.5, 1, efficiency)
+            NUMOPT(O_SOC, "--soc", 0, 100, soc_pct)
+            NUMOPT(O_AH, "--ah", 1, 100000, capacity_ah)
+            NUMOPT(O_RM, "--r-mohm", 0, 1000, r_mohm)
+            NUMOPT(O_SOCMIN, "--soc-min", 0, 100, soc_min_pct)
+            NUMOPT(O_SOCMAX, "--soc-max", 0, 100, soc_max_pct)
+            NUMOPT(O_MCW, "--max-charge-w", 0, 100000, max_charge_w)
+            NUMOPT(O_MDW, "--max-discharge-w", 0, 100000, max_discharge_w)
+            NUMOPT(O_EFF, "--eff", 0.5, 1, efficiency)
         case O_MINA:
             if (s_num("--min-current", optarg, 0.01, 100, &v))
                 return 2;
             m.min_current_a = v;
             mina_given = true;
             break;
-        NUMOPT(O_TAU, "--tau", 0, 60, tau_s)
-        NUMOPT(O_MP, "--meter-period", 0.1, 600, meter_period_s)
-        NUMOPT(O_ML, "--meter-latency", 0, 60, meter_latency_s)
-        NUMOPT(O_TP, "--telemetry-period", 0.1, 600, telemetry_period_s)
-        NUMOPT(O_STEP, "--step", 0.01, 1, step_s)
+            NUMOPT(O_TAU, "--tau", 0, 60, tau_s)
+            NUMOPT(O_MP, "--meter-period", 0.1, 600, meter_period_s)
+            NUMOPT(O_ML, "--meter-latency", 0, 60, meter_latency_s)
+            NUMOPT(O_TP, "--telemetry-period", 0.1, 600, telemetry_period_s)
+            NUMOPT(O_STEP, "--step", 0.01, 1, step_s)
 #undef NUMOPT
         case O_CELLS:
             if (s_whole("--cells", optarg, 1, 64, &n))
@@ -702,7 +753,9 @@ int twin_main(int argc, char **argv)
             else
                 m.meter_phase_s = v;
             break;
-        case O_DAYS: b.days = optarg; break;
+        case O_DAYS:
+            b.days = optarg;
+            break;
         case O_GEN:
             if (s_whole("--generated", optarg, 1, 10000, &n))
                 return 2;
@@ -713,9 +766,15 @@ int twin_main(int argc, char **argv)
                 return 2;
             b.gen_seed = (uint64_t)n;
             break;
-        case O_WDAYS: b.write_dir = optarg; break;
-        case 'h': s_usage(stdout); return 0;
-        default: s_usage(stderr); return 2;
+        case O_WDAYS:
+            b.write_dir = optarg;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
         }
     }
     for (int i = optind; i < argc; i++) {
@@ -743,7 +802,8 @@ int twin_main(int argc, char **argv)
             return 2;
         }
     } else if (b.random_phase) {
-        fprintf(stderr, "bic-sim twin: --meter-phase random is for a batch (--days, --generated)\n");
+        fprintf(stderr,
+                "bic-sim twin: --meter-phase random is for a batch (--days, --generated)\n");
         return 2;
     }
     if (!b.days && !b.generated && (!profile || !config)) {
@@ -756,8 +816,10 @@ int twin_main(int argc, char **argv)
     if (!mina_given)
         m.min_current_a = bic_device_rated_current_a(m.variant) / 100.0;
     if (m.cells * 3.2 < m.variant * 0.8 || m.cells * 3.2 > m.variant * 1.15) {
-        fprintf(stderr, "bic-sim twin: %d cells (%.1f V nominal) do not suit a %d V BIC; "
-                "allowed: about %d cells\n", m.cells, m.cells * 3.2, m.variant, m.variant / 3);
+        fprintf(stderr,
+                "bic-sim twin: %d cells (%.1f V nominal) do not suit a %d V BIC; "
+                "allowed: about %d cells\n",
+                m.cells, m.cells * 3.2, m.variant, m.variant / 3);
         return 2;
     }
     if (m.soc_min_pct >= m.soc_max_pct) {

@@ -22,10 +22,10 @@ typedef struct {
     ctl_state_t s;
     ctl_input_t in;
     ctl_output_t out;
-    int64_t t;         /* ms */
-    bool tel_stopped;  /* the gateway's telemetry stopped arriving */
-    double hold_soc;   /* > 0: the voltage follows the current so that the load-corrected
-                          reading stays at this SOC (rig table, 5-50 %) */
+    int64_t t;        /* ms */
+    bool tel_stopped; /* the gateway's telemetry stopped arriving */
+    double hold_soc;  /* > 0: the voltage follows the current so that the load-corrected
+                         reading stays at this SOC (rig table, 5-50 %) */
 } rig_t;
 
 /* The 24 V test pack (ctl_test_util.h). */
@@ -49,9 +49,9 @@ static void s_step(rig_t *r)
     ctl_step(&r->p, &r->s, &r->in, &r->out);
     if (getenv("CTL_TEST_TRACE"))
         fprintf(stderr, "t=%lld meter=%.0f a=%.2f v=%.2f -> %s %d %.0f W (%s; %s) cut=%d/%d\n",
-                (long long)r->t, r->in.meter_w, r->in.dc_a, r->in.dc_v,
-                ctl_mode_name(r->out.mode), r->out.current_ca, r->out.power_w,
-                r->out.reason_text, r->out.limit_text, r->s.charge_cut, r->s.discharge_cut);
+                (long long)r->t, r->in.meter_w, r->in.dc_a, r->in.dc_v, ctl_mode_name(r->out.mode),
+                r->out.current_ca, r->out.power_w, r->out.reason_text, r->out.limit_text,
+                r->s.charge_cut, r->s.discharge_cut);
 }
 
 /* A meter sample arrives dt_ms later; telemetry (unchanged device state) keeps arriving
@@ -743,8 +743,8 @@ static void s_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_c
 static void test_write_budget_paces_trims(void **state)
 {
     rig_t r;
-    s_trim_after(&r, 250, 25000, true);   /* plenty saved: the 20 s spacing */
-    s_trim_after(&r, 100, 25000, false);  /* below half the burst: the daily rate, 79 s */
+    s_trim_after(&r, 250, 25000, true);  /* plenty saved: the 20 s spacing */
+    s_trim_after(&r, 100, 25000, false); /* below half the burst: the daily rate, 79 s */
     s_trim_after(&r, 100, 82000, true);
     s_trim_after(&r, 0.5, 100000, false); /* nearly spent (0.5 + 1.3 refilled): no trims */
     /* ... but a limit still lowers the current at once */

@@ -66,7 +66,10 @@ static void test_plain_rejects(void **state)
     s_bad(&m, "inf", 3, "not a plain number");
     s_bad(&m, "0x10", 4, "not a plain number");
     s_bad(&m, "{\"power\":5}", 11, "MeterJsonPath");
-    s_bad(&m, "1\0" "2", 3, "NUL");
+    s_bad(&m,
+          "1\0"
+          "2",
+          3, "NUL");
     s_bad(&m, "99999", 5, "plausibility");
     static char big[METER_MAX_PAYLOAD + 2];
     memset(big, '1', sizeof big);
@@ -131,10 +134,8 @@ static void test_units_and_sign(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain_numbers),
-        cmocka_unit_test(test_plain_rejects),
-        cmocka_unit_test(test_json_paths),
-        cmocka_unit_test(test_json_rejects),
+        cmocka_unit_test(test_plain_numbers),  cmocka_unit_test(test_plain_rejects),
+        cmocka_unit_test(test_json_paths),     cmocka_unit_test(test_json_rejects),
         cmocka_unit_test(test_units_and_sign),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

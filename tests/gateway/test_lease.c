@@ -112,8 +112,7 @@ static void test_table_per_device(void **state)
     assert_null(lease_holder(lease_table_get(t, 2), 1 * S));
     assert_int_equal(lease_table_take_all(t, 0x5, "A", 10 * S, 1 * S, &blocked), LEASE_OK);
     assert_string_equal(lease_holder(lease_table_get(t, 2), 1 * S), "A");
-    assert_int_equal(lease_table_take_all(t, 0x1, "x y", 10 * S, 1 * S, &blocked),
-                     LEASE_BAD_NAME);
+    assert_int_equal(lease_table_take_all(t, 0x1, "x y", 10 * S, 1 * S, &blocked), LEASE_BAD_NAME);
     assert_int_equal(lease_table_take_all(t, 0x1, "A", 61 * S, 1 * S, &blocked), LEASE_BAD_TTL);
     /* the max TTL applies to every device */
     lease_table_set_max_ttl(t, 5 * S);

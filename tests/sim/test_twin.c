@@ -66,11 +66,10 @@ static fig_t s_fig(const cJSON *root, const char *run)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, run);
     assert_true(cJSON_IsObject(o));
-    static const char *keys[] = {"import_kwh",     "export_kwh",       "captured_pct",
-                                 "shortfall_kwh",  "overshoot_events", "rms_w",
-                                 "setpoint_changes", "reversals",      "eeprom_writes",
-                                 "throughput_kwh", "final_soc_pct",    "max_charge_w",
-                                 "max_discharge_w"};
+    static const char *keys[] = {
+        "import_kwh",    "export_kwh",       "captured_pct",   "shortfall_kwh", "overshoot_events",
+        "rms_w",         "setpoint_changes", "reversals",      "eeprom_writes", "throughput_kwh",
+        "final_soc_pct", "max_charge_w",     "max_discharge_w"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, keys[i])));
     fig_t f;
@@ -139,9 +138,9 @@ static day_t s_day_x(const char *profile, bool transients, bool eeprom, const ch
     fprintf(stderr,
             "%s%s%s: shortfall controller %.3f deadbeat %.3f seed %.3f kWh; overshoot %d / %d "
             "/ %d; EEPROM writes %ld / %ld / %ld\n",
-            strrchr(profile, '/') + 1, transients ? " +transients" : "",
-            eeprom ? " +eeprom" : "", sc, d.db.x - d.ideal.x, ss, d.ctl.over, d.db.over,
-            d.seed.over, d.ctl.eeprom, d.db.eeprom, d.seed.eeprom);
+            strrchr(profile, '/') + 1, transients ? " +transients" : "", eeprom ? " +eeprom" : "",
+            sc, d.db.x - d.ideal.x, ss, d.ctl.over, d.db.over, d.seed.over, d.ctl.eeprom,
+            d.db.eeprom, d.seed.eeprom);
     return d;
 }
 
@@ -231,8 +230,7 @@ static void test_eeprom_on_stays_in_budget(void **state)
  * with EEPROM writes on, a shortfall at most half the seed's, within 1095 writes a day. */
 static void test_eeprom_on_with_a_daily_budget(void **state)
 {
-    static const char *const extra[] = {"--eeprom-interval", "20", "--eeprom-budget", "1095",
-                                        NULL};
+    static const char *const extra[] = {"--eeprom-interval", "20", "--eeprom-budget", "1095", NULL};
     const char *days[] = {P1, P3};
     for (int i = 0; i < 2; i++) {
         for (int tr = 0; tr < 2; tr++) {
@@ -257,8 +255,8 @@ static void test_breakdown_adds_up(void **state)
 {
     const char *days[] = {P1, P3};
     for (int i = 0; i < 2; i++) {
-        char *argv[] = {"twin", "--profile", (char *)days[i], "-c", INI, "--json",
-                        "--eeprom-on", "--breakdown", NULL};
+        char *argv[] = {"twin",   "--profile",   (char *)days[i], "-c", INI,
+                        "--json", "--eeprom-on", "--breakdown",   NULL};
         char *out = NULL;
         assert_int_equal(s_twin(&out, 8, argv), 0);
         cJSON *root = cJSON_Parse(out);
@@ -374,8 +372,8 @@ static void test_batch_matches_single_days(void **state)
     char *out = NULL;
     assert_int_equal(s_twin(&out, 7, w), 0);
     free(out);
-    char *bargv[] = {"twin", "-c", INI, "--days", dir, "--meter-phase", "random", "--gen-seed",
-                     "5", "--json", NULL};
+    char *bargv[] = {"twin",   "-c",         INI, "--days", dir, "--meter-phase",
+                     "random", "--gen-seed", "5", "--json", NULL};
     cJSON *root = s_batch_json(10, bargv);
     const cJSON *days = cJSON_GetObjectItemCaseSensitive(root, "days");
     assert_int_equal(cJSON_GetArraySize(days), 3);
@@ -389,8 +387,7 @@ static void test_batch_matches_single_days(void **state)
         char path[256], ph[32];
         snprintf(path, sizeof path, "%s/%s", dir, name);
         snprintf(ph, sizeof ph, "%.2f", phase);
-        char *sargv[] = {"twin", "--profile", path, "-c", INI, "--meter-phase", ph, "--json",
-                         NULL};
+        char *sargv[] = {"twin", "--profile", path, "-c", INI, "--meter-phase", ph, "--json", NULL};
         cJSON *one = s_batch_json(8, sargv);
         assert_true(fabs(s_num_at(one, "controller", "shortfall_kwh") - sh[i]) < 1e-4);
         assert_true(fabs(s_num_at(one, "deadbeat", "shortfall_kwh") -
@@ -464,8 +461,8 @@ static void test_surplus_switches(void **state)
     double sw = cJSON_GetObjectItem(c, "switched_kwh")->valuedouble;
     double exp_sw = cJSON_GetObjectItem(c, "export_kwh")->valuedouble;
     assert_true(sw > 1.0);
-    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "none"), "switched_kwh")
-                    ->valuedouble == 0);
+    assert_true(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "none"), "switched_kwh")->valuedouble == 0);
     cJSON_Delete(root);
     /* The same without the switch. */
     assert_int_equal(truncate(path, plain_len), 0);
