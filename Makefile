@@ -5,6 +5,7 @@
 #                SocketCAN in a guest kernel, deployment; then all of it again (but the fuzzers,
 #                valgrind and the guest-kernel tests) built with ASan+UBSan, failing on any report
 #   make check   the suite once, without fuzzing and the sanitizer pass
+#   make check-format, make check-deps   the tree's format and folder rules (in the suite too)
 #   make demo    the whole stack on the simulator
 BUILD_DIR ?= build
 ASAN_DIR ?= $(BUILD_DIR)-asan
@@ -20,7 +21,8 @@ SKIPS = sh $(CURDIR)/tools/test-skips.sh .
 # memory in the guest), valgrind cannot run them either, and the fuzzers carry their own.
 ASAN_EXCLUDE = -LE 'vcan|fuzz|memcheck' -E 'deploy_systemd'
 
-.PHONY: all deps configure build test check test-asan demo asan install clean
+.PHONY: all deps configure build test check test-asan demo asan install clean check-format \
+	format check-deps
 
 all: build
 
@@ -36,6 +38,17 @@ build: configure
 test: build
 	cd $(BUILD_DIR) && { $(CTEST_RUN); rc=$$?; $(SKIPS); exit $$rc; }
 	$(MAKE) --no-print-directory test-asan
+
+# The tree's own rules, also run by ctest (label tree): .clang-format on every C file, and
+# DESIGN.md's folder rules on every #include.
+check-format: deps
+	sh tools/check_format.sh
+
+format: deps
+	sh tools/check_format.sh --fix
+
+check-deps:
+	python3 tools/check_deps.py
 
 check: build
 	cd $(BUILD_DIR) && { $(CTEST_RUN) -LE fuzz; rc=$$?; $(SKIPS); exit $$rc; }

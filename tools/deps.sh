@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmosquitto-dev \
 libinih-dev libcjson-dev libcmocka-dev libsystemd-dev mosquitto mosquitto-clients \
 python3 python3-zmq python3-paho-mqtt gnuplot-nox supervisor clang libclang-rt-14-dev \
-user-mode-linux kmod systemd udev iproute2 valgrind file lintian man-db openssl"
+user-mode-linux kmod systemd udev iproute2 valgrind file lintian man-db openssl clang-format"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
