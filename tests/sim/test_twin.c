@@ -498,6 +498,19 @@ static void test_bad_usage(void **state)
     char *a6[] = {"twin", "--profile", P1, "-c", INI, "--eeprom-burst", "x", NULL};
     assert_int_equal(s_twin(&out, 7, a6), 2);
     free(out);
+    /* batches: a day that is not there, no days, a batch with one-day options */
+    char *a7[] = {"twin", "-c", INI, "--days", "/nonexistent-days", NULL};
+    assert_int_equal(s_twin(&out, 5, a7), 1);
+    free(out);
+    char *a8[] = {"twin", "-c", INI, "--generated", "0", NULL};
+    assert_int_equal(s_twin(&out, 5, a8), 2);
+    free(out);
+    char *a9[] = {"twin", "-c", INI, "--generated", "2", "--profile", P1, NULL};
+    assert_int_equal(s_twin(&out, 7, a9), 2);
+    free(out);
+    char *a10[] = {"twin", "--write-days", "/tmp", NULL};
+    assert_int_equal(s_twin(&out, 3, a10), 2); /* needs --generated */
+    free(out);
 }
 
 int main(void)
