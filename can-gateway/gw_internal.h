@@ -1,8 +1,9 @@
 /*
  * The gateway's state shared by its files (gateway.c: the loop and the wiring; gw_ops.c: the
- * request handlers; gw_writes.c: the write jobs): settings, jobs (requests and the gateway's
- * own work in progress), the service struct, and the helpers they share. Not an API: only
- * can-gateway/ includes it.
+ * request handlers; gw_writes.c: the write jobs; gw_telemetry.c, gw_events.c, gw_discover.c,
+ * gw_bus.c, gw_safe.c, gw_limits.c, gw_persist.c: one concern each, see README.md): settings,
+ * jobs (requests and the gateway's own work in progress), the service struct, and the
+ * helpers they share. Not an API: only can-gateway/ includes it.
  */
 #ifndef BIC_GW_INTERNAL_H
 #define BIC_GW_INTERNAL_H
@@ -45,6 +46,7 @@
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
 #define JOB_MAX_READS 64
 #define MAX_JOBS 256
+#define TAG_TEL 0 /* job id 0: telemetry and probes */
 
 /* ---------------------------------------------------------------------------------------
    Jobs
@@ -163,6 +165,47 @@ int gw_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool w
               uint8_t flags, uint64_t tag);
 uint64_t gw_tag(uint32_t job, int idx);
 int64_t gw_wall(void);
+
+/* gateway.c: devices, EEPROM policies, jobs, bus results to their jobs */
+gw_dev_t *gw_dev_add(gateway_t *gw, uint8_t addr);
+void gw_eep_configure(const gateway_t *gw, eeprom_policy_t *e, int64_t now);
+void gw_job_pump_reads(gateway_t *gw, job_t *j);
+void gw_dispatch_results(gateway_t *gw, int64_t now);
+
+/* gw_events.c */
+void gw_publish(gateway_t *gw, const char *topic, cJSON *body);
+void gw_publish_health(gateway_t *gw, int64_t now);
+
+/* gw_telemetry.c */
+void gw_cache_result(gw_dev_t *d, uint16_t cmd, const bus_result_t *r, int64_t now);
+void gw_ram_check_start(gateway_t *gw, gw_dev_t *d, int64_t now);
+void gw_tel_cycle(gateway_t *gw, int64_t now);
+void gw_tel_result(gateway_t *gw, const bus_result_t *r, int64_t now);
+
+/* gw_discover.c */
+void gw_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *reason);
+void gw_ident_start(gateway_t *gw, gw_dev_t *d, int64_t now);
+void gw_ident_finish(gateway_t *gw, job_t *j, int64_t now);
+void gw_discover_step(gateway_t *gw, job_t *j, int64_t now);
+
+/* gw_bus.c */
+int gw_bus_open(gateway_t *gw, int64_t now);
+void gw_bus_reconnect(gateway_t *gw, int64_t now);
+void gw_bus_io(gateway_t *gw, int64_t now);
+void gw_adapter_unlock(gateway_t *gw);
+
+/* gw_safe.c */
+void gw_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int64_t now);
+void gw_safe_state_all(gateway_t *gw, const char *reason, int64_t now);
+void gw_lease_check_lapse(gateway_t *gw, int64_t now);
+
+/* gw_limits.c */
+void gw_limits_apply(gateway_t *gw, gw_dev_t *d, int64_t now);
+void gw_limits_retry(gateway_t *gw, int64_t now);
+
+/* gw_persist.c */
+int gw_persist_load(gateway_t *gw, int64_t now, char *err, size_t errlen);
+void gw_lease_restore(gateway_t *gw, int64_t now);
 
 /* Answers one request (the routing envelope with its body as the last frame; takes msg). */
 void gw_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now);
