@@ -67,8 +67,8 @@ static const char *s_skip_value(const char *p, const char *end)
                 return p; /* the end of the enclosing object */
             if (--depth == 0)
                 return p + 1;
-        } else if (depth == 0 && (ch == ',' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'))
-            return p;
+        } else if (depth == 0 && (ch == ',' || (unsigned char)ch <= ' '))
+            return p; /* cJSON takes every byte up to 32 for white space */
     }
     return p;
 }
@@ -92,7 +92,7 @@ static const char *s_raw_id(const char *text, size_t n, size_t *len)
         bool is_id = p - key == 2 && strncmp(key, "id", 2) == 0;
         while (p < end && *p != ':')
             p++;
-        for (p++; p < end && strchr(" \t\r\n", *p); p++)
+        for (p++; p < end && (unsigned char)*p <= ' '; p++) /* white space as cJSON sees it */
             ;
         const char *v = p;
         p = s_skip_value(p, end);
@@ -108,14 +108,17 @@ static const char *s_raw_id(const char *text, size_t n, size_t *len)
     return NULL;
 }
 
-/* Whether the n bytes of a value's text can be echoed as they are: no control byte (a NUL
- * among them) inside a string, which the parser let through and a reply must not carry. */
+/* Whether the n bytes of a value's text can be echoed as they are: not empty, and no control
+ * byte: not inside a string (a NUL among them, which the parser let through) and not between
+ * tokens (the parser takes every byte up to 32 for white space; a reply must not carry them). */
 static bool s_echoable(const char *v, size_t n)
 {
     bool in_str = false;
+    if (n == 0)
+        return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)v[i];
-        if (in_str && ch < 0x20)
+        if (ch < 0x20 && (in_str || (ch != '\t' && ch != '\r' && ch != '\n')))
             return false;
         if (in_str && ch == '\\')
             i++;

@@ -175,6 +175,30 @@ static void test_id_as_sent(void **state)
         free(out);
         gw_request_free(&r);
     }
+    /* control bytes the parser takes for white space around or inside the id are not echoed
+     * either: the id comes back as a valid JSON value, never as empty or broken text */
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *want;
+    } ctl[] = {
+        {"{\"v\":1,\"id\":\5\0\0\0\"discov%r\"}", 27, "\"discov%r\""},
+        {"{\"v\":1,\"op\":\"ping\",\"id\":5\5}", 27, "5"},
+        {"{\"v\":1,\"op\":\"ping\",\"id\":[1,\5 2]}", 32, "[1,2]"},
+    };
+    for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
+        gw_request_t r;
+        gwr_error_t e;
+        gw_request_decode(ctl[i].text, ctl[i].len, 1, false, &r, &e);
+        assert_non_null(r.id);
+        char *out = cJSON_PrintUnformatted(r.id);
+        assert_string_equal(out, ctl[i].want);
+        cJSON *back = cJSON_Parse(out);
+        assert_non_null(back);
+        cJSON_Delete(back);
+        free(out);
+        gw_request_free(&r);
+    }
     /* an id longer than GWR_ID_MAX is echoed as parsed */
     char text[700];
     int n = snprintf(text, sizeof text, "{\"v\":1,\"op\":\"ping\",\"id\":\"");
