@@ -42,6 +42,7 @@ void ctl_group_params_defaults(ctl_group_params_t *p)
     p->stage_hyst = 0.15;
     p->rotate_wh = 1000.0;
     p->soc_balance = true;
+    p->staging = true;
 }
 
 int ctl_group_params_validate(const ctl_group_params_t *p, char *err, size_t errlen)
@@ -312,7 +313,9 @@ void ctl_group_dispatch(const ctl_group_params_t *p, ctl_group_state_t *s,
     /* staging, with hysteresis against the units running at the last call */
     int prev = s->dir == dir ? s->running : 0;
     int k;
-    if (prev <= 0) {
+    if (!p->staging) {
+        k = m;
+    } else if (prev <= 0) {
         k = s_best_k(p, c, m, by_soc, demand);
     } else {
         int k_up = s_best_k(p, c, m, by_soc, demand / (1.0 + p->stage_hyst));

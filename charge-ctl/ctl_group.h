@@ -70,6 +70,7 @@ typedef struct {
     double rotate_wh;  /* lead changes after this much more energy than the least used unit
                           (0: the lead stays the first unit) */
     bool soc_balance;  /* on separate batteries, share and rank by SOC headroom */
+    bool staging;      /* false: every able unit runs (for comparison: no staging) */
 } ctl_group_params_t;
 
 /* What the dispatch remembers between calls. */

@@ -381,7 +381,7 @@ static int s_bd_situation(ctl_reason_t reason, ctl_mode_t mode, ctl_limit_t limi
     return TWIN_BD_TRACK;
 }
 
-static void s_battery_cfg(const twin_model_t *m, battery_config_t *b)
+void twin_battery_cfg(const twin_model_t *m, battery_config_t *b)
 {
     battery_config_defaults(b);
     b->capacity_ah = m->capacity_ah;
@@ -404,7 +404,7 @@ static int s_make_device(run_t *r, const ctl_params_t *p, char *err, size_t errl
     dc.tau_s = m->tau_s;
     dc.eff_charge = m->efficiency;
     dc.eff_discharge = m->efficiency;
-    s_battery_cfg(m, &bc);
+    twin_battery_cfg(m, &bc);
     if (bic_device_config_validate(&dc, err, errlen) != 0 ||
         battery_config_validate(&bc, err, errlen) != 0)
         return -1;
@@ -426,6 +426,19 @@ static int s_make_device(run_t *r, const ctl_params_t *p, char *err, size_t errl
     bic_device_write(r->dev, BIC_CMD_OPERATION, r->kind == TWIN_SEED ? 1 : 0, 0);
     r->eep_base = bic_device_eeprom_writes_total(r->dev);
     return 0;
+}
+
+double twin_voltage_limit_a(const ctl_params_t *p, const battery_t *b, double i)
+{
+    double ocv = battery_ocv_v(b);
+    double rb = battery_r_ohm(b) > 1e-4 ? battery_r_ohm(b) : 1e-4;
+    double i_cv = (p->charge_voltage_cv / 100.0 - ocv) / rb;
+    double i_dv = (p->discharge_voltage_cv / 100.0 - ocv) / rb;
+    if (i > 0 && i > i_cv)
+        i = i_cv > 0 ? i_cv : 0;
+    if (i < 0 && i < i_dv)
+        i = i_dv < 0 ? i_dv : 0;
+    return i;
 }
 
 /* The ideal battery, the physics limit: it meets the net load at once, within the device
@@ -454,14 +467,7 @@ static double s_ideal_step(run_t *r, double net_w, int hour, int64_t now_ms, dou
     i = dc / v;
     /* The converter's voltage limits hold for the ideal battery too: charging tapers at
      * ChargeVoltage (constant voltage), discharging stops at DischargeVoltage. */
-    double ocv = battery_ocv_v(r->ideal_bat);
-    double rb = battery_r_ohm(r->ideal_bat) > 1e-4 ? battery_r_ohm(r->ideal_bat) : 1e-4;
-    double i_cv = (p->charge_voltage_cv / 100.0 - ocv) / rb;
-    double i_dv = (p->discharge_voltage_cv / 100.0 - ocv) / rb;
-    if (i > 0 && i > i_cv)
-        i = i_cv > 0 ? i_cv : 0;
-    if (i < 0 && i < i_dv)
-        i = i_dv < 0 ? i_dv : 0;
+    i = twin_voltage_limit_a(p, r->ideal_bat, i);
     double got = battery_step(r->ideal_bat, i, dt);
     double dcw = got * battery_voltage_v(r->ideal_bat);
     double ac = dcw > 0 ? dcw / m->efficiency : dcw * m->efficiency;
@@ -516,7 +522,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             return -1;
     } else if (r->kind == TWIN_IDEAL) {
         battery_config_t bc;
-        s_battery_cfg(m, &bc);
+        twin_battery_cfg(m, &bc);
         r->ideal_bat = battery_new(&bc);
         if (!r->ideal_bat) {
             snprintf(err, errlen, "cannot create the battery model");
@@ -856,6 +862,56 @@ static void s_metrics(const run_t *r, twin_metrics_t *out)
 
 /* ---- the day -------------------------------------------------------------------------------- */
 
+int twin_ctl_params(const config_t *cfg, const char *config_path, const twin_model_t *model,
+                    ctl_params_t *p, int *id_out, char *err, size_t errlen)
+{
+    char cerr[2048] = "";
+    int id = model->ctl_id;
+    if (id < 0) {
+        int ids[1];
+        if (config_ids(cfg, "CHARGE_CONTROL", ids, 1) < 1) {
+            snprintf(err, errlen,
+                     "%s: no [CHARGE_CONTROL] Id/X/ keys; the twin needs one "
+                     "controller",
+                     config_path);
+            return -1;
+        }
+        id = ids[0];
+    }
+    if (ctl_params_from_config(cfg, id, p, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "%s: [CHARGE_CONTROL] Id/%d: %s", config_path, id, cerr);
+        return -1;
+    }
+    /* The model's converter: current limits from its AC power ratings at the nominal
+     * voltage (3.2 V per cell), intersected with the configured limits. */
+    double v_nom = model->cells * 3.2;
+    int c_ca = (int)(model->max_charge_w * model->efficiency / v_nom * 100);
+    int d_ca = (int)(model->max_discharge_w / model->efficiency / v_nom * 100);
+    if (p->max_charge_ca > c_ca)
+        p->max_charge_ca = c_ca;
+    if (p->max_discharge_ca > d_ca)
+        p->max_discharge_ca = d_ca;
+    p->min_current_ca = (int)lround(model->min_current_a * 100);
+    p->idle_enter_ca = p->min_current_ca / 2;
+    p->idle_exit_ca = p->min_current_ca * 2;
+    p->efficiency = model->efficiency;
+    p->enabled = true;
+    if (p->telemetry_timeout_ms < 5000 * model->telemetry_period_s)
+        p->telemetry_timeout_ms = (int)(5000 * model->telemetry_period_s);
+    if (model->eeprom_on && p->min_write_interval_ms < model->eeprom_interval_s * 1000)
+        p->min_write_interval_ms = model->eeprom_interval_s * 1000;
+    if (model->eeprom_on && model->eeprom_budget > 0) { /* the gateway's info says so */
+        p->write_budget_per_day = model->eeprom_budget;
+        p->write_burst = model->eeprom_burst;
+    }
+    if (ctl_params_validate(p, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "%s: %s", config_path, cerr);
+        return -1;
+    }
+    *id_out = id;
+    return 0;
+}
+
 int twin_run(const char *profile_path, const char *config_path, const twin_model_t *model,
              twin_plot_t *plot, twin_result_t *res, char *err, size_t errlen)
 {
@@ -894,49 +950,10 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
         snprintf(err, errlen, "%s", cerr);
         goto cleanup;
     }
-    int id = model->ctl_id;
-    if (id < 0) {
-        int ids[1];
-        if (config_ids(cfg, "CHARGE_CONTROL", ids, 1) < 1) {
-            snprintf(err, errlen,
-                     "%s: no [CHARGE_CONTROL] Id/X/ keys; the twin needs one "
-                     "controller",
-                     config_path);
-            goto cleanup;
-        }
-        id = ids[0];
-    }
     ctl_params_t p;
-    if (ctl_params_from_config(cfg, id, &p, cerr, sizeof cerr) != 0) {
-        snprintf(err, errlen, "%s: [CHARGE_CONTROL] Id/%d: %s", config_path, id, cerr);
+    int id;
+    if (twin_ctl_params(cfg, config_path, model, &p, &id, err, errlen) != 0)
         goto cleanup;
-    }
-    /* The model's converter: current limits from its AC power ratings at the nominal
-     * voltage (3.2 V per cell), intersected with the configured limits. */
-    double v_nom = model->cells * 3.2;
-    int c_ca = (int)(model->max_charge_w * model->efficiency / v_nom * 100);
-    int d_ca = (int)(model->max_discharge_w / model->efficiency / v_nom * 100);
-    if (p.max_charge_ca > c_ca)
-        p.max_charge_ca = c_ca;
-    if (p.max_discharge_ca > d_ca)
-        p.max_discharge_ca = d_ca;
-    p.min_current_ca = (int)lround(model->min_current_a * 100);
-    p.idle_enter_ca = p.min_current_ca / 2;
-    p.idle_exit_ca = p.min_current_ca * 2;
-    p.efficiency = model->efficiency;
-    p.enabled = true;
-    if (p.telemetry_timeout_ms < 5000 * model->telemetry_period_s)
-        p.telemetry_timeout_ms = (int)(5000 * model->telemetry_period_s);
-    if (model->eeprom_on && p.min_write_interval_ms < model->eeprom_interval_s * 1000)
-        p.min_write_interval_ms = model->eeprom_interval_s * 1000;
-    if (model->eeprom_on && model->eeprom_budget > 0) { /* the gateway's info says so */
-        p.write_budget_per_day = model->eeprom_budget;
-        p.write_burst = model->eeprom_burst;
-    }
-    if (ctl_params_validate(&p, cerr, sizeof cerr) != 0) {
-        snprintf(err, errlen, "%s: %s", config_path, cerr);
-        goto cleanup;
-    }
 
     surplus_cfg_t sw;
     if (surplus_cfg_from_config(cfg, id, &sw, cerr, sizeof cerr) != 0) {

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "battery.h"
+#include "ctl_step.h"
 #include "household.h"
 
 typedef struct {
@@ -150,6 +152,21 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
                        const twin_model_t *model, twin_plot_t *plot, twin_result_t *res, char *err,
                        size_t errlen);
 
+/* The controller's parameters for a run: [CHARGE_CONTROL] Id/X (model->ctl_id, or the first
+ * one) of the loaded configuration, with the model's converter limits, minimum current,
+ * efficiency and EEPROM policy; *id_out is the X taken. Returns 0, or -1 with a message naming
+ * config_path. */
+int twin_ctl_params(const struct config_t *cfg, const char *config_path, const twin_model_t *model,
+                    ctl_params_t *p, int *id_out, char *err, size_t errlen);
+
+/* The battery of the model (capacity, cells, resistance, SOC and its window). */
+void twin_battery_cfg(const twin_model_t *model, battery_config_t *b);
+
+/* The current (A, + charging) a converter gives battery b when asked for i: at most what
+ * its voltage limits allow (constant voltage at ChargeVoltage when charging, none below
+ * DischargeVoltage when discharging). */
+double twin_voltage_limit_a(const ctl_params_t *p, const battery_t *b, double i);
+
 /* twin_cli.c: the command line around twin_run. */
 
 /* Print the result as a table or as one JSON object. */
@@ -157,6 +174,11 @@ void twin_print_table(FILE *f, const twin_result_t *res);
 void twin_print_json(FILE *f, const twin_result_t *res);
 /* Print the breakdown (when the result has one) as a table. */
 void twin_print_breakdown(FILE *f, const twin_result_t *res);
+
+/* An option's number in [lo, hi] (twin_opt_whole: a whole number, a fraction refused);
+ * 0, or -1 after a message on stderr naming opt, the text and the range. */
+int twin_opt_num(const char *opt, const char *text, double lo, double hi, double *out);
+int twin_opt_whole(const char *opt, const char *text, double lo, double hi, int64_t *out);
 
 /* The `twin` subcommand: argv[0] is "twin" (or the program name). Exit code 0 ok, 1 run
  * failure, 2 usage. */

@@ -3,6 +3,7 @@
  * and JSON it prints, and the plot drawn with gnuplot from the run's series.
  */
 #include "twin.h"
+#include "twin_group.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -245,10 +246,11 @@ static void s_usage(FILE *f)
             "  --days LIST          comma-separated CSV files and folders (a folder: its *.csv)\n"
             "  --generated N        N generated days (one-second resolution, sim/daygen.h)\n"
             "  --gen-seed S [1]     the generated days' series (and the random meter phases)\n"
-            "  --write-days DIR     write the generated days as CSV files into DIR and stop\n");
+            "  --write-days DIR     write the generated days as CSV files into DIR and stop\n"
+            "a group of converters under one controller: --units N (bic-sim twin --units 2 -h)\n");
 }
 
-static int s_num(const char *opt, const char *text, double lo, double hi, double *out)
+int twin_opt_num(const char *opt, const char *text, double lo, double hi, double *out)
 {
     char *end = NULL;
     errno = 0;
@@ -262,10 +264,10 @@ static int s_num(const char *opt, const char *text, double lo, double hi, double
 }
 
 /* A whole number option in [LO, HI] (a fraction is refused, not truncated). */
-static int s_whole(const char *opt, const char *text, double lo, double hi, int64_t *out)
+int twin_opt_whole(const char *opt, const char *text, double lo, double hi, int64_t *out)
 {
     double v;
-    if (s_num(opt, text, lo, hi, &v))
+    if (twin_opt_num(opt, text, lo, hi, &v))
         return -1;
     if (numconv_whole(v, (int64_t)lo, (int64_t)hi, out) != 0) {
         fprintf(stderr, "bic-sim twin: %s '%s' is not a whole number in [%g, %g]\n", opt, text, lo,
@@ -644,6 +646,8 @@ int twin_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    if (twin_group_wanted(argc, argv))
+        return twin_group_main(argc, argv);
     twin_model_t m;
     twin_model_defaults(&m);
     batch_t b = {.gen_seed = 1};
@@ -671,7 +675,7 @@ int twin_main(int argc, char **argv)
             trace = optarg;
             break;
         case O_TRANS:
-            if (s_whole("--transients", optarg, 0, 1e15, &n))
+            if (twin_opt_whole("--transients", optarg, 0, 1e15, &n))
                 return 2;
             m.transients = true;
             m.transient_seed = (uint64_t)n;
@@ -686,28 +690,28 @@ int twin_main(int argc, char **argv)
             m.breakdown = true;
             break;
         case O_EEPB:
-            if (s_whole("--eeprom-budget", optarg, 1, 100000, &n))
+            if (twin_opt_whole("--eeprom-budget", optarg, 1, 100000, &n))
                 return 2;
             m.eeprom_budget = (int)n;
             break;
         case O_EEPD:
-            if (s_whole("--eeprom-burst", optarg, 1, 100000, &n))
+            if (twin_opt_whole("--eeprom-burst", optarg, 1, 100000, &n))
                 return 2;
             m.eeprom_burst = (int)n;
             break;
         case O_EEPI:
-            if (s_whole("--eeprom-interval", optarg, 0, 86400, &n))
+            if (twin_opt_whole("--eeprom-interval", optarg, 0, 86400, &n))
                 return 2;
             m.eeprom_interval_s = (int)n;
             break;
         case O_ID:
-            if (s_whole("--id", optarg, 0, 63, &n))
+            if (twin_opt_whole("--id", optarg, 0, 63, &n))
                 return 2;
             m.ctl_id = (int)n;
             break;
 #define NUMOPT(O, name, lo, hi, field)                                                             \
     case O:                                                                                        \
-        if (s_num(name, optarg, lo, hi, &v))                                                       \
+        if (twin_opt_num(name, optarg, lo, hi, &v))                                                \
             return 2;                                                                              \
         m.field = v;                                                                               \
         break;
@@ -720,7 +724,7 @@ int twin_main(int argc, char **argv)
             NUMOPT(O_MDW, "--max-discharge-w", 0, 100000, max_discharge_w)
             NUMOPT(O_EFF, "--eff", 0.5, 1, efficiency)
         case O_MINA:
-            if (s_num("--min-current", optarg, 0.01, 100, &v))
+            if (twin_opt_num("--min-current", optarg, 0.01, 100, &v))
                 return 2;
             m.min_current_a = v;
             mina_given = true;
@@ -732,13 +736,13 @@ int twin_main(int argc, char **argv)
             NUMOPT(O_STEP, "--step", 0.01, 1, step_s)
 #undef NUMOPT
         case O_CELLS:
-            if (s_whole("--cells", optarg, 1, 64, &n))
+            if (twin_opt_whole("--cells", optarg, 1, 64, &n))
                 return 2;
             m.cells = (int)n;
             cells_given = true;
             break;
         case O_VARIANT:
-            if (s_whole("--variant", optarg, 12, 96, &n) ||
+            if (twin_opt_whole("--variant", optarg, 12, 96, &n) ||
                 (n != 12 && n != 24 && n != 48 && n != 96)) {
                 fprintf(stderr, "bic-sim twin: --variant must be 12, 24, 48 or 96\n");
                 return 2;
@@ -748,7 +752,7 @@ int twin_main(int argc, char **argv)
         case O_PHASE:
             if (strcmp(optarg, "random") == 0)
                 b.random_phase = true;
-            else if (s_num("--meter-phase", optarg, 0, 3600, &v))
+            else if (twin_opt_num("--meter-phase", optarg, 0, 3600, &v))
                 return 2;
             else
                 m.meter_phase_s = v;
@@ -757,12 +761,12 @@ int twin_main(int argc, char **argv)
             b.days = optarg;
             break;
         case O_GEN:
-            if (s_whole("--generated", optarg, 1, 10000, &n))
+            if (twin_opt_whole("--generated", optarg, 1, 10000, &n))
                 return 2;
             b.generated = (int)n;
             break;
         case O_GSEED:
-            if (s_whole("--gen-seed", optarg, 0, 1e15, &n))
+            if (twin_opt_whole("--gen-seed", optarg, 0, 1e15, &n))
                 return 2;
             b.gen_seed = (uint64_t)n;
             break;

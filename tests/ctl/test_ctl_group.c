@@ -179,6 +179,11 @@ static void test_staging_hysteresis(void **st)
     ctl_group_dispatch(&p, &s, u, 2, -1500.0, &o);
     assert_int_equal(o.running, 2);
     s_same_sign(&o, 2, -1500.0);
+    /* staging off: every able unit runs */
+    p.staging = false;
+    ctl_group_dispatch(&p, &s, u, 2, 300.0, &o);
+    assert_int_equal(o.running, 2);
+    assert_true(fabs(o.power_w[0] - 150.0) < 1e-6);
 }
 
 static void test_never_opposite_directions(void **st)
