@@ -9,6 +9,8 @@
 #include <string.h>
 
 #define BIC_RX_ID_BASE 0x000C0200u
+#define BIC_TX_ID_BASE 0x000C0300u /* controller -> device, 0x000C03FF the broadcast */
+#define ECHO_WINDOW_US 100000      /* an adapter's echo of a sent frame comes back within this */
 /* The first round trips after a start can all be slow (a cold adapter or pty); an estimate
  * from them is too large and would hide a request that reached the device late. Until this
  * many clear samples, the device is assumed to have seen a request when its reply came. */
@@ -60,6 +62,9 @@ struct bus_sched {
     bool late_valid; /* the last timed-out read, whose reply may still come */
     uint8_t late_addr;
     uint16_t late_cmd;
+    int64_t foreign_at; /* last request of another CAN master, INT64_MIN: none */
+    bus_req_t last_tx;  /* the last request sent, and when: an adapter that echoes it back */
+    int64_t last_tx_at; /* does not make it another master's */
     bus_sched_stats_t stats;
 };
 
@@ -106,6 +111,7 @@ bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
         goto fail;
     s->up = true;
     s->min_rtt = -1;
+    s->foreign_at = INT64_MIN;
     return s;
 fail:
     bus_sched_destroy(&s);
@@ -341,6 +347,8 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
     s->last_was_write = s->flight.e.req.len > 0;
     s->stats.frames_tx++;
     *tx = s->flight.e.req;
+    s->last_tx = *tx;
+    s->last_tx_at = now;
     if (s->flight.e.req.len > 0) {
         /* The device never answers a write: it is done once it is on the wire. */
         s_push_result(s, &s->flight.e, BUS_WRITTEN, s->flight.attempts);
@@ -384,6 +392,18 @@ int64_t bus_sched_deadline(const bus_sched_t *s)
     return INT64_MAX;
 }
 
+/* A request frame that is the last one sent, back within the echo window: the adapter's echo. */
+static bool s_own_echo(const bus_sched_t *s, int64_t now, uint32_t id, const uint8_t *data,
+                       size_t dlc)
+{
+    const bus_req_t *t = &s->last_tx;
+    if (!s->have_start || now - s->last_tx_at > ECHO_WINDOW_US ||
+        id != (BIC_TX_ID_BASE | t->addr) || !data || dlc != 2u + t->len ||
+        (uint16_t)(data[0] | (data[1] << 8)) != t->cmd)
+        return false;
+    return memcmp(data + 2, t->data, t->len) == 0;
+}
+
 int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data, size_t dlc)
 {
     s->stats.frames_rx++;
@@ -395,6 +415,10 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     if (s->flight.state != FLIGHT_WAIT || !data || dlc < 2 || dlc > 8 ||
         id != (BIC_RX_ID_BASE | r->addr) || (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
         s->stats.stray++;
+        if ((id & ~0xFFu) == BIC_TX_ID_BASE && !s_own_echo(s, now, id, data, dlc)) {
+            s->stats.foreign++;
+            s->foreign_at = now;
+        }
         /* a late reply to a timed-out read shows when the device really saw it */
         if (s->late_valid && data && dlc >= 2 && id == (BIC_RX_ID_BASE | s->late_addr) &&
             (uint16_t)(data[0] | (data[1] << 8)) == s->late_cmd) {
@@ -491,6 +515,11 @@ size_t bus_sched_depth_prio(const bus_sched_t *s, bus_prio_t prio)
 bool bus_sched_idle(const bus_sched_t *s)
 {
     return s->flight.state == FLIGHT_NONE && s_queued(s) == 0;
+}
+
+int64_t bus_sched_foreign_at(const bus_sched_t *s)
+{
+    return s->foreign_at;
 }
 
 const bus_sched_stats_t *bus_sched_stats(const bus_sched_t *s)

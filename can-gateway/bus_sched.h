@@ -88,6 +88,7 @@ typedef struct {
     uint64_t frames_rx; /* every frame offered to bus_sched_on_rx */
     uint64_t replies;   /* frames matched to the request in flight */
     uint64_t stray;     /* frames that matched nothing (late, duplicate, foreign) */
+    uint64_t foreign;   /* of them, requests of another CAN master (controller -> device) */
     uint64_t timeouts;  /* requests failed after all retries */
     uint64_t retries;   /* retransmissions */
     uint64_t busy;      /* submissions refused because a queue was full */
@@ -151,6 +152,9 @@ int bus_sched_result(bus_sched_t *s, bus_result_t *out);
 size_t bus_sched_depth(const bus_sched_t *s);
 size_t bus_sched_depth_prio(const bus_sched_t *s, bus_prio_t prio);
 bool bus_sched_idle(const bus_sched_t *s);
+/* When the last request of another CAN master was seen on the bus (a frame with a controller
+ * -> device ID that is not the adapter's echo of the last request sent), INT64_MIN when never. */
+int64_t bus_sched_foreign_at(const bus_sched_t *s);
 const bus_sched_stats_t *bus_sched_stats(const bus_sched_t *s);
 
 #endif

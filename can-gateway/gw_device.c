@@ -234,6 +234,22 @@ cJSON *gw_reg_json(const gw_dev_t *d, const bic_cmd_t *c, const uint8_t *data, s
     return o;
 }
 
+bool gw_dev_known(const gw_dev_t *d, uint16_t cmd, int64_t now, int64_t max_age_us,
+                  int64_t foreign_at, int32_t *raw)
+{
+    int slot = gw_treg_slot(cmd);
+    if (slot < 0 || !d->online || !d->identified || d->back_at)
+        return false;
+    const gw_cached_t *c = &d->cache[slot];
+    if (!c->valid || c->at < d->known_since || now - c->at > max_age_us)
+        return false;
+    if (foreign_at != INT64_MIN &&
+        (c->at <= foreign_at || now - foreign_at < GW_KNOWN_FOREIGN_HOLD_US))
+        return false;
+    *raw = c->raw;
+    return true;
+}
+
 double gw_dev_value(const gw_dev_t *d, int slot)
 {
     if (slot < 0 || slot >= TREG_COUNT || !d->cache[slot].valid)

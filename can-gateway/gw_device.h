@@ -95,7 +95,9 @@ typedef struct {
     int limits_state;       /* GW_LIMITS_*: the configured [DEVICE] values on the device */
     char limits_error[320]; /* why they are not (GW_LIMITS_FAILED) */
     int64_t limits_retry_at;
-    int64_t back_at; /* came back online then, RAM setpoints not checked yet (0: none) */
+    int64_t back_at;     /* came back online then, RAM setpoints not checked yet (0: none) */
+    int64_t known_since; /* cached values read before this are not known (it went offline or
+                            came back: maybe power cycled onto its stored values) */
 } gw_dev_t;
 
 enum { GW_LIMITS_UNKNOWN = 0, GW_LIMITS_APPLYING, GW_LIMITS_OK, GW_LIMITS_FAILED };
@@ -127,6 +129,18 @@ cJSON *gw_reg_json(const gw_dev_t *d, const bic_cmd_t *c, const uint8_t *data, s
 
 /* Cached engineering value of a telemetry slot, or NAN when not valid. */
 double gw_dev_value(const gw_dev_t *d, int slot);
+
+/* How long after the last frame of another CAN master on the bus the cache stays unknown: a
+ * second writer may change any register between two reads. */
+#define GW_KNOWN_FOREIGN_HOLD_US (600 * 1000000LL)
+
+/* What register cmd of d holds as far as the gateway knows without reading it: the cached
+ * value of its telemetry slot, read from the device (telemetry or a write's read-back) at most
+ * max_age_us ago and after known_since, the device online and identified with no check of its
+ * RAM setpoints pending, and no frame of another CAN master seen (foreign_at, INT64_MIN when
+ * none) after that read or within GW_KNOWN_FOREIGN_HOLD_US. Returns true with *raw. */
+bool gw_dev_known(const gw_dev_t *d, uint16_t cmd, int64_t now, int64_t max_age_us,
+                  int64_t foreign_at, int32_t *raw);
 
 /* tel/<dev> body (without lease/eeprom, which the service adds). */
 cJSON *gw_dev_telemetry(const gw_dev_t *d, int64_t now_us, int64_t wall_ms);

@@ -20,6 +20,7 @@ struct gw_ensure {
     bool inflight;
     bool restart;   /* a power cycle was seen: the result in flight is void */
     bool rewritten; /* the current target's write was sent a second time */
+    bool cycled;    /* a power cycle was seen: every target is read from the device */
     bool done;
     gwe_error_t err;
 };
@@ -220,6 +221,28 @@ gwe_event_t gw_ensure_on_result(gw_ensure_t *e, eeprom_policy_t *eep, const bus_
     return s_fail(e, GWE_ERR_VERIFY);
 }
 
+int gw_ensure_read_due(const gw_ensure_t *e)
+{
+    if (e->done || e->inflight || e->cycled || e->cur >= e->n || e->phase != PH_READ)
+        return -1;
+    const gwe_target_t *t = &e->t[e->cur];
+    if (t->mask != 0xFFFF || t->at_most)
+        return -1;
+    return t->cmd;
+}
+
+int gw_ensure_known(gw_ensure_t *e, eeprom_policy_t *eep, int32_t raw, int64_t now)
+{
+    if (gw_ensure_read_due(e) < 0)
+        return 0;
+    gwe_target_t *t = &e->t[e->cur];
+    if (raw == t->value)
+        return 0; /* believed there already: the device confirms it, the cache never does */
+    t->known = true;
+    s_after_read(e, eep, t, raw, now);
+    return 1;
+}
+
 void gw_ensure_submit_failed(gw_ensure_t *e, bool bus_down)
 {
     e->inflight = false;
@@ -232,6 +255,9 @@ void gw_ensure_power_cycled(gw_ensure_t *e)
         return;
     if (e->inflight)
         e->restart = true;
+    e->cycled = true;
+    if (e->cur < e->n)
+        e->t[e->cur].known = false;
     e->phase = PH_READ;
     e->rewritten = false;
 }

@@ -10,6 +10,13 @@
  * cycle seen while a job runs restarts its current target from the read (the device may hold
  * its stored value again).
  *
+ * Where the caller knows what a register holds (it read it lately and nothing else can have
+ * changed it, see gw_dev_known()), it may hand that value in instead of the read
+ * (gw_ensure_known()): the job then goes straight to the write and its read-back. Only a value
+ * that differs from the wanted one is taken; a value the caller believes is already there is
+ * read from the device as before, so a wrong belief can cost at most one write that was not
+ * needed, never a write that was. After a power cycle seen in the job every target is read.
+ *
  * Driven like bus_sched: gw_ensure_next() gives the next bus request to submit (the caller
  * tags it and hands it to bus_sched), gw_ensure_on_result() takes its result and returns what
  * happened, so the loop around can cache values, publish events and save the counters.
@@ -59,6 +66,7 @@ typedef struct {
     gwe_outcome_t outcome;
     bool read_ok;
     int32_t before, after; /* as read before the write and read back after it */
+    bool known;            /* before is the value the caller knew (no read was made) */
     bool written;          /* a write went out (also when the read-back then differed) */
     bool counted;          /* ... and was counted as a persisted EEPROM write */
     bool mismatch;         /* the read-back differed */
@@ -89,6 +97,16 @@ int gw_ensure_next(gw_ensure_t *e, int64_t now, bus_req_t *req);
  * device's EEPROM policy: it decides after the read and counts the write. */
 gwe_event_t gw_ensure_on_result(gw_ensure_t *e, eeprom_policy_t *eep, const bus_result_t *r,
                                 bool raw_ok, int32_t raw, int64_t now);
+
+/* The register whose read the job makes next, or -1: a whole-register target (not masked, not
+ * at-most: those need the device's other bits) whose read is not sent yet, and no power cycle
+ * seen in this job. */
+int gw_ensure_read_due(const gw_ensure_t *e);
+
+/* The caller knows the register of gw_ensure_read_due() holds raw: taken as the read when it
+ * differs from the wanted value (the EEPROM policy decides, then the write and its read-back
+ * follow); returns 1 when taken, 0 when not (the read goes ahead). */
+int gw_ensure_known(gw_ensure_t *e, eeprom_policy_t *eep, int32_t raw, int64_t now);
 
 /* A failed submission of the request (queue full, bus down): ends the job. */
 void gw_ensure_submit_failed(gw_ensure_t *e, bool bus_down);

@@ -119,6 +119,7 @@ struct gateway {
     bool stopping;
     int64_t stop_deadline;
     bool stopped;
+    int64_t foreign_noted; /* another CAN master's last request when last logged (0: none) */
 };
 
 int gw_dev_count(const gateway_t *gw, int *only);

@@ -373,10 +373,42 @@ static void s_ensure_fail(gateway_t *gw, job_t *j, int64_t now)
     gw_job_free(gw, j);
 }
 
+static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, const job_t *j, const gwe_target_t *t,
+                               int64_t now);
+
+/* A setpoint's registers whose values the gateway knows (gw_dev_known: read within the last
+ * telemetry cycle, a period and a half, with no power cycle, outage or other CAN master since)
+ * go to their write without the read before it; the read-back after the write stays. */
+static void s_use_known(gateway_t *gw, job_t *j, int64_t now)
+{
+    gw_dev_t *d = gw->dev[j->addr];
+    if (!d || j->purpose != ENS_SETPOINT)
+        return;
+    int64_t max_age = (int64_t)gw->set.tel_period_ms * 1500;
+    int64_t foreign_at = bus_sched_foreign_at(gw->sched);
+    if (foreign_at != INT64_MIN && foreign_at != gw->foreign_noted) {
+        if (!gw->foreign_noted || foreign_at - gw->foreign_noted >= GW_KNOWN_FOREIGN_HOLD_US)
+            log_info("another CAN master is on the bus: every write reads its register first");
+        gw->foreign_noted = foreign_at;
+    }
+    int cmd;
+    int32_t raw;
+    while ((cmd = gw_ensure_read_due(j->ens)) >= 0 &&
+           gw_dev_known(d, (uint16_t)cmd, now, max_age, foreign_at, &raw)) {
+        int i = gw_ensure_current(j->ens);
+        if (!gw_ensure_known(j->ens, gw_eep(gw, j->addr), raw, now))
+            return;
+        const gwe_target_t *t = gw_ensure_target(j->ens, i);
+        if (t->outcome == GWE_DEFERRED || t->outcome == GWE_REFUSED)
+            s_publish_deferred(gw, d, j, t, now);
+    }
+}
+
 /* Submits the job's next bus request, or finishes the job. */
 void gw_job_ensure_pump(gateway_t *gw, job_t *j, int64_t now)
 {
     bus_req_t req;
+    s_use_known(gw, j, now);
     if (gw_ensure_done(j->ens)) {
         if (gw_ensure_error(j->ens) != GWE_OK) {
             s_ensure_fail(gw, j, now);

@@ -704,6 +704,31 @@ static void test_pacing_invariant_under_load(void **state)
     bus_sched_destroy(&s);
 }
 
+/* A request frame of another CAN master is noted (the gateway's cache is not trusted after it);
+ * the adapter's echo of the gateway's own request and the device's replies are not. */
+static void test_foreign_master_noted(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new();
+    bus_req_t tx;
+    assert_true(bus_sched_foreign_at(s) == INT64_MIN);
+    bus_sched_submit(s, BUS_PRIO_CLIENT, RD(1, 0x60), 1);
+    bus_sched_tick(s, 0, &tx);
+    uint8_t echo[2] = {0x60, 0x00};
+    assert_int_equal(bus_sched_on_rx(s, 1 * MS, 0x000C0301, echo, 2), 0);
+    s_reply(s, 2 * MS, 1, 0x60, 1234, 1);
+    assert_true(bus_sched_foreign_at(s) == INT64_MIN);
+    assert_int_equal(bus_sched_stats(s)->foreign, 0);
+    uint8_t write[4] = {0x30, 0x00, 0xE8, 0x03}; /* IOUT_SET 10.00 A to device 1 */
+    assert_int_equal(bus_sched_on_rx(s, 5 * MS, 0x000C0301, write, 4), 0);
+    assert_true(bus_sched_foreign_at(s) == 5 * MS);
+    uint8_t read[2] = {0x60, 0x00}; /* a read of another master, long after ours */
+    assert_int_equal(bus_sched_on_rx(s, 900 * MS, 0x000C0301, read, 2), 0);
+    assert_true(bus_sched_foreign_at(s) == 900 * MS);
+    assert_int_equal(bus_sched_stats(s)->foreign, 2);
+    bus_sched_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -731,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_fair_share_per_device_and_flow),
         cmocka_unit_test(test_write_flood_keeps_telemetry_and_holder_share),
         cmocka_unit_test(test_reply_read_late_is_not_a_timeout),
+        cmocka_unit_test(test_foreign_master_noted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /*
  * Unit tests for the device model helpers: configured types, effective limits (model table for
- * the mode intersected with [DEVICE]), register ranges, register and telemetry JSON.
+ * the mode intersected with [DEVICE]), register ranges, register and telemetry JSON, what the
+ * gateway knows a register holds without reading it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -194,6 +195,51 @@ static void test_treg_table(void **state)
     assert_int_equal(gw_treg_slot(BIC_CMD_MFR_ID_B0B5), -1);
 }
 
+/* What the gateway may know without a read: a fresh telemetry or read-back value, not one from
+ * before the device went away or came back (maybe power cycled onto its stored values), not an
+ * old one, and nothing while another CAN master was seen lately. */
+static void test_known_values(void **state)
+{
+    (void)state;
+    const int64_t S = 1000000;
+    gw_dev_t d = s_dev(24, BIC_MODE_BATTERY);
+    d.online = true;
+    int slot = gw_treg_slot(BIC_CMD_IOUT_SET);
+    d.cache[slot] = (gw_cached_t){.valid = true, .raw = 1200, .at = 100 * S};
+    int32_t raw = 0;
+    assert_true(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
+    assert_int_equal(raw, 1200);
+    /* too old */
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 103 * S, 2 * S, INT64_MIN, &raw));
+    /* not a register the gateway reads */
+    assert_false(gw_dev_known(&d, BIC_CMD_VOUT_SET + 1, 101 * S, 2 * S, INT64_MIN, &raw));
+    /* came back after an outage (a power cycle restores the stored values) */
+    d.known_since = 100 * S + 1;
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
+    d.cache[slot].at = 100 * S + 500000; /* read again since */
+    assert_true(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
+    /* its RAM setpoints not checked yet after coming back */
+    d.back_at = 100 * S;
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
+    d.back_at = 0;
+    /* offline, or not identified */
+    d.online = false;
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
+    d.online = true;
+    d.identified = false;
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
+    d.identified = true;
+    /* another CAN master sent a request: nothing is known for the hold time after it, even
+     * values read since */
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, 99 * S, &raw));
+    int64_t later = 99 * S + GW_KNOWN_FOREIGN_HOLD_US + S;
+    d.cache[slot].at = later - S / 2;
+    assert_true(gw_dev_known(&d, BIC_CMD_IOUT_SET, later, 2 * S, 99 * S, &raw));
+    /* ... and a value read before its last request is not known, however long ago it was */
+    d.cache[slot].at = 99 * S - 1;
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, later, later, 99 * S, &raw));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_register_json),
         cmocka_unit_test(test_telemetry_json),
         cmocka_unit_test(test_treg_table),
+        cmocka_unit_test(test_known_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the write engine (gw_ensure) with the EEPROM policy: every path of a job
  * (equal value skipped, written and verified, verify mismatch, a lost write written again,
- * timeout, bus down in the middle, deferral and release, a power cycle in the middle) and the
+ * timeout, bus down in the middle, deferral and release, a power cycle in the middle; a value the
+ * caller knows: written without the read, never believed when it equals the wanted one) and the
  * rules (a person's write at once or refused, writes toward safety never held back, the
  * budget a hard limit for OPERATION too, a share kept for the lease holder, the bucket never
  * below zero).
@@ -344,6 +345,176 @@ static void test_power_cycle_in_the_middle(void **state)
     eeprom_policy_destroy(&eep);
 }
 
+/* A register whose value the gateway knows: the write goes out first, the read-back follows. */
+static void test_known_value_goes_straight_to_the_write(void **state)
+{
+    (void)state;
+    bus_t b;
+    s_bus_init(&b);
+    b.reg[IOUT] = 1000;
+    eeprom_policy_t *eep = s_budget(1095, 300, 20);
+    gw_ensure_t *e = gw_ensure_new(3, EEPROM_BY_CONTROL, true);
+    gw_ensure_add(e, IOUT, 1200, 0xFFFF, false, NULL);
+    assert_int_equal(gw_ensure_read_due(e), IOUT);
+    assert_int_equal(gw_ensure_known(e, eep, 1000, 1 * S), 1);
+    bus_req_t req;
+    assert_int_equal(gw_ensure_next(e, 1 * S, &req), 1);
+    assert_int_equal(req.len, 2); /* no read before it */
+    assert_int_equal(req.data[0] | req.data[1] << 8, 1200);
+    bus_result_t r = {.status = BUS_WRITTEN, .req = req};
+    b.reg[IOUT] = 1200;
+    assert_int_equal(gw_ensure_on_result(e, eep, &r, false, 0, 1 * S), GWE_EV_WRITTEN);
+    assert_int_equal(s_step(e, eep, &b, 1 * S), GWE_EV_READ); /* the read-back */
+    assert_true(gw_ensure_done(e));
+    const gwe_target_t *t = gw_ensure_target(e, 0);
+    assert_int_equal(t->outcome, GWE_WRITTEN);
+    assert_true(t->known);
+    assert_int_equal(t->before, 1000);
+    assert_int_equal(t->after, 1200);
+    assert_int_equal(eeprom_policy_count(eep, eeprom_reg_index(IOUT)), 1);
+    gw_ensure_destroy(&e);
+    eeprom_policy_destroy(&eep);
+}
+
+/* The cache says the wanted value is there, the device (power cycled onto its stored value
+ * unnoticed) holds another: the value is read, not believed, and the write goes out. */
+static void test_known_equal_is_read_never_skipped(void **state)
+{
+    (void)state;
+    bus_t b;
+    s_bus_init(&b);
+    b.reg[IOUT] = 1000; /* the stored value, back after the power cycle */
+    eeprom_policy_t *eep = s_budget(1095, 300, 20);
+    gw_ensure_t *e = gw_ensure_new(3, EEPROM_BY_CONTROL, true);
+    gw_ensure_add(e, IOUT, 1200, 0xFFFF, false, NULL);
+    assert_int_equal(gw_ensure_known(e, eep, 1200, 1 * S), 0);
+    bus_req_t req;
+    assert_int_equal(gw_ensure_next(e, 1 * S, &req), 1);
+    assert_int_equal(req.len, 0); /* a read */
+    bus_result_t r = {.status = BUS_OK, .req = req};
+    assert_int_equal(gw_ensure_on_result(e, eep, &r, true, b.reg[IOUT], 1 * S), GWE_EV_READ);
+    s_run(e, eep, &b, 1 * S);
+    const gwe_target_t *t = gw_ensure_target(e, 0);
+    assert_int_equal(t->outcome, GWE_WRITTEN);
+    assert_false(t->known);
+    assert_int_equal(b.reg[IOUT], 1200);
+    assert_int_equal(eeprom_policy_count(eep, eeprom_reg_index(IOUT)), 1);
+    gw_ensure_destroy(&e);
+    /* and when the device does hold it, nothing is written or counted */
+    e = gw_ensure_new(3, EEPROM_BY_CONTROL, true);
+    gw_ensure_add(e, IOUT, 1200, 0xFFFF, false, NULL);
+    assert_int_equal(gw_ensure_known(e, eep, 1200, 2 * S), 0);
+    int writes = b.writes;
+    s_run(e, eep, &b, 2 * S);
+    assert_int_equal(gw_ensure_target(e, 0)->outcome, GWE_UNCHANGED);
+    assert_int_equal(b.writes, writes);
+    assert_int_equal(eeprom_policy_count(eep, eeprom_reg_index(IOUT)), 1);
+    gw_ensure_destroy(&e);
+    eeprom_policy_destroy(&eep);
+}
+
+/* IOUT_SET to 12.00 A by the lease holder, the caller believing the device holds `known`,
+ * with the first write lost on the line; runs the job to its end. */
+static gw_ensure_t *s_known_lost_write(bus_t *b, eeprom_policy_t *eep, int32_t holds, int32_t known)
+{
+    s_bus_init(b);
+    b->reg[IOUT] = holds;
+    b->drop_writes = 1;
+    gw_ensure_t *e = gw_ensure_new(3, EEPROM_BY_CONTROL, true);
+    gw_ensure_add(e, IOUT, 1200, 0xFFFF, false, NULL);
+    assert_int_equal(gw_ensure_known(e, eep, known, 1 * S), 1);
+    s_run(e, eep, b, 1 * S);
+    return e;
+}
+
+/* A known value and a write lost on the line: the read-back shows the old value, the write is
+ * taken back from the counters and sent again. */
+static void test_known_lost_write_found_and_written_again(void **state)
+{
+    (void)state;
+    bus_t b;
+    eeprom_policy_t *eep = s_budget(1095, 300, 20);
+    gw_ensure_t *e = s_known_lost_write(&b, eep, 1000, 1000);
+    assert_int_equal(gw_ensure_target(e, 0)->outcome, GWE_WRITTEN);
+    assert_int_equal(b.reg[IOUT], 1200);
+    assert_int_equal(eeprom_policy_count(eep, eeprom_reg_index(IOUT)), 1);
+    gw_ensure_destroy(&e);
+    eeprom_policy_destroy(&eep);
+}
+
+/* The cache is wrong (another master changed the register) and the write is lost: the
+ * read-back matches neither value, so the job fails with a verify error instead of passing. */
+static void test_known_wrong_and_write_lost_is_an_error(void **state)
+{
+    (void)state;
+    bus_t b;
+    eeprom_policy_t *eep = s_budget(1095, 300, 20);
+    gw_ensure_t *e = s_known_lost_write(&b, eep, 1100, 1000);
+    assert_int_equal(gw_ensure_error(e), GWE_ERR_VERIFY);
+    assert_int_equal(gw_ensure_target(e, 0)->after, 1100);
+    gw_ensure_destroy(&e);
+    eeprom_policy_destroy(&eep);
+}
+
+/* Masked and at-most targets need the device's own bits: they are always read. */
+static void test_known_only_for_whole_registers(void **state)
+{
+    (void)state;
+    eeprom_policy_t *eep = s_budget(1095, 300, 20);
+    gw_ensure_t *e = gw_ensure_new(3, EEPROM_BY_PERSON, false);
+    gw_ensure_add(e, 0x00C2, 0x0001, 0x0001, false, NULL);
+    assert_int_equal(gw_ensure_read_due(e), -1);
+    assert_int_equal(gw_ensure_known(e, eep, 0, 1 * S), 0);
+    gw_ensure_destroy(&e);
+    e = gw_ensure_new(3, EEPROM_BY_PERSON, false);
+    gw_ensure_add_at_most(e, IOUT, 1500, NULL);
+    assert_int_equal(gw_ensure_read_due(e), -1);
+    gw_ensure_destroy(&e);
+    eeprom_policy_destroy(&eep);
+}
+
+/* A power cycle while a known value's write is on its way: the target starts again from a
+ * read of the device (now on its stored value), and so does every later target of the job. */
+static void test_power_cycle_after_known_write_reads_again(void **state)
+{
+    (void)state;
+    bus_t b;
+    s_bus_init(&b);
+    b.reg[IOUT] = 1000;
+    b.reg[DIRECTION] = 1;
+    eeprom_policy_t *eep = s_budget(1095, 300, 20);
+    eeprom_policy_set_eep_off(eep, true); /* RAM-only currents: a power-up loses them */
+    gw_ensure_t *e = gw_ensure_new(3, EEPROM_BY_CONTROL, true);
+    gw_ensure_add(e, IOUT, 1500, 0xFFFF, false, NULL);
+    gw_ensure_add(e, DIRECTION, 0, 0xFFFF, false, NULL);
+    assert_int_equal(gw_ensure_known(e, eep, 1000, 1 * S), 1);
+    bus_req_t req;
+    assert_int_equal(gw_ensure_next(e, 1 * S, &req), 1);
+    assert_int_equal(req.len, 2);
+    gw_ensure_power_cycled(e); /* the device restarts: the write is lost with its RAM */
+    bus_result_t r = {.status = BUS_WRITTEN, .req = req};
+    assert_int_equal(gw_ensure_on_result(e, eep, &r, false, 0, 1 * S), GWE_EV_NONE);
+    assert_int_equal(gw_ensure_read_due(e), -1);
+    assert_int_equal(gw_ensure_known(e, eep, 1500, 1 * S), 0);
+    assert_int_equal(gw_ensure_next(e, 1 * S, &req), 1);
+    assert_int_equal(req.len, 0); /* read from the device */
+    r = (bus_result_t){.status = BUS_OK, .req = req};
+    assert_int_equal(gw_ensure_on_result(e, eep, &r, true, b.reg[IOUT], 1 * S), GWE_EV_READ);
+    s_step(e, eep, &b, 1 * S); /* the write */
+    s_step(e, eep, &b, 1 * S); /* its read-back */
+    assert_int_equal(gw_ensure_target(e, 0)->outcome, GWE_WRITTEN);
+    assert_false(gw_ensure_target(e, 0)->known);
+    /* the next target is read too, whatever the caller believes */
+    assert_int_equal(gw_ensure_read_due(e), -1);
+    s_run(e, eep, &b, 1 * S);
+    assert_int_equal(gw_ensure_target(e, 1)->outcome, GWE_WRITTEN);
+    assert_int_equal(b.reg[IOUT], 1500);
+    assert_int_equal(b.reg[DIRECTION], 0);
+    assert_int_equal(eeprom_policy_total(eep), 0);
+    gw_ensure_destroy(&e);
+    eeprom_policy_destroy(&eep);
+}
+
 static void test_control_write_deferred_then_released(void **state)
 {
     (void)state;
@@ -512,6 +683,12 @@ int main(void)
         cmocka_unit_test(test_timeout_ends_the_job),
         cmocka_unit_test(test_device_offline_in_the_middle),
         cmocka_unit_test(test_power_cycle_in_the_middle),
+        cmocka_unit_test(test_known_value_goes_straight_to_the_write),
+        cmocka_unit_test(test_known_equal_is_read_never_skipped),
+        cmocka_unit_test(test_known_lost_write_found_and_written_again),
+        cmocka_unit_test(test_known_wrong_and_write_lost_is_an_error),
+        cmocka_unit_test(test_known_only_for_whole_registers),
+        cmocka_unit_test(test_power_cycle_after_known_write_reads_again),
         cmocka_unit_test(test_control_write_deferred_then_released),
         cmocka_unit_test(test_person_write_at_once_then_refused),
         cmocka_unit_test(test_safety_writes_never_held_back),
