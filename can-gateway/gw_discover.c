@@ -22,6 +22,9 @@ void gw_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *reason)
         return;
     d->online = online;
     d->fast_busy = false;
+    /* away and back, maybe power cycled onto its stored values: what was read before is not
+     * known any more (gw_dev_known) */
+    d->known_since = mono_us();
     if (online) {
         d->offline_reason[0] = '\0';
         log_info("device %d (%s) online", d->addr, d->model.model);
