@@ -11,6 +11,9 @@
 #define BIC_RX_ID_BASE 0x000C0200u
 #define BIC_TX_ID_BASE 0x000C0300u /* controller -> device, 0x000C03FF the broadcast */
 #define ECHO_WINDOW_US 100000      /* an adapter's echo of a sent frame comes back within this */
+#define NPB_RX_ID_BASE 0x000C0000u
+#define NPB_FIRST 64 /* device numbers 64-67: the NPB at address 0-3 */
+#define DEV_LAST 67
 /* The first round trips after a start can all be slow (a cold adapter or pty); an estimate
  * from them is too large and would hide a request that reached the device late. Until this
  * many clear samples, the device is assumed to have seen a request when its reply came. */
@@ -169,7 +172,7 @@ static void s_push_result(bus_sched_t *s, const entry_t *e, bus_status_t st, int
 
 int bus_sched_submit(bus_sched_t *s, bus_prio_t prio, const bus_req_t *req, uint64_t tag)
 {
-    if (!s || !req || prio < 0 || prio >= BUS_PRIO_COUNT || req->addr > 63 || req->len > 6)
+    if (!s || !req || prio < 0 || prio >= BUS_PRIO_COUNT || req->addr > DEV_LAST || req->len > 6)
         return BUS_SCHED_EINVAL;
     if (!s->up) {
         s->stats.bus_down++;
@@ -404,6 +407,13 @@ static bool s_own_echo(const bus_sched_t *s, int64_t now, uint32_t id, const uin
     return memcmp(data + 2, t->data, t->len) == 0;
 }
 
+/* The identifier device number addr replies with. */
+static uint32_t s_rx_id(uint8_t addr)
+{
+    return addr >= NPB_FIRST ? NPB_RX_ID_BASE | (uint32_t)(addr - NPB_FIRST)
+                             : BIC_RX_ID_BASE | addr;
+}
+
 int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data, size_t dlc)
 {
     s->stats.frames_rx++;
@@ -412,15 +422,15 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     s->last_reply = now;
     const bus_req_t *r = &s->flight.e.req;
     uint32_t id = can_id & CAN_EFF_MASK_29;
-    if (s->flight.state != FLIGHT_WAIT || !data || dlc < 2 || dlc > 8 ||
-        id != (BIC_RX_ID_BASE | r->addr) || (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
+    if (s->flight.state != FLIGHT_WAIT || !data || dlc < 2 || dlc > 8 || id != s_rx_id(r->addr) ||
+        (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
         s->stats.stray++;
         if ((id & ~0xFFu) == BIC_TX_ID_BASE && !s_own_echo(s, now, id, data, dlc)) {
             s->stats.foreign++;
             s->foreign_at = now;
         }
         /* a late reply to a timed-out read shows when the device really saw it */
-        if (s->late_valid && data && dlc >= 2 && id == (BIC_RX_ID_BASE | s->late_addr) &&
+        if (s->late_valid && data && dlc >= 2 && id == s_rx_id(s->late_addr) &&
             (uint16_t)(data[0] | (data[1] << 8)) == s->late_cmd) {
             s->late_valid = false;
             int64_t rtt = s->rtt_samples >= RTT_TRUST_SAMPLES && s->min_rtt > 0 ? s->min_rtt : 0;

@@ -43,7 +43,7 @@ typedef enum {
 #define BUS_SCHED_EINVAL (-3)
 
 typedef struct {
-    uint8_t addr;    /* device address 0-63 */
+    uint8_t addr;    /* device number: 0-63 the BIC at that address, 64-67 the NPB at 0-3 */
     uint16_t cmd;    /* command code */
     uint8_t len;     /* data bytes to write (1 or 2); 0 = read */
     uint8_t data[6]; /* little-endian payload of a write */

@@ -15,15 +15,27 @@
 static const struct {
     uint16_t cmd;
     const char *name;
-    bool star; /* obeys EEP_OFF; only these are ever deferred */
+    bool star;  /* a setpoint: the only writes ever deferred */
+    bool spare; /* EEP_OFF spares it (the BIC's '*' registers) */
 } s_regs[EEPROM_NREGS] = {
-    {0x0000, "OPERATION", false},
-    {0x0020, "VOUT_SET", true},
-    {0x0030, "IOUT_SET", true},
-    {0x0120, "REVERSE_VOUT_SET", true},
-    {0x0130, "REVERSE_IOUT_SET", true},
-    {0x00C2, "SYSTEM_CONFIG", false},
-    {0x0140, "BIDIRECTIONAL_CONFIG", false},
+    {0x0000, "OPERATION", false, false},
+    {0x0020, "VOUT_SET", true, true},
+    {0x0030, "IOUT_SET", true, true},
+    {0x0120, "REVERSE_VOUT_SET", true, true},
+    {0x0130, "REVERSE_IOUT_SET", true, true},
+    {0x00C2, "SYSTEM_CONFIG", false, false},
+    {0x0140, "BIDIRECTIONAL_CONFIG", false, false},
+    /* NPB charge curve (docs/npb.md): persisted whatever EEP_OFF says (not documented to
+       spare them); CURVE_CC is the charger-mode setpoint */
+    {0x00B0, "CURVE_CC", true, false},
+    {0x00B1, "CURVE_CV", false, false},
+    {0x00B2, "CURVE_FV", false, false},
+    {0x00B3, "CURVE_TC", false, false},
+    {0x00B4, "CURVE_CONFIG", false, false},
+    {0x00B5, "CURVE_CC_TIMEOUT", false, false},
+    {0x00B6, "CURVE_CV_TIMEOUT", false, false},
+    {0x00B7, "CURVE_FV_TIMEOUT", false, false},
+    {0x00B9, "CHG_RST_VBAT", false, false},
 };
 
 struct eeprom_policy {
@@ -187,7 +199,7 @@ bool eeprom_policy_persists(const eeprom_policy_t *e, uint16_t cmd)
     int i = eeprom_reg_index(cmd);
     if (i < 0)
         return false;
-    return !(s_regs[i].star && e->eep_off);
+    return !(s_regs[i].spare && e->eep_off);
 }
 
 /* When a deferrable write is allowed: the spacing has passed and a whole token is there. */
@@ -206,7 +218,7 @@ static int64_t s_allowed_at(const eeprom_policy_t *e)
 eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw, int64_t now)
 {
     int i = eeprom_reg_index(cmd);
-    if (i < 0 || !s_regs[i].star || e->eep_off)
+    if (i < 0 || !s_regs[i].star || !eeprom_policy_persists(e, cmd))
         return EEPROM_WRITE_NOW;
     if (now >= s_allowed_at(e))
         return EEPROM_WRITE_NOW;
@@ -225,6 +237,7 @@ bool eeprom_toward_safety(uint16_t cmd, int32_t old_raw, int32_t new_raw)
     case 0x0020: /* VOUT_SET */
     case 0x0030: /* IOUT_SET */
     case 0x0130: /* REVERSE_IOUT_SET */
+    case 0x00B0: /* CURVE_CC (NPB) */
         return new_raw < old_raw;
     case 0x0120: /* REVERSE_VOUT_SET */
         return new_raw > old_raw;

@@ -9,6 +9,10 @@
  * registers are never deferred (turning the output off must not wait), but they count, restart
  * the spacing and take a token. Every persisted write is counted per register.
  *
+ * An NPB charger persists the same shared registers and its charge curve (CURVE_CC/CV/FV/TC,
+ * CURVE_CONFIG, the three stage timeouts, CHG_RST_VBAT) whatever EEP_OFF says; CURVE_CC, its
+ * charger-mode setpoint, is deferred like the BIC's setpoints (docs/npb.md).
+ *
  * The limit is a minimum spacing between persisted writes plus, optionally, a daily budget as
  * a token bucket: writes_per_day tokens a day flow in, at most burst are saved up, each
  * persisted write takes one. A setpoint write needs a whole token and the spacing to have
@@ -24,7 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define EEPROM_NREGS 7
+#define EEPROM_NREGS 16
 
 typedef enum { EEPROM_WRITE_NOW = 0, EEPROM_DEFER, EEPROM_REFUSE } eeprom_decision_t;
 

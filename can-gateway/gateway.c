@@ -285,7 +285,7 @@ int gw_submit(gateway_t *gw, bus_prio_t prio, uint8_t addr, uint16_t cmd, bool w
 {
     bus_req_t r = {.addr = addr, .cmd = cmd, .flags = flags, .flow = s_flow(gw, tag)};
     if (write) {
-        const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
+        const bic_cmd_t *c = gw_dev_cmd(addr, cmd);
         r.len = c ? c->len : 2;
         r.data[0] = raw & 0xff;
         r.data[1] = raw >> 8;
@@ -379,7 +379,7 @@ static void s_get_finish(gateway_t *gw, job_t *j, int64_t now)
     const char *first_err = NULL;
     for (int i = 0; i < j->nreads; i++) {
         read_slot_t *s = &j->rd[i];
-        const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), s->cmd);
+        const bic_cmd_t *c = gw_dev_cmd(j->addr, s->cmd);
         if (s->r.status == BUS_OK && c && d) {
             cJSON_AddItemToObject(vals, j->names[i], gw_reg_json(d, c, s->r.data, s->r.len));
             ok++;

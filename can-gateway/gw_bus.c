@@ -12,6 +12,7 @@
 #include "bic_proto.h"
 #include "can_transport.h"
 #include "gw_internal.h"
+#include "gw_npb.h"
 #include "log.h"
 #include "monotime.h"
 
@@ -80,7 +81,10 @@ int gw_bus_open(gateway_t *gw, int64_t now)
         snprintf(gw->bus_error, sizeof gw->bus_error, "%s", err);
         return -1;
     }
-    gw->tp = can_transport_open(gw->set.can, err, sizeof err);
+    can_filter_spec_t filt[CAN_TRANSPORT_FILTERS_MAX];
+    can_transport_opts_t topts = {.filters = filt,
+                                  .nfilters = gw_npb_rx_filters(filt, CAN_TRANSPORT_FILTERS_MAX)};
+    gw->tp = can_transport_open_opts(gw->set.can, &topts, err, sizeof err);
     if (!gw->tp)
         gw_adapter_unlock(gw);
     if (!gw->tp) {
@@ -102,6 +106,8 @@ int gw_bus_open(gateway_t *gw, int64_t now)
         job_t *j = gw_job_new(gw, JOB_DISCOVER, NULL, NULL);
         if (j) {
             for (int a = 0; a <= 7; a++)
+                gw_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
+            for (int a = GW_NPB_BASE; a < GW_DEV_MAX; a++) /* and the NPB addresses 0-3 */
                 gw_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
             gw_job_start(gw, j, now);
         }
@@ -152,9 +158,9 @@ void gw_bus_io(gateway_t *gw, int64_t now)
         can_frame_t fr;
         bic_err_t e =
             tx.len
-                ? bic_encode_write(gw_fam(), tx.addr, tx.cmd,
+                ? bic_encode_write(gw_dev_family(tx.addr), gw_dev_bus_addr(tx.addr), tx.cmd,
                                    tx.len == 1 ? tx.data[0] : (tx.data[0] | (tx.data[1] << 8)), &fr)
-                : bic_encode_read(gw_fam(), tx.addr, tx.cmd, &fr);
+                : bic_encode_read(gw_dev_family(tx.addr), gw_dev_bus_addr(tx.addr), tx.cmd, &fr);
         if (e != BIC_OK) {
             log_error("cannot encode request 0x%04X for device %d: %s", tx.cmd, tx.addr,
                       bic_strerror(e));

@@ -3,6 +3,8 @@
  */
 #include "gw_device.h"
 
+#include "gw_npb.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,8 @@ static const uint16_t s_tregs[TREG_COUNT] = {
     [TREG_FAULT] = BIC_CMD_FAULT_STATUS,
     [TREG_IOUT_SET] = BIC_CMD_IOUT_SET,
     [TREG_REV_IOUT_SET] = BIC_CMD_REVERSE_IOUT_SET,
+    [TREG_CHG_STATUS] = NPB_CMD_CHG_STATUS,
+    [TREG_CURVE_CC] = NPB_CMD_CURVE_CC,
     [TREG_READ_VIN] = BIC_CMD_READ_VIN,
     [TREG_TEMP] = BIC_CMD_READ_TEMPERATURE_1,
     [TREG_FAN1] = BIC_CMD_READ_FAN_SPEED_1,
@@ -23,6 +27,9 @@ static const uint16_t s_tregs[TREG_COUNT] = {
     [TREG_SYSSTATUS] = BIC_CMD_SYSTEM_STATUS,
     [TREG_VOUT_SET] = BIC_CMD_VOUT_SET,
     [TREG_REV_VOUT_SET] = BIC_CMD_REVERSE_VOUT_SET,
+    [TREG_CURVE_CV] = NPB_CMD_CURVE_CV,
+    [TREG_CURVE_FV] = NPB_CMD_CURVE_FV,
+    [TREG_CURVE_CONFIG] = NPB_CMD_CURVE_CONFIG,
 };
 
 uint16_t gw_treg_cmd(int slot)
@@ -36,6 +43,27 @@ int gw_treg_slot(uint16_t cmd)
         if (s_tregs[i] == cmd)
             return i;
     return -1;
+}
+
+const bic_family_t *gw_dev_family(int dev)
+{
+    return GW_DEV_IS_NPB(dev) ? bic_family_get(BIC_FAMILY_NPB) : bic_family_bic();
+}
+
+uint8_t gw_dev_bus_addr(int dev)
+{
+    return (uint8_t)(GW_DEV_IS_NPB(dev) ? dev - GW_NPB_BASE : dev);
+}
+
+const bic_cmd_t *gw_dev_cmd(int dev, uint16_t code)
+{
+    return bic_cmd_by_code(gw_dev_family(dev), code);
+}
+
+const bic_cmd_t *gw_cmd_any(uint16_t code)
+{
+    const bic_cmd_t *c = bic_cmd_by_code(bic_family_bic(), code);
+    return c ? c : bic_cmd_by_code(bic_family_get(BIC_FAMILY_NPB), code);
 }
 
 int gw_type_variant(const char *type)
@@ -63,6 +91,8 @@ static void s_clip(bic_range_t *r, int lo, int hi)
 
 int gw_dev_compute_limits(gw_dev_t *d, char *err, size_t errlen)
 {
+    if (GW_DEV_IS_NPB(d->addr))
+        return gw_npb_compute_limits(d, err, errlen);
     if (!d->model.var) {
         snprintf(err, errlen, "no limit table for model '%s'", d->model.model);
         return -1;
@@ -95,6 +125,10 @@ int gw_dev_compute_limits(gw_dev_t *d, char *err, size_t errlen)
 
 void gw_dev_reg_range(const gw_dev_t *d, const bic_cmd_t *c, int32_t *min, int32_t *max)
 {
+    if (GW_DEV_IS_NPB(d->addr)) {
+        gw_npb_reg_range(d, c->code, min, max);
+        return;
+    }
     const bic_range_t *r = NULL;
     switch (c->code) {
     case BIC_CMD_VOUT_SET:
@@ -132,6 +166,8 @@ void gw_dev_reg_range(const gw_dev_t *d, const bic_cmd_t *c, int32_t *min, int32
 
 int gw_dev_check_value(const gw_dev_t *d, const bic_cmd_t *c, int32_t raw, char *why, size_t whylen)
 {
+    if (GW_DEV_IS_NPB(d->addr))
+        return gw_npb_check_value(d, c, raw, why, whylen);
     int32_t lo, hi;
     gw_dev_reg_range(d, c, &lo, &hi);
     if (raw < lo || raw > hi) {
@@ -206,7 +242,8 @@ cJSON *gw_reg_json(const gw_dev_t *d, const bic_cmd_t *c, const uint8_t *data, s
         cJSON_AddNumberToObject(o, "value", raw);
         cJSON_AddNumberToObject(o, "raw", raw);
         bic_field_t f[16];
-        int n = bic_fields(bic_family_bic(), c->code, (uint16_t)raw, f, 16);
+        int n = bic_fields(d ? gw_dev_family(d->addr) : bic_family_bic(), c->code, (uint16_t)raw, f,
+                           16);
         if (n > 0) {
             cJSON *b = cJSON_AddObjectToObject(o, "bits");
             for (int i = 0; i < n; i++) {
@@ -254,7 +291,7 @@ double gw_dev_value(const gw_dev_t *d, int slot)
 {
     if (slot < 0 || slot >= TREG_COUNT || !d->cache[slot].valid)
         return NAN;
-    const bic_cmd_t *c = bic_cmd_by_code(bic_family_bic(), s_tregs[slot]);
+    const bic_cmd_t *c = gw_cmd_any(s_tregs[slot]);
     if (!c)
         return NAN;
     double v = bic_raw_to_value(c, &d->scaling, d->cache[slot].raw);
@@ -334,7 +371,7 @@ cJSON *gw_dev_telemetry(const gw_dev_t *d, int64_t now_us, int64_t wall_ms)
     s_num_or_null(sp, "iout_a", gw_dev_value(d, TREG_IOUT_SET), 0.01);
     s_num_or_null(sp, "rev_vout_v", gw_dev_value(d, TREG_REV_VOUT_SET), 0.01);
     s_num_or_null(sp, "rev_iout_a", gw_dev_value(d, TREG_REV_IOUT_SET), 0.01);
-    const bic_family_t *fam = bic_family_bic();
+    const bic_family_t *fam = gw_dev_family(d->addr);
     if (d->cache[TREG_FAULT].valid) {
         cJSON *f = cJSON_AddObjectToObject(t, "fault");
         uint16_t raw = (uint16_t)d->cache[TREG_FAULT].raw;
@@ -370,5 +407,7 @@ cJSON *gw_dev_telemetry(const gw_dev_t *d, int64_t now_us, int64_t wall_ms)
         cJSON_AddNumberToObject(age, "slow", (double)((now_us - d->slow_at) / 1000));
     else
         cJSON_AddNullToObject(age, "slow");
+    if (GW_DEV_IS_NPB(d->addr))
+        gw_npb_telemetry(d, t);
     return t;
 }

@@ -1,5 +1,5 @@
 /*
- * gw_device: what the gateway knows about one BIC on its bus (plain data plus pure helpers).
+ * gw_device: what the gateway knows about one device on its bus (plain data plus pure helpers).
  *
  * Identity (model, variant, firmware, serial), capabilities (fans, EEP_OFF), the active mode,
  * the effective limits (the model's table for the mode intersected with the [DEVICE] limits),
@@ -16,19 +16,26 @@
 
 #include "bic_proto.h"
 #include "eeprom_policy.h"
+#include "npb_proto.h"
 
-#define GW_DEV_MAX 64
+/* Device numbers ("dev" in requests, telemetry and the state files): 0-63 the BIC-2200 at that
+ * CAN address, 64-67 the NPB charger at address 0-3 (docs/ipc-protocol.md). */
+#define GW_NPB_BASE 64
+#define GW_NPB_COUNT 4
+#define GW_DEV_MAX (GW_NPB_BASE + GW_NPB_COUNT)
+#define GW_DEV_IS_NPB(dev) ((dev) >= GW_NPB_BASE && (dev) < GW_DEV_MAX)
 
 /* [DEVICE] Id/X/... as configured; raw units (0.01 V, 0.01 A). */
 typedef struct {
     bool present;
-    int type_variant;      /* 0 = detect; else 12/24/48/96 from Id/X/Type */
-    char type[24];         /* the configured Type text */
-    int charge_v_raw;      /* ChargeVoltage: upper bound of VOUT_SET */
-    int discharge_v_raw;   /* DischargeVoltage: lower bound of REVERSE_VOUT_SET */
-    int max_charge_raw;    /* MaxChargeCurrent: upper bound of IOUT_SET */
-    int max_discharge_raw; /* MaxDischargeCurrent: upper bound of REVERSE_IOUT_SET */
-    int min_current_raw;   /* MinCurrent, 0 = the model's minimum */
+    int type_variant;            /* 0 = detect; else 12/24/48/96 from Id/X/Type */
+    char type[24];               /* the configured Type text */
+    int charge_v_raw;            /* ChargeVoltage: upper bound of VOUT_SET */
+    int discharge_v_raw;         /* DischargeVoltage: lower bound of REVERSE_VOUT_SET */
+    int max_charge_raw;          /* MaxChargeCurrent: upper bound of IOUT_SET */
+    int max_discharge_raw;       /* MaxDischargeCurrent: upper bound of REVERSE_IOUT_SET */
+    int min_current_raw;         /* MinCurrent, 0 = the model's minimum */
+    const npb_model_t *npb_type; /* [NPB] Id/X/Type: the expected NPB model, NULL = detect */
 } gw_dev_cfg_t;
 
 /* Registers the gateway polls for telemetry, and the cache slot of each. */
@@ -40,6 +47,8 @@ enum {
     TREG_FAULT,
     TREG_IOUT_SET,
     TREG_REV_IOUT_SET,
+    TREG_CHG_STATUS, /* NPB only */
+    TREG_CURVE_CC,   /* NPB only */
     TREG_FAST_COUNT, /* the fast set ends here */
     TREG_READ_VIN = TREG_FAST_COUNT,
     TREG_TEMP,
@@ -48,6 +57,9 @@ enum {
     TREG_SYSSTATUS,
     TREG_VOUT_SET,
     TREG_REV_VOUT_SET,
+    TREG_CURVE_CV,     /* NPB only */
+    TREG_CURVE_FV,     /* NPB only */
+    TREG_CURVE_CONFIG, /* NPB only */
     TREG_COUNT
 };
 
@@ -64,6 +76,7 @@ typedef struct {
     bool online;
     char offline_reason[160];
     bic_model_t model;
+    const npb_model_t *npb; /* an NPB's model (its ranges), NULL for a BIC */
     bic_scaling_t scaling;
     bic_revision_t revision;
     char serial[13], date[7], location[4];
@@ -105,6 +118,15 @@ enum { GW_LIMITS_UNKNOWN = 0, GW_LIMITS_APPLYING, GW_LIMITS_OK, GW_LIMITS_FAILED
 /* Telemetry register table: command and slot. */
 uint16_t gw_treg_cmd(int slot);
 int gw_treg_slot(uint16_t cmd); /* -1 when not a telemetry register */
+
+/* The protocol family of device number dev (the NPB's for 64-67, else the BIC's), its bus
+ * address (0-63 or 0-3) and a command of its table (NULL when the family has none). */
+const bic_family_t *gw_dev_family(int dev);
+uint8_t gw_dev_bus_addr(int dev);
+const bic_cmd_t *gw_dev_cmd(int dev, uint16_t code);
+/* A command of either family's table (the BIC's first): for names and units where no device
+ * is at hand. */
+const bic_cmd_t *gw_cmd_any(uint16_t code);
 
 /* Parses an Id/X/Type text ("BIC2200-24CAN") to its variant, 0 for "", -1 when unknown. */
 int gw_type_variant(const char *type);

@@ -10,6 +10,7 @@
 
 #include "bic_proto.h"
 #include "gw_internal.h"
+#include "gw_npb.h"
 #include "lease.h"
 #include "log.h"
 #include "monotime.h"
@@ -75,7 +76,9 @@ void gw_ident_start(gateway_t *gw, gw_dev_t *d, int64_t now)
     j->addr = d->addr;
     j->prio = BUS_PRIO_CLIENT;
     for (int i = 0; i < N_IDENT; i++)
-        gw_job_add_read(j, d->addr, s_ident_regs[i],
+        gw_job_add_read(j, d->addr,
+                        GW_DEV_IS_NPB(d->addr) ? gw_npb_ident_cmd(s_ident_regs[i])
+                                               : s_ident_regs[i],
                         s_ident_regs[i] == BIC_CMD_READ_FAN_SPEED_1 ? BUS_REQ_NO_RETRY : 0);
     d->identifying = true;
     gw_job_start(gw, j, now);
@@ -117,7 +120,18 @@ void gw_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     memcpy(b1, r[1]->data, r[1]->len > 6 ? 6 : r[1]->len);
     char why[120];
     bic_model_t m;
-    if (bic_model_parse(b0, b1, &m, why, sizeof why) != BIC_OK || m.family != BIC_FAMILY_BIC) {
+    bool npb = GW_DEV_IS_NPB(d->addr);
+    if (npb) {
+        char msg[400];
+        if (gw_npb_identify(d, b0, b1, msg, sizeof msg) < 0) {
+            d->identified = false;
+            d->next_probe = now + IDENT_RETRY_US;
+            gw_set_online(gw, d, false, msg);
+            return;
+        }
+        m = d->model;
+    } else if (bic_model_parse(b0, b1, &m, why, sizeof why) != BIC_OK ||
+               m.family != BIC_FAMILY_BIC) {
         char msg[160];
         snprintf(msg, sizeof msg, "not a supported BIC-2200: %s", why);
         d->identified = false;
@@ -125,7 +139,7 @@ void gw_ident_finish(gateway_t *gw, job_t *j, int64_t now)
         gw_set_online(gw, d, false, msg);
         return;
     }
-    if (d->cfg.present && d->cfg.type_variant > 0 && d->cfg.type_variant != m.variant) {
+    if (!npb && d->cfg.present && d->cfg.type_variant > 0 && d->cfg.type_variant != m.variant) {
         char msg[160];
         snprintf(msg, sizeof msg, "type mismatch: configured %s, device reports %s", d->cfg.type,
                  m.model);
@@ -155,11 +169,16 @@ void gw_ident_finish(gateway_t *gw, job_t *j, int64_t now)
     d->can_ctrl = sc.can_ctrl;
     eeprom_policy_set_eep_off(gw_eep(gw, d->addr), sc.eep_off);
     uint16_t bidir = (uint16_t)(r[9]->data[0] | (r[9]->data[1] << 8));
-    d->mode = (bidir & 1) ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
+    d->mode = (bidir & 1) || npb ? BIC_MODE_BATTERY : BIC_MODE_AUTO;
     d->mode_pending = false;
-    d->fans = r[10]->status == BUS_OK;
+    d->fans = !npb && r[10]->status == BUS_OK;
     if (d->fans)
         gw_cache_result(d, BIC_CMD_READ_FAN_SPEED_1, r[10], now);
+    if (npb) { /* its mode (CURVE_CONFIG) and charge stage */
+        gw_cache_result(d, NPB_CMD_CURVE_CONFIG, r[9], now);
+        if (r[10]->status == BUS_OK)
+            gw_cache_result(d, NPB_CMD_CHG_STATUS, r[10], now);
+    }
     char err[160];
     if (gw_dev_compute_limits(d, err, sizeof err) < 0) {
         d->identified = false;
@@ -237,7 +256,8 @@ void gw_discover_step(gateway_t *gw, job_t *j, int64_t now)
         memcpy(b0, j->names[k], 6);
         memcpy(b1, s->r.data, s->r.len > 6 ? 6 : s->r.len);
         bic_model_t m;
-        if (bic_model_parse(b0, b1, &m, NULL, 0) != BIC_OK || m.family != BIC_FAMILY_BIC)
+        bic_family_id_t want = GW_DEV_IS_NPB(s->addr) ? BIC_FAMILY_NPB : BIC_FAMILY_BIC;
+        if (bic_model_parse(b0, b1, &m, NULL, 0) != BIC_OK || m.family != want)
             continue;
         gw_dev_t *d = gw->dev[s->addr];
         if (!d) {

@@ -44,7 +44,7 @@
 #define SEEN_SLACK_US 200    /* of which not needed once a reply shows when the device saw it */
 #define WRITE_GUARD_US 15000 /* more margin after a write, which no reply confirms */
 #define READ_WINDOW 8        /* reads a job keeps queued at once */
-#define JOB_MAX_READS 64
+#define JOB_MAX_READS 72     /* an extended scan: 64 BIC and 4 NPB addresses */
 #define MAX_JOBS 256
 #define TAG_TEL 0 /* job id 0: telemetry and probes */
 

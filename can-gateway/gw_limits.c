@@ -14,7 +14,7 @@ cJSON *gw_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
 {
     static const char *names[] = {"unknown", "applying", "ok", "failed"};
     cJSON *o = cJSON_CreateObject();
-    bool off = !gw->set.apply_limits || !d->cfg.present;
+    bool off = !gw->set.apply_limits || !d->cfg.present || GW_DEV_IS_NPB(d->addr);
     cJSON_AddStringToObject(o, "state", off ? "off" : names[d->limits_state]);
     if (!off && d->limits_state == GW_LIMITS_FAILED)
         cJSON_AddStringToObject(o, "error", d->limits_error);
@@ -26,7 +26,8 @@ cJSON *gw_limits_state_json(const gateway_t *gw, const gw_dev_t *d)
  * configured them: at once within the EEPROM budget, the reserve does not apply. */
 void gw_limits_apply(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
-    if (!gw->set.apply_limits || !d->cfg.present || !d->identified || !d->online)
+    if (!gw->set.apply_limits || !d->cfg.present || !d->identified || !d->online ||
+        GW_DEV_IS_NPB(d->addr)) /* [NPB] values bound writes; none is written */
         return;
     job_t *j = gw_ensure_job_new(gw, NULL, NULL, d->addr, ENS_LIMITS, EEPROM_BY_PERSON, true);
     if (!j) {

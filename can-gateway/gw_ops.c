@@ -12,6 +12,7 @@
 #include <cJSON.h>
 #include <czmq.h>
 
+#include "gw_npb.h"
 #include "gw_request.h"
 #include "log.h"
 #include "numconv.h"
@@ -45,14 +46,17 @@ static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
         if (n != 1) {
             s_reply_now(c, gw_reply_error(c->id, "bad_request",
                                           "'dev' is required when the gateway has %d devices "
-                                          "(allowed: a CAN address 0-63)",
+                                          "(allowed: 0-63 a BIC's CAN address, 64-67 the "
+                                          "NPB at address 0-3)",
                                           n));
             return NULL;
         }
         addr = only;
     } else if (c->rq->dev == GWR_DEV_INVALID) {
-        s_reply_now(
-            c, gw_reply_error(c->id, "bad_request", "'dev' must be an integer CAN address 0-63"));
+        s_reply_now(c,
+                    gw_reply_error(c->id, "bad_request",
+                                   "'dev' must be an integer: 0-63 a BIC's CAN address, 64-67 the "
+                                   "NPB at address 0-3"));
         return NULL;
     } else {
         addr = c->rq->dev;
@@ -64,6 +68,12 @@ static gw_dev_t *s_req_dev(ctx_t *c, bool *replied)
     }
     *replied = false;
     return c->gw->dev[addr];
+}
+
+/* The command table a device's register names come from. */
+static const char *s_table_name(const gw_dev_t *d)
+{
+    return GW_DEV_IS_NPB(d->addr) ? "NPB" : "BIC-2200";
 }
 
 /* Device must be reachable: bus up and device online. */
@@ -145,7 +155,8 @@ static cJSON *s_eeprom_json(gateway_t *gw, const gw_dev_t *d, int64_t now)
     gw_eeprom_budget_json(o, eep, now);
     cJSON *w = cJSON_AddObjectToObject(o, "writes");
     for (int i = 0; i < EEPROM_NREGS; i++)
-        cJSON_AddNumberToObject(w, eeprom_reg_name(i), (double)eeprom_policy_count(eep, i));
+        if (gw_dev_cmd(d->addr, eeprom_reg_cmd(i))) /* the registers of its family */
+            cJSON_AddNumberToObject(w, eeprom_reg_name(i), (double)eeprom_policy_count(eep, i));
     cJSON *p = cJSON_AddObjectToObject(o, "pending");
     for (int i = 0; i < EEPROM_NREGS; i++) {
         uint32_t raw;
@@ -186,6 +197,8 @@ static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
         cJSON_AddBoolToObject(caps, "eep_off", eeprom_policy_eep_off(gw_eep(gw, d->addr)));
         cJSON_AddItemToObject(o, "limits", gw_dev_limits_json(d));
         cJSON_AddItemToObject(o, "device_limits", gw_limits_state_json(gw, d));
+        if (GW_DEV_IS_NPB(d->addr))
+            gw_npb_info(d, o);
     } else {
         cJSON_AddNullToObject(o, "model");
     }
@@ -261,6 +274,8 @@ static void s_op_discover(ctx_t *c)
     int top = ext ? 63 : 7;
     for (int a = 0; a <= top; a++)
         gw_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
+    for (int a = GW_NPB_BASE; a < GW_DEV_MAX; a++) /* the NPB addresses 0-3 */
+        gw_job_add_read(j, (uint8_t)a, BIC_CMD_MFR_MODEL_B0B5, BUS_REQ_NO_RETRY);
     gw_job_start(c->gw, j, c->now);
 }
 
@@ -304,11 +319,11 @@ static void s_op_get(ctx_t *c)
                                           "\"0x0060\""));
             return;
         }
-        cmds[i] = bic_cmd_by_name(gw_fam(), list[i]->valuestring);
+        cmds[i] = bic_cmd_by_name(gw_dev_family(d->addr), list[i]->valuestring);
         if (!cmds[i]) {
             s_reply_now(c, gw_reply_error(c->id, "unknown_register",
-                                          "'%s' is not in the BIC-2200 command table",
-                                          list[i]->valuestring));
+                                          "'%s' is not in the %s command table",
+                                          list[i]->valuestring, s_table_name(d)));
             return;
         }
     }
@@ -377,11 +392,11 @@ static void s_op_set(ctx_t *c)
                                    "code such as \"0x0020\""));
         return;
     }
-    const bic_cmd_t *cmd = bic_cmd_by_name(gw_fam(), reg->valuestring);
+    const bic_cmd_t *cmd = bic_cmd_by_name(gw_dev_family(d->addr), reg->valuestring);
     if (!cmd) {
         s_reply_now(c, gw_reply_error(c->id, "unknown_register",
-                                      "'%.40s' is not in the BIC-2200 command table",
-                                      reg->valuestring));
+                                      "'%.40s' is not in the %s command table", reg->valuestring,
+                                      s_table_name(d)));
         return;
     }
     if (!cmd->writable) {
@@ -538,6 +553,13 @@ static void s_op_setpoint(ctx_t *c)
     }
     bool charge = strcmp(mode->valuestring, "charge") == 0;
     bool discharge = strcmp(mode->valuestring, "discharge") == 0;
+    if (discharge && GW_DEV_IS_NPB(d->addr)) {
+        s_reply_now(c, gw_reply_error(c->id, "not_supported",
+                                      "device %d is an NPB charger: it only charges; allowed "
+                                      "modes: \"charge\", \"idle\" or \"off\"",
+                                      d->addr));
+        return;
+    }
     const cJSON *manual = cJSON_GetObjectItemCaseSensitive(c->req, "manual");
     if (manual && !cJSON_IsBool(manual)) {
         s_reply_now(c,
@@ -590,7 +612,9 @@ static void s_op_setpoint(ctx_t *c)
             amps = amps_raw / 100.0;
         if (amps_raw < rg->min_raw || amps_raw > rg->max_raw) {
             const bic_cmd_t *cmd =
-                bic_cmd_by_code(gw_fam(), charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET);
+                gw_dev_cmd(d->addr, GW_DEV_IS_NPB(d->addr) ? gw_npb_setpoint_cmd(d)
+                                    : charge               ? BIC_CMD_IOUT_SET
+                                                           : BIC_CMD_REVERSE_IOUT_SET);
             cJSON *r = s_range_error(c, d, cmd, rg->min_raw, rg->max_raw, amps);
             if (pw) {
                 cJSON *e = gw_reply_error_obj(r);
@@ -655,6 +679,13 @@ static void s_op_init(ctx_t *c)
     const char *client = s_req_client(c, false);
     if (!client)
         return;
+    if (GW_DEV_IS_NPB(d->addr)) {
+        s_reply_now(c, gw_reply_error(c->id, "not_supported",
+                                      "device %d is an NPB charger: init commissions a BIC-2200 "
+                                      "(CAN control, EEP_OFF, battery mode); an NPB needs none",
+                                      d->addr));
+        return;
+    }
     if (s_lease_blocks(c, d->addr, client))
         return;
     if (!s_req_online(c, d))
@@ -726,19 +757,19 @@ static void s_op_lease(ctx_t *c)
     }
     lease_rc_t rc;
     int blocked = addr;
-    uint64_t done = 0;
+    lease_devs_t done = {{0}};
     if (addr >= 0) {
         lease_t *l = gw_lease(gw, addr);
         rc = release ? lease_release(l, client, c->now)
              : take  ? lease_take(l, client, us, c->now)
                      : lease_renew(l, client, us, c->now);
         if (rc == LEASE_OK)
-            done = 1ULL << addr;
+            lease_devs_add(&done, addr);
     } else if (take) {
         for (int a = 0; a < GW_DEV_MAX; a++)
             if (gw->dev[a])
-                done |= 1ULL << a;
-        rc = lease_table_take_all(gw->leases, done, client, us, c->now, &blocked);
+                lease_devs_add(&done, a);
+        rc = lease_table_take_all(gw->leases, &done, client, us, c->now, &blocked);
     } else if (release) {
         rc = lease_table_release_all(gw->leases, client, c->now, &done, &blocked);
     } else {
@@ -778,7 +809,7 @@ static void s_op_lease(ctx_t *c)
     }
     cJSON *devs = cJSON_AddArrayToObject(r, "devs");
     for (int a = 0; a < GW_DEV_MAX; a++)
-        if ((done >> a) & 1)
+        if (lease_devs_has(&done, a))
             cJSON_AddItemToArray(devs, cJSON_CreateNumber(a));
     s_reply_now(c, r);
 }

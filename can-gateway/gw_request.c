@@ -134,7 +134,7 @@ static void s_decode_common(gw_request_t *r)
     int64_t a;
     if (!dv || cJSON_IsNull(dv))
         r->dev = GWR_DEV_ABSENT;
-    else if (!cJSON_IsNumber(dv) || numconv_whole(dv->valuedouble, 0, 63, &a) != 0)
+    else if (!cJSON_IsNumber(dv) || numconv_whole(dv->valuedouble, 0, GWR_DEV_LAST, &a) != 0)
         r->dev = GWR_DEV_INVALID;
     else
         r->dev = (int)a;

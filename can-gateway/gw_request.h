@@ -34,7 +34,8 @@ typedef enum {
 } gwr_op_t;
 
 #define GWR_DEV_ABSENT (-1)  /* "dev" missing or null */
-#define GWR_DEV_INVALID (-2) /* "dev" present but not an integer 0-63 */
+#define GWR_DEV_INVALID (-2) /* "dev" present but not an integer 0-67 */
+#define GWR_DEV_LAST 67      /* 0-63 the BIC at that CAN address, 64-67 the NPB at 0-3 */
 
 typedef enum {
     GWR_CLIENT_ABSENT, /* missing or null */
@@ -47,7 +48,7 @@ typedef struct {
     cJSON *json;     /* the request object (owned) */
     const cJSON *id; /* the id to echo (as sent when it fits), NULL when absent */
     cJSON *id_raw;   /* owned: the id's text as sent, when id points to it */
-    int dev;         /* CAN address 0-63, GWR_DEV_ABSENT or GWR_DEV_INVALID */
+    int dev;         /* device number 0-67, GWR_DEV_ABSENT or GWR_DEV_INVALID */
     gwr_client_t client_state;
     const char *client; /* the name when GWR_CLIENT_OK, else NULL */
 } gw_request_t;

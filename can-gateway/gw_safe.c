@@ -8,12 +8,20 @@
 
 #include "bic_plan.h"
 #include "gw_internal.h"
+#include "gw_npb.h"
 #include "lease.h"
 #include "log.h"
 
 /* The writes of mode (can/bic_plan.h) as the job's targets, in the plan's order. */
 void gw_job_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw)
 {
+    if (GW_DEV_IS_NPB(d->addr)) { /* charge-only, output off for the rest (gw_npb.h) */
+        bic_plan_write_t nw[BIC_PLAN_MAX];
+        int nn = gw_npb_plan(d, mode, current_raw, nw);
+        for (int i = 0; i < nn; i++)
+            gw_job_add_target(j, nw[i].cmd, nw[i].raw, 0xFFFF, false, NULL);
+        return;
+    }
     bic_plan_args_t a = {.current_raw = current_raw,
                          .charge_min_raw = d->limits.iout.min_raw,
                          .discharge_min_raw = d->limits.rev_iout.min_raw};

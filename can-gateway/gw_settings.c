@@ -16,6 +16,44 @@
 #include "gateway.h"
 #include "gw_auth.h"
 
+/* [NPB] Id/X/...: the NPB charger at CAN address X (0-3) is device number 64 + X. */
+static int s_read_npb(const config_t *cfg, settings_t *s, char *err, size_t errlen)
+{
+    int ids[GW_DEV_MAX];
+    size_t n = config_ids(cfg, "NPB", ids, GW_DEV_MAX);
+    for (size_t i = 0; i < n && i < GW_DEV_MAX; i++) {
+        int a = ids[i];
+        if (a < 0 || a >= GW_NPB_COUNT) {
+            snprintf(err, errlen,
+                     "[NPB] Id/%d/: %d is not an NPB address; allowed: 0-%d (the address pins; "
+                     "3 with both open)",
+                     a, a, GW_NPB_COUNT - 1);
+            return -1;
+        }
+        gw_dev_cfg_t *d = &s->dev[GW_NPB_BASE + a];
+        d->present = true;
+        snprintf(d->type, sizeof d->type, "%s", config_str(cfg, "NPB", "Id/%d/Type", a));
+        d->npb_type = NULL;
+        if (d->type[0]) {
+            d->npb_type = npb_model_by_name(d->type);
+            if (!d->npb_type) {
+                snprintf(err, errlen,
+                         "[NPB] Id/%d/Type: '%s' is not a known NPB model; allowed: "
+                         "NPB-450/750/1200/1700 with -12, -24 or -48 (e.g. NPB-1200-24), or empty",
+                         a, d->type);
+                return -1;
+            }
+        }
+        d->charge_v_raw = config_has(cfg, "NPB", "Id/%d/ChargeVoltage", a)
+                              ? (int)config_int(cfg, "NPB", "Id/%d/ChargeVoltage", a)
+                              : 0;
+        d->max_charge_raw = config_has(cfg, "NPB", "Id/%d/MaxChargeCurrent", a)
+                                ? (int)config_int(cfg, "NPB", "Id/%d/MaxChargeCurrent", a)
+                                : 0;
+    }
+    return 0;
+}
+
 int gw_settings_read(const config_t *cfg, settings_t *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
@@ -98,7 +136,7 @@ int gw_settings_read(const config_t *cfg, settings_t *s, char *err, size_t errle
                                  ? (int)config_int(cfg, "DEVICE", "Id/%d/MinCurrent", a)
                                  : 0;
     }
-    return 0;
+    return s_read_npb(cfg, s, err, errlen);
 }
 
 /* tcp://HOST:PORT with HOST not a loopback address needs CURVE. */

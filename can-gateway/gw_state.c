@@ -3,6 +3,8 @@
  */
 #include "gw_state.h"
 
+#include "gw_device.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -86,7 +88,7 @@ int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
     }
     cJSON_AddNumberToObject(root, "v", 1);
     cJSON *devs = cJSON_AddObjectToObject(root, "devices");
-    for (int a = 0; a < 64; a++) {
+    for (int a = 0; a < GW_LEASE_DEVS; a++) {
         if (!eep[a])
             continue;
         char key[8];
@@ -94,7 +96,9 @@ int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us,
         cJSON *d = cJSON_AddObjectToObject(devs, key);
         cJSON *w = cJSON_AddObjectToObject(d, "writes");
         for (int i = 0; i < EEPROM_NREGS; i++)
-            cJSON_AddNumberToObject(w, eeprom_reg_name(i), (double)eeprom_policy_count(eep[a], i));
+            if (gw_dev_cmd(a, eeprom_reg_cmd(i))) /* the registers of the device's family */
+                cJSON_AddNumberToObject(w, eeprom_reg_name(i),
+                                        (double)eeprom_policy_count(eep[a], i));
         int64_t last;
         if (eeprom_policy_last_write(eep[a], &last))
             cJSON_AddNumberToObject(d, "last_write_ms", (double)(wall_ms - (now_us - last) / 1000));
@@ -152,8 +156,9 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
     {
         char *end = NULL;
         long a = strtol(d->string, &end, 10);
-        if (!end || *end || a < 0 || a > 63 || !cJSON_IsObject(d)) {
-            snprintf(err, errlen, "%s: bad device entry '%s' (allowed: 0-63)", path, d->string);
+        if (!end || *end || a < 0 || a >= GW_LEASE_DEVS || !cJSON_IsObject(d)) {
+            snprintf(err, errlen, "%s: bad device entry '%s' (allowed: 0-%d)", path, d->string,
+                     GW_LEASE_DEVS - 1);
             goto cleanup;
         }
         if (!eep[a] && !(eep[a] = eeprom_policy_new(interval_us))) {

@@ -20,7 +20,7 @@
 
 #define GW_STATE_FILE "eeprom-counters.json"
 
-/* Saves the counters of every non-NULL eep[addr] (64 entries) to path. now_us/wall_ms
+/* Saves the counters of every non-NULL eep[addr] (GW_LEASE_DEVS entries) to path. now_us/wall_ms
  * convert the monotonic time of the last write to wall time. Returns 0 or -1 (err). */
 int gw_state_save(const char *path, eeprom_policy_t *const *eep, int64_t now_us, int64_t wall_ms,
                   char *err, size_t errlen);
@@ -32,7 +32,7 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
                   int64_t wall_ms, char *err, size_t errlen);
 
 #define GW_LEASE_FILE "lease.json"
-#define GW_LEASE_DEVS 64 /* CAN addresses 0-63 */
+#define GW_LEASE_DEVS 68 /* device numbers: BICs 0-63, NPBs 64-67 */
 
 /* The control lease of one device across a restart: its holder ("" = free) and TTL (not the
  * time left, so a restarted gateway gives the holder a full TTL to renew before the safe
@@ -42,7 +42,7 @@ typedef struct {
     int64_t ttl_us;
 } gw_lease_rec_t;
 
-/* Saves the leases of devices 0-63 (rec[GW_LEASE_DEVS]) as
+/* Saves the leases of devices 0-67 (rec[GW_LEASE_DEVS]) as
  * {"v":2,"leases":[{"dev":0,"holder":"..","ttl_ms":..},...]}, atomically. Written when a
  * holder changes, never on renewals. Returns 0 or -1 (err). */
 int gw_state_save_leases(const char *path, const gw_lease_rec_t *rec, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 
 #include "bic_proto.h"
 #include "gw_internal.h"
+#include "gw_npb.h"
 #include "lease.h"
 #include "log.h"
 
@@ -32,7 +33,7 @@ void gw_ram_check_start(gateway_t *gw, gw_dev_t *d, int64_t now)
 void gw_cache_result(gw_dev_t *d, uint16_t cmd, const bus_result_t *r, int64_t now)
 {
     int slot = gw_treg_slot(cmd);
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
+    const bic_cmd_t *c = gw_dev_cmd(d->addr, cmd);
     int32_t raw;
     if (slot < 0 || !c || bic_data_to_raw(c, r->data, r->len, &raw) != BIC_OK)
         return;
@@ -76,8 +77,8 @@ static void s_fault_edges(gateway_t *gw, gw_dev_t *d)
     if (now_raw == old)
         return;
     bic_field_t fn[16], fo[16];
-    int n = bic_fields(gw_fam(), BIC_CMD_FAULT_STATUS, now_raw, fn, 16);
-    bic_fields(gw_fam(), BIC_CMD_FAULT_STATUS, old, fo, 16);
+    int n = bic_fields(gw_dev_family(d->addr), BIC_CMD_FAULT_STATUS, now_raw, fn, 16);
+    bic_fields(gw_dev_family(d->addr), BIC_CMD_FAULT_STATUS, old, fo, 16);
     for (int i = 0; i < n; i++) {
         if (fn[i].value == fo[i].value)
             continue;
@@ -184,8 +185,8 @@ void gw_tel_cycle(gateway_t *gw, int64_t now)
             continue; /* the bus is behind: skip a cycle rather than pile up */
         d->fast_left = 0;
         for (int s = 0; s < TREG_FAST_COUNT; s++)
-            if (gw_submit(gw, BUS_PRIO_FAST, d->addr, gw_treg_cmd(s), false, 0, 0,
-                          gw_tag(TAG_TEL, s)) == 0)
+            if (gw_npb_slot_applies(d, s) && gw_submit(gw, BUS_PRIO_FAST, d->addr, gw_treg_cmd(s),
+                                                       false, 0, 0, gw_tag(TAG_TEL, s)) == 0)
                 d->fast_left++;
         d->fast_busy = d->fast_left > 0;
         /* two slow registers per cycle, round robin; fans only where the firmware has them;
@@ -195,7 +196,7 @@ void gw_tel_cycle(gateway_t *gw, int64_t now)
             do {
                 s = TREG_FAST_COUNT + d->slow_next;
                 d->slow_next = (d->slow_next + 1) % (TREG_COUNT - TREG_FAST_COUNT);
-            } while (!d->fans && (s == TREG_FAN1 || s == TREG_FAN2));
+            } while (!gw_npb_slot_applies(d, s));
             if (gw_submit(gw, BUS_PRIO_SLOW, d->addr, gw_treg_cmd(s), false, 0, 0,
                           gw_tag(TAG_TEL, s)) == 0)
                 d->slow_left++;

@@ -38,13 +38,13 @@ bool gw_job_ensure_busy(gateway_t *gw, const job_t *self)
 
 const char *gw_reg_name(uint16_t cmd)
 {
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
+    const bic_cmd_t *c = gw_cmd_any(cmd);
     return c ? c->name : "?";
 }
 
 double gw_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
 {
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
+    const bic_cmd_t *c = gw_cmd_any(cmd);
     if (!c)
         return raw;
     double v = bic_raw_to_value(c, d ? &d->scaling : NULL, raw);
@@ -56,7 +56,7 @@ double gw_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw)
 
 static const char *s_unit(uint16_t cmd)
 {
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), cmd);
+    const bic_cmd_t *c = gw_cmd_any(cmd);
     return c && c->unit ? c->unit : "";
 }
 
@@ -468,7 +468,7 @@ void gw_job_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int
     eeprom_policy_t *eep = gw_eep(gw, j->addr);
     int cur = gw_ensure_current(j->ens);
     const gwe_target_t *t = gw_ensure_target(j->ens, cur);
-    const bic_cmd_t *c = bic_cmd_by_code(gw_fam(), r->req.cmd);
+    const bic_cmd_t *c = gw_dev_cmd(j->addr, r->req.cmd);
     int32_t raw = 0;
     bool raw_ok = r->status == BUS_OK && c && bic_data_to_raw(c, r->data, r->len, &raw) == BIC_OK;
     if (raw_ok && d) {

@@ -191,8 +191,8 @@ lease_t *lease_table_get(lease_table_t *t, int dev)
     return &t->dev[dev];
 }
 
-lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client, int64_t ttl_us,
-                                int64_t now, int *blocked_dev)
+lease_rc_t lease_table_take_all(lease_table_t *t, const lease_devs_t *devs, const char *client,
+                                int64_t ttl_us, int64_t now, int *blocked_dev)
 {
     if (!lease_name_valid(client))
         return LEASE_BAD_NAME;
@@ -200,31 +200,34 @@ lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *cli
         return LEASE_BAD_TTL;
     /* all or none: check every device before taking any */
     for (int i = 0; i < LEASE_TABLE_SIZE; i++)
-        if ((devs >> i) & 1 && lease_owner(&t->dev[i], client, now) == LEASE_OTHER) {
+        if (lease_devs_has(devs, i) && lease_owner(&t->dev[i], client, now) == LEASE_OTHER) {
             if (blocked_dev)
                 *blocked_dev = i;
             return LEASE_HELD;
         }
     for (int i = 0; i < LEASE_TABLE_SIZE; i++)
-        if ((devs >> i) & 1)
+        if (lease_devs_has(devs, i))
             lease_take(&t->dev[i], client, ttl_us, now);
     return LEASE_OK;
 }
 
 /* The client's leases, or why there are none (see lease.h). */
-static lease_rc_t s_mine(lease_table_t *t, const char *client, int64_t now, uint64_t *mine,
+static lease_rc_t s_mine(lease_table_t *t, const char *client, int64_t now, lease_devs_t *mine,
                          int *blocked_dev)
 {
-    *mine = 0;
+    memset(mine, 0, sizeof *mine);
     int other = -1;
+    bool any = false;
     for (int i = 0; i < LEASE_TABLE_SIZE; i++) {
         lease_owner_t o = lease_owner(&t->dev[i], client, now);
-        if (o == LEASE_MINE)
-            *mine |= 1ULL << i;
-        else if (o == LEASE_OTHER && other < 0)
+        if (o == LEASE_MINE) {
+            lease_devs_add(mine, i);
+            any = true;
+        } else if (o == LEASE_OTHER && other < 0) {
             other = i;
+        }
     }
-    if (*mine)
+    if (any)
         return LEASE_OK;
     if (other >= 0) {
         if (blocked_dev)
@@ -235,11 +238,11 @@ static lease_rc_t s_mine(lease_table_t *t, const char *client, int64_t now, uint
 }
 
 lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us, int64_t now,
-                                 uint64_t *done_devs, int *blocked_dev)
+                                 lease_devs_t *done_devs, int *blocked_dev)
 {
-    uint64_t mine = 0;
+    lease_devs_t mine;
     if (done_devs)
-        *done_devs = 0;
+        memset(done_devs, 0, sizeof *done_devs);
     if (!lease_name_valid(client))
         return LEASE_BAD_NAME;
     if (ttl_us <= 0 || ttl_us > t->max_ttl_us)
@@ -248,7 +251,7 @@ lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t t
     if (rc != LEASE_OK)
         return rc;
     for (int i = 0; i < LEASE_TABLE_SIZE; i++)
-        if ((mine >> i) & 1)
+        if (lease_devs_has(&mine, i))
             lease_renew(&t->dev[i], client, ttl_us, now);
     if (done_devs)
         *done_devs = mine;
@@ -256,18 +259,18 @@ lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t t
 }
 
 lease_rc_t lease_table_release_all(lease_table_t *t, const char *client, int64_t now,
-                                   uint64_t *done_devs, int *blocked_dev)
+                                   lease_devs_t *done_devs, int *blocked_dev)
 {
-    uint64_t mine = 0;
+    lease_devs_t mine;
     if (done_devs)
-        *done_devs = 0;
+        memset(done_devs, 0, sizeof *done_devs);
     if (!lease_name_valid(client))
         return LEASE_BAD_NAME;
     lease_rc_t rc = s_mine(t, client, now, &mine, blocked_dev);
     if (rc != LEASE_OK)
         return rc;
     for (int i = 0; i < LEASE_TABLE_SIZE; i++)
-        if ((mine >> i) & 1)
+        if (lease_devs_has(&mine, i))
             lease_release(&t->dev[i], client, now);
     if (done_devs)
         *done_devs = mine;

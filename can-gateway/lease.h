@@ -63,9 +63,25 @@ int64_t lease_ttl(const lease_t *l);
 
 /* ---- one lease per device ---- */
 
-#define LEASE_TABLE_SIZE 64 /* CAN addresses 0-63 */
+#define LEASE_TABLE_SIZE 68 /* device numbers: BICs 0-63, NPBs 64-67 */
 
 typedef struct lease_table lease_table_t;
+
+/* A set of device numbers: bit n % 64 of w[n / 64]. */
+typedef struct {
+    uint64_t w[(LEASE_TABLE_SIZE + 63) / 64];
+} lease_devs_t;
+
+static inline void lease_devs_add(lease_devs_t *s, int dev)
+{
+    if (dev >= 0 && dev < LEASE_TABLE_SIZE)
+        s->w[dev / 64] |= 1ULL << (dev % 64);
+}
+
+static inline bool lease_devs_has(const lease_devs_t *s, int dev)
+{
+    return dev >= 0 && dev < LEASE_TABLE_SIZE && ((s->w[dev / 64] >> (dev % 64)) & 1);
+}
 
 /* NULL on bad argument or no memory. */
 lease_table_t *lease_table_new(int64_t max_ttl_us);
@@ -73,21 +89,21 @@ void lease_table_destroy(lease_table_t **p);
 void lease_table_set_max_ttl(lease_table_t *t, int64_t max_ttl_us);
 int64_t lease_table_max_ttl(const lease_table_t *t);
 
-/* The lease of device dev (0-63), owned by the table; NULL when dev is out of range. */
+/* The lease of device dev (0-67), owned by the table; NULL when dev is out of range. */
 lease_t *lease_table_get(lease_table_t *t, int dev);
 
-/* Takes the lease of every device whose bit is set in devs (bit n = address n), all or
- * none: LEASE_HELD when another client holds one of them, *blocked_dev naming it. */
-lease_rc_t lease_table_take_all(lease_table_t *t, uint64_t devs, const char *client, int64_t ttl_us,
-                                int64_t now, int *blocked_dev);
+/* Takes the lease of every device in devs, all or none: LEASE_HELD when another client holds
+ * one of them, *blocked_dev naming it. */
+lease_rc_t lease_table_take_all(lease_table_t *t, const lease_devs_t *devs, const char *client,
+                                int64_t ttl_us, int64_t now, int *blocked_dev);
 
 /* Renews (ttl_us) or, with release, gives up every lease client holds; *done_devs gets the
  * devices it acted on. When client holds none: LEASE_HELD when another client holds one
  * (*blocked_dev names it), LEASE_NOT_HOLDER when none is held. */
 lease_rc_t lease_table_renew_all(lease_table_t *t, const char *client, int64_t ttl_us, int64_t now,
-                                 uint64_t *done_devs, int *blocked_dev);
+                                 lease_devs_t *done_devs, int *blocked_dev);
 lease_rc_t lease_table_release_all(lease_table_t *t, const char *client, int64_t now,
-                                   uint64_t *done_devs, int *blocked_dev);
+                                   lease_devs_t *done_devs, int *blocked_dev);
 
 /* Detects one lapse: true with *dev and lapsed_holder (LEASE_NAME_MAX + 1 bytes) filled for a
  * device whose lease expired at now (that lease is freed); call until false. */

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const config_sections[] = {"ALL",   "MQTT",           "GATEWAY",        "DEVICE",
+const char *const config_sections[] = {"ALL",   "MQTT",           "GATEWAY",        "DEVICE", "NPB",
                                        "BAT_0", "CHARGE_CONTROL", "SURPLUS_SWITCH", NULL};
 const char *const config_ignored_sections[] = {NULL};
 
@@ -141,6 +141,10 @@ const config_key_t config_schema[] = {
     INT("DEVICE", "Id/#/MaxChargeCurrent", NULL, 25, 19800),
     INT("DEVICE", "Id/#/MaxDischargeCurrent", NULL, 25, 15300),
     INT("DEVICE", "Id/#/MinCurrent", NULL, 25, 19800),
+
+    STR("NPB", "Id/#/Type", "", 0, 24),
+    INT("NPB", "Id/#/ChargeVoltage", NULL, 1050, 8000),
+    INT("NPB", "Id/#/MaxChargeCurrent", NULL, 25, 8500),
 
     FLT("BAT_0", "Cap2V/#", NULL, 0, 150),
     FLT("BAT_0", "InternalResistanceMOhm", "10", 0, 1000),

@@ -349,7 +349,7 @@ static void s_check_decode(const uint8_t *data, size_t size, bool read_only)
             DIE("decoded request without a known op or an object");
         if (read_only && !gw_request_op_read_only(rq.op))
             DIE("a read-only client's %s was decoded", gw_request_op_name(rq.op));
-        if (rq.dev < GWR_DEV_INVALID || rq.dev > 63)
+        if (rq.dev < GWR_DEV_INVALID || rq.dev > GWR_DEV_LAST)
             DIE("dev %d decoded", rq.dev);
         if ((rq.client_state == GWR_CLIENT_OK) != (rq.client != NULL))
             DIE("client state and name disagree");

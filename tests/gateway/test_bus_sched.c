@@ -234,7 +234,7 @@ static void test_queue_bound(void **state)
     assert_int_equal(bus_sched_submit(s, BUS_PRIO_SAFETY, WR(0, 0, 0), 5), 0);
     assert_int_equal(bus_sched_depth(s), 5);
     assert_int_equal(bus_sched_stats(s)->busy, 1);
-    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(64, 0x60), 0), BUS_SCHED_EINVAL);
+    assert_int_equal(bus_sched_submit(s, BUS_PRIO_CLIENT, RD(68, 0x60), 0), BUS_SCHED_EINVAL);
     bus_sched_destroy(&s);
 }
 

@@ -320,7 +320,7 @@ static void test_bucket_reconfigured_keeps_level(void **state)
 #define W 1000000000000LL
 static void s_save_bucket(const char *path)
 {
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     eep[2] = s_bucket(8640, 3, 2 * S);
     eeprom_policy_written(eep[2], IOUT, 0);
     eeprom_policy_written(eep[2], IOUT, 2 * S);
@@ -342,7 +342,7 @@ static double s_load_bucket(const char *path, int64_t wall_ms)
 /* As s_load_bucket; *later: the tokens 5 s after the restart. */
 static double s_load_bucket_later(const char *path, int64_t wall_ms, double *later)
 {
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     char err[256] = "";
     assert_int_equal(gw_state_load(path, eep, 2 * S, 1 * S, wall_ms, err, sizeof err), 1);
     assert_non_null(eep[2]);
@@ -404,11 +404,11 @@ static void test_bucket_bad_tokens_rejected(void **state)
         FILE *f = fopen(path, "w");
         fputs(bad[i], f);
         fclose(f);
-        eeprom_policy_t *eep[64] = {0};
+        eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
         char err[256] = "";
         assert_int_equal(gw_state_load(path, eep, S, 0, W, err, sizeof err), -1);
         assert_non_null(strstr(err, "bad tokens"));
-        for (int a = 0; a < 64; a++)
+        for (int a = 0; a < GW_LEASE_DEVS; a++)
             eeprom_policy_destroy(&eep[a]);
     }
 }
@@ -418,7 +418,7 @@ static void test_state_roundtrip(void **state)
     (void)state;
     char path[128];
     snprintf(path, sizeof path, "%s/%s", s_dir, GW_STATE_FILE);
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     eep[0] = eeprom_policy_new(79 * S);
     eep[5] = eeprom_policy_new(79 * S);
     for (int i = 0; i < 3; i++)
@@ -432,7 +432,7 @@ static void test_state_roundtrip(void **state)
     assert_int_not_equal(access(tmp, F_OK), 0); /* no temporary left behind */
 
     /* a restart: new monotonic origin (5 s), wall clock 10 s later */
-    eeprom_policy_t *back[64] = {0};
+    eeprom_policy_t *back[GW_LEASE_DEVS] = {0};
     assert_int_equal(gw_state_load(path, back, 79 * S, 5 * S, 1000000010000LL, err, sizeof err), 2);
     assert_non_null(back[0]);
     assert_non_null(back[5]);
@@ -443,7 +443,7 @@ static void test_state_roundtrip(void **state)
     /* the last write was 40 s ago: the budget still holds for 39 s after the restart */
     assert_int_equal(eeprom_policy_request(back[0], IOUT, 1, 6 * S), EEPROM_DEFER);
     assert_int_equal(eeprom_policy_deadline(back[0]), 44 * S);
-    for (int a = 0; a < 64; a++) {
+    for (int a = 0; a < GW_LEASE_DEVS; a++) {
         eeprom_policy_destroy(&eep[a]);
         eeprom_policy_destroy(&back[a]);
     }
@@ -497,7 +497,7 @@ static void test_lease_file_roundtrip(void **state)
     s_put(path, "{\"v\":1,\"holder\":\"x\",\"ttl_ms\":-5}");
     assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), -1);
     s_put(path, "{\"v\":2,\"leases\":[{\"dev\":1,\"holder\":\"a\",\"ttl_ms\":5000},"
-                "{\"dev\":64,\"holder\":\"b\",\"ttl_ms\":5000}]}");
+                "{\"dev\":68,\"holder\":\"b\",\"ttl_ms\":5000}]}");
     assert_int_equal(gw_state_load_leases(path, back, &every, err, sizeof err), -1);
     assert_non_null(strstr(err, "bad lease entry"));
     assert_string_equal(back[1].holder, "");
@@ -514,7 +514,7 @@ static void test_lease_file_roundtrip(void **state)
 static void test_state_missing_file_is_empty(void **state)
 {
     (void)state;
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     char err[256];
     assert_int_equal(gw_state_load("/nonexistent-dir/x.json", eep, S, 0, 0, err, sizeof err), 0);
 }
@@ -527,7 +527,7 @@ static void test_state_corrupt_file_rejected(void **state)
     FILE *f = fopen(path, "w");
     fputs("{\"devices\": [1,2", f);
     fclose(f);
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     char err[256] = "";
     assert_int_equal(gw_state_load(path, eep, S, 0, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a state file"));
@@ -535,7 +535,7 @@ static void test_state_corrupt_file_rejected(void **state)
     fputs("{\"v\":1,\"devices\":{\"99\":{}}}", f);
     fclose(f);
     assert_int_equal(gw_state_load(path, eep, S, 0, 0, err, sizeof err), -1);
-    assert_non_null(strstr(err, "0-63"));
+    assert_non_null(strstr(err, "0-67"));
 }
 
 /* Numbers no integer holds in a state file (a count of 1e30, a wall time of 1e300 or NaN's
@@ -551,12 +551,12 @@ static void test_state_huge_numbers_ignored(void **state)
           "\"OPERATION\":4},\"last_write_ms\":1e300}}}",
           f);
     fclose(f);
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     char err[256] = "";
     assert_int_equal(gw_state_load(path, eep, S, 0, W, err, sizeof err), 1);
     assert_non_null(eep[2]);
     assert_int_equal(eeprom_policy_total(eep[2]), 4);
-    for (int a = 0; a < 64; a++)
+    for (int a = 0; a < GW_LEASE_DEVS; a++)
         eeprom_policy_destroy(&eep[a]);
 }
 
@@ -571,7 +571,7 @@ static void test_state_save_failure_keeps_counts(void **state)
     assert_non_null(f);
     fclose(f);
     snprintf(path, sizeof path, "%s/%s", dir, GW_STATE_FILE);
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     eep[0] = eeprom_policy_new(S);
     eeprom_policy_written(eep[0], IOUT, 0);
     char err[256] = "";
@@ -593,7 +593,7 @@ static void test_state_save_to_full_disk(void **state)
     snprintf(link, sizeof link, "%s/x.json.tmp", dir);
     assert_int_equal(symlink("/dev/full", link), 0);
     snprintf(link, sizeof link, "%s/x.json", dir);
-    eeprom_policy_t *eep[64] = {0};
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
     eep[3] = eeprom_policy_new(S);
     eeprom_policy_written(eep[3], OPERATION, 0);
     char err[256] = "";

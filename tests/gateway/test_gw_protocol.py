@@ -117,7 +117,8 @@ def test_out_of_range_rejected_and_device_untouched():
         e = c.error("set", "unknown_register", dev=0, reg="NOPE", value=1, client="t")
         e = c.error("get", "unknown_register", dev=0, regs=["READ_VOUT", "0x0999"])
         e = c.error("get", "unknown_device", dev=5, reg="READ_VOUT")
-        e = c.error("get", "bad_request", dev=64, reg="READ_VOUT")
+        e = c.error("get", "unknown_device", dev=64, reg="READ_VOUT")  # an NPB number, none here
+        e = c.error("get", "bad_request", dev=68, reg="READ_VOUT")
         e = c.error("set", "bad_request", dev=0, reg="VOUT_SET", value="27", client="t")
         e = c.error("set", "bad_request", dev=0, reg="VOUT_SET", value=27, raw=2700, client="t")
         e = c.error("set", "bad_request", dev=0, reg="VOUT_SET", value=27, client="bad name")

@@ -86,7 +86,9 @@ static void test_dev_states(void **state)
         {"63", 63},
         {"7.0", 7},
         {"null", GWR_DEV_ABSENT},
-        {"64", GWR_DEV_INVALID},
+        {"64", 64}, /* the NPB at address 0 */
+        {"67", 67},
+        {"68", GWR_DEV_INVALID},
         {"-1", GWR_DEV_INVALID},
         {"1.5", GWR_DEV_INVALID},
         {"\"1\"", GWR_DEV_INVALID},

@@ -92,12 +92,21 @@ static void test_bounds_and_names(void **state)
     lease_destroy(NULL);
 }
 
+/* The set of the devices whose bit is set in bits (bit n = device n). */
+static const lease_devs_t *s_devs(uint64_t bits)
+{
+    static lease_devs_t s;
+    memset(&s, 0, sizeof s);
+    s.w[0] = bits;
+    return &s;
+}
+
 static void test_table_per_device(void **state)
 {
     (void)state;
     lease_table_t *t = lease_table_new(60 * S);
     assert_null(lease_table_get(t, -1));
-    assert_null(lease_table_get(t, 64));
+    assert_null(lease_table_get(t, LEASE_TABLE_SIZE)); /* devices 0-67 */
     /* two controllers, one device each */
     assert_int_equal(lease_take(lease_table_get(t, 0), "A", 10 * S, 0), LEASE_OK);
     assert_int_equal(lease_take(lease_table_get(t, 1), "B", 20 * S, 0), LEASE_OK);
@@ -107,13 +116,16 @@ static void test_table_per_device(void **state)
     assert_int_equal(lease_ttl(lease_table_get(t, 1)), 20 * S);
     /* a take of every device is all or none: B holds device 1, so A gets neither */
     int blocked = -1;
-    assert_int_equal(lease_table_take_all(t, 0x7, "A", 10 * S, 1 * S, &blocked), LEASE_HELD);
+    assert_int_equal(lease_table_take_all(t, s_devs(0x7), "A", 10 * S, 1 * S, &blocked),
+                     LEASE_HELD);
     assert_int_equal(blocked, 1);
     assert_null(lease_holder(lease_table_get(t, 2), 1 * S));
-    assert_int_equal(lease_table_take_all(t, 0x5, "A", 10 * S, 1 * S, &blocked), LEASE_OK);
+    assert_int_equal(lease_table_take_all(t, s_devs(0x5), "A", 10 * S, 1 * S, &blocked), LEASE_OK);
     assert_string_equal(lease_holder(lease_table_get(t, 2), 1 * S), "A");
-    assert_int_equal(lease_table_take_all(t, 0x1, "x y", 10 * S, 1 * S, &blocked), LEASE_BAD_NAME);
-    assert_int_equal(lease_table_take_all(t, 0x1, "A", 61 * S, 1 * S, &blocked), LEASE_BAD_TTL);
+    assert_int_equal(lease_table_take_all(t, s_devs(0x1), "x y", 10 * S, 1 * S, &blocked),
+                     LEASE_BAD_NAME);
+    assert_int_equal(lease_table_take_all(t, s_devs(0x1), "A", 61 * S, 1 * S, &blocked),
+                     LEASE_BAD_TTL);
     /* the max TTL applies to every device */
     lease_table_set_max_ttl(t, 5 * S);
     assert_int_equal(lease_table_max_ttl(t), 5 * S);
@@ -131,22 +143,22 @@ static void test_table_renew_release_every(void **state)
     lease_take(lease_table_get(t, 0), "A", 10 * S, 0);
     lease_take(lease_table_get(t, 3), "A", 10 * S, 0);
     lease_take(lease_table_get(t, 1), "B", 10 * S, 0);
-    uint64_t done = 0;
+    lease_devs_t done;
     int blocked = -1;
     /* renew without a device renews every lease of A, and only those */
     assert_int_equal(lease_table_renew_all(t, "A", 30 * S, 5 * S, &done, &blocked), LEASE_OK);
-    assert_int_equal(done, 0x9);
+    assert_int_equal(done.w[0], 0x9);
     assert_int_equal(lease_remaining(lease_table_get(t, 0), 5 * S), 30 * S);
     assert_int_equal(lease_remaining(lease_table_get(t, 3), 5 * S), 30 * S);
     assert_int_equal(lease_remaining(lease_table_get(t, 1), 5 * S), 5 * S);
     /* a client without a lease: held by someone else names a device, else not a holder */
     assert_int_equal(lease_table_renew_all(t, "C", 10 * S, 5 * S, &done, &blocked), LEASE_HELD);
     assert_true(blocked == 0 || blocked == 1 || blocked == 3);
-    assert_int_equal(done, 0);
+    assert_int_equal(done.w[0], 0);
     assert_int_equal(lease_table_release_all(t, "C", 5 * S, &done, &blocked), LEASE_HELD);
     /* release without a device gives up every lease of A; B keeps device 1 */
     assert_int_equal(lease_table_release_all(t, "A", 6 * S, &done, &blocked), LEASE_OK);
-    assert_int_equal(done, 0x9);
+    assert_int_equal(done.w[0], 0x9);
     assert_null(lease_holder(lease_table_get(t, 0), 6 * S));
     assert_null(lease_holder(lease_table_get(t, 3), 6 * S));
     assert_string_equal(lease_holder(lease_table_get(t, 1), 6 * S), "B");
