@@ -533,6 +533,37 @@ static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
     return true;
 }
 
+/* Mode stop: a person switches the output off (the seed's state/set 0). Toward safety, so it
+ * needs no lease and is never refused for one (or for limits not applied); the holder's lease
+ * stays, and `lease_ttl_s` renews it only when the client is the holder. Always a person's
+ * writes: at once within the EEPROM budget (lowering a current and switching off always go
+ * out). Values a controller's setpoint left pending are dropped: they must not switch the
+ * output back on later. */
+static void s_setpoint_stop(ctx_t *c, gw_dev_t *d, const char *client)
+{
+    bool holder = lease_owner(gw_lease(c->gw, d->addr), client, c->now) == LEASE_MINE;
+    if (holder && !s_setpoint_lease(c, d->addr, client))
+        return;
+    job_t *j =
+        gw_ensure_job_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT, EEPROM_BY_PERSON, holder);
+    if (!j) {
+        s_reply_now(c, gw_reply_error(c->id, "busy", "too many requests in progress; retry later"));
+        return;
+    }
+    for (int i = 0; i < EEPROM_NREGS; i++)
+        eeprom_policy_clear_pending(gw_eep(c->gw, d->addr), eeprom_reg_cmd(i));
+    const char *h = lease_holder(gw_lease(c->gw, d->addr), c->now);
+    if (h && !holder)
+        log_info("device %d: stop by '%s' (the lease of '%s' stays)", d->addr, client, h);
+    else
+        log_info("device %d: stop by '%s'", d->addr, client);
+    j->prio = BUS_PRIO_SAFETY;
+    snprintf(j->client, sizeof j->client, "%s", client);
+    snprintf(j->mode, sizeof j->mode, "stop");
+    gw_job_add_plan(j, d, BIC_PLAN_STOP, 0);
+    gw_job_start(c->gw, j, c->now);
+}
+
 static void s_op_setpoint(ctx_t *c)
 {
     bool replied;
@@ -545,18 +576,20 @@ static void s_op_setpoint(ctx_t *c)
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(c->req, "mode");
     if (!cJSON_IsString(mode) ||
         (strcmp(mode->valuestring, "charge") && strcmp(mode->valuestring, "discharge") &&
-         strcmp(mode->valuestring, "idle") && strcmp(mode->valuestring, "off"))) {
-        s_reply_now(
-            c, gw_reply_error(c->id, "bad_request",
-                              "'mode' must be \"charge\", \"discharge\", \"idle\" or \"off\""));
+         strcmp(mode->valuestring, "idle") && strcmp(mode->valuestring, "off") &&
+         strcmp(mode->valuestring, "stop"))) {
+        s_reply_now(c, gw_reply_error(c->id, "bad_request",
+                                      "'mode' must be \"charge\", \"discharge\", \"idle\", "
+                                      "\"off\" or \"stop\""));
         return;
     }
     bool charge = strcmp(mode->valuestring, "charge") == 0;
     bool discharge = strcmp(mode->valuestring, "discharge") == 0;
+    bool stop = strcmp(mode->valuestring, "stop") == 0;
     if (discharge && GW_DEV_IS_NPB(d->addr)) {
         s_reply_now(c, gw_reply_error(c->id, "not_supported",
                                       "device %d is an NPB charger: it only charges; allowed "
-                                      "modes: \"charge\", \"idle\" or \"off\"",
+                                      "modes: \"charge\", \"idle\", \"off\" or \"stop\"",
                                       d->addr));
         return;
     }
@@ -628,6 +661,10 @@ static void s_op_setpoint(ctx_t *c)
             return;
         }
     } else if (!s_req_online(c, d)) {
+        return;
+    }
+    if (stop) {
+        s_setpoint_stop(c, d, client);
         return;
     }
     if (c->gw->set.apply_limits && d->cfg.present && d->limits_state == GW_LIMITS_FAILED) {

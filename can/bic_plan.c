@@ -31,6 +31,12 @@ int bic_setpoint_plan(bic_plan_mode_t mode, const bic_plan_args_t *a,
         out[n++] = (bic_plan_write_t){BIC_CMD_DIRECTION_CTRL, 0};
         out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 1};
         return n;
+    case BIC_PLAN_STOP:
+        out[n++] = (bic_plan_write_t){BIC_CMD_IOUT_SET, a->charge_min_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_REVERSE_IOUT_SET, a->discharge_min_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 0};
+        out[n++] = (bic_plan_write_t){BIC_CMD_DIRECTION_CTRL, 0};
+        return n;
     case BIC_PLAN_OFF:
         out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 0};
         return n;

@@ -8,7 +8,9 @@
  * charge and discharge set the new direction's current before the direction and switch the
  * output on last, then bring the other direction's current to its minimum (unless the caller
  * keeps it); idle `off` lowers both currents before the output goes off; idle `min` lowers both
- * currents, then selects the charge direction with the output on (the unit holds a trickle).
+ * currents, then selects the charge direction with the output on (the unit holds a trickle);
+ * stop (a person's off) lowers both currents, switches the output off, then selects the charge
+ * direction with the output already off.
  * Pure: no I/O.
  */
 #ifndef BIC_PLAN_H
@@ -23,6 +25,7 @@ typedef enum {
     BIC_PLAN_IDLE_OFF,   /* both currents to the minimum, output off (idle and safe state) */
     BIC_PLAN_IDLE_MIN,   /* both currents to the minimum, output on (IdleState/SafeState min) */
     BIC_PLAN_OFF,        /* output off, nothing else touched */
+    BIC_PLAN_STOP, /* a person's off (the seed's state/set 0): idle off, then direction charge */
 } bic_plan_mode_t;
 
 typedef struct {

@@ -88,6 +88,18 @@ static void test_off_touches_only_the_output(void **state)
     s_expect(w, n, want, 1);
 }
 
+static void test_stop_is_idle_off_then_the_charge_direction_with_the_output_off(void **state)
+{
+    (void)state;
+    bic_plan_write_t w[BIC_PLAN_MAX];
+    int n = bic_setpoint_plan(BIC_PLAN_STOP, &ARGS, w);
+    const bic_plan_write_t want[] = {{BIC_CMD_IOUT_SET, 176},
+                                     {BIC_CMD_REVERSE_IOUT_SET, 150},
+                                     {BIC_CMD_OPERATION, 0},
+                                     {BIC_CMD_DIRECTION_CTRL, 0}};
+    s_expect(w, n, want, 4);
+}
+
 static void test_unknown_mode_is_refused(void **state)
 {
     (void)state;
@@ -104,6 +116,7 @@ int main(void)
         cmocka_unit_test(test_idle_off_lowers_both_currents_before_the_output_goes_off),
         cmocka_unit_test(test_idle_min_holds_a_trickle_in_charge_direction),
         cmocka_unit_test(test_off_touches_only_the_output),
+        cmocka_unit_test(test_stop_is_idle_off_then_the_charge_direction_with_the_output_off),
         cmocka_unit_test(test_unknown_mode_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
