@@ -30,7 +30,7 @@ struct ctl_daemon_t {
     char node[256];
     char client[48]; /* name towards the gateway (lease holder) */
     char t_status[600], t_avail[600], t_cmd[600], t_result[640], t_soc[600], t_fault[600],
-        t_surplus[600];
+        t_surplus[600], t_state_cmd[600];
 
     mqtt_conn_t *mq;
     int offline_mid;
@@ -40,7 +40,10 @@ struct ctl_daemon_t {
     zsock_t *sub;
     ctl_link_t link; /* lease, setpoints, info and the stop sequence towards the gateway */
 
-    bool enabled; /* runtime enable (config Enable, then control/set) */
+    bool enabled;   /* runtime enable (config Enable, then control/set) */
+    bool paused;    /* state/set 0: the output was switched off by a person; no setpoint, no
+                       lease until state/set 1 (once the output is on) or control/set */
+    bool resume_on; /* paused, state/set 1 came: resume once telemetry shows the output on */
     ctl_state_t st;
     ctl_output_t out;
     int64_t next_step;
@@ -102,6 +105,12 @@ struct ctl_daemon_t {
     ctl_follow_cause_t fault_pub_cause;
 };
 
+/* The controller drives the device: enabled and not paused. */
+static inline bool ctld_active(const ctl_daemon_t *d)
+{
+    return d->enabled && !d->paused;
+}
+
 /* ctl_daemon.c: the loop */
 bool ctld_tel_alive(const ctl_daemon_t *d, int64_t now);
 bool ctld_device_reachable(const ctl_daemon_t *d, int64_t now);
@@ -137,5 +146,10 @@ void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t n
 /* ctl_d_input.c: the meter and control/set on MQTT */
 void ctld_on_meter(ctl_daemon_t *d, const struct mosquitto_message *m);
 void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m);
+/* state/set, the bridge's command (it answers it): 0 pauses, 1 resumes once the output is on,
+ * 2 toggles by the output's state in telemetry */
+void ctld_on_state_cmd(ctl_daemon_t *d, const struct mosquitto_message *m);
+/* Telemetry came: a pause that waits for the output to be on ends when it is. */
+void ctld_check_resume(ctl_daemon_t *d, int64_t now);
 
 #endif

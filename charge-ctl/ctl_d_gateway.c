@@ -55,12 +55,20 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
         r = s_req(d, "setpoint");
         /* Switched off by control/set 0 with DisableState=min, as the seed: an output that is
          * on stays on at the minimum charge current (its idle), one that is off stays off. */
-        bool seed_idle = q->mode == CTL_MODE_IDLE && !d->enabled && !d->link.stopping &&
-                         d->set.disable_min && d->operation == 1 && d->tel_valid;
+        bool seed_idle = q->mode == CTL_MODE_IDLE && !d->enabled && !d->paused &&
+                         !d->link.stopping && d->set.disable_min && d->operation == 1 &&
+                         d->tel_valid;
+        /* Paused by state/set 0: the idle set-points and the output off, as the bridge asked
+         * the gateway for the same message (unchanged registers cost nothing); the last word
+         * on the device from this controller before it gives the lease back. */
+        bool stop = q->mode == CTL_MODE_IDLE && d->paused && !d->link.stopping;
         if (!r)
             break;
         cJSON_AddNumberToObject(r, "dev", d->set.id);
-        cJSON_AddStringToObject(r, "mode", seed_idle ? "charge" : ctl_mode_name(q->mode));
+        cJSON_AddStringToObject(r, "mode",
+                                stop        ? "stop"
+                                : seed_idle ? "charge"
+                                            : ctl_mode_name(q->mode));
         if (seed_idle)
             cJSON_AddNumberToObject(r, "current_a", d->set.params.min_current_ca / 100.0);
         else if (q->mode == CTL_MODE_CHARGE || q->mode == CTL_MODE_DISCHARGE)
@@ -75,7 +83,7 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
 ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int64_t now)
 {
     return (ctl_link_view_t){
-        .tel_alive = ctld_tel_alive(d, now), .enabled = d->enabled, .out_mode = d->out.mode};
+        .tel_alive = ctld_tel_alive(d, now), .enabled = ctld_active(d), .out_mode = d->out.mode};
 }
 
 /* What to ask the gateway next, one request at a time. */
@@ -236,6 +244,7 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
     const cJSON *holder = cJSON_GetObjectItem(lease, "holder");
     const char *who = cJSON_IsString(holder) ? holder->valuestring : NULL;
     ctld_link_flags(d, ctl_link_telemetry(&d->link, lease != NULL, who, now), now);
+    ctld_check_resume(d, now);
     ctld_step(d, now);
 }
 

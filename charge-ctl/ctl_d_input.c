@@ -1,6 +1,6 @@
 /*
- * ctl_d_input: the daemon's MQTT inputs: the meter topic and control/set. Part of the bic-
- * charge-ctl daemon (ctl_d.h).
+ * ctl_d_input: the daemon's MQTT inputs: the meter topic, control/set and state/set (a pause
+ * while a person has the output off). Part of the bic-charge-ctl daemon (ctl_d.h).
  */
 #include "ctl_d.h"
 
@@ -104,8 +104,10 @@ void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
         return;
     }
     /* As in the seed, every toggle (also a repeated one) stops charging: start from idle. */
-    log_info("%s: controller %s", m->topic, on ? "enabled" : "disabled");
+    log_info("%s: controller %s%s", m->topic, on ? "enabled" : "disabled",
+             d->paused ? " (the pause from state/set 0 ends)" : "");
     d->enabled = on;
+    d->paused = d->resume_on = false;
     /* the setpoint not sent yet and the one confirmed are forgotten with the step's state */
     d->link.sp_dirty = false;
     d->link.acked_mode = CTL_MODE_NONE;
@@ -116,4 +118,53 @@ void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
     ctld_pump(d, now);
     ctld_publish_result(d, true, on ? "1" : "0", NULL, NULL);
     ctld_publish_status(d, now, true);
+}
+
+/* Starts again from idle, as a control/set does. */
+static void s_restart(ctl_daemon_t *d, int64_t now)
+{
+    d->link.sp_dirty = false;
+    d->link.acked_mode = CTL_MODE_NONE;
+    ctl_state_init(&d->st, now);
+    d->link.next_lease_try = now;
+    ctld_step(d, now);
+    ctld_pump(d, now);
+    ctld_publish_status(d, now, true);
+}
+
+void ctld_check_resume(ctl_daemon_t *d, int64_t now)
+{
+    if (!d->paused || !d->resume_on || d->operation != 1)
+        return;
+    log_info("the output is on again (state/set 1): the controller resumes");
+    d->paused = d->resume_on = false;
+    s_restart(d, now);
+}
+
+void ctld_on_state_cmd(ctl_daemon_t *d, const struct mosquitto_message *m)
+{
+    int64_t now = mono_ms();
+    if (m->retain || m->payloadlen <= 0)
+        return; /* the bridge ignores these too */
+    int v = ctld_parse_state(m->payload, (size_t)m->payloadlen);
+    if (v == 2) /* toggle: the bridge decides by the same telemetry */
+        v = d->operation == 1 ? 0 : d->operation == 0 ? 1 : -1;
+    if (v < 0)
+        return; /* the bridge refuses it and answers */
+    if (v == 1) {
+        if (!d->paused || d->resume_on)
+            return;
+        log_info("%s: 1: the controller resumes once the output is on", m->topic);
+        d->resume_on = true;
+        ctld_publish_status(d, now, true);
+        return;
+    }
+    if (d->paused && !d->resume_on)
+        return;
+    log_info("%s: 0: output off by a person: the controller pauses (idle set-points, lease given "
+             "back) until state/set 1 or control/set",
+             m->topic);
+    d->paused = true;
+    d->resume_on = false;
+    s_restart(d, now);
 }

@@ -16,7 +16,7 @@
 
 static const char *const s_state_names[CTLD_ST_COUNT] = {
     [CTLD_ST_DISABLED] = "disabled", [CTLD_ST_NO_LEASE] = "no_lease", [CTLD_ST_SAFE] = "safe",
-    [CTLD_ST_RUNNING] = "running",   [CTLD_ST_STOPPED] = "stopped",
+    [CTLD_ST_RUNNING] = "running",   [CTLD_ST_PAUSED] = "paused",     [CTLD_ST_STOPPED] = "stopped",
 };
 
 const char *ctld_state_name(ctld_state_t st)
@@ -162,6 +162,39 @@ int ctld_parse_enable(const void *payload, size_t len, bool *on, const char **co
     *code = "bad_request";
     snprintf(err, errlen, "'%s' is not a switch value; %s", b, allowed);
     return -1;
+}
+
+int ctld_parse_state(const void *payload, size_t len)
+{
+    if (!payload || len == 0 || len > CTLD_MAX_STATE_CMD || memchr(payload, '\0', len))
+        return -1;
+    char buf[CTLD_MAX_STATE_CMD + 1];
+    memcpy(buf, payload, len);
+    buf[len] = '\0';
+    const char *b = buf;
+    while (isspace((unsigned char)*b))
+        b++;
+    double v;
+    if (*b == '{') {
+        cJSON *o = cJSON_Parse(b);
+        const cJSON *val = cJSON_GetObjectItemCaseSensitive(o, "val");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+        /* an id the bridge refuses (not a string of at most 128 characters or a number)
+         * makes the command one it refuses */
+        bool id_ok =
+            !id || cJSON_IsNumber(id) || (cJSON_IsString(id) && strlen(id->valuestring) <= 128);
+        bool num = cJSON_IsObject(o) && cJSON_IsNumber(val) && id_ok;
+        v = num ? val->valuedouble : -1;
+        cJSON_Delete(o);
+    } else {
+        char *end;
+        v = strtod(b, &end);
+        while (isspace((unsigned char)*end))
+            end++;
+        if (end == b || *end)
+            return -1;
+    }
+    return v == 0 ? 0 : v == 1 ? 1 : v == 2 ? 2 : -1;
 }
 
 char *ctld_result_json(bool ok, const char *request, bool enabled, const char *code,

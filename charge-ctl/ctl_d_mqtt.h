@@ -16,6 +16,8 @@
 
 /* Longest control/set payload accepted; longer ones are refused with `too_large`. */
 #define CTLD_MAX_CMD 64
+/* Longest state/set payload the controller follows (the bridge's limit). */
+#define CTLD_MAX_STATE_CMD 1024
 
 /* The controller's own state, as published in `mode` and the Home Assistant enum sensor. */
 typedef enum {
@@ -23,6 +25,7 @@ typedef enum {
     CTLD_ST_NO_LEASE,     /* enabled, but does not hold the gateway's control lease */
     CTLD_ST_SAFE,         /* holds the lease, device in the safe state (meter stale, ...) */
     CTLD_ST_RUNNING,      /* tracking the grid target */
+    CTLD_ST_PAUSED,       /* enabled, paused by state/set 0 until state/set 1 or control/set */
     CTLD_ST_STOPPED,      /* the program stopped (last status before `offline`) */
     CTLD_ST_COUNT
 } ctld_state_t;
@@ -78,6 +81,11 @@ char *ctld_fault_json(bool active, uint32_t count, const char *cause, const char
  * message naming what was wrong and what is allowed. */
 int ctld_parse_enable(const void *payload, size_t len, bool *on, const char **code, char *err,
                       size_t errlen);
+
+/* state/set, as the bridge takes it (docs/mqtt.md): `0` off, `1` on, `2` toggle, or
+ * {"val":N,...}. Returns 0, 1 or 2, or -1 for anything else (the bridge refuses it and answers
+ * the command; the controller only follows it). */
+int ctld_parse_state(const void *payload, size_t len);
 
 /* Result published on `<command topic>/result` (new string, caller frees). `request` is the
  * accepted payload text (NULL when refused); code/message only when !ok. */

@@ -31,6 +31,8 @@ ctld_state_t ctld_state(const ctl_daemon_t *d)
 {
     if (!d->enabled)
         return CTLD_ST_DISABLED;
+    if (d->paused)
+        return CTLD_ST_PAUSED;
     if (!d->link.lease_held)
         return CTLD_ST_NO_LEASE;
     switch (d->out.reason) {
@@ -53,6 +55,10 @@ const char *ctld_reason(const ctl_daemon_t *d, int64_t now)
 {
     if (!d->enabled)
         return d->set.can_run ? "disabled" : "controller Type=None/off, or PID without TopicPower";
+    if (d->paused && d->resume_on)
+        return "state/set 1: resuming once the output is on";
+    if (d->paused)
+        return "paused: output switched off by state/set 0; state/set 1 or control/set 1 resumes";
     if (!d->link.lease_held && !ctld_tel_alive(d, now))
         return "no telemetry from the gateway";
     if (!d->link.lease_held)

@@ -21,7 +21,7 @@ void ctld_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now)
     double soc = in->telemetry_valid ? ctl_soc_from_voltage(p, in->dc_v) : -1;
     wi.soc_valid = soc >= 0;
     wi.soc_pct = soc;
-    if (!d->enabled) {
+    if (!ctld_active(d)) {
         winter_init(&d->winter); /* enabled again: from the start */
         d->winter_out = (winter_output_t){.cmd = WINTER_OUT_IDLE, .reason = "disabled"};
     } else {

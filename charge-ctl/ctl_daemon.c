@@ -86,7 +86,7 @@ void ctld_step(ctl_daemon_t *d, int64_t now)
         in.hour = tm.tm_hour;
         in.minute = tm.tm_min;
     }
-    in.enabled = d->enabled;
+    in.enabled = ctld_active(d);
     in.meter_valid = d->meter_valid;
     in.meter_w = d->meter_w;
     in.meter_arrival_ms = d->meter_ms;
@@ -142,6 +142,7 @@ static void s_subscribe_all(ctl_daemon_t *d)
     struct mosquitto *mosq = mqtt_conn_mosq(d->mq);
     mosquitto_subscribe(mosq, NULL, d->set.topic_power, 0);
     mosquitto_subscribe(mosq, NULL, d->t_cmd, 1);
+    mosquitto_subscribe(mosq, NULL, d->t_state_cmd, 1);
     mosquitto_subscribe(mosq, NULL, d->t_avail, 1);
     if (d->set.ha_discovery)
         mosquitto_subscribe(mosq, NULL, d->set.ha_status, 1);
@@ -160,6 +161,7 @@ static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
         s_subscribe_all(d);
     else {
         mosquitto_subscribe(mosq, NULL, d->t_cmd, 1);
+        mosquitto_subscribe(mosq, NULL, d->t_state_cmd, 1);
         mosquitto_subscribe(mosq, NULL, d->t_avail, 1);
     }
     ctld_publish_all(d, mono_ms());
@@ -193,6 +195,8 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
         ctld_on_meter(d, m);
     } else if (strcmp(m->topic, d->t_cmd) == 0) {
         ctld_on_control(d, m);
+    } else if (strcmp(m->topic, d->t_state_cmd) == 0) {
+        ctld_on_state_cmd(d, m);
     } else if (strcmp(m->topic, d->t_avail) == 0) {
         /* A previous instance's will can arrive after this one said it runs. */
         size_t n = strlen(d->set.pl_online);
@@ -223,6 +227,7 @@ static void s_topics(ctl_daemon_t *d)
     snprintf(d->t_status, sizeof d->t_status, "%s/inv/%d/control", t, id);
     snprintf(d->t_cmd, sizeof d->t_cmd, "%s/inv/%d/control/set", t, id);
     snprintf(d->t_result, sizeof d->t_result, "%s/result", d->t_cmd);
+    snprintf(d->t_state_cmd, sizeof d->t_state_cmd, "%s/inv/%d/state/set", t, id);
     snprintf(d->t_avail, sizeof d->t_avail, "%s/ctl/%d/state", t, id);
     snprintf(d->t_soc, sizeof d->t_soc, "%s/ctl/%d/soc", t, id);
     snprintf(d->t_fault, sizeof d->t_fault, "%s/ctl/%d/fault", t, id);

@@ -186,9 +186,17 @@ static int s_parse_state(int dev, const char *text, const bcmd_opts_t *opts, bcm
         want = 0;
     if (!out->what[0])
         snprintf(out->what, sizeof out->what, "%s", want ? "on" : "off");
-    out->req = s_base_req("set", dev);
+    /* Off as the seed: the idle set-points (both currents at the minimum, direction charge)
+     * and the output off, the gateway's setpoint `stop`, never refused for a controller's
+     * lease (the controller pauses on the same message). On: OPERATION 1. */
+    out->req = s_base_req(want ? "set" : "setpoint", dev);
     if (!out->req)
         return s_fail(code, "internal", err, n, "out of memory");
+    if (!want) {
+        cJSON_AddStringToObject(out->req, "mode", "stop");
+        cJSON_AddBoolToObject(out->req, "manual", true);
+        return 0;
+    }
     cJSON_AddStringToObject(out->req, "reg", "OPERATION");
     cJSON_AddNumberToObject(out->req, "value", want);
     return 0;

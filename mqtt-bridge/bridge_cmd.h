@@ -21,7 +21,7 @@
 #define BCMD_CLIENT "mqtt-bridge"
 
 typedef enum {
-    BCMD_STATE,        /* state/set: 1 on, 2 toggle, anything else off (seed) */
+    BCMD_STATE,        /* state/set: 1 on, 2 toggle, 0 stop (seed: idle set-points, off) */
     BCMD_CHARGE,       /* charge/set: {"var":"chargeA"|"chargeP"|"cfgReload"|"release","val":N} */
     BCMD_CHARGE_V,     /* chargeV/set: VOUT_SET in V */
     BCMD_DISCHARGE_V,  /* dischargeV/set: REVERSE_VOUT_SET in V */

@@ -94,10 +94,18 @@ static void test_state_set(void **state)
     bcmd_clear(&c);
     bcmd_clear(&c); /* twice is fine */
 
+    /* Off as the seed: the gateway's setpoint stop (idle set-points, output off), a
+     * person's command, without a lease. */
     const char *offs[] = {"0", " 0\n", "{\"val\":0}"};
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
         c = ok(BCMD_STATE, offs[i], &OPTS_UNKNOWN);
-        assert_int_equal(req_num(&c, "value"), 0);
+        assert_string_equal(req_str(&c, "op"), "setpoint");
+        assert_string_equal(req_str(&c, "mode"), "stop");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c.req, "manual")));
+        assert_null(cJSON_GetObjectItemCaseSensitive(c.req, "lease_ttl_s"));
+        assert_null(cJSON_GetObjectItemCaseSensitive(c.req, "reg"));
+        assert_int_equal(req_num(&c, "dev"), 2);
+        assert_string_equal(c.what, "off");
         bcmd_clear(&c);
     }
     /* The seed switched off for anything but 1 and 2; refused here, nothing written. */
@@ -106,7 +114,12 @@ static void test_state_set(void **state)
         refused(BCMD_STATE, bad[i], "bad_request");
     /* Toggle uses the device's state; without one it is refused. */
     c = ok(BCMD_STATE, "2", &OPTS_ON);
-    assert_int_equal(req_num(&c, "value"), 0);
+    assert_string_equal(req_str(&c, "mode"), "stop");
+    bcmd_clear(&c);
+    static const bcmd_opts_t opts_off = {.lease_ttl_s = 300, .operation = 0};
+    c = ok(BCMD_STATE, "2", &opts_off);
+    assert_string_equal(req_str(&c, "reg"), "OPERATION");
+    assert_int_equal(req_num(&c, "value"), 1);
     bcmd_clear(&c);
     bcmd_t u;
     const char *code;

@@ -1,7 +1,7 @@
 """bic-mqtt-bridge with a real broker, bic-sim, the gateway and a paho client: the seed's
 retained topics carry the documented keys with the simulator's true values, commands change
 the simulated device, bad or retained commands are refused with an error result and change
-nothing, a controller's lease is respected, and the LWT says offline when the bridge dies."""
+nothing, a controller's lease is respected (a person's off goes through it), and the LWT says offline when the bridge dies."""
 
 import json
 import signal
@@ -115,9 +115,18 @@ def check_controller_lease(s):
         assert res["ok"] is False and res["id"] == "l1", res
         assert res["error"]["code"] == "lease_held", res
         assert "controlled by charge-ctl" in res["error"]["message"], res
-        res = s.command("inv/0/state/set", "0")
+        res = s.command("inv/0/state/set", "1")
         assert res["ok"] is False and "controlled by charge-ctl" in res["error"]["message"], res
         assert s.regs(0) == before
+        # A person's off is never refused for the lease (the seed's state/set 0: the idle
+        # set-points, output off); the controller keeps its lease and pauses on its own.
+        res = s.command("inv/0/state/set", "0")
+        assert res["ok"] and res["result"]["mode"] == "stop", res
+        regs = s.regs(0)
+        assert regs["OPERATION"] == 0 and regs["DIRECTION_CTRL"] == 0, regs
+        assert regs["IOUT_SET"] == regs["REVERSE_IOUT_SET"] == 90, regs
+        lease = s.gateway_request({"op": "info", "dev": 0})["devices"][0]["lease"]
+        assert lease["holder"] == "charge-ctl", lease
     finally:
         s.gateway_request({"op": "lease", "client": "charge-ctl", "action": "release"})
 

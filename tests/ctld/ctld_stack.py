@@ -175,6 +175,14 @@ class Stack:
     def device(self):
         return self.sim.control.device(0)
 
+    def charging(self):
+        """The controller runs and charges, and the device follows its current."""
+        st = self.status()
+        if not st or st["mode"] != "running" or st["setpoint"]["mode"] != "charge":
+            return False
+        d = self.device()
+        return d["output_on"] and abs(d["dc_a"] - st["setpoint"]["current_a"]) < 2
+
     def household(self):
         return self.sim.control.household()
 
