@@ -853,6 +853,12 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     }
 
     double meas_ac = s_dc_to_ac(p, in->dc_v * in->dc_a);
+    /* Idle or off, a reading below half the minimum current is the reading's offset, not
+     * power: taken as such, a small positive one would hold every discharge back (the law
+     * does not discharge from a charging basis) and keep an import uncovered for good. */
+    if (s->mode != CTL_MODE_CHARGE && s->mode != CTL_MODE_DISCHARGE &&
+        fabs(in->dc_a) * 100.0 < p->idle_enter_ca)
+        meas_ac = 0;
     /* A current the other way, after the device's response time, is not what the command
      * achieves: the law keeps the command's power as its basis (and the follow check reports
      * the device) instead of giving the command up because of what the device does. */

@@ -134,6 +134,19 @@ static void test_import_is_covered_by_discharge(void **state)
     assert_true(grid >= -1 && grid <= 2 * r.p.charge_tol_w + 5);
 }
 
+/* An idle device whose current reading is not exactly zero (a few hundredths of an ampere of
+ * offset or noise, below the minimum current): an import is still covered by discharge. */
+static void test_import_covered_from_idle_with_a_current_offset(void **state)
+{
+    (void)state;
+    rig_t r;
+    s_rig(&r);
+    r.in.dc_a = 0.03;
+    s_meter(&r, 1000, 500);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_true(r.out.power_w < -250);
+}
+
 static void test_first_import_step_is_careful(void **state)
 {
     rig_t r;
@@ -851,6 +864,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_import_is_covered_by_discharge),
+        cmocka_unit_test(test_import_covered_from_idle_with_a_current_offset),
         cmocka_unit_test(test_first_import_step_is_careful),
         cmocka_unit_test(test_export_is_cut_at_once),
         cmocka_unit_test(test_waits_for_effect_and_newer_sample),
