@@ -54,6 +54,18 @@ int ctl_settings_load(const config_t *cfg, settings_t *s, char *err, size_t n)
         snprintf(err, n, "[CHARGE_CONTROL] Id/%d: %s", s->id, perr);
         return -1;
     }
+    if (ctl_group_cfg_from_config(cfg, s->id, &s->group, perr, sizeof perr) != 0) {
+        snprintf(err, n, "[CHARGE_CONTROL] %s", perr);
+        return -1;
+    }
+    if (s->group.n > 1) {
+        snprintf(err, n,
+                 "[CHARGE_CONTROL] Id/%d/Devices lists %d devices: bic-charge-ctl drives one "
+                 "device per instance so far; a group runs in the twin only (bic-sim twin "
+                 "--units N); run one instance per device (docs/charge-ctl.md 1.5)",
+                 s->id, s->group.n);
+        return -1;
+    }
     if (meter_cfg_from_config(cfg, s->id, &s->meter, err, n) != 0)
         return -1;
     if (surplus_cfg_from_config(cfg, s->id, &s->surplus, err, n) != 0)

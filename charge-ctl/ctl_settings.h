@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "ctl_group_cfg.h"
 #include "ctl_step.h"
 #include "meter.h"
 #include "mqtt_conn.h"
@@ -40,6 +41,7 @@ typedef struct {
     int lease_ttl_s;
     int tel_silence_ms;    /* device treated as unreachable after this without telemetry */
     surplus_cfg_t surplus; /* [SURPLUS_SWITCH] of the device */
+    ctl_group_cfg_t group; /* Id/X/Devices: X alone (the daemon drives one device so far) */
 } settings_t;
 
 /* Copies src into dst[n], cut to fit. */

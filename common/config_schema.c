@@ -141,6 +141,7 @@ const config_key_t config_schema[] = {
     INT("DEVICE", "Id/#/MaxChargeCurrent", NULL, 25, 19800),
     INT("DEVICE", "Id/#/MaxDischargeCurrent", NULL, 25, 15300),
     INT("DEVICE", "Id/#/MinCurrent", NULL, 25, 19800),
+    INT("DEVICE", "Id/#/Battery", "0", 0, 63),
 
     STR("NPB", "Id/#/Type", "", 0, 24),
     INT("NPB", "Id/#/ChargeVoltage", NULL, 1050, 8000),
@@ -192,6 +193,10 @@ const config_key_t config_schema[] = {
      "0 (check off) or 5..600"},
     INT("CHARGE_CONTROL", "Id/#/FollowSafeSec", "10", 0, 600),
     INT("CHARGE_CONTROL", "Id/#/FollowRetrySec", "600", 10, 86400),
+    STR("CHARGE_CONTROL", "Id/#/Devices", "", 0, 256),
+    INT("CHARGE_CONTROL", "Id/#/Group/StageHysteresisPct", "15", 0, 100),
+    INT("CHARGE_CONTROL", "Id/#/Group/RotateWh", "1000", 0, 10000000),
+    BOOL("CHARGE_CONTROL", "Id/#/Group/SocBalance", "1"),
 
     ENUM("CHARGE_CONTROL", "Id/#/DisableState", "min", s_disable_states),
     FLT("CHARGE_CONTROL", "Id/#/Winter/TempMin", "10", -40, 80),

@@ -252,6 +252,28 @@ def test_refuses_configurations_it_cannot_run():
     assert "LeaseTtlSec" in p.output(), p.output()
     p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
     assert p.wait_exit() == 1 and "LeaseTtlSec" in p.output(), p.output()
+    # a group of devices: checked, then refused, since the daemon drives one device so far
+    group = {"MQTT": {"TopicMain": "t"},
+             "DEVICE": dict(base["DEVICE"], **{"Id/1/ChargeVoltage": 2800,
+                                               "Id/1/DischargeVoltage": 2400,
+                                               "Id/1/MaxChargeCurrent": 7500,
+                                               "Id/1/MaxDischargeCurrent": 6000}),
+             "CHARGE_CONTROL": {"Id/0/TopicPower": "m", "Id/0/Devices": "0,1"}}
+    path = harness.write_ini(os.path.join(tmp, "group.ini"), group)
+    p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
+    assert p.wait_exit() == 1, p.output()
+    assert "Devices lists 2 devices" in p.output() and "one instance per device" in p.output(), \
+        p.output()
+    group["CHARGE_CONTROL"]["Id/0/Devices"] = "0,5"
+    path = harness.write_ini(os.path.join(tmp, "group5.ini"), group)
+    p = harness.start_program("bic-charge-ctl", path, tmp=tmp)
+    assert p.wait_exit() == 1
+    assert "device 5 has no [DEVICE] Id/5/ keys" in p.output(), p.output()
+    # one device listed: exactly as without the key
+    group["CHARGE_CONTROL"]["Id/0/Devices"] = "0"
+    path = harness.write_ini(os.path.join(tmp, "group0.ini"), group)
+    p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
+    assert p.wait_exit() == 0, p.output()
     # bad flags
     p = harness.start_program("bic-charge-ctl", None, args=("--bogus",), tmp=tmp)
     assert p.wait_exit() == 2
