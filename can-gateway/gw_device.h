@@ -97,6 +97,11 @@ typedef struct {
     bool probing, identifying;
     int64_t next_probe; /* no identity probe before this (monotonic µs) */
     bool safe_pending;  /* the safe state is owed: apply when the device is back */
+    /* A person switched the output off (setpoint stop): a controller's setpoint that would
+     * switch it on again is refused with `held_off` until a person's on (set OPERATION 1, a
+     * manual setpoint) or a setpoint with "resume":true. Not kept across a restart. */
+    bool held_off;
+    char held_off_by[33];
     char safe_reason[64];
     uint16_t last_fault;
     bool fault_known;

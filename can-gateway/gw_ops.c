@@ -204,6 +204,10 @@ static cJSON *s_device_info(gateway_t *gw, const gw_dev_t *d, int64_t now)
     }
     cJSON_AddItemToObject(o, "eeprom", s_eeprom_json(gw, d, now));
     cJSON_AddItemToObject(o, "lease", gw_lease_json(gw, d->addr, now));
+    if (d->held_off)
+        cJSON_AddStringToObject(o, "held_off", d->held_off_by);
+    else
+        cJSON_AddNullToObject(o, "held_off");
     return o;
 }
 
@@ -375,6 +379,15 @@ static void s_reject_range(ctx_t *c, gw_dev_t *d, const bic_cmd_t *cmd, double s
     s_reply_now(c, r);
 }
 
+/* The hold of a person's stop ends (see gw_device.h held_off). */
+static void s_held_off_end(gw_dev_t *d, const char *why)
+{
+    if (!d->held_off)
+        return;
+    d->held_off = false;
+    log_info("device %d: the stop by '%s' ends: %s", d->addr, d->held_off_by, why);
+}
+
 static void s_op_set(ctx_t *c)
 {
     bool replied;
@@ -485,6 +498,8 @@ static void s_op_set(ctx_t *c)
     }
     log_info("device %d: set %s %g asked by '%s'", d->addr, cmd->name, shown,
              client[0] ? client : "anonymous");
+    if (cmd->code == BIC_CMD_OPERATION && want == 1)
+        s_held_off_end(d, "a person's output on");
     j->prio = cmd->output ? BUS_PRIO_SAFETY : BUS_PRIO_CLIENT;
     snprintf(j->client, sizeof j->client, "%s", client);
     gw_job_add_target(j, cmd->code, (uint16_t)want, 0xFFFF, false, NULL);
@@ -541,6 +556,9 @@ static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
  * output back on later. */
 static void s_setpoint_stop(ctx_t *c, gw_dev_t *d, const char *client)
 {
+    if (!d->held_off) /* the first stop names who switched off */
+        snprintf(d->held_off_by, sizeof d->held_off_by, "%s", client);
+    d->held_off = true;
     bool holder = lease_owner(gw_lease(c->gw, d->addr), client, c->now) == LEASE_MINE;
     if (holder && !s_setpoint_lease(c, d->addr, client))
         return;
@@ -599,6 +617,13 @@ static void s_op_setpoint(ctx_t *c)
                     gw_reply_error(c->id, "bad_request",
                                    "'manual' must be true (a person's command: at once within the "
                                    "EEPROM budget) or false (a controller's: spaced, deferred)"));
+        return;
+    }
+    const cJSON *resume = cJSON_GetObjectItemCaseSensitive(c->req, "resume");
+    if (resume && !cJSON_IsBool(resume)) {
+        s_reply_now(c, gw_reply_error(c->id, "bad_request",
+                                      "'resume' must be true (a person let the controller switch "
+                                      "the output on again after a stop) or false"));
         return;
     }
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(c->req, "current_a");
@@ -667,6 +692,22 @@ static void s_op_setpoint(ctx_t *c)
         s_setpoint_stop(c, d, client);
         return;
     }
+    /* After a person's stop, only a person (or a controller a person resumed) switches the
+     * output on again. */
+    bool switches_on =
+        charge || discharge ||
+        (strcmp(mode->valuestring, "idle") == 0 && c->gw->set.idle_min && !GW_DEV_IS_NPB(d->addr));
+    if (d->held_off && switches_on && !cJSON_IsTrue(manual) && !cJSON_IsTrue(resume)) {
+        cJSON *r = gw_reply_error(c->id, "held_off",
+                                  "device %d was switched off by '%s' (stop): a controller does "
+                                  "not switch it on again until a person does (state/set 1, set "
+                                  "OPERATION 1) or resumes it (control/set 1: \"resume\":true)",
+                                  d->addr, d->held_off_by);
+        cJSON_AddNumberToObject(gw_reply_error_obj(r), "dev", d->addr);
+        cJSON_AddStringToObject(gw_reply_error_obj(r), "by", d->held_off_by);
+        s_reply_now(c, r);
+        return;
+    }
     if (c->gw->set.apply_limits && d->cfg.present && d->limits_state == GW_LIMITS_FAILED) {
         cJSON *r =
             gw_reply_error(c->id, "limits_not_applied",
@@ -691,6 +732,8 @@ static void s_op_setpoint(ctx_t *c)
     else
         log_info("device %d: setpoint %s by '%s'", d->addr, mode->valuestring, client);
     d->safe_pending = false; /* the controller in charge decides now */
+    if (switches_on)
+        s_held_off_end(d, cJSON_IsTrue(manual) ? "a person's setpoint" : "resumed by a person");
     j->prio = BUS_PRIO_SAFETY;
     snprintf(j->client, sizeof j->client, "%s", client);
     snprintf(j->mode, sizeof j->mode, "%s", mode->valuestring);

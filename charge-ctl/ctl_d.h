@@ -44,6 +44,8 @@ struct ctl_daemon_t {
     bool paused;    /* state/set 0: the output was switched off by a person; no setpoint, no
                        lease until state/set 1 (once the output is on) or control/set */
     bool resume_on; /* paused, state/set 1 came: resume once telemetry shows the output on */
+    bool resume_sp; /* a person resumed it (control/set): setpoints carry "resume":true until
+                       one that switches the output on is taken (the gateway's held_off) */
     ctl_state_t st;
     ctl_output_t out;
     int64_t next_step;
@@ -151,5 +153,7 @@ void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m);
 void ctld_on_state_cmd(ctl_daemon_t *d, const struct mosquitto_message *m);
 /* Telemetry came: a pause that waits for the output to be on ends when it is. */
 void ctld_check_resume(ctl_daemon_t *d, int64_t now);
+/* Pauses as on state/set 0 (also when the gateway refuses a setpoint with held_off). */
+void ctld_pause(ctl_daemon_t *d, int64_t now);
 
 #endif

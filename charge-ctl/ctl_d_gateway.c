@@ -74,6 +74,8 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
         else if (q->mode == CTL_MODE_CHARGE || q->mode == CTL_MODE_DISCHARGE)
             cJSON_AddNumberToObject(r, "current_a", q->ca / 100.0);
         cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
+        if (d->resume_sp && !stop)
+            cJSON_AddBoolToObject(r, "resume", true);
         break;
     }
     }
@@ -172,10 +174,21 @@ void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         r.msg = cJSON_IsString(m) ? m->valuestring : "gateway error without message";
         r.holder = cJSON_IsString(h) ? h->valuestring : NULL;
     }
+    bool setpoint = d->link.inflight == CTL_LINK_REQ_SETPOINT;
+    ctl_mode_t mode = d->link.inflight_mode;
     unsigned flags = ctl_link_reply(&d->link, &r, now);
     if (flags & CTL_LINK_INFO)
         s_on_info(d, reply, now);
     ctld_link_flags(d, flags, now);
+    if (setpoint && r.ok && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE))
+        d->resume_sp = false; /* the output is this controller's to switch again */
+    if (setpoint && !r.ok && strcmp(r.code, "held_off") == 0 && !d->paused) {
+        /* a person's stop this controller did not hear of (state/set 0 while it was away
+         * from the broker, or before it started) */
+        log_warn("setpoint refused: %s: the controller pauses until state/set 1 or control/set",
+                 r.msg);
+        ctld_pause(d, now);
+    }
 }
 
 static int s_ca(const cJSON *o, const char *key, int def)

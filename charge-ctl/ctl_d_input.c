@@ -108,6 +108,7 @@ void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
              d->paused ? " (the pause from state/set 0 ends)" : "");
     d->enabled = on;
     d->paused = d->resume_on = false;
+    d->resume_sp = on;
     /* the setpoint not sent yet and the one confirmed are forgotten with the step's state */
     d->link.sp_dirty = false;
     d->link.acked_mode = CTL_MODE_NONE;
@@ -138,6 +139,7 @@ void ctld_check_resume(ctl_daemon_t *d, int64_t now)
         return;
     log_info("the output is on again (state/set 1): the controller resumes");
     d->paused = d->resume_on = false;
+    d->resume_sp = true;
     s_restart(d, now);
 }
 
@@ -164,7 +166,12 @@ void ctld_on_state_cmd(ctl_daemon_t *d, const struct mosquitto_message *m)
     log_info("%s: 0: output off by a person: the controller pauses (idle set-points, lease given "
              "back) until state/set 1 or control/set",
              m->topic);
+    ctld_pause(d, now);
+}
+
+void ctld_pause(ctl_daemon_t *d, int64_t now)
+{
     d->paused = true;
-    d->resume_on = false;
+    d->resume_on = d->resume_sp = false;
     s_restart(d, now);
 }

@@ -107,6 +107,37 @@ def test_state_set_0_with_the_controller_running():
         assert bridge.alive() and s.ctl.alive() and s.gateway.alive()
 
 
+def test_a_stop_the_controller_did_not_hear_of_holds_it_off():
+    """A person's stop that reached the gateway but not the controller (away from the broker,
+    or started later): the gateway refuses its next switch-on (held_off) and it pauses."""
+    with Stack(start_s=int(12 * 3600)) as s:
+        s.start_ctl()
+        harness.wait_for(s.charging, timeout=30, what="the controller charging")
+        mins = _minimum(s)
+        after = time.monotonic()
+        r = s.gateway_request({"op": "setpoint", "dev": 0, "client": "a-person", "mode": "stop",
+                               "manual": True})
+        assert r["ok"], r
+        info = s.gateway_request({"op": "info", "dev": 0})["devices"][0]
+        assert info["held_off"] == "a-person" and info["lease"]["holder"].startswith(
+            "charge-ctl"), info
+        st = s.wait_status(lambda x: x["mode"] == "paused", timeout=30, after=after)
+        assert st["enabled"] is True, st
+        harness.wait_for(lambda: s.lease() is None, timeout=10, what="lease given back")
+        assert _stopped(s, mins), s.device()["registers"]
+        s.ctl.wait_output("held_off", timeout=5)
+        # another client's switch-on is refused the same way; a person's on is not
+        r = s.gateway_request({"op": "setpoint", "dev": 0, "client": "other", "mode": "charge",
+                               "current_a": 5, "lease_ttl_s": 5})
+        assert not r["ok"] and r["error"]["code"] == "held_off", r
+        assert "'a-person'" in r["error"]["message"], r
+        # control/set 1: the controller resumes and switches the output on again
+        r = s.command("1")
+        assert r["ok"] and r["enabled"] is True, r
+        harness.wait_for(s.charging, timeout=30, what="charging after control/set 1")
+        assert s.gateway_request({"op": "info", "dev": 0})["devices"][0]["held_off"] is None
+
+
 def test_state_set_0_without_a_controller():
     with Stack(start_s=int(12 * 3600)) as s:
         bridge = _start_bridge(s)
