@@ -58,7 +58,8 @@ static void s_usage(FILE *out)
           "  -e, --endpoint EP   gateway request endpoint (default " DEFAULT_REQ_ENDPOINT ")\n"
           "      --pub EP        gateway telemetry endpoint for watch\n"
           "                      (default " DEFAULT_PUB_ENDPOINT ")\n"
-          "  -d, --dev N         device address 0-63 (may be left out with one device)\n"
+          "  -d, --dev N         device: 0-63 a BIC's CAN address, 64-67 the NPB at address 0-3\n"
+          "                      (may be left out with one device)\n"
           "  -j, --json          structured output (one JSON object per line)\n"
           "      --table         faultread: one line per fault (name, 0/1, text) instead of\n"
           "                      cbic2200.py's lines\n"
@@ -157,8 +158,10 @@ static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_c
             o->pub = optarg;
             break;
         case 'd':
-            if (s_parse_long(optarg, 0, 63, &v) != 0) {
-                s_fail("--dev '%s' is not a device address; allowed: 0-63", optarg);
+            if (s_parse_long(optarg, 0, 67, &v) != 0) {
+                s_fail("--dev '%s' is not a device number; allowed: 0-63 (a BIC's CAN address) "
+                       "or 64-67 (the NPB at CAN address 0-3)",
+                       optarg);
                 return NULL;
             }
             o->args.dev = (int)v;

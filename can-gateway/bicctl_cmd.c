@@ -16,28 +16,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bicctl_cmd_int.h"
+#include "bicctl_npb.h"
 #include "numconv.h"
-
-typedef enum { K_GET, K_SET, K_FIXED, K_OP, K_STATUS, K_DUMP, K_WATCH, K_CAN } kind_t;
-typedef enum { V_NONE, V_CENTI, V_IFACE } valkind_t;
-
-typedef struct bicctl_cmd cmd_t;
-typedef int (*render_fn)(const cmd_t *c, const bicctl_args_t *a, cJSON *const *r, size_t n,
-                         FILE *out, char *err, size_t errlen);
-
-struct bicctl_cmd {
-    const char *name;
-    kind_t kind;
-    valkind_t val;
-    const char *regs[7]; /* K_GET: registers read; K_SET/K_FIXED: regs[0] is written */
-    long fixed_raw;      /* K_FIXED: the raw value written */
-    long min, max;       /* V_CENTI: absolute bounds over all variants (x 100) */
-    const char *unit;    /* V_CENTI: "V" or "A" */
-    const char *op;      /* K_OP: the gateway op */
-    bicctl_run_t run;
-    render_fn render;
-    const char *help;
-};
 
 #define RENDER(name)                                                                               \
     static int name(const cmd_t *c, const bicctl_args_t *a, cJSON *const *r, size_t n, FILE *out,  \
@@ -607,6 +588,9 @@ const bicctl_cmd_t *bicctl_cmd_find(const char *name)
     for (size_t i = 0; i < sizeof s_cmds / sizeof s_cmds[0]; i++)
         if (strcmp(s_cmds[i].name, name) == 0)
             return &s_cmds[i];
+    for (size_t i = 0; i < bicctl_npb_ncmds; i++)
+        if (strcmp(bicctl_npb_cmds[i].name, name) == 0)
+            return &bicctl_npb_cmds[i];
     return NULL;
 }
 
@@ -634,6 +618,9 @@ void bicctl_cmd_list(FILE *out)
                                      : "");
         fprintf(out, "  %-16s %s\n", name, c->help);
     }
+    fputs("NPB chargers (--dev 64-67: the NPB at CAN address 0-3):\n", out);
+    for (size_t i = 0; i < bicctl_npb_ncmds; i++)
+        fprintf(out, "  %-16s %s\n", bicctl_npb_cmds[i].name, bicctl_npb_cmds[i].help);
 }
 
 int bicctl_exit_for_code(const char *code)
@@ -665,6 +652,8 @@ int bicctl_cmd_check_value(const bicctl_cmd_t *cmd, const char *text, bicctl_arg
 {
     args->has_value = false;
     args->arg = text;
+    if (cmd->kind == K_NPB)
+        return bicctl_npb_check_value(cmd, text, args, err, errlen);
     if (cmd->val == V_NONE) {
         if (text) {
             if (cmd->kind == K_FIXED && cmd->regs[0] && strcmp(cmd->regs[0], "DIRECTION_CTRL") == 0)
@@ -800,8 +789,10 @@ cJSON *bicctl_next_request(const bicctl_cmd_t *cmd, const bicctl_args_t *a, cJSO
         double addr;
         if (!d || !s_num(d, "dev", &addr))
             return NULL;
-        return s_get_req(a, (int)addr, s_status_regs);
+        return s_get_req(a, (int)addr, bicctl_npb_is(d) ? bicctl_npb_status_regs : s_status_regs);
     }
+    case K_NPB:
+        return bicctl_npb_next(cmd, a, replies, n);
     case K_WATCH:
     case K_CAN:
         return NULL;
@@ -877,16 +868,20 @@ int bicctl_reply_check(const bicctl_cmd_t *cmd, const bicctl_args_t *a, const cJ
 
 int bicctl_write_outcome(const bicctl_cmd_t *cmd, const cJSON *reply, char *line, size_t linelen)
 {
-    if (!cmd || (cmd->kind != K_SET && cmd->kind != K_FIXED))
+    if (!cmd || (cmd->kind != K_SET && cmd->kind != K_FIXED && cmd->kind != K_NPB))
         return -1;
+    if (cmd->kind == K_NPB && !s_str(reply, "reg"))
+        return -1; /* an NPB command that only read */
     const char *reg = s_str(reply, "reg");
     const char *outcome = s_str(reply, "outcome");
     double value = 0, dev = 0, until = 0;
     s_num(reply, "value", &value);
     s_num(reply, "dev", &dev);
     char what[64];
-    if (cmd->unit)
+    if (cmd->unit && strcmp(cmd->unit, "min") != 0)
         snprintf(what, sizeof what, "%s %.2f %s", reg ? reg : cmd->regs[0], value, cmd->unit);
+    else if (cmd->unit)
+        snprintf(what, sizeof what, "%s %g %s", reg ? reg : cmd->regs[0], value, cmd->unit);
     else
         snprintf(what, sizeof what, "%s %g", reg ? reg : cmd->regs[0], value);
     if (!outcome) /* a gateway from before the outcome field */
@@ -1173,6 +1168,10 @@ static void s_print_device_head(FILE *out, const cJSON *d)
     s_print_firmware(out, d);
     fputc('\n', out);
     const char *mode = s_str(d, "mode"), *pending = s_str(d, "mode_pending");
+    if (bicctl_npb_is(d)) { /* charger or psu: CURVE_CONFIG's, no CAN control bit */
+        fprintf(out, "mode          %s\n", mode ? mode : "?");
+        return;
+    }
     fprintf(out, "mode          %s, CAN control %s", mode ? mode : "?",
             s_true(d, "can_ctrl") ? "on" : "off");
     if (pending)
@@ -1182,6 +1181,10 @@ static void s_print_device_head(FILE *out, const cJSON *d)
 
 static void s_print_device_tail(FILE *out, const cJSON *d)
 {
+    if (bicctl_npb_is(d)) {
+        bicctl_npb_print_device(out, d);
+        goto rest;
+    }
     const cJSON *limits = cJSON_GetObjectItemCaseSensitive(d, "limits");
     fputs("limits        charge ", out);
     s_range(out, limits, "vout_v", "V");
@@ -1207,6 +1210,7 @@ static void s_print_device_tail(FILE *out, const cJSON *d)
               out);
     else if (st)
         fputs("device values being applied\n", out);
+rest:
     fputs("lease         ", out);
     s_print_lease(out, cJSON_GetObjectItemCaseSensitive(d, "lease"));
     fputs("eeprom        ", out);
@@ -1417,7 +1421,9 @@ RENDER(r_status)
             if (shown)
                 fputc('\n', out);
             s_print_device_head(out, d);
-            if (get)
+            if (get && bicctl_npb_is(d))
+                bicctl_npb_print_status(out, get);
+            else if (get)
                 s_print_status_values(out, get);
             s_print_device_tail(out, d);
         }
@@ -1576,4 +1582,31 @@ int bicctl_render_pub(const char *topic, const cJSON *msg, int dev, bool json, F
         fprintf(out, " lease %s", holder);
     fputc('\n', out);
     return 1;
+}
+
+/* ---------------------------------------------------------------- shared with bicctl_npb.c */
+
+cJSON *bicctl_i_req(const char *op, const bicctl_args_t *a, int dev)
+{
+    return s_req(op, a, dev);
+}
+
+int bicctl_i_slot_raw(const cJSON *reply, const char *reg, long *out, char *err, size_t errlen)
+{
+    return s_slot_raw(reply, reg, out, err, errlen);
+}
+
+bool bicctl_i_val(const cJSON *get, const char *reg, double *out)
+{
+    return s_val(get, reg, out);
+}
+
+void bicctl_i_print_result(const cJSON *reply, FILE *out)
+{
+    s_print_result(reply, out);
+}
+
+void bicctl_i_range(FILE *out, const cJSON *limits, const char *key, const char *unit)
+{
+    s_range(out, limits, key, unit);
 }

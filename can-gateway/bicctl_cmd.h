@@ -39,7 +39,7 @@ typedef struct bicctl_cmd bicctl_cmd_t; /* an entry of the static command table 
 
 /* What the user asked for, after option parsing. */
 typedef struct {
-    int dev;            /* CAN address 0-63, or -1 when --dev was not given */
+    int dev;            /* device number 0-67 (64-67: an NPB), or -1 without --dev */
     const char *client; /* client name sent to the gateway ("bicctl" by default) */
     bool json;          /* --json: structured output */
     bool table;         /* --table: faultread as one line per fault (else the seed's) */

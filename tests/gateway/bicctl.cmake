@@ -7,4 +7,6 @@ endif()
 if(TARGET bicctl AND TARGET bic-can-gateway AND TARGET bic-sim)
     bic_add_py_test(test_bicctl ${CMAKE_CURRENT_LIST_DIR}/test_bicctl.py
         LABELS gateway TIMEOUT 120)
+    bic_add_py_test(test_bicctl_npb ${CMAKE_CURRENT_LIST_DIR}/test_bicctl_npb.py
+        LABELS gateway TIMEOUT 120)
 endif()

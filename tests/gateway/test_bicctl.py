@@ -238,7 +238,7 @@ def test_bad_values_and_unknown_commands():
     fails(None, 1, "charge", "500", contains=("takes no value", "ccset"))
     fails(None, 1, "vread", "1", contains=("takes no value",))
     fails(None, 1, "cvset", "2566", "1", contains=("too many arguments",))
-    fails(None, 1, "--dev", "64", "vread", contains=("0-63",))
+    fails(None, 1, "--dev", "68", "vread", contains=("0-63", "64-67"))
     fails(None, 1, "--timeout", "0", "vread", contains=("1-600000",))
     fails(None, 1, "--client", "a b", "on", contains=("[A-Za-z0-9_.-]",))
     fails(None, 1, "--bogus", "vread", contains=("unknown option",))
