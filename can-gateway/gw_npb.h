@@ -54,7 +54,8 @@ uint16_t gw_npb_setpoint_cmd(const gw_dev_t *d);
 /* The writes of a setpoint mode on an NPB, in order (at most BIC_PLAN_MAX). Charge: the
  * current into gw_npb_setpoint_cmd(), then the output on; in charger mode a CURVE_CC that
  * differs from the one the device holds acts only after OPERATION OFF -> ON, so an output that
- * is on is turned off first. Idle, off and both safe states: the output off. Discharge: -1. */
+ * is on is turned off first. Idle, off, stop and both safe states: the output off. Discharge: -1.
+ */
 int gw_npb_plan(const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw,
                 bic_plan_write_t out[BIC_PLAN_MAX]);
 
