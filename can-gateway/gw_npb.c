@@ -198,7 +198,6 @@ int gw_npb_plan(const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw,
     case BIC_PLAN_IDLE_MIN:
     case BIC_PLAN_OFF:
     case BIC_PLAN_STOP:
-    case BIC_PLAN_STOP:
         /* a charger left running charges with nobody watching: idle and safe are output off */
         out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 0};
         return n;
