@@ -10,6 +10,7 @@
 
 #include "battery.h"
 #include "config.h"
+#include "ctl_group_run.h"
 #include "ctl_step.h"
 
 void twin_group_model_defaults(twin_group_model_t *g)
@@ -62,7 +63,7 @@ typedef struct {
     int nbat;
     double a[CTL_GROUP_MAX];     /* each unit's current (A, + charging) */
     double tgt_a[CTL_GROUP_MAX]; /* ... as set */
-    int last_ca[CTL_GROUP_MAX];  /* signed setpoint last set (A x 100) */
+    double got[CTL_GROUP_MAX];   /* ... as the battery took it */
     double import_j, export_j, loss_j, lost_grid_j;
     double unit_j[CTL_GROUP_MAX], unit_s[CTL_GROUP_MAX];
     long changes;
@@ -133,9 +134,8 @@ static bool s_lost(const twin_group_model_t *g, int i, double t_s)
 }
 
 /* The units' physics for one step: currents, batteries, AC power and losses (curve).
- * Returns the AC power of the group (W, + charging); dc_a_out the DC current of the units
- * online. */
-static double s_units_step(grun_t *r, double t_s, double dt, double *dc_a_out)
+ * Returns the AC power of the group (W, + charging). */
+static double s_units_step(grun_t *r, double t_s, double dt)
 {
     const twin_group_model_t *g = r->g;
     ctl_eff_curve_t curve;
@@ -164,8 +164,9 @@ static double s_units_step(grun_t *r, double t_s, double dt, double *dc_a_out)
         for (int i = 0; i < r->n; i++)
             got[i] = r->a[i] * ratio;
     }
-    double ac_sum = 0, dc_a = 0;
+    double ac_sum = 0;
     for (int i = 0; i < r->n; i++) {
+        r->got[i] = got[i];
         double dc = got[i] * battery_voltage_v(s_bat(r, i));
         double ac = 0;
         if (fabs(got[i]) > 0.05) {
@@ -178,10 +179,7 @@ static double s_units_step(grun_t *r, double t_s, double dt, double *dc_a_out)
         r->loss_j += (ac - dc) * dt;
         r->unit_j[i] += fabs(ac) * dt;
         ac_sum += ac;
-        if (!s_lost(g, i, t_s))
-            dc_a += got[i];
     }
-    *dc_a_out = dc_a;
     return ac_sum;
 }
 
@@ -209,20 +207,6 @@ static double s_ideal_step(grun_t *r, double net_w, int hour, double dt)
     return ac;
 }
 
-/* The group's controller parameters: one unit's limits times the units online. */
-static void s_group_params(const ctl_params_t *p1, int online, ctl_params_t *pg)
-{
-    *pg = *p1;
-    int k = online > 0 ? online : 1;
-    pg->max_charge_ca = p1->max_charge_ca * k;
-    pg->max_discharge_ca = p1->max_discharge_ca * k;
-    for (int h = 0; h < 24; h++) {
-        pg->hours[h].max_charge_w = p1->hours[h].max_charge_w * k;
-        pg->hours[h].max_discharge_w = p1->hours[h].max_discharge_w * k;
-    }
-    pg->follow_timeout_ms = 0; /* the units' follow check is per device, not modelled here */
-}
-
 typedef struct {
     const household_t *hh;
     const ctl_params_t *p1;
@@ -244,27 +228,30 @@ static int s_run(const gday_t *d, grun_t *r, char *err, size_t errlen)
     if (r->kind != TWIN_G_NONE && s_batteries(r, err, errlen) != 0)
         return -1;
 
-    ctl_group_params_t gp;
-    ctl_group_params_defaults(&gp);
-    gp.efficiency = m->efficiency;
-    gp.stage_hyst = g->stage_hyst;
-    gp.rotate_wh = g->rotate_wh;
-    gp.soc_balance = g->soc_balance;
-    gp.staging = r->kind == TWIN_G_STAGED;
-    ctl_group_state_t gs;
-    ctl_group_state_init(&gs);
-
-    ctl_state_t cs;
-    ctl_state_init(&cs, 0);
+    /* the group: units 0..n-1 with the configured device's limits */
+    ctl_group_cfg_t gc;
+    memset(&gc, 0, sizeof gc);
+    gc.n = r->n;
+    for (int i = 0; i < r->n; i++) {
+        gc.dev[i] = i;
+        gc.battery[i] = r->nbat > 1 ? i : 0;
+        gc.max_charge_ca[i] = d->p1->max_charge_ca;
+        gc.max_discharge_ca[i] = d->p1->max_discharge_ca;
+        gc.min_current_ca[i] = d->p1->min_current_ca;
+    }
+    ctl_group_params_defaults(&gc.params);
+    gc.params.efficiency = m->efficiency;
+    gc.params.stage_hyst = g->stage_hyst;
+    gc.params.rotate_wh = g->rotate_wh;
+    gc.params.soc_balance = g->soc_balance;
+    gc.params.staging = r->kind == TWIN_G_STAGED;
+    ctl_group_run_t run;
+    ctl_group_run_init(&run, 0);
+    ctl_group_dev_t devs[CTL_GROUP_MAX];
+    memset(devs, 0, sizeof devs);
     ctl_input_t in;
     memset(&in, 0, sizeof in);
     in.enabled = true;
-    in.lease_held = true;
-    in.eeprom_tokens = -1;
-    in.operation = 1;
-    in.vout_set_cv = d->p1->charge_voltage_cv;
-    in.rev_vout_set_cv = d->p1->discharge_voltage_cv;
-    double sp_w = 0; /* the household setpoint (W AC, + charging) */
 
     double span_s = household_span_s(d->hh), t0 = household_start_s(d->hh);
     int64_t step_ms = (int64_t)llround(m->step_s * 1000);
@@ -275,7 +262,6 @@ static int s_run(const gday_t *d, grun_t *r, char *err, size_t errlen)
     double dt = step_ms / 1000.0;
     meterq_t q = {.head = 0, .n = 0};
     int64_t next_sample = (int64_t)llround(m->meter_phase_s * 1000), next_tel = 0, next_tick = 0;
-    double dc_a = 0;
 
     for (int64_t t = 0; t < end_ms; t += step_ms) {
         double t_s = t / 1000.0;
@@ -287,7 +273,7 @@ static int s_run(const gday_t *d, grun_t *r, char *err, size_t errlen)
         if (r->kind == TWIN_G_IDEAL)
             batt_ac = s_ideal_step(r, net, hour, dt);
         else if (r->kind != TWIN_G_NONE)
-            batt_ac = s_units_step(r, t_s, dt, &dc_a);
+            batt_ac = s_units_step(r, t_s, dt);
         double grid = household_meter_w(load, pv, batt_ac);
         if (grid > 0)
             r->import_j += grid * dt;
@@ -318,81 +304,50 @@ static int s_run(const gday_t *d, grun_t *r, char *err, size_t errlen)
             q.n--;
         }
 
-        /* what the dispatch knows of each unit */
-        ctl_group_unit_t u[CTL_GROUP_MAX];
-        memset(u, 0, sizeof u);
-        int online = 0;
-        double v_sum = 0;
+        /* what the controller knows of each unit: telemetry every period */
         for (int i = 0; i < r->n; i++) {
             battery_t *b = s_bat(r, i);
-            u[i].online = !s_lost(g, i, t_s);
-            u[i].max_charge_ca = d->p1->max_charge_ca;
-            u[i].max_discharge_ca = d->p1->max_discharge_ca;
-            u[i].min_current_ca = d->p1->min_current_ca;
-            u[i].dc_v = battery_voltage_v(b);
-            u[i].soc_valid = true;
-            u[i].soc_pct = battery_soc_pct(b);
-            u[i].min_soc_pct = fmax(d->p1->min_soc_pct, m->soc_min_pct);
-            u[i].max_soc_pct = fmin(d->p1->max_soc_pct, m->soc_max_pct);
-            u[i].battery = r->nbat > 1 ? i : 0;
-            u[i].energy_wh = r->unit_j[i] / 3600.0;
-            if (u[i].online) {
-                online++;
-                v_sum += u[i].dc_v;
+            devs[i].online = !s_lost(g, i, t_s);
+            devs[i].soc_valid = true;
+            devs[i].soc_pct = battery_soc_pct(b);
+            devs[i].energy_wh = r->unit_j[i] / 3600.0;
+            if (t >= next_tel) {
+                devs[i].telemetry_valid = true;
+                devs[i].telemetry_ms = t;
+                devs[i].dc_v = battery_voltage_v(b);
+                devs[i].dc_a = round(r->got[i] * 100) / 100; /* READ_IOUT's resolution */
             }
         }
-        if (t >= next_tel) {
-            in.telemetry_valid = online > 0;
-            in.telemetry_ms = t;
-            in.dc_v = online > 0 ? v_sum / online : 0;
-            in.dc_a = round(dc_a * 100) / 100; /* READ_IOUT's resolution */
+        if (t >= next_tel)
             next_tel += tel_ms;
-        }
-        in.online = online > 0;
         bool run_step = delivered || t >= next_tick;
         if (t >= next_tick)
             next_tick += 1000;
         if (!run_step)
             continue;
-        ctl_params_t pg;
-        s_group_params(d->p1, online, &pg);
         in.now_ms = t;
         in.hour = hour;
         in.minute = (int)((t / 60000) % 60);
-        ctl_output_t out;
-        ctl_step(&pg, &cs, &in, &out);
-        double v = in.dc_v > 1.0 ? in.dc_v : m->cells * 3.2;
-        if (out.mode == CTL_MODE_CHARGE)
-            sp_w = out.current_ca / 100.0 * v / m->efficiency;
-        else if (out.mode == CTL_MODE_DISCHARGE)
-            sp_w = -out.current_ca / 100.0 * v * m->efficiency;
-        else if (out.mode != CTL_MODE_NONE)
-            sp_w = 0;
-        if (out.send) {
-            in.direction = out.mode == CTL_MODE_DISCHARGE;
-            if (out.mode == CTL_MODE_CHARGE)
-                in.iout_ca = out.current_ca;
-            if (out.mode == CTL_MODE_DISCHARGE)
-                in.rev_iout_ca = out.current_ca;
-        }
-        ctl_group_out_t go;
-        ctl_group_dispatch(&gp, &gs, u, r->n, sp_w, &go);
+        ctl_group_run_out_t out;
+        ctl_group_run_step(d->p1, &gc, &run, &in, devs, &out);
         bool all_at_limit = true; /* every unit online at a limit (the group's or its own) */
         for (int i = 0; i < r->n; i++) {
-            int ca = go.power_w[i] < 0 ? -go.current_ca[i] : go.current_ca[i];
-            if (ca != r->last_ca[i]) {
+            if (out.send[i])
                 r->changes++;
-                r->last_ca[i] = ca;
-            }
-            r->tgt_a[i] = ca / 100.0;
-            if (u[i].online && go.why[i] != CTL_GU_AT_LIMIT && go.why[i] != CTL_GU_SOC_LIMIT &&
-                go.why[i] != CTL_GU_NO_LIMIT && out.limit == CTL_L_NONE)
+            if (devs[i].online)
+                r->tgt_a[i] =
+                    (out.mode[i] == CTL_MODE_DISCHARGE ? -out.current_ca[i] : out.current_ca[i]) /
+                    100.0;
+            if (devs[i].online && out.go.why[i] != CTL_GU_AT_LIMIT &&
+                out.go.why[i] != CTL_GU_SOC_LIMIT && out.go.why[i] != CTL_GU_NO_LIMIT &&
+                out.ctl.limit == CTL_L_NONE)
                 all_at_limit = false;
         }
+        double total = out.go.total_w;
         if (g->lost_unit >= 0 && r->takeover_s < 0 && t_s >= g->lost_from_s &&
             t_s < g->lost_until_s &&
-            (fabs(grid - pg.hours[hour].grid_offset_w) < 100 ||
-             (all_at_limit && fabs(batt_ac - go.total_w) < fmax(100, 0.05 * fabs(go.total_w)))))
+            (fabs(grid - d->p1->hours[hour].grid_offset_w) < 100 ||
+             (all_at_limit && fabs(batt_ac - total) < fmax(100, 0.05 * fabs(total)))))
             r->takeover_s = t_s - g->lost_from_s;
     }
     return 0;

@@ -1,0 +1,140 @@
+/*
+ * ctl_group_run: one controller over a group of devices (ctl_group_run.h).
+ */
+#include "ctl_group_run.h"
+
+#include <math.h>
+#include <string.h>
+
+void ctl_group_run_init(ctl_group_run_t *r, int64_t now_ms)
+{
+    memset(r, 0, sizeof *r);
+    ctl_state_init(&r->st, now_ms);
+    ctl_group_state_init(&r->gs);
+    for (int i = 0; i < CTL_GROUP_MAX; i++)
+        r->mode[i] = CTL_MODE_NONE;
+}
+
+void ctl_group_run_params(const ctl_params_t *unit, const ctl_group_cfg_t *g,
+                          const ctl_group_dev_t *devs, ctl_params_t *pg)
+{
+    *pg = *unit;
+    int online = 0;
+    long c = 0, d = 0;
+    for (int i = 0; i < g->n; i++) {
+        if (!devs[i].online)
+            continue;
+        online++;
+        c += g->max_charge_ca[i];
+        d += g->max_discharge_ca[i];
+    }
+    if (online == 0) { /* nothing to drive: one unit's limits, the step idles anyway */
+        online = 1;
+        c = unit->max_charge_ca;
+        d = unit->max_discharge_ca;
+    }
+    pg->max_charge_ca = (int)c;
+    pg->max_discharge_ca = (int)d;
+    for (int h = 0; h < 24; h++) {
+        pg->hours[h].max_charge_w = unit->hours[h].max_charge_w * online;
+        pg->hours[h].max_discharge_w = unit->hours[h].max_discharge_w * online;
+    }
+    pg->follow_timeout_ms = 0;
+}
+
+void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_group_run_t *r,
+                        const ctl_input_t *house, const ctl_group_dev_t *devs,
+                        ctl_group_run_out_t *out)
+{
+    memset(out, 0, sizeof *out);
+    ctl_params_t pg;
+    ctl_group_run_params(unit, g, devs, &pg);
+
+    /* the group as one device: voltage the mean, current the sum, telemetry as old as the
+     * oldest, of the devices online */
+    ctl_input_t in = *house;
+    double v_sum = 0, a_sum = 0;
+    int with_tel = 0;
+    int64_t tel_ms = INT64_MAX;
+    for (int i = 0; i < g->n; i++) {
+        if (!devs[i].online)
+            continue;
+        out->online++;
+        if (!devs[i].telemetry_valid)
+            continue;
+        with_tel++;
+        v_sum += devs[i].dc_v;
+        a_sum += devs[i].dc_a;
+        if (devs[i].telemetry_ms < tel_ms)
+            tel_ms = devs[i].telemetry_ms;
+    }
+    in.online = out->online > 0;
+    in.lease_held = out->online > 0;
+    in.telemetry_valid = with_tel > 0 && with_tel == out->online;
+    in.telemetry_ms = with_tel > 0 ? tel_ms : 0;
+    in.dc_v = with_tel > 0 ? v_sum / with_tel : 0;
+    in.dc_a = a_sum;
+    in.operation = 1;
+    in.direction = r->direction;
+    in.iout_ca = r->iout_ca;
+    in.rev_iout_ca = r->rev_iout_ca;
+    in.setpoints_age_ms = 0;
+    in.vout_set_cv = unit->charge_voltage_cv;
+    in.rev_vout_set_cv = unit->discharge_voltage_cv;
+    in.temp_valid = false;
+    in.fault_raw = 0;
+    in.eeprom_tokens = -1;
+    ctl_step(&pg, &r->st, &in, &out->ctl);
+
+    /* the household setpoint in W at the group's voltage */
+    double v = in.dc_v > 1.0 ? in.dc_v : 0;
+    if (out->ctl.mode == CTL_MODE_CHARGE && v > 0)
+        r->setpoint_w = out->ctl.current_ca / 100.0 * v / unit->efficiency;
+    else if (out->ctl.mode == CTL_MODE_DISCHARGE && v > 0)
+        r->setpoint_w = -out->ctl.current_ca / 100.0 * v * unit->efficiency;
+    else if (out->ctl.mode != CTL_MODE_NONE)
+        r->setpoint_w = 0;
+    if (out->ctl.send) {
+        r->direction = out->ctl.mode == CTL_MODE_DISCHARGE;
+        if (out->ctl.mode == CTL_MODE_CHARGE)
+            r->iout_ca = out->ctl.current_ca;
+        if (out->ctl.mode == CTL_MODE_DISCHARGE)
+            r->rev_iout_ca = out->ctl.current_ca;
+    }
+
+    ctl_group_unit_t u[CTL_GROUP_MAX];
+    memset(u, 0, sizeof u);
+    for (int i = 0; i < g->n; i++) {
+        u[i].online = devs[i].online;
+        u[i].max_charge_ca = g->max_charge_ca[i];
+        u[i].max_discharge_ca = g->max_discharge_ca[i];
+        u[i].min_current_ca = g->min_current_ca[i];
+        u[i].dc_v = devs[i].telemetry_valid ? devs[i].dc_v : 0;
+        u[i].soc_valid = devs[i].soc_valid;
+        u[i].soc_pct = devs[i].soc_pct;
+        u[i].min_soc_pct = unit->min_soc_pct;
+        u[i].max_soc_pct = unit->max_soc_pct;
+        u[i].battery = g->battery[i];
+        u[i].energy_wh = devs[i].energy_wh;
+    }
+    ctl_group_dispatch(&g->params, &r->gs, u, g->n, r->setpoint_w, &out->go);
+
+    for (int i = 0; i < g->n; i++) {
+        ctl_mode_t m = out->go.power_w[i] > 0   ? CTL_MODE_CHARGE
+                       : out->go.power_w[i] < 0 ? CTL_MODE_DISCHARGE
+                                                : CTL_MODE_IDLE;
+        int ca = m == CTL_MODE_IDLE ? 0 : out->go.current_ca[i];
+        out->mode[i] = m;
+        out->current_ca[i] = ca;
+        if (!devs[i].online) { /* its gateway puts it in the safe state: on its return, the
+                                  command is given again */
+            r->mode[i] = CTL_MODE_NONE;
+            continue;
+        }
+        out->send[i] = m != r->mode[i] || ca != r->current_ca[i];
+        if (out->send[i]) {
+            r->mode[i] = m;
+            r->current_ca[i] = ca;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/*
+ * ctl_group_run: one controller over a group of devices, as a pure step. The household's
+ * battery power comes from the step function (ctl_step) run on the group as one device (its
+ * current limits the sum of the devices online, the hourly powers per unit times the units
+ * online, its telemetry the devices' together), and ctl_group_dispatch splits it; each
+ * device's command (mode, current, whether it changed) comes out. No I/O, no clock: the
+ * twin runs it (sim/twin_group.c), and a daemon would send each command over its device's
+ * gateway link.
+ */
+#ifndef CTL_GROUP_RUN_H
+#define CTL_GROUP_RUN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctl_group.h"
+#include "ctl_group_cfg.h"
+#include "ctl_step.h"
+
+/* What is known of one device of the group at a step. */
+typedef struct {
+    bool online;          /* answers and its lease is held: it can take a share */
+    bool telemetry_valid; /* dc_v, dc_a are readings */
+    int64_t telemetry_ms; /* when they arrived */
+    double dc_v;          /* its battery's voltage (V) */
+    double dc_a;          /* its current (A, + charging) */
+    bool soc_valid;
+    double soc_pct;   /* its battery's SOC estimate (%) */
+    double energy_wh; /* energy it has moved, for rotation */
+} ctl_group_dev_t;
+
+typedef struct {
+    ctl_state_t st;                 /* the household step's state */
+    ctl_group_state_t gs;           /* the dispatch's */
+    double setpoint_w;              /* the household setpoint (W AC, + charging) */
+    int direction;                  /* the group's commanded direction (0 charge, 1 discharge) */
+    int iout_ca, rev_iout_ca;       /* ... and currents, as the step's read-back */
+    ctl_mode_t mode[CTL_GROUP_MAX]; /* each device's command as last given */
+    int current_ca[CTL_GROUP_MAX];
+} ctl_group_run_t;
+
+typedef struct {
+    ctl_output_t ctl;               /* the household step */
+    ctl_group_out_t go;             /* the shares */
+    int online;                     /* devices online */
+    ctl_mode_t mode[CTL_GROUP_MAX]; /* each device's command */
+    int current_ca[CTL_GROUP_MAX];  /* (A x 100, magnitude) */
+    bool send[CTL_GROUP_MAX];       /* it differs from the last one given */
+} ctl_group_run_out_t;
+
+void ctl_group_run_init(ctl_group_run_t *r, int64_t now_ms);
+
+/* The step function's parameters for the group as one device: unit's (one device's
+ * controller parameters) with the current limits of the devices online summed and the
+ * hourly powers times their number; the follow check is the devices' own. */
+void ctl_group_run_params(const ctl_params_t *unit, const ctl_group_cfg_t *g,
+                          const ctl_group_dev_t *devs, ctl_params_t *pg);
+
+/* One step. house carries the time, the enable switch and the meter (its device fields are
+ * ignored: they come from devs[0..g->n-1]). */
+void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_group_run_t *r,
+                        const ctl_input_t *house, const ctl_group_dev_t *devs,
+                        ctl_group_run_out_t *out);
+
+#endif

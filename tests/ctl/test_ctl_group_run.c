@@ -1,0 +1,176 @@
+/*
+ * Unit tests of one controller over a group (ctl_group_run.h): the household step on the
+ * group as one device and the dispatch, with each device's command. An import covered by
+ * one unit and then by more; a device lost: its share on the others at the next step and
+ * no command to it; back: its command given again; the group's limits follow the devices
+ * online.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <math.h>
+
+#include <cmocka.h>
+
+#include "ctl_group_run.h"
+#include "ctl_test_util.h"
+
+typedef struct {
+    ctl_params_t unit;
+    ctl_group_cfg_t g;
+    ctl_group_run_t run;
+    ctl_group_dev_t dev[3];
+    ctl_input_t house;
+    ctl_group_run_out_t out;
+    int64_t t;
+} rig_t;
+
+static void s_rig(rig_t *r)
+{
+    memset(r, 0, sizeof *r);
+    ctl_test_params(&r->unit);
+    r->t = 1000000;
+    r->g.n = 3;
+    for (int i = 0; i < 3; i++) {
+        r->g.dev[i] = i;
+        r->g.max_charge_ca[i] = r->unit.max_charge_ca;
+        r->g.max_discharge_ca[i] = r->unit.max_discharge_ca;
+        r->g.min_current_ca[i] = r->unit.min_current_ca;
+        r->dev[i].online = true;
+        r->dev[i].telemetry_valid = true;
+        r->dev[i].dc_v = 26.4;
+        r->dev[i].soc_valid = true;
+        r->dev[i].soc_pct = 50;
+    }
+    ctl_group_params_defaults(&r->g.params);
+    ctl_group_run_init(&r->run, r->t);
+    ctl_test_input(&r->house, r->t);
+}
+
+/* Each device does what it was told; a meter sample of the household's load (W, + import)
+ * with the group's power on it arrives; one step. */
+static void s_sample(rig_t *r, double load_w)
+{
+    double batt = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!r->dev[i].online) {
+            r->dev[i].dc_a = 0;
+            continue;
+        }
+        int ca = r->run.current_ca[i];
+        double a = r->run.mode[i] == CTL_MODE_DISCHARGE ? -ca / 100.0
+                   : r->run.mode[i] == CTL_MODE_CHARGE  ? ca / 100.0
+                                                        : 0;
+        r->dev[i].dc_a = a;
+        double dc = a * 26.4;
+        batt += dc >= 0 ? dc / r->unit.efficiency : dc * r->unit.efficiency;
+    }
+    r->t += 2000;
+    for (int i = 0; i < 3; i++)
+        r->dev[i].telemetry_ms = r->t - 500;
+    r->house.now_ms = r->t;
+    r->house.meter_valid = true;
+    r->house.meter_w = load_w + batt;
+    r->house.meter_arrival_ms = r->t;
+    r->house.meter_seq++;
+    ctl_group_run_step(&r->unit, &r->g, &r->run, &r->house, r->dev, &r->out);
+}
+
+static int s_running(const rig_t *r)
+{
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        n += r->run.mode[i] == CTL_MODE_CHARGE || r->run.mode[i] == CTL_MODE_DISCHARGE;
+    return n;
+}
+
+static void test_import_covered_by_one_then_more(void **st)
+{
+    (void)st;
+    rig_t r;
+    s_rig(&r);
+    for (int i = 0; i < 10; i++)
+        s_sample(&r, 400);
+    assert_int_equal(r.out.ctl.mode, CTL_MODE_DISCHARGE);
+    assert_int_equal(s_running(&r), 1);
+    assert_true(fabs(r.house.meter_w) < 40);
+    for (int i = 0; i < 15; i++)
+        s_sample(&r, 3500);
+    assert_int_equal(s_running(&r), 3); /* 3.5 kW: more than two units' 1.6 kW each */
+    assert_true(fabs(r.house.meter_w) < 40);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r.run.mode[i], CTL_MODE_DISCHARGE);
+}
+
+static void test_lost_device_share_taken_over_and_rejoins(void **st)
+{
+    (void)st;
+    rig_t r;
+    s_rig(&r);
+    for (int i = 0; i < 15; i++)
+        s_sample(&r, 2500);
+    assert_int_equal(s_running(&r), 2);
+    int lost = r.run.mode[0] == CTL_MODE_DISCHARGE ? 0 : 1;
+    double before = r.out.go.total_w;
+    /* lost: at the next step nothing goes to it and both others run; the meter shows its
+     * part as a new import, which the step takes carefully at first and whole at the next
+     * sample: the group is back at what it gave within two samples */
+    r.dev[lost].online = false;
+    s_sample(&r, 2500);
+    assert_false(r.out.send[lost]);
+    assert_int_equal(r.out.go.why[lost], CTL_GU_OFFLINE);
+    assert_int_equal(r.out.online, 2);
+    int others = 0;
+    for (int i = 0; i < 3; i++)
+        if (i != lost && r.out.mode[i] == CTL_MODE_DISCHARGE)
+            others++;
+    assert_int_equal(others, 2);
+    s_sample(&r, 2500);
+    assert_true(r.out.go.total_w <= before + 60);
+    for (int i = 0; i < 10; i++)
+        s_sample(&r, 2500);
+    assert_true(fabs(r.house.meter_w) < 40);
+    /* back: it is given a command again (its gateway idled it when the lease lapsed) */
+    r.dev[lost].online = true;
+    r.dev[lost].dc_a = 0;
+    bool sent = false;
+    for (int i = 0; i < 60 && !sent; i++) {
+        s_sample(&r, 2500);
+        sent = r.out.send[lost];
+    }
+    assert_true(sent);
+}
+
+static void test_group_limits_follow_the_devices_online(void **st)
+{
+    (void)st;
+    rig_t r;
+    s_rig(&r);
+    ctl_params_t pg;
+    ctl_group_run_params(&r.unit, &r.g, r.dev, &pg);
+    assert_int_equal(pg.max_charge_ca, 3 * r.unit.max_charge_ca);
+    assert_int_equal(pg.hours[12].max_charge_w, 3 * r.unit.hours[12].max_charge_w);
+    r.dev[1].online = false;
+    ctl_group_run_params(&r.unit, &r.g, r.dev, &pg);
+    assert_int_equal(pg.max_discharge_ca, 2 * r.unit.max_discharge_ca);
+    assert_int_equal(pg.hours[12].max_discharge_w, 2 * r.unit.hours[12].max_discharge_w);
+    /* none online: the step idles and no device is given anything */
+    r.dev[0].online = r.dev[2].online = false;
+    s_sample(&r, 1000);
+    assert_int_equal(r.out.online, 0);
+    for (int i = 0; i < 3; i++)
+        assert_false(r.out.send[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_import_covered_by_one_then_more),
+        cmocka_unit_test(test_lost_device_share_taken_over_and_rejoins),
+        cmocka_unit_test(test_group_limits_follow_the_devices_online),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
