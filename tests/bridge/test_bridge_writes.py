@@ -105,9 +105,10 @@ def test_flood_costs_at_most_the_share_and_the_controller_keeps_control():
         assert cost <= 2 * (int(share) + 1), (cost, share, after1)
         # the bucket never went below zero, and the flood never spent the reserve
         assert all(t0 >= 0 and t1 >= BURST // 4 - 0.01 for t0, t1 in lows), lows
-        # the lease holder of device 1 still has its reserve
+        # the lease holder of device 1 still has its reserve (resumed by a person: the flood's
+        # last command may have been an off, which holds the device off for a controller)
         r = s.gateway_request({"op": "setpoint", "dev": 1, "client": "ctl", "mode": "charge",
-                               "current_a": 12, "lease_ttl_s": 30})
+                               "current_a": 12, "lease_ttl_s": 30, "resume": True})
         assert r["ok"] and r["deferred"] is False, r
         harness.wait_for(lambda: s.regs(1)["IOUT_SET"] == 1200, 10, what="holder's write")
         # a refused switch-on tells why and what to do
