@@ -12,6 +12,7 @@
 
 #include <mqtt_protocol.h>
 
+#include "log.h"
 #include "monotime.h"
 
 #define MISC_PERIOD_MS 1000 /* keep-alive pings and timeouts: mosquitto_loop_misc() */
@@ -36,6 +37,7 @@ struct mqtt_conn_t {
     bool abandoned;      /* the attempt was given up: its socket is not polled any more */
     bool refused;        /* the broker refused the last attempt (CONNACK with an error) */
     char tls_error[160]; /* the last TLS error libmosquitto logged during the attempt */
+    bool log_hooked;     /* libmosquitto's log lines are taken (s_log_hook) */
     char why[4800];      /* the last reason text handed out (names the TLS file) */
 };
 
@@ -254,8 +256,20 @@ static void s_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
         c->hooks.on_disconnect(c, c->user, rc, wait);
 }
 
+/* libmosquitto formats a log line for every packet when a log callback is set: it is set only
+ * while the lines can matter (an attempt's TLS errors; the hooks' debug output). */
+static void s_log_hook(mqtt_conn_t *c)
+{
+    bool want = !c->connected || log_enabled(BIC_LOG_DEBUG);
+    if (want == c->log_hooked)
+        return;
+    mosquitto_log_callback_set(c->mosq, want ? s_on_log : NULL);
+    c->log_hooked = want;
+}
+
 static void s_connect(mqtt_conn_t *c, bool first, int64_t now)
 {
+    s_log_hook(c);
     c->tls_error[0] = '\0';
     c->abandoned = false;
     c->refused = false;
@@ -315,6 +329,7 @@ mqtt_conn_t *mqtt_conn_new(const mqtt_conn_cfg_t *cfg, const char *client_id, in
     mosquitto_connect_callback_set(c->mosq, s_on_connect);
     mosquitto_disconnect_callback_set(c->mosq, s_on_disconnect);
     mosquitto_log_callback_set(c->mosq, s_on_log);
+    c->log_hooked = true;
     return c;
 fail:
     mqtt_conn_destroy(&c);
@@ -404,6 +419,7 @@ void mqtt_conn_handle(mqtt_conn_t *c, short revents)
 
 bool mqtt_conn_tick(mqtt_conn_t *c, int64_t now)
 {
+    s_log_hook(c);
     bool misc = false;
     if (now >= c->next_misc) {
         mosquitto_loop_misc(c->mosq);

@@ -74,6 +74,7 @@ typedef struct {
     dev_view_t *dv; /* NULL: slot unused */
     char *last[PUB_COUNT];
     int64_t last_ms[PUB_COUNT];
+    unsigned fault_gen;   /* dev_view_fault_gen() of last[PUB_FAULT] */
     uint64_t disc_hash;   /* of the discovery set last published; 0 = none */
     uint64_t disc_inputs; /* of what the discovery set is built from (s_disc_inputs) */
     int64_t soc_ms;       /* when the controller's SOC arrived; 0 = none or expired */
@@ -135,7 +136,9 @@ struct bridge_t {
     int64_t next_app;
     int64_t next_periodic;
     int64_t charge_hold_until; /* no `charge` before the retained counters had time to arrive */
-    int64_t last_info_ms;      /* when device info was last asked for */
+    bool charge_sub;      /* subscribed to the `charge` topics for those (until the hold ends: later
+                             ones would be our own messages coming back) */
+    int64_t last_info_ms; /* when device info was last asked for */
     uint64_t bridge_disc_hash;
 };
 
@@ -405,10 +408,16 @@ static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
         if (i == PUB_STATE && !s->last[i] && !dev_view_state_complete(s->dv) &&
             (!s->tel0_ms || now - s->tel0_ms < STATE_WAIT_MS))
             continue;
+        /* the fault payload (a JSON object per fault) only when it can differ */
+        if (i == PUB_FAULT && s->last[i] && s->fault_gen == dev_view_fault_gen(s->dv) &&
+            now - s->last_ms[i] < period)
+            continue;
         char *p = s_seed_payload(s, i);
         if (!p)
             continue;
         bool changed = !s->last[i] || strcmp(s->last[i], p) != 0;
+        if (!changed && i == PUB_FAULT)
+            s->fault_gen = dev_view_fault_gen(s->dv);
         if (!changed && now - s->last_ms[i] < period) {
             free(p);
             continue;
@@ -419,6 +428,8 @@ static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
             free(s->last[i]);
             s->last[i] = p;
             s->last_ms[i] = now;
+            if (i == PUB_FAULT)
+                s->fault_gen = dev_view_fault_gen(s->dv);
         } else {
             free(p);
         }
@@ -1063,6 +1074,7 @@ static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
     snprintf(topic, sizeof topic, "%s/+/%s/+/config", b->set.ha_prefix, b->node);
     mosquitto_subscribe(mosq, NULL, topic, 1);
     b->charge_hold_until = mono_ms() + 1000;
+    b->charge_sub = true;
     s_publish_all(b, mono_ms()); /* `running` on <T>/sys/state among it */
     sdnotify_status("connected to %s:%d", b->set.mqtt.host, b->set.mqtt.port);
 }
@@ -1282,6 +1294,12 @@ static void s_poll_once(bridge_t *b, int64_t deadline)
 
 static void s_timers(bridge_t *b, int64_t now)
 {
+    if (b->charge_sub && now >= b->charge_hold_until && mqtt_conn_connected(b->mq)) {
+        char topic[600];
+        snprintf(topic, sizeof topic, "%s/inv/+/charge", b->set.topic_main);
+        mosquitto_unsubscribe(mqtt_conn_mosq(b->mq), NULL, topic);
+        b->charge_sub = false;
+    }
     if (mqtt_conn_tick(b->mq, now))
         sdnotify_watchdog();
     if (b->busy && now >= gw_client_deadline(b->gw)) {

@@ -65,6 +65,7 @@ struct dev_view_t {
     int limits_active;        /* the gateway could not bring the [DEVICE] values on */
     unsigned long limits_cnt; /* rising edges of that */
     char limits_error[200];   /* the gateway's reason */
+    unsigned fault_gen;       /* counts the changes of what dev_view_fault_json() shows */
     long eeprom_writes;       /* persisted writes, -1 unknown */
     char lease_holder[40];
     /* energy */
@@ -170,9 +171,12 @@ static void s_keep_str(char *dst, size_t n, const cJSON *obj, const char *key)
 
 static void s_fault_set(dev_view_t *dv, int i, int active)
 {
-    if (active == 1 && dv->fault_active[i] != 1)
+    if (active == dv->fault_active[i])
+        return;
+    if (active == 1)
         dv->fault_cnt[i]++;
     dv->fault_active[i] = active;
+    dv->fault_gen++;
 }
 
 /* Adds WH to bucket K of the minute TS_MS falls in (a bucket of an older day starts over). */
@@ -261,6 +265,8 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
         s_err(err, errlen, "telemetry 'online' is not a boolean");
         return -1;
     }
+    if (!dv->have_tel)
+        dv->fault_gen++;
     dv->have_tel = true;
     dv->online = cJSON_IsTrue(online);
 
@@ -331,12 +337,18 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
     const cJSON *lst = cJSON_GetObjectItemCaseSensitive(lim, "state");
     if (cJSON_IsString(lst)) {
         int active = strcmp(lst->valuestring, "failed") == 0;
+        char was[sizeof dv->limits_error];
+        memcpy(was, dv->limits_error, sizeof was);
         if (active && !dv->limits_active)
             dv->limits_cnt++;
+        if (active != dv->limits_active)
+            dv->fault_gen++;
         dv->limits_active = active;
         dv->limits_error[0] = '\0';
         if (active)
             s_keep_str(dv->limits_error, sizeof dv->limits_error, lim, "error");
+        if (strcmp(was, dv->limits_error) != 0)
+            dv->fault_gen++;
     }
 
     const cJSON *eep = cJSON_GetObjectItemCaseSensitive(tel, "eeprom");
@@ -643,6 +655,24 @@ static void s_add_num(cJSON *o, const char *key, double v, int decimals)
     double r = round(v * scale) / scale;
     if (r == 0)
         r = 0; /* no "-0" in the payload */
+    /* The text cJSON would print (%1.15g, or %d for a whole number) without its print and
+     * read-back test per number: r is the double nearest a number of at most `decimals`
+     * decimals, so its %.*f form less trailing zeros is that text while it stays well within
+     * 15 digits and above 1e-4 (no exponent). */
+    char num[48];
+    if (decimals >= 0 && decimals <= 3 && fabs(r) < 1e9) {
+        int n = snprintf(num, sizeof num, "%.*f", decimals, r);
+        if (decimals > 0) {
+            while (n > 0 && num[n - 1] == '0')
+                num[--n] = '\0';
+            if (n > 0 && num[n - 1] == '.')
+                num[--n] = '\0';
+        }
+        if (strcmp(num, "-0") != 0) {
+            cJSON_AddRawToObject(o, key, num);
+            return;
+        }
+    }
     cJSON_AddNumberToObject(o, key, r);
 }
 
@@ -733,6 +763,11 @@ char *dev_view_charge_json(const dev_view_t *dv)
     s_add_num(o, "chargedTotalKWh", dv->charged_wh / 1000.0, 3);
     s_add_num(o, "dischargedTotalKWh", dv->discharged_wh / 1000.0, 3);
     return s_finish(o);
+}
+
+unsigned dev_view_fault_gen(const dev_view_t *dv)
+{
+    return dv->fault_gen;
 }
 
 char *dev_view_fault_json(const dev_view_t *dv)

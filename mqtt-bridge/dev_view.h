@@ -107,6 +107,9 @@ char *dev_view_state_json(const dev_view_t *dv);
 char *dev_view_charge_json(const dev_view_t *dv);
 char *dev_view_fault_json(const dev_view_t *dv);
 char *dev_view_info_json(const dev_view_t *dv);
+/* Changes when what dev_view_fault_json() shows changes (a fault's state or count, the limits'
+ * state or reason, the first telemetry): equal values give equal payloads. */
+unsigned dev_view_fault_gen(const dev_view_t *dv);
 /* "online" or "offline" (static string). */
 const char *dev_view_availability(const dev_view_t *dv);
 

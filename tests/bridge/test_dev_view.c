@@ -341,6 +341,51 @@ static void test_limits_not_applied_is_a_fault(void **state)
     dev_view_destroy(&dv);
 }
 
+/* The bridge builds the fault payload only when dev_view_fault_gen() moved: over telemetry that
+ * repeats, toggles a fault, goes offline and changes the limits' reason, an unchanged
+ * generation always means an unchanged payload, and each change moves it. */
+static void test_fault_generation_follows_the_payload(void **state)
+{
+    (void)state;
+    dev_view_t *dv = dev_view_new(0);
+    const char *seq[] = {
+        TEL,
+        TEL,
+        "{\"v\":1,\"dev\":0,\"online\":true,\"fault\":{\"otp\":true}}",
+        "{\"v\":1,\"dev\":0,\"online\":true,\"fault\":{\"otp\":true}}",
+        "{\"v\":1,\"dev\":0,\"online\":true,\"fault\":{\"otp\":false}}",
+        "{\"v\":1,\"dev\":0,\"online\":false}",
+        "{\"v\":1,\"dev\":0,\"online\":true}",
+        "{\"v\":1,\"dev\":0,\"online\":true,\"device_limits\":{\"state\":\"failed\","
+        "\"error\":\"a\"}}",
+        "{\"v\":1,\"dev\":0,\"online\":true,\"device_limits\":{\"state\":\"failed\","
+        "\"error\":\"b\"}}",
+        "{\"v\":1,\"dev\":0,\"online\":true,\"device_limits\":{\"state\":\"failed\","
+        "\"error\":\"b\"}}",
+        "{\"v\":1,\"dev\":0,\"online\":true,\"device_limits\":{\"state\":\"ok\"}}",
+    };
+    int n = (int)(sizeof seq / sizeof seq[0]);
+    char *prev = NULL;
+    unsigned prev_gen = 0;
+    for (int i = 0; i < n; i++) {
+        feed(dv, seq[i]);
+        char *p = dev_view_fault_json(dv);
+        assert_non_null(p);
+        unsigned gen = dev_view_fault_gen(dv);
+        if (prev) {
+            bool same = strcmp(prev, p) == 0;
+            assert_int_equal(same, gen == prev_gen);
+        }
+        free(prev);
+        prev = p;
+        prev_gen = gen;
+    }
+    free(prev);
+    dev_view_set_gateway_reachable(dv, false);
+    assert_int_not_equal(dev_view_fault_gen(dv), prev_gen);
+    dev_view_destroy(&dv);
+}
+
 static void test_bad_telemetry_refused(void **state)
 {
     dev_view_t *dv = dev_view_new(3);
@@ -472,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_surplus),
         cmocka_unit_test(test_fault_edges_counted),
         cmocka_unit_test(test_limits_not_applied_is_a_fault),
+        cmocka_unit_test(test_fault_generation_follows_the_payload),
         cmocka_unit_test(test_bad_telemetry_refused),
         cmocka_unit_test(test_info_seed_keys),
     };
