@@ -12,6 +12,7 @@
 #define BIC_TX_ID_BASE 0x000C0300u /* controller -> device, 0x000C03FF the broadcast */
 #define ECHO_WINDOW_US 100000      /* an adapter's echo of a sent frame comes back within this */
 #define NPB_RX_ID_BASE 0x000C0000u
+#define NPB_TX_ID_BASE 0x000C0100u
 #define NPB_FIRST 64 /* device numbers 64-67: the NPB at address 0-3 */
 #define DEV_LAST 67
 /* The first round trips after a start can all be slow (a cold adapter or pty); an estimate
@@ -395,23 +396,29 @@ int64_t bus_sched_deadline(const bus_sched_t *s)
     return INT64_MAX;
 }
 
-/* A request frame that is the last one sent, back within the echo window: the adapter's echo. */
-static bool s_own_echo(const bus_sched_t *s, int64_t now, uint32_t id, const uint8_t *data,
-                       size_t dlc)
-{
-    const bus_req_t *t = &s->last_tx;
-    if (!s->have_start || now - s->last_tx_at > ECHO_WINDOW_US ||
-        id != (BIC_TX_ID_BASE | t->addr) || !data || dlc != 2u + t->len ||
-        (uint16_t)(data[0] | (data[1] << 8)) != t->cmd)
-        return false;
-    return memcmp(data + 2, t->data, t->len) == 0;
-}
-
 /* The identifier device number addr replies with. */
 static uint32_t s_rx_id(uint8_t addr)
 {
     return addr >= NPB_FIRST ? NPB_RX_ID_BASE | (uint32_t)(addr - NPB_FIRST)
                              : BIC_RX_ID_BASE | addr;
+}
+
+/* The identifier a request to device number addr goes out with. */
+static uint32_t s_tx_id(uint8_t addr)
+{
+    return addr >= NPB_FIRST ? NPB_TX_ID_BASE | (uint32_t)(addr - NPB_FIRST)
+                             : BIC_TX_ID_BASE | addr;
+}
+
+/* A request frame that is the last one sent, back within the echo window: the adapter's echo. */
+static bool s_own_echo(const bus_sched_t *s, int64_t now, uint32_t id, const uint8_t *data,
+                       size_t dlc)
+{
+    const bus_req_t *t = &s->last_tx;
+    if (!s->have_start || now - s->last_tx_at > ECHO_WINDOW_US || id != s_tx_id(t->addr) || !data ||
+        dlc != 2u + t->len || (uint16_t)(data[0] | (data[1] << 8)) != t->cmd)
+        return false;
+    return memcmp(data + 2, t->data, t->len) == 0;
 }
 
 int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t *data, size_t dlc)
@@ -425,7 +432,9 @@ int bus_sched_on_rx(bus_sched_t *s, int64_t now, uint32_t can_id, const uint8_t 
     if (s->flight.state != FLIGHT_WAIT || !data || dlc < 2 || dlc > 8 || id != s_rx_id(r->addr) ||
         (uint16_t)(data[0] | (data[1] << 8)) != r->cmd) {
         s->stats.stray++;
-        if ((id & ~0xFFu) == BIC_TX_ID_BASE && !s_own_echo(s, now, id, data, dlc)) {
+        uint32_t base = id & ~0xFFu;
+        if ((base == BIC_TX_ID_BASE || base == NPB_TX_ID_BASE) &&
+            !s_own_echo(s, now, id, data, dlc)) {
             s->stats.foreign++;
             s->foreign_at = now;
         }

@@ -153,7 +153,8 @@ size_t bus_sched_depth(const bus_sched_t *s);
 size_t bus_sched_depth_prio(const bus_sched_t *s, bus_prio_t prio);
 bool bus_sched_idle(const bus_sched_t *s);
 /* When the last request of another CAN master was seen on the bus (a frame with a controller
- * -> device ID that is not the adapter's echo of the last request sent), INT64_MIN when never. */
+ * -> device ID, BIC or NPB, that is not the adapter's echo of the last request sent),
+ * INT64_MIN when never. */
 int64_t bus_sched_foreign_at(const bus_sched_t *s);
 const bus_sched_stats_t *bus_sched_stats(const bus_sched_t *s);
 

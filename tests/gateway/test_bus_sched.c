@@ -725,7 +725,9 @@ static void test_foreign_master_noted(void **state)
     uint8_t read[2] = {0x60, 0x00}; /* a read of another master, long after ours */
     assert_int_equal(bus_sched_on_rx(s, 900 * MS, 0x000C0301, read, 2), 0);
     assert_true(bus_sched_foreign_at(s) == 900 * MS);
-    assert_int_equal(bus_sched_stats(s)->foreign, 2);
+    assert_int_equal(bus_sched_on_rx(s, 950 * MS, 0x000C0101, read, 2), 0); /* to an NPB */
+    assert_true(bus_sched_foreign_at(s) == 950 * MS);
+    assert_int_equal(bus_sched_stats(s)->foreign, 3);
     bus_sched_destroy(&s);
 }
 
