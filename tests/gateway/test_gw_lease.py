@@ -1,7 +1,8 @@
 """Control lease and setpoints against the real bic-sim: the holder drives, intruders are
 refused with "controlled by NAME", a lapsed lease puts the device in the safe state (seen in
 the simulator's registers and output), direction changes happen in the safe order, power
-setpoints use the measured voltage, and a restarted gateway writes nothing by itself."""
+setpoints use the measured voltage, a person's stop goes through the lease and holds the
+device off for a controller, and a restarted gateway writes nothing by itself."""
 
 import os
 import sys
@@ -143,6 +144,52 @@ def test_setpoint_directions_in_safe_order():
             c.error("setpoint", "bad_request", dev=0, client="ctl", mode="charge",
                     current_a=1, power_w=20)
             c.error("setpoint", "bad_request", dev=0, mode="off")
+            assert_no_pacing_violations(sim)
+
+
+def test_stop_goes_through_the_lease_and_holds_the_device_off():
+    """A person's stop (the bridge's state/set 0): no lease needed, the holder keeps it; the
+    seed's idle set-points in a safe order; a controller's switch-on is refused with held_off
+    until a person's on or a setpoint with resume."""
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            c.ok("set", dev=0, reg="VOUT_SET", value=27.6, client="ctl")
+            c.ok("set", dev=0, reg="REVERSE_VOUT_SET", value=24, client="ctl")
+            c.ok("setpoint", dev=0, client="ctl", mode="discharge", current_a=7.5,
+                 lease_ttl_s=60)
+            t0 = time.monotonic()
+            r = c.ok("setpoint", dev=0, client="person", mode="stop", manual=True,
+                     lease_ttl_s=60)
+            # currents down first, then the output off, then the charge direction
+            w = _writes(sim, t0)
+            assert w == [(0x0130, 90), (0x0000, 0), (0x0100, 0)], w
+            assert r["applied"] == {"operation": 0, "direction": "charge", "iout_a": 0.9,
+                                    "rev_iout_a": 0.9}, r
+            info = c.ok("info", dev=0)["devices"][0]
+            assert info["lease"]["holder"] == "ctl" and info["held_off"] == "person", info
+            # the holder may not switch the output on again; off and idle off are fine
+            e = c.error("setpoint", "held_off", dev=0, client="ctl", mode="charge", current_a=5)
+            assert e["by"] == "person" and "'person'" in e["message"], e
+            c.error("setpoint", "held_off", dev=0, client="ctl", mode="discharge", current_a=5)
+            c.error("setpoint", "bad_request", dev=0, client="ctl", mode="charge", current_a=5,
+                    resume="yes")
+            assert c.ok("setpoint", dev=0, client="ctl", mode="idle")["writes"] == 0
+            c.ok("setpoint", dev=0, client="ctl", mode="off")
+            assert sim.control.device(0)["registers"]["OPERATION"] == 0
+            # resumed by a person: the hold ends
+            c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=5, resume=True)
+            assert sim.control.device(0)["registers"]["OPERATION"] == 1
+            assert c.ok("info", dev=0)["devices"][0]["held_off"] is None
+            # a person's on ends it too (the holder's lease does not block a stop, it blocks
+            # another client's on)
+            c.ok("setpoint", dev=0, client="person", mode="stop")
+            c.error("set", "lease_held", dev=0, reg="OPERATION", value=1, client="person")
+            c.ok("set", dev=0, reg="OPERATION", value=1, client="ctl")
+            c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=6)
+            assert sim.control.device(0)["registers"]["IOUT_SET"] == 600
             assert_no_pacing_violations(sim)
 
 
