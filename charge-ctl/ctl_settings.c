@@ -62,8 +62,8 @@ int ctl_settings_load(const config_t *cfg, settings_t *s, char *err, size_t n)
         snprintf(err, n,
                  "[CHARGE_CONTROL] Id/%d/Devices lists %d devices: bic-charge-ctl drives one "
                  "device per instance so far; a group runs in the twin only (bic-sim twin "
-                 "--units N); run one instance per device (docs/charge-ctl.md 1.5)",
-                 s->id, s->group.n);
+                 "--units %d -c FILE); run one instance per device (docs/charge-ctl.md 1.5)",
+                 s->id, s->group.n, s->group.n);
         return -1;
     }
     if (meter_cfg_from_config(cfg, s->id, &s->meter, err, n) != 0)

@@ -10,6 +10,7 @@
 
 #include "battery.h"
 #include "config.h"
+#include "ctl_group_cfg.h"
 #include "ctl_group_run.h"
 #include "ctl_step.h"
 
@@ -21,11 +22,9 @@ void twin_group_model_defaults(twin_group_model_t *g)
     g->lost_unit = -1;
     for (int i = 0; i < CTL_GROUP_MAX; i++)
         g->unit_soc_pct[i] = g->base.soc_pct;
-    ctl_group_params_t gp;
-    ctl_group_params_defaults(&gp);
-    g->stage_hyst = gp.stage_hyst;
-    g->rotate_wh = gp.rotate_wh;
-    g->soc_balance = gp.soc_balance;
+    g->stage_hyst = NAN; /* from the configuration */
+    g->rotate_wh = NAN;
+    g->soc_balance = -1;
 }
 
 int twin_group_model_validate(const twin_group_model_t *g, char *err, size_t errlen)
@@ -57,7 +56,8 @@ const char *twin_group_run_name(int k)
 typedef struct {
     int kind;
     const twin_group_model_t *g;
-    const ctl_params_t *p1; /* one unit's limits (the configured controller) */
+    const ctl_params_t *p1;    /* one unit's limits (the configured controller) */
+    const ctl_group_cfg_t *gc; /* the group's devices */
     int n;
     battery_t *bat[CTL_GROUP_MAX];
     int nbat;
@@ -115,17 +115,22 @@ static battery_t *s_bat(grun_t *r, int i)
     return r->nbat > 1 ? r->bat[i] : r->bat[0];
 }
 
-/* One unit's power window at voltage v in this hour (W AC), as every run obeys it. */
-static void s_unit_window(const grun_t *r, int hour, double v, double *lo, double *hi)
+/* The units' power window together at voltage v in this hour (W AC): each within the hour's
+ * powers, the model's converter and its own current limits. */
+static void s_group_window(const grun_t *r, int hour, double v, double *lo, double *hi)
 {
     const twin_model_t *m = &r->g->base;
     const ctl_hour_t *h = &r->p1->hours[hour];
-    *hi = fmin(fmin(h->max_charge_w, m->max_charge_w),
-               r->p1->max_charge_ca / 100.0 * v / m->efficiency);
-    *lo = fmax(fmax(h->max_discharge_w, -m->max_discharge_w),
-               -r->p1->max_discharge_ca / 100.0 * v * m->efficiency);
-    *hi = fmax(*hi, 0);
-    *lo = fmin(*lo, 0);
+    *hi = 0;
+    *lo = 0;
+    for (int i = 0; i < r->n; i++) {
+        *hi += fmax(fmin(fmin(h->max_charge_w, m->max_charge_w),
+                         r->gc->max_charge_ca[i] / 100.0 * v / m->efficiency),
+                    0);
+        *lo += fmin(fmax(fmax(h->max_discharge_w, -m->max_discharge_w),
+                         -r->gc->max_discharge_ca[i] / 100.0 * v * m->efficiency),
+                    0);
+    }
 }
 
 static bool s_lost(const twin_group_model_t *g, int i, double t_s)
@@ -191,9 +196,9 @@ static double s_ideal_step(grun_t *r, double net_w, int hour, double dt)
     const ctl_hour_t *h = &r->p1->hours[hour];
     battery_t *b = r->bat[0];
     double lo, hi;
-    s_unit_window(r, hour, battery_ocv_v(b), &lo, &hi);
+    s_group_window(r, hour, battery_ocv_v(b), &lo, &hi);
     double want = -(net_w - h->grid_offset_w);
-    want = fmax(fmin(want, hi * r->n), lo * r->n);
+    want = fmax(fmin(want, hi), lo);
     if (want < 0 && ctl_block_hour(r->p1, hour))
         want = 0;
     double dc = want > 0 ? want * m->efficiency : want / m->efficiency;
@@ -210,6 +215,7 @@ static double s_ideal_step(grun_t *r, double net_w, int hour, double dt)
 typedef struct {
     const household_t *hh;
     const ctl_params_t *p1;
+    const ctl_group_cfg_t *gc; /* the group: its devices' limits, the dispatch's parameters */
 } gday_t;
 
 /* Meter samples in flight. */
@@ -224,26 +230,15 @@ static int s_run(const gday_t *d, grun_t *r, char *err, size_t errlen)
     const twin_group_model_t *g = r->g;
     const twin_model_t *m = &g->base;
     r->p1 = d->p1;
+    r->gc = d->gc;
     r->takeover_s = -1;
     if (r->kind != TWIN_G_NONE && s_batteries(r, err, errlen) != 0)
         return -1;
 
-    /* the group: units 0..n-1 with the configured device's limits */
-    ctl_group_cfg_t gc;
-    memset(&gc, 0, sizeof gc);
-    gc.n = r->n;
-    for (int i = 0; i < r->n; i++) {
-        gc.dev[i] = i;
+    /* the group (s_resolve), with its batteries as this run has them */
+    ctl_group_cfg_t gc = *d->gc;
+    for (int i = 0; i < r->n; i++)
         gc.battery[i] = r->nbat > 1 ? i : 0;
-        gc.max_charge_ca[i] = d->p1->max_charge_ca;
-        gc.max_discharge_ca[i] = d->p1->max_discharge_ca;
-        gc.min_current_ca[i] = d->p1->min_current_ca;
-    }
-    ctl_group_params_defaults(&gc.params);
-    gc.params.efficiency = m->efficiency;
-    gc.params.stage_hyst = g->stage_hyst;
-    gc.params.rotate_wh = g->rotate_wh;
-    gc.params.soc_balance = g->soc_balance;
     gc.params.staging = r->kind == TWIN_G_STAGED;
     ctl_group_run_t run;
     ctl_group_run_init(&run, 0);
@@ -371,6 +366,50 @@ static void s_metrics(const grun_t *r, twin_group_metrics_t *o)
     }
 }
 
+/* The group as the run has it: the configuration's ([CHARGE_CONTROL] Id/X/Devices, each
+ * device's limits within the model's converter, [DEVICE] Id/Y/Battery, Id/X/Group/...) where
+ * it lists one, else --units copies of the configured device; the options given override
+ * the Group keys. */
+static int s_resolve(const ctl_params_t *p1, ctl_group_cfg_t *gc, twin_group_model_t *g,
+                     const char *config_path, int id, char *err, size_t errlen)
+{
+    if (gc->n > 1 && gc->n != g->units) {
+        snprintf(err, errlen,
+                 "--units %d, but %s: [CHARGE_CONTROL] Id/%d/Devices lists %d devices; give "
+                 "--units %d",
+                 g->units, config_path, id, gc->n, gc->n);
+        return -1;
+    }
+    if (gc->n > 1) {
+        for (int i = 1; i < gc->n; i++)
+            if (gc->battery[i] != gc->battery[0])
+                g->separate = true;
+    } else {
+        gc->n = g->units;
+        for (int i = 0; i < gc->n; i++) {
+            gc->dev[i] = i;
+            gc->max_charge_ca[i] = p1->max_charge_ca;
+            gc->max_discharge_ca[i] = p1->max_discharge_ca;
+            gc->min_current_ca[i] = p1->min_current_ca;
+        }
+    }
+    for (int i = 0; i < gc->n; i++) { /* within the model's converter (twin_ctl_params) */
+        if (gc->max_charge_ca[i] > p1->max_charge_ca)
+            gc->max_charge_ca[i] = p1->max_charge_ca;
+        if (gc->max_discharge_ca[i] > p1->max_discharge_ca)
+            gc->max_discharge_ca[i] = p1->max_discharge_ca;
+        gc->min_current_ca[i] = p1->min_current_ca;
+    }
+    gc->params.efficiency = g->base.efficiency;
+    if (!isnan(g->stage_hyst))
+        gc->params.stage_hyst = g->stage_hyst;
+    if (!isnan(g->rotate_wh))
+        gc->params.rotate_wh = g->rotate_wh;
+    if (g->soc_balance >= 0)
+        gc->params.soc_balance = g->soc_balance;
+    return 0;
+}
+
 int twin_group_run(household_t *hh, const char *config_path, const twin_group_model_t *g,
                    twin_group_result_t *res, char *err, size_t errlen)
 {
@@ -389,11 +428,20 @@ int twin_group_run(household_t *hh, const char *config_path, const twin_group_mo
     }
     ctl_params_t p1;
     int id;
+    ctl_group_cfg_t gc;
     int rc = twin_ctl_params(cfg, config_path, &g->base, &p1, &id, err, errlen);
+    if (rc == 0 && ctl_group_cfg_from_config(cfg, id, &gc, cerr, sizeof cerr) != 0) {
+        snprintf(err, errlen, "%s: [CHARGE_CONTROL] %s", config_path, cerr);
+        rc = -1;
+    }
     config_destroy(&cfg);
     if (rc != 0)
         return -1;
-    gday_t d = {.hh = hh, .p1 = &p1};
+    twin_group_model_t eff = *g;
+    if (s_resolve(&p1, &gc, &eff, config_path, id, err, errlen) != 0)
+        return -1;
+    g = &eff;
+    gday_t d = {.hh = hh, .p1 = &p1, .gc = &gc};
     res->units = g->units;
     for (int k = 0; k < TWIN_G_RUNS; k++) {
         grun_t r;

@@ -25,15 +25,16 @@
 typedef struct {
     twin_model_t base; /* each unit's converter and battery, the meter, the step (twin.h);
                           the profile's and the device's powers are per unit */
-    int units;         /* 1..CTL_GROUP_MAX */
+    int units;         /* 1..CTL_GROUP_MAX; with [CHARGE_CONTROL] Id/X/Devices, its count (the
+                          devices' limits and batteries then come from the configuration) */
     bool separate;     /* one battery of base.capacity_ah per unit (else one battery of
                           units x base.capacity_ah) */
     double unit_soc_pct[CTL_GROUP_MAX]; /* separate batteries: each one's initial SOC */
     int lost_unit;                      /* unit lost for a time, -1: none */
     double lost_from_s, lost_until_s;   /* ... from, until (seconds into the day) */
-    double stage_hyst;                  /* ctl_group_params_t */
-    double rotate_wh;
-    bool soc_balance;
+    double stage_hyst; /* ctl_group_params_t; NAN: the configuration's (Id/X/Group/...) */
+    double rotate_wh;  /* NAN: the configuration's */
+    int soc_balance;   /* 0, 1; -1: the configuration's */
 } twin_group_model_t;
 
 /* The runs: the controller with staging; the same with every able unit running at an equal

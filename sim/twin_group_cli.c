@@ -28,9 +28,12 @@ static void s_usage(FILE *f)
             "  --separate-batteries    one battery per unit (default: one battery of N x --ah)\n"
             "  --unit-soc LIST         each battery's initial SOC, e.g. 40,60 (one per unit)\n"
             "  --unit-lost U@HH:MM-HH:MM  unit U is lost from the first time until the second\n"
-            "  --stage-hyst F [0.15]   staging hysteresis (fraction of the threshold, 0-1)\n"
-            "  --rotate-wh W [1000]    lead unit rotation energy (0: the first unit leads)\n"
+            "  --stage-hyst F          staging hysteresis (fraction of the threshold, 0-1)\n"
+            "  --rotate-wh W           lead unit rotation energy (0: the first unit leads)\n"
             "  --no-soc-balance        separate batteries: share by limits, not by SOC\n"
+            "  (without these three: Id/X/Group/... of the configuration, by default 15 %%,\n"
+            "  1000 Wh, balanced; with Id/X/Devices, --units must be its count and each device's\n"
+            "  limits and [DEVICE] Battery come from the configuration)\n"
             "  --transients SEED  --id X  --soc PCT [50]  --ah AH [280]  --step S [0.1]\n",
             CTL_GROUP_MAX);
 }

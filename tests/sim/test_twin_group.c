@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <math.h>
 
@@ -119,6 +122,63 @@ static void test_separate_batteries_balanced(void **st)
                 5.0);
 }
 
+/* The example ini with a second device (smaller, on its own battery) in controller 0's group
+ * and the given Group keys; the path of a temporary copy (the caller unlinks it). */
+static void s_group_ini(char *path, size_t n, const char *group_keys)
+{
+    FILE *in = fopen(INI, "r");
+    assert_non_null(in);
+    static char text[16384];
+    size_t len = fread(text, 1, sizeof text - 1, in);
+    fclose(in);
+    text[len] = '\0';
+    char *cc = strstr(text, "[CHARGE_CONTROL]\n");
+    char *dv = strstr(text, "[DEVICE]\n");
+    assert_non_null(cc);
+    assert_non_null(dv);
+    snprintf(path, n, "/tmp/test_twin_group_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *out = fdopen(fd, "w");
+    assert_non_null(out);
+    fprintf(out, "%.*s", (int)(dv - text + 9), text);
+    fprintf(out, "Id/1/ChargeVoltage=2800\nId/1/DischargeVoltage=2400\n"
+                 "Id/1/MaxChargeCurrent=3000\nId/1/MaxDischargeCurrent=3000\nId/1/Battery=1\n");
+    fprintf(out, "%.*s", (int)(cc - (dv + 9) + 17), dv + 9);
+    fprintf(out, "Id/0/Devices=0,1\n%s", group_keys);
+    fprintf(out, "%s", cc + 17);
+    fclose(out);
+}
+
+static void test_group_from_the_configuration(void **st)
+{
+    (void)st;
+    char path[64], err[2048] = "";
+    s_group_ini(path, sizeof path, "Id/0/Group/RotateWh=0\n");
+    household_t *hh = household_load(P1, err, sizeof err);
+    assert_non_null(hh);
+    twin_group_model_t g;
+    twin_group_model_defaults(&g);
+    g.units = 2;
+    twin_group_result_t r;
+    int rc = twin_group_run(hh, path, &g, &r, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+    twin_group_print_table(stdout, &r);
+    /* device 1 is limited to 30 A (about 900 W) and on its own battery: it moves less, and
+     * its battery ends apart from device 0's (separate batteries from [DEVICE] Battery) */
+    const twin_group_metrics_t *s = &r.m[TWIN_G_STAGED];
+    assert_true(s->unit_kwh[1] < 0.8 * s->unit_kwh[0]);
+    assert_true(s->unit_soc_pct[0] != s->unit_soc_pct[1]);
+    /* --units must agree with the list */
+    g.units = 3;
+    assert_int_equal(twin_group_run(hh, path, &g, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "Devices lists 2 devices"));
+    household_destroy(&hh);
+    unlink(path);
+}
+
 static void test_options_refused(void **st)
 {
     (void)st;
@@ -148,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_three_units_lost_at_noon),
         cmocka_unit_test(test_two_units_one_lost),
         cmocka_unit_test(test_separate_batteries_balanced),
+        cmocka_unit_test(test_group_from_the_configuration),
         cmocka_unit_test(test_options_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
