@@ -156,8 +156,6 @@ def test_stop_goes_through_the_lease_and_holds_the_device_off():
         ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0)
         with Gateway(ini, tmp) as gw:
             c = gw.client
-            c.ok("set", dev=0, reg="VOUT_SET", value=27.6, client="ctl")
-            c.ok("set", dev=0, reg="REVERSE_VOUT_SET", value=24, client="ctl")
             c.ok("setpoint", dev=0, client="ctl", mode="discharge", current_a=7.5,
                  lease_ttl_s=60)
             t0 = time.monotonic()
