@@ -34,7 +34,7 @@
 #include "sdnotify.h"
 #include "sigflag.h"
 
-#define MAX_DEVS 64
+#define MAX_DEVS 68 /* 0-63 the BICs, 64-67 the NPB chargers at CAN address 0-3 */
 #define QUEUE_MAX 32
 #define GW_SILENCE_MS 15000    /* the gateway publishes `gw` every 5 s */
 #define INFO_PERIOD_MS 3600000 /* device info re-read hourly */
@@ -165,6 +165,10 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
     for (size_t i = 0; i < nids && i < MAX_DEVS; i++)
         if (ids[i] >= 0 && ids[i] < MAX_DEVS)
             s->ids[s->nids++] = ids[i];
+    nids = config_ids(cfg, "NPB", ids, CONFIG_MAX_IDS); /* [NPB] Id/X: device 64 + X */
+    for (size_t i = 0; i < nids && s->nids < MAX_DEVS; i++)
+        if (ids[i] >= 0 && ids[i] < 4)
+            s->ids[s->nids++] = 64 + ids[i];
 
     s->cap2v_n = config_cap2v(cfg, s->cap2v_pct, s->cap2v_v, DEV_VIEW_CAP2V);
     if (s->cap2v_n > DEV_VIEW_CAP2V)
@@ -320,11 +324,11 @@ static uint64_t s_disc_inputs(const dev_view_t *dv)
 {
     char buf[512];
     static const char *const limits[] = {"vout_v", "rev_vout_v", "iout_a", "rev_iout_a"};
-    int n = snprintf(buf, sizeof buf, "%d|%s|%s|%s|%d|%d|%d", dev_view_dev(dv),
+    int n = snprintf(buf, sizeof buf, "%d|%s|%s|%s|%d|%d|%d|%d", dev_view_dev(dv),
                      dev_view_model(dv) ? dev_view_model(dv) : "",
                      dev_view_firmware(dv) ? dev_view_firmware(dv) : "",
                      dev_view_serial(dv) ? dev_view_serial(dv) : "", dev_view_variant(dv),
-                     dev_view_has_fans(dv), dev_view_has_soc(dv));
+                     dev_view_has_fans(dv), dev_view_has_soc(dv), dev_view_is_npb(dv));
     for (size_t i = 0; i < sizeof limits / sizeof limits[0] && n > 0 && (size_t)n < sizeof buf;
          i++) {
         double lo = 0, hi = 0;
@@ -568,7 +572,9 @@ static void s_request_regs(bridge_t *b, int dev)
     cJSON_AddStringToObject(j.req, "client", BCMD_CLIENT);
     cJSON *regs = cJSON_AddArrayToObject(j.req, "regs");
     cJSON_AddItemToArray(regs, cJSON_CreateString("SYSTEM_CONFIG"));
-    cJSON_AddItemToArray(regs, cJSON_CreateString("BIDIRECTIONAL_CONFIG"));
+    /* an NPB has no BIDIRECTIONAL_CONFIG (its mode is in the telemetry's curve) */
+    if (dev < 64)
+        cJSON_AddItemToArray(regs, cJSON_CreateString("BIDIRECTIONAL_CONFIG"));
     s_enqueue(b, &j);
 }
 

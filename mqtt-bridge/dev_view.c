@@ -46,14 +46,17 @@ struct dev_view_t {
     bool have_info;
     bool gw_reachable;
     bool online;
-    int operation;      /* 0/1, -1 unknown */
-    char direction[16]; /* "charge"/"discharge", "" unknown */
-    char mode[16];      /* "battery"/..., "" unknown */
-    double dc_v;        /* V, NAN unknown */
-    double dc_a;        /* A, + charge */
-    double dc_w;        /* W, + charge */
-    double ac_v;        /* V */
-    double temp_c;      /* °C */
+    int operation;                       /* 0/1, -1 unknown */
+    char direction[16];                  /* "charge"/"discharge", "" unknown */
+    char mode[16];                       /* "battery"/..., "" unknown */
+    bool npb;                            /* an NPB charger (telemetry or info "family") */
+    char stage[16];                      /* NPB: the charge stage, "" unknown */
+    double curve_cc, curve_cv, curve_fv; /* NPB: the charge curve, NAN unknown */
+    double dc_v;                         /* V, NAN unknown */
+    double dc_a;                         /* A, + charge */
+    double dc_w;                         /* W, + charge */
+    double ac_v;                         /* V */
+    double temp_c;                       /* °C */
     int nfans;
     double fans[MAX_FANS]; /* RPM */
     double sp_vout;        /* V, VOUT_SET */
@@ -115,6 +118,7 @@ dev_view_t *dev_view_new(int dev)
     dv->operation = -1;
     dv->dc_v = dv->dc_a = dv->dc_w = dv->ac_v = dv->temp_c = NAN;
     dv->sp_vout = dv->sp_iout = dv->sp_rev_vout = dv->sp_rev_iout = NAN;
+    dv->curve_cc = dv->curve_cv = dv->curve_fv = NAN;
     for (int i = 0; i < DEV_VIEW_FAULTS; i++)
         dv->fault_active[i] = 0;
     dv->fault_active[FAULT_CAN] = -1;
@@ -244,6 +248,24 @@ static void s_integrate(dev_view_t *dv, const cJSON *tel)
     dv->last_w = w;
 }
 
+/* An NPB's telemetry keys (docs/ipc-protocol.md): family, stage and the curve. */
+static void s_npb_telemetry(dev_view_t *dv, const cJSON *tel)
+{
+    const cJSON *fam = cJSON_GetObjectItemCaseSensitive(tel, "family");
+    if (cJSON_IsString(fam))
+        dv->npb = strcmp(fam->valuestring, "NPB") == 0;
+    if (!dv->npb)
+        return;
+    s_keep_str(dv->stage, sizeof dv->stage, tel, "stage");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(tel, "curve");
+    if (cJSON_IsObject(c)) {
+        s_keep_num(&dv->curve_cc, c, "cc_a");
+        s_keep_num(&dv->curve_cv, c, "cv_v");
+        s_keep_num(&dv->curve_fv, c, "fv_v");
+        s_keep_str(dv->mode, sizeof dv->mode, c, "mode");
+    }
+}
+
 int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(tel)) {
@@ -306,6 +328,7 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
         dv->operation = (int)op;
     s_keep_str(dv->direction, sizeof dv->direction, tel, "direction");
     s_keep_str(dv->mode, sizeof dv->mode, tel, "mode");
+    s_npb_telemetry(dv, tel);
 
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(tel, "setpoints");
     if (cJSON_IsObject(sp)) {
@@ -390,6 +413,9 @@ int dev_view_on_info(dev_view_t *dv, const cJSON *info, char *err, size_t errlen
         return -1;
     }
     dv->have_info = true;
+    const cJSON *fam = cJSON_GetObjectItemCaseSensitive(info, "family");
+    if (cJSON_IsString(fam))
+        dv->npb = strcmp(fam->valuestring, "NPB") == 0;
     s_keep_str(dv->model, sizeof dv->model, info, "model");
     s_keep_str(dv->serial, sizeof dv->serial, info, "serial");
     int64_t variant;
@@ -736,7 +762,18 @@ char *dev_view_state_json(const dev_view_t *dv)
     s_add_num(o, "chargeLimA", dv->sp_iout, 2);
     s_add_num(o, "dischargeLimA", dv->sp_rev_iout, 2);
     s_add_str(o, "leaseHolder", dv->lease_holder);
+    if (dv->npb) { /* an NPB charger's stage and curve */
+        s_add_str(o, "npbStage", dv->stage);
+        s_add_num(o, "npbCurveCC", dv->curve_cc, 2);
+        s_add_num(o, "npbCurveCV", dv->curve_cv, 2);
+        s_add_num(o, "npbCurveFV", dv->curve_fv, 2);
+    }
     return s_finish(o);
+}
+
+bool dev_view_is_npb(const dev_view_t *dv)
+{
+    return dv->npb;
 }
 
 char *dev_view_charge_json(const dev_view_t *dv)

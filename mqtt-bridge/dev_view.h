@@ -30,7 +30,8 @@ extern const char *const dev_view_fault_desc[DEV_VIEW_FAULTS];
 
 typedef struct dev_view_t dev_view_t;
 
-/* A view of device `dev` (CAN address 0-63). NULL on allocation failure. */
+/* A view of device `dev` (0-63 a BIC's CAN address, 64-67 an NPB's). NULL on allocation
+ * failure. */
 dev_view_t *dev_view_new(int dev);
 /* Destroys the view; accepts NULL and nulls the caller's pointer. */
 void dev_view_destroy(dev_view_t **p);
@@ -80,6 +81,8 @@ int dev_view_set_energy(dev_view_t *dv, double charged_wh, double discharged_wh)
 void dev_view_energy(const dev_view_t *dv, double *charged_wh, double *discharged_wh);
 
 bool dev_view_has_telemetry(const dev_view_t *dv);
+/* An NPB charger (device 64-67): its state adds npbStage, npbCurveCC/CV/FV. */
+bool dev_view_is_npb(const dev_view_t *dv);
 bool dev_view_has_info(const dev_view_t *dv);
 /* A SOC can be shown: a [BAT_0] table, or a controller has published one. */
 bool dev_view_has_soc(const dev_view_t *dv);

@@ -35,6 +35,10 @@ static const s_ent_t s_all[] = {
     {"sensor", "surplus_power"},
     {"sensor", "current_setpoint"},
     {"sensor", "state"},
+    {"sensor", "charge_stage"},
+    {"sensor", "curve_cc"},
+    {"sensor", "curve_cv"},
+    {"sensor", "curve_fv"},
     {"binary_sensor", "connectivity"},
     {"binary_sensor", "fault_fan"},
     {"binary_sensor", "fault_otp"},
@@ -356,6 +360,29 @@ int ha_bridge_msgs(const ha_ctx_t *ctx, ha_list_t *out)
     return rc ? -1 : 0;
 }
 
+/* An NPB charger's entities: its charge stage and its charge curve. */
+static int s_npb_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
+{
+    int rc = 0;
+    cJSON *e =
+        s_bic_entity(ctx, dv, "charge_stage", "Charge stage", "state", "{{ value_json.npbStage }}");
+    if (e) {
+        cJSON_AddStringToObject(e, "dev_cla", "enum");
+        cJSON *opts = cJSON_AddArrayToObject(e, "ops");
+        const char *stages[] = {"idle", "cc", "cv", "float", "full", "timeout", "no_battery"};
+        for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
+            cJSON_AddItemToArray(opts, cJSON_CreateString(stages[i]));
+    }
+    rc |= s_emit(ctx, out, "sensor", dev_view_dev(dv), "charge_stage", e);
+    rc |= s_sensor(ctx, dv, out, "curve_cc", "Charge curve current", "state", "npbCurveCC",
+                   "current", "measurement", "A", "diagnostic", 2);
+    rc |= s_sensor(ctx, dv, out, "curve_cv", "Charge curve boost voltage", "state", "npbCurveCV",
+                   "voltage", "measurement", "V", "diagnostic", 2);
+    rc |= s_sensor(ctx, dv, out, "curve_fv", "Charge curve float voltage", "state", "npbCurveFV",
+                   "voltage", "measurement", "V", "diagnostic", 2);
+    return rc;
+}
+
 int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
 {
     int dev = dev_view_dev(dv);
@@ -389,6 +416,9 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
                    "measurement", "W", NULL, 0);
     rc |= s_sensor(ctx, dv, out, "current_setpoint", "Current setpoint", "charge", "chargeSetA",
                    "current", "measurement", "A", "diagnostic", 2);
+
+    if (dev_view_is_npb(dv))
+        rc |= s_npb_msgs(ctx, dv, out);
 
     /* Operating state as an enum sensor: no state_class, options listed. */
     cJSON *e =

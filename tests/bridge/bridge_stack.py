@@ -18,7 +18,9 @@ def device_keys(dev):
 
 class Stack:
     def __init__(self, devices=(0,), mqtt_extra=None, keepalive=5, publish_period=5,
-                 gateway_extra=None):
+                 gateway_extra=None, npbs=()):
+        """npbs: NPB chargers as bic-sim --device specs ("3:npb-1200-24"), each configured
+        as [NPB] Id/<address>/Type (the gateway's device 64 + address)."""
         self.tmp = harness.temp_dir("bic-bridge-")
         self.devices = list(devices)
         self.broker = harness.Mosquitto()
@@ -27,7 +29,8 @@ class Stack:
         self.bridge = None
         self.client = None
         try:
-            self.sim = harness.Sim(devices=["%d:24" % d for d in self.devices], tmp=self.tmp)
+            self.sim = harness.Sim(devices=["%d:24" % d for d in self.devices] + list(npbs),
+                                   tmp=self.tmp)
             self.req_ep = "ipc://%s/gw.sock" % self.tmp
             self.ini = {
                 "ALL": {"TraceLevel": "debug"},
@@ -42,6 +45,9 @@ class Stack:
             }
             for d in self.devices:
                 self.ini["DEVICE"].update(device_keys(d))
+            if npbs:
+                self.ini["NPB"] = {"Id/%s/Type" % s.split(":")[0]: s.split(":")[1].upper()
+                                   for s in npbs}
             if mqtt_extra:
                 self.ini["MQTT"].update(mqtt_extra)
             if gateway_extra:  # e.g. the daily EEPROM budget instead of no limit
