@@ -66,7 +66,8 @@ void gw_safe_state_dev(gateway_t *gw, gw_dev_t *d, const char *reason, int64_t n
     d->safe_pending = false;
     j->prio = BUS_PRIO_SAFETY;
     snprintf(j->reason, sizeof j->reason, "%s", reason);
-    gw_job_add_idle(j, d, gw->set.safe_state == SAFE_MIN);
+    /* a device a person stopped stays off: SafeState=min would switch it on */
+    gw_job_add_idle(j, d, gw->set.safe_state == SAFE_MIN && !d->held_off);
     gw_job_start(gw, j, now);
 }
 

@@ -201,12 +201,13 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
             }
         } else if (j->purpose == ENS_SAFE && d) {
             static const char *names[] = {"off", "min", "hold"};
+            const char *name =
+                d->held_off && gw->set.safe_state == SAFE_MIN ? "off" : names[gw->set.safe_state];
             cJSON *e = gw_event(d, "safe_state");
-            cJSON_AddStringToObject(e, "state", names[gw->set.safe_state]);
+            cJSON_AddStringToObject(e, "state", name);
             cJSON_AddStringToObject(e, "reason", j->reason);
             gw_publish_event(gw, d, e);
-            log_info("device %d: safe state '%s' applied (%s)", j->addr, names[gw->set.safe_state],
-                     j->reason);
+            log_info("device %d: safe state '%s' applied (%s)", j->addr, name, j->reason);
         }
         return;
     }

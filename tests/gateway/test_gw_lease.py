@@ -2,7 +2,7 @@
 refused with "controlled by NAME", a lapsed lease puts the device in the safe state (seen in
 the simulator's registers and output), direction changes happen in the safe order, power
 setpoints use the measured voltage, a person's stop goes through the lease and holds the
-device off for a controller, and a restarted gateway writes nothing by itself."""
+device off for a controller (and for SafeState=min), and a restarted gateway writes nothing by itself."""
 
 import os
 import sys
@@ -244,6 +244,23 @@ def test_idle_min_and_safe_state_hold():
             assert sim.control.device(0)["registers"] == regs
             sub.close()
             assert_no_pacing_violations(sim)
+
+
+def test_held_off_device_stays_off_through_a_lapse_with_safe_state_min():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0, SafeState="min")
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub, ["evt/0"])
+            c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=8, lease_ttl_s=2)
+            c.ok("setpoint", dev=0, client="person", mode="stop", manual=True)
+            # the holder vanishes: its lease lapses; the stopped device is not switched on
+            e = sub.event(0, "safe_state")
+            assert e["state"] == "off" and e["reason"] == "lease lapsed", e
+            regs = sim.control.device(0)["registers"]
+            assert regs["OPERATION"] == 0 and regs["IOUT_SET"] == 90, regs
+            sub.close()
 
 
 def test_lapse_while_unreachable_applies_safe_state_on_return():
