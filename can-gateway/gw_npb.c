@@ -136,6 +136,38 @@ int gw_npb_check_value(const gw_dev_t *d, const bic_cmd_t *c, int32_t raw, char 
     return 0;
 }
 
+int gw_npb_check_curve(const gw_dev_t *d, uint16_t code, int32_t raw, int32_t *lo, int32_t *hi,
+                       char *why, size_t whylen)
+{
+    const gw_cached_t *cv = &d->cache[TREG_CURVE_CV], *fv = &d->cache[TREG_CURVE_FV];
+    const gw_cached_t *cc = &d->cache[TREG_CURVE_CC];
+    if (code == NPB_CMD_CURVE_FV && cv->valid && raw > cv->raw) {
+        *hi = cv->raw;
+        snprintf(why, whylen,
+                 "the float voltage stays at or below the boost voltage CURVE_CV, which the "
+                 "device holds at %.2f V",
+                 cv->raw / 100.0);
+        return -1;
+    }
+    if (code == NPB_CMD_CURVE_CV && fv->valid && raw < fv->raw) {
+        *lo = fv->raw;
+        snprintf(why, whylen,
+                 "the boost voltage stays at or above the float voltage CURVE_FV, which the "
+                 "device holds at %.2f V",
+                 fv->raw / 100.0);
+        return -1;
+    }
+    if (code == NPB_CMD_CURVE_TC && cc->valid && raw >= cc->raw) {
+        *hi = cc->raw - 1;
+        snprintf(why, whylen,
+                 "the taper current stays below the charge current CURVE_CC, which the device "
+                 "holds at %.2f A",
+                 cc->raw / 100.0);
+        return -1;
+    }
+    return 0;
+}
+
 bool gw_npb_slot_applies(const gw_dev_t *d, int slot)
 {
     bool npb = GW_DEV_IS_NPB(d->addr);

@@ -41,6 +41,13 @@ void gw_npb_reg_range(const gw_dev_t *d, uint16_t code, int32_t *min, int32_t *m
 int gw_npb_check_value(const gw_dev_t *d, const bic_cmd_t *c, int32_t raw, char *why,
                        size_t whylen);
 
+/* The curve as a whole (npb_check_curve) against what the device holds: CURVE_FV at most
+ * CURVE_CV, CURVE_CV at least CURVE_FV, CURVE_TC below CURVE_CC (as last read). Returns 0, or
+ * -1 with the narrowed range in *lo and *hi (raw, entered with the register's range) and the
+ * rule in why. */
+int gw_npb_check_curve(const gw_dev_t *d, uint16_t code, int32_t raw, int32_t *lo, int32_t *hi,
+                       char *why, size_t whylen);
+
 /* Does the device poll telemetry slot s (the NPB has no direction, discharge side or fans; a
  * BIC has no charge curve; READ_VIN only where the model has it)? */
 bool gw_npb_slot_applies(const gw_dev_t *d, int slot);

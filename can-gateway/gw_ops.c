@@ -487,6 +487,18 @@ static void s_op_set(ctx_t *c)
             return;
         }
     }
+    char rule[200];
+    if (GW_DEV_IS_NPB(d->addr) &&
+        gw_npb_check_curve(d, cmd->code, want, &lo, &hi, rule, sizeof rule) < 0) {
+        cJSON *r = s_range_error(c, d, cmd, lo, hi, shown);
+        cJSON *e = gw_reply_error_obj(r);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s (%s)", cJSON_IsString(m) ? m->valuestring : "", rule);
+        cJSON_ReplaceItemInObject(e, "message", cJSON_CreateString(msg));
+        s_reject_range(c, d, cmd, shown, r);
+        return;
+    }
     if (cmd->output && s_lease_blocks(c, d->addr, client))
         return;
     bool holder =

@@ -53,6 +53,9 @@ def test_npb_beside_bic():
             assert _npb(sim)["registers"]["CURVE_CV"] == 2840
             assert _npb(sim)["eeprom_writes"]["CURVE_CV"] == 1
             assert c.ok("eeprom", dev=NPB)["eeprom"]["writes"]["CURVE_CV"] == 1
+            # the curve as a whole: the float voltage not above the boost voltage it holds
+            e = c.error("set", "out_of_range", dev=NPB, reg="CURVE_FV", value=28.5, client="b")
+            assert e["max"] == 28.4 and "boost voltage" in e["message"], e
             # outside the model's range, the [NPB] limit, or the writable bits: refused
             e = c.error("set", "out_of_range", dev=NPB, reg="CURVE_FV", value=45, client="bicctl")
             assert e["max"] == 42.0, e
