@@ -107,6 +107,30 @@ def test_npb_beside_bic():
         assert_no_pacing_violations(sim)
 
 
+def test_npb_discovered():
+    """Without an [NPB] block, Discover = 1 finds the charger at its address (dev 67) beside
+    the configured BIC, and the discover op lists it."""
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24:battery,canctrl", "3:npb-450-48"]) as sim:
+        ini = gateway_ini(sim, tmp, Discover=1)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            harness.wait_for(lambda: {d["dev"]: d["online"] for d in c.ok("devices")["devices"]}
+                             == {0: True, NPB: True}, what="the NPB discovered and online")
+            info = c.ok("info", dev=NPB)["devices"][0]
+            assert info["model"] == "NPB-450-48" and info["family"] == "NPB", info
+            assert info["device_limits"]["state"] == "off", info
+            devs = c.ok("discover")["devices"]
+            assert [d["dev"] for d in devs] == [0, NPB], devs
+            # an NPB-450 has no READ_VIN: not polled, so telemetry shows none
+            sub = Sub(gw.pub, ["tel/%d" % NPB])
+            _, t = sub.wait(lambda tp, b: b.get("age_ms", {}).get("slow") is not None,
+                            what="NPB telemetry with the slow set")
+            assert t["ac_v"] is None and t["model"] == "NPB-450-48", t
+            sub.close()
+
+
 if __name__ == "__main__":
     test_npb_beside_bic()
+    test_npb_discovered()
     print("ok")
