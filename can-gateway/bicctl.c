@@ -47,7 +47,8 @@ typedef struct {
 static void s_usage(FILE *out)
 {
     fputs("usage: bicctl [-c CONFIG | --endpoint EP] [--dev N] [--json | --table]\n"
-          "              [--timeout MS] [--client NAME] [--pub EP] [--count N] COMMAND [VALUE]\n"
+          "              [--timeout MS] [--client NAME [--token HEX]] [--pub EP] [--count N] "
+          "COMMAND [VALUE]\n"
           "\n"
           "Talks to bic-can-gateway (never to CAN directly). VALUE is V x 100 or A x 100 as\n"
           "an integer, as in cbic2200.py: cvset 2566 sets 25.66 V.\n"
@@ -65,8 +66,10 @@ static void s_usage(FILE *out)
           "                      cbic2200.py's lines\n"
           "  -t, --timeout MS    wait per try for a reply, 1-600000 (default 3000, init_mode\n"
           "                      15000; one retry); watch: longest silence (default 10000)\n"
-          "      --client NAME   client name sent to the gateway (default bicctl); use the\n"
-          "                      lease holder's name to act as that holder\n"
+          "      --client NAME   client name sent to the gateway (default bicctl); with\n"
+          "                      --token, the lease holder's name acts as that holder\n"
+          "      --token HEX     the lease token the holder's take replied with (32 hex\n"
+          "                      digits); without it the holder's name is refused\n"
           "  -n, --count N       watch: stop after N lines\n"
           "  -h, --help          this text\n"
           "  -V, --version       print the version\n"
@@ -124,13 +127,19 @@ static bool s_client_name_ok(const char *s)
  * reason (*EXIT_CODE is set: 0 for --help/--version, 1 for usage errors). */
 static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_code)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"endpoint", required_argument, NULL, 'e'},
-        {"pub", required_argument, NULL, 'P'},     {"dev", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},          {"table", no_argument, NULL, 'T'},
-        {"timeout", required_argument, NULL, 't'}, {"client", required_argument, NULL, 'C'},
-        {"count", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"endpoint", required_argument, NULL, 'e'},
+                                             {"pub", required_argument, NULL, 'P'},
+                                             {"dev", required_argument, NULL, 'd'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"table", no_argument, NULL, 'T'},
+                                             {"timeout", required_argument, NULL, 't'},
+                                             {"client", required_argument, NULL, 'C'},
+                                             {"count", required_argument, NULL, 'n'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"token", required_argument, NULL, 'K'},
+                                             {NULL, 0, NULL, 0}};
     char err[512];
     long v;
     int c;
@@ -187,6 +196,15 @@ static const bicctl_cmd_t *s_parse(int argc, char **argv, opts_t *o, int *exit_c
                 return NULL;
             }
             o->args.client = optarg;
+            break;
+        case 'K':
+            if (!gw_token_valid(optarg)) {
+                s_fail("--token '%.40s' is not a lease token; allowed: the 32 lowercase hex "
+                       "digits the lease take replied with",
+                       optarg);
+                return NULL;
+            }
+            o->args.token = optarg;
             break;
         case 'n':
             if (s_parse_long(optarg, 1, LONG_MAX, &v) != 0) {

@@ -625,8 +625,8 @@ void bicctl_cmd_list(FILE *out)
 
 int bicctl_exit_for_code(const char *code)
 {
-    static const char *const refused[] = {"out_of_range", "lease_held",    "no_lease",
-                                          "read_only",    "eeprom_budget", NULL};
+    static const char *const refused[] = {"out_of_range",  "lease_held", "no_lease", "read_only",
+                                          "eeprom_budget", "bad_token",  NULL};
     static const char *const device[] = {
         "device_offline", "bus_down",   "timeout", "verify_failed",    "not_supported",
         "unknown_device", "no_voltage", "busy",    "unknown_register", NULL};
@@ -724,6 +724,8 @@ static cJSON *s_req(const char *op, const bicctl_args_t *a, int dev)
     if (dev >= 0)
         cJSON_AddNumberToObject(req, "dev", dev);
     cJSON_AddStringToObject(req, "client", a->client ? a->client : "bicctl");
+    if (a->token)
+        cJSON_AddStringToObject(req, "token", a->token);
     return req;
 }
 

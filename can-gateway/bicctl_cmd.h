@@ -41,6 +41,7 @@ typedef struct bicctl_cmd bicctl_cmd_t; /* an entry of the static command table 
 typedef struct {
     int dev;            /* device number 0-67 (64-67: an NPB), or -1 without --dev */
     const char *client; /* client name sent to the gateway ("bicctl" by default) */
+    const char *token;  /* the lease token sent with every request, NULL: none */
     bool json;          /* --json: structured output */
     bool table;         /* --table: faultread as one line per fault (else the seed's) */
     bool has_value;     /* a VALUE argument was given and validated */

@@ -48,11 +48,16 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
         /* The lease of this controller's own device only: another instance may drive
          * another device on the same gateway. */
         cJSON_AddNumberToObject(r, "dev", d->set.id);
+        /* the lease is ours by its token, not by our (public) name */
+        if (d->link.token[0])
+            cJSON_AddStringToObject(r, "token", d->link.token);
         if (q->kind != CTL_LINK_REQ_RELEASE)
             cJSON_AddNumberToObject(r, "ttl_s", d->set.lease_ttl_s);
         break;
     case CTL_LINK_REQ_SETPOINT: {
         r = s_req(d, "setpoint");
+        if (r && d->link.token[0])
+            cJSON_AddStringToObject(r, "token", d->link.token);
         /* Switched off by control/set 0 with DisableState=min, as the seed: an output that is
          * on stays on at the minimum charge current (its idle), one that is off stays off. */
         bool seed_idle = q->mode == CTL_MODE_IDLE && !d->enabled && !d->paused &&
@@ -173,6 +178,9 @@ void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         r.code = cJSON_IsString(c) ? c->valuestring : "internal";
         r.msg = cJSON_IsString(m) ? m->valuestring : "gateway error without message";
         r.holder = cJSON_IsString(h) ? h->valuestring : NULL;
+    } else {
+        const cJSON *tk = cJSON_GetObjectItem(reply, "token");
+        r.token = cJSON_IsString(tk) ? tk->valuestring : NULL;
     }
     bool setpoint = d->link.inflight == CTL_LINK_REQ_SETPOINT;
     ctl_mode_t mode = d->link.inflight_mode;

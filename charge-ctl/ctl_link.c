@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gw_client.h"
 #include "log.h"
 
 static const char *const s_req_names[] = {"none",        "info",          "lease take",
@@ -49,6 +50,15 @@ static unsigned s_reset(ctl_link_t *l)
     l->sp_dirty = false;
     l->acked_mode = CTL_MODE_NONE;
     return CTL_LINK_RESET;
+}
+
+/* Keeps the token of a reply that carries one (32 lowercase hex digits; anything else is
+ * not a token and not kept). */
+static void s_keep_token(ctl_link_t *l, const char *token)
+{
+    if (!gw_token_valid(token))
+        return;
+    memcpy(l->token, token, sizeof l->token);
 }
 
 static void s_renewed(ctl_link_t *l, int64_t now)
@@ -149,10 +159,12 @@ static unsigned s_setpoint_reply(ctl_link_t *l, const ctl_link_reply_t *r, int64
         else
             log_write(lvl, "setpoint %s", ctl_mode_name(l->inflight_mode));
         l->acked_mode = l->inflight_mode;
+        s_keep_token(l, r->token);
         s_renewed(l, now);
         return 0;
     }
-    if (strcmp(r->code, "lease_held") == 0 || strcmp(r->code, "no_lease") == 0) {
+    if (strcmp(r->code, "lease_held") == 0 || strcmp(r->code, "no_lease") == 0 ||
+        strcmp(r->code, "bad_token") == 0) {
         char why[200];
         snprintf(why, sizeof why, "setpoint refused: %s", r->msg);
         return s_lease_lost(l, now, why);
@@ -180,6 +192,8 @@ unsigned ctl_link_reply(ctl_link_t *l, const ctl_link_reply_t *r, int64_t now)
         if (!r->ok)
             return s_take_refused(l, r, now);
         l->lease_held = true;
+        l->token[0] = '\0';
+        s_keep_token(l, r->token);
         l->standby = false;
         l->lease_taken_ms = now;
         s_renewed(l, now);
@@ -201,6 +215,7 @@ unsigned ctl_link_reply(ctl_link_t *l, const ctl_link_reply_t *r, int64_t now)
         else
             log_warn("lease release: %s: %s", r->code, r->msg);
         l->lease_held = false;
+        l->token[0] = '\0';
         s_note(l, "released");
         return s_reset(l) | CTL_LINK_STEP;
     case CTL_LINK_REQ_SETPOINT:

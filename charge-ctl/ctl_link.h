@@ -6,6 +6,12 @@
  * released). The daemon turns the requests into JSON, sends them, and feeds back the replies,
  * the timeouts, the telemetry's lease holder, the events and the time.
  *
+ * The lease is tied to the token the gateway's take replied with (docs/ipc-protocol.md): the
+ * link keeps it and the daemon sends it with every request on the lease (take, renew,
+ * release, setpoint). It is kept after a loss too, so the next take carries it: a lease the
+ * gateway still holds under it (a renewal that timed out while the gateway restarted) carries
+ * on, a lapsed one is taken with a new token from the reply. A release forgets it.
+ *
  * Functions that change what the controller may assume return CTL_LINK_* flags:
  * CTL_LINK_RESET: what the device was told is unknown now (lease gained or lost, setpoint
  * refused): the step starts again from idle (ctl_state_init). CTL_LINK_STEP: run the step
@@ -18,6 +24,7 @@
 #include <stdint.h>
 
 #include "ctl_step.h"
+#include "gw_client.h"
 
 #define CTL_LINK_LEASE_RETRY_MS 2000    /* retry taking a lease another client holds */
 #define CTL_LINK_INFO_RETRY_MS 10000    /* info again after a reply without our device */
@@ -50,6 +57,7 @@ typedef struct {
     const char *code;   /* error code ("" when ok) */
     const char *msg;    /* error message ("" when ok) */
     const char *holder; /* error.holder of a refused take, or NULL */
+    const char *token;  /* "token" of an accepted take or setpoint, or NULL */
 } ctl_link_reply_t;
 
 typedef struct {
@@ -67,6 +75,8 @@ typedef struct {
     int64_t lease_taken_ms, lease_ok_ms, renew_at, next_lease_try;
     char lease_note[160]; /* why there is no lease ("" while held) */
     bool standby;         /* another instance of this controller holds the lease: stay quiet */
+    char token[GW_TOKEN_LEN +
+               1]; /* the lease's token ("" without a lease or from a gateway without) */
 
     /* the setpoint to send */
     bool sp_dirty;

@@ -490,3 +490,8 @@ cJSON *gw_client_sub_recv(zsock_t *sub, char *topic, size_t topic_len)
     free(parts[1]);
     return body;
 }
+
+bool gw_token_valid(const char *s)
+{
+    return s && strlen(s) == GW_TOKEN_LEN && strspn(s, "0123456789abcdef") == GW_TOKEN_LEN;
+}

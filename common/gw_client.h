@@ -111,6 +111,11 @@ zsock_t *gw_client_sub_from_config(const struct config_t *cfg, const char *const
     parsed JSON body (caller frees). NULL when the message is not "topic | JSON object". */
 cJSON *gw_client_sub_recv(zsock_t *sub, char *topic, size_t topic_len);
 
+/*  A lease is tied to the token its take replied with (docs/ipc-protocol.md, "Control
+    lease"): GW_TOKEN_LEN lowercase hex digits. True when s is one. */
+#define GW_TOKEN_LEN 32
+bool gw_token_valid(const char *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -118,6 +118,7 @@ struct bridge_t {
     gw_client_t *gw;
     zsock_t *sub;
     bool gw_alive;
+    char lease_token[GW_TOKEN_LEN + 1]; /* the token of the manual leases ("" before a take) */
     int64_t gw_last_ms;     /* last message on the PUB socket; at start: the start time */
     bool gw_silence_warned; /* said once that the gateway has not been heard from */
     char pub_endpoint[1025];
@@ -601,6 +602,12 @@ static void s_result(bridge_t *b, const job_t *j, const cJSON *reply)
 static void s_on_reply(bridge_t *b, job_t *j, cJSON *reply, int64_t now)
 {
     bool ok = cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok"));
+    /* a take (a manual setpoint with lease_ttl_s) replies with the lease's token: the gateway
+     * gives one token for all of the bridge's devices while it presents it, a new one after
+     * its leases lapsed or were released */
+    const cJSON *tk = cJSON_GetObjectItem(reply, "token");
+    if (ok && cJSON_IsString(tk) && gw_token_valid(tk->valuestring))
+        s_copy(b->lease_token, sizeof b->lease_token, tk->valuestring);
     switch (j->origin) {
     case ORIGIN_CMD:
         s_result(b, j, reply);
@@ -675,6 +682,12 @@ static void s_pump_queue(bridge_t *b)
         job_t j = b->queue[b->qhead];
         b->qhead = (b->qhead + 1) % QUEUE_MAX;
         b->qlen--;
+        /* every request in the bridge's name carries its lease token: the name is public,
+         * the lease is the bridge's by the token */
+        const cJSON *cl = cJSON_GetObjectItem(j.req, "client");
+        if (b->lease_token[0] && cJSON_IsString(cl) && strcmp(cl->valuestring, BCMD_CLIENT) == 0 &&
+            !cJSON_GetObjectItem(j.req, "token"))
+            cJSON_AddStringToObject(j.req, "token", b->lease_token);
         if (gw_client_send(b->gw, j.req) != 0) {
             log_error("cannot send a request to the gateway");
             s_on_gateway_lost(b, &j, mono_ms());

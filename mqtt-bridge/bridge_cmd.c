@@ -437,8 +437,10 @@ char *bcmd_result_ok(bcmd_kind_t kind, const cJSON *corr, const char *what, cons
         const cJSON *it;
         cJSON_ArrayForEach(it, reply)
         {
+            /* the lease token is the bridge's alone: never on MQTT */
             if (!res || !it->string || strcmp(it->string, "v") == 0 ||
-                strcmp(it->string, "ok") == 0 || strcmp(it->string, "id") == 0)
+                strcmp(it->string, "ok") == 0 || strcmp(it->string, "id") == 0 ||
+                strcmp(it->string, "token") == 0)
                 continue;
             cJSON_AddItemToObject(res, it->string, cJSON_Duplicate(it, true));
         }

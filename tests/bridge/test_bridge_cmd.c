@@ -247,7 +247,8 @@ static void test_results(void **state)
 {
     cJSON *corr = cJSON_CreateString("abc");
     cJSON *reply = cJSON_Parse("{\"v\":1,\"ok\":true,\"id\":99,\"dev\":0,\"mode\":\"charge\","
-                               "\"current_a\":12.4}");
+                               "\"current_a\":12.4,"
+                               "\"token\":\"0123456789abcdef0123456789abcdef\"}");
     char *s = bcmd_result_ok(BCMD_CHARGE, corr, "chargeA 12.4", reply);
     cJSON *r = cJSON_Parse(s);
     free(s);
@@ -258,6 +259,8 @@ static void test_results(void **state)
     assert_string_equal(cJSON_GetObjectItem(res, "mode")->valuestring, "charge");
     assert_null(cJSON_GetObjectItem(res, "v"));
     assert_null(cJSON_GetObjectItem(res, "id"));
+    /* the lease token is the bridge's own, never published */
+    assert_null(cJSON_GetObjectItem(res, "token"));
     cJSON_Delete(r);
     cJSON_Delete(reply);
 

@@ -374,6 +374,65 @@ static void test_disabled_releases_when_idle(void **state)
     assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_NONE);
 }
 
+/* The lease's token: kept from the take's reply (and a setpoint's), kept after a loss so the
+ * next take shows it (a gateway that still holds the lease under it carries on), replaced by
+ * the next take's, forgotten on release; bad_token ends the lease like lease_held. */
+static void test_token(void **state)
+{
+    (void)state;
+    static const char tk1[] = "0123456789abcdef0123456789abcdef";
+    static const char tk2[] = "fedcba9876543210fedcba9876543210";
+    rig_t r;
+    memset(&r, 0, sizeof r);
+    r.t = 1000000;
+    ctl_link_init(&r.l, 3, ME, TTL_S, r.t);
+    r.v = (ctl_link_view_t){.tel_alive = true, .enabled = true, .out_mode = CTL_MODE_IDLE};
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_INFO);
+    s_reply(&r, &OK);
+    ctl_link_info_ok(&r.l, r.t);
+    assert_string_equal(r.l.token, "");
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_TAKE);
+    ctl_link_reply_t taken = {.ok = true, .code = "", .msg = "", .token = tk1};
+    s_reply(&r, &taken);
+    assert_string_equal(r.l.token, tk1);
+    /* a setpoint's reply carries the same token; one that is not a token is not kept */
+    ctl_link_setpoint(&r.l, CTL_MODE_CHARGE, 1000);
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_SETPOINT);
+    ctl_link_reply_t odd = {.ok = true, .code = "", .msg = "", .token = "NOT-A-TOKEN"};
+    s_reply(&r, &odd);
+    assert_string_equal(r.l.token, tk1);
+    /* the gateway does not answer (it restarts): the lease is lost here, the token kept */
+    r.t += TTL_S * 1000 / 3;
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_RENEW);
+    ctl_link_timeout(&r.l, r.t);
+    assert_false(r.l.lease_held);
+    assert_string_equal(r.l.token, tk1);
+    r.t += CTL_LINK_LEASE_RETRY_MS;
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_TAKE);
+    s_reply(&r, &taken); /* the gateway kept it: same token */
+    assert_true(r.l.lease_held);
+    assert_string_equal(r.l.token, tk1);
+    /* someone else's bad_token refusal of our setpoint: the lease is not ours */
+    ctl_link_setpoint(&r.l, CTL_MODE_CHARGE, 1100);
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_SETPOINT);
+    ctl_link_reply_t bad = s_err("bad_token", "device 3: holds the lease under another token");
+    assert_int_equal(s_reply(&r, &bad), CTL_LINK_RESET | CTL_LINK_STEP);
+    assert_false(r.l.lease_held);
+    /* lapsed meanwhile: the take gets a new token, which replaces the old one */
+    r.t += CTL_LINK_LEASE_RETRY_MS;
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_TAKE);
+    ctl_link_reply_t retaken = {.ok = true, .code = "", .msg = "", .token = tk2};
+    s_reply(&r, &retaken);
+    assert_string_equal(r.l.token, tk2);
+    /* released: forgotten */
+    ctl_link_stop(&r.l, r.t);
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_SETPOINT);
+    s_reply(&r, &OK);
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_RELEASE);
+    s_reply(&r, &OK);
+    assert_string_equal(r.l.token, "");
+}
+
 int main(void)
 {
     log_set_level(BIC_LOG_ERROR);
@@ -386,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_disabled_releases_when_idle),
+        cmocka_unit_test(test_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
