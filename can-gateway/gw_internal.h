@@ -72,7 +72,8 @@ typedef struct job {
     uint8_t addr;
     bus_prio_t prio;
     char client[LEASE_NAME_MAX + 1];
-    bool waiting; /* ensure job waiting for another one on the same device */
+    char token[LEASE_TOKEN_LEN + 1]; /* a setpoint that took the lease: its token, for the reply */
+    bool waiting;                    /* ensure job waiting for another one on the same device */
     /* reads (GET, IDENT, DISCOVER) */
     int nreads, next_read, reads_left;
     read_slot_t rd[JOB_MAX_READS];
@@ -111,7 +112,10 @@ struct gateway {
     int64_t next_tel, next_gw;
     char state_path[512];
     char lease_path[512];
-    char lease_saved[GW_DEV_MAX][LEASE_NAME_MAX + 1]; /* holders in the lease file */
+    char lease_saved[GW_DEV_MAX][LEASE_NAME_MAX + 1];        /* holders in the lease file */
+    char lease_saved_token[GW_DEV_MAX][LEASE_TOKEN_LEN + 1]; /* and their tokens */
+    int64_t token_log_at; /* bad_token refusals are logged at most once a second ... */
+    unsigned token_quiet; /* ... and the ones not logged counted */
     bool state_dirty;
     int64_t state_retry_at;
     char state_error[256];
@@ -141,6 +145,9 @@ lease_t *gw_lease(gateway_t *gw, int addr);
 cJSON *gw_lease_json(gateway_t *gw, int addr, int64_t now);
 double gw_lease_left_s(gateway_t *gw, int addr, int64_t now);
 void gw_lease_persist(gateway_t *gw, int64_t now);
+/* A new lease token: LEASE_TOKEN_LEN hex digits of getrandom() into out (+1 for the NUL).
+ * 0, or -1 when the kernel gives no random bytes. */
+int gw_lease_token_new(char *out);
 cJSON *gw_limits_state_json(const gateway_t *gw, const gw_dev_t *d);
 void gw_publish_event(gateway_t *gw, const gw_dev_t *d, cJSON *e);
 double gw_raw_value(const gw_dev_t *d, uint16_t cmd, int32_t raw);

@@ -4,6 +4,7 @@
  */
 #include "gw_internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,49 @@ static cJSON *s_lease_held_error(ctx_t *c, int addr)
     cJSON_AddNumberToObject(e, "dev", addr);
     cJSON_AddNumberToObject(e, "expires_in_s", gw_lease_left_s(c->gw, addr, c->now));
     return r;
+}
+
+/* bad_token: the request names device addr's holder without the holder's token. Logged at
+ * most once a second under a flood (the others counted in the next line); the token is never
+ * logged. */
+static cJSON *s_bad_token_error(ctx_t *c, int addr, const char *client)
+{
+    gateway_t *gw = c->gw;
+    const char *what = gw_request_op_name(c->rq->op);
+    if (c->now - gw->token_log_at < 1000000) {
+        gw->token_quiet++;
+    } else {
+        log_warn("device %d: %s as '%s' refused: %s token of the lease holder%s", addr, what,
+                 client, c->rq->token ? "not the" : "without the",
+                 gw->token_quiet ? " (and more refusals not shown)" : "");
+        gw->token_log_at = c->now;
+        gw->token_quiet = 0;
+    }
+    cJSON *r = gw_reply_error(c->id, "bad_token",
+                              "device %d: '%s' holds the lease under another token: a request "
+                              "acting on the lease must carry the 'token' its take replied with",
+                              addr, client);
+    cJSON_AddNumberToObject(gw_reply_error_obj(r), "dev", addr);
+    return r;
+}
+
+/* Replies to a refusal of the lease core about device addr: lease_held or bad_token. */
+static void s_lease_refused(ctx_t *c, lease_rc_t rc, int addr, const char *client)
+{
+    if (rc == LEASE_BAD_TOKEN)
+        s_reply_now(c, s_bad_token_error(c, addr, client));
+    else
+        s_reply_now(c, s_lease_held_error(c, addr));
+}
+
+/* A new token for a take into fresh (LEASE_TOKEN_LEN + 1); false after an error reply. */
+static bool s_fresh_token(ctx_t *c, char *fresh)
+{
+    if (gw_lease_token_new(fresh) == 0)
+        return true;
+    log_error("no random bytes for a lease token: %s", strerror(errno));
+    s_reply_now(c, gw_reply_error(c->id, "internal", "no random bytes for a lease token"));
+    return false;
 }
 
 static cJSON *s_range_error(ctx_t *c, const gw_dev_t *d, const bic_cmd_t *cmd, int32_t min,
@@ -358,11 +402,16 @@ static void s_op_get(ctx_t *c)
     gw_job_start(c->gw, j, c->now);
 }
 
-/* True (after a lease_held reply) when another client holds device addr's lease. */
-static bool s_lease_blocks(ctx_t *c, int addr, const char *client)
+/* The lease of device addr for a request of client ("": anonymous): true after a refusal
+ * (lease_held when another client holds it and output, bad_token when client names the
+ * holder without its token, whatever the request); *holder: client holds it with its token. */
+static bool s_lease_blocks(ctx_t *c, int addr, const char *client, bool output, bool *holder)
 {
-    if (lease_owner(gw_lease(c->gw, addr), client[0] ? client : NULL, c->now) == LEASE_OTHER) {
-        s_reply_now(c, s_lease_held_error(c, addr));
+    lease_rc_t rc =
+        lease_check(gw_lease(c->gw, addr), client[0] ? client : NULL, c->rq->token, c->now);
+    *holder = rc == LEASE_OK;
+    if (rc == LEASE_BAD_TOKEN || (rc == LEASE_HELD && output)) {
+        s_lease_refused(c, rc, addr, client);
         return true;
     }
     return false;
@@ -499,10 +548,9 @@ static void s_op_set(ctx_t *c)
         s_reject_range(c, d, cmd, shown, r);
         return;
     }
-    if (cmd->output && s_lease_blocks(c, d->addr, client))
+    bool holder = false;
+    if (s_lease_blocks(c, d->addr, client, cmd->output, &holder))
         return;
-    bool holder =
-        lease_owner(gw_lease(c->gw, d->addr), client[0] ? client : NULL, c->now) == LEASE_MINE;
     job_t *j = gw_ensure_job_new(c->gw, c->env, c->id, d->addr, ENS_SET, EEPROM_BY_PERSON, holder);
     if (!j) {
         s_reply_now(c, gw_reply_error(c->id, "busy", "too many requests in progress; retry later"));
@@ -518,9 +566,10 @@ static void s_op_set(ctx_t *c)
     gw_job_start(c->gw, j, c->now);
 }
 
-/* Takes or renews the lease of device addr for a setpoint that carries lease_ttl_s.
- * Returns false after an error reply. */
-static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
+/* Takes or renews the lease of device addr for a setpoint that carries lease_ttl_s (its
+ * token into granted, LEASE_TOKEN_LEN + 1), or checks it is client's. Returns false after an
+ * error reply. */
+static bool s_setpoint_lease(ctx_t *c, int addr, const char *client, char *granted)
 {
     const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "lease_ttl_s");
     lease_t *l = gw_lease(c->gw, addr);
@@ -537,20 +586,26 @@ static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
         }
         int64_t ttl_us = 0; /* 1 s to max_s, checked above */
         numconv_trunc(ttl->valuedouble * 1000000, 1000000, max_s * 1000000, &ttl_us);
-        lease_rc_t rc = lease_take(l, client, ttl_us, c->now);
-        if (rc == LEASE_HELD) {
-            s_reply_now(c, s_lease_held_error(c, addr));
+        char fresh[LEASE_TOKEN_LEN + 1];
+        if (!s_fresh_token(c, fresh))
+            return false;
+        lease_devs_t one = {{0}};
+        lease_devs_add(&one, addr);
+        lease_rc_t rc = lease_table_take_all(c->gw->leases, &one, client, c->rq->token, fresh,
+                                             ttl_us, c->now, NULL, granted);
+        if (rc != LEASE_OK) {
+            s_lease_refused(c, rc, addr, client);
             return false;
         }
         gw_lease_persist(c->gw, c->now);
         return true;
     }
-    lease_owner_t o = lease_owner(l, client, c->now);
-    if (o == LEASE_OTHER) {
-        s_reply_now(c, s_lease_held_error(c, addr));
+    lease_rc_t rc = lease_check(l, client, c->rq->token, c->now);
+    if (rc == LEASE_HELD || rc == LEASE_BAD_TOKEN) {
+        s_lease_refused(c, rc, addr, client);
         return false;
     }
-    if (o == LEASE_FREE) {
+    if (rc == LEASE_NOT_HOLDER) {
         s_reply_now(c, gw_reply_error(c->id, "no_lease",
                                       "setpoint needs the control lease of device %d: send "
                                       "'lease_ttl_s' or take it with the lease op",
@@ -562,7 +617,9 @@ static bool s_setpoint_lease(ctx_t *c, int addr, const char *client)
 
 /* Mode stop: a person switches the output off (the seed's state/set 0). Toward safety, so it
  * needs no lease and is never refused for one (or for limits not applied); the holder's lease
- * stays, and `lease_ttl_s` renews it only when the client is the holder. Always a person's
+ * stays, and `lease_ttl_s` renews it only when the client is the holder with its token (the
+ * holder's name without it is not refused here: the stop goes out, the lease is left as it
+ * is). Always a person's
  * writes: at once within the EEPROM budget (lowering a current and switching off always go
  * out). Values a controller's setpoint left pending are dropped: they must not switch the
  * output back on later. */
@@ -571,8 +628,9 @@ static void s_setpoint_stop(ctx_t *c, gw_dev_t *d, const char *client)
     if (!d->held_off) /* the first stop names who switched off */
         snprintf(d->held_off_by, sizeof d->held_off_by, "%s", client);
     d->held_off = true;
-    bool holder = lease_owner(gw_lease(c->gw, d->addr), client, c->now) == LEASE_MINE;
-    if (holder && !s_setpoint_lease(c, d->addr, client))
+    bool holder = lease_check(gw_lease(c->gw, d->addr), client, c->rq->token, c->now) == LEASE_OK;
+    char granted[LEASE_TOKEN_LEN + 1] = "";
+    if (holder && !s_setpoint_lease(c, d->addr, client, granted))
         return;
     job_t *j =
         gw_ensure_job_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT, EEPROM_BY_PERSON, holder);
@@ -590,6 +648,7 @@ static void s_setpoint_stop(ctx_t *c, gw_dev_t *d, const char *client)
     j->prio = BUS_PRIO_SAFETY;
     snprintf(j->client, sizeof j->client, "%s", client);
     snprintf(j->mode, sizeof j->mode, "stop");
+    snprintf(j->token, sizeof j->token, "%s", granted);
     gw_job_add_plan(j, d, BIC_PLAN_STOP, 0);
     gw_job_start(c->gw, j, c->now);
 }
@@ -731,7 +790,8 @@ static void s_op_setpoint(ctx_t *c)
         s_reply_now(c, r);
         return;
     }
-    if (!s_setpoint_lease(c, d->addr, client))
+    char granted[LEASE_TOKEN_LEN + 1] = "";
+    if (!s_setpoint_lease(c, d->addr, client, granted))
         return;
     job_t *j = gw_ensure_job_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT,
                                  cJSON_IsTrue(manual) ? EEPROM_BY_PERSON : EEPROM_BY_CONTROL, true);
@@ -748,6 +808,7 @@ static void s_op_setpoint(ctx_t *c)
         s_held_off_end(d, cJSON_IsTrue(manual) ? "a person's setpoint" : "resumed by a person");
     j->prio = BUS_PRIO_SAFETY;
     snprintf(j->client, sizeof j->client, "%s", client);
+    snprintf(j->token, sizeof j->token, "%s", granted);
     snprintf(j->mode, sizeof j->mode, "%s", mode->valuestring);
     if (charge || discharge) {
         j->have_current = true;
@@ -778,12 +839,11 @@ static void s_op_init(ctx_t *c)
                                       d->addr));
         return;
     }
-    if (s_lease_blocks(c, d->addr, client))
+    bool holder = false;
+    if (s_lease_blocks(c, d->addr, client, true, &holder))
         return;
     if (!s_req_online(c, d))
         return;
-    bool holder =
-        lease_owner(gw_lease(c->gw, d->addr), client[0] ? client : NULL, c->now) == LEASE_MINE;
     job_t *j = gw_ensure_job_new(c->gw, c->env, c->id, d->addr, ENS_INIT, EEPROM_BY_PERSON, holder);
     if (!j) {
         s_reply_now(c, gw_reply_error(c->id, "busy", "too many requests in progress; retry later"));
@@ -850,25 +910,30 @@ static void s_op_lease(ctx_t *c)
     lease_rc_t rc;
     int blocked = addr;
     lease_devs_t done = {{0}};
-    if (addr >= 0) {
+    const char *token = c->rq->token;
+    char granted[LEASE_TOKEN_LEN + 1] = "";
+    if (take) {
+        char fresh[LEASE_TOKEN_LEN + 1];
+        if (!s_fresh_token(c, fresh))
+            return;
+        for (int a = 0; a < GW_DEV_MAX; a++)
+            if (gw->dev[a] && (addr < 0 || a == addr))
+                lease_devs_add(&done, a);
+        rc = lease_table_take_all(gw->leases, &done, client, token, fresh, us, c->now, &blocked,
+                                  granted);
+    } else if (addr >= 0) {
         lease_t *l = gw_lease(gw, addr);
-        rc = release ? lease_release(l, client, c->now)
-             : take  ? lease_take(l, client, us, c->now)
-                     : lease_renew(l, client, us, c->now);
+        rc = release ? lease_release(l, client, token, c->now)
+                     : lease_renew(l, client, token, us, c->now);
         if (rc == LEASE_OK)
             lease_devs_add(&done, addr);
-    } else if (take) {
-        for (int a = 0; a < GW_DEV_MAX; a++)
-            if (gw->dev[a])
-                lease_devs_add(&done, a);
-        rc = lease_table_take_all(gw->leases, &done, client, us, c->now, &blocked);
     } else if (release) {
-        rc = lease_table_release_all(gw->leases, client, c->now, &done, &blocked);
+        rc = lease_table_release_all(gw->leases, client, token, c->now, &done, &blocked);
     } else {
-        rc = lease_table_renew_all(gw->leases, client, us, c->now, &done, &blocked);
+        rc = lease_table_renew_all(gw->leases, client, token, us, c->now, &done, &blocked);
     }
-    if (rc == LEASE_HELD) {
-        s_reply_now(c, s_lease_held_error(c, blocked));
+    if (rc == LEASE_HELD || rc == LEASE_BAD_TOKEN) {
+        s_lease_refused(c, rc, blocked, client);
         return;
     }
     if (rc == LEASE_NOT_HOLDER) {
@@ -899,6 +964,8 @@ static void s_op_lease(ctx_t *c)
         cJSON_AddStringToObject(r, "holder", client);
         cJSON_AddNumberToObject(r, "expires_in_s", round((double)us / 100000.0) / 10.0);
     }
+    if (take) /* only the taker sees it: never in a log line, an event, info or telemetry */
+        cJSON_AddStringToObject(r, "token", granted);
     cJSON *devs = cJSON_AddArrayToObject(r, "devs");
     for (int a = 0; a < GW_DEV_MAX; a++)
         if (lease_devs_has(&done, a))

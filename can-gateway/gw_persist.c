@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +45,25 @@ void gw_save_state(gateway_t *gw, int64_t now)
 
 _Static_assert(sizeof(((gw_lease_rec_t *)0)->holder) == LEASE_NAME_MAX + 1,
                "a saved holder has the size of a lease name");
+_Static_assert(sizeof(((gw_lease_rec_t *)0)->token) == LEASE_TOKEN_LEN + 1,
+               "a saved token has the size of a lease token");
+
+int gw_lease_token_new(char *out)
+{
+    uint8_t raw[LEASE_TOKEN_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
 
 /* Keeps the lease file in step with the holders (written when a device's holder changes
  * only, so renewals cost no disk writes). A restarted gateway restores each holder with a
@@ -57,9 +77,12 @@ void gw_lease_persist(gateway_t *gw, int64_t now)
     for (int a = 0; a < GW_DEV_MAX; a++) {
         const lease_t *l = gw_lease(gw, a);
         const char *h = lease_holder(l, now);
+        const char *tk = lease_token(l, now);
         snprintf(rec[a].holder, sizeof rec[a].holder, "%s", h ? h : "");
+        snprintf(rec[a].token, sizeof rec[a].token, "%s", tk ? tk : "");
         rec[a].ttl_us = h ? lease_ttl(l) : 0;
-        if (strcmp(rec[a].holder, gw->lease_saved[a]) != 0)
+        if (strcmp(rec[a].holder, gw->lease_saved[a]) != 0 ||
+            strcmp(rec[a].token, gw->lease_saved_token[a]) != 0)
             changed = true;
     }
     if (!changed)
@@ -69,8 +92,10 @@ void gw_lease_persist(gateway_t *gw, int64_t now)
         log_warn("lease not saved (a restart forgets it): %s", err);
         return;
     }
-    for (int a = 0; a < GW_DEV_MAX; a++)
+    for (int a = 0; a < GW_DEV_MAX; a++) {
         memcpy(gw->lease_saved[a], rec[a].holder, sizeof gw->lease_saved[a]);
+        memcpy(gw->lease_saved_token[a], rec[a].token, sizeof gw->lease_saved_token[a]);
+    }
 }
 
 /* The EEPROM counters and the leases are saved in StateDir: one that cannot be written is
@@ -118,8 +143,10 @@ int gw_persist_load(gateway_t *gw, int64_t now, char *err, size_t errlen)
     return 0;
 }
 
-/* Restores the leases saved before a restart, each with a full TTL. The single-lease file
- * of earlier versions is the lease of every configured device. */
+/* Restores the leases saved before a restart, each with a full TTL and its token. The
+ * single-lease file of earlier versions is the lease of every configured device; a lease
+ * saved without a token (earlier versions) gets a new one nobody knows: its holder is refused
+ * (bad_token), the lease lapses into the safe state and the holder takes it again. */
 void gw_lease_restore(gateway_t *gw, int64_t now)
 {
     snprintf(gw->lease_path, sizeof gw->lease_path, "%s/%s", gw->set.state_dir, GW_LEASE_FILE);
@@ -133,17 +160,27 @@ void gw_lease_restore(gateway_t *gw, int64_t now)
         return;
     if (every)
         for (int a = 1; a < GW_DEV_MAX; a++)
-            rec[a] = gw->dev[a] ? rec[0] : (gw_lease_rec_t){{0}, 0};
+            rec[a] = gw->dev[a] ? rec[0] : (gw_lease_rec_t){{0}, {0}, 0};
     if (every && !gw->dev[0])
-        rec[0] = (gw_lease_rec_t){{0}, 0};
+        rec[0] = (gw_lease_rec_t){{0}, {0}, 0};
     int64_t max = lease_table_max_ttl(gw->leases);
     for (int a = 0; a < GW_DEV_MAX; a++) {
         if (!rec[a].holder[0])
             continue;
         int64_t ttl = rec[a].ttl_us > max ? max : rec[a].ttl_us;
-        if (lease_take(gw_lease(gw, a), rec[a].holder, ttl, now) != LEASE_OK)
+        char fresh[LEASE_TOKEN_LEN + 1] = "";
+        if (!rec[a].token[0]) {
+            if (gw_lease_token_new(fresh) < 0)
+                continue;
+            log_warn("control lease of '%s' on device %d was saved without a token (an earlier "
+                     "version): it lapses unless taken again",
+                     rec[a].holder, a);
+        }
+        if (lease_take(gw_lease(gw, a), rec[a].holder, NULL, rec[a].token[0] ? rec[a].token : fresh,
+                       ttl, now) != LEASE_OK)
             continue;
         memcpy(gw->lease_saved[a], rec[a].holder, sizeof gw->lease_saved[a]);
+        snprintf(gw->lease_saved_token[a], sizeof gw->lease_saved_token[a], "%s", rec[a].token);
         log_info("control lease of '%s' on device %d restored for %.1f s: it renews or the "
                  "safe state follows",
                  rec[a].holder, a, ttl / 1e6);

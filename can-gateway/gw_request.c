@@ -213,6 +213,15 @@ int gw_request_decode(const char *text, size_t len, size_t parts, bool read_only
                         op->valuestring);
     out->op = (gwr_op_t)found;
     s_decode_common(out);
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(out->json, "token");
+    if (tk && !cJSON_IsNull(tk)) {
+        if (!cJSON_IsString(tk) || !lease_token_valid(tk->valuestring))
+            return s_refuse(err, "bad_request",
+                            "'token' must be the %d lowercase hex digits a lease take replied "
+                            "with",
+                            LEASE_TOKEN_LEN);
+        out->token = tk->valuestring;
+    }
     return 0;
 }
 
@@ -225,4 +234,5 @@ void gw_request_free(gw_request_t *r)
     r->json = r->id_raw = NULL;
     r->id = NULL;
     r->client = NULL;
+    r->token = NULL;
 }

@@ -6,7 +6,8 @@
  *
  * Decoded here, in the order a refusal is chosen: the size, the frame count, UTF-8, exactly
  * one JSON object, the id (its text as sent, to echo), "v", "op" (known, and allowed to a
- * read-only client), and the syntax of the common fields "dev" and "client".
+ * read-only client), and the syntax of the common fields "dev", "client" and "token" (a
+ * malformed token is refused here: bad_request).
  */
 #ifndef BIC_GW_REQUEST_H
 #define BIC_GW_REQUEST_H
@@ -51,6 +52,7 @@ typedef struct {
     int dev;         /* device number 0-67, GWR_DEV_ABSENT or GWR_DEV_INVALID */
     gwr_client_t client_state;
     const char *client; /* the name when GWR_CLIENT_OK, else NULL */
+    const char *token;  /* the lease token (LEASE_TOKEN_LEN hex digits), NULL when absent */
 } gw_request_t;
 
 typedef struct {

@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 
+#include "gw_client.h"
 #include "numconv.h"
 
 #define STATE_MAX_BYTES (256 * 1024)
@@ -44,9 +46,16 @@ static int s_write_atomic(const char *path, const char *text, char *err, size_t 
         snprintf(err, errlen, "state path too long");
         return -1;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* the lease file holds the holders' tokens: the gateway's user only */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (fchmod(fd, 0600) < 0) { /* a temporary file left with other rights */
+        snprintf(err, errlen, "cannot restrict %s to its owner: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
         return -1;
     }
     if (s_write_all(fd, text, strlen(text)) < 0 || s_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
@@ -235,6 +244,8 @@ int gw_state_save_leases(const char *path, const gw_lease_rec_t *rec, char *err,
         cJSON_AddItemToArray(arr, o);
         cJSON_AddNumberToObject(o, "dev", a);
         cJSON_AddStringToObject(o, "holder", rec[a].holder);
+        if (rec[a].token[0])
+            cJSON_AddStringToObject(o, "token", rec[a].token);
         cJSON_AddNumberToObject(o, "ttl_ms", (double)(rec[a].ttl_us / 1000));
     }
     text = cJSON_PrintUnformatted(root);
@@ -249,13 +260,16 @@ cleanup:
     return rc;
 }
 
-/* One lease entry: holder 1-32 characters and ttl_ms >= 1. */
-static bool s_lease_entry(const cJSON *h, const cJSON *t, gw_lease_rec_t *r)
+/* One lease entry: holder 1-32 characters, token absent or 32 hex digits, ttl_ms >= 1. */
+static bool s_lease_entry(const cJSON *h, const cJSON *tk, const cJSON *t, gw_lease_rec_t *r)
 {
     if (!cJSON_IsString(h) || !h->valuestring[0] || strlen(h->valuestring) >= sizeof r->holder ||
         !cJSON_IsNumber(t) || !(t->valuedouble >= 1) || t->valuedouble > 1e9)
         return false;
+    if (tk && !(cJSON_IsString(tk) && gw_token_valid(tk->valuestring)))
+        return false;
     snprintf(r->holder, sizeof r->holder, "%s", h->valuestring);
+    snprintf(r->token, sizeof r->token, "%s", tk ? tk->valuestring : "");
     int64_t ttl_ms = 1;
     numconv_trunc(t->valuedouble, 1, 1000000000, &ttl_ms); /* checked above */
     r->ttl_us = ttl_ms * 1000;
@@ -293,11 +307,12 @@ int gw_state_load_leases(const char *path, gw_lease_rec_t *rec, bool *every, cha
                 dv->valuedouble < 0 || dv->valuedouble >= GW_LEASE_DEVS ||
                 rec[dv->valueint].holder[0] ||
                 !s_lease_entry(cJSON_GetObjectItemCaseSensitive(o, "holder"),
+                               cJSON_GetObjectItemCaseSensitive(o, "token"),
                                cJSON_GetObjectItemCaseSensitive(o, "ttl_ms"), &rec[dv->valueint])) {
                 memset(rec, 0, sizeof *rec * GW_LEASE_DEVS);
                 snprintf(err, errlen,
                          "%s: bad lease entry (expected {\"dev\":0-63,\"holder\":NAME,"
-                         "\"ttl_ms\":>=1}, each device once)",
+                         "\"token\":32 hex digits,\"ttl_ms\":>=1}, each device once)",
                          path);
                 goto cleanup;
             }
@@ -311,7 +326,7 @@ int gw_state_load_leases(const char *path, gw_lease_rec_t *rec, bool *every, cha
                  path);
     } else if (cJSON_IsNull(h)) {
         rc = 0; /* earlier single-lease file, free */
-    } else if (!s_lease_entry(h, cJSON_GetObjectItemCaseSensitive(root, "ttl_ms"), &rec[0])) {
+    } else if (!s_lease_entry(h, NULL, cJSON_GetObjectItemCaseSensitive(root, "ttl_ms"), &rec[0])) {
         snprintf(err, errlen, "%s: bad holder or ttl_ms", path);
     } else {
         *every = true; /* earlier single-lease file: the lease of every device */

@@ -5,9 +5,9 @@
  * it was taken (so a restart does not refill it), and the holders of the control leases (one per
  * device).
  *
- * The file is JSON, replaced atomically: written to a temporary file, fsync'ed, renamed over
- * the old one, and the directory fsync'ed. A failed save (disk full, read-only) returns -1
- * with the reason; the in-memory counters are untouched and the caller retries later.
+ * The files are JSON, mode 0600, replaced atomically: written to a temporary file, fsync'ed,
+ * renamed over the old one, and the directory fsync'ed. A failed save (disk full, read-only)
+ * returns -1 with the reason; the in-memory counters are untouched and the caller retries later.
  */
 #ifndef BIC_GW_STATE_H
 #define BIC_GW_STATE_H
@@ -34,17 +34,19 @@ int gw_state_load(const char *path, eeprom_policy_t **eep, int64_t interval_us, 
 #define GW_LEASE_FILE "lease.json"
 #define GW_LEASE_DEVS 68 /* device numbers: BICs 0-63, NPBs 64-67 */
 
-/* The control lease of one device across a restart: its holder ("" = free) and TTL (not the
- * time left, so a restarted gateway gives the holder a full TTL to renew before the safe
- * state). */
+/* The control lease of one device across a restart: its holder ("" = free), the holder's token
+ * ("" in a file of earlier versions) and TTL (not the time left, so a restarted gateway gives
+ * the holder a full TTL to renew before the safe state). */
 typedef struct {
     char holder[33]; /* LEASE_NAME_MAX + 1 */
+    char token[33];  /* LEASE_TOKEN_LEN + 1 */
     int64_t ttl_us;
 } gw_lease_rec_t;
 
 /* Saves the leases of devices 0-67 (rec[GW_LEASE_DEVS]) as
- * {"v":2,"leases":[{"dev":0,"holder":"..","ttl_ms":..},...]}, atomically. Written when a
- * holder changes, never on renewals. Returns 0 or -1 (err). */
+ * {"v":2,"leases":[{"dev":0,"holder":"..","token":"..","ttl_ms":..},...]}, atomically, readable
+ * by the gateway's user only (the tokens). Written when a holder changes, never on renewals.
+ * Returns 0 or -1 (err). */
 int gw_state_save_leases(const char *path, const gw_lease_rec_t *rec, char *err, size_t errlen);
 
 /* Loads the lease file into rec[GW_LEASE_DEVS] (all cleared first). The single-lease file of

@@ -258,6 +258,8 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
     } else if (j->purpose == ENS_SETPOINT) {
         bool deferred = gw_ensure_any(j->ens, GWE_DEFERRED);
         cJSON_AddStringToObject(reply, "mode", j->mode);
+        if (j->token[0]) /* the lease this setpoint took or renewed: for its client only */
+            cJSON_AddStringToObject(reply, "token", j->token);
         if (j->have_current)
             cJSON_AddNumberToObject(reply, "current_a", j->current_a);
         cJSON_AddNumberToObject(reply, "writes", gw_ensure_writes(j->ens));

@@ -109,6 +109,7 @@ def check_fault_topic(s):
 def check_controller_lease(s):
     r = s.gateway_request({"op": "lease", "client": "charge-ctl", "action": "take", "ttl_s": 60})
     assert r["ok"], r
+    token = r["token"]
     try:
         before = s.regs(0)
         res = s.command("inv/0/charge/set", json.dumps({"var": "chargeA", "val": 3, "id": "l1"}))
@@ -128,7 +129,8 @@ def check_controller_lease(s):
         lease = s.gateway_request({"op": "info", "dev": 0})["devices"][0]["lease"]
         assert lease["holder"] == "charge-ctl", lease
     finally:
-        s.gateway_request({"op": "lease", "client": "charge-ctl", "action": "release"})
+        s.gateway_request({"op": "lease", "client": "charge-ctl", "action": "release",
+                           "token": token})
 
 
 def check_state_set(s):
@@ -165,6 +167,22 @@ def check_charge_set(s):
     res = s.command("inv/0/direction/set", "charge")
     assert res["ok"], res
     harness.wait_for(lambda: s.regs(0)["DIRECTION_CTRL"] == 0, 10, what="direction charge")
+
+    # the manual lease is the bridge's by its token, which is never published: the bridge's
+    # name alone on the gateway's socket is refused, the bridge itself releases
+    assert "token" not in res.get("result", {}), res
+    r = s.gateway_request({"op": "lease", "client": "mqtt-bridge", "action": "release"})
+    assert not r["ok"] and r["error"]["code"] == "bad_token", r
+    r = s.gateway_request({"op": "setpoint", "dev": 0, "client": "mqtt-bridge", "mode": "off"})
+    assert not r["ok"] and r["error"]["code"] == "bad_token", r
+    assert _lease(s)["holder"] == "mqtt-bridge"
+    res = s.command("inv/0/charge/set", json.dumps({"var": "release", "val": 0}))
+    assert res["ok"], res
+    assert _lease(s) is None
+
+
+def _lease(s):
+    return s.gateway_request({"op": "info", "dev": 0})["devices"][0]["lease"]
 
 
 def check_mqtt5_correlation(s):

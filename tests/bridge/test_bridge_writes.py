@@ -47,6 +47,7 @@ def test_flood_costs_at_most_the_share_and_the_controller_keeps_control():
         r = s.gateway_request({"op": "setpoint", "dev": 0, "client": "ctl", "mode": "charge",
                                "current_a": 10, "lease_ttl_s": 30})
         assert r["ok"], r
+        token = r["token"]  # the controller's lease is its by this token
         ops0 = s.sim.control.eeprom_writes(0)["OPERATION"]
         before1 = s.sim.control.eeprom_writes(1)
         tokens1 = _eeprom(s, 1)["tokens"]
@@ -77,7 +78,7 @@ def test_flood_costs_at_most_the_share_and_the_controller_keeps_control():
                     amps = 8 if len(ctl_replies) % 2 == 0 else 10
                     ctl_replies.append((amps, s.gateway_request(
                         {"op": "setpoint", "dev": 0, "client": "ctl", "mode": "charge",
-                         "current_a": amps, "lease_ttl_s": 30})))
+                         "current_a": amps, "lease_ttl_s": 30, "token": token})))
                     next_ctl += 2
                 time.sleep(0.02)
         finally:
@@ -108,11 +109,13 @@ def test_flood_costs_at_most_the_share_and_the_controller_keeps_control():
         # the lease holder of device 1 still has its reserve (resumed by a person: the flood's
         # last command may have been an off, which holds the device off for a controller)
         r = s.gateway_request({"op": "setpoint", "dev": 1, "client": "ctl", "mode": "charge",
-                               "current_a": 12, "lease_ttl_s": 30, "resume": True})
+                               "current_a": 12, "lease_ttl_s": 30, "resume": True,
+                               "token": token})
         assert r["ok"] and r["deferred"] is False, r
         harness.wait_for(lambda: s.regs(1)["IOUT_SET"] == 1200, 10, what="holder's write")
         # a refused switch-on tells why and what to do
-        s.gateway_request({"op": "lease", "dev": 1, "client": "ctl", "action": "release"})
+        s.gateway_request({"op": "lease", "dev": 1, "client": "ctl", "action": "release",
+                           "token": token})
         s.command("inv/1/state/set", "0")
         res = s.command("inv/1/state/set", "1")
         if not res["ok"]:

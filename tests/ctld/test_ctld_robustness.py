@@ -1,7 +1,8 @@
 """bic-charge-ctl keeps its footing when the things around it come and go: a broker restart
 (reconnect, resubscribe, retained status and discovery published again, control resumes), a
 gateway restart (the lost lease is noticed and taken again, control resumes), a stop while
-the gateway is frozen (the program still leaves in bounded time), and a JSON meter."""
+the gateway is frozen (the program still leaves in bounded time), a JSON meter, and a client
+that uses the controller's name without its lease token (refused; the controller keeps control)."""
 
 import json
 import os
@@ -55,6 +56,43 @@ def test_gateway_restart():
         assert s.ctl.alive()
         s.wait_status(lambda x: x["mode"] == "running" and x["lease"]["held"], timeout=5,
                       after=restarted)
+
+
+def test_the_controllers_name_without_its_token():
+    """A hostile client on the gateway's socket uses the controller's name (public: it is in
+    the telemetry and in info) without the controller's token, or with a made-up one: it can
+    neither renew, release nor take the lease, nor send a setpoint or a set to the device
+    (bad_token, logged by the gateway). The controller keeps its device and goes on
+    controlling, renewal after renewal."""
+    with Stack() as s:
+        s.start_ctl()
+        harness.wait_for(lambda: _charging(s), timeout=20, what="charging")
+        name = s.lease()["holder"]
+        assert name.startswith("charge-ctl-0-"), name
+        for req in ({"op": "lease", "action": "renew", "dev": 0, "ttl_s": 600},
+                    {"op": "lease", "action": "renew", "ttl_s": 600},
+                    {"op": "lease", "action": "release", "dev": 0},
+                    {"op": "lease", "action": "release"},
+                    {"op": "lease", "action": "take", "dev": 0, "ttl_s": 600},
+                    {"op": "setpoint", "dev": 0, "mode": "off"},
+                    {"op": "setpoint", "dev": 0, "mode": "discharge", "current_a": 20,
+                     "lease_ttl_s": 600},
+                    {"op": "set", "dev": 0, "reg": "OPERATION", "value": 0}):
+            for token in ({}, {"token": "0" * 32}):
+                r = s.gateway_request(dict(req, client=name, **token))
+                assert not r["ok"] and r["error"]["code"] == "bad_token", (req, r)
+        # the controller still holds the lease with its own TTL (4 s), not the hostile 600 s
+        lease = s.lease()
+        assert lease["holder"] == name and lease["expires_in_s"] <= 4, lease
+        out = s.gateway.output()
+        assert "as '%s' refused: without the token of the lease holder" % name in out, out
+        # several renewals later: the same holder, still charging, no lease lost
+        time.sleep(10)
+        assert s.lease()["holder"] == name
+        harness.wait_for(lambda: _charging(s), timeout=20, what="still charging")
+        assert s.device()["output_on"]
+        assert "control lease lost" not in s.ctl.output(), s.ctl.output()
+        assert s.ctl.alive()
 
 
 def test_stop_with_the_gateway_frozen():

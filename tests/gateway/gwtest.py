@@ -35,7 +35,14 @@ def gateway_ini(sim, tmp, devices=None, **gateway):
 
 
 class Client:
-    """REQ client with a receive timeout; on timeout the socket is recreated (Lazy Pirate)."""
+    """REQ client with a receive timeout; on timeout the socket is recreated (Lazy Pirate).
+
+    Like a controller, it keeps the lease token a take (or a setpoint with lease_ttl_s) replied
+    with, by client name, and sends it with that name's later requests unless the call gives
+    `token` itself (token=None: none). The tokens are shared by every Client, so they outlive a
+    gateway restart as the leases do."""
+
+    tokens = {}
 
     def __init__(self, endpoint, timeout=8.0):
         self.endpoint = endpoint
@@ -63,8 +70,14 @@ class Client:
 
     def call(self, op, **fields):
         msg = {"v": 1, "op": op}
+        name = fields.get("client")
+        if "token" not in fields and name in Client.tokens:
+            msg["token"] = Client.tokens[name]
         msg.update(fields)
-        return self.raw(json.dumps(msg))
+        r = self.raw(json.dumps(msg))
+        if name and r.get("ok") and r.get("token"):
+            Client.tokens[name] = r["token"]
+        return r
 
     def ok(self, op, **fields):
         r = self.call(op, **fields)

@@ -305,7 +305,7 @@ def test_lease_held_by_another_client():
     with sim, gw:
         cfg = gw.path
         wrote(cfg, "off")
-        gw.client.ok("lease", client="charge-ctl", action="take", ttl_s=60)
+        tk = gw.client.ok("lease", client="charge-ctl", action="take", ttl_s=60)["token"]
         regs = sim.control.device(0)["registers"]
         for args in (("on",), ("ccset", 1000), ("dcset", 1000), ("discharge",), ("cvset", 2700)):
             fails(cfg, 4, *args, contains=("controlled by charge-ctl",))
@@ -314,8 +314,12 @@ def test_lease_held_by_another_client():
         assert number(cfg, "outputread") == 0
         out = ok(cfg, "status")
         assert "held by charge-ctl" in out, out
-        # the holder may
-        wrote(cfg, "--client", "charge-ctl", "ccset", 1000, outcome="written")
+        # the holder's name alone may not (it is public); with the holder's token it may
+        fails(cfg, 4, "--client", "charge-ctl", "ccset", 1000, contains=("under another token",))
+        fails(cfg, 1, "--client", "charge-ctl", "--token", "x" * 32, "ccset", 1000,
+              contains=("not a lease token",))
+        assert sim.control.device(0)["registers"] == regs
+        wrote(cfg, "--client", "charge-ctl", "--token", tk, "ccset", 1000, outcome="written")
         assert sim.control.device(0)["registers"]["IOUT_SET"] == 1000
         gw.client.ok("lease", client="charge-ctl", action="release")
         wrote(cfg, "ccset", 1100, outcome="written")

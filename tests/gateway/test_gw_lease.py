@@ -4,6 +4,7 @@ the simulator's registers and output), direction changes happen in the safe orde
 setpoints use the measured voltage, a person's stop goes through the lease and holds the
 device off for a controller (and for SafeState=min), and a restarted gateway writes nothing by itself."""
 
+import json
 import os
 import sys
 import time
@@ -11,7 +12,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from gwtest import Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
+from gwtest import (Client, Gateway, Sub, assert_no_pacing_violations,  # noqa: E402
+                    gateway_ini)
 
 DEV = "0:24:battery,canctrl"
 
@@ -330,6 +332,87 @@ def test_restarted_gateway_writes_nothing():
             assert lease["holder"] == "ctl" and lease["expires_in_s"] > 590, lease
         assert _writes(sim, t0) == []
         assert sim.control.device(0)["registers"] == regs
+        assert_no_pacing_violations(sim)
+
+
+def test_token_binds_the_lease():
+    """The holder's name is public; its token is not. A second client on the socket that uses
+    the controller's name without the token can neither take, renew nor release the lease,
+    nor send a setpoint, a set or init to the device: refused with bad_token and logged, at
+    most a line a second under a flood. The real holder keeps the device and drives it with
+    its token, across a gateway restart too. The token is in the taker's reply only: never in
+    info, telemetry, events or the log; the lease file that keeps it is its owner's only."""
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=[DEV]) as sim:
+        ini = gateway_ini(sim, tmp, EepromWriteIntervalSec=0, LeaseMaxTtlSec=600)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            sub = Sub(gw.pub)
+            r = c.ok("lease", client="charge-ctl", action="take", ttl_s=60, token=None)
+            token = r["token"]
+            assert len(token) == 32 and all(ch in "0123456789abcdef" for ch in token), r
+            c.ok("setpoint", dev=0, client="charge-ctl", token=token, mode="charge",
+                 current_a=5)
+            regs = dict(sim.control.device(0)["registers"])
+            hostile = Client(gw.req)
+            wrong = "0" * 32 if token != "0" * 32 else "1" * 32
+            for tk in (None, wrong):
+                f = {"client": "charge-ctl", "token": tk}
+                for _ in range(20):  # a flood: logged once a second, not twenty times
+                    e = hostile.error("lease", "bad_token", action="renew", ttl_s=600, **f)
+                assert e["dev"] == 0 and "token" in e["message"], e
+                hostile.error("lease", "bad_token", action="take", ttl_s=600, **f)
+                hostile.error("lease", "bad_token", action="take", dev=0, ttl_s=600, **f)
+                hostile.error("lease", "bad_token", action="renew", dev=0, ttl_s=600, **f)
+                hostile.error("lease", "bad_token", action="release", **f)
+                hostile.error("lease", "bad_token", action="release", dev=0, **f)
+                hostile.error("setpoint", "bad_token", dev=0, mode="off", **f)
+                hostile.error("setpoint", "bad_token", dev=0, mode="discharge", current_a=20,
+                              lease_ttl_s=600, **f)
+                hostile.error("set", "bad_token", dev=0, reg="OPERATION", value=0, **f)
+                hostile.error("set", "bad_token", dev=0, reg="IOUT_SET", value=20, **f)
+                hostile.error("init", "bad_token", dev=0, **f)
+            hostile.error("lease", "bad_request", client="charge-ctl", action="renew", ttl_s=60,
+                          token=token.upper())
+            hostile.close()
+            # nothing reached the device; the controller still holds it, with the TTL it set
+            assert sim.control.device(0)["registers"] == regs
+            lease = c.ok("info")["devices"][0]["lease"]
+            assert lease["holder"] == "charge-ctl" and lease["expires_in_s"] <= 60, lease
+            # and drives it with its token
+            c.ok("lease", client="charge-ctl", token=token, action="renew", ttl_s=60)
+            r = c.ok("setpoint", dev=0, client="charge-ctl", token=token, mode="charge",
+                     current_a=7, lease_ttl_s=60)
+            assert r["applied"]["iout_a"] == 7 and r["token"] == token, r
+            # the refusals are logged, without the token and not once per request
+            out = gw.proc.output()
+            lines = [ln for ln in out.splitlines() if "token of the lease holder" in ln]
+            assert 1 <= len(lines) <= 10, lines
+            assert "as 'charge-ctl' refused" in lines[0], lines
+            # the token is nowhere anyone else can read it
+            info = c.ok("info")
+            sub.wait(lambda t, b: t == "tel/0" and b.get("lease"), what="telemetry")
+            sub.wait(lambda t, b: t == "gw", what="gateway health")
+            assert token not in json.dumps(info)
+            assert all(token not in json.dumps(b) for _, b in sub.seen), "token published"
+            assert token not in out
+            sub.close()
+            path = os.path.join(ini["GATEWAY"]["StateDir"], "lease.json")
+            assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
+        # a restarted gateway keeps the lease with its token: the holder renews, the name
+        # alone is still refused
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            c.error("lease", "bad_token", client="charge-ctl", token=None, action="renew",
+                    ttl_s=60)
+            c.ok("lease", client="charge-ctl", token=token, action="renew", ttl_s=60)
+            r = c.ok("lease", client="charge-ctl", token=token, action="release")
+            assert "token" not in r, r
+            # released: the token is worth nothing now, a new take gets a new one
+            c.error("lease", "no_lease", client="charge-ctl", token=token, action="renew",
+                    ttl_s=60)
+            r = c.ok("lease", client="charge-ctl", token=token, action="take", ttl_s=60)
+            assert r["token"] != token, r
         assert_no_pacing_violations(sim)
 
 

@@ -125,9 +125,14 @@ def test_earlier_single_lease_file_means_every_device():
                 saved = json.load(f)
             assert {(x["dev"], x["holder"]) for x in saved["leases"]} == \
                 {(0, "charge-ctl"), (1, "charge-ctl")}, saved
-            # the holder renews and releases without dev, as before
-            assert c.ok("lease", client="charge-ctl", action="renew", ttl_s=30)["devs"] == [0, 1]
-            assert c.ok("lease", client="charge-ctl", action="release")["devs"] == [0, 1]
+            # the earlier file had no token: each lease got one nobody knows, so the holder's
+            # name alone renews and releases nothing (the leases lapse and are taken again)
+            assert all(len(x["token"]) == 32 for x in saved["leases"]), saved
+            assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
+            c.error("lease", "bad_token", client="charge-ctl", action="renew", ttl_s=30,
+                    token=None)
+            c.error("lease", "bad_token", client="charge-ctl", action="release", token=None)
+            assert _holders(c) == {0: "charge-ctl", 1: "charge-ctl"}
         # a damaged file is ignored with a warning, the gateway still starts
         with open(path, "w") as f:
             f.write('{"v":2,"leases":[{"dev":99,"holder":"x","ttl_ms":1000}]}')

@@ -1,6 +1,6 @@
 /*
  * Unit tests for the gateway's request decoding (can-gateway/gw_request.h): every op decoded,
- * the common fields "dev" and "client" in each of their states, the id echoed as sent, and
+ * the common fields "dev", "client" and "token" in each of their states, the id echoed as sent, and
  * every refusal with its code and the order in which refusals are chosen.
  */
 #include <setjmp.h>
@@ -139,6 +139,45 @@ static void test_client_states(void **state)
         else
             assert_null(r.client);
         gw_request_free(&r);
+    }
+}
+
+/* "token": absent or null, or exactly 32 lowercase hex digits; anything else is refused with
+ * a message that says what a token is. */
+static void test_token(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"\"0123456789abcdef0123456789abcdef\"", "null", NULL};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[200];
+        if (good[i])
+            snprintf(text, sizeof text, "{\"v\":1,\"op\":\"lease\",\"token\":%s}", good[i]);
+        else
+            snprintf(text, sizeof text, "{\"v\":1,\"op\":\"lease\"}");
+        gw_request_t r;
+        gwr_error_t e;
+        assert_int_equal(s_decode(text, false, &r, &e), 0);
+        if (i == 0)
+            assert_string_equal(r.token, "0123456789abcdef0123456789abcdef");
+        else
+            assert_null(r.token);
+        gw_request_free(&r);
+    }
+    static const char *const bad[] = {
+        "\"\"",
+        "\"0123456789abcdef0123456789abcde\"",   /* 31 digits */
+        "\"0123456789abcdef0123456789abcdef0\"", /* 33 */
+        "\"0123456789ABCDEF0123456789ABCDEF\"",  /* upper case */
+        "\"0123456789abcdef0123456789abcdeg\"",
+        "12345",
+        "[\"0123456789abcdef0123456789abcdef\"]",
+        "true",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[200];
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"setpoint\",\"token\":%s}", bad[i]);
+        s_refused(text, 1, false, "bad_request",
+                  "'token' must be the 32 lowercase hex digits a lease take replied with");
     }
 }
 
@@ -321,7 +360,7 @@ int main(void)
         cmocka_unit_test(test_dev_states), cmocka_unit_test(test_client_states),
         cmocka_unit_test(test_id_as_sent), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_too_large),  cmocka_unit_test(test_refusal_order_and_id),
-        cmocka_unit_test(test_op_names),
+        cmocka_unit_test(test_op_names),   cmocka_unit_test(test_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

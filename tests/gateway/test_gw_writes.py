@@ -94,11 +94,11 @@ def test_spent_budget_refuses_a_persons_write_with_the_remedy():
             assert rc == 0 and "written" in err, (rc, err)
             assert _regs(sim)["IOUT_SET"] == 500
             # the holder of the device's lease spends the reserve
-            gw.client.ok("lease", client="ctl", action="take", ttl_s=60)
-            rc, _, err = bicctl(gw, "--client", "ctl", "cvset", 2750)
+            tk = gw.client.ok("lease", client="ctl", action="take", ttl_s=60)["token"]
+            rc, _, err = bicctl(gw, "--client", "ctl", "--token", tk, "cvset", 2750)
             assert rc == 0 and "written" in err, (rc, err)
-            rc, _, err = bicctl(gw, "--client", "ctl", "cvset", 2751)
-            rc, _, err = bicctl(gw, "--client", "ctl", "cvset", 2752)
+            rc, _, err = bicctl(gw, "--client", "ctl", "--token", tk, "cvset", 2751)
+            rc, _, err = bicctl(gw, "--client", "ctl", "--token", tk, "cvset", 2752)
             assert rc == 4 and "budget" in err, (rc, err)
             ee = _eeprom(gw)
             assert ee["tokens"] >= 0 and ee["pending"] == {}, ee
