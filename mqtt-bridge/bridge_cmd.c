@@ -20,11 +20,20 @@
 #define MAX_CORR_LEN 128
 
 static const char *const s_names[BCMD_KINDS] = {
-    "state", "charge", "chargeV", "dischargeV", "chargeLimA", "dischargeLimA", "direction"};
+    "state",         "charge",    "chargeV",    "dischargeV", "chargeLimA",
+    "dischargeLimA", "direction", "npbCurveCC", "npbCurveCV", "npbCurveFV"};
 
 /* Register behind each single-value topic. */
-static const char *const s_regs[BCMD_KINDS] = {
-    NULL, NULL, "VOUT_SET", "REVERSE_VOUT_SET", "IOUT_SET", "REVERSE_IOUT_SET", "DIRECTION_CTRL"};
+static const char *const s_regs[BCMD_KINDS] = {NULL,
+                                               NULL,
+                                               "VOUT_SET",
+                                               "REVERSE_VOUT_SET",
+                                               "IOUT_SET",
+                                               "REVERSE_IOUT_SET",
+                                               "DIRECTION_CTRL",
+                                               "CURVE_CC",
+                                               "CURVE_CV",
+                                               "CURVE_FV"};
 
 const char *bcmd_kind_name(bcmd_kind_t kind)
 {
@@ -45,7 +54,7 @@ bool bcmd_topic_parse(const char *topic, const char *topic_main, int *dev, bcmd_
         id = id * 10 + (*p++ - '0');
         digits++;
     }
-    if (*p != '/' || id > 63 || (digits > 1 && topic[tl + 5] == '0'))
+    if (*p != '/' || id > 67 || (digits > 1 && topic[tl + 5] == '0')) /* 64-67: an NPB */
         return false;
     p++;
     const char *slash = strchr(p, '/');
@@ -335,7 +344,8 @@ static int s_parse_register(bcmd_kind_t kind, int dev, const char *text, bcmd_t 
         }
         snprintf(out->what, sizeof out->what, "direction %s", val->valuestring);
     } else {
-        bool volts = kind == BCMD_CHARGE_V || kind == BCMD_DISCHARGE_V;
+        bool volts = kind == BCMD_CHARGE_V || kind == BCMD_DISCHARGE_V || kind == BCMD_NPB_CV ||
+                     kind == BCMD_NPB_FV;
         double lim = volts ? MAX_VOLTAGE_V : MAX_CURRENT_A;
         if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble)) {
             rc = s_fail(code, "bad_request", err, n, "value must be a number in %s",

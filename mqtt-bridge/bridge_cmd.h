@@ -28,13 +28,16 @@ typedef enum {
     BCMD_CHARGE_LIM_A, /* chargeLimA/set: IOUT_SET in A */
     BCMD_DISCHARGE_LIM_A, /* dischargeLimA/set: REVERSE_IOUT_SET in A */
     BCMD_DIRECTION,       /* direction/set: "charge" | "discharge" */
+    BCMD_NPB_CC,          /* npbCurveCC/set: an NPB's CURVE_CC in A */
+    BCMD_NPB_CV,          /* npbCurveCV/set: an NPB's CURVE_CV in V */
+    BCMD_NPB_FV,          /* npbCurveFV/set: an NPB's CURVE_FV in V */
     BCMD_KINDS
 } bcmd_kind_t;
 
 /* Topic segment of each kind ("state", "charge", ...); the topic is <T>/inv/<id>/<seg>/set. */
 const char *bcmd_kind_name(bcmd_kind_t kind);
 
-/* Splits `topic` into device and kind when it is `<topic_main>/inv/<0-63>/<seg>/set` for one
+/* Splits `topic` into device and kind when it is `<topic_main>/inv/<0-67>/<seg>/set` for one
  * of the kinds above. Returns false for anything else (including other programs' topics such
  * as control/set). */
 bool bcmd_topic_parse(const char *topic, const char *topic_main, int *dev, bcmd_kind_t *kind);

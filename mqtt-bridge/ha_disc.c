@@ -36,9 +36,9 @@ static const s_ent_t s_all[] = {
     {"sensor", "current_setpoint"},
     {"sensor", "state"},
     {"sensor", "charge_stage"},
-    {"sensor", "curve_cc"},
-    {"sensor", "curve_cv"},
-    {"sensor", "curve_fv"},
+    {"number", "curve_cc"},
+    {"number", "curve_cv"},
+    {"number", "curve_fv"},
     {"binary_sensor", "connectivity"},
     {"binary_sensor", "fault_fan"},
     {"binary_sensor", "fault_otp"},
@@ -284,7 +284,8 @@ static int s_number(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, c
     double lo, hi;
     if (!dev_view_limit(dv, limit, &lo, &hi))
         return 0; /* no limits from the gateway yet: the entity appears once they are known */
-    s_number_range(dv, limit, &lo, &hi);
+    if (!dev_view_is_npb(dv)) /* an NPB's limits are its model's ranges already */
+        s_number_range(dv, limit, &lo, &hi);
     int dev = dev_view_dev(dv);
     char *tpl = s_fmt("{{ value_json.%s }}", key);
     cJSON *e = s_bic_entity(ctx, dv, object, name, "state", tpl);
@@ -374,12 +375,13 @@ static int s_npb_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
             cJSON_AddItemToArray(opts, cJSON_CreateString(stages[i]));
     }
     rc |= s_emit(ctx, out, "sensor", dev_view_dev(dv), "charge_stage", e);
-    rc |= s_sensor(ctx, dv, out, "curve_cc", "Charge curve current", "state", "npbCurveCC",
-                   "current", "measurement", "A", "diagnostic", 2);
-    rc |= s_sensor(ctx, dv, out, "curve_cv", "Charge curve boost voltage", "state", "npbCurveCV",
-                   "voltage", "measurement", "V", "diagnostic", 2);
-    rc |= s_sensor(ctx, dv, out, "curve_fv", "Charge curve float voltage", "state", "npbCurveFV",
-                   "voltage", "measurement", "V", "diagnostic", 2);
+    /* the curve within the model's ranges (the gateway's limits: iout_a and vout_v) */
+    rc |= s_number(ctx, dv, out, "curve_cc", "Charge curve current", "iout_a", "npbCurveCC",
+                   "npbCurveCC", "current", "A");
+    rc |= s_number(ctx, dv, out, "curve_cv", "Charge curve boost voltage", "vout_v", "npbCurveCV",
+                   "npbCurveCV", "voltage", "V");
+    rc |= s_number(ctx, dv, out, "curve_fv", "Charge curve float voltage", "vout_v", "npbCurveFV",
+                   "npbCurveFV", "voltage", "V");
     return rc;
 }
 
@@ -491,10 +493,13 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
 
     rc |= s_number(ctx, dv, out, "charge_voltage", "Charge voltage", "vout_v", "chargeV", "chargeV",
                    "voltage", "V");
-    rc |= s_number(ctx, dv, out, "discharge_voltage", "Discharge voltage", "rev_vout_v",
-                   "dischargeV", "dischargeV", "voltage", "V");
+    if (!dev_view_is_npb(dv))
+        rc |= s_number(ctx, dv, out, "discharge_voltage", "Discharge voltage", "rev_vout_v",
+                       "dischargeV", "dischargeV", "voltage", "V");
     rc |= s_number(ctx, dv, out, "charge_current", "Charge current", "iout_a", "chargeLimA",
                    "chargeLimA", "current", "A");
+    if (dev_view_is_npb(dv)) /* a charger: no discharge side, no direction */
+        return rc ? -1 : 0;
     rc |= s_number(ctx, dv, out, "discharge_current", "Discharge current", "rev_iout_a",
                    "dischargeLimA", "dischargeLimA", "current", "A");
 

@@ -69,11 +69,14 @@ static void test_topics(void **state)
     assert_true(bcmd_topic_parse(T "/inv/63/charge/set", T, &dev, &kind));
     assert_int_equal(dev, 63);
     assert_int_equal(kind, BCMD_CHARGE);
+    assert_true(bcmd_topic_parse(T "/inv/67/npbCurveCC/set", T, &dev, &kind)); /* an NPB */
+    assert_int_equal(dev, 67);
+    assert_int_equal(kind, BCMD_NPB_CC);
     assert_true(bcmd_topic_parse(T "/inv/7/dischargeLimA/set", T, &dev, &kind));
     assert_int_equal(kind, BCMD_DISCHARGE_LIM_A);
     const char *no[] = {
         T "/inv/0/control/set", /* the controller's topic */
-        T "/inv/64/state/set",       T "/inv/01/state/set", T "/inv/x/state/set",
+        T "/inv/68/state/set",       T "/inv/01/state/set", T "/inv/x/state/set",
         T "/inv/0/state/set/result", T "/inv/0/state",      "other/inv/0/state/set",
         T "x/inv/0/state/set",       T "/inv//state/set",
     };

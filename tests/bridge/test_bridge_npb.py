@@ -1,7 +1,8 @@
 """An NPB charger beside a BIC, through the real gateway and bridge (mosquitto, bic-sim with a
 BIC at address 0 and an NPB-1200-24 at address 3): the charger gets its own inv/67 topics
 with its charge stage and curve in the state, and Home Assistant entities for them that pass
-the validator and read keys the retained state has; the BIC gets none of them."""
+the validator and read keys the retained state has (the curve as numbers within the model's
+range, set over MQTT); the BIC gets none of them."""
 
 import json
 
@@ -57,6 +58,17 @@ def test_npb_on_mqtt_and_home_assistant():
             assert ha_schema.resolve(state, path) == "cc", path
         assert not NPB_OBJECTS & {t.split("/")[3].split("_", 1)[1]
                                   for t in _configs(st.client, 0)}
+        # the curve as numbers within the model's range, set through MQTT
+        cc = [ha_schema.expand(json.loads(p)) for t, p in configs.items()
+              if t.endswith("_curve_cc/config")]
+        assert len(cc) == 1 and cc[0]["min"] == 7.2 and cc[0]["max"] == 36, cc
+        assert cc[0]["command_topic"] == "%s/inv/67/npbCurveCC/set" % T, cc
+        res = st.command("inv/67/npbCurveCC/set", "12.5")
+        assert res.get("ok") is True, res
+        assert st.sim.control.ok("npb", addr=3)["npb"]["registers"]["CURVE_CC"] == 1250
+        st.wait_json("inv/67/state", lambda s: s.get("npbCurveCC") == 12.5, timeout=30)
+        res = st.command("inv/67/npbCurveFV/set", "50")
+        assert res.get("ok") is False and res["error"]["code"] == "out_of_range", res
 
 
 if __name__ == "__main__":
