@@ -33,7 +33,7 @@ REPLY_TIMEOUT_S = 60.0
 ERROR_CODES = {"bad_request", "too_large", "bad_version", "unknown_op", "unknown_device",
                "unknown_register", "read_only", "out_of_range", "device_offline", "bus_down",
                "timeout", "verify_failed", "not_supported", "lease_held", "no_lease", "busy",
-               "no_voltage", "internal"}
+               "no_voltage", "internal", "bad_token"}
 REGS = ["OPERATION", "VOUT_SET", "IOUT_SET", "FAULT_STATUS", "READ_VIN", "READ_VOUT",
         "READ_IOUT", "READ_TEMPERATURE_1", "READ_FAN_SPEED_1", "READ_FAN_SPEED_2",
         "MFR_ID_B0B5", "MFR_MODEL_B0B5", "MFR_REVISION_B0B5", "MFR_SERIAL_B6B11",
@@ -177,6 +177,7 @@ class Client:
         self.sock.connect(endpoint)
         self.pending = None  # (id, request, sent at)
         self.next_id = 0
+        self.token = None  # the lease token its last take got, sent as a controller sends it
 
 
 def _check_reply(req, rid, rep, problems):
@@ -308,6 +309,10 @@ def _property_run(seed, ops_max, time_max_s, noise=None):
                             rid = None
                         if gen.r.random() < 0.97:
                             req.setdefault("v", 1)
+                        # mostly with the token the client's take got; sometimes without
+                        # (bad_token when it holds a lease) or a malformed one (bad_request)
+                        if c.token and gen.r.random() < 0.9:
+                            req["token"] = c.token if gen.r.random() < 0.97 else "X" * 32
                         data = json.dumps(req).encode()
                     else:
                         data = req
@@ -346,6 +351,8 @@ def _property_run(seed, ops_max, time_max_s, noise=None):
                     problems.append("unparsable reply %r to %r" % (frames, req))
                     continue
                 _check_reply(req, rid, rep, problems)
+                if rep.get("ok") and isinstance(rep.get("token"), str):
+                    c.token = rep["token"]
                 code = "ok" if rep.get("ok") else rep.get("error", {}).get("code")
                 op = req.get("op") if isinstance(req, dict) else "malformed"
                 codes.setdefault(str(op), {}).setdefault(code, 0)

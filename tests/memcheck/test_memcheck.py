@@ -120,14 +120,17 @@ def test_gateway_and_sim_session():
         r = cl.call("setpoint", dev=0, client="memcheck", mode="charge", current_a=5.0,
                     lease_ttl_s=30)
         assert r["ok"], r
+        token = r["token"]  # the lease is memcheck's by this token
         assert control.device(0)["target_a"] > 0
         r = cl.call("setpoint", dev=0, client="other", mode="discharge", current_a=2.0)
         assert not r["ok"] and r["error"]["code"] == "lease_held", r
         assert cl.call("info")["ok"]
         assert cl.call("eeprom", dev=0)["ok"]
         r = cl.call("setpoint", dev=0, client="memcheck", mode="idle")
+        assert not r["ok"] and r["error"]["code"] == "bad_token", r
+        r = cl.call("setpoint", dev=0, client="memcheck", mode="idle", token=token)
         assert r["ok"], r
-        assert cl.call("lease", client="memcheck", action="release")["ok"]
+        assert cl.call("lease", client="memcheck", action="release", token=token)["ok"]
         # refusals: each must be answered, none may leak
         assert cl.raw(b'{"v":1,"op":')["error"]["code"] == "bad_request"
         assert cl.raw(b'{"v":1,"op":"get","regs":' + b'"X",' * 2000 + b'"Y"]}')["error"]["code"] \
