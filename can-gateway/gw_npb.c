@@ -280,6 +280,9 @@ void gw_npb_telemetry(const gw_dev_t *d, cJSON *t)
 {
     cJSON_AddStringToObject(t, "family", "NPB");
     cJSON_ReplaceItemInObject(t, "direction", cJSON_CreateString("charge"));
+    if (d->identified) /* its mode is CURVE_CONFIG's, not the BIC's BIDIRECTIONAL_CONFIG */
+        cJSON_ReplaceItemInObject(t, "mode",
+                                  cJSON_CreateString(gw_npb_charger_mode(d) ? "charger" : "psu"));
     const char *stage = s_stage(d);
     if (stage)
         cJSON_AddStringToObject(t, "stage", stage);

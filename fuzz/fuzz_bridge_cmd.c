@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     topic[n] = '\0';
     int dev = -1;
     bcmd_kind_t k;
-    if (bcmd_topic_parse(topic, "bic", &dev, &k) && (dev < 0 || dev > 63 || k >= BCMD_KINDS)) {
+    if (bcmd_topic_parse(topic, "bic", &dev, &k) && (dev < 0 || dev > 67 || k >= BCMD_KINDS)) {
         fprintf(stderr, "topic parse returned device %d kind %d\n", dev, (int)k);
         abort();
     }

@@ -878,7 +878,8 @@ static void s_on_command(bridge_t *b, const struct mosquitto_message *m,
     }
     slot_t *s = s_slot(b, dev, false);
     bcmd_opts_t opts = {.lease_ttl_s = b->set.lease_ttl_s,
-                        .operation = s ? dev_view_operation(s->dv) : -1};
+                        .operation = s ? dev_view_operation(s->dv) : -1,
+                        .curve_config = s ? dev_view_curve_config(s->dv) : -1};
     bcmd_t cmd;
     const char *code = NULL;
     char err[256];

@@ -20,8 +20,8 @@
 #define MAX_CORR_LEN 128
 
 static const char *const s_names[BCMD_KINDS] = {
-    "state",         "charge",    "chargeV",    "dischargeV", "chargeLimA",
-    "dischargeLimA", "direction", "npbCurveCC", "npbCurveCV", "npbCurveFV"};
+    "state",     "charge",     "chargeV",    "dischargeV", "chargeLimA", "dischargeLimA",
+    "direction", "npbCurveCC", "npbCurveCV", "npbCurveFV", "npbMode"};
 
 /* Register behind each single-value topic. */
 static const char *const s_regs[BCMD_KINDS] = {NULL,
@@ -33,7 +33,8 @@ static const char *const s_regs[BCMD_KINDS] = {NULL,
                                                "DIRECTION_CTRL",
                                                "CURVE_CC",
                                                "CURVE_CV",
-                                               "CURVE_FV"};
+                                               "CURVE_FV",
+                                               "CURVE_CONFIG"};
 
 const char *bcmd_kind_name(bcmd_kind_t kind)
 {
@@ -322,17 +323,33 @@ static int s_single_value(const char *text, bcmd_t *out, cJSON **holder, const c
     return *holder ? 0 : s_fail(code, "internal", err, n, "out of memory");
 }
 
-static int s_parse_register(bcmd_kind_t kind, int dev, const char *text, bcmd_t *out,
-                            const char **code, char *err, size_t n)
+static int s_parse_register(bcmd_kind_t kind, int dev, const char *text, const bcmd_opts_t *opts,
+                            bcmd_t *out, const char **code, char *err, size_t n)
 {
     cJSON *holder = NULL;
     const cJSON *val = NULL;
-    bool direction = kind == BCMD_DIRECTION;
-    int rc = s_single_value(text, out, &holder, &val, direction, code, err, n);
+    bool direction = kind == BCMD_DIRECTION, mode = kind == BCMD_NPB_MODE;
+    int rc = s_single_value(text, out, &holder, &val, direction || mode, code, err, n);
     if (rc)
         goto cleanup;
     double value;
-    if (direction) {
+    const char *field = "value";
+    if (mode) {
+        /* CURVE_CONFIG with bit 7 (CUVE) as asked and the other bits as the device holds them */
+        bool charger = cJSON_IsString(val) && strcmp(val->valuestring, "charger") == 0;
+        if (!charger && !(cJSON_IsString(val) && strcmp(val->valuestring, "psu") == 0)) {
+            rc = s_fail(code, "bad_request", err, n, "npbMode must be \"charger\" or \"psu\"");
+            goto cleanup;
+        }
+        if (opts->curve_config < 0) {
+            rc = s_fail(code, "unknown_state", err, n,
+                        "the device's CURVE_CONFIG is not known (not an NPB, or offline?)");
+            goto cleanup;
+        }
+        value = charger ? (opts->curve_config | 0x80) : (opts->curve_config & ~0x80);
+        field = "raw";
+        snprintf(out->what, sizeof out->what, "npbMode %s", val->valuestring);
+    } else if (direction) {
         if (cJSON_IsString(val) && strcmp(val->valuestring, "charge") == 0)
             value = 0;
         else if (cJSON_IsString(val) && strcmp(val->valuestring, "discharge") == 0)
@@ -366,7 +383,7 @@ static int s_parse_register(bcmd_kind_t kind, int dev, const char *text, bcmd_t 
         goto cleanup;
     }
     cJSON_AddStringToObject(out->req, "reg", s_regs[kind]);
-    cJSON_AddNumberToObject(out->req, "value", value);
+    cJSON_AddNumberToObject(out->req, field, value);
 cleanup:
     cJSON_Delete(holder);
     return rc;
@@ -404,7 +421,7 @@ int bcmd_parse(bcmd_kind_t kind, int dev, const void *payload, size_t len, const
         rc = s_parse_charge(dev, text, opts, out, code, err, errlen);
         break;
     default:
-        rc = s_parse_register(kind, dev, text, out, code, err, errlen);
+        rc = s_parse_register(kind, dev, text, opts, out, code, err, errlen);
         break;
     }
     if (rc) {

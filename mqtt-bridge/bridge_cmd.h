@@ -31,6 +31,7 @@ typedef enum {
     BCMD_NPB_CC,          /* npbCurveCC/set: an NPB's CURVE_CC in A */
     BCMD_NPB_CV,          /* npbCurveCV/set: an NPB's CURVE_CV in V */
     BCMD_NPB_FV,          /* npbCurveFV/set: an NPB's CURVE_FV in V */
+    BCMD_NPB_MODE,        /* npbMode/set: an NPB's mode, "charger" | "psu" (CURVE_CONFIG bit 7) */
     BCMD_KINDS
 } bcmd_kind_t;
 
@@ -43,8 +44,9 @@ const char *bcmd_kind_name(bcmd_kind_t kind);
 bool bcmd_topic_parse(const char *topic, const char *topic_main, int *dev, bcmd_kind_t *kind);
 
 typedef struct {
-    int lease_ttl_s; /* lease a manual setpoint takes (charge/set chargeA/chargeP) */
-    int operation;   /* device's OPERATION now (0/1), -1 unknown: needed for toggle */
+    int lease_ttl_s;  /* lease a manual setpoint takes (charge/set chargeA/chargeP) */
+    int operation;    /* device's OPERATION now (0/1), -1 unknown: needed for toggle */
+    int curve_config; /* an NPB's CURVE_CONFIG now, -1 unknown: needed for npbMode */
 } bcmd_opts_t;
 
 typedef struct {

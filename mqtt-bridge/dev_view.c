@@ -52,6 +52,7 @@ struct dev_view_t {
     bool npb;                            /* an NPB charger (telemetry or info "family") */
     char stage[16];                      /* NPB: the charge stage, "" unknown */
     double curve_cc, curve_cv, curve_fv; /* NPB: the charge curve, NAN unknown */
+    int curve_config;                    /* NPB: CURVE_CONFIG, -1 unknown */
     double dc_v;                         /* V, NAN unknown */
     double dc_a;                         /* A, + charge */
     double dc_w;                         /* W, + charge */
@@ -119,6 +120,7 @@ dev_view_t *dev_view_new(int dev)
     dv->dc_v = dv->dc_a = dv->dc_w = dv->ac_v = dv->temp_c = NAN;
     dv->sp_vout = dv->sp_iout = dv->sp_rev_vout = dv->sp_rev_iout = NAN;
     dv->curve_cc = dv->curve_cv = dv->curve_fv = NAN;
+    dv->curve_config = -1;
     for (int i = 0; i < DEV_VIEW_FAULTS; i++)
         dv->fault_active[i] = 0;
     dv->fault_active[FAULT_CAN] = -1;
@@ -263,6 +265,9 @@ static void s_npb_telemetry(dev_view_t *dv, const cJSON *tel)
         s_keep_num(&dv->curve_cv, c, "cv_v");
         s_keep_num(&dv->curve_fv, c, "fv_v");
         s_keep_str(dv->mode, sizeof dv->mode, c, "mode");
+        int64_t raw;
+        if (numconv_whole(s_num(c, "config_raw"), 0, 0xFFFF, &raw) == 0)
+            dv->curve_config = (int)raw;
     }
 }
 
@@ -774,6 +779,11 @@ char *dev_view_state_json(const dev_view_t *dv)
 bool dev_view_is_npb(const dev_view_t *dv)
 {
     return dv->npb;
+}
+
+int dev_view_curve_config(const dev_view_t *dv)
+{
+    return dv->npb ? dv->curve_config : -1;
 }
 
 char *dev_view_charge_json(const dev_view_t *dv)

@@ -83,6 +83,8 @@ void dev_view_energy(const dev_view_t *dv, double *charged_wh, double *discharge
 bool dev_view_has_telemetry(const dev_view_t *dv);
 /* An NPB charger (device 64-67): its state adds npbStage, npbCurveCC/CV/FV. */
 bool dev_view_is_npb(const dev_view_t *dv);
+/* An NPB's CURVE_CONFIG from the telemetry's curve, -1 when unknown (or not an NPB). */
+int dev_view_curve_config(const dev_view_t *dv);
 bool dev_view_has_info(const dev_view_t *dv);
 /* A SOC can be shown: a [BAT_0] table, or a controller has published one. */
 bool dev_view_has_soc(const dev_view_t *dv);

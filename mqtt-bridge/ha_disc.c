@@ -39,6 +39,7 @@ static const s_ent_t s_all[] = {
     {"number", "curve_cc"},
     {"number", "curve_cv"},
     {"number", "curve_fv"},
+    {"select", "npb_mode"},
     {"binary_sensor", "connectivity"},
     {"binary_sensor", "fault_fan"},
     {"binary_sensor", "fault_otp"},
@@ -382,6 +383,19 @@ static int s_npb_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
                    "npbCurveCV", "voltage", "V");
     rc |= s_number(ctx, dv, out, "curve_fv", "Charge curve float voltage", "vout_v", "npbCurveFV",
                    "npbCurveFV", "voltage", "V");
+    e = s_bic_entity(ctx, dv, "npb_mode", "Charger mode", "state", "{{ value_json.mode }}");
+    if (e) {
+        char *ct = s_fmt("%s/inv/%d/npbMode/set", ctx->topic_main, dev_view_dev(dv));
+        cJSON_AddStringToObject(e, "cmd_t", ct ? ct : "");
+        free(ct);
+        cJSON *opts = cJSON_AddArrayToObject(e, "ops");
+        cJSON_AddItemToArray(opts, cJSON_CreateString("charger"));
+        cJSON_AddItemToArray(opts, cJSON_CreateString("psu"));
+        cJSON_AddStringToObject(e, "ent_cat", "config");
+        cJSON_AddNumberToObject(e, "qos", 1);
+        cJSON_AddBoolToObject(e, "ret", false);
+    }
+    rc |= s_emit(ctx, out, "select", dev_view_dev(dv), "npb_mode", e);
     return rc;
 }
 

@@ -244,6 +244,27 @@ static void test_register_topics(void **state)
     refused(BCMD_DIRECTION, "sideways", "bad_request");
     refused(BCMD_DIRECTION, "1", "bad_request");
     refused(BCMD_DIRECTION, "", "bad_request");
+
+    /* an NPB's mode: CURVE_CONFIG with bit 7 as asked, the other bits as last reported */
+    const bcmd_opts_t npb = {.lease_ttl_s = 300, .operation = 1, .curve_config = 0x0884};
+    c = ok(BCMD_NPB_MODE, "psu", &npb);
+    assert_string_equal(req_str(&c, "reg"), "CURVE_CONFIG");
+    assert_int_equal(req_num(&c, "raw"), 0x0804);
+    bcmd_clear(&c);
+    c = ok(BCMD_NPB_MODE, "{\"val\":\"charger\"}", &npb);
+    assert_int_equal(req_num(&c, "raw"), 0x0884);
+    bcmd_clear(&c);
+    c = ok(BCMD_NPB_CC, "12.5", &npb);
+    assert_string_equal(req_str(&c, "reg"), "CURVE_CC");
+    bcmd_clear(&c);
+    refused(BCMD_NPB_MODE, "battery", "bad_request");
+    const char *code = NULL;
+    char err[128];
+    const bcmd_opts_t unknown = {.lease_ttl_s = 300, .operation = 1, .curve_config = -1};
+    assert_int_equal(bcmd_parse(BCMD_NPB_MODE, 67, "psu", 3, &unknown, &c, &code, err, sizeof err),
+                     -1);
+    assert_string_equal(code, "unknown_state");
+    bcmd_clear(&c);
 }
 
 static void test_results(void **state)

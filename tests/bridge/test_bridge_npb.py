@@ -12,7 +12,7 @@ from bridge_stack import Stack, T
 
 PREFIX = "homeassistant"
 NODE = T.replace("/", "_")
-NPB_OBJECTS = {"charge_stage", "curve_cc", "curve_cv", "curve_fv"}
+NPB_OBJECTS = {"charge_stage", "curve_cc", "curve_cv", "curve_fv", "npb_mode"}
 
 
 def _configs(client, dev):
@@ -69,6 +69,16 @@ def test_npb_on_mqtt_and_home_assistant():
         st.wait_json("inv/67/state", lambda s: s.get("npbCurveCC") == 12.5, timeout=30)
         res = st.command("inv/67/npbCurveFV/set", "50")
         assert res.get("ok") is False and res["error"]["code"] == "out_of_range", res
+        # the mode select: PSU mode written as CURVE_CONFIG bit 7, the other bits kept
+        sel = [ha_schema.expand(json.loads(p)) for t, p in configs.items()
+               if t.endswith("_npb_mode/config")]
+        assert len(sel) == 1 and sel[0]["options"] == ["charger", "psu"], sel
+        res = st.command("inv/67/npbMode/set", "psu")
+        assert res.get("ok") is True, res
+        assert st.sim.control.ok("npb", addr=3)["npb"]["registers"]["CURVE_CONFIG"] == 0x0004
+        st.wait_json("inv/67/state", lambda s: s.get("mode") == "psu", timeout=30)
+        res = st.command("inv/67/npbMode/set", "banana")
+        assert res["error"]["code"] == "bad_request", res
 
 
 if __name__ == "__main__":
