@@ -362,7 +362,29 @@ int ha_bridge_msgs(const ha_ctx_t *ctx, ha_list_t *out)
     return rc ? -1 : 0;
 }
 
-/* An NPB charger's entities: its charge stage and its charge curve. */
+/* A select of two options on state KEY, commanded on <T>/inv/<id>/CMD/set. */
+static int s_select(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out, const char *object,
+                    const char *name, const char *key, const char *cmd, const char *opt1,
+                    const char *opt2)
+{
+    char *tpl = s_fmt("{{ value_json.%s }}", key);
+    cJSON *e = tpl ? s_bic_entity(ctx, dv, object, name, "state", tpl) : NULL;
+    free(tpl);
+    if (e) {
+        char *ct = s_fmt("%s/inv/%d/%s/set", ctx->topic_main, dev_view_dev(dv), cmd);
+        cJSON_AddStringToObject(e, "cmd_t", ct ? ct : "");
+        free(ct);
+        cJSON *opts = cJSON_AddArrayToObject(e, "ops");
+        cJSON_AddItemToArray(opts, cJSON_CreateString(opt1));
+        cJSON_AddItemToArray(opts, cJSON_CreateString(opt2));
+        cJSON_AddStringToObject(e, "ent_cat", "config");
+        cJSON_AddNumberToObject(e, "qos", 1);
+        cJSON_AddBoolToObject(e, "ret", false);
+    }
+    return s_emit(ctx, out, "select", dev_view_dev(dv), object, e);
+}
+
+/* An NPB charger's entities: its charge stage, its charge curve and its mode. */
 static int s_npb_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
 {
     int rc = 0;
@@ -383,19 +405,7 @@ static int s_npb_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
                    "npbCurveCV", "voltage", "V");
     rc |= s_number(ctx, dv, out, "curve_fv", "Charge curve float voltage", "vout_v", "npbCurveFV",
                    "npbCurveFV", "voltage", "V");
-    e = s_bic_entity(ctx, dv, "npb_mode", "Charger mode", "state", "{{ value_json.mode }}");
-    if (e) {
-        char *ct = s_fmt("%s/inv/%d/npbMode/set", ctx->topic_main, dev_view_dev(dv));
-        cJSON_AddStringToObject(e, "cmd_t", ct ? ct : "");
-        free(ct);
-        cJSON *opts = cJSON_AddArrayToObject(e, "ops");
-        cJSON_AddItemToArray(opts, cJSON_CreateString("charger"));
-        cJSON_AddItemToArray(opts, cJSON_CreateString("psu"));
-        cJSON_AddStringToObject(e, "ent_cat", "config");
-        cJSON_AddNumberToObject(e, "qos", 1);
-        cJSON_AddBoolToObject(e, "ret", false);
-    }
-    rc |= s_emit(ctx, out, "select", dev_view_dev(dv), "npb_mode", e);
+    rc |= s_select(ctx, dv, out, "npb_mode", "Charger mode", "mode", "npbMode", "charger", "psu");
     return rc;
 }
 
@@ -517,19 +527,8 @@ int ha_device_msgs(const ha_ctx_t *ctx, const dev_view_t *dv, ha_list_t *out)
     rc |= s_number(ctx, dv, out, "discharge_current", "Discharge current", "rev_iout_a",
                    "dischargeLimA", "dischargeLimA", "current", "A");
 
-    e = s_bic_entity(ctx, dv, "direction", "Direction", "state", "{{ value_json.direction }}");
-    if (e) {
-        char *ct = s_fmt("%s/inv/%d/direction/set", ctx->topic_main, dev);
-        cJSON_AddStringToObject(e, "cmd_t", ct ? ct : "");
-        free(ct);
-        cJSON *opts = cJSON_AddArrayToObject(e, "ops");
-        cJSON_AddItemToArray(opts, cJSON_CreateString("charge"));
-        cJSON_AddItemToArray(opts, cJSON_CreateString("discharge"));
-        cJSON_AddStringToObject(e, "ent_cat", "config");
-        cJSON_AddNumberToObject(e, "qos", 1);
-        cJSON_AddBoolToObject(e, "ret", false);
-    }
-    rc |= s_emit(ctx, out, "select", dev, "direction", e);
+    rc |= s_select(ctx, dv, out, "direction", "Direction", "direction", "direction", "charge",
+                   "discharge");
     return rc ? -1 : 0;
 }
 
