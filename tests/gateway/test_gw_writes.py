@@ -4,8 +4,9 @@ EEPROM budget refuses a person's write with the remedy when it is spent, never q
 keeps the lease holder's share and never goes below zero; a lower current goes out during the
 spacing; the configured battery window holds on both sides whoever asks; the configured
 [DEVICE] values are brought onto the device at start and after a power cycle (and cost no
-write when they are there already); a device where that fails gets no setpoint; a gateway
-with nothing to serve says which keys to set."""
+write when they are there already); a device where that fails gets no setpoint; a setpoint
+writes a register it knows without reading it first; a gateway with nothing to serve says which
+keys to set."""
 
 import os
 import subprocess
@@ -63,6 +64,45 @@ def test_factory_unit_takes_a_persons_writes_at_once():
             assert rc == 5 and "unchanged" in err, (rc, err)
             assert sim.control.eeprom_writes(0)["VOUT_SET"] == w0 + 5
             assert "VOUT_SET 27.04 V written (by bicctl)" in gw.proc.output()
+        assert_no_pacing_violations(sim)
+
+
+def _frames(sim, since, cmds):
+    """(command, "W" value | "R") of the request frames the simulator received for cmds after
+    monotonic time `since`, oldest first."""
+    out = []
+    window_ms = (time.monotonic() - since) * 1000.0
+    for f in sim.control.frames(500):
+        if f["dir"] != "rx" or f["age_ms"] > window_ms:
+            continue
+        data = bytes.fromhex(f["data"])
+        cmd = data[0] | (data[1] << 8)
+        if cmd in cmds:
+            out.append((cmd, data[2] | (data[3] << 8)) if f["dlc"] > 3 else (cmd, "R"))
+    return out
+
+
+def test_setpoint_writes_a_known_register_without_reading_it_first():
+    """A setpoint's register whose value the gateway read moments ago goes to the bus as a
+    write at once, followed by its read-back; the registers that keep their values are read
+    (the device confirms them), not written."""
+    tmp = harness.temp_dir()
+    # telemetry once a minute: in the seconds of the test only the setpoints use the bus
+    with harness.Sim(devices=["0:24:battery,canctrl"]) as sim:
+        ini = _ini(sim, tmp, EepromWriteIntervalSec=0, TelemetryPeriodMs=60000)
+        with Gateway(ini, tmp) as gw:
+            c = gw.client
+            c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=12.4, lease_ttl_s=30)
+            regs = (0x0030, 0x0100, 0x0000, 0x0130)
+            t0 = time.monotonic()
+            r = c.ok("setpoint", dev=0, client="ctl", mode="charge", current_a=20)
+            assert r["writes"] == 1, r
+            f = _frames(sim, t0, regs)
+            # IOUT_SET written first, then read back; the others only read
+            assert f == [(0x0030, 2000), (0x0030, "R"), (0x0100, "R"), (0x0000, "R"),
+                         (0x0130, "R")], f
+            assert _regs(sim)["IOUT_SET"] == 2000
+            assert "IOUT_SET 20 A written" in gw.proc.output()
         assert_no_pacing_violations(sim)
 
 
