@@ -16,6 +16,7 @@
 #include "ctl_d_mqtt.h"
 #include "ctl_daemon.h"
 #include "ctl_follow.h"
+#include "ctl_group_run.h"
 #include "ctl_link.h"
 #include "ctl_settings.h"
 #include "ctl_step.h"
@@ -23,6 +24,16 @@
 #include "mqtt_conn.h"
 #include "surplus.h"
 #include "winter.h"
+
+/* A device of the controller's group ([CHARGE_CONTROL] Id/X/Devices) other than X itself,
+ * whose link and telemetry are the daemon's own (link, tel_*, dc_v, dc_a). */
+typedef struct {
+    int dev;
+    ctl_link_t link; /* its own lease, with its own client name */
+    bool tel_seen, tel_online, tel_valid;
+    int64_t tel_ms;
+    double dc_v, dc_a;
+} ctld_unit_t;
 
 struct ctl_daemon_t {
     settings_t set;
@@ -39,6 +50,20 @@ struct ctl_daemon_t {
     gw_client_t *gw;
     zsock_t *sub;
     ctl_link_t link; /* lease, setpoints, info and the stop sequence towards the gateway */
+
+    /* a group (Id/X/Devices lists more than X): one link per device, one request in flight
+     * on the gateway socket at a time, one step over them all (ctl_d_group.c) */
+    int n_units;                      /* devices driven (1: X alone, as before) */
+    int own;                          /* X's index in set.group.dev */
+    ctld_unit_t units[CTL_GROUP_MAX]; /* the others (units[own] unused) */
+    ctl_group_run_t grun;
+    ctl_group_run_out_t gout;
+    double energy_wh[CTL_GROUP_MAX]; /* moved by each device, for the rotation */
+    int64_t energy_ms;
+    int pump_next; /* the link asked first at the next pump */
+    char t_group[600];
+    char *group_key; /* the group topic's payload as last published */
+    int64_t group_ms;
 
     bool enabled;   /* runtime enable (config Enable, then control/set) */
     bool paused;    /* state/set 0: the output was switched off by a person; no setpoint, no
@@ -139,11 +164,32 @@ void ctld_surplus_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now);
 void ctld_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now);
 
 /* ctl_d_gateway.c: requests, replies, telemetry and events of the gateway */
-ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int64_t now);
+ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int i, int64_t now);
+/* online, and dc_v/dc_a with valid when both are numbers, from a telemetry message */
+void ctld_tel_reading(const cJSON *msg, bool *online, bool *valid, double *dc_v, double *dc_a);
 void ctld_pump(ctl_daemon_t *d, int64_t now);
 void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now);
 void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now);
 void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now);
+
+/* ctl_d_group.c: a group of devices */
+bool ctld_is_group(const ctl_daemon_t *d);
+int ctld_group_setup(ctl_daemon_t *d, int64_t now);
+ctl_link_t *ctld_unit_link(ctl_daemon_t *d, int i);
+/* The link with a request in flight, or NULL. */
+ctl_link_t *ctld_inflight(ctl_daemon_t *d);
+bool ctld_unit_tel_alive(const ctl_daemon_t *d, int i, int64_t now);
+/* Index of the device the link drives (0 without a group). */
+int ctld_link_index(ctl_daemon_t *d, const ctl_link_t *l);
+void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now);
+/* The link of unit i reports flags (ctl_link.h). */
+void ctld_unit_flags(ctl_daemon_t *d, int i, unsigned flags, int64_t now);
+/* tel/N or evt/N of another device of the group; false when N is none of them. */
+bool ctld_group_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now);
+void ctld_publish_group(ctl_daemon_t *d, int64_t now, bool force);
+/* Every link's setpoint not sent yet and the one confirmed are forgotten with the step's
+ * state (control/set, a pause); retake: the leases are taken again at once. */
+void ctld_forget_commands(ctl_daemon_t *d, bool retake, int64_t now);
 
 /* ctl_d_input.c: the meter and control/set on MQTT */
 void ctld_on_meter(ctl_daemon_t *d, const struct mosquitto_message *m);

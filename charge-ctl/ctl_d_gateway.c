@@ -12,33 +12,33 @@
 #include "log.h"
 #include "numconv.h"
 
-static cJSON *s_req(const ctl_daemon_t *d, const char *op)
+static cJSON *s_req(const ctl_link_t *l, const char *op)
 {
     cJSON *r = cJSON_CreateObject();
     if (!r)
         return NULL;
     cJSON_AddNumberToObject(r, "v", 1);
     cJSON_AddStringToObject(r, "op", op);
-    cJSON_AddStringToObject(r, "client", d->client);
+    cJSON_AddStringToObject(r, "client", l->client);
     return r;
 }
 
-/* The JSON of a request the link wants sent. */
-static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
+/* The JSON of a request the link l (of device l->dev) wants sent. */
+static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_t *l, const ctl_link_send_t *q)
 {
     cJSON *r = NULL;
     switch (q->kind) {
     case CTL_LINK_REQ_NONE:
         break;
     case CTL_LINK_REQ_INFO:
-        r = s_req(d, "info");
+        r = s_req(l, "info");
         if (r)
-            cJSON_AddNumberToObject(r, "dev", d->set.id);
+            cJSON_AddNumberToObject(r, "dev", l->dev);
         break;
     case CTL_LINK_REQ_TAKE:
     case CTL_LINK_REQ_RENEW:
     case CTL_LINK_REQ_RELEASE:
-        r = s_req(d, "lease");
+        r = s_req(l, "lease");
         if (!r)
             break;
         cJSON_AddStringToObject(r, "action",
@@ -47,29 +47,28 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
                                                                 : "release");
         /* The lease of this controller's own device only: another instance may drive
          * another device on the same gateway. */
-        cJSON_AddNumberToObject(r, "dev", d->set.id);
+        cJSON_AddNumberToObject(r, "dev", l->dev);
         /* the lease is ours by its token, not by our (public) name */
-        if (d->link.token[0])
-            cJSON_AddStringToObject(r, "token", d->link.token);
+        if (l->token[0])
+            cJSON_AddStringToObject(r, "token", l->token);
         if (q->kind != CTL_LINK_REQ_RELEASE)
             cJSON_AddNumberToObject(r, "ttl_s", d->set.lease_ttl_s);
         break;
     case CTL_LINK_REQ_SETPOINT: {
-        r = s_req(d, "setpoint");
-        if (r && d->link.token[0])
-            cJSON_AddStringToObject(r, "token", d->link.token);
+        r = s_req(l, "setpoint");
+        if (r && l->token[0])
+            cJSON_AddStringToObject(r, "token", l->token);
         /* Switched off by control/set 0 with DisableState=min, as the seed: an output that is
          * on stays on at the minimum charge current (its idle), one that is off stays off. */
-        bool seed_idle = q->mode == CTL_MODE_IDLE && !d->enabled && !d->paused &&
-                         !d->link.stopping && d->set.disable_min && d->operation == 1 &&
-                         d->tel_valid;
+        bool seed_idle = q->mode == CTL_MODE_IDLE && !d->enabled && !d->paused && !l->stopping &&
+                         d->set.disable_min && d->operation == 1 && d->tel_valid && l == &d->link;
         /* Paused by state/set 0: the idle set-points and the output off, as the bridge asked
          * the gateway for the same message (unchanged registers cost nothing); the last word
          * on the device from this controller before it gives the lease back. */
-        bool stop = q->mode == CTL_MODE_IDLE && d->paused && !d->link.stopping;
+        bool stop = q->mode == CTL_MODE_IDLE && d->paused && !l->stopping;
         if (!r)
             break;
-        cJSON_AddNumberToObject(r, "dev", d->set.id);
+        cJSON_AddNumberToObject(r, "dev", l->dev);
         cJSON_AddStringToObject(r, "mode",
                                 stop        ? "stop"
                                 : seed_idle ? "charge"
@@ -87,35 +86,49 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_send_t *q)
     return r;
 }
 
-ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int64_t now)
+ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int i, int64_t now)
 {
-    return (ctl_link_view_t){
-        .tel_alive = ctld_tel_alive(d, now), .enabled = ctld_active(d), .out_mode = d->out.mode};
+    return (ctl_link_view_t){.tel_alive = ctld_unit_tel_alive(d, i, now),
+                             .enabled = ctld_active(d),
+                             .out_mode = d->out.mode};
 }
 
-/* What to ask the gateway next, one request at a time. */
+/* What to ask the gateway next, one request at a time; in a group the devices' links are
+ * asked in turn, so none waits behind another's stream of requests. */
 void ctld_pump(ctl_daemon_t *d, int64_t now)
 {
-    ctl_link_view_t v = ctld_link_view(d, now);
-    ctl_link_send_t q = ctl_link_next(&d->link, &v, now);
-    if (q.kind == CTL_LINK_REQ_NONE)
+    if (ctld_inflight(d))
         return;
-    cJSON *req = s_build(d, &q);
-    if (!req || gw_client_send(d->gw, req) != 0)
-        ctl_link_send_failed(&d->link, now);
-    cJSON_Delete(req);
+    for (int k = 0; k < d->n_units; k++) {
+        int i = (d->pump_next + k) % d->n_units;
+        ctl_link_t *l = ctld_unit_link(d, i);
+        ctl_link_view_t v = ctld_link_view(d, i, now);
+        ctl_link_send_t q = ctl_link_next(l, &v, now);
+        if (q.kind == CTL_LINK_REQ_NONE)
+            continue;
+        d->pump_next = (i + 1) % d->n_units;
+        cJSON *req = s_build(d, l, &q);
+        if (!req || gw_client_send(d->gw, req) != 0)
+            ctl_link_send_failed(l, now);
+        cJSON_Delete(req);
+        return;
+    }
 }
 
 /* Acts on what the link reports: the step starts again from idle, or runs now. */
 void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now)
 {
+    if (ctld_is_group(d)) {
+        ctld_unit_flags(d, d->own, flags, now);
+        return;
+    }
     if (flags & CTL_LINK_RESET)
         ctl_state_init(&d->st, now);
     if (flags & CTL_LINK_STEP)
         ctld_step(d, now);
 }
 
-static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
+static void s_on_info(ctl_daemon_t *d, ctl_link_t *l, const cJSON *reply, int64_t now)
 {
     const cJSON *devs = cJSON_GetObjectItem(reply, "devices");
     const cJSON *dv;
@@ -124,8 +137,12 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         const cJSON *id = cJSON_GetObjectItem(dv, "dev");
         int64_t dev;
         if (!cJSON_IsNumber(id) || numconv_whole(id->valuedouble, 0, 63, &dev) != 0 ||
-            dev != d->set.id)
+            dev != l->dev)
             continue;
+        if (l != &d->link) { /* another device of the group: X's EEPROM policy paces them */
+            ctl_link_info_ok(l, now);
+            return;
+        }
         const cJSON *eep = cJSON_GetObjectItem(dv, "eeprom");
         const cJSON *pol = cJSON_GetObjectItem(eep, "policy");
         const cJSON *iv = cJSON_GetObjectItem(eep, "min_interval_s");
@@ -162,7 +179,7 @@ static void s_on_info(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         ctl_link_info_ok(&d->link, now);
         return;
     }
-    log_warn("the gateway does not know device %d (yet); asking again in %d s", d->set.id,
+    log_warn("the gateway does not know device %d (yet); asking again in %d s", l->dev,
              CTL_LINK_INFO_RETRY_MS / 1000);
 }
 
@@ -182,12 +199,15 @@ void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         const cJSON *tk = cJSON_GetObjectItem(reply, "token");
         r.token = cJSON_IsString(tk) ? tk->valuestring : NULL;
     }
-    bool setpoint = d->link.inflight == CTL_LINK_REQ_SETPOINT;
-    ctl_mode_t mode = d->link.inflight_mode;
-    unsigned flags = ctl_link_reply(&d->link, &r, now);
+    ctl_link_t *l = ctld_inflight(d);
+    if (!l)
+        return;
+    bool setpoint = l->inflight == CTL_LINK_REQ_SETPOINT;
+    ctl_mode_t mode = l->inflight_mode;
+    unsigned flags = ctl_link_reply(l, &r, now);
     if (flags & CTL_LINK_INFO)
-        s_on_info(d, reply, now);
-    ctld_link_flags(d, flags, now);
+        s_on_info(d, l, reply, now);
+    ctld_unit_flags(d, ctld_link_index(d, l), flags, now);
     if (setpoint && r.ok && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE))
         d->resume_sp = false; /* the output is this controller's to switch again */
     if (setpoint && !r.ok && strcmp(r.code, "held_off") == 0 && !d->paused) {
@@ -208,23 +228,28 @@ static int s_ca(const cJSON *o, const char *key, int def)
     return (int)ca;
 }
 
-static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
+void ctld_tel_reading(const cJSON *msg, bool *online, bool *valid, double *dc_v, double *dc_a)
 {
     const cJSON *v = cJSON_GetObjectItem(msg, "dc_v");
     const cJSON *a = cJSON_GetObjectItem(msg, "dc_a");
+    *online = cJSON_IsTrue(cJSON_GetObjectItem(msg, "online"));
+    *valid = *online && cJSON_IsNumber(v) && cJSON_IsNumber(a) && isfinite(v->valuedouble) &&
+             isfinite(a->valuedouble);
+    if (*valid) {
+        *dc_v = v->valuedouble;
+        *dc_a = a->valuedouble;
+    }
+}
+
+static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
+{
     const cJSON *op = cJSON_GetObjectItem(msg, "operation");
     const cJSON *dir = cJSON_GetObjectItem(msg, "direction");
     const cJSON *sp = cJSON_GetObjectItem(msg, "setpoints");
     const cJSON *age = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "age_ms"), "fast");
     d->tel_seen = true;
     d->tel_ms = now;
-    d->tel_online = cJSON_IsTrue(cJSON_GetObjectItem(msg, "online"));
-    d->tel_valid = d->tel_online && cJSON_IsNumber(v) && cJSON_IsNumber(a) &&
-                   isfinite(v->valuedouble) && isfinite(a->valuedouble);
-    if (d->tel_valid) {
-        d->dc_v = v->valuedouble;
-        d->dc_a = a->valuedouble;
-    }
+    ctld_tel_reading(msg, &d->tel_online, &d->tel_valid, &d->dc_v, &d->dc_a);
     int64_t opv;
     d->operation =
         cJSON_IsNumber(op) && numconv_whole(op->valuedouble, 0, 1, &opv) == 0 ? (int)opv : -1;
@@ -287,8 +312,10 @@ static void s_on_power_cycled(ctl_daemon_t *d, const cJSON *msg, int64_t now)
         int k = snprintf(lost + used, sizeof lost - used, "%s%s", used ? ", " : "", r->string);
         used = k < 0 ? sizeof lost - 1 : used + (size_t)k;
     }
+    bool group = ctld_is_group(d);
     bool ours = ctl_link_power_cycled(&d->link, cJSON_IsString(holder) ? holder->valuestring : NULL,
-                                      d->st.mode, d->st.current_ca, now);
+                                      group ? d->grun.mode[d->own] : d->st.mode,
+                                      group ? d->grun.current_ca[d->own] : d->st.current_ca, now);
     if (!ours) {
         log_info("device %d came back from a power cycle (lost %s); not the lease holder",
                  d->set.id, lost[0] ? lost : "setpoints");
@@ -296,7 +323,7 @@ static void s_on_power_cycled(ctl_daemon_t *d, const cJSON *msg, int64_t now)
     }
     log_warn("device %d came back from a power cycle that replaced %s: setpoint re-applied",
              d->set.id, lost[0] ? lost : "setpoints held in RAM");
-    if (d->st.mode != CTL_MODE_NONE) {
+    if (d->st.mode != CTL_MODE_NONE && !group) {
         d->st.pending = true;
         d->st.since_ms = now;
     }
@@ -312,6 +339,8 @@ void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t n
         s_on_tel(d, msg, now);
         return;
     }
+    if (ctld_group_on_pub(d, topic, msg, now))
+        return;
     snprintf(mine, sizeof mine, "evt/%d", d->set.id);
     if (strcmp(topic, mine) != 0)
         return;

@@ -110,11 +110,7 @@ void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
     d->paused = d->resume_on = false;
     d->resume_sp = on;
     /* the setpoint not sent yet and the one confirmed are forgotten with the step's state */
-    d->link.sp_dirty = false;
-    d->link.acked_mode = CTL_MODE_NONE;
-    ctl_state_init(&d->st, now);
-    if (on)
-        d->link.next_lease_try = now;
+    ctld_forget_commands(d, on, now);
     ctld_step(d, now);
     ctld_pump(d, now);
     ctld_publish_result(d, true, on ? "1" : "0", NULL, NULL);
@@ -124,10 +120,7 @@ void ctld_on_control(ctl_daemon_t *d, const struct mosquitto_message *m)
 /* Starts again from idle, as a control/set does. */
 static void s_restart(ctl_daemon_t *d, int64_t now)
 {
-    d->link.sp_dirty = false;
-    d->link.acked_mode = CTL_MODE_NONE;
-    ctl_state_init(&d->st, now);
-    d->link.next_lease_try = now;
+    ctld_forget_commands(d, true, now);
     ctld_step(d, now);
     ctld_pump(d, now);
     ctld_publish_status(d, now, true);

@@ -220,6 +220,39 @@ char *ctld_result_json(bool ok, const char *request, bool enabled, const char *c
     return out;
 }
 
+/* ---- the group ---------------------------------------------------------------------- */
+
+char *ctld_group_json(const ctld_group_view_t *v, bool with_energy)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "setpoint_w", round(v->setpoint_w));
+    int online = 0;
+    cJSON *units = cJSON_AddArrayToObject(o, "units");
+    for (int i = 0; i < v->n && i < 8; i++) {
+        const ctld_group_unit_view_t *u = &v->unit[i];
+        online += u->online && u->lease_held;
+        cJSON *e = cJSON_CreateObject();
+        if (!e)
+            continue;
+        cJSON_AddNumberToObject(e, "dev", u->dev);
+        cJSON_AddBoolToObject(e, "online", u->online);
+        cJSON_AddBoolToObject(e, "lease", u->lease_held);
+        cJSON_AddStringToObject(e, "state", u->state);
+        cJSON_AddStringToObject(e, "mode", u->mode);
+        cJSON_AddNumberToObject(e, "current_a", round(u->current_a * 100) / 100);
+        cJSON_AddNumberToObject(e, "power_w", round(u->power_w));
+        if (with_energy)
+            cJSON_AddNumberToObject(e, "energy_wh", round(u->energy_wh * 10) / 10);
+        cJSON_AddItemToArray(units, e);
+    }
+    cJSON_AddNumberToObject(o, "online", online);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 /* ---- Home Assistant discovery ---------------------------------------------------------- */
 
 void ctld_list_clear(ctld_list_t *list)
@@ -364,6 +397,48 @@ static int s_sensor(const ctld_ha_ctx_t *ctx, ctld_list_t *out, const char *obje
     return s_emit(ctx, out, "sensor", object, e);
 }
 
+/* A power sensor reading the group topic, with attributes from it when attr_tpl is given. */
+static int s_group_sensor(const ctld_ha_ctx_t *ctx, ctld_list_t *out, const char *object,
+                          const char *name, const char *tpl, const char *attr_tpl)
+{
+    cJSON *e = s_entity(ctx, object, name, tpl);
+    char *topic = s_fmt("%s/ctl/%d/group", ctx->topic_main, ctx->dev);
+    if (!e || !topic) {
+        cJSON_Delete(e);
+        free(topic);
+        return -1;
+    }
+    cJSON_ReplaceItemInObject(e, "stat_t", cJSON_CreateString(topic));
+    if (attr_tpl) {
+        cJSON_AddStringToObject(e, "json_attr_t", topic);
+        cJSON_AddStringToObject(e, "json_attr_tpl", attr_tpl);
+    }
+    free(topic);
+    cJSON_AddStringToObject(e, "dev_cla", "power");
+    cJSON_AddStringToObject(e, "stat_cla", "measurement");
+    cJSON_AddStringToObject(e, "unit_of_meas", "W");
+    cJSON_AddNumberToObject(e, "sug_dsp_prc", 0);
+    return s_emit(ctx, out, "sensor", object, e);
+}
+
+/* A group: its setpoint, and each unit's share with its state and command as attributes. */
+static int s_group_disc(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
+{
+    if (ctx->n_group < 2)
+        return 0;
+    int rc = s_group_sensor(ctx, out, "group_setpoint", "Group setpoint",
+                            "{{ value_json.setpoint_w }}", NULL);
+    for (int i = 0; i < ctx->n_group && i < 8; i++) {
+        char object[32], name[64], tpl[96], attr[96];
+        snprintf(object, sizeof object, "unit%d_share", ctx->group[i]);
+        snprintf(name, sizeof name, "Unit %d share", ctx->group[i]);
+        snprintf(tpl, sizeof tpl, "{{ value_json.units[%d].power_w }}", i);
+        snprintf(attr, sizeof attr, "{{ value_json.units[%d] | tojson }}", i);
+        rc |= s_group_sensor(ctx, out, object, name, tpl, attr);
+    }
+    return rc;
+}
+
 int ctld_disc_msgs(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
 {
     int rc = 0;
@@ -436,5 +511,5 @@ int ctld_disc_msgs(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
         }
         rc |= s_emit(ctx, out, "binary_sensor", object, e);
     }
-    return rc ? -1 : 0;
+    return rc || s_group_disc(ctx, out) ? -1 : 0;
 }

@@ -92,6 +92,31 @@ int ctld_parse_state(const void *payload, size_t len);
 char *ctld_result_json(bool ok, const char *request, bool enabled, const char *code,
                        const char *message);
 
+/* The group topic `<T>/ctl/<id>/group` (retained) of a controller driving several devices:
+ * {"setpoint_w":W,"online":N,"units":[{"dev":D,"online":b,"lease":b,"state":S,"mode":M,
+ * "current_a":A,"power_w":W,"energy_wh":E},...]} in the configured order; state is the
+ * dispatch's word for the unit (ctl_group_why_name). */
+typedef struct {
+    int dev;
+    bool online;       /* its telemetry arrives and says online */
+    bool lease_held;   /* this controller holds its lease */
+    const char *state; /* ctl_group_why_name() */
+    const char *mode;  /* its command: ctl_mode_name() */
+    double current_a;  /* ... and current (magnitude) */
+    double power_w;    /* its share (W AC, + charging) */
+    double energy_wh;  /* energy it moved since the start */
+} ctld_group_unit_view_t;
+
+typedef struct {
+    double setpoint_w; /* the household setpoint (W AC, + charging) */
+    int n;
+    ctld_group_unit_view_t unit[8];
+} ctld_group_view_t;
+
+/* The group JSON (new string, caller frees; NULL when out of memory); without the energy
+ * when with_energy is false (to tell whether anything else changed). */
+char *ctld_group_json(const ctld_group_view_t *v, bool with_energy);
+
 /* ---- Home Assistant discovery ---------------------------------------------------------- */
 
 /* A surplus switch ([SURPLUS_SWITCH]) shown as a binary sensor on its own topic. */
@@ -112,6 +137,8 @@ typedef struct {
     int dev;                       /* the device the controller drives */
     const ctld_switch_t *switches; /* the surplus switches, n_switches of them */
     size_t n_switches;
+    const int *group; /* the group's devices (Id/X/Devices), n_group of them; 0 or 1: none */
+    int n_group;
 } ctld_ha_ctx_t;
 
 typedef struct {

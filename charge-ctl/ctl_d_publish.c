@@ -189,6 +189,8 @@ static void s_publish_discovery(ctl_daemon_t *d)
                                 .name = d->set.surplus.sw[i].name};
     ctx.switches = sw;
     ctx.n_switches = d->set.surplus.n;
+    ctx.group = d->set.group.dev;
+    ctx.n_group = d->set.group.n;
     ctld_list_t list = {0};
     if (ctld_disc_msgs(&ctx, &list) != 0) {
         log_error("cannot build the discovery messages (out of memory)");
@@ -231,6 +233,7 @@ void ctld_publish_all(ctl_daemon_t *d, int64_t now)
     d->soc_pub_valid = false;
     ctld_publish_status(d, now, true);
     ctld_publish_fault(d, true);
+    ctld_publish_group(d, now, true);
     if (!d->link.standby)
         ctld_publish_switches(d); /* also after a restart: no load stays on by an old message */
 }

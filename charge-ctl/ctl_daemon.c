@@ -113,9 +113,13 @@ void ctld_step(ctl_daemon_t *d, int64_t now)
         ctld_surplus_step(d, &in, now);
         return;
     }
-    ctl_step(&d->set.params, &d->st, &in, &d->out);
-    if (d->out.send) /* replaces a setpoint not sent yet */
-        ctl_link_setpoint(&d->link, d->out.mode, d->out.current_ca);
+    if (ctld_is_group(d)) {
+        ctld_group_step(d, &in, now);
+    } else {
+        ctl_step(&d->set.params, &d->st, &in, &d->out);
+        if (d->out.send) /* replaces a setpoint not sent yet */
+            ctl_link_setpoint(&d->link, d->out.mode, d->out.current_ca);
+    }
     if (d->out.follow_problem != d->follow_logged) {
         if (d->out.follow_problem)
             log_warn("device %d does not follow the setpoint: %s", d->set.id, d->out.follow_text);
@@ -279,7 +283,8 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         os->params.min_write_interval_ms = eep_ms;
         os->meter = ns->meter;
         os->lease_ttl_s = ns->lease_ttl_s;
-        d->link.lease_ttl_s = ns->lease_ttl_s;
+        for (int i = 0; i < d->n_units; i++)
+            ctld_unit_link(d, i)->lease_ttl_s = ns->lease_ttl_s;
         os->can_run = ns->can_run;
         os->disable_min = ns->disable_min;
         if (os->winter != ns->winter)
@@ -337,7 +342,7 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     }
     if (ctl_settings_load(cfg, &d->set, err, errlen) != 0)
         goto fail;
-    if (d->set.n_ids > 1)
+    if (d->set.n_ids > 1 && d->set.group.n <= 1)
         log_warn("[CHARGE_CONTROL] names %zu devices; this controller drives device %d only "
                  "(the gateway's control lease admits one controller)",
                  d->set.n_ids, d->set.id);
@@ -346,6 +351,7 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     snprintf(d->client, sizeof d->client, "charge-ctl-%d-%ld", d->set.id, (long)getpid());
     ctl_link_init(&d->link, d->set.id, d->client, d->set.lease_ttl_s, mono_ms());
     s_topics(d);
+    ctld_group_setup(d, mono_ms());
     d->enabled = d->set.enable_at_start;
     d->last_state = CTLD_ST_COUNT;
     ctl_state_init(&d->st, mono_ms());
@@ -385,6 +391,7 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
     zsock_destroy(&d->sub);
     gw_client_destroy(&d->gw);
     free(d->status_key);
+    free(d->group_key);
     free(d->config_path);
     free(d);
     *p = NULL;
@@ -422,7 +429,7 @@ static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
         mqtt_conn_handle(d->mq, items[mq].revents);
     if (ireq >= 0 && (items[ireq].revents & ZMQ_POLLIN)) {
         cJSON *reply = gw_client_recv(d->gw);
-        if (reply && d->link.inflight != CTL_LINK_REQ_NONE) {
+        if (reply && ctld_inflight(d)) {
             int64_t t = mono_ms();
             ctld_on_reply(d, reply, t);
             ctld_pump(d, t);
@@ -458,15 +465,17 @@ static void s_timers(ctl_daemon_t *d, int64_t now)
                      d->set.tel_silence_ms / 1000);
         d->tel_was_alive = tel;
     }
-    if (d->link.inflight != CTL_LINK_REQ_NONE && now >= gw_client_deadline(d->gw)) {
+    ctl_link_t *l = ctld_inflight(d);
+    if (l && now >= gw_client_deadline(d->gw)) {
         int rc = gw_client_expire(d->gw, now);
         if (rc < 0)
-            ctld_link_flags(d, ctl_link_timeout(&d->link, now), now);
+            ctld_unit_flags(d, ctld_link_index(d, l), ctl_link_timeout(l, now), now);
         else if (rc > 0)
-            log_debug("gateway silent: %s resent", ctl_link_req_name(d->link.inflight));
+            log_debug("gateway silent: %s resent", ctl_link_req_name(l->inflight));
     }
     /* No renewal confirmed within the TTL: the gateway has let the lease lapse by now. */
-    ctld_link_flags(d, ctl_link_tick(&d->link, now), now);
+    for (int i = 0; i < d->n_units; i++)
+        ctld_unit_flags(d, i, ctl_link_tick(ctld_unit_link(d, i), now), now);
     if (now >= d->next_step)
         ctld_step(d, now);
     if (d->republish_at && now >= d->republish_at) {
@@ -482,7 +491,7 @@ static int64_t s_min(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
+static int64_t s_deadline(ctl_daemon_t *d, int64_t now)
 {
     int64_t dl = s_min(now + 1000, d->next_step);
     dl = s_min(dl, mqtt_conn_deadline(d->mq));
@@ -490,8 +499,10 @@ static int64_t s_deadline(const ctl_daemon_t *d, int64_t now)
         dl = s_min(dl, d->republish_at);
     if (d->status_due)
         dl = s_min(dl, d->status_due);
-    ctl_link_view_t v = ctld_link_view(d, now);
-    dl = ctl_link_deadline(&d->link, &v, dl);
+    for (int i = 0; i < d->n_units; i++) {
+        ctl_link_view_t v = ctld_link_view(d, i, now);
+        dl = ctl_link_deadline(ctld_unit_link(d, i), &v, dl);
+    }
     return dl;
 }
 
@@ -538,11 +549,15 @@ int ctl_daemon_run(ctl_daemon_t *d)
         if (sigflag_stop() && !d->link.stopping) {
             log_info("stopping (signal %d): device to idle, lease released", sigflag_stop_signal());
             sdnotify_stopping();
-            ctl_link_stop(&d->link, now);
+            for (int i = 0; i < d->n_units; i++)
+                ctl_link_stop(ctld_unit_link(d, i), now);
             mqtt_conn_stop(d->mq); /* a lost broker is not retried any more */
             ctld_pump(d, now);
         }
-        if (ctl_link_stop_over(&d->link, now))
+        bool over = d->link.stopping;
+        for (int i = 0; i < d->n_units; i++)
+            over = ctl_link_stop_over(ctld_unit_link(d, i), now) && over;
+        if (over)
             break;
         if (sigflag_reload_take()) {
             char err[2048];

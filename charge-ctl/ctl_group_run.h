@@ -4,8 +4,8 @@
  * current limits the sum of the devices online, the hourly powers per unit times the units
  * online, its telemetry the devices' together), and ctl_group_dispatch splits it; each
  * device's command (mode, current, whether it changed) comes out. No I/O, no clock: the
- * twin runs it (sim/twin_group.c), and a daemon would send each command over its device's
- * gateway link.
+ * twin runs it (sim/twin_group.c), and the daemon (ctl_d_group.c) sends each command over
+ * its device's gateway link.
  */
 #ifndef CTL_GROUP_RUN_H
 #define CTL_GROUP_RUN_H

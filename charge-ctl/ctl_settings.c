@@ -58,14 +58,6 @@ int ctl_settings_load(const config_t *cfg, settings_t *s, char *err, size_t n)
         snprintf(err, n, "[CHARGE_CONTROL] %s", perr);
         return -1;
     }
-    if (s->group.n > 1) {
-        snprintf(err, n,
-                 "[CHARGE_CONTROL] Id/%d/Devices lists %d devices: bic-charge-ctl drives one "
-                 "device per instance so far; a group runs in the twin only (bic-sim twin "
-                 "--units %d -c FILE); run one instance per device (docs/charge-ctl.md 1.5)",
-                 s->id, s->group.n, s->group.n);
-        return -1;
-    }
     if (meter_cfg_from_config(cfg, s->id, &s->meter, err, n) != 0)
         return -1;
     if (surplus_cfg_from_config(cfg, s->id, &s->surplus, err, n) != 0)
@@ -76,6 +68,13 @@ int ctl_settings_load(const config_t *cfg, settings_t *s, char *err, size_t n)
     /* Winter runs without a meter. */
     s->winter = strcasecmp(type, "Winter") == 0;
     winter_params_from_config(cfg, s->id, &s->winter_p);
+    if (s->winter && s->group.n > 1) {
+        snprintf(err, n,
+                 "[CHARGE_CONTROL] Id/%d/Type=Winter with Id/%d/Devices listing %d devices: the "
+                 "Winter mode drives one device; use Type=PID for a group, or list one device",
+                 s->id, s->id, s->group.n);
+        return -1;
+    }
     s->can_run = (strcasecmp(type, "PID") == 0 && s->topic_power[0] != '\0') || s->winter;
     s->enable_at_start = s->can_run && config_bool(cfg, cc, "Id/%d/Enable", s->id);
     s->disable_min = strcmp(config_str(cfg, cc, "Id/%d/DisableState", s->id), "min") == 0;

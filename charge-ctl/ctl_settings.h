@@ -41,7 +41,7 @@ typedef struct {
     int lease_ttl_s;
     int tel_silence_ms;    /* device treated as unreachable after this without telemetry */
     surplus_cfg_t surplus; /* [SURPLUS_SWITCH] of the device */
-    ctl_group_cfg_t group; /* Id/X/Devices: X alone (the daemon drives one device so far) */
+    ctl_group_cfg_t group; /* Id/X/Devices: X alone, or the group X drives */
 } settings_t;
 
 /* Copies src into dst[n], cut to fit. */

@@ -24,7 +24,10 @@ CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.3
 
 class Stack:
     def __init__(self, start_s=46920, speed=5, ctl=None, meter_period_ms=500, relay=True,
-                 gateway=None, sim_args=(), device=None, follow_problem_expected=False):
+                 gateway=None, sim_args=(), device=None, follow_problem_expected=False,
+                 units=(0,)):
+        """units: the devices on the simulator's bus (each with its own battery), all
+        commissioned and given the same [DEVICE] keys as device 0."""
         self.tmp = harness.temp_dir("bic-ctld-")
         self.broker = harness.Mosquitto()
         self.sim = self.gateway = self.ctl = self.relay = self.client = None
@@ -32,7 +35,9 @@ class Stack:
         # A device that follows never raises "does not follow" (checked when the test ends).
         self.follow_problem_expected = follow_problem_expected
         try:
-            self.sim = harness.Sim(devices=[DEV], household=PROFILE, speed=speed,
+            self.units = tuple(units)
+            devs = [DEV] + ["%d:24:battery,canctrl" % u for u in self.units if u != 0]
+            self.sim = harness.Sim(devices=devs, household=PROFILE, speed=speed,
                                    mqtt=self.broker, meter_topic=SIM_METER,
                                    meter_period_ms=meter_period_ms,
                                    args=["--start-s", start_s] + list(sim_args), tmp=self.tmp)
@@ -46,14 +51,16 @@ class Stack:
                   "Id/0/LeaseTtlSec": 4, "Id/0/IdleDwellSec": 1, "Id/0/DirectionDwellSec": 2,
                   "Id/0/DischargeBlockTimeSec": 0, "Id/0/ChargeTol": 20}
             cc.update(ctl or {})
+            dev_keys = {"Type": "BIC2200-24CAN", "ChargeVoltage": 2800,
+                        "DischargeVoltage": 2400, "MaxChargeCurrent": 7500,
+                        "MaxDischargeCurrent": 6000}
             self.ini = {
                 "ALL": {"TraceLevel": "debug"},
                 "MQTT": {"BrokerIpAdr": "127.0.0.1", "BrokerPort": self.broker.port,
                          "TopicMain": T, "KeepAliveSec": 5},
                 "GATEWAY": gw,
-                "DEVICE": dict({"Id/0/Type": "BIC2200-24CAN", "Id/0/ChargeVoltage": 2800,
-                                "Id/0/DischargeVoltage": 2400, "Id/0/MaxChargeCurrent": 7500,
-                                "Id/0/MaxDischargeCurrent": 6000}, **(device or {})),
+                "DEVICE": dict({"Id/%d/%s" % (u, k): v for u in self.units
+                                for k, v in dev_keys.items()}, **(device or {})),
                 "BAT_0": {"Cap2V/%d" % p: v for p, v in CAP2V.items()},
                 "CHARGE_CONTROL": cc,
             }
@@ -61,16 +68,19 @@ class Stack:
             self.write_ini()
             self.client = harness.MqttClient(self.broker)
             self.gateway = harness.start_program("bic-can-gateway", self.ini_path, tmp=self.tmp)
-            harness.wait_for(lambda: self.gateway_request({"op": "info", "dev": 0})
-                             ["devices"][0]["online"], timeout=20, what="gateway: device online")
             # Commissioning (as `bicctl` would do it): the configured charge and discharge end
             # voltages. The controller commands modes and currents only.
             dv = self.ini["DEVICE"]
-            for reg, value in (("VOUT_SET", dv["Id/0/ChargeVoltage"] / 100.0),
-                               ("REVERSE_VOUT_SET", dv["Id/0/DischargeVoltage"] / 100.0)):
-                r = self.gateway_request({"op": "set", "dev": 0, "reg": reg, "value": value,
-                                          "client": "commissioning"})
-                assert r.get("ok"), r
+            for u in self.units:
+                harness.wait_for(lambda: self.gateway_request({"op": "info", "dev": u})
+                                 ["devices"][0]["online"], timeout=20,
+                                 what="gateway: device %d online" % u)
+                for reg, key in (("VOUT_SET", "ChargeVoltage"),
+                                 ("REVERSE_VOUT_SET", "DischargeVoltage")):
+                    r = self.gateway_request({"op": "set", "dev": u, "reg": reg,
+                                              "value": dv["Id/%d/%s" % (u, key)] / 100.0,
+                                              "client": "commissioning"})
+                    assert r.get("ok"), r
             if relay:
                 self.start_relay()
         except Exception:

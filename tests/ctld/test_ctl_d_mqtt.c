@@ -347,13 +347,77 @@ static void test_discovery(void **unused)
     ctld_list_clear(&l); /* twice is fine */
 }
 
+/* A group: its topic's JSON and the entities reading it; a single device has none. */
+static void test_group(void **unused)
+{
+    ctld_group_view_t v = {.setpoint_w = 812.4, .n = 2};
+    v.unit[0] = (ctld_group_unit_view_t){.dev = 0,
+                                         .online = true,
+                                         .lease_held = true,
+                                         .state = "run",
+                                         .mode = "charge",
+                                         .current_a = 15.004,
+                                         .power_w = 412.2,
+                                         .energy_wh = 3.21};
+    v.unit[1] =
+        (ctld_group_unit_view_t){.dev = 4, .online = false, .state = "offline", .mode = "idle"};
+    char *js = ctld_group_json(&v, true);
+    assert_non_null(js);
+    assert_string_equal(js, "{\"setpoint_w\":812,\"units\":[{\"dev\":0,\"online\":true,"
+                            "\"lease\":true,\"state\":\"run\",\"mode\":\"charge\","
+                            "\"current_a\":15,\"power_w\":412,\"energy_wh\":3.2},{\"dev\":4,"
+                            "\"online\":false,\"lease\":false,\"state\":\"offline\","
+                            "\"mode\":\"idle\",\"current_a\":0,\"power_w\":0,"
+                            "\"energy_wh\":0}],\"online\":1}");
+    free(js);
+    js = ctld_group_json(&v, false);
+    assert_null(strstr(js, "energy_wh"));
+    free(js);
+
+    int devs[] = {0, 4};
+    ctld_ha_ctx_t ctx = {.prefix = "homeassistant",
+                         .topic_main = "test/bic",
+                         .node = "test_bic",
+                         .avail_online = "running",
+                         .avail_offline = "offline",
+                         .sw_version = "0.1.0",
+                         .dev = 0,
+                         .group = devs,
+                         .n_group = 1};
+    ctld_list_t l = {0};
+    assert_int_equal(ctld_disc_msgs(&ctx, &l), 0);
+    assert_int_equal(l.count, 8); /* one device: as without a group */
+    ctld_list_clear(&l);
+    ctx.n_group = 2;
+    assert_int_equal(ctld_disc_msgs(&ctx, &l), 0);
+    assert_int_equal(l.count, 11);
+    cJSON *e = NULL;
+    const cJSON *sp = s_find(&l, "homeassistant/sensor/test_bic/ctl0_group_setpoint/config", &e);
+    assert_non_null(sp);
+    assert_string_equal(cJSON_GetObjectItem(sp, "stat_t")->valuestring, "test/bic/ctl/0/group");
+    assert_string_equal(cJSON_GetObjectItem(sp, "val_tpl")->valuestring,
+                        "{{ value_json.setpoint_w }}");
+    assert_string_equal(cJSON_GetObjectItem(sp, "unit_of_meas")->valuestring, "W");
+    cJSON_Delete(e);
+    const cJSON *u = s_find(&l, "homeassistant/sensor/test_bic/ctl0_unit4_share/config", &e);
+    assert_non_null(u);
+    assert_string_equal(cJSON_GetObjectItem(u, "name")->valuestring, "Unit 4 share");
+    assert_string_equal(cJSON_GetObjectItem(u, "val_tpl")->valuestring,
+                        "{{ value_json.units[1].power_w }}");
+    assert_string_equal(cJSON_GetObjectItem(u, "json_attr_t")->valuestring, "test/bic/ctl/0/group");
+    assert_string_equal(cJSON_GetObjectItem(u, "json_attr_tpl")->valuestring,
+                        "{{ value_json.units[1] | tojson }}");
+    cJSON_Delete(e);
+    ctld_list_clear(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_fields),   cmocka_unit_test(test_status_unknowns_are_null),
         cmocka_unit_test(test_enable_payloads), cmocka_unit_test(test_enable_random_payloads),
         cmocka_unit_test(test_result),          cmocka_unit_test(test_discovery),
-        cmocka_unit_test(test_follow_problem),
+        cmocka_unit_test(test_follow_problem),  cmocka_unit_test(test_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -252,7 +252,7 @@ def test_refuses_configurations_it_cannot_run():
     assert "LeaseTtlSec" in p.output(), p.output()
     p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
     assert p.wait_exit() == 1 and "LeaseTtlSec" in p.output(), p.output()
-    # a group of devices: checked, then refused, since the daemon drives one device so far
+    # a group of devices: accepted (test_ctld_group runs one); the Winter mode drives one
     group = {"MQTT": {"TopicMain": "t"},
              "DEVICE": dict(base["DEVICE"], **{"Id/1/ChargeVoltage": 2800,
                                                "Id/1/DischargeVoltage": 2400,
@@ -261,9 +261,13 @@ def test_refuses_configurations_it_cannot_run():
              "CHARGE_CONTROL": {"Id/0/TopicPower": "m", "Id/0/Devices": "0,1"}}
     path = harness.write_ini(os.path.join(tmp, "group.ini"), group)
     p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
+    assert p.wait_exit() == 0, p.output()
+    group["CHARGE_CONTROL"]["Id/0/Type"] = "Winter"
+    path = harness.write_ini(os.path.join(tmp, "group_winter.ini"), group)
+    p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
     assert p.wait_exit() == 1, p.output()
-    assert "Devices lists 2 devices" in p.output() and "one instance per device" in p.output(), \
-        p.output()
+    assert "Type=Winter with Id/0/Devices listing 2 devices" in p.output(), p.output()
+    del group["CHARGE_CONTROL"]["Id/0/Type"]
     group["CHARGE_CONTROL"]["Id/0/Devices"] = "0,5"
     path = harness.write_ini(os.path.join(tmp, "group5.ini"), group)
     p = harness.start_program("bic-charge-ctl", path, tmp=tmp)

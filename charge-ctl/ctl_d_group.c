@@ -1,0 +1,248 @@
+/*
+ * ctl_d_group: the daemon driving a group of devices ([CHARGE_CONTROL] Id/X/Devices) on one
+ * gateway. Each device has its own link (its own lease under its own client name, so its own
+ * lease token); X keeps the daemon's link and telemetry, the others have theirs here. The
+ * gateway socket carries one request at a time: the links are asked in turn. Each step runs
+ * ctl_group_run over the devices online (answering, their lease held) and hands each
+ * device's command to its link; a device offline or without its lease gets nothing, its
+ * share goes to the others at that step, and its command is given again when it is back.
+ * The group's setpoint and each device's share go to <TopicMain>/ctl/X/group. Part of the
+ * bic-charge-ctl daemon (ctl_d.h).
+ */
+#include "ctl_d.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define GROUP_REPUBLISH_MS 60000 /* the group topic again even when nothing changed */
+
+bool ctld_is_group(const ctl_daemon_t *d)
+{
+    return d->n_units > 1;
+}
+
+int ctld_group_setup(ctl_daemon_t *d, int64_t now)
+{
+    const ctl_group_cfg_t *g = &d->set.group;
+    d->n_units = g->n > 1 ? g->n : 1;
+    d->own = 0;
+    ctl_group_run_init(&d->grun, now);
+    snprintf(d->t_group, sizeof d->t_group, "%s/ctl/%d/group", d->set.topic_main, d->set.id);
+    if (!ctld_is_group(d))
+        return 0;
+    for (int i = 0; i < g->n; i++) {
+        if (g->dev[i] == d->set.id) {
+            d->own = i;
+            continue;
+        }
+        /* a client name per device: one lease and one token each */
+        char client[sizeof d->client + 16];
+        snprintf(client, sizeof client, "%s-u%d", d->client, g->dev[i]);
+        d->units[i].dev = g->dev[i];
+        ctl_link_init(&d->units[i].link, g->dev[i], client, d->set.lease_ttl_s, now);
+    }
+    return 0;
+}
+
+ctl_link_t *ctld_unit_link(ctl_daemon_t *d, int i)
+{
+    return !ctld_is_group(d) || i == d->own ? &d->link : &d->units[i].link;
+}
+
+ctl_link_t *ctld_inflight(ctl_daemon_t *d)
+{
+    for (int i = 0; i < d->n_units; i++) {
+        ctl_link_t *l = ctld_unit_link(d, i);
+        if (l->inflight != CTL_LINK_REQ_NONE)
+            return l;
+    }
+    return NULL;
+}
+
+int ctld_link_index(ctl_daemon_t *d, const ctl_link_t *l)
+{
+    for (int i = 0; i < d->n_units; i++)
+        if (ctld_unit_link(d, i) == l)
+            return i;
+    return 0;
+}
+
+bool ctld_unit_tel_alive(const ctl_daemon_t *d, int i, int64_t now)
+{
+    if (!ctld_is_group(d) || i == d->own)
+        return ctld_tel_alive(d, now);
+    const ctld_unit_t *u = &d->units[i];
+    return u->tel_seen && now - u->tel_ms <= d->set.tel_silence_ms;
+}
+
+static bool s_reachable(const ctl_daemon_t *d, int i, int64_t now)
+{
+    if (i == d->own)
+        return ctld_device_reachable(d, now);
+    return ctld_unit_tel_alive(d, i, now) && d->units[i].tel_online;
+}
+
+void ctld_forget_commands(ctl_daemon_t *d, bool retake, int64_t now)
+{
+    for (int i = 0; i < d->n_units; i++) {
+        ctl_link_t *l = ctld_unit_link(d, i);
+        l->sp_dirty = false;
+        l->acked_mode = CTL_MODE_NONE;
+        if (retake)
+            l->next_lease_try = now;
+    }
+    ctl_state_init(&d->st, now);
+    if (ctld_is_group(d))
+        ctl_group_run_init(&d->grun, now);
+}
+
+void ctld_unit_flags(ctl_daemon_t *d, int i, unsigned flags, int64_t now)
+{
+    if (!ctld_is_group(d)) {
+        ctld_link_flags(d, flags, now);
+        return;
+    }
+    /* what the device was told is unknown: its command is given again at the next step */
+    if (flags & CTL_LINK_RESET)
+        d->grun.mode[i] = CTL_MODE_NONE;
+    if (flags & CTL_LINK_STEP)
+        ctld_step(d, now);
+}
+
+/* Energy each device moved since the last step (for the rotation of the lead). */
+static void s_energy(ctl_daemon_t *d, const ctl_group_dev_t *devs, int64_t now)
+{
+    if (d->energy_ms) {
+        double h = (double)(now - d->energy_ms) / 3600000.0;
+        for (int i = 0; i < d->n_units; i++)
+            if (devs[i].online && devs[i].telemetry_valid)
+                d->energy_wh[i] += fabs(devs[i].dc_v * devs[i].dc_a) * h;
+    }
+    d->energy_ms = now;
+}
+
+void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now)
+{
+    ctl_group_dev_t devs[CTL_GROUP_MAX];
+    memset(devs, 0, sizeof devs);
+    for (int i = 0; i < d->n_units; i++) {
+        ctl_group_dev_t *g = &devs[i];
+        bool own = i == d->own;
+        g->online = s_reachable(d, i, now) && ctld_unit_link(d, i)->lease_held;
+        g->telemetry_valid = g->online && (own ? d->tel_valid : d->units[i].tel_valid);
+        g->telemetry_ms = own ? d->tel_ms : d->units[i].tel_ms;
+        g->dc_v = own ? d->dc_v : d->units[i].dc_v;
+        g->dc_a = own ? d->dc_a : d->units[i].dc_a;
+        g->energy_wh = d->energy_wh[i];
+    }
+    s_energy(d, devs, now);
+    ctl_group_run_step(&d->set.params, &d->set.group, &d->grun, house, devs, &d->gout);
+    d->st = d->grun.st;
+    d->out = d->gout.ctl;
+    for (int i = 0; i < d->n_units; i++)
+        if (d->gout.send[i])
+            ctl_link_setpoint(ctld_unit_link(d, i), d->gout.mode[i], d->gout.current_ca[i]);
+    ctld_publish_group(d, now, false);
+}
+
+/* ---------------------------------------------------------------- the other devices' PUB */
+
+static int s_unit_of(const ctl_daemon_t *d, const char *topic, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(topic, prefix, n) != 0)
+        return -1;
+    char *end;
+    long dev = strtol(topic + n, &end, 10);
+    if (end == topic + n || *end)
+        return -1;
+    for (int i = 0; i < d->n_units; i++)
+        if (i != d->own && d->units[i].dev == dev)
+            return i;
+    return -1;
+}
+
+static void s_unit_tel(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now)
+{
+    ctld_unit_t *u = &d->units[i];
+    u->tel_seen = true;
+    u->tel_ms = now;
+    ctld_tel_reading(msg, &u->tel_online, &u->tel_valid, &u->dc_v, &u->dc_a);
+    const cJSON *lease = cJSON_GetObjectItem(msg, "lease"); /* null: free */
+    const cJSON *holder = cJSON_GetObjectItem(lease, "holder");
+    const char *who = cJSON_IsString(holder) ? holder->valuestring : NULL;
+    ctld_unit_flags(d, i, ctl_link_telemetry(&u->link, lease != NULL, who, now), now);
+}
+
+bool ctld_group_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now)
+{
+    if (!ctld_is_group(d))
+        return false;
+    int i = s_unit_of(d, topic, "tel/");
+    if (i >= 0) {
+        s_unit_tel(d, i, msg, now);
+        return true;
+    }
+    i = s_unit_of(d, topic, "evt/");
+    if (i < 0)
+        return false;
+    ctld_unit_t *u = &d->units[i];
+    const cJSON *ev = cJSON_GetObjectItem(msg, "event");
+    const cJSON *h = cJSON_GetObjectItem(msg, "holder");
+    const char *who = cJSON_IsString(h) ? h->valuestring : NULL;
+    if (!cJSON_IsString(ev))
+        return true;
+    if (strcmp(ev->valuestring, "lease_lapsed") == 0) {
+        ctld_unit_flags(d, i, ctl_link_lease_lapsed(&u->link, who, now), now);
+    } else if (strcmp(ev->valuestring, "power_cycled") == 0) {
+        if (ctl_link_power_cycled(&u->link, who, d->grun.mode[i], d->grun.current_ca[i], now))
+            log_warn("device %d came back from a power cycle: its share re-applied", u->dev);
+    } else if (strcmp(ev->valuestring, "safe_state") == 0 ||
+               strcmp(ev->valuestring, "offline") == 0 || strcmp(ev->valuestring, "online") == 0) {
+        log_info("gateway event on device %d: %s", u->dev, ev->valuestring);
+        if (strcmp(ev->valuestring, "online") == 0)
+            ctl_link_device_online(&u->link, now);
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- the group topic */
+
+void ctld_publish_group(ctl_daemon_t *d, int64_t now, bool force)
+{
+    if (!ctld_is_group(d) || d->link.standby || !mqtt_conn_connected(d->mq))
+        return;
+    ctld_group_view_t v;
+    memset(&v, 0, sizeof v);
+    v.setpoint_w = d->grun.setpoint_w;
+    v.n = d->n_units;
+    for (int i = 0; i < d->n_units; i++) {
+        ctld_group_unit_view_t *u = &v.unit[i];
+        const ctl_link_t *l = ctld_unit_link(d, i);
+        u->dev = d->set.group.dev[i];
+        u->online = s_reachable(d, i, now);
+        u->lease_held = l->lease_held;
+        u->state = ctl_group_why_name(d->gout.go.why[i]);
+        u->mode = ctl_mode_name(d->gout.mode[i]);
+        u->current_a = d->gout.current_ca[i] / 100.0;
+        u->power_w = d->gout.go.power_w[i];
+        u->energy_wh = d->energy_wh[i];
+    }
+    /* the energy changes every step: it alone is not worth a message */
+    char *key = ctld_group_json(&v, false);
+    bool same = key && d->group_key && strcmp(d->group_key, key) == 0;
+    if (force || !same || now - d->group_ms >= GROUP_REPUBLISH_MS) {
+        char *json = ctld_group_json(&v, true);
+        if (json)
+            ctld_publish(d, d->t_group, json, 0, true);
+        free(json);
+        d->group_ms = now;
+    }
+    free(d->group_key);
+    d->group_key = key;
+}
