@@ -278,7 +278,7 @@ bool gw_dev_known(const gw_dev_t *d, uint16_t cmd, int64_t now, int64_t max_age_
     if (slot < 0 || !d->online || !d->identified || d->back_at)
         return false;
     const gw_cached_t *c = &d->cache[slot];
-    if (!c->valid || c->at < d->known_since || now - c->at > max_age_us)
+    if (!c->valid || c->written || c->at < d->known_since || now - c->at > max_age_us)
         return false;
     if (foreign_at != INT64_MIN &&
         (c->at <= foreign_at || now - foreign_at < GW_KNOWN_FOREIGN_HOLD_US))

@@ -66,7 +66,9 @@ enum {
 typedef struct {
     bool valid;
     int32_t raw;
-    int64_t at; /* monotonic µs of the read */
+    int64_t at;   /* monotonic µs of the read */
+    bool written; /* a write went out after that read: what it holds is not known until the
+                     next read (a lost read-back must not leave the old value as known) */
 } gw_cached_t;
 
 typedef struct {
@@ -163,9 +165,10 @@ double gw_dev_value(const gw_dev_t *d, int slot);
 
 /* What register cmd of d holds as far as the gateway knows without reading it: the cached
  * value of its telemetry slot, read from the device (telemetry or a write's read-back) at most
- * max_age_us ago and after known_since, the device online and identified with no check of its
- * RAM setpoints pending, and no frame of another CAN master seen (foreign_at, INT64_MIN when
- * none) after that read or within GW_KNOWN_FOREIGN_HOLD_US. Returns true with *raw. */
+ * max_age_us ago and after known_since with no write since, the device online and identified with
+ * no check of its RAM setpoints pending, and no frame of another CAN master seen (foreign_at,
+ * INT64_MIN when none) after that read or within GW_KNOWN_FOREIGN_HOLD_US. Returns true with *raw.
+ */
 bool gw_dev_known(const gw_dev_t *d, uint16_t cmd, int64_t now, int64_t max_age_us,
                   int64_t foreign_at, int32_t *raw);
 

@@ -40,6 +40,7 @@ void gw_cache_result(gw_dev_t *d, uint16_t cmd, const bus_result_t *r, int64_t n
     d->cache[slot].valid = true;
     d->cache[slot].raw = raw;
     d->cache[slot].at = now;
+    d->cache[slot].written = false;
 }
 
 void gw_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now)
@@ -50,6 +51,7 @@ void gw_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now)
     d->cache[slot].valid = true;
     d->cache[slot].raw = raw;
     d->cache[slot].at = now;
+    d->cache[slot].written = false;
 }
 
 #define TEL_PROBE 0x8000

@@ -482,8 +482,12 @@ void gw_job_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int
     gwe_event_t ev = gw_ensure_on_result(j->ens, eep, r, raw_ok, raw, now);
     if (ev == GWE_EV_WRITTEN) {
         /* noted at once: a power cycle may cut off the read-back of a write the device took */
-        if (d)
+        if (d) {
             s_ram_note(gw, d, t->cmd, t->value);
+            int slot = gw_treg_slot(t->cmd);
+            if (slot >= 0)
+                d->cache[slot].written = true; /* not known again before it is read */
+        }
         if (t->counted)
             gw_save_state(gw, now);
     } else if (ev == GWE_EV_UNCOUNTED) {

@@ -168,9 +168,9 @@ static void test_telemetry_json(void **state)
     gw_dev_t d = s_dev(24, BIC_MODE_BATTERY);
     d.addr = 2;
     d.online = true;
-    d.cache[TREG_READ_VOUT] = (gw_cached_t){true, 2641, 1000};
-    d.cache[TREG_READ_IOUT] = (gw_cached_t){true, -1230, 1000};
-    d.cache[TREG_DIRECTION] = (gw_cached_t){true, 1, 1000};
+    d.cache[TREG_READ_VOUT] = (gw_cached_t){true, 2641, 1000, false};
+    d.cache[TREG_READ_IOUT] = (gw_cached_t){true, -1230, 1000, false};
+    d.cache[TREG_DIRECTION] = (gw_cached_t){true, 1, 1000, false};
     d.fast_at = 1000;
     cJSON *t = gw_dev_telemetry(&d, 41000, 1732960000123LL);
     assert_int_equal(cJSON_GetObjectItem(t, "dev")->valueint, 2);
@@ -209,6 +209,10 @@ static void test_known_values(void **state)
     int32_t raw = 0;
     assert_true(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
     assert_int_equal(raw, 1200);
+    /* a write went out after the read (its read-back may be lost): not known until read */
+    d.cache[slot].written = true;
+    assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 101 * S, 2 * S, INT64_MIN, &raw));
+    d.cache[slot].written = false;
     /* too old */
     assert_false(gw_dev_known(&d, BIC_CMD_IOUT_SET, 103 * S, 2 * S, INT64_MIN, &raw));
     /* not a register the gateway reads */
