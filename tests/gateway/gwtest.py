@@ -102,19 +102,39 @@ class Client:
 class Sub:
     """SUB socket recording (topic, json) messages."""
 
-    def __init__(self, endpoint, prefixes=("",)):
+    # Topics the gateway publishes on its own (telemetry each period, health every 5 s).
+    SYNC_PREFIXES = ("tel/", "gw")
+
+    def __init__(self, endpoint, prefixes=("",), sync_timeout=6.0):
+        """Subscribes and, while the gateway is up, returns once the subscription is in
+        force: a PUB drops what it sends before a subscriber's subscriptions reach it, so an
+        event caused right after connecting could be missed. The subscriptions travel in
+        order; the first message on a topic subscribed after them shows all are in force."""
         self.sock = zmq.Context.instance().socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
-        for p in prefixes:
+        self.prefixes = tuple(prefixes)
+        for p in self.prefixes:
+            self.sock.setsockopt_string(zmq.SUBSCRIBE, p)
+        extra = [p for p in self.SYNC_PREFIXES
+                 if not any(p.startswith(q) for q in self.prefixes)]
+        for p in extra:
             self.sock.setsockopt_string(zmq.SUBSCRIBE, p)
         self.sock.connect(endpoint)
         self.seen = []
+        # Without the gateway running nothing comes: the subscription is then in force by
+        # the time it starts publishing.
+        if self.sock.poll(int(sync_timeout * 1000)):
+            self._drain(0)
+        for p in extra:
+            self.sock.setsockopt_string(zmq.UNSUBSCRIBE, p)
 
     def _drain(self, wait_ms):
         while self.sock.poll(wait_ms):
             parts = self.sock.recv_multipart()
             if len(parts) == 2:
-                self.seen.append((parts[0].decode(), json.loads(parts[1].decode())))
+                topic = parts[0].decode()
+                if any(topic.startswith(p) for p in self.prefixes):
+                    self.seen.append((topic, json.loads(parts[1].decode())))
             wait_ms = 0
 
     def wait(self, pred, timeout=harness.DEFAULT_TIMEOUT, what="message"):
