@@ -134,9 +134,11 @@ static cJSON *s_bad_token_error(ctx_t *c, int addr, const char *client)
     if (c->now - gw->token_log_at < 1000000) {
         gw->token_quiet++;
     } else {
+        char more[48] = "";
+        if (gw->token_quiet)
+            snprintf(more, sizeof more, " (and %u more refusals not shown)", gw->token_quiet);
         log_warn("device %d: %s as '%s' refused: %s token of the lease holder%s", addr, what,
-                 client, c->rq->token ? "not the" : "without the",
-                 gw->token_quiet ? " (and more refusals not shown)" : "");
+                 client, c->rq->token ? "not the" : "without the", more);
         gw->token_log_at = c->now;
         gw->token_quiet = 0;
     }
