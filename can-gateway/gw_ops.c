@@ -301,16 +301,7 @@ static void s_op_eeprom(ctx_t *c)
 
 static void s_op_discover(ctx_t *c)
 {
-    bool ext = false;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(c->req, "extended");
-    if (e && !cJSON_IsNull(e)) {
-        if (!cJSON_IsBool(e)) {
-            s_reply_now(c,
-                        gw_reply_error(c->id, "bad_request", "'extended' must be true or false"));
-            return;
-        }
-        ext = cJSON_IsTrue(e);
-    }
+    bool ext = c->rq->discover.extended;
     if (!bus_sched_is_up(c->gw->sched)) {
         s_reply_now(c, gw_reply_error(c->id, "bus_down", "CAN bus is down; reconnecting"));
         return;
@@ -335,47 +326,23 @@ static void s_op_get(ctx_t *c)
     gw_dev_t *d = s_req_dev(c, &replied);
     if (!d)
         return;
-    const cJSON *regs = cJSON_GetObjectItemCaseSensitive(c->req, "regs");
-    const cJSON *reg = cJSON_GetObjectItemCaseSensitive(c->req, "reg");
-    const cJSON *list[JOB_MAX_READS];
+    /* the names against the device's own command table; each register read once */
+    const gwr_get_t *g = &c->rq->get;
+    const bic_cmd_t *cmds[GWR_GET_MAX];
     int n = 0;
-    if (regs && reg) {
-        s_reply_now(c,
-                    gw_reply_error(c->id, "bad_request", "give either 'reg' or 'regs', not both"));
-        return;
-    }
-    if (reg) {
-        list[n++] = reg;
-    } else if (cJSON_IsArray(regs)) {
-        int sz = cJSON_GetArraySize(regs);
-        if (sz < 1 || sz > 32) {
-            s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                          "'regs' must list 1-32 register names (got %d)", sz));
-            return;
-        }
-        const cJSON *it;
-        cJSON_ArrayForEach(it, regs) list[n++] = it;
-    } else {
-        s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                      "'reg' (a register name or \"0x0030\") or 'regs' (a list of "
-                                      "them) is required"));
-        return;
-    }
-    const bic_cmd_t *cmds[JOB_MAX_READS];
-    for (int i = 0; i < n; i++) {
-        if (!cJSON_IsString(list[i]) || strlen(list[i]->valuestring) > 23) {
-            s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                          "register names must be strings such as \"READ_VOUT\" or "
-                                          "\"0x0060\""));
-            return;
-        }
-        cmds[i] = bic_cmd_by_name(gw_dev_family(d->addr), list[i]->valuestring);
-        if (!cmds[i]) {
+    for (int i = 0; i < g->n; i++) {
+        const bic_cmd_t *cmd = bic_cmd_by_name(gw_dev_family(d->addr), g->name[i]);
+        if (!cmd) {
             s_reply_now(c, gw_reply_error(c->id, "unknown_register",
-                                          "'%s' is not in the %s command table",
-                                          list[i]->valuestring, s_table_name(d)));
+                                          "'%s' is not in the %s command table", g->name[i],
+                                          s_table_name(d)));
             return;
         }
+        bool dup = false;
+        for (int k = 0; k < n; k++)
+            dup = dup || cmds[k] == cmd;
+        if (!dup) /* asked twice: read once, one key in the reply */
+            cmds[n++] = cmd;
     }
     if (!s_req_online(c, d))
         return;
@@ -386,20 +353,16 @@ static void s_op_get(ctx_t *c)
     }
     j->addr = d->addr;
     for (int i = 0; i < n; i++) {
-        bool dup = false;
-        for (int k = 0; k < i; k++)
-            dup = dup || cmds[k] == cmds[i];
-        if (dup)
-            continue; /* asked twice: read once, one key in the reply */
+        const bic_cmd_t *cmd = cmds[i];
         int idx = j->nreads;
-        gw_job_add_read(j, d->addr, cmds[i]->code,
-                        (cmds[i]->code == BIC_CMD_READ_FAN_SPEED_1 ||
-                         cmds[i]->code == BIC_CMD_READ_FAN_SPEED_2) &&
-                                !d->fans
-                            ? BUS_REQ_NO_RETRY
-                            : 0);
+        gw_job_add_read(
+            j, d->addr, cmd->code,
+            (cmd->code == BIC_CMD_READ_FAN_SPEED_1 || cmd->code == BIC_CMD_READ_FAN_SPEED_2) &&
+                    !d->fans
+                ? BUS_REQ_NO_RETRY
+                : 0);
         /* reply keys: canonical names (codes asked as "0x0030" come back under the name) */
-        snprintf(j->names[idx], sizeof j->names[idx], "%s", cmds[i]->name);
+        snprintf(j->names[idx], sizeof j->names[idx], "%s", cmd->name);
     }
     gw_job_start(c->gw, j, c->now);
 }
@@ -448,18 +411,11 @@ static void s_op_set(ctx_t *c)
     const char *client = s_req_client(c, false);
     if (!client)
         return;
-    const cJSON *reg = cJSON_GetObjectItemCaseSensitive(c->req, "reg");
-    if (!cJSON_IsString(reg)) {
-        s_reply_now(c,
-                    gw_reply_error(c->id, "bad_request",
-                                   "'reg' is required: a register name such as \"VOUT_SET\" or a "
-                                   "code such as \"0x0020\""));
-        return;
-    }
-    const bic_cmd_t *cmd = bic_cmd_by_name(gw_dev_family(d->addr), reg->valuestring);
+    const gwr_set_t *st = &c->rq->set;
+    const bic_cmd_t *cmd = bic_cmd_by_name(gw_dev_family(d->addr), st->reg);
     if (!cmd) {
         s_reply_now(c, gw_reply_error(c->id, "unknown_register",
-                                      "'%.40s' is not in the %s command table", reg->valuestring,
+                                      "'%.40s' is not in the %s command table", st->reg,
                                       s_table_name(d)));
         return;
     }
@@ -467,38 +423,20 @@ static void s_op_set(ctx_t *c)
         s_reply_now(c, gw_reply_error(c->id, "read_only", "%s is read-only", cmd->name));
         return;
     }
-    const cJSON *val = cJSON_GetObjectItemCaseSensitive(c->req, "value");
-    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(c->req, "raw");
-    if ((val && raw) || (!val && !raw)) {
-        s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                      "give exactly one of 'value' (engineering units) or 'raw' "
-                                      "(register integer)"));
-        return;
-    }
     if (!s_req_online(c, d))
         return;
     int32_t want;
     double shown;
-    if (val) {
-        if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble)) {
-            s_reply_now(c, gw_reply_error(c->id, "bad_request", "'value' must be a number"));
-            return;
-        }
-        shown = val->valuedouble;
-        if (bic_value_to_raw(cmd, &d->scaling, val->valuedouble, &want) != BIC_OK) {
+    if (!st->is_raw) {
+        shown = st->value;
+        if (bic_value_to_raw(cmd, &d->scaling, st->value, &want) != BIC_OK) {
             int32_t lo, hi;
             gw_dev_reg_range(d, cmd, &lo, &hi);
             s_reply_now(c, s_range_error(c, d, cmd, lo, hi, shown));
             return;
         }
     } else {
-        int64_t w;
-        if (!cJSON_IsNumber(raw) ||
-            numconv_whole(raw->valuedouble, -1000000000, 1000000000, &w) != 0) {
-            s_reply_now(c, gw_reply_error(c->id, "bad_request", "'raw' must be an integer"));
-            return;
-        }
-        want = (int32_t)w;
+        want = st->raw;
         shown = gw_raw_value(d, cmd->code, want);
     }
     int32_t lo, hi;
@@ -573,11 +511,12 @@ static void s_op_set(ctx_t *c)
  * error reply. */
 static bool s_setpoint_lease(ctx_t *c, int addr, const char *client, char *granted)
 {
-    const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "lease_ttl_s");
+    const gwr_setpoint_t *sp = &c->rq->setpoint;
     lease_t *l = gw_lease(c->gw, addr);
     int64_t max_s = lease_table_max_ttl(c->gw->leases) / 1000000;
-    if (ttl && !cJSON_IsNull(ttl)) {
-        if (!cJSON_IsNumber(ttl) || !(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
+    if (sp->has_ttl) {
+        /* NaN (not a number) fails the first test */
+        if (!(sp->ttl_s >= 1) || sp->ttl_s > max_s) {
             cJSON *r = gw_reply_error(c->id, "out_of_range", "'lease_ttl_s' must be 1-%lld s",
                                       (long long)max_s);
             cJSON_AddNumberToObject(gw_reply_error_obj(r), "min", 1);
@@ -587,7 +526,7 @@ static bool s_setpoint_lease(ctx_t *c, int addr, const char *client, char *grant
             return false;
         }
         int64_t ttl_us = 0; /* 1 s to max_s, checked above */
-        numconv_trunc(ttl->valuedouble * 1000000, 1000000, max_s * 1000000, &ttl_us);
+        numconv_trunc(sp->ttl_s * 1000000, 1000000, max_s * 1000000, &ttl_us);
         char fresh[LEASE_TOKEN_LEN + 1];
         if (!s_fresh_token(c, fresh))
             return false;
@@ -664,19 +603,11 @@ static void s_op_setpoint(ctx_t *c)
     const char *client = s_req_client(c, true);
     if (!client)
         return;
-    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(c->req, "mode");
-    if (!cJSON_IsString(mode) ||
-        (strcmp(mode->valuestring, "charge") && strcmp(mode->valuestring, "discharge") &&
-         strcmp(mode->valuestring, "idle") && strcmp(mode->valuestring, "off") &&
-         strcmp(mode->valuestring, "stop"))) {
-        s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                      "'mode' must be \"charge\", \"discharge\", \"idle\", "
-                                      "\"off\" or \"stop\""));
-        return;
-    }
-    bool charge = strcmp(mode->valuestring, "charge") == 0;
-    bool discharge = strcmp(mode->valuestring, "discharge") == 0;
-    bool stop = strcmp(mode->valuestring, "stop") == 0;
+    const gwr_setpoint_t *sp = &c->rq->setpoint;
+    const char *mode = gw_request_mode_name(sp->mode);
+    bool charge = sp->mode == GWR_MODE_CHARGE;
+    bool discharge = sp->mode == GWR_MODE_DISCHARGE;
+    bool stop = sp->mode == GWR_MODE_STOP;
     if (discharge && GW_DEV_IS_NPB(d->addr)) {
         s_reply_now(c, gw_reply_error(c->id, "not_supported",
                                       "device %d is an NPB charger: it only charges; allowed "
@@ -684,42 +615,12 @@ static void s_op_setpoint(ctx_t *c)
                                       d->addr));
         return;
     }
-    const cJSON *manual = cJSON_GetObjectItemCaseSensitive(c->req, "manual");
-    if (manual && !cJSON_IsBool(manual)) {
-        s_reply_now(c,
-                    gw_reply_error(c->id, "bad_request",
-                                   "'manual' must be true (a person's command: at once within the "
-                                   "EEPROM budget) or false (a controller's: spaced, deferred)"));
-        return;
-    }
-    const cJSON *resume = cJSON_GetObjectItemCaseSensitive(c->req, "resume");
-    if (resume && !cJSON_IsBool(resume)) {
-        s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                      "'resume' must be true (a person let the controller switch "
-                                      "the output on again after a stop) or false"));
-        return;
-    }
-    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(c->req, "current_a");
-    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(c->req, "power_w");
     int32_t amps_raw = 0;
     double amps = 0;
+    if (!s_req_online(c, d))
+        return;
     if (charge || discharge) {
-        if ((cur && pw) || (!cur && !pw)) {
-            s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                          "%s needs exactly one of 'current_a' or 'power_w' "
-                                          "(magnitudes)",
-                                          mode->valuestring));
-            return;
-        }
-        const cJSON *num = cur ? cur : pw;
-        if (!cJSON_IsNumber(num) || !isfinite(num->valuedouble) || num->valuedouble < 0) {
-            s_reply_now(c, gw_reply_error(c->id, "bad_request", "'%s' must be a number >= 0",
-                                          cur ? "current_a" : "power_w"));
-            return;
-        }
-        if (!s_req_online(c, d))
-            return;
-        if (pw) {
+        if (sp->by_power) {
             gw_cached_t *v = &d->cache[TREG_READ_VOUT];
             double volts = gw_dev_value(d, TREG_READ_VOUT);
             if (!v->valid || c->now - v->at > VOLTAGE_MAX_AGE_US || !(volts > 1.0)) {
@@ -730,9 +631,9 @@ static void s_op_setpoint(ctx_t *c)
                                            d->addr));
                 return;
             }
-            amps = num->valuedouble / volts;
+            amps = sp->amount / volts;
         } else {
-            amps = num->valuedouble;
+            amps = sp->amount;
         }
         const bic_range_t *rg = charge ? &d->limits.iout : &d->limits.rev_iout;
         int64_t a100;
@@ -747,19 +648,17 @@ static void s_op_setpoint(ctx_t *c)
                                     : charge               ? BIC_CMD_IOUT_SET
                                                            : BIC_CMD_REVERSE_IOUT_SET);
             cJSON *r = s_range_error(c, d, cmd, rg->min_raw, rg->max_raw, amps);
-            if (pw) {
+            if (sp->by_power) {
                 cJSON *e = gw_reply_error_obj(r);
                 cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
                 char msg[300];
-                snprintf(msg, sizeof msg, "%g W at %.2f V is %.2f A; %s", pw->valuedouble,
+                snprintf(msg, sizeof msg, "%g W at %.2f V is %.2f A; %s", sp->amount,
                          gw_dev_value(d, TREG_READ_VOUT), amps, m ? m->valuestring : "");
                 cJSON_ReplaceItemInObject(e, "message", cJSON_CreateString(msg));
             }
             s_reply_now(c, r);
             return;
         }
-    } else if (!s_req_online(c, d)) {
-        return;
     }
     if (stop) {
         s_setpoint_stop(c, d, client);
@@ -769,8 +668,8 @@ static void s_op_setpoint(ctx_t *c)
      * output on again. */
     bool switches_on =
         charge || discharge ||
-        (strcmp(mode->valuestring, "idle") == 0 && c->gw->set.idle_min && !GW_DEV_IS_NPB(d->addr));
-    if (d->held_off && switches_on && !cJSON_IsTrue(manual) && !cJSON_IsTrue(resume)) {
+        (sp->mode == GWR_MODE_IDLE && c->gw->set.idle_min && !GW_DEV_IS_NPB(d->addr));
+    if (d->held_off && switches_on && !sp->manual && !sp->resume) {
         cJSON *r = gw_reply_error(c->id, "held_off",
                                   "device %d was switched off by '%s' (stop): a controller does "
                                   "not switch it on again until a person does (state/set 1, set "
@@ -796,28 +695,28 @@ static void s_op_setpoint(ctx_t *c)
     if (!s_setpoint_lease(c, d->addr, client, granted))
         return;
     job_t *j = gw_ensure_job_new(c->gw, c->env, c->id, d->addr, ENS_SETPOINT,
-                                 cJSON_IsTrue(manual) ? EEPROM_BY_PERSON : EEPROM_BY_CONTROL, true);
+                                 sp->manual ? EEPROM_BY_PERSON : EEPROM_BY_CONTROL, true);
     if (!j) {
         s_reply_now(c, gw_reply_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
     }
     if (charge || discharge)
-        log_info("device %d: setpoint %s %.2f A by '%s'", d->addr, mode->valuestring, amps, client);
+        log_info("device %d: setpoint %s %.2f A by '%s'", d->addr, mode, amps, client);
     else
-        log_info("device %d: setpoint %s by '%s'", d->addr, mode->valuestring, client);
+        log_info("device %d: setpoint %s by '%s'", d->addr, mode, client);
     d->safe_pending = false; /* the controller in charge decides now */
     if (switches_on)
-        s_held_off_end(d, cJSON_IsTrue(manual) ? "a person's setpoint" : "resumed by a person");
+        s_held_off_end(d, sp->manual ? "a person's setpoint" : "resumed by a person");
     j->prio = BUS_PRIO_SAFETY;
     snprintf(j->client, sizeof j->client, "%s", client);
     snprintf(j->token, sizeof j->token, "%s", granted);
-    snprintf(j->mode, sizeof j->mode, "%s", mode->valuestring);
+    snprintf(j->mode, sizeof j->mode, "%s", mode);
     if (charge || discharge) {
         j->have_current = true;
         j->current_a = amps;
         /* the other direction's current is left at its minimum */
         gw_job_add_plan(j, d, charge ? BIC_PLAN_CHARGE : BIC_PLAN_DISCHARGE, (uint16_t)amps_raw);
-    } else if (strcmp(j->mode, "idle") == 0) {
+    } else if (sp->mode == GWR_MODE_IDLE) {
         gw_job_add_idle(j, d, c->gw->set.idle_min);
     } else {
         gw_job_add_plan(j, d, BIC_PLAN_OFF, 0);

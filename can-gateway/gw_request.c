@@ -3,6 +3,7 @@
  */
 #include "gw_request.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -128,6 +129,163 @@ static bool s_echoable(const char *v, size_t n)
     return true;
 }
 
+static const char *const s_mode_names[] = {
+    [GWR_MODE_CHARGE] = "charge", [GWR_MODE_DISCHARGE] = "discharge", [GWR_MODE_IDLE] = "idle",
+    [GWR_MODE_OFF] = "off",       [GWR_MODE_STOP] = "stop",
+};
+
+const char *gw_request_mode_name(gwr_mode_t mode)
+{
+    return mode >= GWR_MODE_CHARGE && mode <= GWR_MODE_STOP ? s_mode_names[mode] : "?";
+}
+
+static const cJSON *s_field(const gw_request_t *r, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(r->json, name);
+}
+
+/* discover: "extended", true or false (absent or null: false). */
+static int s_decode_discover(gw_request_t *r, gwr_error_t *err)
+{
+    const cJSON *e = s_field(r, "extended");
+    if (e && !cJSON_IsNull(e)) {
+        if (!cJSON_IsBool(e))
+            return s_refuse(err, "bad_request", "'extended' must be true or false");
+        r->discover.extended = cJSON_IsTrue(e);
+    }
+    return 0;
+}
+
+/* get: "reg" (one name) or "regs" (1-32 names), each a register name or code. */
+static int s_decode_get(gw_request_t *r, gwr_error_t *err)
+{
+    const cJSON *regs = s_field(r, "regs");
+    const cJSON *reg = s_field(r, "reg");
+    const cJSON *list[GWR_GET_MAX];
+    int n = 0;
+    if (regs && reg)
+        return s_refuse(err, "bad_request", "give either 'reg' or 'regs', not both");
+    if (reg) {
+        list[n++] = reg;
+    } else if (cJSON_IsArray(regs)) {
+        int sz = cJSON_GetArraySize(regs);
+        if (sz < 1 || sz > GWR_GET_MAX)
+            return s_refuse(err, "bad_request", "'regs' must list 1-32 register names (got %d)",
+                            sz);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, regs) list[n++] = it;
+    } else {
+        return s_refuse(err, "bad_request",
+                        "'reg' (a register name or \"0x0030\") or 'regs' (a list of them) is "
+                        "required");
+    }
+    gwr_get_t *g = &r->get;
+    for (int i = 0; i < n; i++) {
+        if (!cJSON_IsString(list[i]) || strlen(list[i]->valuestring) > GWR_REG_NAME_MAX)
+            return s_refuse(err, "bad_request",
+                            "register names must be strings such as \"READ_VOUT\" or "
+                            "\"0x0060\"");
+        g->name[g->n++] = list[i]->valuestring;
+    }
+    return 0;
+}
+
+/* set: "reg" and exactly one of "value" or "raw". */
+static int s_decode_set(gw_request_t *r, gwr_error_t *err)
+{
+    const cJSON *reg = s_field(r, "reg");
+    if (!cJSON_IsString(reg))
+        return s_refuse(err, "bad_request",
+                        "'reg' is required: a register name such as \"VOUT_SET\" or a code such "
+                        "as \"0x0020\"");
+    const cJSON *val = s_field(r, "value");
+    const cJSON *raw = s_field(r, "raw");
+    if ((val && raw) || (!val && !raw))
+        return s_refuse(err, "bad_request",
+                        "give exactly one of 'value' (engineering units) or 'raw' (register "
+                        "integer)");
+    gwr_set_t *st = &r->set;
+    st->reg = reg->valuestring;
+    if (val) {
+        if (!cJSON_IsNumber(val) || !isfinite(val->valuedouble))
+            return s_refuse(err, "bad_request", "'value' must be a number");
+        st->value = val->valuedouble;
+        return 0;
+    }
+    int64_t w;
+    if (!cJSON_IsNumber(raw) || numconv_whole(raw->valuedouble, -1000000000, 1000000000, &w) != 0)
+        return s_refuse(err, "bad_request", "'raw' must be an integer");
+    st->is_raw = true;
+    st->raw = (int32_t)w;
+    return 0;
+}
+
+/* setpoint: "mode", "manual", "resume", the magnitude of charge and discharge,
+ * "lease_ttl_s". */
+static int s_decode_setpoint(gw_request_t *r, gwr_error_t *err)
+{
+    gwr_setpoint_t *sp = &r->setpoint;
+    const cJSON *mode = s_field(r, "mode");
+    int found = -1;
+    for (int m = GWR_MODE_CHARGE; m <= GWR_MODE_STOP && cJSON_IsString(mode); m++)
+        if (strcmp(mode->valuestring, s_mode_names[m]) == 0)
+            found = m;
+    if (found < 0)
+        return s_refuse(err, "bad_request",
+                        "'mode' must be \"charge\", \"discharge\", \"idle\", \"off\" or "
+                        "\"stop\"");
+    sp->mode = (gwr_mode_t)found;
+    const cJSON *manual = s_field(r, "manual");
+    if (manual && !cJSON_IsBool(manual))
+        return s_refuse(err, "bad_request",
+                        "'manual' must be true (a person's command: at once within the EEPROM "
+                        "budget) or false (a controller's: spaced, deferred)");
+    sp->manual = cJSON_IsTrue(manual);
+    const cJSON *resume = s_field(r, "resume");
+    if (resume && !cJSON_IsBool(resume))
+        return s_refuse(err, "bad_request",
+                        "'resume' must be true (a person let the controller switch the output on "
+                        "again after a stop) or false");
+    sp->resume = cJSON_IsTrue(resume);
+    if (sp->mode == GWR_MODE_CHARGE || sp->mode == GWR_MODE_DISCHARGE) {
+        const cJSON *cur = s_field(r, "current_a");
+        const cJSON *pw = s_field(r, "power_w");
+        if ((cur && pw) || (!cur && !pw))
+            return s_refuse(err, "bad_request",
+                            "%s needs exactly one of 'current_a' or 'power_w' (magnitudes)",
+                            s_mode_names[sp->mode]);
+        const cJSON *num = cur ? cur : pw;
+        if (!cJSON_IsNumber(num) || !isfinite(num->valuedouble) || num->valuedouble < 0)
+            return s_refuse(err, "bad_request", "'%s' must be a number >= 0",
+                            cur ? "current_a" : "power_w");
+        sp->by_power = pw != NULL;
+        sp->amount = num->valuedouble;
+    }
+    const cJSON *ttl = s_field(r, "lease_ttl_s");
+    if (ttl && !cJSON_IsNull(ttl)) {
+        sp->has_ttl = true;
+        sp->ttl_s = cJSON_IsNumber(ttl) ? ttl->valuedouble : NAN;
+    }
+    return 0;
+}
+
+/* The op's own fields into the request's member of that op; -1 with *err when one is wrong. */
+static int s_decode_fields(gw_request_t *r, gwr_error_t *err)
+{
+    switch (r->op) {
+    case GWR_DISCOVER:
+        return s_decode_discover(r, err);
+    case GWR_GET:
+        return s_decode_get(r, err);
+    case GWR_SET:
+        return s_decode_set(r, err);
+    case GWR_SETPOINT:
+        return s_decode_setpoint(r, err);
+    default:
+        return 0;
+    }
+}
+
 static void s_decode_common(gw_request_t *r)
 {
     const cJSON *dv = cJSON_GetObjectItemCaseSensitive(r->json, "dev");
@@ -222,7 +380,7 @@ int gw_request_decode(const char *text, size_t len, size_t parts, bool read_only
                             LEASE_TOKEN_LEN);
         out->token = tk->valuestring;
     }
-    return 0;
+    return s_decode_fields(out, err);
 }
 
 void gw_request_free(gw_request_t *r)

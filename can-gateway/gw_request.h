@@ -6,14 +6,19 @@
  *
  * Decoded here, in the order a refusal is chosen: the size, the frame count, UTF-8, exactly
  * one JSON object, the id (its text as sent, to echo), "v", "op" (known, and allowed to a
- * read-only client), and the syntax of the common fields "dev", "client" and "token" (a
- * malformed token is refused here: bad_request).
+ * read-only client), the syntax of the common fields "dev", "client" and "token" (a
+ * malformed token is refused here: bad_request; "dev" and "client" are kept as states: the
+ * gateway refuses them where they matter, after the checks that depend on its devices), and
+ * the op's own fields (their syntax and types). What depends on a device or on the
+ * configuration (which command table a register name is looked up in, a register's limits,
+ * the longest lease) is the gateway's.
  */
 #ifndef BIC_GW_REQUEST_H
 #define BIC_GW_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -44,6 +49,54 @@ typedef enum {
     GWR_CLIENT_INVALID,
 } gwr_client_t;
 
+#define GWR_GET_MAX 32 /* registers one get may list */
+
+#define GWR_REG_NAME_MAX 23 /* longest register name or code ("READ_VOUT", "0x0060") */
+
+/* get: the register names or codes asked ("reg" or "regs": 1-32 of them, each a string of at
+ * most GWR_REG_NAME_MAX characters), as asked; they point into the request object. */
+typedef struct {
+    int n;
+    const char *name[GWR_GET_MAX];
+} gwr_get_t;
+
+/* set: the register name or code ("reg", pointing into the request object) and exactly one
+ * of "value" (engineering units, finite) or "raw" (an integer within +-1e9; the register's
+ * own range is the gateway's to check). */
+typedef struct {
+    const char *reg;
+    bool is_raw;
+    double value;
+    int32_t raw;
+} gwr_set_t;
+
+typedef enum {
+    GWR_MODE_CHARGE,
+    GWR_MODE_DISCHARGE,
+    GWR_MODE_IDLE,
+    GWR_MODE_OFF,
+    GWR_MODE_STOP,
+} gwr_mode_t;
+
+/* setpoint: the mode; for charge and discharge exactly one magnitude >= 0, "current_a" or
+ * "power_w"; "manual" (a person's command); "resume" (a person let the controller switch the
+ * output on again after a stop); "lease_ttl_s" when given (NaN when not a number: its range
+ * depends on the configuration, the gateway refuses it). */
+typedef struct {
+    gwr_mode_t mode;
+    bool manual;
+    bool resume;
+    bool by_power; /* amount is power_w, else current_a (charge and discharge only) */
+    double amount;
+    bool has_ttl;
+    double ttl_s;
+} gwr_setpoint_t;
+
+/* discover: "extended" (addresses 0-63 instead of 0-7). */
+typedef struct {
+    bool extended;
+} gwr_discover_t;
+
 typedef struct {
     gwr_op_t op;
     cJSON *json;     /* the request object (owned) */
@@ -53,6 +106,11 @@ typedef struct {
     gwr_client_t client_state;
     const char *client; /* the name when GWR_CLIENT_OK, else NULL */
     const char *token;  /* the lease token (LEASE_TOKEN_LEN hex digits), NULL when absent */
+    /* the op's own fields, decoded (the member of op) */
+    gwr_get_t get;
+    gwr_set_t set;
+    gwr_setpoint_t setpoint;
+    gwr_discover_t discover;
 } gw_request_t;
 
 typedef struct {
@@ -71,6 +129,9 @@ void gw_request_free(gw_request_t *r);
 
 /* "ping", "info", ... */
 const char *gw_request_op_name(gwr_op_t op);
+
+/* "charge", "discharge", "idle", "off", "stop" */
+const char *gw_request_mode_name(gwr_mode_t mode);
 
 /* Ops a read-only client may use: nothing that writes, takes a lease or scans the bus. */
 bool gw_request_op_read_only(gwr_op_t op);

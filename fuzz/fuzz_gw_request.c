@@ -353,6 +353,20 @@ static void s_check_decode(const uint8_t *data, size_t size, bool read_only)
             DIE("dev %d decoded", rq.dev);
         if ((rq.client_state == GWR_CLIENT_OK) != (rq.client != NULL))
             DIE("client state and name disagree");
+        /* the op's own fields, typed */
+        if (rq.op == GWR_GET && (rq.get.n < 1 || rq.get.n > GWR_GET_MAX))
+            DIE("get decoded with %d registers", rq.get.n);
+        for (int i = 0; rq.op == GWR_GET && i < rq.get.n; i++)
+            if (!rq.get.name[i] || strlen(rq.get.name[i]) > GWR_REG_NAME_MAX)
+                DIE("get decoded with a register name that is none");
+        if (rq.op == GWR_SET && !rq.set.reg)
+            DIE("set decoded without a register");
+        if (rq.op == GWR_SET && !rq.set.is_raw && !isfinite(rq.set.value))
+            DIE("set decoded with a value that is no finite number");
+        if (rq.op == GWR_SETPOINT &&
+            (rq.setpoint.mode == GWR_MODE_CHARGE || rq.setpoint.mode == GWR_MODE_DISCHARGE) &&
+            !(rq.setpoint.amount >= 0 && isfinite(rq.setpoint.amount)))
+            DIE("setpoint decoded with the magnitude %g", rq.setpoint.amount);
     } else if (rc != -1 || !err.code[0] || !err.message[0]) {
         DIE("decode returned %d with code '%s' message '%s'", rc, err.code, err.message);
     }

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the gateway's request decoding (can-gateway/gw_request.h): every op decoded,
- * the common fields "dev", "client" and "token" in each of their states, the id echoed as sent, and
- * every refusal with its code and the order in which refusals are chosen.
+ * the common fields "dev", "client" and "token" in each of their states, the id echoed as
+ * sent, each op's own fields typed, and every refusal with its code and the order in which
+ * refusals are chosen.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +40,21 @@ static void test_every_op(void **state)
     (void)state;
     const char *ops[] = {"ping", "info",     "devices", "discover", "get",
                          "set",  "setpoint", "init",    "lease",    "eeprom"};
+    /* the fields an op cannot do without */
+    const char *fields[] = {"",
+                            "",
+                            "",
+                            "",
+                            ",\"reg\":\"READ_VOUT\"",
+                            ",\"reg\":\"VOUT_SET\",\"raw\":1",
+                            ",\"mode\":\"off\"",
+                            "",
+                            "",
+                            ""};
     assert_int_equal(sizeof ops / sizeof ops[0], GWR_OP_COUNT);
     for (int i = 0; i < GWR_OP_COUNT; i++) {
         char text[128];
-        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"%s\"}", ops[i]);
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"%s\"%s}", ops[i], fields[i]);
         gw_request_t r;
         gwr_error_t e;
         assert_int_equal(s_decode(text, false, &r, &e), 0);
@@ -98,7 +111,7 @@ static void test_dev_states(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[128];
-        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"get\",\"dev\":%s}", cases[i].dev);
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"eeprom\",\"dev\":%s}", cases[i].dev);
         gw_request_t r;
         gwr_error_t e;
         assert_int_equal(s_decode(text, false, &r, &e), 0);
@@ -280,7 +293,7 @@ static void test_refusals(void **state)
         snprintf(text, sizeof text, "{\"v\":1,\"op\":\"%s\"}", writing[i]);
         s_refused(text, 1, true, "forbidden", "read-only");
     }
-    const char *reading[] = {"ping", "info", "devices", "get", "eeprom"};
+    const char *reading[] = {"ping", "info", "devices", "get\",\"reg\":\"READ_VOUT", "eeprom"};
     for (size_t i = 0; i < sizeof reading / sizeof reading[0]; i++) {
         char text[96];
         snprintf(text, sizeof text, "{\"v\":1,\"op\":\"%s\"}", reading[i]);
@@ -338,9 +351,186 @@ static void test_refusal_order_and_id(void **state)
     assert_int_equal(r.dev, GWR_DEV_INVALID);
     assert_int_equal(r.client_state, GWR_CLIENT_INVALID);
     gw_request_free(&r);
+    /* an op's own field refuses in decoding, before the gateway looks at "dev" or "client" */
+    assert_int_equal(
+        s_decode("{\"v\":1,\"op\":\"set\",\"dev\":99,\"reg\":\"VOUT_SET\"}", false, &r, &e), -1);
+    assert_string_equal(e.code, "bad_request");
+    assert_non_null(strstr(e.message, "exactly one of 'value'"));
+    assert_int_equal(r.dev, GWR_DEV_INVALID);
+    gw_request_free(&r);
     /* freeing twice is harmless */
     gw_request_free(&r);
     gw_request_free(NULL);
+}
+
+static gw_request_t s_ok(const char *text)
+{
+    gw_request_t r;
+    gwr_error_t e;
+    if (s_decode(text, false, &r, &e) != 0)
+        fail_msg("%s refused: %s %s", text, e.code, e.message);
+    return r;
+}
+
+static void test_get_fields(void **state)
+{
+    (void)state;
+    gw_request_t r = s_ok("{\"v\":1,\"op\":\"get\",\"reg\":\"READ_VOUT\"}");
+    assert_int_equal(r.get.n, 1);
+    assert_string_equal(r.get.name[0], "READ_VOUT");
+    gw_request_free(&r);
+    /* the names as asked, in order: which table they are looked up in (BIC or NPB) and which
+     * of them name one register is the gateway's, by the device */
+    r = s_ok("{\"v\":1,\"op\":\"get\",\"regs\":[\"READ_IOUT\",\"0x0060\",\"NOPE\","
+             "\"12345678901234567890123\"]}");
+    assert_int_equal(r.get.n, 4);
+    assert_string_equal(r.get.name[0], "READ_IOUT");
+    assert_string_equal(r.get.name[1], "0x0060");
+    assert_string_equal(r.get.name[2], "NOPE");
+    assert_int_equal(strlen(r.get.name[3]), GWR_REG_NAME_MAX);
+    gw_request_free(&r);
+}
+
+static void test_set_fields(void **state)
+{
+    (void)state;
+    gw_request_t r = s_ok("{\"v\":1,\"op\":\"set\",\"reg\":\"VOUT_SET\",\"value\":27.5}");
+    assert_string_equal(r.set.reg, "VOUT_SET");
+    assert_false(r.set.is_raw);
+    assert_true(r.set.value == 27.5);
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"set\",\"reg\":\"0x0030\",\"raw\":2500.0}");
+    assert_string_equal(r.set.reg, "0x0030");
+    assert_true(r.set.is_raw);
+    assert_int_equal(r.set.raw, 2500);
+    gw_request_free(&r);
+    /* the register's own range is the gateway's: any integer within +-1e9 decodes */
+    r = s_ok("{\"v\":1,\"op\":\"set\",\"reg\":\"VOUT_SET\",\"raw\":-1000000000}");
+    assert_int_equal(r.set.raw, -1000000000);
+    gw_request_free(&r);
+}
+
+static void test_setpoint_fields(void **state)
+{
+    (void)state;
+    gw_request_t r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"charge\",\"current_a\":12.5}");
+    assert_int_equal(r.setpoint.mode, GWR_MODE_CHARGE);
+    assert_false(r.setpoint.by_power);
+    assert_true(r.setpoint.amount == 12.5);
+    assert_false(r.setpoint.manual);
+    assert_false(r.setpoint.has_ttl);
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"discharge\",\"power_w\":0,"
+             "\"manual\":true,\"lease_ttl_s\":30}");
+    assert_int_equal(r.setpoint.mode, GWR_MODE_DISCHARGE);
+    assert_true(r.setpoint.by_power);
+    assert_true(r.setpoint.amount == 0);
+    assert_true(r.setpoint.manual);
+    assert_true(r.setpoint.has_ttl);
+    assert_true(r.setpoint.ttl_s == 30);
+    gw_request_free(&r);
+    /* idle and off carry no magnitude (one given is not looked at); a lease_ttl_s that is no
+     * number is kept as NaN for the gateway to refuse with the configured range */
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"idle\",\"current_a\":\"x\","
+             "\"lease_ttl_s\":\"30\"}");
+    assert_int_equal(r.setpoint.mode, GWR_MODE_IDLE);
+    assert_true(r.setpoint.has_ttl);
+    assert_true(isnan(r.setpoint.ttl_s));
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"off\",\"lease_ttl_s\":null}");
+    assert_int_equal(r.setpoint.mode, GWR_MODE_OFF);
+    assert_false(r.setpoint.has_ttl);
+    assert_false(r.setpoint.resume);
+    assert_string_equal(gw_request_mode_name(r.setpoint.mode), "off");
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"stop\"}");
+    assert_int_equal(r.setpoint.mode, GWR_MODE_STOP);
+    assert_string_equal(gw_request_mode_name(r.setpoint.mode), "stop");
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"charge\",\"current_a\":3,\"resume\":true}");
+    assert_true(r.setpoint.resume);
+    gw_request_free(&r);
+}
+
+static void test_discover_fields(void **state)
+{
+    (void)state;
+    gw_request_t r = s_ok("{\"v\":1,\"op\":\"discover\"}");
+    assert_false(r.discover.extended);
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"discover\",\"extended\":true}");
+    assert_true(r.discover.extended);
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"discover\",\"extended\":null}");
+    assert_false(r.discover.extended);
+    gw_request_free(&r);
+}
+
+/* Each wrong field of an op: refused with what is wrong and what is allowed. */
+static void test_op_field_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fields, *code, *want;
+    } cases[] = {
+        /* discover */
+        {"\"op\":\"discover\",\"extended\":1", "bad_request", "'extended' must be true or false"},
+        /* get */
+        {"\"op\":\"get\"", "bad_request", "'reg' (a register name or \"0x0030\") or 'regs'"},
+        {"\"op\":\"get\",\"regs\":\"READ_VOUT\"", "bad_request", "or 'regs' (a list of them)"},
+        {"\"op\":\"get\",\"reg\":\"READ_VOUT\",\"regs\":[\"READ_VOUT\"]", "bad_request",
+         "either 'reg' or 'regs', not both"},
+        {"\"op\":\"get\",\"regs\":[]", "bad_request", "1-32 register names (got 0)"},
+        {"\"op\":\"get\",\"reg\":5", "bad_request", "register names must be strings"},
+        {"\"op\":\"get\",\"reg\":\"READ_VOUT_AND_MORE_THAN_23\"", "bad_request",
+         "register names must be strings"},
+        {"\"op\":\"get\",\"regs\":[\"READ_VOUT\",\"READ_VOUT_AND_MORE_THAN_23\"]", "bad_request",
+         "register names must be strings"},
+        /* set */
+        {"\"op\":\"set\",\"value\":1", "bad_request", "'reg' is required"},
+        {"\"op\":\"set\",\"reg\":48,\"value\":1", "bad_request",
+         "'reg' is required: a register name"},
+        {"\"op\":\"set\",\"reg\":\"VOUT_SET\"", "bad_request",
+         "exactly one of 'value' (engineering units) or 'raw'"},
+        {"\"op\":\"set\",\"reg\":\"VOUT_SET\",\"value\":1,\"raw\":1", "bad_request",
+         "exactly one of 'value'"},
+        {"\"op\":\"set\",\"reg\":\"VOUT_SET\",\"value\":\"27\"", "bad_request",
+         "'value' must be a number"},
+        {"\"op\":\"set\",\"reg\":\"VOUT_SET\",\"raw\":1.5", "bad_request",
+         "'raw' must be an integer"},
+        {"\"op\":\"set\",\"reg\":\"VOUT_SET\",\"raw\":1e10", "bad_request",
+         "'raw' must be an integer"},
+        /* setpoint */
+        {"\"op\":\"setpoint\"", "bad_request", "'mode' must be \"charge\", \"discharge\""},
+        {"\"op\":\"setpoint\",\"mode\":\"Charge\"", "bad_request", "\"off\" or \"stop\""},
+        {"\"op\":\"setpoint\",\"mode\":\"stop\",\"resume\":\"yes\"", "bad_request",
+         "'resume' must be true"},
+        {"\"op\":\"setpoint\",\"mode\":\"off\",\"manual\":1", "bad_request",
+         "'manual' must be true"},
+        {"\"op\":\"setpoint\",\"mode\":\"charge\"", "bad_request",
+         "charge needs exactly one of 'current_a' or 'power_w'"},
+        {"\"op\":\"setpoint\",\"mode\":\"discharge\",\"current_a\":1,\"power_w\":1", "bad_request",
+         "discharge needs exactly one"},
+        {"\"op\":\"setpoint\",\"mode\":\"charge\",\"current_a\":-1", "bad_request",
+         "'current_a' must be a number >= 0"},
+        {"\"op\":\"setpoint\",\"mode\":\"charge\",\"power_w\":\"5\"", "bad_request",
+         "'power_w' must be a number >= 0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"v\":1,\"id\":7,%s}", cases[i].fields);
+        gw_request_t r;
+        gwr_error_t e;
+        if (s_decode(text, false, &r, &e) != -1)
+            fail_msg("%s was not refused", text);
+        if (strcmp(e.code, cases[i].code) != 0 || !strstr(e.message, cases[i].want))
+            fail_msg("%s: got %s '%s', want %s '%s'", text, e.code, e.message, cases[i].code,
+                     cases[i].want);
+        /* the refusal echoes the id */
+        assert_non_null(r.id);
+        assert_string_equal(r.id->valuestring, "7");
+        gw_request_free(&r);
+    }
 }
 
 static void test_op_names(void **state)
@@ -356,11 +546,14 @@ static void test_op_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_op),   cmocka_unit_test(test_op_fields_kept),
-        cmocka_unit_test(test_dev_states), cmocka_unit_test(test_client_states),
-        cmocka_unit_test(test_id_as_sent), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_too_large),  cmocka_unit_test(test_refusal_order_and_id),
-        cmocka_unit_test(test_op_names),   cmocka_unit_test(test_token),
+        cmocka_unit_test(test_every_op),        cmocka_unit_test(test_op_fields_kept),
+        cmocka_unit_test(test_dev_states),      cmocka_unit_test(test_client_states),
+        cmocka_unit_test(test_id_as_sent),      cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_too_large),       cmocka_unit_test(test_refusal_order_and_id),
+        cmocka_unit_test(test_op_names),        cmocka_unit_test(test_get_fields),
+        cmocka_unit_test(test_set_fields),      cmocka_unit_test(test_setpoint_fields),
+        cmocka_unit_test(test_discover_fields), cmocka_unit_test(test_op_field_refusals),
+        cmocka_unit_test(test_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
