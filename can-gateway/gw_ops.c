@@ -26,7 +26,6 @@ typedef struct {
     gateway_t *gw;
     zmsg_t **env;
     const gw_request_t *rq; /* the decoded request */
-    const cJSON *req;       /* its object, for the op's own fields */
     const cJSON *id;
     int64_t now;
 } ctx_t;
@@ -767,14 +766,8 @@ static void s_op_lease(ctx_t *c)
     const char *client = s_req_client(c, true);
     if (!client)
         return;
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c->req, "action");
-    if (!cJSON_IsString(act) ||
-        (strcmp(act->valuestring, "take") && strcmp(act->valuestring, "renew") &&
-         strcmp(act->valuestring, "release"))) {
-        s_reply_now(c, gw_reply_error(c->id, "bad_request",
-                                      "'action' must be \"take\", \"renew\" or \"release\""));
-        return;
-    }
+    const gwr_lease_t *ls = &c->rq->lease;
+    const char *action = gw_request_lease_action_name(ls->action);
     gateway_t *gw = c->gw;
     int addr = -1; /* -1: every device */
     if (c->rq->dev != GWR_DEV_ABSENT) {
@@ -784,29 +777,28 @@ static void s_op_lease(ctx_t *c)
             return;
         addr = d->addr;
     }
-    bool release = strcmp(act->valuestring, "release") == 0;
-    bool take = strcmp(act->valuestring, "take") == 0;
+    bool release = ls->action == GWR_LEASE_RELEASE;
+    bool take = ls->action == GWR_LEASE_TAKE;
     int64_t max_s = lease_table_max_ttl(gw->leases) / 1000000;
     int64_t us = 0;
     if (!release) {
-        const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(c->req, "ttl_s");
-        if (!ttl || !cJSON_IsNumber(ttl)) {
+        if (!ls->has_ttl) {
             s_reply_now(c, gw_reply_error(c->id, "bad_request",
                                           "'ttl_s' must be a number of seconds "
                                           "1-%lld",
                                           (long long)max_s));
             return;
         }
-        if (!(ttl->valuedouble >= 1) || ttl->valuedouble > max_s) {
+        if (!(ls->ttl_s >= 1) || ls->ttl_s > max_s) {
             cJSON *r = gw_reply_error(c->id, "out_of_range", "'ttl_s' %g is outside 1-%lld s",
-                                      ttl->valuedouble, (long long)max_s);
+                                      ls->ttl_s, (long long)max_s);
             cJSON_AddNumberToObject(gw_reply_error_obj(r), "min", 1);
             cJSON_AddNumberToObject(gw_reply_error_obj(r), "max", (double)max_s);
             cJSON_AddStringToObject(gw_reply_error_obj(r), "unit", "s");
             s_reply_now(c, r);
             return;
         }
-        numconv_trunc(ttl->valuedouble * 1000000, 1000000, max_s * 1000000, &us); /* checked */
+        numconv_trunc(ls->ttl_s * 1000000, 1000000, max_s * 1000000, &us); /* checked */
     }
     lease_rc_t rc;
     int blocked = addr;
@@ -851,9 +843,9 @@ static void s_op_lease(ctx_t *c)
         return;
     }
     if (addr >= 0)
-        log_info("lease %s of device %d by '%s'", act->valuestring, addr, client);
+        log_info("lease %s of device %d by '%s'", action, addr, client);
     else
-        log_info("lease %s of every device by '%s'", act->valuestring, client);
+        log_info("lease %s of every device by '%s'", action, client);
     gw_lease_persist(gw, c->now);
     cJSON *r = gw_reply_ok(c->id);
     if (addr >= 0)
@@ -914,7 +906,6 @@ void gw_handle_request(gateway_t *gw, zmsg_t *msg, int64_t now)
         goto cleanup;
     }
     c.rq = &rq;
-    c.req = rq.json;
     c.id = rq.id;
     s_ops[rq.op](&c);
 cleanup:

@@ -139,6 +139,26 @@ const char *gw_request_mode_name(gwr_mode_t mode)
     return mode >= GWR_MODE_CHARGE && mode <= GWR_MODE_STOP ? s_mode_names[mode] : "?";
 }
 
+static const char *const s_action_names[] = {
+    [GWR_LEASE_TAKE] = "take",
+    [GWR_LEASE_RENEW] = "renew",
+    [GWR_LEASE_RELEASE] = "release",
+};
+
+const char *gw_request_lease_action_name(gwr_lease_action_t action)
+{
+    return action >= GWR_LEASE_TAKE && action <= GWR_LEASE_RELEASE ? s_action_names[action] : "?";
+}
+
+/* The index of the string v among the n names, or -1 (also when v is no string). */
+static int s_name_index(const cJSON *v, const char *const *names, int n)
+{
+    for (int i = 0; i < n && cJSON_IsString(v); i++)
+        if (strcmp(v->valuestring, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 static const cJSON *s_field(const gw_request_t *r, const char *name)
 {
     return cJSON_GetObjectItemCaseSensitive(r->json, name);
@@ -225,11 +245,7 @@ static int s_decode_set(gw_request_t *r, gwr_error_t *err)
 static int s_decode_setpoint(gw_request_t *r, gwr_error_t *err)
 {
     gwr_setpoint_t *sp = &r->setpoint;
-    const cJSON *mode = s_field(r, "mode");
-    int found = -1;
-    for (int m = GWR_MODE_CHARGE; m <= GWR_MODE_STOP && cJSON_IsString(mode); m++)
-        if (strcmp(mode->valuestring, s_mode_names[m]) == 0)
-            found = m;
+    int found = s_name_index(s_field(r, "mode"), s_mode_names, GWR_MODE_STOP + 1);
     if (found < 0)
         return s_refuse(err, "bad_request",
                         "'mode' must be \"charge\", \"discharge\", \"idle\", \"off\" or "
@@ -269,6 +285,21 @@ static int s_decode_setpoint(gw_request_t *r, gwr_error_t *err)
     return 0;
 }
 
+/* lease: "action" and "ttl_s". */
+static int s_decode_lease(gw_request_t *r, gwr_error_t *err)
+{
+    int found = s_name_index(s_field(r, "action"), s_action_names, GWR_LEASE_RELEASE + 1);
+    if (found < 0)
+        return s_refuse(err, "bad_request", "'action' must be \"take\", \"renew\" or \"release\"");
+    r->lease.action = (gwr_lease_action_t)found;
+    const cJSON *ttl = s_field(r, "ttl_s");
+    if (cJSON_IsNumber(ttl)) {
+        r->lease.has_ttl = true;
+        r->lease.ttl_s = ttl->valuedouble;
+    }
+    return 0;
+}
+
 /* The op's own fields into the request's member of that op; -1 with *err when one is wrong. */
 static int s_decode_fields(gw_request_t *r, gwr_error_t *err)
 {
@@ -281,6 +312,8 @@ static int s_decode_fields(gw_request_t *r, gwr_error_t *err)
         return s_decode_set(r, err);
     case GWR_SETPOINT:
         return s_decode_setpoint(r, err);
+    case GWR_LEASE:
+        return s_decode_lease(r, err);
     default:
         return 0;
     }
@@ -356,10 +389,7 @@ int gw_request_decode(const char *text, size_t len, size_t parts, bool read_only
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(out->json, "op");
     if (!cJSON_IsString(op))
         return s_refuse(err, "bad_request", "'op' is required (a string)");
-    int found = -1;
-    for (int i = 0; i < GWR_OP_COUNT; i++)
-        if (strcmp(op->valuestring, s_op_names[i]) == 0)
-            found = i;
+    int found = s_name_index(op, s_op_names, GWR_OP_COUNT);
     if (read_only && (found < 0 || !gw_request_op_read_only((gwr_op_t)found)))
         return s_refuse(err, "forbidden",
                         "this client's key is read-only (CurveReadOnlyClientsDir): allowed ops "

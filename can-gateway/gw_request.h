@@ -92,6 +92,16 @@ typedef struct {
     double ttl_s;
 } gwr_setpoint_t;
 
+typedef enum { GWR_LEASE_TAKE, GWR_LEASE_RENEW, GWR_LEASE_RELEASE } gwr_lease_action_t;
+
+/* lease: the action; "ttl_s" (has_ttl when it is a number: whether take and renew have one,
+ * and its range, depend on the configuration and are the gateway's to refuse). */
+typedef struct {
+    gwr_lease_action_t action;
+    bool has_ttl;
+    double ttl_s;
+} gwr_lease_t;
+
 /* discover: "extended" (addresses 0-63 instead of 0-7). */
 typedef struct {
     bool extended;
@@ -111,6 +121,7 @@ typedef struct {
     gwr_set_t set;
     gwr_setpoint_t setpoint;
     gwr_discover_t discover;
+    gwr_lease_t lease;
 } gw_request_t;
 
 typedef struct {
@@ -132,6 +143,9 @@ const char *gw_request_op_name(gwr_op_t op);
 
 /* "charge", "discharge", "idle", "off", "stop" */
 const char *gw_request_mode_name(gwr_mode_t mode);
+
+/* "take", "renew", "release" */
+const char *gw_request_lease_action_name(gwr_lease_action_t action);
 
 /* Ops a read-only client may use: nothing that writes, takes a lease or scans the bus. */
 bool gw_request_op_read_only(gwr_op_t op);

@@ -49,7 +49,7 @@ static void test_every_op(void **state)
                             ",\"reg\":\"VOUT_SET\",\"raw\":1",
                             ",\"mode\":\"off\"",
                             "",
-                            "",
+                            ",\"action\":\"release\"",
                             ""};
     assert_int_equal(sizeof ops / sizeof ops[0], GWR_OP_COUNT);
     for (int i = 0; i < GWR_OP_COUNT; i++) {
@@ -141,7 +141,7 @@ static void test_client_states(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[160];
-        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"lease\",\"client\":%s}", cases[i].client);
+        snprintf(text, sizeof text, "{\"v\":1,\"op\":\"init\",\"client\":%s}", cases[i].client);
         gw_request_t r;
         gwr_error_t e;
         assert_int_equal(s_decode(text, false, &r, &e), 0);
@@ -164,9 +164,10 @@ static void test_token(void **state)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char text[200];
         if (good[i])
-            snprintf(text, sizeof text, "{\"v\":1,\"op\":\"lease\",\"token\":%s}", good[i]);
+            snprintf(text, sizeof text,
+                     "{\"v\":1,\"op\":\"lease\",\"action\":\"renew\",\"token\":%s}", good[i]);
         else
-            snprintf(text, sizeof text, "{\"v\":1,\"op\":\"lease\"}");
+            snprintf(text, sizeof text, "{\"v\":1,\"op\":\"lease\",\"action\":\"renew\"}");
         gw_request_t r;
         gwr_error_t e;
         assert_int_equal(s_decode(text, false, &r, &e), 0);
@@ -452,6 +453,28 @@ static void test_setpoint_fields(void **state)
     gw_request_free(&r);
 }
 
+static void test_lease_fields(void **state)
+{
+    (void)state;
+    gw_request_t r = s_ok("{\"v\":1,\"op\":\"lease\",\"action\":\"take\",\"ttl_s\":30}");
+    assert_int_equal(r.lease.action, GWR_LEASE_TAKE);
+    assert_true(r.lease.has_ttl);
+    assert_true(r.lease.ttl_s == 30);
+    assert_string_equal(gw_request_lease_action_name(r.lease.action), "take");
+    gw_request_free(&r);
+    /* a ttl_s that is no number is none: whether the action needs one and its range are the
+     * gateway's (the configured longest lease) */
+    r = s_ok("{\"v\":1,\"op\":\"lease\",\"action\":\"renew\",\"ttl_s\":\"30\"}");
+    assert_int_equal(r.lease.action, GWR_LEASE_RENEW);
+    assert_false(r.lease.has_ttl);
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"lease\",\"action\":\"release\",\"ttl_s\":-5}");
+    assert_int_equal(r.lease.action, GWR_LEASE_RELEASE);
+    assert_true(r.lease.has_ttl);
+    assert_true(r.lease.ttl_s == -5);
+    gw_request_free(&r);
+}
+
 static void test_discover_fields(void **state)
 {
     (void)state;
@@ -500,6 +523,10 @@ static void test_op_field_refusals(void **state)
          "'raw' must be an integer"},
         {"\"op\":\"set\",\"reg\":\"VOUT_SET\",\"raw\":1e10", "bad_request",
          "'raw' must be an integer"},
+        /* lease */
+        {"\"op\":\"lease\"", "bad_request", "'action' must be \"take\", \"renew\" or \"release\""},
+        {"\"op\":\"lease\",\"action\":\"Take\"", "bad_request", "'action' must be"},
+        {"\"op\":\"lease\",\"action\":1", "bad_request", "'action' must be"},
         /* setpoint */
         {"\"op\":\"setpoint\"", "bad_request", "'mode' must be \"charge\", \"discharge\""},
         {"\"op\":\"setpoint\",\"mode\":\"Charge\"", "bad_request", "\"off\" or \"stop\""},
@@ -553,7 +580,7 @@ int main(void)
         cmocka_unit_test(test_op_names),        cmocka_unit_test(test_get_fields),
         cmocka_unit_test(test_set_fields),      cmocka_unit_test(test_setpoint_fields),
         cmocka_unit_test(test_discover_fields), cmocka_unit_test(test_op_field_refusals),
-        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_token),           cmocka_unit_test(test_lease_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
