@@ -69,7 +69,8 @@ static void test_every_op(void **state)
     }
 }
 
-/* The op's own fields stay in the object for its handler. */
+/* The common fields and the op's own, decoded together; the request keeps its object (the
+ * names decoded point into it). */
 static void test_op_fields_kept(void **state)
 {
     (void)state;
@@ -85,6 +86,8 @@ static void test_op_fields_kept(void **state)
     assert_string_equal(r.client, "charge-ctl");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(r.json, "mode")->valuestring, "charge");
     assert_true(cJSON_GetObjectItemCaseSensitive(r.json, "current_a")->valuedouble == 12.5);
+    assert_int_equal(r.setpoint.mode, GWR_MODE_CHARGE);
+    assert_true(r.setpoint.amount == 12.5);
     gw_request_free(&r);
 }
 
