@@ -128,6 +128,19 @@ void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now)
         ctld_step(d, now);
 }
 
+/* An NPB's lowest charge current is its model's (the gateway's range of CURVE_CC). */
+static void s_npb_min_current(ctl_daemon_t *d, const cJSON *dv)
+{
+    const cJSON *cc = cJSON_GetObjectItem(cJSON_GetObjectItem(dv, "ranges"), "curve_cc_a");
+    const cJSON *lo = cJSON_GetArrayItem(cc, 0);
+    int64_t ca;
+    if (!cJSON_IsNumber(lo) || numconv_round(lo->valuedouble * 100, 1, 100000, &ca) != 0)
+        return;
+    if (ca != d->set.params.min_current_ca)
+        log_info("device %d: the NPB's lowest charge current is %.2f A", d->set.id, ca / 100.0);
+    ctl_params_set_min_current(&d->set.params, (int)ca);
+}
+
 static void s_on_info(ctl_daemon_t *d, ctl_link_t *l, const cJSON *reply, int64_t now)
 {
     const cJSON *devs = cJSON_GetObjectItem(reply, "devices");
@@ -136,13 +149,15 @@ static void s_on_info(ctl_daemon_t *d, ctl_link_t *l, const cJSON *reply, int64_
     {
         const cJSON *id = cJSON_GetObjectItem(dv, "dev");
         int64_t dev;
-        if (!cJSON_IsNumber(id) || numconv_whole(id->valuedouble, 0, 63, &dev) != 0 ||
+        if (!cJSON_IsNumber(id) || numconv_whole(id->valuedouble, 0, CTL_NPB_LAST, &dev) != 0 ||
             dev != l->dev)
             continue;
         if (l != &d->link) { /* another device of the group: X's EEPROM policy paces them */
             ctl_link_info_ok(l, now);
             return;
         }
+        if (d->set.params.charge_only)
+            s_npb_min_current(d, dv);
         const cJSON *eep = cJSON_GetObjectItem(dv, "eeprom");
         const cJSON *pol = cJSON_GetObjectItem(eep, "policy");
         const cJSON *iv = cJSON_GetObjectItem(eep, "min_interval_s");

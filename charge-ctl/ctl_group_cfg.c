@@ -78,7 +78,15 @@ int ctl_group_cfg_from_config(const config_t *cfg, int id, ctl_group_cfg_t *g, c
     ctl_params_t first;
     for (int i = 0; i < g->n; i++) {
         int y = g->dev[i];
-        if (!config_has(cfg, "DEVICE", "Id/%d/ChargeVoltage", y)) {
+        bool npb = y >= CTL_NPB_FIRST; /* its keys are [NPB] Id/<y - 64>/ */
+        if (npb && g->n > 1) {
+            snprintf(err, errlen,
+                     "Id/%d/Devices: device %d is an NPB charger, which a controller drives "
+                     "alone; allowed: an NPB without Devices",
+                     id, y);
+            return -1;
+        }
+        if (!npb && !config_has(cfg, "DEVICE", "Id/%d/ChargeVoltage", y)) {
             snprintf(err, errlen,
                      "Id/%d/Devices: device %d has no [DEVICE] Id/%d/ keys; each device of the "
                      "group needs its ChargeVoltage, DischargeVoltage and current limits",
@@ -92,7 +100,7 @@ int ctl_group_cfg_from_config(const config_t *cfg, int id, ctl_group_cfg_t *g, c
             snprintf(err, errlen, "Id/%d/Devices: device %d: %s", id, y, perr);
             return -1;
         }
-        g->battery[i] = (int)config_int(cfg, "DEVICE", "Id/%d/Battery", y);
+        g->battery[i] = npb ? 0 : (int)config_int(cfg, "DEVICE", "Id/%d/Battery", y);
         g->max_charge_ca[i] = py.max_charge_ca;
         g->max_discharge_ca[i] = py.max_discharge_ca;
         g->min_current_ca[i] = py.min_current_ca;

@@ -93,7 +93,7 @@ int ctl_params_validate(const ctl_params_t *p, char *err, size_t errlen)
     if (p->max_charge_ca < p->min_current_ca)
         FAIL("MaxChargeCurrent %d is below the minimum current %d (A x 100)", p->max_charge_ca,
              p->min_current_ca);
-    if (p->max_discharge_ca < p->min_current_ca)
+    if (!p->charge_only && p->max_discharge_ca < p->min_current_ca)
         FAIL("MaxDischargeCurrent %d is below the minimum current %d (A x 100)",
              p->max_discharge_ca, p->min_current_ca);
     if (p->quantum_ca < 1 || p->quantum_ca > 1000)
@@ -1075,8 +1075,18 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             new_ca = s->current_ca;
             out->reason = CTL_R_RATE_LIMIT;
         }
+        /* A charger retuned only for a change worth its write and its output's restart. */
+        int delta = new_ca > s->current_ca ? new_ca - s->current_ca : s->current_ca - new_ca;
+        if (delta && delta < p->retune_min_ca && !(reduce && lim != CTL_L_NONE)) {
+            new_ca = s->current_ca;
+            out->reason = CTL_R_DEADBAND;
+        }
         if (!stepped && new_ca > s->current_ca)
             new_ca = s->current_ca; /* a limit never raises the current by itself */
+    }
+    if (p->charge_only && mode == CTL_MODE_DISCHARGE) {
+        mode = CTL_MODE_IDLE; /* never asked of a charger (its limits make want >= 0) */
+        new_ca = 0;
     }
 
     double ac = mode == CTL_MODE_CHARGE      ? s_amps_to_ac(p, 1, new_ca, v)
@@ -1116,6 +1126,65 @@ static int s_model_min_ca(long charge_voltage_cv)
     return 25;
 }
 
+/* A BIC's limits from [DEVICE] Id/<id>/. */
+static void s_device_limits(const struct config_t *cfg, int id, ctl_params_t *p)
+{
+    const char *dv = "DEVICE";
+    p->charge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/ChargeVoltage", id);
+    p->discharge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/DischargeVoltage", id);
+    p->max_charge_ca = (int)config_int(cfg, dv, "Id/%d/MaxChargeCurrent", id);
+    p->max_discharge_ca = (int)config_int(cfg, dv, "Id/%d/MaxDischargeCurrent", id);
+    if (config_has(cfg, dv, "Id/%d/MinCurrent", id))
+        p->min_current_ca = (int)config_int(cfg, dv, "Id/%d/MinCurrent", id);
+    else
+        p->min_current_ca = s_model_min_ca(p->charge_voltage_cv);
+    p->idle_enter_ca = p->min_current_ca / 2;
+    p->idle_exit_ca = p->min_current_ca * 2;
+}
+
+/* An NPB charger's limits from [NPB] Id/<id - 64>/: charge only. The minimum current is
+ * CTL_NPB_MIN_PCT of the configured maximum until the gateway's info gives the model's
+ * (ctl_params_set_min_current). */
+static int s_npb_limits(const struct config_t *cfg, int id, ctl_params_t *p, char *err,
+                        size_t errlen)
+{
+    const char *nb = "NPB";
+    int a = id - CTL_NPB_FIRST;
+    if (!config_has(cfg, nb, "Id/%d/ChargeVoltage", a) ||
+        !config_has(cfg, nb, "Id/%d/MaxChargeCurrent", a)) {
+        snprintf(err, errlen,
+                 "device %d is the NPB at CAN address %d: [NPB] Id/%d/ChargeVoltage and "
+                 "Id/%d/MaxChargeCurrent are required (the charge voltage in V x 100 and the "
+                 "largest charge current in A x 100 the controller may ask)",
+                 id, a, a, a);
+        return -1;
+    }
+    p->charge_only = true;
+    p->charge_voltage_cv = (int)config_int(cfg, nb, "Id/%d/ChargeVoltage", a);
+    p->discharge_voltage_cv = 0;
+    p->max_charge_ca = (int)config_int(cfg, nb, "Id/%d/MaxChargeCurrent", a);
+    p->max_discharge_ca = 0;
+    int min_ca = p->max_charge_ca * CTL_NPB_MIN_PCT / 100;
+    ctl_params_set_min_current(p, min_ca > 0 ? min_ca : 1);
+    return 0;
+}
+
+void ctl_params_set_min_current(ctl_params_t *p, int min_ca)
+{
+    if (min_ca > p->max_charge_ca)
+        min_ca = p->max_charge_ca;
+    p->min_current_ca = min_ca;
+    p->idle_enter_ca = min_ca / 2;
+    p->idle_exit_ca = min_ca * 2;
+    if (p->charge_only) {
+        /* Surplus only: below its minimum a charger goes idle rather than take the rest
+         * from the grid, and starts again a quarter above it. */
+        p->idle_enter_ca = min_ca;
+        p->idle_exit_ca = min_ca + min_ca / 4;
+        p->retune_min_ca = p->max_charge_ca * CTL_NPB_RETUNE_PCT / 100;
+    }
+}
+
 bool ctl_type_is_none(const char *type)
 {
     return strcasecmp(type, "off") == 0 || strcasecmp(type, "None") == 0;
@@ -1125,7 +1194,6 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
                            size_t errlen)
 {
     const char *cc = "CHARGE_CONTROL";
-    const char *dv = "DEVICE";
     ctl_params_defaults(p);
     p->dev_id = id;
 
@@ -1164,17 +1232,14 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     p->telemetry_timeout_ms = tel > 10000 ? (int)tel : 10000;
 
     /* Device limits. */
-    p->charge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/ChargeVoltage", id);
-    p->discharge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/DischargeVoltage", id);
-    p->max_charge_ca = (int)config_int(cfg, dv, "Id/%d/MaxChargeCurrent", id);
-    p->max_discharge_ca = (int)config_int(cfg, dv, "Id/%d/MaxDischargeCurrent", id);
-    if (config_has(cfg, dv, "Id/%d/MinCurrent", id))
-        p->min_current_ca = (int)config_int(cfg, dv, "Id/%d/MinCurrent", id);
-    else
-        p->min_current_ca = s_model_min_ca(p->charge_voltage_cv);
-    p->idle_enter_ca = p->min_current_ca / 2;
-    p->idle_exit_ca = p->min_current_ca * 2;
+    if (id >= CTL_NPB_FIRST && id <= CTL_NPB_LAST) {
+        if (s_npb_limits(cfg, id, p, err, errlen) != 0)
+            return -1;
+    } else {
+        s_device_limits(cfg, id, p);
+    }
     p->min_voltage_cv = config_has(cfg, cc, "Id/%d/MinVoltage", id)
+
                             ? (int)config_int(cfg, cc, "Id/%d/MinVoltage", id)
                             : p->discharge_voltage_cv;
     p->max_voltage_cv = config_has(cfg, cc, "Id/%d/MaxVoltage", id)
@@ -1221,5 +1286,8 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     p->has_profile = any;
     if (any)
         ctl_params_inherit(p, set);
+    if (p->charge_only)
+        for (int h = 0; h < 24; h++)
+            p->hours[h].max_discharge_w = 0;
     return ctl_params_validate(p, err, errlen);
 }

@@ -70,6 +70,9 @@ typedef struct {
     int max_charge_ca;             /* A x 100 */
     int max_discharge_ca;          /* A x 100 */
     int min_current_ca;            /* the device's lowest current (A x 100) */
+    bool charge_only;              /* an NPB charger (device 64-67): never discharge */
+    int retune_min_ca;             /* a change of the running current smaller than this is
+                                      not made (0: every change), see CTL_NPB_RETUNE_PCT */
     int quantum_ca;                /* setpoint resolution (A x 100), e.g. 10 = 0.1 A */
     int idle_enter_ca;             /* below this desired current: go idle */
     int idle_exit_ca;              /* at or above this desired current: leave idle */
@@ -270,11 +273,25 @@ typedef struct {
 /* Defaults for everything (no device limits: these must come from the config or caller). */
 void ctl_params_defaults(ctl_params_t *p);
 
+/* Sets the device's lowest current (A x 100, at most the maximum charge current) and the
+ * idle thresholds and retune step that follow from it. */
+void ctl_params_set_min_current(ctl_params_t *p, int min_ca);
+
 /* [CHARGE_CONTROL] Id/X/Type: None (the seed's word) and off mean no controller. */
 bool ctl_type_is_none(const char *type);
 
-/* Fill p from [CHARGE_CONTROL] Id/<id>/..., [DEVICE] Id/<id>/... and [BAT_0]. Returns 0, or
- * -1 with a message in err naming the key, what was wrong and what is allowed. */
+/* Device numbers 64-67 are the NPB chargers at CAN address 0-3 (the gateway's numbering). */
+#define CTL_NPB_FIRST 64
+#define CTL_NPB_LAST 67
+/* An NPB's current minimum as a share of its model's maximum (the gateway's default, until
+ * its info gives the model's range) and the smallest change of its charge current made
+ * while it runs: every change of CURVE_CC is a persisted write and restarts the output. */
+#define CTL_NPB_MIN_PCT 20
+#define CTL_NPB_RETUNE_PCT 5
+
+/* Fill p from [CHARGE_CONTROL] Id/<id>/..., [DEVICE] Id/<id>/... (for an NPB, device
+ * 64 + A: [NPB] Id/A/..., charge-only) and [BAT_0]. Returns 0, or -1 with a message in err
+ * naming the key, what was wrong and what is allowed. */
 int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, char *err,
                            size_t errlen);
 

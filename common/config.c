@@ -127,13 +127,22 @@ static const char *s_canonical_section(const char *name)
 }
 
 //  The range of the number standing for '#' at HASH in PATTERN, from the text before it.
-static void s_number_range(const char *pattern, const char *hash, long *lo, long *hi,
-                           const char **what)
+//  A controller's sections ([CHARGE_CONTROL], [SURPLUS_SWITCH]) name the device it drives:
+//  a BIC's address 0-63 or an NPB's device number 64-67 (64 + its address).
+static void s_number_range(const char *section, const char *pattern, const char *hash, long *lo,
+                           long *hi, const char **what, const char **note)
 {
     size_t before = (size_t)(hash - pattern);
     *lo = 0;
     *hi = 63;
     *what = "device address";
+    *note = "";
+    if (before == 3 && section &&
+        (strcmp(section, "CHARGE_CONTROL") == 0 || strcmp(section, "SURPLUS_SWITCH") == 0)) {
+        *hi = CONFIG_MAX_IDS - 1;
+        *what = "device number";
+        *note = " (a BIC's address 0-63, an NPB's 64-67)";
+    }
     if (before >= 5 && strncasecmp(hash - 5, "Hour/", 5) == 0) {
         *hi = 23;
         *what = "hour";
@@ -146,8 +155,8 @@ static void s_number_range(const char *pattern, const char *hash, long *lo, long
 //  Match KEY against PATTERN (case-insensitive, '#' = a number). Returns 1 on a match
 //  (CANON = the canonical spelling), 0 when the shape differs, -1 when the shape matches
 //  but a number is out of its range (WHY says which).
-static int s_match(const char *pattern, const char *key, char *canon, size_t n, char *why,
-                   size_t whyn)
+static int s_match(const char *section, const char *pattern, const char *key, char *canon, size_t n,
+                   char *why, size_t whyn)
 {
     const char *p = pattern;
     const char *k = key;
@@ -171,15 +180,15 @@ static int s_match(const char *pattern, const char *key, char *canon, size_t n, 
                 k++;
             }
             long lo, hi;
-            const char *what;
-            s_number_range(pattern, p, &lo, &hi, &what);
+            const char *what, *note;
+            s_number_range(section, pattern, p, &lo, &hi, &what, &note);
             if (neg || digits > 6 || value < lo || value > hi) {
                 if (status == 1 && why)
-                    snprintf(why, whyn, "%s %s%ld is out of range; allowed: %ld..%ld", what,
+                    snprintf(why, whyn, "%s %s%ld is out of range; allowed: %ld..%ld%s", what,
                              neg          ? "-"
                              : digits > 6 ? ">"
                                           : "",
-                             value, lo, hi);
+                             value, lo, hi, note);
                 status = -1;
             }
             o += (size_t)snprintf(canon + o, n - o, "%s%ld", neg ? "-" : "", value);
@@ -206,7 +215,7 @@ static const config_key_t *s_find_schema(const char *section, const char *key, c
         const config_key_t *row = &config_schema[i];
         if (strcmp(row->section, section) != 0)
             continue;
-        int rc = s_match(row->key, key, canon, n, why, whyn);
+        int rc = s_match(section, row->key, key, canon, n, why, whyn);
         if (rc == 1) {
             *status = 1;
             return row;
@@ -514,7 +523,7 @@ static void s_unknown_hint(const char *section, const char *key, char *hint, siz
         const config_key_t *row = &config_schema[i];
         if (strcmp(row->section, section) == 0)
             continue;
-        if (s_match(row->key, key, canon, sizeof canon, NULL, 0) != 0) {
+        if (s_match(row->section, row->key, key, canon, sizeof canon, NULL, 0) != 0) {
             snprintf(hint, n, " (it belongs in [%s])", row->section);
             return;
         }

@@ -4,7 +4,8 @@
     (config_schema.c) with its type, default, bounds or allowed values. Loading validates
     every value and the cross-field rules, so a program that got a config_t can trust it.
     Section and key names are case-insensitive; '#' in a schema key is a number (device
-    address 0-63 after "Id/", hour 0-23 after "Hour/", percent 0-100 after "Cap2V/").
+    address 0-63 after "Id/" (a device number 0-67 in [CHARGE_CONTROL] and [SURPLUS_SWITCH],
+    64-67 naming an NPB), hour 0-23 after "Hour/", percent 0-100 after "Cap2V/").
 
     Getters take the section and a printf-style key ("Id/%d/ChargeVoltage") and return the
     file's value or the schema default. Asking for a key that is not in the schema is a
@@ -25,7 +26,7 @@ typedef struct config_t config_t;
 #define CONFIG_DEFAULT_PATH "/etc/bic2mqtt/bic2mqtt.ini"
 /* A configuration file is a regular file of at most this size (the full sample is 10 KiB). */
 #define CONFIG_MAX_BYTES (1024 * 1024)
-#define CONFIG_MAX_IDS 64    /* device addresses 0-63 */
+#define CONFIG_MAX_IDS 68    /* device numbers: BICs 0-63, NPBs 64-67 */
 #define CONFIG_MAX_CAP2V 101 /* percent 0-100 */
 
 /*  Load and validate PATH. Returns a new config (caller owns; config_destroy) or NULL.

@@ -243,7 +243,12 @@ static void test_syntax_errors(void **state)
     //  A negative address is the same error as one too large, not an unknown key.
     expect_error("[DEVICE]\nId/-1/ChargeVoltage=2760\n",
                  "device address -1 is out of range; allowed: 0..63", NULL);
-    expect_error("[CHARGE_CONTROL]\nId/-3/Enable=0\n", "device address -3 is out of range", NULL);
+    expect_error("[CHARGE_CONTROL]\nId/-3/Enable=0\n", "device number -3 is out of range", NULL);
+    /* a controller's device may be an NPB: 64 + its address 0-3 */
+    expect_error("[CHARGE_CONTROL]\nId/68/Enable=0\n",
+                 "device number 68 is out of range; allowed: 0..67 (a BIC's address 0-63, an "
+                 "NPB's 64-67)",
+                 NULL);
     expect_error("[CHARGE_CONTROL]\nId/0/Enable=0\nId/0/Profile/Hour/24/MaxChargePower=1\n",
                  "hour 24 is out of range; allowed: 0..23", NULL);
     expect_error("[BAT_0]\nCap2V/101=27\n", "percentage 101 is out of range", NULL);

@@ -25,9 +25,11 @@ CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.3
 class Stack:
     def __init__(self, start_s=46920, speed=5, ctl=None, meter_period_ms=500, relay=True,
                  gateway=None, sim_args=(), device=None, follow_problem_expected=False,
-                 units=(0,)):
+                 units=(0,), ctl_id=0, npbs=None, npb_keys=None, household=PROFILE):
         """units: the devices on the simulator's bus (each with its own battery), all
-        commissioned and given the same [DEVICE] keys as device 0."""
+        commissioned and given the same [DEVICE] keys as device 0. ctl_id: the device the
+        controller drives (its [CHARGE_CONTROL] Id/X and topics). npbs: {address: bic-sim
+        NPB spec, e.g. "npb-1200-24:soc=30"} on the bus too; npb_keys: their [NPB] keys."""
         self.tmp = harness.temp_dir("bic-ctld-")
         self.broker = harness.Mosquitto()
         self.sim = self.gateway = self.ctl = self.relay = self.client = None
@@ -36,8 +38,10 @@ class Stack:
         self.follow_problem_expected = follow_problem_expected
         try:
             self.units = tuple(units)
+            self.ctl_id = ctl_id
             devs = [DEV] + ["%d:24:battery,canctrl" % u for u in self.units if u != 0]
-            self.sim = harness.Sim(devices=devs, household=PROFILE, speed=speed,
+            devs += ["%d:%s" % (a, spec) for a, spec in sorted((npbs or {}).items())]
+            self.sim = harness.Sim(devices=devs, household=household, speed=speed,
                                    mqtt=self.broker, meter_topic=SIM_METER,
                                    meter_period_ms=meter_period_ms,
                                    args=["--start-s", start_s] + list(sim_args), tmp=self.tmp)
@@ -47,9 +51,10 @@ class Stack:
                   "PubEndpoint": self.pub_ep, "StateDir": self.tmp, "TelemetryPeriodMs": 500,
                   "EepromWriteIntervalSec": 0, "ClientTimeoutMs": 1500, "ClientRetries": 1}
             gw.update(gateway or {})
-            cc = {"Id/0/TopicPower": METER, "Id/0/MeterTimeoutSec": 3,
-                  "Id/0/LeaseTtlSec": 4, "Id/0/IdleDwellSec": 1, "Id/0/DirectionDwellSec": 2,
-                  "Id/0/DischargeBlockTimeSec": 0, "Id/0/ChargeTol": 20}
+            cc = {"Id/%d/%s" % (ctl_id, k): v for k, v in (
+                ("TopicPower", METER), ("MeterTimeoutSec", 3), ("LeaseTtlSec", 4),
+                ("IdleDwellSec", 1), ("DirectionDwellSec", 2), ("DischargeBlockTimeSec", 0),
+                ("ChargeTol", 20))}
             cc.update(ctl or {})
             dev_keys = {"Type": "BIC2200-24CAN", "ChargeVoltage": 2800,
                         "DischargeVoltage": 2400, "MaxChargeCurrent": 7500,
@@ -64,6 +69,8 @@ class Stack:
                 "BAT_0": {"Cap2V/%d" % p: v for p, v in CAP2V.items()},
                 "CHARGE_CONTROL": cc,
             }
+            if npb_keys:
+                self.ini["NPB"] = dict(npb_keys)
             self.ini_path = os.path.join(self.tmp, "bic2mqtt.ini")
             self.write_ini()
             self.client = harness.MqttClient(self.broker)
@@ -116,7 +123,8 @@ class Stack:
                                          tmp=self.tmp)
         if wait:
             # Start-up deadlines, not timing claims: generous for a loaded machine.
-            self.client.wait_message(self.topic("ctl/0/state"), lambda p: p == "running",
+            self.client.wait_message(self.topic("ctl/%d/state" % self.ctl_id),
+                                     lambda p: p == "running",
                                      timeout=30, after=after)
             self.wait_status(lambda s: s["lease"]["held"], timeout=30, after=after)
         return self.ctl
@@ -126,7 +134,7 @@ class Stack:
         return "%s/%s" % (T, sub)
 
     def status(self):
-        p = self.client.last(self.topic("inv/0/control"))
+        p = self.client.last(self.topic("inv/%d/control" % self.ctl_id))
         return json.loads(p) if p else None
 
     def wait_status(self, pred, timeout=15, after=None):
@@ -135,7 +143,7 @@ class Stack:
                 return pred(json.loads(payload))
             except (ValueError, KeyError, TypeError):
                 return False
-        return json.loads(self.client.wait_message(self.topic("inv/0/control"), ok,
+        return json.loads(self.client.wait_message(self.topic("inv/%d/control" % self.ctl_id), ok,
                                                    timeout=timeout, after=after))
 
     def command(self, payload, retain=False, timeout=10):

@@ -1,0 +1,110 @@
+"""The controller charging an NPB from surplus, with the real processes: a BIC (device 0) and
+an NPB-1200-24 charger (CAN address 3, device 67) on one simulated bus, one gateway, and a
+bic-charge-ctl for [CHARGE_CONTROL] Id/67 whose limits come from [NPB] Id/3. The household
+replays a day of three parts: a small surplus (export about 450 W), a large one (about
+1250 W, more than the charger may take), then none (import). The charger's current follows
+the surplus within its limits (its model's 7.2 A minimum, the configured 20 A maximum), the
+controller never asks it to discharge, retunes it far less often than the meter reports, and
+turns it off when the surplus ends."""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+
+import harness  # noqa: E402
+from ctld_stack import Stack  # noqa: E402
+
+NPB = 67
+SMALL_END_S, LARGE_END_S = 600, 900  # household seconds
+
+
+def _profile(path):
+    rows = ["t_s,load_w,pv_w"]
+    for t in range(0, 86400, 60):
+        pv = 700 if t < SMALL_END_S else 1500 if t < LARGE_END_S else 0
+        rows.append("%d,250,%d" % (t, pv))
+    with open(path, "w") as f:
+        f.write("\n".join(rows) + "\n")
+
+
+def _npb(st):
+    return st.sim.control.ok("npb", addr=3)["npb"]
+
+
+def test_ctld_npb_surplus():
+    tmp = harness.temp_dir("bic-npb-day-")
+    day = os.path.join(tmp, "npb_day.csv")
+    _profile(day)
+    ctl = {"Id/67/MaxChargePower": 3000, "Id/67/MaxDischargePower": -1000}
+    npb_keys = {"Id/3/Type": "NPB-1200-24", "Id/3/ChargeVoltage": 2880,
+                "Id/3/MaxChargeCurrent": 2000}
+    with Stack(start_s=0, speed=10, ctl=ctl, ctl_id=NPB, npbs={3: "npb-1200-24:soc=30"},
+               npb_keys=npb_keys, household=day) as st:
+        # The BIC beside it stopped (a person's stop): it takes no part.
+        r = st.gateway_request({"op": "setpoint", "dev": 0, "mode": "stop", "client": "test"})
+        assert r.get("ok"), r
+        harness.wait_for(lambda: abs(st.device()["dc_a"]) < 0.5, timeout=20,
+                         what="the BIC stopped")
+        st.start_ctl()
+
+        def statuses():
+            """Every control status the controller published."""
+            out = []
+            for _, _, p, _ in st.client.received(st.topic("inv/%d/control" % NPB)):
+                try:
+                    out.append(json.loads(p))
+                except ValueError:
+                    pass
+            return out
+
+        def charging_within(lo, hi):
+            n = _npb(st)
+            s = st.status()
+            return (n["output_on"] and lo <= n["dc_a"] <= hi and s is not None
+                    and s["setpoint"]["mode"] == "charge")
+
+        # The small surplus: the charger takes about what is exported (450 W at ~26 V is
+        # about 16 A on the AC side's efficiency), above its minimum and below its limit.
+        harness.wait_for(lambda: charging_within(7.0, 19.5), timeout=60,
+                         what="the NPB charging from the small surplus")
+        assert st.household()["t_s"] < SMALL_END_S, "the small surplus ended before the test saw it"
+        harness.wait_for(lambda: abs(st.household()["meter_w"]) < 150 or
+                         st.household()["t_s"] >= SMALL_END_S, timeout=60,
+                         what="the meter balanced by the charger")
+        writes_small = _npb(st)["eeprom_writes"]["CURVE_CC"]
+
+        # The large surplus: the charger at its configured maximum, never beyond.
+        harness.wait_for(lambda: st.household()["t_s"] >= SMALL_END_S, timeout=90,
+                         what="the large surplus")
+        harness.wait_for(lambda: charging_within(18.5, 20.5), timeout=40,
+                         what="the NPB at its 20 A limit")
+        assert _npb(st)["registers"]["CURVE_CC"] <= 2000
+        assert st.household()["meter_w"] < -100, st.household()  # the rest is exported
+
+        # The surplus ends: the charger is turned off, nothing imported for it.
+        harness.wait_for(lambda: st.household()["t_s"] >= LARGE_END_S, timeout=60,
+                         what="the end of the surplus")
+        harness.wait_for(lambda: not _npb(st)["output_on"] and st.status()["setpoint"]["mode"]
+                         in ("idle", "off"), timeout=30, what="the NPB off without surplus")
+        time.sleep(3)
+        assert not _npb(st)["output_on"] and abs(_npb(st)["dc_a"]) < 0.5, _npb(st)
+
+        seen = statuses()
+        assert seen, "no control status published"
+        modes = {s["setpoint"]["mode"] for s in seen if "setpoint" in s}
+        assert "discharge" not in modes, modes
+        assert "not_supported" not in st.gateway.output()
+        # Retuned far less often than the meter reported (twice a second for minutes).
+        writes = _npb(st)["eeprom_writes"]["CURVE_CC"]
+        print("CURVE_CC writes: %d (%d in the small surplus)" % (writes, writes_small))
+        assert writes <= 25, (writes, writes_small)
+        # The BIC beside it left alone: no controller's lease on it.
+        assert st.gateway_request({"op": "info", "dev": 0})["devices"][0]["lease"] is None
+
+
+if __name__ == "__main__":
+    harness.run_tests()
