@@ -30,9 +30,15 @@
 typedef struct {
     int dev;
     ctl_link_t link; /* its own lease, with its own client name */
-    bool tel_seen, tel_online, tel_valid;
+    bool tel_seen;
     int64_t tel_ms;
-    double dc_v, dc_a;
+    ctl_input_t tel; /* its telemetry's fields (ctld_tel_reading) */
+    /* does it follow its command? (ctl_follow, for every device of a group) */
+    ctl_mode_t f_mode;          /* the command judged */
+    int64_t f_mode_ms, f_ok_ms; /* when it was given; when last seen following */
+    ctl_follow_cause_t f_cause; /* reported (CTL_F_NONE: none) */
+    char f_text[200];           /* ... as a sentence */
+    int64_t f_out_ms;           /* left out of the group since (0: in it) */
 } ctld_unit_t;
 
 struct ctl_daemon_t {
@@ -165,8 +171,10 @@ void ctld_winter_step(ctl_daemon_t *d, const ctl_input_t *in, int64_t now);
 
 /* ctl_d_gateway.c: requests, replies, telemetry and events of the gateway */
 ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int i, int64_t now);
-/* online, and dc_v/dc_a with valid when both are numbers, from a telemetry message */
-void ctld_tel_reading(const cJSON *msg, bool *online, bool *valid, double *dc_v, double *dc_a);
+/* The device's fields of a step input from a telemetry message: online, dc_v/dc_a with
+ * telemetry_valid when both are numbers (kept otherwise), operation, direction, the
+ * setpoints read back, temperature and the raw fault word. */
+void ctld_tel_reading(const cJSON *msg, ctl_input_t *t);
 void ctld_pump(ctl_daemon_t *d, int64_t now);
 void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now);
 void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now);

@@ -243,32 +243,59 @@ static int s_ca(const cJSON *o, const char *key, int def)
     return (int)ca;
 }
 
-void ctld_tel_reading(const cJSON *msg, bool *online, bool *valid, double *dc_v, double *dc_a)
+void ctld_tel_reading(const cJSON *msg, ctl_input_t *t)
 {
     const cJSON *v = cJSON_GetObjectItem(msg, "dc_v");
     const cJSON *a = cJSON_GetObjectItem(msg, "dc_a");
-    *online = cJSON_IsTrue(cJSON_GetObjectItem(msg, "online"));
-    *valid = *online && cJSON_IsNumber(v) && cJSON_IsNumber(a) && isfinite(v->valuedouble) &&
-             isfinite(a->valuedouble);
-    if (*valid) {
-        *dc_v = v->valuedouble;
-        *dc_a = a->valuedouble;
+    const cJSON *op = cJSON_GetObjectItem(msg, "operation");
+    const cJSON *dir = cJSON_GetObjectItem(msg, "direction");
+    const cJSON *sp = cJSON_GetObjectItem(msg, "setpoints");
+    t->online = cJSON_IsTrue(cJSON_GetObjectItem(msg, "online"));
+    t->telemetry_valid = t->online && cJSON_IsNumber(v) && cJSON_IsNumber(a) &&
+                         isfinite(v->valuedouble) && isfinite(a->valuedouble);
+    if (t->telemetry_valid) {
+        t->dc_v = v->valuedouble;
+        t->dc_a = a->valuedouble;
     }
+    int64_t opv;
+    t->operation =
+        cJSON_IsNumber(op) && numconv_whole(op->valuedouble, 0, 1, &opv) == 0 ? (int)opv : -1;
+    t->direction = cJSON_IsString(dir) && strcmp(dir->valuestring, "discharge") == 0 ? 1 : 0;
+    t->iout_ca = s_ca(sp, "iout_a", -1);
+    t->rev_iout_ca = s_ca(sp, "rev_iout_a", -1);
+    t->vout_set_cv = s_ca(sp, "vout_v", -1);
+    t->rev_vout_set_cv = s_ca(sp, "rev_vout_v", -1);
+    const cJSON *temp = cJSON_GetObjectItem(msg, "temp_c");
+    t->temp_valid = cJSON_IsNumber(temp) && isfinite(temp->valuedouble);
+    t->temp_c = t->temp_valid ? temp->valuedouble : 0;
+    const cJSON *fraw = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "fault"), "raw");
+    int64_t fault_raw;
+    t->fault_raw =
+        cJSON_IsNumber(fraw) && numconv_whole(fraw->valuedouble, 0, 65535, &fault_raw) == 0
+            ? (int)fault_raw
+            : 0;
 }
 
 static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
 {
-    const cJSON *op = cJSON_GetObjectItem(msg, "operation");
-    const cJSON *dir = cJSON_GetObjectItem(msg, "direction");
-    const cJSON *sp = cJSON_GetObjectItem(msg, "setpoints");
     const cJSON *age = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "age_ms"), "fast");
     d->tel_seen = true;
     d->tel_ms = now;
-    ctld_tel_reading(msg, &d->tel_online, &d->tel_valid, &d->dc_v, &d->dc_a);
-    int64_t opv;
-    d->operation =
-        cJSON_IsNumber(op) && numconv_whole(op->valuedouble, 0, 1, &opv) == 0 ? (int)opv : -1;
-    d->direction = cJSON_IsString(dir) && strcmp(dir->valuestring, "discharge") == 0 ? 1 : 0;
+    ctl_input_t t = {.dc_v = d->dc_v, .dc_a = d->dc_a};
+    ctld_tel_reading(msg, &t);
+    d->tel_online = t.online;
+    d->tel_valid = t.telemetry_valid;
+    d->dc_v = t.dc_v;
+    d->dc_a = t.dc_a;
+    d->operation = t.operation;
+    d->direction = t.direction;
+    d->iout_ca = t.iout_ca;
+    d->rev_iout_ca = t.rev_iout_ca;
+    d->vout_cv = t.vout_set_cv;
+    d->rev_vout_cv = t.rev_vout_set_cv;
+    d->temp_valid = t.temp_valid;
+    d->temp_c = t.temp_c;
+    d->fault_raw = t.fault_raw;
     const cJSON *fault = cJSON_GetObjectItem(msg, "fault");
     if (cJSON_IsObject(fault)) {
         d->fault_any = false;
@@ -280,19 +307,6 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
                 d->fault_any = true;
         }
     }
-    d->iout_ca = s_ca(sp, "iout_a", -1);
-    d->rev_iout_ca = s_ca(sp, "rev_iout_a", -1);
-    d->vout_cv = s_ca(sp, "vout_v", -1);
-    d->rev_vout_cv = s_ca(sp, "rev_vout_v", -1);
-    const cJSON *temp = cJSON_GetObjectItem(msg, "temp_c");
-    d->temp_valid = cJSON_IsNumber(temp) && isfinite(temp->valuedouble);
-    d->temp_c = d->temp_valid ? temp->valuedouble : 0;
-    const cJSON *fraw = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "fault"), "raw");
-    int64_t fault_raw;
-    d->fault_raw =
-        cJSON_IsNumber(fraw) && numconv_whole(fraw->valuedouble, 0, 65535, &fault_raw) == 0
-            ? (int)fault_raw
-            : 0;
     int64_t age_ms;
     d->sp_age_ms =
         cJSON_IsNumber(age) && numconv_trunc(age->valuedouble, INT32_MIN, INT32_MAX, &age_ms) == 0

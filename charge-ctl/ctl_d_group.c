@@ -84,7 +84,7 @@ static bool s_reachable(const ctl_daemon_t *d, int i, int64_t now)
 {
     if (i == d->own)
         return ctld_device_reachable(d, now);
-    return ctld_unit_tel_alive(d, i, now) && d->units[i].tel_online;
+    return ctld_unit_tel_alive(d, i, now) && d->units[i].tel.online;
 }
 
 void ctld_forget_commands(ctl_daemon_t *d, bool retake, int64_t now)
@@ -126,22 +126,113 @@ static void s_energy(ctl_daemon_t *d, const ctl_group_dev_t *devs, int64_t now)
     d->energy_ms = now;
 }
 
+/* Device i's fields of a step input: X's from the daemon's telemetry, the others' own. */
+static void s_dev_input(const ctl_daemon_t *d, int i, int64_t now, ctl_input_t *in)
+{
+    if (i == d->own) {
+        memset(in, 0, sizeof *in);
+        in->online = d->tel_online;
+        in->telemetry_valid = d->tel_valid;
+        in->telemetry_ms = d->tel_ms;
+        in->dc_v = d->dc_v;
+        in->dc_a = d->dc_a;
+        in->operation = d->operation;
+        in->direction = d->direction;
+        in->iout_ca = d->iout_ca;
+        in->rev_iout_ca = d->rev_iout_ca;
+        in->vout_set_cv = d->vout_cv;
+        in->rev_vout_set_cv = d->rev_vout_cv;
+        in->temp_valid = d->temp_valid;
+        in->temp_c = d->temp_c;
+        in->fault_raw = d->fault_raw;
+    } else {
+        *in = d->units[i].tel;
+        in->telemetry_ms = d->units[i].tel_ms;
+    }
+    in->now_ms = now;
+}
+
+/* Does device i follow its command (ctl_follow, as 1.7 for one device)? One that has not for
+ * FollowTimeoutSec after its response time is left out of the group (idle; its share goes to
+ * the others) until the cause is seen gone or FollowRetrySec have passed. True while it is
+ * left out. */
+static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, int64_t now)
+{
+    const ctl_params_t *p = &d->set.params;
+    ctld_unit_t *u = &d->units[i];
+    int dev = d->set.group.dev[i];
+    if (p->follow_timeout_ms <= 0)
+        return false;
+    if (u->f_out_ms) {
+        bool gone = ctl_follow_cause_gone(p, u->f_cause, in);
+        if (!gone && now - u->f_out_ms < p->follow_retry_ms)
+            return true;
+        log_info("device %d: back in the group (%s)", dev,
+                 gone ? "the cause is gone" : "trying again");
+        u->f_out_ms = 0;
+        u->f_mode = CTL_MODE_NONE;
+        if (gone)
+            u->f_cause = CTL_F_NONE;
+    }
+    ctl_mode_t mode = d->grun.mode[i];
+    int ca = d->grun.current_ca[i];
+    if (mode != u->f_mode) {
+        u->f_mode = mode;
+        u->f_mode_ms = now;
+    }
+    if (mode == CTL_MODE_NONE || now - u->f_mode_ms < p->settle_timeout_ms ||
+        in->telemetry_ms <= u->f_mode_ms) {
+        u->f_ok_ms = now; /* its response time */
+        return false;
+    }
+    ctl_follow_t f;
+    ctl_follow_judge(p, mode, ca, in, soc, &f);
+    if (f.verdict != CTL_FV_NOT_FOLLOWING) {
+        u->f_ok_ms = now;
+        if (u->f_cause != CTL_F_NONE && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)) {
+            log_info("device %d follows its share again", dev);
+            u->f_cause = CTL_F_NONE;
+        }
+        return false;
+    }
+    if (now - u->f_ok_ms < p->follow_timeout_ms)
+        return false;
+    u->f_cause = f.cause;
+    ctl_follow_text(p, f.cause, mode, ca, in, u->f_text, sizeof u->f_text);
+    log_warn("device %d does not follow its share: %s; left out of the group (its share goes to "
+             "the others) until the cause is gone or %d s have passed",
+             dev, u->f_text, p->follow_retry_ms / 1000);
+    u->f_out_ms = now;
+    ctl_link_setpoint(ctld_unit_link(d, i), CTL_MODE_IDLE, 0);
+    return true;
+}
+
 void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now)
 {
+    const ctl_params_t *p = &d->set.params;
     ctl_group_dev_t devs[CTL_GROUP_MAX];
     memset(devs, 0, sizeof devs);
     for (int i = 0; i < d->n_units; i++) {
         ctl_group_dev_t *g = &devs[i];
-        bool own = i == d->own;
+        ctl_input_t in;
+        s_dev_input(d, i, now, &in);
         g->online = s_reachable(d, i, now) && ctld_unit_link(d, i)->lease_held;
-        g->telemetry_valid = g->online && (own ? d->tel_valid : d->units[i].tel_valid);
-        g->telemetry_ms = own ? d->tel_ms : d->units[i].tel_ms;
-        g->dc_v = own ? d->dc_v : d->units[i].dc_v;
-        g->dc_a = own ? d->dc_a : d->units[i].dc_a;
+        g->telemetry_valid = g->online && in.telemetry_valid;
+        g->telemetry_ms = in.telemetry_ms;
+        g->dc_v = in.dc_v;
+        g->dc_a = in.dc_a;
         g->energy_wh = d->energy_wh[i];
+        /* its own battery's SOC from its load-corrected voltage and the [BAT_0] table */
+        double soc = g->telemetry_valid
+                         ? ctl_soc_from_voltage(p, in.dc_v - in.dc_a * p->r_internal_ohm)
+                         : -1;
+        g->soc_valid = soc >= 0;
+        g->soc_pct = soc;
+        if (g->online && s_follow(d, i, &in, soc, now))
+            g->online = false;
     }
     s_energy(d, devs, now);
-    ctl_group_run_step(&d->set.params, &d->set.group, &d->grun, house, devs, &d->gout);
+    ctl_group_run_step(p, &d->set.group, &d->grun, house, devs, &d->gout);
     d->st = d->grun.st;
     d->out = d->gout.ctl;
     for (int i = 0; i < d->n_units; i++)
@@ -172,7 +263,7 @@ static void s_unit_tel(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now)
     ctld_unit_t *u = &d->units[i];
     u->tel_seen = true;
     u->tel_ms = now;
-    ctld_tel_reading(msg, &u->tel_online, &u->tel_valid, &u->dc_v, &u->dc_a);
+    ctld_tel_reading(msg, &u->tel);
     const cJSON *lease = cJSON_GetObjectItem(msg, "lease"); /* null: free */
     const cJSON *holder = cJSON_GetObjectItem(lease, "holder");
     const char *who = cJSON_IsString(holder) ? holder->valuestring : NULL;
@@ -227,7 +318,9 @@ void ctld_publish_group(ctl_daemon_t *d, int64_t now, bool force)
         u->dev = d->set.group.dev[i];
         u->online = s_reachable(d, i, now);
         u->lease_held = l->lease_held;
-        u->state = ctl_group_why_name(d->gout.go.why[i]);
+        u->state = d->units[i].f_out_ms ? "not_following" : ctl_group_why_name(d->gout.go.why[i]);
+        u->follow =
+            d->units[i].f_cause != CTL_F_NONE ? ctl_follow_cause_name(d->units[i].f_cause) : NULL;
         u->mode = ctl_mode_name(d->gout.mode[i]);
         u->current_a = d->gout.current_ca[i] / 100.0;
         u->power_w = d->gout.go.power_w[i];

@@ -245,6 +245,10 @@ char *ctld_group_json(const ctld_group_view_t *v, bool with_energy)
         cJSON_AddNumberToObject(e, "power_w", round(u->power_w));
         if (with_energy)
             cJSON_AddNumberToObject(e, "energy_wh", round(u->energy_wh * 10) / 10);
+        if (u->follow)
+            cJSON_AddStringToObject(e, "follow", u->follow);
+        else
+            cJSON_AddNullToObject(e, "follow");
         cJSON_AddItemToArray(units, e);
     }
     cJSON_AddNumberToObject(o, "online", online);

@@ -94,17 +94,18 @@ char *ctld_result_json(bool ok, const char *request, bool enabled, const char *c
 
 /* The group topic `<T>/ctl/<id>/group` (retained) of a controller driving several devices:
  * {"setpoint_w":W,"online":N,"units":[{"dev":D,"online":b,"lease":b,"state":S,"mode":M,
- * "current_a":A,"power_w":W,"energy_wh":E},...]} in the configured order; state is the
- * dispatch's word for the unit (ctl_group_why_name). */
+ * "current_a":A,"power_w":W,"energy_wh":E,"follow":C|null},...]} in the configured order;
+ * state is the dispatch's word for the unit (ctl_group_why_name) or "not_following". */
 typedef struct {
     int dev;
-    bool online;       /* its telemetry arrives and says online */
-    bool lease_held;   /* this controller holds its lease */
-    const char *state; /* ctl_group_why_name() */
-    const char *mode;  /* its command: ctl_mode_name() */
-    double current_a;  /* ... and current (magnitude) */
-    double power_w;    /* its share (W AC, + charging) */
-    double energy_wh;  /* energy it moved since the start */
+    bool online;        /* its telemetry arrives and says online */
+    bool lease_held;    /* this controller holds its lease */
+    const char *state;  /* ctl_group_why_name() */
+    const char *mode;   /* its command: ctl_mode_name() */
+    double current_a;   /* ... and current (magnitude) */
+    double power_w;     /* its share (W AC, + charging) */
+    double energy_wh;   /* energy it moved since the start */
+    const char *follow; /* why it does not follow its share (ctl_follow_cause_name), or NULL */
 } ctld_group_unit_view_t;
 
 typedef struct {

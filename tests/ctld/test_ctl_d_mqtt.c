@@ -359,16 +359,16 @@ static void test_group(void **unused)
                                          .current_a = 15.004,
                                          .power_w = 412.2,
                                          .energy_wh = 3.21};
-    v.unit[1] =
-        (ctld_group_unit_view_t){.dev = 4, .online = false, .state = "offline", .mode = "idle"};
+    v.unit[1] = (ctld_group_unit_view_t){
+        .dev = 4, .online = false, .state = "offline", .mode = "idle", .follow = "charge_voltage"};
     char *js = ctld_group_json(&v, true);
     assert_non_null(js);
     assert_string_equal(js, "{\"setpoint_w\":812,\"units\":[{\"dev\":0,\"online\":true,"
                             "\"lease\":true,\"state\":\"run\",\"mode\":\"charge\","
-                            "\"current_a\":15,\"power_w\":412,\"energy_wh\":3.2},{\"dev\":4,"
-                            "\"online\":false,\"lease\":false,\"state\":\"offline\","
+                            "\"current_a\":15,\"power_w\":412,\"energy_wh\":3.2,\"follow\":null},"
+                            "{\"dev\":4,\"online\":false,\"lease\":false,\"state\":\"offline\","
                             "\"mode\":\"idle\",\"current_a\":0,\"power_w\":0,"
-                            "\"energy_wh\":0}],\"online\":1}");
+                            "\"energy_wh\":0,\"follow\":\"charge_voltage\"}],\"online\":1}");
     free(js);
     js = ctld_group_json(&v, false);
     assert_null(strstr(js, "energy_wh"));

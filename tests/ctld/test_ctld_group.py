@@ -5,7 +5,9 @@ one bic-can-gateway, the household's true grid power replayed as the meter. Each
 limited to 15 A, so the export of a clear March noon needs more than one unit: more than one
 runs, all charging; the controller holds one lease per device, each under its own name. One
 device loses its AC (silent on the bus, offline at the gateway): the others take its share;
-it comes back: it runs again. The group topic and its Home Assistant entities show it."""
+it comes back: it runs again. The group topic and its Home Assistant entities show it. A device
+that does not follow its share (its charge voltage setting below its battery) is left out of
+the group, with the cause on the group topic, and the others take its share."""
 
 import json
 import os
@@ -119,6 +121,33 @@ def test_group_of_three():
 
         st = s.status()
         assert st["mode"] == "running" and st["lease"]["held"], st
+
+
+def test_unit_not_following_left_out():
+    # each device 10 A (about 265 W): the export needs all three; device 2's VOUT_SET is
+    # 25.20 V, below its pack, so it cannot charge
+    device = {"Id/2/ChargeVoltage": 2520}
+    for u in UNITS:
+        device["Id/%d/MaxChargeCurrent" % u] = 1000
+        device["Id/%d/Battery" % u] = u
+    with Stack(start_s=46920, speed=5, units=UNITS, device=device,
+               ctl={"Id/0/Devices": "0,1,2", "Id/0/MaxVoltage": 2800}) as s:
+        assert s.sim.control.device(2)["registers"]["VOUT_SET"] == 2520
+        s.start_ctl()
+
+        def left_out():
+            g = _group(s)
+            return g and g["units"][2]["state"] == "not_following" and \
+                g["units"][2]["follow"] == "charge_voltage"
+        harness.wait_for(left_out, timeout=SETTLE_S, what="device 2 left out of the group")
+        g = _group(s)
+        print("device 2 left out:", g)
+        assert g["units"][2]["mode"] == "idle" and g["units"][2]["power_w"] == 0, g
+        assert g["units"][0]["follow"] is None and g["units"][1]["follow"] is None, g
+        harness.wait_for(lambda: _charging_units(s) == [0, 1], timeout=SETTLE_S,
+                         what="devices 0 and 1 charging, device 2 not")
+        assert "device 2 does not follow its share: charge voltage" in s.ctl.output(), \
+            s.ctl.output()[-3000:]
 
 
 if __name__ == "__main__":
