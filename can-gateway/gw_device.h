@@ -36,6 +36,7 @@ typedef struct {
     int max_discharge_raw;       /* MaxDischargeCurrent: upper bound of REVERSE_IOUT_SET */
     int min_current_raw;         /* MinCurrent, 0 = the model's minimum */
     const npb_model_t *npb_type; /* [NPB] Id/X/Type: the expected NPB model, NULL = detect */
+    npb_options_t npb_opts;      /* [NPB] DcOkPolarity, CurrentMinPct: the family's (NPBs) */
 } gw_dev_cfg_t;
 
 /* Registers the gateway polls for telemetry, and the cache slot of each. */

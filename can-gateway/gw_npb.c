@@ -65,8 +65,8 @@ int gw_npb_compute_limits(gw_dev_t *d, char *err, size_t errlen)
     }
     bic_limits_t lim;
     memset(&lim, 0, sizeof lim);
-    npb_range(d->npb, NULL, NPB_CMD_CURVE_CV, &lim.vout);
-    npb_range(d->npb, NULL, NPB_CMD_CURVE_CC, &lim.iout);
+    npb_range(d->npb, &d->cfg.npb_opts, NPB_CMD_CURVE_CV, &lim.vout);
+    npb_range(d->npb, &d->cfg.npb_opts, NPB_CMD_CURVE_CC, &lim.iout);
     if (d->cfg.present) {
         s_clip(&lim.vout, d->cfg.charge_v_raw);
         s_clip(&lim.iout, d->cfg.max_charge_raw);
@@ -100,7 +100,7 @@ static bool s_current_reg(uint16_t code)
 void gw_npb_reg_range(const gw_dev_t *d, uint16_t code, int32_t *min, int32_t *max)
 {
     bic_range_t r;
-    if (!d->npb || npb_range(d->npb, NULL, code, &r) != BIC_OK) {
+    if (!d->npb || npb_range(d->npb, &d->cfg.npb_opts, code, &r) != BIC_OK) {
         *min = 0;
         *max = 0xFFFF;
         return;
@@ -122,7 +122,7 @@ int gw_npb_check_value(const gw_dev_t *d, const bic_cmd_t *c, int32_t raw, char 
         snprintf(why, whylen, "%s: the device's model is not known", c->name);
         return -1;
     }
-    if (npb_check_write(d->npb, NULL, c->code, raw, err, sizeof err) != BIC_OK) {
+    if (npb_check_write(d->npb, &d->cfg.npb_opts, c->code, raw, err, sizeof err) != BIC_OK) {
         snprintf(why, whylen, "%s", err);
         return -1;
     }
@@ -302,10 +302,20 @@ void gw_npb_telemetry(const gw_dev_t *d, cJSON *t)
     s_curve_json(d, t);
     if (d->cache[TREG_SYSSTATUS].valid) {
         npb_sysstatus_t st;
-        npb_sysstatus_decode(NULL, (uint16_t)d->cache[TREG_SYSSTATUS].raw, &st);
+        npb_sysstatus_decode(&d->cfg.npb_opts, (uint16_t)d->cache[TREG_SYSSTATUS].raw, &st);
         cJSON *s = cJSON_CreateObject();
         cJSON_AddNumberToObject(s, "raw", d->cache[TREG_SYSSTATUS].raw);
         cJSON_AddBoolToObject(s, "dc_ok", st.dc_ok);
+        /* the bit read with the configured polarity against the measured output */
+        if (d->npb && d->cache[TREG_READ_VOUT].valid) {
+            npb_dcok_check_t c = npb_dcok_cross_check(d->npb, &d->cfg.npb_opts,
+                                                      (uint16_t)d->cache[TREG_SYSSTATUS].raw,
+                                                      (uint16_t)d->cache[TREG_READ_VOUT].raw);
+            cJSON_AddStringToObject(s, "dc_ok_check",
+                                    c == NPB_DCOK_AGREES        ? "agrees"
+                                    : c == NPB_DCOK_CONTRADICTS ? "contradicts"
+                                                                : "unknown");
+        }
         cJSON_AddBoolToObject(s, "initialising", st.initialising);
         cJSON_AddBoolToObject(s, "eeper", st.eeper);
         cJSON_ReplaceItemInObject(t, "status", s);
@@ -333,6 +343,10 @@ void gw_npb_info(const gw_dev_t *d, cJSON *o)
     else
         cJSON_AddNullToObject(o, "stage");
     s_curve_json(d, o);
+    cJSON *op = cJSON_AddObjectToObject(o, "options");
+    cJSON_AddStringToObject(op, "dc_ok",
+                            d->cfg.npb_opts.dc_ok == NPB_DCOK_ONE_IS_LOW ? "low" : "normal");
+    cJSON_AddNumberToObject(op, "current_min_pct", d->cfg.npb_opts.iout_min_pct);
     cJSON *r = cJSON_AddObjectToObject(o, "ranges");
     s_range_json(r, "curve_cc_a", d, NPB_CMD_CURVE_CC, 100.0);
     s_range_json(r, "curve_cv_v", d, NPB_CMD_CURVE_CV, 100.0);

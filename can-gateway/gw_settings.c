@@ -16,9 +16,34 @@
 #include "gateway.h"
 #include "gw_auth.h"
 
+/* [NPB] DcOkPolarity and CurrentMinPct: the disputed points, one setting for the family,
+ * given to every NPB slot (configured or found by discover). */
+static int s_read_npb_options(const config_t *cfg, settings_t *s, char *err, size_t errlen)
+{
+    npb_options_t o;
+    npb_options_default(&o);
+    const char *pol = config_str(cfg, "NPB", "DcOkPolarity");
+    char why[200];
+    if (npb_dcok_parse(pol, &o.dc_ok) != 0) {
+        snprintf(err, errlen, "[NPB] DcOkPolarity: '%s' is not a polarity; allowed: normal, low",
+                 pol);
+        return -1;
+    }
+    o.iout_min_pct = (int)config_int(cfg, "NPB", "CurrentMinPct");
+    if (npb_options_validate(&o, why, sizeof why) != 0) {
+        snprintf(err, errlen, "[NPB] CurrentMinPct: %s", why);
+        return -1;
+    }
+    for (int a = 0; a < GW_NPB_COUNT; a++)
+        s->dev[GW_NPB_BASE + a].npb_opts = o;
+    return 0;
+}
+
 /* [NPB] Id/X/...: the NPB charger at CAN address X (0-3) is device number 64 + X. */
 static int s_read_npb(const config_t *cfg, settings_t *s, char *err, size_t errlen)
 {
+    if (s_read_npb_options(cfg, s, err, errlen) != 0)
+        return -1;
     int ids[GW_DEV_MAX];
     size_t n = config_ids(cfg, "NPB", ids, GW_DEV_MAX);
     for (size_t i = 0; i < n && i < GW_DEV_MAX; i++) {

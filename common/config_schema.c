@@ -21,6 +21,8 @@ static const char *const s_models[] = {"BIC2200-12CAN", "BIC2200-24CAN", "BIC220
  * "none"); "off" is ours. */
 static const char *const s_controllers[] = {"PID", "Winter", "None", "off", NULL};
 static const char *const s_units[] = {"W", "kW", "mW", NULL};
+/* [NPB] DcOkPolarity: what SYSTEM_STATUS DC_OK = 1 means (docs/npb.md, disputed points). */
+static const char *const s_dcok[] = {"normal", "low", NULL};
 static const char *const s_disable_states[] = {"min", "idle", NULL};
 
 //  socketcan:IFACE (a Linux interface name) or slcan:PATH[:BAUD].
@@ -146,6 +148,8 @@ const config_key_t config_schema[] = {
     STR("NPB", "Id/#/Type", "", 0, 24),
     INT("NPB", "Id/#/ChargeVoltage", NULL, 1050, 8000),
     INT("NPB", "Id/#/MaxChargeCurrent", NULL, 25, 8500),
+    ENUM("NPB", "DcOkPolarity", "normal", s_dcok),
+    INT("NPB", "CurrentMinPct", "20", 20, 100),
 
     FLT("BAT_0", "Cap2V/#", NULL, 0, 150),
     FLT("BAT_0", "InternalResistanceMOhm", "10", 0, 1000),

@@ -164,6 +164,11 @@ static void test_float_bool_enum_errors(void **state)
     expect_error("[CHARGE_CONTROL]\nId/0/Type=simple\n", "'simple' is not a known value",
                  "allowed: PID, Winter, None, off", NULL);
     expect_error("[ALL]\nTraceLevel=verbose\n", "allowed: debug, info, warn, error", NULL);
+    /* the NPB family's disputed points (docs/npb.md) */
+    expect_error("[NPB]\nDcOkPolarity=inverted\n", "DcOkPolarity: 'inverted' is not a known value",
+                 "allowed: normal, low", NULL);
+    expect_error("[NPB]\nCurrentMinPct=10\n", "CurrentMinPct: '10' is out of range",
+                 "allowed: 20..100", NULL);
 
     //  An empty enum means its default.
     config_t *cfg = expect_ok("[ALL]\nTraceLevel=\n[GATEWAY]\nDiscover=true\n");
