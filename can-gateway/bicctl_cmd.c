@@ -1424,7 +1424,7 @@ RENDER(r_status)
                 fputc('\n', out);
             s_print_device_head(out, d);
             if (get && bicctl_npb_is(d))
-                bicctl_npb_print_status(out, get);
+                bicctl_npb_print_status(out, d, get);
             else if (get)
                 s_print_status_values(out, get);
             s_print_device_tail(out, d);

@@ -362,7 +362,7 @@ static int r_mode(const cmd_t *c, const bicctl_args_t *a, cJSON *const *r, size_
 
 /* ---------------------------------------------------------------- info and status lines */
 
-void bicctl_npb_print_status(FILE *out, const cJSON *get)
+void bicctl_npb_print_status(FILE *out, const cJSON *device, const cJSON *get)
 {
     double x, v, i;
     fprintf(out, "%-14s", "output");
@@ -386,7 +386,13 @@ void bicctl_npb_print_status(FILE *out, const cJSON *get)
     fprintf(out, "%-14s", "system");
     if (bicctl_i_slot_raw(get, "SYSTEM_STATUS", &raw, err, sizeof err) == 0) {
         npb_sysstatus_t st;
-        npb_sysstatus_decode(NULL, (uint16_t)raw, &st);
+        npb_options_t opts;
+        npb_options_default(&opts);
+        const cJSON *pol = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(device, "options"), "dc_ok");
+        if (cJSON_IsString(pol))
+            npb_dcok_parse(pol->valuestring, &opts.dc_ok); /* the gateway's [NPB] setting */
+        npb_sysstatus_decode(&opts, (uint16_t)raw, &st);
         fprintf(out, "DC %s, %s, EEPROM %s\n", st.dc_ok ? "ok" : "too low",
                 st.initialising ? "initialising" : "ready", st.eeper ? "ERROR" : "ok");
     } else {

@@ -27,8 +27,9 @@ cJSON *bicctl_npb_next(const bicctl_cmd_t *cmd, const bicctl_args_t *args, cJSON
 bool bicctl_npb_is(const cJSON *device);
 /* The registers `status` reads from an NPB. */
 extern const char *const bicctl_npb_status_regs[];
-/* An NPB's lines of `status` (its get reply) and of `info` and `status` (its device object). */
-void bicctl_npb_print_status(FILE *out, const cJSON *get);
+/* An NPB's lines of `status` (its get reply; DC_OK read with the polarity in the device
+ * object's options) and of `info` and `status` (its device object). */
+void bicctl_npb_print_status(FILE *out, const cJSON *device, const cJSON *get);
 void bicctl_npb_print_device(FILE *out, const cJSON *device);
 
 #endif
