@@ -75,6 +75,13 @@ int ctl_settings_load(const config_t *cfg, settings_t *s, char *err, size_t n)
                  s->id, s->id, s->group.n);
         return -1;
     }
+    if (s->winter && s->params.charge_only) {
+        snprintf(err, n,
+                 "[CHARGE_CONTROL] Id/%d/Type=Winter: device %d is an NPB charger, which cannot "
+                 "discharge as the Winter mode does; allowed for an NPB: PID, None, off",
+                 s->id, s->id);
+        return -1;
+    }
     s->can_run = (strcasecmp(type, "PID") == 0 && s->topic_power[0] != '\0') || s->winter;
     s->enable_at_start = s->can_run && config_bool(cfg, cc, "Id/%d/Enable", s->id);
     s->disable_min = strcmp(config_str(cfg, cc, "Id/%d/DisableState", s->id), "min") == 0;

@@ -106,5 +106,27 @@ def test_ctld_npb_surplus():
         assert st.gateway_request({"op": "info", "dev": 0})["devices"][0]["lease"] is None
 
 
+def test_ctld_npb_config():
+    """An NPB's controller needs its [NPB] limits and cannot run the Winter mode."""
+    tmp = harness.temp_dir()
+    base = {"MQTT": {"TopicMain": "t"},
+            "NPB": {"Id/3/ChargeVoltage": 2880, "Id/3/MaxChargeCurrent": 2000},
+            "CHARGE_CONTROL": {"Id/67/TopicPower": "m"}}
+
+    def check(ini, name):
+        path = harness.write_ini(os.path.join(tmp, name), ini)
+        p = harness.start_program("bic-charge-ctl", path, args=("--check-config",), tmp=tmp)
+        return p.wait_exit(), p.output()
+
+    rc, out = check(base, "npb.ini")
+    assert rc == 0, out
+    rc, out = check(dict(base, NPB={"Id/3/Type": "NPB-1200-24"}), "nolimits.ini")
+    assert rc == 1 and "[NPB] Id/3/ChargeVoltage and Id/3/MaxChargeCurrent are required" in out, out
+    rc, out = check(dict(base, CHARGE_CONTROL={"Id/67/Type": "Winter"}), "winter.ini")
+    assert rc == 1 and "device 67 is an NPB charger" in out, out
+    rc, out = check(dict(base, CHARGE_CONTROL={"Id/68/TopicPower": "m"}), "68.ini")
+    assert rc == 1 and "device number 68 is out of range" in out, out
+
+
 if __name__ == "__main__":
     harness.run_tests()
