@@ -30,6 +30,7 @@
 typedef struct {
     int dev;
     ctl_link_t link; /* its own lease, with its own client name */
+    gw_client_t *gw; /* its own gateway socket: the devices' requests go out together */
     bool tel_seen;
     int64_t tel_ms;
     ctl_input_t tel; /* its telemetry's fields (ctld_tel_reading) */
@@ -57,8 +58,8 @@ struct ctl_daemon_t {
     zsock_t *sub;
     ctl_link_t link; /* lease, setpoints, info and the stop sequence towards the gateway */
 
-    /* a group (Id/X/Devices lists more than X): one link per device, one request in flight
-     * on the gateway socket at a time, one step over them all (ctl_d_group.c) */
+    /* a group (Id/X/Devices lists more than X): one link and gateway socket per device, one
+     * step over them all (ctl_d_group.c) */
     int n_units;                      /* devices driven (1: X alone, as before) */
     int own;                          /* X's index in set.group.dev */
     ctld_unit_t units[CTL_GROUP_MAX]; /* the others (units[own] unused) */
@@ -66,7 +67,6 @@ struct ctl_daemon_t {
     ctl_group_run_out_t gout;
     double energy_wh[CTL_GROUP_MAX]; /* moved by each device, for the rotation */
     int64_t energy_ms;
-    int pump_next; /* the link asked first at the next pump */
     char t_group[600];
     char *group_key; /* the group topic's payload as last published */
     int64_t group_ms;
@@ -177,18 +177,17 @@ ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int i, int64_t now);
 void ctld_tel_reading(const cJSON *msg, ctl_input_t *t);
 void ctld_pump(ctl_daemon_t *d, int64_t now);
 void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now);
-void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now);
+/* The reply to device i's link's request in flight. */
+void ctld_on_reply(ctl_daemon_t *d, int i, const cJSON *reply, int64_t now);
 void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now);
 
 /* ctl_d_group.c: a group of devices */
 bool ctld_is_group(const ctl_daemon_t *d);
+/* The gateway socket of device i's link (the daemon's for X). */
+gw_client_t *ctld_unit_gw(ctl_daemon_t *d, int i);
 int ctld_group_setup(ctl_daemon_t *d, int64_t now);
 ctl_link_t *ctld_unit_link(ctl_daemon_t *d, int i);
-/* The link with a request in flight, or NULL. */
-ctl_link_t *ctld_inflight(ctl_daemon_t *d);
 bool ctld_unit_tel_alive(const ctl_daemon_t *d, int i, int64_t now);
-/* Index of the device the link drives (0 without a group). */
-int ctld_link_index(ctl_daemon_t *d, const ctl_link_t *l);
 void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now);
 /* The link of unit i reports flags (ctl_link.h). */
 void ctld_unit_flags(ctl_daemon_t *d, int i, unsigned flags, int64_t now);

@@ -93,25 +93,20 @@ ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int i, int64_t now)
                              .out_mode = d->out.mode};
 }
 
-/* What to ask the gateway next, one request at a time; in a group the devices' links are
- * asked in turn, so none waits behind another's stream of requests. */
+/* What to ask the gateway next, one request at a time per link (in a group each device's
+ * link on its own socket). */
 void ctld_pump(ctl_daemon_t *d, int64_t now)
 {
-    if (ctld_inflight(d))
-        return;
-    for (int k = 0; k < d->n_units; k++) {
-        int i = (d->pump_next + k) % d->n_units;
+    for (int i = 0; i < d->n_units; i++) {
         ctl_link_t *l = ctld_unit_link(d, i);
         ctl_link_view_t v = ctld_link_view(d, i, now);
         ctl_link_send_t q = ctl_link_next(l, &v, now);
         if (q.kind == CTL_LINK_REQ_NONE)
             continue;
-        d->pump_next = (i + 1) % d->n_units;
         cJSON *req = s_build(d, l, &q);
-        if (!req || gw_client_send(d->gw, req) != 0)
+        if (!req || gw_client_send(ctld_unit_gw(d, i), req) != 0)
             ctl_link_send_failed(l, now);
         cJSON_Delete(req);
-        return;
     }
 }
 
@@ -198,7 +193,7 @@ static void s_on_info(ctl_daemon_t *d, ctl_link_t *l, const cJSON *reply, int64_
              CTL_LINK_INFO_RETRY_MS / 1000);
 }
 
-void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
+void ctld_on_reply(ctl_daemon_t *d, int i, const cJSON *reply, int64_t now)
 {
     ctl_link_reply_t r = {
         .ok = cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")), .code = "", .msg = ""};
@@ -214,15 +209,15 @@ void ctld_on_reply(ctl_daemon_t *d, const cJSON *reply, int64_t now)
         const cJSON *tk = cJSON_GetObjectItem(reply, "token");
         r.token = cJSON_IsString(tk) ? tk->valuestring : NULL;
     }
-    ctl_link_t *l = ctld_inflight(d);
-    if (!l)
+    ctl_link_t *l = ctld_unit_link(d, i);
+    if (l->inflight == CTL_LINK_REQ_NONE)
         return;
     bool setpoint = l->inflight == CTL_LINK_REQ_SETPOINT;
     ctl_mode_t mode = l->inflight_mode;
     unsigned flags = ctl_link_reply(l, &r, now);
     if (flags & CTL_LINK_INFO)
         s_on_info(d, l, reply, now);
-    ctld_unit_flags(d, ctld_link_index(d, l), flags, now);
+    ctld_unit_flags(d, i, flags, now);
     if (setpoint && r.ok && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE))
         d->resume_sp = false; /* the output is this controller's to switch again */
     if (setpoint && !r.ok && strcmp(r.code, "held_off") == 0 && !d->paused) {

@@ -1,8 +1,9 @@
 /*
  * ctl_d_group: the daemon driving a group of devices ([CHARGE_CONTROL] Id/X/Devices) on one
  * gateway. Each device has its own link (its own lease under its own client name, so its own
- * lease token); X keeps the daemon's link and telemetry, the others have theirs here. The
- * gateway socket carries one request at a time: the links are asked in turn. Each step runs
+ * lease token); X keeps the daemon's link, telemetry and gateway socket, the others have
+ * theirs here (a socket each, so the devices' requests reach the gateway together, whose bus
+ * scheduler takes the devices in turn). Each step runs
  * ctl_group_run over the devices online (answering, their lease held) and hands each
  * device's command to its link; a device offline or without its lease gets nothing, its
  * share goes to the others at that step, and its command is given again when it is back.
@@ -54,22 +55,9 @@ ctl_link_t *ctld_unit_link(ctl_daemon_t *d, int i)
     return !ctld_is_group(d) || i == d->own ? &d->link : &d->units[i].link;
 }
 
-ctl_link_t *ctld_inflight(ctl_daemon_t *d)
+gw_client_t *ctld_unit_gw(ctl_daemon_t *d, int i)
 {
-    for (int i = 0; i < d->n_units; i++) {
-        ctl_link_t *l = ctld_unit_link(d, i);
-        if (l->inflight != CTL_LINK_REQ_NONE)
-            return l;
-    }
-    return NULL;
-}
-
-int ctld_link_index(ctl_daemon_t *d, const ctl_link_t *l)
-{
-    for (int i = 0; i < d->n_units; i++)
-        if (ctld_unit_link(d, i) == l)
-            return i;
-    return 0;
+    return !ctld_is_group(d) || i == d->own ? d->gw : d->units[i].gw;
 }
 
 bool ctld_unit_tel_alive(const ctl_daemon_t *d, int i, int64_t now)

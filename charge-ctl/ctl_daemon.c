@@ -4,8 +4,9 @@
  *
  * One thread, one zmq_poll over three things: the MQTT socket (common/mqtt_conn: fetched
  * afresh each pass, POLLOUT only when libmosquitto wants to write, reconnects with back-off),
- * the gateway's PUB via SUB and the REQ socket of the asynchronous gateway client. At most
- * one gateway request is in flight; what to send next is decided from state (setpoint to
+ * the gateway's PUB via SUB and the REQ socket of the asynchronous gateway client (one per
+ * device of a group, ctl_d_group.c). At most one gateway request per device is in flight;
+ * what to send next is decided from state (setpoint to
  * send, lease to take, renew or release), so a newer setpoint simply replaces an unsent one.
  *
  * This file holds the loop and the wiring; each concern around it has its own file
@@ -359,6 +360,10 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     d->gw = gw_client_from_config(cfg, err, errlen);
     if (!d->gw)
         goto fail;
+    for (int i = 0; ctld_is_group(d) && i < d->n_units; i++) {
+        if (i != d->own && !(d->units[i].gw = gw_client_from_config(cfg, err, errlen)))
+            goto fail;
+    }
     const char *prefixes[] = {"tel/", "evt/", NULL};
     d->sub = gw_client_sub_from_config(cfg, prefixes, err, errlen);
     if (!d->sub)
@@ -390,6 +395,8 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
     mqtt_conn_destroy(&d->mq);
     zsock_destroy(&d->sub);
     gw_client_destroy(&d->gw);
+    for (int i = 0; i < CTL_GROUP_MAX; i++)
+        gw_client_destroy(&d->units[i].gw);
     free(d->status_key);
     free(d->group_key);
     free(d->config_path);
@@ -397,25 +404,31 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
     *p = NULL;
 }
 
-/* One poll over the MQTT socket, the SUB and the REQ socket, until `deadline` at most. */
+/* One poll over the MQTT socket, the SUB and the REQ sockets (one per device of a group),
+ * until `deadline` at most. */
 static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
 {
-    zmq_pollitem_t items[3];
+    zmq_pollitem_t items[2 + CTL_GROUP_MAX];
     int n = 0;
-    int mq = -1, isub = -1, ireq = -1;
+    int mq = -1, isub = -1, ireq[CTL_GROUP_MAX];
     if (mqtt_conn_pollitem(d->mq, &items[n]) == 0)
         mq = n++;
+    for (int i = 0; i < d->n_units; i++)
+        ireq[i] = -1;
     if (gateway) {
         items[n] = (zmq_pollitem_t){.socket = zsock_resolve(d->sub), .events = ZMQ_POLLIN};
         isub = n++;
-        void *req = gw_client_socket(d->gw);
-        if (gw_client_pending(d->gw)) {
+        for (int i = 0; i < d->n_units; i++) {
+            gw_client_t *gw = ctld_unit_gw(d, i);
+            void *req = gw_client_socket(gw);
+            if (!gw_client_pending(gw))
+                continue;
             if (req) {
                 items[n] = (zmq_pollitem_t){.socket = zsock_resolve(req), .events = ZMQ_POLLIN};
-                ireq = n++;
+                ireq[i] = n++;
             }
-            if (gw_client_deadline(d->gw) < deadline)
-                deadline = gw_client_deadline(d->gw);
+            if (gw_client_deadline(gw) < deadline)
+                deadline = gw_client_deadline(gw);
         }
     }
     int64_t now = mono_ms();
@@ -427,11 +440,13 @@ static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
     }
     if (mq >= 0)
         mqtt_conn_handle(d->mq, items[mq].revents);
-    if (ireq >= 0 && (items[ireq].revents & ZMQ_POLLIN)) {
-        cJSON *reply = gw_client_recv(d->gw);
-        if (reply && ctld_inflight(d)) {
+    for (int i = 0; i < d->n_units; i++) {
+        if (ireq[i] < 0 || !(items[ireq[i]].revents & ZMQ_POLLIN))
+            continue;
+        cJSON *reply = gw_client_recv(ctld_unit_gw(d, i));
+        if (reply && ctld_unit_link(d, i)->inflight != CTL_LINK_REQ_NONE) {
             int64_t t = mono_ms();
-            ctld_on_reply(d, reply, t);
+            ctld_on_reply(d, i, reply, t);
             ctld_pump(d, t);
         }
         cJSON_Delete(reply);
@@ -465,11 +480,14 @@ static void s_timers(ctl_daemon_t *d, int64_t now)
                      d->set.tel_silence_ms / 1000);
         d->tel_was_alive = tel;
     }
-    ctl_link_t *l = ctld_inflight(d);
-    if (l && now >= gw_client_deadline(d->gw)) {
-        int rc = gw_client_expire(d->gw, now);
+    for (int i = 0; i < d->n_units; i++) {
+        ctl_link_t *l = ctld_unit_link(d, i);
+        gw_client_t *gw = ctld_unit_gw(d, i);
+        if (l->inflight == CTL_LINK_REQ_NONE || now < gw_client_deadline(gw))
+            continue;
+        int rc = gw_client_expire(gw, now);
         if (rc < 0)
-            ctld_unit_flags(d, ctld_link_index(d, l), ctl_link_timeout(l, now), now);
+            ctld_unit_flags(d, i, ctl_link_timeout(l, now), now);
         else if (rc > 0)
             log_debug("gateway silent: %s resent", ctl_link_req_name(l->inflight));
     }
