@@ -361,7 +361,8 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     if (!d->gw)
         goto fail;
     for (int i = 0; ctld_is_group(d) && i < d->n_units; i++) {
-        if (i != d->own && !(d->units[i].gw = gw_client_from_config(cfg, err, errlen)))
+        if (i != d->own &&
+            !(d->units[i].gw = gw_client_from_config_gw(cfg, d->set.group.gw[i], err, errlen)))
             goto fail;
     }
     const char *prefixes[] = {"tel/", "evt/", NULL};

@@ -1115,7 +1115,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
 
 /* The device's lowest current when [DEVICE] MinCurrent is not set: 1 % of the rated
  * current of the variant, judged from the charge voltage (A x 100). */
-static int s_model_min_ca(long charge_voltage_cv)
+int ctl_model_min_current_ca(int charge_voltage_cv)
 {
     if (charge_voltage_cv <= 1600)
         return 180;
@@ -1137,7 +1137,7 @@ static void s_device_limits(const struct config_t *cfg, int id, ctl_params_t *p)
     if (config_has(cfg, dv, "Id/%d/MinCurrent", id))
         p->min_current_ca = (int)config_int(cfg, dv, "Id/%d/MinCurrent", id);
     else
-        p->min_current_ca = s_model_min_ca(p->charge_voltage_cv);
+        p->min_current_ca = ctl_model_min_current_ca(p->charge_voltage_cv);
     p->idle_enter_ca = p->min_current_ca / 2;
     p->idle_exit_ca = p->min_current_ca * 2;
 }

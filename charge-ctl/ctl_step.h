@@ -276,6 +276,9 @@ void ctl_params_defaults(ctl_params_t *p);
 /* Sets the device's lowest current (A x 100, at most the maximum charge current) and the
  * idle thresholds and retune step that follow from it. */
 void ctl_params_set_min_current(ctl_params_t *p, int min_ca);
+/* A BIC's lowest current when [DEVICE] MinCurrent is not set: 1 % of the rated current of
+ * the variant judged from its charge voltage (V x 100); A x 100. */
+int ctl_model_min_current_ca(int charge_voltage_cv);
 
 /* [CHARGE_CONTROL] Id/X/Type: None (the seed's word) and off mean no controller. */
 bool ctl_type_is_none(const char *type);

@@ -143,6 +143,13 @@ static void s_number_range(const char *section, const char *pattern, const char 
         *what = "device number";
         *note = " (a BIC's address 0-63, an NPB's 64-67)";
     }
+    /* another gateway: [GATEWAY] Gw/G/..., a device on it Id/Y@G/ */
+    if ((before == 3 && strncasecmp(pattern, "Gw/", 3) == 0) || (before >= 1 && hash[-1] == '@')) {
+        *lo = 1;
+        *hi = CONFIG_MAX_GATEWAYS - 1;
+        *what = "gateway number";
+        *note = " (0 is [GATEWAY]'s own endpoints)";
+    }
     if (before >= 5 && strncasecmp(hash - 5, "Hour/", 5) == 0) {
         *hi = 23;
         *what = "hour";
@@ -916,8 +923,9 @@ static size_t s_ids(const config_t *self, const char *section, int *ids, size_t 
         const entry_t *e = &self->entries[i];
         if (strcmp(e->section, section) != 0 || strncmp(e->key, "Id/", 3) != 0)
             continue;
-        long id = strtol(e->key + 3, NULL, 10);
-        if (id >= 0 && id < CONFIG_MAX_IDS)
+        char *end;
+        long id = strtol(e->key + 3, &end, 10);
+        if (*end == '/' && id >= 0 && id < CONFIG_MAX_IDS) /* not Id/Y@G/: another gateway's */
             seen[id] = true;
     }
     size_t count = 0;

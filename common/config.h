@@ -28,6 +28,8 @@ typedef struct config_t config_t;
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define CONFIG_MAX_IDS 68    /* device numbers: BICs 0-63, NPBs 64-67 */
 #define CONFIG_MAX_CAP2V 101 /* percent 0-100 */
+/* Gateways a controller reaches: 0 is [GATEWAY]'s own endpoints, 1-7 [GATEWAY] Gw/G/... */
+#define CONFIG_MAX_GATEWAYS 8
 
 /*  Load and validate PATH. Returns a new config (caller owns; config_destroy) or NULL.
     On NULL, ERR (if not NULL) holds every error found, one per line, each as
@@ -70,7 +72,8 @@ bool config_has(const config_t *self, const char *section, const char *keyfmt, .
 int config_line(const config_t *self, const char *section, const char *keyfmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/*  The X of every "Id/X/" key present in SECTION, ascending and unique, at most MAX of
+/*  The X of every "Id/X/" key present in SECTION (not "Id/X@G/": a device on another
+    gateway), ascending and unique, at most MAX of
     them written to IDS. Returns how many there are (may exceed MAX). */
 size_t config_ids(const config_t *self, const char *section, int *ids, size_t max);
 

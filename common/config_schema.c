@@ -135,6 +135,9 @@ const config_key_t config_schema[] = {
     INT("GATEWAY", "LeaseMaxTtlSec", "3600", 1, 86400),
     INT("GATEWAY", "ClientTimeoutMs", "2000", 100, 60000),
     INT("GATEWAY", "ClientRetries", "2", 0, 10),
+    ENDP("GATEWAY", "Gw/#/ReqEndpoint", ""),
+    ENDP("GATEWAY", "Gw/#/PubEndpoint", ""),
+    CHECKED("GATEWAY", "Gw/#/CurveServerPublicKey", "", s_check_z85),
 
     ENUM("DEVICE", "Id/#/Type", "", s_models),
     INT("DEVICE", "Id/#/CanBitrate", "250000", 250000, 250000),
@@ -144,6 +147,13 @@ const config_key_t config_schema[] = {
     INT("DEVICE", "Id/#/MaxDischargeCurrent", NULL, 25, 15300),
     INT("DEVICE", "Id/#/MinCurrent", NULL, 25, 19800),
     INT("DEVICE", "Id/#/Battery", "0", 0, 63),
+    /* a device of a controller's group on another gateway ([GATEWAY] Gw/G/...) */
+    INT("DEVICE", "Id/#@#/ChargeVoltage", NULL, 1000, 11200),
+    INT("DEVICE", "Id/#@#/DischargeVoltage", NULL, 1000, 11200),
+    INT("DEVICE", "Id/#@#/MaxChargeCurrent", NULL, 25, 19800),
+    INT("DEVICE", "Id/#@#/MaxDischargeCurrent", NULL, 25, 15300),
+    INT("DEVICE", "Id/#@#/MinCurrent", NULL, 25, 19800),
+    INT("DEVICE", "Id/#@#/Battery", "0", 0, 63),
 
     STR("NPB", "Id/#/Type", "", 0, 24),
     INT("NPB", "Id/#/ChargeVoltage", NULL, 1050, 8000),

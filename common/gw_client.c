@@ -145,9 +145,19 @@ int gw_client_set_curve(gw_client_t *self, const char *server_key, const char *c
     return gw_client_reset(self);
 }
 
+/* The [GATEWAY] key of gateway g: its own for 0, Gw/<g>/<key> for another. */
+static const char *s_gw_key(const config_t *cfg, int g, const char *key)
+{
+    return g == 0 ? config_str(cfg, "GATEWAY", "%s", key)
+                  : config_str(cfg, "GATEWAY", "Gw/%d/%s", g, key);
+}
+
 int gw_client_check_config(const config_t *cfg, char *err, size_t n)
 {
-    if (!*config_str(cfg, "GATEWAY", "CurveServerPublicKey"))
+    bool curve = false;
+    for (int g = 0; g < CONFIG_MAX_GATEWAYS; g++)
+        curve = curve || *s_gw_key(cfg, g, "CurveServerPublicKey");
+    if (!curve)
         return 0;
     if (!zsys_has_curve()) {
         s_err(err, n, "this libzmq has no CURVE support");
@@ -165,14 +175,19 @@ int gw_client_check_config(const config_t *cfg, char *err, size_t n)
 
 gw_client_t *gw_client_from_config(const config_t *cfg, char *err, size_t n)
 {
-    const char *endpoint = config_str(cfg, "GATEWAY", "ReqEndpoint");
+    return gw_client_from_config_gw(cfg, 0, err, n);
+}
+
+gw_client_t *gw_client_from_config_gw(const config_t *cfg, int g, char *err, size_t n)
+{
+    const char *endpoint = s_gw_key(cfg, g, "ReqEndpoint");
     gw_client_t *self = gw_client_new(endpoint, (int)config_int(cfg, "GATEWAY", "ClientTimeoutMs"),
                                       (int)config_int(cfg, "GATEWAY", "ClientRetries"));
     if (!self) {
-        s_err(err, n, "cannot create a client for %s", endpoint);
+        s_err(err, n, "cannot create a client for %s", *endpoint ? endpoint : "(no endpoint)");
         return NULL;
     }
-    const char *server_key = config_str(cfg, "GATEWAY", "CurveServerPublicKey");
+    const char *server_key = s_gw_key(cfg, g, "CurveServerPublicKey");
     if (*server_key &&
         gw_client_set_curve(self, server_key, config_str(cfg, "GATEWAY", "CurveClientKeyFile"), err,
                             n) != 0)
@@ -429,8 +444,14 @@ zsock_t *gw_client_sub_new(const char *endpoint, const char *const *prefixes)
 zsock_t *gw_client_sub_from_config(const config_t *cfg, const char *const *prefixes, char *err,
                                    size_t n)
 {
-    const char *endpoint = config_str(cfg, "GATEWAY", "PubEndpoint");
-    const char *server_key = config_str(cfg, "GATEWAY", "CurveServerPublicKey");
+    return gw_client_sub_from_config_gw(cfg, 0, prefixes, err, n);
+}
+
+zsock_t *gw_client_sub_from_config_gw(const config_t *cfg, int g, const char *const *prefixes,
+                                      char *err, size_t n)
+{
+    const char *endpoint = s_gw_key(cfg, g, "PubEndpoint");
+    const char *server_key = s_gw_key(cfg, g, "CurveServerPublicKey");
     zcert_t *cert = NULL;
     if (*server_key) {
         if (!zsys_has_curve()) {
@@ -444,7 +465,7 @@ zsock_t *gw_client_sub_from_config(const config_t *cfg, const char *const *prefi
     zsock_t *sub = s_sub_new(endpoint, prefixes, *server_key ? server_key : NULL, cert);
     zcert_destroy(&cert);
     if (!sub)
-        s_err(err, n, "cannot connect a SUB socket to %s", endpoint);
+        s_err(err, n, "cannot connect a SUB socket to %s", *endpoint ? endpoint : "(no endpoint)");
     return sub;
 }
 

@@ -46,9 +46,14 @@ gw_client_t *gw_client_new(const char *endpoint, int timeout_ms, int retries);
     (CurveServerPublicKey, CurveClientKeyFile). NULL with a message in ERR on failure. */
 gw_client_t *gw_client_from_config(const struct config_t *cfg, char *err, size_t n);
 
-/*  What gw_client_from_config() and gw_client_sub_from_config() would find wrong in cfg,
-    without creating a socket (the CURVE client certificate is loaded and dropped). 0, or -1
-    with the reason in err. */
+/*  The same for gateway G of [GATEWAY] (0: ReqEndpoint and CurveServerPublicKey; 1-7:
+    Gw/G/ReqEndpoint and Gw/G/CurveServerPublicKey), with the one CurveClientKeyFile,
+    ClientTimeoutMs and ClientRetries. */
+gw_client_t *gw_client_from_config_gw(const struct config_t *cfg, int g, char *err, size_t n);
+
+/*  What gw_client_from_config() and gw_client_sub_from_config() would find wrong in cfg
+    (for every gateway of [GATEWAY]), without creating a socket (the CURVE client certificate is
+   loaded and dropped). 0, or -1 with the reason in err. */
 int gw_client_check_config(const struct config_t *cfg, char *err, size_t n);
 
 /*  Destroy; accepts NULL; nulls the caller's pointer. */
@@ -106,6 +111,10 @@ zsock_t *gw_client_sub_new(const char *endpoint, const char *const *prefixes);
 /*  The same for [GATEWAY] PubEndpoint, with the CURVE keys from the config. */
 zsock_t *gw_client_sub_from_config(const struct config_t *cfg, const char *const *prefixes,
                                    char *err, size_t n);
+
+/*  The same for gateway G (PubEndpoint or Gw/G/PubEndpoint, as gw_client_from_config_gw). */
+zsock_t *gw_client_sub_from_config_gw(const struct config_t *cfg, int g,
+                                      const char *const *prefixes, char *err, size_t n);
 
 /*  Read one PUB message from SUB (after poll said readable): the topic into TOPIC and the
     parsed JSON body (caller frees). NULL when the message is not "topic | JSON object". */

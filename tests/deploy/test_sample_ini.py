@@ -29,6 +29,8 @@ def pattern(key):
     """A key of the schema (# = a number) or the doc (X, P, H, N = a number) as a regex."""
     k = re.escape(key).replace(r"\#", "#")
     k = re.sub(r"^Id/X/", "Id/#/", k)
+    k = re.sub(r"^Id/X@G/", "Id/#@#/", k)
+    k = re.sub(r"^Gw/G/", "Gw/#/", k)
     k = re.sub(r"/Hour/H/", "/Hour/#/", k)
     k = re.sub(r"/switch/N/", "/switch/#/", k)
     k = re.sub(r"^Cap2V/P$", "Cap2V/#", k)
@@ -84,7 +86,7 @@ def sample_entries():
             if m:
                 section = m.group(1).upper()
                 continue
-            m = re.match(r"^([;#]?)\s*([A-Za-z][\w/]*)\s*=\s*(.*)$", line)
+            m = re.match(r"^([;#]?)\s*([A-Za-z][\w/@]*)\s*=\s*(.*)$", line)
             if m and section:
                 out.append((section, m.group(2), m.group(3).strip(), m.group(1) == ""))
     return out
