@@ -40,6 +40,14 @@ typedef struct {
     ctl_follow_cause_t f_cause; /* reported (CTL_F_NONE: none) */
     char f_text[200];           /* ... as a sentence */
     int64_t f_out_ms;           /* left out of the group since (0: in it) */
+    bool f_safe;                /* ... and switched off (FollowSafeSec after that) */
+    int64_t f_safe_ms;          /* when */
+    unsigned f_offs;            /* switch-offs since it was last seen following */
+    bool in_step;               /* it took part in the last step (online, lease, not left out) */
+    /* a person's stop (ctl_d_hold.c) */
+    bool held;         /* switched off by a person: left out, its lease given back */
+    bool resume;       /* its setpoints carry "resume":true (control/set 1) until one is taken */
+    char t_state[600]; /* <T>/inv/<dev>/state/set */
 } ctld_unit_t;
 
 struct ctl_daemon_t {
@@ -197,6 +205,21 @@ void ctld_publish_group(ctl_daemon_t *d, int64_t now, bool force);
 /* Every link's setpoint not sent yet and the one confirmed are forgotten with the step's
  * state (control/set, a pause); retake: the leases are taken again at once. */
 void ctld_forget_commands(ctl_daemon_t *d, bool retake, int64_t now);
+
+/* ctl_d_hold.c: a person's stop of one device of a group */
+/* Device i is held off by a person (always false outside a group). */
+bool ctld_unit_held(const ctl_daemon_t *d, int i);
+/* Device i was switched off by a person (why: how that was learnt): it is left out of the group,
+ * told stop, its lease given back, until the gateway no longer holds it off or control/set. */
+void ctld_unit_hold(ctl_daemon_t *d, int i, const char *why, int64_t now);
+/* control/set: every hold ends (the setpoints carry "resume":true). */
+void ctld_holds_clear(ctl_daemon_t *d, int64_t now);
+/* The info reply's entry dv of device i: its `held_off` starts or ends a hold. */
+void ctld_unit_info(ctl_daemon_t *d, int i, const cJSON *dv, int64_t now);
+/* Subscribes every device's state/set topic (a group only). */
+void ctld_group_subscribe(ctl_daemon_t *d, struct mosquitto *mosq);
+/* state/set of a device of the group (X's too): false when m is none of them. */
+bool ctld_group_on_state(ctl_daemon_t *d, const struct mosquitto_message *m);
 
 /* ctl_d_input.c: the meter and control/set on MQTT */
 void ctld_on_meter(ctl_daemon_t *d, const struct mosquitto_message *m);

@@ -24,8 +24,9 @@ static cJSON *s_req(const ctl_link_t *l, const char *op)
 }
 
 /* The JSON of a request the link l (of device l->dev) wants sent. */
-static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_t *l, const ctl_link_send_t *q)
+static cJSON *s_build(const ctl_daemon_t *d, int i, const ctl_link_t *l, const ctl_link_send_t *q)
 {
+    bool resume = ctld_is_group(d) ? d->units[i].resume : d->resume_sp;
     cJSON *r = NULL;
     switch (q->kind) {
     case CTL_LINK_REQ_NONE:
@@ -65,7 +66,7 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_t *l, const ctl_link
         /* Paused by state/set 0: the idle set-points and the output off, as the bridge asked
          * the gateway for the same message (unchanged registers cost nothing); the last word
          * on the device from this controller before it gives the lease back. */
-        bool stop = q->mode == CTL_MODE_IDLE && d->paused && !l->stopping;
+        bool stop = q->mode == CTL_MODE_IDLE && (d->paused || ctld_unit_held(d, i)) && !l->stopping;
         if (!r)
             break;
         cJSON_AddNumberToObject(r, "dev", l->dev);
@@ -78,7 +79,7 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_t *l, const ctl_link
         else if (q->mode == CTL_MODE_CHARGE || q->mode == CTL_MODE_DISCHARGE)
             cJSON_AddNumberToObject(r, "current_a", q->ca / 100.0);
         cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
-        if (d->resume_sp && !stop)
+        if (resume && !stop)
             cJSON_AddBoolToObject(r, "resume", true);
         break;
     }
@@ -89,7 +90,7 @@ static cJSON *s_build(const ctl_daemon_t *d, const ctl_link_t *l, const ctl_link
 ctl_link_view_t ctld_link_view(const ctl_daemon_t *d, int i, int64_t now)
 {
     return (ctl_link_view_t){.tel_alive = ctld_unit_tel_alive(d, i, now),
-                             .enabled = ctld_active(d),
+                             .enabled = ctld_active(d) && !ctld_unit_held(d, i),
                              .out_mode = d->out.mode};
 }
 
@@ -103,7 +104,7 @@ void ctld_pump(ctl_daemon_t *d, int64_t now)
         ctl_link_send_t q = ctl_link_next(l, &v, now);
         if (q.kind == CTL_LINK_REQ_NONE)
             continue;
-        cJSON *req = s_build(d, l, &q);
+        cJSON *req = s_build(d, i, l, &q);
         if (!req || gw_client_send(ctld_unit_gw(d, i), req) != 0)
             ctl_link_send_failed(l, now);
         cJSON_Delete(req);
@@ -136,7 +137,7 @@ static void s_npb_min_current(ctl_daemon_t *d, const cJSON *dv)
     ctl_params_set_min_current(&d->set.params, (int)ca);
 }
 
-static void s_on_info(ctl_daemon_t *d, ctl_link_t *l, const cJSON *reply, int64_t now)
+static void s_on_info(ctl_daemon_t *d, int i, ctl_link_t *l, const cJSON *reply, int64_t now)
 {
     const cJSON *devs = cJSON_GetObjectItem(reply, "devices");
     const cJSON *dv;
@@ -147,10 +148,10 @@ static void s_on_info(ctl_daemon_t *d, ctl_link_t *l, const cJSON *reply, int64_
         if (!cJSON_IsNumber(id) || numconv_whole(id->valuedouble, 0, CTL_NPB_LAST, &dev) != 0 ||
             dev != l->dev)
             continue;
-        if (l != &d->link) { /* another device of the group: X's EEPROM policy paces them */
-            ctl_link_info_ok(l, now);
+        ctl_link_info_ok(l, now);
+        ctld_unit_info(d, i, dv, now); /* a person's stop of one device of a group */
+        if (l != &d->link)             /* another device of the group: X's policy paces them */
             return;
-        }
         if (d->set.params.charge_only)
             s_npb_min_current(d, dv);
         const cJSON *eep = cJSON_GetObjectItem(dv, "eeprom");
@@ -186,7 +187,6 @@ static void s_on_info(ctl_daemon_t *d, ctl_link_t *l, const cJSON *reply, int64_
                      ms ? ": current changes at most one per write interval" : "");
         d->set.params.min_write_interval_ms = ms;
         d->info_done = true;
-        ctl_link_info_ok(&d->link, now);
         return;
     }
     log_warn("the gateway does not know device %d (yet); asking again in %d s", l->dev,
@@ -216,11 +216,16 @@ void ctld_on_reply(ctl_daemon_t *d, int i, const cJSON *reply, int64_t now)
     ctl_mode_t mode = l->inflight_mode;
     unsigned flags = ctl_link_reply(l, &r, now);
     if (flags & CTL_LINK_INFO)
-        s_on_info(d, l, reply, now);
+        s_on_info(d, i, l, reply, now);
     ctld_unit_flags(d, i, flags, now);
-    if (setpoint && r.ok && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE))
+    if (setpoint && r.ok && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)) {
         d->resume_sp = false; /* the output is this controller's to switch again */
-    if (setpoint && !r.ok && strcmp(r.code, "held_off") == 0 && !d->paused) {
+        d->units[i].resume = false;
+    }
+    if (setpoint && !r.ok && strcmp(r.code, "held_off") == 0 && ctld_is_group(d)) {
+        /* one device of a group stopped by a person: the others go on */
+        ctld_unit_hold(d, i, "the gateway refused its setpoint: held_off", now);
+    } else if (setpoint && !r.ok && strcmp(r.code, "held_off") == 0 && !d->paused) {
         /* a person's stop this controller did not hear of (state/set 0 while it was away
          * from the broker, or before it started) */
         log_warn("setpoint refused: %s: the controller pauses until state/set 1 or control/set",

@@ -83,7 +83,9 @@ void ctld_forget_commands(ctl_daemon_t *d, bool retake, int64_t now)
         l->acked_mode = CTL_MODE_NONE;
         if (retake)
             l->next_lease_try = now;
+        d->units[i].resume = d->resume_sp;
     }
+    ctld_holds_clear(d, now);
     ctl_state_init(&d->st, now);
     if (ctld_is_group(d))
         ctl_group_run_init(&d->grun, now);
@@ -142,8 +144,16 @@ static void s_dev_input(const ctl_daemon_t *d, int i, int64_t now, ctl_input_t *
 
 /* Does device i follow its command (ctl_follow, as 1.7 for one device)? One that has not for
  * FollowTimeoutSec after its response time is left out of the group (idle; its share goes to
- * the others) until the cause is seen gone or FollowRetrySec have passed. True while it is
- * left out. */
+ * the others), switched off after FollowSafeSec more, until the cause is seen gone or
+ * FollowRetrySec have passed since the switch-off (doubled for each further switch-off before
+ * it is seen following again, up to 32 x). True while it is left out. */
+/* How long a device switched off for not following stays off (the cause not seen gone). */
+static int64_t s_retry_ms(const ctl_params_t *p, const ctld_unit_t *u)
+{
+    unsigned doubling = u->f_offs > 1 ? u->f_offs - 1 : 0;
+    return (int64_t)p->follow_retry_ms << (doubling < 5 ? doubling : 5);
+}
+
 static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, int64_t now)
 {
     const ctl_params_t *p = &d->set.params;
@@ -153,11 +163,21 @@ static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, 
         return false;
     if (u->f_out_ms) {
         bool gone = ctl_follow_cause_gone(p, u->f_cause, in);
-        if (!gone && now - u->f_out_ms < p->follow_retry_ms)
+        if (!gone && !u->f_safe && now - u->f_out_ms >= p->follow_safe_ms) {
+            u->f_safe = true;
+            u->f_safe_ms = now;
+            u->f_offs++;
+            log_warn("device %d: output switched off (it did not follow its share) until the "
+                     "cause is gone or %d s have passed",
+                     dev, (int)(s_retry_ms(p, u) / 1000));
+            ctl_link_setpoint(ctld_unit_link(d, i), CTL_MODE_OFF, 0);
+        }
+        if (!gone && (!u->f_safe || now - u->f_safe_ms < s_retry_ms(p, u)))
             return true;
         log_info("device %d: back in the group (%s)", dev,
                  gone ? "the cause is gone" : "trying again");
         u->f_out_ms = 0;
+        u->f_safe = false;
         u->f_mode = CTL_MODE_NONE;
         if (gone)
             u->f_cause = CTL_F_NONE;
@@ -180,6 +200,7 @@ static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, 
         if (u->f_cause != CTL_F_NONE && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)) {
             log_info("device %d follows its share again", dev);
             u->f_cause = CTL_F_NONE;
+            u->f_offs = 0;
         }
         return false;
     }
@@ -216,8 +237,11 @@ void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now)
                          : -1;
         g->soc_valid = soc >= 0;
         g->soc_pct = soc;
+        if (ctld_unit_held(d, i))
+            g->online = false;
         if (g->online && s_follow(d, i, &in, soc, now))
             g->online = false;
+        d->units[i].in_step = g->online;
     }
     s_energy(d, devs, now);
     ctl_group_run_step(p, &d->set.group, &d->grun, house, devs, &d->gout);
@@ -256,6 +280,10 @@ static void s_unit_tel(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now)
     const cJSON *holder = cJSON_GetObjectItem(lease, "holder");
     const char *who = cJSON_IsString(holder) ? holder->valuestring : NULL;
     ctld_unit_flags(d, i, ctl_link_telemetry(&u->link, lease != NULL, who, now), now);
+    /* offline (or back): its share goes to the others (or comes back) now, not at the next
+     * meter reading or timer */
+    if (u->in_step != (s_reachable(d, i, now) && u->link.lease_held && !u->held && !u->f_out_ms))
+        ctld_step(d, now);
 }
 
 bool ctld_group_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now)
@@ -306,10 +334,14 @@ void ctld_publish_group(ctl_daemon_t *d, int64_t now, bool force)
         u->dev = d->set.group.dev[i];
         u->online = s_reachable(d, i, now);
         u->lease_held = l->lease_held;
-        u->state = d->units[i].f_out_ms ? "not_following" : ctl_group_why_name(d->gout.go.why[i]);
+        const ctld_unit_t *du = &d->units[i];
+        u->state = du->held       ? "held_off"
+                   : du->f_out_ms ? "not_following"
+                                  : ctl_group_why_name(d->gout.go.why[i]);
         u->follow =
             d->units[i].f_cause != CTL_F_NONE ? ctl_follow_cause_name(d->units[i].f_cause) : NULL;
-        u->mode = ctl_mode_name(d->gout.mode[i]);
+        u->mode =
+            du->held || du->f_safe ? ctl_mode_name(CTL_MODE_OFF) : ctl_mode_name(d->gout.mode[i]);
         u->current_a = d->gout.current_ca[i] / 100.0;
         u->power_w = d->gout.go.power_w[i];
         u->energy_wh = d->energy_wh[i];

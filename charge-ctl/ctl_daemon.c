@@ -148,6 +148,7 @@ static void s_subscribe_all(ctl_daemon_t *d)
     mosquitto_subscribe(mosq, NULL, d->set.topic_power, 0);
     mosquitto_subscribe(mosq, NULL, d->t_cmd, 1);
     mosquitto_subscribe(mosq, NULL, d->t_state_cmd, 1);
+    ctld_group_subscribe(d, mosq);
     mosquitto_subscribe(mosq, NULL, d->t_avail, 1);
     if (d->set.ha_discovery)
         mosquitto_subscribe(mosq, NULL, d->set.ha_status, 1);
@@ -200,6 +201,8 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
         ctld_on_meter(d, m);
     } else if (strcmp(m->topic, d->t_cmd) == 0) {
         ctld_on_control(d, m);
+    } else if (ctld_group_on_state(d, m)) {
+        /* a group: state/set of one device stops or resumes that device alone */
     } else if (strcmp(m->topic, d->t_state_cmd) == 0) {
         ctld_on_state_cmd(d, m);
     } else if (strcmp(m->topic, d->t_avail) == 0) {

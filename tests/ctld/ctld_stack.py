@@ -115,6 +115,15 @@ class Stack:
         self.client.wait_message(METER, timeout=15, after=time.monotonic())
         return self.relay
 
+    def start_bridge(self):
+        """Starts bic-mqtt-bridge on the same ini (stopped with the stack); returns it once it
+        publishes device 0's state."""
+        after = time.monotonic()
+        bridge = harness.start_program("bic-mqtt-bridge", self.ini_path, tmp=self.tmp)
+        self.old.append(bridge)
+        self.client.wait_message(self.topic("inv/0/state"), timeout=30, after=after)
+        return bridge
+
     def start_ctl(self, wait=True, args=("-v",)):
         after = time.monotonic()
         if self.ctl is not None:

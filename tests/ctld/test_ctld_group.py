@@ -7,7 +7,10 @@ runs, all charging; the controller holds one lease per device, each under its ow
 device loses its AC (silent on the bus, offline at the gateway): the others take its share;
 it comes back: it runs again. The group topic and its Home Assistant entities show it. A device
 that does not follow its share (its charge voltage setting below its battery) is left out of
-the group, with the cause on the group topic, and the others take its share."""
+the group, with the cause on the group topic, and the others take its share; after
+FollowSafeSec more its output is switched off. A person's stop of one device (state/set 0 on
+its topic through the bridge, or a stop sent to the gateway directly) leaves that device out
+while the others go on; a person's switch-on (state/set 1) or control/set brings it back."""
 
 import json
 import os
@@ -48,13 +51,18 @@ def _none_discharging(s):
                for u in UNITS)
 
 
-def test_group_of_three():
+def _group_stack():
+    """The three devices, each on its own battery and limited to MAX_A, one controller."""
     device = {}
     for u in UNITS:
         device["Id/%d/MaxChargeCurrent" % u] = MAX_A * 100
         device["Id/%d/Battery" % u] = u
-    with Stack(start_s=46920, speed=5, units=UNITS, device=device,
-               ctl={"Id/0/Devices": "0,1,2"}) as s:
+    return Stack(start_s=46920, speed=5, units=UNITS, device=device,
+                 ctl={"Id/0/Devices": "0,1,2"})
+
+
+def test_group_of_three():
+    with _group_stack() as s:
         s.start_ctl()
         # one lease per device, each under its own name
         for u in UNITS:
@@ -148,6 +156,88 @@ def test_unit_not_following_left_out():
                          what="devices 0 and 1 charging, device 2 not")
         assert "device 2 does not follow its share: charge voltage" in s.ctl.output(), \
             s.ctl.output()[-3000:]
+        # FollowSafeSec (10 s) later: its output off, as a single device's would be
+        harness.wait_for(lambda: (_group(s) or {"units": [{}] * 3})["units"][2].get("mode") ==
+                         "off", timeout=SETTLE_S, what="device 2 switched off")
+        harness.wait_for(lambda: s.sim.control.device(2)["registers"]["OPERATION"] == 0,
+                         timeout=SETTLE_S, what="device 2's output off")
+        g = _group(s)
+        assert g["units"][2]["state"] == "not_following", g
+        assert g["units"][2]["follow"] == "charge_voltage", g
+        assert set(_charging_units(s)) == {0, 1}, _charging_units(s)
+        s.ctl.wait_output("device 2: output switched off", timeout=5)
+
+
+def _unit(s, u):
+    return ((_group(s) or {}).get("units") or [{}] * 3)[u]
+
+
+def _holder(s, u):
+    return (s.gateway_request({"op": "info", "dev": u})["devices"][0]["lease"] or {}).get(
+        "holder")
+
+
+def test_person_stops_one_unit():
+    with _group_stack() as s:
+        bridge = s.start_bridge()
+        s.start_ctl()
+
+        def driven():
+            """The devices the controller has charging and the simulator shows charging."""
+            g = _group(s) or {"units": []}
+            return [u["dev"] for u in g["units"] if u["mode"] == "charge" and
+                    u["dev"] in _charging_units(s)]
+        harness.wait_for(lambda: len(driven()) >= 2, timeout=SETTLE_S,
+                         what="two or more units charging")
+        y = [u for u in driven() if u != 0][0]
+        z = [u for u in UNITS if u != y and u != 0][0]
+
+        # a person switches device y off through the bridge: it alone is left out
+        s.client.publish(s.topic("inv/%d/state/set" % y), "0", qos=1)
+        harness.wait_for(lambda: _unit(s, y).get("state") == "held_off", timeout=SETTLE_S,
+                         what="device %d held off" % y)
+        harness.wait_for(lambda: not s.sim.control.device(y)["output_on"], timeout=SETTLE_S,
+                         what="device %d's output off" % y)
+        harness.wait_for(lambda: _holder(s, y) is None, timeout=SETTLE_S,
+                         what="device %d's lease given back" % y)
+        g = _group(s)
+        print("device %d held off:" % y, g)
+        assert g["units"][y]["mode"] == "off" and g["units"][y]["power_w"] == 0, g
+        # the others go on: the controller is not paused, the export is still taken
+        harness.wait_for(lambda: driven() and y not in _charging_units(s),
+                         timeout=SETTLE_S, what="the others charging without device %d" % y)
+        st = s.status()
+        assert st["mode"] == "running", st
+        assert _holder(s, 0).startswith("charge-ctl-0-"), _holder(s, 0)
+        s.ctl.wait_output("device %d switched off by a person (state/set 0)" % y, timeout=5)
+
+        # a stop the controller did not hear of (sent to the gateway directly) on device z:
+        # the gateway refuses its next switch-on (held_off) or says so in info; z is left out
+        r = s.gateway_request({"op": "setpoint", "dev": z, "client": "a-person",
+                               "mode": "stop", "manual": True})
+        assert r["ok"], r
+        harness.wait_for(lambda: _unit(s, z).get("state") == "held_off", timeout=SETTLE_S,
+                         what="device %d held off" % z)
+        assert s.status()["mode"] == "running", s.status()
+        assert _unit(s, 0).get("state") != "held_off", _group(s)
+
+        # the person switches y on again (state/set 1, the bridge's OPERATION 1): back
+        s.client.publish(s.topic("inv/%d/state/set" % y), "1", qos=1)
+        harness.wait_for(lambda: _unit(s, y).get("state") not in (None, "held_off") and
+                         (_holder(s, y) or "").startswith("charge-ctl-0-"),
+                         timeout=SETTLE_S, what="device %d back in the group" % y)
+        assert _unit(s, z).get("state") == "held_off", _group(s)
+
+        # control/set 1 ends z's hold too
+        r = s.command("1")
+        assert r["ok"], r
+        harness.wait_for(lambda: _unit(s, z).get("state") not in (None, "held_off") and
+                         (_holder(s, z) or "").startswith("charge-ctl-0-"),
+                         timeout=SETTLE_S, what="device %d back after control/set" % z)
+        harness.wait_for(lambda: len(driven()) >= 2, timeout=SETTLE_S,
+                         what="two or more units charging again")
+        assert _none_discharging(s)
+        assert bridge.alive() and s.ctl.alive()
 
 
 if __name__ == "__main__":

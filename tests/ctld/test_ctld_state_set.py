@@ -16,14 +16,6 @@ import harness  # noqa: E402
 from ctld_stack import Stack  # noqa: E402
 
 
-def _start_bridge(s):
-    after = time.monotonic()
-    bridge = harness.start_program("bic-mqtt-bridge", s.ini_path, tmp=s.tmp)
-    s.old.append(bridge)
-    s.client.wait_message(s.topic("inv/0/state"), timeout=30, after=after)
-    return bridge
-
-
 def _state_cmd(s, payload):
     """Publishes on state/set; returns the result and how many results came for it."""
     after = time.monotonic()
@@ -54,7 +46,7 @@ def _ctl_setpoints(s):
 
 def test_state_set_0_with_the_controller_running():
     with Stack(start_s=int(12 * 3600)) as s:
-        bridge = _start_bridge(s)
+        bridge = s.start_bridge()
         s.start_ctl()
         harness.wait_for(s.charging, timeout=30, what="the controller charging")
         mins = _minimum(s)
@@ -140,7 +132,7 @@ def test_a_stop_the_controller_did_not_hear_of_holds_it_off():
 
 def test_state_set_0_without_a_controller():
     with Stack(start_s=int(12 * 3600)) as s:
-        bridge = _start_bridge(s)
+        bridge = s.start_bridge()
         mins = _minimum(s)
         # a person discharges by hand (the bridge's manual hold)
         after = time.monotonic()
