@@ -17,8 +17,11 @@
 #include <time.h>
 
 #include "bicctl_cmd_int.h"
+#include "bicctl_group.h"
 #include "bicctl_npb.h"
 #include "numconv.h"
+
+#define BICCTL_STATUS_DEVS 68 /* status: the devices (0-67) whose groups it lists */
 
 #define RENDER(name)                                                                               \
     static int name(const cmd_t *c, const bicctl_args_t *a, cJSON *const *r, size_t n, FILE *out,  \
@@ -367,7 +370,7 @@ static const bicctl_cmd_t s_cmds[] = {
      NULL,
      GW,
      r_status,
-     "one-screen summary of the device(s)"},
+     "one-screen summary of the device(s) and controller groups"},
     {"eeprom",
      K_OP,
      V_NONE,
@@ -1401,6 +1404,7 @@ RENDER(r_status)
     size_t online = 0, shown = 0;
     int rc = 0;
     const cJSON *d;
+    const cJSON *devs[BICCTL_STATUS_DEVS], *gets[BICCTL_STATUS_DEVS]; /* for the groups */
     for (size_t k = 0; (d = s_status_device(a, info, k, false)) != NULL; k++) {
         const cJSON *get = NULL;
         if (s_true(d, "online")) {
@@ -1429,11 +1433,19 @@ RENDER(r_status)
                 s_print_status_values(out, get);
             s_print_device_tail(out, d);
         }
+        if (shown < BICCTL_STATUS_DEVS) {
+            devs[shown] = d;
+            gets[shown] = get;
+        }
         shown++;
     }
+    size_t listed = shown < BICCTL_STATUS_DEVS ? shown : BICCTL_STATUS_DEVS;
+    if (!all)
+        bicctl_group_print(out, devs, gets, listed);
     if (all) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "devices", all);
+        cJSON_AddItemToObject(o, "groups", bicctl_group_json(devs, gets, listed));
         s_print_json(o, out);
         cJSON_Delete(o);
     }

@@ -14,6 +14,8 @@ while the others go on; a person's switch-on (state/set 1) or control/set brings
 
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 
@@ -61,6 +63,16 @@ def _group_stack():
                  ctl={"Id/0/Devices": "0,1,2"})
 
 
+def _bicctl_group(s):
+    """bicctl status --json: the one group the gateway's leases show."""
+    r = subprocess.run([harness.program("bicctl"), "-c", s.ini_path, "--json", "status"],
+                       capture_output=True, text=True, timeout=30)
+    groups = json.loads(r.stdout)["groups"]
+    assert len(groups) == 1 and groups[0]["controller"] == 0, groups
+    assert groups[0]["holder"].startswith("charge-ctl-0-"), groups
+    return groups[0]
+
+
 def test_group_of_three():
     with _group_stack() as s:
         s.start_ctl()
@@ -83,6 +95,23 @@ def test_group_of_three():
         running = [u for u in g["units"] if u["mode"] == "charge"]
         assert len(running) >= 2, g
         assert all(u["mode"] in ("charge", "idle") for u in g["units"]), g
+
+        # bicctl status shows the group from the gateway's leases: the controller's name,
+        # its devices, each one's setpoint from its registers and its output
+        harness.wait_for(lambda: len(_bicctl_group(s)["devices"]) == 3 and
+                         sum(d["mode"] == "charge" for d in _bicctl_group(s)["devices"]) >= 2,
+                         timeout=SETTLE_S, what="bicctl status --json: the group charging")
+        r = subprocess.run([harness.program("bicctl"), "-c", s.ini_path, "status"],
+                           capture_output=True, text=True, timeout=30)
+        print(r.stdout[r.stdout.find("group"):])
+        assert r.returncode == 0, r
+        assert re.search(r"^group 0 +charge-ctl-0-\d+ drives devices 0, 1, 2$", r.stdout,
+                         re.M), r.stdout
+        lines = re.findall(r"^  device (\d) +(charge \d+\.\d\d A|off|discharge [0-9.]+ A)"
+                           r"; output [0-9.]+ V [+-][0-9.]+ A [+-][0-9.]+ W$", r.stdout, re.M)
+        assert [d for d, _ in lines] == ["0", "1", "2"], r.stdout
+        assert sum(m.startswith("charge") for _, m in lines) >= 2, r.stdout
+        assert re.search(r"^  together +\+\d+\.\d W$", r.stdout, re.M), r.stdout
 
         # device 1 loses its AC: the gateway reports it offline, its share goes to the others
         s.sim.control.ac(False, dev=1)

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "bicctl_cmd.h"
+#include "bicctl_group.h"
 
 static bicctl_args_t s_args(void)
 {
@@ -654,6 +655,78 @@ static void test_render_malformed(void **state)
         }
 }
 
+/* A device of a status reply held by HOLDER, charging at SET A (or off), with its get reply. */
+static void s_group_dev(char *info, size_t n1, char *get, size_t n2, int dev, const char *holder,
+                        double set)
+{
+    snprintf(info, n1, "{\"dev\":%d,\"online\":true,\"model\":\"BIC-2200-24\",\"lease\":%s%s%s}",
+             dev, holder ? "{\"holder\":\"" : "null", holder ? holder : "", holder ? "\"}" : "");
+    snprintf(get, n2,
+             "{\"v\":1,\"ok\":true,\"dev\":%d,\"values\":{\"READ_VOUT\":{\"value\":26.5},"
+             "\"READ_IOUT\":{\"value\":%g},\"OPERATION\":{\"value\":%d},"
+             "\"DIRECTION_CTRL\":{\"value\":0},\"IOUT_SET\":{\"value\":%g},"
+             "\"REVERSE_IOUT_SET\":{\"value\":0.9}}}",
+             dev, set, set > 0, set > 0 ? set : 0.9);
+}
+
+static void test_status_groups(void **state)
+{
+    (void)state;
+    int x = -1;
+    char inst[48];
+    /* the names a group controller's leases carry, and others */
+    assert_true(bicctl_group_holder("charge-ctl-0-4242", &x, inst, sizeof inst));
+    assert_int_equal(x, 0);
+    assert_string_equal(inst, "charge-ctl-0-4242");
+    assert_true(bicctl_group_holder("charge-ctl-12-77-u3", &x, inst, sizeof inst));
+    assert_int_equal(x, 12);
+    assert_string_equal(inst, "charge-ctl-12-77");
+    const char *bad[] = {"bicctl",          "charge-ctl",          "charge-ctl-0",
+                         "charge-ctl-0-",   "charge-ctl-68-1",     "charge-ctl-0-0",
+                         "charge-ctl-0-1-", "charge-ctl-0-1-u",    "charge-ctl-0-1-u68",
+                         "charge-ctl-0-1x", "charge-ctl-0-1-u2-x", "charge-ctl-a-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(bicctl_group_holder(bad[i], &x, inst, sizeof inst));
+    assert_false(bicctl_group_holder(NULL, &x, inst, sizeof inst));
+
+    /* devices 0 and 2 held by one controller's group, 1 by a person, 3 by a single
+     * controller: one group, devices 0 and 2 */
+    char d[4][200], g[4][400];
+    s_group_dev(d[0], sizeof d[0], g[0], sizeof g[0], 0, "charge-ctl-0-4242", 15);
+    s_group_dev(d[1], sizeof d[1], g[1], sizeof g[1], 1, "bicctl", 0);
+    s_group_dev(d[2], sizeof d[2], g[2], sizeof g[2], 2, "charge-ctl-0-4242-u2", 0);
+    s_group_dev(d[3], sizeof d[3], g[3], sizeof g[3], 3, "charge-ctl-3-99", 10);
+    char info[1200];
+    snprintf(info, sizeof info, "{\"v\":1,\"ok\":true,\"devices\":[%s,%s,%s,%s]}", d[0], d[1], d[2],
+             d[3]);
+    const char *replies[] = {info, g[0], g[1], g[2], g[3]};
+    char err[256];
+    int rc;
+    bicctl_args_t a = s_args();
+    char *out = s_render("status", &a, replies, 5, &rc, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\ngroup 0       charge-ctl-0-4242 drives devices 0, 2\n"
+                                "  device 0    charge 15.00 A; output 26.50 V +15.00 A +397.5 W\n"
+                                "  device 2    off; output 26.50 V +0.00 A +0.0 W\n"
+                                "  together    +397.5 W\n"));
+    assert_null(strstr(out, "group 3"));
+    free(out);
+    a.json = true;
+    out = s_render("status", &a, replies, 5, &rc, err, sizeof err);
+    assert_non_null(strstr(out, "\"groups\":[{\"controller\":0,\"holder\":\"charge-ctl-0-4242\","
+                                "\"devices\":[{\"dev\":0,\"mode\":\"charge\",\"current_set_a\":15,"
+                                "\"dc_v\":26.5,\"dc_a\":15,\"power_w\":397.5},{\"dev\":2,"
+                                "\"mode\":\"off\",\"current_set_a\":null,"));
+    free(out);
+    /* no group: an empty list, and no group block */
+    a = s_args();
+    const char *one[] = {info, g[0]};
+    snprintf(info, sizeof info, "{\"v\":1,\"ok\":true,\"devices\":[%s]}", d[0]);
+    out = s_render("status", &a, one, 2, &rc, err, sizeof err);
+    assert_null(strstr(out, "group"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_requests),           cmocka_unit_test(test_reply_errors),
         cmocka_unit_test(test_render_seed_output), cmocka_unit_test(test_render_views),
         cmocka_unit_test(test_render_pub),         cmocka_unit_test(test_render_malformed),
+        cmocka_unit_test(test_status_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
