@@ -13,6 +13,7 @@
 #include <czmq.h>
 #include <mosquitto.h>
 
+#include "config.h"
 #include "ctl_d_mqtt.h"
 #include "ctl_daemon.h"
 #include "ctl_follow.h"
@@ -29,6 +30,7 @@
  * whose link and telemetry are the daemon's own (link, tel_*, dc_v, dc_a). */
 typedef struct {
     int dev;
+    int gateway;     /* the gateway it is on ([GATEWAY] Gw/G/...; 0: [GATEWAY]'s own) */
     ctl_link_t link; /* its own lease, with its own client name */
     gw_client_t *gw; /* its own gateway socket: the devices' requests go out together */
     bool tel_seen;
@@ -72,6 +74,13 @@ struct ctl_daemon_t {
     int own;                          /* X's index in set.group.dev */
     ctld_unit_t units[CTL_GROUP_MAX]; /* the others (units[own] unused) */
     ctl_group_run_t grun;
+    /* a group over several gateways (ctl_d_gateways.c): gateway G's SUB (gateway 0's is
+     * sub) and a monitor of each gateway's SUB connection, so a gateway that drops out is
+     * seen at once */
+    int n_gw;
+    zsock_t *gsub[CONFIG_MAX_GATEWAYS];
+    zsock_t *gmon[CONFIG_MAX_GATEWAYS];
+    bool gw_auth_logged[CONFIG_MAX_GATEWAYS];
     ctl_group_run_out_t gout;
     double energy_wh[CTL_GROUP_MAX]; /* moved by each device, for the rotation */
     int64_t energy_ms;
@@ -189,6 +198,18 @@ void ctld_link_flags(ctl_daemon_t *d, unsigned flags, int64_t now);
 void ctld_on_reply(ctl_daemon_t *d, int i, const cJSON *reply, int64_t now);
 void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now);
 
+/* ctl_d_gateways.c: the gateways of a group over several */
+int ctld_gateways_setup(ctl_daemon_t *d, const config_t *cfg, char *err, size_t errlen);
+void ctld_gateways_destroy(ctl_daemon_t *d);
+/* Adds the other gateways' SUB sockets and every gateway's monitor to items (at most max);
+ * returns how many. */
+int ctld_gateways_pollitems(ctl_daemon_t *d, zmq_pollitem_t *items, int max);
+/* After the poll: the n items ctld_gateways_pollitems() added. */
+void ctld_gateways_handle(ctl_daemon_t *d, const zmq_pollitem_t *items, int n);
+/* Reads up to 64 messages waiting on a gateway's SUB socket, each to ctld_on_pub (gateway 0)
+ * or ctld_group_on_pub. */
+void ctld_gateway_drain(ctl_daemon_t *d, int g, zsock_t *sub);
+
 /* ctl_d_group.c: a group of devices */
 bool ctld_is_group(const ctl_daemon_t *d);
 /* The gateway socket of device i's link (the daemon's for X). */
@@ -199,8 +220,11 @@ bool ctld_unit_tel_alive(const ctl_daemon_t *d, int i, int64_t now);
 void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now);
 /* The link of unit i reports flags (ctl_link.h). */
 void ctld_unit_flags(ctl_daemon_t *d, int i, unsigned flags, int64_t now);
-/* tel/N or evt/N of another device of the group; false when N is none of them. */
-bool ctld_group_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now);
+/* tel/N or evt/N from gateway g of another device of the group; false when N is none of
+ * them. */
+bool ctld_group_on_pub(ctl_daemon_t *d, int g, const char *topic, const cJSON *msg, int64_t now);
+/* The connection to gateway g dropped: its devices are out of the group from this step on. */
+void ctld_group_gateway_lost(ctl_daemon_t *d, int g, int64_t now);
 void ctld_publish_group(ctl_daemon_t *d, int64_t now, bool force);
 /* Every link's setpoint not sent yet and the one confirmed are forgotten with the step's
  * state (control/set, a pause); retake: the leases are taken again at once. */

@@ -368,7 +368,7 @@ void ctld_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t n
         s_on_tel(d, msg, now);
         return;
     }
-    if (ctld_group_on_pub(d, topic, msg, now))
+    if (ctld_group_on_pub(d, 0, topic, msg, now))
         return;
     snprintf(mine, sizeof mine, "evt/%d", d->set.id);
     if (strcmp(topic, mine) != 0)

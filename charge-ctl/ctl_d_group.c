@@ -37,14 +37,18 @@ int ctld_group_setup(ctl_daemon_t *d, int64_t now)
     if (!ctld_is_group(d))
         return 0;
     for (int i = 0; i < g->n; i++) {
-        if (g->dev[i] == d->set.id) {
+        if (g->dev[i] == d->set.id && g->gw[i] == 0) {
             d->own = i;
             continue;
         }
         /* a client name per device: one lease and one token each */
-        char client[sizeof d->client + 16];
-        snprintf(client, sizeof client, "%s-u%d", d->client, g->dev[i]);
+        char client[sizeof d->client + 24];
+        if (g->gw[i])
+            snprintf(client, sizeof client, "%s-u%dg%d", d->client, g->dev[i], g->gw[i]);
+        else
+            snprintf(client, sizeof client, "%s-u%d", d->client, g->dev[i]);
         d->units[i].dev = g->dev[i];
+        d->units[i].gateway = g->gw[i];
         ctl_link_init(&d->units[i].link, g->dev[i], client, d->set.lease_ttl_s, now);
     }
     return 0;
@@ -158,7 +162,8 @@ static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, 
 {
     const ctl_params_t *p = &d->set.params;
     ctld_unit_t *u = &d->units[i];
-    int dev = d->set.group.dev[i];
+    char dev[16];
+    ctl_group_member_name(&d->set.group, i, dev, sizeof dev);
     if (p->follow_timeout_ms <= 0)
         return false;
     if (u->f_out_ms) {
@@ -174,7 +179,7 @@ static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, 
         }
         if (!gone && (!u->f_safe || now - u->f_safe_ms < s_retry_ms(p, u)))
             return true;
-        log_info("device %d: back in the group (%s)", dev,
+        log_info("device %s: back in the group (%s)", dev,
                  gone ? "the cause is gone" : "trying again");
         u->f_out_ms = 0;
         u->f_safe = false;
@@ -198,7 +203,7 @@ static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, 
     if (f.verdict != CTL_FV_NOT_FOLLOWING) {
         u->f_ok_ms = now;
         if (u->f_cause != CTL_F_NONE && (mode == CTL_MODE_CHARGE || mode == CTL_MODE_DISCHARGE)) {
-            log_info("device %d follows its share again", dev);
+            log_info("device %s follows its share again", dev);
             u->f_cause = CTL_F_NONE;
             u->f_offs = 0;
         }
@@ -208,7 +213,7 @@ static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, 
         return false;
     u->f_cause = f.cause;
     ctl_follow_text(p, f.cause, mode, ca, in, u->f_text, sizeof u->f_text);
-    log_warn("device %d does not follow its share: %s; left out of the group (its share goes to "
+    log_warn("device %s does not follow its share: %s; left out of the group (its share goes to "
              "the others) until the cause is gone or %d s have passed",
              dev, u->f_text, p->follow_retry_ms / 1000);
     u->f_out_ms = now;
@@ -255,7 +260,7 @@ void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now)
 
 /* ---------------------------------------------------------------- the other devices' PUB */
 
-static int s_unit_of(const ctl_daemon_t *d, const char *topic, const char *prefix)
+static int s_unit_of(const ctl_daemon_t *d, int g, const char *topic, const char *prefix)
 {
     size_t n = strlen(prefix);
     if (strncmp(topic, prefix, n) != 0)
@@ -265,7 +270,7 @@ static int s_unit_of(const ctl_daemon_t *d, const char *topic, const char *prefi
     if (end == topic + n || *end)
         return -1;
     for (int i = 0; i < d->n_units; i++)
-        if (i != d->own && d->units[i].dev == dev)
+        if (i != d->own && d->units[i].dev == dev && d->units[i].gateway == g)
             return i;
     return -1;
 }
@@ -286,19 +291,21 @@ static void s_unit_tel(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now)
         ctld_step(d, now);
 }
 
-bool ctld_group_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int64_t now)
+bool ctld_group_on_pub(ctl_daemon_t *d, int g, const char *topic, const cJSON *msg, int64_t now)
 {
     if (!ctld_is_group(d))
         return false;
-    int i = s_unit_of(d, topic, "tel/");
+    int i = s_unit_of(d, g, topic, "tel/");
     if (i >= 0) {
         s_unit_tel(d, i, msg, now);
         return true;
     }
-    i = s_unit_of(d, topic, "evt/");
+    i = s_unit_of(d, g, topic, "evt/");
     if (i < 0)
         return false;
     ctld_unit_t *u = &d->units[i];
+    char dev[16];
+    ctl_group_member_name(&d->set.group, i, dev, sizeof dev);
     const cJSON *ev = cJSON_GetObjectItem(msg, "event");
     const cJSON *h = cJSON_GetObjectItem(msg, "holder");
     const char *who = cJSON_IsString(h) ? h->valuestring : NULL;
@@ -308,14 +315,31 @@ bool ctld_group_on_pub(ctl_daemon_t *d, const char *topic, const cJSON *msg, int
         ctld_unit_flags(d, i, ctl_link_lease_lapsed(&u->link, who, now), now);
     } else if (strcmp(ev->valuestring, "power_cycled") == 0) {
         if (ctl_link_power_cycled(&u->link, who, d->grun.mode[i], d->grun.current_ca[i], now))
-            log_warn("device %d came back from a power cycle: its share re-applied", u->dev);
+            log_warn("device %s came back from a power cycle: its share re-applied", dev);
     } else if (strcmp(ev->valuestring, "safe_state") == 0 ||
                strcmp(ev->valuestring, "offline") == 0 || strcmp(ev->valuestring, "online") == 0) {
-        log_info("gateway event on device %d: %s", u->dev, ev->valuestring);
+        log_info("gateway event on device %s: %s", dev, ev->valuestring);
         if (strcmp(ev->valuestring, "online") == 0)
             ctl_link_device_online(&u->link, now);
     }
     return true;
+}
+
+void ctld_group_gateway_lost(ctl_daemon_t *d, int g, int64_t now)
+{
+    for (int i = 0; i < d->n_units; i++) {
+        if (d->set.group.gw[i] != g)
+            continue;
+        if (i == d->own)
+            d->tel_seen = false;
+        else
+            d->units[i].tel_seen = false;
+        /* a request in flight is dropped, not resent to the gateway once it is back */
+        gw_client_reset(ctld_unit_gw(d, i));
+        unsigned flags = ctl_link_gateway_lost(ctld_unit_link(d, i), now);
+        ctld_unit_flags(d, i, (flags | CTL_LINK_RESET) & ~(unsigned)CTL_LINK_STEP, now);
+    }
+    ctld_step(d, now); /* the others take its devices' shares now */
 }
 
 /* ---------------------------------------------------------------- the group topic */
@@ -332,6 +356,7 @@ void ctld_publish_group(ctl_daemon_t *d, int64_t now, bool force)
         ctld_group_unit_view_t *u = &v.unit[i];
         const ctl_link_t *l = ctld_unit_link(d, i);
         u->dev = d->set.group.dev[i];
+        u->gw = d->set.group.gw[i];
         u->online = s_reachable(d, i, now);
         u->lease_held = l->lease_held;
         const ctld_unit_t *du = &d->units[i];

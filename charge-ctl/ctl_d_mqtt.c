@@ -237,6 +237,8 @@ char *ctld_group_json(const ctld_group_view_t *v, bool with_energy)
         if (!e)
             continue;
         cJSON_AddNumberToObject(e, "dev", u->dev);
+        if (u->gw)
+            cJSON_AddNumberToObject(e, "gw", u->gw);
         cJSON_AddBoolToObject(e, "online", u->online);
         cJSON_AddBoolToObject(e, "lease", u->lease_held);
         cJSON_AddStringToObject(e, "state", u->state);
@@ -434,8 +436,14 @@ static int s_group_disc(const ctld_ha_ctx_t *ctx, ctld_list_t *out)
                             "{{ value_json.setpoint_w }}", NULL);
     for (int i = 0; i < ctx->n_group && i < 8; i++) {
         char object[32], name[64], tpl[96], attr[96];
-        snprintf(object, sizeof object, "unit%d_share", ctx->group[i]);
-        snprintf(name, sizeof name, "Unit %d share", ctx->group[i]);
+        int gw = ctx->group_gw ? ctx->group_gw[i] : 0;
+        if (gw) { /* Y@G: devices on two buses may share an address */
+            snprintf(object, sizeof object, "unit%d_g%d_share", ctx->group[i], gw);
+            snprintf(name, sizeof name, "Unit %d@%d share", ctx->group[i], gw);
+        } else {
+            snprintf(object, sizeof object, "unit%d_share", ctx->group[i]);
+            snprintf(name, sizeof name, "Unit %d share", ctx->group[i]);
+        }
         snprintf(tpl, sizeof tpl, "{{ value_json.units[%d].power_w }}", i);
         snprintf(attr, sizeof attr, "{{ value_json.units[%d] | tojson }}", i);
         rc |= s_group_sensor(ctx, out, object, name, tpl, attr);

@@ -94,10 +94,12 @@ char *ctld_result_json(bool ok, const char *request, bool enabled, const char *c
 
 /* The group topic `<T>/ctl/<id>/group` (retained) of a controller driving several devices:
  * {"setpoint_w":W,"online":N,"units":[{"dev":D,"online":b,"lease":b,"state":S,"mode":M,
- * "current_a":A,"power_w":W,"energy_wh":E,"follow":C|null},...]} in the configured order;
+ * "current_a":A,"power_w":W,"energy_wh":E,"follow":C|null},...]} in the configured order
+ * ("gw":G after "dev" for a device on gateway G of a group over several gateways);
  * state is the dispatch's word for the unit (ctl_group_why_name) or "not_following". */
 typedef struct {
     int dev;
+    int gw;             /* its gateway ([GATEWAY] Gw/G/...; 0: "gw" left out) */
     bool online;        /* its telemetry arrives and says online */
     bool lease_held;    /* this controller holds its lease */
     const char *state;  /* ctl_group_why_name() */
@@ -138,7 +140,8 @@ typedef struct {
     int dev;                       /* the device the controller drives */
     const ctld_switch_t *switches; /* the surplus switches, n_switches of them */
     size_t n_switches;
-    const int *group; /* the group's devices (Id/X/Devices), n_group of them; 0 or 1: none */
+    const int *group;    /* the group's devices (Id/X/Devices), n_group of them; 0 or 1: none */
+    const int *group_gw; /* ... their gateways (Y@G; NULL or 0: gateway 0) */
     int n_group;
 } ctld_ha_ctx_t;
 

@@ -190,6 +190,7 @@ static void s_publish_discovery(ctl_daemon_t *d)
     ctx.switches = sw;
     ctx.n_switches = d->set.surplus.n;
     ctx.group = d->set.group.dev;
+    ctx.group_gw = d->set.group.gw;
     ctx.n_group = d->set.group.n;
     ctld_list_t list = {0};
     if (ctld_disc_msgs(&ctx, &list) != 0) {

@@ -370,7 +370,7 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
     }
     const char *prefixes[] = {"tel/", "evt/", NULL};
     d->sub = gw_client_sub_from_config(cfg, prefixes, err, errlen);
-    if (!d->sub)
+    if (!d->sub || ctld_gateways_setup(d, cfg, err, errlen) != 0)
         goto fail;
 
     mqtt_conn_hooks_t hooks = {.on_connect = s_on_connect,
@@ -397,6 +397,7 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
         return;
     ctl_daemon_t *d = *p;
     mqtt_conn_destroy(&d->mq);
+    ctld_gateways_destroy(d);
     zsock_destroy(&d->sub);
     gw_client_destroy(&d->gw);
     for (int i = 0; i < CTL_GROUP_MAX; i++)
@@ -412,9 +413,9 @@ void ctl_daemon_destroy(ctl_daemon_t **p)
  * until `deadline` at most. */
 static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
 {
-    zmq_pollitem_t items[2 + CTL_GROUP_MAX];
+    zmq_pollitem_t items[2 + CTL_GROUP_MAX + 2 * CONFIG_MAX_GATEWAYS];
     int n = 0;
-    int mq = -1, isub = -1, ireq[CTL_GROUP_MAX];
+    int mq = -1, isub = -1, ireq[CTL_GROUP_MAX], igw = 0, ngw = 0;
     if (mqtt_conn_pollitem(d->mq, &items[n]) == 0)
         mq = n++;
     for (int i = 0; i < d->n_units; i++)
@@ -434,6 +435,9 @@ static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
             if (gw_client_deadline(gw) < deadline)
                 deadline = gw_client_deadline(gw);
         }
+        igw = n;
+        ngw = ctld_gateways_pollitems(d, &items[n], (int)(sizeof items / sizeof items[0]) - n);
+        n += ngw;
     }
     int64_t now = mono_ms();
     long timeout = deadline > now ? (long)(deadline - now) : 0;
@@ -455,19 +459,9 @@ static void s_poll_once(ctl_daemon_t *d, int64_t deadline, bool gateway)
         }
         cJSON_Delete(reply);
     }
-    if (isub >= 0 && (items[isub].revents & ZMQ_POLLIN)) {
-        /* Drain what is there, bounded so MQTT is never starved. */
-        for (int i = 0; i < 64; i++) {
-            char topic[64];
-            cJSON *msg = gw_client_sub_recv(d->sub, topic, sizeof topic);
-            if (msg) {
-                ctld_on_pub(d, topic, msg, mono_ms());
-                cJSON_Delete(msg);
-            }
-            if (!(zsock_events(d->sub) & ZMQ_POLLIN))
-                break;
-        }
-    }
+    if (isub >= 0 && (items[isub].revents & ZMQ_POLLIN))
+        ctld_gateway_drain(d, 0, d->sub);
+    ctld_gateways_handle(d, &items[igw], ngw);
 }
 
 static void s_timers(ctl_daemon_t *d, int64_t now)

@@ -246,6 +246,17 @@ unsigned ctl_link_timeout(ctl_link_t *l, int64_t now)
     return 0;
 }
 
+unsigned ctl_link_gateway_lost(ctl_link_t *l, int64_t now)
+{
+    l->inflight = CTL_LINK_REQ_NONE;
+    l->standby = false;
+    if (l->lease_held)
+        return s_lease_lost(l, now, "gateway disconnected");
+    s_note(l, "gateway disconnected");
+    l->next_lease_try = now + CTL_LINK_LEASE_RETRY_MS;
+    return s_reset(l);
+}
+
 unsigned ctl_link_telemetry(ctl_link_t *l, bool has_lease, const char *holder, int64_t now)
 {
     if (!has_lease || !l->lease_held || now - l->lease_taken_ms <= CTL_LINK_HOLDER_GRACE_MS ||

@@ -124,6 +124,12 @@ void ctl_link_info_ok(ctl_link_t *l, int64_t now);
 /* The gateway did not answer the request in flight after its resends. */
 unsigned ctl_link_timeout(ctl_link_t *l, int64_t now);
 
+/* The connection to the gateway dropped (its process ended, its host or the network went):
+ * the request in flight is dropped (the caller resets its socket), the lease counts as lost
+ * and what the device was told as unknown; the token is kept, so once the gateway is back
+ * (with its saved leases) the take carries on with the same lease. */
+unsigned ctl_link_gateway_lost(ctl_link_t *l, int64_t now);
+
 /* Telemetry of the device: has_lease says it carries a "lease" member, holder its holder
  * (NULL: free). Another holder than us ends the lease (gateway restarted, lapse missed). */
 unsigned ctl_link_telemetry(ctl_link_t *l, bool has_lease, const char *holder, int64_t now);

@@ -190,6 +190,43 @@ static void test_gateway_restart(void **state)
     s_quiet_until(&r, CTL_LINK_LEASE_RETRY_MS, CTL_LINK_REQ_TAKE);
 }
 
+/* The connection to the gateway drops (its process killed): the renewal in flight is
+ * dropped, the lease counts as lost, a setpoint not sent yet is forgotten; the token is kept
+ * for the take once the gateway is back with its saved lease. */
+static void test_gateway_disconnected(void **state)
+{
+    (void)state;
+    rig_t r;
+    s_rig(&r);
+    ctl_link_setpoint(&r.l, CTL_MODE_CHARGE, 1250);
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_SETPOINT);
+    ctl_link_reply_t tok = OK;
+    tok.token = "0123456789abcdef0123456789abcdef";
+    assert_int_equal(s_reply(&r, &tok), 0);
+    r.t += TTL_S * 1000 / 3;
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_RENEW);
+    ctl_link_setpoint(&r.l, CTL_MODE_CHARGE, 2000);
+    assert_int_equal(ctl_link_gateway_lost(&r.l, r.t), CTL_LINK_RESET | CTL_LINK_STEP);
+    assert_false(r.l.lease_held);
+    assert_int_equal(r.l.inflight, CTL_LINK_REQ_NONE);
+    assert_false(r.l.sp_dirty);
+    assert_int_equal(r.l.acked_mode, CTL_MODE_NONE);
+    assert_string_equal(r.l.lease_note, "gateway disconnected");
+    assert_string_equal(r.l.token, "0123456789abcdef0123456789abcdef");
+    /* a second report changes nothing more */
+    assert_int_equal(ctl_link_gateway_lost(&r.l, r.t) & CTL_LINK_STEP, 0);
+    /* no telemetry yet: no take */
+    r.v.tel_alive = false;
+    r.t += CTL_LINK_LEASE_RETRY_MS;
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_NONE);
+    /* back: the take carries the token */
+    r.v.tel_alive = true;
+    assert_int_equal(s_next(&r).kind, CTL_LINK_REQ_TAKE);
+    assert_string_equal(r.l.token, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(s_reply(&r, &tok), CTL_LINK_RESET | CTL_LINK_STEP);
+    assert_true(r.l.lease_held);
+}
+
 static void test_device_offline_and_back(void **state)
 {
     (void)state;
@@ -440,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_take_renew_one_request_at_a_time),
         cmocka_unit_test(test_lease_loss),
         cmocka_unit_test(test_gateway_restart),
+        cmocka_unit_test(test_gateway_disconnected),
         cmocka_unit_test(test_device_offline_and_back),
         cmocka_unit_test(test_power_cycle),
         cmocka_unit_test(test_stop),

@@ -15,6 +15,9 @@ T = "test/bic"
 METER = "home/meter/power"
 SIM_METER = "sim/meter"
 DEV = "0:24:battery,canctrl"
+# A commissioned BIC-2200-24 on a 24 V pack: the [DEVICE] keys of every unit of the stack.
+DEV_KEYS_24 = {"Type": "BIC2200-24CAN", "ChargeVoltage": 2800, "DischargeVoltage": 2400,
+               "MaxChargeCurrent": 7500, "MaxDischargeCurrent": 6000}
 PROFILE = harness.source_path("data", "profiles", "p1_clear_march.csv")
 
 # Open-circuit voltage of a 24 V LiFePO4 pack (8 cells), as in sim/twin-example.ini.
@@ -34,10 +37,12 @@ class Stack:
         self.broker = harness.Mosquitto()
         self.sim = self.gateway = self.ctl = self.relay = self.client = None
         self.old = []  # controllers stopped by the test, for failure reports
+        self.extra = []  # more processes the test starts (stopped first at the end)
         # A device that follows never raises "does not follow" (checked when the test ends).
         self.follow_problem_expected = follow_problem_expected
         try:
             self.units = tuple(units)
+            self.speed = speed
             self.ctl_id = ctl_id
             devs = [DEV] + ["%d:24:battery,canctrl" % u for u in self.units if u != 0]
             devs += ["%d:%s" % (a, spec) for a, spec in sorted((npbs or {}).items())]
@@ -56,9 +61,7 @@ class Stack:
                 ("IdleDwellSec", 1), ("DirectionDwellSec", 2), ("DischargeBlockTimeSec", 0),
                 ("ChargeTol", 20))}
             cc.update(ctl or {})
-            dev_keys = {"Type": "BIC2200-24CAN", "ChargeVoltage": 2800,
-                        "DischargeVoltage": 2400, "MaxChargeCurrent": 7500,
-                        "MaxDischargeCurrent": 6000}
+            dev_keys = DEV_KEYS_24
             self.ini = {
                 "ALL": {"TraceLevel": "debug"},
                 "MQTT": {"BrokerIpAdr": "127.0.0.1", "BrokerPort": self.broker.port,
@@ -106,12 +109,13 @@ class Stack:
     def write_ini(self):
         harness.write_ini(self.ini_path, self.ini)
 
-    def start_relay(self):
+    def start_relay(self, add_topics=()):
+        """The meter: the simulator's reading, plus the latest of each of add_topics."""
         self.relay = harness.Process(
             [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                           "meter_relay.py"),
-             "127.0.0.1", self.broker.port, SIM_METER, METER], name="meter-relay",
-            log_dir=self.tmp)
+             "127.0.0.1", self.broker.port, SIM_METER, METER] + list(add_topics),
+            name="meter-relay", log_dir=self.tmp)
         self.client.wait_message(METER, timeout=15, after=time.monotonic())
         return self.relay
 
@@ -215,13 +219,13 @@ class Stack:
 
     def report(self):
         out = []
-        for p in self.old + [self.ctl, self.gateway, self.relay]:
+        for p in self.old + [self.ctl, self.gateway, self.relay] + self.extra:
             if p is not None:
-                out.append("--- %s\n%s" % (p.name, p.output()[-5000:]))
+                out.append("--- %s\n%s" % (getattr(p, "name", "bic-sim"), p.output()[-5000:]))
         return "\n".join(out)
 
     def close(self):
-        for p in [self.ctl, self.relay, self.gateway]:
+        for p in [self.ctl, self.relay, self.gateway] + self.extra:
             if p is not None:
                 p.stop()
         if self.client is not None:

@@ -409,6 +409,29 @@ static void test_group(void **unused)
                         "{{ value_json.units[1] | tojson }}");
     cJSON_Delete(e);
     ctld_list_clear(&l);
+
+    /* over two gateways, both at address 0 (0,0@1): the unit on gateway 1 says so in the
+     * JSON and has an entity of its own */
+    v.unit[1].dev = 0;
+    v.unit[1].gw = 1;
+    js = ctld_group_json(&v, false);
+    assert_non_null(strstr(js, "{\"dev\":0,\"online\":true,"));
+    assert_non_null(strstr(js, "{\"dev\":0,\"gw\":1,\"online\":false,"));
+    free(js);
+    int same[] = {0, 0}, gws[] = {0, 1};
+    ctx.group = same;
+    ctx.group_gw = gws;
+    assert_int_equal(ctld_disc_msgs(&ctx, &l), 0);
+    assert_int_equal(l.count, 11);
+    assert_non_null(s_find(&l, "homeassistant/sensor/test_bic/ctl0_unit0_share/config", &e));
+    cJSON_Delete(e);
+    u = s_find(&l, "homeassistant/sensor/test_bic/ctl0_unit0_g1_share/config", &e);
+    assert_non_null(u);
+    assert_string_equal(cJSON_GetObjectItem(u, "name")->valuestring, "Unit 0@1 share");
+    assert_string_equal(cJSON_GetObjectItem(u, "val_tpl")->valuestring,
+                        "{{ value_json.units[1].power_w }}");
+    cJSON_Delete(e);
+    ctld_list_clear(&l);
 }
 
 int main(void)

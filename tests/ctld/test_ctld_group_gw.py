@@ -1,0 +1,194 @@
+"""One bic-charge-ctl over a group on two gateways ([CHARGE_CONTROL] Id/0/Devices = 0,0@1):
+two buses, each with its own bic-sim on its own pty and its own bic-can-gateway, both devices
+at CAN address 0. Gateway 0 on ipc:// (this machine's), gateway 1 on tcp:// 127.0.0.1 with
+CURVE (its key pair, the controller's key in its CurveClientsDir), as a gateway on another
+machine would be. One meter for the house: the first simulator's household and battery plus
+the second simulator's battery. Each device is limited to 25 A (about 700 W at 28 V), so the
+noon export of about 900 W needs both, neither at its limit.
+
+The controller takes a lease on each gateway and both units charge; gateway 1 is killed: its
+connection drops, and the step that follows gives unit 0 the whole setpoint (within its
+limit), while the simulated unit on the dead gateway's bus keeps what it was last told (the
+simulator has no watchdog of its own, and its gateway, which would apply the safe state when
+the lease lapses, is gone). Gateway 1 restarts with its saved lease: the controller takes it
+again with its token, and the unit rejoins with a share of its own. A client whose key is not
+allowed gets nothing from gateway 1."""
+
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+import zmq  # noqa: E402
+import zmq.auth  # noqa: E402
+from ctld_stack import Stack, DEV_KEYS_24  # noqa: E402
+
+MAX_A = 25  # each device's MaxChargeCurrent: about 700 W
+SETTLE_S = 60  # deadlines for what is not a timing claim: generous for a loaded machine
+SIM_METER_B = "sim/meter-b"
+
+
+class RemoteGateway:
+    """Gateway 1: a bic-sim with device 0 on its own pty (no household: its meter reading is
+    its battery's AC power) and a bic-can-gateway on tcp://127.0.0.1 with CURVE."""
+
+    def __init__(self, s):
+        self.tmp = harness.temp_dir("bic-ctld-gw1-")
+        keys = {}
+        self.dirs = {}
+        for name in ("gateway", "ctl"):
+            d = os.path.join(self.tmp, name)
+            os.mkdir(d)
+            zmq.auth.create_certificates(d, name)
+            keys[name] = zmq.auth.load_certificate(os.path.join(d, name + ".key_secret"))
+            self.dirs[name] = d
+        self.server_public = keys["gateway"][0]
+        self.ctl_keys = keys["ctl"]
+        self.ctl_key_file = os.path.join(self.dirs["ctl"], "ctl.key")
+        self.sim = harness.Sim(devices=["0:24:battery,canctrl"], speed=s.speed, mqtt=s.broker,
+                               meter_topic=SIM_METER_B, meter_period_ms=500)
+        s.extra.append(self.sim)
+        self.req_port, self.pub_port = harness.free_port(), harness.free_port()
+        self.req_ep = "tcp://127.0.0.1:%d" % self.req_port
+        self.pub_ep = "tcp://127.0.0.1:%d" % self.pub_port
+        dev = dict(DEV_KEYS_24, MaxChargeCurrent=MAX_A * 100)
+        self.ini = {
+            "ALL": {"TraceLevel": "debug"},
+            "GATEWAY": {"Can": self.sim.transport, "ReqEndpoint": self.req_ep,
+                        "PubEndpoint": self.pub_ep, "StateDir": self.tmp,
+                        "TelemetryPeriodMs": 500, "EepromWriteIntervalSec": 0,
+                        "CurveSecretKeyFile": os.path.join(self.dirs["gateway"],
+                                                           "gateway.key_secret"),
+                        "CurveClientsDir": self.dirs["ctl"]},
+            "DEVICE": {"Id/0/%s" % k: v for k, v in dev.items()},
+        }
+        self.ini_path = harness.write_ini(os.path.join(self.tmp, "gw1.ini"), self.ini)
+        self.proc = None
+        self.s = s
+        self.start()
+        for reg, v in (("VOUT_SET", 28.0), ("REVERSE_VOUT_SET", 24.0)):
+            r = self.request({"op": "set", "dev": 0, "reg": reg, "value": v,
+                              "client": "commissioning"})
+            assert r.get("ok"), r
+
+    def start(self):
+        self.proc = harness.start_program("bic-can-gateway", self.ini_path, tmp=self.tmp)
+        self.s.extra.append(self.proc)
+        harness.wait_for(lambda: (self.request({"op": "info", "dev": 0}) or {}).get(
+            "devices", [{}])[0].get("online"), timeout=30, what="gateway 1: device 0 online")
+
+    def request(self, req, keys=None, timeout=5):
+        """A request over CURVE with the controller's (allowed) key or keys; None without a
+        reply."""
+        sock = zmq.Context.instance().socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.curve_serverkey = self.server_public
+        sock.curve_publickey, sock.curve_secretkey = keys or self.ctl_keys
+        sock.connect(self.req_ep)
+        try:
+            sock.send(json.dumps(dict(req, v=1)).encode())
+            if not sock.poll(int(timeout * 1000)):
+                return None
+            return json.loads(sock.recv())
+        finally:
+            sock.close()
+
+    def lease(self):
+        r = self.request({"op": "info", "dev": 0})
+        return r["devices"][0]["lease"] if r else None
+
+    def device(self):
+        return self.sim.control.device(0)
+
+
+def _group(s):
+    p = s.client.last(s.topic("ctl/0/group"))
+    return json.loads(p) if p else None
+
+
+def _charging(d):
+    return d["output_on"] and d["dc_a"] > 1
+
+
+def test_group_over_two_gateways():
+    device = {"Id/0/MaxChargeCurrent": MAX_A * 100}
+    with Stack(start_s=46920, speed=5, units=(0,), device=device, relay=False,
+               ctl={"Id/0/Devices": "0,0@1"}) as s:
+        gw1 = RemoteGateway(s)
+        # a client whose key is not in gateway 1's CurveClientsDir gets nothing
+        assert gw1.request({"op": "ping"}, keys=zmq.curve_keypair(), timeout=2) is None
+        gw1.proc.wait_output("CURVE: refused client key")
+
+        # the controller's file: gateway 1's endpoints and key, device 0@1's limits
+        s.ini["GATEWAY"].update({"Gw/1/ReqEndpoint": gw1.req_ep, "Gw/1/PubEndpoint": gw1.pub_ep,
+                                 "Gw/1/CurveServerPublicKey": gw1.server_public.decode(),
+                                 "CurveClientKeyFile": gw1.ctl_key_file})
+        for k, v in DEV_KEYS_24.items():
+            if k != "Type":
+                s.ini["DEVICE"]["Id/0@1/%s" % k] = v
+        s.ini["DEVICE"]["Id/0@1/MaxChargeCurrent"] = MAX_A * 100
+        s.ini["DEVICE"]["Id/0@1/Battery"] = 1
+        s.write_ini()
+        s.start_relay(add_topics=[SIM_METER_B])
+        s.start_ctl()
+
+        # a lease on each gateway, each under its own name
+        harness.wait_for(lambda: (gw1.lease() or {}).get("holder"), timeout=SETTLE_S,
+                         what="device 0@1's lease")
+        h0 = s.lease()["holder"]
+        h1 = gw1.lease()["holder"]
+        assert h0.startswith("charge-ctl-0-") and h1 == h0 + "-u0g1", (h0, h1)
+
+        # the export needs both: both charge
+        harness.wait_for(lambda: _charging(s.device()) and _charging(gw1.device()),
+                         timeout=SETTLE_S, what="both units charging")
+        harness.wait_for(lambda: _group(s)["units"][0]["power_w"] > 0 and
+                         _group(s)["units"][1]["power_w"] > 0, timeout=SETTLE_S,
+                         what="a share for each unit")
+        g = _group(s)
+        print("two gateways:", g)
+        assert g["online"] == 2 and g["units"][1]["gw"] == 1 and "gw" not in g["units"][0], g
+        before_w = g["units"][0]["power_w"]
+
+        # gateway 1 is killed: at the next step unit 0 takes the whole setpoint
+        gw1.proc.kill()
+        killed = time.monotonic()
+        s.ctl.wait_output("gateway 1 disconnected", timeout=SETTLE_S)
+
+        def first_without_1():
+            for at, _, p, _ in s.client.received(s.topic("ctl/0/group")):
+                if at >= killed and p and not json.loads(p)["units"][1]["online"]:
+                    return json.loads(p)
+            return None
+        g = harness.wait_for(first_without_1, timeout=SETTLE_S, what="the group without 0@1")
+        print("gateway 1 killed:", g)
+        u0, u1 = g["units"]
+        assert g["online"] == 1 and u1["power_w"] == 0 and not u1["lease"], g
+        assert u0["mode"] == "charge" and (u0["power_w"] == g["setpoint_w"] or
+                                           u0["current_a"] == MAX_A), g
+        assert u0["power_w"] > before_w, (before_w, g)
+        # the unit on the dead gateway's bus keeps what it was last told
+        assert _charging(gw1.device()), gw1.device()
+        harness.wait_for(lambda: _charging(s.device()), timeout=SETTLE_S,
+                         what="unit 0 charging alone")
+
+        # gateway 1 restarts with its saved lease: taken again, the unit rejoins
+        gw1.start()
+        harness.wait_for(lambda: (_group(s) or {}).get("online") == 2, timeout=SETTLE_S,
+                         what="device 0@1 back in the group")
+        assert gw1.lease()["holder"] == h1, gw1.lease()
+        harness.wait_for(lambda: _group(s)["units"][1]["mode"] == "charge" and
+                         _charging(gw1.device()), timeout=SETTLE_S, what="0@1 charging again")
+        # taken again with its token before it lapsed: no safe state in between
+        assert "lapsed; applying the safe state" not in gw1.proc.output(), \
+            gw1.proc.output()[-3000:]
+        st = s.status()
+        assert st["mode"] == "running" and st["lease"]["held"], st
+
+
+if __name__ == "__main__":
+    harness.run_tests()
