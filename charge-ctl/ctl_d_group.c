@@ -172,7 +172,7 @@ static bool s_follow(ctl_daemon_t *d, int i, const ctl_input_t *in, double soc, 
             u->f_safe = true;
             u->f_safe_ms = now;
             u->f_offs++;
-            log_warn("device %d: output switched off (it did not follow its share) until the "
+            log_warn("device %s: output switched off (it did not follow its share) until the "
                      "cause is gone or %d s have passed",
                      dev, (int)(s_retry_ms(p, u) / 1000));
             ctl_link_setpoint(ctld_unit_link(d, i), CTL_MODE_OFF, 0);

@@ -89,6 +89,10 @@ void ctld_group_subscribe(ctl_daemon_t *d, struct mosquitto *mosq)
     if (!ctld_is_group(d))
         return;
     for (int i = 0; i < d->n_units; i++) {
+        /* a device on another gateway has its state/set under that machine's bridge's
+         * TopicMain; a person's stop there reaches the controller as the gateway's held_off */
+        if (d->set.group.gw[i])
+            continue;
         snprintf(d->units[i].t_state, sizeof d->units[i].t_state, "%s/inv/%d/state/set",
                  d->set.topic_main, d->set.group.dev[i]);
         mosquitto_subscribe(mosq, NULL, d->units[i].t_state, 1);
