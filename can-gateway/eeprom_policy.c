@@ -106,10 +106,9 @@ static int64_t s_level(const eeprom_policy_t *e, int64_t now)
     return l > cap ? cap : l;
 }
 
-static int64_t s_floor_units(void)
-{
-    return 0; /* an empty bucket stays empty: the level never goes negative */
-}
+/* The lowest level: a debt of EEPROM_TOKENS_FLOOR tokens (never reached in practice: a write
+ * toward safety is one of a few after a write that needed a whole token). */
+#define FLOOR_UNITS ((int64_t)EEPROM_TOKENS_FLOOR * TOKEN)
 
 void eeprom_policy_set_budget(eeprom_policy_t *e, int writes_per_day, int burst, int64_t now)
 {
@@ -153,8 +152,8 @@ void eeprom_policy_set_tokens(eeprom_policy_t *e, double tokens, int64_t at)
 {
     if (!isfinite(tokens))
         return;
-    if (tokens < 0)
-        tokens = 0;
+    if (tokens < -EEPROM_TOKENS_FLOOR)
+        tokens = -EEPROM_TOKENS_FLOOR;
     if (e->burst > 0 && tokens > e->burst)
         tokens = e->burst;
     if (tokens > EEPROM_TOKENS_FLOOR)
@@ -320,14 +319,11 @@ void eeprom_policy_written_by(eeprom_policy_t *e, uint16_t cmd, bool holder, int
         e->last_ctl = now;
     }
     if (e->per_day > 0) {
-        int64_t cur = s_level(e, now);
-        int64_t l = cur - TOKEN;
-        /* a writer without the lease never takes the reserve (a write toward safety past its
-         * share is counted but takes no token) */
-        int64_t floor = holder ? s_floor_units() : (int64_t)eeprom_policy_reserve(e) * TOKEN;
-        if (floor > cur)
-            floor = cur;
-        e->level = l < floor ? floor : l;
+        /* every persisted write takes its token, whoever made it: a write toward safety that
+         * goes out past an empty bucket leaves a debt, which the refill pays off before the
+         * next write that needs a whole token */
+        int64_t l = s_level(e, now) - TOKEN;
+        e->level = l < -FLOOR_UNITS ? -FLOOR_UNITS : l;
         e->level_at = now;
         e->level_set = true;
     }

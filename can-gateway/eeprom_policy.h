@@ -17,10 +17,12 @@
  * a token bucket: writes_per_day tokens a day flow in, at most burst are saved up, each
  * persisted write takes one. A setpoint write needs a whole token and the spacing to have
  * passed. Writes that are never held back (eeprom_policy_decide: toward safety, the safe
- * state) take their token when there is one; an empty bucket stays at 0, never below: such a
- * write can only follow one that needed a token (output on, a higher limit), so they stay
- * within twice the budget. Without a daily budget (writes_per_day 0) only the spacing
- * applies: the fixed-interval rule.
+ * state) take their token all the same: past an empty bucket they leave a debt (a level below
+ * 0) that the refill pays off before any write that needs a whole token goes out. So a client
+ * that alternates a write within the budget and one toward safety (a charge and a stop) gets
+ * no more persisted writes than the budget, plus the few toward safety since the last write
+ * that needed a token; a stop is never refused. Without a daily budget (writes_per_day 0) only the
+ * spacing applies: the fixed-interval rule.
  */
 #ifndef BIC_EEPROM_POLICY_H
 #define BIC_EEPROM_POLICY_H
@@ -57,12 +59,12 @@ void eeprom_policy_set_budget(eeprom_policy_t *e, int writes_per_day, int burst,
 int eeprom_policy_writes_per_day(const eeprom_policy_t *e); /* 0: no daily budget */
 int eeprom_policy_burst(const eeprom_policy_t *e);          /* 0: no daily budget */
 
-/* Tokens at now (never below 0). Without a daily budget: the
+/* Tokens at now (below 0: a debt left by writes toward safety). Without a daily budget: the
  * share of the interval passed since the last persisted write, at most 1 (what a one-deep
  * bucket refilled once per interval would hold). */
 double eeprom_policy_tokens(const eeprom_policy_t *e, int64_t now);
 /* Restores the level of the bucket as it was at `at` (from the state file); it refills from
- * `at` on. tokens is clamped to [0, burst]. */
+ * `at` on. tokens is clamped to [-EEPROM_TOKENS_FLOOR, burst]. */
 void eeprom_policy_set_tokens(eeprom_policy_t *e, double tokens, int64_t at);
 #define EEPROM_TOKENS_FLOOR 1000000.0
 
@@ -95,7 +97,7 @@ int eeprom_policy_reserve(const eeprom_policy_t *e);
 
 /* The rules every write goes through (docs/configuration.md, "EEPROM writes"):
  * - a write that does not persist, or one toward safety, or by the safe state: WRITE_NOW
- *   (past an empty bucket too: the bucket stays at 0, never below);
+ *   (past an empty bucket too: the write then leaves a debt, eeprom_policy_written_by);
  * - otherwise it needs a whole token above the reserve (none for the lease holder):
  *   a person's write goes out at once or is refused (EEPROM_REFUSE, *until = when the bucket
  *   allows it); a controller's write of a set-point also waits for the spacing and is
@@ -111,8 +113,9 @@ eeprom_decision_t eeprom_policy_decide(eeprom_policy_t *e, uint16_t cmd, int32_t
  * Also drops a pending value for cmd (the newer write supersedes it). */
 void eeprom_policy_written(eeprom_policy_t *e, uint16_t cmd, int64_t now);
 /* The same for a write by a client that does (holder) or does not hold the device's lease:
- * without it the write takes no token from the reserve (a write toward safety that goes out
- * past the writer's share is counted, but leaves the reserve to the lease holder). */
+ * the spacing counts from the holder's writes only. Every persisted write takes a token,
+ * whoever made it: a write toward safety past an empty bucket (or into the reserve, by a
+ * client without the lease) leaves the level that much lower, below 0 a debt. */
 void eeprom_policy_written_by(eeprom_policy_t *e, uint16_t cmd, bool holder, int64_t now);
 
 /* Takes back the count of a write the device did not take (the read-back showed the old

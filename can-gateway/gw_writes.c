@@ -86,7 +86,12 @@ void gw_policy_why(gateway_t *gw, const gw_dev_t *d, const gwe_target_t *t, bool
     double tokens = eeprom_policy_tokens(eep, now);
     int reserve = holder ? 0 : eeprom_policy_reserve(eep);
     if (eeprom_policy_writes_per_day(eep) > 0 && tokens < 1 + reserve) {
-        if (reserve)
+        if (tokens < 0)
+            snprintf(why, whylen,
+                     "daily EEPROM budget spent (0 of %d writes left, %.1f more taken by writes "
+                     "toward safety, paid off first)",
+                     eeprom_policy_burst(eep), -tokens);
+        else if (reserve)
             snprintf(why, whylen,
                      "daily EEPROM budget spent (%.1f of %d writes left, %d kept for the "
                      "device's controller)",

@@ -176,9 +176,9 @@ static void s_on_info(ctl_daemon_t *d, int i, ctl_link_t *l, const cJSON *reply,
             w = b = 0;
         d->set.params.write_budget_per_day = (int)w;
         d->set.params.write_burst = (int)b;
-        if (w && cJSON_IsNumber(tokens) && isfinite(tokens->valuedouble) &&
-            tokens->valuedouble >= 0) {
-            d->eep_tokens = tokens->valuedouble;
+        if (w && cJSON_IsNumber(tokens) && isfinite(tokens->valuedouble)) {
+            /* below 0 a debt (writes toward safety past an empty bucket): empty here */
+            d->eep_tokens = tokens->valuedouble > 0 ? tokens->valuedouble : 0;
             d->eep_tokens_ms = now;
         }
         if (!d->info_done || ms != d->set.params.min_write_interval_ms)

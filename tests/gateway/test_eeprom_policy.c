@@ -272,15 +272,16 @@ static void test_bucket_never_deferred_writes_take_tokens(void **state)
     (void)state;
     eeprom_policy_t *e = s_bucket(8640, 1, 0);
     eeprom_policy_written(e, IOUT, 0);
-    /* switching off never waits, not even for an empty bucket; it is counted, and the bucket
-     * stays at 0 (it never goes negative, so it never holds later writes back for long) */
+    /* switching off never waits, not even for an empty bucket; it is counted and takes its
+     * token all the same: 0.1 refilled in the second, less one, is a debt of 0.9 */
     assert_int_equal(eeprom_policy_request(e, OPERATION, 0, 1 * S), EEPROM_WRITE_NOW);
     eeprom_policy_written(e, OPERATION, 1 * S);
     assert_int_equal(eeprom_policy_count(e, eeprom_reg_index(OPERATION)), 1);
-    assert_true(fabs(eeprom_policy_tokens(e, 1 * S)) < 1e-9);
-    /* the setpoint waits until a token is whole again: 10 s from the empty bucket */
+    assert_true(fabs(eeprom_policy_tokens(e, 1 * S) + 0.9) < 1e-9);
+    /* the setpoint waits until the debt is paid and a token is whole again: 1.9 tokens, 19 s
+     * after the switch-off */
     assert_int_equal(eeprom_policy_request(e, IOUT, 5, 2 * S), EEPROM_DEFER);
-    assert_int_equal(eeprom_policy_deadline(e), 11 * S);
+    assert_int_equal(eeprom_policy_deadline(e), 20 * S);
     eeprom_policy_destroy(&e);
 }
 
@@ -387,6 +388,23 @@ static void test_bucket_restart_clock_jumps(void **state)
     assert_true(fabs(later - 0.9) < 1e-6);
     /* a jump forward by years refills no more than the bucket's depth */
     assert_true(s_load_bucket(path, W + 5LL * 365 * 86400 * 1000) == 3.0);
+}
+
+static void test_bucket_debt_kept_across_restart(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/bucket-debt.json", s_dir);
+    eeprom_policy_t *eep[GW_LEASE_DEVS] = {0};
+    eep[2] = s_bucket(8640, 3, 2 * S);
+    for (int i = 0; i < 5; i++) /* three from the bucket, two toward safety past it */
+        eeprom_policy_written(eep[2], i < 3 ? IOUT : OPERATION, 0);
+    char err[256];
+    assert_true(fabs(eeprom_policy_tokens(eep[2], 0) + 2.0) < 1e-9);
+    assert_int_equal(gw_state_save(path, eep, 0, W, err, sizeof err), 0);
+    eeprom_policy_destroy(&eep[2]);
+    /* restarted 10 s later: the debt less the refill, and a setpoint still waits */
+    assert_true(fabs(s_load_bucket(path, W + 10000) + 1.0) < 1e-6);
 }
 
 static void test_bucket_bad_tokens_rejected(void **state)
@@ -621,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_bucket_reconfigured_keeps_level),
         cmocka_unit_test(test_bucket_restart_does_not_refill),
         cmocka_unit_test(test_bucket_restart_clock_jumps),
+        cmocka_unit_test(test_bucket_debt_kept_across_restart),
         cmocka_unit_test(test_bucket_bad_tokens_rejected),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_lease_file_roundtrip),
