@@ -3,9 +3,9 @@
  *
  * The law, per meter sample: new battery power = measured battery power - gain * (grid -
  * target), with a fast gain and a large step for corrections that cut export and a slow
- * gain and a small step for corrections that raise export risk. A step is taken only once
- * the device has followed the previous setpoint (read-back and current) and a meter sample
- * newer than that has arrived; only a clear export may be cut before that. Around the
+ * gain and a small step for corrections that raise export risk. Every sample is acted on:
+ * the error credits the commands the sample cannot have seen yet (the battery power when it
+ * was measured, from the telemetry, against where the commands take it). Around the
  * result sit the limits (profile, device, blocks, battery protection), the idle state with
  * hysteresis and dwell, the direction dwell and the write-rate limit.
  */
@@ -38,6 +38,8 @@ void ctl_params_defaults(ctl_params_t *p)
     p->follow_retry_ms = 600000;
     p->telemetry_timeout_ms = 10000;
     p->effect_margin_ms = 500;
+    p->meter_latency_ms = 500;
+    p->device_tau_ms = 1000;
     p->fast_export_w = 100;
     p->efficiency = 0.92;
     for (int h = 0; h < 24; h++) {
@@ -264,6 +266,52 @@ static double s_amps_to_ac(const ctl_params_t *p, int dir, int ca, double v)
 {
     double dc = dir * (ca / 100.0) * v;
     return s_dc_to_ac(p, dc);
+}
+
+/* Keeps the telemetry's battery power (W AC) with its time, the newest last. */
+static void s_power_record(ctl_state_t *s, int64_t t_ms, double ac_w)
+{
+    int n = s->tel_hist_n;
+    if (n > 0 && t_ms <= s->tel_hist_ms[n - 1]) {
+        if (t_ms == s->tel_hist_ms[n - 1])
+            s->tel_hist_w[n - 1] = ac_w;
+        return;
+    }
+    if (n == CTL_TEL_HISTORY) {
+        memmove(s->tel_hist_ms, s->tel_hist_ms + 1,
+                (CTL_TEL_HISTORY - 1) * sizeof s->tel_hist_ms[0]);
+        memmove(s->tel_hist_w, s->tel_hist_w + 1, (CTL_TEL_HISTORY - 1) * sizeof s->tel_hist_w[0]);
+        n--;
+    }
+    s->tel_hist_ms[n] = t_ms;
+    s->tel_hist_w[n] = ac_w;
+    s->tel_hist_n = n + 1;
+}
+
+/* The battery power at time t_ms as the telemetry showed it: interpolated between the
+ * samples around it, the oldest one before the first; after the newest, that one moved
+ * toward a command still in progress as the device's first-order response would. */
+static double s_power_at(const ctl_params_t *p, const ctl_state_t *s, int64_t t_ms,
+                         double fallback_w)
+{
+    int n = s->tel_hist_n;
+    if (n == 0)
+        return fallback_w;
+    if (t_ms >= s->tel_hist_ms[n - 1]) {
+        double w = s->tel_hist_w[n - 1];
+        int64_t from = s->tel_hist_ms[n - 1] > s->since_ms ? s->tel_hist_ms[n - 1] : s->since_ms;
+        if (s->pending && p->device_tau_ms > 0 && t_ms > from)
+            w += (s->power_w - w) * (1 - exp(-(double)(t_ms - from) / p->device_tau_ms));
+        return w;
+    }
+    if (t_ms <= s->tel_hist_ms[0])
+        return s->tel_hist_w[0];
+    int i = n - 1;
+    while (i > 0 && s->tel_hist_ms[i - 1] > t_ms)
+        i--;
+    double f = (double)(t_ms - s->tel_hist_ms[i - 1]) /
+               (double)(s->tel_hist_ms[i] - s->tel_hist_ms[i - 1]);
+    return s->tel_hist_w[i - 1] + f * (s->tel_hist_w[i] - s->tel_hist_w[i - 1]);
 }
 
 /* Protection with hysteresis, independent of the control law. */
@@ -868,6 +916,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     if (opposite && p->follow_timeout_ms > 0 &&
         in->now_ms - s->follow_mode_ms >= p->settle_timeout_ms)
         meas_ac = s->power_w;
+    s_power_record(s, in->telemetry_ms, meas_ac);
     if (p->min_write_interval_ms >= CTL_BUDGET_MODE_MS) {
         bool new_sample_b = in->meter_seq != s->used_seq;
         bool fresh_b =
@@ -896,21 +945,34 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
      * so the law aims at the hour's offset, and the deadband below only spaces the changes
      * out (its errors are summed and corrected on average). */
     double aim = hp->grid_offset_w;
-    double err = in->meter_w - aim;
+    /* Every meter sample is acted on, crediting the commands it cannot have seen yet: the
+     * sample was measured meter_latency_ms before it arrived, when the battery ran at the
+     * power the telemetry showed then (base); the household's net power at that time is the
+     * reading less that power. Where the commands in force take the battery (expect: the
+     * command while the device is still moving to it, otherwise what it does) the grid would
+     * be the net power plus that; the error to correct is that grid less the aim. So a
+     * correction is never made twice, whatever the latency, and no sample is skipped. */
+    int64_t sample_ms = in->meter_arrival_ms - p->meter_latency_ms;
+    double base = s_power_at(p, s, sample_ms, meas_ac);
+    /* A command is in flight for the device's response (three time constants) after it was
+     * given; a device not there by then does not follow, and what it does counts. An idle
+     * that changed nothing (the first command) moves nothing either. */
+    bool cmd_running = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+    bool in_flight = s->pending && sample_ms < s->since_ms + 3 * (int64_t)p->device_tau_ms &&
+                     (cmd_running || s->dir_end_ms == s->since_ms);
+    double expect = in_flight ? s->power_w : meas_ac;
+    if (was_safe || s->mode == CTL_MODE_NONE)
+        base = expect = meas_ac;
+    double err = in->meter_w - base + expect - aim;
     bool new_sample = in->meter_seq != s->used_seq;
-    bool fresh =
-        !s->pending && new_sample &&
-        (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
-    bool emergency = s->pending && new_sample &&
-                     in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
-                     err < -(double)(p->charge_tol_w + p->fast_export_w);
+    bool fresh = new_sample;
 
     /* What the law wants, in AC watts (+ charging). */
     double want = s->power_w;
     bool stepped = false;
     if (was_safe || s->mode == CTL_MODE_NONE)
         want = 0;
-    if (fresh || emergency) {
+    if (fresh) {
         s->used_seq = in->meter_seq;
         if (fabs(err) <= p->charge_tol_w) {
             out->reason = CTL_R_DEADBAND;
@@ -944,12 +1006,12 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 corr *= p->fast_gain;
                 if (corr > p->step_fast_w)
                     corr = p->step_fast_w;
-                want = meas_ac + corr;
-            } else if (meas_ac > 0) {
+                want = expect + corr;
+            } else if (expect > 0) {
                 corr *= p->fast_gain;
                 if (corr < -p->step_fast_w)
                     corr = -p->step_fast_w;
-                want = meas_ac + corr;
+                want = expect + corr;
                 if (want < 0)
                     want = 0;
             } else if (s->import_run == 0) {
@@ -961,15 +1023,15 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                     if (corr < -p->step_slow_w)
                         corr = -p->step_slow_w;
                 }
-                want = meas_ac + corr;
+                want = expect + corr;
             } else {
                 /* The import persisted over another sample: take it. */
                 corr *= p->fast_gain;
                 if (corr < -p->step_fast_w)
                     corr = -p->step_fast_w;
-                want = meas_ac + corr;
+                want = expect + corr;
             }
-            s->import_run = corr < 0 && meas_ac <= 0 ? s->import_run + 1 : 0;
+            s->import_run = corr < 0 && expect <= 0 ? s->import_run + 1 : 0;
             stepped = true;
             out->reason = CTL_R_TRACK;
         }
@@ -1224,6 +1286,7 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     p->full_hyst_pct =
         p->protect_hyst_pct < 0.5 ? (p->protect_hyst_pct > 0.1 ? p->protect_hyst_pct : 0.1) : 0.5;
     p->meter_timeout_ms = (int)config_int(cfg, cc, "Id/%d/MeterTimeoutSec", id) * 1000;
+    p->meter_latency_ms = (int)config_int(cfg, cc, "Id/%d/MeterLatencyMs", id);
     p->follow_timeout_ms = (int)config_int(cfg, cc, "Id/%d/FollowTimeoutSec", id) * 1000;
     p->follow_safe_ms = (int)config_int(cfg, cc, "Id/%d/FollowSafeSec", id) * 1000;
     p->follow_retry_ms = (int)config_int(cfg, cc, "Id/%d/FollowRetrySec", id) * 1000;

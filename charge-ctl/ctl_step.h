@@ -23,6 +23,8 @@
 #define CTL_NET_WINDOW 160       /* samples of household demand kept for the write-budget mode */
 #define CTL_BUDGET_MODE_MS 31000 /* write intervals from this long on use the budget mode */
 #define CTL_BAND_SAMPLES 5       /* in-band meter samples averaged before their mean is corrected */
+#define CTL_TEL_HISTORY 16 /* telemetry samples kept to know the battery power at a meter sample   \
+                            */
 #define CTL_REUSE_SOC_PCT                                                                          \
     0.05 /* after an empty cut, charge put back shows this much SOC                                \
             before it is discharged again (see s_protect) */
@@ -55,6 +57,8 @@ typedef struct {
     int follow_retry_ms;      /* in that safe state this long: try again */
     int telemetry_timeout_ms; /* telemetry older than this is not trusted for W <-> A */
     int effect_margin_ms;     /* a meter sample counts as "after the effect" this much later */
+    int meter_latency_ms;     /* a meter value was measured this long before it arrived */
+    int device_tau_ms;        /* the device's current follows a command this fast (first order) */
     int fast_export_w;        /* export beyond target+this may be cut before the effect shows */
     double efficiency;        /* converter efficiency, one way, for W(AC) <-> A(DC) */
 
@@ -200,7 +204,12 @@ typedef struct {
     uint64_t used_seq; /* meter sample last acted on */
     int import_run;    /* consecutive samples asking for more discharge */
     double band_sum_w; /* in-band errors summed since the last correction (W) */
-    int band_n;        /* ... and how many samples */
+    /* The battery power the telemetry showed (W AC, + charging) and when, oldest first: the
+     * law credits what a meter sample cannot have seen yet (s_power_at). */
+    int64_t tel_hist_ms[CTL_TEL_HISTORY];
+    double tel_hist_w[CTL_TEL_HISTORY];
+    int tel_hist_n;
+    int band_n; /* ... and how many samples */
 
     /* Write-budget mode (see ctl_step.c): the registers as commanded and recent demand. */
     int reg_charge_ca;            /* IOUT_SET as last commanded (0: unknown) */

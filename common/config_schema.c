@@ -171,6 +171,7 @@ const config_key_t config_schema[] = {
     ENUM("CHARGE_CONTROL", "Id/#/MeterUnit", "W", s_units),
     BOOL("CHARGE_CONTROL", "Id/#/MeterInvert", "0"),
     INT("CHARGE_CONTROL", "Id/#/MeterTimeoutSec", "30", 3, 600),
+    INT("CHARGE_CONTROL", "Id/#/MeterLatencyMs", "500", 0, 10000),
     INT("CHARGE_CONTROL", "Id/#/MeterMaxAbsW", "30000", 100, 1000000),
     INT("CHARGE_CONTROL", "Id/#/TimeSliceCalcSec", "12", 1, 3600),
     INT("CHARGE_CONTROL", "Id/#/ChargeTol", "10", 0, 1000),

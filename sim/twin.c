@@ -759,7 +759,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 }
                 next_tel += tel_ms;
             }
-            bool run_step = delivered || t >= next_tick;
+            bool run_step = delivered || t >= next_tick || tel_due; /* as the daemon */
             if (delivered) {
                 in.meter_valid = true;
                 in.meter_w = delivered_w;
@@ -896,6 +896,7 @@ int twin_ctl_params(const config_t *cfg, const char *config_path, const twin_mod
     p->idle_exit_ca = p->min_current_ca * 2;
     p->efficiency = model->efficiency;
     p->enabled = true;
+    p->meter_latency_ms = (int)lround(model->meter_latency_s * 1000); /* as configured */
     if (p->telemetry_timeout_ms < 5000 * model->telemetry_period_s)
         p->telemetry_timeout_ms = (int)(5000 * model->telemetry_period_s);
     if (model->eeprom_on && p->min_write_interval_ms < model->eeprom_interval_s * 1000)

@@ -173,26 +173,33 @@ static void test_export_is_cut_at_once(void **state)
     assert_true(r.out.power_w > -320 && r.out.power_w < -270);
 }
 
-static void test_waits_for_effect_and_newer_sample(void **state)
+/* Every sample is acted on, and a command the meter cannot have seen yet is credited: a
+ * sample taken before the device moved is not corrected again (no double correction, so no
+ * ringing when the meter's latency reaches its period). */
+static void test_every_sample_credits_the_command_in_flight(void **state)
 {
     rig_t r;
     s_rig(&r);
     s_meter(&r, 1000, 400);
     assert_true(r.out.send);
+    double first = r.out.power_w; /* the careful first step: LoopGain x 400 W */
+    assert_true(first > -210 && first < -190);
+    /* The import is still there in a sample taken before the device moved: the rest of it
+     * is taken (the import persisted), not the whole 400 W again. */
+    s_meter(&r, 500, 400);
+    assert_true(r.out.send);
+    assert_true(r.out.power_w > -410 && r.out.power_w < -390);
     int ca = r.out.current_ca;
-    /* Another import sample before the device followed: no new step. */
+    /* Another sample that cannot have seen it: nothing more. */
     s_meter(&r, 500, 400);
     assert_false(r.out.send);
     assert_int_equal(r.out.current_ca, ca);
-    assert_int_equal(r.out.reason, CTL_R_WAIT_EFFECT);
-    /* The device follows, but the next sample is older than the effect: still waiting. */
+    assert_int_equal(r.out.reason, CTL_R_DEADBAND);
+    /* The device follows and the meter shows it: the command stands. */
     s_follow(&r, 1000);
-    assert_int_equal(r.out.current_ca, ca);
-    assert_int_equal(r.out.reason, CTL_R_WAIT_SAMPLE);
-    /* A sample newer than the effect: the next step. */
     s_meter(&r, 1000, 400 + s_batt_ac(&r));
-    assert_true(r.out.send);
-    assert_int_not_equal(r.out.current_ca, ca);
+    assert_false(r.out.send);
+    assert_int_equal(r.out.current_ca, ca);
 }
 
 static void test_clear_export_is_cut_before_the_effect_shows(void **state)
@@ -867,7 +874,7 @@ int main(void)
         cmocka_unit_test(test_import_covered_from_idle_with_a_current_offset),
         cmocka_unit_test(test_first_import_step_is_careful),
         cmocka_unit_test(test_export_is_cut_at_once),
-        cmocka_unit_test(test_waits_for_effect_and_newer_sample),
+        cmocka_unit_test(test_every_sample_credits_the_command_in_flight),
         cmocka_unit_test(test_clear_export_is_cut_before_the_effect_shows),
         cmocka_unit_test(test_deadband_holds),
         cmocka_unit_test(test_zero_is_a_real_idle),
