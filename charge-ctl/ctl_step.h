@@ -23,8 +23,9 @@
 #define CTL_NET_WINDOW 160       /* samples of household demand kept for the write-budget mode */
 #define CTL_BUDGET_MODE_MS 31000 /* write intervals from this long on use the budget mode */
 #define CTL_BAND_SAMPLES 5       /* in-band meter samples averaged before their mean is corrected */
-#define CTL_TEL_HISTORY 16 /* telemetry samples kept to know the battery power at a meter sample   \
-                            */
+#define CTL_TEL_HISTORY                                                                            \
+    16 /* telemetry samples kept to know the battery power at a meter sample                       \
+        */
 #define CTL_REUSE_SOC_PCT                                                                          \
     0.05 /* after an empty cut, charge put back shows this much SOC                                \
             before it is discharged again (see s_protect) */
