@@ -212,7 +212,7 @@ typedef struct {
     int tel_hist_n;
     int band_n; /* ... and how many samples */
 
-    /* Write-budget mode (see ctl_step.c): the registers as commanded and recent demand. */
+    /* Write-budget mode (see ctl_budget.c): the registers as commanded and recent demand. */
     int reg_charge_ca;            /* IOUT_SET as last commanded (0: unknown) */
     int reg_discharge_ca;         /* REVERSE_IOUT_SET as last commanded (0: unknown) */
     double net_w[CTL_NET_WINDOW]; /* household net power per sample (W, + import) */
