@@ -15,8 +15,14 @@ With --units N (2-8) the controller drives a group of N devices on the one bus
 the latency also counts to the last setpoint write frame of the group within 500 ms of the
 reading (every device's new command on the bus); target p99 < 50 ms for that.
 
+With --gateways 2 the group is device 0 on each of two buses ([CHARGE_CONTROL] Id/0/Devices =
+0,0@1): a second bic-sim on its own pty behind a second gateway on tcp://127.0.0.1 with CURVE
+(tests/ctld/remote_gateway.py), each device limited to 20 A; the latency counts to the first
+and to the last setpoint write frame on either bus (both simulators' frame logs, one clock),
+the pacing violations of both buses together.
+
 usage: BIC_BUILD_DIR=build /usr/bin/python3 bench/bench_ctl_rt.py [--count N] [--telemetry-ms MS]
-       [--units N]
+       [--units N | --gateways 2]
 The last line is key=value figures (docs/benchmarks.md).
 """
 
@@ -32,6 +38,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "ctld"))
 
 import harness  # noqa: E402
 from ctld_stack import METER, Stack  # noqa: E402
+from remote_gateway import RemoteGateway  # noqa: E402
 
 READY = "waiting for a newer meter sample"
 TARGET_P50_MS = 5  # meter message -> first setpoint frame, with no pacing violation
@@ -113,9 +120,14 @@ def main():
                     help="the gateway's TelemetryPeriodMs (bus load from polling)")
     ap.add_argument("--units", type=int, default=1,
                     help="devices on the bus driven as one group (1: one device)")
+    ap.add_argument("--gateways", type=int, default=1,
+                    help="2: a group of device 0 on each of two buses and gateways")
     a = ap.parse_args()
     if a.count < 5 or not 200 <= a.telemetry_ms <= 60000 or not 1 <= a.units <= 8:
         ap.error("--count at least 5, --telemetry-ms 200-60000, --units 1-8")
+    if a.gateways not in (1, 2) or (a.gateways == 2 and a.units != 1):
+        ap.error("--gateways 1 or 2, and 2 without --units")
+    group = a.units > 1 or a.gateways == 2
 
     lat = []
     lat_all = []  # group: to the last write frame of every device written
@@ -129,9 +141,17 @@ def main():
         ctl["Id/0/Devices"] = ",".join(str(u) for u in units)
         for u in units:
             device["Id/%d/MaxChargeCurrent" % u] = 2000
+    if a.gateways == 2:
+        ctl["Id/0/Devices"] = "0,0@1"
+        device["Id/0/MaxChargeCurrent"] = 2000
     with Stack(start_s=0, speed=1, relay=False, ctl=ctl, units=units, device=device,
                gateway={"TelemetryPeriodMs": a.telemetry_ms}) as s:
+        sims = [s.sim]
         s.ini["ALL"]["TraceLevel"] = "info"
+        if a.gateways == 2:
+            gw1 = RemoteGateway(s, 20, telemetry_ms=a.telemetry_ms)
+            gw1.configure_ctl(battery=0)
+            sims.append(gw1.sim)
         s.write_ini()
         s.start_ctl(args=())
         # Export 800 W: the controller starts charging; from then on each reading asks for
@@ -156,8 +176,11 @@ def main():
             value = "-250" if i % 2 == 0 else "250"
             t_pub = time.monotonic()
             s.client.publish(METER, value)
-            if a.units > 1:
-                w = writes_within(s.sim, t_pub, 0.5)
+            if group:
+                w = {}
+                for k, sim in enumerate(sims):  # (bus, address): its write frames
+                    for dev, ts in writes_within(sim, t_pub, 0.5).items():
+                        w[(k, dev)] = ts
                 if not w:
                     missed += 1
                     continue
@@ -172,7 +195,7 @@ def main():
                 lat.append((t - t_pub) * 1000.0)
         rss_kb, cpu1 = footprint(s.ctl.pid)
         cpu_pct = 100.0 * (cpu1 - cpu0) / (time.monotonic() - wall0)
-        violations = s.sim.control.counters()["bus"]["pacing_violations"]
+        violations = sum(sim.control.counters()["bus"]["pacing_violations"] for sim in sims)
     if not lat:
         print("no setpoint frame followed any reading")
         sys.exit(1)
@@ -183,18 +206,20 @@ def main():
     print("bic-charge-ctl: RSS %d kB, CPU %.2f %% of one core during the readings"
           % (rss_kb, cpu_pct))
     print("pacing violations counted by the simulator: %d" % violations)
-    if a.units > 1:
+    if group:
+        n = a.units if a.gateways == 1 else 2
         g50, g99, gmx = pct(lat_all, 50), pct(lat_all, 99), max(lat_all)
-        print("group of %d: devices written per reading: mean %.2f, max %d"
-              % (a.units, sum(devs_written) / len(devs_written), max(devs_written)))
+        print("group of %d%s: devices written per reading: mean %.2f, max %d"
+              % (n, " on two gateways" if a.gateways == 2 else "",
+                 sum(devs_written) / len(devs_written), max(devs_written)))
         print("latency to the group's last setpoint write frame ms: p50 %.1f  p99 %.1f  max %.1f"
               % (g50, g99, gmx))
         ok = g99 < TARGET_GROUP_P99_MS and violations == 0
-        print("bench=ctl_rt_group units=%d readings=%d timed=%d waited=%d first_p50_ms=%.1f "
+        print("bench=ctl_rt_group units=%d gateways=%d readings=%d timed=%d waited=%d first_p50_ms=%.1f "
               "first_p99_ms=%.1f all_p50_ms=%.1f all_p99_ms=%.1f all_max_ms=%.1f "
               "devs_written_mean=%.2f target_all_p99_ms=%d pacing_violations=%d pass=%d "
               "rss_kb=%d cpu_pct=%.2f"
-              % (a.units, a.count, len(lat), missed, p50, p99, g50, g99, gmx,
+              % (n, a.gateways, a.count, len(lat), missed, p50, p99, g50, g99, gmx,
                  sum(devs_written) / len(devs_written), TARGET_GROUP_P99_MS, violations,
                  1 if ok else 0, rss_kb, cpu_pct))
         return

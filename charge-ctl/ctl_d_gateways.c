@@ -2,7 +2,7 @@
  * ctl_d_gateways: the gateways of a group over several ([CHARGE_CONTROL] Id/X/Devices with
  * Y@G members, [GATEWAY] Gw/G/...). Gateway 0 is the daemon's own SUB socket; each other
  * gateway has a SUB socket here for its devices' telemetry and events. Each gateway's SUB
- * connection is watched (a ZeroMQ socket monitor, and heartbeats on tcp://): when it drops
+ * connection is watched (a ZeroMQ socket monitor, and ZMTP heartbeats): when it drops
  * (the gateway's process ended, its host or the network went) its devices are out of the
  * group at once, their requests in flight dropped and their leases counted as lost, and the
  * group's step runs, so the others take their shares at that step rather than after the
@@ -21,10 +21,10 @@
 #include "log.h"
 #include "monotime.h"
 
-/* tcp://: a peer that answers no ZMTP heartbeat for this long counts as gone (a host or
- * network that went away says nothing). */
-#define GW_HEARTBEAT_IVL_MS 1000
-#define GW_HEARTBEAT_TIMEOUT_MS 3000
+/* A gateway that answers no ZMTP heartbeat for three of these counts as gone: a host or
+ * network that went away (or a process that hangs) says nothing, and its connection stays
+ * up. */
+#define GW_HEARTBEAT_MS 1000
 
 #define GW_EVENTS                                                                                  \
     (ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |                \
@@ -67,11 +67,11 @@ int ctld_gateways_setup(ctl_daemon_t *d, const config_t *cfg, char *err, size_t 
             used = used || d->set.group.gw[i] == g;
         if (!used)
             continue;
-        if (g > 0 && !(d->gsub[g] = gw_client_sub_from_config_gw(cfg, g, prefixes, err, errlen)))
+        /* gateway 0's too, again with the heartbeats (set before its connect) */
+        zsock_t **sub = g == 0 ? &d->sub : &d->gsub[g];
+        zsock_destroy(sub);
+        if (!(*sub = gw_client_sub_from_config_gw(cfg, g, prefixes, GW_HEARTBEAT_MS, err, errlen)))
             return -1;
-        zsock_t *sub = s_sub(d, g);
-        zsock_set_heartbeat_ivl(sub, GW_HEARTBEAT_IVL_MS);
-        zsock_set_heartbeat_timeout(sub, GW_HEARTBEAT_TIMEOUT_MS);
         if (s_monitor(d, g, err, errlen) != 0)
             return -1;
         log_info("gateway %d: %s", g,

@@ -417,7 +417,7 @@ const char *gw_client_endpoint(const gw_client_t *self)
 }
 
 static zsock_t *s_sub_new(const char *endpoint, const char *const *prefixes, const char *server_key,
-                          zcert_t *cert)
+                          zcert_t *cert, int heartbeat_ms)
 {
     if (!endpoint || !*endpoint)
         return NULL;
@@ -425,6 +425,10 @@ static zsock_t *s_sub_new(const char *endpoint, const char *const *prefixes, con
     if (!sub)
         return NULL;
     zsock_set_linger(sub, 0);
+    if (heartbeat_ms > 0) { /* before the connect: options apply to new connections */
+        zsock_set_heartbeat_ivl(sub, heartbeat_ms);
+        zsock_set_heartbeat_timeout(sub, 3 * heartbeat_ms);
+    }
     s_apply_curve(sub, server_key, cert);
     if (prefixes)
         for (const char *const *p = prefixes; *p; p++)
@@ -438,17 +442,17 @@ static zsock_t *s_sub_new(const char *endpoint, const char *const *prefixes, con
 
 zsock_t *gw_client_sub_new(const char *endpoint, const char *const *prefixes)
 {
-    return s_sub_new(endpoint, prefixes, NULL, NULL);
+    return s_sub_new(endpoint, prefixes, NULL, NULL, 0);
 }
 
 zsock_t *gw_client_sub_from_config(const config_t *cfg, const char *const *prefixes, char *err,
                                    size_t n)
 {
-    return gw_client_sub_from_config_gw(cfg, 0, prefixes, err, n);
+    return gw_client_sub_from_config_gw(cfg, 0, prefixes, 0, err, n);
 }
 
 zsock_t *gw_client_sub_from_config_gw(const config_t *cfg, int g, const char *const *prefixes,
-                                      char *err, size_t n)
+                                      int heartbeat_ms, char *err, size_t n)
 {
     const char *endpoint = s_gw_key(cfg, g, "PubEndpoint");
     const char *server_key = s_gw_key(cfg, g, "CurveServerPublicKey");
@@ -462,7 +466,8 @@ zsock_t *gw_client_sub_from_config_gw(const config_t *cfg, int g, const char *co
         if (!cert)
             return NULL;
     }
-    zsock_t *sub = s_sub_new(endpoint, prefixes, *server_key ? server_key : NULL, cert);
+    zsock_t *sub =
+        s_sub_new(endpoint, prefixes, *server_key ? server_key : NULL, cert, heartbeat_ms);
     zcert_destroy(&cert);
     if (!sub)
         s_err(err, n, "cannot connect a SUB socket to %s", *endpoint ? endpoint : "(no endpoint)");

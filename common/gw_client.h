@@ -112,9 +112,12 @@ zsock_t *gw_client_sub_new(const char *endpoint, const char *const *prefixes);
 zsock_t *gw_client_sub_from_config(const struct config_t *cfg, const char *const *prefixes,
                                    char *err, size_t n);
 
-/*  The same for gateway G (PubEndpoint or Gw/G/PubEndpoint, as gw_client_from_config_gw). */
+/*  The same for gateway G (PubEndpoint or Gw/G/PubEndpoint, as gw_client_from_config_gw),
+    with ZMTP heartbeats every HEARTBEAT_MS (0: none): a gateway that answers none for three
+    times that is disconnected (its process hangs, its host or the network went). */
 zsock_t *gw_client_sub_from_config_gw(const struct config_t *cfg, int g,
-                                      const char *const *prefixes, char *err, size_t n);
+                                      const char *const *prefixes, int heartbeat_ms, char *err,
+                                      size_t n);
 
 /*  Read one PUB message from SUB (after poll said readable): the topic into TOPIC and the
     parsed JSON body (caller frees). NULL when the message is not "topic | JSON object". */

@@ -12,10 +12,12 @@ limit), while the simulated unit on the dead gateway's bus keeps what it was las
 simulator has no watchdog of its own, and its gateway, which would apply the safe state when
 the lease lapses, is gone). Gateway 1 restarts with its saved lease: the controller takes it
 again with its token, and the unit rejoins with a share of its own. A client whose key is not
-allowed gets nothing from gateway 1."""
+allowed gets nothing from gateway 1. Gateway 1 hangs (SIGSTOP: its connection stays up, it
+answers no heartbeat): it is dropped as when killed; it goes on: its unit rejoins."""
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -24,85 +26,12 @@ sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
 import zmq  # noqa: E402
-import zmq.auth  # noqa: E402
-from ctld_stack import Stack, DEV_KEYS_24  # noqa: E402
+from ctld_stack import Stack  # noqa: E402
+from remote_gateway import RemoteGateway  # noqa: E402
 
 MAX_A = 25  # each device's MaxChargeCurrent: about 700 W
 SETTLE_S = 60  # deadlines for what is not a timing claim: generous for a loaded machine
 SIM_METER_B = "sim/meter-b"
-
-
-class RemoteGateway:
-    """Gateway 1: a bic-sim with device 0 on its own pty (no household: its meter reading is
-    its battery's AC power) and a bic-can-gateway on tcp://127.0.0.1 with CURVE."""
-
-    def __init__(self, s):
-        self.tmp = harness.temp_dir("bic-ctld-gw1-")
-        keys = {}
-        self.dirs = {}
-        for name in ("gateway", "ctl"):
-            d = os.path.join(self.tmp, name)
-            os.mkdir(d)
-            zmq.auth.create_certificates(d, name)
-            keys[name] = zmq.auth.load_certificate(os.path.join(d, name + ".key_secret"))
-            self.dirs[name] = d
-        self.server_public = keys["gateway"][0]
-        self.ctl_keys = keys["ctl"]
-        self.ctl_key_file = os.path.join(self.dirs["ctl"], "ctl.key")
-        self.sim = harness.Sim(devices=["0:24:battery,canctrl"], speed=s.speed, mqtt=s.broker,
-                               meter_topic=SIM_METER_B, meter_period_ms=500)
-        s.extra.append(self.sim)
-        self.req_port, self.pub_port = harness.free_port(), harness.free_port()
-        self.req_ep = "tcp://127.0.0.1:%d" % self.req_port
-        self.pub_ep = "tcp://127.0.0.1:%d" % self.pub_port
-        dev = dict(DEV_KEYS_24, MaxChargeCurrent=MAX_A * 100)
-        self.ini = {
-            "ALL": {"TraceLevel": "debug"},
-            "GATEWAY": {"Can": self.sim.transport, "ReqEndpoint": self.req_ep,
-                        "PubEndpoint": self.pub_ep, "StateDir": self.tmp,
-                        "TelemetryPeriodMs": 500, "EepromWriteIntervalSec": 0,
-                        "CurveSecretKeyFile": os.path.join(self.dirs["gateway"],
-                                                           "gateway.key_secret"),
-                        "CurveClientsDir": self.dirs["ctl"]},
-            "DEVICE": {"Id/0/%s" % k: v for k, v in dev.items()},
-        }
-        self.ini_path = harness.write_ini(os.path.join(self.tmp, "gw1.ini"), self.ini)
-        self.proc = None
-        self.s = s
-        self.start()
-        for reg, v in (("VOUT_SET", 28.0), ("REVERSE_VOUT_SET", 24.0)):
-            r = self.request({"op": "set", "dev": 0, "reg": reg, "value": v,
-                              "client": "commissioning"})
-            assert r.get("ok"), r
-
-    def start(self):
-        self.proc = harness.start_program("bic-can-gateway", self.ini_path, tmp=self.tmp)
-        self.s.extra.append(self.proc)
-        harness.wait_for(lambda: (self.request({"op": "info", "dev": 0}) or {}).get(
-            "devices", [{}])[0].get("online"), timeout=30, what="gateway 1: device 0 online")
-
-    def request(self, req, keys=None, timeout=5):
-        """A request over CURVE with the controller's (allowed) key or keys; None without a
-        reply."""
-        sock = zmq.Context.instance().socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.curve_serverkey = self.server_public
-        sock.curve_publickey, sock.curve_secretkey = keys or self.ctl_keys
-        sock.connect(self.req_ep)
-        try:
-            sock.send(json.dumps(dict(req, v=1)).encode())
-            if not sock.poll(int(timeout * 1000)):
-                return None
-            return json.loads(sock.recv())
-        finally:
-            sock.close()
-
-    def lease(self):
-        r = self.request({"op": "info", "dev": 0})
-        return r["devices"][0]["lease"] if r else None
-
-    def device(self):
-        return self.sim.control.device(0)
 
 
 def _group(s):
@@ -118,21 +47,13 @@ def test_group_over_two_gateways():
     device = {"Id/0/MaxChargeCurrent": MAX_A * 100}
     with Stack(start_s=46920, speed=5, units=(0,), device=device, relay=False,
                ctl={"Id/0/Devices": "0,0@1"}) as s:
-        gw1 = RemoteGateway(s)
+        gw1 = RemoteGateway(s, MAX_A, meter_topic=SIM_METER_B)
         # a client whose key is not in gateway 1's CurveClientsDir gets nothing
         assert gw1.request({"op": "ping"}, keys=zmq.curve_keypair(), timeout=2) is None
         gw1.proc.wait_output("CURVE: refused client key")
 
         # the controller's file: gateway 1's endpoints and key, device 0@1's limits
-        s.ini["GATEWAY"].update({"Gw/1/ReqEndpoint": gw1.req_ep, "Gw/1/PubEndpoint": gw1.pub_ep,
-                                 "Gw/1/CurveServerPublicKey": gw1.server_public.decode(),
-                                 "CurveClientKeyFile": gw1.ctl_key_file})
-        for k, v in DEV_KEYS_24.items():
-            if k != "Type":
-                s.ini["DEVICE"]["Id/0@1/%s" % k] = v
-        s.ini["DEVICE"]["Id/0@1/MaxChargeCurrent"] = MAX_A * 100
-        s.ini["DEVICE"]["Id/0@1/Battery"] = 1
-        s.write_ini()
+        gw1.configure_ctl(battery=1)
         s.start_relay(add_topics=[SIM_METER_B])
         s.start_ctl()
 
@@ -156,12 +77,12 @@ def test_group_over_two_gateways():
 
         # gateway 1 is killed: at the next step unit 0 takes the whole setpoint
         gw1.proc.kill()
-        killed = time.monotonic()
+        since = [time.monotonic()]
         s.ctl.wait_output("gateway 1 disconnected", timeout=SETTLE_S)
 
         def first_without_1():
             for at, _, p, _ in s.client.received(s.topic("ctl/0/group")):
-                if at >= killed and p and not json.loads(p)["units"][1]["online"]:
+                if at >= since[0] and p and not json.loads(p)["units"][1]["online"]:
                     return json.loads(p)
             return None
         g = harness.wait_for(first_without_1, timeout=SETTLE_S, what="the group without 0@1")
@@ -188,6 +109,28 @@ def test_group_over_two_gateways():
             gw1.proc.output()[-3000:]
         st = s.status()
         assert st["mode"] == "running" and st["lease"]["held"], st
+
+        # gateway 1 hangs (SIGSTOP): its connection stays up but answers no heartbeat; the
+        # controller drops it, unit 0 takes the whole setpoint again
+        drops = s.ctl.output().count("gateway 1 disconnected")
+        gw1.proc.signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            harness.wait_for(lambda: s.ctl.output().count("gateway 1 disconnected") > drops,
+                             timeout=SETTLE_S, what="the hung gateway dropped")
+            since[0] = stopped
+            g = harness.wait_for(first_without_1, timeout=SETTLE_S,
+                                 what="the group without the hung gateway's unit")
+            print("gateway 1 hung:", g)
+            u0 = g["units"][0]
+            assert u0["mode"] == "charge" and (u0["power_w"] == g["setpoint_w"] or
+                                               u0["current_a"] == MAX_A), g
+        finally:
+            gw1.proc.signal(signal.SIGCONT)
+        # it goes on: its unit rejoins (its lease lapsed while it hung, or is taken again)
+        harness.wait_for(lambda: (_group(s) or {}).get("online") == 2 and
+                         _group(s)["units"][1]["mode"] == "charge" and _charging(gw1.device()),
+                         timeout=SETTLE_S, what="0@1 back after the hang")
 
 
 if __name__ == "__main__":
