@@ -67,13 +67,12 @@ def test_group_over_two_gateways():
         # the export needs both: both charge
         harness.wait_for(lambda: _charging(s.device()) and _charging(gw1.device()),
                          timeout=SETTLE_S, what="both units charging")
-        harness.wait_for(lambda: _group(s)["units"][0]["power_w"] > 0 and
-                         _group(s)["units"][1]["power_w"] > 0, timeout=SETTLE_S,
-                         what="a share for each unit")
-        g = _group(s)
+        def both_share():
+            g = _group(s)
+            return g if g and all(u["power_w"] > 0 for u in g["units"]) else None
+        g = harness.wait_for(both_share, timeout=SETTLE_S, what="a share for each unit")
         print("two gateways:", g)
         assert g["online"] == 2 and g["units"][1]["gw"] == 1 and "gw" not in g["units"][0], g
-        before_w = g["units"][0]["power_w"]
 
         # gateway 1 is killed: at the next step unit 0 takes the whole setpoint
         gw1.proc.kill()
@@ -91,7 +90,6 @@ def test_group_over_two_gateways():
         assert g["online"] == 1 and u1["power_w"] == 0 and not u1["lease"], g
         assert u0["mode"] == "charge" and (u0["power_w"] == g["setpoint_w"] or
                                            u0["current_a"] == MAX_A), g
-        assert u0["power_w"] > before_w, (before_w, g)
         # the unit on the dead gateway's bus keeps what it was last told
         assert _charging(gw1.device()), gw1.device()
         harness.wait_for(lambda: _charging(s.device()), timeout=SETTLE_S,
