@@ -166,6 +166,7 @@ void gw_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply)
     zmsg_addstr(msg, text);
     free(text);
     zmsg_send(&msg, gw->router);
+    gw->router_check = true;
 }
 
 cJSON *gw_reply_ok(const cJSON *id)
@@ -645,6 +646,8 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
     gw->router = gw_bind(ZMQ_ROUTER, gw->set.req_ep, gw->set.curve_key, err, errlen);
     if (!gw->router)
         goto fail;
+    gw->router_check = true;
+    gw->router_fd = zsock_fd(gw->router);
     gw->pub = gw_bind(ZMQ_PUB, gw->set.pub_ep, gw->set.curve_key, err, errlen);
     if (!gw->pub)
         goto fail;
@@ -711,18 +714,23 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
     if (wait_us < 0)
         wait_us = 0;
     /* ppoll for microsecond deadlines (the bus pacing is in ms; zmq_poll rounds to whole
-     * ms). The ROUTER's ZMQ_FD is edge-triggered: ZMQ_EVENTS is checked before sleeping
-     * and after waking, and pending messages mean no sleep. */
-    if (zsock_events(gw->router) & ZMQ_POLLIN)
-        wait_us = 0;
+     * ms). The ROUTER's ZMQ_FD is edge-triggered: ZMQ_EVENTS is checked before sleeping when
+     * the socket was used since its last check, and pending messages mean no sleep. */
+    if (gw->router_check) {
+        if (zsock_events(gw->router) & ZMQ_POLLIN)
+            wait_us = 0;
+        else
+            gw->router_check = false;
+    }
     if (gw->auth && (zsock_events(gw_auth_sock(gw->auth)) & ZMQ_POLLIN))
         wait_us = 0;
     struct pollfd pfd[3];
     int n = 0;
-    pfd[n++] = (struct pollfd){.fd = zsock_fd(gw->router), .events = POLLIN};
+    pfd[n++] = (struct pollfd){.fd = gw->router_fd, .events = POLLIN};
     if (gw->auth)
         pfd[n++] = (struct pollfd){.fd = zsock_fd(gw_auth_sock(gw->auth)), .events = POLLIN};
     int tfd = gw->tp ? can_transport_fd(gw->tp) : -1;
+    int ti = n;
     if (tfd >= 0)
         pfd[n++] = (struct pollfd){.fd = tfd, .events = POLLIN};
     struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
@@ -732,12 +740,22 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
         log_error("poll failed: %s", strerror(errno));
         return -1;
     }
+    if (rc > 0 && pfd[0].revents)
+        gw->router_check = true;
+    /* the adapter is read when the poll found it ready, until drained: no read that finds
+     * nothing on a wake-up for another cause */
+    if (tfd >= 0)
+        can_transport_polled(gw->tp, rc > 0 && pfd[ti].revents != 0);
     now = mono_us();
     gw_lease_check_lapse(gw, now);
     /* bus first: replies are time-critical */
     gw_bus_io(gw, now);
     s_auth_io(gw, now);
-    for (int k = 0; k < 32 && (zsock_events(gw->router) & ZMQ_POLLIN); k++) {
+    for (int k = 0; k < 32 && gw->router_check; k++) {
+        if (!(zsock_events(gw->router) & ZMQ_POLLIN)) {
+            gw->router_check = false;
+            break;
+        }
         zmsg_t *msg = zmsg_recv_nowait(gw->router);
         if (!msg)
             break;

@@ -96,6 +96,10 @@ struct gateway {
     int lock_fd; /* holds the adapter's flock while the transport is open */
     bus_sched_t *sched;
     zsock_t *router, *pub;
+    /* the ROUTER's ZMQ_FD is edge-triggered: ZMQ_EVENTS is due after the descriptor signalled
+     * and after a send on the socket (either may take the signal of a waiting message) */
+    bool router_check;
+    int router_fd;         /* its ZMQ_FD, fixed for the socket's life */
     gw_auth_t *auth;       /* CURVE client allow-list (NULL: none configured) */
     int64_t auth_log_at;   /* refusals are logged at most once a second ... */
     unsigned auth_quiet;   /* ... and the ones not logged counted */

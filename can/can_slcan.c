@@ -115,12 +115,17 @@ static int s_next_item(can_transport_t *t, slcan_item_t *it)
             if (r)
                 return 1;
         }
+        if (!can_transport_may_read(t))
+            return 0;
         ssize_t n = read(t->fd, t->in, sizeof t->in);
         if (n > 0) {
             t->in_off = 0;
             t->in_len = (size_t)n;
+            if ((size_t)n < sizeof t->in)
+                t->ready = false; /* the tty had no more: the next poll says when it has */
             continue;
         }
+        t->ready = false;
         if (n == 0) {
             can_transport_set_down(t, "slcan adapter gone: end of file on the device");
             return -1;

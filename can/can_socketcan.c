@@ -52,8 +52,11 @@ static int s_recv(can_transport_t *t, can_frame_t *out)
 {
     for (;;) {
         struct can_frame cf;
+        if (!can_transport_may_read(t))
+            return 0;
         ssize_t n = read(t->fd, &cf, sizeof cf);
         if (n < 0) {
+            t->ready = false;
             if (errno == EAGAIN || errno == EINTR)
                 return 0;
             if (s_link_gone(errno)) {

@@ -293,6 +293,14 @@ int can_transport_recv(can_transport_t *t, can_frame_t *out)
     }
 }
 
+void can_transport_polled(can_transport_t *t, bool ready)
+{
+    if (!t)
+        return;
+    t->poll_driven = true;
+    t->ready = ready;
+}
+
 can_transport_state_t can_transport_state(const can_transport_t *t)
 {
     return t ? t->state : CAN_TRANSPORT_DOWN;

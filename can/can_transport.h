@@ -79,6 +79,13 @@ int can_transport_send(can_transport_t *t, const can_frame_t *fr);
 /* 1 a frame in *out; 0 nothing now; -1 adapter gone (EOF, EIO, ENODEV, ENETDOWN): state is
    DOWN from then on. */
 int can_transport_recv(can_transport_t *t, can_frame_t *out);
+/* For an event loop that polls the descriptor: after each poll, say whether it reported the
+   descriptor ready (any revents). From the first call on, can_transport_recv reads the device
+   only while it is ready, and a read that finds it drained (nothing, or for slcan less than
+   asked) makes it not ready until the next poll says so: a wake-up costs no read that finds
+   nothing (on a tty such a read also waits for the line discipline's pending work). Buffered
+   input is returned either way. */
+void can_transport_polled(can_transport_t *t, bool ready);
 
 can_transport_state_t can_transport_state(const can_transport_t *t);
 const char *can_transport_state_name(can_transport_state_t s); /* "up", "down" */

@@ -22,11 +22,20 @@ struct can_transport {
     char last_error[256];
     can_filter_spec_t filters[CAN_TRANSPORT_FILTERS_MAX];
     size_t nfilters;
+    /* can_transport_polled: reads only while the caller's poll found the descriptor ready */
+    bool poll_driven;
+    bool ready;
     /* slcan backend */
     slcan_parser_t *parser;
     uint8_t in[512];
     size_t in_off, in_len;
 };
+
+/* Whether a backend may read the device now (see can_transport_polled). */
+static inline bool can_transport_may_read(const can_transport_t *t)
+{
+    return !t->poll_driven || t->ready;
+}
 
 /* Mark the transport down with a reason (printf-style). */
 void can_transport_set_down(can_transport_t *t, const char *fmt, ...)

@@ -323,22 +323,36 @@ emit:
 /* ------------------------------------------------------------------------------------- */
 /* Encoding                                                                               */
 
+/* value as ndigits upper-case hex digits at buf */
+static size_t s_put_hex(char *buf, uint32_t value, int ndigits)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    for (int i = ndigits - 1; i >= 0; i--) {
+        buf[i] = digits[value & 0xF];
+        value >>= 4;
+    }
+    return (size_t)ndigits;
+}
+
+/* The frame's line, written digit by digit (it is encoded for every frame on the bus). */
 static int s_encode_frame(const can_frame_t *fr, bool ts, uint16_t timestamp, char *buf, size_t n)
 {
     if (!fr || !buf || n < SLCAN_ENCODE_MAX || fr->dlc > 8)
         return -1;
     if (fr->id > (fr->ext ? CAN_FRAME_EXT_MAX : CAN_FRAME_STD_MAX))
         return -1;
-    char t = fr->ext ? (fr->rtr ? 'R' : 'T') : (fr->rtr ? 'r' : 't');
-    int len = fr->ext ? snprintf(buf, n, "%c%08X%u", t, (unsigned)fr->id, (unsigned)fr->dlc)
-                      : snprintf(buf, n, "%c%03X%u", t, (unsigned)fr->id, (unsigned)fr->dlc);
+    size_t len = 0;
+    buf[len++] = fr->ext ? (fr->rtr ? 'R' : 'T') : (fr->rtr ? 'r' : 't');
+    len += s_put_hex(buf + len, fr->id, fr->ext ? 8 : 3);
+    buf[len++] = (char)('0' + fr->dlc);
     if (!fr->rtr)
         for (unsigned i = 0; i < fr->dlc; i++)
-            len += snprintf(buf + len, n - (size_t)len, "%02X", fr->data[i]);
+            len += s_put_hex(buf + len, fr->data[i], 2);
     if (ts)
-        len += snprintf(buf + len, n - (size_t)len, "%04X", (unsigned)timestamp);
-    len += snprintf(buf + len, n - (size_t)len, "\r");
-    return len;
+        len += s_put_hex(buf + len, timestamp, 4);
+    buf[len++] = '\r';
+    buf[len] = '\0';
+    return (int)len;
 }
 
 int slcan_encode_frame(const can_frame_t *fr, char *buf, size_t n)
