@@ -43,19 +43,33 @@ def _charging(d):
     return d["output_on"] and d["dc_a"] > 1
 
 
-def test_group_over_two_gateways():
+def _both_share(s):
+    """The group message when both units have a share (the controller runs the group)."""
+    g = _group(s)
+    return g if g and g["online"] == 2 and all(u["power_w"] > 0 for u in g["units"]) else None
+
+
+def _stack():
     device = {"Id/0/MaxChargeCurrent": MAX_A * 100}
-    with Stack(start_s=46920, speed=5, units=(0,), device=device, relay=False,
-               ctl={"Id/0/Devices": "0,0@1"}) as s:
-        gw1 = RemoteGateway(s, MAX_A, meter_topic=SIM_METER_B)
+    return Stack(start_s=46920, speed=5, units=(0,), device=device, relay=False,
+                 ctl={"Id/0/Devices": "0,0@1"})
+
+
+def _start(s):
+    """Gateway 1, the controller's file for both gateways, the meter, the controller."""
+    gw1 = RemoteGateway(s, MAX_A, meter_topic=SIM_METER_B)
+    gw1.configure_ctl(battery=1)
+    s.start_relay(add_topics=[SIM_METER_B])
+    s.start_ctl()
+    return gw1
+
+
+def test_group_over_two_gateways():
+    with _stack() as s:
+        gw1 = _start(s)
         # a client whose key is not in gateway 1's CurveClientsDir gets nothing
         assert gw1.request({"op": "ping"}, keys=zmq.curve_keypair(), timeout=2) is None
         gw1.proc.wait_output("CURVE: refused client key")
-
-        # the controller's file: gateway 1's endpoints and key, device 0@1's limits
-        gw1.configure_ctl(battery=1)
-        s.start_relay(add_topics=[SIM_METER_B])
-        s.start_ctl()
 
         # a lease on each gateway, each under its own name
         harness.wait_for(lambda: (gw1.lease() or {}).get("holder"), timeout=SETTLE_S,
@@ -67,10 +81,8 @@ def test_group_over_two_gateways():
         # the export needs both: both charge
         harness.wait_for(lambda: _charging(s.device()) and _charging(gw1.device()),
                          timeout=SETTLE_S, what="both units charging")
-        def both_share():
-            g = _group(s)
-            return g if g and all(u["power_w"] > 0 for u in g["units"]) else None
-        g = harness.wait_for(both_share, timeout=SETTLE_S, what="a share for each unit")
+        g = harness.wait_for(lambda: _both_share(s), timeout=SETTLE_S,
+                             what="a share for each unit")
         print("two gateways:", g)
         assert g["online"] == 2 and g["units"][1]["gw"] == 1 and "gw" not in g["units"][0], g
 
@@ -129,6 +141,38 @@ def test_group_over_two_gateways():
         harness.wait_for(lambda: (_group(s) or {}).get("online") == 2 and
                          _group(s)["units"][1]["mode"] == "charge" and _charging(gw1.device()),
                          timeout=SETTLE_S, what="0@1 back after the hang")
+
+
+def test_own_gateway_killed():
+    """Gateway 0, the one of the controller's own device X, is killed: unit 0@1 takes the
+    whole setpoint; back, unit 0 rejoins."""
+    with _stack() as s:
+        gw1 = _start(s)
+        harness.wait_for(lambda: _both_share(s) and _charging(s.device()) and
+                         _charging(gw1.device()), timeout=SETTLE_S, what="both units charging")
+        s.gateway.kill()
+        since = time.monotonic()
+        s.ctl.wait_output("gateway 0 disconnected", timeout=SETTLE_S)
+
+        def first_without_0():
+            for at, _, p, _ in s.client.received(s.topic("ctl/0/group")):
+                if at >= since and p and not json.loads(p)["units"][0]["online"]:
+                    return json.loads(p)
+            return None
+        g = harness.wait_for(first_without_0, timeout=SETTLE_S, what="the group without 0")
+        print("gateway 0 killed:", g)
+        u0, u1 = g["units"]
+        assert g["online"] == 1 and u0["power_w"] == 0 and not u0["lease"], g
+        assert u1["mode"] == "charge" and (u1["power_w"] == g["setpoint_w"] or
+                                           u1["current_a"] == MAX_A), g
+        assert _charging(s.device()), s.device()  # keeps what it was last told
+        s.old.append(s.gateway)
+        s.gateway = harness.start_program("bic-can-gateway", s.ini_path, tmp=s.tmp)
+        harness.wait_for(lambda: (_group(s) or {}).get("online") == 2 and
+                         _group(s)["units"][0]["mode"] == "charge" and _charging(s.device()),
+                         timeout=SETTLE_S, what="unit 0 back in the group and charging")
+        st = s.status()
+        assert st["mode"] == "running" and st["lease"]["held"], st
 
 
 if __name__ == "__main__":
