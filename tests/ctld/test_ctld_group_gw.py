@@ -18,6 +18,7 @@ answers no heartbeat): it is dropped as when killed; it goes on: its unit rejoin
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -173,6 +174,50 @@ def test_own_gateway_killed():
                          timeout=SETTLE_S, what="unit 0 back in the group and charging")
         st = s.status()
         assert st["mode"] == "running" and st["lease"]["held"], st
+
+
+def _check(program, path):
+    p = subprocess.run([harness.program(program), "--check-config", "-c", path],
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_check_config():
+    """One file for the house machine's gateway, bridge and controller over 0,0@1: each
+    program accepts it without a warning (gateway 1's device is not the house gateway's);
+    the controller refuses it, naming the key, without gateway 1's endpoints or device 0@1's
+    limits."""
+    tmp = harness.temp_dir("bic-ctld-gwcfg-")
+    dev = {"ChargeVoltage": 2800, "DischargeVoltage": 2400, "MaxChargeCurrent": 7500,
+           "MaxDischargeCurrent": 6000}
+    ini = {"GATEWAY": {"Can": "slcan:/dev/ttyACM0", "StateDir": tmp,
+                       "ReqEndpoint": "ipc://%s/gw.sock" % tmp,
+                       "PubEndpoint": "ipc://%s/tel.sock" % tmp,
+                       "Gw/1/ReqEndpoint": "tcp://192.168.1.20:5555",
+                       "Gw/1/PubEndpoint": "tcp://192.168.1.20:5556"},
+           "DEVICE": dict({"Id/0/%s" % k: v for k, v in dev.items()},
+                          **{"Id/0@1/%s" % k: v for k, v in dev.items()}),
+           "CHARGE_CONTROL": {"Id/0/TopicPower": "home/meter/power", "Id/0/Devices": "0,0@1"}}
+    path = os.path.join(tmp, "house.ini")
+    harness.write_ini(path, ini)
+    for program in ("bic-can-gateway", "bic-mqtt-bridge", "bic-charge-ctl"):
+        rc, out = _check(program, path)
+        assert rc == 0 and "warn" not in out.lower(), (program, out)
+    bad = json.loads(json.dumps(ini))
+    del bad["GATEWAY"]["Gw/1/PubEndpoint"]
+    harness.write_ini(path, bad)
+    rc, out = _check("bic-charge-ctl", path)
+    assert rc == 1 and "Gw/1/ReqEndpoint and Gw/1/PubEndpoint are not both set" in out, out
+    bad = json.loads(json.dumps(ini))
+    del bad["DEVICE"]["Id/0@1/MaxDischargeCurrent"]
+    harness.write_ini(path, bad)
+    rc, out = _check("bic-charge-ctl", path)
+    assert rc == 1 and "Id/0@1/MaxDischargeCurrent" in out, out
+    bad = json.loads(json.dumps(ini))
+    bad["GATEWAY"]["Gw/9/ReqEndpoint"] = "tcp://192.168.1.21:5555"
+    harness.write_ini(path, bad)
+    rc, out = _check("bic-charge-ctl", path)
+    assert rc == 1 and "gateway number 9 is out of range; allowed: 1..7" in out, out
 
 
 if __name__ == "__main__":
