@@ -25,10 +25,18 @@ bool bicctl_group_holder(const char *holder, int *ctl, char *inst, size_t instle
     if (end == p || end - p > 9 || pid < 1 || (*end && strncmp(end, "-u", 2) != 0))
         return false;
     size_t inst_n = (size_t)(end - holder);
-    if (*end) { /* -u<Y> */
+    if (*end) { /* -u<Y>, or -u<Y>g<G> for a device on the controller's gateway G */
         const char *y = end + 2;
         long dev = strtol(y, &end, 10);
-        if (end == y || end - y > 2 || dev < 0 || dev > 67 || *end)
+        if (end == y || end - y > 2 || dev < 0 || dev > 67)
+            return false;
+        if (*end == 'g') {
+            const char *g = end + 1;
+            long gw = strtol(g, &end, 10);
+            if (end != g + 1 || gw < 1 || gw > 7)
+                return false;
+        }
+        if (*end)
             return false;
     }
     if (inst_n >= instlen)

@@ -681,6 +681,13 @@ static void test_status_groups(void **state)
     assert_true(bicctl_group_holder("charge-ctl-12-77-u3", &x, inst, sizeof inst));
     assert_int_equal(x, 12);
     assert_string_equal(inst, "charge-ctl-12-77");
+    /* a device of a group over several gateways, on the controller's gateway 1 */
+    assert_true(bicctl_group_holder("charge-ctl-0-77-u0g1", &x, inst, sizeof inst));
+    assert_int_equal(x, 0);
+    assert_string_equal(inst, "charge-ctl-0-77");
+    assert_false(bicctl_group_holder("charge-ctl-0-77-u0g", &x, inst, sizeof inst));
+    assert_false(bicctl_group_holder("charge-ctl-0-77-u0g8", &x, inst, sizeof inst));
+    assert_false(bicctl_group_holder("charge-ctl-0-77-u0g1x", &x, inst, sizeof inst));
     const char *bad[] = {"bicctl",          "charge-ctl",          "charge-ctl-0",
                          "charge-ctl-0-",   "charge-ctl-68-1",     "charge-ctl-0-0",
                          "charge-ctl-0-1-", "charge-ctl-0-1-u",    "charge-ctl-0-1-u68",
