@@ -35,6 +35,7 @@ void ctl_state_init(ctl_state_t *s, int64_t now_ms)
     s->follow_mode = CTL_MODE_NONE;
     s->follow_ok_ms = now_ms;
     s->follow_mode_ms = now_ms;
+    s->ramp_ms = NEVER;
 }
 
 /* Keeps the telemetry's battery power (W AC) with its time, the newest last. */
@@ -81,6 +82,37 @@ static double s_power_at(const ctl_params_t *p, const ctl_state_t *s, int64_t t_
     double f = (double)(t_ms - s->tel_hist_ms[i - 1]) /
                (double)(s->tel_hist_ms[i] - s->tel_hist_ms[i - 1]);
     return s->tel_hist_w[i - 1] + f * (s->tel_hist_w[i] - s->tel_hist_w[i - 1]);
+}
+
+/* A steady ramp of the household's net power (a cloud's edge, PV rising in the morning):
+ * where the last two sample intervals both changed it the same way at a similar rate, the
+ * net power is carried on at the slower rate to when the next command takes effect (the
+ * sample's age, the device's response and half a sample interval). */
+static double s_ramp(const ctl_params_t *p, ctl_state_t *s, double net_w, int64_t sample_ms,
+                     int64_t now_ms)
+{
+    double out = 0;
+    if (s->ramp_ms != NEVER && sample_ms > s->ramp_ms && sample_ms - s->ramp_ms < 15000) {
+        double dt_s = (double)(sample_ms - s->ramp_ms) / 1000.0;
+        double slope = (net_w - s->ramp_net_w) / dt_s;
+        double prev = s->ramp_slope_w;
+        if (slope * prev > 0) {
+            double lo = fabs(slope) < fabs(prev) ? slope : prev;
+            double hi = fabs(slope) < fabs(prev) ? prev : slope;
+            if (fabs(lo) >= 5 && fabs(lo) >= 0.33 * fabs(hi)) {
+                double lead_s = (double)(now_ms - sample_ms + p->device_tau_ms) / 1000.0 + dt_s / 2;
+                out = lo * lead_s;
+                if (fabs(out) > 300)
+                    out = out > 0 ? 300 : -300;
+            }
+        }
+        s->ramp_slope_w = slope;
+    } else {
+        s->ramp_slope_w = 0;
+    }
+    s->ramp_net_w = net_w;
+    s->ramp_ms = sample_ms;
+    return out;
 }
 
 /* Has the device followed the last command (read-back and current)? */
@@ -380,15 +412,19 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         in->now_ms - s->follow_mode_ms >= p->settle_timeout_ms)
         meas_ac = s->power_w;
     s_power_record(s, in->telemetry_ms, meas_ac);
+    /* Where every write is persisted, a change waits until the device is seen to follow
+     * the last one and a meter sample taken after that shows its effect (only a clear
+     * export is cut before): trims are spaced by the write interval anyway, and a change
+     * made on a prediction that proves wrong costs a write to undo. */
+    bool new_sample = in->meter_seq != s->used_seq;
+    bool settled =
+        !s->pending && new_sample &&
+        (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
+    bool emergency =
+        s->pending && new_sample && in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
+        in->meter_w - hp->grid_offset_w < -(double)(p->charge_tol_w + p->fast_export_w);
     if (p->min_write_interval_ms >= CTL_BUDGET_MODE_MS) {
-        bool new_sample_b = in->meter_seq != s->used_seq;
-        bool fresh_b =
-            !s->pending && new_sample_b &&
-            (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
-        bool emergency_b =
-            s->pending && new_sample_b &&
-            in->meter_arrival_ms >= s->since_ms + p->effect_margin_ms &&
-            in->meter_w - hp->grid_offset_w < -(double)(p->charge_tol_w + p->fast_export_w);
+        bool fresh_b = settled, emergency_b = emergency;
         bool in_dwell = s->mode != CTL_MODE_DISCHARGE && s->last_dir > 0 &&
                         s->dir_end_ms != NEVER &&
                         in->now_ms - s->dir_end_ms < p->direction_dwell_ms;
@@ -426,9 +462,13 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     double expect = in_flight ? s->power_w : meas_ac;
     if (was_safe || s->mode == CTL_MODE_NONE)
         base = expect = meas_ac;
+    bool persisted = p->min_write_interval_ms > 0;
+    if (persisted)
+        base = expect = meas_ac;
     double err = in->meter_w - base + expect - aim;
-    bool new_sample = in->meter_seq != s->used_seq;
-    bool fresh = new_sample;
+    if (new_sample && !persisted)
+        err += s_ramp(p, s, in->meter_w - base, sample_ms, in->now_ms);
+    bool fresh = persisted ? settled || emergency : new_sample;
 
     /* What the law wants, in AC watts (+ charging). */
     double want = s->power_w;

@@ -210,7 +210,11 @@ typedef struct {
     int64_t tel_hist_ms[CTL_TEL_HISTORY];
     double tel_hist_w[CTL_TEL_HISTORY];
     int tel_hist_n;
-    int band_n; /* ... and how many samples */
+    /* The household's net power at the last two samples' times, for a ramp (s_ramp). */
+    double ramp_net_w;
+    int64_t ramp_ms;     /* INT64_MIN: none yet */
+    double ramp_slope_w; /* W/s between the two samples before, 0: none */
+    int band_n;          /* ... and how many samples */
 
     /* Write-budget mode (see ctl_budget.c): the registers as commanded and recent demand. */
     int reg_charge_ca;            /* IOUT_SET as last commanded (0: unknown) */

@@ -202,6 +202,34 @@ static void test_every_sample_credits_the_command_in_flight(void **state)
     assert_int_equal(r.out.current_ca, ca);
 }
 
+/* A steady ramp of the household's net power (PV rising as a cloud moves off): the command
+ * leads the ramp by the time its effect takes instead of trailing it, and once the ramp ends
+ * the command matches the net power again (a ramp is not carried on). */
+static void test_a_steady_ramp_is_led(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.meter_latency_ms = 0; /* the rig's meter shows the battery as it is when read */
+    double net = -500;        /* export: the battery charges */
+    for (int i = 0; i < 12; i++) {
+        s_meter(&r, 500, net + s_batt_ac(&r));
+        s_follow(&r, 500);
+        net -= 40; /* 40 W more export every second */
+    }
+    net += 40;
+    /* The last command absorbs more than the export its sample showed. */
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    assert_true(r.s.power_w > -net + 30);
+    /* The ramp ends: within a few samples the command is back on the net power. */
+    net -= 40;
+    for (int i = 0; i < 8; i++) {
+        s_meter(&r, 500, net + s_batt_ac(&r));
+        s_follow(&r, 500);
+    }
+    double grid = net + s_batt_ac(&r);
+    assert_true(grid > -r.p.charge_tol_w - 5 && grid < r.p.charge_tol_w + 5);
+}
+
 static void test_clear_export_is_cut_before_the_effect_shows(void **state)
 {
     rig_t r;
@@ -875,6 +903,7 @@ int main(void)
         cmocka_unit_test(test_first_import_step_is_careful),
         cmocka_unit_test(test_export_is_cut_at_once),
         cmocka_unit_test(test_every_sample_credits_the_command_in_flight),
+        cmocka_unit_test(test_a_steady_ramp_is_led),
         cmocka_unit_test(test_clear_export_is_cut_before_the_effect_shows),
         cmocka_unit_test(test_deadband_holds),
         cmocka_unit_test(test_zero_is_a_real_idle),
