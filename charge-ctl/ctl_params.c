@@ -41,7 +41,7 @@ void ctl_params_defaults(ctl_params_t *p)
     p->block_hour_start = -1;
     p->block_hour_stop = -1;
     p->min_current_ca = 90;
-    p->quantum_ca = 10;
+    p->quantum_ca = 1; /* the device's resolution (IOUT_SET in 0.01 A) */
     p->idle_enter_ca = 45;
     p->idle_exit_ca = 180;
     p->r_internal_ohm = 0.010;
@@ -153,6 +153,10 @@ int ctl_quantise_ca(const ctl_params_t *p, double current_a)
     /* One rule: magnitude in centi-amps, rounded half up to the nearest quantum. */
     double ca = fabs(current_a) * 100.0;
     long q = p->quantum_ca > 0 ? p->quantum_ca : 1;
+    /* Where every write is persisted, a trim finer than CTL_PERSISTED_QUANTUM_CA is not
+     * worth its write. */
+    if (p->min_write_interval_ms > 0 && q < CTL_PERSISTED_QUANTUM_CA)
+        q = CTL_PERSISTED_QUANTUM_CA;
     long steps = (long)floor(ca / (double)q + 0.5);
     return (int)(steps * q);
 }

@@ -481,16 +481,18 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             out->reason = CTL_R_DEADBAND;
             s->import_run = 0;
             /* Within the deadband the errors are summed; once CTL_BAND_SAMPLES samples show a
-             * mean error of more than half a current step, the mean is corrected in one
-             * change, so the deadband costs no standing error and few changes. */
+             * mean error of more than CTL_BAND_MIN_CA (or half the quantum, if coarser), the
+             * mean is corrected in one change, so the deadband costs no standing error and
+             * few changes. */
             s->band_sum_w += err;
             s->band_n++;
-            double quantum_w = p->quantum_ca / 100.0 * v;
+            int band_ca = p->quantum_ca / 2 > CTL_BAND_MIN_CA ? p->quantum_ca / 2 : CTL_BAND_MIN_CA;
+            double band_w = band_ca / 100.0 * v;
             /* (Where every write is persisted, the deadband keeps its old meaning.) */
             if (s->band_n >= CTL_BAND_SAMPLES && p->min_write_interval_ms == 0 &&
                 (s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE)) {
                 double mean = s->band_sum_w / s->band_n;
-                if (fabs(mean) > quantum_w / 2) {
+                if (fabs(mean) > band_w) {
                     want = s->power_w - mean;
                     stepped = true;
                     out->reason = CTL_R_TRACK;

@@ -23,6 +23,8 @@
 #define CTL_NET_WINDOW 160       /* samples of household demand kept for the write-budget mode */
 #define CTL_BUDGET_MODE_MS 31000 /* write intervals from this long on use the budget mode */
 #define CTL_BAND_SAMPLES 5       /* in-band meter samples averaged before their mean is corrected */
+#define CTL_BAND_MIN_CA 2        /* ... when it is more than this (A x 100) */
+#define CTL_PERSISTED_QUANTUM_CA 10 /* the quantum where every write is persisted (A x 100) */
 #define CTL_TEL_HISTORY                                                                            \
     16 /* telemetry samples kept to know the battery power at a meter sample                       \
         */
