@@ -80,6 +80,7 @@ struct ctl_daemon_t {
     int n_gw;
     zsock_t *gsub[CONFIG_MAX_GATEWAYS];
     zsock_t *gmon[CONFIG_MAX_GATEWAYS];
+    bool gw_up[CONFIG_MAX_GATEWAYS]; /* its SUB connection's handshake succeeded */
     bool gw_auth_logged[CONFIG_MAX_GATEWAYS];
     ctl_group_run_out_t gout;
     double energy_wh[CTL_GROUP_MAX]; /* moved by each device, for the rotation */

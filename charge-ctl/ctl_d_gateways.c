@@ -157,13 +157,15 @@ static void s_on_events(ctl_daemon_t *d, int g)
         unsigned ev = s_event(d, g);
         if (!ev)
             return;
-        if (ev == ZMQ_EVENT_DISCONNECTED) {
+        if (ev == ZMQ_EVENT_DISCONNECTED && d->gw_up[g]) {
+            d->gw_up[g] = false;
             log_warn("gateway %d disconnected: its devices are out of the group and the others "
                      "take their shares; its safe state follows when their leases lapse",
                      g);
             ctld_group_gateway_lost(d, g, mono_ms());
         } else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             log_info("gateway %d connected", g);
+            d->gw_up[g] = true;
             d->gw_auth_logged[g] = false;
         } else if (ev & (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {

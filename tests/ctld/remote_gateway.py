@@ -85,14 +85,21 @@ class RemoteGateway:
     def device(self):
         return self.sim.control.device(0)
 
-    def configure_ctl(self, battery=1):
+    def stranger_key_file(self):
+        """A key pair the gateway does not allow (not in its CurveClientsDir)."""
+        d = os.path.join(self.tmp, "stranger")
+        os.makedirs(d, exist_ok=True)
+        zmq.auth.create_certificates(d, "stranger")
+        return os.path.join(d, "stranger.key")
+
+    def configure_ctl(self, battery=1, key_file=None):
         """The controller's file (s.ini): gateway 1's endpoints and key, the controller's key
-        file, device 0@1's limits as gateway 1 has them for its device 0."""
+        file (key_file: another), device 0@1's limits as gateway 1 has them for its device 0."""
         s = self.s
         s.ini["GATEWAY"].update({"Gw/1/ReqEndpoint": self.req_ep,
                                  "Gw/1/PubEndpoint": self.pub_ep,
                                  "Gw/1/CurveServerPublicKey": self.server_public.decode(),
-                                 "CurveClientKeyFile": self.ctl_key_file})
+                                 "CurveClientKeyFile": key_file or self.ctl_key_file})
         for k, v in self.ini["DEVICE"].items():
             if not k.endswith("/Type"):
                 s.ini["DEVICE"][k.replace("Id/0/", "Id/0@1/")] = v

@@ -176,6 +176,30 @@ def test_own_gateway_killed():
         assert st["mode"] == "running" and st["lease"]["held"], st
 
 
+def test_key_not_allowed():
+    """The controller's key is not in gateway 1's CurveClientsDir: the gateway refuses it
+    (and logs the key), the controller says so, and the group runs on unit 0 alone, unit 0@1
+    out of it (no lease, no share)."""
+    with _stack() as s:
+        gw1 = RemoteGateway(s, MAX_A, meter_topic=SIM_METER_B)
+        gw1.configure_ctl(battery=1, key_file=gw1.stranger_key_file())
+        s.start_relay(add_topics=[SIM_METER_B])
+        s.start_ctl()
+        s.ctl.wait_output("gateway 1 refused the connection (CURVE handshake)",
+                          timeout=SETTLE_S)
+        gw1.proc.wait_output("CURVE: refused client key")
+        g = harness.wait_for(lambda: (_group(s) or {}).get("units", [{}])[0].get("power_w", 0) > 0
+                             and _group(s), timeout=SETTLE_S, what="unit 0 running alone")
+        print("key not allowed:", g)
+        assert g["online"] == 1 and not g["units"][1]["online"] and \
+            not g["units"][1]["lease"] and g["units"][1]["power_w"] == 0, g
+        assert gw1.lease() is None
+        # logged once, and never taken for a gateway that was connected
+        out = s.ctl.output()
+        assert out.count("refused the connection") == 1, out[-3000:]
+        assert "gateway 1 disconnected" not in out, out[-3000:]
+
+
 def _check(program, path):
     p = subprocess.run([harness.program(program), "--check-config", "-c", path],
                        capture_output=True, text=True, timeout=30)
