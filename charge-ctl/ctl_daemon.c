@@ -271,6 +271,11 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         nm->keepalive_s != om->keepalive_s)
         log_warn("config reload: [MQTT] connection, topic and discovery settings take effect "
                  "after a restart");
+    if (ns->group.n != os->group.n || memcmp(ns->group.dev, os->group.dev, sizeof ns->group.dev) ||
+        memcmp(ns->group.gw, os->group.gw, sizeof ns->group.gw))
+        log_warn("config reload: the group's devices (Id/%d/Devices) and their gateways take "
+                 "effect after a restart",
+                 os->id);
     if (ns->id == os->id) {
         if (strcmp(ns->topic_power, os->topic_power) != 0) {
             bool up = mqtt_conn_connected(d->mq);

@@ -175,6 +175,13 @@ def test_own_gateway_killed():
         st = s.status()
         assert st["mode"] == "running" and st["lease"]["held"], st
 
+        # a changed group on SIGHUP: said to take effect at the next start
+        s.ini["CHARGE_CONTROL"]["Id/0/Devices"] = "0"
+        s.write_ini()
+        s.ctl.signal(signal.SIGHUP)
+        s.ctl.wait_output("the group's devices (Id/0/Devices) and their gateways take effect "
+                          "after a restart", timeout=SETTLE_S)
+
 
 def test_key_not_allowed():
     """The controller's key is not in gateway 1's CurveClientsDir: the gateway refuses it
