@@ -18,7 +18,8 @@
 void gw_set_online(gateway_t *gw, gw_dev_t *d, bool online, const char *reason)
 {
     if (!online && reason)
-        snprintf(d->offline_reason, sizeof d->offline_reason, "%s", reason);
+        snprintf(d->offline_reason, sizeof d->offline_reason, "%.*s",
+                 (int)sizeof d->offline_reason - 1, reason);
     if (d->online == online)
         return;
     d->online = online;
