@@ -38,6 +38,18 @@ def cpu_ns(pid):
     return total
 
 
+def wakeups(pid):
+    """Times the process's threads went to sleep and were woken (voluntary context switches,
+    /proc/PID/task/*/status): what a unit of work costs here is mostly these."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
 def gateway_and_bridge(seconds):
     import bridge_stack  # noqa: E402
     import zmq  # noqa: E402
@@ -92,6 +104,7 @@ def gateway_and_bridge(seconds):
         time.sleep(1)
         c0 = s.sim.control.counters()["bus"]["requests"]
         g0 = cpu_ns(s.gateway.pid) / 1e9
+        w0 = wakeups(s.gateway.pid)
         b0 = cpu_ns(s.bridge.pid) / 1e9
         m0 = messages[0]
         n0 = tel[0]
@@ -104,6 +117,7 @@ def gateway_and_bridge(seconds):
         t1 = time.monotonic()
         c1 = s.sim.control.counters()["bus"]["requests"]
         g1 = cpu_ns(s.gateway.pid) / 1e9
+        w1 = wakeups(s.gateway.pid)
         b1 = cpu_ns(s.bridge.pid) / 1e9
         m1 = messages[0]
         n1 = tel[0]
@@ -114,6 +128,7 @@ def gateway_and_bridge(seconds):
         return {"gw_requests": req, "gw_req_per_s": req / (t1 - t0),
                 "gw_us_per_request": 1e6 * (g1 - g0) / max(req, 1),
                 "gw_answered": answered[0],
+                "gw_wakeups_per_request": (w1 - w0) / max(req, 1),
                 "bridge_messages": (m1 - m0) + (n1 - n0), "bridge_out": m1 - m0,
                 "bridge_in": n1 - n0,
                 "bridge_us_per_message": 1e6 * (b1 - b0) / max((m1 - m0) + (n1 - n0), 1)}
@@ -148,8 +163,9 @@ def main():
         ap.error("--seconds 5-600")
     f = gateway_and_bridge(a.seconds)
     f.update(controller(a.seconds))
-    print("bic-can-gateway: %d bus requests (%.1f/s), %.0f us CPU per request"
-          % (f["gw_requests"], f["gw_req_per_s"], f["gw_us_per_request"]))
+    print("bic-can-gateway: %d bus requests (%.1f/s), %.0f us CPU and %.2f wake-ups per request"
+          % (f["gw_requests"], f["gw_req_per_s"], f["gw_us_per_request"],
+             f["gw_wakeups_per_request"]))
     print("bic-mqtt-bridge: %d messages (%d telemetry in, %d MQTT out), %.0f us CPU per message"
           % (f["bridge_messages"], f["bridge_in"], f["bridge_out"], f["bridge_us_per_message"]))
     print("bic-charge-ctl: %d meter readings, %.0f us CPU per reading"
