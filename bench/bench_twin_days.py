@@ -57,9 +57,10 @@ def main(argv):
     ]
     print("days: the 2 shared days and %d generated (seed %d); median / worst over the days" %
           (days, seed))
-    print("%-24s %15s %15s %13s %11s %11s %9s %11s" % (
-        "case", "ctl shortfall", "deadbeat", "ctl/deadbeat", "ctl over", "seed over",
-        "ctl rev", "ctl EEPROM"))
+    print("%-24s %15s %15s %13s %11s %11s %11s %9s %11s" % (
+        "case", "ctl shortfall", "deadbeat", "ctl/deadbeat", "ctl over", "deadb over",
+        "seed over", "ctl rev", "ctl EEPROM"))
+    eep_off, eep_lines = {}, []  # the deadbeat's median shortfall with EEP_OFF (meter 2 s), per day set
     for name, extra in cases:
         for label, source in (("shared", ["--days", shared]),
                               ("generated", ["--generated", str(days), "--gen-seed", str(seed)])):
@@ -75,13 +76,23 @@ def main(argv):
 
             def mw(o, k, fmt="%.3f"):
                 return (fmt + "/" + fmt) % (o[k]["median"], o[k]["worst"])
-            print("%-24s %15s %15s %13s %11s %11s %9s %11s" % (
+            print("%-24s %15s %15s %13s %11s %11s %11s %9s %11s" % (
                 (name if label == "generated" else name + ", shared")[:24],
                 mw(c, "shortfall_kwh"), mw(d, "shortfall_kwh"),
                 "%.2f/%.2f" % (r["median"], r["worst"]),
-                mw(c, "overshoot_events", "%.0f"), mw(sd, "overshoot_events", "%.0f"),
+                mw(c, "overshoot_events", "%.0f"), mw(d, "overshoot_events", "%.0f"),
+                mw(sd, "overshoot_events", "%.0f"),
                 "%.0f" % c["reversals"]["median"], mw(c, "eeprom_writes", "%.0f")))
+            if name == "meter 2 s":
+                eep_off[label] = d["shortfall_kwh"]["median"]
+            if "--eeprom-on" in extra and eep_off.get(label):
+                eep_lines.append("EEPROM on, %s days: the controller's median shortfall %.3f kWh "
+                                 "is %.2f x the deadbeat's with EEP_OFF (%.3f, meter 2 s)" % (
+                                     label, c["shortfall_kwh"]["median"],
+                                     c["shortfall_kwh"]["median"] / eep_off[label], eep_off[label]))
             sys.stdout.flush()
+    for line in eep_lines:
+        print(line)
     return 0
 
 
