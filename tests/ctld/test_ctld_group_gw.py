@@ -146,7 +146,8 @@ def test_group_over_two_gateways():
 
 def test_own_gateway_killed():
     """Gateway 0, the one of the controller's own device X, is killed: unit 0@1 takes the
-    whole setpoint; back, unit 0 rejoins."""
+    whole setpoint; back, unit 0 rejoins. The controller dies: each gateway puts its device in
+    its safe state when the lease lapses."""
     with _stack() as s:
         gw1 = _start(s)
         harness.wait_for(lambda: _both_share(s) and _charging(s.device()) and
@@ -181,6 +182,14 @@ def test_own_gateway_killed():
         s.ctl.signal(signal.SIGHUP)
         s.ctl.wait_output("the group's devices (Id/0/Devices) and their gateways take effect "
                           "after a restart", timeout=SETTLE_S)
+
+        # the controller dies: each gateway lets its device's lease lapse into its safe state
+        # (SafeState=off: the output off)
+        s.ctl.kill()
+        for gw in (s.gateway, gw1.proc):
+            gw.wait_output("lapsed; applying the safe state", timeout=SETTLE_S)
+        harness.wait_for(lambda: not s.device()["output_on"] and not gw1.device()["output_on"],
+                         timeout=SETTLE_S, what="both outputs off")
 
 
 def test_key_not_allowed():
