@@ -158,10 +158,13 @@ static void s_on_info(ctl_daemon_t *d, int i, ctl_link_t *l, const cJSON *reply,
         const cJSON *pol = cJSON_GetObjectItem(eep, "policy");
         const cJSON *iv = cJSON_GetObjectItem(eep, "min_interval_s");
         /* Without EEP_OFF every current change is a persisted write: space them as the
-         * gateway's budget does, so the gateway never has to defer one. */
+         * gateway's budget does, so the gateway never has to defer one. A charge-only device's
+         * (an NPB's) current is CURVE_CC, persisted whatever EEP_OFF says (docs/npb.md): its
+         * changes are spaced under either policy. */
+        bool persisted = cJSON_IsString(pol) &&
+                         (strcmp(pol->valuestring, "budget") == 0 || d->set.params.charge_only);
         int64_t iv_ms = 0;
-        if (!cJSON_IsString(pol) || strcmp(pol->valuestring, "budget") != 0 ||
-            !cJSON_IsNumber(iv) || !(iv->valuedouble > 0) ||
+        if (!persisted || !cJSON_IsNumber(iv) || !(iv->valuedouble > 0) ||
             numconv_trunc(iv->valuedouble * 1000, 0, 86400000 - 1, &iv_ms) != 0)
             iv_ms = 0;
         int ms = (int)iv_ms;
@@ -181,10 +184,14 @@ static void s_on_info(ctl_daemon_t *d, int i, ctl_link_t *l, const cJSON *reply,
             d->eep_tokens = tokens->valuedouble > 0 ? tokens->valuedouble : 0;
             d->eep_tokens_ms = now;
         }
+        const char *pace = !ms ? ""
+                           : d->set.params.charge_only
+                               ? ": current changes at most one per write interval (CURVE_CC "
+                                 "persists whatever EEP_OFF says)"
+                               : ": current changes at most one per write interval";
         if (!d->info_done || ms != d->set.params.min_write_interval_ms)
             log_info("device %d: EEPROM policy %s%s", d->set.id,
-                     cJSON_IsString(pol) ? pol->valuestring : "unknown",
-                     ms ? ": current changes at most one per write interval" : "");
+                     cJSON_IsString(pol) ? pol->valuestring : "unknown", pace);
         d->set.params.min_write_interval_ms = ms;
         d->info_done = true;
         return;

@@ -5,7 +5,8 @@ replays a day of three parts: a small surplus (export about 450 W), a large one 
 1250 W, more than the charger may take), then none (import). The charger's current follows
 the surplus within its limits (its model's 7.2 A minimum, the configured 20 A maximum), the
 controller never asks it to discharge, retunes it far less often than the meter reports, and
-turns it off when the surplus ends."""
+turns it off when the surplus ends. With EEP_OFF set on the charger its changes are still
+spaced by the gateway's EEPROM spacing: CURVE_CC is persisted whatever EEP_OFF says."""
 
 import json
 import os
@@ -35,18 +36,28 @@ def _npb(st):
     return st.sim.control.ok("npb", addr=3)["npb"]
 
 
-def test_ctld_npb_surplus():
-    tmp = harness.temp_dir("bic-npb-day-")
+def _stack(prefix, profile, gateway=None):
+    """The stack for the controller of device 67 (the NPB at address 3) over a household that
+    replays profile(path)."""
+    tmp = harness.temp_dir(prefix)
     day = os.path.join(tmp, "npb_day.csv")
-    _profile(day)
+    profile(day)
     ctl = {"Id/67/MaxChargePower": 3000, "Id/67/MaxDischargePower": -1000}
     npb_keys = {"Id/3/Type": "NPB-1200-24", "Id/3/ChargeVoltage": 2880,
                 "Id/3/MaxChargeCurrent": 2000}
-    with Stack(start_s=0, speed=10, ctl=ctl, ctl_id=NPB, npbs={3: "npb-1200-24:soc=30"},
-               npb_keys=npb_keys, household=day) as st:
-        # The BIC beside it stopped (a person's stop): it takes no part.
-        r = st.gateway_request({"op": "setpoint", "dev": 0, "mode": "stop", "client": "test"})
-        assert r.get("ok"), r
+    return Stack(start_s=0, speed=10, ctl=ctl, ctl_id=NPB, npbs={3: "npb-1200-24:soc=30"},
+                 npb_keys=npb_keys, household=day, gateway=gateway)
+
+
+def _stop_bic(st):
+    """The BIC beside it stopped (a person's stop): it takes no part."""
+    r = st.gateway_request({"op": "setpoint", "dev": 0, "mode": "stop", "client": "test"})
+    assert r.get("ok"), r
+
+
+def test_ctld_npb_surplus():
+    with _stack("bic-npb-day-", _profile) as st:
+        _stop_bic(st)
         harness.wait_for(lambda: abs(st.device()["dc_a"]) < 0.5, timeout=20,
                          what="the BIC stopped")
         st.start_ctl()
@@ -104,6 +115,45 @@ def test_ctld_npb_surplus():
         assert writes <= 25, (writes, writes_small)
         # The BIC beside it left alone: no controller's lease on it.
         assert st.gateway_request({"op": "info", "dev": 0})["devices"][0]["lease"] is None
+
+
+def _varying_profile(path):
+    """An export that swings between about 300 and 500 W every 30 household seconds."""
+    rows = ["t_s,load_w,pv_w"]
+    for t in range(0, 86400, 10):
+        pv = (550 if (t // 30) % 2 else 750) if t < LARGE_END_S else 0
+        rows.append("%d,250,%d" % (t, pv))
+    with open(path, "w") as f:
+        f.write("\n".join(rows) + "\n")
+
+
+def test_ctld_npb_eep_off_keeps_spacing():
+    """An NPB with EEP_OFF set: its charge current (CURVE_CC) is persisted all the same, so
+    the controller keeps spacing its changes by the gateway's EEPROM spacing (5 s here) while
+    the surplus swings, and the gateway never has to defer one (before: the controller took
+    EEP_OFF for RAM-only set-points, retuned at once, and the gateway deferred them)."""
+    gateway = {"EepromWriteIntervalSec": None, "EepromWritesPerDay": 100000,
+               "EepromBurst": 1000, "EepromMinSpacingSec": 5}
+    with _stack("bic-npb-eepoff-", _varying_profile, gateway) as st:
+        _stop_bic(st)
+        sysconfig = _npb(st)["registers"]["SYSTEM_CONFIG"]
+        r = st.gateway_request({"op": "set", "dev": NPB, "reg": "SYSTEM_CONFIG",
+                                "raw": sysconfig | 0x0400, "client": "test"})
+        assert r.get("ok"), r
+        ee = st.gateway_request({"op": "eeprom", "dev": NPB})["eeprom"]
+        assert ee["policy"] == "eep_off" and ee["min_interval_s"] == 5, ee
+        st.start_ctl()
+        harness.wait_for(lambda: "device 67: EEPROM policy eep_off: current changes at most "
+                         "one per write interval" in st.ctl.output(), timeout=20,
+                         what="the controller spacing the NPB's changes")
+        harness.wait_for(lambda: st.household()["t_s"] >= 320, timeout=60,
+                         what="five swings of the surplus")
+        writes = _npb(st)["eeprom_writes"]["CURVE_CC"]
+        deferred = [ln for ln in st.gateway.output().splitlines()
+                    if "CURVE_CC" in ln and "deferred" in ln]
+        print("CURVE_CC writes: %d, deferred by the gateway: %d" % (writes, len(deferred)))
+        assert writes >= 3, writes  # it did follow the swings
+        assert not deferred, deferred[:3]
 
 
 def test_ctld_npb_config():
