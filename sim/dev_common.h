@@ -1,6 +1,7 @@
-/* dev_common.h - what the simulated devices (bic_device.c, npb_device.c) share: parsing of
- * their --device options, the MFR text registers, quantising a reading to its register, and
- * the EEPROM commit policy of SYSTEM_CONFIG (EEP_OFF, EEP_CONFIG). Pure functions. */
+/* dev_common.h - what the simulated devices (bic_device*.c, npb_device*.c) share: messages,
+ * parsing of their --device options, the MFR text registers, quantising a reading to its
+ * register, and the EEPROM commit policy of SYSTEM_CONFIG (EEP_OFF, EEP_CONFIG). Pure
+ * functions. */
 #ifndef BIC_SIM_DEV_COMMON_H
 #define BIC_SIM_DEV_COMMON_H
 
@@ -11,6 +12,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* A message into err (errlen bytes; nothing when err is NULL or errlen 0). */
+void dev_msg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* A finite number filling the whole text. 0, or -1 (out untouched). */
 int dev_parse_double(const char *s, double *out);
