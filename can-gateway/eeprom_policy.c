@@ -358,7 +358,7 @@ static int s_oldest_pending_of(const eeprom_policy_t *e, bool only_free)
 {
     int best = -1;
     for (int i = 0; i < EEPROM_NREGS; i++) {
-        if (!e->pending[i] || (only_free && !(s_regs[i].star && e->eep_off)))
+        if (!e->pending[i] || (only_free && !(s_regs[i].spare && e->eep_off)))
             continue;
         if (best < 0 || e->pending_since[i] < e->pending_since[best])
             best = i;

@@ -84,6 +84,30 @@ static void test_operation_never_deferred_but_counted(void **state)
     eeprom_policy_destroy(&e);
 }
 
+static void test_eep_off_keeps_npb_curve_cc_spaced(void **state)
+{
+    (void)state;
+    /* an NPB's CURVE_CC held back by the spacing stays held back when EEP_OFF is set: it
+     * persists whatever EEP_OFF says, so it is due only once the spacing has passed (before,
+     * it was due at once and deferred again by the spacing, round and round) */
+    eeprom_policy_t *e = eeprom_policy_new(5 * S);
+    eeprom_policy_set_eep_off(e, true);
+    eeprom_policy_written(e, 0x00B0, 0);
+    int64_t until = 0;
+    assert_int_equal(
+        eeprom_policy_decide(e, 0x00B0, 1000, 1750, EEPROM_BY_CONTROL, true, 1 * S, &until),
+        EEPROM_DEFER);
+    assert_int_equal(until, 5 * S);
+    uint16_t cmd;
+    uint32_t raw;
+    assert_int_equal(eeprom_policy_deadline(e), 5 * S);
+    assert_false(eeprom_policy_due(e, 1 * S, &cmd, &raw));
+    assert_true(eeprom_policy_due(e, 5 * S, &cmd, &raw));
+    assert_int_equal(cmd, 0x00B0);
+    assert_int_equal(raw, 1750);
+    eeprom_policy_destroy(&e);
+}
+
 static void test_eep_off_lifts_budget_for_setpoints(void **state)
 {
     (void)state;
@@ -628,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_interval_is_per_device_not_per_register),
         cmocka_unit_test(test_operation_never_deferred_but_counted),
         cmocka_unit_test(test_eep_off_lifts_budget_for_setpoints),
+        cmocka_unit_test(test_eep_off_keeps_npb_curve_cc_spaced),
         cmocka_unit_test(test_clear_pending_when_device_already_has_value),
         cmocka_unit_test(test_oldest_pending_first),
         cmocka_unit_test(test_uncount_write_the_device_did_not_take),
