@@ -212,12 +212,10 @@ void bic_device_destroy(bic_device_t **p)
    EEPROM
    --------------------------------------------------------------------------------------- */
 
-static void s_persist(bic_device_t *dev, int idx)
+static dev_eep_regs_t s_eep_regs(bic_device_t *dev)
 {
-    dev->eep[idx] = dev->ram[idx];
-    dev->eep_writes[idx]++;
-    dev->eep_total++;
-    dev->pending[idx] = false;
+    return (dev_eep_regs_t){P_COUNT,         dev->ram,        dev->eep,
+                            dev->eep_writes, &dev->eep_total, dev->pending};
 }
 
 /* What an accepted write does to the EEPROM (§11, §16 item 19). */
@@ -226,39 +224,15 @@ static void s_eeprom_after_write(bic_device_t *dev, int idx, int64_t now_us)
     bool star = idx == P_VOUT || idx == P_IOUT || idx == P_RVOUT || idx == P_RIOUT;
     bool obeys = star || dev->cfg.all_obey_eep_off;
     dev->last_change_us = now_us;
-    switch (dev_eep_action(dev->ram[P_SYSCFG], obeys, dev->cfg.fw == BIC_FW_NEW)) {
-    case DEV_EEP_RAM:
-        return;
-    case DEV_EEP_DELAYED:
-        dev->pending[idx] = true;
-        return;
-    default:
-        s_persist(dev, idx);
-    }
+    dev_eep_regs_t r = s_eep_regs(dev);
+    dev_eep_after_write(&r, idx,
+                        dev_eep_action(dev->ram[P_SYSCFG], obeys, dev->cfg.fw == BIC_FW_NEW));
 }
 
 static void s_eeprom_tick(bic_device_t *dev, int64_t now_us)
 {
-    bool any = false;
-    for (int i = 0; i < P_COUNT; i++)
-        any = any || dev->pending[i];
-    if (!any)
-        return;
-    int64_t delay_us = dev_eep_commit_delay_us(dev->ram[P_SYSCFG]);
-    if (delay_us < 0) {
-        /* EEP_OFF set while a commit was waiting: the values stay in RAM only. */
-        memset(dev->pending, 0, sizeof dev->pending);
-        return;
-    }
-    if (now_us - dev->last_change_us < delay_us)
-        return;
-    for (int i = 0; i < P_COUNT; i++) {
-        if (!dev->pending[i])
-            continue;
-        if (dev->ram[i] != dev->eep[i])
-            s_persist(dev, i);
-        dev->pending[i] = false;
-    }
+    dev_eep_regs_t r = s_eep_regs(dev);
+    dev_eep_tick(&r, dev->ram[P_SYSCFG], dev->last_change_us, now_us);
 }
 
 /* ---------------------------------------------------------------------------------------

@@ -92,3 +92,47 @@ int64_t dev_eep_commit_delay_us(uint16_t system_config)
            : sc.eep_config == BIC_EEPCFG_10MIN ? 600000000
                                                : 0;
 }
+
+static void s_eep_persist(const dev_eep_regs_t *r, int idx)
+{
+    r->eep[idx] = r->ram[idx];
+    r->writes[idx]++;
+    (*r->total)++;
+    r->pending[idx] = false;
+}
+
+void dev_eep_after_write(const dev_eep_regs_t *r, int idx, dev_eep_action_t action)
+{
+    switch (action) {
+    case DEV_EEP_RAM:
+        return;
+    case DEV_EEP_DELAYED:
+        r->pending[idx] = true;
+        return;
+    default:
+        s_eep_persist(r, idx);
+    }
+}
+
+void dev_eep_tick(const dev_eep_regs_t *r, uint16_t system_config, int64_t last_change_us,
+                  int64_t now_us)
+{
+    bool any = false;
+    for (int i = 0; i < r->n; i++)
+        any = any || r->pending[i];
+    if (!any)
+        return;
+    int64_t delay_us = dev_eep_commit_delay_us(system_config);
+    if (delay_us < 0) {
+        /* EEP_OFF set while a commit was waiting: the values stay in RAM only. */
+        memset(r->pending, 0, (size_t)r->n * sizeof r->pending[0]);
+        return;
+    }
+    if (now_us - last_change_us < delay_us)
+        return;
+    for (int i = 0; i < r->n; i++) {
+        if (r->pending[i] && r->ram[i] != r->eep[i])
+            s_eep_persist(r, i);
+        r->pending[i] = false;
+    }
+}

@@ -1,7 +1,7 @@
 /* dev_common.h - what the simulated devices (bic_device*.c, npb_device*.c) share: messages,
  * parsing of their --device options, the MFR text registers, quantising a reading to its
- * register, and the EEPROM commit policy of SYSTEM_CONFIG (EEP_OFF, EEP_CONFIG). Pure
- * functions. */
+ * register, and the EEPROM model: the commit policy of SYSTEM_CONFIG (EEP_OFF, EEP_CONFIG)
+ * and the stored values and counts it keeps. Pure functions. */
 #ifndef BIC_SIM_DEV_COMMON_H
 #define BIC_SIM_DEV_COMMON_H
 
@@ -43,6 +43,29 @@ dev_eep_action_t dev_eep_action(uint16_t system_config, bool obeys, bool eep_bit
 /* The delay of a pending commit under SYSTEM_CONFIG, us (0 immediate, 60 s, 600 s), or -1
  * when EEP_OFF is set (pending values stay in RAM only). */
 int64_t dev_eep_commit_delay_us(uint16_t system_config);
+
+/* The EEPROM-backed registers of a device, its own arrays of n entries: the values as they
+ * read back (ram) and as stored (eep), the persisted writes per register and in all, and the
+ * values waiting for a delayed commit. */
+typedef struct {
+    int n;
+    const uint16_t *ram;
+    uint16_t *eep;
+    uint32_t *writes;
+    uint32_t *total;
+    bool *pending;
+} dev_eep_regs_t;
+
+/* An accepted write of register idx under action (dev_eep_action): stored and counted at
+ * once, marked for the delayed commit, or left in RAM. */
+void dev_eep_after_write(const dev_eep_regs_t *r, int idx, dev_eep_action_t action);
+
+/* The delayed commit at now_us: once the delay of SYSTEM_CONFIG has passed since
+ * last_change_us (the last accepted write), the marked values that differ from the stored
+ * ones are stored and counted and the marks cleared; with EEP_OFF set the marks are dropped
+ * (the values stay in RAM only). */
+void dev_eep_tick(const dev_eep_regs_t *r, uint16_t system_config, int64_t last_change_us,
+                  int64_t now_us);
 
 #ifdef __cplusplus
 }

@@ -176,48 +176,25 @@ void npb_device_destroy(npb_device_t **p)
    EEPROM (as the BIC: '*' registers obey EEP_OFF and EEP_CONFIG on new firmware)
    --------------------------------------------------------------------------------------- */
 
-static void s_persist(npb_device_t *dev, int idx)
+static dev_eep_regs_t s_eep_regs(npb_device_t *dev)
 {
-    dev->eep[idx] = dev->ram[idx];
-    dev->eep_writes[idx]++;
-    dev->eep_total++;
-    dev->pending[idx] = false;
+    return (dev_eep_regs_t){R_COUNT,         dev->ram,        dev->eep,
+                            dev->eep_writes, &dev->eep_total, dev->pending};
 }
 
 static void s_eeprom_after_write(npb_device_t *dev, int idx, int64_t now_us)
 {
     const bic_cmd_t *c = bic_cmd_by_code(dev->fam, s_reg_cmd[idx]);
     dev->last_change_us = now_us;
-    switch (dev_eep_action(dev->ram[R_SYSCFG], c && c->eep_star, dev->cfg.fw == NPB_FW_NEW)) {
-    case DEV_EEP_RAM:
-        return;
-    case DEV_EEP_DELAYED:
-        dev->pending[idx] = true;
-        return;
-    default:
-        s_persist(dev, idx);
-    }
+    dev_eep_regs_t r = s_eep_regs(dev);
+    dev_eep_after_write(
+        &r, idx, dev_eep_action(dev->ram[R_SYSCFG], c && c->eep_star, dev->cfg.fw == NPB_FW_NEW));
 }
 
 static void s_eeprom_tick(npb_device_t *dev, int64_t now_us)
 {
-    bool any = false;
-    for (int i = 0; i < R_COUNT; i++)
-        any = any || dev->pending[i];
-    if (!any)
-        return;
-    int64_t delay_us = dev_eep_commit_delay_us(dev->ram[R_SYSCFG]);
-    if (delay_us < 0) {
-        memset(dev->pending, 0, sizeof dev->pending);
-        return;
-    }
-    if (now_us - dev->last_change_us < delay_us)
-        return;
-    for (int i = 0; i < R_COUNT; i++) {
-        if (dev->pending[i] && dev->ram[i] != dev->eep[i])
-            s_persist(dev, i);
-        dev->pending[i] = false;
-    }
+    dev_eep_regs_t r = s_eep_regs(dev);
+    dev_eep_tick(&r, dev->ram[R_SYSCFG], dev->last_change_us, now_us);
 }
 
 /* ---------------------------------------------------------------------------------------
