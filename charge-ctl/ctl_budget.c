@@ -219,13 +219,15 @@ void ctl_tokens_update(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t 
 /* How long a trim of the current waits after the last change where every write is persisted:
  * the gateway's spacing while more than half the budget's burst is saved up, then the daily
  * rate (so trims alone never empty it), and no trim at all below two writes (a change forced by
- * a limit still goes out: the gateway counts it as a write toward safety). */
+ * a limit still goes out: the gateway counts it as a write toward safety). The gateway's
+ * fixed-interval rule reads as a bucket of one refilled once per interval: the interval alone
+ * paces the trims there. */
 int64_t ctl_trim_interval(const ctl_params_t *p, const ctl_state_t *s)
 {
     int64_t iv = p->min_write_interval_ms;
     if (p->write_budget_per_day <= 0 || iv <= 0 || s->tokens < 0)
         return iv;
-    if (s->tokens < 2)
+    if (s->tokens < 2 && p->write_burst >= 2)
         return INT64_MAX;
     int64_t rate_ms = 86400000 / p->write_budget_per_day;
     if (s->tokens < p->write_burst / 2.0 && rate_ms > iv)

@@ -763,12 +763,13 @@ static void test_rate_limit_holds_trims(void **state)
 /* With the gateway's daily budget known, trims wait for the spacing while more than half the
  * burst is saved, for the daily rate below that (so trims alone never empty it), and not at all
  * below two writes; a reduction forced by a limit still goes out. */
-static void s_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_change)
+static void s_trim_after_budget(rig_t *r, int per_day, int burst, double tokens, int64_t wait_ms,
+                                bool expect_change)
 {
     s_rig(r);
     r->p.min_write_interval_ms = 20000;
-    r->p.write_budget_per_day = 1095;
-    r->p.write_burst = 300;
+    r->p.write_budget_per_day = per_day;
+    r->p.write_burst = burst;
     s_settle(r, 800, 2);
     r->in.eeprom_tokens = tokens;
     r->in.eeprom_tokens_ms = r->t;
@@ -786,6 +787,21 @@ static void s_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_c
         assert_int_equal(r->s.current_ca, ca);
         assert_int_equal(why, CTL_R_RATE_LIMIT);
     }
+}
+
+static void s_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_change)
+{
+    s_trim_after_budget(r, 1095, 300, tokens, wait_ms, expect_change);
+}
+
+/* The gateway's fixed-interval rule (EepromWriteIntervalSec) reads as a one-deep bucket
+ * refilled once per interval: trims follow the interval (before: never, a bucket of one never
+ * holds the two writes the daily budget keeps back). */
+static void test_fixed_interval_paces_trims(void **state)
+{
+    rig_t r;
+    s_trim_after_budget(&r, 86400 / 20, 1, 1, 25000, true);
+    s_trim_after_budget(&r, 86400 / 20, 1, 0, 10000, false);
 }
 
 static void test_write_budget_paces_trims(void **state)
@@ -933,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_setpoints_are_quantised),
         cmocka_unit_test(test_rate_limit_holds_trims),
         cmocka_unit_test(test_write_budget_paces_trims),
+        cmocka_unit_test(test_fixed_interval_paces_trims),
         cmocka_unit_test(test_budget_mode_spaces_level_writes),
         cmocka_unit_test(test_inheritance),
         cmocka_unit_test(test_validate_rejects),
