@@ -6,8 +6,10 @@
  *
  * Input: lines, each a kind character (t telemetry, i info, r register values, s SOC,
  * u/d gateway reachable/unreachable) followed by a JSON document or a number. After each
- * line every seed payload the bridge would publish must be a JSON object, and the charged
- * and discharged energy counters must stay finite and never decrease.
+ * line every seed payload the bridge would publish must be a JSON object, a payload whose
+ * key (dev_view_key) equals the last line's must equal the last line's payload (the bridge
+ * does not build it then), and the charged and discharged energy counters must stay finite
+ * and never decrease.
  */
 #include <math.h>
 #include <stdint.h>
@@ -37,12 +39,39 @@ static void s_check_payload(const char *what, char *text)
     free(text);
 }
 
+/* The last line's payload and key of each kind. */
+typedef struct {
+    char *text;
+    unsigned char key[4096];
+    size_t len;
+} last_t;
+
+static void s_check_key(const dev_view_t *dv, dev_view_payload_t which, last_t *last)
+{
+    static const char *const names[DEV_VIEW_P_COUNT] = {"state", "charge", "fault", "info"};
+    unsigned char key[sizeof last->key];
+    size_t len = dev_view_key(dv, which, key, sizeof key);
+    char *text = dev_view_json(dv, which);
+    if ((len == 0) != (text == NULL))
+        FAIL("%s: key of %zu bytes for %s payload", names[which], len, text ? "a" : "no");
+    if (len > sizeof key)
+        FAIL("%s: key of %zu bytes", names[which], len);
+    if (text && last->text && len == last->len && memcmp(key, last->key, len) == 0 &&
+        strcmp(text, last->text) != 0)
+        FAIL("%s: the same key for %s and %s", names[which], last->text, text);
+    free(last->text);
+    last->text = text;
+    memcpy(last->key, key, len);
+    last->len = len;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     dev_view_t *dv = dev_view_new(3);
     if (!dv)
         return 0;
     double prev_c = 0, prev_d = 0;
+    static last_t last[DEV_VIEW_P_COUNT];
     size_t off = 0;
     while (off < size) {
         const uint8_t *nl = memchr(data + off, '\n', size - off);
@@ -87,6 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_check_payload("charge", dev_view_charge_json(dv));
         s_check_payload("fault", dev_view_fault_json(dv));
         s_check_payload("info", dev_view_info_json(dv));
+        for (int w = 0; w < DEV_VIEW_P_COUNT; w++)
+            s_check_key(dv, (dev_view_payload_t)w, &last[w]);
         static const char *lims[] = {"vout_v", "iout_a", "rev_vout_v", "rev_iout_a"};
         for (int k = 0; k < 4; k++) {
             double lo, hi;
@@ -97,6 +128,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)dev_view_model(dv);
         (void)dev_view_firmware(dv);
         (void)dev_view_serial(dv);
+    }
+    for (int w = 0; w < DEV_VIEW_P_COUNT; w++) {
+        free(last[w].text);
+        last[w].text = NULL;
     }
     dev_view_destroy(&dv);
     return 0;

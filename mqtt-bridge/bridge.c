@@ -44,6 +44,7 @@
 #define SOC_MAX_AGE_MS 600000    /* a controller's SOC older than this is not shown */
 #define SURPLUS_MAX_AGE_MS 60000 /* nor a surplus older than this (the controller is gone) */
 #define STATE_WAIT_MS 15000      /* the first state waits this long at most for slow values */
+#define PERIODIC_SLACK_MS 500    /* a periodic republish may wait this long for a wake-up */
 
 /* Seed topics per device, in publishing order. */
 enum { PUB_AVAIL, PUB_INFO, PUB_STATE, PUB_CHARGE, PUB_FAULT, PUB_COUNT };
@@ -70,11 +71,21 @@ typedef struct {
     char client_id[128];
 } settings_t;
 
+/* The dev_view payload behind each seed topic (availability has none). */
+static const dev_view_payload_t s_pub_view[PUB_COUNT] = {[PUB_AVAIL] = DEV_VIEW_P_COUNT,
+                                                         [PUB_INFO] = DEV_VIEW_P_INFO,
+                                                         [PUB_STATE] = DEV_VIEW_P_STATE,
+                                                         [PUB_CHARGE] = DEV_VIEW_P_CHARGE,
+                                                         [PUB_FAULT] = DEV_VIEW_P_FAULT};
+
+#define KEY_MAX 2048 /* a payload's key (dev_view_key) kept to skip building it unchanged */
+
 typedef struct {
     dev_view_t *dv; /* NULL: slot unused */
     char *last[PUB_COUNT];
     int64_t last_ms[PUB_COUNT];
-    unsigned fault_gen;   /* dev_view_fault_gen() of last[PUB_FAULT] */
+    unsigned char *key[PUB_COUNT]; /* dev_view_key() of last[] (NULL: none) */
+    size_t key_len[PUB_COUNT];
     uint64_t disc_hash;   /* of the discovery set last published; 0 = none */
     uint64_t disc_inputs; /* of what the discovery set is built from (s_disc_inputs) */
     int64_t soc_ms;       /* when the controller's SOC arrived; 0 = none or expired */
@@ -135,7 +146,8 @@ struct bridge_t {
     int64_t next_info;
     int64_t republish_at; /* Home Assistant came online: republish everything then */
     int64_t next_app;
-    int64_t next_periodic;
+    int64_t periodic_after;    /* the periodic pass ran: not again before this (a failed publish
+                                  stays due, and is tried again once a second) */
     int64_t charge_hold_until; /* no `charge` before the retained counters had time to arrive */
     bool charge_sub;      /* subscribed to the `charge` topics for those (until the hold ends: later
                              ones would be our own messages coming back) */
@@ -295,6 +307,9 @@ static void s_slot_forget(slot_t *s)
         free(s->last[i]);
         s->last[i] = NULL;
         s->last_ms[i] = 0;
+        free(s->key[i]);
+        s->key[i] = NULL;
+        s->key_len[i] = 0;
     }
     s->disc_hash = 0;
     s->disc_inputs = 0;
@@ -318,25 +333,34 @@ static void s_forget_all(bridge_t *b)
 
 /* ---------------------------------------------------------------- publishing */
 
+static uint64_t s_fnv_bytes(uint64_t h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= ((const unsigned char *)p)[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 /* What a device's discovery set is built from besides the settings: its identity, features
  * and register ranges. Building the set to compare it cost most of the bridge's CPU while it
  * was done on every telemetry message; now it is built when these change. */
 static uint64_t s_disc_inputs(const dev_view_t *dv)
 {
-    char buf[512];
     static const char *const limits[] = {"vout_v", "rev_vout_v", "iout_a", "rev_iout_a"};
-    int n = snprintf(buf, sizeof buf, "%d|%s|%s|%s|%d|%d|%d|%d", dev_view_dev(dv),
-                     dev_view_model(dv) ? dev_view_model(dv) : "",
-                     dev_view_firmware(dv) ? dev_view_firmware(dv) : "",
-                     dev_view_serial(dv) ? dev_view_serial(dv) : "", dev_view_variant(dv),
-                     dev_view_has_fans(dv), dev_view_has_soc(dv), dev_view_is_npb(dv));
-    for (size_t i = 0; i < sizeof limits / sizeof limits[0] && n > 0 && (size_t)n < sizeof buf;
-         i++) {
-        double lo = 0, hi = 0;
-        bool have = dev_view_limit(dv, limits[i], &lo, &hi);
-        n += snprintf(buf + n, sizeof buf - (size_t)n, "|%d:%.6g:%.6g", have, lo, hi);
+    const char *strs[] = {dev_view_model(dv), dev_view_firmware(dv), dev_view_serial(dv)};
+    int ints[] = {dev_view_dev(dv), dev_view_variant(dv), dev_view_has_fans(dv),
+                  dev_view_has_soc(dv), dev_view_is_npb(dv)};
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        h = s_fnv(h, strs[i] ? strs[i] : "");
+    h = s_fnv_bytes(h, ints, sizeof ints);
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        double v[3] = {0, 0, 0};
+        v[0] = dev_view_limit(dv, limits[i], &v[1], &v[2]);
+        h = s_fnv_bytes(h, v, sizeof v);
     }
-    return s_fnv(1469598103934665603ULL, buf) | 1; /* never 0 (0 = not yet built) */
+    return h | 1; /* never 0 (0 = not yet built) */
 }
 
 static void s_publish_discovery(bridge_t *b, slot_t *s)
@@ -383,21 +407,28 @@ static void s_publish_bridge_discovery(bridge_t *b)
 
 static char *s_seed_payload(const slot_t *s, int which)
 {
-    switch (which) {
-    case PUB_AVAIL:
+    if (which == PUB_AVAIL)
         return strdup(dev_view_availability(s->dv));
-    case PUB_INFO:
-        return dev_view_info_json(s->dv);
-    case PUB_STATE:
-        return dev_view_state_json(s->dv);
-    case PUB_CHARGE:
-        return dev_view_charge_json(s->dv);
-    default:
-        return dev_view_fault_json(s->dv);
-    }
+    return dev_view_json(s->dv, s_pub_view[which]);
 }
 
-/* Seed topics of one device: on change, and again after PublishPeriodSec. */
+/* Keeps the key of the payload last[i] holds (none when it did not fit). */
+static void s_keep_key(slot_t *s, int i, const unsigned char *key, size_t n)
+{
+    if (n == 0 || n > KEY_MAX) {
+        s->key_len[i] = 0;
+        return;
+    }
+    if (!s->key[i] && !(s->key[i] = malloc(KEY_MAX))) {
+        s->key_len[i] = 0;
+        return;
+    }
+    memcpy(s->key[i], key, n);
+    s->key_len[i] = n;
+}
+
+/* Seed topics of one device: on change, and again after PublishPeriodSec. A payload whose
+ * key (dev_view_key) is that of the last one published is not built: it is the same. */
 static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
 {
     if (!mqtt_conn_connected(b->mq) || !s->dv)
@@ -413,17 +444,23 @@ static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
         if (i == PUB_STATE && !s->last[i] && !dev_view_state_complete(s->dv) &&
             (!s->tel0_ms || now - s->tel0_ms < STATE_WAIT_MS))
             continue;
-        /* the fault payload (a JSON object per fault) only when it can differ */
-        if (i == PUB_FAULT && s->last[i] && s->fault_gen == dev_view_fault_gen(s->dv) &&
-            now - s->last_ms[i] < period)
-            continue;
+        bool due = !s->last[i] || now - s->last_ms[i] >= period;
+        unsigned char key[KEY_MAX];
+        size_t klen = 0;
+        if (s_pub_view[i] != DEV_VIEW_P_COUNT) {
+            klen = dev_view_key(s->dv, s_pub_view[i], key, sizeof key);
+            if (klen == 0)
+                continue; /* nothing to say yet */
+            if (!due && klen <= sizeof key && klen == s->key_len[i] &&
+                memcmp(key, s->key[i], klen) == 0)
+                continue;
+        }
         char *p = s_seed_payload(s, i);
         if (!p)
             continue;
         bool changed = !s->last[i] || strcmp(s->last[i], p) != 0;
-        if (!changed && i == PUB_FAULT)
-            s->fault_gen = dev_view_fault_gen(s->dv);
-        if (!changed && now - s->last_ms[i] < period) {
+        if (!changed && !due) {
+            s_keep_key(s, i, key, klen);
             free(p);
             continue;
         }
@@ -433,12 +470,46 @@ static void s_publish_device(bridge_t *b, slot_t *s, int64_t now)
             free(s->last[i]);
             s->last[i] = p;
             s->last_ms[i] = now;
-            if (i == PUB_FAULT)
-                s->fault_gen = dev_view_fault_gen(s->dv);
+            s_keep_key(s, i, key, klen);
         } else {
             free(p);
         }
     }
+}
+
+/* When a device's topics next need a look without news from the gateway: a periodic
+ * republish, the first state's wait for slow values, an old SOC or surplus. INT64_MAX:
+ * nothing is due. */
+static int64_t s_slot_due(const bridge_t *b, const slot_t *s)
+{
+    int64_t due = INT64_MAX;
+    int64_t period = (int64_t)b->set.publish_period_s * 1000;
+    for (int i = 0; i < PUB_COUNT; i++) {
+        int64_t t = s->last[i] ? s->last_ms[i] + period : INT64_MAX;
+        if (i == PUB_STATE && !s->last[i] && s->tel0_ms)
+            t = s->tel0_ms + STATE_WAIT_MS;
+        if (t < due)
+            due = t;
+    }
+    if (s->soc_ms && s->soc_ms + SOC_MAX_AGE_MS + 1 < due)
+        due = s->soc_ms + SOC_MAX_AGE_MS + 1;
+    if (s->surplus_ms && s->surplus_ms + SURPLUS_MAX_AGE_MS + 1 < due)
+        due = s->surplus_ms + SURPLUS_MAX_AGE_MS + 1;
+    return due;
+}
+
+/* The earliest s_slot_due() of the devices; the charge topics also once their hold ends. */
+static int64_t s_periodic_due(const bridge_t *b, int64_t now)
+{
+    int64_t due = now < b->charge_hold_until ? b->charge_hold_until : INT64_MAX;
+    for (int d = 0; d < MAX_DEVS; d++) {
+        if (!b->slots[d].dv)
+            continue;
+        int64_t t = s_slot_due(b, &b->slots[d]);
+        if (t < due)
+            due = t;
+    }
+    return due < b->periodic_after ? b->periodic_after : due;
 }
 
 static void s_publish_app(bridge_t *b, int64_t now)
@@ -979,6 +1050,7 @@ static void s_on_surplus(bridge_t *b, const struct mosquitto_message *m, int dev
     }
     dev_view_set_surplus(s->dv, v);
     s->surplus_ms = mono_ms();
+    s_publish_device(b, s, s->surplus_ms);
 }
 
 /* `<T>` MID `<id>` SUFFIX (e.g. "/inv/", "/charge") -> id, or -1. */
@@ -1349,9 +1421,10 @@ static void s_timers(bridge_t *b, int64_t now)
     }
     if (mqtt_conn_connected(b->mq) && now >= b->next_app)
         s_publish_app(b, now);
-    /* Periodic republish of the seed topics (each topic keeps its own period). */
-    if (mqtt_conn_connected(b->mq) && now >= b->next_periodic) {
-        b->next_periodic = now + 1000;
+    /* Periodic republish of the seed topics (each topic keeps its own period), old SOC and
+     * surplus values: on the first wake-up after one is due. */
+    if (mqtt_conn_connected(b->mq) && now >= s_periodic_due(b, now)) {
+        b->periodic_after = now + 1000;
         for (int d = 0; d < MAX_DEVS; d++) {
             slot_t *s = &b->slots[d];
             if (!s->dv)
@@ -1370,6 +1443,36 @@ static void s_timers(bridge_t *b, int64_t now)
         }
     }
     s_pump_queue(b);
+}
+
+static int64_t s_min(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The next time s_timers() has something to do: the loop sleeps until then (or news). */
+static int64_t s_deadline(const bridge_t *b, int64_t now)
+{
+    int64_t dl = mqtt_conn_deadline(b->mq);
+    if (b->republish_at)
+        dl = s_min(dl, b->republish_at);
+    if (b->charge_sub && mqtt_conn_connected(b->mq))
+        dl = s_min(dl, b->charge_hold_until);
+    if (b->busy)
+        dl = s_min(dl, gw_client_deadline(b->gw));
+    if (b->gw_alive || !b->gw_silence_warned)
+        dl = s_min(dl, b->gw_last_ms + GW_SILENCE_MS + 1);
+    if (b->gw_alive)
+        dl = s_min(dl, b->next_info);
+    if (mqtt_conn_connected(b->mq)) {
+        dl = s_min(dl, b->next_app);
+        /* a periodic republish is looked at within a second of its due time, as when it was
+         * looked for once a second: on a wake-up for telemetry if one comes by then */
+        int64_t due = s_periodic_due(b, now);
+        if (due != INT64_MAX)
+            dl = s_min(dl, due + PERIODIC_SLACK_MS);
+    }
+    return dl;
 }
 
 static void s_shutdown(bridge_t *b)
@@ -1407,13 +1510,7 @@ int bridge_run(bridge_t *b)
             if (s_reload(b, err, sizeof err) != 0)
                 log_error("SIGHUP: configuration kept: %s", err);
         }
-        int64_t now = mono_ms();
-        int64_t deadline = now + 1000;
-        if (b->republish_at && b->republish_at < deadline)
-            deadline = b->republish_at;
-        if (mqtt_conn_deadline(b->mq) < deadline)
-            deadline = mqtt_conn_deadline(b->mq);
-        s_poll_once(b, deadline);
+        s_poll_once(b, s_deadline(b, mono_ms()));
         s_timers(b, mono_ms());
     }
     log_info("stopping (signal %d)", sigflag_stop_signal());

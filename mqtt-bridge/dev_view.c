@@ -3,6 +3,7 @@
  * See dev_view.h for the contract; docs/mqtt.md for the payload keys and their meanings.
  */
 #include "dev_view.h"
+#include "payload_emit.h"
 
 #include <limits.h>
 #include <math.h>
@@ -69,7 +70,6 @@ struct dev_view_t {
     int limits_active;        /* the gateway could not bring the [DEVICE] values on */
     unsigned long limits_cnt; /* rising edges of that */
     char limits_error[200];   /* the gateway's reason */
-    unsigned fault_gen;       /* counts the changes of what dev_view_fault_json() shows */
     long eeprom_writes;       /* persisted writes, -1 unknown */
     char lease_holder[40];
     /* energy */
@@ -82,7 +82,8 @@ struct dev_view_t {
     /* the seed's rolling 24 h sums: Wh per wall-clock minute, and which minute it is */
     double day_wh[SUM_COUNT][DAY_MIN];
     int64_t day_min[DAY_MIN];
-    double surplus_w; /* W, from the controller; NAN unknown */
+    double day_sum[SUM_COUNT]; /* of the buckets in the 24 h window (s_day_sums) */
+    double surplus_w;          /* W, from the controller; NAN unknown */
     /* SOC from the controller */
     bool have_soc;  /* the controller has published a SOC at some time */
     double soc_pct; /* %, NAN when the last one went stale */
@@ -182,7 +183,6 @@ static void s_fault_set(dev_view_t *dv, int i, int active)
     if (active == 1)
         dv->fault_cnt[i]++;
     dv->fault_active[i] = active;
-    dv->fault_gen++;
 }
 
 /* Adds WH to bucket K of the minute TS_MS falls in (a bucket of an older day starts over). */
@@ -198,17 +198,26 @@ static void s_day_add(dev_view_t *dv, int k, int64_t ts_ms, double wh)
     dv->day_wh[k][slot] += wh;
 }
 
-/* The sum of bucket K over the 24 hours up to the last sample, in Wh. */
+/* The sums of the buckets over the 24 hours up to the last sample, in Wh (day_sum): after
+ * each telemetry message, the only thing that moves them. */
+static void s_day_sums(dev_view_t *dv)
+{
+    for (int k = 0; k < SUM_COUNT; k++)
+        dv->day_sum[k] = 0;
+    if (dv->now_ts_ms < 0)
+        return;
+    int64_t now = dv->now_ts_ms / 60000;
+    for (int i = 0; i < DAY_MIN; i++) {
+        if (dv->day_min[i] > now - DAY_MIN && dv->day_min[i] <= now) {
+            for (int k = 0; k < SUM_COUNT; k++)
+                dv->day_sum[k] += dv->day_wh[k][i];
+        }
+    }
+}
+
 static double s_day_sum(const dev_view_t *dv, int k)
 {
-    if (dv->now_ts_ms < 0)
-        return 0;
-    int64_t now = dv->now_ts_ms / 60000;
-    double sum = 0;
-    for (int i = 0; i < DAY_MIN; i++)
-        if (dv->day_min[i] > now - DAY_MIN && dv->day_min[i] <= now)
-            sum += dv->day_wh[k][i];
-    return sum;
+    return dv->day_sum[k];
 }
 
 static void s_integrate(dev_view_t *dv, const cJSON *tel)
@@ -292,8 +301,6 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
         s_err(err, errlen, "telemetry 'online' is not a boolean");
         return -1;
     }
-    if (!dv->have_tel)
-        dv->fault_gen++;
     dv->have_tel = true;
     dv->online = cJSON_IsTrue(online);
 
@@ -365,18 +372,12 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
     const cJSON *lst = cJSON_GetObjectItemCaseSensitive(lim, "state");
     if (cJSON_IsString(lst)) {
         int active = strcmp(lst->valuestring, "failed") == 0;
-        char was[sizeof dv->limits_error];
-        memcpy(was, dv->limits_error, sizeof was);
         if (active && !dv->limits_active)
             dv->limits_cnt++;
-        if (active != dv->limits_active)
-            dv->fault_gen++;
         dv->limits_active = active;
         dv->limits_error[0] = '\0';
         if (active)
             s_keep_str(dv->limits_error, sizeof dv->limits_error, lim, "error");
-        if (strcmp(was, dv->limits_error) != 0)
-            dv->fault_gen++;
     }
 
     const cJSON *eep = cJSON_GetObjectItemCaseSensitive(tel, "eeprom");
@@ -392,6 +393,7 @@ int dev_view_on_telemetry(dev_view_t *dv, const cJSON *tel, char *err, size_t er
         s_keep_str(dv->lease_holder, sizeof dv->lease_holder, lease, "holder");
 
     s_integrate(dv, tel);
+    s_day_sums(dv);
     return 0;
 }
 
@@ -675,51 +677,17 @@ const char *dev_view_availability(const dev_view_t *dv)
     return dev_view_online(dv) ? "online" : "offline";
 }
 
-/* Adds a number rounded to `decimals` places, or null when unknown. */
-static void s_add_num(cJSON *o, const char *key, double v, int decimals)
+/* A payload from its builder (payload_emit): the JSON text, NULL on allocation failure. */
+static char *s_json(const dev_view_t *dv, void (*build)(const dev_view_t *, pe_t *))
 {
-    if (isnan(v)) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    double scale = pow(10.0, decimals);
-    double r = round(v * scale) / scale;
-    if (r == 0)
-        r = 0; /* no "-0" in the payload */
-    /* The text cJSON would print (%1.15g, or %d for a whole number) without its print and
-     * read-back test per number: r is the double nearest a number of at most `decimals`
-     * decimals, so its %.*f form less trailing zeros is that text while it stays well within
-     * 15 digits and above 1e-4 (no exponent). */
-    char num[48];
-    if (decimals >= 0 && decimals <= 3 && fabs(r) < 1e9) {
-        int n = snprintf(num, sizeof num, "%.*f", decimals, r);
-        if (decimals > 0) {
-            while (n > 0 && num[n - 1] == '0')
-                num[--n] = '\0';
-            if (n > 0 && num[n - 1] == '.')
-                num[--n] = '\0';
-        }
-        if (strcmp(num, "-0") != 0) {
-            cJSON_AddRawToObject(o, key, num);
-            return;
-        }
-    }
-    cJSON_AddNumberToObject(o, key, r);
-}
-
-static void s_add_str(cJSON *o, const char *key, const char *s)
-{
-    if (s && *s)
-        cJSON_AddStringToObject(o, key, s);
-    else
-        cJSON_AddNullToObject(o, key);
-}
-
-static char *s_finish(cJSON *o)
-{
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    pe_t e = pe_json(o);
+    build(dv, &e);
+    char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    return s;
+    return out;
 }
 
 static const char *s_onl_mode(const dev_view_t *dv)
@@ -733,47 +701,42 @@ static const char *s_onl_mode(const dev_view_t *dv)
     return "init";
 }
 
-char *dev_view_state_json(const dev_view_t *dv)
+static void s_state(const dev_view_t *dv, pe_t *e)
 {
-    if (!dv->have_tel)
-        return NULL;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddStringToObject(o, "onlMode", s_onl_mode(dv));
+    pe_str(e, "onlMode", s_onl_mode(dv));
     if (dv->operation >= 0)
-        cJSON_AddNumberToObject(o, "opMode", dv->operation);
+        pe_number(e, "opMode", dv->operation);
     else
-        cJSON_AddNullToObject(o, "opMode");
-    s_add_num(o, "tempC", dv->temp_c, 0);
+        pe_null(e, "opMode");
+    pe_num(e, "tempC", dv->temp_c, 0);
     /* A BIC has two fans: with the fan capability both positions are always there (null
      * until read), so templates such as value_json.fan[1] always resolve. */
-    cJSON *fan = cJSON_AddArrayToObject(o, "fan");
+    pe_t fan = pe_array(e, "fan");
     int nfans = dv->fans_cap && dv->nfans < 2 ? 2 : dv->nfans;
-    for (int i = 0; fan && i < nfans; i++) {
+    for (int i = 0; i < nfans; i++) {
         if (i < dv->nfans && !isnan(dv->fans[i]))
-            cJSON_AddItemToArray(fan, cJSON_CreateNumber(round(dv->fans[i] / 100.0) * 100.0));
+            pe_number(&fan, NULL, round(dv->fans[i] / 100.0) * 100.0);
         else
-            cJSON_AddItemToArray(fan, cJSON_CreateNull());
+            pe_null(&fan, NULL);
     }
-    s_add_num(o, "acGridV", dv->ac_v, 0);
-    s_add_num(o, "dcBatV", dv->dc_v, 2);
-    s_add_num(o, "capBatPc", s_soc(dv), 0); /* NAN -> null */
+    pe_end(&fan);
+    pe_num(e, "acGridV", dv->ac_v, 0);
+    pe_num(e, "dcBatV", dv->dc_v, 2);
+    pe_num(e, "capBatPc", s_soc(dv), 0); /* NAN -> null */
     /* Additions beyond the seed's keys. */
-    s_add_str(o, "direction", dv->direction);
-    s_add_str(o, "mode", dv->mode);
-    s_add_num(o, "chargeV", dv->sp_vout, 2);
-    s_add_num(o, "dischargeV", dv->sp_rev_vout, 2);
-    s_add_num(o, "chargeLimA", dv->sp_iout, 2);
-    s_add_num(o, "dischargeLimA", dv->sp_rev_iout, 2);
-    s_add_str(o, "leaseHolder", dv->lease_holder);
+    pe_str_or_null(e, "direction", dv->direction);
+    pe_str_or_null(e, "mode", dv->mode);
+    pe_num(e, "chargeV", dv->sp_vout, 2);
+    pe_num(e, "dischargeV", dv->sp_rev_vout, 2);
+    pe_num(e, "chargeLimA", dv->sp_iout, 2);
+    pe_num(e, "dischargeLimA", dv->sp_rev_iout, 2);
+    pe_str_or_null(e, "leaseHolder", dv->lease_holder);
     if (dv->npb) { /* an NPB charger's stage and curve */
-        s_add_str(o, "npbStage", dv->stage);
-        s_add_num(o, "npbCurveCC", dv->curve_cc, 2);
-        s_add_num(o, "npbCurveCV", dv->curve_cv, 2);
-        s_add_num(o, "npbCurveFV", dv->curve_fv, 2);
+        pe_str_or_null(e, "npbStage", dv->stage);
+        pe_num(e, "npbCurveCC", dv->curve_cc, 2);
+        pe_num(e, "npbCurveCV", dv->curve_cv, 2);
+        pe_num(e, "npbCurveFV", dv->curve_fv, 2);
     }
-    return s_finish(o);
 }
 
 bool dev_view_is_npb(const dev_view_t *dv)
@@ -786,102 +749,137 @@ int dev_view_curve_config(const dev_view_t *dv)
     return dv->npb ? dv->curve_config : -1;
 }
 
-char *dev_view_charge_json(const dev_view_t *dv)
+static void s_charge(const dev_view_t *dv, pe_t *e)
 {
-    if (!dv->have_tel)
-        return NULL;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    s_add_num(o, "chargeA", dv->dc_a, 1);
-    s_add_num(o, "chargeP", dv->dc_w, 0);
+    pe_num(e, "chargeA", dv->dc_a, 1);
+    pe_num(e, "chargeP", dv->dc_w, 0);
     double set_a = NAN;
     if (strcmp(dv->direction, "discharge") == 0)
         set_a = isnan(dv->sp_rev_iout) ? NAN : -dv->sp_rev_iout;
     else if (strcmp(dv->direction, "charge") == 0)
         set_a = dv->sp_iout;
-    s_add_num(o, "chargeSetA", set_a, 2);
+    pe_num(e, "chargeSetA", set_a, 2);
     /* The seed's meanings: the last 24 hours, discharged negative, one decimal. */
-    s_add_num(o, "chargedKWh", s_day_sum(dv, SUM_CHARGED) / 1000.0, 1);
-    s_add_num(o, "dischargedKWh", s_day_sum(dv, SUM_DISCHARGED) / 1000.0, 1);
-    s_add_num(o, "surplusP", isfinite(dv->surplus_w) ? dv->surplus_w : 0, 0);
-    s_add_num(o, "surplusKWh", s_day_sum(dv, SUM_SURPLUS) / 1000.0, 1);
+    pe_num(e, "chargedKWh", s_day_sum(dv, SUM_CHARGED) / 1000.0, 1);
+    pe_num(e, "dischargedKWh", s_day_sum(dv, SUM_DISCHARGED) / 1000.0, 1);
+    pe_num(e, "surplusP", isfinite(dv->surplus_w) ? dv->surplus_w : 0, 0);
+    pe_num(e, "surplusKWh", s_day_sum(dv, SUM_SURPLUS) / 1000.0, 1);
     /* Additions: monotonic counters since the first start (Home Assistant's energy). */
-    s_add_num(o, "chargedTotalKWh", dv->charged_wh / 1000.0, 3);
-    s_add_num(o, "dischargedTotalKWh", dv->discharged_wh / 1000.0, 3);
-    return s_finish(o);
+    pe_num(e, "chargedTotalKWh", dv->charged_wh / 1000.0, 3);
+    pe_num(e, "dischargedTotalKWh", dv->discharged_wh / 1000.0, 3);
 }
 
-unsigned dev_view_fault_gen(const dev_view_t *dv)
+static void s_fault(const dev_view_t *dv, pe_t *e)
 {
-    return dv->fault_gen;
+    for (int i = 0; i < DEV_VIEW_FAULTS; i++) {
+        pe_t f = pe_object(e, dev_view_fault_keys[i]);
+        pe_number(&f, "active", dv->fault_active[i]);
+        pe_number(&f, "cnt", (double)dv->fault_cnt[i]);
+        pe_str(&f, "desc", dev_view_fault_desc[i]);
+        pe_end(&f);
+    }
+    /* beyond the seed's keys: the configured [DEVICE] values are not on the device */
+    pe_t f = pe_object(e, "limits");
+    /* "configured limits not on the device[: <reason>]", without a printf per key */
+    static const char head[] = "configured limits not on the device";
+    char desc[sizeof head + 2 + sizeof dv->limits_error];
+    memcpy(desc, head, sizeof head);
+    if (dv->limits_error[0]) {
+        size_t n = strnlen(dv->limits_error, sizeof dv->limits_error - 1);
+        memcpy(desc + sizeof head - 1, ": ", 2);
+        memcpy(desc + sizeof head + 1, dv->limits_error, n);
+        desc[sizeof head + 1 + n] = '\0';
+    }
+    pe_number(&f, "active", dv->limits_active);
+    pe_number(&f, "cnt", (double)dv->limits_cnt);
+    pe_str(&f, "desc", desc);
+    pe_end(&f);
+}
+
+static void s_info(const dev_view_t *dv, pe_t *e)
+{
+    pe_number(e, "id", dv->dev);
+    pe_str_or_null(e, "modelName", dv->model);
+    pe_str_or_null(e, "firmRev", dv->firm_rev);
+    pe_str_or_null(e, "sysCfg", dv->sys_cfg);
+    pe_str_or_null(e, "sysCfgBDir", dv->sys_cfg_bdir);
+    pe_str_or_null(e, "manDate", dv->date);
+    if (dv->eeprom_writes >= 0)
+        pe_number(e, "cntWrite", (double)dv->eeprom_writes);
+    else
+        pe_null(e, "cntWrite");
+    pe_str_or_null(e, "ChargeCtrlName", dv->ctrl_name);
+    /* Additions beyond the seed's keys. */
+    pe_str_or_null(e, "leaseHolder", dv->lease_holder);
+    pe_str_or_null(e, "serial", dv->serial);
+    pe_str_or_null(e, "firmware", dv->firmware);
+    pe_str_or_null(e, "mode", dv->mode);
+    pe_str_or_null(e, "modePending", dv->mode_pending);
+    if (dv->can_ctrl >= 0)
+        pe_bool(e, "canCtrl", dv->can_ctrl);
+    else
+        pe_null(e, "canCtrl");
+    pe_str_or_null(e, "eepromPolicy", dv->eeprom_policy);
+    pe_bool(e, "fans", dv->fans_cap);
+    pe_t lim = pe_object(e, "limits");
+    for (int i = 0; i < LIM_COUNT; i++) {
+        if (!dv->have_limit[i])
+            continue;
+        pe_t pair = pe_array(&lim, s_limit_names[i]);
+        pe_number(&pair, NULL, dv->limit[i][0]);
+        pe_number(&pair, NULL, dv->limit[i][1]);
+        pe_end(&pair);
+    }
+    pe_end(&lim);
+}
+
+static void (*const s_builders[DEV_VIEW_P_COUNT])(const dev_view_t *,
+                                                  pe_t *) = {[DEV_VIEW_P_STATE] = s_state,
+                                                             [DEV_VIEW_P_CHARGE] = s_charge,
+                                                             [DEV_VIEW_P_FAULT] = s_fault,
+                                                             [DEV_VIEW_P_INFO] = s_info};
+
+/* The payload has something to say: info after the gateway's info, the others after the
+ * first telemetry. */
+static bool s_has(const dev_view_t *dv, dev_view_payload_t which)
+{
+    return (unsigned)which < DEV_VIEW_P_COUNT &&
+           (which == DEV_VIEW_P_INFO ? dv->have_info : dv->have_tel);
+}
+
+char *dev_view_json(const dev_view_t *dv, dev_view_payload_t which)
+{
+    return s_has(dv, which) ? s_json(dv, s_builders[which]) : NULL;
+}
+
+size_t dev_view_key(const dev_view_t *dv, dev_view_payload_t which, unsigned char *buf, size_t cap)
+{
+    if (!s_has(dv, which))
+        return 0;
+    pe_key_t kb;
+    pe_t e = pe_key(&kb, buf, cap);
+    /* a leading byte: a key is never empty (0 = no payload) */
+    pe_bool(&e, NULL, true);
+    s_builders[which](dv, &e);
+    return kb.len;
+}
+
+char *dev_view_state_json(const dev_view_t *dv)
+{
+    return dev_view_json(dv, DEV_VIEW_P_STATE);
+}
+
+char *dev_view_charge_json(const dev_view_t *dv)
+{
+    return dev_view_json(dv, DEV_VIEW_P_CHARGE);
 }
 
 char *dev_view_fault_json(const dev_view_t *dv)
 {
-    if (!dv->have_tel)
-        return NULL;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    for (int i = 0; i < DEV_VIEW_FAULTS; i++) {
-        cJSON *e = cJSON_AddObjectToObject(o, dev_view_fault_keys[i]);
-        if (!e)
-            break;
-        cJSON_AddNumberToObject(e, "active", dv->fault_active[i]);
-        cJSON_AddNumberToObject(e, "cnt", (double)dv->fault_cnt[i]);
-        cJSON_AddStringToObject(e, "desc", dev_view_fault_desc[i]);
-    }
-    /* beyond the seed's keys: the configured [DEVICE] values are not on the device */
-    cJSON *e = cJSON_AddObjectToObject(o, "limits");
-    if (e) {
-        char desc[256];
-        snprintf(desc, sizeof desc, "configured limits not on the device%s%s",
-                 dv->limits_error[0] ? ": " : "", dv->limits_error);
-        cJSON_AddNumberToObject(e, "active", dv->limits_active);
-        cJSON_AddNumberToObject(e, "cnt", (double)dv->limits_cnt);
-        cJSON_AddStringToObject(e, "desc", desc);
-    }
-    return s_finish(o);
+    return dev_view_json(dv, DEV_VIEW_P_FAULT);
 }
 
 char *dev_view_info_json(const dev_view_t *dv)
 {
-    if (!dv->have_info)
-        return NULL;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddNumberToObject(o, "id", dv->dev);
-    s_add_str(o, "modelName", dv->model);
-    s_add_str(o, "firmRev", dv->firm_rev);
-    s_add_str(o, "sysCfg", dv->sys_cfg);
-    s_add_str(o, "sysCfgBDir", dv->sys_cfg_bdir);
-    s_add_str(o, "manDate", dv->date);
-    if (dv->eeprom_writes >= 0)
-        cJSON_AddNumberToObject(o, "cntWrite", (double)dv->eeprom_writes);
-    else
-        cJSON_AddNullToObject(o, "cntWrite");
-    s_add_str(o, "ChargeCtrlName", dv->ctrl_name);
-    /* Additions beyond the seed's keys. */
-    s_add_str(o, "leaseHolder", dv->lease_holder);
-    s_add_str(o, "serial", dv->serial);
-    s_add_str(o, "firmware", dv->firmware);
-    s_add_str(o, "mode", dv->mode);
-    s_add_str(o, "modePending", dv->mode_pending);
-    if (dv->can_ctrl >= 0)
-        cJSON_AddBoolToObject(o, "canCtrl", dv->can_ctrl);
-    else
-        cJSON_AddNullToObject(o, "canCtrl");
-    s_add_str(o, "eepromPolicy", dv->eeprom_policy);
-    cJSON_AddBoolToObject(o, "fans", dv->fans_cap);
-    cJSON *lim = cJSON_AddObjectToObject(o, "limits");
-    for (int i = 0; lim && i < LIM_COUNT; i++) {
-        if (!dv->have_limit[i])
-            continue;
-        cJSON *pair = cJSON_AddArrayToObject(lim, s_limit_names[i]);
-        cJSON_AddItemToArray(pair, cJSON_CreateNumber(dv->limit[i][0]));
-        cJSON_AddItemToArray(pair, cJSON_CreateNumber(dv->limit[i][1]));
-    }
-    return s_finish(o);
+    return dev_view_json(dv, DEV_VIEW_P_INFO);
 }

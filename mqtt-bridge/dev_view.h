@@ -112,9 +112,21 @@ char *dev_view_state_json(const dev_view_t *dv);
 char *dev_view_charge_json(const dev_view_t *dv);
 char *dev_view_fault_json(const dev_view_t *dv);
 char *dev_view_info_json(const dev_view_t *dv);
-/* Changes when what dev_view_fault_json() shows changes (a fault's state or count, the limits'
- * state or reason, the first telemetry): equal values give equal payloads. */
-unsigned dev_view_fault_gen(const dev_view_t *dv);
+/* The payloads above, for dev_view_key(). */
+typedef enum {
+    DEV_VIEW_P_STATE,
+    DEV_VIEW_P_CHARGE,
+    DEV_VIEW_P_FAULT,
+    DEV_VIEW_P_INFO,
+    DEV_VIEW_P_COUNT
+} dev_view_payload_t;
+/* Payload `which` as dev_view_<which>_json() builds it. */
+char *dev_view_json(const dev_view_t *dv, dev_view_payload_t which);
+/* What payload `which` would show, as a key (payload_emit.h): equal keys, equal payloads, at
+ * a small part of the cost of building the payload. Writes up to cap bytes to buf and returns
+ * the key's length: 0 when the payload would be NULL (nothing to say yet); more than cap when
+ * the key did not fit (then it cannot be compared: build the payload). */
+size_t dev_view_key(const dev_view_t *dv, dev_view_payload_t which, unsigned char *buf, size_t cap);
 /* "online" or "offline" (static string). */
 const char *dev_view_availability(const dev_view_t *dv);
 
