@@ -16,6 +16,9 @@
 #include "monotime.h"
 
 #define MISC_PERIOD_MS 1000 /* keep-alive pings and timeouts: mosquitto_loop_misc() */
+/* Once due, mosquitto_loop_misc() waits up to this long for a wake-up the program has anyway
+ * (a message) rather than one of its own. */
+#define MISC_SLACK_MS 1000
 /* An attempt that has not reached CONNACK by then is given up and retried. libmosquitto
  * does not always report a failed TLS handshake (it may close the socket without a callback,
  * or retry the handshake on a dead socket for ever). */
@@ -442,7 +445,7 @@ bool mqtt_conn_tick(mqtt_conn_t *c, int64_t now)
 
 int64_t mqtt_conn_deadline(const mqtt_conn_t *c)
 {
-    int64_t dl = c->next_misc;
+    int64_t dl = c->next_misc + MISC_SLACK_MS;
     if (c->reconnect_at && c->reconnect_at < dl)
         dl = c->reconnect_at;
     if (c->attempt_ms && c->attempt_ms + CONNECT_TIMEOUT_MS < dl)

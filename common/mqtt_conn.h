@@ -5,8 +5,8 @@
     for as long as the program runs (an attempt whose TLS handshake fails or that has no
     CONNACK within 10 s is given up and retried, with the reason in words),
     the socket for zmq_poll (fetched afresh on every pass, since it changes on reconnect;
-    POLLOUT only while libmosquitto has something to write), and mosquitto_loop_misc() about
-    once a second.
+    POLLOUT only while libmosquitto has something to write), and mosquitto_loop_misc() once
+    every one to two seconds, on a wake-up the program has anyway where there is one.
 
     The program keeps everything else: topics, subscriptions (in its on_connect hook),
     publishing and its own message callbacks on mqtt_conn_mosq(). The mosquitto object's
@@ -122,11 +122,13 @@ int mqtt_conn_pollitem(mqtt_conn_t *c, zmq_pollitem_t *item);
 /*  After zmq_poll: reads and writes as the item's revents say. */
 void mqtt_conn_handle(mqtt_conn_t *c, short revents);
 
-/*  Timers: mosquitto_loop_misc() about once a second (returns true when it ran, so the
-    program can hang its once-a-second duties on it) and the reconnect when it is due. */
+/*  Timers: mosquitto_loop_misc() every one to two seconds (returns true when it
+    ran, so the program can hang its periodic duties on it) and the reconnect when it is
+    due. Call it on every wake-up: misc runs on the first one after its second has passed. */
 bool mqtt_conn_tick(mqtt_conn_t *c, int64_t now);
 
-/*  The next time mqtt_conn_tick() has something to do (monotonic ms). */
+/*  The latest time mqtt_conn_tick() must run (monotonic ms): misc waits up to a second
+    past its due time for a wake-up the program has anyway. */
 int64_t mqtt_conn_deadline(const mqtt_conn_t *c);
 
 /*  libmosquitto has data waiting to be written on a live socket. */
