@@ -7,14 +7,19 @@
   (counted by a subscriber of the gateway's PUB socket) and the MQTT messages it publishes
   (counted by a subscriber on the broker).
 - bic-charge-ctl: CPU per meter reading, with readings at 20 a second.
+- The floor beside each (bench_wake_floor): a process that receives the same messages and does
+  nothing with them, its CPU per message: the gateway's telemetry from its PUB socket (what
+  the bridge's work starts from), the meter readings through libmosquitto in a zmq_poll loop
+  (what the controller's work starts from).
 
 Each figure is the time the process ran on a CPU (/proc/PID/schedstat, all threads) over the
-window, divided by
-the work counted in it. usage: BIC_BUILD_DIR=build /usr/bin/python3 bench/bench_cpu_work.py
+window, divided by the work counted in it. usage: BIC_BUILD_DIR=build /usr/bin/python3 bench/bench_cpu_work.py
 [--seconds S]. The last line is key=value figures (docs/benchmarks.md)."""
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -48,6 +53,20 @@ def wakeups(pid):
                 if line.startswith("voluntary_ctxt_switches:"):
                     total += int(line.split()[1])
     return total
+
+
+class Floor:
+    """bench_wake_floor beside a daemon: its CPU per message over the window."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([harness.program("bench_wake_floor")] + [str(a) for a in args],
+                                     stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=10)
+        f = dict(kv.split("=") for kv in out.split()[1:])
+        return float(f["us_per_message"])
 
 
 def gateway_and_bridge(seconds):
@@ -101,10 +120,12 @@ def gateway_and_bridge(seconds):
                     tel[0] += 1
         th_tel = threading.Thread(target=count_tel)
         th_tel.start()
+        floor = Floor("--sub", s.ini["GATEWAY"]["PubEndpoint"])
         time.sleep(1)
         c0 = s.sim.control.counters()["bus"]["requests"]
         g0 = cpu_ns(s.gateway.pid) / 1e9
         w0 = wakeups(s.gateway.pid)
+        bw0 = wakeups(s.bridge.pid)
         b0 = cpu_ns(s.bridge.pid) / 1e9
         m0 = messages[0]
         n0 = tel[0]
@@ -118,12 +139,14 @@ def gateway_and_bridge(seconds):
         c1 = s.sim.control.counters()["bus"]["requests"]
         g1 = cpu_ns(s.gateway.pid) / 1e9
         w1 = wakeups(s.gateway.pid)
+        bw1 = wakeups(s.bridge.pid)
         b1 = cpu_ns(s.bridge.pid) / 1e9
         m1 = messages[0]
         n1 = tel[0]
         th_tel.join()
         sub.close()
         counter.close()
+        floor_us = floor.stop()
         req = c1 - c0
         return {"gw_requests": req, "gw_req_per_s": req / (t1 - t0),
                 "gw_us_per_request": 1e6 * (g1 - g0) / max(req, 1),
@@ -131,7 +154,10 @@ def gateway_and_bridge(seconds):
                 "gw_wakeups_per_request": (w1 - w0) / max(req, 1),
                 "bridge_messages": (m1 - m0) + (n1 - n0), "bridge_out": m1 - m0,
                 "bridge_in": n1 - n0,
-                "bridge_us_per_message": 1e6 * (b1 - b0) / max((m1 - m0) + (n1 - n0), 1)}
+                "bridge_us_per_message": 1e6 * (b1 - b0) / max((m1 - m0) + (n1 - n0), 1),
+                "bridge_wakeups_per_message": (bw1 - bw0) / max((m1 - m0) + (n1 - n0), 1),
+                "bridge_us_per_in": 1e6 * (b1 - b0) / max(n1 - n0, 1),
+                "bridge_floor_us": floor_us}
 
 
 def controller(seconds):
@@ -141,8 +167,10 @@ def controller(seconds):
         s.ini["ALL"]["TraceLevel"] = "info"
         s.write_ini()
         s.start_ctl(args=())
+        floor = Floor("--mqtt", s.broker.port, ctld_stack.METER)
         time.sleep(2)
         c0 = cpu_ns(s.ctl.pid) / 1e9
+        w0 = wakeups(s.ctl.pid)
         t0 = time.monotonic()
         n = 0
         while time.monotonic() - t0 < seconds:
@@ -152,7 +180,10 @@ def controller(seconds):
             time.sleep(0.05)
         time.sleep(0.5)
         c1 = cpu_ns(s.ctl.pid) / 1e9
-        return {"ctl_readings": n, "ctl_us_per_reading": 1e6 * (c1 - c0) / n}
+        w1 = wakeups(s.ctl.pid)
+        return {"ctl_readings": n, "ctl_us_per_reading": 1e6 * (c1 - c0) / n,
+                "ctl_wakeups_per_reading": (w1 - w0) / n,
+                "ctl_floor_us": floor.stop()}
 
 
 def main():
@@ -166,13 +197,20 @@ def main():
     print("bic-can-gateway: %d bus requests (%.1f/s), %.0f us CPU and %.2f wake-ups per request"
           % (f["gw_requests"], f["gw_req_per_s"], f["gw_us_per_request"],
              f["gw_wakeups_per_request"]))
-    print("bic-mqtt-bridge: %d messages (%d telemetry in, %d MQTT out), %.0f us CPU per message"
-          % (f["bridge_messages"], f["bridge_in"], f["bridge_out"], f["bridge_us_per_message"]))
-    print("bic-charge-ctl: %d meter readings, %.0f us CPU per reading"
-          % (f["ctl_readings"], f["ctl_us_per_reading"]))
+    print("bic-mqtt-bridge: %d messages (%d telemetry in, %d MQTT out), %.0f us CPU and %.2f "
+          "wake-ups per message, %.0f us per telemetry message in (floor: %.0f us to receive one "
+          "and do nothing)"
+          % (f["bridge_messages"], f["bridge_in"], f["bridge_out"], f["bridge_us_per_message"],
+             f["bridge_wakeups_per_message"], f["bridge_us_per_in"], f["bridge_floor_us"]))
+    print("bic-charge-ctl: %d meter readings, %.0f us CPU and %.2f wake-ups per reading (floor: "
+          "%.0f us to receive one and do nothing)"
+          % (f["ctl_readings"], f["ctl_us_per_reading"], f["ctl_wakeups_per_reading"],
+             f["ctl_floor_us"]))
     print("bench=cpu_work gw_us_per_request=%.0f bridge_us_per_message=%.0f "
-          "ctl_us_per_reading=%.0f target_us=100"
-          % (f["gw_us_per_request"], f["bridge_us_per_message"], f["ctl_us_per_reading"]))
+          "ctl_us_per_reading=%.0f target_us=100 bridge_us_per_in=%.0f bridge_floor_us=%.0f "
+          "ctl_floor_us=%.0f"
+          % (f["gw_us_per_request"], f["bridge_us_per_message"], f["ctl_us_per_reading"],
+             f["bridge_us_per_in"], f["bridge_floor_us"], f["ctl_floor_us"]))
 
 
 if __name__ == "__main__":
