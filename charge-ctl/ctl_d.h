@@ -47,9 +47,10 @@ typedef struct {
     unsigned f_offs;            /* switch-offs since it was last seen following */
     bool in_step;               /* it took part in the last step (online, lease, not left out) */
     /* a person's stop (ctl_d_hold.c) */
-    bool held;         /* switched off by a person: left out, its lease given back */
-    bool resume;       /* its setpoints carry "resume":true (control/set 1) until one is taken */
-    char t_state[600]; /* <T>/inv/<dev>/state/set */
+    bool held;          /* switched off by a person: left out, its lease given back */
+    bool resume;        /* its setpoints carry "resume":true (control/set 1) until one is taken */
+    int64_t off_ask_ms; /* when its output read off while it runs was last asked about */
+    char t_state[600];  /* <T>/inv/<dev>/state/set */
 } ctld_unit_t;
 
 struct ctl_daemon_t {
@@ -241,6 +242,9 @@ void ctld_unit_hold(ctl_daemon_t *d, int i, const char *why, int64_t now);
 void ctld_holds_clear(ctl_daemon_t *d, int64_t now);
 /* The info reply's entry dv of device i: its `held_off` starts or ends a hold. */
 void ctld_unit_info(ctl_daemon_t *d, int i, const cJSON *dv, int64_t now);
+/* Device i's telemetry (in) while the step has it charging or discharging: an output that
+ * reads off may be a person's stop this controller did not hear of; the gateway is asked. */
+void ctld_unit_check_off(ctl_daemon_t *d, int i, const ctl_input_t *in, int64_t now);
 /* Subscribes every device's state/set topic (a group only). */
 void ctld_group_subscribe(ctl_daemon_t *d, struct mosquitto *mosq);
 /* state/set of a device of the group (X's too): false when m is none of them. */

@@ -242,6 +242,8 @@ void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now)
                          : -1;
         g->soc_valid = soc >= 0;
         g->soc_pct = soc;
+        if (g->online)
+            ctld_unit_check_off(d, i, &in, now);
         if (ctld_unit_held(d, i))
             g->online = false;
         if (g->online && s_follow(d, i, &in, soc, now))

@@ -3,8 +3,9 @@
  * (state/set 0 on its own topic, or the gateway's `held_off` refusal of a stop this controller
  * did not hear of) is left out of the group: the controller sends it its last word (`stop`),
  * gives its lease back (so the person's switch-on is not refused for it) and its share goes to
- * the others at the next step, while they go on. It is back in the group when the gateway no
- * longer holds it off (a person's switch-on: state/set 1, bicctl on, a manual setpoint), asked
+ * the others at the next step, while they go on. A device whose output reads off while it
+ * should run is asked about (`info`, its `held_off`). It is back in the group when the gateway
+ * no longer holds it off (a person's switch-on: state/set 1, bicctl on, a manual setpoint), asked
  * with `info` every CTLD_HOLD_INFO_MS, or at control/set. Part of the bic-charge-ctl daemon
  * (ctl_d.h).
  */
@@ -82,6 +83,19 @@ void ctld_unit_info(ctl_daemon_t *d, int i, const cJSON *dv, int64_t now)
     }
     if (d->units[i].held)
         l->next_info = now + CTLD_HOLD_INFO_MS;
+}
+
+void ctld_unit_check_off(ctl_daemon_t *d, int i, const ctl_input_t *in, int64_t now)
+{
+    ctld_unit_t *u = &d->units[i];
+    ctl_mode_t m = d->grun.mode[i];
+    if (u->held || in->operation != 0 || (m != CTL_MODE_CHARGE && m != CTL_MODE_DISCHARGE) ||
+        now - u->off_ask_ms < CTLD_HOLD_INFO_MS)
+        return;
+    u->off_ask_ms = now;
+    ctl_link_t *l = ctld_unit_link(d, i);
+    if (l->next_info > now)
+        l->next_info = now; /* its held_off (ctld_unit_info) */
 }
 
 void ctld_group_subscribe(ctl_daemon_t *d, struct mosquitto *mosq)

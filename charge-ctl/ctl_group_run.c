@@ -84,6 +84,15 @@ void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_
     in.temp_valid = false;
     in.fault_raw = 0;
     in.eeprom_tokens = -1;
+    /* a device lost with a share: the setpoint stays, the others take it whole; it is in
+     * flight from now, as a command of the step's own */
+    bool lost = false;
+    for (int i = 0; i < g->n; i++)
+        lost |= r->running[i] && !devs[i].online;
+    if (lost && (r->st.mode == CTL_MODE_CHARGE || r->st.mode == CTL_MODE_DISCHARGE)) {
+        r->st.pending = true;
+        r->st.since_ms = house->now_ms;
+    }
     ctl_step(&pg, &r->st, &in, &out->ctl);
 
     /* the household setpoint in W at the group's voltage */
@@ -129,8 +138,10 @@ void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_
         if (!devs[i].online) { /* its gateway puts it in the safe state: on its return, the
                                   command is given again */
             r->mode[i] = CTL_MODE_NONE;
+            r->running[i] = false;
             continue;
         }
+        r->running[i] = m == CTL_MODE_CHARGE || m == CTL_MODE_DISCHARGE;
         out->send[i] = m != r->mode[i] || ca != r->current_ca[i];
         if (out->send[i]) {
             r->mode[i] = m;

@@ -37,6 +37,7 @@ typedef struct {
     int iout_ca, rev_iout_ca;       /* ... and currents, as the step's read-back */
     ctl_mode_t mode[CTL_GROUP_MAX]; /* each device's command as last given */
     int current_ca[CTL_GROUP_MAX];
+    bool running[CTL_GROUP_MAX]; /* online with a share at the last step */
 } ctl_group_run_t;
 
 typedef struct {
@@ -57,7 +58,11 @@ void ctl_group_run_params(const ctl_params_t *unit, const ctl_group_cfg_t *g,
                           const ctl_group_dev_t *devs, ctl_params_t *pg);
 
 /* One step. house carries the time, the enable switch and the meter (its device fields are
- * ignored: they come from devs[0..g->n-1]). */
+ * ignored: they come from devs[0..g->n-1]). A device that had a share and is no longer online
+ * (its loss known: offline, lease lost, left out) gives it whole to the others at this step:
+ * the household setpoint is kept, as a command in flight from now, so a meter sample taken
+ * before the others follow is credited with their new commands (the law's dead-time
+ * compensation) instead of cutting the setpoint to what they measured meanwhile. */
 void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_group_run_t *r,
                         const ctl_input_t *house, const ctl_group_dev_t *devs,
                         ctl_group_run_out_t *out);

@@ -68,6 +68,8 @@ typedef struct {
     double unit_j[CTL_GROUP_MAX], unit_s[CTL_GROUP_MAX];
     long changes;
     double takeover_s;
+    double handover_s;
+    double before_w; /* the dispatched total at the last step before the loss */
 } grun_t;
 
 static void s_free(grun_t *r)
@@ -232,6 +234,7 @@ static int s_run(const gday_t *d, grun_t *r, char *err, size_t errlen)
     r->p1 = d->p1;
     r->gc = d->gc;
     r->takeover_s = -1;
+    r->handover_s = -1;
     if (r->kind != TWIN_G_NONE && s_batteries(r, err, errlen) != 0)
         return -1;
 
@@ -339,6 +342,12 @@ static int s_run(const gday_t *d, grun_t *r, char *err, size_t errlen)
                 all_at_limit = false;
         }
         double total = out.go.total_w;
+        if (g->lost_unit >= 0 && t_s < g->lost_from_s)
+            r->before_w = total;
+        if (g->lost_unit >= 0 && r->handover_s < 0 && t_s >= g->lost_from_s &&
+            t_s < g->lost_until_s &&
+            (fabs(total - r->before_w) <= 0.05 * fabs(r->before_w) || all_at_limit))
+            r->handover_s = t_s - g->lost_from_s;
         if (g->lost_unit >= 0 && r->takeover_s < 0 && t_s >= g->lost_from_s &&
             t_s < g->lost_until_s &&
             (fabs(grid - d->p1->hours[hour].grid_offset_w) < 100 ||
@@ -357,6 +366,7 @@ static void s_metrics(const grun_t *r, twin_group_metrics_t *o)
     o->lost_grid_kwh = r->lost_grid_j / 3.6e6;
     o->unit_changes = r->changes;
     o->takeover_s = r->takeover_s;
+    o->handover_s = r->handover_s;
     for (int i = 0; i < r->n; i++) {
         o->unit_kwh[i] = r->unit_j[i] / 3.6e6;
         o->unit_hours[i] = r->unit_s[i] / 3600.0;

@@ -54,6 +54,9 @@ typedef struct {
     double takeover_s;    /* after the loss: until the grid is back within 100 W of the target or
                              the others run at their limits (-1: no loss in the run) */
     double lost_grid_kwh; /* |grid| while the unit is lost */
+    double handover_s;    /* after the loss: until the commands of the units left carry the
+                             group's power before it (within 5 %, or the units left at their
+                             limits); the units' response comes after (-1: no loss) */
 } twin_group_metrics_t;
 
 typedef struct {

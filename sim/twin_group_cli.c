@@ -93,8 +93,10 @@ void twin_group_print_table(FILE *f, const twin_group_result_t *res)
     const twin_group_metrics_t *s = &res->m[TWIN_G_STAGED];
     if (s->takeover_s >= 0 || s->lost_grid_kwh > 0)
         fprintf(f,
-                "unit lost: grid exchange meanwhile %.3f kWh (ideal %.3f); taken over %s%.1f s\n",
+                "unit lost: grid exchange meanwhile %.3f kWh (ideal %.3f); its share handed over "
+                "%s%.1f s (the commands), taken over %s%.1f s (the units' response)\n",
                 s->lost_grid_kwh, res->m[TWIN_G_IDEAL].lost_grid_kwh,
+                s->handover_s < 0 ? "never: " : "after ", s->handover_s < 0 ? 0.0 : s->handover_s,
                 s->takeover_s < 0 ? "never: " : "after ", s->takeover_s < 0 ? 0.0 : s->takeover_s);
     fprintf(f, "kWh; losses: in the converters (curve), the ideal at its constant efficiency\n");
 }
@@ -107,9 +109,9 @@ void twin_group_print_json(FILE *f, const twin_group_result_t *res)
         fprintf(f,
                 ",\"%s\":{\"import_kwh\":%.4f,\"export_kwh\":%.4f,\"shortfall_kwh\":%.4f,"
                 "\"loss_kwh\":%.4f,\"throughput_kwh\":%.4f,\"unit_changes\":%ld,"
-                "\"takeover_s\":%.1f,\"lost_grid_kwh\":%.4f,\"unit_kwh\":[",
+                "\"takeover_s\":%.1f,\"handover_s\":%.1f,\"lost_grid_kwh\":%.4f,\"unit_kwh\":[",
                 twin_group_run_name(k), m->import_kwh, m->export_kwh, m->shortfall_kwh, m->loss_kwh,
-                m->throughput_kwh, m->unit_changes, m->takeover_s, m->lost_grid_kwh);
+                m->throughput_kwh, m->unit_changes, m->takeover_s, m->handover_s, m->lost_grid_kwh);
         for (int i = 0; i < res->units; i++)
             fprintf(f, "%s%.4f", i ? "," : "", m->unit_kwh[i]);
         fprintf(f, "],\"unit_hours\":[");

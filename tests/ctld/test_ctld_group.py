@@ -4,7 +4,8 @@ simulator gives each device its own battery, so the configuration says Battery 0
 one bic-can-gateway, the household's true grid power replayed as the meter. Each device is
 limited to 15 A, so the export of a clear March noon needs more than one unit: more than one
 runs, all charging; the controller holds one lease per device, each under its own name. One
-device loses its AC (silent on the bus, offline at the gateway): the others take its share;
+device loses its AC (silent on the bus, offline at the gateway): the others take its share,
+whole, at the step that knows of the loss;
 it comes back: it runs again. The group topic and its Home Assistant entities show it. A device
 that does not follow its share (its charge voltage setting below its battery) is left out of
 the group, with the cause on the group topic, and the others take its share; after
@@ -114,9 +115,23 @@ def test_group_of_three():
         assert re.search(r"^  together +\+\d+\.\d W$", r.stdout, re.M), r.stdout
 
         # device 1 loses its AC: the gateway reports it offline, its share goes to the others
+        lost_at = time.monotonic()
         s.sim.control.ac(False, dev=1)
         harness.wait_for(lambda: (_group(s) or {}).get("online") == 2, timeout=SETTLE_S,
                          what="the group without device 1")
+        # at the step that knows of the loss, whole: the setpoint kept and carried by the
+        # others (or they are at their limits), not cut to what they measured meanwhile
+        msgs = [json.loads(p) for t, _, p, _ in s.client.received(s.topic("ctl/0/group"))
+                if p and t >= lost_at - 5]
+        k = next(i for i, m in enumerate(msgs) if not m["units"][1]["online"])
+        before, first = msgs[k - 1], msgs[k]
+        print("before the loss:", before, "\nthe step that knows of it:", first)
+        others = [u for u in first["units"] if u["dev"] != 1]
+        at_limit = all(u["state"] == "at_limit" for u in others)
+        assert first["units"][1]["power_w"] == 0, first
+        assert at_limit or abs(sum(u["power_w"] for u in others) - first["setpoint_w"]) <= \
+            0.05 * first["setpoint_w"], first
+        assert at_limit or first["setpoint_w"] >= 0.9 * before["setpoint_w"], (before, first)
 
         def others_cover():
             g = _group(s)

@@ -57,7 +57,7 @@ static void test_two_units_one_battery(void **st)
     /* the work spread: each unit at least 40 % of the throughput */
     for (int i = 0; i < 2; i++)
         assert_true(s->unit_kwh[i] > 0.4 * s->throughput_kwh);
-    assert_true(s->takeover_s < 0);
+    assert_true(s->takeover_s < 0 && s->handover_s < 0);
 }
 
 static void test_three_units_lost_at_noon(void **st)
@@ -74,7 +74,10 @@ static void test_three_units_lost_at_noon(void **st)
     twin_group_result_t r;
     s_run(&g, &r);
     const twin_group_metrics_t *s = &r.m[TWIN_G_STAGED];
-    /* the two left take the share over within seconds (a control period and their response) */
+    /* the lost unit's share goes whole to the two left at the first step that knows of the
+     * loss (the twin's dispatch sees it within its control step, 1 s), and they deliver it
+     * within seconds (their response) */
+    assert_true(s->handover_s >= 0 && s->handover_s <= 1.0);
     assert_true(s->takeover_s >= 0 && s->takeover_s <= 5.0);
     /* and cover the afternoon: the grid exchange meanwhile stays small */
     assert_true(s->lost_grid_kwh < 0.1);
@@ -97,6 +100,7 @@ static void test_two_units_one_lost(void **st)
     s_run(&g, &r);
     const twin_group_metrics_t *s = &r.m[TWIN_G_STAGED];
     /* one unit left at noon: it runs at its limit within seconds, the rest is exported */
+    assert_true(s->handover_s >= 0 && s->handover_s <= 1.0);
     assert_true(s->takeover_s >= 0 && s->takeover_s <= 5.0);
     assert_true(s->lost_grid_kwh > 1.0);
 }
