@@ -4,6 +4,7 @@
 #include "ctl_group_run.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ctl_group_run_init(ctl_group_run_t *r, int64_t now_ms)
@@ -40,6 +41,62 @@ void ctl_group_run_params(const ctl_params_t *unit, const ctl_group_cfg_t *g,
         pg->hours[h].max_discharge_w = unit->hours[h].max_discharge_w * online;
     }
     pg->follow_timeout_ms = 0;
+}
+
+/* A small change of the group's current, the same units running the same way as at the last
+ * commands: it goes to one unit (the one furthest below its share in the change's direction,
+ * that can take it within its limits) and the others keep theirs, so a meter's fluctuation
+ * costs one device's writes on the bus, not every device's. The shares of the dispatch are
+ * given whole when the change is larger, or a unit has drifted from its share. */
+static void s_small_change(const ctl_group_cfg_t *g, const ctl_group_run_t *r,
+                           const ctl_group_dev_t *devs, ctl_group_run_out_t *out)
+{
+    long delta = 0, cap = 0;
+    int running = 0;
+    for (int i = 0; i < g->n; i++) {
+        if (!devs[i].online)
+            continue;
+        if (out->mode[i] != r->mode[i])
+            return;
+        if (out->mode[i] != CTL_MODE_CHARGE && out->mode[i] != CTL_MODE_DISCHARGE)
+            continue;
+        int max = out->mode[i] == CTL_MODE_CHARGE ? g->max_charge_ca[i] : g->max_discharge_ca[i];
+        if (abs(out->current_ca[i] - r->current_ca[i]) * CTL_GROUP_DRIFT > max)
+            return; /* drifted from its share: the shares whole */
+        delta += out->current_ca[i] - r->current_ca[i];
+        cap += max;
+        running++;
+    }
+    if (running < 2 || labs(delta) * CTL_GROUP_SMALL > cap)
+        return;
+    int k = -1;
+    long best = 0;
+    for (int i = 0; i < g->n; i++) {
+        if (!devs[i].online ||
+            (out->mode[i] != CTL_MODE_CHARGE && out->mode[i] != CTL_MODE_DISCHARGE))
+            continue;
+        int max = out->mode[i] == CTL_MODE_CHARGE ? g->max_charge_ca[i] : g->max_discharge_ca[i];
+        long want = r->current_ca[i] + delta;
+        if (want < g->min_current_ca[i] || want > max)
+            continue;
+        long below = (long)(out->current_ca[i] - r->current_ca[i]) * (delta < 0 ? -1 : 1);
+        if (k < 0 || below > best) {
+            k = i;
+            best = below;
+        }
+    }
+    if (k < 0)
+        return;
+    for (int i = 0; i < g->n; i++) {
+        if (!devs[i].online ||
+            (out->mode[i] != CTL_MODE_CHARGE && out->mode[i] != CTL_MODE_DISCHARGE))
+            continue;
+        int ca = i == k ? (int)(r->current_ca[i] + delta) : r->current_ca[i];
+        if (out->go.current_ca[i] > 0)
+            out->go.power_w[i] *= (double)ca / out->go.current_ca[i];
+        out->go.current_ca[i] = ca;
+        out->current_ca[i] = ca;
+    }
 }
 
 void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_group_run_t *r,
@@ -132,9 +189,13 @@ void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_
         ctl_mode_t m = out->go.power_w[i] > 0   ? CTL_MODE_CHARGE
                        : out->go.power_w[i] < 0 ? CTL_MODE_DISCHARGE
                                                 : CTL_MODE_IDLE;
-        int ca = m == CTL_MODE_IDLE ? 0 : out->go.current_ca[i];
         out->mode[i] = m;
-        out->current_ca[i] = ca;
+        out->current_ca[i] = m == CTL_MODE_IDLE ? 0 : out->go.current_ca[i];
+    }
+    s_small_change(g, r, devs, out);
+    for (int i = 0; i < g->n; i++) {
+        ctl_mode_t m = out->mode[i];
+        int ca = out->current_ca[i];
         if (!devs[i].online) { /* its gateway puts it in the safe state: on its return, the
                                   command is given again */
             r->mode[i] = CTL_MODE_NONE;

@@ -29,6 +29,11 @@ typedef struct {
     double energy_wh; /* energy it has moved, for rotation */
 } ctl_group_dev_t;
 
+/* A change of the group's current up to 1/CTL_GROUP_SMALL of the running units' limits goes
+ * to one unit while no unit is more than 1/CTL_GROUP_DRIFT of its limit from its share. */
+#define CTL_GROUP_SMALL 20
+#define CTL_GROUP_DRIFT 10
+
 typedef struct {
     ctl_state_t st;                 /* the household step's state */
     ctl_group_state_t gs;           /* the dispatch's */

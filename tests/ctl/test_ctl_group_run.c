@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <math.h>
@@ -145,6 +146,39 @@ static void test_lost_device_share_taken_over_and_rejoins(void **st)
     assert_true(sent);
 }
 
+static void test_small_change_to_one_unit(void **st)
+{
+    (void)st;
+    rig_t r;
+    s_rig(&r);
+    for (int i = 0; i < 20; i++)
+        s_sample(&r, 2500);
+    assert_int_equal(s_running(&r), 2);
+    /* the household's load wanders by a few watts: each change goes to one unit, and the
+     * shares stay within a tenth of a unit's limit of the dispatch's */
+    int changes = 0, one = 0;
+    for (int i = 0; i < 40; i++) {
+        s_sample(&r, 2500 + (i % 2 ? 25 : -25));
+        int sends = r.out.send[0] + r.out.send[1] + r.out.send[2];
+        changes += sends > 0;
+        one += sends == 1;
+        for (int u = 0; u < 3; u++)
+            if (r.run.mode[u] == CTL_MODE_DISCHARGE)
+                assert_true(abs(r.run.current_ca[u] - r.out.go.current_ca[u]) <=
+                                r.g.max_discharge_ca[u] / CTL_GROUP_DRIFT ||
+                            r.out.send[u]);
+    }
+    assert_true(changes > 5);
+    assert_true(one >= changes - 2);
+    assert_true(fabs(r.house.meter_w) < 60);
+    /* a large change: the dispatch's shares, every running unit told */
+    for (int i = 0; i < 3; i++)
+        s_sample(&r, 3600);
+    assert_int_equal(s_running(&r), 3);
+    for (int u = 0; u < 3; u++)
+        assert_true(abs(r.run.current_ca[u] - r.out.go.current_ca[u]) <= 1);
+}
+
 static void test_group_limits_follow_the_devices_online(void **st)
 {
     (void)st;
@@ -172,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_import_covered_by_one_then_more),
         cmocka_unit_test(test_lost_device_share_taken_over_and_rejoins),
         cmocka_unit_test(test_group_limits_follow_the_devices_online),
+        cmocka_unit_test(test_small_change_to_one_unit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,6 +49,13 @@ def _charging_units(s):
     return out
 
 
+def _driven(s):
+    """The devices the controller has charging and the simulator shows charging."""
+    g = _group(s) or {"units": []}
+    return [u["dev"] for u in g["units"] if u["mode"] == "charge" and
+            u["dev"] in _charging_units(s)]
+
+
 def _none_discharging(s):
     return all(not (s.sim.control.device(u)["output_on"] and s.sim.control.device(u)["dc_a"] < -1)
                for u in UNITS)
@@ -68,6 +75,7 @@ def _bicctl_group(s):
     """bicctl status --json: the one group the gateway's leases show."""
     r = subprocess.run([harness.program("bicctl"), "-c", s.ini_path, "--json", "status"],
                        capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout, (r.returncode, r.stdout, r.stderr)
     groups = json.loads(r.stdout)["groups"]
     assert len(groups) == 1 and groups[0]["controller"] == 0, groups
     assert groups[0]["holder"].startswith("charge-ctl-0-"), groups
@@ -87,7 +95,7 @@ def test_group_of_three():
         assert len(holders) == 3 and all(h.startswith("charge-ctl-0-") for h in holders), holders
 
         # the export is more than one unit can take: more than one runs, all charging
-        harness.wait_for(lambda: len(_charging_units(s)) >= 2, timeout=SETTLE_S,
+        harness.wait_for(lambda: len(_driven(s)) >= 2, timeout=SETTLE_S,
                          what="two or more units charging")
         assert _none_discharging(s)
         g = _group(s)
@@ -225,15 +233,9 @@ def test_person_stops_one_unit():
     with _group_stack() as s:
         bridge = s.start_bridge()
         s.start_ctl()
-
-        def driven():
-            """The devices the controller has charging and the simulator shows charging."""
-            g = _group(s) or {"units": []}
-            return [u["dev"] for u in g["units"] if u["mode"] == "charge" and
-                    u["dev"] in _charging_units(s)]
-        harness.wait_for(lambda: len(driven()) >= 2, timeout=SETTLE_S,
+        harness.wait_for(lambda: len(_driven(s)) >= 2, timeout=SETTLE_S,
                          what="two or more units charging")
-        y = [u for u in driven() if u != 0][0]
+        y = [u for u in _driven(s) if u != 0][0]
         z = [u for u in UNITS if u != y and u != 0][0]
 
         # a person switches device y off through the bridge: it alone is left out
@@ -248,7 +250,7 @@ def test_person_stops_one_unit():
         print("device %d held off:" % y, g)
         assert g["units"][y]["mode"] == "off" and g["units"][y]["power_w"] == 0, g
         # the others go on: the controller is not paused, the export is still taken
-        harness.wait_for(lambda: driven() and y not in _charging_units(s),
+        harness.wait_for(lambda: _driven(s) and y not in _charging_units(s),
                          timeout=SETTLE_S, what="the others charging without device %d" % y)
         st = s.status()
         assert st["mode"] == "running", st
@@ -278,7 +280,7 @@ def test_person_stops_one_unit():
         harness.wait_for(lambda: _unit(s, z).get("state") not in (None, "held_off") and
                          (_holder(s, z) or "").startswith("charge-ctl-0-"),
                          timeout=SETTLE_S, what="device %d back after control/set" % z)
-        harness.wait_for(lambda: len(driven()) >= 2, timeout=SETTLE_S,
+        harness.wait_for(lambda: len(_driven(s)) >= 2, timeout=SETTLE_S,
                          what="two or more units charging again")
         assert _none_discharging(s)
         assert bridge.alive() and s.ctl.alive()
