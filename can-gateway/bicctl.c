@@ -317,7 +317,7 @@ static int s_run_gateway(const bicctl_cmd_t *cmd, const opts_t *o, const config_
         }
         replies[n++] = reply;
         rc = bicctl_reply_check(cmd, &o->args, reply, err, sizeof err);
-        if (rc != BICCTL_EXIT_OK) {
+        if (rc != BICCTL_EXIT_OK && !bicctl_reply_tolerated(cmd, n)) {
             s_fail("%s", err);
             goto cleanup;
         }

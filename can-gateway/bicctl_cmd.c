@@ -807,6 +807,11 @@ cJSON *bicctl_next_request(const bicctl_cmd_t *cmd, const bicctl_args_t *a, cJSO
 
 /* ---------------------------------------------------------------- replies */
 
+bool bicctl_reply_tolerated(const bicctl_cmd_t *cmd, size_t n)
+{
+    return cmd && cmd->kind == K_STATUS && n > 1;
+}
+
 int bicctl_reply_check(const bicctl_cmd_t *cmd, const bicctl_args_t *a, const cJSON *reply,
                        char *msg, size_t msglen)
 {
@@ -1411,6 +1416,15 @@ RENDER(r_status)
             if (1 + online < n)
                 get = r[1 + online];
             online++;
+            if (get && !s_true(get, "ok")) { /* shown without its registers */
+                const cJSON *e = cJSON_GetObjectItemCaseSensitive(get, "error");
+                const char *code = s_str(e, "code"), *text = s_str(e, "message");
+                double dev = -1;
+                s_num(d, "dev", &dev);
+                s_fmt(err, errlen, "device %.0f: registers not read: %s: %s", dev,
+                      code ? code : "?", text ? text : "no message");
+                rc = BICCTL_EXIT_DEVICE;
+            }
         } else {
             double dev = -1;
             s_num(d, "dev", &dev);

@@ -76,6 +76,11 @@ cJSON *bicctl_next_request(const bicctl_cmd_t *cmd, const bicctl_args_t *args,
 int bicctl_reply_check(const bicctl_cmd_t *cmd, const bicctl_args_t *args, const cJSON *reply,
                        char *msg, size_t msglen);
 
+/* Does an error reply, the Nth of the command (1 the first), leave the command going? True
+ * for a device's registers in `status` (after the info): that device is shown without them
+ * and the exit code says so (bicctl_render), the others as usual. */
+bool bicctl_reply_tolerated(const bicctl_cmd_t *cmd, size_t n);
+
 /* Render the N ok replies of a completed command on OUT. Returns BICCTL_EXIT_OK, or an exit
  * code with a message in ERR when a reply lacks what the command needs (a register slot
  * with an error, a device that is offline). Output already written stays written. */

