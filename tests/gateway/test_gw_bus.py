@@ -1,6 +1,7 @@
 """The bus against the real bic-sim: two devices on one bus, a configured type that does not
 match the device, discovery (basic and extended addresses), a device that stops answering and
-comes back, and the adapter disappearing (bic-sim killed) and coming back."""
+comes back, the adapter disappearing (bic-sim killed) and coming back, and the wake-ups a bus
+request costs with the bus full."""
 
 import os
 import signal
@@ -266,6 +267,39 @@ def test_telemetry_while_clients_saturate_the_bus():
             assert gap < 3.0, "%.1f s without telemetry under client load (%d messages)" % (
                 gap, len(arrivals))
             sub.close()
+            assert_no_pacing_violations(sim)
+
+
+def test_wakeups_per_bus_request_with_the_bus_full():
+    """A bus request costs the gateway a few wake-ups (the pacing timer, the adapter's ack, the
+    reply, a share of the client's request): a loop that wakes for nothing, ticks or reads the
+    adapter in turns shows as more, and one that spins as CPU. Both bounds are generous (about
+    3.5 wake-ups and 1 % of a core measured: docs/benchmarks.md)."""
+    import zmq
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=["0:24"]) as sim:
+        with Gateway(gateway_ini(sim, tmp), tmp) as gw:
+            sock = zmq.Context.instance().socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(gw.req)
+            msg = {"v": 1, "op": "get", "dev": 0,
+                   "regs": ["READ_VOUT", "READ_IOUT", "READ_FAN_SPEED_1"]}
+            pid = gw.proc.pid
+            req0 = sim.control.counters()["bus"]["requests"]
+            wake0, cpu0, t0 = harness.wakeups(pid), harness.cpu_seconds(pid), time.monotonic()
+            while time.monotonic() - t0 < 5.0:
+                sock.send_json(msg)
+                assert sock.poll(10000), "no reply within 10 s"
+                assert sock.recv_json()["ok"]
+            req = sim.control.counters()["bus"]["requests"] - req0
+            wakes = harness.wakeups(pid) - wake0
+            cpu_pct = 100.0 * (harness.cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+            sock.close()
+            print("%d bus requests, %.2f wake-ups each, CPU %.1f %% of a core"
+                  % (req, wakes / max(req, 1), cpu_pct), flush=True)
+            assert req >= 60, "the bus was not kept busy: %d requests in 5 s" % req
+            assert wakes / req < 8, "%.1f wake-ups per bus request" % (wakes / req)
+            assert cpu_pct < 25, "the gateway used %.0f %% of a core" % cpu_pct
             assert_no_pacing_violations(sim)
 
 

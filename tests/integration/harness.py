@@ -113,6 +113,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wakeups(pid):
+    """Times a live process's threads have gone to sleep and been woken so far (voluntary
+    context switches, /proc/PID/task/*/status)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            total += sum(int(line.split()[1]) for line in f
+                         if line.startswith("voluntary_ctxt_switches:"))
+    return total
+
+
 # ---------------------------------------------------------------------------------------
 # Waiting
 # ---------------------------------------------------------------------------------------
