@@ -20,14 +20,18 @@ With --gateways 2 the group is device 0 on each of two buses ([CHARGE_CONTROL] I
 0,0@1): a second bic-sim on its own pty behind a second gateway on tcp://127.0.0.1 with CURVE
 (tests/ctld/remote_gateway.py), each device limited to 20 A; the latency counts to the first
 and to the last setpoint write frame on either bus (both simulators' frame logs, one clock),
-the pacing violations of both buses together.
+the pacing violations of both buses together. With --takeover N, after the readings gateway 1
+is killed N times (restarted in between, each time once both units have a share again) and
+each kill is timed to the first group message (<T>/ctl/0/group) that leaves unit 0@1 out and
+gives unit 0 the whole setpoint within its limit.
 
 usage: BIC_BUILD_DIR=build /usr/bin/python3 bench/bench_ctl_rt.py [--count N] [--telemetry-ms MS]
-       [--units N | --gateways 2]
+       [--units N | --gateways 2 [--takeover N]]
 The last line is key=value figures (docs/benchmarks.md).
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -114,6 +118,40 @@ def pct(values, p):
     return v[k]
 
 
+def measure_takeover(s, gw1, kills):
+    """Kills gateway 1 `kills` times once both units have a share, each timed to the first
+    group message that leaves unit 0@1 out (the step that gives its share to unit 0; its
+    arrival at this program's MQTT client); restarts it in between. The meter reads an export
+    of 300 W until both have a share, then 0 W (balanced: the setpoint holds)."""
+    out = []
+    topic = s.topic("ctl/0/group")
+
+    def both_share():
+        s.client.publish(METER, "-300")
+        p = s.client.last(topic)
+        g = json.loads(p) if p else None
+        return g and g["online"] == 2 and all(u["power_w"] > 0 for u in g["units"])
+
+    def first_without_1(t_kill):
+        for at, _, p, _ in s.client.received(topic):
+            if at >= t_kill and p and not json.loads(p)["units"][1]["online"]:
+                return at, json.loads(p)
+        return None
+    for k in range(kills):
+        harness.wait_for(both_share, timeout=90, interval=0.5, what="both units sharing")
+        s.client.publish(METER, "0")
+        time.sleep(1.0)
+        t_kill = time.monotonic()
+        gw1.proc.kill()
+        at, g = harness.wait_for(lambda: first_without_1(t_kill), timeout=30,
+                                 what="the group without unit 0@1")
+        u0 = g["units"][0]
+        assert u0["power_w"] == g["setpoint_w"] or u0["current_a"] == 20, g
+        out.append((at - t_kill) * 1000.0)
+        gw1.start()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=40, help="meter readings to publish")
@@ -123,11 +161,15 @@ def main():
                     help="devices on the bus driven as one group (1: one device)")
     ap.add_argument("--gateways", type=int, default=1,
                     help="2: a group of device 0 on each of two buses and gateways")
+    ap.add_argument("--takeover", type=int, default=0,
+                    help="with --gateways 2: kills of gateway 1 timed to the group without it")
     a = ap.parse_args()
     if a.count < 5 or not 200 <= a.telemetry_ms <= 60000 or not 1 <= a.units <= 8:
         ap.error("--count at least 5, --telemetry-ms 200-60000, --units 1-8")
     if a.gateways not in (1, 2) or (a.gateways == 2 and a.units != 1):
         ap.error("--gateways 1 or 2, and 2 without --units")
+    if a.takeover and (a.gateways != 2 or not 0 < a.takeover <= 20):
+        ap.error("--takeover 1-20 with --gateways 2")
     group = a.units > 1 or a.gateways == 2
 
     lat = []
@@ -200,6 +242,7 @@ def main():
         rss_kb, cpu1 = footprint(s.ctl.pid)
         cpu_pct = 100.0 * (cpu1 - cpu0) / (time.monotonic() - wall0)
         violations = sum(sim.control.counters()["bus"]["pacing_violations"] for sim in sims)
+        takeover = [] if not a.takeover else measure_takeover(s, gw1, a.takeover)
     if not lat:
         print("no setpoint frame followed any reading")
         sys.exit(1)
@@ -223,6 +266,12 @@ def main():
         if spacing and a.gateways == 1:
             print("from one device's write to the next device's ms: p50 %.1f  p99 %.1f "
                   "(the bus pacing after a write)" % (s50, s99))
+        if takeover:
+            print("gateway 1 killed -> the group message without it ms: %s (p50 %.1f, max "
+                  "%.1f)" % (" ".join("%.1f" % t for t in takeover), pct(takeover, 50),
+                             max(takeover)))
+            print("bench=ctl_rt_takeover kills=%d timed=%d p50_ms=%.1f max_ms=%.1f"
+                  % (a.takeover, len(takeover), pct(takeover, 50), max(takeover)))
         ok = g99 < TARGET_GROUP_P99_MS and violations == 0
         print("bench=ctl_rt_group units=%d gateways=%d readings=%d timed=%d waited=%d first_p50_ms=%.1f "
               "first_p99_ms=%.1f all_p50_ms=%.1f all_p99_ms=%.1f all_max_ms=%.1f "
