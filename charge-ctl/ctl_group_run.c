@@ -41,6 +41,12 @@ void ctl_group_run_params(const ctl_params_t *unit, const ctl_group_cfg_t *g,
         pg->hours[h].max_discharge_w = unit->hours[h].max_discharge_w * online;
     }
     pg->follow_timeout_ms = 0;
+    /* each change of the group's setpoint is a setpoint per device on the one bus: the step
+     * waits for the effect of the last one and changes in steps of 0.1 A at least, so that the
+     * bus keeps room for the others' requests */
+    pg->wait_effect = true;
+    if (pg->quantum_ca < CTL_PERSISTED_QUANTUM_CA)
+        pg->quantum_ca = CTL_PERSISTED_QUANTUM_CA;
 }
 
 /* A small change of the group's current, the same units running the same way as at the last

@@ -415,7 +415,8 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     /* Where every write is persisted, a change waits until the device is seen to follow
      * the last one and a meter sample taken after that shows its effect (only a clear
      * export is cut before): trims are spaced by the write interval anyway, and a change
-     * made on a prediction that proves wrong costs a write to undo. */
+     * made on a prediction that proves wrong costs a write to undo. A group waits too
+     * (wait_effect). */
     bool new_sample = in->meter_seq != s->used_seq;
     bool settled =
         !s->pending && new_sample &&
@@ -462,13 +463,13 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     double expect = in_flight ? s->power_w : meas_ac;
     if (was_safe || s->mode == CTL_MODE_NONE)
         base = expect = meas_ac;
-    bool persisted = p->min_write_interval_ms > 0;
-    if (persisted)
+    bool waits = p->min_write_interval_ms > 0 || p->wait_effect;
+    if (waits)
         base = expect = meas_ac;
     double err = in->meter_w - base + expect - aim;
-    if (new_sample && !persisted)
+    if (new_sample && !waits)
         err += s_ramp(p, s, in->meter_w - base, sample_ms, in->now_ms);
-    bool fresh = persisted ? settled || emergency : new_sample;
+    bool fresh = waits ? settled || emergency : new_sample;
 
     /* What the law wants, in AC watts (+ charging). */
     double want = s->power_w;

@@ -62,6 +62,9 @@ typedef struct {
     int effect_margin_ms;     /* a meter sample counts as "after the effect" this much later */
     int meter_latency_ms;     /* a meter value was measured this long before it arrived */
     int device_tau_ms;        /* the device's current follows a command this fast (first order) */
+    bool wait_effect;         /* act only once the last command is seen followed and a sample
+                                 taken after that arrived (a group: each command is a setpoint
+                                 per device on one bus), not on every sample */
     int fast_export_w;        /* export beyond target+this may be cut before the effect shows */
     double efficiency;        /* converter efficiency, one way, for W(AC) <-> A(DC) */
 
