@@ -16,9 +16,11 @@
 #include "monotime.h"
 
 #define MISC_PERIOD_MS 1000 /* keep-alive pings and timeouts: mosquitto_loop_misc() */
-/* Once due, mosquitto_loop_misc() waits up to this long for a wake-up the program has anyway
- * (a message) rather than one of its own. */
-#define MISC_SLACK_MS 1000
+/* Once due, mosquitto_loop_misc() waits up to a tenth of the keep-alive, at most this long,
+ * for a wake-up the program has anyway (a message) rather than one of its own: a PINGREQ then
+ * leaves well within the broker's one and a half keep-alives also at KeepAliveSec=5
+ * (libmosquitto and the broker count whole seconds). */
+#define MISC_SLACK_MAX_MS 1000
 /* An attempt that has not reached CONNACK by then is given up and retried. libmosquitto
  * does not always report a failed TLS handshake (it may close the socket without a callback,
  * or retry the handshake on a dead socket for ever). */
@@ -445,7 +447,8 @@ bool mqtt_conn_tick(mqtt_conn_t *c, int64_t now)
 
 int64_t mqtt_conn_deadline(const mqtt_conn_t *c)
 {
-    int64_t dl = c->next_misc + MISC_SLACK_MS;
+    int64_t slack = (int64_t)c->cfg.keepalive_s * 100;
+    int64_t dl = c->next_misc + (slack < MISC_SLACK_MAX_MS ? slack : MISC_SLACK_MAX_MS);
     if (c->reconnect_at && c->reconnect_at < dl)
         dl = c->reconnect_at;
     if (c->attempt_ms && c->attempt_ms + CONNECT_TIMEOUT_MS < dl)

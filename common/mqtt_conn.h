@@ -124,11 +124,13 @@ void mqtt_conn_handle(mqtt_conn_t *c, short revents);
 
 /*  Timers: mosquitto_loop_misc() every one to two seconds (returns true when it
     ran, so the program can hang its periodic duties on it) and the reconnect when it is
-    due. Call it on every wake-up: misc runs on the first one after its second has passed. */
+    due. Call it on every wake-up: misc runs on the first one after its second has passed
+    (by then at the latest: a tenth of the keep-alive, at most a second, after it). */
 bool mqtt_conn_tick(mqtt_conn_t *c, int64_t now);
 
-/*  The latest time mqtt_conn_tick() must run (monotonic ms): misc waits up to a second
-    past its due time for a wake-up the program has anyway. */
+/*  The latest time mqtt_conn_tick() must run (monotonic ms): misc waits up to a tenth of
+    the keep-alive (at most a second) past its due time for a wake-up the program has
+    anyway. */
 int64_t mqtt_conn_deadline(const mqtt_conn_t *c);
 
 /*  libmosquitto has data waiting to be written on a live socket. */
