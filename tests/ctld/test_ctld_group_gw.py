@@ -12,7 +12,8 @@ limit), while the simulated unit on the dead gateway's bus keeps what it was las
 simulator has no watchdog of its own, and its gateway, which would apply the safe state when
 the lease lapses, is gone). Gateway 1 restarts with its saved lease: the controller takes it
 again with its token, and the unit rejoins with a share of its own. A client whose key is not
-allowed gets nothing from gateway 1. Gateway 1 hangs (SIGSTOP: its connection stays up, it
+allowed gets nothing from gateway 1. Unit 0@1 alone loses its mains (offline at gateway 1,
+whose device 0 is not unit 0): it leaves the group and rejoins. Gateway 1 hangs (SIGSTOP: its connection stays up, it
 answers no heartbeat): it is dropped as when killed; it goes on: its unit rejoins."""
 
 import json
@@ -120,6 +121,17 @@ def test_group_over_two_gateways():
             gw1.proc.output()[-3000:]
         st = s.status()
         assert st["mode"] == "running" and st["lease"]["held"], st
+
+        # unit 0@1 alone loses its mains (offline at gateway 1, whose tel/0 and evt/0 are not
+        # unit 0's): it leaves the group, unit 0 stays in it; back, it rejoins
+        gw1.sim.control.ac(False, dev=0)
+        harness.wait_for(lambda: not _group(s)["units"][1]["online"], timeout=SETTLE_S,
+                         what="0@1 offline")
+        g = _group(s)
+        assert g["units"][0]["online"] and g["units"][0]["mode"] == "charge", g
+        assert s.status()["lease"]["held"], s.status()
+        gw1.sim.control.ac(True, dev=0)
+        harness.wait_for(lambda: _both_share(s), timeout=SETTLE_S, what="0@1 back after its mains")
 
         # gateway 1 hangs (SIGSTOP): its connection stays up but answers no heartbeat; the
         # controller drops it, unit 0 takes the whole setpoint again
