@@ -186,14 +186,13 @@ static int s_local(const config_t *cfg, int id, ctl_group_cfg_t *g, int i, ctl_p
     return 0;
 }
 
-/* Devices on one battery share its voltages (those of the first device listed). */
-static int s_same_battery(int id, const ctl_group_cfg_t *g, int i, const ctl_params_t *py,
-                          const ctl_params_t *first, char *err, size_t errlen)
+/* Devices on one battery share its voltages: device i against each earlier device j on the
+ * same battery (cv[k]: device k's ChargeVoltage and DischargeVoltage). */
+static int s_same_battery(int id, const ctl_group_cfg_t *g, int i, const int (*cv)[2], char *err,
+                          size_t errlen)
 {
     for (int j = 0; j < i; j++) {
-        if (g->battery[j] == g->battery[i] &&
-            (py->charge_voltage_cv != first->charge_voltage_cv ||
-             py->discharge_voltage_cv != first->discharge_voltage_cv)) {
+        if (g->battery[j] == g->battery[i] && (cv[i][0] != cv[j][0] || cv[i][1] != cv[j][1])) {
             char a[16], b[16];
             snprintf(err, errlen,
                      "Id/%d/Devices: devices %s and %s sit on battery %d but differ in "
@@ -214,20 +213,20 @@ int ctl_group_cfg_from_config(const config_t *cfg, int id, ctl_group_cfg_t *g, c
     const char *cc = "CHARGE_CONTROL";
     if (s_devices(config_str(cfg, cc, "Id/%d/Devices", id), id, g, err, errlen) != 0)
         return -1;
-    ctl_params_t first = {0};
+    int cv[CTL_GROUP_MAX][2];
     for (int i = 0; i < g->n; i++) {
         if (g->gw[i] >= g->n_gw)
             g->n_gw = g->gw[i] + 1;
-        ctl_params_t py;
+        ctl_params_t py = {0};
         if (g->gw[i] ? s_remote(cfg, id, g, i, &py, err, errlen) != 0
                      : s_local(cfg, id, g, i, &py, err, errlen) != 0)
             return -1;
         g->max_charge_ca[i] = py.max_charge_ca;
         g->max_discharge_ca[i] = py.max_discharge_ca;
         g->min_current_ca[i] = py.min_current_ca;
-        if (i == 0)
-            first = py;
-        if (s_same_battery(id, g, i, &py, &first, err, errlen) != 0)
+        cv[i][0] = py.charge_voltage_cv;
+        cv[i][1] = py.discharge_voltage_cv;
+        if (s_same_battery(id, g, i, (const int(*)[2])cv, err, errlen) != 0)
             return -1;
     }
     ctl_group_params_defaults(&g->params);

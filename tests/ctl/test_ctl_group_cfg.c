@@ -127,6 +127,18 @@ static void test_one_battery_shares_its_voltages(void **st)
                            "[CHARGE_CONTROL]\nId/0/TopicPower=m\nId/0/Devices=0,1\n";
     assert_int_equal(s_group(apart, &g, err, sizeof err), 0);
     assert_int_equal(g.n, 2);
+    /* two devices on a second battery share its voltages, not the first battery's */
+    const char *second = "[DEVICE]\n" DEV(0, 2800, 7500) DEV(1, 2760, 7500) "Id/1/Battery=1\n" DEV(
+        2, 2760, 7500) "Id/2/Battery=1\n"
+                       "[CHARGE_CONTROL]\nId/0/TopicPower=m\nId/0/Devices=0,1,2\n";
+    assert_int_equal(s_group(second, &g, err, sizeof err), 0);
+    assert_int_equal(g.n, 3);
+    const char *second_diff =
+        "[DEVICE]\n" DEV(0, 2800, 7500) DEV(1, 2760, 7500) "Id/1/Battery=1\n" DEV(
+            2, 2800, 7500) "Id/2/Battery=1\n"
+                           "[CHARGE_CONTROL]\nId/0/TopicPower=m\nId/0/Devices=0,1,2\n";
+    assert_int_equal(s_group(second_diff, &g, err, sizeof err), -1);
+    assert_non_null(strstr(err, "devices 1 and 2 sit on battery 1 but differ"));
 }
 
 #define REMOTE(y, g, cv)                                                                           \
