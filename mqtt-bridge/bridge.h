@@ -5,7 +5,8 @@
  * discovery; MQTT commands become gateway requests, answered on `<topic>/result`.
  *
  * The pure parts live in dev_view (payloads), bridge_cmd (commands) and ha_disc
- * (discovery); this module only moves bytes between them and the sockets.
+ * (discovery); this module only moves bytes between them and the sockets (bridge.c: the loop
+ * and the life cycle; bridge_pub.c, bridge_gw.c, bridge_mqtt.c: see bridge_internal.h).
  */
 #ifndef BRIDGE_H
 #define BRIDGE_H
