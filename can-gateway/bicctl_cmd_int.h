@@ -1,6 +1,7 @@
 /*
  * bicctl_cmd_int - the command table's entry and the few helpers bicctl_cmd.c shares with the
- * NPB commands (bicctl_npb.c). Not an API: only bicctlcore's files include it.
+ * NPB commands (bicctl_npb.c) and with the renderers (bicctl_render.c). Not an API: only
+ * bicctlcore's files include it.
  */
 #ifndef BICCTL_CMD_INT_H
 #define BICCTL_CMD_INT_H
@@ -49,5 +50,45 @@ bool bicctl_i_val(const cJSON *get, const char *reg, double *out);
 void bicctl_i_range(FILE *out, const cJSON *limits, const char *key, const char *unit);
 /* An ok reply as JSON (without the protocol fields). */
 void bicctl_i_print_result(const cJSON *reply, FILE *out);
+
+/* ---------------------------------------------------------------- shared by bicctl_cmd.c and
+ * bicctl_render.c (the table names the renderers; both read replies the same way) */
+
+#define BICCTL_STATUS_DEVS 68 /* status: the devices (0-67) whose groups it lists */
+
+#define RENDER(name)                                                                               \
+    int name(const cmd_t *c, const bicctl_args_t *a, cJSON *const *r, size_t n, FILE *out,         \
+             char *err, size_t errlen)
+RENDER(bc_r_raw);
+RENDER(bc_r_fan);
+RENDER(bc_r_type);
+RENDER(bc_r_sysstatus);
+RENDER(bc_r_fault);
+RENDER(bc_r_dump);
+RENDER(bc_r_quiet);
+RENDER(bc_r_init);
+RENDER(bc_r_info);
+RENDER(bc_r_devices);
+RENDER(bc_r_eeprom);
+RENDER(bc_r_status);
+
+/* bicctl_cmd.c: reading replies, printing values and results */
+void bc_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool bc_num(const cJSON *obj, const char *key, double *out);
+const char *bc_str(const cJSON *obj, const char *key);
+bool bc_true(const cJSON *obj, const char *key);
+const cJSON *bc_slot(const cJSON *reply, const char *reg);
+int bc_slot_check(const cJSON *reply, const char *reg, char *err, size_t errlen);
+int bc_slot_raw(const cJSON *reply, const char *reg, long *out, char *err, size_t errlen);
+const char *bc_slot_text(const cJSON *reply, const char *reg, int *rc, char *err, size_t errlen);
+void bc_print_result(const cJSON *reply, FILE *out);
+void bc_print_json(const cJSON *obj, FILE *out);
+void bc_print_pystr(FILE *out, const char *s);
+const cJSON *bc_status_device(const bicctl_args_t *a, const cJSON *info, size_t k,
+                              bool online_only);
+
+/* bicctl_render.c */
+void bc_range(FILE *out, const cJSON *limits, const char *key, const char *unit);
+bool bc_val(const cJSON *get, const char *reg, double *out);
 
 #endif
