@@ -269,12 +269,15 @@ static void s_take(bus_sched_t *s, int p, long idx, entry_t *out, int64_t now)
     s->wait_since[p] = q->count > 0 ? now : INT64_MIN;
 }
 
-/* Aging: a queue not served for max_wait_us has what it holds now promoted (served after
- * safety, before the client queue), so a steady stream of client requests cannot starve
- * telemetry for longer than that. */
+/* Aging: a telemetry queue not served for max_wait_us has what it holds now promoted (served
+ * after the gateway's own safety, before the client queue), so a steady stream of client
+ * requests cannot starve telemetry for longer than that. A client queue not served for its
+ * max_wait_us has its next request promoted ahead of the clients' safety and setpoint writes
+ * (one request per wait), so a controller whose writes fill the bus cannot starve a person's
+ * read or setting. */
 static void s_age(bus_sched_t *s, int64_t now)
 {
-    for (int p = BUS_PRIO_CLIENT + 1; p < BUS_PRIO_COUNT; p++) {
+    for (int p = BUS_PRIO_CLIENT; p < BUS_PRIO_COUNT; p++) {
         if (s->q[p].count == 0) {
             s->wait_since[p] = INT64_MIN;
             s->promoted[p] = 0;
@@ -284,12 +287,13 @@ static void s_age(bus_sched_t *s, int64_t now)
             s->wait_since[p] = now;
         if (s->cfg.max_wait_us[p] > 0 && s->promoted[p] == 0 &&
             now - s->wait_since[p] >= s->cfg.max_wait_us[p])
-            s->promoted[p] = s->q[p].count;
+            s->promoted[p] = p == BUS_PRIO_CLIENT ? 1 : s->q[p].count;
     }
 }
 
-/* The order: the gateway's own safety requests; telemetry that waited too long (aging);
- * then each queue by priority, every (device, flow) taking its turn within a queue. */
+/* The order: the gateway's own safety requests; a client request that waited too long, then
+ * telemetry that did (aging); then each queue by priority, every (device, flow) taking its
+ * turn within a queue. */
 static bool s_pop(bus_sched_t *s, entry_t *out, int64_t now)
 {
     long i = s_pick(s, BUS_PRIO_SAFETY, true);
@@ -297,10 +301,11 @@ static bool s_pop(bus_sched_t *s, entry_t *out, int64_t now)
         s_take(s, BUS_PRIO_SAFETY, i, out, now);
         return true;
     }
-    for (int p = BUS_PRIO_CLIENT + 1; p < BUS_PRIO_COUNT; p++)
+    for (int p = BUS_PRIO_CLIENT; p < BUS_PRIO_COUNT; p++)
         if (s->promoted[p] > 0 && s->q[p].count > 0) {
-            /* only counted when it really overtook a client request */
-            if (s->q[BUS_PRIO_CLIENT].count > 0 || s->q[BUS_PRIO_SAFETY].count > 0)
+            /* only counted when it really overtook a safety or client request */
+            if (s->q[BUS_PRIO_SAFETY].count > 0 ||
+                (p != BUS_PRIO_CLIENT && s->q[BUS_PRIO_CLIENT].count > 0))
                 s->stats.aged++;
             s_take(s, p, s_pick(s, p, false), out, now);
             return true;

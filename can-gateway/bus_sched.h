@@ -8,9 +8,10 @@
  * bounded priority queues. Within a queue the bus is shared fairly: each (device, flow)
  * pair, where the flow names who asked, takes its turn (the one served least recently goes
  * first; one pair's own requests keep their order), so a client that floods one device
- * slows only itself. The gateway's own safety requests (flow 0) come first; telemetry that
- * waited too long (aging) goes ahead of every client's requests, safety writes of clients
- * included. The loop around it transmits what bus_sched_tick() returns,
+ * slows only itself. The gateway's own safety requests (flow 0) come first; a client request
+ * that waited too long (aging) goes ahead of the clients' safety and setpoint writes, one per
+ * wait; telemetry that waited too long goes ahead of every client's requests, safety writes of
+ * clients included. The loop around it transmits what bus_sched_tick() returns,
  * feeds received frames to bus_sched_on_rx() and collects results with bus_sched_result().
  * All times are monotonic microseconds passed in by the caller.
  */
@@ -75,12 +76,16 @@ typedef struct {
     int64_t timeout_us;         /* reply timeout per attempt */
     int retries;                /* extra attempts after a timeout */
     int queue_cap[BUS_PRIO_COUNT];
-    int64_t max_wait_us[BUS_PRIO_COUNT]; /* aging (0 = none): when a queue has not been served
-                                            for this long, what it holds at that moment goes
-                                            ahead of every client request (safety writes of
-                                            clients included; never ahead of the gateway's
-                                            own safety, flow 0); bounds the wait of telemetry
-                                            polling */
+    int64_t max_wait_us[BUS_PRIO_COUNT]; /* aging (0 = none): when a telemetry queue has not
+                                            been served for this long, what it holds at that
+                                            moment goes ahead of every client request (safety
+                                            writes of clients included; never ahead of the
+                                            gateway's own safety, flow 0); when the client
+                                            queue has not, its next request goes ahead of the
+                                            clients' safety writes and of aged telemetry (one
+                                            request per wait); bounds the wait of telemetry
+                                            polling and of a client's request on a bus that
+                                            setpoint writes fill */
 } bus_sched_cfg_t;
 
 typedef struct {

@@ -531,6 +531,62 @@ static int64_t s_serve(bus_sched_t *s, int64_t t, int n, uint16_t *cmds)
     return t;
 }
 
+/* A controller whose setpoint writes (safety queue, its own flow) fill the bus does not
+ * starve a person's reads: with the client queue's aging at two periods, a read that waited
+ * that long goes next, so the person gets at least one request in three; the gateway's own
+ * safety requests (flow 0) still go first. Without the client aging no read is served. */
+static void test_setpoint_flood_leaves_client_its_turn(void **state)
+{
+    (void)state;
+    bus_sched_cfg_t cfg;
+    bus_sched_cfg_default(&cfg);
+    cfg.max_wait_us[BUS_PRIO_CLIENT] = 2 * cfg.period_us;
+    bus_sched_t *s = bus_sched_new(&cfg);
+    assert_non_null(s);
+    bus_req_t tx;
+    bus_result_t r;
+    int64_t t = 1000 * MS;
+    uint64_t tag = 1;
+    int reads = 0, writes = 0, max_between = 0, since_read = 0, gw_safety_at = -1;
+    for (int n = 0; n < 120; n++) {
+        /* the controller keeps a setpoint queued for each of three devices */
+        while (bus_sched_depth_prio(s, BUS_PRIO_SAFETY) < 3)
+            assert_int_equal(
+                bus_sched_submit(s, BUS_PRIO_SAFETY, s_flow_req(n % 3, 0x30, 7, true), tag++), 0);
+        /* the person's status: its reads queued one after the other */
+        if (bus_sched_depth_prio(s, BUS_PRIO_CLIENT) == 0)
+            assert_int_equal(
+                bus_sched_submit(s, BUS_PRIO_CLIENT, s_flow_req(1, 0x60, 9, false), tag++), 0);
+        if (n == 60) /* the gateway's safe state goes ahead of everything */
+            assert_int_equal(
+                bus_sched_submit(s, BUS_PRIO_SAFETY, s_flow_req(2, 0x00, 0, true), tag++), 0);
+        int64_t due = bus_sched_deadline(s);
+        if (due > t)
+            t = due;
+        assert_int_equal(bus_sched_tick(s, t, &tx), 1);
+        if (tx.flow == 0)
+            gw_safety_at = n;
+        if (tx.len == 0) {
+            s_reply(s, t + 2 * MS, tx.addr, tx.cmd, 1, 1);
+            reads++;
+            since_read = 0;
+        } else {
+            writes += tx.flow == 7;
+            if (++since_read > max_between)
+                max_between = since_read;
+        }
+        while (bus_sched_result(s, &r))
+            ;
+        t += 1;
+    }
+    assert_int_equal(gw_safety_at, 60);
+    assert_true(reads >= 120 / 3);
+    assert_true(writes >= 120 / 2);
+    assert_true(max_between <= 3);
+    assert_true(bus_sched_stats(s)->aged >= 40);
+    bus_sched_destroy(&s);
+}
+
 /* Within a queue every (device, flow) takes its turn: a client with many requests queued
  * does not hold back one that asks once, a device with many does not hold back another, and
  * the requests of one pair keep their order. */
@@ -756,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_aging_bounds_telemetry_wait),
         cmocka_unit_test(test_no_aging_by_default),
         cmocka_unit_test(test_fair_share_per_device_and_flow),
+        cmocka_unit_test(test_setpoint_flood_leaves_client_its_turn),
         cmocka_unit_test(test_write_flood_keeps_telemetry_and_holder_share),
         cmocka_unit_test(test_reply_read_late_is_not_a_timeout),
         cmocka_unit_test(test_foreign_master_noted),
