@@ -39,7 +39,7 @@ static void s_read_back(const config_t *cfg)
         char key[128];
         size_t n = 0;
         for (const char *p = k->key; *p && n + 2 < sizeof key; p++)
-            key[n++] = *p == '#' ? '0' : *p;
+            key[n++] = *p == '#' ? '1' : *p; /* 1: within every number's range */
         key[n] = '\0';
         (void)config_str(cfg, k->section, "%s", key);
         (void)config_has(cfg, k->section, "%s", key);
