@@ -43,18 +43,6 @@ def cpu_ns(pid):
     return total
 
 
-def wakeups(pid):
-    """Times the process's threads went to sleep and were woken (voluntary context switches,
-    /proc/PID/task/*/status): what a unit of work costs here is mostly these."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-            for line in f:
-                if line.startswith("voluntary_ctxt_switches:"):
-                    total += int(line.split()[1])
-    return total
-
-
 class Floor:
     """bench_wake_floor beside a daemon: its CPU per message over the window."""
 
@@ -124,8 +112,8 @@ def gateway_and_bridge(seconds):
         time.sleep(1)
         c0 = s.sim.control.counters()["bus"]["requests"]
         g0 = cpu_ns(s.gateway.pid) / 1e9
-        w0 = wakeups(s.gateway.pid)
-        bw0 = wakeups(s.bridge.pid)
+        w0 = harness.wakeups(s.gateway.pid)
+        bw0 = harness.wakeups(s.bridge.pid)
         b0 = cpu_ns(s.bridge.pid) / 1e9
         m0 = messages[0]
         n0 = tel[0]
@@ -138,8 +126,8 @@ def gateway_and_bridge(seconds):
         t1 = time.monotonic()
         c1 = s.sim.control.counters()["bus"]["requests"]
         g1 = cpu_ns(s.gateway.pid) / 1e9
-        w1 = wakeups(s.gateway.pid)
-        bw1 = wakeups(s.bridge.pid)
+        w1 = harness.wakeups(s.gateway.pid)
+        bw1 = harness.wakeups(s.bridge.pid)
         b1 = cpu_ns(s.bridge.pid) / 1e9
         m1 = messages[0]
         n1 = tel[0]
@@ -170,7 +158,7 @@ def controller(seconds):
         floor = Floor("--mqtt", s.broker.port, ctld_stack.METER)
         time.sleep(2)
         c0 = cpu_ns(s.ctl.pid) / 1e9
-        w0 = wakeups(s.ctl.pid)
+        w0 = harness.wakeups(s.ctl.pid)
         t0 = time.monotonic()
         n = 0
         while time.monotonic() - t0 < seconds:
@@ -180,7 +168,7 @@ def controller(seconds):
             time.sleep(0.05)
         time.sleep(0.5)
         c1 = cpu_ns(s.ctl.pid) / 1e9
-        w1 = wakeups(s.ctl.pid)
+        w1 = harness.wakeups(s.ctl.pid)
         return {"ctl_readings": n, "ctl_us_per_reading": 1e6 * (c1 - c0) / n,
                 "ctl_wakeups_per_reading": (w1 - w0) / n,
                 "ctl_floor_us": floor.stop()}
