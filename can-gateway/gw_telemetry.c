@@ -59,6 +59,9 @@ void gw_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now)
 static void s_publish_tel(gateway_t *gw, gw_dev_t *d, int64_t now)
 {
     cJSON *t = gw_dev_telemetry(d, now, gw_wall());
+    /* its period, so a client knows when its silence means something (each gateway has its
+     * own) */
+    cJSON_AddNumberToObject(t, "period_ms", gw->set.tel_period_ms);
     cJSON *e = cJSON_AddObjectToObject(t, "eeprom");
     gw_eeprom_budget_json(e, gw_eep(gw, d->addr), now);
     cJSON_AddItemToObject(t, "lease", gw_lease_json(gw, d->addr, now));

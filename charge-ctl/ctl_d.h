@@ -35,7 +35,8 @@ typedef struct {
     gw_client_t *gw; /* its own gateway socket: the devices' requests go out together */
     bool tel_seen;
     int64_t tel_ms;
-    ctl_input_t tel; /* its telemetry's fields (ctld_tel_reading) */
+    int tel_period_ms; /* its gateway's stated telemetry period (0: none, -1: not valid) */
+    ctl_input_t tel;   /* its telemetry's fields (ctld_tel_reading) */
     /* does it follow its command? (ctl_follow, for every device of a group) */
     ctl_mode_t f_mode;          /* the command judged */
     int64_t f_mode_ms, f_ok_ms; /* when it was given; when last seen following */
@@ -117,6 +118,7 @@ struct ctl_daemon_t {
     bool tel_seen;
     bool tel_was_alive; /* for logging the transitions */
     int64_t tel_ms;
+    int tel_period_ms; /* its gateway's stated telemetry period (0: none, -1: not valid) */
     bool tel_online;
     bool tel_valid;
     double dc_v, dc_a;
@@ -211,6 +213,16 @@ void ctld_gateways_handle(ctl_daemon_t *d, const zmq_pollitem_t *items, int n);
 /* Reads up to 64 messages waiting on a gateway's SUB socket, each to ctld_on_pub (gateway 0)
  * or ctld_group_on_pub. */
 void ctld_gateway_drain(ctl_daemon_t *d, int g, zsock_t *sub);
+/* Device i's telemetry counts as silent after this long without it: five of the period its
+ * gateway states (the file's TelemetryPeriodMs when it states none), at least 3 s. */
+int ctld_unit_silence_ms(const ctl_daemon_t *d, int i);
+/* Device i's telemetry message: the period its gateway states is taken (logged when it
+ * changes) and the step's stale telemetry timeout follows (ctld_tel_stale_update). */
+void ctld_tel_period_seen(ctl_daemon_t *d, int i, const cJSON *msg);
+/* The step's telemetry timeout (params.telemetry_timeout_ms): five of the longest period of
+ * the devices' gateways, at least 10 s, so a device is never stale for the step while its
+ * telemetry is not yet silent. */
+void ctld_tel_stale_update(ctl_daemon_t *d);
 
 /* ctl_d_group.c: a group of devices */
 bool ctld_is_group(const ctl_daemon_t *d);

@@ -9,7 +9,9 @@
  * telemetry's silence. Their gateway applies its safe state when their leases lapse. When
  * the gateway is back, its telemetry brings its devices back: their leases are taken again
  * (with the tokens kept, a restarted gateway's saved lease carries on) and they get commands
- * of their own. Part of the bic-charge-ctl daemon (ctl_d.h).
+ * of their own. Each gateway's telemetry is judged by the period it states in it, so a
+ * gateway slower than the controller's file says is not taken for silent between two of its
+ * messages. Part of the bic-charge-ctl daemon (ctl_d.h).
  */
 #include "ctl_d.h"
 
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctl_tel_period.h"
 #include "gw_client.h"
 #include "log.h"
 #include "monotime.h"
@@ -194,4 +197,54 @@ void ctld_gateways_handle(ctl_daemon_t *d, const zmq_pollitem_t *items, int n)
             k++;
         }
     }
+}
+
+/* ---------------------------------------------------------------- each gateway's period */
+
+static int *s_stated(ctl_daemon_t *d, int i)
+{
+    return !ctld_is_group(d) || i == d->own ? &d->tel_period_ms : &d->units[i].tel_period_ms;
+}
+
+static int s_period(const ctl_daemon_t *d, int i)
+{
+    int stated = !ctld_is_group(d) || i == d->own ? d->tel_period_ms : d->units[i].tel_period_ms;
+    return ctl_tel_period_ms(stated, d->set.tel_period_ms);
+}
+
+int ctld_unit_silence_ms(const ctl_daemon_t *d, int i)
+{
+    return ctl_tel_silence_ms(s_period(d, i));
+}
+
+void ctld_tel_stale_update(ctl_daemon_t *d)
+{
+    int longest = 0;
+    for (int i = 0; i < d->n_units; i++)
+        if (s_period(d, i) > longest)
+            longest = s_period(d, i);
+    d->set.params.telemetry_timeout_ms = ctl_tel_stale_ms(longest);
+}
+
+void ctld_tel_period_seen(ctl_daemon_t *d, int i, const cJSON *msg)
+{
+    char err[160] = "";
+    int stated = ctl_tel_period_stated(msg, err, sizeof err);
+    int *was = s_stated(d, i);
+    if (stated == *was)
+        return;
+    bool first = *was == 0;
+    *was = stated;
+    char dev[16];
+    ctl_group_member_name(&d->set.group, i, dev, sizeof dev);
+    int period = s_period(d, i);
+    if (stated < 0)
+        log_warn("device %s: its telemetry's %s; judged by TelemetryPeriodMs (%d ms): silent "
+                 "after %.1f s without it",
+                 dev, err, period, ctld_unit_silence_ms(d, i) / 1000.0);
+    else if (stated > 0 && (!first || stated != d->set.tel_period_ms))
+        log_info("device %s: its gateway sends telemetry every %d ms: silent after %.1f s "
+                 "without it",
+                 dev, period, ctld_unit_silence_ms(d, i) / 1000.0);
+    ctld_tel_stale_update(d);
 }

@@ -69,7 +69,7 @@ bool ctld_unit_tel_alive(const ctl_daemon_t *d, int i, int64_t now)
     if (!ctld_is_group(d) || i == d->own)
         return ctld_tel_alive(d, now);
     const ctld_unit_t *u = &d->units[i];
-    return u->tel_seen && now - u->tel_ms <= d->set.tel_silence_ms;
+    return u->tel_seen && now - u->tel_ms <= ctld_unit_silence_ms(d, i);
 }
 
 static bool s_reachable(const ctl_daemon_t *d, int i, int64_t now)
@@ -282,6 +282,7 @@ static void s_unit_tel(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now)
     ctld_unit_t *u = &d->units[i];
     u->tel_seen = true;
     u->tel_ms = now;
+    ctld_tel_period_seen(d, i, msg);
     ctld_tel_reading(msg, &u->tel);
     const cJSON *lease = cJSON_GetObjectItem(msg, "lease"); /* null: free */
     const cJSON *holder = cJSON_GetObjectItem(lease, "holder");

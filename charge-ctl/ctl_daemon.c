@@ -56,12 +56,12 @@
  * ends in its own safe state rather than in a setpoint nobody watches. */
 bool ctld_tel_alive(const ctl_daemon_t *d, int64_t now)
 {
-    return d->tel_seen && now - d->tel_ms <= d->set.tel_silence_ms;
+    return d->tel_seen && now - d->tel_ms <= ctld_unit_silence_ms(d, d->own);
 }
 
 bool ctld_device_reachable(const ctl_daemon_t *d, int64_t now)
 {
-    return d->tel_seen && d->tel_online && now - d->tel_ms <= d->set.tel_silence_ms;
+    return d->tel_seen && d->tel_online && now - d->tel_ms <= ctld_unit_silence_ms(d, d->own);
 }
 
 bool ctld_meter_stale(const ctl_daemon_t *d, int64_t now)
@@ -300,7 +300,8 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
             winter_init(&d->winter);
         os->winter = ns->winter;
         os->winter_p = ns->winter_p;
-        os->tel_silence_ms = ns->tel_silence_ms;
+        os->tel_period_ms = ns->tel_period_ms;
+        ctld_tel_stale_update(d); /* the gateways' stated periods over the file's */
         if (memcmp(&ns->surplus, &os->surplus, sizeof ns->surplus) != 0) {
             /* Switches that change or go: off first, then the new set from off. */
             for (size_t i = 0; i < os->surplus.n; i++) {
@@ -480,7 +481,7 @@ static void s_timers(ctl_daemon_t *d, int64_t now)
         else
             log_warn("no telemetry from the gateway for %d s: the control lease is not renewed "
                      "(the gateway applies its safe state when it lapses)",
-                     d->set.tel_silence_ms / 1000);
+                     ctld_unit_silence_ms(d, d->own) / 1000);
         d->tel_was_alive = tel;
     }
     for (int i = 0; i < d->n_units; i++) {

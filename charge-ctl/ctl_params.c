@@ -226,6 +226,7 @@ const char *ctl_limit_name(ctl_limit_t l)
 }
 
 #include "config.h"
+#include "ctl_tel_period.h"
 
 /* The device's lowest current when [DEVICE] MinCurrent is not set: 1 % of the rated
  * current of the variant, judged from the charge voltage (A x 100). */
@@ -342,9 +343,10 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     p->follow_timeout_ms = (int)config_int(cfg, cc, "Id/%d/FollowTimeoutSec", id) * 1000;
     p->follow_safe_ms = (int)config_int(cfg, cc, "Id/%d/FollowSafeSec", id) * 1000;
     p->follow_retry_ms = (int)config_int(cfg, cc, "Id/%d/FollowRetrySec", id) * 1000;
-    /* Telemetry is stale after five of the gateway's cycles, and never before 10 s. */
-    long tel = config_int(cfg, "GATEWAY", "TelemetryPeriodMs") * 5;
-    p->telemetry_timeout_ms = tel > 10000 ? (int)tel : 10000;
+    /* Telemetry is stale after five of the gateway's cycles, and never before 10 s (the
+     * daemon lengthens it for a gateway that states a longer period). */
+    p->telemetry_timeout_ms =
+        ctl_tel_stale_ms((int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs"));
 
     /* Device limits. */
     if (id >= CTL_NPB_FIRST && id <= CTL_NPB_LAST) {

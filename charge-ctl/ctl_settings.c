@@ -89,8 +89,7 @@ int ctl_settings_load(const config_t *cfg, settings_t *s, char *err, size_t n)
      * know whether this controller may run at all. */
     s->params.enabled = s->can_run;
     s->lease_ttl_s = (int)config_int(cfg, cc, "Id/%d/LeaseTtlSec", s->id);
-    int tel_ms = (int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs");
-    s->tel_silence_ms = tel_ms * 5 > 3000 ? tel_ms * 5 : 3000;
+    s->tel_period_ms = (int)config_int(cfg, "GATEWAY", "TelemetryPeriodMs");
 
     /* The pid keeps a replacement instance from taking over the older one's broker session
      * (same client id: the broker would disconnect one of them, back and forth). */

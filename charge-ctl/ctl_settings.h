@@ -39,7 +39,7 @@ typedef struct {
     meter_cfg_t meter;
     ctl_params_t params;
     int lease_ttl_s;
-    int tel_silence_ms;    /* device treated as unreachable after this without telemetry */
+    int tel_period_ms;     /* [GATEWAY] TelemetryPeriodMs: a gateway that states none has it */
     surplus_cfg_t surplus; /* [SURPLUS_SWITCH] of the device */
     ctl_group_cfg_t group; /* Id/X/Devices: X alone, or the group X drives */
 } settings_t;

@@ -14,7 +14,8 @@ the lease lapses, is gone). Gateway 1 restarts with its saved lease: the control
 again with its token, and the unit rejoins with a share of its own. A client whose key is not
 allowed gets nothing from gateway 1. Unit 0@1 alone loses its mains (offline at gateway 1,
 whose device 0 is not unit 0): it leaves the group and rejoins. Gateway 1 hangs (SIGSTOP: its connection stays up, it
-answers no heartbeat): it is dropped as when killed; it goes on: its unit rejoins."""
+answers no heartbeat): it is dropped as when killed; it goes on: its unit rejoins. A gateway
+with a slower telemetry period than the controller's file says is judged by its own."""
 
 import json
 import os
@@ -202,6 +203,31 @@ def test_own_gateway_killed():
             gw.wait_output("lapsed; applying the safe state", timeout=SETTLE_S)
         harness.wait_for(lambda: not s.device()["output_on"] and not gw1.device()["output_on"],
                          timeout=SETTLE_S, what="both outputs off")
+
+
+def test_slow_gateway():
+    """Gateway 1 sends telemetry every 4 s, the controller's file says 0.5 s (3 s of silence):
+    the controller judges unit 0@1 by the period its gateway states in its telemetry (silent
+    after 20 s), so the unit stays in the group between two of its messages rather than
+    leaving and rejoining every 4 s; gateway 0's unit is still judged by its 0.5 s."""
+    with _stack() as s:
+        gw1 = RemoteGateway(s, MAX_A, meter_topic=SIM_METER_B, telemetry_ms=4000)
+        gw1.configure_ctl(battery=1)
+        s.start_relay(add_topics=[SIM_METER_B])
+        s.start_ctl()
+        s.ctl.wait_output("device 0@1: its gateway sends telemetry every 4000 ms: silent after "
+                          "20.0 s without it", timeout=SETTLE_S)
+        harness.wait_for(lambda: _both_share(s), timeout=SETTLE_S, what="a share for each unit")
+        since = time.monotonic()
+        time.sleep(14)  # more than three of gateway 1's periods
+        msgs = [json.loads(p) for at, _, p, _ in s.client.received(s.topic("ctl/0/group"))
+                if at >= since and p]
+        assert msgs, "no group message in 14 s"
+        left = [g for g in msgs if not g["units"][1]["online"]]
+        assert not left, left[0]
+        assert _both_share(s), _group(s)
+        # gateway 0 states the file's period: nothing to say about it
+        assert "device 0: its gateway sends" not in s.ctl.output(), s.ctl.output()[-3000:]
 
 
 def test_key_not_allowed():

@@ -179,6 +179,7 @@ def test_telemetry_and_health():
         assert t["model"] == "BIC-2200-24" and t["mode"] == "auto", t
         assert set(t["fault"]) >= {"raw", "otp", "ovp", "fan_fail"}, t
         assert t["setpoints"]["iout_a"] is not None, t
+        assert t["period_ms"] == 500, t  # its TelemetryPeriodMs
         assert t["eeprom"]["policy"] == "budget" and t["lease"] is None, t
         _, g = sub.wait(lambda tp, b: tp == "gw", what="gw health")
         assert g["bus"] == "up" and g["frames_tx"] > 0 and g["state_file"]["ok"] is True, g
