@@ -710,6 +710,9 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
             dl = s_min(dl, eeprom_policy_deadline(gw->eep[a]));
     if (gw->stopping)
         dl = s_min(dl, gw->stop_deadline);
+    /* the adapter is watched unless its next input is known not to be due yet (rx_defer) */
+    int tfd = gw->tp ? can_transport_fd(gw->tp) : -1;
+    bool watch = tfd >= 0 && rx_defer_poll(&gw->rxd, now, &dl);
     int64_t wait_us = dl - now;
     if (wait_us < 0)
         wait_us = 0;
@@ -729,9 +732,8 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
     pfd[n++] = (struct pollfd){.fd = gw->router_fd, .events = POLLIN};
     if (gw->auth)
         pfd[n++] = (struct pollfd){.fd = zsock_fd(gw_auth_sock(gw->auth)), .events = POLLIN};
-    int tfd = gw->tp ? can_transport_fd(gw->tp) : -1;
     int ti = n;
-    if (tfd >= 0)
+    if (watch)
         pfd[n++] = (struct pollfd){.fd = tfd, .events = POLLIN};
     struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
                           .tv_nsec = (long)(wait_us % 1000000) * 1000};
@@ -742,11 +744,12 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
     }
     if (rc > 0 && pfd[0].revents)
         gw->router_check = true;
-    /* the adapter is read when the poll found it ready, until drained: no read that finds
-     * nothing on a wake-up for another cause */
-    if (tfd >= 0)
-        can_transport_polled(gw->tp, rc > 0 && pfd[ti].revents != 0);
     now = mono_us();
+    /* the adapter is read when the poll found it ready, until drained: no read that finds
+     * nothing on a wake-up for another cause; and when its deferral ended */
+    if (tfd >= 0)
+        can_transport_polled(gw->tp, (watch && rc > 0 && pfd[ti].revents != 0) ||
+                                         (!watch && rx_defer_due(&gw->rxd, now)));
     gw_lease_check_lapse(gw, now);
     /* bus first: replies are time-critical */
     gw_bus_io(gw, now);

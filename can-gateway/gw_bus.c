@@ -94,6 +94,9 @@ int gw_bus_open(gateway_t *gw, int64_t now)
         return -1;
     }
     gw->bus_error[0] = '\0';
+    can_transport_spec_t spec;
+    rx_defer_init(&gw->rxd, can_transport_parse_spec(gw->set.can, &spec, err, sizeof err) == 0 &&
+                                strcmp(spec.kind, "slcan") == 0);
     bus_sched_set_up(gw->sched, true, now);
     /* another process may have used the bus a moment ago (a restart) */
     bus_sched_assume_busy(gw->sched, mono_us());
@@ -138,6 +141,8 @@ void gw_bus_io(gateway_t *gw, int64_t now)
             uint32_t id = (fr.ext && !fr.rtr) ? fr.id : 0xFFFFFFFFu;
             int64_t t = mono_us();
             int matched = bus_sched_on_rx(gw->sched, t, id, fr.data, fr.dlc);
+            if (matched)
+                rx_defer_reply(&gw->rxd, t);
             if (log_enabled(BIC_LOG_DEBUG))
                 log_debug("rx %lld 0x%08X %02X%02X dlc %d%s", (long long)t, fr.id, fr.data[0],
                           fr.data[1], fr.dlc, matched ? "" : " stray");
@@ -149,6 +154,8 @@ void gw_bus_io(gateway_t *gw, int64_t now)
             return;
         }
     }
+    bool sent_any = false, sent_read = false;
+    int64_t sent_at = 0;
     for (int guard = 0; guard < 4; guard++) {
         now = mono_us();
         bus_req_t tx;
@@ -169,6 +176,9 @@ void gw_bus_io(gateway_t *gw, int64_t now)
         int sent = can_transport_send(gw->tp, &fr);
         int64_t t_sent = mono_us();
         bus_sched_sent(gw->sched, t_sent);
+        sent_any = true;
+        sent_read = tx.len == 0;
+        sent_at = t_sent;
         if (log_enabled(BIC_LOG_DEBUG))
             log_debug("tx %lld (picked %lld) 0x%08X %02X%02X dlc %d", (long long)t_sent,
                       (long long)now, fr.id, fr.data[0], fr.data[1], fr.dlc);
@@ -182,7 +192,8 @@ void gw_bus_io(gateway_t *gw, int64_t now)
             log_warn("CAN send refused: %s", can_transport_last_error(gw->tp));
         }
     }
-    bus_req_t dummy;
-    (void)dummy;
+    /* after the loop: a write's next bus deadline is known only once the tick said no */
+    if (sent_any)
+        rx_defer_sent(&gw->rxd, sent_at, sent_read, bus_sched_deadline(gw->sched));
     gw_dispatch_results(gw, mono_us());
 }

@@ -25,6 +25,7 @@
 #include "gw_ensure.h"
 #include "gw_settings.h"
 #include "lease.h"
+#include "rx_defer.h"
 
 #define LIMITS_RETRY_US (60 * 1000000LL) /* configured limits not applied: next try */
 #define GW_PUB_PERIOD_US (5 * 1000000LL)
@@ -93,7 +94,8 @@ typedef struct job {
 struct gateway {
     settings_t set;
     can_transport_t *tp;
-    int lock_fd; /* holds the adapter's flock while the transport is open */
+    int lock_fd;    /* holds the adapter's flock while the transport is open */
+    rx_defer_t rxd; /* when the adapter is read (an slcan adapter's acks wake no one) */
     bus_sched_t *sched;
     zsock_t *router, *pub;
     /* the ROUTER's ZMQ_FD is edge-triggered: ZMQ_EVENTS is due after the descriptor signalled

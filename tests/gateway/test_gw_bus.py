@@ -271,10 +271,10 @@ def test_telemetry_while_clients_saturate_the_bus():
 
 
 def test_wakeups_per_bus_request_with_the_bus_full():
-    """A bus request costs the gateway a few wake-ups (the pacing timer, the adapter's ack, the
-    reply, a share of the client's request): a loop that wakes for nothing, ticks or reads the
-    adapter in turns shows as more, and one that spins as CPU. Both bounds are generous (about
-    3.5 wake-ups and 1 % of a core measured: docs/benchmarks.md)."""
+    """A bus request costs the gateway a few wake-ups (the pacing timer, the adapter's ack with
+    the reply, a share of the client's request): a loop that wakes for nothing, ticks or reads
+    the adapter in turns shows as more, and one that spins as CPU. Both bounds are generous
+    (about 2.8 wake-ups and 1 % of a core measured: docs/benchmarks.md)."""
     import zmq
     tmp = harness.temp_dir()
     with harness.Sim(devices=["0:24"]) as sim:
