@@ -20,7 +20,9 @@ With --gateways 2 the group is device 0 on each of two buses ([CHARGE_CONTROL] I
 0,0@1): a second bic-sim on its own pty behind a second gateway on tcp://127.0.0.1 with CURVE
 (tests/ctld/remote_gateway.py), each device limited to 20 A; the latency counts to the first
 and to the last setpoint write frame on either bus (both simulators' frame logs, one clock),
-the pacing violations of both buses together. With --takeover N, after the readings gateway 1
+the pacing violations of both buses together, and the readings where a device got a second
+command within the window (the step acting again: its frame counts as the last). With
+--takeover N, after the readings gateway 1
 is killed N times (restarted in between, each time once both units have a share again) and
 each kill is timed to the first group message (<T>/ctl/0/group) that leaves unit 0@1 out and
 gives unit 0 the whole setpoint within its limit.
@@ -96,6 +98,28 @@ def writes_within(sim, t_pub, window_s):
         t = now - f["age_ms"] / 1000.0
         if t_pub <= t <= t_pub + window_s:
             out.setdefault(int(f["id"], 16) & 0xFF, []).append(t)
+    return out
+
+
+def second_commands(sim, t_pub, window_s):
+    """{device address: ms after t_pub} of the devices whose same register was written again
+    within window_s after t_pub: a second command (the step acting again), not the reading's
+    own. Asked once the window is over."""
+    time.sleep(max(0.0, t_pub + window_s - time.monotonic()))
+    t0 = time.monotonic()
+    frames = sim.control.frames(512)
+    now = (t0 + time.monotonic()) / 2
+    seen, out = set(), {}
+    for f in sorted(frames, key=lambda f: -f["age_ms"]):
+        data = bytes.fromhex(f["data"])
+        if f["dir"] != "rx" or f["dlc"] <= 2 or (data[0] | data[1] << 8) not in WRITES:
+            continue
+        t = now - f["age_ms"] / 1000.0
+        key = (int(f["id"], 16) & 0xFF, data[0] | data[1] << 8)
+        if t_pub <= t <= t_pub + window_s:
+            if key in seen:
+                out.setdefault(key[0], (t - t_pub) * 1000.0)
+            seen.add(key)
     return out
 
 
@@ -176,6 +200,7 @@ def main():
     lat_all = []  # group: to the last write frame of every device written
     spacing = []  # group: from one device's first write frame to the next device's
     devs_written = []
+    seconds = []  # --gateways 2: (reading, ms) of a device's second command in the window
     missed = 0
     ctl = {"Id/0/MeterTimeoutSec": 30, "Id/0/LeaseTtlSec": 30, "Id/0/IdleDwellSec": 0,
            "Id/0/ChargeTol": 10}
@@ -228,6 +253,9 @@ def main():
                 if not w:
                     missed += 1
                     continue
+                if a.gateways == 2:
+                    for sim in sims:
+                        seconds += [(i, ms) for ms in second_commands(sim, t_pub, 0.5).values()]
                 lat.append((min(min(v) for v in w.values()) - t_pub) * 1000.0)
                 lat_all.append((max(max(v) for v in w.values()) - t_pub) * 1000.0)
                 firsts = sorted(min(v) for v in w.values())
@@ -266,6 +294,10 @@ def main():
         if spacing and a.gateways == 1:
             print("from one device's write to the next device's ms: p50 %.1f  p99 %.1f "
                   "(the bus pacing after a write)" % (s50, s99))
+        if a.gateways == 2:
+            print("readings where a device got a second command within the 500 ms (its frame "
+                  "then counts as the group's last): %d%s"
+                  % (len(seconds), "".join(" (reading %d at %.1f ms)" % s for s in seconds)))
         if takeover:
             print("gateway 1 killed -> the group message without it ms: %s (p50 %.1f, max "
                   "%.1f)" % (" ".join("%.1f" % t for t in takeover), pct(takeover, 50),
