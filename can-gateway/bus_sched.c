@@ -23,10 +23,13 @@
 /* Share keys (device, flow) whose last turn is remembered; the least recently served key
  * is forgotten first (it is then treated as never served: it goes first, as it should). */
 #define SHARE_KEYS 128
+#define BIC_LAST 63
+#define BCAST_QUIET_US (60 * 1000000LL)
 
 typedef struct {
     bus_req_t req;
     uint64_t tag;
+    uint64_t seq; /* submission serial */
 } entry_t;
 
 typedef struct {
@@ -69,6 +72,15 @@ struct bus_sched {
     int64_t foreign_at; /* last request of another CAN master, INT64_MIN: none */
     bus_req_t last_tx;  /* the last request sent, and when: an adapter that echoes it back */
     int64_t last_tx_at; /* does not make it another master's */
+    uint64_t bcast;     /* the broadcast set: bit n for the BIC at address n */
+    uint64_t submits;   /* submissions so far (entry_t.seq) */
+    uint64_t alone_seq; /* submissions when the last client write to a BIC of the set went
+                           alone: a write queued before it does not wait for partners */
+    struct {
+        bool on;
+        uint64_t seq;  /* the write waiting for its partners */
+        int64_t until; /* it goes alone from then */
+    } hold;
     bus_sched_stats_t stats;
 };
 
@@ -83,12 +95,14 @@ void bus_sched_cfg_default(bus_sched_cfg_t *cfg)
     cfg->queue_cap[BUS_PRIO_CLIENT] = 64;
     cfg->queue_cap[BUS_PRIO_FAST] = 64;
     cfg->queue_cap[BUS_PRIO_SLOW] = 64;
+    cfg->bcast_quiet_us = BCAST_QUIET_US;
 }
 
 bus_sched_t *bus_sched_new(const bus_sched_cfg_t *cfg)
 {
     if (!cfg || cfg->period_us < 0 || cfg->gap_after_reply_us < 0 || cfg->timeout_us <= 0 ||
-        cfg->write_extra_us < 0 || cfg->seen_slack_us < 0 || cfg->retries < 0)
+        cfg->write_extra_us < 0 || cfg->seen_slack_us < 0 || cfg->retries < 0 ||
+        cfg->bcast_hold_us < 0 || cfg->bcast_quiet_us < 0)
         return NULL;
     for (int p = 0; p < BUS_PRIO_COUNT; p++)
         if (cfg->max_wait_us[p] < 0)
@@ -188,6 +202,7 @@ int bus_sched_submit(bus_sched_t *s, bus_prio_t prio, const bus_req_t *req, uint
     entry_t *e = &q->items[(q->head + q->count) % q->cap];
     e->req = *req;
     e->tag = tag;
+    e->seq = ++s->submits;
     q->count++;
     return 0;
 }
@@ -291,32 +306,218 @@ static void s_age(bus_sched_t *s, int64_t now)
     }
 }
 
+/* The request to serve next: queue p, index idx; in_turn when it is taken in its queue's
+ * turn (not a gateway safety request ahead of the clients', not aged ahead). */
+typedef struct {
+    int p;
+    long idx;
+    bool in_turn;
+    bool aged; /* it overtook a safety or client request by aging */
+} pick_t;
+
 /* The order: the gateway's own safety requests; a client request that waited too long, then
  * telemetry that did (aging); then each queue by priority, every (device, flow) taking its
  * turn within a queue. */
-static bool s_pop(bus_sched_t *s, entry_t *out, int64_t now)
+static bool s_choose(const bus_sched_t *s, pick_t *pk)
 {
+    memset(pk, 0, sizeof *pk);
     long i = s_pick(s, BUS_PRIO_SAFETY, true);
     if (i >= 0) {
-        s_take(s, BUS_PRIO_SAFETY, i, out, now);
+        pk->p = BUS_PRIO_SAFETY;
+        pk->idx = i;
         return true;
     }
     for (int p = BUS_PRIO_CLIENT; p < BUS_PRIO_COUNT; p++)
         if (s->promoted[p] > 0 && s->q[p].count > 0) {
+            pk->p = p;
+            pk->idx = s_pick(s, p, false);
             /* only counted when it really overtook a safety or client request */
-            if (s->q[BUS_PRIO_SAFETY].count > 0 ||
-                (p != BUS_PRIO_CLIENT && s->q[BUS_PRIO_CLIENT].count > 0))
-                s->stats.aged++;
-            s_take(s, p, s_pick(s, p, false), out, now);
+            pk->aged = s->q[BUS_PRIO_SAFETY].count > 0 ||
+                       (p != BUS_PRIO_CLIENT && s->q[BUS_PRIO_CLIENT].count > 0);
             return true;
         }
     for (int p = 0; p < BUS_PRIO_COUNT; p++) {
         if (s->q[p].count == 0)
             continue;
-        s_take(s, p, s_pick(s, p, false), out, now);
+        pk->p = p;
+        pk->idx = s_pick(s, p, false);
+        pk->in_turn = true;
         return true;
     }
     return false;
+}
+
+static void s_take_pick(bus_sched_t *s, const pick_t *pk, entry_t *out, int64_t now)
+{
+    if (pk->aged)
+        s->stats.aged++;
+    s_take(s, pk->p, pk->idx, out, now);
+}
+
+static bool s_pop(bus_sched_t *s, entry_t *out, int64_t now)
+{
+    pick_t pk;
+    if (!s_choose(s, &pk))
+        return false;
+    s_take_pick(s, &pk, out, now);
+    return true;
+}
+
+/* ---- broadcast writes ---- */
+
+typedef enum { MERGE_NONE = 0, MERGE_ALL, MERGE_WAIT } merge_t;
+
+static const entry_t *s_at(const bus_sched_t *s, int p, long i)
+{
+    const ring_t *q = &s->q[p];
+    return &q->items[(q->head + (size_t)i) % q->cap];
+}
+
+/* Is entry i of queue p the first of its (device, flow) pair in that queue? */
+static bool s_first_of_pair(const bus_sched_t *s, int p, long i)
+{
+    uint64_t key = s_key(&s_at(s, p, i)->req);
+    for (long k = 0; k < i; k++)
+        if (s_key(&s_at(s, p, k)->req) == key)
+            return false;
+    return true;
+}
+
+static bool s_same_write(const bus_req_t *a, const bus_req_t *b)
+{
+    return a->cmd == b->cmd && a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* Can the chosen request go out as a broadcast? MERGE_ALL with part[0..*n-1] the indices (in
+ * queue pk->p) of the identical writes of every other BIC of the set; MERGE_WAIT when one of
+ * them has no client request queued there yet; MERGE_NONE otherwise. */
+/* A client's write to a BIC of the set, taken in its queue's turn. */
+static bool s_bcast_candidate(const bus_sched_t *s, const pick_t *pk)
+{
+    const bus_req_t *r = &s_at(s, pk->p, pk->idx)->req;
+    return pk->in_turn && r->len > 0 && r->flow != 0 && r->addr <= BIC_LAST &&
+           ((s->bcast >> r->addr) & 1);
+}
+
+static merge_t s_merge_check(const bus_sched_t *s, const pick_t *pk, int64_t now, long *part,
+                             int *n)
+{
+    *n = 0;
+    const bus_req_t *r = &s_at(s, pk->p, pk->idx)->req;
+    if (!s_bcast_candidate(s, pk))
+        return MERGE_NONE;
+    if (s->foreign_at != INT64_MIN && now - s->foreign_at < s->cfg.bcast_quiet_us)
+        return MERGE_NONE;
+    const ring_t *q = &s->q[pk->p];
+    bool missing = false;
+    for (int a = 0; a <= BIC_LAST; a++) {
+        if (a == r->addr || !((s->bcast >> a) & 1))
+            continue;
+        long found = -1;
+        bool any = false;
+        for (size_t i = 0; i < q->count && found < 0; i++) {
+            const bus_req_t *o = &s_at(s, pk->p, (long)i)->req;
+            if (o->addr != a || o->flow == 0)
+                continue;
+            any = true;
+            if (o->len > 0 && s_same_write(o, r) && s_first_of_pair(s, pk->p, (long)i))
+                found = (long)i;
+        }
+        if (found >= 0)
+            part[(*n)++] = found;
+        else if (any)
+            return MERGE_NONE; /* it has another request to go first: no wait helps */
+        else
+            missing = true;
+    }
+    return missing ? MERGE_WAIT : MERGE_ALL;
+}
+
+/* Takes the chosen write and its partners out of the queue; their results go out at once
+ * (BUS_WRITTEN each). *out gets the chosen one. */
+static void s_take_merged(bus_sched_t *s, const pick_t *pk, const long *part, int n, entry_t *out,
+                          int64_t now)
+{
+    long idx[BIC_LAST + 1];
+    int k = 0;
+    idx[k++] = pk->idx;
+    for (int i = 0; i < n; i++)
+        idx[k++] = part[i];
+    /* highest index first: taking one moves only the entries before it */
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && idx[j] > idx[j - 1]; j--) {
+            long t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    entry_t e;
+    entry_t taken[BIC_LAST + 1];
+    for (int i = 0; i < k; i++) {
+        s_take(s, pk->p, idx[i], &e, now);
+        taken[i] = e;
+        if (idx[i] == pk->idx)
+            *out = e;
+    }
+    s_push_result(s, out, BUS_WRITTEN, 1);
+    for (int i = 0; i < k; i++)
+        if (idx[i] != pk->idx)
+            s_push_result(s, &taken[i], BUS_WRITTEN, 1);
+    s->stats.broadcasts++;
+    s->stats.merged += (uint64_t)k;
+}
+
+void bus_sched_set_broadcast(bus_sched_t *s, uint64_t bic_addrs)
+{
+    s->bcast = bic_addrs;
+    if (!bic_addrs)
+        s->hold.on = false;
+}
+
+uint64_t bus_sched_broadcast(const bus_sched_t *s)
+{
+    return s->bcast;
+}
+
+/* Whether the set has two BICs at least. */
+static bool s_bcast_on(const bus_sched_t *s)
+{
+    return (s->bcast & (s->bcast - 1)) != 0;
+}
+
+/* Picks the next request into s->flight.e; a broadcast write sets *merged (its results are
+ * already out). Returns false when nothing is to start at now (nothing queued, or a write
+ * waiting for its partners). */
+static bool s_next(bus_sched_t *s, int64_t now, bool *merged)
+{
+    pick_t pk;
+    *merged = false;
+    if (!s_choose(s, &pk))
+        return false;
+    long part[BIC_LAST + 1];
+    int n = 0;
+    merge_t m = s_bcast_on(s) ? s_merge_check(s, &pk, now, part, &n) : MERGE_NONE;
+    const entry_t *e = s_at(s, pk.p, pk.idx);
+    /* wait for the partners only while none of the group's writes has gone alone since this
+     * one was queued (then they are not coming as one burst) */
+    if (m == MERGE_WAIT && s->cfg.bcast_hold_us > 0 && e->seq > s->alone_seq) {
+        if (!s->hold.on || s->hold.seq != e->seq) {
+            s->hold.on = true;
+            s->hold.seq = e->seq;
+            s->hold.until = now + s->cfg.bcast_hold_us;
+        }
+        if (now < s->hold.until)
+            return false;
+    }
+    s->hold.on = false;
+    if (m == MERGE_ALL) {
+        s_take_merged(s, &pk, part, n, &s->flight.e, now);
+        *merged = true;
+    } else {
+        if (s_bcast_on(s) && s_bcast_candidate(s, &pk))
+            s->alone_seq = s->submits;
+        s_take_pick(s, &pk, &s->flight.e, now);
+    }
+    return true;
 }
 
 int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
@@ -341,14 +542,17 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
         return 0;
     if (now < s_earliest(s))
         return 0;
+    bool merged = false;
     if (s->flight.state == FLIGHT_RETRY) {
         s->stats.retries++;
     } else {
-        if (!s_pop(s, &s->flight.e, now))
+        if (!s_next(s, now, &merged))
             return 0;
         s->flight.attempts = 0;
         s->flight.first = now;
     }
+    if (merged)
+        s->flight.e.req.addr = BUS_ADDR_BROADCAST;
     s->flight.attempts++;
     s->flight.started = now;
     s->have_start = true;
@@ -359,8 +563,10 @@ int bus_sched_tick(bus_sched_t *s, int64_t now, bus_req_t *tx)
     s->last_tx = *tx;
     s->last_tx_at = now;
     if (s->flight.e.req.len > 0) {
-        /* The device never answers a write: it is done once it is on the wire. */
-        s_push_result(s, &s->flight.e, BUS_WRITTEN, s->flight.attempts);
+        /* The device never answers a write: it is done once it is on the wire (a broadcast's
+         * results are out already). */
+        if (!merged)
+            s_push_result(s, &s->flight.e, BUS_WRITTEN, s->flight.attempts);
         s->flight.state = FLIGHT_NONE;
     } else {
         s->flight.state = FLIGHT_WAIT;
@@ -396,6 +602,8 @@ int64_t bus_sched_deadline(const bus_sched_t *s)
         return INT64_MAX;
     if (s->flight.state == FLIGHT_RETRY || s_queued(s) > 0) {
         int64_t t = s_earliest(s);
+        if (s->hold.on && s->flight.state != FLIGHT_RETRY && s->hold.until > t)
+            t = s->hold.until; /* a write waiting for its partners */
         return t == INT64_MIN ? 0 : t;
     }
     return INT64_MAX;
@@ -411,6 +619,8 @@ static uint32_t s_rx_id(uint8_t addr)
 /* The identifier a request to device number addr goes out with. */
 static uint32_t s_tx_id(uint8_t addr)
 {
+    if (addr == BUS_ADDR_BROADCAST)
+        return BIC_TX_ID_BASE | 0xFFu;
     return addr >= NPB_FIRST ? NPB_TX_ID_BASE | (uint32_t)(addr - NPB_FIRST)
                              : BIC_TX_ID_BASE | addr;
 }
@@ -493,6 +703,7 @@ void bus_sched_set_up(bus_sched_t *s, bool up, int64_t now)
         return;
     }
     s->up = false;
+    s->hold.on = false;
     if (s->flight.state != FLIGHT_NONE) {
         s_push_result(s, &s->flight.e, BUS_DOWN, s->flight.attempts);
         s->stats.bus_down++;

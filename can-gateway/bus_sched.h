@@ -11,8 +11,10 @@
  * slows only itself. The gateway's own safety requests (flow 0) come first; a client request
  * that waited too long (aging) goes ahead of the clients' safety and setpoint writes, one per
  * wait; telemetry that waited too long goes ahead of every client's requests, safety writes of
- * clients included. The loop around it transmits what bus_sched_tick() returns,
- * feeds received frames to bus_sched_on_rx() and collects results with bus_sched_result().
+ * clients included. Identical writes queued for every BIC of a broadcast set go out as one
+ * frame to the broadcast ID (bus_sched_set_broadcast). The loop around it transmits what
+ * bus_sched_tick() returns, feeds received frames to bus_sched_on_rx() and collects results
+ * with bus_sched_result().
  * All times are monotonic microseconds passed in by the caller.
  */
 #ifndef BIC_BUS_SCHED_H
@@ -55,6 +57,11 @@ typedef struct {
 
 #define BUS_REQ_NO_RETRY 0x01 /* one attempt only (discovery scans, capability probes) */
 
+/* bus_req_t.addr of a request bus_sched_tick() returns for the BICs' broadcast ID
+ * (0x000C03FF): one write frame that stands for identical writes to every BIC of the
+ * broadcast set. Never accepted by bus_sched_submit(). */
+#define BUS_ADDR_BROADCAST 0xFF
+
 typedef struct {
     uint64_t tag; /* the caller's tag from bus_sched_submit */
     bus_status_t status;
@@ -86,20 +93,27 @@ typedef struct {
                                             request per wait); bounds the wait of telemetry
                                             polling and of a client's request on a bus that
                                             setpoint writes fill */
+    int64_t bcast_hold_us;  /* a client's write to a BIC of the broadcast set, while another
+                               BIC of the set has no client request queued, waits at most
+                               this long for its partners (0: none; default 0) */
+    int64_t bcast_quiet_us; /* no broadcast for this long after another CAN master was seen
+                               (default 60 s) */
 } bus_sched_cfg_t;
 
 typedef struct {
     uint64_t frames_tx;
-    uint64_t frames_rx; /* every frame offered to bus_sched_on_rx */
-    uint64_t replies;   /* frames matched to the request in flight */
-    uint64_t stray;     /* frames that matched nothing (late, duplicate, foreign) */
-    uint64_t foreign;   /* of them, requests of another CAN master (controller -> device) */
-    uint64_t timeouts;  /* requests failed after all retries */
-    uint64_t retries;   /* retransmissions */
-    uint64_t busy;      /* submissions refused because a queue was full */
-    uint64_t bus_down;  /* requests failed because the bus was down */
-    uint64_t aged;      /* requests served ahead of their priority because they waited too
-                           long (max_wait_us) */
+    uint64_t frames_rx;  /* every frame offered to bus_sched_on_rx */
+    uint64_t replies;    /* frames matched to the request in flight */
+    uint64_t stray;      /* frames that matched nothing (late, duplicate, foreign) */
+    uint64_t foreign;    /* of them, requests of another CAN master (controller -> device) */
+    uint64_t timeouts;   /* requests failed after all retries */
+    uint64_t retries;    /* retransmissions */
+    uint64_t busy;       /* submissions refused because a queue was full */
+    uint64_t bus_down;   /* requests failed because the bus was down */
+    uint64_t aged;       /* requests served ahead of their priority because they waited too
+                            long (max_wait_us) */
+    uint64_t broadcasts; /* write frames sent to the broadcast ID (counted in frames_tx) */
+    uint64_t merged;     /* requests completed by them (BUS_WRITTEN each) */
 } bus_sched_stats_t;
 
 typedef struct bus_sched bus_sched_t;
@@ -116,6 +130,18 @@ void bus_sched_set_timing(bus_sched_t *s, int64_t timeout_us, int retries);
 
 /* Changes the aging of one priority (see max_wait_us; 0 = none). */
 void bus_sched_set_max_wait(bus_sched_t *s, bus_prio_t prio, int64_t max_wait_us);
+
+/* The broadcast set: bit n set for the BIC at address n (0-63); 0 (the default) sends every
+ * request to its own device. The caller states with it that the bus holds no BIC outside
+ * the set (a frame to the broadcast ID reaches every BIC on the bus). When the request to
+ * start next is a client's write (flow != 0) to a BIC of the set, taken in its queue's turn
+ * (not a gateway request, not one aged ahead of its priority), and the same queue holds an
+ * identical write (cmd, len, data) of a client for every other BIC of the set, each the first
+ * request of its own (device, flow) pair in that queue, one frame to BUS_ADDR_BROADCAST goes
+ * out for all of them and each gets its own BUS_WRITTEN result. Never for reads, NPBs or
+ * within bcast_quiet_us of another CAN master's request. The set needs two BICs at least. */
+void bus_sched_set_broadcast(bus_sched_t *s, uint64_t bic_addrs);
+uint64_t bus_sched_broadcast(const bus_sched_t *s);
 
 /* Queues a request. Returns 0, BUS_SCHED_EFULL, BUS_SCHED_EDOWN or BUS_SCHED_EINVAL. Every
  * accepted request yields exactly one result. */
