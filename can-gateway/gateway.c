@@ -603,6 +603,7 @@ gateway_t *gateway_new(const config_t *cfg, char *err, size_t errlen)
     sc.period_us += PACING_GUARD_US;
     sc.seen_slack_us = SEEN_SLACK_US;
     sc.write_extra_us = WRITE_GUARD_US;
+    sc.bcast_hold_us = BCAST_HOLD_US;
     sc.timeout_us = (int64_t)gw->set.timeout_ms * 1000;
     sc.retries = gw->set.retries;
     sc.max_wait_us[BUS_PRIO_FAST] = s_fast_max_wait_us(&gw->set);

@@ -154,6 +154,7 @@ void gw_bus_io(gateway_t *gw, int64_t now)
             return;
         }
     }
+    gw_bcast_update(gw, now);
     bool sent_any = false, sent_read = false;
     int64_t sent_at = 0;
     for (int guard = 0; guard < 4; guard++) {

@@ -61,6 +61,8 @@ void gw_publish_health(gateway_t *gw, int64_t now)
     cJSON_AddNumberToObject(g, "stray", (double)st->stray);
     cJSON_AddNumberToObject(g, "busy", (double)st->busy);
     cJSON_AddNumberToObject(g, "aged", (double)st->aged);
+    cJSON_AddNumberToObject(g, "broadcasts", (double)st->broadcasts);
+    cJSON_AddNumberToObject(g, "broadcast_writes", (double)st->merged);
     cJSON_AddNumberToObject(g, "queue_depth", (double)bus_sched_depth(gw->sched));
     cJSON_AddNumberToObject(g, "reconnects", (double)gw->reconnects);
     /* every held lease, by device */

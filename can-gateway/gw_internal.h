@@ -44,8 +44,11 @@
 #define PACING_GUARD_US 700
 #define SEEN_SLACK_US 200    /* of which not needed once a reply shows when the device saw it */
 #define WRITE_GUARD_US 15000 /* more margin after a write, which no reply confirms */
-#define READ_WINDOW 8        /* reads a job keeps queued at once */
-#define JOB_MAX_READS 72     /* an extended scan: 64 BIC and 4 NPB addresses */
+/* With [GATEWAY] BroadcastWrites: how long a group's write waits for the identical writes of
+ * the other devices (their requests reach the gateway within a few hundred µs) */
+#define BCAST_HOLD_US 3000
+#define READ_WINDOW 8    /* reads a job keeps queued at once */
+#define JOB_MAX_READS 72 /* an extended scan: 64 BIC and 4 NPB addresses */
 #define MAX_JOBS 256
 #define TAG_TEL 0 /* job id 0: telemetry and probes */
 
@@ -206,6 +209,9 @@ void gw_discover_step(gateway_t *gw, job_t *j, int64_t now);
 int gw_bus_open(gateway_t *gw, int64_t now);
 void gw_bus_reconnect(gateway_t *gw, int64_t now);
 void gw_bus_io(gateway_t *gw, int64_t now);
+/* Sets the bus scheduler's broadcast set from the configuration, the devices and the leases
+ * at now (gw_bcast.c). */
+void gw_bcast_update(gateway_t *gw, int64_t now);
 void gw_adapter_unlock(gateway_t *gw);
 
 /* gw_safe.c */

@@ -97,6 +97,7 @@ int gw_settings_read(const config_t *cfg, settings_t *s, char *err, size_t errle
     s->retries = (int)config_int(cfg, "GATEWAY", "Retries");
     s->offline_after = (int)config_int(cfg, "GATEWAY", "OfflineAfterTimeouts");
     s->discover = config_bool(cfg, "GATEWAY", "Discover");
+    s->bcast = config_bool(cfg, "GATEWAY", "BroadcastWrites");
     s->idle_min = strcasecmp(config_str(cfg, "GATEWAY", "IdleState"), "min") == 0;
     const char *ss = config_str(cfg, "GATEWAY", "SafeState");
     s->safe_state = strcasecmp(ss, "min") == 0    ? SAFE_MIN

@@ -19,6 +19,8 @@ typedef struct {
     char curve_clients[256], curve_ro_clients[256]; /* allow-lists of client keys (dirs) */
     int tel_period_ms, timeout_ms, retries, offline_after;
     bool discover;
+    bool bcast; /* the bus holds no BIC but the configured ones: a group's identical writes
+                   may go as one broadcast frame */
     bool idle_min;
     int safe_state;
     bool safe_on_exit;

@@ -124,6 +124,7 @@ const config_key_t config_schema[] = {
     INT("GATEWAY", "Retries", "2", 0, 5),
     INT("GATEWAY", "OfflineAfterTimeouts", "3", 1, 100),
     BOOL("GATEWAY", "Discover", "0"),
+    BOOL("GATEWAY", "BroadcastWrites", "0"),
     ENUM("GATEWAY", "IdleState", "off", s_idle_states),
     ENUM("GATEWAY", "SafeState", "off", s_safe_states),
     BOOL("GATEWAY", "SafeStateOnExit", "0"),

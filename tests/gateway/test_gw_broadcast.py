@@ -1,0 +1,124 @@
+"""Broadcast writes ([GATEWAY] BroadcastWrites) against the real bic-sim with three devices on
+one bus: the setpoints of one controller instance's device links (charge-ctl-0-<pid> and
+charge-ctl-0-<pid>-u<Y>), sent together with the same current, reach all three devices as one
+frame to the broadcast ID 0x000C03FF (the simulator's frame log), each setpoint answered and
+read back as written; with device 2 leased by another client, or with the key off, the same
+setpoints go as one frame per device and no broadcast frame is sent."""
+
+import json
+import os
+import sys
+
+import zmq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+from gwtest import Client, Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
+
+DEVS = ["%d:24:battery,canctrl" % a for a in range(3)]
+GROUP = ["charge-ctl-0-4242", "charge-ctl-0-4242-u1", "charge-ctl-0-4242-u2"]
+IOUT_SET = 0x0030
+BROADCAST_ID = 0x000C03FF
+
+
+def _together(endpoint, calls):
+    """Sends every (client, fields) setpoint on its own REQ socket at once (a controller's
+    device links do), then collects the replies in order."""
+    ctx = zmq.Context.instance()
+    socks = []
+    for name, fields in calls:
+        msg = {"v": 1, "op": "setpoint", "client": name}
+        if name in Client.tokens:
+            msg["token"] = Client.tokens[name]
+        msg.update(fields)
+        s = ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(endpoint)
+        socks.append((s, json.dumps(msg).encode()))
+    for s, data in socks:
+        s.send(data)
+    out = []
+    for (s, _), (name, _) in zip(socks, calls):
+        assert s.poll(10000), "no reply from the gateway"
+        r = json.loads(s.recv().decode())
+        s.close(linger=0)
+        assert r.get("ok"), r
+        if r.get("token"):
+            Client.tokens[name] = r["token"]  # the lease's, as a controller keeps it
+        out.append(r)
+    return out
+
+
+def _iout_frames(sim, raw):
+    """{CAN ID: count} of the IOUT_SET write frames with value raw in the simulator's log."""
+    want = "%02X%02X%02X%02X" % (IOUT_SET & 0xFF, IOUT_SET >> 8, raw & 0xFF, raw >> 8)
+    out = {}
+    for f in sim.control.frames(512):
+        if f["dir"] == "rx" and f["dlc"] == 4 and f["data"].upper() == want:
+            i = int(f["id"], 16)
+            out[i] = out.get(i, 0) + 1
+    return out
+
+
+def _setpoints(gw, sim, current_a, holders=GROUP):
+    """The three devices to charge at current_a together; each device's register checked."""
+    calls = [(holders[a], {"dev": a, "mode": "charge", "current_a": current_a,
+                           "lease_ttl_s": 120}) for a in range(3)]
+    for r in _together(gw.req, calls):
+        assert r["applied"]["direction"] == "charge", r
+        assert abs(r["applied"]["iout_a"] - current_a) < 0.005, r
+    raw = round(current_a * 100)
+    for a in range(3):
+        assert sim.control.device(a)["registers"]["IOUT_SET"] == raw, a
+    return _iout_frames(sim, raw)
+
+
+def _ini(sim, tmp, bcast):
+    return gateway_ini(sim, tmp, devices={0: {}, 1: {}, 2: {}}, EepromWriteIntervalSec=0,
+                       LeaseMaxTtlSec=600, BroadcastWrites=bcast)
+
+
+def test_group_writes_as_one_broadcast_frame():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=DEVS) as sim:
+        with Gateway(_ini(sim, tmp, 1), tmp) as gw:
+            sub = Sub(gw.pub, ["gw"])
+            _setpoints(gw, sim, 5.0)  # the same state everywhere first
+            frames = _setpoints(gw, sim, 7.31)
+            assert frames == {BROADCAST_ID: 1}, frames
+            frames = _setpoints(gw, sim, 6.02)
+            assert frames == {BROADCAST_ID: 1}, frames
+            # the health message counts them: a frame each, three requests each
+            _, g = sub.wait(lambda t, b: t == "gw" and b.get("broadcasts", 0) >= 2,
+                            timeout=15, what="gw health with the broadcasts")
+            assert g["broadcast_writes"] == 3 * g["broadcasts"], g
+            sub.close()
+            # device 2 leased by another client: each device gets its own frame
+            gw.client.ok("lease", dev=2, client=GROUP[2], action="release")
+            holders = GROUP[:2] + ["bicctl-person"]
+            frames = _setpoints(gw, sim, 8.13, holders)
+            assert frames == {0x000C0300: 1, 0x000C0301: 1, 0x000C0302: 1}, frames
+            gw.client.ok("lease", dev=2, client="bicctl-person", action="release")
+            # the group's again: one frame again
+            frames = _setpoints(gw, sim, 6.54)
+            assert frames == {BROADCAST_ID: 1}, frames
+        log = gw.proc.output()
+        assert "broadcast writes on for devices 0,1,2" in log, log
+        assert "broadcast writes off: device 2 is not leased" in log, log
+        assert_no_pacing_violations(sim)
+
+
+def test_key_off_no_broadcast():
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=DEVS) as sim:
+        with Gateway(_ini(sim, tmp, 0), tmp) as gw:
+            _setpoints(gw, sim, 5.0)
+            frames = _setpoints(gw, sim, 7.31)
+            assert frames == {0x000C0300: 1, 0x000C0301: 1, 0x000C0302: 1}, frames
+        assert "broadcast writes" not in gw.proc.output()
+        assert_no_pacing_violations(sim)
+
+
+if __name__ == "__main__":
+    harness.run_tests()
