@@ -104,7 +104,14 @@ typedef struct {
     double cap_w;    /* AC power limit in the direction */
     double min_w;    /* AC power at the minimum current */
     double headroom; /* SOC headroom in the direction (%) */
+    double v;        /* its battery's voltage */
 } cand_t;
+
+/* How the running units share: by SOC headroom (separate batteries, balancing), in
+ * proportion to their limits (separate batteries otherwise), or the same current each (one
+ * battery: identical converters lose least at equal power, and equal commands can go to
+ * the units as one broadcast frame on their bus), each within its limit. */
+typedef enum { SPLIT_SOC, SPLIT_LIMITS, SPLIT_EQUAL } split_t;
 
 /* AC power of a DC current at v: charging draws more from the grid than reaches the battery,
  * discharging gives less. */
@@ -152,10 +159,12 @@ static void s_fill(const cand_t *c, const double *w, int k, double demand, doubl
     }
 }
 
-static void s_weights(const cand_t *c, int k, bool by_soc, double *w)
+static void s_weights(const cand_t *c, int k, split_t split, double *w)
 {
     for (int i = 0; i < k; i++)
-        w[i] = by_soc ? fmax(c[i].headroom, 0.5) * c[i].cap_w : c[i].cap_w;
+        w[i] = split == SPLIT_SOC      ? fmax(c[i].headroom, 0.5) * c[i].cap_w
+               : split == SPLIT_LIMITS ? c[i].cap_w
+                                       : c[i].v; /* power in proportion to voltage */
 }
 
 /* The fewest units whose limits cover demand (all when none do). */
@@ -172,14 +181,15 @@ static int s_k_cap(const cand_t *c, int m, double demand)
 
 /* The number of units with the least loss for demand: at least s_k_cap, and more only while
  * each share stays at or above its unit's minimum. */
-static int s_best_k(const ctl_group_params_t *p, const cand_t *c, int m, bool by_soc, double demand)
+static int s_best_k(const ctl_group_params_t *p, const cand_t *c, int m, split_t split,
+                    double demand)
 {
     int k0 = s_k_cap(c, m, demand);
     int best = k0;
     double best_loss = INFINITY;
     for (int k = k0; k <= m; k++) {
         double w[CTL_GROUP_MAX], share[CTL_GROUP_MAX];
-        s_weights(c, k, by_soc, w);
+        s_weights(c, k, split, w);
         s_fill(c, w, k, demand, share);
         double loss = 0.0;
         bool below_min = false;
@@ -270,6 +280,7 @@ void ctl_group_dispatch(const ctl_group_params_t *p, ctl_group_state_t *s,
         all[i].cap_w = 0.0;
         all[i].min_w = 0.0;
         all[i].headroom = 0.0;
+        all[i].v = u->dc_v;
         if (!u->online) {
             out->why[i] = CTL_GU_OFFLINE;
             continue;
@@ -306,6 +317,7 @@ void ctl_group_dispatch(const ctl_group_params_t *p, ctl_group_state_t *s,
         return;
     }
     bool by_soc = p->soc_balance && separate && all_soc;
+    split_t split = by_soc ? SPLIT_SOC : separate ? SPLIT_LIMITS : SPLIT_EQUAL;
 
     cand_t c[CTL_GROUP_MAX];
     int m = s_order(p, s, units, n, all, able, by_soc, c);
@@ -316,10 +328,10 @@ void ctl_group_dispatch(const ctl_group_params_t *p, ctl_group_state_t *s,
     if (!p->staging) {
         k = m;
     } else if (prev <= 0) {
-        k = s_best_k(p, c, m, by_soc, demand);
+        k = s_best_k(p, c, m, split, demand);
     } else {
-        int k_up = s_best_k(p, c, m, by_soc, demand / (1.0 + p->stage_hyst));
-        int k_dn = s_best_k(p, c, m, by_soc, demand * (1.0 + p->stage_hyst));
+        int k_up = s_best_k(p, c, m, split, demand / (1.0 + p->stage_hyst));
+        int k_dn = s_best_k(p, c, m, split, demand * (1.0 + p->stage_hyst));
         k = prev;
         if (k < k_up)
             k = k_up;
@@ -335,7 +347,7 @@ void ctl_group_dispatch(const ctl_group_params_t *p, ctl_group_state_t *s,
         k = 1;
 
     double w[CTL_GROUP_MAX], share[CTL_GROUP_MAX];
-    s_weights(c, k, by_soc, w);
+    s_weights(c, k, split, w);
     s_fill(c, w, k, demand, share);
     /* the minimum current: a share below a unit's minimum runs at the minimum, or (the only
      * unit, under half the minimum) not at all */

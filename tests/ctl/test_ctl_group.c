@@ -2,8 +2,9 @@
  * Unit tests of the group dispatch (ctl_group.h): one household setpoint split over several
  * devices. One unit at low demand and more as it rises, with hysteresis at the thresholds;
  * never one unit charging while another discharges; each share within its device's limits
- * and minimum; a unit offline or at its battery's SOC limit left out and its share taken by
- * the others at once; SOC balancing on separate batteries; rotation of the lead unit.
+ * and minimum, the same current for units on one battery where their limits allow; a unit
+ * offline or at its battery's SOC limit left out and its share taken by the others at once;
+ * SOC balancing on separate batteries; rotation of the lead unit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,6 +252,41 @@ static void test_limits_and_minimum(void **st)
     assert_int_equal(o.why[1], CTL_GU_IDLE);
 }
 
+static void test_one_battery_equal_currents(void **st)
+{
+    (void)st;
+    ctl_group_params_t p;
+    ctl_group_state_t s;
+    ctl_group_unit_t u[3];
+    ctl_group_out_t o;
+    s_start(&p, &s, u, 3);
+    p.staging = false;
+    /* one battery read a little differently by each unit, one unit derated: the units below
+     * their limits get the same current (one command for all of them), the derated one its
+     * limit, the demand met */
+    u[0].dc_v = 26.38;
+    u[1].dc_v = 26.45;
+    u[2].dc_v = 26.41;
+    for (int k = 0; k < 50; k++) {
+        double sp = 300.0 + 97.3 * k;
+        ctl_group_dispatch(&p, &s, u, 3, sp, &o);
+        assert_int_equal(o.running, 3);
+        assert_int_equal(o.current_ca[0], o.current_ca[1]);
+        assert_int_equal(o.current_ca[0], o.current_ca[2]);
+        assert_true(fabs(o.total_w - sp) < 1e-6);
+    }
+    u[2].max_charge_ca = 2000; /* derated: 20 A */
+    ctl_group_dispatch(&p, &s, u, 3, 4000.0, &o);
+    assert_int_equal(o.current_ca[2], 2000);
+    assert_int_equal(o.why[2], CTL_GU_AT_LIMIT);
+    assert_int_equal(o.current_ca[0], o.current_ca[1]);
+    assert_true(o.current_ca[0] > 2000);
+    assert_true(fabs(o.total_w - 4000.0) < 1e-6);
+    ctl_group_dispatch(&p, &s, u, 3, 1500.0, &o); /* within every limit: equal again */
+    assert_int_equal(o.current_ca[0], o.current_ca[2]);
+    assert_int_equal(o.current_ca[1], o.current_ca[2]);
+}
+
 static void test_offline_share_taken_over(void **st)
 {
     (void)st;
@@ -430,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_soc_limits),
         cmocka_unit_test(test_soc_balance_separate_batteries),
         cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_one_battery_equal_currents),
         cmocka_unit_test(test_params_validate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
