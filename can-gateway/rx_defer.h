@@ -20,12 +20,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define RX_DEFER_WINDOW 8            /* prompt round trips the estimate is the shortest of */
-#define RX_DEFER_TRUST 4             /* prompt round trips before the first deferral */
-#define RX_DEFER_PROMPT_EVERY 16     /* one read in this many is polled as it comes */
-#define RX_DEFER_MARGIN_US 150       /* added to the estimate: most replies are in at its end */
-#define RX_DEFER_READ_MAX_US 10000   /* a read's deferral never longer (timeouts are longer) */
-#define RX_DEFER_WRITE_MAX_US 100000 /* nor a write's (when no request follows soon) */
+#define RX_DEFER_WINDOW 8          /* prompt round trips the estimate is the shortest of */
+#define RX_DEFER_TRUST 4           /* prompt round trips before the first deferral */
+#define RX_DEFER_PROMPT_EVERY 16   /* one read in this many is polled as it comes */
+#define RX_DEFER_MARGIN_US 150     /* added to the estimate: most replies are in at its end */
+#define RX_DEFER_READ_MAX_US 10000 /* a read's deferral never longer (timeouts are longer) */
+/* nor a write's (when no request follows soon): half the time within which the scheduler
+ * takes a frame like the last one sent for the adapter's echo of it, not another master's */
+#define RX_DEFER_WRITE_MAX_US 50000
 
 typedef struct {
     bool enabled;                 /* the adapter acks each frame (slcan); off: always polled */
