@@ -1,8 +1,10 @@
 """bic-charge-ctl keeps its footing when the things around it come and go: a broker restart
 (reconnect, resubscribe, retained status and discovery published again, control resumes), a
 gateway restart (the lost lease is noticed and taken again, control resumes), a stop while
-the gateway is frozen (the program still leaves in bounded time), a JSON meter, and a client
-that uses the controller's name without its lease token (refused; the controller keeps control)."""
+the gateway is frozen (the program still leaves in bounded time), a gateway whose telemetry
+stops (judged by the period the gateway states, not the controller's file's), a JSON meter,
+and a client that uses the controller's name without its lease token (refused; the controller
+keeps control)."""
 
 import json
 import os
@@ -135,6 +137,32 @@ def test_no_telemetry_no_lease():
         assert s.lease() is None
         assert s.device()["registers"] == regs  # nothing written
         assert s.ctl.alive()
+
+
+def test_silence_by_the_gateways_period():
+    """The controller's file says the gateway sends telemetry every 4 s (silent after 20 s);
+    the gateway sends it every 0.5 s and says so in it: the controller judges by the
+    gateway's period, so when the gateway freezes its telemetry counts as gone after 3 s."""
+    with Stack() as s:
+        other = dict(s.ini)
+        other["GATEWAY"] = dict(s.ini["GATEWAY"], TelemetryPeriodMs=4000)
+        path = harness.write_ini(os.path.join(s.tmp, "ctl-4000.ini"), other)
+        s.ctl = harness.start_program("bic-charge-ctl", path, args=("-v",), tmp=s.tmp)
+        s.ctl.wait_output("device 0: its gateway sends telemetry every 500 ms: silent after "
+                          "3.0 s without it", timeout=20)
+        harness.wait_for(lambda: _charging(s), timeout=30, what="charging")
+        s.gateway.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        try:
+            s.ctl.wait_output("no telemetry from the gateway for 3 s", timeout=30)
+            took = time.monotonic() - t0
+        finally:
+            s.gateway.signal(signal.SIGCONT)
+        print("telemetry gone after %.1f s" % took)
+        assert took < 20, took  # not the file's 20 s
+        # back: the lease is renewed again and control goes on
+        s.ctl.wait_output("telemetry from the gateway", timeout=30)
+        harness.wait_for(lambda: _charging(s), timeout=30, what="charging again")
 
 
 def test_discharge_covers_an_evening_import():
