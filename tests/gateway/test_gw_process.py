@@ -1,7 +1,8 @@
 """The gateway as a process: --check-config, CURVE required off loopback (and working when
 configured, with an allow-list of client keys: others refused and logged, read-only keys
-limited to reads), SIGHUP reload that keeps the old config when the new one is invalid, SIGTERM
-clean exit with and without SafeStateOnExit."""
+limited to reads), SIGHUP reload that keeps the old config when the new one is invalid (and
+whose new telemetry period the telemetry states), SIGTERM clean exit with and without
+SafeStateOnExit."""
 
 import os
 import signal
@@ -13,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zmq  # noqa: E402
 
 import harness  # noqa: E402
-from gwtest import Gateway, assert_no_pacing_violations, gateway_ini  # noqa: E402
+from gwtest import Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
 
 
 def _check(path):
@@ -147,12 +148,17 @@ def test_sighup_reload_keeps_old_config_when_invalid():
             gw.proc.signal(signal.SIGHUP)
             gw.proc.wait_output("keeping the old configuration")
             assert c.ok("info")["devices"][0]["limits"]["iout_a"] == [0.9, 30]
-            # valid: a lower charge current limit applies without a restart
+            # valid: a lower charge current limit applies without a restart, and a new
+            # telemetry period, which the telemetry states to its clients
+            sub = Sub(gw.pub, ["tel/0"])
             ini["DEVICE"]["Id/0/MaxChargeCurrent"] = 2000
+            ini["GATEWAY"]["TelemetryPeriodMs"] = 700
             harness.write_ini(gw.path, ini)
             gw.proc.signal(signal.SIGHUP)
             harness.wait_for(lambda: c.ok("info")["devices"][0].get("limits", {}).get(
                 "iout_a") == [0.9, 20], what="new limits after reload")
+            sub.wait(lambda t, b: b["period_ms"] == 700, what="telemetry stating 700 ms")
+            sub.close()
             c.error("set", "out_of_range", dev=0, reg="IOUT_SET", value=25, client="t")
             assert gw.proc.alive()
             assert_no_pacing_violations(sim)
