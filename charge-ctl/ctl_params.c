@@ -254,7 +254,7 @@ static void s_device_limits(const struct config_t *cfg, int id, ctl_params_t *p)
     else
         p->min_current_ca = ctl_model_min_current_ca(p->charge_voltage_cv);
     p->idle_enter_ca = p->min_current_ca / 2;
-    p->idle_exit_ca = p->min_current_ca * 2;
+    p->idle_exit_ca = p->min_current_ca * 3 / 2;
 }
 
 /* An NPB charger's limits from [NPB] Id/<id - 64>/: charge only. The minimum current is
@@ -290,7 +290,7 @@ void ctl_params_set_min_current(ctl_params_t *p, int min_ca)
         min_ca = p->max_charge_ca;
     p->min_current_ca = min_ca;
     p->idle_enter_ca = min_ca / 2;
-    p->idle_exit_ca = min_ca * 2;
+    p->idle_exit_ca = min_ca * 3 / 2;
     if (p->charge_only) {
         /* Surplus only: below its minimum a charger goes idle rather than take the rest
          * from the grid, and starts again a quarter above it. */

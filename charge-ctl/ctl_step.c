@@ -484,15 +484,26 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             /* Within the deadband the errors are summed; once CTL_BAND_SAMPLES samples show a
              * mean error of more than CTL_BAND_MIN_CA (or half the quantum, if coarser), the
              * mean is corrected in one change, so the deadband costs no standing error and
-             * few changes. */
+             * few changes. An error that stays on one side over two samples in a row (a small
+             * load that persists, not the meter's noise) is corrected at once, by the
+             * latest sample's error: a device acting on every sample only. */
+            bool same_side = s->band_n > 0 && s->band_last_w * err > 0;
+            s->band_last_w = err;
             s->band_sum_w += err;
             s->band_n++;
             int band_ca = p->quantum_ca / 2 > CTL_BAND_MIN_CA ? p->quantum_ca / 2 : CTL_BAND_MIN_CA;
             double band_w = band_ca / 100.0 * v;
+            bool running_now = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
+            double mean = s->band_sum_w / s->band_n;
             /* (Where every write is persisted, the deadband keeps its old meaning.) */
-            if (s->band_n >= CTL_BAND_SAMPLES && p->min_write_interval_ms == 0 &&
-                (s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE)) {
-                double mean = s->band_sum_w / s->band_n;
+            if (same_side && !waits && running_now && fabs(mean) > band_w) {
+                want = s->power_w - err;
+                stepped = true;
+                out->reason = CTL_R_TRACK;
+                s->band_sum_w = 0;
+                s->band_n = 0;
+            } else if (s->band_n >= CTL_BAND_SAMPLES && p->min_write_interval_ms == 0 &&
+                       running_now) {
                 if (fabs(mean) > band_w) {
                     want = s->power_w - mean;
                     stepped = true;
@@ -606,16 +617,22 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         p->idle_dwell_ms > p->min_write_interval_ms ? p->idle_dwell_ms : p->min_write_interval_ms;
     int64_t dir_dwell = p->direction_dwell_ms > p->min_write_interval_ms ? p->direction_dwell_ms
                                                                          : p->min_write_interval_ms;
+    /* The dwells hold back a demand for discharge that one sample shows (a load switching
+     * on and off again, a cloud's edge); one that the next sample shows too ends them (where
+     * no write interval is set): so the dwell costs at most one sample interval. */
+    if (fresh)
+        s->discharge_run = dir < 0 && ca >= p->idle_exit_ca ? s->discharge_run + 1 : 0;
+    bool persists = s->discharge_run >= CTL_DWELL_SAMPLES && p->min_write_interval_ms == 0;
     if (!running || (run_dir < 0 && to_charge)) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;
         if (dir == 0 || ca < p->idle_exit_ca) {
             if (stepped)
                 out->reason = CTL_R_IDLE_ZERO;
-        } else if (dir < 0 && s->idle_since_ms != NEVER &&
+        } else if (dir < 0 && !persists && s->idle_since_ms != NEVER &&
                    in->now_ms - s->idle_since_ms < idle_dwell) {
             out->reason = CTL_R_IDLE_DWELL;
-        } else if (dir < 0 && s->last_dir > 0 && s->dir_end_ms != NEVER &&
+        } else if (dir < 0 && !persists && s->last_dir > 0 && s->dir_end_ms != NEVER &&
                    in->now_ms - s->dir_end_ms < dir_dwell) {
             out->reason = CTL_R_DIRECTION_DWELL;
         } else {

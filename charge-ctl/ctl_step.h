@@ -24,6 +24,7 @@
 #define CTL_BUDGET_MODE_MS 31000 /* write intervals from this long on use the budget mode */
 #define CTL_BAND_SAMPLES 5       /* in-band meter samples averaged before their mean is corrected */
 #define CTL_BAND_MIN_CA 2        /* ... when it is more than this (A x 100) */
+#define CTL_DWELL_SAMPLES 2      /* samples in a row asking for discharge that end a dwell */
 #define CTL_PERSISTED_QUANTUM_CA 10 /* the quantum where every write is persisted (A x 100) */
 #define CTL_TEL_HISTORY                                                                            \
     16 /* telemetry samples kept to know the battery power at a meter sample                       \
@@ -205,11 +206,12 @@ typedef struct {
     double power_w;   /* battery power aimed at, AC side (W, + charging) */
     int64_t since_ms; /* when this command was decided */
 
-    bool pending;      /* waiting for the device to follow */
-    int64_t effect_ms; /* when the device was last seen following */
-    uint64_t used_seq; /* meter sample last acted on */
-    int import_run;    /* consecutive samples asking for more discharge */
-    double band_sum_w; /* in-band errors summed since the last correction (W) */
+    bool pending;       /* waiting for the device to follow */
+    int64_t effect_ms;  /* when the device was last seen following */
+    uint64_t used_seq;  /* meter sample last acted on */
+    int import_run;     /* consecutive samples asking for more discharge */
+    double band_sum_w;  /* in-band errors summed since the last correction (W) */
+    double band_last_w; /* the last in-band error (W) */
     /* The battery power the telemetry showed (W AC, + charging) and when, oldest first: the
      * law credits what a meter sample cannot have seen yet (s_power_at). */
     int64_t tel_hist_ms[CTL_TEL_HISTORY];
@@ -230,6 +232,7 @@ typedef struct {
     int last_dir;           /* +1 charge, -1 discharge, 0 none yet */
     int64_t dir_end_ms;     /* when the last direction was left (INT64_MIN: never) */
     int64_t idle_since_ms;  /* when idle was entered */
+    int discharge_run;      /* fresh samples in a row whose demand would leave idle to discharge */
     int64_t last_charge_ms; /* last time charging was commanded (INT64_MIN: never) */
     int64_t last_change_ms; /* last current change (rate limit) */
     double tokens;          /* the gateway's budget as this controller expects it (writes) */

@@ -258,6 +258,29 @@ static void test_deadband_holds(void **state)
     assert_int_equal(r.out.reason, CTL_R_DEADBAND);
 }
 
+/* Inside the deadband: noise that changes side from sample to sample changes nothing, a
+ * small error that stays on one side over two samples in a row (a small load that stays)
+ * is corrected at once, not only by the mean of five. */
+static void test_deadband_corrects_a_persistent_small_error(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_settle(&r, 800, 8);
+    int ca = r.s.current_ca;
+    double p0 = r.s.power_w;
+    for (int i = 0; i < 4; i++) {
+        s_meter(&r, 1000, 800 + s_batt_ac(&r) + (i % 2 ? -6 : 6));
+        assert_false(r.out.send);
+        assert_int_equal(r.out.current_ca, ca);
+    }
+    s_meter(&r, 1000, 800 + s_batt_ac(&r) + 6);
+    assert_false(r.out.send);
+    s_meter(&r, 1000, 800 + s_batt_ac(&r) + 6);
+    assert_true(r.out.send);
+    assert_int_equal(r.out.reason, CTL_R_TRACK);
+    assert_true(r.out.power_w < p0 - 4 && r.out.power_w > p0 - 8);
+}
+
 /* ---- idle, dwell, direction ------------------------------------------------------------- */
 
 static void test_zero_is_a_real_idle(void **state)
@@ -297,14 +320,22 @@ static void test_idle_dwell_before_discharging_again(void **state)
     s_settle(&r, 0, 3); /* the load goes: idle */
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     int64_t idle_at = r.s.idle_since_ms;
-    /* The load is back: the controller waits out the dwell. */
+    /* A load that is there on one sample and gone on the next (switching on and off): the
+     * controller waits out the dwell. */
+    while (r.t - idle_at < 12000) {
+        s_meter(&r, 2000, 600);
+        assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+        assert_int_equal(r.out.reason, CTL_R_IDLE_DWELL);
+        s_meter(&r, 2000, 0);
+        assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    }
+    /* A load the next sample shows too ends the dwell early. */
     s_meter(&r, 2000, 600);
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     assert_int_equal(r.out.reason, CTL_R_IDLE_DWELL);
-    while (r.t - idle_at < 20000)
-        s_meter(&r, 2000, 600);
     s_meter(&r, 2000, 600);
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_true(r.t - idle_at < 20000);
 }
 
 static void test_direction_dwell_charge_to_discharge(void **state)
@@ -315,16 +346,22 @@ static void test_direction_dwell_charge_to_discharge(void **state)
     r.p.idle_dwell_ms = 0;
     s_settle(&r, -800, 8); /* surplus: charging */
     assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
-    s_settle(&r, 600, 2); /* a deficit: charging stops */
+    s_settle(&r, 600, 1); /* a deficit: charging stops */
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     int64_t left = r.s.dir_end_ms;
-    s_meter(&r, 2000, 600);
-    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
-    assert_int_equal(r.out.reason, CTL_R_DIRECTION_DWELL);
-    while (r.t - left < 30000)
+    /* A deficit on every other sample (a cloud's edge coming and going): no discharge
+     * within the dwell. */
+    while (r.t - left < 20000) {
+        s_meter(&r, 2000, 0);
+        assert_int_equal(r.out.mode, CTL_MODE_IDLE);
         s_meter(&r, 2000, 600);
+        assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+        assert_int_equal(r.out.reason, CTL_R_DIRECTION_DWELL);
+    }
+    /* One that the next sample shows too: discharging starts before the dwell is over. */
     s_meter(&r, 2000, 600);
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    assert_true(r.t - left < 30000);
 }
 
 static void test_discharge_to_charge_goes_straight(void **state)
@@ -922,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_a_steady_ramp_is_led),
         cmocka_unit_test(test_clear_export_is_cut_before_the_effect_shows),
         cmocka_unit_test(test_deadband_holds),
+        cmocka_unit_test(test_deadband_corrects_a_persistent_small_error),
         cmocka_unit_test(test_zero_is_a_real_idle),
         cmocka_unit_test(test_idle_hysteresis),
         cmocka_unit_test(test_idle_dwell_before_discharging_again),
