@@ -36,6 +36,7 @@ void ctl_state_init(ctl_state_t *s, int64_t now_ms)
     s->follow_ok_ms = now_ms;
     s->follow_mode_ms = now_ms;
     s->ramp_ms = NEVER;
+    s->last_arrival_ms = NEVER;
 }
 
 /* Keeps the telemetry's battery power (W AC) with its time, the newest last. */
@@ -418,6 +419,11 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
      * made on a prediction that proves wrong costs a write to undo. A group waits too
      * (wait_effect). */
     bool new_sample = in->meter_seq != s->used_seq;
+    if (new_sample && in->meter_arrival_ms > s->last_arrival_ms) {
+        if (s->last_arrival_ms != NEVER)
+            s->meter_dt_ms = in->meter_arrival_ms - s->last_arrival_ms;
+        s->last_arrival_ms = in->meter_arrival_ms;
+    }
     bool settled =
         !s->pending && new_sample &&
         (s->effect_ms == NEVER || in->meter_arrival_ms >= s->effect_ms + p->effect_margin_ms);
@@ -533,12 +539,15 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                     want = 0;
             } else if (s->import_run == 0) {
                 /* New import: a careful first step, since it may be an interval load; a
-                 * small one (up to StepSlow) is taken whole, a larger one by LoopGain but
-                 * at most StepSlow. */
-                if (corr < -p->step_slow_w) {
+                 * small one (up to StepSlow per second of the meter's interval, 1-10 s) is
+                 * taken whole, a larger one by LoopGain but at most that. Waiting for the
+                 * next sample costs the rest of the import for an interval: the longer the
+                 * interval, the fewer loads end within it. */
+                double slow = p->step_slow_w * fmax(1.0, fmin(s->meter_dt_ms, 10000) / 1000.0);
+                if (corr < -slow) {
                     corr *= p->loop_gain;
-                    if (corr < -p->step_slow_w)
-                        corr = -p->step_slow_w;
+                    if (corr < -slow)
+                        corr = -slow;
                 }
                 want = expect + corr;
             } else {

@@ -206,12 +206,14 @@ typedef struct {
     double power_w;   /* battery power aimed at, AC side (W, + charging) */
     int64_t since_ms; /* when this command was decided */
 
-    bool pending;       /* waiting for the device to follow */
-    int64_t effect_ms;  /* when the device was last seen following */
-    uint64_t used_seq;  /* meter sample last acted on */
-    int import_run;     /* consecutive samples asking for more discharge */
-    double band_sum_w;  /* in-band errors summed since the last correction (W) */
-    double band_last_w; /* the last in-band error (W) */
+    bool pending;            /* waiting for the device to follow */
+    int64_t effect_ms;       /* when the device was last seen following */
+    uint64_t used_seq;       /* meter sample last acted on */
+    int import_run;          /* consecutive samples asking for more discharge */
+    int64_t last_arrival_ms; /* the newest meter sample's arrival (INT64_MIN: none yet) */
+    int64_t meter_dt_ms;     /* ... and the interval before it (0: not known yet) */
+    double band_sum_w;       /* in-band errors summed since the last correction (W) */
+    double band_last_w;      /* the last in-band error (W) */
     /* The battery power the telemetry showed (W AC, + charging) and when, oldest first: the
      * law credits what a meter sample cannot have seen yet (s_power_at). */
     int64_t tel_hist_ms[CTL_TEL_HISTORY];

@@ -202,6 +202,27 @@ static void test_every_sample_credits_the_command_in_flight(void **state)
     assert_int_equal(r.out.current_ca, ca);
 }
 
+/* The careful first step for a new import is StepSlow per second of the meter's interval:
+ * at a 1 s meter a new 1000 W import gets 300 W first, at a 5 s meter it is taken whole
+ * (waiting for the next sample would leave it uncovered for 5 s). */
+static void test_careful_first_step_scales_with_the_meter_interval(void **state)
+{
+    int64_t periods[2] = {1000, 5000};
+    for (int k = 0; k < 2; k++) {
+        rig_t r;
+        s_rig(&r);
+        for (int i = 0; i < 4; i++)
+            s_meter(&r, periods[k], 0);
+        assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+        s_meter(&r, periods[k], 1000);
+        assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+        if (k == 0)
+            assert_true(r.out.power_w > -310 && r.out.power_w < -290);
+        else
+            assert_true(r.out.power_w > -1010 && r.out.power_w < -990);
+    }
+}
+
 /* A steady ramp of the household's net power (PV rising as a cloud moves off): the command
  * leads the ramp by the time its effect takes instead of trailing it, and once the ramp ends
  * the command matches the net power again (a ramp is not carried on). */
@@ -959,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_a_steady_ramp_is_led),
         cmocka_unit_test(test_clear_export_is_cut_before_the_effect_shows),
         cmocka_unit_test(test_deadband_holds),
+        cmocka_unit_test(test_careful_first_step_scales_with_the_meter_interval),
         cmocka_unit_test(test_deadband_corrects_a_persistent_small_error),
         cmocka_unit_test(test_zero_is_a_real_idle),
         cmocka_unit_test(test_idle_hysteresis),
