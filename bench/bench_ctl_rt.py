@@ -14,7 +14,10 @@ With --units N (2-8) the controller drives a group of N devices on the one bus
 ([CHARGE_CONTROL] Id/0/Devices, each device limited to 20 A so that more than one runs), and
 the latency also counts to the last setpoint write frame of the group within 500 ms of the
 reading (every device's new command on the bus); target p99 < 50 ms for that. The spacing
-from one device's first write frame to the next device's shows where that time goes.
+from one device's first write frame to the next device's shows where that time goes. With
+--broadcast the gateway has [GATEWAY] BroadcastWrites = 1: the group's identical writes go
+as one frame to the broadcast ID (counted as a write to every device of the group; the
+figures add the readings whose writes went as broadcast frames).
 
 With --gateways 2 the group is device 0 on each of two buses ([CHARGE_CONTROL] Id/0/Devices =
 0,0@1): a second bic-sim on its own pty behind a second gateway on tcp://127.0.0.1 with CURVE
@@ -28,7 +31,7 @@ each kill is timed to the first group message (<T>/ctl/0/group) that leaves unit
 gives unit 0 the whole setpoint within its limit.
 
 usage: BIC_BUILD_DIR=build /usr/bin/python3 bench/bench_ctl_rt.py [--count N] [--telemetry-ms MS]
-       [--units N | --gateways 2 [--takeover N]]
+       [--units N [--broadcast] | --gateways 2 [--takeover N]]
 The last line is key=value figures (docs/benchmarks.md).
 """
 
@@ -51,6 +54,7 @@ READY = "waiting for a newer meter sample"
 TARGET_P50_MS = 5  # meter message -> first setpoint frame, with no pacing violation
 TARGET_P99_MS = 25
 TARGET_GROUP_P99_MS = 50  # meter message -> the group's last setpoint frame
+BROADCAST = 0xFF  # the low byte of the broadcast ID 0x000C03FF
 WRITES = {0x0000: "OPERATION", 0x0030: "IOUT_SET", 0x0100: "DIRECTION_CTRL",
           0x0130: "REVERSE_IOUT_SET"}
 
@@ -81,9 +85,10 @@ def first_write_after(sim, t_pub, window_s):
         time.sleep(0.02)
 
 
-def writes_within(sim, t_pub, window_s):
+def writes_within(sim, t_pub, window_s, units=()):
     """{device address: [monotonic times]} of the setpoint writes the simulator received
-    within window_s after t_pub (asked once the window is over)."""
+    within window_s after t_pub (asked once the window is over); a frame to the broadcast ID
+    counts for every address of units."""
     time.sleep(max(0.0, t_pub + window_s - time.monotonic()))
     t0 = time.monotonic()
     frames = sim.control.frames(512)
@@ -97,7 +102,11 @@ def writes_within(sim, t_pub, window_s):
             continue
         t = now - f["age_ms"] / 1000.0
         if t_pub <= t <= t_pub + window_s:
-            out.setdefault(int(f["id"], 16) & 0xFF, []).append(t)
+            to = int(f["id"], 16) & 0xFF
+            for dev in (units if to == BROADCAST else (to,)):
+                out.setdefault(dev, []).append(t)
+            if to == BROADCAST:
+                out.setdefault(BROADCAST, []).append(t)
     return out
 
 
@@ -183,6 +192,13 @@ def main():
                     help="the gateway's TelemetryPeriodMs (bus load from polling)")
     ap.add_argument("--units", type=int, default=1,
                     help="devices on the bus driven as one group (1: one device)")
+    ap.add_argument("--unit-max-a", type=float, default=20.0,
+                    help="each device's charge current limit with --units or --gateways 2 "
+                         "(A, default 20: an export of 800 W runs two of three devices; 10 "
+                         "runs all three)")
+    ap.add_argument("--broadcast", action="store_true",
+                    help="[GATEWAY] BroadcastWrites = 1 (the group's identical writes as one "
+                         "broadcast frame)")
     ap.add_argument("--gateways", type=int, default=1,
                     help="2: a group of device 0 on each of two buses and gateways")
     ap.add_argument("--takeover", type=int, default=0,
@@ -192,6 +208,10 @@ def main():
         ap.error("--count at least 5, --telemetry-ms 200-60000, --units 1-8")
     if a.gateways not in (1, 2) or (a.gateways == 2 and a.units != 1):
         ap.error("--gateways 1 or 2, and 2 without --units")
+    if not 1.0 <= a.unit_max_a <= 198.0:
+        ap.error("--unit-max-a 1-198")
+    if a.broadcast and (a.units < 2 or a.gateways != 1):
+        ap.error("--broadcast with --units 2-8 on one gateway")
     if a.takeover and (a.gateways != 2 or not 0 < a.takeover <= 20):
         ap.error("--takeover 1-20 with --gateways 2")
     group = a.units > 1 or a.gateways == 2
@@ -209,12 +229,16 @@ def main():
     if a.units > 1:
         ctl["Id/0/Devices"] = ",".join(str(u) for u in units)
         for u in units:
-            device["Id/%d/MaxChargeCurrent" % u] = 2000
+            device["Id/%d/MaxChargeCurrent" % u] = round(a.unit_max_a * 100)
     if a.gateways == 2:
         ctl["Id/0/Devices"] = "0,0@1"
-        device["Id/0/MaxChargeCurrent"] = 2000
+        device["Id/0/MaxChargeCurrent"] = round(a.unit_max_a * 100)
+    gw_keys = {"TelemetryPeriodMs": a.telemetry_ms}
+    if a.broadcast:
+        gw_keys["BroadcastWrites"] = 1
+    bcast_readings = 0
     with Stack(start_s=0, speed=1, relay=False, ctl=ctl, units=units, device=device,
-               gateway={"TelemetryPeriodMs": a.telemetry_ms}) as s:
+               gateway=gw_keys) as s:
         sims = [s.sim]
         s.ini["ALL"]["TraceLevel"] = "info"
         if a.gateways == 2:
@@ -248,8 +272,11 @@ def main():
             if group:
                 w = {}
                 for k, sim in enumerate(sims):  # (bus, address): its write frames
-                    for dev, ts in writes_within(sim, t_pub, 0.5).items():
-                        w[(k, dev)] = ts
+                    for dev, ts in writes_within(sim, t_pub, 0.5, units).items():
+                        if dev == BROADCAST:
+                            bcast_readings += 1
+                        else:
+                            w[(k, dev)] = ts
                 if not w:
                     missed += 1
                     continue
@@ -298,6 +325,9 @@ def main():
             print("readings where a device got a second command within the 500 ms (its frame "
                   "then counts as the group's last): %d%s"
                   % (len(seconds), "".join(" (reading %d at %.1f ms)" % s for s in seconds)))
+        if a.broadcast:
+            print("readings whose writes went as a broadcast frame: %d of %d"
+                  % (bcast_readings, len(lat_all)))
         if takeover:
             print("gateway 1 killed -> the group message without it ms: %s (p50 %.1f, max "
                   "%.1f)" % (" ".join("%.1f" % t for t in takeover), pct(takeover, 50),
@@ -308,10 +338,11 @@ def main():
         print("bench=ctl_rt_group units=%d gateways=%d readings=%d timed=%d waited=%d first_p50_ms=%.1f "
               "first_p99_ms=%.1f all_p50_ms=%.1f all_p99_ms=%.1f all_max_ms=%.1f "
               "devs_written_mean=%.2f spacing_p50_ms=%.1f spacing_p99_ms=%.1f "
-              "target_all_p99_ms=%d pacing_violations=%d pass=%d rss_kb=%d cpu_pct=%.2f"
+              "target_all_p99_ms=%d pacing_violations=%d pass=%d rss_kb=%d cpu_pct=%.2f "
+              "broadcast=%d bcast_readings=%d"
               % (n, a.gateways, a.count, len(lat), missed, p50, p99, g50, g99, gmx,
                  sum(devs_written) / len(devs_written), s50, s99, TARGET_GROUP_P99_MS,
-                 violations, 1 if ok else 0, rss_kb, cpu_pct))
+                 violations, 1 if ok else 0, rss_kb, cpu_pct, int(a.broadcast), bcast_readings))
         return
     ok = p50 < TARGET_P50_MS and p99 < TARGET_P99_MS and violations == 0
     print("bench=ctl_rt readings=%d timed=%d waited=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f "
