@@ -1,0 +1,67 @@
+"""One bic-charge-ctl over a group of three devices on one bus with the gateway's broadcast
+writes on ([GATEWAY] BroadcastWrites = 1), against the real chain (bic-sim with three BIC-2200
+on one pty, bic-can-gateway, the controller, the meter published by the test). Each device is
+limited to 10 A, so an export of 800 W runs all three: they get the same current, and the
+group's new current reaches the three devices as one frame to the broadcast ID 0x000C03FF
+(the simulator's frame log), after which every device holds it and charges."""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+from ctld_stack import METER, Stack  # noqa: E402
+
+UNITS = (0, 1, 2)
+BROADCAST_ID = 0x000C03FF
+IOUT_SET = 0x0030
+SETTLE_S = 60  # generous: a loaded 2-core machine
+
+
+def _broadcast_iout(sim):
+    """The IOUT_SET values (raw) sent to the broadcast ID, in the simulator's frame log."""
+    out = []
+    for f in sim.control.frames(512):
+        if f["dir"] != "rx" or int(f["id"], 16) != BROADCAST_ID or f["dlc"] != 4:
+            continue
+        d = bytes.fromhex(f["data"])
+        if d[0] | d[1] << 8 == IOUT_SET:
+            out.append(d[2] | d[3] << 8)
+    return out
+
+
+def test_group_current_as_one_broadcast_frame():
+    ctl = {"Id/0/MeterTimeoutSec": 30, "Id/0/LeaseTtlSec": 30, "Id/0/IdleDwellSec": 0,
+           "Id/0/ChargeTol": 10, "Id/0/Devices": "0,1,2"}
+    device = {"Id/%d/MaxChargeCurrent" % u: 1000 for u in UNITS}
+    with Stack(start_s=0, speed=1, relay=False, ctl=ctl, units=UNITS, device=device,
+               gateway={"BroadcastWrites": 1}) as s:
+        s.write_ini()
+        s.start_ctl(args=())
+        seen = []
+
+        def broadcast_taken():
+            s.client.publish(METER, "-800")  # a meter repeats its reading
+            seen[:] = _broadcast_iout(s.sim)
+            if not seen:
+                return False
+            regs = [s.sim.control.device(u)["registers"]["IOUT_SET"] for u in UNITS]
+            g = json.loads(s.client.last(s.topic("ctl/0/group")) or "null")
+            return (len(set(regs)) == 1 and regs[0] in seen and g is not None and
+                    all(u["mode"] == "charge" for u in g["units"]))
+
+        harness.wait_for(broadcast_taken, timeout=SETTLE_S, interval=0.5,
+                         what="the group's current taken by all three from a broadcast frame")
+        harness.wait_for(lambda: all(s.sim.control.device(u)["dc_a"] > 1 for u in UNITS),
+                         timeout=SETTLE_S, interval=0.5, what="all three charging")
+        bus = s.sim.control.counters()["bus"]
+        assert bus["pacing_violations"] == 0, bus
+        log = s.gateway.output()
+        assert "broadcast writes on for devices 0,1,2" in log, log
+
+
+if __name__ == "__main__":
+    harness.run_tests()
