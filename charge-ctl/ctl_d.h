@@ -21,6 +21,7 @@
 #include "ctl_link.h"
 #include "ctl_settings.h"
 #include "ctl_step.h"
+#include "ctl_tel_period.h"
 #include "gw_client.h"
 #include "mqtt_conn.h"
 #include "surplus.h"
@@ -36,7 +37,9 @@ typedef struct {
     bool tel_seen;
     int64_t tel_ms;
     int tel_period_ms; /* its gateway's stated telemetry period (0: none, -1: not valid) */
-    ctl_input_t tel;   /* its telemetry's fields (ctld_tel_reading) */
+    ctl_tel_spacing_t tel_spacing; /* ... and measured, for a gateway that states none */
+    bool tel_measured;             /* the measured spacing is the one used (logged) */
+    ctl_input_t tel;               /* its telemetry's fields (ctld_tel_reading) */
     /* does it follow its command? (ctl_follow, for every device of a group) */
     ctl_mode_t f_mode;          /* the command judged */
     int64_t f_mode_ms, f_ok_ms; /* when it was given; when last seen following */
@@ -119,6 +122,8 @@ struct ctl_daemon_t {
     bool tel_was_alive; /* for logging the transitions */
     int64_t tel_ms;
     int tel_period_ms; /* its gateway's stated telemetry period (0: none, -1: not valid) */
+    ctl_tel_spacing_t tel_spacing; /* ... and measured, for a gateway that states none */
+    bool tel_measured;             /* the measured spacing is the one used (logged) */
     bool tel_online;
     bool tel_valid;
     double dc_v, dc_a;
@@ -216,9 +221,10 @@ void ctld_gateway_drain(ctl_daemon_t *d, int g, zsock_t *sub);
 /* Device i's telemetry counts as silent after this long without it: five of the period its
  * gateway states (the file's TelemetryPeriodMs when it states none), at least 3 s. */
 int ctld_unit_silence_ms(const ctl_daemon_t *d, int i);
-/* Device i's telemetry message: the period its gateway states is taken (logged when it
- * changes) and the step's stale telemetry timeout follows (ctld_tel_stale_update). */
-void ctld_tel_period_seen(ctl_daemon_t *d, int i, const cJSON *msg);
+/* Device i's telemetry message at now: the period its gateway states is taken (logged when it
+ * changes), or the spacing of its messages measured when it states none, and the step's
+ * stale telemetry timeout follows (ctld_tel_stale_update). */
+void ctld_tel_period_seen(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now);
 /* The step's telemetry timeout (params.telemetry_timeout_ms): five of the longest period of
  * the devices' gateways, at least 10 s, so a device is never stale for the step while its
  * telemetry is not yet silent. */

@@ -288,7 +288,7 @@ static void s_on_tel(ctl_daemon_t *d, const cJSON *msg, int64_t now)
     const cJSON *age = cJSON_GetObjectItem(cJSON_GetObjectItem(msg, "age_ms"), "fast");
     d->tel_seen = true;
     d->tel_ms = now;
-    ctld_tel_period_seen(d, d->own, msg);
+    ctld_tel_period_seen(d, d->own, msg, now);
     ctl_input_t t = {.dc_v = d->dc_v, .dc_a = d->dc_a};
     ctld_tel_reading(msg, &t);
     d->tel_online = t.online;

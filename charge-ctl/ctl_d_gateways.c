@@ -201,15 +201,27 @@ void ctld_gateways_handle(ctl_daemon_t *d, const zmq_pollitem_t *items, int n)
 
 /* ---------------------------------------------------------------- each gateway's period */
 
-static int *s_stated(ctl_daemon_t *d, int i)
+/* Device i's telemetry period as stated, as measured and whether the measured one is used. */
+typedef struct {
+    int *stated;
+    ctl_tel_spacing_t *spacing;
+    bool *measured;
+} s_tel_t;
+
+static s_tel_t s_tel(ctl_daemon_t *d, int i)
 {
-    return !ctld_is_group(d) || i == d->own ? &d->tel_period_ms : &d->units[i].tel_period_ms;
+    if (!ctld_is_group(d) || i == d->own)
+        return (s_tel_t){&d->tel_period_ms, &d->tel_spacing, &d->tel_measured};
+    ctld_unit_t *u = &d->units[i];
+    return (s_tel_t){&u->tel_period_ms, &u->tel_spacing, &u->tel_measured};
 }
 
 static int s_period(const ctl_daemon_t *d, int i)
 {
-    int stated = !ctld_is_group(d) || i == d->own ? d->tel_period_ms : d->units[i].tel_period_ms;
-    return ctl_tel_period_ms(stated, d->set.tel_period_ms);
+    bool own = !ctld_is_group(d) || i == d->own;
+    int stated = own ? d->tel_period_ms : d->units[i].tel_period_ms;
+    const ctl_tel_spacing_t *sp = own ? &d->tel_spacing : &d->units[i].tel_spacing;
+    return ctl_tel_period_ms(stated, d->set.tel_period_ms, ctl_tel_spacing_ms(sp));
 }
 
 int ctld_unit_silence_ms(const ctl_daemon_t *d, int i)
@@ -226,25 +238,37 @@ void ctld_tel_stale_update(ctl_daemon_t *d)
     d->set.params.telemetry_timeout_ms = ctl_tel_stale_ms(longest);
 }
 
-void ctld_tel_period_seen(ctl_daemon_t *d, int i, const cJSON *msg)
+void ctld_tel_period_seen(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now)
 {
     char err[160] = "";
     int stated = ctl_tel_period_stated(msg, err, sizeof err);
-    int *was = s_stated(d, i);
-    if (stated == *was)
+    s_tel_t t = s_tel(d, i);
+    ctl_tel_spacing_add(t.spacing, now);
+    bool changed = stated != *t.stated, first = *t.stated == 0;
+    *t.stated = stated;
+    /* none stated: the spacing measured counts once it is longer than the file says */
+    bool measured = stated <= 0 && ctl_tel_spacing_ms(t.spacing) > d->set.tel_period_ms;
+    bool measured_changed = measured != *t.measured;
+    *t.measured = measured;
+    if (changed || stated <= 0)
+        ctld_tel_stale_update(d);
+    if (!changed && !measured_changed)
         return;
-    bool first = *was == 0;
-    *was = stated;
     char dev[16];
     ctl_group_member_name(&d->set.group, i, dev, sizeof dev);
     int period = s_period(d, i);
-    if (stated < 0)
-        log_warn("device %s: its telemetry's %s; judged by TelemetryPeriodMs (%d ms): silent "
-                 "after %.1f s without it",
-                 dev, err, period, ctld_unit_silence_ms(d, i) / 1000.0);
-    else if (stated > 0 && (!first || stated != d->set.tel_period_ms))
-        log_info("device %s: its gateway sends telemetry every %d ms: silent after %.1f s "
-                 "without it",
-                 dev, period, ctld_unit_silence_ms(d, i) / 1000.0);
-    ctld_tel_stale_update(d);
+    double silence_s = ctld_unit_silence_ms(d, i) / 1000.0;
+    if (stated > 0) {
+        if (!first || stated != d->set.tel_period_ms)
+            log_info("device %s: its gateway sends telemetry every %d ms: silent after %.1f s "
+                     "without it",
+                     dev, period, silence_s);
+        return;
+    }
+    char why[200];
+    snprintf(why, sizeof why, "its telemetry's %s", err);
+    log_write(stated < 0 && changed ? BIC_LOG_WARN : BIC_LOG_INFO,
+              "device %s: %s; judged by %s (%d ms): silent after %.1f s without it", dev,
+              stated < 0 ? why : "its gateway states no telemetry period",
+              measured ? "the spacing of its messages" : "TelemetryPeriodMs", period, silence_s);
 }

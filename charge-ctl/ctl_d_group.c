@@ -282,7 +282,7 @@ static void s_unit_tel(ctl_daemon_t *d, int i, const cJSON *msg, int64_t now)
     ctld_unit_t *u = &d->units[i];
     u->tel_seen = true;
     u->tel_ms = now;
-    ctld_tel_period_seen(d, i, msg);
+    ctld_tel_period_seen(d, i, msg, now);
     ctld_tel_reading(msg, &u->tel);
     const cJSON *lease = cJSON_GetObjectItem(msg, "lease"); /* null: free */
     const cJSON *holder = cJSON_GetObjectItem(lease, "holder");

@@ -27,9 +27,41 @@ int ctl_tel_period_stated(const cJSON *msg, char *err, size_t errlen)
     return -1;
 }
 
-int ctl_tel_period_ms(int stated_ms, int fallback_ms)
+void ctl_tel_spacing_add(ctl_tel_spacing_t *s, int64_t now_ms)
 {
-    return stated_ms > 0 ? stated_ms : fallback_ms;
+    if (s->last_ms > 0 && now_ms > s->last_ms) {
+        int64_t gap = now_ms - s->last_ms;
+        s->gap_ms[s->next] =
+            gap > CTL_TEL_PERIOD_MAX_MS * 10 ? CTL_TEL_PERIOD_MAX_MS * 10 : (int)gap;
+        s->next = (s->next + 1) % CTL_TEL_GAPS;
+        if (s->n < CTL_TEL_GAPS)
+            s->n++;
+    }
+    s->last_ms = now_ms;
+}
+
+int ctl_tel_spacing_ms(const ctl_tel_spacing_t *s)
+{
+    if (s->n < CTL_TEL_GAPS / 2)
+        return 0;
+    int v[CTL_TEL_GAPS];
+    for (int i = 0; i < s->n; i++) { /* insertion sort of at most 8 */
+        int x = s->gap_ms[i], k = i;
+        for (; k > 0 && v[k - 1] > x; k--)
+            v[k] = v[k - 1];
+        v[k] = x;
+    }
+    int m = v[s->n / 2];
+    return m < CTL_TEL_PERIOD_MIN_MS   ? CTL_TEL_PERIOD_MIN_MS
+           : m > CTL_TEL_PERIOD_MAX_MS ? CTL_TEL_PERIOD_MAX_MS
+                                       : m;
+}
+
+int ctl_tel_period_ms(int stated_ms, int fallback_ms, int measured_ms)
+{
+    if (stated_ms > 0)
+        return stated_ms;
+    return measured_ms > fallback_ms ? measured_ms : fallback_ms;
 }
 
 int ctl_tel_silence_ms(int period_ms)

@@ -2,7 +2,8 @@
  * Unit tests of ctl_tel_period.h: a device's telemetry judged by the period its own gateway
  * states. A gateway slower than the controller's file says is not taken for silent between
  * two of its messages; one that stops is, after five of its periods; a gateway that states
- * none, or a period that is not valid, is judged by the file's.
+ * none, or a period that is not valid, is judged by the file's, or by the spacing measured
+ * between its messages where that is longer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,7 +34,7 @@ static int s_stated(const char *json, char *err, size_t errlen)
 static bool s_silent(const char *json, int64_t last_ms, int64_t now_ms)
 {
     char err[160];
-    int period = ctl_tel_period_ms(s_stated(json, err, sizeof err), FILE_MS);
+    int period = ctl_tel_period_ms(s_stated(json, err, sizeof err), FILE_MS, 0);
     return now_ms - last_ms > ctl_tel_silence_ms(period);
 }
 
@@ -62,9 +63,64 @@ static void test_stated_period(void **state)
 static void test_period_falls_back_to_the_file(void **state)
 {
     (void)state;
-    assert_int_equal(ctl_tel_period_ms(4000, FILE_MS), 4000);
-    assert_int_equal(ctl_tel_period_ms(0, FILE_MS), FILE_MS);  /* none stated */
-    assert_int_equal(ctl_tel_period_ms(-1, FILE_MS), FILE_MS); /* not valid */
+    assert_int_equal(ctl_tel_period_ms(4000, FILE_MS, 0), 4000);
+    assert_int_equal(ctl_tel_period_ms(0, FILE_MS, 0), FILE_MS);  /* none stated */
+    assert_int_equal(ctl_tel_period_ms(-1, FILE_MS, 0), FILE_MS); /* not valid */
+    /* stated wins over measured; measured only when longer than the file's */
+    assert_int_equal(ctl_tel_period_ms(1000, FILE_MS, 4000), 1000);
+    assert_int_equal(ctl_tel_period_ms(0, FILE_MS, 4000), 4000);
+    assert_int_equal(ctl_tel_period_ms(-1, FILE_MS, 4000), 4000);
+    assert_int_equal(ctl_tel_period_ms(0, 4000, 500), 4000);
+}
+
+/* A gateway that states no period (one from before the key): the spacing of its messages,
+ * once four gaps are known, and one outage among them is not taken for its period. */
+static void test_measured_spacing(void **state)
+{
+    (void)state;
+    ctl_tel_spacing_t sp;
+    memset(&sp, 0, sizeof sp);
+    int64_t t = 100000;
+    ctl_tel_spacing_add(&sp, t);
+    for (int k = 0; k < 3; k++) {
+        t += 4000;
+        ctl_tel_spacing_add(&sp, t);
+        assert_int_equal(ctl_tel_spacing_ms(&sp), 0); /* too few gaps yet */
+    }
+    t += 4010;
+    ctl_tel_spacing_add(&sp, t);
+    assert_int_equal(ctl_tel_spacing_ms(&sp), 4000); /* 4000, 4000, 4000, 4010 */
+    assert_int_equal(ctl_tel_silence_ms(ctl_tel_period_ms(0, FILE_MS, ctl_tel_spacing_ms(&sp))),
+                     20000);
+    /* an outage of 60 s among them: the median stays at the period */
+    t += 60000;
+    ctl_tel_spacing_add(&sp, t);
+    for (int k = 0; k < 3; k++) {
+        t += 4000;
+        ctl_tel_spacing_add(&sp, t);
+    }
+    assert_int_equal(ctl_tel_spacing_ms(&sp), 4000);
+    /* the last 8 gaps only: a gateway now at 1 s is measured at 1 s after 5 of its gaps */
+    for (int k = 0; k < 5; k++) {
+        t += 1000;
+        ctl_tel_spacing_add(&sp, t);
+    }
+    assert_int_equal(ctl_tel_spacing_ms(&sp), 1000);
+    /* within the periods a gateway may have */
+    memset(&sp, 0, sizeof sp);
+    for (int k = 0; k < 6; k++)
+        ctl_tel_spacing_add(&sp, 1000 + k * 50);
+    assert_int_equal(ctl_tel_spacing_ms(&sp), CTL_TEL_PERIOD_MIN_MS);
+    memset(&sp, 0, sizeof sp);
+    for (int k = 0; k < 6; k++)
+        ctl_tel_spacing_add(&sp, 1000 + k * 3600000LL);
+    assert_int_equal(ctl_tel_spacing_ms(&sp), CTL_TEL_PERIOD_MAX_MS);
+    /* the same time twice (or earlier) is no gap */
+    memset(&sp, 0, sizeof sp);
+    ctl_tel_spacing_add(&sp, 5000);
+    ctl_tel_spacing_add(&sp, 5000);
+    ctl_tel_spacing_add(&sp, 4000);
+    assert_int_equal(sp.n, 0);
 }
 
 static void test_silence_and_stale(void **state)
@@ -112,6 +168,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stated_period),
         cmocka_unit_test(test_period_falls_back_to_the_file),
+        cmocka_unit_test(test_measured_spacing),
         cmocka_unit_test(test_silence_and_stale),
         cmocka_unit_test(test_slow_gateway_not_silent_one_that_stops_is),
     };
