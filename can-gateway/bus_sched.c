@@ -388,9 +388,6 @@ static bool s_same_write(const bus_req_t *a, const bus_req_t *b)
     return a->cmd == b->cmd && a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 }
 
-/* Can the chosen request go out as a broadcast? MERGE_ALL with part[0..*n-1] the indices (in
- * queue pk->p) of the identical writes of every other BIC of the set; MERGE_WAIT when one of
- * them has no client request queued there yet; MERGE_NONE otherwise. */
 /* A client's write to a BIC of the set, taken in its queue's turn. */
 static bool s_bcast_candidate(const bus_sched_t *s, const pick_t *pk)
 {
@@ -398,6 +395,10 @@ static bool s_bcast_candidate(const bus_sched_t *s, const pick_t *pk)
     return pk->in_turn && r->len > 0 && r->flow != 0 && r->addr <= BIC_LAST &&
            ((s->bcast >> r->addr) & 1);
 }
+
+/* Can the chosen request go out as a broadcast? MERGE_ALL with part[0..*n-1] the indices (in
+ * queue pk->p) of the identical writes of every other BIC of the set; MERGE_WAIT when one of
+ * them has no client request queued there yet; MERGE_NONE otherwise. */
 
 static merge_t s_merge_check(const bus_sched_t *s, const pick_t *pk, int64_t now, long *part,
                              int *n)

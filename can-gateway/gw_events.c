@@ -63,6 +63,13 @@ void gw_publish_health(gateway_t *gw, int64_t now)
     cJSON_AddNumberToObject(g, "aged", (double)st->aged);
     cJSON_AddNumberToObject(g, "broadcasts", (double)st->broadcasts);
     cJSON_AddNumberToObject(g, "broadcast_writes", (double)st->merged);
+    if (gw->set.bcast) { /* the devices whose identical writes go as one frame now */
+        cJSON *bd = cJSON_AddArrayToObject(g, "broadcast_devs");
+        uint64_t set = bus_sched_broadcast(gw->sched);
+        for (int a = 0; a < 64; a++)
+            if ((set >> a) & 1)
+                cJSON_AddItemToArray(bd, cJSON_CreateNumber(a));
+    }
     cJSON_AddNumberToObject(g, "queue_depth", (double)bus_sched_depth(gw->sched));
     cJSON_AddNumberToObject(g, "reconnects", (double)gw->reconnects);
     /* every held lease, by device */

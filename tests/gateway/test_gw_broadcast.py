@@ -93,6 +93,7 @@ def test_group_writes_as_one_broadcast_frame():
             _, g = sub.wait(lambda t, b: t == "gw" and b.get("broadcasts", 0) >= 2,
                             timeout=15, what="gw health with the broadcasts")
             assert g["broadcast_writes"] == 3 * g["broadcasts"], g
+            assert g["broadcast_devs"] == [0, 1, 2], g
             sub.close()
             # device 2 leased by another client: each device gets its own frame
             gw.client.ok("lease", dev=2, client=GROUP[2], action="release")
