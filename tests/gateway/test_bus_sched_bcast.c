@@ -6,9 +6,11 @@
  * partners is bounded.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "bus_sched.h"
@@ -267,6 +269,119 @@ static void test_merged_writes_take_their_turns(void **state)
     bus_sched_destroy(&s);
 }
 
+/* What the random mix has promised and seen so far. */
+enum { NDEV = 8, NFLOW = 4, MAXREQ = 4000 };
+typedef struct {
+    uint64_t seq_of_tag[MAXREQ];
+    uint64_t last_seq[NDEV][NFLOW + 1];
+    bool done[MAXREQ];
+    int want[NDEV]; /* IOUT_SET as the last write result reported it */
+    int submitted, finished;
+} mix_t;
+
+/* One result: exactly one per request, a pair's results in its order. */
+static void s_account(mix_t *m, const bus_result_t *r)
+{
+    assert_true(r->tag < (uint64_t)m->submitted && !m->done[r->tag]);
+    m->done[r->tag] = true;
+    m->finished++;
+    uint64_t *ls = &m->last_seq[r->req.addr][r->req.flow];
+    assert_true(m->seq_of_tag[r->tag] > *ls);
+    *ls = m->seq_of_tag[r->tag];
+    if (r->status == BUS_WRITTEN)
+        m->want[r->req.addr] = r->req.data[0] | r->req.data[1] << 8;
+}
+
+/* A random mix of reads and writes of several clients on eight devices, three of them in the
+ * broadcast set: every request gets exactly one result, each (device, flow) pair's results
+ * come in the order it submitted them, the pacing holds (a broadcast frame counts as one
+ * write), a broadcast frame carries identical writes of a client for each device of the set
+ * and nothing else, and each device ends with what the last write reported for it says. */
+static void test_random_mix_keeps_every_promise(void **state)
+{
+    (void)state;
+    bus_sched_t *s = s_new(3 * MS);
+    static mix_t m;
+    memset(&m, 0, sizeof m);
+    int reg[NDEV] = {0}; /* IOUT_SET as the frames on the bus set it */
+    uint32_t rnd = 777;
+    int broadcasts = 0;
+    int64_t last_start = -1000 * MS, last_reply = -1000 * MS;
+    bool last_write = false;
+    int pending = -1;
+    int64_t reply_at = 0;
+    uint16_t reply_cmd = 0;
+    bus_req_t tx;
+    bus_result_t r;
+    for (int64_t t = 0; t < 30000 * MS || !bus_sched_idle(s); t += 100) {
+        rnd = rnd * 1103515245u + 12345u;
+        if (t < 30000 * MS && (rnd >> 16) % 300 == 0) {
+            int burst = (rnd >> 4) % 3 == 0 ? 3 : 1; /* a group's three writes at once */
+            uint16_t v = (uint16_t)(100 + (rnd >> 8) % 3);
+            for (int i = 0; i < burst && m.submitted < MAXREQ; i++) {
+                rnd = rnd * 1103515245u + 12345u;
+                uint8_t a = burst == 3 ? (uint8_t)i : (uint8_t)((rnd >> 9) % NDEV);
+                uint32_t f = burst == 3 ? 1 + (uint32_t)i : (uint32_t)((rnd >> 5) % (NFLOW + 1));
+                bool wr = burst == 3 || (rnd >> 12) % 2;
+                bus_req_t q = {.addr = a, .cmd = wr ? IOUT : 0x60, .flow = f};
+                if (wr) {
+                    q.len = 2;
+                    q.data[0] = v & 0xff;
+                    q.data[1] = v >> 8;
+                }
+                /* one queue: a pair's order holds within a queue (priorities reorder) */
+                if (bus_sched_submit(s, BUS_PRIO_SAFETY, &q, (uint64_t)m.submitted) == 0) {
+                    m.seq_of_tag[m.submitted] = (uint64_t)m.submitted + 1;
+                    m.submitted++;
+                }
+            }
+        }
+        if (pending >= 0 && t >= reply_at) {
+            uint8_t d[4] = {reply_cmd & 0xff, reply_cmd >> 8, 1, 0};
+            if (bus_sched_on_rx(s, t, 0x000C0200u | (unsigned)pending, d, 4))
+                last_reply = t;
+            pending = -1;
+        }
+        while (bus_sched_result(s, &r)) /* reads answered or timed out */
+            s_account(&m, &r);
+        if (!bus_sched_tick(s, t, &tx))
+            continue;
+        assert_true(t - last_start >= 20 * MS + (last_write ? 15 * MS : 0));
+        assert_true(t - last_reply >= 5 * MS);
+        last_start = t;
+        last_write = tx.len > 0;
+        int v = tx.data[0] | tx.data[1] << 8, seen_set = 0;
+        if (tx.addr == BUS_ADDR_BROADCAST) {
+            broadcasts++;
+            for (int a = 0; a < 3; a++)
+                reg[a] = v;
+        } else if (tx.len) {
+            reg[tx.addr] = v;
+        } else {
+            pending = tx.addr;
+            reply_cmd = tx.cmd;
+            reply_at = t + (int64_t)(1 + (rnd >> 20) % 30) * MS;
+        }
+        while (bus_sched_result(s, &r)) {
+            s_account(&m, &r);
+            if (tx.addr == BUS_ADDR_BROADCAST) {
+                assert_int_equal(r.status, BUS_WRITTEN);
+                assert_true(r.req.addr < 3 && r.req.flow != 0);
+                assert_int_equal(r.req.data[0] | r.req.data[1] << 8, v);
+                seen_set |= 1 << r.req.addr;
+            }
+        }
+        if (tx.addr == BUS_ADDR_BROADCAST)
+            assert_int_equal(seen_set, 0x7);
+    }
+    assert_int_equal(m.finished, m.submitted);
+    assert_true(m.submitted > 200);
+    assert_true(broadcasts > 10);
+    for (int a = 0; a < NDEV; a++)
+        assert_int_equal(reg[a], m.want[a]);
+    bus_sched_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_wait_for_partners_bounded),
         cmocka_unit_test(test_no_merge_with_another_master),
         cmocka_unit_test(test_merged_writes_take_their_turns),
+        cmocka_unit_test(test_random_mix_keeps_every_promise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
