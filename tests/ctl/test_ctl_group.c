@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <math.h>
@@ -285,6 +286,26 @@ static void test_one_battery_equal_currents(void **st)
     ctl_group_dispatch(&p, &s, u, 3, 1500.0, &o); /* within every limit: equal again */
     assert_int_equal(o.current_ca[0], o.current_ca[2]);
     assert_int_equal(o.current_ca[1], o.current_ca[2]);
+
+    /* four units, a group current of 10.10 A to 20.00 A in steps of 0.10 A: a quarter of it
+     * often ends in half a hundredth (2.525 A), rounded alike on every unit */
+    ctl_group_unit_t w[4];
+    s_start(&p, &s, w, 4);
+    p.staging = false;
+    const double v4[4] = {26.38, 26.45, 26.41, 26.43};
+    double vsum = 0.0;
+    for (int i = 0; i < 4; i++) {
+        w[i].dc_v = v4[i];
+        vsum += v4[i];
+    }
+    for (int ca = 1010; ca <= 2000; ca += 10) {
+        double sp = ca / 100.0 / 4.0 * vsum / p.efficiency;
+        ctl_group_dispatch(&p, &s, w, 4, sp, &o);
+        assert_int_equal(o.running, 4);
+        for (int i = 1; i < 4; i++)
+            assert_int_equal(o.current_ca[i], o.current_ca[0]);
+        assert_true(abs(o.current_ca[0] * 4 - ca) <= 2);
+    }
 }
 
 static void test_offline_share_taken_over(void **st)
