@@ -249,7 +249,9 @@ int sim_bus_request_at(sim_bus_t *bus, const can_frame_t *req, int64_t now_us, i
     return sim_bus_request_rx(bus, req, &rx, dev_us);
 }
 
-typedef enum { S_GAP_OK = 0, S_GAP_SUSPECT, S_GAP_VIOLATION } s_gap_t;
+/* S_GAP_INJECTED: short only against a reply the fault options injected (late or sent
+ * twice), which no sender can foresee: neither a violation nor a sign of a slow reader. */
+typedef enum { S_GAP_OK = 0, S_GAP_SUSPECT, S_GAP_INJECTED, S_GAP_VIOLATION } s_gap_t;
 
 /* The period rule against the previous request (see sim_bus.h for the reasoning). */
 static s_gap_t s_judge_period(const sim_bus_t *bus, const sim_rx_t *rx)
@@ -278,7 +280,7 @@ static s_gap_t s_judge_margin(const sim_bus_t *bus, const sim_rx_t *rx)
     /* The margin counts from a reply within the response time. A reply the fault options made
      * late (after the sender gave up on it) or sent twice cannot be foreseen by the sender. */
     if (bus->last_reply_injected)
-        return S_GAP_SUSPECT;
+        return S_GAP_INJECTED;
     return bus->last_reply_late_us > SIM_BUS_RESPONSE_US ? S_GAP_SUSPECT : S_GAP_VIOLATION;
 }
 
@@ -301,6 +303,8 @@ int sim_bus_request_rx(sim_bus_t *bus, const can_frame_t *req, const sim_rx_t *r
         bus->c.pacing_margin++;
     if (!violation && (period == S_GAP_SUSPECT || margin == S_GAP_SUSPECT))
         bus->c.pacing_suspect++;
+    else if (!violation && margin == S_GAP_INJECTED)
+        bus->c.pacing_injected++;
     bus->have_request = true;
     bus->last_request = *rx;
     if (violation) {

@@ -57,6 +57,9 @@ typedef struct {
     uint64_t pacing_suspect;    /* requests that looked too close, but only because the reader
                                    may have seen them (or sent its reply) late: not counted as
                                    violations */
+    uint64_t pacing_injected;   /* requests short of the margin only after a late or
+                                   duplicated reply the fault options injected (the sender
+                                   cannot foresee it): neither violation nor suspect */
     uint64_t pacing_dropped;    /* requests not delivered because of pacing_drop */
     uint64_t queue_overflow;    /* replies lost because the queue was full */
 } sim_bus_counters_t;

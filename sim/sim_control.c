@@ -299,6 +299,7 @@ char *sim_control_handle(sim_bus_t *bus, const sim_control_env_t *env, const cha
         cJSON_AddNumberToObject(b, "pacing_margin", (double)c.pacing_margin);
         cJSON_AddNumberToObject(b, "pacing_dropped", (double)c.pacing_dropped);
         cJSON_AddNumberToObject(b, "pacing_suspect", (double)c.pacing_suspect);
+        cJSON_AddNumberToObject(b, "pacing_injected", (double)c.pacing_injected);
         cJSON_AddNumberToObject(b, "queue_overflow", (double)c.queue_overflow);
         if (env && env->adapter) {
             slcan_adapter_stats_t a;

@@ -364,6 +364,29 @@ static void test_bus_pacing_judgement(void **state)
     assert_int_equal(c.pacing_margin, 1);
     assert_int_equal(c.pacing_violations, 3);
     assert_int_equal(c.pacing_suspect, 3);
+    assert_int_equal(c.pacing_injected, 0);
+    /* 3 ms after a reply the fault options sent late (17 ms, after the sender's timeout):
+     * the sender cannot foresee it, and no slow reader made the gap look short: counted
+     * apart from both. */
+    while (sim_bus_take_reply(bus, t + 60000, &rep))
+        ;
+    t += SEC(1);
+    o.reply_delay_us = 1000;
+    o.late_pct = 100;
+    o.late_delay_us = 17000;
+    assert_int_equal(sim_bus_set_options(bus, &o), 0);
+    sim_rx_t i1 = {.t_us = t, .empty_us = t - 30000, .chunk = 11, .lag_us = 0};
+    sim_bus_request_rx(bus, &req, &i1, t);
+    assert_int_equal(sim_bus_take_reply(bus, t + 1000, &rep), 0);
+    assert_int_equal(sim_bus_take_reply(bus, t + 17000, &rep), 1);
+    o.late_pct = 0;
+    assert_int_equal(sim_bus_set_options(bus, &o), 0);
+    sim_rx_t i2 = {.t_us = t + 20000, .empty_us = t + 17000, .chunk = 12, .lag_us = 0};
+    sim_bus_request_rx(bus, &req, &i2, t);
+    sim_bus_counters(bus, &c);
+    assert_int_equal(c.pacing_violations, 3);
+    assert_int_equal(c.pacing_suspect, 3);
+    assert_int_equal(c.pacing_injected, 1);
     sim_bus_destroy(&bus);
 }
 
