@@ -713,7 +713,7 @@ int gateway_poll(gateway_t *gw, int max_wait_ms)
         dl = s_min(dl, gw->stop_deadline);
     /* the adapter is watched unless its next input is known not to be due yet (rx_defer) */
     int tfd = gw->tp ? can_transport_fd(gw->tp) : -1;
-    bool watch = tfd >= 0 && rx_defer_poll(&gw->rxd, now, &dl);
+    bool watch = tfd >= 0 && rx_defer_poll(&gw->rxd, &dl);
     int64_t wait_us = dl - now;
     if (wait_us < 0)
         wait_us = 0;

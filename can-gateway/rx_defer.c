@@ -41,9 +41,8 @@ void rx_defer_sent(rx_defer_t *d, int64_t now, bool read, int64_t next_us)
         d->deferred++;
 }
 
-bool rx_defer_poll(rx_defer_t *d, int64_t now, int64_t *deadline)
+bool rx_defer_poll(rx_defer_t *d, int64_t *deadline)
 {
-    (void)now;
     d->late = false;
     if (!d->until)
         return true;

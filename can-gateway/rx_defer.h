@@ -51,7 +51,7 @@ void rx_defer_sent(rx_defer_t *d, int64_t now, bool read, int64_t next_us);
 
 /* Before the poll: true to poll the adapter; while it is deferred, false, and *deadline is
  * lowered to the end of the deferral. */
-bool rx_defer_poll(rx_defer_t *d, int64_t now, int64_t *deadline);
+bool rx_defer_poll(rx_defer_t *d, int64_t *deadline);
 
 /* After the poll: true when the deferral has ended by `now`: the adapter is to be read though
  * the poll did not watch it. What is read until the next rx_defer_poll() counts as late. */

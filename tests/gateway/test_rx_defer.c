@@ -23,7 +23,7 @@ static void s_prompt(rx_defer_t *d, int64_t t, int64_t rtt)
 {
     rx_defer_sent(d, t, true, IDLE);
     int64_t dl = IDLE;
-    assert_true(rx_defer_poll(d, t + rtt, &dl));
+    assert_true(rx_defer_poll(d, &dl));
     assert_false(rx_defer_due(d, t + rtt));
     rx_defer_reply(d, t + rtt);
 }
@@ -44,7 +44,7 @@ static int64_t s_until(rx_defer_t *d, int64_t t)
 {
     rx_defer_sent(d, t, true, IDLE);
     int64_t dl = IDLE;
-    if (rx_defer_poll(d, t, &dl))
+    if (rx_defer_poll(d, &dl))
         return 0;
     assert_true(dl > t && dl < IDLE);
     return dl;
@@ -59,7 +59,7 @@ static void test_no_deferral_before_round_trip_known(void **state)
     for (int i = 0; i < RX_DEFER_TRUST; i++, t += 20 * MS) {
         int64_t dl = IDLE;
         rx_defer_sent(&d, t, true, IDLE);
-        assert_true(rx_defer_poll(&d, t, &dl));
+        assert_true(rx_defer_poll(&d, &dl));
         assert_true(dl == IDLE);
         rx_defer_reply(&d, t + 1100 + i * 10);
     }
@@ -76,7 +76,7 @@ static void test_deferred_read_ends_with_one_read(void **state)
     /* a wake-up for something else before its end: the adapter stays unwatched and unread */
     int64_t dl = IDLE;
     assert_false(rx_defer_due(&d, until - 1));
-    assert_false(rx_defer_poll(&d, until - 1, &dl));
+    assert_false(rx_defer_poll(&d, &dl));
     assert_true(dl == until);
     /* at its end: read though the poll did not watch it; the reply found is no sample */
     assert_true(rx_defer_due(&d, until + 40));
@@ -84,7 +84,7 @@ static void test_deferred_read_ends_with_one_read(void **state)
     assert_int_equal(d.caught, 1);
     assert_int_equal(d.nrtt, RX_DEFER_TRUST);
     /* watched again from the next poll on */
-    assert_true(rx_defer_poll(&d, until + 50, &dl));
+    assert_true(rx_defer_poll(&d, &dl));
 }
 
 static void test_reply_after_deferral_is_a_sample(void **state)
@@ -96,7 +96,7 @@ static void test_reply_after_deferral_is_a_sample(void **state)
     /* only the ack was in at the end: the reply comes later, read as it came */
     assert_true(rx_defer_due(&d, until));
     int64_t dl = IDLE;
-    assert_true(rx_defer_poll(&d, until + 10, &dl));
+    assert_true(rx_defer_poll(&d, &dl));
     rx_defer_reply(&d, t + 3000);
     assert_int_equal(d.caught, 0);
     assert_int_equal(d.nrtt, RX_DEFER_TRUST + 1);
@@ -111,9 +111,9 @@ static void test_estimate_follows_the_bus(void **state)
     for (int i = 0; i < RX_DEFER_WINDOW; i++, t += 20 * MS) {
         rx_defer_sent(&d, t, true, IDLE);
         int64_t dl = IDLE;
-        if (!rx_defer_poll(&d, t, &dl))
+        if (!rx_defer_poll(&d, &dl))
             assert_true(rx_defer_due(&d, dl)); /* only the ack in at the end */
-        assert_true(rx_defer_poll(&d, t + 4000, &dl));
+        assert_true(rx_defer_poll(&d, &dl));
         rx_defer_reply(&d, t + 4000);
     }
     assert_true(s_until(&d, t) == t + 4000 + RX_DEFER_MARGIN_US);
@@ -151,18 +151,18 @@ static void test_write_ack_read_at_next_bus_deadline(void **state)
     int64_t dl = IDLE;
     /* a write, the next request 35 ms later: the ack waits for that wake-up */
     rx_defer_sent(&d, 0, false, 35 * MS);
-    assert_false(rx_defer_poll(&d, 100, &dl));
+    assert_false(rx_defer_poll(&d, &dl));
     assert_true(dl == 35 * MS);
     assert_true(rx_defer_due(&d, 35 * MS));
     /* nothing queued after it: read within RX_DEFER_WRITE_MAX_US */
     rx_defer_sent(&d, 100 * MS, false, IDLE);
     dl = IDLE;
-    assert_false(rx_defer_poll(&d, 100 * MS, &dl));
+    assert_false(rx_defer_poll(&d, &dl));
     assert_true(dl == 100 * MS + RX_DEFER_WRITE_MAX_US);
     /* a bus deadline already due: not deferred */
     rx_defer_sent(&d, 300 * MS, false, 300 * MS);
     dl = IDLE;
-    assert_true(rx_defer_poll(&d, 300 * MS, &dl));
+    assert_true(rx_defer_poll(&d, &dl));
 }
 
 static void test_adapter_without_acks_never_deferred(void **state)
@@ -176,7 +176,7 @@ static void test_adapter_without_acks_never_deferred(void **state)
         rx_defer_reply(&d, t + 1000);
         rx_defer_sent(&d, t + 5 * MS, false, t + 40 * MS);
         int64_t dl = IDLE;
-        assert_true(rx_defer_poll(&d, t + 5 * MS, &dl));
+        assert_true(rx_defer_poll(&d, &dl));
     }
     assert_int_equal(d.deferred, 0);
 }
@@ -201,7 +201,7 @@ static void s_run(bool defer, int n, const int64_t *x, const int64_t *r, int64_t
         starts[i] = now;
         rx_defer_sent(&d, now, true, bus_sched_deadline(s));
         int64_t arrive = now + x[i] + r[i], dl = IDLE, read_at = arrive;
-        if (!rx_defer_poll(&d, now, &dl)) {
+        if (!rx_defer_poll(&d, &dl)) {
             assert_true(rx_defer_due(&d, dl));
             read_at = dl > arrive ? dl : arrive; /* in at the end, or read when it comes */
         }
