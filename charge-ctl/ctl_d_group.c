@@ -33,7 +33,7 @@ int ctld_group_setup(ctl_daemon_t *d, int64_t now)
     d->n_units = g->n > 1 ? g->n : 1;
     d->own = 0;
     ctl_group_run_init(&d->grun, now);
-    snprintf(d->t_group, sizeof d->t_group, "%s/ctl/%d/group", d->set.topic_main, d->set.id);
+    snprintf(d->t_group, sizeof d->t_group, "%s/ctl/%d/group", d->set.site.topic_main, d->set.id);
     if (!ctld_is_group(d))
         return 0;
     for (int i = 0; i < g->n; i++) {

@@ -108,7 +108,7 @@ void ctld_group_subscribe(ctl_daemon_t *d, struct mosquitto *mosq)
         if (d->set.group.gw[i])
             continue;
         snprintf(d->units[i].t_state, sizeof d->units[i].t_state, "%s/inv/%d/state/set",
-                 d->set.topic_main, d->set.group.dev[i]);
+                 d->set.site.topic_main, d->set.group.dev[i]);
         mosquitto_subscribe(mosq, NULL, d->units[i].t_state, 1);
     }
 }

@@ -175,11 +175,11 @@ static void s_publish_discovery(ctl_daemon_t *d)
 {
     if (!mqtt_conn_connected(d->mq))
         return;
-    ctld_ha_ctx_t ctx = {.prefix = d->set.ha_prefix,
-                         .topic_main = d->set.topic_main,
+    ctld_ha_ctx_t ctx = {.prefix = d->set.site.ha_prefix,
+                         .topic_main = d->set.site.topic_main,
                          .node = d->node,
-                         .avail_online = d->set.pl_online,
-                         .avail_offline = d->set.pl_offline,
+                         .avail_online = d->set.site.pl_online,
+                         .avail_offline = d->set.site.pl_offline,
                          .sw_version = BIC_VERSION,
                          .dev = d->set.id};
     ctld_switch_t sw[SURPLUS_MAX_SWITCHES];
@@ -197,9 +197,9 @@ static void s_publish_discovery(ctl_daemon_t *d)
         log_error("cannot build the discovery messages (out of memory)");
     } else {
         for (size_t i = 0; i < list.count; i++)
-            ctld_publish(d, list.msgs[i].topic, d->set.ha_discovery ? list.msgs[i].payload : "", 1,
-                         true);
-        if (d->set.ha_discovery)
+            ctld_publish(d, list.msgs[i].topic,
+                         d->set.site.ha_discovery ? list.msgs[i].payload : "", 1, true);
+        if (d->set.site.ha_discovery)
             log_info("published %zu discovery entities", list.count);
     }
     ctld_list_clear(&list);
@@ -230,7 +230,7 @@ void ctld_publish_fault(ctl_daemon_t *d, bool force)
 void ctld_publish_all(ctl_daemon_t *d, int64_t now)
 {
     s_publish_discovery(d);
-    ctld_publish(d, d->t_avail, d->set.pl_online, 1, true);
+    ctld_publish(d, d->t_avail, d->set.site.pl_online, 1, true);
     d->soc_pub_valid = false;
     ctld_publish_status(d, now, true);
     ctld_publish_fault(d, true);

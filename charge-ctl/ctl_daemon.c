@@ -150,8 +150,8 @@ static void s_subscribe_all(ctl_daemon_t *d)
     mosquitto_subscribe(mosq, NULL, d->t_state_cmd, 1);
     ctld_group_subscribe(d, mosq);
     mosquitto_subscribe(mosq, NULL, d->t_avail, 1);
-    if (d->set.ha_discovery)
-        mosquitto_subscribe(mosq, NULL, d->set.ha_status, 1);
+    if (d->set.site.ha_discovery)
+        mosquitto_subscribe(mosq, NULL, d->set.site.ha_status, 1);
 }
 
 static void s_on_connect(mqtt_conn_t *c, void *user, int rc)
@@ -207,11 +207,11 @@ static void s_on_message(struct mosquitto *mosq, void *obj, const struct mosquit
         ctld_on_state_cmd(d, m);
     } else if (strcmp(m->topic, d->t_avail) == 0) {
         /* A previous instance's will can arrive after this one said it runs. */
-        size_t n = strlen(d->set.pl_online);
-        bool ours = m->payloadlen == (int)n && memcmp(m->payload, d->set.pl_online, n) == 0;
+        size_t n = strlen(d->set.site.pl_online);
+        bool ours = m->payloadlen == (int)n && memcmp(m->payload, d->set.site.pl_online, n) == 0;
         if (!ours && !d->link.stopping)
-            ctld_publish(d, d->t_avail, d->set.pl_online, 1, true);
-    } else if (d->set.ha_discovery && strcmp(m->topic, d->set.ha_status) == 0) {
+            ctld_publish(d, d->t_avail, d->set.site.pl_online, 1, true);
+    } else if (d->set.site.ha_discovery && strcmp(m->topic, d->set.site.ha_status) == 0) {
         if (m->payloadlen == 6 && memcmp(m->payload, "online", 6) == 0) {
             /* A short random delay spreads the burst when many clients react at once. */
             d->republish_at = mono_ms() + 1000 + (int64_t)(random() % 2000);
@@ -230,7 +230,7 @@ static void s_on_log(mqtt_conn_t *c, void *user, int level, const char *str)
 
 static void s_topics(ctl_daemon_t *d)
 {
-    const char *t = d->set.topic_main;
+    const char *t = d->set.site.topic_main;
     int id = d->set.id;
     snprintf(d->t_status, sizeof d->t_status, "%s/inv/%d/control", t, id);
     snprintf(d->t_cmd, sizeof d->t_cmd, "%s/inv/%d/control/set", t, id);
@@ -262,13 +262,7 @@ static int s_reload(ctl_daemon_t *d, char *err, size_t n)
         log_warn("config reload: the controlled device stays %d until a restart (the file now "
                  "names %d first)",
                  os->id, ns->id);
-    const mqtt_conn_cfg_t *nm = &ns->mqtt, *om = &os->mqtt;
-    if (strcmp(nm->host, om->host) || nm->port != om->port || strcmp(nm->user, om->user) ||
-        strcmp(nm->pass, om->pass) || strcmp(ns->topic_main, os->topic_main) ||
-        strcmp(ns->ha_prefix, os->ha_prefix) || strcmp(ns->ha_status, os->ha_status) ||
-        ns->ha_discovery != os->ha_discovery || strcmp(nm->tls_ca, om->tls_ca) ||
-        strcmp(ns->pl_online, os->pl_online) || strcmp(ns->pl_offline, os->pl_offline) ||
-        nm->keepalive_s != om->keepalive_s)
+    if (!mqtt_conn_cfg_equal(&ns->mqtt, &os->mqtt) || !mqtt_site_equal(&ns->site, &os->site))
         log_warn("config reload: [MQTT] connection, topic and discovery settings take effect "
                  "after a restart");
     if (ns->group.n != os->group.n || memcmp(ns->group.dev, os->group.dev, sizeof ns->group.dev) ||
@@ -357,7 +351,7 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
                  "(the gateway's control lease admits one controller)",
                  d->set.n_ids, d->set.id);
     d->config_path = strdup(config_path ? config_path : CONFIG_DEFAULT_PATH);
-    mqtt_node_id(d->set.topic_main, d->node, sizeof d->node);
+    mqtt_node_id(d->set.site.topic_main, d->node, sizeof d->node);
     snprintf(d->client, sizeof d->client, "charge-ctl-%d-%ld", d->set.id, (long)getpid());
     ctl_link_init(&d->link, d->set.id, d->client, d->set.lease_ttl_s, mono_ms());
     s_topics(d);
@@ -384,7 +378,7 @@ ctl_daemon_t *ctl_daemon_new(const config_t *cfg, const char *config_path, char 
                                .on_connect_failed = s_on_connect_failed,
                                .on_log = s_on_log};
     d->mq = mqtt_conn_new(&d->set.mqtt, d->set.client_id, MQTT_PROTOCOL_V311, d->t_avail,
-                          d->set.pl_offline, &hooks, d, err, errlen);
+                          d->set.site.pl_offline, &hooks, d, err, errlen);
     if (!d->mq)
         goto fail;
     struct mosquitto *mosq = mqtt_conn_mosq(d->mq);
@@ -543,7 +537,7 @@ static void s_close_mqtt(ctl_daemon_t *d)
         }
     }
     if (mosquitto_publish(mqtt_conn_mosq(d->mq), &d->offline_mid, d->t_avail,
-                          (int)strlen(d->set.pl_offline), d->set.pl_offline, 1,
+                          (int)strlen(d->set.site.pl_offline), d->set.site.pl_offline, 1,
                           true) == MOSQ_ERR_SUCCESS) {
         int64_t deadline = mono_ms() + FLUSH_MS;
         while (!d->offline_acked && mqtt_conn_connected(d->mq) && mono_ms() < deadline)

@@ -26,17 +26,8 @@ int ctl_settings_load(const config_t *cfg, settings_t *s, char *err, size_t n)
 {
     memset(s, 0, sizeof *s);
     const char *cc = "CHARGE_CONTROL";
-    ctl_copy_text(s->topic_main, sizeof s->topic_main, config_str(cfg, "MQTT", "TopicMain"));
-    ctl_copy_text(s->ha_prefix, sizeof s->ha_prefix, config_str(cfg, "MQTT", "HaPrefix"));
-    ctl_copy_text(s->ha_status, sizeof s->ha_status, config_str(cfg, "MQTT", "HaStatusTopic"));
-    s->ha_discovery = config_bool(cfg, "MQTT", "HaDiscovery");
-    ctl_copy_text(s->pl_online, sizeof s->pl_online, config_str(cfg, "MQTT", "StatePayloadOnline"));
-    ctl_copy_text(s->pl_offline, sizeof s->pl_offline,
-                  config_str(cfg, "MQTT", "StatePayloadOffline"));
-    if (!s->topic_main[0]) {
-        snprintf(err, n, "[MQTT] TopicMain is empty");
+    if (mqtt_site_from_config(cfg, &s->site, err, n) != 0)
         return -1;
-    }
     if (mqtt_conn_cfg_from_config(cfg, &s->mqtt, err, n) != 0)
         return -1;
 

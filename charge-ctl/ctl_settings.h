@@ -19,12 +19,7 @@
 
 typedef struct {
     /* MQTT */
-    char topic_main[256];
-    char ha_prefix[256];
-    char ha_status[256];
-    bool ha_discovery;
-    char pl_online[65];
-    char pl_offline[65];
+    mqtt_site_t site;     /* topics and payloads */
     mqtt_conn_cfg_t mqtt; /* broker, credentials, TLS */
     char client_id[160];
     /* controller */

@@ -103,6 +103,37 @@ int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *e
     return 0;
 }
 
+int mqtt_site_from_config(const config_t *cfg, mqtt_site_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    s_copy(out->topic_main, sizeof out->topic_main, config_str(cfg, "MQTT", "TopicMain"));
+    s_copy(out->ha_prefix, sizeof out->ha_prefix, config_str(cfg, "MQTT", "HaPrefix"));
+    s_copy(out->ha_status, sizeof out->ha_status, config_str(cfg, "MQTT", "HaStatusTopic"));
+    out->ha_discovery = config_bool(cfg, "MQTT", "HaDiscovery");
+    s_copy(out->pl_online, sizeof out->pl_online, config_str(cfg, "MQTT", "StatePayloadOnline"));
+    s_copy(out->pl_offline, sizeof out->pl_offline, config_str(cfg, "MQTT", "StatePayloadOffline"));
+    if (!out->topic_main[0]) {
+        snprintf(err, errlen, "[MQTT] TopicMain is empty");
+        return -1;
+    }
+    return 0;
+}
+
+bool mqtt_conn_cfg_equal(const mqtt_conn_cfg_t *a, const mqtt_conn_cfg_t *b)
+{
+    return strcmp(a->host, b->host) == 0 && a->port == b->port && strcmp(a->user, b->user) == 0 &&
+           strcmp(a->pass, b->pass) == 0 && a->keepalive_s == b->keepalive_s &&
+           strcmp(a->tls_ca, b->tls_ca) == 0 && strcmp(a->tls_cert, b->tls_cert) == 0 &&
+           strcmp(a->tls_key, b->tls_key) == 0;
+}
+
+bool mqtt_site_equal(const mqtt_site_t *a, const mqtt_site_t *b)
+{
+    return strcmp(a->topic_main, b->topic_main) == 0 && strcmp(a->ha_prefix, b->ha_prefix) == 0 &&
+           strcmp(a->ha_status, b->ha_status) == 0 && a->ha_discovery == b->ha_discovery &&
+           strcmp(a->pl_online, b->pl_online) == 0 && strcmp(a->pl_offline, b->pl_offline) == 0;
+}
+
 void mqtt_node_id(const char *topic_main, char *out, size_t outlen)
 {
     if (!outlen)

@@ -52,6 +52,26 @@ typedef struct {
     TLS file named there is not a readable regular file. */
 int mqtt_conn_cfg_from_config(const config_t *cfg, mqtt_conn_cfg_t *out, char *err, size_t errlen);
 
+/*  True when a and b are the same in every field (a reload that changes any needs a new
+    connection, which is made at the next start). */
+bool mqtt_conn_cfg_equal(const mqtt_conn_cfg_t *a, const mqtt_conn_cfg_t *b);
+
+/*  The [MQTT] topics and payloads both programs publish under. */
+typedef struct {
+    char topic_main[256]; /* TopicMain */
+    char ha_prefix[256];  /* HaPrefix */
+    char ha_status[256];  /* HaStatusTopic */
+    bool ha_discovery;    /* HaDiscovery */
+    char pl_online[65];   /* StatePayloadOnline */
+    char pl_offline[65];  /* StatePayloadOffline */
+} mqtt_site_t;
+
+/*  Reads them into out. 0, or -1 with a message in err (an empty TopicMain). */
+int mqtt_site_from_config(const config_t *cfg, mqtt_site_t *out, char *err, size_t errlen);
+
+/*  True when a and b are the same in every field. */
+bool mqtt_site_equal(const mqtt_site_t *a, const mqtt_site_t *b);
+
 /*  The Home Assistant node id of an installation: TopicMain with every character outside
     [A-Za-z0-9_-] replaced by '_', cut to outlen - 1. The bridge's devices and the
     controller's (via_device) must agree on it. */

@@ -32,12 +32,8 @@ void br_copy(char *dst, size_t n, const char *src)
 static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
 {
     memset(s, 0, sizeof *s);
-    br_copy(s->topic_main, sizeof s->topic_main, config_str(cfg, "MQTT", "TopicMain"));
-    br_copy(s->ha_prefix, sizeof s->ha_prefix, config_str(cfg, "MQTT", "HaPrefix"));
-    br_copy(s->ha_status, sizeof s->ha_status, config_str(cfg, "MQTT", "HaStatusTopic"));
-    s->ha_discovery = config_bool(cfg, "MQTT", "HaDiscovery");
-    br_copy(s->pl_online, sizeof s->pl_online, config_str(cfg, "MQTT", "StatePayloadOnline"));
-    br_copy(s->pl_offline, sizeof s->pl_offline, config_str(cfg, "MQTT", "StatePayloadOffline"));
+    if (mqtt_site_from_config(cfg, &s->site, err, n) != 0)
+        return -1;
     s->publish_period_s = (int)config_int(cfg, "MQTT", "PublishPeriodSec");
     s->lease_ttl_s = (int)config_int(cfg, "MQTT", "ManualLeaseTtlSec");
     int ids[CONFIG_MAX_IDS];
@@ -66,10 +62,6 @@ static int s_settings(const config_t *cfg, settings_t *s, char *err, size_t n)
     }
 
     mqtt_client_id(config_str(cfg, "MQTT", "AppId"), "bridge", s->client_id, sizeof s->client_id);
-    if (!s->topic_main[0]) {
-        snprintf(err, n, "[MQTT] TopicMain is empty");
-        return -1;
-    }
     return mqtt_conn_cfg_from_config(cfg, &s->mqtt, err, n);
 }
 
@@ -88,12 +80,7 @@ int br_reload(bridge_t *b, char *err, size_t n)
     log_setup_from_config(cfg, "bic-mqtt-bridge");
     config_destroy(&cfg);
     /* What needs a new connection or a new topic tree takes effect at the next start. */
-    const mqtt_conn_cfg_t *nm = &ns.mqtt, *om = &b->set.mqtt;
-    if (strcmp(nm->host, om->host) || nm->port != om->port || strcmp(nm->user, om->user) ||
-        strcmp(nm->pass, om->pass) || strcmp(ns.topic_main, b->set.topic_main) ||
-        strcmp(ns.ha_prefix, b->set.ha_prefix) || strcmp(ns.ha_status, b->set.ha_status) ||
-        ns.ha_discovery != b->set.ha_discovery || strcmp(nm->tls_ca, om->tls_ca) ||
-        strcmp(ns.pl_online, b->set.pl_online) || strcmp(ns.pl_offline, b->set.pl_offline))
+    if (!mqtt_conn_cfg_equal(&ns.mqtt, &b->set.mqtt) || !mqtt_site_equal(&ns.site, &b->set.site))
         log_warn("config reload: [MQTT] connection, topic and discovery settings take effect "
                  "after a restart");
     settings_t old = b->set;
@@ -149,7 +136,7 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     if (s_settings(cfg, &b->set, err, errlen) != 0)
         goto fail;
     b->config_path = strdup(config_path ? config_path : CONFIG_DEFAULT_PATH);
-    mqtt_node_id(b->set.topic_main, b->node, sizeof b->node);
+    mqtt_node_id(b->set.site.topic_main, b->node, sizeof b->node);
     b->dynamic = b->set.nids == 0;
     b->start_wall = time(NULL);
     b->gw_last_ms = mono_ms();
@@ -169,13 +156,13 @@ bridge_t *bridge_new(const config_t *cfg, const char *config_path, char *err, si
     /* MQTT v5 for response topics and correlation data on commands; a broker that only
      * speaks 3.1.1 makes the bridge fall back (br_on_connect). */
     char topic[600];
-    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
+    snprintf(topic, sizeof topic, "%s/sys/state", b->set.site.topic_main);
     mqtt_conn_hooks_t hooks = {.on_connect = br_on_connect,
                                .on_disconnect = br_on_disconnect,
                                .on_connect_failed = br_on_connect_failed,
                                .on_log = br_on_log};
     b->mq = mqtt_conn_new(&b->set.mqtt, b->set.client_id, MQTT_PROTOCOL_V5, topic,
-                          b->set.pl_offline, &hooks, b, err, errlen);
+                          b->set.site.pl_offline, &hooks, b, err, errlen);
     if (!b->mq)
         goto fail;
     struct mosquitto *mosq = mqtt_conn_mosq(b->mq);
@@ -271,7 +258,7 @@ static void s_timers(bridge_t *b, int64_t now)
 {
     if (b->charge_sub && now >= b->charge_hold_until && mqtt_conn_connected(b->mq)) {
         char topic[600];
-        snprintf(topic, sizeof topic, "%s/inv/+/charge", b->set.topic_main);
+        snprintf(topic, sizeof topic, "%s/inv/+/charge", b->set.site.topic_main);
         mosquitto_unsubscribe(mqtt_conn_mosq(b->mq), NULL, topic);
         b->charge_sub = false;
     }
@@ -365,10 +352,10 @@ static void s_shutdown(bridge_t *b)
     if (!mqtt_conn_connected(b->mq))
         return;
     char topic[600];
-    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
+    snprintf(topic, sizeof topic, "%s/sys/state", b->set.site.topic_main);
     /* The broker drops the will on a clean disconnect: say offline ourselves. */
     if (mosquitto_publish(mqtt_conn_mosq(b->mq), &b->offline_mid, topic,
-                          (int)strlen(b->set.pl_offline), b->set.pl_offline, 1,
+                          (int)strlen(b->set.site.pl_offline), b->set.site.pl_offline, 1,
                           true) == MOSQ_ERR_SUCCESS) {
         int64_t deadline = mono_ms() + SHUTDOWN_FLUSH_MS;
         while (!b->offline_acked && mqtt_conn_connected(b->mq) && mono_ms() < deadline)
@@ -382,9 +369,9 @@ static void s_shutdown(bridge_t *b)
 
 int bridge_run(bridge_t *b)
 {
-    log_info("bridge for %s on %s:%d, gateway %s, %zu configured device(s)%s", b->set.topic_main,
-             b->set.mqtt.host, b->set.mqtt.port, gw_client_endpoint(b->gw), b->set.nids,
-             b->dynamic ? " (serving every device the gateway reports)" : "");
+    log_info("bridge for %s on %s:%d, gateway %s, %zu configured device(s)%s",
+             b->set.site.topic_main, b->set.mqtt.host, b->set.mqtt.port, gw_client_endpoint(b->gw),
+             b->set.nids, b->dynamic ? " (serving every device the gateway reports)" : "");
     mqtt_conn_start(b->mq, mono_ms());
     sdnotify_ready();
     while (!sigflag_stop()) {

@@ -252,7 +252,7 @@ void br_on_pub(bridge_t *b, const char *topic, cJSON *msg, int64_t now)
         char *p = s ? cJSON_PrintUnformatted(msg) : NULL;
         if (p) {
             char t[600];
-            snprintf(t, sizeof t, "%s/inv/%d/event", b->set.topic_main, dev);
+            snprintf(t, sizeof t, "%s/inv/%d/event", b->set.site.topic_main, dev);
             br_publish(b, t, p, 0, false);
         }
         free(p);

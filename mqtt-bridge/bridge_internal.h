@@ -39,12 +39,7 @@
 /* Seed topics per device, in publishing order. */
 enum { PUB_AVAIL, PUB_INFO, PUB_STATE, PUB_CHARGE, PUB_FAULT, PUB_COUNT };
 typedef struct {
-    char topic_main[256];
-    char ha_prefix[256];
-    char ha_status[256];
-    bool ha_discovery;
-    char pl_online[65];
-    char pl_offline[65];
+    mqtt_site_t site; /* topics and payloads: applied at start only */
     int publish_period_s;
     int lease_ttl_s;
     int ids[MAX_DEVS];

@@ -177,8 +177,8 @@ static void s_on_surplus(bridge_t *b, const struct mosquitto_message *m, int dev
 /* `<T>` MID `<id>` SUFFIX (e.g. "/inv/", "/charge") -> id, or -1. */
 static int s_topic_dev(const bridge_t *b, const char *topic, const char *mid, const char *suffix)
 {
-    size_t tl = strlen(b->set.topic_main), ml = strlen(mid);
-    if (strncmp(topic, b->set.topic_main, tl) != 0 || strncmp(topic + tl, mid, ml) != 0)
+    size_t tl = strlen(b->set.site.topic_main), ml = strlen(mid);
+    if (strncmp(topic, b->set.site.topic_main, tl) != 0 || strncmp(topic + tl, mid, ml) != 0)
         return -1;
     const char *num = topic + tl + ml;
     char *end;
@@ -266,25 +266,25 @@ void br_on_connect(mqtt_conn_t *c, void *user, int rc)
     log_info("connected to %s:%d as %s", b->set.mqtt.host, b->set.mqtt.port, b->set.client_id);
     char topic[600];
     for (int k = 0; k < BCMD_KINDS; k++) {
-        snprintf(topic, sizeof topic, "%s/inv/+/%s/set", b->set.topic_main,
+        snprintf(topic, sizeof topic, "%s/inv/+/%s/set", b->set.site.topic_main,
                  bcmd_kind_name((bcmd_kind_t)k));
         mosquitto_subscribe(mosq, NULL, topic, 1);
     }
-    snprintf(topic, sizeof topic, "%s/ctl/+/soc", b->set.topic_main);
+    snprintf(topic, sizeof topic, "%s/ctl/+/soc", b->set.site.topic_main);
     mosquitto_subscribe(mosq, NULL, topic, 0);
-    snprintf(topic, sizeof topic, "%s/ctl/+/surplus", b->set.topic_main);
+    snprintf(topic, sizeof topic, "%s/ctl/+/surplus", b->set.site.topic_main);
     mosquitto_subscribe(mosq, NULL, topic, 0);
-    snprintf(topic, sizeof topic, "%s/inv/+/control/set", b->set.topic_main);
+    snprintf(topic, sizeof topic, "%s/inv/+/control/set", b->set.site.topic_main);
     mosquitto_subscribe(mosq, NULL, topic, 1);
     /* Before anything is published: the broker delivers the retained `charge` messages
      * (energy counters of the previous run) before it stores our new ones. */
-    snprintf(topic, sizeof topic, "%s/inv/+/charge", b->set.topic_main);
+    snprintf(topic, sizeof topic, "%s/inv/+/charge", b->set.site.topic_main);
     mosquitto_subscribe(mosq, NULL, topic, 1);
-    if (b->set.ha_discovery)
-        mosquitto_subscribe(mosq, NULL, b->set.ha_status, 1);
+    if (b->set.site.ha_discovery)
+        mosquitto_subscribe(mosq, NULL, b->set.site.ha_status, 1);
     /* Our own discovery topics: stale ones (devices no longer configured, or all of them
      * when discovery is off) arrive retained and are cleared. */
-    snprintf(topic, sizeof topic, "%s/+/%s/+/config", b->set.ha_prefix, b->node);
+    snprintf(topic, sizeof topic, "%s/+/%s/+/config", b->set.site.ha_prefix, b->node);
     mosquitto_subscribe(mosq, NULL, topic, 1);
     b->charge_hold_until = mono_ms() + 1000;
     b->charge_sub = true;
@@ -318,11 +318,11 @@ void br_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_mes
     bridge_t *b = mqtt_conn_user(obj);
     int dev;
     bcmd_kind_t kind;
-    if (bcmd_topic_parse(m->topic, b->set.topic_main, &dev, &kind)) {
+    if (bcmd_topic_parse(m->topic, b->set.site.topic_main, &dev, &kind)) {
         s_on_command(b, m, props, dev, kind);
         return;
     }
-    if (b->set.ha_discovery && strcmp(m->topic, b->set.ha_status) == 0) {
+    if (b->set.site.ha_discovery && strcmp(m->topic, b->set.site.ha_status) == 0) {
         if (m->payloadlen == 6 && memcmp(m->payload, "online", 6) == 0) {
             /* A short random delay spreads the burst when many clients react at once. */
             b->republish_at = mono_ms() + 1000 + (int64_t)(random() % 2000);
@@ -334,7 +334,7 @@ void br_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_mes
     if (ha_topic_dev(&ctx, m->topic, &dev)) {
         if (m->payloadlen == 0)
             return;
-        bool keep = b->set.ha_discovery && (dev < 0 || b->dynamic || br_slot(b, dev, false));
+        bool keep = b->set.site.ha_discovery && (dev < 0 || b->dynamic || br_slot(b, dev, false));
         if (!keep) {
             log_info("removing stale discovery entity %s", m->topic);
             br_publish(b, m->topic, "", 1, true);

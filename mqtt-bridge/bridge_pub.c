@@ -37,11 +37,11 @@ static uint64_t s_fnv(uint64_t h, const char *s)
 
 ha_ctx_t br_ha_ctx(const bridge_t *b)
 {
-    ha_ctx_t c = {.prefix = b->set.ha_prefix,
-                  .topic_main = b->set.topic_main,
+    ha_ctx_t c = {.prefix = b->set.site.ha_prefix,
+                  .topic_main = b->set.site.topic_main,
                   .node = b->node,
-                  .avail_online = b->set.pl_online,
-                  .avail_offline = b->set.pl_offline,
+                  .avail_online = b->set.site.pl_online,
+                  .avail_offline = b->set.site.pl_offline,
                   .sw_version = BIC_VERSION};
     return c;
 }
@@ -183,7 +183,7 @@ static uint64_t s_disc_inputs(const dev_view_t *dv)
 
 static void s_publish_discovery(bridge_t *b, slot_t *s)
 {
-    if (!b->set.ha_discovery || !mqtt_conn_connected(b->mq))
+    if (!b->set.site.ha_discovery || !mqtt_conn_connected(b->mq))
         return;
     uint64_t inputs = s_disc_inputs(s->dv);
     if (s->disc_hash && inputs == s->disc_inputs)
@@ -211,7 +211,7 @@ static void s_publish_discovery(bridge_t *b, slot_t *s)
 
 static void s_publish_bridge_discovery(bridge_t *b)
 {
-    if (!b->set.ha_discovery || !mqtt_conn_connected(b->mq) || b->bridge_disc_hash)
+    if (!b->set.site.ha_discovery || !mqtt_conn_connected(b->mq) || b->bridge_disc_hash)
         return;
     ha_ctx_t ctx = br_ha_ctx(b);
     ha_list_t list = {0};
@@ -283,7 +283,7 @@ void br_publish_device(bridge_t *b, slot_t *s, int64_t now)
             continue;
         }
         char topic[600];
-        snprintf(topic, sizeof topic, "%s/inv/%d/%s", b->set.topic_main, dev, s_pub_names[i]);
+        snprintf(topic, sizeof topic, "%s/inv/%d/%s", b->set.site.topic_main, dev, s_pub_names[i]);
         if (br_publish(b, topic, p, i == PUB_AVAIL ? 1 : 0, true) == 0) {
             free(s->last[i]);
             s->last[i] = p;
@@ -360,7 +360,7 @@ void br_publish_app(bridge_t *b, int64_t now)
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (s)
-        br_publish(b, b->set.topic_main, s, 0, true);
+        br_publish(b, b->set.site.topic_main, s, 0, true);
     free(s);
     b->next_app = now + APP_PERIOD_MS;
 }
@@ -376,8 +376,8 @@ void br_publish_all(bridge_t *b, int64_t now)
     /* The bridge's own availability too: after Home Assistant's birth message the broker
      * may have lost every retained message, this one included. */
     char topic[600];
-    snprintf(topic, sizeof topic, "%s/sys/state", b->set.topic_main);
-    br_publish(b, topic, b->set.pl_online, 1, true);
+    snprintf(topic, sizeof topic, "%s/sys/state", b->set.site.topic_main);
+    br_publish(b, topic, b->set.site.pl_online, 1, true);
     for (int d = 0; d < MAX_DEVS; d++)
         if (b->slots[d].dv)
             br_publish_device(b, &b->slots[d], now);
@@ -397,7 +397,7 @@ void br_unpublish_device(bridge_t *b, int dev)
     ha_list_clear(&list);
     for (int i = 0; i < PUB_COUNT; i++) {
         char topic[600];
-        snprintf(topic, sizeof topic, "%s/inv/%d/%s", b->set.topic_main, dev, s_pub_names[i]);
+        snprintf(topic, sizeof topic, "%s/inv/%d/%s", b->set.site.topic_main, dev, s_pub_names[i]);
         br_publish(b, topic, "", 1, true);
     }
     log_info("dev %d: removed from the configuration; its retained topics are cleared", dev);

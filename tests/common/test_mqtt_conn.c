@@ -113,6 +113,42 @@ static void test_cfg(void **state)
     config_destroy(&cfg);
 }
 
+/* The topics both daemons publish under, and what a reload compares to warn that a change
+ * needs a restart. */
+static void test_site_and_reload_compare(void **state)
+{
+    (void)state;
+    char err[256];
+    config_t *cfg = load_text("[MQTT]\nTopicMain = home/bat\nHaDiscovery = 0\n"
+                              "HaPrefix = ha\nStatePayloadOnline = up\n");
+    mqtt_site_t a, b;
+    assert_int_equal(mqtt_site_from_config(cfg, &a, err, sizeof err), 0);
+    assert_string_equal(a.topic_main, "home/bat");
+    assert_string_equal(a.ha_prefix, "ha");
+    assert_string_equal(a.ha_status, "homeassistant/status");
+    assert_false(a.ha_discovery);
+    assert_string_equal(a.pl_online, "up");
+    assert_string_equal(a.pl_offline, "offline");
+    b = a;
+    assert_true(mqtt_site_equal(&a, &b));
+    snprintf(b.pl_offline, sizeof b.pl_offline, "gone");
+    assert_false(mqtt_site_equal(&a, &b));
+    b = a;
+    b.ha_discovery = true;
+    assert_false(mqtt_site_equal(&a, &b));
+
+    mqtt_conn_cfg_t c, d;
+    assert_int_equal(mqtt_conn_cfg_from_config(cfg, &c, err, sizeof err), 0);
+    d = c;
+    assert_true(mqtt_conn_cfg_equal(&c, &d));
+    d.keepalive_s++;
+    assert_false(mqtt_conn_cfg_equal(&c, &d));
+    d = c;
+    snprintf(d.tls_key, sizeof d.tls_key, "/other.key");
+    assert_false(mqtt_conn_cfg_equal(&c, &d));
+    config_destroy(&cfg);
+}
+
 static void test_node_id(void **state)
 {
     char out[64];
@@ -370,11 +406,9 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cfg),
-        cmocka_unit_test(test_node_id),
-        cmocka_unit_test(test_client_id),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_connection_life),
+        cmocka_unit_test(test_cfg),           cmocka_unit_test(test_site_and_reload_compare),
+        cmocka_unit_test(test_node_id),       cmocka_unit_test(test_client_id),
+        cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_connection_life),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
