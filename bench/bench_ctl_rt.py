@@ -17,7 +17,12 @@ reading (every device's new command on the bus); target p99 < 50 ms for that. Th
 from one device's first write frame to the next device's shows where that time goes. With
 --broadcast the gateway has [GATEWAY] BroadcastWrites = 1: the group's identical writes go
 as one frame to the broadcast ID (counted as a write to every device of the group; the
-figures add the readings whose writes went as broadcast frames).
+figures add the readings whose writes went as broadcast frames). On one gateway it also
+counts, from the frame log, the reads on the bus between the group's first and last write
+frame, the readings that found a device busy with a command of another step (a setpoint
+write within 300 ms before the reading, or two writes to one device after it: the device's
+new command waits for the gateway's answer to the one before), and the requests the gateway
+served ahead of their priority meanwhile (the `aged` counter of its `gw` message).
 
 With --gateways 2 the group is device 0 on each of two buses ([CHARGE_CONTROL] Id/0/Devices =
 0,0@1): a second bic-sim on its own pty behind a second gateway on tcp://127.0.0.1 with CURVE
@@ -108,6 +113,35 @@ def writes_within(sim, t_pub, window_s, units=()):
             if to == BROADCAST:
                 out.setdefault(BROADCAST, []).append(t)
     return out
+
+
+def writes_before(sim, t_pub, window_s):
+    """Whether the simulator received a setpoint write within window_s before t_pub: a
+    command of the step before still on the bus (its read-backs follow it) when the reading
+    came."""
+    t0 = time.monotonic()
+    frames = sim.control.frames(512)
+    now = (t0 + time.monotonic()) / 2
+    for f in frames:
+        data = bytes.fromhex(f["data"])
+        if f["dir"] != "rx" or f["dlc"] <= 2 or (data[0] | data[1] << 8) not in WRITES:
+            continue
+        if t_pub - window_s <= now - f["age_ms"] / 1000.0 < t_pub:
+            return True
+    return False
+
+
+def reads_between(sim, t_from, t_to):
+    """The read requests the simulator received strictly between two times (the frames that
+    went on the bus between the group's first and last setpoint write), asked at once."""
+    t0 = time.monotonic()
+    frames = sim.control.frames(512)
+    now = (t0 + time.monotonic()) / 2
+    n = 0
+    for f in frames:
+        if f["dir"] == "rx" and f["dlc"] == 2 and t_from < now - f["age_ms"] / 1000.0 < t_to:
+            n += 1
+    return n
 
 
 def second_commands(sim, t_pub, window_s):
@@ -237,6 +271,8 @@ def main():
     if a.broadcast:
         gw_keys["BroadcastWrites"] = 1
     bcast_readings = 0
+    between = []  # one gateway: reads on the bus between the group's first and last write
+    busy_at = []  # one gateway: a device with a command of another step on the bus
     with Stack(start_s=0, speed=1, relay=False, ctl=ctl, units=units, device=device,
                gateway=gw_keys) as s:
         sims = [s.sim]
@@ -255,6 +291,7 @@ def main():
         harness.wait_for(export_800, timeout=15, interval=0.5, what="charging")
         time.sleep(3)
         _, cpu0 = footprint(s.ctl.pid)
+        aged0 = s.gw_health()["aged"]
         wall0 = time.monotonic()
         for i in range(a.count):
             # Publish when the controller acts on a new reading at once: the device has
@@ -286,6 +323,12 @@ def main():
                 lat.append((min(min(v) for v in w.values()) - t_pub) * 1000.0)
                 lat_all.append((max(max(v) for v in w.values()) - t_pub) * 1000.0)
                 firsts = sorted(min(v) for v in w.values())
+                if a.gateways == 1 and len(firsts) > 1:
+                    last = max(max(v) for v in w.values())
+                    between.append(reads_between(s.sim, firsts[0], last))
+                if a.gateways == 1:
+                    busy_at.append(writes_before(s.sim, t_pub, 0.3) or
+                                   any(len(v) > 1 for v in w.values()))
                 spacing += [(b - a) * 1000.0 for a, b in zip(firsts, firsts[1:])]
                 devs_written.append(len(w))
                 continue
@@ -296,6 +339,7 @@ def main():
                 lat.append((t - t_pub) * 1000.0)
         rss_kb, cpu1 = footprint(s.ctl.pid)
         cpu_pct = 100.0 * (cpu1 - cpu0) / (time.monotonic() - wall0)
+        aged = s.gw_health()["aged"] - aged0
         violations = sum(sim.control.counters()["bus"]["pacing_violations"] for sim in sims)
         takeover = [] if not a.takeover else measure_takeover(s, gw1, a.takeover)
     if not lat:
@@ -325,6 +369,19 @@ def main():
             print("readings where a device got a second command within the 500 ms (its frame "
                   "then counts as the group's last): %d%s"
                   % (len(seconds), "".join(" (reading %d at %.1f ms)" % s for s in seconds)))
+        if between:
+            print("reads on the bus between the group's first and last write frame: p50 %d  "
+                  "max %d; requests the gateway served ahead of their priority (aged): %d"
+                  % (pct(between, 50), max(between), aged))
+        if busy_at:
+            idle = [t for t, b in zip(lat_all, busy_at) if not b]
+            busy = [t for t, b in zip(lat_all, busy_at) if b]
+            print("readings that found a device busy with another command (a write within 300 "
+                  "ms before them, or two to one device after): %d of %d; to the last frame "
+                  "p50 / max ms: without "
+                  "%s, with %s" % (len(busy), len(lat_all),
+                                   "%.1f / %.1f" % (pct(idle, 50), max(idle)) if idle else "-",
+                                   "%.1f / %.1f" % (pct(busy, 50), max(busy)) if busy else "-"))
         if a.broadcast:
             print("readings whose writes went as a broadcast frame: %d of %d"
                   % (bcast_readings, len(lat_all)))
@@ -339,10 +396,11 @@ def main():
               "first_p99_ms=%.1f all_p50_ms=%.1f all_p99_ms=%.1f all_max_ms=%.1f "
               "devs_written_mean=%.2f spacing_p50_ms=%.1f spacing_p99_ms=%.1f "
               "target_all_p99_ms=%d pacing_violations=%d pass=%d rss_kb=%d cpu_pct=%.2f "
-              "broadcast=%d bcast_readings=%d"
+              "broadcast=%d bcast_readings=%d reads_between_max=%d aged=%d busy_readings=%d"
               % (n, a.gateways, a.count, len(lat), missed, p50, p99, g50, g99, gmx,
                  sum(devs_written) / len(devs_written), s50, s99, TARGET_GROUP_P99_MS,
-                 violations, 1 if ok else 0, rss_kb, cpu_pct, int(a.broadcast), bcast_readings))
+                 violations, 1 if ok else 0, rss_kb, cpu_pct, int(a.broadcast), bcast_readings,
+                 max(between) if between else 0, aged, sum(busy_at)))
         return
     ok = p50 < TARGET_P50_MS and p99 < TARGET_P99_MS and violations == 0
     print("bench=ctl_rt readings=%d timed=%d waited=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f "
