@@ -234,3 +234,12 @@ int64_t ctl_trim_interval(const ctl_params_t *p, const ctl_state_t *s)
         return rate_ms;
     return iv;
 }
+
+/* The gateway's daily budget (a bucket of more than one write) within CTL_BUDGET_FULL_PCT of
+ * its burst: it refills at the daily rate and stops at the burst, so a day that keeps it full
+ * leaves writes unused. A write taken now is one of those. */
+bool ctl_budget_full(const ctl_params_t *p, const ctl_state_t *s)
+{
+    return p->write_budget_per_day > 0 && p->min_write_interval_ms > 0 && p->write_burst >= 2 &&
+           s->tokens >= p->write_burst * (CTL_BUDGET_FULL_PCT / 100.0);
+}

@@ -501,8 +501,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             double band_w = band_ca / 100.0 * v;
             bool running_now = s->mode == CTL_MODE_CHARGE || s->mode == CTL_MODE_DISCHARGE;
             double mean = s->band_sum_w / s->band_n;
-            /* (Where every write is persisted, the deadband keeps its old meaning.) */
-            if (same_side && !waits && running_now && fabs(mean) > band_w) {
+            /* Where every write is persisted, only while the gateway's budget is full (its
+             * writes would go unused): otherwise the deadband keeps its old meaning. */
+            bool spare = !p->wait_effect && ctl_budget_full(p, s);
+            if (same_side && (!waits || spare) && running_now && fabs(mean) > band_w) {
                 want = s->power_w - err;
                 stepped = true;
                 out->reason = CTL_R_TRACK;

@@ -26,6 +26,8 @@
 #define CTL_BAND_MIN_CA 2        /* ... when it is more than this (A x 100) */
 #define CTL_DWELL_SAMPLES 2      /* samples in a row asking for discharge that end a dwell */
 #define CTL_PERSISTED_QUANTUM_CA 10 /* the quantum where every write is persisted (A x 100) */
+#define CTL_BUDGET_FULL_PCT                                                                        \
+    99 /* the gateway's budget counts as full from this share of its burst */
 #define CTL_TEL_HISTORY                                                                            \
     16 /* telemetry samples kept to know the battery power at a meter sample                       \
         */

@@ -57,4 +57,8 @@ void ctl_tokens_update(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t 
 /* How long a trim of the current waits after the last change (ctl_budget.c). */
 int64_t ctl_trim_interval(const ctl_params_t *p, const ctl_state_t *s);
 
+/* Whether the gateway's daily budget is full, so that a write now spends a saved-up one
+ * (ctl_budget.c). */
+bool ctl_budget_full(const ctl_params_t *p, const ctl_state_t *s);
+
 #endif

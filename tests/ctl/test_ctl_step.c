@@ -875,6 +875,63 @@ static void test_write_budget_paces_trims(void **state)
     assert_true(r.out.power_w >= -205);
 }
 
+/* Where every write is persisted, a small error within the deadband that stays on one side (a
+ * small load that stays, a slow drift) is left while the gateway's budget is below full (each
+ * write holds the next change back by the spacing), and corrected once the budget is full, where
+ * its writes would go unused. */
+static void s_band_trim(rig_t *r, double tokens, bool expect_change)
+{
+    s_rig(r);
+    r->p.quantum_ca = CTL_PERSISTED_QUANTUM_CA;
+    s_settle(r, 800, 8);
+    r->p.min_write_interval_ms = 20000;
+    r->p.write_budget_per_day = 1095;
+    r->p.write_burst = 300;
+    r->in.eeprom_tokens = tokens;
+    r->in.eeprom_tokens_ms = r->t;
+    int64_t changed = r->s.last_change_ms;
+    int ca = r->s.current_ca;
+    double p0 = r->s.power_w;
+    ctl_reason_t why = CTL_R_TRACK;
+    while (r->t - changed < 30000) {
+        s_meter(r, 2000, 800 + s_batt_ac(r) + 7);
+        why = r->out.reason;
+        s_follow(r, 0);
+        if (r->s.current_ca != ca)
+            break;
+    }
+    if (expect_change) {
+        assert_true(r->s.power_w < p0 - 4 && r->s.power_w > p0 - 10);
+    } else {
+        assert_int_equal(r->s.current_ca, ca);
+        assert_int_equal(why, CTL_R_DEADBAND);
+    }
+}
+
+static void test_in_band_error_corrected_while_the_budget_is_full(void **state)
+{
+    rig_t r;
+    s_band_trim(&r, 300, true);
+    s_band_trim(&r, 298, true);
+    s_band_trim(&r, 290, false);
+    s_band_trim(&r, 150, false);
+    /* the gateway's fixed interval (a bucket of one) keeps the deadband as it was */
+    s_rig(&r);
+    r.p.quantum_ca = CTL_PERSISTED_QUANTUM_CA;
+    s_settle(&r, 800, 8);
+    r.p.min_write_interval_ms = 20000;
+    r.p.write_budget_per_day = 86400 / 20;
+    r.p.write_burst = 1;
+    r.in.eeprom_tokens = 1;
+    r.in.eeprom_tokens_ms = r.t;
+    int ca = r.s.current_ca;
+    for (int i = 0; i < 15; i++) {
+        s_meter(&r, 2000, 800 + s_batt_ac(&r) + 7);
+        s_follow(&r, 0);
+    }
+    assert_int_equal(r.s.current_ca, ca);
+}
+
 static void test_budget_mode_spaces_level_writes(void **state)
 {
     rig_t r;
@@ -1009,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_setpoints_are_quantised),
         cmocka_unit_test(test_rate_limit_holds_trims),
         cmocka_unit_test(test_write_budget_paces_trims),
+        cmocka_unit_test(test_in_band_error_corrected_while_the_budget_is_full),
         cmocka_unit_test(test_fixed_interval_paces_trims),
         cmocka_unit_test(test_budget_mode_spaces_level_writes),
         cmocka_unit_test(test_inheritance),
