@@ -3,7 +3,7 @@
  * group as one device and the dispatch, with each device's command. An import covered by
  * one unit and then by more; a device lost: its share whole on the others at the step that
  * knows of it and no command to it; back: its command given again; the group's limits follow the
- * devices online.
+ * devices online; a standby unit's voltage moving between meter samples gives no command.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -88,6 +88,15 @@ static int s_running(const rig_t *r)
     return n;
 }
 
+/* A rig whose group has settled on an import of 2500 W after n samples: two units run. */
+static void s_two_running(rig_t *r, int n)
+{
+    s_rig(r);
+    for (int i = 0; i < n; i++)
+        s_sample(r, 2500);
+    assert_int_equal(s_running(r), 2);
+}
+
 static void test_import_covered_by_one_then_more(void **st)
 {
     (void)st;
@@ -110,10 +119,7 @@ static void test_lost_device_share_taken_over_and_rejoins(void **st)
 {
     (void)st;
     rig_t r;
-    s_rig(&r);
-    for (int i = 0; i < 15; i++)
-        s_sample(&r, 2500);
-    assert_int_equal(s_running(&r), 2);
+    s_two_running(&r, 15);
     int lost = r.run.mode[0] == CTL_MODE_DISCHARGE ? 0 : 1;
     double before = r.out.go.total_w;
     /* lost: at the step that knows of it nothing goes to it and both others run, given its
@@ -150,10 +156,7 @@ static void test_small_change_to_one_unit(void **st)
 {
     (void)st;
     rig_t r;
-    s_rig(&r);
-    for (int i = 0; i < 20; i++)
-        s_sample(&r, 2500);
-    assert_int_equal(s_running(&r), 2);
+    s_two_running(&r, 20);
     /* the household's load wanders by a few watts: each change goes to one unit, and the
      * shares stay within a tenth of a unit's limit of the dispatch's */
     int changes = 0, one = 0;
@@ -177,6 +180,32 @@ static void test_small_change_to_one_unit(void **st)
     assert_int_equal(s_running(&r), 3);
     for (int u = 0; u < 3; u++)
         assert_true(abs(r.run.current_ca[u] - r.out.go.current_ca[u]) <= 1);
+}
+
+/* Two units run, the third is on standby and its voltage reads apart from theirs (no current
+ * through it; telemetry read at another moment): the group's steps between meter samples give
+ * the running units no new command. With the setpoint's power taken at the mean voltage of
+ * all three, the running units' current crept with the standby unit's voltage: a write to a
+ * device between meter readings, which holds that device's next command on the bus. */
+static void test_standby_voltage_moves_no_command(void **st)
+{
+    (void)st;
+    rig_t r;
+    s_two_running(&r, 20);
+    int standby =
+        r.run.mode[0] == CTL_MODE_DISCHARGE ? (r.run.mode[1] == CTL_MODE_DISCHARGE ? 2 : 1) : 0;
+    assert_int_equal(r.run.mode[standby], CTL_MODE_IDLE);
+    int sends = 0;
+    for (int k = 0; k < 10; k++) {
+        r.dev[standby].dc_v = 26.4 + 0.05 * (k + 1); /* the standby unit's own reading */
+        r.t += 1000;                                 /* the step's tick: no new meter sample */
+        for (int i = 0; i < 3; i++)
+            r.dev[i].telemetry_ms = r.t - 200;
+        r.house.now_ms = r.t;
+        ctl_group_run_step(&r.unit, &r.g, &r.run, &r.house, r.dev, &r.out);
+        sends += r.out.send[0] + r.out.send[1] + r.out.send[2];
+    }
+    assert_int_equal(sends, 0);
 }
 
 static void test_group_limits_follow_the_devices_online(void **st)
@@ -207,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_lost_device_share_taken_over_and_rejoins),
         cmocka_unit_test(test_group_limits_follow_the_devices_online),
         cmocka_unit_test(test_small_change_to_one_unit),
+        cmocka_unit_test(test_standby_voltage_moves_no_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
