@@ -399,7 +399,6 @@ static bool s_bcast_candidate(const bus_sched_t *s, const pick_t *pk)
 /* Can the chosen request go out as a broadcast? MERGE_ALL with part[0..*n-1] the indices (in
  * queue pk->p) of the identical writes of every other BIC of the set; MERGE_WAIT when one of
  * them has no client request queued there yet; MERGE_NONE otherwise. */
-
 static merge_t s_merge_check(const bus_sched_t *s, const pick_t *pk, int64_t now, long *part,
                              int *n)
 {

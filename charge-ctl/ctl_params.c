@@ -249,12 +249,9 @@ static void s_device_limits(const struct config_t *cfg, int id, ctl_params_t *p)
     p->discharge_voltage_cv = (int)config_int(cfg, dv, "Id/%d/DischargeVoltage", id);
     p->max_charge_ca = (int)config_int(cfg, dv, "Id/%d/MaxChargeCurrent", id);
     p->max_discharge_ca = (int)config_int(cfg, dv, "Id/%d/MaxDischargeCurrent", id);
-    if (config_has(cfg, dv, "Id/%d/MinCurrent", id))
-        p->min_current_ca = (int)config_int(cfg, dv, "Id/%d/MinCurrent", id);
-    else
-        p->min_current_ca = ctl_model_min_current_ca(p->charge_voltage_cv);
-    p->idle_enter_ca = p->min_current_ca / 2;
-    p->idle_exit_ca = p->min_current_ca * 3 / 2;
+    ctl_params_set_min_current(p, config_has(cfg, dv, "Id/%d/MinCurrent", id)
+                                      ? (int)config_int(cfg, dv, "Id/%d/MinCurrent", id)
+                                      : ctl_model_min_current_ca(p->charge_voltage_cv));
 }
 
 /* An NPB charger's limits from [NPB] Id/<id - 64>/: charge only. The minimum current is

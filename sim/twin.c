@@ -891,9 +891,7 @@ int twin_ctl_params(const config_t *cfg, const char *config_path, const twin_mod
         p->max_charge_ca = c_ca;
     if (p->max_discharge_ca > d_ca)
         p->max_discharge_ca = d_ca;
-    p->min_current_ca = (int)lround(model->min_current_a * 100);
-    p->idle_enter_ca = p->min_current_ca / 2;
-    p->idle_exit_ca = p->min_current_ca * 3 / 2;
+    ctl_params_set_min_current(p, (int)lround(model->min_current_a * 100));
     p->efficiency = model->efficiency;
     p->enabled = true;
     p->meter_latency_ms = (int)lround(model->meter_latency_s * 1000); /* as configured */
