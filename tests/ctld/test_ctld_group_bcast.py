@@ -1,9 +1,12 @@
 """One bic-charge-ctl over a group of three devices on one bus with the gateway's broadcast
 writes on ([GATEWAY] BroadcastWrites = 1), against the real chain (bic-sim with three BIC-2200
 on one pty, bic-can-gateway, the controller, the meter published by the test). Each device is
-limited to 10 A, so an export of 800 W runs all three: they get the same current, and the
-group's new current reaches the three devices as one frame to the broadcast ID 0x000C03FF
-(the simulator's frame log), after which every device holds it and charges."""
+limited to 10 A, so an export of 800 W runs all three at that limit. Once the controller
+holds all three leases (the gateway's broadcast writes are on only then: the first writes may
+go one frame per device, whichever lease comes first), a small import asks for less: the
+group's new, lower current is the same for the three and reaches them as one frame to the
+broadcast ID 0x000C03FF (the simulator's frame log), after which every device holds it and
+charges."""
 
 import json
 import os
@@ -41,21 +44,35 @@ def test_group_current_as_one_broadcast_frame():
                gateway={"BroadcastWrites": 1}) as s:
         s.write_ini()
         s.start_ctl(args=())
+
+        def units():
+            return [s.sim.control.device(u) for u in UNITS]
+
+        def group_charging():
+            g = json.loads(s.client.last(s.topic("ctl/0/group")) or "null")
+            return g is not None and all(u["mode"] == "charge" for u in g["units"])
+
+        def at_limit():
+            s.client.publish(METER, "-800")  # a meter repeats its reading
+            regs = [d["registers"]["IOUT_SET"] for d in units()]
+            return (regs == [1000] * len(UNITS) and group_charging() and
+                    "broadcast writes on for devices 0,1,2" in s.gateway.output())
+
+        harness.wait_for(at_limit, timeout=SETTLE_S, interval=0.5,
+                         what="all three leased and charging at their 10 A limit")
         seen = []
 
         def broadcast_taken():
-            s.client.publish(METER, "-800")  # a meter repeats its reading
+            s.client.publish(METER, "60")  # importing a little: the group steps down
             seen[:] = _broadcast_iout(s.sim)
-            if not seen:
-                return False
-            regs = [s.sim.control.device(u)["registers"]["IOUT_SET"] for u in UNITS]
-            g = json.loads(s.client.last(s.topic("ctl/0/group")) or "null")
-            return (len(set(regs)) == 1 and regs[0] in seen and g is not None and
-                    all(u["mode"] == "charge" for u in g["units"]))
+            regs = [d["registers"]["IOUT_SET"] for d in units()]
+            return (len(set(regs)) == 1 and regs[0] < 1000 and
+                    regs[0] in seen and group_charging())
 
         harness.wait_for(broadcast_taken, timeout=SETTLE_S, interval=0.5,
-                         what="the group's current taken by all three from a broadcast frame")
-        harness.wait_for(lambda: all(s.sim.control.device(u)["dc_a"] > 1 for u in UNITS),
+                         what="the group's lower current taken by all three from a broadcast "
+                         "frame")
+        harness.wait_for(lambda: all(d["dc_a"] > 1 for d in units()),
                          timeout=SETTLE_S, interval=0.5, what="all three charging")
         bus = s.sim.control.counters()["bus"]
         assert bus["pacing_violations"] == 0, bus
