@@ -40,6 +40,17 @@ int bic_setpoint_plan(bic_plan_mode_t mode, const bic_plan_args_t *a,
     case BIC_PLAN_OFF:
         out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 0};
         return n;
+    case BIC_PLAN_STANDBY_CHARGE:
+    case BIC_PLAN_STANDBY_DISCHARGE: {
+        bool charge = mode == BIC_PLAN_STANDBY_CHARGE;
+        out[n++] = (bic_plan_write_t){BIC_CMD_OPERATION, 0};
+        out[n++] = (bic_plan_write_t){charge ? BIC_CMD_IOUT_SET : BIC_CMD_REVERSE_IOUT_SET,
+                                      a->current_raw};
+        out[n++] = (bic_plan_write_t){charge ? BIC_CMD_REVERSE_IOUT_SET : BIC_CMD_IOUT_SET,
+                                      charge ? a->discharge_min_raw : a->charge_min_raw};
+        out[n++] = (bic_plan_write_t){BIC_CMD_DIRECTION_CTRL, charge ? 0 : 1};
+        return n;
+    }
     }
     return -1;
 }

@@ -10,7 +10,10 @@
  * keeps it); idle `off` lowers both currents before the output goes off; idle `min` lowers both
  * currents, then selects the charge direction with the output on (the unit holds a trickle);
  * stop (a person's off) lowers both currents, switches the output off, then selects the charge
- * direction with the output already off.
+ * direction with the output already off; standby (a preset: the output stays off while the
+ * current register of a group's direction holds the running units' value, so that all of them
+ * get the same write) switches the output off first, then sets that direction's current, the
+ * other direction's current to its minimum and the direction, every step with the output off.
  * Pure: no I/O.
  */
 #ifndef BIC_PLAN_H
@@ -26,6 +29,8 @@ typedef enum {
     BIC_PLAN_IDLE_MIN,   /* both currents to the minimum, output on (IdleState/SafeState min) */
     BIC_PLAN_OFF,        /* output off, nothing else touched */
     BIC_PLAN_STOP, /* a person's off (the seed's state/set 0): idle off, then direction charge */
+    BIC_PLAN_STANDBY_CHARGE,    /* output off, IOUT_SET at current_raw, direction charge */
+    BIC_PLAN_STANDBY_DISCHARGE, /* output off, REVERSE_IOUT_SET at current_raw, discharge */
 } bic_plan_mode_t;
 
 typedef struct {
@@ -36,7 +41,7 @@ typedef struct {
 #define BIC_PLAN_MAX 4
 
 typedef struct {
-    uint16_t current_raw;       /* charge/discharge: the new direction's current (A x 100) */
+    uint16_t current_raw;       /* charge/discharge/standby: the direction's current (A x 100) */
     uint16_t charge_min_raw;    /* IOUT_SET's minimum on this model */
     uint16_t discharge_min_raw; /* REVERSE_IOUT_SET's minimum on this model */
     bool keep_other;            /* charge/discharge: leave the other direction's current alone */

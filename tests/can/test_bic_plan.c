@@ -100,6 +100,32 @@ static void test_stop_is_idle_off_then_the_charge_direction_with_the_output_off(
     s_expect(w, n, want, 4);
 }
 
+static void test_standby_charge_switches_off_before_the_current_is_raised(void **state)
+{
+    (void)state;
+    bic_plan_write_t w[BIC_PLAN_MAX];
+    int n = bic_setpoint_plan(BIC_PLAN_STANDBY_CHARGE, &ARGS, w);
+    const bic_plan_write_t want[] = {{BIC_CMD_OPERATION, 0},
+                                     {BIC_CMD_IOUT_SET, 1234},
+                                     {BIC_CMD_REVERSE_IOUT_SET, 150},
+                                     {BIC_CMD_DIRECTION_CTRL, 0}};
+    s_expect(w, n, want, 4);
+}
+
+static void test_standby_discharge_mirrors_standby_charge(void **state)
+{
+    (void)state;
+    bic_plan_args_t a = ARGS;
+    a.keep_other = true; /* a standby unit's other direction goes to its minimum regardless */
+    bic_plan_write_t w[BIC_PLAN_MAX];
+    int n = bic_setpoint_plan(BIC_PLAN_STANDBY_DISCHARGE, &a, w);
+    const bic_plan_write_t want[] = {{BIC_CMD_OPERATION, 0},
+                                     {BIC_CMD_REVERSE_IOUT_SET, 1234},
+                                     {BIC_CMD_IOUT_SET, 176},
+                                     {BIC_CMD_DIRECTION_CTRL, 1}};
+    s_expect(w, n, want, 4);
+}
+
 static void test_unknown_mode_is_refused(void **state)
 {
     (void)state;
@@ -117,6 +143,8 @@ int main(void)
         cmocka_unit_test(test_idle_min_holds_a_trickle_in_charge_direction),
         cmocka_unit_test(test_off_touches_only_the_output),
         cmocka_unit_test(test_stop_is_idle_off_then_the_charge_direction_with_the_output_off),
+        cmocka_unit_test(test_standby_charge_switches_off_before_the_current_is_raised),
+        cmocka_unit_test(test_standby_discharge_mirrors_standby_charge),
         cmocka_unit_test(test_unknown_mode_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
