@@ -89,3 +89,26 @@ void gw_bcast_update(gateway_t *gw, int64_t now)
         log_info("broadcast writes off: %s", gw->set.bcast ? why : "BroadcastWrites = 0");
     }
 }
+
+bool gw_bcast_preset_applies(gateway_t *gw, const gw_dev_t *d, int64_t now, char *why,
+                             size_t whylen)
+{
+    /* a trickling idle unit would start moving the preset's current */
+    if (gw->set.idle_min) {
+        snprintf(why, whylen, "IdleState = min");
+        return false;
+    }
+    if (!gw->set.bcast) {
+        snprintf(why, whylen, "broadcast writes are off (BroadcastWrites = 0)");
+        return false;
+    }
+    gw_bcast_update(gw, now); /* a lease this request just took counts */
+    if (d->addr < GW_NPB_BASE && ((bus_sched_broadcast(gw->sched) >> d->addr) & 1))
+        return true;
+    char set_why[160] = "";
+    if (!s_set(gw, now, set_why, sizeof set_why))
+        snprintf(why, whylen, "no broadcast writes: %s", set_why);
+    else
+        snprintf(why, whylen, "device %d is not in the broadcast set", d->addr);
+    return false;
+}

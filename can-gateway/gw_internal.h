@@ -91,6 +91,9 @@ typedef struct job {
     char mode[12];
     double current_a;
     bool have_current;
+    bool preset_asked;       /* an idle setpoint with a preset ... */
+    bool preset_applied;     /* ... done as one (else as a plain idle, for preset_skipped) */
+    char preset_skipped[96]; /* why not */
     char reason[64];
 } job_t;
 
@@ -145,6 +148,10 @@ cJSON *gw_event(const gw_dev_t *d, const char *name);
 const bic_family_t *gw_fam(void);
 void gw_job_add_idle(job_t *j, const gw_dev_t *d, bool min_state);
 void gw_job_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16_t current_raw);
+/* An idle setpoint's preset on the BIC d: the standby plan of the direction (charge, else
+ * discharge) at current_raw as the job's targets (gw_safe.c). */
+void gw_job_add_standby(gateway_t *gw, job_t *j, const gw_dev_t *d, bool charge,
+                        uint16_t current_raw, int64_t now);
 void gw_job_add_read(job_t *j, uint8_t addr, uint16_t cmd, uint8_t flags);
 void gw_job_add_target(job_t *j, uint16_t cmd, uint16_t value, uint16_t mask, bool tolerate,
                        const char *label);
@@ -169,6 +176,9 @@ void gw_send_reply(gateway_t *gw, zmsg_t **env, cJSON *reply);
 void gw_cache_raw(gw_dev_t *d, uint16_t cmd, int32_t raw, int64_t now);
 void gw_dev_failed(gateway_t *gw, gw_dev_t *d);
 bool gw_job_ensure_busy(gateway_t *gw, const job_t *self);
+/* Whether the gateway knows register cmd of d now (gw_dev_known: read within a telemetry
+ * period and a half, nothing since that makes it unknown); its value into *raw. */
+bool gw_known(gateway_t *gw, const gw_dev_t *d, uint16_t cmd, int64_t now, int32_t *raw);
 void gw_job_ensure_pump(gateway_t *gw, job_t *j, int64_t now);
 void gw_job_ensure_on_result(gateway_t *gw, job_t *j, const bus_result_t *r, int64_t now);
 void gw_job_free(gateway_t *gw, job_t *j);
@@ -212,6 +222,11 @@ void gw_bus_io(gateway_t *gw, int64_t now);
 /* Sets the bus scheduler's broadcast set from the configuration, the devices and the leases
  * at now (gw_bcast.c). */
 void gw_bcast_update(gateway_t *gw, int64_t now);
+/* Whether an idle setpoint's preset is applied to the BIC d now (gw_bcast.c): [GATEWAY]
+ * IdleState is not min and d is in the broadcast set (brought up to date first). False with
+ * the reason in why when it is done as a plain idle. */
+bool gw_bcast_preset_applies(gateway_t *gw, const gw_dev_t *d, int64_t now, char *why,
+                             size_t whylen);
 void gw_adapter_unlock(gateway_t *gw);
 
 /* gw_safe.c */

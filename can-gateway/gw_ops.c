@@ -607,6 +607,16 @@ static void s_op_setpoint(ctx_t *c)
     bool charge = sp->mode == GWR_MODE_CHARGE;
     bool discharge = sp->mode == GWR_MODE_DISCHARGE;
     bool stop = sp->mode == GWR_MODE_STOP;
+    /* the direction whose current is set: charge, discharge and an idle's preset */
+    bool amps_given = charge || discharge || sp->has_preset;
+    bool to_charge = charge || (sp->has_preset && sp->preset == GWR_MODE_CHARGE);
+    if (sp->has_preset && GW_DEV_IS_NPB(d->addr)) {
+        s_reply_now(c, gw_reply_error(c->id, "not_supported",
+                                      "device %d is an NPB charger: it has no preset; send mode "
+                                      "\"idle\" without 'preset'",
+                                      d->addr));
+        return;
+    }
     if (discharge && GW_DEV_IS_NPB(d->addr)) {
         s_reply_now(c, gw_reply_error(c->id, "not_supported",
                                       "device %d is an NPB charger: it only charges; allowed "
@@ -618,7 +628,7 @@ static void s_op_setpoint(ctx_t *c)
     double amps = 0;
     if (!s_req_online(c, d))
         return;
-    if (charge || discharge) {
+    if (amps_given) {
         if (sp->by_power) {
             gw_cached_t *v = &d->cache[TREG_READ_VOUT];
             double volts = gw_dev_value(d, TREG_READ_VOUT);
@@ -634,7 +644,7 @@ static void s_op_setpoint(ctx_t *c)
         } else {
             amps = sp->amount;
         }
-        const bic_range_t *rg = charge ? &d->limits.iout : &d->limits.rev_iout;
+        const bic_range_t *rg = to_charge ? &d->limits.iout : &d->limits.rev_iout;
         int64_t a100;
         /* a magnitude too large for any register (1e300 W) is out of range like 1 A over */
         bool fits = numconv_round(amps * 100.0, 0, INT32_MAX, &a100) == 0;
@@ -644,7 +654,7 @@ static void s_op_setpoint(ctx_t *c)
         if (amps_raw < rg->min_raw || amps_raw > rg->max_raw) {
             const bic_cmd_t *cmd =
                 gw_dev_cmd(d->addr, GW_DEV_IS_NPB(d->addr) ? gw_npb_setpoint_cmd(d)
-                                    : charge               ? BIC_CMD_IOUT_SET
+                                    : to_charge            ? BIC_CMD_IOUT_SET
                                                            : BIC_CMD_REVERSE_IOUT_SET);
             cJSON *r = s_range_error(c, d, cmd, rg->min_raw, rg->max_raw, amps);
             if (sp->by_power) {
@@ -699,8 +709,18 @@ static void s_op_setpoint(ctx_t *c)
         s_reply_now(c, gw_reply_error(c->id, "busy", "too many requests in progress; retry later"));
         return;
     }
+    j->preset_asked = sp->has_preset;
+    if (sp->has_preset)
+        j->preset_applied =
+            gw_bcast_preset_applies(c->gw, d, c->now, j->preset_skipped, sizeof j->preset_skipped);
     if (charge || discharge)
         log_info("device %d: setpoint %s %.2f A by '%s'", d->addr, mode, amps, client);
+    else if (j->preset_applied)
+        log_info("device %d: setpoint %s, preset %s %.2f A by '%s'", d->addr, mode,
+                 gw_request_mode_name(sp->preset), amps, client);
+    else if (sp->has_preset)
+        log_info("device %d: setpoint %s by '%s' (preset %s %.2f A not applied: %s)", d->addr, mode,
+                 client, gw_request_mode_name(sp->preset), amps, j->preset_skipped);
     else
         log_info("device %d: setpoint %s by '%s'", d->addr, mode, client);
     d->safe_pending = false; /* the controller in charge decides now */
@@ -715,6 +735,8 @@ static void s_op_setpoint(ctx_t *c)
         j->current_a = amps;
         /* the other direction's current is left at its minimum */
         gw_job_add_plan(j, d, charge ? BIC_PLAN_CHARGE : BIC_PLAN_DISCHARGE, (uint16_t)amps_raw);
+    } else if (j->preset_applied) { /* the output stays off: see can/bic_plan.h standby */
+        gw_job_add_standby(c->gw, j, d, to_charge, (uint16_t)amps_raw, c->now);
     } else if (sp->mode == GWR_MODE_IDLE) {
         gw_job_add_idle(j, d, c->gw->set.idle_min);
     } else {

@@ -240,7 +240,34 @@ static int s_decode_set(gw_request_t *r, gwr_error_t *err)
     return 0;
 }
 
-/* setpoint: "mode", "manual", "resume", the magnitude of charge and discharge,
+/* setpoint: "preset" (absent or null: none) with its "current_a", idle only. */
+static int s_decode_preset(gw_request_t *r, gwr_error_t *err)
+{
+    gwr_setpoint_t *sp = &r->setpoint;
+    const cJSON *p = s_field(r, "preset");
+    if (!p || cJSON_IsNull(p))
+        return 0;
+    if (sp->mode != GWR_MODE_IDLE)
+        return s_refuse(err, "bad_request",
+                        "'preset' is only for mode \"idle\" (a unit on standby); %s has none",
+                        s_mode_names[sp->mode]);
+    int dir = s_name_index(p, s_mode_names, GWR_MODE_DISCHARGE + 1);
+    if (dir < 0)
+        return s_refuse(err, "bad_request", "'preset' must be \"charge\" or \"discharge\"");
+    if (s_field(r, "power_w"))
+        return s_refuse(err, "bad_request",
+                        "'preset' takes 'current_a' (A), not 'power_w': a unit on standby has no "
+                        "power");
+    const cJSON *cur = s_field(r, "current_a");
+    if (!cJSON_IsNumber(cur) || !isfinite(cur->valuedouble) || cur->valuedouble < 0)
+        return s_refuse(err, "bad_request", "'preset' needs 'current_a': a number >= 0");
+    sp->has_preset = true;
+    sp->preset = (gwr_mode_t)dir;
+    sp->amount = cur->valuedouble;
+    return 0;
+}
+
+/* setpoint: "mode", "manual", "resume", the magnitude of charge and discharge, idle's preset,
  * "lease_ttl_s". */
 static int s_decode_setpoint(gw_request_t *r, gwr_error_t *err)
 {
@@ -277,6 +304,8 @@ static int s_decode_setpoint(gw_request_t *r, gwr_error_t *err)
         sp->by_power = pw != NULL;
         sp->amount = num->valuedouble;
     }
+    if (s_decode_preset(r, err) != 0)
+        return -1;
     const cJSON *ttl = s_field(r, "lease_ttl_s");
     if (ttl && !cJSON_IsNull(ttl)) {
         sp->has_ttl = true;

@@ -79,15 +79,19 @@ typedef enum {
 } gwr_mode_t;
 
 /* setpoint: the mode; for charge and discharge exactly one magnitude >= 0, "current_a" or
- * "power_w"; "manual" (a person's command); "resume" (a person let the controller switch the
- * output on again after a stop); "lease_ttl_s" when given (NaN when not a number: its range
- * depends on the configuration, the gateway refuses it). */
+ * "power_w"; for idle, optionally "preset" ("charge" or "discharge": the output stays off and
+ * that direction's current is set, see can/bic_plan.h standby) with "current_a" >= 0;
+ * "manual" (a person's command); "resume" (a person let the controller switch the output on
+ * again after a stop); "lease_ttl_s" when given (NaN when not a number: its range depends on
+ * the configuration, the gateway refuses it). */
 typedef struct {
     gwr_mode_t mode;
     bool manual;
     bool resume;
     bool by_power; /* amount is power_w, else current_a (charge and discharge only) */
-    double amount;
+    double amount; /* charge and discharge; idle with a preset: its current_a */
+    bool has_preset;
+    gwr_mode_t preset; /* GWR_MODE_CHARGE or GWR_MODE_DISCHARGE when has_preset */
     bool has_ttl;
     double ttl_s;
 } gwr_setpoint_t;

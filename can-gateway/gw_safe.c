@@ -1,12 +1,15 @@
 /*
  * gw_safe: the safe state: a lapsed lease, a stopping gateway or a device back after missing
- * one puts the device in the configured SafeState (the writes of can/bic_plan.h).
+ * one puts the device in the configured SafeState (the writes of can/bic_plan.h); and the
+ * writes of can/bic_plan.h as a job's targets, for the setpoint modes too (an idle preset's
+ * standby plan among them).
  */
 #include <stdio.h>
 
 #include <cJSON.h>
 
 #include "bic_plan.h"
+#include "bic_proto.h"
 #include "gw_internal.h"
 #include "gw_npb.h"
 #include "lease.h"
@@ -27,6 +30,40 @@ void gw_job_add_plan(job_t *j, const gw_dev_t *d, bic_plan_mode_t mode, uint16_t
                          .discharge_min_raw = d->limits.rev_iout.min_raw};
     bic_plan_write_t w[BIC_PLAN_MAX];
     int n = bic_setpoint_plan(mode, &a, w);
+    for (int i = 0; i < n; i++)
+        gw_job_add_target(j, w[i].cmd, w[i].raw, 0xFFFF, false, NULL);
+}
+
+/* Another write job of j's device, running or waiting: it may change what the gateway knows
+ * before j runs. */
+static bool s_other_write_job(const gateway_t *gw, const job_t *j)
+{
+    for (const job_t *o = gw->jobs; o; o = o->next)
+        if (o != j && o->kind == JOB_ENSURE && o->addr == j->addr)
+            return true;
+    return false;
+}
+
+/* The plan switches the output off first. When the gateway knows the output is off already
+ * and no other write job of the device comes before this one, that step goes after the
+ * current instead: it writes nothing then, and its confirming read, the device's first bus
+ * request, would keep the current's write from merging with the running units' identical
+ * writes into one broadcast frame (bus_sched.c). */
+void gw_job_add_standby(gateway_t *gw, job_t *j, const gw_dev_t *d, bool charge,
+                        uint16_t current_raw, int64_t now)
+{
+    bic_plan_args_t a = {.current_raw = current_raw,
+                         .charge_min_raw = d->limits.iout.min_raw,
+                         .discharge_min_raw = d->limits.rev_iout.min_raw};
+    bic_plan_write_t w[BIC_PLAN_MAX];
+    int n = bic_setpoint_plan(charge ? BIC_PLAN_STANDBY_CHARGE : BIC_PLAN_STANDBY_DISCHARGE, &a, w);
+    int32_t op = -1;
+    if (n >= 2 && w[0].cmd == BIC_CMD_OPERATION && !s_other_write_job(gw, j) &&
+        gw_known(gw, d, BIC_CMD_OPERATION, now, &op) && op == w[0].raw) {
+        bic_plan_write_t off = w[0];
+        w[0] = w[1];
+        w[1] = off;
+    }
     for (int i = 0; i < n; i++)
         gw_job_add_target(j, w[i].cmd, w[i].raw, 0xFFFF, false, NULL);
 }

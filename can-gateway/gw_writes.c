@@ -263,6 +263,11 @@ static void s_ensure_reply(gateway_t *gw, job_t *j, const char *err_code, const 
     } else if (j->purpose == ENS_SETPOINT) {
         bool deferred = gw_ensure_any(j->ens, GWE_DEFERRED);
         cJSON_AddStringToObject(reply, "mode", j->mode);
+        if (j->preset_asked) {
+            cJSON_AddBoolToObject(reply, "preset", j->preset_applied);
+            if (!j->preset_applied)
+                cJSON_AddStringToObject(reply, "preset_skipped", j->preset_skipped);
+        }
         if (j->token[0]) /* the lease this setpoint took or renewed: for its client only */
             cJSON_AddStringToObject(reply, "token", j->token);
         if (j->have_current)
@@ -384,6 +389,12 @@ static void s_ensure_fail(gateway_t *gw, job_t *j, int64_t now)
 static void s_publish_deferred(gateway_t *gw, gw_dev_t *d, const job_t *j, const gwe_target_t *t,
                                int64_t now);
 
+bool gw_known(gateway_t *gw, const gw_dev_t *d, uint16_t cmd, int64_t now, int32_t *raw)
+{
+    return gw_dev_known(d, cmd, now, (int64_t)gw->set.tel_period_ms * 1500,
+                        bus_sched_foreign_at(gw->sched), raw);
+}
+
 /* A setpoint's registers whose values the gateway knows (gw_dev_known: read within the last
  * telemetry cycle, a period and a half, with no power cycle, outage or other CAN master since)
  * go to their write without the read before it; the read-back after the write stays. */
@@ -392,7 +403,6 @@ static void s_use_known(gateway_t *gw, job_t *j, int64_t now)
     gw_dev_t *d = gw->dev[j->addr];
     if (!d || j->purpose != ENS_SETPOINT)
         return;
-    int64_t max_age = (int64_t)gw->set.tel_period_ms * 1500;
     int64_t foreign_at = bus_sched_foreign_at(gw->sched);
     if (foreign_at != INT64_MIN && foreign_at != gw->foreign_noted) {
         if (!gw->foreign_noted || foreign_at - gw->foreign_noted >= GW_KNOWN_FOREIGN_HOLD_US)
@@ -401,8 +411,7 @@ static void s_use_known(gateway_t *gw, job_t *j, int64_t now)
     }
     int cmd;
     int32_t raw;
-    while ((cmd = gw_ensure_read_due(j->ens)) >= 0 &&
-           gw_dev_known(d, (uint16_t)cmd, now, max_age, foreign_at, &raw)) {
+    while ((cmd = gw_ensure_read_due(j->ens)) >= 0 && gw_known(gw, d, (uint16_t)cmd, now, &raw)) {
         int i = gw_ensure_current(j->ens);
         if (!gw_ensure_known(j->ens, gw_eep(gw, j->addr), raw, now))
             return;

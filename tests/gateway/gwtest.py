@@ -205,6 +205,60 @@ class Gateway:
         return False
 
 
+# Three BICs on one bus leased by one controller instance (the group's device links), for the
+# broadcast writes' tests.
+GROUP_SIM_DEVS = ["%d:24:battery,canctrl" % a for a in range(3)]
+GROUP_HOLDERS = ["charge-ctl-0-4242", "charge-ctl-0-4242-u1", "charge-ctl-0-4242-u2"]
+BROADCAST_ID = 0x000C03FF
+IOUT_SET = 0x0030
+
+
+def group_ini(sim, tmp, bcast, **gateway):
+    """The ini of a gateway serving the three BICs of GROUP_SIM_DEVS, BroadcastWrites = bcast."""
+    return gateway_ini(sim, tmp, devices={0: {}, 1: {}, 2: {}}, EepromWriteIntervalSec=0,
+                       LeaseMaxTtlSec=600, BroadcastWrites=bcast, **gateway)
+
+
+def setpoints_together(endpoint, calls):
+    """Sends every (client, fields) setpoint on its own REQ socket at once (a controller's
+    device links do), then collects the replies in order; each must be ok."""
+    ctx = zmq.Context.instance()
+    socks = []
+    for name, fields in calls:
+        msg = {"v": 1, "op": "setpoint", "client": name}
+        if name in Client.tokens:
+            msg["token"] = Client.tokens[name]
+        msg.update(fields)
+        s = ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(endpoint)
+        socks.append((s, json.dumps(msg).encode()))
+    for s, data in socks:
+        s.send(data)
+    out = []
+    for (s, _), (name, _) in zip(socks, calls):
+        assert s.poll(10000), "no reply from the gateway"
+        r = json.loads(s.recv().decode())
+        s.close(linger=0)
+        assert r.get("ok"), r
+        if r.get("token"):
+            Client.tokens[name] = r["token"]  # the lease's, as a controller keeps it
+        out.append(r)
+    return out
+
+
+def write_frames(sim, cmd, raw):
+    """{CAN ID: count} of the frames in the simulator's log that write raw (16 bits) to
+    register cmd."""
+    want = "%02X%02X%02X%02X" % (cmd & 0xFF, cmd >> 8, raw & 0xFF, raw >> 8)
+    out = {}
+    for f in sim.control.frames(512):
+        if f["dir"] == "rx" and f["dlc"] == 4 and f["data"].upper() == want:
+            i = int(f["id"], 16)
+            out[i] = out.get(i, 0) + 1
+    return out
+
+
 def _close_requests(sim):
     """Requests in the simulator's frame log closer than 20 ms to the previous one."""
     out, prev = [], None

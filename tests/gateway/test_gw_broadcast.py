@@ -5,84 +5,34 @@ frame to the broadcast ID 0x000C03FF (the simulator's frame log), each setpoint 
 read back as written; with device 2 leased by another client, or with the key off, the same
 setpoints go as one frame per device and no broadcast frame is sent."""
 
-import json
 import os
 import sys
-
-import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from gwtest import Client, Gateway, Sub, assert_no_pacing_violations, gateway_ini  # noqa: E402
-
-DEVS = ["%d:24:battery,canctrl" % a for a in range(3)]
-GROUP = ["charge-ctl-0-4242", "charge-ctl-0-4242-u1", "charge-ctl-0-4242-u2"]
-IOUT_SET = 0x0030
-BROADCAST_ID = 0x000C03FF
-
-
-def _together(endpoint, calls):
-    """Sends every (client, fields) setpoint on its own REQ socket at once (a controller's
-    device links do), then collects the replies in order."""
-    ctx = zmq.Context.instance()
-    socks = []
-    for name, fields in calls:
-        msg = {"v": 1, "op": "setpoint", "client": name}
-        if name in Client.tokens:
-            msg["token"] = Client.tokens[name]
-        msg.update(fields)
-        s = ctx.socket(zmq.REQ)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(endpoint)
-        socks.append((s, json.dumps(msg).encode()))
-    for s, data in socks:
-        s.send(data)
-    out = []
-    for (s, _), (name, _) in zip(socks, calls):
-        assert s.poll(10000), "no reply from the gateway"
-        r = json.loads(s.recv().decode())
-        s.close(linger=0)
-        assert r.get("ok"), r
-        if r.get("token"):
-            Client.tokens[name] = r["token"]  # the lease's, as a controller keeps it
-        out.append(r)
-    return out
-
-
-def _iout_frames(sim, raw):
-    """{CAN ID: count} of the IOUT_SET write frames with value raw in the simulator's log."""
-    want = "%02X%02X%02X%02X" % (IOUT_SET & 0xFF, IOUT_SET >> 8, raw & 0xFF, raw >> 8)
-    out = {}
-    for f in sim.control.frames(512):
-        if f["dir"] == "rx" and f["dlc"] == 4 and f["data"].upper() == want:
-            i = int(f["id"], 16)
-            out[i] = out.get(i, 0) + 1
-    return out
+from gwtest import (BROADCAST_ID, GROUP_HOLDERS as GROUP, IOUT_SET,  # noqa: E402
+                    GROUP_SIM_DEVS as DEVS, Gateway, Sub, assert_no_pacing_violations,
+                    group_ini, setpoints_together, write_frames)
 
 
 def _setpoints(gw, sim, current_a, holders=GROUP):
     """The three devices to charge at current_a together; each device's register checked."""
     calls = [(holders[a], {"dev": a, "mode": "charge", "current_a": current_a,
                            "lease_ttl_s": 120}) for a in range(3)]
-    for r in _together(gw.req, calls):
+    for r in setpoints_together(gw.req, calls):
         assert r["applied"]["direction"] == "charge", r
         assert abs(r["applied"]["iout_a"] - current_a) < 0.005, r
     raw = round(current_a * 100)
     for a in range(3):
         assert sim.control.device(a)["registers"]["IOUT_SET"] == raw, a
-    return _iout_frames(sim, raw)
-
-
-def _ini(sim, tmp, bcast):
-    return gateway_ini(sim, tmp, devices={0: {}, 1: {}, 2: {}}, EepromWriteIntervalSec=0,
-                       LeaseMaxTtlSec=600, BroadcastWrites=bcast)
+    return write_frames(sim, IOUT_SET, raw)
 
 
 def test_group_writes_as_one_broadcast_frame():
     tmp = harness.temp_dir()
     with harness.Sim(devices=DEVS) as sim:
-        with Gateway(_ini(sim, tmp, 1), tmp) as gw:
+        with Gateway(group_ini(sim, tmp, 1), tmp) as gw:
             sub = Sub(gw.pub, ["gw"])
             _setpoints(gw, sim, 5.0)  # the same state everywhere first
             frames = _setpoints(gw, sim, 7.31)
@@ -113,7 +63,7 @@ def test_group_writes_as_one_broadcast_frame():
 def test_key_off_no_broadcast():
     tmp = harness.temp_dir()
     with harness.Sim(devices=DEVS) as sim:
-        with Gateway(_ini(sim, tmp, 0), tmp) as gw:
+        with Gateway(group_ini(sim, tmp, 0), tmp) as gw:
             _setpoints(gw, sim, 5.0)
             frames = _setpoints(gw, sim, 7.31)
             assert frames == {0x000C0300: 1, 0x000C0301: 1, 0x000C0302: 1}, frames

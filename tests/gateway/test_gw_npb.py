@@ -3,7 +3,8 @@ online as two devices (the BIC at address 0 is dev 0, the NPB at address 3 is de
 NPB's own registers read and written within its model's ranges and the [NPB] limits, each
 curve write counted as an EEPROM write on both sides; a charge setpoint that moves the
 charger's current through CURVE_CC (charger mode) with the stage in telemetry; discharge
-refused; a lapsed lease turning the charger's output off while the BIC is left alone."""
+and an idle preset refused; a lapsed lease turning the charger's output off while the BIC is
+left alone."""
 
 import os
 import sys
@@ -69,6 +70,9 @@ def test_npb_beside_bic():
             e = c.error("setpoint", "not_supported", dev=NPB, client="ctl", mode="discharge",
                         current_a=5, lease_ttl_s=30)
             assert "only charges" in e["message"], e
+            e = c.error("setpoint", "not_supported", dev=NPB, client="ctl", mode="idle",
+                        preset="charge", current_a=10, lease_ttl_s=30)
+            assert "it has no preset" in e["message"], e
             c.error("setpoint", "out_of_range", dev=NPB, client="ctl", mode="charge",
                     current_a=40, lease_ttl_s=30)
 

@@ -453,6 +453,28 @@ static void test_setpoint_fields(void **state)
     gw_request_free(&r);
     r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"charge\",\"current_a\":3,\"resume\":true}");
     assert_true(r.setpoint.resume);
+    assert_false(r.setpoint.has_preset);
+    gw_request_free(&r);
+    /* idle with a preset: the direction and its current */
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"charge\","
+             "\"current_a\":8.5}");
+    assert_int_equal(r.setpoint.mode, GWR_MODE_IDLE);
+    assert_true(r.setpoint.has_preset);
+    assert_int_equal(r.setpoint.preset, GWR_MODE_CHARGE);
+    assert_true(r.setpoint.amount == 8.5);
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"discharge\","
+             "\"current_a\":0}");
+    assert_true(r.setpoint.has_preset);
+    assert_int_equal(r.setpoint.preset, GWR_MODE_DISCHARGE);
+    assert_true(r.setpoint.amount == 0);
+    gw_request_free(&r);
+    /* a null preset is none, on any mode */
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":null}");
+    assert_false(r.setpoint.has_preset);
+    gw_request_free(&r);
+    r = s_ok("{\"v\":1,\"op\":\"setpoint\",\"mode\":\"charge\",\"current_a\":3,\"preset\":null}");
+    assert_false(r.setpoint.has_preset);
     gw_request_free(&r);
 }
 
@@ -545,6 +567,25 @@ static void test_op_field_refusals(void **state)
          "'current_a' must be a number >= 0"},
         {"\"op\":\"setpoint\",\"mode\":\"charge\",\"power_w\":\"5\"", "bad_request",
          "'power_w' must be a number >= 0"},
+        {"\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"charge\"", "bad_request",
+         "'preset' needs 'current_a': a number >= 0"},
+        {"\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"charge\",\"current_a\":\"8\"",
+         "bad_request", "'preset' needs 'current_a'"},
+        {"\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"discharge\",\"current_a\":-1",
+         "bad_request", "'preset' needs 'current_a': a number >= 0"},
+        {"\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"idle\",\"current_a\":1", "bad_request",
+         "'preset' must be \"charge\" or \"discharge\""},
+        {"\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":true,\"current_a\":1", "bad_request",
+         "'preset' must be \"charge\" or \"discharge\""},
+        {"\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"charge\",\"power_w\":100",
+         "bad_request", "'preset' takes 'current_a' (A), not 'power_w'"},
+        {"\"op\":\"setpoint\",\"mode\":\"idle\",\"preset\":\"charge\",\"current_a\":1,"
+         "\"power_w\":100",
+         "bad_request", "not 'power_w'"},
+        {"\"op\":\"setpoint\",\"mode\":\"charge\",\"current_a\":1,\"preset\":\"charge\"",
+         "bad_request", "'preset' is only for mode \"idle\""},
+        {"\"op\":\"setpoint\",\"mode\":\"off\",\"preset\":\"charge\",\"current_a\":1",
+         "bad_request", "'preset' is only for mode \"idle\" (a unit on standby); off has none"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[256];
