@@ -4,10 +4,11 @@ BroadcastWrites = 1 and one controller instance leasing all three, devices 0 and
 and device 2 on standby, the charge setpoints of 0 and 1 and the preset of 2 with the same
 current go as ONE frame to the broadcast ID 0x000C03FF; device 2's output stays off and
 carries no current, its reply says "preset": true. A running unit given a preset switches its
-output off before its current changes. With the broadcast set off (a device not
-leased, the key off) or IdleState = min the same request is a plain idle ("preset": false
-and the reason), which leaves device 2's IOUT_SET at its minimum. Refusals of a wrong preset
-come from the real gateway with their codes."""
+output off before its current changes; a discharging group's preset changes the standby
+unit's direction with its output off. With the broadcast set off (a device not leased, the
+key off) or IdleState = min the same request is a plain idle ("preset": false and the
+reason), which leaves device 2's IOUT_SET at its minimum. Refusals of a wrong preset come
+from the real gateway with their codes."""
 
 import os
 import sys
@@ -18,6 +19,8 @@ import harness  # noqa: E402
 from gwtest import (BROADCAST_ID, GROUP_HOLDERS as GROUP, IOUT_SET,  # noqa: E402
                     GROUP_SIM_DEVS as DEVS, Gateway, assert_no_pacing_violations,
                     group_ini, setpoints_together, write_frames)
+
+REVERSE_IOUT_SET = 0x0130
 
 
 def _charge(current_a):
@@ -52,9 +55,12 @@ def test_preset_lets_the_group_go_as_one_frame():
     with harness.Sim(devices=DEVS) as sim:
         with Gateway(group_ini(sim, tmp, 1), tmp) as gw:
             iout_min = _standby_start(gw, sim)
+            eep = gw.client.ok("eeprom", dev=2)["eeprom"]["writes"].get("IOUT_SET", 0)
             calls = [(GROUP[0], dict(_charge(8.5), dev=0)), (GROUP[1], dict(_charge(8.5), dev=1)),
                      (GROUP[2], dict(_preset(8.5), dev=2))]
             r0, r1, r2 = setpoints_together(gw.req, calls)
+            # the preset's write is a controller's like any other: device 2's budget counts it
+            assert gw.client.ok("eeprom", dev=2)["eeprom"]["writes"]["IOUT_SET"] == eep + 1
             assert "preset" not in r0 and "preset" not in r1, (r0, r1)
             assert r2["preset"] is True and "preset_skipped" not in r2, r2
             assert r2["mode"] == "idle", r2
@@ -112,6 +118,29 @@ def test_preset_lets_the_group_go_as_one_frame():
                 in log), log
         assert ("device 2: setpoint idle by 'charge-ctl-0-4242-u2' (preset charge 6.00 A not "
                 "applied: no broadcast writes: device 1 is not leased)" in log), log
+        assert_no_pacing_violations(sim)
+
+
+def test_discharge_preset_with_a_direction_change():
+    """The standby unit idled from charging, the group discharging: its REVERSE_IOUT_SET
+    write goes with the running units' in one frame, then its direction follows, output off."""
+    tmp = harness.temp_dir()
+    with harness.Sim(devices=DEVS) as sim:
+        with Gateway(group_ini(sim, tmp, 1), tmp) as gw:
+            _standby_start(gw, sim)
+            discharge = {"mode": "discharge", "current_a": 6.0, "lease_ttl_s": 120}
+            preset = {"mode": "idle", "preset": "discharge", "current_a": 6.0, "lease_ttl_s": 120}
+            calls = [(GROUP[0], dict(discharge, dev=0)), (GROUP[1], dict(discharge, dev=1)),
+                     (GROUP[2], dict(preset, dev=2))]
+            r2 = setpoints_together(gw.req, calls)[2]
+            assert r2["preset"] is True and r2["applied"]["direction"] == "discharge", r2
+            frames = write_frames(sim, REVERSE_IOUT_SET, 600)
+            assert frames == {BROADCAST_ID: 1}, frames
+            d2 = sim.control.device(2)
+            assert d2["registers"]["DIRECTION_CTRL"] == 1, d2
+            assert d2["registers"]["OPERATION"] == 0 and not d2["output_on"], d2
+            assert abs(d2["dc_a"]) < 0.05, d2
+            assert d2["registers"]["REVERSE_IOUT_SET"] == 600, d2
         assert_no_pacing_violations(sim)
 
 
