@@ -5,10 +5,11 @@ and device 2 on standby, the charge setpoints of 0 and 1 and the preset of 2 wit
 current go as ONE frame to the broadcast ID 0x000C03FF; device 2's output stays off and
 carries no current, its reply says "preset": true. A running unit given a preset switches its
 output off before its current changes; a discharging group's preset changes the standby
-unit's direction with its output off. With the broadcast set off (a device not leased, the
-key off) or IdleState = min the same request is a plain idle ("preset": false and the
-reason), which leaves device 2's IOUT_SET at its minimum. Refusals of a wrong preset come
-from the real gateway with their codes."""
+unit's direction with its output off; a unit a person stopped takes a preset and stays held
+off. With the broadcast set off (a device not leased, the key off) or IdleState = min the
+same request is a plain idle ("preset": false and the reason), which leaves device 2's
+IOUT_SET at its minimum. Refusals of a wrong preset come from the real gateway with their
+codes."""
 
 import os
 import sys
@@ -106,6 +107,15 @@ def test_preset_lets_the_group_go_as_one_frame():
             assert "000000" in writes[on + 1:cur], writes  # OPERATION 0 after the last 1
             d0 = sim.control.device(0)
             assert not d0["output_on"] and d0["registers"]["IOUT_SET"] == 700, d0
+
+            # a person's stop holds device 2 off; a preset does not switch it on, so it is not
+            # refused for the hold, and the hold stays
+            gw.client.ok("setpoint", dev=2, client="bicctl-person", mode="stop", manual=True)
+            r = gw.client.ok("setpoint", dev=2, client=GROUP[2], **_preset(7.5))
+            assert r["preset"] is True, r
+            _assert_standby(sim, 750)
+            held = {d["dev"]: d["held_off"] for d in gw.client.ok("info")["devices"]}
+            assert held[2] == "bicctl-person", held
 
             # device 1 no longer leased: no broadcast set, the preset is a plain idle
             gw.client.ok("lease", dev=1, client=GROUP[1], action="release")
