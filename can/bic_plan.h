@@ -13,7 +13,9 @@
  * direction with the output already off; standby (a preset: the output stays off while the
  * current register of a group's direction holds the running units' value, so that all of them
  * get the same write) switches the output off first, then sets that direction's current, the
- * other direction's current to its minimum and the direction, every step with the output off.
+ * other direction's current to its minimum and the direction, every step with the output off
+ * (the gateway, when it knows the output is off already, confirms that first step after the
+ * current instead: see gw_job_add_standby).
  * Pure: no I/O.
  */
 #ifndef BIC_PLAN_H
