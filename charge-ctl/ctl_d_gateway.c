@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -78,6 +79,11 @@ static cJSON *s_build(const ctl_daemon_t *d, int i, const ctl_link_t *l, const c
             cJSON_AddNumberToObject(r, "current_a", d->set.params.min_current_ca / 100.0);
         else if (q->mode == CTL_MODE_CHARGE || q->mode == CTL_MODE_DISCHARGE)
             cJSON_AddNumberToObject(r, "current_a", q->ca / 100.0);
+        else if (q->mode == CTL_MODE_IDLE && q->ca != 0 && !stop && !seed_idle) {
+            /* a unit on standby in a group: output off, one direction's current preset */
+            cJSON_AddStringToObject(r, "preset", q->ca > 0 ? "charge" : "discharge");
+            cJSON_AddNumberToObject(r, "current_a", abs(q->ca) / 100.0);
+        }
         cJSON_AddNumberToObject(r, "lease_ttl_s", d->set.lease_ttl_s);
         if (resume && !stop)
             cJSON_AddBoolToObject(r, "resume", true);
@@ -350,9 +356,10 @@ static void s_on_power_cycled(ctl_daemon_t *d, const cJSON *msg, int64_t now)
         used = k < 0 ? sizeof lost - 1 : used + (size_t)k;
     }
     bool group = ctld_is_group(d);
-    bool ours = ctl_link_power_cycled(&d->link, cJSON_IsString(holder) ? holder->valuestring : NULL,
-                                      group ? d->grun.mode[d->own] : d->st.mode,
-                                      group ? d->grun.current_ca[d->own] : d->st.current_ca, now);
+    bool ours = ctl_link_power_cycled(
+        &d->link, cJSON_IsString(holder) ? holder->valuestring : NULL,
+        group ? d->grun.mode[d->own] : d->st.mode,
+        group ? ctl_group_run_link_ca(&d->grun, d->own) : d->st.current_ca, now);
     if (!ours) {
         log_info("device %d came back from a power cycle (lost %s); not the lease holder",
                  d->set.id, lost[0] ? lost : "setpoints");

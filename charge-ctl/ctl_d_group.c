@@ -256,7 +256,8 @@ void ctld_group_step(ctl_daemon_t *d, const ctl_input_t *house, int64_t now)
     d->out = d->gout.ctl;
     for (int i = 0; i < d->n_units; i++)
         if (d->gout.send[i])
-            ctl_link_setpoint(ctld_unit_link(d, i), d->gout.mode[i], d->gout.current_ca[i]);
+            ctl_link_setpoint(ctld_unit_link(d, i), d->grun.mode[i],
+                              ctl_group_run_link_ca(&d->grun, i));
     ctld_publish_group(d, now, false);
 }
 
@@ -317,7 +318,8 @@ bool ctld_group_on_pub(ctl_daemon_t *d, int g, const char *topic, const cJSON *m
     if (strcmp(ev->valuestring, "lease_lapsed") == 0) {
         ctld_unit_flags(d, i, ctl_link_lease_lapsed(&u->link, who, now), now);
     } else if (strcmp(ev->valuestring, "power_cycled") == 0) {
-        if (ctl_link_power_cycled(&u->link, who, d->grun.mode[i], d->grun.current_ca[i], now))
+        if (ctl_link_power_cycled(&u->link, who, d->grun.mode[i],
+                                  ctl_group_run_link_ca(&d->grun, i), now))
             log_warn("device %s came back from a power cycle: its share re-applied", dev);
     } else if (strcmp(ev->valuestring, "safe_state") == 0 ||
                strcmp(ev->valuestring, "offline") == 0 || strcmp(ev->valuestring, "online") == 0) {

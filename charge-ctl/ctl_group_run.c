@@ -16,6 +16,38 @@ void ctl_group_run_init(ctl_group_run_t *r, int64_t now_ms)
         r->mode[i] = CTL_MODE_NONE;
 }
 
+int ctl_group_run_link_ca(const ctl_group_run_t *r, int i)
+{
+    return r->mode[i] == CTL_MODE_IDLE ? r->preset_ca[i] : r->current_ca[i];
+}
+
+/* The preset of each unit on standby (ctl_group_run_out_t.preset_ca). */
+static void s_presets(const ctl_group_cfg_t *g, const ctl_group_run_t *r,
+                      const ctl_group_dev_t *devs, ctl_group_run_out_t *out)
+{
+    int common = 0;
+    bool same = true;
+    for (int i = 0; i < g->n && same; i++) {
+        if (!devs[i].online ||
+            (out->mode[i] != CTL_MODE_CHARGE && out->mode[i] != CTL_MODE_DISCHARGE))
+            continue;
+        int ca = out->mode[i] == CTL_MODE_CHARGE ? out->current_ca[i] : -out->current_ca[i];
+        if (common == 0)
+            common = ca;
+        else if (ca != common)
+            same = false;
+    }
+    for (int i = 0; i < g->n; i++) {
+        if (!devs[i].online || out->mode[i] != CTL_MODE_IDLE)
+            continue;
+        int p = r->mode[i] == CTL_MODE_IDLE ? r->preset_ca[i] : 0; /* kept */
+        if (out->go.why[i] == CTL_GU_STANDBY && same && common != 0)
+            p = common;
+        int max = p > 0 ? g->max_charge_ca[i] : g->max_discharge_ca[i];
+        out->preset_ca[i] = abs(p) >= g->min_current_ca[i] && abs(p) <= max ? p : 0;
+    }
+}
+
 void ctl_group_run_params(const ctl_params_t *unit, const ctl_group_cfg_t *g,
                           const ctl_group_dev_t *devs, ctl_params_t *pg)
 {
@@ -213,6 +245,7 @@ void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_
         out->current_ca[i] = m == CTL_MODE_IDLE ? 0 : out->go.current_ca[i];
     }
     s_small_change(g, r, devs, out);
+    s_presets(g, r, devs, out);
     for (int i = 0; i < g->n; i++) {
         ctl_mode_t m = out->mode[i];
         int ca = out->current_ca[i];
@@ -223,10 +256,12 @@ void ctl_group_run_step(const ctl_params_t *unit, const ctl_group_cfg_t *g, ctl_
             continue;
         }
         r->running[i] = m == CTL_MODE_CHARGE || m == CTL_MODE_DISCHARGE;
-        out->send[i] = m != r->mode[i] || ca != r->current_ca[i];
+        out->send[i] =
+            m != r->mode[i] || ca != r->current_ca[i] || out->preset_ca[i] != r->preset_ca[i];
         if (out->send[i]) {
             r->mode[i] = m;
             r->current_ca[i] = ca;
+            r->preset_ca[i] = out->preset_ca[i];
         }
     }
 }

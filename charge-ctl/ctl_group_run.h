@@ -42,7 +42,8 @@ typedef struct {
     int iout_ca, rev_iout_ca;       /* ... and currents, as the step's read-back */
     ctl_mode_t mode[CTL_GROUP_MAX]; /* each device's command as last given */
     int current_ca[CTL_GROUP_MAX];
-    bool running[CTL_GROUP_MAX]; /* online with a share at the last step */
+    int preset_ca[CTL_GROUP_MAX]; /* an idle device's preset as last given (see out) */
+    bool running[CTL_GROUP_MAX];  /* online with a share at the last step */
 } ctl_group_run_t;
 
 typedef struct {
@@ -51,10 +52,21 @@ typedef struct {
     int online;                     /* devices online */
     ctl_mode_t mode[CTL_GROUP_MAX]; /* each device's command */
     int current_ca[CTL_GROUP_MAX];  /* (A x 100, magnitude) */
-    bool send[CTL_GROUP_MAX];       /* it differs from the last one given */
+    /* A unit on standby (idle while others run) is given the running units' current as a
+     * preset when they all run the same way at the same current and it is within the unit's
+     * limits (A x 100, + charge, - discharge; 0: none): its output stays off and the
+     * gateway, when it writes the group's identical writes as one broadcast frame, sets the
+     * unit's current register with that frame instead of leaving the frame to the running
+     * units one by one. Kept while the running units' currents differ. */
+    int preset_ca[CTL_GROUP_MAX];
+    bool send[CTL_GROUP_MAX]; /* it differs from the last one given */
 } ctl_group_run_out_t;
 
 void ctl_group_run_init(ctl_group_run_t *r, int64_t now_ms);
+
+/* The current to give device i's link with its mode as last given: an idle device's preset,
+ * else its current (ctl_link_setpoint). */
+int ctl_group_run_link_ca(const ctl_group_run_t *r, int i);
 
 /* The step function's parameters for the group as one device: unit's (one device's
  * controller parameters) with the current limits of the devices online summed and the

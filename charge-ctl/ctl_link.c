@@ -4,6 +4,7 @@
 #include "ctl_link.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gw_client.h"
@@ -156,6 +157,9 @@ static unsigned s_setpoint_reply(ctl_link_t *l, const ctl_link_reply_t *r, int64
         if (l->inflight_mode == CTL_MODE_CHARGE || l->inflight_mode == CTL_MODE_DISCHARGE)
             log_write(lvl, "setpoint %s %.2f A", ctl_mode_name(l->inflight_mode),
                       l->inflight_ca / 100.0);
+        else if (l->inflight_mode == CTL_MODE_IDLE && l->inflight_ca != 0)
+            log_write(BIC_LOG_DEBUG, "setpoint idle, preset %s %.2f A",
+                      l->inflight_ca > 0 ? "charge" : "discharge", abs(l->inflight_ca) / 100.0);
         else
             log_write(lvl, "setpoint %s", ctl_mode_name(l->inflight_mode));
         l->acked_mode = l->inflight_mode;

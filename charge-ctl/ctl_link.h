@@ -44,7 +44,8 @@ typedef enum {
 
 enum { CTL_LINK_RESET = 1, CTL_LINK_STEP = 2, CTL_LINK_INFO = 4 };
 
-/* A request to send: its kind, and for a setpoint the mode and current (A x 100). */
+/* A request to send: its kind, and for a setpoint the mode and current (A x 100; for idle
+ * the preset, see ctl_link_setpoint). */
 typedef struct {
     ctl_link_req_t kind;
     ctl_mode_t mode;
@@ -104,7 +105,8 @@ void ctl_link_init(ctl_link_t *l, int dev, const char *client, int lease_ttl_s, 
 const char *ctl_link_req_name(ctl_link_req_t kind);
 
 /* The step wants mode/ca on the device: replaces a setpoint not sent yet (only while the
- * lease is held). */
+ * lease is held). For CTL_MODE_IDLE, ca is a preset (a group's unit on standby): + a charge,
+ * - a discharge current the gateway may set while the output stays off; 0 none. */
 void ctl_link_setpoint(ctl_link_t *l, ctl_mode_t mode, int ca);
 
 /* The next request to send now, marked in flight; kind NONE when nothing is due. */

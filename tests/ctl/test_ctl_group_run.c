@@ -3,7 +3,8 @@
  * group as one device and the dispatch, with each device's command. An import covered by
  * one unit and then by more; a device lost: its share whole on the others at the step that
  * knows of it and no command to it; back: its command given again; the group's limits follow the
- * devices online; a standby unit's voltage moving between meter samples gives no command.
+ * devices online; a standby unit's voltage moving between meter samples gives no command; a
+ * standby unit given the running units' current as a preset, within its own limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -208,6 +209,67 @@ static void test_standby_voltage_moves_no_command(void **st)
     assert_int_equal(sends, 0);
 }
 
+static int s_standby(const rig_t *r)
+{
+    for (int i = 0; i < 3; i++)
+        if (r->run.mode[i] == CTL_MODE_IDLE)
+            return i;
+    fail_msg("no unit on standby");
+    return -1;
+}
+
+/* Two units discharge at one current, the third is on standby: it is given that current as
+ * a discharge preset (its output stays idle: no current of its own); a small change that
+ * leaves the running units at different currents keeps its preset (no command to it); the
+ * next whole shares give it the new common current; a preset beyond its own limit is none. */
+static void test_standby_unit_preset(void **st)
+{
+    (void)st;
+    rig_t r;
+    s_two_running(&r, 20);
+    int sb = s_standby(&r);
+    int run0 = sb == 0 ? 1 : 0, run1 = sb == 2 ? 1 : 2;
+    /* a large change: whole shares, one current for both */
+    s_sample(&r, 3000);
+    for (int i = 0; i < 10 && r.run.current_ca[run0] != r.run.current_ca[run1]; i++)
+        s_sample(&r, 3000);
+    assert_int_equal(r.run.current_ca[run0], r.run.current_ca[run1]);
+    assert_int_equal(r.run.mode[sb], CTL_MODE_IDLE);
+    assert_int_equal(r.run.current_ca[sb], 0);
+    assert_int_equal(r.run.preset_ca[sb], -r.run.current_ca[run0]);
+    assert_int_equal(ctl_group_run_link_ca(&r.run, sb), -r.run.current_ca[run0]);
+    assert_int_equal(ctl_group_run_link_ca(&r.run, run0), r.run.current_ca[run0]);
+    assert_true(fabs(r.dev[sb].dc_a) < 1e-9);
+    /* the next large change: the standby unit is told together with the running units */
+    int before = r.run.preset_ca[sb];
+    bool told = false;
+    for (int i = 0; i < 10; i++) {
+        s_sample(&r, 2200);
+        if (r.run.preset_ca[sb] != before) {
+            assert_true(r.out.send[sb]);
+            assert_true(r.out.send[run0] || r.out.send[run1]);
+            told = true;
+            break;
+        }
+    }
+    assert_true(told);
+    /* a small change to one unit: the running units' currents differ, the preset is kept */
+    for (int i = 0; i < 20 && r.run.current_ca[run0] == r.run.current_ca[run1]; i++) {
+        int p = r.run.preset_ca[sb];
+        s_sample(&r, 2200 + (i % 2 ? 30 : -30));
+        if (r.run.current_ca[run0] != r.run.current_ca[run1]) {
+            assert_false(r.out.send[sb]);
+            assert_int_equal(r.run.preset_ca[sb], p);
+        }
+    }
+    assert_int_not_equal(r.run.current_ca[run0], r.run.current_ca[run1]);
+    /* the standby unit's own limit below the running units' current: no preset */
+    r.g.max_discharge_ca[sb] = abs(r.run.preset_ca[sb]) - 100;
+    s_sample(&r, 2200);
+    assert_int_equal(r.out.preset_ca[sb], 0);
+    assert_true(r.out.send[sb]);
+}
+
 static void test_group_limits_follow_the_devices_online(void **st)
 {
     (void)st;
@@ -237,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_group_limits_follow_the_devices_online),
         cmocka_unit_test(test_small_change_to_one_unit),
         cmocka_unit_test(test_standby_voltage_moves_no_command),
+        cmocka_unit_test(test_standby_unit_preset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
