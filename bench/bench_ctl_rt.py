@@ -273,6 +273,7 @@ def main():
     bcast_readings = 0
     between = []  # one gateway: reads on the bus between the group's first and last write
     busy_at = []  # one gateway: a device with a command of another step on the bus
+    running = []  # one gateway: units with a share after each reading (the group topic)
     with Stack(start_s=0, speed=1, relay=False, ctl=ctl, units=units, device=device,
                gateway=gw_keys) as s:
         sims = [s.sim]
@@ -331,6 +332,11 @@ def main():
                                    any(len(v) > 1 for v in w.values()))
                 spacing += [(b - a) * 1000.0 for a, b in zip(firsts, firsts[1:])]
                 devs_written.append(len(w))
+                if a.gateways == 1:
+                    g = json.loads(s.client.last(s.topic("ctl/0/group")) or "null")
+                    if g is not None:
+                        running.append(sum(u["mode"] in ("charge", "discharge")
+                                           for u in g["units"]))
                 continue
             t = first_write_after(s.sim, t_pub, 0.5)
             if t is None:
@@ -382,6 +388,9 @@ def main():
                   "%s, with %s" % (len(busy), len(lat_all),
                                    "%.1f / %.1f" % (pct(idle, 50), max(idle)) if idle else "-",
                                    "%.1f / %.1f" % (pct(busy, 50), max(busy)) if busy else "-"))
+        if running:
+            print("units running after a reading: min %d, max %d (the others on standby)"
+                  % (min(running), max(running)))
         if a.broadcast:
             print("readings whose writes went as a broadcast frame: %d of %d"
                   % (bcast_readings, len(lat_all)))
