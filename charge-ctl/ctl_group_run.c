@@ -26,13 +26,16 @@ static void s_presets(const ctl_group_cfg_t *g, const ctl_group_run_t *r,
                       const ctl_group_dev_t *devs, ctl_group_run_out_t *out)
 {
     int common = 0;
-    bool same = true;
+    bool same = true; /* the running units run the same way at one current, each of them
+                         told so at this step: their writes and the preset's go together */
     for (int i = 0; i < g->n && same; i++) {
         if (!devs[i].online ||
             (out->mode[i] != CTL_MODE_CHARGE && out->mode[i] != CTL_MODE_DISCHARGE))
             continue;
         int ca = out->mode[i] == CTL_MODE_CHARGE ? out->current_ca[i] : -out->current_ca[i];
-        if (common == 0)
+        if (out->mode[i] == r->mode[i] && out->current_ca[i] == r->current_ca[i])
+            same = false; /* a unit that keeps its command: no write to merge with */
+        else if (common == 0)
             common = ca;
         else if (ca != common)
             same = false;

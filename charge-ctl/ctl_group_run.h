@@ -53,11 +53,12 @@ typedef struct {
     ctl_mode_t mode[CTL_GROUP_MAX]; /* each device's command */
     int current_ca[CTL_GROUP_MAX];  /* (A x 100, magnitude) */
     /* A unit on standby (idle while others run) is given the running units' current as a
-     * preset when they all run the same way at the same current and it is within the unit's
-     * limits (A x 100, + charge, - discharge; 0: none): its output stays off and the
-     * gateway, when it writes the group's identical writes as one broadcast frame, sets the
-     * unit's current register with that frame instead of leaving the frame to the running
-     * units one by one. Kept while the running units' currents differ. */
+     * preset when each of them is told to run the same way at one new current at this step
+     * and it is within the unit's limits (A x 100, + charge, - discharge; 0: none): its output
+     * stays off and the gateway, when it writes the group's identical writes as one broadcast
+     * frame, sets the unit's current register with that frame instead of leaving the frame
+     * to the running units one by one. Kept otherwise (a small change to one unit, or running
+     * units whose currents differ): a preset alone would be a write without a frame to join. */
     int preset_ca[CTL_GROUP_MAX];
     bool send[CTL_GROUP_MAX]; /* it differs from the last one given */
 } ctl_group_run_out_t;
