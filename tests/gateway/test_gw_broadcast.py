@@ -56,7 +56,10 @@ def test_group_writes_as_one_broadcast_frame():
             assert frames == {BROADCAST_ID: 1}, frames
         log = gw.proc.output()
         assert "broadcast writes on for devices 0,1,2" in log, log
-        assert "broadcast writes off: device 2 is not leased" in log, log
+        # off for device 2: free, or already held by the person when the gateway next
+        # looked (the release and the person's setpoint may come in one batch of requests)
+        assert ("broadcast writes off: device 2 is not leased" in log or
+                "broadcast writes off: device 2 is leased by bicctl-person" in log), log
         assert_no_pacing_violations(sim)
 
 
