@@ -47,11 +47,20 @@ def test_group_writes_as_one_broadcast_frame():
             sub.close()
             # device 2 leased by another client: each device gets its own frame
             gw.client.ok("lease", dev=2, client=GROUP[2], action="release")
+            gw.client.ok("lease", dev=2, client="bicctl-person", action="take", ttl_s=120)
+            harness.wait_for(lambda: "broadcast writes off: device 2 is" in gw.proc.output(),
+                             timeout=15, what="broadcast writes off")
             holders = GROUP[:2] + ["bicctl-person"]
             frames = _setpoints(gw, sim, 8.13, holders)
             assert frames == {0x000C0300: 1, 0x000C0301: 1, 0x000C0302: 1}, frames
             gw.client.ok("lease", dev=2, client="bicctl-person", action="release")
-            # the group's again: one frame again
+            # the group's again: one frame again, once the gateway has seen the group hold
+            # all three (a set completed by the last of the setpoints sent together may let the
+            # first ones go alone: their wait for partners is 3 ms)
+            gw.client.ok("lease", dev=2, client=GROUP[2], action="take", ttl_s=120)
+            harness.wait_for(lambda: gw.proc.output().count(
+                "broadcast writes on for devices 0,1,2") >= 2, timeout=15,
+                what="broadcast writes on again")
             frames = _setpoints(gw, sim, 6.54)
             assert frames == {BROADCAST_ID: 1}, frames
         log = gw.proc.output()
