@@ -13,6 +13,8 @@ import harness
 
 T = "test/bic"
 METER = "home/meter/power"
+BROADCAST_ID = 0x000C03FF  # a BIC-2200 frame to every device of the bus
+IOUT_SET = 0x0030
 SIM_METER = "sim/meter"
 DEV = "0:24:battery,canctrl"
 # A commissioned BIC-2200-24 on a 24 V pack: the [DEVICE] keys of every unit of the stack.
@@ -23,6 +25,20 @@ PROFILE = harness.source_path("data", "profiles", "p1_clear_march.csv")
 # Open-circuit voltage of a 24 V LiFePO4 pack (8 cells), as in sim/twin-example.ini.
 CAP2V = {0: 20.00, 2: 23.20, 5: 24.40, 10: 25.44, 20: 25.92, 30: 26.16, 40: 26.32, 50: 26.40,
          60: 26.48, 70: 26.56, 80: 26.64, 90: 26.72, 95: 26.88, 98: 27.20, 100: 28.00}
+
+
+def broadcast_iout(sim, within_s=None):
+    """The IOUT_SET values (raw) sent to the broadcast ID, in the simulator's frame log (the
+    last within_s seconds of it when given), oldest first."""
+    out = []
+    for f in sorted(sim.control.frames(512), key=lambda f: -f["age_ms"]):
+        if (f["dir"] != "rx" or int(f["id"], 16) != BROADCAST_ID or f["dlc"] != 4 or
+                (within_s is not None and f["age_ms"] > within_s * 1000.0)):
+            continue
+        d = bytes.fromhex(f["data"])
+        if d[0] | d[1] << 8 == IOUT_SET:
+            out.append(d[2] | d[3] << 8)
+    return out
 
 
 class Stack:

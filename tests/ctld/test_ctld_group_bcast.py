@@ -16,24 +16,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
-from ctld_stack import METER, Stack  # noqa: E402
+from ctld_stack import METER, Stack, broadcast_iout  # noqa: E402
 
 UNITS = (0, 1, 2)
-BROADCAST_ID = 0x000C03FF
-IOUT_SET = 0x0030
 SETTLE_S = 60  # generous: a loaded 2-core machine
-
-
-def _broadcast_iout(sim):
-    """The IOUT_SET values (raw) sent to the broadcast ID, in the simulator's frame log."""
-    out = []
-    for f in sim.control.frames(512):
-        if f["dir"] != "rx" or int(f["id"], 16) != BROADCAST_ID or f["dlc"] != 4:
-            continue
-        d = bytes.fromhex(f["data"])
-        if d[0] | d[1] << 8 == IOUT_SET:
-            out.append(d[2] | d[3] << 8)
-    return out
 
 
 def test_group_current_as_one_broadcast_frame():
@@ -64,7 +50,7 @@ def test_group_current_as_one_broadcast_frame():
 
         def broadcast_taken():
             s.client.publish(METER, "60")  # importing a little: the group steps down
-            seen[:] = _broadcast_iout(s.sim)
+            seen[:] = broadcast_iout(s.sim)
             regs = [d["registers"]["IOUT_SET"] for d in units()]
             return (len(set(regs)) == 1 and regs[0] < 1000 and
                     regs[0] in seen and group_charging())

@@ -20,26 +20,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
-from ctld_stack import METER, Stack  # noqa: E402
+from ctld_stack import METER, Stack, broadcast_iout  # noqa: E402
 
 UNITS = (0, 1, 2)
-BROADCAST_ID = 0x000C03FF
-IOUT_SET = 0x0030
 SETTLE_S = 90  # generous: a loaded 2-core machine
-
-
-def _broadcast_iout(sim, within_s):
-    """The IOUT_SET values (raw) sent to the broadcast ID in the last within_s seconds, in the
-    simulator's frame log, oldest first."""
-    out = []
-    for f in sorted(sim.control.frames(512), key=lambda f: -f["age_ms"]):
-        if (f["dir"] != "rx" or int(f["id"], 16) != BROADCAST_ID or f["dlc"] != 4 or
-                f["age_ms"] > within_s * 1000.0):
-            continue
-        d = bytes.fromhex(f["data"])
-        if d[0] | d[1] << 8 == IOUT_SET:
-            out.append(d[2] | d[3] << 8)
-    return out
 
 
 def test_standby_unit_preset_joins_the_broadcast():
@@ -110,7 +94,7 @@ def test_standby_unit_preset_joins_the_broadcast():
             devs = meter()
             if devs[standby]["output_on"]:
                 standby_on.append(devs[standby])
-            sent = _broadcast_iout(s.sim, now - step["t"])
+            sent = broadcast_iout(s.sim, now - step["t"])
             if sent:  # the frame log holds the last few seconds: the last value seen is kept
                 last_sent[0] = sent[-1]
             return (last_sent[0] is not None and two_run_one_idle() == standby and
