@@ -3,6 +3,8 @@
  */
 #include "eeprom_policy.h"
 
+#include "bic_plan.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -228,23 +230,6 @@ eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32
     return EEPROM_DEFER;
 }
 
-bool eeprom_toward_safety(uint16_t cmd, int32_t old_raw, int32_t new_raw)
-{
-    switch (cmd) {
-    case 0x0000: /* OPERATION */
-        return old_raw != 0 && new_raw == 0;
-    case 0x0020: /* VOUT_SET */
-    case 0x0030: /* IOUT_SET */
-    case 0x0130: /* REVERSE_IOUT_SET */
-    case 0x00B0: /* CURVE_CC (NPB) */
-        return new_raw < old_raw;
-    case 0x0120: /* REVERSE_VOUT_SET */
-        return new_raw > old_raw;
-    default:
-        return false;
-    }
-}
-
 int eeprom_policy_reserve(const eeprom_policy_t *e)
 {
     return e->per_day > 0 ? e->burst / 4 : 0;
@@ -271,7 +256,7 @@ eeprom_decision_t eeprom_policy_decide(eeprom_policy_t *e, uint16_t cmd, int32_t
     *until = now;
     int i = eeprom_reg_index(cmd);
     if (i < 0 || !eeprom_policy_persists(e, cmd) || by == EEPROM_BY_SAFETY ||
-        eeprom_toward_safety(cmd, old_raw, new_raw))
+        bic_write_toward_safety(cmd, old_raw, new_raw))
         return EEPROM_WRITE_NOW;
     if (e->per_day <= 0) {
         /* the fixed-interval rule: the spacing holds back a controller's set-points only */

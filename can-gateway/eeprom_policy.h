@@ -86,11 +86,6 @@ bool eeprom_policy_persists(const eeprom_policy_t *e, uint16_t cmd);
 eeprom_decision_t eeprom_policy_request(eeprom_policy_t *e, uint16_t cmd, uint32_t raw,
                                         int64_t now);
 
-/* True when writing new_raw over old_raw to cmd moves the device toward safety: output off
- * (OPERATION 1 -> 0), a lower current limit (IOUT_SET, REVERSE_IOUT_SET), a lower charge
- * voltage (VOUT_SET), a higher discharge end voltage (REVERSE_VOUT_SET). */
-bool eeprom_toward_safety(uint16_t cmd, int32_t old_raw, int32_t new_raw);
-
 /* Tokens a write by someone other than the device's lease holder must leave in the bucket:
  * a quarter of the burst (0 without a daily budget). */
 int eeprom_policy_reserve(const eeprom_policy_t *e);

@@ -3,6 +3,8 @@
  */
 #include "gw_ensure.h"
 
+#include "bic_plan.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,7 +150,7 @@ static gwe_event_t s_after_read(gw_ensure_t *e, eeprom_policy_t *eep, gwe_target
         s_advance(e);
         return GWE_EV_READ;
     }
-    t->safety = eeprom_toward_safety(t->cmd, raw, want);
+    t->safety = bic_write_toward_safety(t->cmd, raw, want);
     e->phase = PH_WRITE;
     return GWE_EV_READ;
 }

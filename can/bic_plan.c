@@ -2,6 +2,7 @@
 #include "bic_plan.h"
 
 #include "bic_proto.h"
+#include "npb_proto.h"
 
 int bic_setpoint_plan(bic_plan_mode_t mode, const bic_plan_args_t *a,
                       bic_plan_write_t out[BIC_PLAN_MAX])
@@ -53,4 +54,21 @@ int bic_setpoint_plan(bic_plan_mode_t mode, const bic_plan_args_t *a,
     }
     }
     return -1;
+}
+
+bool bic_write_toward_safety(uint16_t cmd, int32_t old_raw, int32_t new_raw)
+{
+    switch (cmd) {
+    case BIC_CMD_OPERATION:
+        return old_raw != 0 && new_raw == 0;
+    case BIC_CMD_VOUT_SET:
+    case BIC_CMD_IOUT_SET:
+    case BIC_CMD_REVERSE_IOUT_SET:
+    case NPB_CMD_CURVE_CC:
+        return new_raw < old_raw;
+    case BIC_CMD_REVERSE_VOUT_SET:
+        return new_raw > old_raw;
+    default:
+        return false;
+    }
 }

@@ -54,4 +54,11 @@ typedef struct {
 int bic_setpoint_plan(bic_plan_mode_t mode, const bic_plan_args_t *args,
                       bic_plan_write_t out[BIC_PLAN_MAX]);
 
+/* True when writing new_raw over old_raw to cmd moves the device toward safety: output off
+ * (OPERATION 1 -> 0), a lower current limit (IOUT_SET, REVERSE_IOUT_SET, and an NPB's
+ * CURVE_CC), a lower charge voltage (VOUT_SET), a higher discharge end voltage
+ * (REVERSE_VOUT_SET). The gateway lets such a write through at once, whatever the EEPROM's
+ * spacing (it still takes its token), and the twin's gateway stand-in does the same. */
+bool bic_write_toward_safety(uint16_t cmd, int32_t old_raw, int32_t new_raw);
+
 #endif

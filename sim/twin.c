@@ -259,8 +259,10 @@ static void s_note_setpoint(run_t *r, int signed_ca, int64_t now_ms)
 }
 
 /* One register through the gateway's EEPROM policy: skipped when equal; with EEPROM writes
- * on, a setpoint register waits while the interval since the last persisted write runs
- * (the newest value is kept); other registers are written at once. Returns 1 if written. */
+ * on, a setpoint register waits while the interval since the last persisted write runs or
+ * the budget has no token (the newest value is kept), unless the write moves the device
+ * toward safety (a lower current): that goes at once and takes its token, as in the gateway;
+ * other registers are written at once. Returns 1 if written. */
 static int s_gw_write(run_t *r, uint16_t cmd, uint16_t raw, int64_t now_ms)
 {
     if (cmd == BIC_CMD_IOUT_SET || cmd == BIC_CMD_REVERSE_IOUT_SET) {
@@ -274,7 +276,8 @@ static int s_gw_write(run_t *r, uint16_t cmd, uint16_t raw, int64_t now_ms)
             r->gw_pend[star] = false;
         return 0;
     }
-    if (star >= 0 && r->model->eeprom_on && !s_interval_open(r, now_ms)) {
+    if (star >= 0 && r->model->eeprom_on && !bic_write_toward_safety(cmd, s_reg(r, cmd), raw) &&
+        !s_interval_open(r, now_ms)) {
         if (!r->gw_pend[star])
             r->gw_pend_since[star] = now_ms;
         r->gw_pend[star] = true;
@@ -305,6 +308,15 @@ static void s_gw_tick(run_t *r, int64_t now_ms)
         bic_device_write(r->dev, r->gw_pend_cmd[best], r->gw_pend_raw[best], now_ms * 1000);
         s_persisted(r, now_ms);
     }
+}
+
+/* Whether a setpoint register's write is waiting for the interval. */
+static bool s_gw_pending(const run_t *r)
+{
+    for (int i = 0; i < 4; i++)
+        if (r->gw_pend[i])
+            return true;
+    return false;
 }
 
 /* The gateway's setpoint operation. */
@@ -713,7 +725,14 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
             s_gw_tick(r, t);
             if (tel_due)
                 next_tel += tel_ms;
-            if (delivered) {
+            /* With EEPROM writes on it takes a reading only when the gateway would let a
+             * setpoint write through (the interval since the last persisted write has run and
+             * a token is left): the same limits as the controller's, taken as a plain
+             * integrator would take them. Adding every reading while its writes wait would
+             * wind the setpoint up past the load (it rings), and taking the lower currents
+             * that would go at once but not the higher ones runs it down into idle and the
+             * budget into debt. */
+            if (delivered && (!m->eeprom_on || (!s_gw_pending(r) && s_interval_open(r, t)))) {
                 /* setpoint += -(grid - offset), held within the window */
                 double lo, hi;
                 s_window(r, hour, r->tel_v, &lo, &hi);
@@ -752,9 +771,10 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 in.temp_valid = true;
                 in.temp_c = st.temperature_c;
                 in.fault_raw = st.fault_status;
-                if (m->eeprom_on && m->eeprom_budget > 0) { /* as the gateway's telemetry has it */
+                if (m->eeprom_on &&
+                    m->eeprom_budget > 0) { /* as the daemon reads the gateway's figure */
                     s_tokens(r, t);
-                    in.eeprom_tokens = floor(r->tokens * 100) / 100;
+                    in.eeprom_tokens = r->tokens > 0 ? floor(r->tokens * 100) / 100 : 0;
                     in.eeprom_tokens_ms = t;
                 }
                 next_tel += tel_ms;

@@ -18,6 +18,7 @@
 
 #include <string.h>
 
+#include "bic_plan.h"
 #include "eeprom_policy.h"
 #include "gw_ensure.h"
 
@@ -702,17 +703,17 @@ static void test_no_daily_budget_only_spacing(void **state)
 static void test_toward_safety(void **state)
 {
     (void)state;
-    assert_true(eeprom_toward_safety(OPERATION, 1, 0));
-    assert_false(eeprom_toward_safety(OPERATION, 0, 1));
-    assert_true(eeprom_toward_safety(IOUT, 1000, 900));
-    assert_false(eeprom_toward_safety(IOUT, 900, 1000));
-    assert_true(eeprom_toward_safety(REV_IOUT, 1000, 900));
-    assert_true(eeprom_toward_safety(VOUT, 2760, 2700));
-    assert_false(eeprom_toward_safety(VOUT, 2700, 2760));
-    assert_true(eeprom_toward_safety(REV_VOUT, 2400, 2450));
-    assert_false(eeprom_toward_safety(REV_VOUT, 2450, 2400));
-    assert_false(eeprom_toward_safety(0x00C2, 0, 1));
-    assert_false(eeprom_toward_safety(DIRECTION, 1, 0));
+    assert_true(bic_write_toward_safety(OPERATION, 1, 0));
+    assert_false(bic_write_toward_safety(OPERATION, 0, 1));
+    assert_true(bic_write_toward_safety(IOUT, 1000, 900));
+    assert_false(bic_write_toward_safety(IOUT, 900, 1000));
+    assert_true(bic_write_toward_safety(REV_IOUT, 1000, 900));
+    assert_true(bic_write_toward_safety(VOUT, 2760, 2700));
+    assert_false(bic_write_toward_safety(VOUT, 2700, 2760));
+    assert_true(bic_write_toward_safety(REV_VOUT, 2400, 2450));
+    assert_false(bic_write_toward_safety(REV_VOUT, 2450, 2400));
+    assert_false(bic_write_toward_safety(0x00C2, 0, 1));
+    assert_false(bic_write_toward_safety(DIRECTION, 1, 0));
 }
 
 int main(void)

@@ -243,6 +243,13 @@ static void test_eeprom_on_with_a_daily_budget(void **state)
              * day; docs/charge-ctl.md has the figures against the deadbeat). */
             assert_true(sc <= 2.0 * ss);
             assert_int_equal(d.ctl.follow, 0); /* writes deferred by the spacing */
+            /* The deadbeat is held to the same gateway: it takes a reading only when its
+             * write would go through, so it stays within what the bucket gives in a day (the
+             * day's refill and the 300 it starts with) and does not ring (it leaves less than
+             * no battery at all), and the controller leaves less than it. */
+            assert_true(d.db.eeprom > 0 && d.db.eeprom <= DAILY_BUDGET + 300);
+            assert_true(d.db.x < d.none.x);
+            assert_true(sc < d.db.x - d.ideal.x);
         }
     }
 }
