@@ -661,19 +661,36 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         new_ca = ca < p->min_current_ca ? p->min_current_ca : ca;
         if (new_ca > max_ca)
             new_ca = max_ca;
+        /* Where every write is persisted and the hour's power limit holds the setpoint, the
+         * current is kept anywhere within the deadband below the limit: as the battery's
+         * voltage rises, a current at the limit passes it by a few watts a minute, and
+         * following it each time would spend a write each time. Passed, it is cut to the
+         * middle of that band at once (the gateway lets a lower current through at once). */
+        if (p->min_write_interval_ms > 0 &&
+            (lim == CTL_L_PROFILE_CHARGE || lim == CTL_L_PROFILE_DISCHARGE)) {
+            double cur_w = fabs(ctl_amps_to_ac(p, run_dir, s->current_ca, v));
+            double lim_w = fabs(want);
+            if (cur_w <= lim_w && cur_w >= lim_w - p->charge_tol_w) {
+                new_ca = s->current_ca;
+            } else if (cur_w > lim_w) {
+                double aim_w = want - run_dir * p->charge_tol_w / 2.0;
+                int c = ctl_quantise_ca(p, ctl_ac_to_amps(p, aim_w, v));
+                new_ca = c < p->min_current_ca ? p->min_current_ca : c;
+            }
+        }
         /* Rate limit: changes that only trim the current wait for the write interval;
          * reductions forced by a limit do not. */
         bool reduce = new_ca < s->current_ca;
+        bool cut = reduce && lim != CTL_L_NONE;
         int64_t trim_ms = ctl_trim_interval(p, s);
         if (new_ca != s->current_ca && p->min_write_interval_ms > 0 && s->last_change_ms != NEVER &&
-            (trim_ms == INT64_MAX || in->now_ms - s->last_change_ms < trim_ms) &&
-            !(reduce && lim != CTL_L_NONE)) {
+            (trim_ms == INT64_MAX || in->now_ms - s->last_change_ms < trim_ms) && !cut) {
             new_ca = s->current_ca;
             out->reason = CTL_R_RATE_LIMIT;
         }
         /* A charger retuned only for a change worth its write and its output's restart. */
         int delta = new_ca > s->current_ca ? new_ca - s->current_ca : s->current_ca - new_ca;
-        if (delta && delta < p->retune_min_ca && !(reduce && lim != CTL_L_NONE)) {
+        if (delta && delta < p->retune_min_ca && !cut) {
             new_ca = s->current_ca;
             out->reason = CTL_R_DEADBAND;
         }

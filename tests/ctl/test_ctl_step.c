@@ -417,6 +417,55 @@ static void test_profile_limits(void **state)
     assert_int_equal(r.out.limit, CTL_L_PROFILE_DISCHARGE);
 }
 
+/* Where every write is persisted, a current held by the hour's power limit stays put while
+ * the battery's rising voltage keeps its power within the deadband below the limit (no write
+ * a second as the voltage creeps up), and is cut at once, inside the write interval, to the
+ * middle of that band when the power passes the limit. */
+static void test_persisted_writes_keep_the_power_limit_in_a_band(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    r.p.min_write_interval_ms = 20000;
+    r.p.hours[12].max_charge_w = 500;
+    s_settle(&r, -2000, 30);
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    assert_int_equal(r.out.limit, CTL_L_PROFILE_CHARGE);
+    assert_true(s_batt_ac(&r) <= 500 && s_batt_ac(&r) >= 500 - r.p.charge_tol_w);
+    /* The voltage creeps up, 0.01 V a sample (about 0.2 W at this current): the current is
+     * kept while the power is within the limit, cut the first sample past it, then kept
+     * again for the band's width. */
+    int cuts = 0, kept_between = 0;
+    for (int i = 0; i < 2000 && cuts < 2; i++) {
+        int ca = r.s.current_ca;
+        int64_t changed = r.s.last_change_ms;
+        r.in.dc_v += 0.01;
+        double before = s_batt_ac(&r);
+        s_meter(&r, 1000, -2000 + before);
+        if (r.s.current_ca == ca) {
+            assert_true(before <= 500 + 1e-9); /* kept only while within the limit */
+            if (cuts == 1)
+                kept_between++;
+        } else {
+            assert_true(before > 500); /* cut at once, inside the write interval */
+            assert_true(r.s.current_ca < ca);
+            assert_true(r.s.last_change_ms > changed);
+            cuts++;
+        }
+        s_follow(&r, 0);
+        if (r.s.current_ca != ca) {
+            double after = s_batt_ac(&r);
+            assert_true(after <= 500 - r.p.charge_tol_w / 4 && after >= 500 - r.p.charge_tol_w);
+        }
+    }
+    assert_int_equal(cuts, 2);
+    assert_true(kept_between >= 10); /* not a write a second as the voltage creeps up */
+    int ca = r.s.current_ca;
+    /* Right after the cut (inside the write interval) nothing is raised again. */
+    ca = r.s.current_ca;
+    s_meter(&r, 1000, -2000 + s_batt_ac(&r));
+    assert_int_equal(r.s.current_ca, ca);
+}
+
 static void test_profile_zero_discharge_means_none(void **state)
 {
     rig_t r;
@@ -1045,6 +1094,7 @@ int main(void)
         cmocka_unit_test(test_direction_dwell_charge_to_discharge),
         cmocka_unit_test(test_discharge_to_charge_goes_straight),
         cmocka_unit_test(test_profile_limits),
+        cmocka_unit_test(test_persisted_writes_keep_the_power_limit_in_a_band),
         cmocka_unit_test(test_profile_zero_discharge_means_none),
         cmocka_unit_test(test_hour_changes_the_target),
         cmocka_unit_test(test_device_current_limit),
