@@ -243,3 +243,9 @@ bool ctl_budget_full(const ctl_params_t *p, const ctl_state_t *s)
     return p->write_budget_per_day > 0 && p->min_write_interval_ms > 0 && p->write_burst >= 2 &&
            s->tokens >= p->write_burst * (CTL_BUDGET_FULL_PCT / 100.0);
 }
+
+bool ctl_budget_last(const ctl_params_t *p, const ctl_state_t *s)
+{
+    return p->write_budget_per_day > 0 && p->min_write_interval_ms > 0 && s->tokens >= 0 &&
+           s->tokens < CTL_IDLE_EXIT_WRITES;
+}

@@ -652,6 +652,15 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             if (new_ca > max_ca)
                 new_ca = max_ca;
         }
+    } else if ((dir != run_dir || ca < p->idle_enter_ca) && !forced && ctl_budget_last(p, s)) {
+        /* Where every write is persisted and the gateway's budget is down to its last writes,
+         * a running unit that would go idle keeps its direction at the minimum current: the
+         * lower current goes out at once (toward safety) and the next surplus or load takes
+         * one write, where leaving idle again takes three the budget does not have (a busy
+         * day then kept it idle for an hour and more). A limit still takes it to idle. */
+        new_ca = p->min_current_ca;
+        if (stepped)
+            out->reason = CTL_R_IDLE_ZERO;
     } else if (dir != run_dir || ca < p->idle_enter_ca) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;
@@ -711,7 +720,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     if (send && s->tokens >= 0 && p->write_budget_per_day > 0 && p->min_write_interval_ms > 0) {
         /* what the gateway will persist: the current, and on a change of mode the direction,
          * the output and the other current too */
-        s->tokens -= mode != prev_mode ? 3 : (new_ca != prev_ca ? 1 : 0);
+        s->tokens -= mode != prev_mode ? CTL_IDLE_EXIT_WRITES : (new_ca != prev_ca ? 1 : 0);
         if (s->tokens < 0)
             s->tokens = 0;
     }

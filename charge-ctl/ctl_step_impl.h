@@ -61,4 +61,12 @@ int64_t ctl_trim_interval(const ctl_params_t *p, const ctl_state_t *s);
  * (ctl_budget.c). */
 bool ctl_budget_full(const ctl_params_t *p, const ctl_state_t *s);
 
+/* Persisted writes a change of mode costs: the output, the current and the direction (or the
+ * other current). */
+#define CTL_IDLE_EXIT_WRITES 3
+
+/* Whether the gateway's daily budget is down to fewer writes than a change of mode costs
+ * (ctl_budget.c). */
+bool ctl_budget_last(const ctl_params_t *p, const ctl_state_t *s);
+
 #endif

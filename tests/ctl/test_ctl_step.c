@@ -466,6 +466,54 @@ static void test_persisted_writes_keep_the_power_limit_in_a_band(void **state)
     assert_int_equal(r.s.current_ca, ca);
 }
 
+/* Where every write is persisted and the gateway's budget is down to fewer writes than leaving
+ * idle again costs, a charge that a load would end keeps its direction at the minimum current
+ * (one write, toward safety) and takes the next surplus with one write; with writes to spare
+ * it goes idle as ever. */
+static void s_load_after_charge(rig_t *r, double tokens)
+{
+    s_rig(r);
+    r->p.min_write_interval_ms = 20000;
+    r->p.write_budget_per_day = 1095;
+    r->p.write_burst = 300;
+    s_settle(r, -800, 30);
+    assert_int_equal(r->out.mode, CTL_MODE_CHARGE);
+    r->in.eeprom_tokens = tokens;
+    r->in.eeprom_tokens_ms = r->t;
+    for (int i = 0; i < 8; i++) { /* a 600 W load: 800 W surplus becomes 600 W import */
+        s_meter(r, 1000, 600 + s_batt_ac(r));
+        s_follow(r, 1500);
+    }
+}
+
+static void test_last_writes_keep_a_charge_at_its_minimum(void **state)
+{
+    rig_t r;
+    s_load_after_charge(&r, 50);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    s_load_after_charge(&r, 2);
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    assert_int_equal(r.out.current_ca, r.p.min_current_ca);
+    /* The surplus comes back: the charge follows it. */
+    for (int i = 0; i < 30; i++) {
+        r.in.eeprom_tokens = 2;
+        r.in.eeprom_tokens_ms = r.t;
+        s_meter(&r, 1000, -800 + s_batt_ac(&r));
+        s_follow(&r, 1500);
+    }
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    assert_true(r.out.current_ca > r.p.min_current_ca);
+    /* A full battery still ends the charge. */
+    r.in.eeprom_tokens = 2;
+    r.in.eeprom_tokens_ms = r.t;
+    r.in.dc_v = 29.5;
+    for (int i = 0; i < 5; i++) {
+        s_meter(&r, 1000, -800 + s_batt_ac(&r));
+        s_follow(&r, 1500);
+    }
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+}
+
 static void test_profile_zero_discharge_means_none(void **state)
 {
     rig_t r;
@@ -1095,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_discharge_to_charge_goes_straight),
         cmocka_unit_test(test_profile_limits),
         cmocka_unit_test(test_persisted_writes_keep_the_power_limit_in_a_band),
+        cmocka_unit_test(test_last_writes_keep_a_charge_at_its_minimum),
         cmocka_unit_test(test_profile_zero_discharge_means_none),
         cmocka_unit_test(test_hour_changes_the_target),
         cmocka_unit_test(test_device_current_limit),
