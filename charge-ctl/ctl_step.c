@@ -688,9 +688,14 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
             }
         }
         /* Rate limit: changes that only trim the current wait for the write interval;
-         * reductions forced by a limit do not. */
+         * reductions forced by a limit do not, nor, while the gateway's budget is full, a
+         * reduction for an error of more than twice the deadband on a fresh sample (charge
+         * drawn from the grid, discharge exported): the gateway lets a lower current through
+         * at once, and a full bucket would lose that write anyway. */
         bool reduce = new_ca < s->current_ca;
-        bool cut = reduce && lim != CTL_L_NONE;
+        bool cut = reduce &&
+                   (lim != CTL_L_NONE || (stepped && fresh && fabs(err) > 2.0 * p->charge_tol_w &&
+                                          ctl_budget_full(p, s)));
         int64_t trim_ms = ctl_trim_interval(p, s);
         if (new_ca != s->current_ca && p->min_write_interval_ms > 0 && s->last_change_ms != NEVER &&
             (trim_ms == INT64_MAX || in->now_ms - s->last_change_ms < trim_ms) && !cut) {

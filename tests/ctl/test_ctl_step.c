@@ -514,6 +514,44 @@ static void test_last_writes_keep_a_charge_at_its_minimum(void **state)
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
 }
 
+/* Where every write is persisted, a reduction for an import of more than twice the deadband
+ * (a charge now drawn from the grid) goes at once inside the write interval while the
+ * gateway's budget is full, and waits for the interval otherwise. */
+static void s_import_after_trim(rig_t *r, double tokens)
+{
+    s_rig(r);
+    r->p.min_write_interval_ms = 20000;
+    r->p.write_budget_per_day = 1095;
+    r->p.write_burst = 300;
+    s_settle(r, -800, 30);
+    r->in.eeprom_tokens = tokens;
+    r->in.eeprom_tokens_ms = r->t;
+    /* more surplus: a trim up, once the write interval allows */
+    for (int i = 0; i < 60 && r->s.last_change_ms != r->t; i++) {
+        r->in.eeprom_tokens = tokens;
+        r->in.eeprom_tokens_ms = r->t;
+        s_meter(r, 1000, -1000 + s_batt_ac(r));
+    }
+    assert_int_equal(r->s.last_change_ms, r->t);
+    s_follow(r, 1500);
+    r->in.eeprom_tokens = tokens;
+    r->in.eeprom_tokens_ms = r->t;
+    s_meter(r, 1000, -400 + s_batt_ac(r)); /* a 600 W load 2.5 s later */
+}
+
+static void test_full_budget_lets_a_reduction_through_at_once(void **state)
+{
+    rig_t r;
+    s_import_after_trim(&r, 300);
+    assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+    assert_int_equal(r.s.last_change_ms, r.t);
+    assert_true(s_batt_ac(&r) > 900); /* the device has not followed yet */
+    assert_true(r.out.power_w < 500);
+    s_import_after_trim(&r, 100);
+    assert_int_equal(r.out.reason, CTL_R_RATE_LIMIT);
+    assert_true(r.out.power_w > 900);
+}
+
 static void test_profile_zero_discharge_means_none(void **state)
 {
     rig_t r;
@@ -1144,6 +1182,7 @@ int main(void)
         cmocka_unit_test(test_profile_limits),
         cmocka_unit_test(test_persisted_writes_keep_the_power_limit_in_a_band),
         cmocka_unit_test(test_last_writes_keep_a_charge_at_its_minimum),
+        cmocka_unit_test(test_full_budget_lets_a_reduction_through_at_once),
         cmocka_unit_test(test_profile_zero_discharge_means_none),
         cmocka_unit_test(test_hour_changes_the_target),
         cmocka_unit_test(test_device_current_limit),
