@@ -657,10 +657,11 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
          * a running unit that would go idle keeps its direction at the minimum current: the
          * lower current goes out at once (toward safety) and the next surplus or load takes
          * one write, where leaving idle again takes three the budget does not have (a busy
-         * day then kept it idle for an hour and more). A limit still takes it to idle. */
+         * day then kept it idle for an hour and more). A limit still takes it to idle. The
+         * reason shown is the write budget's. */
         new_ca = p->min_current_ca;
         if (stepped)
-            out->reason = CTL_R_IDLE_ZERO;
+            out->reason = CTL_R_RATE_LIMIT;
     } else if (dir != run_dir || ca < p->idle_enter_ca) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;

@@ -771,8 +771,8 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
                 in.temp_valid = true;
                 in.temp_c = st.temperature_c;
                 in.fault_raw = st.fault_status;
-                if (m->eeprom_on &&
-                    m->eeprom_budget > 0) { /* as the daemon reads the gateway's figure */
+                if (m->eeprom_on && m->eeprom_budget > 0) {
+                    /* the gateway's figure as the daemon reads it (a debt as none left) */
                     s_tokens(r, t);
                     in.eeprom_tokens = r->tokens > 0 ? floor(r->tokens * 100) / 100 : 0;
                     in.eeprom_tokens_ms = t;
