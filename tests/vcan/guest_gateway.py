@@ -207,7 +207,7 @@ def test_ping_info_get():
         assert info["gateway"]["transport"] == "socketcan:vcan0", info["gateway"]
         d = info["devices"][0]
         assert d["online"] and d["model"] == "BIC-2200-24" and d["variant"] == 24, d
-        assert d["limits"]["vout_v"] == [19, 27.6], d["limits"]
+        assert d["limits"]["vout_v"] == [24, 27.6], d["limits"]  # the configured [DEVICE] range
         v = c.ok("get", dev=0, regs=["READ_VOUT", "FAULT_STATUS", "MFR_MODEL_B0B5"])["values"]
         true_v = sim.control.device(0)["dc_v"]
         assert v["READ_VOUT"]["unit"] == "V" and abs(v["READ_VOUT"]["value"] - true_v) < 0.2, (v, true_v)
@@ -221,6 +221,8 @@ def test_set_verify_skip_and_range():
         sim, gw = st.sim, st.gw
         c = gw.client
         before = sim.control.eeprom_writes(0)["VOUT_SET"]
+        # the gateway's count includes the [DEVICE] limits it wrote at start
+        gw_before = c.ok("eeprom", dev=0)["eeprom"]["writes"]["VOUT_SET"]
         r = c.ok("set", dev=0, reg="VOUT_SET", value=27.5, client="vcan")
         assert r["written"] is True and r["raw"] == 2750, r
         assert sim.control.device(0)["registers"]["VOUT_SET"] == 2750
@@ -228,7 +230,7 @@ def test_set_verify_skip_and_range():
         # equal value: read, compared, not written
         assert c.ok("set", dev=0, reg="VOUT_SET", value=27.5, client="vcan")["written"] is False
         assert sim.control.eeprom_writes(0)["VOUT_SET"] == before + 1
-        assert c.ok("eeprom", dev=0)["eeprom"]["writes"]["VOUT_SET"] == 1
+        assert c.ok("eeprom", dev=0)["eeprom"]["writes"]["VOUT_SET"] == gw_before + 1
         # outside the configured limits: refused with the range, device untouched
         regs = dict(sim.control.device(0)["registers"])
         e = c.error("set", "out_of_range", dev=0, reg="VOUT_SET", value=27.7, client="vcan")
