@@ -59,21 +59,6 @@ static void s_power_record(ctl_state_t *s, int64_t t_ms, double ac_w)
     s->tel_hist_n = n + 1;
 }
 
-/* The careful first step for a new import: up to StepSlow per second of the meter's interval
- * (1-10 s), since it may be an interval load that ends within it. */
-static double s_slow_step(const ctl_params_t *p, const ctl_state_t *s)
-{
-    return p->step_slow_w * fmax(1.0, fmin(s->meter_dt_ms, 10000) / 1000.0);
-}
-
-/* Where every write is persisted (and not in a group), a charge may turn straight into
- * discharge once the gateway's spacing since the last change has passed (see below). */
-static bool s_straight_ok(const ctl_params_t *p, const ctl_state_t *s, const ctl_input_t *in)
-{
-    return p->min_write_interval_ms > 0 && !p->wait_effect && s->last_change_ms != NEVER &&
-           in->now_ms - s->last_change_ms >= p->min_write_interval_ms && !ctl_budget_last(p, s);
-}
-
 /* The battery power at time t_ms as the telemetry showed it: interpolated between the
  * samples around it, the oldest one before the first; after the newest, that one moved
  * toward a command still in progress as the device's first-order response would. */
@@ -552,17 +537,15 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 if (corr < -p->step_fast_w)
                     corr = -p->step_fast_w;
                 want = expect + corr;
-                /* Beyond 0 only where the charge may turn straight into discharge (below),
-                 * and then by at most the careful first step of a new import. */
                 if (want < 0)
-                    want = s_straight_ok(p, s, in) ? fmax(want, -s_slow_step(p, s)) : 0;
+                    want = 0;
             } else if (s->import_run == 0) {
                 /* New import: a careful first step, since it may be an interval load; a
                  * small one (up to StepSlow per second of the meter's interval, 1-10 s) is
                  * taken whole, a larger one by LoopGain but at most that. Waiting for the
                  * next sample costs the rest of the import for an interval: the longer the
                  * interval, the fewer loads end within it. */
-                double slow = s_slow_step(p, s);
+                double slow = p->step_slow_w * fmax(1.0, fmin(s->meter_dt_ms, 10000) / 1000.0);
                 if (corr < -slow) {
                     corr *= p->loop_gain;
                     if (corr < -slow)
@@ -651,17 +634,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     if (fresh)
         s->discharge_run = dir < 0 && ca >= p->idle_exit_ca ? s->discharge_run + 1 : 0;
     bool persists = s->discharge_run >= CTL_DWELL_SAMPLES && p->min_write_interval_ms == 0;
-    /* Where every write is persisted, charge -> discharge goes straight over too, on a fresh
-     * sample once the gateway's spacing since the last change has passed: the discharge current
-     * is one write and the direction none, where going by idle costs the idle's writes, three
-     * to leave it again and the spacing in between (a cloud's edge every minute kept the
-     * battery idle for 20 s each time). The block after charging and the protection still
-     * hold: they take `want` to 0. */
-    bool straight = dir < 0 && run_dir > 0 && ca >= p->idle_exit_ca && fresh && stepped &&
-                    s_straight_ok(p, s, in);
-    if (straight)
-        persists = true;
-    if (!running || (run_dir < 0 && to_charge) || straight) {
+    if (!running || (run_dir < 0 && to_charge)) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;
         if (dir == 0 || ca < p->idle_exit_ca) {
@@ -719,16 +692,12 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
          * reductions forced by a limit do not, nor, while the gateway's budget is full, a
          * reduction for an error of more than twice the deadband on a fresh sample (charge
          * drawn from the grid, discharge exported): the gateway lets a lower current through
-         * at once, and a full bucket would lose that write anyway. Such an error waits for the
-         * gateway's spacing only, however low the bucket: the pacing at the daily rate is for
-         * the small trims, which are most of them (a step left for 79 s instead of 20 cost
-         * more than the writes it saved). */
+         * at once, and a full bucket would lose that write anyway. */
         bool reduce = new_ca < s->current_ca;
-        bool large = stepped && fresh && fabs(err) > 2.0 * p->charge_tol_w;
-        bool cut = reduce && (lim != CTL_L_NONE || (large && ctl_budget_full(p, s)));
+        bool cut = reduce &&
+                   (lim != CTL_L_NONE || (stepped && fresh && fabs(err) > 2.0 * p->charge_tol_w &&
+                                          ctl_budget_full(p, s)));
         int64_t trim_ms = ctl_trim_interval(p, s);
-        if (large && trim_ms != INT64_MAX)
-            trim_ms = p->min_write_interval_ms;
         if (new_ca != s->current_ca && p->min_write_interval_ms > 0 && s->last_change_ms != NEVER &&
             (trim_ms == INT64_MAX || in->now_ms - s->last_change_ms < trim_ms) && !cut) {
             new_ca = s->current_ca;

@@ -4,7 +4,6 @@
  * gateway's telemetry would show it, so each test reads like a short scene: import appears,
  * the controller discharges, the load drops, and so on.
  */
-#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -498,7 +497,7 @@ static void test_last_writes_keep_a_charge_at_its_minimum(void **state)
 {
     rig_t r;
     s_load_after_charge(&r, 50);
-    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE); /* straight over (below) */
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     s_load_after_charge(&r, 2);
     assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
     assert_int_equal(r.out.current_ca, r.p.min_current_ca);
@@ -519,50 +518,6 @@ static void test_last_writes_keep_a_charge_at_its_minimum(void **state)
         s_meter(&r, 1000, -800 + s_batt_ac(&r));
         s_follow(&r, 1500);
     }
-    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
-}
-
-/* Where every write is persisted, a charge whose surplus turns into import goes straight over
- * to discharge once the gateway's spacing since the last change has passed (one write: the
- * discharge current; the direction is not persisted), by at most the careful first step; inside
- * the spacing it goes idle (a lower current goes at once), and the block after charging still
- * holds the discharge back. */
-static void s_charge_then_load(rig_t *r, int64_t after_change_ms, int block_s)
-{
-    s_charging_persisted(r);
-    r->p.hours[r->in.hour].block_time_s = block_s;
-    r->in.eeprom_tokens = 250;
-    r->in.eeprom_tokens_ms = r->t;
-    /* more surplus: a trim up, once the write interval allows */
-    for (int i = 0; i < 60 && r->s.last_change_ms != r->t; i++)
-        s_meter(r, 1000, -1000 + s_batt_ac(r));
-    assert_int_equal(r->s.last_change_ms, r->t);
-    int64_t changed = r->t;
-    s_follow(r, 1500);
-    while (r->t - changed < after_change_ms)
-        s_meter(r, 1000, -1000 + s_batt_ac(r));
-    assert_int_equal(r->out.mode, CTL_MODE_CHARGE);
-    s_meter(r, 1000, 600 + s_batt_ac(r)); /* a 1,600 W load: 600 W import */
-}
-
-static void test_persisted_charge_turns_straight_into_discharge(void **state)
-{
-    rig_t r;
-    s_charge_then_load(&r, 25000, 0);
-    assert_true(r.out.send);
-    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
-    double slow = r.p.step_slow_w * fmax(1.0, r.s.meter_dt_ms / 1000.0); /* the careful step */
-    assert_true(-r.out.power_w > 0 && -r.out.power_w <= slow + 5);       /* + the quantum */
-    /* inside the spacing: idle */
-    s_charge_then_load(&r, 5000, 0);
-    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
-    /* the block after charging holds */
-    s_charge_then_load(&r, 25000, 60);
-    assert_int_not_equal(r.out.mode, CTL_MODE_DISCHARGE);
-    /* with EEP_OFF the dwell stays as it was: idle first */
-    s_rig(&r);
-    s_settle(&r, -800, 30);
-    s_meter(&r, 1000, 600 + s_batt_ac(&r));
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
 }
 
@@ -1002,15 +957,12 @@ static void test_rate_limit_holds_trims(void **state)
 }
 
 /* With the gateway's daily budget known, trims wait for the spacing while more than half the
- * burst is saved; below that a small trim (an error of up to twice the deadband) waits for the
- * daily rate (so trims alone never empty it) and a larger one for the spacing only; below two
- * writes none goes; a reduction forced by a limit still goes out. err_w: the error to trim. */
-static void s_trim_err_after_budget(rig_t *r, int per_day, int burst, double tokens, double err_w,
-                                    int64_t wait_ms, bool expect_change)
+ * burst is saved, for the daily rate below that (so trims alone never empty it), and not at all
+ * below two writes; a reduction forced by a limit still goes out. */
+static void s_trim_after_budget(rig_t *r, int per_day, int burst, double tokens, int64_t wait_ms,
+                                bool expect_change)
 {
     s_rig(r);
-    if (err_w <= 2 * r->p.charge_tol_w)
-        s_settle(r, 800, 8);
     r->p.min_write_interval_ms = 20000;
     r->p.write_budget_per_day = per_day;
     r->p.write_burst = burst;
@@ -1021,10 +973,7 @@ static void s_trim_err_after_budget(rig_t *r, int per_day, int burst, double tok
     int ca = r->s.current_ca;
     ctl_reason_t why = CTL_R_TRACK;
     while (r->t - changed < wait_ms) {
-        /* a large error: the load steps from 800 to 800 + err_w W; a small one: the meter
-         * reads err_w from the aim (settled first, so no other error is left) */
-        double aim = r->p.hours[r->in.hour].grid_offset_w;
-        s_meter(r, 2000, err_w > 2 * r->p.charge_tol_w ? 800 + err_w + s_batt_ac(r) : aim + err_w);
+        s_meter(r, 2000, 1100 + s_batt_ac(r));
         why = r->out.reason;
         s_follow(r, 0);
     }
@@ -1036,21 +985,9 @@ static void s_trim_err_after_budget(rig_t *r, int per_day, int burst, double tok
     }
 }
 
-static void s_trim_after_budget(rig_t *r, int per_day, int burst, double tokens, int64_t wait_ms,
-                                bool expect_change)
-{
-    s_trim_err_after_budget(r, per_day, burst, tokens, 300, wait_ms, expect_change);
-}
-
 static void s_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_change)
 {
     s_trim_after_budget(r, 1095, 300, tokens, wait_ms, expect_change);
-}
-
-/* a small trim: an error between the deadband and twice it */
-static void s_small_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_change)
-{
-    s_trim_err_after_budget(r, 1095, 300, tokens, 1.5 * r->p.charge_tol_w, wait_ms, expect_change);
 }
 
 /* The gateway's fixed-interval rule (EepromWriteIntervalSec) reads as a one-deep bucket
@@ -1066,11 +1003,9 @@ static void test_fixed_interval_paces_trims(void **state)
 static void test_write_budget_paces_trims(void **state)
 {
     rig_t r;
-    s_trim_after(&r, 250, 25000, true); /* plenty saved: the 20 s spacing */
-    s_small_trim_after(&r, 250, 25000, true);
-    s_small_trim_after(&r, 100, 25000, false); /* below half the burst: the daily rate, 79 s */
-    s_small_trim_after(&r, 100, 82000, true);
-    s_trim_after(&r, 100, 25000, true);   /* ... for small trims only: a step, 20 s */
+    s_trim_after(&r, 250, 25000, true);  /* plenty saved: the 20 s spacing */
+    s_trim_after(&r, 100, 25000, false); /* below half the burst: the daily rate, 79 s */
+    s_trim_after(&r, 100, 82000, true);
     s_trim_after(&r, 0.5, 100000, false); /* nearly spent (0.5 + 1.3 refilled): no trims */
     /* ... but a limit still lowers the current at once */
     r.p.hours[r.in.hour].max_discharge_w = -200;
@@ -1116,8 +1051,7 @@ static void test_in_band_error_corrected_while_the_budget_is_full(void **state)
     rig_t r;
     s_band_trim(&r, 300, true);
     s_band_trim(&r, 298, true);
-    s_band_trim(&r, 275, true); /* full: at least 90 % of the burst */
-    s_band_trim(&r, 260, false);
+    s_band_trim(&r, 290, false);
     s_band_trim(&r, 150, false);
     /* the gateway's fixed interval (a bucket of one) keeps the deadband as it was */
     s_rig(&r);
@@ -1251,7 +1185,6 @@ int main(void)
         cmocka_unit_test(test_profile_limits),
         cmocka_unit_test(test_persisted_writes_keep_the_power_limit_in_a_band),
         cmocka_unit_test(test_last_writes_keep_a_charge_at_its_minimum),
-        cmocka_unit_test(test_persisted_charge_turns_straight_into_discharge),
         cmocka_unit_test(test_full_budget_lets_a_reduction_through_at_once),
         cmocka_unit_test(test_profile_zero_discharge_means_none),
         cmocka_unit_test(test_hour_changes_the_target),
