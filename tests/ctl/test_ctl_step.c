@@ -488,7 +488,7 @@ static ctl_reason_t s_load_after_charge(rig_t *r, double tokens)
     r->in.eeprom_tokens = tokens;
     r->in.eeprom_tokens_ms = r->t;
     ctl_reason_t why = CTL_R_TRACK; /* the reason shown with the command that left the charge */
-    for (int i = 0; i < 8; i++) { /* a 600 W load: 800 W surplus becomes 600 W import */
+    for (int i = 0; i < 8; i++) {   /* a 600 W load: 800 W surplus becomes 600 W import */
         int ca = r->s.current_ca;
         ctl_mode_t mode = r->s.mode;
         s_meter(r, 1000, 600 + s_batt_ac(r));
