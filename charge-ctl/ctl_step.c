@@ -470,6 +470,20 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     if (was_safe || s->mode == CTL_MODE_NONE)
         base = expect = meas_ac;
     bool waits = p->min_write_interval_ms > 0 || p->wait_effect;
+    /* A sample that arrived after the command and was taken before the telemetry showed
+     * the device following it: the telemetry may show the command late while the meter
+     * already does (a reading taken before the write reached the device and published after
+     * it, a slow gateway or bus, a meter quicker than MeterLatencyMs says). The battery's
+     * power at the sample is then anywhere between what the telemetry makes of it and the
+     * command; the household is taken as unchanged since the sample before unless the meter
+     * moved by more than that. Without this, a device that followed at once looks as if the
+     * household took its power from the grid, and the command is undone on every other
+     * sample. */
+    if ((s->pending || sample_ms < s->effect_ms) && !waits && in->meter_arrival_ms > s->since_ms &&
+        s->ramp_ms != NEVER && sample_ms > s->ramp_ms && sample_ms - s->ramp_ms < 15000) {
+        double lo = fmin(base, s->power_w), hi = fmax(base, s->power_w);
+        base = fmin(hi, fmax(lo, in->meter_w - s->ramp_net_w));
+    }
     if (waits)
         base = expect = meas_ac;
     double err = in->meter_w - base + expect - aim;

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,45 @@ static void test_first_import_step_is_careful(void **state)
     s_meter(&r, 1000, 2000 + s_batt_ac(&r));
     /* The import persisted: now the full correction. */
     assert_true(r.out.power_w < -1500);
+}
+
+/* The device follows each command at once and the meter shows it, but the gateway's
+ * telemetry carries a reading taken before the write for two seconds (a slow gateway or
+ * bus, a meter quicker than MeterLatencyMs): household_w is the household's net power, and
+ * the number of times the mode changed over 16 samples is returned. */
+static int s_late_telemetry(rig_t *r, double household_w)
+{
+    int changes = 0, late = 0;
+    ctl_mode_t shown = r->s.mode;
+    for (int i = 0; i < 16; i++) {
+        if (r->s.mode != shown && ++late == 5) { /* the telemetry catches up */
+            s_follow(r, 0);
+            shown = r->s.mode;
+            late = 0;
+        }
+        ctl_mode_t mode = r->s.mode;
+        double batt = r->s.mode == CTL_MODE_CHARGE ? r->s.power_w : 0;
+        s_meter(r, 500, household_w + batt);
+        if (r->s.mode != mode)
+            changes++;
+    }
+    return changes;
+}
+
+/* The controller keeps its command, not the command and its undoing by turns on every
+ * sample as if the household had drawn the charge from the grid (or put it back). */
+static void test_a_reading_older_than_the_meter_does_not_undo_the_command(void **state)
+{
+    (void)state;
+    rig_t r;
+    s_rig(&r);
+    /* 1.5 kW export: one charge */
+    assert_int_equal(s_late_telemetry(&r, -1500), 1);
+    assert_int_equal(r.s.mode, CTL_MODE_CHARGE);
+    assert_true(fabs(r.s.power_w - 1500) <= 2 * r.p.charge_tol_w);
+    /* a cloud: the export is gone, and the charge stops once */
+    assert_int_equal(s_late_telemetry(&r, 0), 1);
+    assert_int_equal(r.s.mode, CTL_MODE_IDLE);
 }
 
 static void test_export_is_cut_at_once(void **state)
@@ -1174,6 +1214,7 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_reading_older_than_the_meter_does_not_undo_the_command),
         cmocka_unit_test(test_import_is_covered_by_discharge),
         cmocka_unit_test(test_import_covered_from_idle_with_a_current_offset),
         cmocka_unit_test(test_first_import_step_is_careful),
