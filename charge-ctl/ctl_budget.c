@@ -216,9 +216,10 @@ void ctl_tokens_update(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t 
     }
 }
 
-/* How long a trim of the current waits after the last change where every write is persisted:
- * the gateway's spacing while more than half the budget's burst is saved up, then the daily
- * rate (so trims alone never empty it), and no trim at all below two writes (a change forced by
+/* How long a small trim of the current waits after the last change where every write is
+ * persisted (the caller lets a larger one go at the spacing from two writes up): the gateway's
+ * spacing while more than half the budget's burst is saved up, then the daily rate (so small
+ * trims alone never empty it), and no trim at all below two writes (a change forced by
  * a limit still goes out: the gateway counts it as a write toward safety). The gateway's
  * fixed-interval rule reads as a bucket of one refilled once per interval: the interval alone
  * paces the trims there. */

@@ -27,7 +27,7 @@
 #define CTL_DWELL_SAMPLES 2      /* samples in a row asking for discharge that end a dwell */
 #define CTL_PERSISTED_QUANTUM_CA 10 /* the quantum where every write is persisted (A x 100) */
 /* the gateway's budget counts as full from this share of its burst (%) */
-#define CTL_BUDGET_FULL_PCT 99
+#define CTL_BUDGET_FULL_PCT 90
 /* telemetry samples kept to know the battery power at a meter sample */
 #define CTL_TEL_HISTORY 16
 /* after an empty cut, charge put back shows this much SOC before it is discharged again

@@ -1004,12 +1004,15 @@ static void test_rate_limit_holds_trims(void **state)
 }
 
 /* With the gateway's daily budget known, trims wait for the spacing while more than half the
- * burst is saved, for the daily rate below that (so trims alone never empty it), and not at all
- * below two writes; a reduction forced by a limit still goes out. */
-static void s_trim_after_budget(rig_t *r, int per_day, int burst, double tokens, int64_t wait_ms,
-                                bool expect_change)
+ * burst is saved; below that a small trim (an error of up to twice the deadband) waits for the
+ * daily rate (so trims alone never empty it) and a larger one for the spacing only; below two
+ * writes none goes; a reduction forced by a limit still goes out. err_w: the error to trim. */
+static void s_trim_err_after_budget(rig_t *r, int per_day, int burst, double tokens, double err_w,
+                                    int64_t wait_ms, bool expect_change)
 {
     s_rig(r);
+    if (err_w <= 2 * r->p.charge_tol_w)
+        s_settle(r, 800, 8);
     r->p.min_write_interval_ms = 20000;
     r->p.write_budget_per_day = per_day;
     r->p.write_burst = burst;
@@ -1020,7 +1023,10 @@ static void s_trim_after_budget(rig_t *r, int per_day, int burst, double tokens,
     int ca = r->s.current_ca;
     ctl_reason_t why = CTL_R_TRACK;
     while (r->t - changed < wait_ms) {
-        s_meter(r, 2000, 1100 + s_batt_ac(r));
+        /* a large error: the load steps from 800 to 800 + err_w W; a small one: the meter
+         * reads err_w from the aim (settled first, so no other error is left) */
+        double aim = r->p.hours[r->in.hour].grid_offset_w;
+        s_meter(r, 2000, err_w > 2 * r->p.charge_tol_w ? 800 + err_w + s_batt_ac(r) : aim + err_w);
         why = r->out.reason;
         s_follow(r, 0);
     }
@@ -1032,9 +1038,21 @@ static void s_trim_after_budget(rig_t *r, int per_day, int burst, double tokens,
     }
 }
 
+static void s_trim_after_budget(rig_t *r, int per_day, int burst, double tokens, int64_t wait_ms,
+                                bool expect_change)
+{
+    s_trim_err_after_budget(r, per_day, burst, tokens, 300, wait_ms, expect_change);
+}
+
 static void s_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_change)
 {
     s_trim_after_budget(r, 1095, 300, tokens, wait_ms, expect_change);
+}
+
+/* a small trim: an error between the deadband and twice it */
+static void s_small_trim_after(rig_t *r, double tokens, int64_t wait_ms, bool expect_change)
+{
+    s_trim_err_after_budget(r, 1095, 300, tokens, 1.5 * r->p.charge_tol_w, wait_ms, expect_change);
 }
 
 /* The gateway's fixed-interval rule (EepromWriteIntervalSec) reads as a one-deep bucket
@@ -1050,9 +1068,11 @@ static void test_fixed_interval_paces_trims(void **state)
 static void test_write_budget_paces_trims(void **state)
 {
     rig_t r;
-    s_trim_after(&r, 250, 25000, true);  /* plenty saved: the 20 s spacing */
-    s_trim_after(&r, 100, 25000, false); /* below half the burst: the daily rate, 79 s */
-    s_trim_after(&r, 100, 82000, true);
+    s_trim_after(&r, 250, 25000, true); /* plenty saved: the 20 s spacing */
+    s_small_trim_after(&r, 250, 25000, true);
+    s_small_trim_after(&r, 100, 25000, false); /* below half the burst: the daily rate, 79 s */
+    s_small_trim_after(&r, 100, 82000, true);
+    s_trim_after(&r, 100, 25000, true);   /* ... for small trims only: a step, 20 s */
     s_trim_after(&r, 0.5, 100000, false); /* nearly spent (0.5 + 1.3 refilled): no trims */
     /* ... but a limit still lowers the current at once */
     r.p.hours[r.in.hour].max_discharge_w = -200;
@@ -1098,7 +1118,8 @@ static void test_in_band_error_corrected_while_the_budget_is_full(void **state)
     rig_t r;
     s_band_trim(&r, 300, true);
     s_band_trim(&r, 298, true);
-    s_band_trim(&r, 290, false);
+    s_band_trim(&r, 275, true); /* full: at least 90 % of the burst */
+    s_band_trim(&r, 260, false);
     s_band_trim(&r, 150, false);
     /* the gateway's fixed interval (a bucket of one) keeps the deadband as it was */
     s_rig(&r);
