@@ -59,6 +59,21 @@ static void s_power_record(ctl_state_t *s, int64_t t_ms, double ac_w)
     s->tel_hist_n = n + 1;
 }
 
+/* The careful first step for a new import: up to StepSlow per second of the meter's interval
+ * (1-10 s), since it may be an interval load that ends within it. */
+static double s_slow_step(const ctl_params_t *p, const ctl_state_t *s)
+{
+    return p->step_slow_w * fmax(1.0, fmin(s->meter_dt_ms, 10000) / 1000.0);
+}
+
+/* Where every write is persisted (and not in a group), a charge may turn straight into
+ * discharge once the gateway's spacing since the last change has passed (see below). */
+static bool s_straight_ok(const ctl_params_t *p, const ctl_state_t *s, const ctl_input_t *in)
+{
+    return p->min_write_interval_ms > 0 && !p->wait_effect && s->last_change_ms != NEVER &&
+           in->now_ms - s->last_change_ms >= p->min_write_interval_ms && !ctl_budget_last(p, s);
+}
+
 /* The battery power at time t_ms as the telemetry showed it: interpolated between the
  * samples around it, the oldest one before the first; after the newest, that one moved
  * toward a command still in progress as the device's first-order response would. */
@@ -551,15 +566,17 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 if (corr < -p->step_fast_w)
                     corr = -p->step_fast_w;
                 want = expect + corr;
+                /* Beyond 0 only where the charge may turn straight into discharge (below),
+                 * and then by at most the careful first step of a new import. */
                 if (want < 0)
-                    want = 0;
+                    want = s_straight_ok(p, s, in) ? fmax(want, -s_slow_step(p, s)) : 0;
             } else if (s->import_run == 0) {
                 /* New import: a careful first step, since it may be an interval load; a
                  * small one (up to StepSlow per second of the meter's interval, 1-10 s) is
                  * taken whole, a larger one by LoopGain but at most that. Waiting for the
                  * next sample costs the rest of the import for an interval: the longer the
                  * interval, the fewer loads end within it. */
-                double slow = p->step_slow_w * fmax(1.0, fmin(s->meter_dt_ms, 10000) / 1000.0);
+                double slow = s_slow_step(p, s);
                 if (corr < -slow) {
                     corr *= p->loop_gain;
                     if (corr < -slow)
@@ -648,7 +665,17 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     if (fresh)
         s->discharge_run = dir < 0 && ca >= p->idle_exit_ca ? s->discharge_run + 1 : 0;
     bool persists = s->discharge_run >= CTL_DWELL_SAMPLES && p->min_write_interval_ms == 0;
-    if (!running || (run_dir < 0 && to_charge)) {
+    /* Where every write is persisted, charge -> discharge goes straight over too, on a fresh
+     * sample once the gateway's spacing since the last change has passed: the discharge current
+     * is one write and the direction none, where going by idle costs the idle's writes, three
+     * to leave it again and the spacing in between (a cloud's edge every minute kept the
+     * battery idle for 20 s each time). The block after charging and the protection still
+     * hold: they take `want` to 0. */
+    bool straight = dir < 0 && run_dir > 0 && ca >= p->idle_exit_ca && fresh && stepped &&
+                    s_straight_ok(p, s, in);
+    if (straight)
+        persists = true;
+    if (!running || (run_dir < 0 && to_charge) || straight) {
         mode = CTL_MODE_IDLE;
         new_ca = 0;
         if (dir == 0 || ca < p->idle_exit_ca) {

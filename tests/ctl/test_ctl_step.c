@@ -4,6 +4,7 @@
  * gateway's telemetry would show it, so each test reads like a short scene: import appears,
  * the controller discharges, the load drops, and so on.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -543,7 +544,7 @@ static void test_last_writes_keep_a_charge_at_its_minimum(void **state)
 {
     rig_t r;
     s_load_after_charge(&r, 50);
-    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE); /* straight over (below) */
     /* kept at the minimum for the budget: the reason says so, not "demand below the minimum" */
     assert_int_equal(s_load_after_charge(&r, 2), CTL_R_RATE_LIMIT);
     assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
@@ -565,6 +566,50 @@ static void test_last_writes_keep_a_charge_at_its_minimum(void **state)
         s_meter(&r, 1000, -800 + s_batt_ac(&r));
         s_follow(&r, 1500);
     }
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+}
+
+/* Where every write is persisted, a charge whose surplus turns into import goes straight over
+ * to discharge once the gateway's spacing since the last change has passed (one write: the
+ * discharge current; the direction is not persisted), by at most the careful first step; inside
+ * the spacing it goes idle (a lower current goes at once), and the block after charging still
+ * holds the discharge back. */
+static void s_charge_then_load(rig_t *r, int64_t after_change_ms, int block_s)
+{
+    s_charging_persisted(r);
+    r->p.hours[r->in.hour].block_time_s = block_s;
+    r->in.eeprom_tokens = 250;
+    r->in.eeprom_tokens_ms = r->t;
+    /* more surplus: a trim up, once the write interval allows */
+    for (int i = 0; i < 60 && r->s.last_change_ms != r->t; i++)
+        s_meter(r, 1000, -1000 + s_batt_ac(r));
+    assert_int_equal(r->s.last_change_ms, r->t);
+    int64_t changed = r->t;
+    s_follow(r, 1500);
+    while (r->t - changed < after_change_ms)
+        s_meter(r, 1000, -1000 + s_batt_ac(r));
+    assert_int_equal(r->out.mode, CTL_MODE_CHARGE);
+    s_meter(r, 1000, 600 + s_batt_ac(r)); /* a 1,600 W load: 600 W import */
+}
+
+static void test_persisted_charge_turns_straight_into_discharge(void **state)
+{
+    rig_t r;
+    s_charge_then_load(&r, 25000, 0);
+    assert_true(r.out.send);
+    assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    double slow = r.p.step_slow_w * fmax(1.0, r.s.meter_dt_ms / 1000.0); /* the careful step */
+    assert_true(-r.out.power_w > 0 && -r.out.power_w <= slow + 5);       /* + the quantum */
+    /* inside the spacing: idle */
+    s_charge_then_load(&r, 5000, 0);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    /* the block after charging holds */
+    s_charge_then_load(&r, 25000, 60);
+    assert_int_not_equal(r.out.mode, CTL_MODE_DISCHARGE);
+    /* with EEP_OFF the dwell stays as it was: idle first */
+    s_rig(&r);
+    s_settle(&r, -800, 30);
+    s_meter(&r, 1000, 600 + s_batt_ac(&r));
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
 }
 
@@ -1254,6 +1299,7 @@ int main(void)
         cmocka_unit_test(test_profile_limits),
         cmocka_unit_test(test_persisted_writes_keep_the_power_limit_in_a_band),
         cmocka_unit_test(test_last_writes_keep_a_charge_at_its_minimum),
+        cmocka_unit_test(test_persisted_charge_turns_straight_into_discharge),
         cmocka_unit_test(test_full_budget_lets_a_reduction_through_at_once),
         cmocka_unit_test(test_profile_zero_discharge_means_none),
         cmocka_unit_test(test_hour_changes_the_target),
