@@ -174,6 +174,8 @@ bool ctl_command(ctl_state_t *s, const ctl_input_t *in, ctl_mode_t mode, int ca,
         s->last_dir = mode == CTL_MODE_CHARGE ? 1 : -1;
         s->last_change_ms = in->now_ms;
     }
+    s->cmd_meter_w = in->meter_w;
+    s->cmd_step_w = ac_w - s->power_w;
     s->mode = mode;
     s->current_ca = running_after ? ca : 0;
     s->power_w = ac_w;
@@ -488,14 +490,20 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     /* A sample that arrived after the command and was taken before the telemetry showed
      * the device following it: the telemetry may show the command late while the meter
      * already does (a reading taken before the write reached the device and published after
-     * it, a slow gateway or bus, a meter quicker than MeterLatencyMs says). The battery's
-     * power at the sample is then anywhere between what the telemetry makes of it and the
-     * command; the household is taken as unchanged since the sample before unless the meter
-     * moved by more than that. Without this, a device that followed at once looks as if the
-     * household took its power from the grid, and the command is undone on every other
-     * sample. */
-    if ((s->pending || sample_ms < s->effect_ms) && !waits && in->meter_arrival_ms > s->since_ms &&
-        s->ramp_ms != NEVER && sample_ms > s->ramp_ms && sample_ms - s->ramp_ms < 15000) {
+     * it, a slow gateway or bus, a meter quicker than MeterLatencyMs says). Where the meter
+     * has moved since the command by about the command's step (half to one and a half times
+     * it, the same way), the battery's power at the sample is taken anywhere between what
+     * the telemetry makes of it and the command: the household is taken as unchanged since
+     * the sample before unless the meter moved by more than that. Without this, a device
+     * that followed at once looks as if the household took its power from the grid, and the
+     * command is undone on every other sample. A meter that moved otherwise (a sample taken
+     * before the device could move, the household's own change) keeps the telemetry's. */
+    double moved = in->meter_w - s->cmd_meter_w;
+    bool shows = s->cmd_step_w * moved > 0 && fabs(moved) >= 0.5 * fabs(s->cmd_step_w) &&
+                 fabs(moved) <= 1.5 * fabs(s->cmd_step_w);
+    if ((s->pending || sample_ms < s->effect_ms) && !waits && shows &&
+        in->meter_arrival_ms > s->since_ms && s->ramp_ms != NEVER && sample_ms > s->ramp_ms &&
+        sample_ms - s->ramp_ms < 15000) {
         double lo = fmin(base, s->power_w), hi = fmax(base, s->power_w);
         base = fmin(hi, fmax(lo, in->meter_w - s->ramp_net_w));
     }
