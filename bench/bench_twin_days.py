@@ -8,7 +8,9 @@ usage: bench/bench_twin_days.py [BUILD_DIR] [--days N] [--seed S] [--ini FILE]
 Each case runs every run of the twin on the same days with the same limits: the controller,
 the deadbeat (setpoint += -grid on each reading), the seed's algorithm and the ideal battery
 (the physics limit). Shortfall = (import + export) - the ideal's. The meter phase is random per
-day (uniform within one period), so the profile's steps do not fall on a sample."""
+day (uniform within one period), so the profile's steps do not fall on a sample. "elsewhere":
+the controller's shortfall over the deadbeat's counted only where the ideal battery meets the
+net load (not full, empty or at a power limit), median and worst of the days' ratios."""
 import json
 import os
 import subprocess
@@ -57,14 +59,15 @@ def main(argv):
     ]
     print("days: the 2 shared days and %d generated (seed %d); median / worst over the days" %
           (days, seed))
-    print("%-24s %15s %15s %13s %11s %11s %11s %9s %11s" % (
-        "case", "ctl shortfall", "deadbeat", "ctl/deadbeat", "ctl over", "deadb over",
-        "seed over", "ctl rev", "ctl EEPROM"))
+    print("%-24s %15s %15s %13s %11s %11s %11s %11s %9s %11s" % (
+        "case", "ctl shortfall", "deadbeat", "ctl/deadbeat", "elsewhere", "ctl over",
+        "deadb over", "seed over", "ctl rev", "ctl EEPROM"))
     eep_off, eep_lines = {}, []  # the deadbeat's median shortfall with EEP_OFF (meter 2 s), per day set
     for name, extra in cases:
         for label, source in (("shared", ["--days", shared]),
                               ("generated", ["--generated", str(days), "--gen-seed", str(seed)])):
-            cmd = [sim, "twin", "-c", ini, "--json", "--meter-phase", "random"] + source + extra
+            cmd = [sim, "twin", "-c", ini, "--json", "--meter-phase", "random",
+                   "--breakdown"] + source + extra
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
                 print("bench_twin_days: %s failed: %s" % (" ".join(cmd), p.stderr.strip()),
@@ -72,14 +75,14 @@ def main(argv):
                 return 1
             s = json.loads(p.stdout)["summary"]
             c, d, sd = s["controller"], s["deadbeat"], s["seed"]
-            r = s["controller_over_deadbeat"]
+            r, e = s["controller_over_deadbeat"], s["controller_over_deadbeat_elsewhere"]
 
             def mw(o, k, fmt="%.3f"):
                 return (fmt + "/" + fmt) % (o[k]["median"], o[k]["worst"])
-            print("%-24s %15s %15s %13s %11s %11s %11s %9s %11s" % (
+            print("%-24s %15s %15s %13s %11s %11s %11s %11s %9s %11s" % (
                 (name if label == "generated" else name + ", shared")[:24],
                 mw(c, "shortfall_kwh"), mw(d, "shortfall_kwh"),
-                "%.2f/%.2f" % (r["median"], r["worst"]),
+                "%.2f/%.2f" % (r["median"], r["worst"]), "%.2f/%.2f" % (e["median"], e["worst"]),
                 mw(c, "overshoot_events", "%.0f"), mw(d, "overshoot_events", "%.0f"),
                 mw(sd, "overshoot_events", "%.0f"),
                 "%.0f" % c["reversals"]["median"], mw(c, "eeprom_writes", "%.0f")))

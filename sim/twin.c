@@ -82,8 +82,8 @@ typedef struct {
     double diag_imp[3], diag_exp[3]; /* by battery state: charging, discharging, idle */
     double diag_hour_x[24];          /* grid exchange per hour (J) */
     double diag_min_x[1440];         /* grid exchange per minute (J) */
-    /* breakdown (controller and ideal runs): grid per step, the controller's situation
-     * and its battery power */
+    /* breakdown (every run but "none"): grid per step, the run's battery power and, for
+     * the controller, its situation */
     float *bd_grid, *bd_batt;
     uint8_t *bd_cat;
     size_t bd_n;
@@ -550,7 +550,7 @@ static int s_run(const day_t *d, run_t *r, char *err, size_t errlen)
     int64_t lat_ms = (int64_t)llround(m->meter_latency_s * 1000);
     int64_t tel_ms = (int64_t)llround(m->telemetry_period_s * 1000);
     double dt = step_ms / 1000.0;
-    if (m->breakdown && (r->kind == TWIN_CONTROLLER || r->kind == TWIN_IDEAL)) {
+    if (m->breakdown && r->kind != TWIN_NONE) {
         r->bd_n = (size_t)((end_ms + step_ms - 1) / step_ms);
         r->bd_grid = calloc(r->bd_n, sizeof *r->bd_grid);
         r->bd_batt = calloc(r->bd_n, sizeof *r->bd_batt);
@@ -1023,6 +1023,18 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
             res->bd.delta_kwh[cat] += (fabs(g) - fabs(i->bd_grid[k])) * dt / 3.6e6;
             res->bd.wrong_kwh[cat] += wrong * dt / 3.6e6;
             res->bd.missed_kwh[cat] += (fabs(i->bd_batt[k]) - fabs(b)) * dt / 3.6e6;
+        }
+        static const int split[] = {TWIN_CONTROLLER, TWIN_SEED, TWIN_DEADBEAT};
+        for (size_t j = 0; j < sizeof split / sizeof split[0]; j++) {
+            const run_t *r = &runs[split[j]];
+            for (size_t k = 0; k < r->bd_n && k < i->bd_n; k++) {
+                int hour = (int)((double)k * dt / 3600) % 24;
+                double part = (fabs(r->bd_grid[k]) - fabs(i->bd_grid[k])) * dt / 3.6e6;
+                if (fabs(i->bd_grid[k] - p.hours[hour].grid_offset_w) > 5)
+                    res->bd.at_limit_kwh[split[j]] += part;
+                else
+                    res->bd.elsewhere_kwh[split[j]] += part;
+            }
         }
     }
     if (model->trace) {

@@ -106,6 +106,12 @@ typedef struct {
     double missed_kwh[TWIN_BD_N]; /* ideal |battery AC| - controller |battery AC| (kWh) */
     double wrong_kwh[TWIN_BD_N];  /* battery power through the meter the wrong way: charge
                                      drawn from the grid plus discharge exported (kWh) */
+    /* Each run's shortfall split by the ideal battery's state: where it is at a limit
+     * (TWIN_BD_IDEAL_LIMIT: what a run made up or fell behind there) and elsewhere (where
+     * it meets the net load: the control itself). The two add up to the run's shortfall;
+     * the ideal's and "none"'s are left 0. */
+    double at_limit_kwh[TWIN_RUNS];
+    double elsewhere_kwh[TWIN_RUNS];
 } twin_breakdown_t;
 
 typedef struct {

@@ -153,6 +153,32 @@ void twin_print_breakdown(FILE *f, const twin_result_t *res)
         w += res->bd.wrong_kwh[k];
     }
     fprintf(f, "%-18s %8.2f %14.4f %14.4f %14.4f\n", "total", h, d, mi, w);
+    fprintf(f, "shortfall where the ideal battery is at a limit / elsewhere (kWh):");
+    static const int split[] = {TWIN_CONTROLLER, TWIN_DEADBEAT, TWIN_SEED};
+    for (size_t k = 0; k < sizeof split / sizeof split[0]; k++)
+        fprintf(f, "%s %s %.4f / %.4f", k ? "," : "", twin_run_name(split[k]),
+                res->bd.at_limit_kwh[split[k]], res->bd.elsewhere_kwh[split[k]]);
+    fprintf(f, "\n");
+}
+
+/* The breakdown as JSON members (no braces): the controller's situations and each run's
+ * shortfall where the ideal battery is at a limit and elsewhere. */
+static void s_json_breakdown(FILE *f, const twin_result_t *res)
+{
+    fprintf(f, "\"breakdown\":{");
+    for (int k = 0; k < TWIN_BD_N; k++)
+        fprintf(f,
+                "%s\"%s\":{\"hours\":%.3f,\"shortfall_kwh\":%.4f,\"missed_kwh\":%.4f,"
+                "\"wrong_way_kwh\":%.4f}",
+                k ? "," : "", twin_bd_name(k), res->bd.hours[k], res->bd.delta_kwh[k],
+                res->bd.missed_kwh[k], res->bd.wrong_kwh[k]);
+    fprintf(f, "},\"by_ideal_limit\":{");
+    static const int split[] = {TWIN_CONTROLLER, TWIN_DEADBEAT, TWIN_SEED};
+    for (size_t k = 0; k < sizeof split / sizeof split[0]; k++)
+        fprintf(f, "%s\"%s\":{\"at_limit_kwh\":%.4f,\"elsewhere_kwh\":%.4f}", k ? "," : "",
+                twin_run_name(split[k]), res->bd.at_limit_kwh[split[k]],
+                res->bd.elsewhere_kwh[split[k]]);
+    fprintf(f, "}");
 }
 
 void twin_print_table(FILE *f, const twin_result_t *res)
@@ -202,14 +228,8 @@ void twin_print_json(FILE *f, const twin_result_t *res)
         fprintf(f, "}");
     }
     if (res->has_bd) {
-        fprintf(f, ",\"breakdown\":{");
-        for (int k = 0; k < TWIN_BD_N; k++)
-            fprintf(f,
-                    "%s\"%s\":{\"hours\":%.3f,\"shortfall_kwh\":%.4f,\"missed_kwh\":%.4f,"
-                    "\"wrong_way_kwh\":%.4f}",
-                    k ? "," : "", twin_bd_name(k), res->bd.hours[k], res->bd.delta_kwh[k],
-                    res->bd.missed_kwh[k], res->bd.wrong_kwh[k]);
-        fprintf(f, "}");
+        fprintf(f, ",");
+        s_json_breakdown(f, res);
     }
     fprintf(f, "}\n");
 }
@@ -519,6 +539,10 @@ static int s_batch(const batch_t *b, const char *config, const twin_model_t *mod
                 s_json_metrics(stdout, &res[i].m[k]);
                 printf("}");
             }
+            if (res[i].has_bd) {
+                printf(",");
+                s_json_breakdown(stdout, &res[i]);
+            }
             printf("}");
         } else {
             printf("%-28s %7.2f %10.3f %10.3f %10.3f %9d %9d %9ld %7ld\n", days.v[i].name,
@@ -560,9 +584,25 @@ static int s_batch(const batch_t *b, const char *config, const twin_model_t *mod
     double med, worst;
     s_stats(vals, days.n, false, &med, &worst);
     if (json)
-        printf(",\"controller_over_deadbeat\":{\"median\":%.3f,\"worst\":%.3f}}}\n", med, worst);
+        printf(",\"controller_over_deadbeat\":{\"median\":%.3f,\"worst\":%.3f}", med, worst);
     else
         printf("controller shortfall / deadbeat shortfall: median %.2f, worst %.2f\n", med, worst);
+    /* ... and where the ideal battery meets the net load (the control itself), day by day */
+    if (days.n > 0 && res[0].has_bd) {
+        for (size_t i = 0; i < days.n; i++) {
+            double db = res[i].bd.elsewhere_kwh[TWIN_DEADBEAT];
+            vals[i] = res[i].bd.elsewhere_kwh[TWIN_CONTROLLER] / (db > 0.001 ? db : 0.001);
+        }
+        s_stats(vals, days.n, false, &med, &worst);
+        if (json)
+            printf(",\"controller_over_deadbeat_elsewhere\":{\"median\":%.3f,\"worst\":%.3f}", med,
+                   worst);
+        else
+            printf("the same where the ideal battery is not at a limit: median %.2f, worst %.2f\n",
+                   med, worst);
+    }
+    if (json)
+        printf("}}\n");
     rc = 0;
 cleanup:
     free(vals);

@@ -62,6 +62,14 @@ typedef struct {
     long changes, eeprom, reversals, follow;
 } fig_t;
 
+/* The number o.a.b. */
+static double s_num_at(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+    assert_true(cJSON_IsNumber(x));
+    return x->valuedouble;
+}
+
 static fig_t s_fig(const cJSON *root, const char *run)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, run);
@@ -291,6 +299,20 @@ static void test_breakdown_adds_up(void **state)
         assert_true(fabs(hours - 24) < 0.01);
         assert_true(fabs(sum - (c.x - id.x)) < 0.002);
         assert_true(wrong > 0); /* the write budget makes some flow the wrong way */
+        /* Each run's shortfall split by the ideal battery's state: the two parts add up to
+         * it, and the controller's part at a limit is its situation "ideal_limited". */
+        const cJSON *by = cJSON_GetObjectItemCaseSensitive(root, "by_ideal_limit");
+        const char *runs[] = {"controller", "deadbeat", "seed"};
+        for (int k = 0; k < 3; k++) {
+            fig_t f = s_fig(root, runs[k]);
+            double lim = s_num_at(by, runs[k], "at_limit_kwh");
+            double els = s_num_at(by, runs[k], "elsewhere_kwh");
+            fprintf(stderr, "  %s: %.4f at the ideal's limits + %.4f elsewhere\n", runs[k], lim,
+                    els);
+            assert_true(fabs(lim + els - (f.x - id.x)) < 0.002);
+            if (k == 0)
+                assert_true(fabs(lim - s_num_at(bd, "ideal_limited", "shortfall_kwh")) < 1e-3);
+        }
         cJSON_Delete(root);
         free(out);
     }
@@ -300,6 +322,7 @@ static void test_breakdown_adds_up(void **state)
     cJSON *root = cJSON_Parse(out);
     assert_non_null(root);
     assert_null(cJSON_GetObjectItemCaseSensitive(root, "breakdown"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(root, "by_ideal_limit"));
     cJSON_Delete(root);
     free(out);
 }
@@ -361,11 +384,12 @@ static cJSON *s_batch_json(int argc, char **argv)
     return root;
 }
 
-static double s_num_at(const cJSON *o, const char *a, const char *b)
+/* The days of a batch's JSON, n of them. */
+static const cJSON *s_days(const cJSON *root, int n)
 {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
-    assert_true(cJSON_IsNumber(x));
-    return x->valuedouble;
+    const cJSON *days = cJSON_GetObjectItemCaseSensitive(root, "days");
+    assert_int_equal(cJSON_GetArraySize(days), n);
+    return days;
 }
 
 /* The batch runs each day as a single run would (the same figures for a day written to a file
@@ -382,8 +406,7 @@ static void test_batch_matches_single_days(void **state)
     char *bargv[] = {"twin",   "-c",         INI, "--days", dir, "--meter-phase",
                      "random", "--gen-seed", "5", "--json", NULL};
     cJSON *root = s_batch_json(10, bargv);
-    const cJSON *days = cJSON_GetObjectItemCaseSensitive(root, "days");
-    assert_int_equal(cJSON_GetArraySize(days), 3);
+    const cJSON *days = s_days(root, 3);
     double sh[3];
     for (int i = 0; i < 3; i++) {
         const cJSON *d = cJSON_GetArrayItem(days, i);
@@ -413,6 +436,36 @@ static void test_batch_matches_single_days(void **state)
     assert_true(s_num_at(cs, "captured_pct", "worst") <= s_num_at(cs, "captured_pct", "median"));
     assert_non_null(cJSON_GetObjectItemCaseSensitive(sum, "deadbeat"));
     assert_non_null(cJSON_GetObjectItemCaseSensitive(sum, "controller_over_deadbeat"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(sum, "controller_over_deadbeat_elsewhere"));
+    cJSON_Delete(root);
+}
+
+/* With --breakdown, each day of a batch carries its breakdown, and the summary the
+ * controller's shortfall over the deadbeat's where the ideal battery is not at a limit: the
+ * median and worst of the days' own ratios. */
+static void test_batch_breakdown(void **state)
+{
+    (void)state;
+    char *argv[] = {"twin",       "-c", INI,      "--generated", "3",
+                    "--gen-seed", "5",  "--json", "--breakdown", NULL};
+    cJSON *root = s_batch_json(9, argv);
+    const cJSON *days = s_days(root, 3);
+    double r[3];
+    for (int i = 0; i < 3; i++) {
+        const cJSON *by =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(days, i), "by_ideal_limit");
+        double db = s_num_at(by, "deadbeat", "elsewhere_kwh");
+        r[i] = s_num_at(by, "controller", "elsewhere_kwh") / (db > 0.001 ? db : 0.001);
+    }
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "summary"), "controller_over_deadbeat_elsewhere");
+    assert_non_null(e);
+    double worst = cJSON_GetObjectItemCaseSensitive(e, "worst")->valuedouble;
+    double med = cJSON_GetObjectItemCaseSensitive(e, "median")->valuedouble;
+    double hi = fmax(r[0], fmax(r[1], r[2]));
+    double mid = r[0] + r[1] + r[2] - hi - fmin(r[0], fmin(r[1], r[2]));
+    assert_true(fabs(worst - hi) < 2e-3);
+    assert_true(fabs(med - mid) < 2e-3);
     cJSON_Delete(root);
 }
 
@@ -530,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_eeprom_on_stays_in_budget),
         cmocka_unit_test(test_eeprom_on_with_a_daily_budget),
         cmocka_unit_test(test_breakdown_adds_up),
+        cmocka_unit_test(test_batch_breakdown),
         cmocka_unit_test(test_generated_days_are_reproducible_and_varied),
         cmocka_unit_test(test_batch_matches_single_days),
         cmocka_unit_test(test_meter_phase),
