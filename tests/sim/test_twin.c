@@ -186,7 +186,7 @@ static void s_targets(const char *profile, bool transients)
     /* Overshoot events: at most a quarter of the seed's. */
     assert_true(4 * d.ctl.over <= d.seed.over);
     /* Shortfall: below the seed's (the figures against the deadbeat are the benchmark's,
-     * bench/twin_days.sh and docs/charge-ctl.md). */
+     * bench/bench_twin_days.py and docs/charge-ctl.md). */
     assert_true(sc < ss);
     assert_true(d.ctl.eeprom <= DAILY_BUDGET);
 }
