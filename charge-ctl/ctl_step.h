@@ -222,11 +222,14 @@ typedef struct {
     int tel_hist_n;
     /* The household's net power at the last two samples' times, for a ramp (s_ramp). */
     double ramp_net_w;
-    double cmd_meter_w;  /* the meter reading when the last command was given (W) */
-    double cmd_step_w;   /* ... and the power that command changed (W AC) */
     int64_t ramp_ms;     /* INT64_MIN: none yet */
     double ramp_slope_w; /* W/s between the two samples before, 0: none */
     int band_n;          /* ... and how many samples */
+    /* The meter's reading when the last command was given and the power (W AC) that command
+     * changed: a later sample whose meter moved by about that shows the device following it
+     * before the telemetry does (ctl_step). */
+    double cmd_meter_w;
+    double cmd_step_w;
 
     /* Write-budget mode (see ctl_budget.c): the registers as commanded and recent demand. */
     int reg_charge_ca;            /* IOUT_SET as last commanded (0: unknown) */

@@ -1012,29 +1012,25 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
         const run_t *c = &runs[TWIN_CONTROLLER], *i = &runs[TWIN_IDEAL];
         double dt = model->step_s;
         res->has_bd = true;
-        for (size_t k = 0; k < c->bd_n && k < i->bd_n; k++) {
+        for (size_t k = 0; k < i->bd_n; k++) {
             int hour = (int)((double)k * dt / 3600) % 24;
-            int cat = c->bd_cat[k];
-            if (fabs(i->bd_grid[k] - p.hours[hour].grid_offset_w) > 5)
-                cat = TWIN_BD_IDEAL_LIMIT;
+            bool at_limit = fabs(i->bd_grid[k] - p.hours[hour].grid_offset_w) > 5;
+            for (int j = 0; j < TWIN_RUNS; j++) { /* every run's shortfall, split */
+                const run_t *r = &runs[j];
+                if (j == TWIN_IDEAL || !r->bd_grid || k >= r->bd_n)
+                    continue;
+                double part = (fabs(r->bd_grid[k]) - fabs(i->bd_grid[k])) * dt / 3.6e6;
+                *(at_limit ? &res->bd.at_limit_kwh[j] : &res->bd.elsewhere_kwh[j]) += part;
+            }
+            if (k >= c->bd_n)
+                continue;
+            int cat = at_limit ? TWIN_BD_IDEAL_LIMIT : c->bd_cat[k];
             double g = c->bd_grid[k], b = c->bd_batt[k];
             double wrong = b > 0 ? fmin(fmax(g, 0), b) : fmin(fmax(-g, 0), -b);
             res->bd.hours[cat] += dt / 3600;
             res->bd.delta_kwh[cat] += (fabs(g) - fabs(i->bd_grid[k])) * dt / 3.6e6;
             res->bd.wrong_kwh[cat] += wrong * dt / 3.6e6;
             res->bd.missed_kwh[cat] += (fabs(i->bd_batt[k]) - fabs(b)) * dt / 3.6e6;
-        }
-        static const int split[] = {TWIN_CONTROLLER, TWIN_SEED, TWIN_DEADBEAT};
-        for (size_t j = 0; j < sizeof split / sizeof split[0]; j++) {
-            const run_t *r = &runs[split[j]];
-            for (size_t k = 0; k < r->bd_n && k < i->bd_n; k++) {
-                int hour = (int)((double)k * dt / 3600) % 24;
-                double part = (fabs(r->bd_grid[k]) - fabs(i->bd_grid[k])) * dt / 3.6e6;
-                if (fabs(i->bd_grid[k] - p.hours[hour].grid_offset_w) > 5)
-                    res->bd.at_limit_kwh[split[j]] += part;
-                else
-                    res->bd.elsewhere_kwh[split[j]] += part;
-            }
         }
     }
     if (model->trace) {

@@ -136,6 +136,9 @@ static int s_plot(const char *path, const twin_plot_t *pl, const twin_result_t *
     return 0;
 }
 
+/* The runs whose shortfall the breakdown splits by the ideal battery's state. */
+static const int s_split[] = {TWIN_CONTROLLER, TWIN_DEADBEAT, TWIN_SEED};
+
 void twin_print_breakdown(FILE *f, const twin_result_t *res)
 {
     if (!res->has_bd)
@@ -154,10 +157,9 @@ void twin_print_breakdown(FILE *f, const twin_result_t *res)
     }
     fprintf(f, "%-18s %8.2f %14.4f %14.4f %14.4f\n", "total", h, d, mi, w);
     fprintf(f, "shortfall where the ideal battery is at a limit / elsewhere (kWh):");
-    static const int split[] = {TWIN_CONTROLLER, TWIN_DEADBEAT, TWIN_SEED};
-    for (size_t k = 0; k < sizeof split / sizeof split[0]; k++)
-        fprintf(f, "%s %s %.4f / %.4f", k ? "," : "", twin_run_name(split[k]),
-                res->bd.at_limit_kwh[split[k]], res->bd.elsewhere_kwh[split[k]]);
+    for (size_t k = 0; k < sizeof s_split / sizeof s_split[0]; k++)
+        fprintf(f, "%s %s %.4f / %.4f", k ? "," : "", twin_run_name(s_split[k]),
+                res->bd.at_limit_kwh[s_split[k]], res->bd.elsewhere_kwh[s_split[k]]);
     fprintf(f, "\n");
 }
 
@@ -173,11 +175,10 @@ static void s_json_breakdown(FILE *f, const twin_result_t *res)
                 k ? "," : "", twin_bd_name(k), res->bd.hours[k], res->bd.delta_kwh[k],
                 res->bd.missed_kwh[k], res->bd.wrong_kwh[k]);
     fprintf(f, "},\"by_ideal_limit\":{");
-    static const int split[] = {TWIN_CONTROLLER, TWIN_DEADBEAT, TWIN_SEED};
-    for (size_t k = 0; k < sizeof split / sizeof split[0]; k++)
+    for (size_t k = 0; k < sizeof s_split / sizeof s_split[0]; k++)
         fprintf(f, "%s\"%s\":{\"at_limit_kwh\":%.4f,\"elsewhere_kwh\":%.4f}", k ? "," : "",
-                twin_run_name(split[k]), res->bd.at_limit_kwh[split[k]],
-                res->bd.elsewhere_kwh[split[k]]);
+                twin_run_name(s_split[k]), res->bd.at_limit_kwh[s_split[k]],
+                res->bd.elsewhere_kwh[s_split[k]]);
     fprintf(f, "}");
 }
 
