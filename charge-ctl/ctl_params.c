@@ -21,6 +21,7 @@ void ctl_params_defaults(ctl_params_t *p)
     p->step_slow_w = 300;
     p->direction_dwell_ms = 5000;
     p->idle_dwell_ms = 3000;
+    p->dwell_max_w = 300;
     p->meter_timeout_ms = 30000;
     p->settle_timeout_ms = 5000;
     p->follow_timeout_ms = 10000;
@@ -325,6 +326,7 @@ int ctl_params_from_config(const struct config_t *cfg, int id, ctl_params_t *p, 
     p->pid_max_discharge_w = (int)config_int(cfg, cc, "Id/%d/Pid/MaxDischargePower", id);
     p->direction_dwell_ms = (int)config_int(cfg, cc, "Id/%d/DirectionDwellSec", id) * 1000;
     p->idle_dwell_ms = (int)config_int(cfg, cc, "Id/%d/IdleDwellSec", id) * 1000;
+    p->dwell_max_w = (int)config_int(cfg, cc, "Id/%d/DwellMaxPower", id);
     p->step_fast_w = (int)config_int(cfg, cc, "Id/%d/StepUpFast", id);
     p->step_slow_w = (int)config_int(cfg, cc, "Id/%d/StepSlow", id);
     p->min_soc_pct = (int)config_int(cfg, cc, "Id/%d/MinSocPct", id);

@@ -514,8 +514,9 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
         err += s_ramp(p, s, in->meter_w - base, sample_ms, in->now_ms);
     bool fresh = waits ? settled || emergency : new_sample;
 
-    /* What the law wants, in AC watts (+ charging). */
+    /* What the law wants, in AC watts (+ charging); `need` is what would meet the sample. */
     double want = s->power_w;
+    double need = expect - err;
     bool stepped = false;
     if (was_safe || s->mode == CTL_MODE_NONE)
         want = 0;
@@ -669,10 +670,14 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                                                                          : p->min_write_interval_ms;
     /* The dwells hold back a demand for discharge that one sample shows (a load switching
      * on and off again, a cloud's edge); one that the next sample shows too ends them (where
-     * no write interval is set): so the dwell costs at most one sample interval. */
+     * no write interval is set): so the dwell costs at most one sample interval. A demand of
+     * more than `dwell_max_w` (the sample's, before the careful first step) is not held back: a
+     * large load or a cloud that takes the whole surplus seldom lasts a single sample, and waiting
+     * for it costs the whole of it. */
     if (fresh)
         s->discharge_run = dir < 0 && ca >= p->idle_exit_ca ? s->discharge_run + 1 : 0;
-    bool persists = s->discharge_run >= CTL_DWELL_SAMPLES && p->min_write_interval_ms == 0;
+    bool persists = (s->discharge_run >= CTL_DWELL_SAMPLES || (fresh && -need > p->dwell_max_w)) &&
+                    p->min_write_interval_ms == 0;
     /* Where every write is persisted, charge -> discharge goes straight over too, on a fresh
      * sample once the gateway's spacing since the last change has passed: the discharge current
      * is one write and the direction none, where going by idle costs the idle's writes, three

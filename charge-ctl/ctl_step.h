@@ -55,6 +55,7 @@ typedef struct {
     int step_slow_w;          /* largest step per sample that increases export risk (W) */
     int direction_dwell_ms;   /* minimum time between direction reversals */
     int idle_dwell_ms;        /* minimum time in idle before leaving it */
+    int dwell_max_w;          /* the dwells hold back a demand for discharge up to this (W) */
     int meter_timeout_ms;     /* meter stale after this long without a message */
     int settle_timeout_ms;    /* give up waiting for the device to follow after this */
     int follow_timeout_ms;    /* device not following this long: reported (0: check off) */

@@ -197,6 +197,7 @@ const config_key_t config_schema[] = {
     INT("CHARGE_CONTROL", "Id/#/MaxDischargePower", "-1600", -100000, 0),
     INT("CHARGE_CONTROL", "Id/#/DirectionDwellSec", "5", 0, 3600),
     INT("CHARGE_CONTROL", "Id/#/IdleDwellSec", "3", 0, 3600),
+    INT("CHARGE_CONTROL", "Id/#/DwellMaxPower", "300", 0, 100000),
     INT("CHARGE_CONTROL", "Id/#/StepUpFast", "2000", 1, 100000),
     INT("CHARGE_CONTROL", "Id/#/StepSlow", "300", 1, 100000),
     INT("CHARGE_CONTROL", "Id/#/MinSocPct", "5", 0, 100),

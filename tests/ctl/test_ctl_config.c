@@ -99,6 +99,7 @@ static void test_device_and_battery_keys(void **state)
                                       "Id/0/TopicPower=tele/meter\n"
                                       "Id/0/DirectionDwellSec=12\n"
                                       "Id/0/IdleDwellSec=7\n"
+                                      "Id/0/DwellMaxPower=450\n"
                                       "Id/0/MeterTimeoutSec=20\n"
                                       "Id/0/MinSocPct=10\n"
                                       "Id/0/DischargeBlockHourStart=22\n"
@@ -118,6 +119,7 @@ static void test_device_and_battery_keys(void **state)
     assert_true(p.r_internal_ohm > 0.0199 && p.r_internal_ohm < 0.0201);
     assert_int_equal(p.direction_dwell_ms, 12000);
     assert_int_equal(p.idle_dwell_ms, 7000);
+    assert_int_equal(p.dwell_max_w, 450);
     assert_int_equal(p.meter_timeout_ms, 20000);
     assert_int_equal(p.telemetry_timeout_ms, 10000); /* 5 x 1000 ms, at least 10 s */
     assert_int_equal(p.min_soc_pct, 10);

@@ -381,20 +381,20 @@ static void test_idle_dwell_before_discharging_again(void **state)
     s_settle(&r, 0, 3); /* the load goes: idle */
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     int64_t idle_at = r.s.idle_since_ms;
-    /* A load that is there on one sample and gone on the next (switching on and off): the
-     * controller waits out the dwell. */
+    /* A small load (up to DwellMaxPower) that is there on one sample and gone on the next
+     * (switching on and off): the controller waits out the dwell. */
     while (r.t - idle_at < 12000) {
-        s_meter(&r, 2000, 600);
+        s_meter(&r, 2000, 250);
         assert_int_equal(r.out.mode, CTL_MODE_IDLE);
         assert_int_equal(r.out.reason, CTL_R_IDLE_DWELL);
         s_meter(&r, 2000, 0);
         assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     }
     /* A load the next sample shows too ends the dwell early. */
-    s_meter(&r, 2000, 600);
+    s_meter(&r, 2000, 250);
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     assert_int_equal(r.out.reason, CTL_R_IDLE_DWELL);
-    s_meter(&r, 2000, 600);
+    s_meter(&r, 2000, 250);
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
     assert_true(r.t - idle_at < 20000);
 }
@@ -410,19 +410,68 @@ static void test_direction_dwell_charge_to_discharge(void **state)
     s_settle(&r, 600, 1); /* a deficit: charging stops */
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     int64_t left = r.s.dir_end_ms;
-    /* A deficit on every other sample (a cloud's edge coming and going): no discharge
-     * within the dwell. */
+    /* A small deficit on every other sample (a cloud's edge coming and going): no
+     * discharge within the dwell. */
     while (r.t - left < 20000) {
         s_meter(&r, 2000, 0);
         assert_int_equal(r.out.mode, CTL_MODE_IDLE);
-        s_meter(&r, 2000, 600);
+        s_meter(&r, 2000, 250);
         assert_int_equal(r.out.mode, CTL_MODE_IDLE);
         assert_int_equal(r.out.reason, CTL_R_DIRECTION_DWELL);
     }
     /* One that the next sample shows too: discharging starts before the dwell is over. */
-    s_meter(&r, 2000, 600);
+    s_meter(&r, 2000, 250);
     assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
     assert_true(r.t - left < 30000);
+}
+
+static bool s_in_dwell(const rig_t *r)
+{
+    return r->out.reason == CTL_R_IDLE_DWELL || r->out.reason == CTL_R_DIRECTION_DWELL;
+}
+
+/* A demand for discharge above DwellMaxPower is served on the sample that shows it, within
+ * both dwells; at or below it, or with the key raised, it waits as before. */
+static void test_a_large_demand_is_not_held_by_the_dwell(void **state)
+{
+    for (int raised = 0; raised <= 1; raised++) {
+        rig_t r;
+        s_rig(&r);
+        r.p.direction_dwell_ms = 30000;
+        r.p.idle_dwell_ms = 20000;
+        if (raised)
+            r.p.dwell_max_w = 100000;
+        s_settle(&r, -800, 8); /* surplus: charging */
+        assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+        s_settle(&r, 250, 1); /* a deficit: charging stops */
+        assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+        /* a small one again, once: held */
+        s_meter(&r, 2000, 0);
+        s_meter(&r, 2000, 250);
+        assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+        assert_true(s_in_dwell(&r));
+        /* a kettle after an export sample: served at once, by the careful first step */
+        s_meter(&r, 2000, 0);
+        s_meter(&r, 2000, 1800);
+        if (raised) {
+            assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+            assert_true(s_in_dwell(&r));
+        } else {
+            assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+            assert_true(r.out.power_w < -300);
+            assert_true(r.out.power_w >= -600 - 5); /* StepSlow at a 2 s meter */
+        }
+    }
+    /* Where every write is persisted the dwells hold whatever the demand (1.4). */
+    rig_t r;
+    s_rig(&r);
+    r.p.min_write_interval_ms = 20000;
+    r.p.idle_dwell_ms = 20000;
+    s_settle(&r, 600, 8);
+    s_settle(&r, 0, 3);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+    s_meter(&r, 2000, 1800);
+    assert_int_equal(r.out.mode, CTL_MODE_IDLE);
 }
 
 static void test_discharge_to_charge_goes_straight(void **state)
@@ -1294,6 +1343,7 @@ int main(void)
         cmocka_unit_test(test_idle_hysteresis),
         cmocka_unit_test(test_idle_dwell_before_discharging_again),
         cmocka_unit_test(test_direction_dwell_charge_to_discharge),
+        cmocka_unit_test(test_a_large_demand_is_not_held_by_the_dwell),
         cmocka_unit_test(test_discharge_to_charge_goes_straight),
         cmocka_unit_test(test_profile_limits),
         cmocka_unit_test(test_persisted_writes_keep_the_power_limit_in_a_band),
