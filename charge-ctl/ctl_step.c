@@ -74,6 +74,16 @@ static bool s_straight_ok(const ctl_params_t *p, const ctl_state_t *s, const ctl
            in->now_ms - s->last_change_ms >= p->min_write_interval_ms && !ctl_budget_last(p, s);
 }
 
+/* Where no write interval is set, a demand for discharge of more than `dwell_max_w` (the
+ * sample's, before any step limit) is served on the sample that shows it: past the dwells,
+ * and from a charge straight into discharge. A large load or a cloud that takes the whole
+ * surplus seldom lasts a single sample, and waiting for the next costs the whole of it for an
+ * interval (5 s with a 5 s meter) each time it comes. */
+static bool s_large_demand(const ctl_params_t *p, double need_w)
+{
+    return p->min_write_interval_ms == 0 && -need_w > p->dwell_max_w;
+}
+
 /* The battery power at time t_ms as the telemetry showed it: interpolated between the
  * samples around it, the oldest one before the first; after the newest, that one moved
  * toward a command still in progress as the device's first-order response would. */
@@ -575,9 +585,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 if (corr < -p->step_fast_w)
                     corr = -p->step_fast_w;
                 want = expect + corr;
-                /* Beyond 0 only where the charge may turn straight into discharge (below),
-                 * and then by at most the careful first step of a new import. */
-                if (want < 0)
+                /* Beyond 0 only where the charge may turn straight into discharge (below):
+                 * for a large demand, whole; where every write is persisted, by at most the
+                 * careful first step of a new import. */
+                if (want < 0 && !(s_large_demand(p, need) && !p->wait_effect))
                     want = s_straight_ok(p, s, in) ? fmax(want, -s_slow_step(p, s)) : 0;
             } else if (s->import_run == 0) {
                 /* New import: a careful first step, since it may be an interval load; a
@@ -670,22 +681,21 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                                                                          : p->min_write_interval_ms;
     /* The dwells hold back a demand for discharge that one sample shows (a load switching
      * on and off again, a cloud's edge); one that the next sample shows too ends them (where
-     * no write interval is set): so the dwell costs at most one sample interval. A demand of
-     * more than `dwell_max_w` (the sample's, before the careful first step) is not held back: a
-     * large load or a cloud that takes the whole surplus seldom lasts a single sample, and waiting
-     * for it costs the whole of it. */
+     * no write interval is set): so the dwell costs at most one sample interval. A large
+     * demand is not held back at all (s_large_demand). */
     if (fresh)
         s->discharge_run = dir < 0 && ca >= p->idle_exit_ca ? s->discharge_run + 1 : 0;
-    bool persists = (s->discharge_run >= CTL_DWELL_SAMPLES || (fresh && -need > p->dwell_max_w)) &&
-                    p->min_write_interval_ms == 0;
+    bool persists = (s->discharge_run >= CTL_DWELL_SAMPLES && p->min_write_interval_ms == 0) ||
+                    (fresh && s_large_demand(p, need));
     /* Where every write is persisted, charge -> discharge goes straight over too, on a fresh
      * sample once the gateway's spacing since the last change has passed: the discharge current
      * is one write and the direction none, where going by idle costs the idle's writes, three
      * to leave it again and the spacing in between (a cloud's edge every minute kept the
-     * battery idle for 20 s each time). The block after charging and the protection still
-     * hold: they take `want` to 0. */
+     * battery idle for 20 s each time). Without a write interval, a large demand goes straight
+     * over (s_large_demand). The block after charging and the protection still hold: they take
+     * `want` to 0. */
     bool straight = dir < 0 && run_dir > 0 && ca >= p->idle_exit_ca && fresh && stepped &&
-                    s_straight_ok(p, s, in);
+                    (s_straight_ok(p, s, in) || (s_large_demand(p, need) && !p->wait_effect));
     if (straight)
         persists = true;
     if (!running || (run_dir < 0 && to_charge) || straight) {

@@ -407,7 +407,7 @@ static void test_direction_dwell_charge_to_discharge(void **state)
     r.p.idle_dwell_ms = 0;
     s_settle(&r, -800, 8); /* surplus: charging */
     assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
-    s_settle(&r, 600, 1); /* a deficit: charging stops */
+    s_settle(&r, 250, 1); /* a small deficit: charging stops */
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     int64_t left = r.s.dir_end_ms;
     /* A small deficit on every other sample (a cloud's edge coming and going): no
@@ -431,7 +431,9 @@ static bool s_in_dwell(const rig_t *r)
 }
 
 /* A demand for discharge above DwellMaxPower is served on the sample that shows it, within
- * both dwells; at or below it, or with the key raised, it waits as before. */
+ * both dwells, and a charge turns straight into it (a step up to StepUpFast, not the careful
+ * first step); at or below it, or with the key
+ * raised, it waits as before. */
 static void test_a_large_demand_is_not_held_by_the_dwell(void **state)
 {
     for (int raised = 0; raised <= 1; raised++) {
@@ -460,6 +462,24 @@ static void test_a_large_demand_is_not_held_by_the_dwell(void **state)
             assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
             assert_true(r.out.power_w < -300);
             assert_true(r.out.power_w >= -600 - 5); /* StepSlow at a 2 s meter */
+        }
+    }
+    /* Charging, a cloud takes the surplus and a load comes on: a 1,600 W import on one
+     * sample. With the key raised: idle first. */
+    for (int raised = 0; raised <= 1; raised++) {
+        rig_t r;
+        s_rig(&r);
+        if (raised)
+            r.p.dwell_max_w = 100000;
+        s_settle(&r, -800, 30);
+        assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+        s_meter(&r, 1000, 1600 + s_batt_ac(&r));
+        if (raised) {
+            assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+        } else {
+            /* 800 W of charge to 1,600 W of discharge is a step of 2,400 W: StepUpFast */
+            assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+            assert_true(r.out.power_w < -1195 && r.out.power_w > -1205);
         }
     }
     /* Where every write is persisted the dwells hold whatever the demand (1.4). */
@@ -654,10 +674,11 @@ static void test_persisted_charge_turns_straight_into_discharge(void **state)
     /* the block after charging holds */
     s_charge_then_load(&r, 25000, 60);
     assert_int_not_equal(r.out.mode, CTL_MODE_DISCHARGE);
-    /* with EEP_OFF the dwell stays as it was: idle first */
+    /* with EEP_OFF a small import goes idle first (the direction dwell); a large one goes
+     * straight over (test_a_large_demand_is_not_held_by_the_dwell) */
     s_rig(&r);
     s_settle(&r, -800, 30);
-    s_meter(&r, 1000, 600 + s_batt_ac(&r));
+    s_meter(&r, 1000, 250 + s_batt_ac(&r));
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
 }
 
