@@ -567,15 +567,29 @@ static int64_t s_min(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+/* The SocketCAN interface went down or away: the socket is closed and reopened every
+ * S_CAN_RETRY_US until the interface is up again (a socket kept across a down and up keeps
+ * its pending error, and reports it again and again). */
+static void s_can_lost(s_sim_t *s)
+{
+    log_warn("SocketCAN interface %s is down: %s", s->o.socketcan,
+             can_transport_last_error(s->can));
+    can_transport_close(&s->can);
+    s->can_retry_us = s->now_us + S_CAN_RETRY_US;
+}
+
 static void s_deliver_replies(s_sim_t *s)
 {
     can_frame_t fr;
     while (sim_bus_take_reply(s->bus, s->now_us, &fr) == 1) {
         s_log_frame("tx", &fr);
-        if (s->adapter)
+        if (s->adapter) {
             slcan_adapter_bus_frame(s->adapter, &fr, s_ts_ms(s));
-        else if (s->can && can_transport_send(s->can, &fr) != 0)
+        } else if (s->can && can_transport_send(s->can, &fr) != 0) {
             log_debug("SocketCAN send failed: %s", can_transport_last_error(s->can));
+            if (can_transport_state(s->can) != CAN_TRANSPORT_UP)
+                s_can_lost(s);
+        }
     }
 }
 
@@ -595,12 +609,8 @@ static void s_can_read(s_sim_t *s)
         }
         if (rc == 0)
             s->rx_empty_us = t;
-        if (rc < 0) {
-            log_warn("SocketCAN interface %s is down: %s", s->o.socketcan,
-                     can_transport_last_error(s->can));
-            can_transport_close(&s->can);
-            s->can_retry_us = s->now_us + S_CAN_RETRY_US;
-        }
+        if (rc < 0)
+            s_can_lost(s);
         return;
     }
 }
@@ -658,11 +668,15 @@ static int s_loop(s_sim_t *s)
         }
         s_tick(s);
 
+        /* A CAN socket's error (its interface down) is read too: left pending, it would wake
+         * every poll at once and the loop would spin until a frame came. */
         if (i_can >= 0 && rc > 0 && (items[i_can].revents & ZMQ_POLLIN)) {
             if (s->adapter)
                 s_pty_read(s);
             else
                 s_can_read(s);
+        } else if (i_can >= 0 && rc > 0 && !s->adapter && (items[i_can].revents & ZMQ_POLLERR)) {
+            s_can_read(s);
         }
         s_deliver_replies(s);
         if (s->adapter)

@@ -324,6 +324,10 @@ def test_interface_down_and_up():
             devs = c.ok("devices")["devices"]
             assert devs[0]["online"] is False, devs
             assert gw.proc.alive() and sim.proc.alive(), "a process exited on interface down"
+            # The simulator reads its socket's error while the interface is down: left pending,
+            # the error woke every poll at once and the simulator spun on it until a frame came
+            # (starving the gateway in a one-CPU guest).
+            sim.proc.wait_output("SocketCAN interface %s is down" % IFACE, SLOW)
 
             link("up")
             sub.wait(lambda tp, b: tp == "evt/0" and b.get("event") == "online", SLOW,
@@ -334,6 +338,8 @@ def test_interface_down_and_up():
             assert abs(v["value"] - sim.control.device(0)["dc_v"]) < 0.2, v
             assert c.ok("set", dev=0, reg="VOUT_SET", value=27.4, client="vcan")["written"] is True
             assert sim.control.device(0)["registers"]["VOUT_SET"] == 2740
+            assert sim.proc.output().count("on SocketCAN interface %s" % IFACE) >= 2, \
+                "bic-sim did not reopen its socket: " + sim.proc.output()[-1000:]
             sub.close()
             st.mon.assert_paced(sim)
     finally:
