@@ -527,6 +527,10 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     /* What the law wants, in AC watts (+ charging); `need` is what would meet the sample. */
     double want = s->power_w;
     double need = expect - err;
+    bool large_demand = s_large_demand(p, need);
+    /* ... and from a charge straight into it (a group's step goes by idle: it waits for its
+     * commands' effect on every device) */
+    bool large_straight = large_demand && !p->wait_effect;
     bool stepped = false;
     if (was_safe || s->mode == CTL_MODE_NONE)
         want = 0;
@@ -588,7 +592,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 /* Beyond 0 only where the charge may turn straight into discharge (below):
                  * for a large demand, whole; where every write is persisted, by at most the
                  * careful first step of a new import. */
-                if (want < 0 && !(s_large_demand(p, need) && !p->wait_effect))
+                if (want < 0 && !large_straight)
                     want = s_straight_ok(p, s, in) ? fmax(want, -s_slow_step(p, s)) : 0;
             } else if (s->import_run == 0) {
                 /* New import: a careful first step, since it may be an interval load; a
@@ -686,7 +690,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
     if (fresh)
         s->discharge_run = dir < 0 && ca >= p->idle_exit_ca ? s->discharge_run + 1 : 0;
     bool persists = (s->discharge_run >= CTL_DWELL_SAMPLES && p->min_write_interval_ms == 0) ||
-                    (fresh && s_large_demand(p, need));
+                    (fresh && large_demand);
     /* Where every write is persisted, charge -> discharge goes straight over too, on a fresh
      * sample once the gateway's spacing since the last change has passed: the discharge current
      * is one write and the direction none, where going by idle costs the idle's writes, three
@@ -695,7 +699,7 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
      * over (s_large_demand). The block after charging and the protection still hold: they take
      * `want` to 0. */
     bool straight = dir < 0 && run_dir > 0 && ca >= p->idle_exit_ca && fresh && stepped &&
-                    (s_straight_ok(p, s, in) || (s_large_demand(p, need) && !p->wait_effect));
+                    (s_straight_ok(p, s, in) || large_straight);
     if (straight)
         persists = true;
     if (!running || (run_dir < 0 && to_charge) || straight) {

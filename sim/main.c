@@ -670,14 +670,11 @@ static int s_loop(s_sim_t *s)
 
         /* A CAN socket's error (its interface down) is read too: left pending, it would wake
          * every poll at once and the loop would spin until a frame came. */
-        if (i_can >= 0 && rc > 0 && (items[i_can].revents & ZMQ_POLLIN)) {
-            if (s->adapter)
-                s_pty_read(s);
-            else
-                s_can_read(s);
-        } else if (i_can >= 0 && rc > 0 && !s->adapter && (items[i_can].revents & ZMQ_POLLERR)) {
+        short can_ev = i_can >= 0 && rc > 0 ? items[i_can].revents : 0;
+        if (s->adapter && (can_ev & ZMQ_POLLIN))
+            s_pty_read(s);
+        else if (!s->adapter && (can_ev & (ZMQ_POLLIN | ZMQ_POLLERR)))
             s_can_read(s);
-        }
         s_deliver_replies(s);
         if (s->adapter)
             s_pty_write(s);

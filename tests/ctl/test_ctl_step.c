@@ -432,8 +432,7 @@ static bool s_in_dwell(const rig_t *r)
 
 /* A demand for discharge above DwellMaxPower is served on the sample that shows it, within
  * both dwells, and a charge turns straight into it (a step up to StepUpFast, not the careful
- * first step); at or below it, or with the key
- * raised, it waits as before. */
+ * first step); at or below it, or with the key raised, it waits as before. */
 static void test_a_large_demand_is_not_held_by_the_dwell(void **state)
 {
     for (int raised = 0; raised <= 1; raised++) {
