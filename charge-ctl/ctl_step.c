@@ -37,6 +37,7 @@ void ctl_state_init(ctl_state_t *s, int64_t now_ms)
     s->follow_mode_ms = now_ms;
     s->ramp_ms = NEVER;
     s->last_arrival_ms = NEVER;
+    s->cycle_end_ms = NEVER;
 }
 
 /* Keeps the telemetry's battery power (W AC) with its time, the newest last. */
@@ -64,6 +65,34 @@ static void s_power_record(ctl_state_t *s, int64_t t_ms, double ac_w)
 static double s_slow_step(const ctl_params_t *p, const ctl_state_t *s)
 {
     return p->step_slow_w * fmax(1.0, fmin(s->meter_dt_ms, 10000) / 1000.0);
+}
+
+/* Whether a new import of `import_w` is a cycling load come back: about the size (half to
+ * twice) of the last import that persisted over samples and ended within CTL_CYCLE_MS.
+ * Such a load will persist again, so the careful first step would only cost it for an
+ * interval. Not where every write is persisted: there a whole step spends writes. */
+static bool s_cycle_back(const ctl_params_t *p, const ctl_state_t *s, const ctl_input_t *in,
+                         double import_w)
+{
+    return p->min_write_interval_ms == 0 && s->cycle_end_ms != NEVER &&
+           in->now_ms - s->cycle_end_ms <= CTL_CYCLE_MS && import_w > 0.5 * s->cycle_w &&
+           import_w < 2.0 * s->cycle_w;
+}
+
+/* Follows the imports that persist over samples and when they end (for s_cycle_back): a run
+ * of `run` samples asking for more discharge, on a sample whose error is `err` (+ import). */
+static void s_cycle_track(ctl_state_t *s, const ctl_input_t *in, int run, double err)
+{
+    if (run == 1)
+        s->run_import_w = err;
+    if (run == 2) {
+        s->cycle_on = true;
+        s->cycle_w = s->run_import_w;
+    }
+    if (s->cycle_on && err < -0.5 * s->cycle_w) {
+        s->cycle_on = false;
+        s->cycle_end_ms = in->now_ms;
+    }
 }
 
 /* Where every write is persisted (and not in a group), a charge may turn straight into
@@ -594,12 +623,13 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                  * careful first step of a new import. */
                 if (want < 0 && !large_straight)
                     want = s_straight_ok(p, s, in) ? fmax(want, -s_slow_step(p, s)) : 0;
-            } else if (s->import_run == 0) {
+            } else if (s->import_run == 0 && !s_cycle_back(p, s, in, err)) {
                 /* New import: a careful first step, since it may be an interval load; a
                  * small one (up to StepSlow per second of the meter's interval, 1-10 s) is
                  * taken whole, a larger one by LoopGain but at most that. Waiting for the
                  * next sample costs the rest of the import for an interval: the longer the
-                 * interval, the fewer loads end within it. */
+                 * interval, the fewer loads end within it. A cycling load come back is
+                 * taken as one that persisted (below). */
                 double slow = s_slow_step(p, s);
                 if (corr < -slow) {
                     corr *= p->loop_gain;
@@ -608,13 +638,15 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
                 }
                 want = expect + corr;
             } else {
-                /* The import persisted over another sample: take it. */
+                /* The import persisted over another sample, or a cycling load came back:
+                 * take it. */
                 corr *= p->fast_gain;
                 if (corr < -p->step_fast_w)
                     corr = -p->step_fast_w;
                 want = expect + corr;
             }
             s->import_run = corr < 0 && expect <= 0 ? s->import_run + 1 : 0;
+            s_cycle_track(s, in, s->import_run, err);
             stepped = true;
             out->reason = CTL_R_TRACK;
         }

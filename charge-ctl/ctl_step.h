@@ -25,6 +25,7 @@
 #define CTL_BAND_SAMPLES 5       /* in-band meter samples averaged before their mean is corrected */
 #define CTL_BAND_MIN_CA 2        /* ... when it is more than this (A x 100) */
 #define CTL_DWELL_SAMPLES 2      /* samples in a row asking for discharge that end a dwell */
+#define CTL_CYCLE_MS 60000       /* a load that persisted and ended this recently may come back */
 #define CTL_PERSISTED_QUANTUM_CA 10 /* the quantum where every write is persisted (A x 100) */
 /* the gateway's budget counts as full from this share of its burst (%) */
 #define CTL_BUDGET_FULL_PCT 90
@@ -226,6 +227,13 @@ typedef struct {
     int64_t ramp_ms;     /* INT64_MIN: none yet */
     double ramp_slope_w; /* W/s between the two samples before, 0: none */
     int band_n;          /* ... and how many samples */
+    /* A load that cycles (an oven or a heater on its thermostat): the import at the first
+     * sample of the current run, and the last import that persisted over samples, whether
+     * it is still on and when it ended (INT64_MIN: none yet). */
+    double run_import_w;
+    double cycle_w;
+    bool cycle_on;
+    int64_t cycle_end_ms;
     /* The meter's reading when the last command was given and the power (W AC) that command
      * changed: a later sample whose meter moved by about that shows the device following it
      * before the telemetry does (ctl_step). */

@@ -1034,14 +1034,18 @@ int twin_run_household(household_t *hh, const char *name, const char *config_pat
         }
     }
     if (model->trace) {
-        fprintf(model->trace, "hour  controller-ideal  seed-ideal (kWh)\n");
+        const run_t *ri = &runs[TWIN_IDEAL], *rctl = &runs[TWIN_CONTROLLER];
+        const run_t *rs = &runs[TWIN_SEED], *rd = &runs[TWIN_DEADBEAT];
+        fprintf(model->trace, "hour  controller-ideal  seed-ideal  deadbeat-ideal (kWh)\n");
         for (int h = 0; h < 24; h++)
-            fprintf(model->trace, "%2d %8.3f %8.3f\n", h,
-                    (runs[0].diag_hour_x[h] - runs[2].diag_hour_x[h]) / 3.6e6,
-                    (runs[3].diag_hour_x[h] - runs[2].diag_hour_x[h]) / 3.6e6);
+            fprintf(model->trace, "%2d %8.3f %8.3f %8.3f\n", h,
+                    (rctl->diag_hour_x[h] - ri->diag_hour_x[h]) / 3.6e6,
+                    (rs->diag_hour_x[h] - ri->diag_hour_x[h]) / 3.6e6,
+                    (rd->diag_hour_x[h] - ri->diag_hour_x[h]) / 3.6e6);
         for (int k = 0; k < 1440; k++)
-            fprintf(model->trace, "minute %4d %02d:%02d %8.2f Wh\n", k, k / 60, k % 60,
-                    (runs[0].diag_min_x[k] - runs[2].diag_min_x[k]) / 3600.0);
+            fprintf(model->trace, "minute %4d %02d:%02d %8.2f %8.2f Wh\n", k, k / 60, k % 60,
+                    (rctl->diag_min_x[k] - ri->diag_min_x[k]) / 3600.0,
+                    (rd->diag_min_x[k] - ri->diag_min_x[k]) / 3600.0);
     }
     if (plot) {
         snprintf(plot->title, sizeof plot->title, "bic2mqtt twin: %s%s%s", name,

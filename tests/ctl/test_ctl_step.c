@@ -263,6 +263,61 @@ static void test_careful_first_step_scales_with_the_meter_interval(void **state)
     }
 }
 
+/* The household draws load_w for `samples` samples of a 1 s meter; the device follows each
+ * command at once. */
+static void s_on_1s(rig_t *r, double load_w, int samples)
+{
+    for (int i = 0; i < samples; i++) {
+        s_meter(r, 1000, load_w + s_batt_ac(r));
+        s_follow(r, 0);
+    }
+}
+
+/* A 1,000 W heater on its thermostat, at a 1 s meter over a 200 W base load: on for four
+ * samples, off for `off_s` seconds. Returns the discharge (W) given at the first sample of
+ * the heater's return. */
+static double s_heater_back(rig_t *r, double heater_w, int off_s)
+{
+    s_on_1s(r, 200 + heater_w, 4);
+    s_on_1s(r, 200, off_s);
+    s_meter(r, 1000, 200 + heater_w + s_batt_ac(r));
+    return -r->out.power_w;
+}
+
+/* A load that cycles (an oven or heater on its thermostat) is taken whole when it comes back
+ * within a minute at about the size it had: it will persist again, and the careful first step
+ * would cost it a meter interval each time. A new load, one of another size, one back after
+ * longer, and any load where every write is persisted get the careful first step (LoopGain,
+ * at most StepSlow: 500 W of discharge here). */
+static void test_a_cycling_load_that_comes_back_is_taken_whole(void **state)
+{
+    rig_t r;
+    s_rig(&r);
+    s_on_1s(&r, 200, 6);
+    assert_true(-r.out.power_w > 195 && -r.out.power_w < 205);
+    /* the first time: careful */
+    s_meter(&r, 1000, 1200 + s_batt_ac(&r));
+    assert_true(-r.out.power_w < 500 + 5);
+    /* back after 10 s: whole (200 W base + 1,000 W) */
+    double back = s_heater_back(&r, 1000, 10);
+    assert_true(back > 1200 - 30 && back < 1200 + 30);
+    /* back after 70 s: careful again */
+    back = s_heater_back(&r, 1000, 70);
+    assert_true(back < 500 + 5);
+    /* a load of 2.5 times the size after 10 s: careful */
+    back = s_heater_back(&r, 1000, 10);
+    assert_true(back > 1200 - 30);
+    back = s_heater_back(&r, 2500, 10);
+    assert_true(back < 500 + 5);
+    /* where every write is persisted: careful */
+    s_rig(&r);
+    r.p.min_write_interval_ms = 1000;
+    s_on_1s(&r, 200, 6);
+    s_heater_back(&r, 1000, 0);
+    back = s_heater_back(&r, 1000, 10);
+    assert_true(back < 500 + 5);
+}
+
 /* A steady ramp of the household's net power (PV rising as a cloud moves off): the command
  * leads the ramp by the time its effect takes instead of trailing it, and once the ramp ends
  * the command matches the net power again (a ramp is not carried on). */
@@ -1358,6 +1413,7 @@ int main(void)
         cmocka_unit_test(test_clear_export_is_cut_before_the_effect_shows),
         cmocka_unit_test(test_deadband_holds),
         cmocka_unit_test(test_careful_first_step_scales_with_the_meter_interval),
+        cmocka_unit_test(test_a_cycling_load_that_comes_back_is_taken_whole),
         cmocka_unit_test(test_deadband_corrects_a_persistent_small_error),
         cmocka_unit_test(test_zero_is_a_real_idle),
         cmocka_unit_test(test_idle_hysteresis),
