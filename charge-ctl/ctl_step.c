@@ -113,6 +113,27 @@ static bool s_large_demand(const ctl_params_t *p, double need_w)
     return p->min_write_interval_ms == 0 && -need_w > p->dwell_max_w;
 }
 
+/* A fast step (one that cuts export or takes back charge power, gain applied): at most
+ * `StepUpFast` per sample. Without a write interval, what the battery runs in its present
+ * direction is taken back whole and the bound is on the power set in the other direction:
+ * a charge of 2,000 W met by an import of 2,500 W (a cycling oven, a cloud and a load at
+ * once) ends in a discharge of 500 W on that sample, not in the 0 W that a bound on the
+ * whole step leaves, which costs the import for a meter interval. Where every write is
+ * persisted the whole step is bounded: a larger step there spends writes. */
+static double s_fast_step(const ctl_params_t *p, double expect, double corr)
+{
+    double lim = p->step_fast_w;
+    double want = expect + corr;
+    if (p->min_write_interval_ms == 0 && expect * corr < 0) {
+        if (expect > 0 && want < -lim)
+            want = -lim;
+        if (expect < 0 && want > lim)
+            want = lim;
+        return want;
+    }
+    return expect + fmax(-lim, fmin(lim, corr));
+}
+
 /* The battery power at time t_ms as the telemetry showed it: interpolated between the
  * samples around it, the oldest one before the first; after the newest, that one moved
  * toward a command still in progress as the device's first-order response would. */
@@ -609,15 +630,9 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
              * loads (kettle, oven) switch off again and the discharge would be exported. */
             double corr = -err;
             if (corr > 0) {
-                corr *= p->fast_gain;
-                if (corr > p->step_fast_w)
-                    corr = p->step_fast_w;
-                want = expect + corr;
+                want = s_fast_step(p, expect, corr * p->fast_gain);
             } else if (expect > 0) {
-                corr *= p->fast_gain;
-                if (corr < -p->step_fast_w)
-                    corr = -p->step_fast_w;
-                want = expect + corr;
+                want = s_fast_step(p, expect, corr * p->fast_gain);
                 /* Beyond 0 only where the charge may turn straight into discharge (below):
                  * for a large demand, whole; where every write is persisted, by at most the
                  * careful first step of a new import. */

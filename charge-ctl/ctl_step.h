@@ -52,7 +52,7 @@ typedef struct {
     int charge_tol_w;         /* deadband around the target (W) */
     double loop_gain;         /* per-sample gain for corrections that raise export risk */
     double fast_gain;         /* per-sample gain for corrections that cut export */
-    int step_fast_w;          /* largest step per sample that reduces export (W) */
+    int step_fast_w;          /* largest fast step per sample (W); see s_fast_step */
     int step_slow_w;          /* largest step per sample that increases export risk (W) */
     int direction_dwell_ms;   /* minimum time between direction reversals */
     int idle_dwell_ms;        /* minimum time in idle before leaving it */

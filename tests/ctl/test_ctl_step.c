@@ -534,9 +534,11 @@ static void test_a_large_demand_is_not_held_by_the_dwell(void **state)
         if (raised) {
             assert_int_equal(r.out.mode, CTL_MODE_IDLE);
         } else {
-            /* 800 W of charge to 1,600 W of discharge is a step of 2,400 W: StepUpFast */
+            /* 800 W of charge to 1,600 W of discharge: the charge is taken back whole and
+             * the discharge, within StepUpFast, goes to the device's limit */
             assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
-            assert_true(r.out.power_w < -1195 && r.out.power_w > -1205);
+            assert_int_equal(r.out.limit, CTL_L_DEVICE_DISCHARGE);
+            assert_true(r.out.power_w < -1500);
         }
     }
     /* Where every write is persisted the dwells hold whatever the demand (1.4). */
@@ -549,6 +551,57 @@ static void test_a_large_demand_is_not_held_by_the_dwell(void **state)
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
     s_meter(&r, 2000, 1800);
     assert_int_equal(r.out.mode, CTL_MODE_IDLE);
+}
+
+/* A fast step takes back what the battery runs in its present direction whole: StepUpFast
+ * bounds the power set in the other direction, not the whole step (a charge of 2,000 W met
+ * by an import of 2,500 W was left at 0 W for a meter interval). Where every write is
+ * persisted the whole step stays bounded. */
+static void test_a_fast_step_takes_back_the_direction_whole(void **state)
+{
+    (void)state;
+    for (int persisted = 0; persisted <= 1; persisted++) {
+        /* Charging 1,500 W; a 2.2 kW load comes on: 700 W short. */
+        rig_t r;
+        s_rig(&r);
+        r.p.step_fast_w = 1000;
+        s_settle(&r, -1500, 8);
+        assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+        if (persisted) {
+            r.p.min_write_interval_ms = 20000;
+            s_follow(&r, 25000);
+        }
+        s_meter(&r, 1000, 700 + s_batt_ac(&r));
+        if (persisted) {
+            /* bounded: 1,000 W less charge, still charging (from the grid) */
+            assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+            assert_true(r.out.power_w > 480 && r.out.power_w < 530);
+        } else {
+            /* the charge whole, and the 700 W (a large demand) on the same sample */
+            assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+            assert_true(r.out.power_w < -680 && r.out.power_w > -720);
+        }
+
+        /* Discharging 1,200 W; the load goes and the sun comes out: 1,500 W spare. */
+        s_rig(&r);
+        r.p.step_fast_w = 1000;
+        s_settle(&r, 1200, 8);
+        assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+        if (persisted) {
+            r.p.min_write_interval_ms = 20000;
+            s_follow(&r, 25000);
+        }
+        s_meter(&r, 1000, -1500 + s_batt_ac(&r));
+        if (persisted) {
+            /* bounded: 1,000 W less discharge, still exporting */
+            assert_int_equal(r.out.mode, CTL_MODE_DISCHARGE);
+            assert_true(r.out.power_w < -180 && r.out.power_w > -230);
+        } else {
+            /* the discharge whole, and a charge of StepUpFast */
+            assert_int_equal(r.out.mode, CTL_MODE_CHARGE);
+            assert_true(r.out.power_w > 990 && r.out.power_w < 1010);
+        }
+    }
 }
 
 static void test_discharge_to_charge_goes_straight(void **state)
@@ -1423,6 +1476,7 @@ int main(void)
         cmocka_unit_test(test_idle_dwell_before_discharging_again),
         cmocka_unit_test(test_direction_dwell_charge_to_discharge),
         cmocka_unit_test(test_a_large_demand_is_not_held_by_the_dwell),
+        cmocka_unit_test(test_a_fast_step_takes_back_the_direction_whole),
         cmocka_unit_test(test_discharge_to_charge_goes_straight),
         cmocka_unit_test(test_profile_limits),
         cmocka_unit_test(test_persisted_writes_keep_the_power_limit_in_a_band),
