@@ -573,9 +573,12 @@ static void test_bad_usage(void **state)
     free(out);
 }
 
-int main(void)
+/* The tests run as shards so that each stays well inside ctest's time limit under the
+ * sanitizers: "test_twin K N" runs the tests whose index is K modulo N (every test in exactly
+ * one shard); without arguments all of them run. */
+int main(int argc, char **argv)
 {
-    const struct CMUnitTest tests[] = {
+    static const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_p1_clear),
         cmocka_unit_test(test_p1_clear_transients),
         cmocka_unit_test(test_p3_overcast),
@@ -590,5 +593,21 @@ int main(void)
         cmocka_unit_test(test_surplus_switches),
         cmocka_unit_test(test_bad_usage),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const size_t count = sizeof tests / sizeof tests[0];
+    if (argc == 1)
+        return cmocka_run_group_tests(tests, NULL, NULL);
+    char *end1, *end2;
+    long k = argc == 3 ? strtol(argv[1], &end1, 10) : -1;
+    long n = argc == 3 ? strtol(argv[2], &end2, 10) : -1;
+    if (argc != 3 || *end1 || *end2 || n < 1 || n > (long)count || k < 0 || k >= n) {
+        fprintf(stderr,
+                "usage: %s [K N] (run the tests whose index is K modulo N, 0 <= K < N <= %zu)\n",
+                argv[0], count);
+        return 2;
+    }
+    struct CMUnitTest part[sizeof tests / sizeof tests[0]];
+    size_t m = 0;
+    for (size_t i = (size_t)k; i < count; i += (size_t)n)
+        part[m++] = tests[i];
+    return _cmocka_run_group_tests("test_twin", part, m, NULL, NULL);
 }
