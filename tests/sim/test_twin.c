@@ -573,9 +573,9 @@ static void test_bad_usage(void **state)
     free(out);
 }
 
-/* The tests run as shards so that each stays well inside ctest's time limit under the
- * sanitizers: "test_twin K N" runs the tests whose index is K modulo N (every test in exactly
- * one shard); without arguments all of them run. */
+/* ctest runs the tests as shards (bic_add_unit_test's SHARDS), so that each stays well inside
+ * its time limit under the sanitizers: "test_twin K N" runs the tests whose index is K modulo N
+ * (every test in exactly one shard); without arguments all of them run. */
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -599,7 +599,8 @@ int main(int argc, char **argv)
     char *end1, *end2;
     long k = argc == 3 ? strtol(argv[1], &end1, 10) : -1;
     long n = argc == 3 ? strtol(argv[2], &end2, 10) : -1;
-    if (argc != 3 || *end1 || *end2 || n < 1 || n > (long)count || k < 0 || k >= n) {
+    if (argc != 3 || end1 == argv[1] || *end1 || end2 == argv[2] || *end2 || n < 1 ||
+        n > (long)count || k < 0 || k >= n) {
         fprintf(stderr,
                 "usage: %s [K N] (run the tests whose index is K modulo N, 0 <= K < N <= %zu)\n",
                 argv[0], count);
