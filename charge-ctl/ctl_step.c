@@ -629,14 +629,12 @@ void ctl_step(const ctl_params_t *p, ctl_state_t *s, const ctl_input_t *in, ctl_
              * the grid is never wanted). Slow: raising discharge power, since interval
              * loads (kettle, oven) switch off again and the discharge would be exported. */
             double corr = -err;
-            if (corr > 0) {
+            if (corr > 0 || expect > 0) {
                 want = s_fast_step(p, expect, corr * p->fast_gain);
-            } else if (expect > 0) {
-                want = s_fast_step(p, expect, corr * p->fast_gain);
-                /* Beyond 0 only where the charge may turn straight into discharge (below):
-                 * for a large demand, whole; where every write is persisted, by at most the
-                 * careful first step of a new import. */
-                if (want < 0 && !large_straight)
+                /* A charge taken back goes beyond 0 only where it may turn straight into
+                 * discharge (below): for a large demand, whole; where every write is
+                 * persisted, by at most the careful first step of a new import. */
+                if (corr < 0 && want < 0 && !large_straight)
                     want = s_straight_ok(p, s, in) ? fmax(want, -s_slow_step(p, s)) : 0;
             } else if (s->import_run == 0 && !s_cycle_back(p, s, in, err)) {
                 /* New import: a careful first step, since it may be an interval load; a
